@@ -1,0 +1,49 @@
+# Fulfil: event-driven order fulfilment. `make up` runs it, `make test` proves it.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: help install up down status test unit lint bench clean
+
+help:
+	@echo "make up      start Kafka, PostgreSQL and every service (no Docker needed)"
+	@echo "make down    stop everything 'make up' started"
+	@echo "make test    install, start a fresh Kafka and PostgreSQL, run the whole suite"
+	@echo "make unit    only the fast tests that need no infrastructure"
+	@echo "make lint    ruff and the architecture contracts"
+	@echo "make bench   the benchmarks in bench/ (not part of make test)"
+
+$(STAMP): requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PY) deploy/install_paths.py
+	touch $(STAMP)
+
+install: $(STAMP)
+
+up: $(STAMP)
+	$(PY) -m deploy.local up
+
+down: $(STAMP)
+	$(PY) -m deploy.local down
+
+status: $(STAMP)
+	$(PY) -m deploy.local status
+
+test: $(STAMP)
+	$(PY) -m deploy.local infra -- $(PY) -m pytest $(PYTEST_ARGS)
+
+unit: $(STAMP)
+	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
+
+bench: $(STAMP)
+	$(PY) -m deploy.local infra -- $(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .local .pytest_cache .ruff_cache

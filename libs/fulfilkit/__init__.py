@@ -1,0 +1,1 @@
+"""Shared plumbing of the platform's services: contracts, outbox, inbox, HTTP, settings."""

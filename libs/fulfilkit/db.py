@@ -1,0 +1,50 @@
+from pathlib import Path
+
+import asyncpg
+import orjson
+
+MESSAGING_SQL = Path(__file__).with_name("messaging.sql")
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    for name in ("json", "jsonb"):
+        await conn.set_type_codec(
+            name,
+            encoder=lambda v: orjson.dumps(v).decode(),
+            decoder=orjson.loads,
+            schema="pg_catalog",
+        )
+
+
+async def create_pool(dsn: str, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+    )
+    assert pool is not None
+    return pool
+
+
+async def migrate(pool: asyncpg.Pool, schema: str, migrations_dir: Path) -> list[str]:
+    """Apply the shared messaging tables, then the service's `NNN_*.sql` files, in order, once.
+
+    Safe to run concurrently from several replicas: an advisory lock serialises them.
+    Returns the names applied by this call.
+    """
+    scripts = [("000_messaging", MESSAGING_SQL.read_text().format(schema=schema))]
+    scripts += [(p.stem, p.read_text()) for p in sorted(migrations_dir.glob("*.sql"))]
+    applied: list[str] = []
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"migrate:{schema}")
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        await conn.execute(
+            f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations"
+            " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {r["name"] for r in await conn.fetch(f"SELECT name FROM {schema}.schema_migrations")}
+        for name, sql in scripts:
+            if name in done:
+                continue
+            await conn.execute(sql)
+            await conn.execute(f"INSERT INTO {schema}.schema_migrations (name) VALUES ($1)", name)
+            applied.append(name)
+    return applied

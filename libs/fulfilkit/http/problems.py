@@ -1,0 +1,108 @@
+"""RFC 9457 problem details with the platform's error codes (DESIGN.md section 5)."""
+
+import logging
+from typing import Any
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+TITLES = {
+    "invalid_request": (400, "Invalid request"),
+    "invalid_token": (401, "Invalid token"),
+    "no_permission": (403, "No permission"),
+    "no_content": (404, "Not found"),
+    "method_not_allowed": (405, "Method not allowed"),
+    "duplicated": (409, "Duplicated"),
+    "conflict": (409, "Conflict"),
+    "validation": (422, "Validation failed"),
+    "rate_limit": (429, "Rate limit exceeded"),
+    "internal": (500, "Internal error"),
+    "unavailable": (503, "Service unavailable"),
+    "timeout": (504, "Timeout"),
+}
+CODE_OF_STATUS = {status: code for code, (status, _) in TITLES.items()}
+
+
+class Problem(Exception):
+    """Raise anywhere in a request to answer with a problem+json body."""
+
+    def __init__(
+        self,
+        code: str,
+        detail: str,
+        *,
+        errors: list[dict[str, str]] | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.status, self.title = TITLES[code]
+        self.detail = detail
+        self.errors = errors
+        self.headers = headers or {}
+        self.extra = extra
+
+
+def problem_response(problem: Problem) -> Response:
+    body: dict[str, Any] = {
+        "type": f"https://docs.fulfil.dev/errors/{problem.code}",
+        "title": problem.title,
+        "status": problem.status,
+        "detail": problem.detail,
+        "code": problem.code,
+        **problem.extra,
+    }
+    if problem.errors is not None:
+        body["errors"] = problem.errors
+    return Response(
+        orjson.dumps(body), status_code=problem.status, media_type=PROBLEM_JSON,
+        headers=problem.headers,
+    )
+
+
+def json_pointer(loc: tuple[Any, ...]) -> str:
+    parts = [str(p).replace("~", "~0").replace("/", "~1") for p in loc[1:]] if loc else []
+    return "/" + "/".join(parts) if parts else ""
+
+
+def _validation_problem(exc: RequestValidationError) -> Problem:
+    errors = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return Problem("invalid_request", "The request body is not valid JSON.")
+    fields = [
+        {"field": json_pointer(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid"),
+         "in": str(e.get("loc", ("body",))[0])}
+        for e in errors
+    ]
+    return Problem("validation", "The request has invalid fields.", errors=fields)
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    @app.exception_handler(Problem)
+    async def _problem(_: Request, exc: Problem) -> Response:
+        return problem_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(_: Request, exc: RequestValidationError) -> Response:
+        return problem_response(_validation_problem(exc))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+        code = CODE_OF_STATUS.get(exc.status_code, "invalid_request")
+        detail = exc.detail if isinstance(exc.detail, str) else TITLES[code][1]
+        if exc.status_code == 404 and detail == "Not Found":
+            detail = "No such resource."
+        return problem_response(Problem(code, detail))
+
+    @app.exception_handler(Exception)
+    async def _unhandled(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(Problem("internal", "An unexpected error occurred."))

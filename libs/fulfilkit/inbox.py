@@ -1,0 +1,119 @@
+"""Idempotent consumer: an event's id is recorded with its effect, in one transaction.
+
+A batch is applied in one transaction. If that fails for a reason of the data, each event
+is retried alone, a bounded number of times, and one that still fails goes to
+`<topic>.dlq` with the error in its headers; the rest keeps flowing. Infrastructure
+failures (database or broker unreachable) are raised so the batch is consumed again later.
+"""
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+from pydantic import ValidationError
+
+from fulfilkit.contracts import dlq_topic
+from fulfilkit.events import CloudEvent
+
+log = logging.getLogger(__name__)
+
+Apply = Callable[[asyncpg.Connection, list[CloudEvent]], Awaitable[None]]
+
+INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncio.TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.AdminShutdownError,
+)
+
+
+class Inbox:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        consumer: str,
+        producer: AIOKafkaProducer,
+        apply: Apply,
+        *,
+        event_types: Sequence[str] | None = None,
+        max_attempts: int = 3,
+    ) -> None:
+        self._pool = pool
+        self._schema = schema
+        self._consumer = consumer
+        self._producer = producer
+        self._apply = apply
+        self._types = frozenset(event_types) if event_types else None
+        self._max_attempts = max_attempts
+
+    async def handle(self, records: Sequence[Any]) -> None:
+        """Apply one polled batch of Kafka ConsumerRecords."""
+        events: list[tuple[Any, CloudEvent]] = []
+        for record in records:
+            try:
+                event = CloudEvent.from_bytes(record.value or b"")
+            except (ValidationError, ValueError) as exc:
+                await self._dead_letter(record, f"unparseable event: {exc}")
+                continue
+            if self._types is None or event.type in self._types:
+                events.append((record, event))
+        if not events:
+            return
+        try:
+            await self._apply_in_transaction([e for _, e in events])
+        except INFRASTRUCTURE_ERRORS:
+            raise
+        except Exception:
+            log.warning("batch of %d failed; applying one by one", len(events), exc_info=True)
+            for record, event in events:
+                await self._apply_alone(record, event)
+
+    async def _apply_in_transaction(self, events: list[CloudEvent]) -> None:
+        async with self._pool.acquire() as conn, conn.transaction():
+            fresh = await self._record(conn, [e.id for e in events], "applied")
+            unique = {e.id: e for e in events if e.id in fresh}
+            if unique:
+                await self._apply(conn, list(unique.values()))
+
+    async def _record(self, conn: asyncpg.Connection, ids: list[Any], outcome: str) -> set[Any]:
+        rows = await conn.fetch(
+            f"INSERT INTO {self._schema}.inbox (consumer, event_id, outcome)"
+            " SELECT $1, unnest($2::uuid[]), $3 ON CONFLICT DO NOTHING RETURNING event_id",
+            self._consumer, ids, outcome,
+        )
+        return {r["event_id"] for r in rows}
+
+    async def _apply_alone(self, record: Any, event: CloudEvent) -> None:
+        error: Exception | None = None
+        for attempt in range(self._max_attempts):
+            try:
+                await self._apply_in_transaction([event])
+                return
+            except INFRASTRUCTURE_ERRORS:
+                raise
+            except Exception as exc:
+                error = exc
+                await asyncio.sleep(0.05 * 2**attempt)
+        log.error("event %s (%s) dead-lettered: %r", event.id, event.type, error)
+        await self._dead_letter(record, f"{type(error).__name__}: {error}")
+        async with self._pool.acquire() as conn:
+            await self._record(conn, [event.id], "dead_lettered")
+
+    async def _dead_letter(self, record: Any, error: str) -> None:
+        headers = list(record.headers or []) + [
+            ("dlq-error", error[:2000].encode()),
+            ("dlq-consumer", self._consumer.encode()),
+            ("dlq-topic", record.topic.encode()),
+            ("dlq-partition", str(record.partition).encode()),
+            ("dlq-offset", str(record.offset).encode()),
+        ]
+        await self._producer.send_and_wait(
+            dlq_topic(record.topic), value=record.value, key=record.key, headers=headers
+        )

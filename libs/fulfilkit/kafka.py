@@ -1,0 +1,85 @@
+"""Kafka plumbing: explicit topic creation, the producer, and inbox-backed batch subscribers."""
+
+import asyncio
+import logging
+from collections.abc import Iterable
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from fulfilkit.inbox import Inbox
+
+log = logging.getLogger(__name__)
+
+
+async def ensure_topics(
+    bootstrap: str, names: Iterable[str], partitions: int, replication_factor: int = 1
+) -> None:
+    """Create the platform's topics with a set partition count (never rely on auto-create)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [n for n in names if n not in existing]
+        if not missing:
+            return
+        try:
+            await admin.create_topics(
+                [NewTopic(n, num_partitions=partitions, replication_factor=replication_factor)
+                 for n in missing]
+            )
+        except TopicAlreadyExistsError:
+            pass
+    finally:
+        await admin.close()
+
+
+def make_producer(bootstrap: str) -> AIOKafkaProducer:
+    return AIOKafkaProducer(
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=2,
+        max_batch_size=256 * 1024,
+    )
+
+
+def _raw_bodies(message: KafkaMessage) -> object:
+    return message.body
+
+
+def subscribe(
+    broker: KafkaBroker,
+    inbox: Inbox,
+    *topics: str,
+    group_id: str,
+    max_records: int = 500,
+    retry_backoff: float = 1.0,
+) -> None:
+    """Consume `topics` in batches through `inbox`; commit offsets only after it applied them."""
+
+    @broker.subscriber(
+        *topics,
+        group_id=group_id,
+        batch=True,
+        max_records=max_records,
+        batch_timeout_ms=50,
+        auto_offset_reset="earliest",
+        ack_policy=AckPolicy.MANUAL,
+        decoder=_raw_bodies,
+        title=f"{group_id}:{','.join(topics)}",
+    )
+    async def consume(body: list[bytes], message: KafkaMessage) -> None:
+        records = message.raw_message
+        try:
+            await inbox.handle(records if isinstance(records, tuple) else (records,))
+        except Exception as exc:  # data errors were dead-lettered inside; this is infrastructure
+            log.warning("consumer %s cannot apply batch, will retry: %r", group_id, exc)
+            await asyncio.sleep(retry_backoff)
+            await message.nack()
+            return
+        await message.ack()

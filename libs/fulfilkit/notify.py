@@ -1,0 +1,62 @@
+"""Wait in a request for something a consumer will commit later, on any replica.
+
+Writers call `notify(conn, channel, key)` inside their transaction; PostgreSQL delivers the
+notification on commit to every listening process, so a request waiting in replica A is
+woken by a consumer running in replica B.
+"""
+
+import asyncio
+import contextlib
+
+import asyncpg
+
+
+async def notify(conn: asyncpg.Connection, channel: str, keys: list[str]) -> None:
+    if keys:
+        await conn.execute("SELECT pg_notify($1, k) FROM unnest($2::text[]) AS k", channel, keys)
+
+
+class Waiter:
+    def __init__(self, pool: asyncpg.Pool, channel: str) -> None:
+        self._pool = pool
+        self._channel = channel
+        self._conn: asyncpg.Connection | None = None
+        self._futures: dict[str, list[asyncio.Future[None]]] = {}
+
+    async def start(self) -> None:
+        self._conn = await self._pool.acquire()
+        await self._conn.add_listener(self._channel, self._on_notify)
+
+    async def stop(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(Exception):
+                await self._conn.remove_listener(self._channel, self._on_notify)
+            await self._pool.release(self._conn)
+            self._conn = None
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, key: str) -> None:
+        for future in self._futures.pop(key, []):
+            if not future.done():
+                future.set_result(None)
+
+    def expect(self, key: str) -> asyncio.Future[None]:
+        """Register interest before the write that may trigger the notification."""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._futures.setdefault(key, []).append(future)
+        return future
+
+    async def wait(self, key: str, future: asyncio.Future[None], seconds: float) -> bool:
+        try:
+            await asyncio.wait_for(asyncio.shield(future), seconds)
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            self.forget(key, future)
+
+    def forget(self, key: str, future: asyncio.Future[None]) -> None:
+        waiting = self._futures.get(key, [])
+        if future in waiting:
+            waiting.remove(future)
+        if not waiting:
+            self._futures.pop(key, None)

@@ -1,0 +1,28 @@
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class ServiceSettings(BaseSettings):
+    """Settings every service reads from the environment; each service extends them."""
+
+    model_config = SettingsConfigDict(env_file=None, extra="ignore")
+
+    environment: str = "development"
+
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    internal_token: str = Field(default="dev-internal-token", min_length=8)
+    kafka_partitions: int = Field(default=8, ge=1)
+    db_pool_min_size: int = Field(default=2, ge=1)
+    db_pool_max_size: int = Field(default=20, ge=1)
+    outbox_batch_size: int = Field(default=500, ge=1)
+    outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    consumer_max_records: int = Field(default=500, ge=1)
+    consumer_max_attempts: int = Field(default=3, ge=1)
+    log_level: str = "INFO"
+
+    @model_validator(mode="after")
+    def _no_default_secrets_in_production(self) -> "ServiceSettings":
+        if self.environment != "development" and self.internal_token == "dev-internal-token":
+            raise ValueError("INTERNAL_TOKEN must be set outside development")
+        return self

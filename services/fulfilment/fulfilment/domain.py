@@ -1,0 +1,62 @@
+"""Fulfillments, their state machine and shipping-provider choice. No I/O here."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+STATUS_ORDER = ("waiting_for_picking", "picking", "packed", "shipped", "delivered")
+
+
+class IllegalTransition(Exception):
+    pass
+
+
+@dataclass
+class Fulfillment:
+    id: UUID
+    tenant_id: UUID
+    fulfillment_id: str
+    sale: UUID
+    sale_id: str
+    location: str
+    status: str
+    shipping_provider: str
+    tracking_number: str
+    is_bulky: bool
+    version: int
+    date_created: datetime
+
+
+def fulfillment_number(fulfillment: UUID) -> str:
+    return f"F-{fulfillment.hex[:12].upper()}"
+
+
+def check_digit(digits: str) -> int:
+    """Mod-10 (Luhn) check digit, so a mistyped tracking number is caught at once."""
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch) * (2 if i % 2 == 0 else 1)
+        total += d - 9 if d > 9 else d
+    return (10 - total % 10) % 10
+
+
+def tracking_number(prefix: str, serial: int) -> str:
+    digits = f"{serial:010d}"
+    return f"{prefix}{digits}{check_digit(digits)}"
+
+
+def choose_provider(rules: dict[str, str], location: str, channel: str, default: str) -> str:
+    """Rules map `location:<id>` or `channel:<name>` to a provider; location wins."""
+    return rules.get(f"location:{location}") or rules.get(f"channel:{channel}") or default
+
+
+def next_status(current: str, target: str) -> str:
+    if target == "canceled":
+        if current in ("shipped", "delivered", "canceled"):
+            raise IllegalTransition(f"a {current} fulfillment cannot be canceled")
+        return target
+    if current == "canceled" or target not in STATUS_ORDER:
+        raise IllegalTransition(f"a {current} fulfillment cannot become {target}")
+    if STATUS_ORDER.index(target) <= STATUS_ORDER.index(current):
+        raise IllegalTransition(f"a {current} fulfillment cannot go back to {target}")
+    return target

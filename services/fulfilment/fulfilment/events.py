@@ -1,0 +1,21 @@
+"""Turns fulfillment changes into the platform's events."""
+
+import dataclasses
+
+from fulfilkit import contracts as c
+from fulfilkit.outbox import Keyed
+from fulfilment.domain import Fulfillment
+
+SOURCE = "/fulfilment"
+
+
+def snapshot(f: Fulfillment) -> c.FulfillmentSnapshot:
+    fields = dataclasses.asdict(f)
+    fields.pop("tenant_id")
+    return c.FulfillmentSnapshot(**fields)
+
+
+def fulfillment_created(f: Fulfillment) -> Keyed:
+    event = c.make_event(source=SOURCE, type=c.FULFILLMENT_CREATED, tenant_id=f.tenant_id,
+                         subject=f"fulfillment/{f.id}", data=snapshot(f))
+    return c.sale_key(f.tenant_id, f.sale), event

@@ -1,0 +1,117 @@
+"""Sales REST routes (public, through the gateway) and the internal claim used by shipping."""
+
+import dataclasses
+import uuid
+from datetime import datetime
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Request, Response
+
+from fulfilkit.events import utcnow
+from fulfilkit.http.internal import Actor, TenantId
+from fulfilkit.http.pagination import Page, paginated
+from fulfilkit.http.problems import Problem
+from fulfilkit.notify import Waiter
+from fulfilkit.outbox import add_events
+from fulfilkit.service import Pool, RuntimeDep
+from orders import events, store
+from orders.changes import save_changes
+from orders.domain import Sale, Status, StatusChange, transition
+from orders.schemas import ClaimError, ClaimIn, ClaimOut, SaleIn, SaleOut
+
+router = APIRouter(prefix="/api/v1", tags=["sales"])
+internal = APIRouter(prefix="/internal", include_in_schema=False)
+
+
+def sale_out(sale: Sale, history: list[dict] | None = None) -> SaleOut:
+    return SaleOut(**dataclasses.asdict(sale), status_history=history or [])
+
+
+def new_sale(body: SaleIn, tenant: uuid.UUID) -> Sale:
+    dump = body.model_dump()
+    return Sale(
+        id=uuid.uuid4(), tenant_id=tenant, sale_id=body.sale_id, status="awaiting_stock",
+        version=1, shop=dump["shop"], location_id=body.location_id, lines=dump["lines"],
+        customer=body.customer, shipping_address=body.shipping_address, cancel_reason=None,
+        reservation=None, created_at=utcnow(),
+    )
+
+
+@router.post("/sales", status_code=201, response_model=SaleOut,
+             responses={202: {"model": SaleOut, "description": "accepted, awaiting stock"}})
+async def create_sale(
+    body: SaleIn, tenant: TenantId, actor: Actor, runtime: RuntimeDep, response: Response,
+    prefer: Annotated[str | None, Header()] = None,
+) -> SaleOut:
+    respond_async = "respond-async" in (prefer or "")
+    sale = new_sale(body, tenant)
+    waiter: Waiter = runtime.extras["waiter"]
+    outcome = None if respond_async else waiter.expect(str(sale.id))
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        if not await store.insert_sale(conn, sale):
+            if outcome is not None:
+                waiter.forget(str(sale.id), outcome)
+            raise Problem("duplicated", f"A sale with sale_id {body.sale_id!r} exists.")
+        await store.insert_first_history(conn, sale, actor)
+        await add_events(conn, "orders", [events.sale_created(sale)])
+    if outcome is not None:
+        await waiter.wait(str(sale.id), outcome, runtime.settings.sale_create_wait_seconds)
+    async with runtime.pool.acquire() as conn:
+        stored = await store.get_sale_by_id(conn, sale.id)
+        assert stored is not None
+        history = await store.history(conn, sale.id)
+    response.headers["Location"] = f"/api/v1/sales/{sale.sale_id}"
+    if respond_async:
+        response.headers["Preference-Applied"] = "respond-async"
+    if stored.status == "awaiting_stock":
+        response.status_code = 202
+    return sale_out(stored, history)
+
+
+@router.get("/sales/{sale_id}", response_model=SaleOut)
+async def get_sale(sale_id: str, tenant: TenantId, pool: Pool) -> SaleOut:
+    async with pool.acquire() as conn:
+        sale = await store.get_sale(conn, tenant, sale_id)
+        if sale is None:
+            raise Problem("no_content", f"No sale with sale_id {sale_id!r}.")
+        return sale_out(sale, await store.history(conn, sale.id))
+
+
+@router.get("/sales")
+async def list_sales(
+    request: Request, response: Response, tenant: TenantId, pool: Pool, page: Page,
+    status: Annotated[list[Status] | None, Query()] = None,
+    channel: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+) -> dict:
+    async with pool.acquire() as conn:
+        sales, total = await store.list_sales(
+            conn, tenant, statuses=status or [], channel=channel, created_from=created_from,
+            created_to=created_to, limit=page.limit, offset=page.offset,
+        )
+    items = [sale_out(s).model_dump(mode="json") for s in sales]
+    return paginated(request, response, page, items, total)
+
+
+@internal.post("/sales/claim", response_model=ClaimOut)
+async def claim_for_shipping(body: ClaimIn, tenant: TenantId, actor: Actor, pool: Pool) -> ClaimOut:
+    """Compare-and-set `pending -> in_fulfillment`: each sale is claimed at most once."""
+    errors: list[ClaimError] = []
+    changes: list[StatusChange] = []
+    async with pool.acquire() as conn, conn.transaction():
+        sales = await store.lock_sales_by_sale_id(conn, tenant, body.sale_ids)
+        for sale_id in dict.fromkeys(body.sale_ids):
+            sale = sales.get(sale_id)
+            if sale is None:
+                errors.append(ClaimError(sale_id=sale_id, code="not_found", detail="No such sale."))
+            elif sale.status != "pending":
+                errors.append(ClaimError(
+                    sale_id=sale_id, code="invalid_status", status=sale.status,
+                    detail=f"Only pending sales can be shipped; this one is {sale.status}.",
+                ))
+            else:
+                changes.append(transition(sale, "in_fulfillment", "shipping_init"))
+        await save_changes(conn, [ch.sale for ch in changes], changes, actor)
+    claimed = [events.snapshot(ch.sale).model_dump(mode="json") for ch in changes]
+    return ClaimOut(claimed=claimed, errors=errors)

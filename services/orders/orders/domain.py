@@ -1,0 +1,81 @@
+"""The sale and its state machine. `orders` is the only writer of a sale's status."""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+Status = Literal[
+    "awaiting_stock", "pending", "backordered", "in_fulfillment", "shipped", "delivered", "canceled"
+]
+
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "awaiting_stock": frozenset({"pending", "backordered", "canceled"}),
+    "backordered": frozenset({"pending", "canceled"}),
+    "pending": frozenset({"in_fulfillment", "canceled"}),
+    "in_fulfillment": frozenset({"shipped", "canceled"}),
+    "shipped": frozenset({"delivered"}),
+    "delivered": frozenset(),
+    "canceled": frozenset(),
+}
+
+
+class IllegalTransition(Exception):
+    def __init__(self, sale_id: str, current: str, target: str) -> None:
+        super().__init__(f"sale {sale_id} is {current} and cannot become {target}")
+        self.sale_id, self.current, self.target = sale_id, current, target
+
+
+@dataclass
+class Sale:
+    id: UUID
+    tenant_id: UUID
+    sale_id: str
+    status: str
+    version: int
+    shop: dict[str, Any]
+    location_id: str
+    lines: list[dict[str, Any]]
+    customer: dict[str, Any] | None
+    shipping_address: dict[str, Any] | None
+    cancel_reason: str | None
+    reservation: dict[str, Any] | None
+    fulfillments: list[dict[str, Any]] = field(default_factory=list)
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class StatusChange:
+    sale: Sale
+    previous: str
+    reason: str | None
+
+
+def can_transition(current: str, target: str) -> bool:
+    return target in TRANSITIONS[current]
+
+
+def transition(sale: Sale, target: str, reason: str | None = None) -> StatusChange:
+    if not can_transition(sale.status, target):
+        raise IllegalTransition(sale.sale_id, sale.status, target)
+    previous = sale.status
+    sale.status = target
+    sale.version += 1
+    return StatusChange(sale, previous, reason)
+
+
+def apply_reservation_outcome(
+    sale: Sale, reserved: bool, reservation: dict[str, Any]
+) -> StatusChange | None:
+    """stock.reserved makes a waiting sale pending; a failure makes it backordered.
+
+    Outcomes that arrive after the sale moved on (for example canceled) change nothing.
+    """
+    sale.reservation = reservation
+    target = "pending" if reserved else "backordered"
+    if sale.status == target or not can_transition(sale.status, target):
+        return None
+    if not reserved and sale.status != "awaiting_stock":
+        return None
+    return transition(sale, target, "stock_reserved" if reserved else "stock_short")

@@ -1,0 +1,40 @@
+"""Turns sale changes into the platform's events (contracts in fulfilkit.contracts)."""
+
+from fulfilkit import contracts as c
+from fulfilkit.events import utcnow
+from fulfilkit.outbox import Keyed
+from orders.domain import Sale, StatusChange
+
+SOURCE = "/orders"
+
+
+def snapshot(sale: Sale) -> c.SaleSnapshot:
+    now = utcnow()
+    return c.SaleSnapshot(
+        id=sale.id, sale_id=sale.sale_id, status=sale.status, version=sale.version,  # type: ignore[arg-type]
+        shop=c.Shop(**sale.shop), location_id=sale.location_id,
+        lines=[c.SaleLine(**ln) for ln in sale.lines], customer=sale.customer,
+        shipping_address=sale.shipping_address, cancel_reason=sale.cancel_reason,
+        created_at=sale.created_at or now, updated_at=now,
+    )
+
+
+def _event(sale: Sale, type_: str, data: c.SaleSnapshot) -> Keyed:
+    event = c.make_event(source=SOURCE, type=type_, tenant_id=sale.tenant_id,
+                         subject=f"sale/{sale.id}", data=data)
+    return c.sale_key(sale.tenant_id, sale.id), event
+
+
+def sale_created(sale: Sale) -> Keyed:
+    return _event(sale, c.SALE_CREATED, snapshot(sale))
+
+
+def status_changed(change: StatusChange) -> list[Keyed]:
+    data = c.SaleStatusChanged(
+        **snapshot(change.sale).model_dump(), previous_status=change.previous,  # type: ignore[arg-type]
+        reason=change.reason,
+    )
+    keyed = [_event(change.sale, c.SALE_STATUS_CHANGED, data)]
+    if change.sale.status == "canceled":
+        keyed.append(_event(change.sale, c.SALE_CANCELED, data))
+    return keyed

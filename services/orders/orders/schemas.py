@@ -1,0 +1,74 @@
+"""Request and response bodies of the sales API."""
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ShopIn(Strict):
+    channel: Annotated[str, Field(min_length=1, max_length=64)]
+    shop_name: Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class LineIn(Strict):
+    sku: Code
+    quantity: Annotated[int, Field(gt=0, le=1_000_000)]
+
+
+class SaleIn(Strict):
+    sale_id: Code
+    shop: ShopIn
+    location_id: Code
+    lines: Annotated[list[LineIn], Field(min_length=1, max_length=500)]
+    customer: dict[str, Any] | None = None
+    shipping_address: dict[str, Any] | None = None
+
+
+class StatusHistoryEntry(BaseModel):
+    from_status: str | None
+    to_status: str
+    reason: str | None
+    actor: str
+    at: datetime
+
+
+class SaleOut(BaseModel):
+    id: UUID
+    sale_id: str
+    status: str
+    version: int
+    shop: dict[str, Any]
+    location_id: str
+    lines: list[dict[str, Any]]
+    customer: dict[str, Any] | None
+    shipping_address: dict[str, Any] | None
+    cancel_reason: str | None
+    reservation: dict[str, Any] | None
+    fulfillments: list[dict[str, Any]]
+    status_history: list[StatusHistoryEntry] = []
+    created_at: datetime
+    updated_at: datetime
+
+
+class ClaimIn(Strict):
+    sale_ids: Annotated[list[Code], Field(min_length=1, max_length=100)]
+
+
+class ClaimError(BaseModel):
+    sale_id: str
+    code: Literal["not_found", "invalid_status"]
+    detail: str
+    status: str | None = None
+
+
+class ClaimOut(BaseModel):
+    claimed: list[dict[str, Any]]
+    errors: list[ClaimError]

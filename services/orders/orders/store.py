@@ -1,0 +1,137 @@
+"""SQL for the orders schema."""
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import orjson
+
+from orders.domain import Sale, StatusChange
+
+S = "orders"
+SALE_COLUMNS = (
+    "id, tenant_id, sale_id, status, version, shop, location_id, lines, customer,"
+    " shipping_address, cancel_reason, reservation, fulfillments, created_at, updated_at"
+)
+
+
+def _json(value: Any) -> str | None:
+    """jsonb values go into unnest() as text: a list would be read as a nested array."""
+    return None if value is None else orjson.dumps(value).decode()
+
+
+def _sale(row: asyncpg.Record) -> Sale:
+    return Sale(**dict(row))
+
+
+async def insert_sale(conn: asyncpg.Connection, sale: Sale) -> bool:
+    status = await conn.execute(
+        f"INSERT INTO {S}.sales (id, tenant_id, sale_id, status, version, shop, location_id,"
+        " lines, customer, shipping_address, created_at, updated_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)"
+        " ON CONFLICT (tenant_id, sale_id) DO NOTHING",
+        sale.id, sale.tenant_id, sale.sale_id, sale.status, sale.version, sale.shop,
+        sale.location_id, sale.lines, sale.customer, sale.shipping_address, sale.created_at,
+    )
+    return status.endswith("1")
+
+
+async def get_sale(conn: asyncpg.Connection, tenant_id: UUID, sale_id: str) -> Sale | None:
+    row = await conn.fetchrow(
+        f"SELECT {SALE_COLUMNS} FROM {S}.sales WHERE tenant_id = $1 AND sale_id = $2",
+        tenant_id, sale_id,
+    )
+    return _sale(row) if row else None
+
+
+async def get_sale_by_id(conn: asyncpg.Connection, sale: UUID) -> Sale | None:
+    row = await conn.fetchrow(f"SELECT {SALE_COLUMNS} FROM {S}.sales WHERE id = $1", sale)
+    return _sale(row) if row else None
+
+
+async def lock_sales(conn: asyncpg.Connection, ids: Iterable[UUID]) -> dict[UUID, Sale]:
+    rows = await conn.fetch(
+        f"SELECT {SALE_COLUMNS} FROM {S}.sales WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
+        sorted(set(ids)),
+    )
+    return {r["id"]: _sale(r) for r in rows}
+
+
+async def lock_sales_by_sale_id(
+    conn: asyncpg.Connection, tenant_id: UUID, sale_ids: Sequence[str]
+) -> dict[str, Sale]:
+    rows = await conn.fetch(
+        f"SELECT {SALE_COLUMNS} FROM {S}.sales WHERE tenant_id = $1 AND sale_id = ANY($2::text[])"
+        " ORDER BY id FOR UPDATE",
+        tenant_id, list(sale_ids),
+    )
+    return {r["sale_id"]: _sale(r) for r in rows}
+
+
+async def save_sales(conn: asyncpg.Connection, sales: Iterable[Sale]) -> None:
+    sales = list(sales)
+    if not sales:
+        return
+    await conn.execute(
+        f"UPDATE {S}.sales AS s SET status = v.status, version = v.version,"
+        " reservation = v.reservation::jsonb, fulfillments = v.fulfillments::jsonb,"
+        " cancel_reason = v.cancel_reason, updated_at = now()"
+        " FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[])"
+        " AS v(id, status, version, reservation, fulfillments, cancel_reason) WHERE s.id = v.id",
+        [s.id for s in sales], [s.status for s in sales], [s.version for s in sales],
+        [_json(s.reservation) for s in sales], [_json(s.fulfillments) for s in sales],
+        [s.cancel_reason for s in sales],
+    )
+
+
+async def insert_history(
+    conn: asyncpg.Connection, changes: Sequence[StatusChange], actor: str
+) -> None:
+    if not changes:
+        return
+    await conn.execute(
+        f"INSERT INTO {S}.status_history (sale, from_status, to_status, reason, actor)"
+        " SELECT s, f, t, r, $5 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])"
+        " AS v(s, f, t, r)",
+        [c.sale.id for c in changes], [c.previous for c in changes],
+        [c.sale.status for c in changes], [c.reason for c in changes], actor,
+    )
+
+
+async def insert_first_history(conn: asyncpg.Connection, sale: Sale, actor: str) -> None:
+    await conn.execute(
+        f"INSERT INTO {S}.status_history (sale, from_status, to_status, reason, actor)"
+        " VALUES ($1, NULL, $2, 'created', $3)",
+        sale.id, sale.status, actor,
+    )
+
+
+async def history(conn: asyncpg.Connection, sale: UUID) -> list[dict[str, Any]]:
+    rows = await conn.fetch(
+        f"SELECT from_status, to_status, reason, actor, at FROM {S}.status_history"
+        " WHERE sale = $1 ORDER BY id",
+        sale,
+    )
+    return [dict(r) for r in rows]
+
+
+async def list_sales(
+    conn: asyncpg.Connection, tenant_id: UUID, *, statuses: Sequence[str], channel: str | None,
+    created_from: datetime | None, created_to: datetime | None, limit: int, offset: int,
+) -> tuple[list[Sale], int]:
+    where = (
+        "tenant_id = $1 AND (cardinality($2::text[]) = 0 OR status = ANY($2::text[]))"
+        " AND ($3::text IS NULL OR shop->>'channel' = $3)"
+        " AND ($4::timestamptz IS NULL OR created_at >= $4)"
+        " AND ($5::timestamptz IS NULL OR created_at < $5)"
+    )
+    args = (tenant_id, list(statuses), channel, created_from, created_to)
+    total = await conn.fetchval(f"SELECT count(*) FROM {S}.sales WHERE {where}", *args)
+    rows = await conn.fetch(
+        f"SELECT {SALE_COLUMNS} FROM {S}.sales WHERE {where}"
+        " ORDER BY created_at, id LIMIT $6 OFFSET $7",
+        *args, limit, offset,
+    )
+    return [_sale(r) for r in rows], total

@@ -1,0 +1,48 @@
+import uuid
+
+import pytest
+
+from orders.domain import IllegalTransition, Sale, apply_reservation_outcome, transition
+
+
+def sale(status: str) -> Sale:
+    return Sale(uuid.uuid4(), uuid.uuid4(), "S-1", status, 1, {"channel": "web", "shop_name": "x"},
+                "wh-1", [{"sku": "A", "quantity": 1}], None, None, None, None)
+
+
+def test_pending_sale_is_claimed_once():
+    s = sale("pending")
+    change = transition(s, "in_fulfillment", "shipping_init")
+    assert (change.previous, s.status, s.version) == ("pending", "in_fulfillment", 2)
+    with pytest.raises(IllegalTransition):
+        transition(s, "in_fulfillment")
+
+
+@pytest.mark.parametrize("status", ["awaiting_stock", "backordered", "shipped", "canceled"])
+def test_only_pending_sales_can_be_claimed(status):
+    with pytest.raises(IllegalTransition):
+        transition(sale(status), "in_fulfillment")
+
+
+def test_shipped_and_delivered_sales_cannot_be_canceled():
+    for status in ("shipped", "delivered"):
+        with pytest.raises(IllegalTransition):
+            transition(sale(status), "canceled")
+
+
+def test_reservation_outcomes_move_waiting_sales():
+    pending = sale("awaiting_stock")
+    assert apply_reservation_outcome(pending, True, {}).sale.status == "pending"
+    short = sale("awaiting_stock")
+    assert apply_reservation_outcome(short, False, {}).sale.status == "backordered"
+    back = sale("backordered")
+    assert apply_reservation_outcome(back, True, {}).sale.status == "pending"
+
+
+def test_late_outcomes_change_nothing():
+    canceled = sale("canceled")
+    assert apply_reservation_outcome(canceled, True, {}) is None
+    assert canceled.status == "canceled"
+    pending = sale("pending")
+    assert apply_reservation_outcome(pending, False, {}) is None
+    assert pending.status == "pending"

@@ -1,0 +1,5 @@
+from fulfilkit.settings import ServiceSettings
+
+
+class StockSettings(ServiceSettings):
+    pass

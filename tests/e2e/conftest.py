@@ -1,0 +1,58 @@
+"""The whole platform as real processes on the real broker and database, once per session."""
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from deploy.local.services import SERVICES, Platform, free_ports
+from tests.support import Client, ref
+
+LOG_DIR = Path(__file__).resolve().parents[2] / ".local" / "test-logs"
+
+TEST_SETTINGS = {
+    "RATE_LIMIT_PER_SECOND": "100000",
+    "RATE_LIMIT_BURST": "100000",
+    "OUTBOX_POLL_INTERVAL_SECONDS": "0.5",
+    "WEBHOOK_POLL_INTERVAL_SECONDS": "0.1",
+    "WEBHOOK_RETRY_SCHEDULE_SECONDS": "0.2,0.4,0.8",
+    "CONSUMER_MAX_ATTEMPTS": "2",
+}
+
+
+@pytest.fixture(scope="session")
+def platform(infrastructure) -> Iterator[Platform]:
+    LOG_DIR.mkdir(parents=True, exist_ok=True)
+    ports = dict(zip([s.name for s in SERVICES], free_ports(len(SERVICES)), strict=True))
+    with Platform(
+        database_url=infrastructure.database_url,
+        bootstrap_servers=infrastructure.bootstrap_servers,
+        log_dir=LOG_DIR,
+        ports=ports,
+        extra_env=TEST_SETTINGS,
+    ) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+        yield session
+
+
+async def new_tenant(platform: Platform, http: aiohttp.ClientSession) -> Client:
+    admin = Client(http, platform.gateway_url, platform.admin_token)
+    answer = await admin.post("/admin/tenants", {"name": ref("tenant")})
+    assert answer.status == 201, answer
+    return Client(http, platform.gateway_url, answer.body["api_key"], answer.body["tenant"]["id"])
+
+
+@pytest.fixture
+async def tenant(platform: Platform, http: aiohttp.ClientSession) -> Client:
+    return await new_tenant(platform, http)
+
+
+@pytest.fixture
+async def other_tenant(platform: Platform, http: aiohttp.ClientSession) -> Client:
+    return await new_tenant(platform, http)

@@ -1,0 +1,102 @@
+"""At-least-once publishing, exactly-once effects, and dead-lettering, on the real broker."""
+
+import uuid
+from pathlib import Path
+
+import orjson
+import pytest
+
+from fulfilkit import contracts as c
+from fulfilkit.db import create_pool, migrate
+from fulfilkit.events import CloudEvent, utcnow
+from fulfilkit.kafka import make_producer
+from fulfilkit.outbox import OutboxRelay, add_events
+from tests.e2e.stocking import sale_body, stocked_product
+from tests.kafka_tools import produce, read_all
+from tests.support import Client, eventually, ref
+
+pytestmark = pytest.mark.integration
+
+
+class RelayCrashed(Exception):
+    pass
+
+
+def sale_created(tenant_id: str, location: str, sku: str, quantity: int) -> CloudEvent:
+    now = utcnow()
+    snapshot = c.SaleSnapshot(
+        id=uuid.uuid4(), sale_id=ref("S"), status="awaiting_stock", version=1,
+        shop=c.Shop(channel="web", shop_name="t"), location_id=location,
+        lines=[c.SaleLine(sku=sku, quantity=quantity)], created_at=now, updated_at=now,
+    )
+    return c.make_event(source="/tests", type=c.SALE_CREATED, tenant_id=uuid.UUID(tenant_id),
+                        subject=f"sale/{snapshot.id}", data=snapshot)
+
+
+async def test_relay_crash_between_publish_and_mark_still_reserves_once(
+    tenant: Client, infrastructure, tmp_path: Path,
+):
+    sku, location, _ = await stocked_product(tenant, quantity=5)
+    event = sale_created(tenant.tenant_id, location, sku, quantity=2)
+    pool = await create_pool(infrastructure.database_url)
+    producer = make_producer(infrastructure.bootstrap_servers)
+    await producer.start()
+    try:
+        await migrate(pool, "relaycrash", tmp_path)
+        async with pool.acquire() as conn, conn.transaction():
+            await add_events(conn, "relaycrash", [(c.sale_key(event.tenantid, event.id), event)])
+
+        async def crash(_: list[int]) -> None:
+            raise RelayCrashed
+
+        with pytest.raises(RelayCrashed):
+            await OutboxRelay(pool, "relaycrash", producer, after_publish=crash).publish_batch()
+        assert await OutboxRelay(pool, "relaycrash", producer).publish_batch() == 1
+
+        copies = [r for r in await read_all(infrastructure.bootstrap_servers, c.SALES_TOPIC)
+                  if orjson.loads(r.value).get("id") == str(event.id)]
+        assert len(copies) == 2, "the crash should have made the relay publish twice"
+
+        async def applied() -> int:
+            return await pool.fetchval(
+                "SELECT count(*) FROM stock.inbox WHERE event_id = $1", event.id)
+
+        await eventually(applied, lambda n: n == 1, what="stock applied the event")
+        reservations = await pool.fetchval(
+            "SELECT count(*) FROM stock.reservations WHERE sale = $1",
+            uuid.UUID(event.data["id"]))
+        records = await tenant.get("/stock/stock-records", sku=sku)
+        assert reservations == 1
+        assert records.body["data"][0]["reserved"] == 2
+    finally:
+        await producer.stop()
+        await pool.close()
+
+
+async def test_poison_messages_are_dead_lettered_and_the_rest_flows(
+    tenant: Client, infrastructure,
+):
+    bootstrap = infrastructure.bootstrap_servers
+    garbage_key = ref("poison").encode()
+    bad_data = sale_created(tenant.tenant_id, "wh", "sku", 1).model_copy(
+        update={"data": {"id": "not-a-uuid"}})
+    bad_key = ref("bad-data").encode()
+    await produce(bootstrap, c.SALES_TOPIC,
+                  [(garbage_key, b"\x00not json"), (bad_key, bad_data.to_bytes())])
+
+    sku, location, _ = await stocked_product(tenant, quantity=3)
+    sale_id = ref("S")
+    created = await tenant.post("/sales", sale_body(sale_id, location, (sku, 1)))
+    assert created.status == 201
+    assert created.body["status"] == "pending"
+
+    async def dead_lettered_by_stock() -> dict[bytes, dict[str, bytes]]:
+        records = await read_all(bootstrap, c.dlq_topic(c.SALES_TOPIC))
+        return {r.key: dict(r.headers) for r in records
+                if r.key in (garbage_key, bad_key) and dict(r.headers)["dlq-consumer"] == b"stock"}
+
+    found = await eventually(dead_lettered_by_stock, lambda d: len(d) == 2,
+                             what="both poison messages in sales.events.dlq")
+    assert found[garbage_key]["dlq-error"].startswith(b"unparseable event")
+    assert found[garbage_key]["dlq-topic"] == c.SALES_TOPIC.encode()
+    assert b"ValidationError" in found[bad_key]["dlq-error"]
