@@ -1,6 +1,9 @@
 """Reading and writing topics directly, to inspect what the platform put on the wire."""
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
+import asyncio
+import time
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 
 async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
@@ -13,20 +16,24 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]
         await producer.stop()
 
 
-async def read_all(bootstrap: str, topic: str) -> list[ConsumerRecord]:
+async def read_all(bootstrap: str, topic: str, timeout: float = 20.0) -> list[ConsumerRecord]:
     """Every record on `topic` right now, from the beginning, without joining a group."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
     await consumer.start()
+    deadline = time.monotonic() + timeout
     try:
-        await consumer.topics()
-        partitions = [TopicPartition(topic, p)
-                      for p in sorted(consumer.partitions_for_topic(topic) or ())]
-        consumer.assign(partitions)
+        while not consumer.assignment():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no partitions of {topic} were assigned")
+            await asyncio.sleep(0.05)
+        partitions = sorted(consumer.assignment())
         ends = await consumer.end_offsets(partitions)
-        await consumer.seek_to_beginning(*partitions)
         records: list[ConsumerRecord] = []
         while any([await consumer.position(tp) < ends[tp] for tp in partitions]):
-            for items in (await consumer.getmany(timeout_ms=500)).values():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not read {topic} to its end")
+            for items in (await consumer.getmany(timeout_ms=200)).values():
                 records.extend(items)
         return records
     finally:

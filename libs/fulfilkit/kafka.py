@@ -27,13 +27,14 @@ async def ensure_topics(
         missing = [n for n in names if n not in existing]
         if not missing:
             return
-        try:
-            await admin.create_topics(
-                [NewTopic(n, num_partitions=partitions, replication_factor=replication_factor)
-                 for n in missing]
-            )
-        except TopicAlreadyExistsError:
-            pass
+        response = await admin.create_topics(
+            [NewTopic(n, num_partitions=partitions, replication_factor=replication_factor)
+             for n in missing]
+        )
+        # aiokafka reports per-topic errors in the response instead of raising them.
+        for name, code, *_ in response.topic_errors:
+            if code not in (0, TopicAlreadyExistsError.errno):
+                raise RuntimeError(f"cannot create topic {name}: Kafka error {code}")
     finally:
         await admin.close()
 

@@ -133,7 +133,9 @@ def _health_router() -> APIRouter:
 
     @router.get("/ready")
     async def ready(runtime: RuntimeDep) -> JSONResponse:
-        checks = {"database": False, "broker": runtime.broker is None}
+        checks = {"database": False}
+        if runtime.broker is not None:
+            checks["broker"] = False
         with contextlib.suppress(Exception):
             checks["database"] = await runtime.pool.fetchval("SELECT 1", timeout=2) == 1
         if runtime.broker is not None:

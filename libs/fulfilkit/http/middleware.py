@@ -44,6 +44,6 @@ class StripTrailingSlashMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
-            scope = dict(scope, path=path.rstrip("/") or "/")
-            scope["raw_path"] = scope["path"].encode()
+            raw: bytes = scope.get("raw_path") or path.encode()
+            scope = dict(scope, path=path.rstrip("/") or "/", raw_path=raw.rstrip(b"/") or b"/")
         await self.app(scope, receive, send)

@@ -53,7 +53,7 @@ class Problem(Exception):
 
 def problem_response(problem: Problem) -> Response:
     body: dict[str, Any] = {
-        "type": f"https://docs.fulfil.dev/errors/{problem.code}",
+        "type": f"urn:fulfil:problem:{problem.code}",
         "title": problem.title,
         "status": problem.status,
         "detail": problem.detail,

@@ -1,0 +1,297 @@
+"""The platform's services as local uvicorn processes."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+
+from deploy.local.infra import (
+    REPO_ROOT,
+    InfraError,
+    kill,
+    pid_alive,
+    read_pid,
+    spawn,
+    tail,
+    terminate,
+    write_pid,
+)
+
+VENV_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
+WEBHOOK_ALLOWED_HOSTS = "127.0.0.1,localhost,::1"
+LOCAL_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    name: str
+    app: str
+    default_port: int
+    url_env: str | None = None
+
+
+SERVICES: tuple[ServiceSpec, ...] = (
+    ServiceSpec("gateway", "gateway.app:app", 8000),
+    ServiceSpec("orders", "orders.app:app", 8001, "ORDERS_URL"),
+    ServiceSpec("stock", "stock.app:app", 8002, "STOCK_URL"),
+    ServiceSpec("fulfilment", "fulfilment.app:app", 8003, "FULFILMENT_URL"),
+    ServiceSpec("webhooks", "webhooks.app:app", 8004, "WEBHOOKS_URL"),
+)
+
+
+def python_executable() -> str:
+    return str(VENV_PYTHON) if VENV_PYTHON.exists() else sys.executable
+
+
+def service_ports(gateway_port: int = 8000) -> dict[str, int]:
+    """Ports gateway_port, gateway_port + 1, ... in the order of SERVICES."""
+    return {spec.name: gateway_port + index for index, spec in enumerate(SERVICES)}
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` TCP ports free on 127.0.0.1 right now (for tests that run their own platform)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+def service_url(port: int) -> str:
+    return f"http://127.0.0.1:{port}"
+
+
+def platform_env(
+    *,
+    database_url: str,
+    bootstrap_servers: str,
+    internal_token: str,
+    admin_token: str,
+    ports: Mapping[str, int],
+    base: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment every service gets: `base` (default os.environ) plus the platform's."""
+    env = dict(os.environ if base is None else base)
+    env.update(
+        DATABASE_URL=database_url,
+        KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers,
+        INTERNAL_TOKEN=internal_token,
+        ADMIN_TOKEN=admin_token,
+        WEBHOOK_ALLOWED_HOSTS=WEBHOOK_ALLOWED_HOSTS,
+    )
+    env.update({s.url_env: service_url(ports[s.name]) for s in SERVICES if s.url_env})
+    return env
+
+
+def python_path(name: str, existing: str | None) -> str:
+    """The service's own package dir, libs/ and the repo root, ahead of any PYTHONPATH."""
+    parts = [str(REPO_ROOT / "services" / name), str(REPO_ROOT / "libs"), str(REPO_ROOT)]
+    return os.pathsep.join(parts + ([existing] if existing else []))
+
+
+class ServiceProcess:
+    """One service under uvicorn: detached, logging to `<log_dir>/<name>.log`."""
+
+    def __init__(
+        self,
+        name: str,
+        app: str,
+        port: int,
+        env: Mapping[str, str],
+        log_dir: Path,
+        *,
+        pid_dir: Path | None = None,
+    ) -> None:
+        self.name = name
+        self.app = app
+        self.port = port
+        self.log_file = log_dir / f"{name}.log"
+        self.pid_file = (pid_dir / f"{name}.pid") if pid_dir is not None else None
+        self.env = {
+            **env,
+            "SERVICE_NAME": name,
+            "SERVICE_PORT": str(port),
+            "PYTHONPATH": python_path(name, env.get("PYTHONPATH")),
+        }
+        self.pid: int | None = None
+
+    @property
+    def url(self) -> str:
+        return service_url(self.port)
+
+    def command(self) -> list[str]:
+        return [
+            python_executable(), "-m", "uvicorn", self.app,
+            "--host", "127.0.0.1", "--port", str(self.port),
+            "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+        ]  # fmt: skip
+
+    def _marker(self) -> str:
+        return f"{self.app} --host 127.0.0.1 --port {self.port} "
+
+    def adopt(self) -> bool:
+        """Take over a process started earlier from the pid file; True when one is alive."""
+        if self.pid_file is not None and self.pid is None:
+            self.pid = read_pid(self.pid_file, self._marker())
+        return self.is_running()
+
+    def is_running(self) -> bool:
+        return self.pid is not None and pid_alive(self.pid)
+
+    def start(self) -> None:
+        if self.is_running():
+            raise InfraError(f"{self.name} is already running (pid {self.pid})")
+        self.pid = spawn(self.command(), self.log_file, env=self.env, cwd=REPO_ROOT).pid
+        if self.pid_file is not None:
+            write_pid(self.pid_file, self.pid)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """SIGTERM, then SIGKILL once `timeout` has passed."""
+        if self.pid is not None:
+            terminate([self.pid], timeout)
+        self.forget()
+
+    def kill(self) -> None:
+        """SIGKILL at once, as a crash would."""
+        if self.pid is not None:
+            kill([self.pid])
+        self.forget()
+
+    def restart(self, timeout: float = 30.0) -> None:
+        self.stop()
+        self.start()
+        self.wait_ready(timeout)
+
+    def forget(self) -> None:
+        """Drop the pid (and pid file) without signalling the process."""
+        self.pid = None
+        if self.pid_file is not None:
+            self.pid_file.unlink(missing_ok=True)
+
+    def is_ready(self) -> bool:
+        try:
+            with LOCAL_HTTP.open(f"{self.url}/ready", timeout=1.0) as response:
+                return response.status == 200
+        except (OSError, urllib.error.URLError):
+            return False
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Poll GET /ready until it answers 200; raise with the log's tail otherwise."""
+        deadline = time.monotonic() + timeout
+        while not self.is_ready():
+            if not self.is_running():
+                raise InfraError(
+                    f"{self.name} exited while starting; see {self.log_file}:\n{self._tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise InfraError(
+                    f"{self.name} was not ready on {self.url}/ready within {timeout:.0f}s; "
+                    f"see {self.log_file}:\n{self._tail()}"
+                )
+            time.sleep(0.1)
+
+    def _tail(self) -> str:
+        return tail(self.log_file)
+
+
+class Platform:
+    """All five services with one set of settings; a context manager that stops them on exit."""
+
+    def __init__(
+        self,
+        *,
+        database_url: str,
+        bootstrap_servers: str,
+        log_dir: Path,
+        gateway_port: int = 8000,
+        internal_token: str | None = None,
+        admin_token: str | None = None,
+        pid_dir: Path | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        ports: Mapping[str, int] | None = None,
+    ) -> None:
+        self.ports = dict(ports or service_ports(gateway_port))
+        self.internal_token = internal_token or secrets.token_urlsafe(32)
+        self.admin_token = admin_token or secrets.token_urlsafe(32)
+        self.env = platform_env(
+            database_url=database_url,
+            bootstrap_servers=bootstrap_servers,
+            internal_token=self.internal_token,
+            admin_token=self.admin_token,
+            ports=self.ports,
+        )
+        self.env.update(extra_env or {})
+        self.services = {
+            spec.name: ServiceProcess(
+                spec.name, spec.app, self.ports[spec.name], self.env, log_dir, pid_dir=pid_dir
+            )
+            for spec in SERVICES
+        }
+
+    @property
+    def gateway_url(self) -> str:
+        return self.services["gateway"].url
+
+    def __getitem__(self, name: str) -> ServiceProcess:
+        return self.services[name]
+
+    def __iter__(self) -> Iterator[ServiceProcess]:
+        return iter(self.services.values())
+
+    def start(self, timeout: float = 60.0) -> list[str]:
+        """Start the services not running yet and wait for all; returns the names started.
+
+        When one does not become ready, those it started are stopped again and InfraError raised.
+        """
+        started = [service for service in self if not service.adopt()]
+        try:
+            for service in started:
+                service.start()
+            self.wait_ready(timeout)
+        except BaseException:
+            terminate([service.pid for service in started if service.pid is not None])
+            for service in started:
+                service.forget()
+            raise
+        return [service.name for service in started]
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        for service in self:
+            service.wait_ready(max(0.0, deadline - time.monotonic()))
+
+    def stop(self, timeout: float = 10.0) -> list[str]:
+        """Stop every service (in parallel); returns the names of those that were running."""
+        running = [service for service in self if service.adopt()]
+        terminate([service.pid for service in running if service.pid is not None], timeout)
+        for service in self:
+            service.forget()
+        return [service.name for service in running]
+
+    def __enter__(self) -> Platform:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()

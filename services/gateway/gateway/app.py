@@ -1,0 +1,92 @@
+"""Wiring: settings, pool and migrations (via fulfilkit), the shared HTTP session, routes."""
+
+import asyncio
+import logging
+from datetime import timedelta
+from pathlib import Path
+
+import aiohttp
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+from fulfilkit.service import Runtime, ServiceSpec, create_service
+from gateway import store
+from gateway.api import STATE_KEY, GatewayState, admin_router, docs_router, proxy_router
+from gateway.auth import KeyCache
+from gateway.openapi import TITLE, VERSION, PublicApiDocument
+from gateway.proxy import Forwarder, IdempotencyPolicy, upstream_urls
+from gateway.ratelimit import RateLimiter
+from gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+PRUNE_INTERVAL_SECONDS = 600.0
+
+
+def _idempotency_policy(settings: GatewaySettings) -> IdempotencyPolicy:
+    # A record still in progress after twice the upstream timeout lost its gateway mid-request.
+    abandoned = max(60.0, 2 * settings.upstream_timeout_seconds)
+    return IdempotencyPolicy(
+        ttl=timedelta(hours=settings.idempotency_ttl_hours),
+        abandoned_after=timedelta(seconds=abandoned),
+    )
+
+
+def create_app(settings: GatewaySettings | None = None) -> FastAPI:
+    settings = settings or GatewaySettings()
+    policy = _idempotency_policy(settings)
+
+    async def start(runtime: Runtime) -> None:
+        session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=settings.upstream_max_connections),
+            timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout_seconds),
+        )
+        services = upstream_urls(settings)
+        own_document = get_openapi(title=TITLE, version=VERSION, routes=admin_router.routes)
+        runtime.extras[STATE_KEY] = GatewayState(
+            settings=settings,
+            pool=runtime.pool,
+            session=session,
+            keys=KeyCache(runtime.pool, settings.api_key_cache_seconds),
+            limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+            forwarder=Forwarder(session, services, settings.internal_token),
+            idempotency=policy,
+            public_api=PublicApiDocument(session, services, own_document),
+        )
+
+    async def stop(runtime: Runtime) -> None:
+        state: GatewayState = runtime.extras.pop(STATE_KEY)
+        await state.session.close()
+
+    async def prune_idempotency_records(runtime: Runtime) -> None:
+        while True:
+            try:
+                pruned = await store.prune_idempotency_keys(runtime.pool, policy.ttl)
+                if pruned:
+                    log.info("pruned %d expired idempotency records", pruned)
+            except Exception:
+                log.exception("pruning idempotency records failed")
+            await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
+
+    spec = ServiceSpec(
+        name="gateway",
+        settings=settings,
+        migrations=MIGRATIONS,
+        routers=[admin_router, docs_router, proxy_router],
+        background=[prune_idempotency_records],
+        uses_kafka=False,
+        on_start=start,
+        on_stop=stop,
+    )
+    return create_service(
+        spec, title=TITLE, version=VERSION, openapi_url=None, docs_url=None, redoc_url=None
+    )
+
+
+def __getattr__(name: str) -> FastAPI:
+    # `uvicorn gateway.app:app` gets an app built from the environment on first access,
+    # so importing this module (tests, the CLI) reads no settings.
+    if name == "app":
+        return create_app()
+    raise AttributeError(name)

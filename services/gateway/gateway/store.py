@@ -1,0 +1,218 @@
+"""SQL for the gateway's schema: tenants, API keys and idempotency records."""
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from uuid import UUID, uuid4
+
+import asyncpg
+
+
+class TenantNameTaken(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: UUID
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    """A key as it is issued: the secret exists only here, the database keeps its hash."""
+
+    id: UUID
+    secret: str
+    key_hash: bytes
+    prefix: str
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: UUID
+    tenant_id: UUID
+    prefix: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+def _tenant(row: asyncpg.Record) -> Tenant:
+    return Tenant(id=row["id"], name=row["name"], created_at=row["created_at"])
+
+
+def _api_key(row: asyncpg.Record) -> ApiKey:
+    return ApiKey(
+        id=row["id"], tenant_id=row["tenant_id"], prefix=row["prefix"],
+        scopes=tuple(row["scopes"]), created_at=row["created_at"], revoked_at=row["revoked_at"],
+    )
+
+
+async def create_tenant(pool: asyncpg.Pool, name: str, first_key: NewApiKey) -> Tenant:
+    async with pool.acquire() as conn, conn.transaction():
+        try:
+            row = await conn.fetchrow(
+                "INSERT INTO gateway.tenants (id, name) VALUES ($1, $2) RETURNING *", uuid4(), name
+            )
+        except asyncpg.UniqueViolationError:
+            raise TenantNameTaken(name) from None
+        tenant = _tenant(row)
+        await insert_key(conn, tenant.id, first_key)
+        return tenant
+
+
+async def find_tenant(pool: asyncpg.Pool, id_or_name: str) -> Tenant | None:
+    try:
+        row = await pool.fetchrow("SELECT * FROM gateway.tenants WHERE id = $1", UUID(id_or_name))
+    except ValueError:
+        row = await pool.fetchrow("SELECT * FROM gateway.tenants WHERE name = $1", id_or_name)
+    return _tenant(row) if row else None
+
+
+async def insert_key(
+    conn: asyncpg.Pool | asyncpg.Connection, tenant_id: UUID, key: NewApiKey
+) -> ApiKey:
+    row = await conn.fetchrow(
+        "INSERT INTO gateway.api_keys (id, tenant_id, key_hash, prefix, scopes)"
+        " VALUES ($1, $2, $3, $4, $5) RETURNING *",
+        key.id, tenant_id, key.key_hash, key.prefix, list(key.scopes),
+    )
+    return _api_key(row)
+
+
+async def find_active_key(pool: asyncpg.Pool, key_hash: bytes) -> ApiKey | None:
+    row = await pool.fetchrow(
+        "SELECT * FROM gateway.api_keys WHERE key_hash = $1 AND revoked_at IS NULL", key_hash
+    )
+    return _api_key(row) if row else None
+
+
+async def list_keys(pool: asyncpg.Pool, tenant_id: UUID) -> list[ApiKey]:
+    rows = await pool.fetch(
+        "SELECT * FROM gateway.api_keys WHERE tenant_id = $1 ORDER BY created_at, id", tenant_id
+    )
+    return [_api_key(r) for r in rows]
+
+
+async def revoke_key(pool: asyncpg.Pool, key_id: UUID) -> ApiKey | None:
+    """Revokes the key (keeping the first revocation time); None when there is no such key."""
+    row = await pool.fetchrow(
+        "UPDATE gateway.api_keys SET revoked_at = coalesce(revoked_at, now())"
+        " WHERE id = $1 RETURNING *",
+        key_id,
+    )
+    return _api_key(row) if row else None
+
+
+@dataclass(frozen=True)
+class RequestFingerprint:
+    """What makes two requests "the same" for an Idempotency-Key."""
+
+    method: str
+    path: str
+    body_sha256: bytes
+
+    @classmethod
+    def of(cls, method: str, path: str, query: str, body: bytes) -> "RequestFingerprint":
+        target = f"{path}?{query}" if query else path
+        return cls(method.upper(), target, hashlib.sha256(body).digest())
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status_code: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    fingerprint: RequestFingerprint
+    response: StoredResponse | None  # None while the first request is still in progress
+
+
+async def claim_idempotency_key(
+    pool: asyncpg.Pool,
+    tenant_id: UUID,
+    key: str,
+    fingerprint: RequestFingerprint,
+    ttl: timedelta,
+    abandoned_after: timedelta,
+) -> IdempotencyRecord | None:
+    """Records the request as in progress and returns None, or returns the record already there.
+
+    An expired record, or one left in progress for longer than `abandoned_after` (its gateway
+    died mid-request), is taken over as if it were absent.
+    """
+    for _ in range(3):
+        claimed = await pool.fetchval(
+            """
+            INSERT INTO gateway.idempotency_keys AS k (tenant_id, key, method, path, body_sha256)
+            VALUES ($1, $2, $3, $4, $5)
+            ON CONFLICT (tenant_id, key) DO UPDATE
+               SET method = EXCLUDED.method, path = EXCLUDED.path,
+                   body_sha256 = EXCLUDED.body_sha256, status_code = NULL, headers = NULL,
+                   body = NULL, created_at = now(), completed_at = NULL
+             WHERE k.created_at < now() - $6::interval
+                OR (k.status_code IS NULL AND k.created_at < now() - $7::interval)
+            RETURNING true
+            """,
+            tenant_id, key, fingerprint.method, fingerprint.path, fingerprint.body_sha256,
+            ttl, abandoned_after,
+        )
+        if claimed:
+            return None
+        # A separate statement: it must see a row committed after the INSERT's snapshot.
+        row = await pool.fetchrow(
+            "SELECT * FROM gateway.idempotency_keys WHERE tenant_id = $1 AND key = $2",
+            tenant_id, key,
+        )
+        if row is not None:
+            return _idempotency_record(row)
+    raise RuntimeError(f"idempotency key {key!r} kept changing hands")
+
+
+def _idempotency_record(row: asyncpg.Record) -> IdempotencyRecord:
+    fingerprint = RequestFingerprint(row["method"], row["path"], bytes(row["body_sha256"]))
+    if row["status_code"] is None:
+        return IdempotencyRecord(fingerprint, None)
+    response = StoredResponse(row["status_code"], dict(row["headers"]), bytes(row["body"]))
+    return IdempotencyRecord(fingerprint, response)
+
+
+async def save_idempotent_response(
+    pool: asyncpg.Pool, tenant_id: UUID, key: str, response: StoredResponse
+) -> None:
+    await pool.execute(
+        "UPDATE gateway.idempotency_keys"
+        " SET status_code = $3, headers = $4, body = $5, completed_at = now()"
+        " WHERE tenant_id = $1 AND key = $2",
+        tenant_id, key, response.status_code, response.headers, response.body,
+    )
+
+
+async def release_idempotency_key(pool: asyncpg.Pool, tenant_id: UUID, key: str) -> None:
+    await pool.execute(
+        "DELETE FROM gateway.idempotency_keys"
+        " WHERE tenant_id = $1 AND key = $2 AND status_code IS NULL",
+        tenant_id, key,
+    )
+
+
+async def prune_idempotency_keys(pool: asyncpg.Pool, ttl: timedelta, batch: int = 5000) -> int:
+    """Deletes expired records in batches (short transactions); returns how many."""
+    total = 0
+    while True:
+        status = await pool.execute(
+            "DELETE FROM gateway.idempotency_keys WHERE ctid = ANY(ARRAY("
+            " SELECT ctid FROM gateway.idempotency_keys"
+            " WHERE created_at < now() - $1::interval LIMIT $2))",
+            ttl, batch,
+        )
+        deleted = int(status.split()[-1])
+        total += deleted
+        if deleted < batch:
+            return total

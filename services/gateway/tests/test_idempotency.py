@@ -1,0 +1,49 @@
+import pytest
+
+from fulfilkit.http.problems import Problem
+from gateway.proxy import check_idempotency_key, replay
+from gateway.store import IdempotencyRecord, RequestFingerprint, StoredResponse
+
+
+def test_the_fingerprint_covers_method_path_query_and_body() -> None:
+    base = RequestFingerprint.of("post", "/api/v1/sales", "", b'{"a":1}')
+    assert base == RequestFingerprint.of("POST", "/api/v1/sales", "", b'{"a":1}')
+    assert base.method == "POST" and len(base.body_sha256) == 32
+    for other in (
+        RequestFingerprint.of("POST", "/api/v1/sales", "", b'{"a":2}'),
+        RequestFingerprint.of("POST", "/api/v1/sales/cancel", "", b'{"a":1}'),
+        RequestFingerprint.of("POST", "/api/v1/sales", "wait=0", b'{"a":1}'),
+        RequestFingerprint.of("PUT", "/api/v1/sales", "", b'{"a":1}'),
+    ):
+        assert other != base
+
+
+def test_a_completed_record_replays_its_response() -> None:
+    fingerprint = RequestFingerprint.of("POST", "/api/v1/sales", "", b"{}")
+    stored = StoredResponse(201, {"Location": "/api/v1/sales/1"}, b'{"id":1}')
+    response = replay(IdempotencyRecord(fingerprint, stored), fingerprint)
+    assert response.status_code == 201 and response.body == b'{"id":1}'
+    assert response.headers["Location"] == "/api/v1/sales/1"
+    assert response.headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_different_request_with_the_same_key_is_a_conflict() -> None:
+    first = RequestFingerprint.of("POST", "/api/v1/sales", "", b"{}")
+    record = IdempotencyRecord(first, StoredResponse(201, {}, b""))
+    with pytest.raises(Problem) as raised:
+        replay(record, RequestFingerprint.of("POST", "/api/v1/sales", "", b"{ }"))
+    assert raised.value.code == "conflict" and "different request" in raised.value.detail
+
+
+def test_a_record_still_in_progress_is_a_conflict() -> None:
+    fingerprint = RequestFingerprint.of("POST", "/api/v1/sales", "", b"{}")
+    with pytest.raises(Problem) as raised:
+        replay(IdempotencyRecord(fingerprint, None), fingerprint)
+    assert raised.value.code == "conflict" and "in progress" in raised.value.detail
+
+
+@pytest.mark.parametrize("key", ["", "k" * 256])
+def test_idempotency_keys_are_1_to_255_characters(key: str) -> None:
+    with pytest.raises(Problem):
+        check_idempotency_key(key)
+    check_idempotency_key("k" * 255)

@@ -1,0 +1,151 @@
+from uuid import uuid4
+
+import pytest
+
+from gateway import store
+from gateway.auth import (
+    SCOPES,
+    KeyCache,
+    bearer_token,
+    hash_api_key,
+    is_admin,
+    new_api_key,
+    required_scope,
+)
+from gateway.proxy import route_for, upstream_path, with_public_origin
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "service", "scope"),
+    [
+        ("GET", "/api/v1/sales", "orders", "sales:read"),
+        ("HEAD", "/api/v1/sales/S-1", "orders", "sales:read"),
+        ("POST", "/api/v1/sales/cancel", "orders", "sales:write"),
+        ("PATCH", "/api/v1/products/SKU-1", "stock", "stock:write"),
+        ("GET", "/api/v1/locations", "stock", "stock:read"),
+        ("POST", "/api/v1/stock/stock-records/change", "stock", "stock:write"),
+        ("GET", "/api/v1/fulfillment/fulfillments/1", "fulfilment", "fulfillment:read"),
+        ("DELETE", "/api/v1/webhooks/endpoints/1", "webhooks", "webhooks:write"),
+        ("put", "/api/v1/webhooks/endpoints/1", "webhooks", "webhooks:write"),
+    ],
+)
+def test_a_path_maps_to_its_service_and_scope(
+    method: str, path: str, service: str, scope: str
+) -> None:
+    route = route_for(path)
+    assert route is not None and route.service == service
+    assert required_scope(route.area, method) == scope
+
+
+@pytest.mark.parametrize(
+    "path", ["/api/v1", "/api/v1/", "/api/v1/admin/x", "/api/v1/salesx", "/api/v2/sales", "/x"]
+)
+def test_paths_nobody_serves_have_no_route(path: str) -> None:
+    assert route_for(path) is None
+
+
+@pytest.mark.parametrize(
+    ("raw_path", "path", "forwarded"),
+    [
+        (b"/api/v1/products/A%2FB", "/api/v1/products/A/B", "/api/v1/products/A%2FB"),
+        (b"/api/v1/sales/", "/api/v1/sales", "/api/v1/sales"),
+        ("/api/v1/products/café".encode(), "", "/api/v1/products/caf%C3%A9"),
+        (None, "/api/v1/products/a b", "/api/v1/products/a%20b"),
+    ],
+)
+def test_the_forwarded_path_keeps_the_clients_encoding(
+    raw_path: bytes | None, path: str, forwarded: str
+) -> None:
+    assert upstream_path(raw_path, path) == forwarded
+
+
+@pytest.mark.parametrize(
+    ("value", "public"),
+    [
+        ('<http://10.0.0.5:8001/api/v1/sales?offset=100&limit=100>; rel="next", '
+         '<http://orders:8000/api/v1/sales?offset=0>; rel="prev"',
+         '<https://api.example.com/api/v1/sales?offset=100&limit=100>; rel="next", '
+         '<https://api.example.com/api/v1/sales?offset=0>; rel="prev"'),
+        ("http://stock:8000/api/v1/products/SKU-1", "https://api.example.com/api/v1/products/SKU-1"),
+        ("/api/v1/sales/S-1", "/api/v1/sales/S-1"),
+        ("https://elsewhere.example/docs/api/v1", "https://elsewhere.example/docs/api/v1"),
+        ("http://orders:8000/api/v10", "http://orders:8000/api/v10"),
+    ],
+)
+def test_links_to_the_api_point_at_the_gateway(value: str, public: str) -> None:
+    assert with_public_origin(value, "https://api.example.com") == public
+
+
+def test_every_route_area_has_read_and_write_scopes() -> None:
+    for area in ("sales", "stock", "fulfillment", "webhooks"):
+        assert {f"{area}:read", f"{area}:write"} <= set(SCOPES)
+
+
+def test_a_new_key_is_shown_once_and_stored_as_a_hash() -> None:
+    key = new_api_key(["sales:read", "sales:read", "stock:read"])
+    assert key.secret.startswith("fk_") and len(key.secret) > 40
+    assert key.key_hash == hash_api_key(key.secret) and len(key.key_hash) == 32
+    assert key.secret.startswith(key.prefix) and len(key.prefix) < len(key.secret) // 2
+    assert key.scopes == ("sales:read", "stock:read")
+    assert new_api_key(SCOPES).secret != new_api_key(SCOPES).secret
+
+
+@pytest.mark.parametrize(
+    ("header", "token"),
+    [("Bearer fk_a", "fk_a"), ("bearer  fk_a ", "fk_a"), ("Basic abc", None), ("Bearer", None),
+     ("", None), (None, None)],
+)
+def test_bearer_token(header: str | None, token: str | None) -> None:
+    assert bearer_token(header) == token
+
+
+def test_the_admin_token_must_match_exactly() -> None:
+    assert is_admin("Bearer s3cret-admin", "s3cret-admin")
+    assert not is_admin("Bearer s3cret-admi", "s3cret-admin")
+    assert not is_admin("Bearer s3cret-admïn", "s3cret-admin")
+    assert not is_admin(None, "s3cret-admin")
+
+
+class FakePool:
+    """Answers `find_active_key` from a dict and counts the lookups."""
+
+    def __init__(self, keys: dict[bytes, store.ApiKey]) -> None:
+        self.keys = keys
+        self.lookups = 0
+
+    async def fetchrow(self, query: str, key_hash: bytes) -> dict | None:
+        self.lookups += 1
+        key = self.keys.get(key_hash)
+        return None if key is None else {**key.__dict__, "scopes": list(key.scopes)}
+
+
+async def test_key_lookups_are_cached_for_the_ttl_found_or_not() -> None:
+    issued = new_api_key(["sales:read"])
+    stored = store.ApiKey(issued.id, uuid4(), issued.prefix, issued.scopes, None, None)  # type: ignore[arg-type]
+    pool = FakePool({issued.key_hash: stored})
+    now = [100.0]
+    cache = KeyCache(pool, ttl_seconds=5, clock=lambda: now[0])  # type: ignore[arg-type]
+
+    caller = await cache.caller(issued.secret)
+    assert caller is not None and caller.tenant_id == stored.tenant_id
+    assert caller.scopes == {"sales:read"} and caller.actor == f"key:{issued.id}"
+    assert await cache.caller("fk_unknown") is None
+    await cache.caller(issued.secret)
+    await cache.caller("fk_unknown")
+    assert pool.lookups == 2
+
+    now[0] += 5
+    await cache.caller(issued.secret)
+    assert pool.lookups == 3
+
+    cache.forget(issued.id)
+    await cache.caller(issued.secret)
+    assert pool.lookups == 4
+
+
+async def test_tokens_that_cannot_be_keys_never_reach_the_database() -> None:
+    pool = FakePool({})
+    cache = KeyCache(pool, ttl_seconds=5)  # type: ignore[arg-type]
+    assert await cache.caller("dev-admin-token") is None
+    assert await cache.caller("fk_" + "x" * 500) is None
+    assert pool.lookups == 0
