@@ -3,12 +3,13 @@
 import asyncio
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiohttp
 from aiohttp import web
+from multidict import CIMultiDict
 
 T = TypeVar("T")
 
@@ -37,7 +38,7 @@ async def eventually(
 class Answer:
     status: int
     body: Any
-    headers: dict[str, str]
+    headers: Mapping[str, str]
 
     @property
     def problem_code(self) -> str | None:
@@ -73,7 +74,7 @@ class Client:
                 body: Any = await response.json(content_type=None) if raw else None
             except ValueError:
                 body = raw.decode(errors="replace")
-            return Answer(response.status, body, dict(response.headers))
+            return Answer(response.status, body, CIMultiDict(response.headers))
 
     async def get(self, path: str, **params: Any) -> Answer:
         return await self.call("GET", path, **params)

@@ -87,3 +87,17 @@ async def test_services_refuse_requests_that_skip_the_gateway(platform, http):
     async with http.get(f"{platform['orders'].url}/api/v1/sales") as response:
         assert response.status == 401
         assert (await response.json(content_type=None))["code"] == "invalid_token"
+
+
+async def test_request_ids_are_echoed_through_the_gateway(tenant: Client):
+    answer = await tenant.call("GET", "/sales", headers={"X-Request-Id": "trace-me-123"})
+    assert answer.headers["x-request-id"] == "trace-me-123"
+    fresh = await tenant.get("/sales")
+    assert len(fresh.headers["x-request-id"]) >= 16
+
+
+async def test_every_service_answers_health_and_readiness(platform, http):
+    for service in platform:
+        for path in ("/health", "/ready"):
+            async with http.get(f"{service.url}{path}") as response:
+                assert response.status == 200, (service.name, path)
