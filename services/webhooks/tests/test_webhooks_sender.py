@@ -1,0 +1,110 @@
+"""The sender against a local HTTP server: signed POSTs, no redirects, bounded waits."""
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from aiohttp import web
+from standardwebhooks.webhooks import Webhook
+
+from webhooks.dispatcher import Sender
+from webhooks.settings import WebhookSettings
+from webhooks.signing import new_secret
+
+BODY = b'{"type":"stock.low","timestamp":"2025-01-02T03:04:05Z","data":{"sku":"a"}}'
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.requests: list[tuple[dict[str, str], bytes]] = []
+        self.status = 200
+        self.reply = b"ok"
+        self.delay = 0.0
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append((dict(request.headers), await request.read()))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.status == 302:
+            raise web.HTTPFound("/elsewhere")
+        return web.Response(status=self.status, body=self.reply, headers={"Retry-After": "7"})
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[tuple[Receiver, str]]:
+    app_receiver = Receiver()
+    app = web.Application()
+    app.router.add_post("/hook", app_receiver.handle)
+    app.router.add_post("/elsewhere", app_receiver.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield app_receiver, f"http://127.0.0.1:{port}/hook"
+    await runner.cleanup()
+
+
+def settings(**overrides: Any) -> WebhookSettings:
+    values: dict[str, Any] = {"webhook_allowed_hosts": "127.0.0.1,localhost,::1", **overrides}
+    return WebhookSettings(**values)
+
+
+async def test_posts_a_verifiable_signed_body(receiver: tuple[Receiver, str]) -> None:
+    server, url = receiver
+    sender = Sender(settings())
+    secret = new_secret()
+    attempt = await sender.post(url, {"X-Shop": "42"}, [secret], "msg_a", BODY)
+    await sender.close()
+    assert attempt.status_code == 200 and attempt.succeeded and attempt.error is None
+    headers, body = server.requests[0]
+    assert body == BODY
+    assert headers["X-Shop"] == "42"
+    assert headers["User-Agent"] == "Fulfil-Webhooks/1"
+    assert Webhook(secret).verify(body, headers)["type"] == "stock.low"
+
+
+async def test_keeps_one_kilobyte_of_the_answer(receiver: tuple[Receiver, str]) -> None:
+    server, url = receiver
+    server.status, server.reply = 503, b"x" * 10_000
+    sender = Sender(settings())
+    attempt = await sender.post(url, {}, [new_secret()], "msg_b", BODY)
+    await sender.close()
+    assert attempt.status_code == 503 and not attempt.succeeded
+    assert attempt.response_body == "x" * 1024
+    assert attempt.retry_after == "7"
+
+
+async def test_does_not_follow_redirects(receiver: tuple[Receiver, str]) -> None:
+    server, url = receiver
+    server.status = 302
+    sender = Sender(settings())
+    attempt = await sender.post(url, {}, [new_secret()], "msg_c", BODY)
+    await sender.close()
+    assert attempt.status_code == 302
+    assert len(server.requests) == 1
+
+
+async def test_a_slow_endpoint_times_out(receiver: tuple[Receiver, str]) -> None:
+    server, url = receiver
+    server.delay = 0.3
+    sender = Sender(settings(webhook_timeout_seconds=0.05))
+    attempt = await sender.post(url, {}, [new_secret()], "msg_d", BODY)
+    await sender.close()
+    assert attempt.status_code is None and "no answer" in (attempt.error or "")
+
+
+async def test_internal_addresses_are_refused_without_a_request(
+    receiver: tuple[Receiver, str],
+) -> None:
+    server, url = receiver
+    sender = Sender(settings(webhook_allowed_hosts=""))
+    by_address = await sender.post(url, {}, [new_secret()], "msg_e", BODY)
+    by_name = await sender.post(
+        url.replace("127.0.0.1", "localhost"), {}, [new_secret()], "msg_f", BODY
+    )
+    await sender.close()
+    assert "not a public address" in (by_address.error or "")
+    assert "not public" in (by_name.error or "")
+    assert server.requests == []

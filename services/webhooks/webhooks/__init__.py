@@ -1,0 +1,1 @@
+"""The webhooks service: endpoints, subscriptions, deliveries and attempts."""

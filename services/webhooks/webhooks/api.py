@@ -1,0 +1,351 @@
+"""Routes under /api/v1/webhooks: endpoints, their secrets, test pings, deliveries."""
+
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+from uuid import UUID, uuid4
+
+import orjson
+from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from fulfilkit.http.internal import TenantId
+from fulfilkit.http.pagination import Page, paginated
+from fulfilkit.http.problems import Problem
+from fulfilkit.service import Pool
+from webhooks import store
+from webhooks.dispatcher import SENDER_KEY, Sender
+from webhooks.domain import (
+    TEST_EVENT_TYPE,
+    DeliveryStatus,
+    VersionConflict,
+    active_secrets,
+    can_resend,
+    header_error,
+    normalize_patterns,
+    pattern_error,
+    webhook_payload,
+)
+from webhooks.settings import WebhookSettings
+from webhooks.signing import new_secret
+from webhooks.urls import AllowList, UrlRefused, check_url, shape_error
+
+router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
+
+
+# --- request and response shapes -------------------------------------------------------------
+
+def _valid_url(url: str) -> str:
+    if error := shape_error(url):
+        raise ValueError(error)
+    return url
+
+
+def _valid_pattern(pattern: str) -> str:
+    if error := pattern_error(pattern):
+        raise ValueError(error)
+    return pattern
+
+
+def _valid_headers(headers: dict[str, str]) -> dict[str, str]:
+    seen: set[str] = set()
+    for name, value in headers.items():
+        if error := header_error(name, value):
+            raise ValueError(error)
+        if name.lower() in seen:
+            raise ValueError(f"header {name!r} is given twice")
+        seen.add(name.lower())
+    return headers
+
+
+WebhookUrl = Annotated[str, Field(max_length=2048), AfterValidator(_valid_url)]
+EventTypes = Annotated[
+    list[Annotated[str, AfterValidator(_valid_pattern)]],
+    Field(min_length=1, max_length=100),
+    AfterValidator(normalize_patterns),
+]
+CustomHeaders = Annotated[
+    dict[str, Annotated[str, Field(max_length=4096)]],
+    Field(max_length=50),
+    AfterValidator(_valid_headers),
+]
+
+
+class EndpointIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: WebhookUrl
+    event_types: EventTypes = Field(default_factory=lambda: ["*"])
+    headers: CustomHeaders = Field(default_factory=dict)
+    description: str = Field(default="", max_length=1000)
+    enabled: bool = True
+
+
+class EndpointPatch(BaseModel):
+    """Only the fields given are changed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: WebhookUrl = ""
+    event_types: EventTypes = Field(default_factory=list)
+    headers: CustomHeaders = Field(default_factory=dict)
+    description: str = Field(default="", max_length=1000)
+    enabled: bool = True
+
+    def changes(self) -> dict[str, Any]:
+        return self.model_dump(include=self.model_fields_set)
+
+
+class EndpointOut(BaseModel):
+    id: UUID
+    url: str
+    event_types: list[str]
+    headers: dict[str, str]
+    description: str
+    enabled: bool
+    disabled_reason: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    previous_secret_expires_at: datetime | None = None
+
+
+class EndpointCreated(EndpointOut):
+    secret: str = Field(description="The signing secret; shown only in this response.")
+
+
+class SecretRotated(BaseModel):
+    id: UUID
+    secret: str
+    version: int
+    previous_secret_expires_at: datetime | None
+
+
+class PingResult(BaseModel):
+    success: bool
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+
+
+class AttemptOut(BaseModel):
+    attempted_at: datetime
+    status_code: int | None
+    latency_ms: int
+    response_body: str | None
+    error: str | None
+
+
+class DeliveryOut(BaseModel):
+    id: UUID
+    endpoint_id: UUID
+    event_id: UUID
+    event_type: str
+    webhook_id: str
+    status: DeliveryStatus
+    attempt_count: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    payload: dict[str, Any]
+    attempts: list[AttemptOut]
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+def _settings(request: Request) -> WebhookSettings:
+    return request.app.state.settings
+
+
+def _sender(request: Request) -> Sender:
+    return request.app.state.runtime.extras[SENDER_KEY]
+
+
+def _no_endpoint() -> Problem:
+    return Problem("no_content", "No such webhook endpoint.")
+
+
+def _no_delivery() -> Problem:
+    return Problem("no_content", "No such webhook delivery.")
+
+
+async def _check_url(request: Request, url: str) -> None:
+    try:
+        await check_url(url, AllowList.parse(_settings(request).allowed_hosts))
+    except UrlRefused as exc:
+        raise Problem(
+            "validation", "The URL cannot receive webhooks.",
+            errors=[{"field": "/url", "message": str(exc), "in": "body"}],
+        ) from None
+
+
+def _expected_version(if_match: str | None) -> int | None:
+    if if_match is None or if_match.strip() == "*":
+        return None
+    text = if_match.strip().removeprefix("W/").strip('"')
+    if not text.isdigit():
+        raise Problem("invalid_request", "If-Match must carry the endpoint's version number.")
+    return int(text)
+
+
+def _endpoint(row: Any, response: Response | None = None) -> EndpointOut:
+    if response is not None:
+        response.headers["ETag"] = f'"{row["version"]}"'
+    return EndpointOut.model_validate(dict(row))
+
+
+def _delivery(row: Any, attempts: list[Any]) -> DeliveryOut:
+    return DeliveryOut.model_validate(
+        {**dict(row), "payload": orjson.loads(row["payload"]),
+         "attempts": [dict(a) for a in attempts]}
+    )
+
+
+async def _delivery_out(pool: Any, tenant: UUID, delivery_id: UUID) -> DeliveryOut:
+    row = await store.get_delivery(pool, tenant, delivery_id)
+    if row is None:
+        raise _no_delivery()
+    attempts = await store.attempts_of(pool, [delivery_id])
+    return _delivery(row, attempts[delivery_id])
+
+
+# --- endpoints -----------------------------------------------------------------------------
+
+@router.post("/endpoints", status_code=201)
+async def create_endpoint(
+    body: EndpointIn, tenant: TenantId, pool: Pool, request: Request, response: Response
+) -> EndpointCreated:
+    await _check_url(request, body.url)
+    secret = new_secret()
+    row = await store.create_endpoint(pool, tenant, uuid4(), body.model_dump(), secret)
+    response.headers["Location"] = f"{request.url.path}/{row['id']}"
+    return EndpointCreated(**_endpoint(row, response).model_dump(), secret=secret)
+
+
+@router.get("/endpoints")
+async def list_endpoints(
+    tenant: TenantId, pool: Pool, page: Page, request: Request, response: Response
+) -> dict[str, Any]:
+    rows, total = await store.list_endpoints(pool, tenant, page.limit, page.offset)
+    return paginated(request, response, page, [_endpoint(r) for r in rows], total)
+
+
+@router.get("/endpoints/{endpoint_id}")
+async def get_endpoint(
+    endpoint_id: UUID, tenant: TenantId, pool: Pool, response: Response
+) -> EndpointOut:
+    row = await store.get_endpoint(pool, tenant, endpoint_id)
+    if row is None:
+        raise _no_endpoint()
+    return _endpoint(row, response)
+
+
+@router.patch("/endpoints/{endpoint_id}")
+async def update_endpoint(
+    endpoint_id: UUID,
+    body: EndpointPatch,
+    tenant: TenantId,
+    pool: Pool,
+    request: Request,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> EndpointOut:
+    expected = _expected_version(if_match)
+    changes = body.changes()
+    if "url" in changes:
+        await _check_url(request, changes["url"])
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            row = await store.update_endpoint(conn, tenant, endpoint_id, changes, expected)
+    except VersionConflict as exc:
+        raise Problem("conflict", str(exc)) from None
+    if row is None:
+        raise _no_endpoint()
+    return _endpoint(row, response)
+
+
+@router.delete("/endpoints/{endpoint_id}", status_code=204)
+async def delete_endpoint(endpoint_id: UUID, tenant: TenantId, pool: Pool) -> Response:
+    if not await store.delete_endpoint(pool, tenant, endpoint_id):
+        raise _no_endpoint()
+    return Response(status_code=204)
+
+
+@router.post("/endpoints/{endpoint_id}/rotate-secret")
+async def rotate_secret(
+    endpoint_id: UUID, tenant: TenantId, pool: Pool, request: Request
+) -> SecretRotated:
+    overlap = timedelta(seconds=_settings(request).webhook_secret_overlap_seconds)
+    secret = new_secret()
+    row = await store.rotate_secret(pool, tenant, endpoint_id, secret, overlap)
+    if row is None:
+        raise _no_endpoint()
+    return SecretRotated(
+        id=row["id"], secret=secret, version=row["version"],
+        previous_secret_expires_at=row["previous_secret_expires_at"],
+    )
+
+
+@router.post("/endpoints/{endpoint_id}/test")
+async def test_endpoint(
+    endpoint_id: UUID, tenant: TenantId, pool: Pool, request: Request
+) -> PingResult:
+    """Send a signed `webhook.test` ping now and report how the endpoint answered."""
+    row = await store.get_endpoint(pool, tenant, endpoint_id)
+    if row is None:
+        raise _no_endpoint()
+    now = datetime.now(UTC)
+    secrets = active_secrets(
+        row["secret"], row["previous_secret"], row["previous_secret_expires_at"], now
+    )
+    body = webhook_payload(TEST_EVENT_TYPE, now, {"endpoint_id": str(endpoint_id)})
+    attempt = await _sender(request).post(
+        row["url"], dict(row["headers"]), secrets, f"msg_test_{uuid4().hex}", body
+    )
+    return PingResult(
+        success=attempt.succeeded, status_code=attempt.status_code,
+        latency_ms=attempt.latency_ms, error=attempt.error,
+    )
+
+
+# --- deliveries ----------------------------------------------------------------------------
+
+@router.get("/endpoints/{endpoint_id}/deliveries")
+async def list_deliveries(
+    endpoint_id: UUID,
+    tenant: TenantId,
+    pool: Pool,
+    page: Page,
+    request: Request,
+    response: Response,
+    status: Annotated[DeliveryStatus | None, Query()] = None,
+) -> dict[str, Any]:
+    if await store.get_endpoint(pool, tenant, endpoint_id) is None:
+        raise _no_endpoint()
+    rows, total = await store.list_deliveries(
+        pool, tenant, endpoint_id, status, page.limit, page.offset
+    )
+    attempts = await store.attempts_of(pool, [r["id"] for r in rows])
+    items = [_delivery(r, attempts[r["id"]]) for r in rows]
+    return paginated(request, response, page, items, total)
+
+
+@router.get("/deliveries/{delivery_id}")
+async def get_delivery(delivery_id: UUID, tenant: TenantId, pool: Pool) -> DeliveryOut:
+    return await _delivery_out(pool, tenant, delivery_id)
+
+
+@router.post("/deliveries/{delivery_id}/resend", status_code=202)
+async def resend_delivery(delivery_id: UUID, tenant: TenantId, pool: Pool) -> DeliveryOut:
+    """Queue a finished delivery again, with a fresh retry schedule and the same webhook-id."""
+    async with pool.acquire() as conn, conn.transaction():
+        current = await store.lock_delivery(conn, tenant, delivery_id)
+        if current is None:
+            raise _no_delivery()
+        if not can_resend(current["status"]):
+            raise Problem("conflict", "The delivery is still pending; it will be sent.")
+        await store.requeue_delivery(conn, delivery_id)
+    return await _delivery_out(pool, tenant, delivery_id)

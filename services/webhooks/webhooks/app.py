@@ -1,0 +1,44 @@
+"""Wiring: `uvicorn webhooks.app:app`."""
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from fulfilkit.contracts import (
+    EVENT_TYPES,
+    FULFILLMENT_TOPIC,
+    SALES_TOPIC,
+    STOCK_TOPIC,
+    WEBHOOKS_TOPIC,
+)
+from fulfilkit.service import Consumer, ServiceSpec, create_service
+from webhooks.api import router
+from webhooks.dispatcher import run_dispatcher, start_sender
+from webhooks.handlers import deliveries_from_events
+from webhooks.settings import WebhookSettings
+
+MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+def build_app(settings: WebhookSettings | None = None) -> FastAPI:
+    return create_service(
+        ServiceSpec(
+            name="webhooks",
+            settings=settings or WebhookSettings(),
+            migrations=MIGRATIONS,
+            routers=[router],
+            consumers=[
+                Consumer(
+                    topics=[SALES_TOPIC, STOCK_TOPIC, FULFILLMENT_TOPIC, WEBHOOKS_TOPIC],
+                    event_types=EVENT_TYPES,
+                    apply=deliveries_from_events,
+                )
+            ],
+            background=[run_dispatcher],
+            on_start=start_sender,
+        ),
+        title="Fulfil webhooks",
+    )
+
+
+app = build_app()

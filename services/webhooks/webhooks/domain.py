@@ -1,0 +1,282 @@
+"""Webhook rules: subscriptions, custom headers, the delivery state machine and retries.
+
+Pure: no I/O. Times and randomness come in as arguments so every rule is testable.
+"""
+
+import random
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
+from typing import Any, Literal, Protocol, TypeVar
+from uuid import UUID
+
+import orjson
+
+from fulfilkit.contracts import EVENT_TYPES, WEBHOOK_ENDPOINT_DISABLED, EndpointDisabled, make_event
+from fulfilkit.events import CloudEvent
+
+WILDCARD = "*"
+TEST_EVENT_TYPE = "webhook.test"
+
+DeliveryStatus = Literal["pending", "succeeded", "failed"]
+PENDING: DeliveryStatus = "pending"
+SUCCEEDED: DeliveryStatus = "succeeded"
+FAILED: DeliveryStatus = "failed"
+DELIVERY_STATUSES: tuple[DeliveryStatus, ...] = (PENDING, SUCCEEDED, FAILED)
+
+JITTER = 0.10
+RETRY_AFTER_MIN_SECONDS = 1.0
+RETRY_AFTER_MAX_SECONDS = 3600.0
+RETRY_AFTER_STATUSES = frozenset({429, 503})
+GONE = 410
+RESPONSE_EXCERPT_BYTES = 1024
+
+RESERVED_HEADERS = frozenset(
+    {"webhook-id", "webhook-timestamp", "webhook-signature", "content-type",
+     "content-length", "transfer-encoding", "host", "connection"}
+)
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_HEADER_VALUE = re.compile(r"^[\t\x20-\x7e\x80-\xff]*$")
+
+
+SOURCE = "webhooks"
+
+
+class InvalidTransition(Exception):
+    pass
+
+
+class VersionConflict(Exception):
+    """The caller's `If-Match` version is not the current one."""
+
+
+# --- subscriptions -----------------------------------------------------------------------
+
+def _prefixes(known: Iterable[str]) -> frozenset[str]:
+    return frozenset(t.rsplit(".", 1)[0] for t in known if "." in t)
+
+
+def pattern_error(pattern: str, known: Sequence[str] = EVENT_TYPES) -> str | None:
+    """Why `pattern` is not a valid subscription, or None: `*`, `sale.*` or an exact type."""
+    if pattern == WILDCARD or pattern in known:
+        return None
+    if pattern.endswith(".*") and pattern[:-2] in _prefixes(known):
+        return None
+    return f"unknown event type {pattern!r}"
+
+
+def normalize_patterns(patterns: Iterable[str]) -> list[str]:
+    """Deduplicated, in the given order; `*` alone when it is among them."""
+    unique = list(dict.fromkeys(patterns))
+    return [WILDCARD] if WILDCARD in unique else unique
+
+
+def matches(patterns: Iterable[str], event_type: str) -> bool:
+    for pattern in patterns:
+        if pattern == WILDCARD or pattern == event_type:
+            return True
+        if pattern.endswith(".*") and event_type.startswith(pattern[:-1]):
+            return True
+    return False
+
+
+class EventLike(Protocol):
+    @property
+    def id(self) -> UUID: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def tenantid(self) -> UUID: ...
+
+
+@dataclass(frozen=True)
+class Subscription:
+    endpoint_id: UUID
+    tenant_id: UUID
+    patterns: tuple[str, ...]
+
+
+E = TypeVar("E", bound=EventLike)
+
+
+def plan_deliveries(
+    events: Sequence[E], subscriptions: Iterable[Subscription]
+) -> list[tuple[E, Subscription]]:
+    """One (event, endpoint) pair per subscribed endpoint of the event's own tenant."""
+    by_tenant: dict[UUID, list[Subscription]] = {}
+    for sub in subscriptions:
+        by_tenant.setdefault(sub.tenant_id, []).append(sub)
+    return [
+        (event, sub)
+        for event in events
+        for sub in by_tenant.get(event.tenantid, ())
+        if matches(sub.patterns, event.type)
+    ]
+
+
+def webhook_id(event_id: UUID, endpoint_id: UUID) -> str:
+    """Stable per (event, endpoint): the same on every retry and resend."""
+    return f"msg_{event_id.hex}_{endpoint_id.hex[:8]}"
+
+
+def webhook_payload(event_type: str, timestamp: datetime, data: Mapping[str, Any]) -> bytes:
+    return orjson.dumps(
+        {"type": event_type, "timestamp": timestamp, "data": data}, option=orjson.OPT_UTC_Z
+    )
+
+
+# --- custom headers ----------------------------------------------------------------------
+
+def header_error(name: str, value: str) -> str | None:
+    if not _HEADER_NAME.match(name):
+        return f"header name {name!r} is not a valid HTTP token"
+    if name.lower() in RESERVED_HEADERS:
+        return f"header {name!r} is set by the platform and cannot be overridden"
+    if not _HEADER_VALUE.match(value):
+        return f"header {name!r} has a value with control characters"
+    return None
+
+
+# --- delivery state machine ----------------------------------------------------------------
+
+TRANSITIONS: Mapping[DeliveryStatus, frozenset[DeliveryStatus]] = {
+    PENDING: frozenset({SUCCEEDED, FAILED}),
+    SUCCEEDED: frozenset({PENDING}),
+    FAILED: frozenset({PENDING}),
+}
+
+
+def ensure_transition(current: DeliveryStatus, target: DeliveryStatus) -> None:
+    if target not in TRANSITIONS[current]:
+        raise InvalidTransition(f"a {current} delivery cannot become {target}")
+
+
+def can_resend(status: DeliveryStatus) -> bool:
+    """Finished deliveries can be queued again; a pending one is already queued."""
+    return PENDING in TRANSITIONS[status]
+
+
+# --- retries -----------------------------------------------------------------------------
+
+def parse_schedule(text: str) -> tuple[float, ...]:
+    """`"5,30,120"` -> (5.0, 30.0, 120.0); empty means no retries."""
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    delays = tuple(float(p) for p in parts)
+    if any(d <= 0 for d in delays):
+        raise ValueError("retry delays must be positive seconds")
+    return delays
+
+
+def jittered(delay: float, rand: Callable[[], float] = random.random) -> float:
+    return delay * (1 + JITTER * (2 * rand() - 1))
+
+
+def retry_after_seconds(header: str | None, now: datetime) -> float | None:
+    """Seconds asked by a `Retry-After` header (delta or HTTP date), within 1 s .. 1 h."""
+    if not header:
+        return None
+    text = header.strip()
+    try:
+        seconds = float(text) if text.isdigit() else (
+            parsedate_to_datetime(text) - now).total_seconds()
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return min(max(seconds, RETRY_AFTER_MIN_SECONDS), RETRY_AFTER_MAX_SECONDS)
+
+
+def is_success(status_code: int | None) -> bool:
+    return status_code is not None and 200 <= status_code < 300
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: DeliveryStatus
+    retry_in: float | None = None
+    disable_endpoint: bool = False
+
+
+def decide(
+    status_code: int | None,
+    attempts_made: int,
+    schedule: Sequence[float],
+    *,
+    now: datetime,
+    retry_after: str | None = None,
+    rand: Callable[[], float] = random.random,
+) -> Verdict:
+    """What follows an attempt; `attempts_made` counts it. `status_code` None: no response."""
+    if is_success(status_code):
+        return Verdict(SUCCEEDED)
+    if status_code == GONE:
+        return Verdict(FAILED, disable_endpoint=True)
+    if attempts_made > len(schedule):
+        return Verdict(FAILED)
+    delay = jittered(schedule[attempts_made - 1], rand)
+    if status_code in RETRY_AFTER_STATUSES:
+        delay = retry_after_seconds(retry_after, now) or delay
+    return Verdict(PENDING, retry_in=delay)
+
+
+def gone_reason(status_code: int) -> str:
+    return f"the endpoint answered {status_code} Gone"
+
+
+def failing_reason(since: datetime) -> str:
+    return f"every delivery failed since {since.isoformat()}"
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One POST to an endpoint: its answer, or the error that stood in for one."""
+
+    attempted_at: datetime
+    latency_ms: int
+    status_code: int | None = None
+    response_body: str | None = None
+    error: str | None = None
+    retry_after: str | None = None
+
+    @property
+    def succeeded(self) -> bool:
+        return is_success(self.status_code)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    delivery_id: UUID
+    endpoint_id: UUID
+    attempt: Attempt
+    verdict: Verdict
+
+
+def endpoint_key(tenant_id: UUID, endpoint_id: UUID) -> str:
+    return f"{tenant_id}:webhook_endpoint:{endpoint_id}"
+
+
+def disabled_event(
+    tenant_id: UUID, endpoint_id: UUID, url: str, reason: str
+) -> tuple[str, CloudEvent]:
+    event = make_event(
+        source=SOURCE, type=WEBHOOK_ENDPOINT_DISABLED, tenant_id=tenant_id,
+        subject=f"webhook_endpoints/{endpoint_id}",
+        data=EndpointDisabled(id=endpoint_id, url=url, reason=reason),
+    )
+    return endpoint_key(tenant_id, endpoint_id), event
+
+
+# --- secrets and responses ---------------------------------------------------------------
+
+def active_secrets(
+    current: str, previous: str | None, previous_expires_at: datetime | None, now: datetime
+) -> list[str]:
+    """Secrets to sign with: the current one, and the previous one during its overlap."""
+    if previous and previous_expires_at is not None and previous_expires_at > now:
+        return [current, previous]
+    return [current]
+
+
+def excerpt(body: bytes, limit: int = RESPONSE_EXCERPT_BYTES) -> str:
+    """The first `limit` bytes as text that PostgreSQL accepts (no NUL)."""
+    return body[:limit].decode("utf-8", errors="replace").replace("\x00", "\ufffd")

@@ -1,0 +1,41 @@
+from pydantic import Field, field_validator, model_validator
+
+from fulfilkit.settings import ServiceSettings
+from webhooks.domain import parse_schedule
+
+
+class WebhookSettings(ServiceSettings):
+    """The webhooks service's settings; every field is read from the upper-case env var."""
+
+    webhook_allowed_hosts: str = ""
+    webhook_secret_overlap_seconds: float = Field(default=86400, ge=0)
+    webhook_timeout_seconds: float = Field(default=10, gt=0)
+    webhook_max_in_flight_per_endpoint: int = Field(default=10, ge=1)
+    webhook_max_in_flight: int = Field(default=256, ge=1)
+    webhook_batch_size: int = Field(default=100, ge=1)
+    webhook_lease_seconds: float = Field(default=60, gt=0)
+    webhook_retry_schedule_seconds: str = "5,30,120,600,1800,3600,7200,14400,28800"
+    webhook_poll_interval_seconds: float = Field(default=0.5, gt=0)
+    webhook_disable_after_failing_seconds: float = Field(default=432000, ge=0)
+    webhook_shutdown_grace_seconds: float = Field(default=5, ge=0)
+
+    @field_validator("webhook_retry_schedule_seconds")
+    @classmethod
+    def _schedule_parses(cls, value: str) -> str:
+        parse_schedule(value)
+        return value
+
+    @model_validator(mode="after")
+    def _lease_outlives_a_request(self) -> "WebhookSettings":
+        if self.webhook_lease_seconds <= self.webhook_timeout_seconds + 5:
+            raise ValueError("WEBHOOK_LEASE_SECONDS must exceed WEBHOOK_TIMEOUT_SECONDS + 5")
+        return self
+
+    @property
+    def retry_schedule(self) -> tuple[float, ...]:
+        return parse_schedule(self.webhook_retry_schedule_seconds)
+
+    @property
+    def allowed_hosts(self) -> frozenset[str]:
+        entries = (h.strip().lower() for h in self.webhook_allowed_hosts.split(","))
+        return frozenset(h for h in entries if h)
