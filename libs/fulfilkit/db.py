@@ -1,9 +1,14 @@
+import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import asyncpg
 import orjson
 
 MESSAGING_SQL = Path(__file__).with_name("messaging.sql")
+T = TypeVar("T")
+RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -48,3 +53,18 @@ async def migrate(pool: asyncpg.Pool, schema: str, migrations_dir: Path) -> list
             await conn.execute(f"INSERT INTO {schema}.schema_migrations (name) VALUES ($1)", name)
             applied.append(name)
     return applied
+
+
+async def in_transaction(
+    pool: asyncpg.Pool, work: Callable[[asyncpg.Connection], Awaitable[T]], attempts: int = 3
+) -> T:
+    """Run `work` in a transaction; retry it when PostgreSQL chose it as a deadlock victim."""
+    for attempt in range(attempts):
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                return await work(conn)
+        except RETRYABLE:
+            if attempt == attempts - 1:
+                raise
+            await asyncio.sleep(0.01 * 2**attempt)
+    raise AssertionError("unreachable")

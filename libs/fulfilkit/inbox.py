@@ -3,7 +3,8 @@
 A batch is applied in one transaction. If that fails for a reason of the data, each event
 is retried alone, a bounded number of times, and one that still fails goes to
 `<topic>.dlq` with the error in its headers; the rest keeps flowing. Infrastructure
-failures (database or broker unreachable) are raised so the batch is consumed again later.
+failures (database or broker unreachable, deadlock victims) are raised so the batch is
+consumed again later.
 """
 
 import asyncio
@@ -23,6 +24,8 @@ log = logging.getLogger(__name__)
 Apply = Callable[[asyncpg.Connection, list[CloudEvent]], Awaitable[None]]
 
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.DeadlockDetectedError,
+    asyncpg.SerializationError,
     OSError,
     asyncio.TimeoutError,
     asyncpg.InterfaceError,

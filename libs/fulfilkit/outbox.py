@@ -11,6 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from fulfilkit.contracts import TOPIC_OF_TYPE
 from fulfilkit.events import CONTENT_TYPE, CloudEvent
+from fulfilkit.leader import become_leader
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class OutboxRelay:
 
     async def run(self) -> None:
         async with self._pool.acquire() as leader:
-            await self._become_leader(leader)
+            await become_leader(leader, f"outbox:{self._schema}", self._poll_interval)
             await leader.add_listener(channel(self._schema), self._on_notify)
             try:
                 await self._loop()
@@ -73,11 +74,6 @@ class OutboxRelay:
                 with contextlib.suppress(Exception):
                     await leader.remove_listener(channel(self._schema), self._on_notify)
                     await leader.execute("SELECT pg_advisory_unlock_all()")
-
-    async def _become_leader(self, conn: asyncpg.Connection) -> None:
-        lock = f"outbox:{self._schema}"
-        while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", lock):
-            await asyncio.sleep(self._poll_interval)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()

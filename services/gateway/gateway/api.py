@@ -200,7 +200,7 @@ async def forward(
     route = route_for(request.url.path)
     if route is None:
         raise Problem("no_content", "No such resource.")
-    scope = required_scope(route.area, request.method)
+    scope = required_scope(route.area, request.method, request.url.path.rstrip("/"))
     if scope not in caller.scopes:
         raise Problem("no_permission", f"This API key lacks the {scope!r} scope.")
     call = UpstreamCall(

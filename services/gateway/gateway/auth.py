@@ -29,8 +29,16 @@ SCOPES: tuple[str, ...] = get_args(ScopeName)
 READ_METHODS = frozenset({"GET", "HEAD"})
 
 
-def required_scope(area: str, method: str) -> str:
-    """`area` is a scope family such as `sales`; reading needs `:read`, anything else `:write`."""
+ADMIN_ONLY_PATHS = ("/api/v1/stock/integrity",)
+
+
+def required_scope(area: str, method: str, path: str = "") -> str:
+    """`area` is a scope family such as `sales`; reading needs `:read`, anything else `:write`.
+
+    Operator endpoints under `ADMIN_ONLY_PATHS` need `admin` whatever the method.
+    """
+    if any(path == p or path.startswith(p + "/") for p in ADMIN_ONLY_PATHS):
+        return "admin"
     return f"{area}:{'read' if method.upper() in READ_METHODS else 'write'}"
 
 

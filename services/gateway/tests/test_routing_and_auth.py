@@ -27,6 +27,8 @@ from gateway.proxy import route_for, upstream_path, with_public_origin
         ("GET", "/api/v1/fulfillment/fulfillments/1", "fulfilment", "fulfillment:read"),
         ("DELETE", "/api/v1/webhooks/endpoints/1", "webhooks", "webhooks:write"),
         ("put", "/api/v1/webhooks/endpoints/1", "webhooks", "webhooks:write"),
+        ("GET", "/api/v1/stock/integrity", "stock", "admin"),
+        ("POST", "/api/v1/stock/integrity/rebuild", "stock", "admin"),
     ],
 )
 def test_a_path_maps_to_its_service_and_scope(
@@ -34,7 +36,7 @@ def test_a_path_maps_to_its_service_and_scope(
 ) -> None:
     route = route_for(path)
     assert route is not None and route.service == service
-    assert required_scope(route.area, method) == scope
+    assert required_scope(route.area, method, path) == scope
 
 
 @pytest.mark.parametrize(

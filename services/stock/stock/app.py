@@ -1,7 +1,9 @@
 from pathlib import Path
 
 from fulfilkit.service import ServiceSpec, create_service
-from stock.api import router
+from stock.api import router as catalogue
+from stock.api_stock import router as stock_levels
+from stock.backorders import run_backorder_worker
 from stock.handlers import CONSUMERS
 from stock.settings import StockSettings
 
@@ -10,8 +12,9 @@ app = create_service(
         name="stock",
         settings=StockSettings(),
         migrations=Path(__file__).with_name("migrations"),
-        routers=[router],
+        routers=[catalogue, stock_levels],
         consumers=CONSUMERS,
+        background=[run_backorder_worker],
     ),
     title="Fulfil stock service",
 )

@@ -1,4 +1,4 @@
-"""Stock rules: records, the ledger, and all-or-nothing reservations. No I/O here."""
+"""Stock rules: records, the ledger, all-or-nothing reservations, low levels. No I/O here."""
 
 from collections import Counter
 from dataclasses import dataclass, field
@@ -9,6 +9,7 @@ Reason = Literal[
     "audit", "restock", "loss", "adjustment", "reservation", "release", "commit", "transfer"
 ]
 ShortfallReason = Literal["insufficient_stock", "unknown_sku", "unknown_location"]
+RecordKey = tuple[UUID, str, str]
 
 
 class StockRuleViolation(Exception):
@@ -24,13 +25,15 @@ class StockRecord:
     quantity: int
     reserved: int
     version: int
+    min_level: int = 0
+    low: bool = False
 
     @property
     def available(self) -> int:
         return self.quantity - self.reserved
 
     @property
-    def key(self) -> tuple[UUID, str, str]:
+    def key(self) -> RecordKey:
         return (self.tenant_id, self.location_id, self.sku)
 
 
@@ -58,10 +61,13 @@ def apply_change(
     quantity = record.quantity + quantity_change
     reserved = record.reserved + reserved_change
     if quantity < 0:
-        raise StockRuleViolation(f"{record.sku} at {record.location_id} would fall below zero")
+        raise StockRuleViolation(
+            f"{record.sku} at {record.location_id} would have {quantity} on hand, below zero"
+        )
     if not 0 <= reserved <= quantity:
         raise StockRuleViolation(
-            f"{record.sku} at {record.location_id}: {reserved} reserved of {quantity} on hand"
+            f"{record.sku} at {record.location_id} would have {quantity} on hand,"
+            f" below the {reserved} reserved"
         )
     record.quantity, record.reserved, record.version = quantity, reserved, record.version + 1
     return LedgerEntry(
@@ -70,12 +76,32 @@ def apply_change(
     )
 
 
+def set_on_hand(
+    record: StockRecord, quantity: int, reason: Reason = "audit", reference: str | None = None
+) -> LedgerEntry:
+    return apply_change(record, reason, quantity - record.quantity, 0, reference)
+
+
 def opening_entry(record: StockRecord) -> LedgerEntry:
     """The first ledger row of a new record: its starting quantity, counted in an audit."""
     return LedgerEntry(
         record.id, record.tenant_id, record.location_id, record.sku, "audit",
         record.quantity, 0, record.quantity, 0, record.version, "created",
     )
+
+
+def newly_low(records: list[StockRecord]) -> list[StockRecord]:
+    """Update each record's low flag; return those that just fell to or below min_level.
+
+    A record alerts once, and again only after its available quantity rose above the level.
+    """
+    alerts = []
+    for record in records:
+        is_low = record.available <= record.min_level
+        if is_low and not record.low:
+            alerts.append(record)
+        record.low = is_low
+    return alerts
 
 
 @dataclass(frozen=True)
@@ -91,6 +117,9 @@ class SaleToReserve:
         for sku, quantity in self.lines:
             wanted[sku] += quantity
         return wanted
+
+    def keys(self) -> set[RecordKey]:
+        return {(self.tenant_id, self.location_id, sku) for sku, _ in self.lines}
 
 
 @dataclass(frozen=True)
@@ -115,7 +144,7 @@ class ReservationFailed:
 
 
 def _shortfalls(
-    sale: SaleToReserve, records: dict[tuple[UUID, str, str], StockRecord],
+    sale: SaleToReserve, records: dict[RecordKey, StockRecord],
     location_known: bool, known_skus: set[tuple[UUID, str]],
 ) -> list[Shortfall]:
     missing = []
@@ -131,24 +160,73 @@ def _shortfalls(
     return missing
 
 
+def reserve_sale(
+    sale: SaleToReserve,
+    records: dict[RecordKey, StockRecord],
+    known_locations: set[tuple[UUID, str]],
+    known_skus: set[tuple[UUID, str]],
+) -> Reserved | ReservationFailed:
+    """Reserve all of a sale's lines or none; `records` are updated in place."""
+    location_known = (sale.tenant_id, sale.location_id) in known_locations
+    shortfalls = _shortfalls(sale, records, location_known, known_skus)
+    if shortfalls:
+        return ReservationFailed(sale, shortfalls)
+    reserved = Reserved(sale, [])
+    for sku, wanted in sorted(sale.quantities().items()):
+        record = records[(sale.tenant_id, sale.location_id, sku)]
+        reserved.entries.append(apply_change(record, "reservation", 0, wanted, sale.sale_id))
+        reserved.lines.append((sku, wanted, record.id))
+    return reserved
+
+
 def reserve_sales(
     sales: list[SaleToReserve],
-    records: dict[tuple[UUID, str, str], StockRecord],
+    records: dict[RecordKey, StockRecord],
     known_locations: set[tuple[UUID, str]],
     known_skus: set[tuple[UUID, str]],
 ) -> list[Reserved | ReservationFailed]:
-    """Reserve each sale in order, all of its lines or none; `records` are updated in place."""
-    outcomes: list[Reserved | ReservationFailed] = []
-    for sale in sales:
-        location_known = (sale.tenant_id, sale.location_id) in known_locations
-        shortfalls = _shortfalls(sale, records, location_known, known_skus)
-        if shortfalls:
-            outcomes.append(ReservationFailed(sale, shortfalls))
-            continue
-        reserved = Reserved(sale, [])
-        for sku, wanted in sorted(sale.quantities().items()):
-            record = records[(sale.tenant_id, sale.location_id, sku)]
-            reserved.entries.append(apply_change(record, "reservation", 0, wanted, sale.sale_id))
-            reserved.lines.append((sku, wanted, record.id))
-        outcomes.append(reserved)
-    return outcomes
+    """Reserve each sale in order, all of its lines or none."""
+    return [reserve_sale(s, records, known_locations, known_skus) for s in sales]
+
+
+def release(
+    records: dict[UUID, StockRecord], lines: list[tuple[UUID, int]], reference: str
+) -> list[LedgerEntry]:
+    """A canceled sale's reserved units become available again."""
+    return [apply_change(records[rid], "release", 0, -qty, reference) for rid, qty in lines]
+
+
+def commit(
+    records: dict[UUID, StockRecord], lines: list[tuple[UUID, int]], reference: str
+) -> list[LedgerEntry]:
+    """A shipped sale's units leave the building: on hand and reserved both fall."""
+    return [apply_change(records[rid], "commit", -qty, -qty, reference) for rid, qty in lines]
+
+
+@dataclass(frozen=True)
+class Discrepancy:
+    record_id: UUID
+    location_id: str
+    sku: str
+    check: Literal["reserved_vs_reservations", "quantity_vs_ledger", "reserved_vs_ledger"]
+    recorded: int
+    expected: int
+
+
+def find_discrepancies(
+    records: list[StockRecord],
+    active_reserved: dict[UUID, int],
+    ledger_sums: dict[UUID, tuple[int, int]],
+) -> list[Discrepancy]:
+    """Compare each record with its active reservations and with the sum of its ledger."""
+    found = []
+    for r in records:
+        quantity_sum, reserved_sum = ledger_sums.get(r.id, (0, 0))
+        for check, recorded, expected in (
+            ("reserved_vs_reservations", r.reserved, active_reserved.get(r.id, 0)),
+            ("quantity_vs_ledger", r.quantity, quantity_sum),
+            ("reserved_vs_ledger", r.reserved, reserved_sum),
+        ):
+            if recorded != expected:
+                found.append(Discrepancy(r.id, r.location_id, r.sku, check, recorded, expected))  # type: ignore[arg-type]
+    return found

@@ -2,12 +2,18 @@
 
 from uuid import UUID
 
+from pydantic import BaseModel
+
 from fulfilkit import contracts as c
-from fulfilkit.events import CloudEvent, utcnow
+from fulfilkit.events import utcnow
 from fulfilkit.outbox import Keyed
-from stock.domain import LedgerEntry, ReservationFailed, Reserved
+from stock.domain import LedgerEntry, ReservationFailed, StockRecord
+from stock.store import ReservationRow
 
 SOURCE = "/stock"
+RESERVATION_TYPES = {
+    "active": c.STOCK_RESERVED, "released": c.STOCK_RELEASED, "committed": c.STOCK_COMMITTED,
+}
 
 
 def stock_changed(entry: LedgerEntry) -> Keyed:
@@ -18,20 +24,29 @@ def stock_changed(entry: LedgerEntry) -> Keyed:
         updated_at=utcnow(), quantity_change=entry.quantity_change,
         reserved_change=entry.reserved_change, reason=entry.reason, reference=entry.reference,
     )
-    return _keyed(c.stock_level_key(entry.tenant_id, entry.location_id, entry.sku),
-                  c.STOCK_CHANGED, entry.tenant_id, f"stock-record/{entry.record_id}", data)
+    return _level_event(entry.tenant_id, entry.location_id, entry.sku, entry.record_id,
+                        c.STOCK_CHANGED, data)
 
 
-def reserved(reservation_id: UUID, outcome: Reserved) -> Keyed:
-    sale = outcome.sale
-    data = c.ReservationSnapshot(
-        id=reservation_id, sale=sale.sale, sale_id=sale.sale_id, location_id=sale.location_id,
-        status="active", version=1, updated_at=utcnow(),
-        lines=[c.ReservationLine(sku=s, quantity=q, stock_record_id=r)
-               for s, q, r in outcome.lines],
+def stock_low(record: StockRecord) -> Keyed:
+    data = c.StockLow(
+        id=record.id, location_id=record.location_id, sku=record.sku, quantity=record.quantity,
+        reserved=record.reserved, available=record.available, version=record.version,
+        updated_at=utcnow(), min_level=record.min_level,
     )
-    return _keyed(c.sale_key(sale.tenant_id, sale.sale), c.STOCK_RESERVED, sale.tenant_id,
-                  f"sale/{sale.sale}", data)
+    return _level_event(record.tenant_id, record.location_id, record.sku, record.id,
+                        c.STOCK_LOW, data)
+
+
+def reservation(row: ReservationRow) -> Keyed:
+    """stock.reserved, stock.released or stock.committed, after the reservation's status."""
+    data = c.ReservationSnapshot(
+        id=row.id, sale=row.sale, sale_id=row.sale_id, location_id=row.location_id,
+        status=row.status,  # type: ignore[arg-type]
+        version=row.version, updated_at=utcnow(),
+        lines=[c.ReservationLine(sku=s, quantity=q, stock_record_id=r) for s, q, r in row.lines],
+    )
+    return _sale_event(row.tenant_id, row.sale, RESERVATION_TYPES[row.status], data)
 
 
 def reservation_failed(outcome: ReservationFailed) -> Keyed:
@@ -41,12 +56,17 @@ def reservation_failed(outcome: ReservationFailed) -> Keyed:
         shortfalls=[c.Shortfall(sku=s.sku, requested=s.requested, available=s.available,
                                 reason=s.reason) for s in outcome.shortfalls],
     )
-    return _keyed(c.sale_key(sale.tenant_id, sale.sale), c.STOCK_RESERVATION_FAILED,
-                  sale.tenant_id, f"sale/{sale.sale}", data)
+    return _sale_event(sale.tenant_id, sale.sale, c.STOCK_RESERVATION_FAILED, data)
 
 
-def _keyed(key: str, type_: str, tenant_id: UUID, subject: str, data: object) -> Keyed:
-    event: CloudEvent = c.make_event(
-        source=SOURCE, type=type_, tenant_id=tenant_id, subject=subject, data=data  # type: ignore[arg-type]
-    )
-    return key, event
+def _sale_event(tenant_id: UUID, sale: UUID, type_: str, data: BaseModel) -> Keyed:
+    event = c.make_event(source=SOURCE, type=type_, tenant_id=tenant_id,
+                         subject=f"sale/{sale}", data=data)
+    return c.sale_key(tenant_id, sale), event
+
+
+def _level_event(tenant_id: UUID, location_id: str, sku: str, record_id: UUID, type_: str,
+                 data: BaseModel) -> Keyed:
+    event = c.make_event(source=SOURCE, type=type_, tenant_id=tenant_id,
+                         subject=f"stock-record/{record_id}", data=data)
+    return c.stock_level_key(tenant_id, location_id, sku), event

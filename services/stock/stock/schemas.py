@@ -1,7 +1,7 @@
 """Request and response bodies of the stock API."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -76,3 +76,91 @@ class StockRecordOut(BaseModel):
     @classmethod
     def of(cls, row: dict[str, Any]) -> "StockRecordOut":
         return cls(**row, available=row["quantity"] - row["reserved"])
+
+
+class LocationPatch(Strict):
+    name: Name | None = None
+    address: dict[str, Any] | None = None
+
+
+Notes = Annotated[str, Field(max_length=1000)]
+
+
+class RecordUpdate(Strict):
+    id: UUID
+    quantity: Annotated[int, Field(ge=0, le=2_000_000_000)]
+    compare_quantity: Annotated[int, Field(ge=0)] | None = None
+    version: Annotated[int, Field(ge=1)] | None = None
+
+
+class RecordsUpdateIn(Strict):
+    stock_records: Annotated[list[RecordUpdate], Field(min_length=1, max_length=1000)]
+    notes: Notes | None = None
+
+
+class RecordChange(Strict):
+    id: UUID
+    quantity_change: Annotated[int, Field(ge=-2_000_000_000, le=2_000_000_000)]
+
+
+class RecordsChangeIn(Strict):
+    stock_records: Annotated[list[RecordChange], Field(min_length=1, max_length=1000)]
+    notes: Notes | None = None
+
+
+class RecordsOut(BaseModel):
+    stock_records: list[StockRecordOut]
+
+
+class LevelUpdateIn(Strict):
+    sku: Code
+    location_id: Code
+    quantity: Annotated[int, Field(ge=0, le=2_000_000_000)]
+    update_type: Literal["audit", "restock", "loss"]
+    notes: Notes | None = None
+
+
+class TransferIn(Strict):
+    sku: Code
+    from_location_id: Code
+    to_location_id: Code
+    quantity: Annotated[int, Field(gt=0, le=2_000_000_000)]
+    notes: Notes | None = None
+
+
+class TransferOut(BaseModel):
+    transfer_id: str
+    source: StockRecordOut = Field(serialization_alias="from")
+    destination: StockRecordOut = Field(serialization_alias="to")
+
+
+class Movement(BaseModel):
+    id: int
+    stock_record_id: UUID
+    location_id: str
+    sku: str
+    reason: str
+    quantity_change: int
+    reserved_change: int
+    quantity_after: int
+    reserved_after: int
+    actor: str
+    reference: str | None
+    notes: str | None
+    created_at: datetime
+
+
+class DiscrepancyOut(BaseModel):
+    stock_record_id: UUID
+    location_id: str
+    sku: str
+    check: str
+    recorded: int
+    expected: int
+
+
+class IntegrityReport(BaseModel):
+    ok: bool
+    records_checked: int
+    discrepancies: list[DiscrepancyOut]
+    repaired: int = 0

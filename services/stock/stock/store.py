@@ -1,15 +1,30 @@
 """SQL for the stock schema."""
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 
-from stock.domain import LedgerEntry, Reserved, StockRecord
+from stock.domain import LedgerEntry, RecordKey, StockRecord
 
 S = "stock"
-RecordKey = tuple[UUID, str, str]
+BACKORDER_CHANNEL = "stock_backorders"
+RECORD_COLUMNS = (
+    "r.id, r.tenant_id, r.location_id, r.sku, r.quantity, r.reserved, r.version,"
+    " p.min_level, r.low"
+)
+RECORD_FROM = f"{S}.stock_records r JOIN {S}.products p USING (tenant_id, sku)"
+
+
+def _columns(keys: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    return [[k[i] for k in keys] for i in range(width)]
+
+
+# Catalogue
 
 
 async def insert_product(conn: asyncpg.Connection, tenant_id: UUID, p: dict[str, Any]) -> dict:
@@ -29,17 +44,18 @@ async def get_product(conn: asyncpg.Connection, tenant_id: UUID, sku: str) -> di
     return dict(row) if row else None
 
 
-async def update_product(
-    conn: asyncpg.Connection, tenant_id: UUID, sku: str, changes: dict[str, Any],
-    expected_version: int | None,
+async def update_row(
+    conn: asyncpg.Connection, table: str, key_column: str, tenant_id: UUID, key: str,
+    changes: dict[str, Any], expected_version: int | None,
 ) -> dict | None:
-    columns = [c for c in ("name", "ean", "unit_type", "min_level", "is_bulky") if c in changes]
-    assignments = ", ".join(f"{c} = ${i + 4}" for i, c in enumerate(columns))
-    sets = f"{assignments}, " if assignments else ""
+    """Partial update of a catalogue row; None when missing or not at `expected_version`."""
+    columns = list(changes)
+    assignments = "".join(f"{c} = ${i + 4}, " for i, c in enumerate(columns))
     row = await conn.fetchrow(
-        f"UPDATE {S}.products SET {sets}version = version + 1, updated_at = now()"
-        " WHERE tenant_id = $1 AND sku = $2 AND ($3::int IS NULL OR version = $3) RETURNING *",
-        tenant_id, sku, expected_version, *(changes[c] for c in columns),
+        f"UPDATE {S}.{table} SET {assignments}version = version + 1, updated_at = now()"
+        f" WHERE tenant_id = $1 AND {key_column} = $2 AND ($3::int IS NULL OR version = $3)"
+        " RETURNING *",
+        tenant_id, key, expected_version, *(changes[c] for c in columns),
     )
     return dict(row) if row else None
 
@@ -73,9 +89,42 @@ async def insert_location(conn: asyncpg.Connection, tenant_id: UUID, loc: dict[s
     return dict(row) if row else {}
 
 
-async def insert_stock_record(
-    conn: asyncpg.Connection, record: StockRecord
-) -> bool:
+async def get_location(conn: asyncpg.Connection, tenant_id: UUID, location_id: str) -> dict | None:
+    row = await conn.fetchrow(
+        f"SELECT * FROM {S}.locations WHERE tenant_id = $1 AND location_id = $2",
+        tenant_id, location_id,
+    )
+    return dict(row) if row else None
+
+
+async def existing_pairs(
+    conn: asyncpg.Connection, table: str, columns: tuple[str, str], types: tuple[str, str],
+    keys: Iterable[tuple[Any, Any]],
+) -> set[tuple[Any, Any]]:
+    """Which (tenant, x) pairs exist in `table`, in one round trip."""
+    keys = list(keys)
+    a, b = columns
+    rows = await conn.fetch(
+        f"SELECT {a}, {b} FROM {S}.{table} WHERE ({a}, {b}) IN"
+        f" (SELECT * FROM unnest($1::{types[0]}[], $2::{types[1]}[]))",
+        *_columns(keys, 2),
+    )
+    return {(r[a], r[b]) for r in rows}
+
+
+async def known_locations(conn: asyncpg.Connection, keys: Iterable[tuple[UUID, str]]) -> set:
+    return await existing_pairs(conn, "locations", ("tenant_id", "location_id"),
+                                ("uuid", "text"), keys)
+
+
+async def known_skus(conn: asyncpg.Connection, keys: Iterable[tuple[UUID, str]]) -> set:
+    return await existing_pairs(conn, "products", ("tenant_id", "sku"), ("uuid", "text"), keys)
+
+
+# Stock records and the ledger
+
+
+async def insert_stock_record(conn: asyncpg.Connection, record: StockRecord) -> bool:
     status = await conn.execute(
         f"INSERT INTO {S}.stock_records (id, tenant_id, location_id, sku, quantity, reserved)"
         " VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT DO NOTHING",
@@ -84,40 +133,50 @@ async def insert_stock_record(
     return status.endswith("1")
 
 
-async def known_locations(conn: asyncpg.Connection, keys: Iterable[tuple[UUID, str]]) -> set:
-    keys = list(keys)
-    rows = await conn.fetch(
-        f"SELECT tenant_id, location_id FROM {S}.locations"
-        " WHERE (tenant_id, location_id) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))",
-        [k[0] for k in keys], [k[1] for k in keys],
-    )
-    return {(r["tenant_id"], r["location_id"]) for r in rows}
-
-
-async def known_skus(conn: asyncpg.Connection, keys: Iterable[tuple[UUID, str]]) -> set:
-    keys = list(keys)
-    rows = await conn.fetch(
-        f"SELECT tenant_id, sku FROM {S}.products"
-        " WHERE (tenant_id, sku) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))",
-        [k[0] for k in keys], [k[1] for k in keys],
-    )
-    return {(r["tenant_id"], r["sku"]) for r in rows}
-
-
 async def lock_records(
     conn: asyncpg.Connection, keys: Iterable[RecordKey]
 ) -> dict[RecordKey, StockRecord]:
-    """Lock the records in one fixed order (tenant, location, SKU), so batches never deadlock."""
+    """Lock records in the one global order (tenant, location, SKU), so nothing deadlocks."""
     keys = sorted(set(keys))
     rows = await conn.fetch(
-        f"SELECT id, tenant_id, location_id, sku, quantity, reserved, version"
-        f" FROM {S}.stock_records WHERE (tenant_id, location_id, sku) IN"
-        " (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]))"
-        " ORDER BY tenant_id, location_id, sku FOR UPDATE",
-        [k[0] for k in keys], [k[1] for k in keys], [k[2] for k in keys],
+        f"SELECT {RECORD_COLUMNS} FROM {RECORD_FROM} WHERE (r.tenant_id, r.location_id, r.sku)"
+        " IN (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]))"
+        " ORDER BY r.tenant_id, r.location_id, r.sku FOR UPDATE OF r",
+        *_columns(keys, 3),
     )
     records = [StockRecord(**dict(r)) for r in rows]
     return {r.key: r for r in records}
+
+
+async def lock_records_by_id(
+    conn: asyncpg.Connection, tenant_id: UUID | None, ids: Iterable[UUID]
+) -> dict[UUID, StockRecord]:
+    rows = await conn.fetch(
+        f"SELECT {RECORD_COLUMNS} FROM {RECORD_FROM} WHERE ($1::uuid IS NULL OR r.tenant_id = $1)"
+        " AND r.id = ANY($2::uuid[]) ORDER BY r.tenant_id, r.location_id, r.sku FOR UPDATE OF r",
+        tenant_id, list(set(ids)),
+    )
+    return {r["id"]: StockRecord(**dict(r)) for r in rows}
+
+
+async def record_exists(conn: asyncpg.Connection, tenant_id: UUID, location_id: str,
+                        sku: str) -> bool:
+    return bool(await conn.fetchval(
+        f"SELECT EXISTS (SELECT 1 FROM {S}.stock_records WHERE tenant_id = $1"
+        " AND location_id = $2 AND sku = $3)", tenant_id, location_id, sku))
+
+
+async def get_record(conn: asyncpg.Connection, tenant_id: UUID, record_id: UUID) -> dict | None:
+    row = await conn.fetchrow(
+        f"SELECT * FROM {S}.stock_records WHERE tenant_id = $1 AND id = $2", tenant_id, record_id
+    )
+    return dict(row) if row else None
+
+
+async def get_records(conn: asyncpg.Connection, ids: Sequence[UUID]) -> dict[UUID, dict]:
+    rows = await conn.fetch(f"SELECT * FROM {S}.stock_records WHERE id = ANY($1::uuid[])",
+                            list(ids))
+    return {r["id"]: dict(r) for r in rows}
 
 
 async def save_records(conn: asyncpg.Connection, records: Iterable[StockRecord]) -> None:
@@ -126,11 +185,11 @@ async def save_records(conn: asyncpg.Connection, records: Iterable[StockRecord])
         return
     await conn.execute(
         f"UPDATE {S}.stock_records AS r SET quantity = v.quantity, reserved = v.reserved,"
-        " version = v.version, updated_at = now()"
-        " FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[]) AS v(id, quantity, reserved,"
-        " version) WHERE r.id = v.id",
+        " version = v.version, low = v.low, updated_at = now()"
+        " FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[], $5::bool[])"
+        " AS v(id, quantity, reserved, version, low) WHERE r.id = v.id",
         [r.id for r in records], [r.quantity for r in records],
-        [r.reserved for r in records], [r.version for r in records],
+        [r.reserved for r in records], [r.version for r in records], [r.low for r in records],
     )
 
 
@@ -154,33 +213,212 @@ async def insert_movements(
     )
 
 
-async def reserved_sales(conn: asyncpg.Connection, keys: Iterable[tuple[UUID, UUID]]) -> set:
-    keys = list(keys)
-    rows = await conn.fetch(
-        f"SELECT tenant_id, sale FROM {S}.reservations"
-        " WHERE (tenant_id, sale) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))",
-        [k[0] for k in keys], [k[1] for k in keys],
+async def list_movements(
+    conn: asyncpg.Connection, tenant_id: UUID, *, skus: Sequence[str],
+    locations: Sequence[str], reasons: Sequence[str], reference: str | None,
+    created_from: datetime | None, created_to: datetime | None, limit: int, offset: int,
+) -> tuple[list[dict], int]:
+    where = (
+        "tenant_id = $1 AND (cardinality($2::text[]) = 0 OR sku = ANY($2))"
+        " AND (cardinality($3::text[]) = 0 OR location_id = ANY($3))"
+        " AND (cardinality($4::text[]) = 0 OR reason = ANY($4))"
+        " AND ($5::text IS NULL OR reference = $5)"
+        " AND ($6::timestamptz IS NULL OR created_at >= $6)"
+        " AND ($7::timestamptz IS NULL OR created_at < $7)"
     )
-    return {(r["tenant_id"], r["sale"]) for r in rows}
+    args = (tenant_id, list(skus), list(locations), list(reasons), reference, created_from,
+            created_to)
+    total = await conn.fetchval(f"SELECT count(*) FROM {S}.movements WHERE {where}", *args)
+    rows = await conn.fetch(
+        f"SELECT * FROM {S}.movements WHERE {where} ORDER BY id LIMIT $8 OFFSET $9",
+        *args, limit, offset,
+    )
+    return [dict(r) for r in rows], total
 
 
-async def insert_reservations(
-    conn: asyncpg.Connection, reservations: Sequence[tuple[UUID, Reserved]]
-) -> None:
-    if not reservations:
+# Reservations and backorders
+
+
+@dataclass
+class ReservationRow:
+    id: UUID
+    tenant_id: UUID
+    sale: UUID
+    sale_id: str
+    location_id: str
+    status: str
+    version: int
+    lines: list[tuple[str, int, UUID]]
+
+
+async def reservations_for(
+    conn: asyncpg.Connection, sales: Iterable[tuple[UUID, UUID]], lock: bool = False
+) -> dict[tuple[UUID, UUID], ReservationRow]:
+    keys = sorted(set(sales))
+    rows = await conn.fetch(
+        f"SELECT id, tenant_id, sale, sale_id, location_id, status, version FROM {S}.reservations"
+        " WHERE (tenant_id, sale) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))"
+        " ORDER BY id" + (" FOR UPDATE" if lock else ""),
+        *_columns(keys, 2),
+    )
+    found = {(r["tenant_id"], r["sale"]): ReservationRow(**dict(r), lines=[]) for r in rows}
+    by_id = {r.id: r for r in found.values()}
+    lines = await conn.fetch(
+        f"SELECT reservation_id, sku, quantity, stock_record_id FROM {S}.reservation_lines"
+        " WHERE reservation_id = ANY($1::uuid[]) ORDER BY sku",
+        list(by_id),
+    )
+    for line in lines:
+        by_id[line["reservation_id"]].lines.append(
+            (line["sku"], line["quantity"], line["stock_record_id"]))
+    return found
+
+
+async def insert_reservations(conn: asyncpg.Connection, rows: Sequence[ReservationRow]) -> None:
+    if not rows:
         return
     await conn.execute(
-        f"INSERT INTO {S}.reservations (id, tenant_id, sale, sale_id, location_id, status)"
-        " SELECT i, t, s, si, l, 'active' FROM unnest($1::uuid[], $2::uuid[], $3::uuid[],"
-        " $4::text[], $5::text[]) AS v(i, t, s, si, l)",
-        [rid for rid, _ in reservations], [r.sale.tenant_id for _, r in reservations],
-        [r.sale.sale for _, r in reservations], [r.sale.sale_id for _, r in reservations],
-        [r.sale.location_id for _, r in reservations],
+        f"INSERT INTO {S}.reservations (id, tenant_id, sale, sale_id, location_id, status,"
+        " version) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[],"
+        " $5::text[], $6::text[], $7::int[])",
+        [r.id for r in rows], [r.tenant_id for r in rows], [r.sale for r in rows],
+        [r.sale_id for r in rows], [r.location_id for r in rows], [r.status for r in rows],
+        [r.version for r in rows],
     )
-    lines = [(rid, line) for rid, r in reservations for line in r.lines]
+    lines = [(r.id, line) for r in rows for line in r.lines]
+    if lines:
+        await conn.execute(
+            f"INSERT INTO {S}.reservation_lines (reservation_id, stock_record_id, sku, quantity)"
+            " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[])",
+            [rid for rid, _ in lines], [ln[2] for _, ln in lines], [ln[0] for _, ln in lines],
+            [ln[1] for _, ln in lines],
+        )
+
+
+async def update_reservations(conn: asyncpg.Connection, rows: Sequence[ReservationRow]) -> None:
+    if not rows:
+        return
     await conn.execute(
-        f"INSERT INTO {S}.reservation_lines (reservation_id, stock_record_id, sku, quantity)"
-        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[])",
-        [rid for rid, _ in lines], [ln[2] for _, ln in lines], [ln[0] for _, ln in lines],
-        [ln[1] for _, ln in lines],
+        f"UPDATE {S}.reservations AS r SET status = v.status, version = v.version,"
+        " updated_at = now() FROM unnest($1::uuid[], $2::text[], $3::int[])"
+        " AS v(id, status, version) WHERE r.id = v.id",
+        [r.id for r in rows], [r.status for r in rows], [r.version for r in rows],
+    )
+
+
+@dataclass
+class BackorderRow:
+    seq: int
+    tenant_id: UUID
+    sale: UUID
+    sale_id: str
+    location_id: str
+    lines: list[dict[str, Any]]
+
+
+async def backorders_for_sales(
+    conn: asyncpg.Connection, sales: Iterable[tuple[UUID, UUID]]
+) -> set[tuple[UUID, UUID]]:
+    return await existing_pairs(conn, "backorders", ("tenant_id", "sale"), ("uuid", "uuid"),
+                                sales)
+
+
+async def insert_backorders(
+    conn: asyncpg.Connection, rows: Sequence[tuple[UUID, UUID, str, str, list[dict]]]
+) -> None:
+    if rows:
+        await conn.execute(
+            f"INSERT INTO {S}.backorders (tenant_id, sale, sale_id, location_id, lines)"
+            " SELECT t, s, si, l, ln::jsonb FROM unnest($1::uuid[], $2::uuid[], $3::text[],"
+            " $4::text[], $5::text[]) AS v(t, s, si, l, ln) ON CONFLICT DO NOTHING",
+            [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
+            [r[3] for r in rows], [orjson.dumps(r[4]).decode() for r in rows],
+        )
+
+
+async def delete_backorders(conn: asyncpg.Connection, sales: Iterable[tuple[UUID, UUID]]) -> None:
+    keys = list(sales)
+    if keys:
+        await conn.execute(
+            f"DELETE FROM {S}.backorders WHERE (tenant_id, sale) IN"
+            " (SELECT * FROM unnest($1::uuid[], $2::uuid[]))",
+            *_columns(keys, 2),
+        )
+
+
+async def waiting_backorders(
+    conn: asyncpg.Connection, tenant_id: UUID, location_id: str, limit: int
+) -> list[BackorderRow]:
+    rows = await conn.fetch(
+        f"SELECT seq, tenant_id, sale, sale_id, location_id, lines FROM {S}.backorders"
+        " WHERE tenant_id = $1 AND location_id = $2 ORDER BY seq LIMIT $3",
+        tenant_id, location_id, limit,
+    )
+    return [BackorderRow(**dict(r)) for r in rows]
+
+
+async def lock_backorders(conn: asyncpg.Connection, seqs: Sequence[int]) -> set[int]:
+    """Lock the queue rows still there (a cancel may have removed some meanwhile)."""
+    rows = await conn.fetch(
+        f"SELECT seq FROM {S}.backorders WHERE seq = ANY($1::bigint[]) ORDER BY seq FOR UPDATE",
+        list(seqs),
+    )
+    return {r["seq"] for r in rows}
+
+
+async def request_backorder_retry(
+    conn: asyncpg.Connection, locations: Iterable[tuple[UUID, str]]
+) -> None:
+    keys = sorted(set(locations))
+    if not keys:
+        return
+    await conn.execute(
+        f"INSERT INTO {S}.backorder_wakeups (tenant_id, location_id)"
+        " SELECT * FROM unnest($1::uuid[], $2::text[]) ON CONFLICT DO NOTHING",
+        *_columns(keys, 2),
+    )
+    await conn.execute("SELECT pg_notify($1, '')", BACKORDER_CHANNEL)
+
+
+async def claim_wakeups(conn: asyncpg.Connection) -> list[tuple[UUID, str]]:
+    rows = await conn.fetch(
+        f"DELETE FROM {S}.backorder_wakeups RETURNING tenant_id, location_id"
+    )
+    return [(r["tenant_id"], r["location_id"]) for r in rows]
+
+
+async def wake_every_backordered_location(conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        f"INSERT INTO {S}.backorder_wakeups (tenant_id, location_id)"
+        f" SELECT DISTINCT tenant_id, location_id FROM {S}.backorders ON CONFLICT DO NOTHING"
+    )
+
+
+# Integrity
+
+
+async def integrity_inputs(
+    conn: asyncpg.Connection, tenant_id: UUID | None
+) -> tuple[list[StockRecord], dict[UUID, int], dict[UUID, tuple[int, int]]]:
+    records = await conn.fetch(
+        f"SELECT {RECORD_COLUMNS} FROM {RECORD_FROM}"
+        " WHERE ($1::uuid IS NULL OR r.tenant_id = $1) ORDER BY r.tenant_id, r.location_id, r.sku",
+        tenant_id,
+    )
+    active = await conn.fetch(
+        f"SELECT l.stock_record_id, sum(l.quantity) AS reserved FROM {S}.reservation_lines l"
+        f" JOIN {S}.reservations r ON r.id = l.reservation_id WHERE r.status = 'active'"
+        " AND ($1::uuid IS NULL OR r.tenant_id = $1) GROUP BY l.stock_record_id",
+        tenant_id,
+    )
+    ledger = await conn.fetch(
+        f"SELECT stock_record_id, sum(quantity_change) AS q, sum(reserved_change) AS r"
+        f" FROM {S}.movements WHERE ($1::uuid IS NULL OR tenant_id = $1)"
+        " GROUP BY stock_record_id",
+        tenant_id,
+    )
+    return (
+        [StockRecord(**dict(r)) for r in records],
+        {r["stock_record_id"]: r["reserved"] for r in active},
+        {r["stock_record_id"]: (r["q"], r["r"]) for r in ledger},
     )

@@ -1,0 +1,35 @@
+"""Writes stock changes: records, ledger rows, events, low alerts and backorder wake-ups."""
+
+from collections.abc import Sequence
+
+import asyncpg
+
+from fulfilkit.outbox import Keyed, add_events
+from stock import events, store
+from stock.domain import LedgerEntry, StockRecord, newly_low
+
+
+async def save_changes(
+    conn: asyncpg.Connection,
+    records: Sequence[StockRecord],
+    entries: Sequence[LedgerEntry],
+    actor: str,
+    *,
+    notes: str | None = None,
+    more_events: Sequence[Keyed] = (),
+) -> None:
+    """Persist what the domain decided, in the caller's transaction.
+
+    `records` are the records the entries changed (already locked by the caller).
+    """
+    touched_ids = {e.record_id for e in entries}
+    touched = [r for r in records if r.id in touched_ids]
+    alerts = newly_low(touched)
+    await store.save_records(conn, touched)
+    await store.insert_movements(conn, entries, actor, notes)
+    outgoing = [events.stock_changed(e) for e in entries]
+    outgoing += [events.stock_low(r) for r in alerts]
+    await add_events(conn, "stock", [*outgoing, *more_events])
+    freed = {(e.tenant_id, e.location_id) for e in entries
+             if e.quantity_change - e.reserved_change > 0}
+    await store.request_backorder_retry(conn, freed)
