@@ -87,7 +87,7 @@ async def _start_runtime(spec: ServiceSpec) -> Runtime:
         await ensure_topics(s.kafka_bootstrap_servers, ALL_TOPICS, s.kafka_partitions)
         runtime.producer = make_producer(s.kafka_bootstrap_servers)
         await runtime.producer.start()
-        runtime.broker = KafkaBroker(s.kafka_bootstrap_servers, logger=log)
+        runtime.broker = KafkaBroker(s.kafka_bootstrap_servers, logger=log, log_level=logging.DEBUG)
         for consumer in spec.consumers:
             inbox = Inbox(
                 pool, spec.name, spec.name, runtime.producer, consumer.apply(runtime),

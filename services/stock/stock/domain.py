@@ -12,6 +12,9 @@ ShortfallReason = Literal["insufficient_stock", "unknown_sku", "unknown_location
 RecordKey = tuple[UUID, str, str]
 
 
+MAX_QUANTITY = 2_000_000_000  # what the integer columns hold, with room to spare
+
+
 class StockRuleViolation(Exception):
     """A change would leave a record below zero or below what is reserved."""
 
@@ -63,6 +66,11 @@ def apply_change(
     if quantity < 0:
         raise StockRuleViolation(
             f"{record.sku} at {record.location_id} would have {quantity} on hand, below zero"
+        )
+    if quantity > MAX_QUANTITY:
+        raise StockRuleViolation(
+            f"{record.sku} at {record.location_id} would have {quantity} on hand,"
+            f" more than the {MAX_QUANTITY} a record can hold"
         )
     if not 0 <= reserved <= quantity:
         raise StockRuleViolation(

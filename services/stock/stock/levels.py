@@ -108,27 +108,33 @@ async def change_records(
 
 
 async def _lock_or_create(
-    conn: asyncpg.Connection, tenant: UUID, keys: Sequence[tuple[str, str]],
+    conn: asyncpg.Connection, tenant: UUID, keys: Sequence[tuple[str, str, Field]],
 ) -> dict[tuple[UUID, str, str], StockRecord]:
-    """Lock the records for (location, SKU) pairs, creating empty ones where missing."""
-    for location_id, sku in keys:
+    """Lock the records for (location, SKU) pairs, creating empty ones where missing.
+
+    Each key carries the request field that named its location, for the error pointer.
+    """
+    for location_id, sku, location_field in keys:
         try:
-            await store.insert_stock_record(
-                conn, StockRecord(uuid.uuid4(), tenant, location_id, sku, 0, 0, 1))
+            async with conn.transaction():  # a savepoint, so the lookups below still run
+                await store.insert_stock_record(
+                    conn, StockRecord(uuid.uuid4(), tenant, location_id, sku, 0, 0, 1))
         except asyncpg.ForeignKeyViolationError:
-            raise Problem("validation", "The sku or location does not exist.", errors=[
-                {"field": "/sku", "message": f"must name an existing product ({sku})"},
-                {"field": "/location_id", "message": f"must name an existing location"
-                                                     f" ({location_id})"},
-            ]) from None
-    return await store.lock_records(conn, [(tenant, loc, sku) for loc, sku in keys])
+            errors = []
+            if not await store.get_product(conn, tenant, sku):
+                errors.append({"field": "/sku", "message": f"no product {sku}"})
+            if not await store.get_location(conn, tenant, location_id):
+                errors.append({"field": location_field, "message": f"no location {location_id}"})
+            raise Problem("validation", "The sku or location does not exist.",
+                          errors=errors) from None
+    return await store.lock_records(conn, [(tenant, loc, sku) for loc, sku, _ in keys])
 
 
 async def level_update(
     conn: asyncpg.Connection, tenant: UUID, body: LevelUpdateIn, actor: str
 ) -> UUID:
     """A warehouse count (`audit` sets), a delivery (`restock` adds) or a `loss` (subtracts)."""
-    records = await _lock_or_create(conn, tenant, [(body.location_id, body.sku)])
+    records = await _lock_or_create(conn, tenant, [(body.location_id, body.sku, "/location_id")])
     record = records[(tenant, body.location_id, body.sku)]
     change: dict[str, Callable[[StockRecord], LedgerEntry]] = {
         "audit": lambda r: set_on_hand(r, body.quantity, "audit"),
@@ -149,8 +155,10 @@ async def transfer(
                       errors=[{"field": "/to_location_id", "message": "same as from_location_id"}])
     if not await store.record_exists(conn, tenant, body.from_location_id, body.sku):
         raise Problem("conflict", f"There is no stock of {body.sku} at {body.from_location_id}.")
-    records = await _lock_or_create(
-        conn, tenant, [(body.from_location_id, body.sku), (body.to_location_id, body.sku)])
+    records = await _lock_or_create(conn, tenant, [
+        (body.from_location_id, body.sku, "/from_location_id"),
+        (body.to_location_id, body.sku, "/to_location_id"),
+    ])
     reference = f"transfer:{uuid.uuid4()}"
     source = records[(tenant, body.from_location_id, body.sku)]
     destination = records[(tenant, body.to_location_id, body.sku)]

@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
+MinLevel = Annotated[int, Field(ge=0, le=1_000_000_000)]
 
 
 class Strict(BaseModel):
@@ -19,16 +20,18 @@ class ProductIn(Strict):
     name: Name
     ean: Annotated[str, Field(pattern=r"^[0-9]{8,14}$")] | None = None
     unit_type: Annotated[str, Field(min_length=1, max_length=32)] = "unit"
-    min_level: Annotated[int, Field(ge=0)] = 0
+    min_level: MinLevel = 0
     is_bulky: bool = False
 
 
+# In patches a field left out is left alone. Only nullable columns accept an explicit null:
+# the others default to None without being typed as optional, so `null` is a 422.
 class ProductPatch(Strict):
-    name: Name | None = None
+    name: Name = None  # type: ignore[assignment]
     ean: Annotated[str, Field(pattern=r"^[0-9]{8,14}$")] | None = None
-    unit_type: Annotated[str, Field(min_length=1, max_length=32)] | None = None
-    min_level: Annotated[int, Field(ge=0)] | None = None
-    is_bulky: bool | None = None
+    unit_type: Annotated[str, Field(min_length=1, max_length=32)] = None  # type: ignore[assignment]
+    min_level: MinLevel = None  # type: ignore[assignment]
+    is_bulky: bool = None  # type: ignore[assignment]
 
 
 class Product(BaseModel):
@@ -79,7 +82,7 @@ class StockRecordOut(BaseModel):
 
 
 class LocationPatch(Strict):
-    name: Name | None = None
+    name: Name = None  # type: ignore[assignment]
     address: dict[str, Any] | None = None
 
 

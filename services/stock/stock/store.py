@@ -48,7 +48,15 @@ async def update_row(
     conn: asyncpg.Connection, table: str, key_column: str, tenant_id: UUID, key: str,
     changes: dict[str, Any], expected_version: int | None,
 ) -> dict | None:
-    """Partial update of a catalogue row; None when missing or not at `expected_version`."""
+    """Partial update of a catalogue row; None when missing or not at `expected_version`.
+
+    An empty change set changes nothing (the version stays) but still checks the version.
+    """
+    if not changes:
+        row = await conn.fetchrow(
+            f"SELECT * FROM {S}.{table} WHERE tenant_id = $1 AND {key_column} = $2"
+            " AND ($3::int IS NULL OR version = $3)", tenant_id, key, expected_version)
+        return dict(row) if row else None
     columns = list(changes)
     assignments = "".join(f"{c} = ${i + 4}, " for i, c in enumerate(columns))
     row = await conn.fetchrow(
