@@ -84,6 +84,8 @@ class SaleSnapshot(BaseModel):
     customer: dict[str, Any] | None = None
     shipping_address: dict[str, Any] | None = None
     cancel_reason: str | None = None
+    reservation: dict[str, Any] | None = None
+    fulfillments: list[dict[str, Any]] = []
     created_at: datetime
     updated_at: datetime
 
@@ -119,6 +121,7 @@ class ReservationLine(BaseModel):
     sku: str
     quantity: int
     stock_record_id: UUID
+    is_bulky: bool = False
 
 
 class ReservationSnapshot(BaseModel):

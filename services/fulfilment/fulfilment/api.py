@@ -1,20 +1,18 @@
-"""Fulfilment REST routes: shipping init and reading fulfillments."""
+"""Fulfilment REST routes: shipping init, fulfillment status, reading fulfillments."""
 
-import uuid
-from typing import Annotated, Any
+import os
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
-from fulfilkit.events import utcnow
 from fulfilkit.http.internal import Actor, TenantId
 from fulfilkit.http.problems import Problem
-from fulfilkit.outbox import add_events
-from fulfilkit.service import Pool, Runtime, RuntimeDep
+from fulfilkit.service import Pool, RuntimeDep
 from fulfilment import events, store
-from fulfilment.domain import Fulfillment, choose_provider, fulfillment_number
-from fulfilment.providers import PROVIDERS
+from fulfilment.domain import IllegalTransition, next_status
+from fulfilment.shipping import ensure_fulfillments, move
 
 router = APIRouter(prefix="/api/v1/fulfillment", tags=["fulfillment"])
 
@@ -31,64 +29,83 @@ class ShippingInitOut(BaseModel):
     errors: list[dict[str, Any]]
 
 
-async def create_fulfillments(
-    runtime: Runtime, tenant: UUID, claimed: list[dict[str, Any]]
-) -> list[Fulfillment]:
-    """One fulfillment per claimed sale, written with its event in one transaction."""
-    settings = runtime.settings
-    by_provider: dict[str, list[dict[str, Any]]] = {}
-    for sale in claimed:
-        provider = choose_provider(settings.shipping_provider_rules, sale["location_id"],  # type: ignore[attr-defined]
-                                   sale["shop"]["channel"], settings.default_shipping_provider)  # type: ignore[attr-defined]
-        by_provider.setdefault(provider, []).append(sale)
-    now = utcnow()
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        created: list[Fulfillment] = []
-        for name, sales in by_provider.items():
-            numbers = await PROVIDERS[name].allocate(conn, len(sales))
-            for sale, number in zip(sales, numbers, strict=True):
-                fid = uuid.uuid4()
-                created.append(Fulfillment(
-                    id=fid, tenant_id=tenant, fulfillment_id=fulfillment_number(fid),
-                    sale=UUID(sale["id"]), sale_id=sale["sale_id"], location=sale["location_id"],
-                    status="waiting_for_picking", shipping_provider=name,
-                    tracking_number=number, is_bulky=False, version=1, date_created=now,
-                ))
-        added = set(await store.insert_many(conn, created))
-        created = [f for f in created if f.id in added]
-        await add_events(conn, "fulfilment", [events.fulfillment_created(f) for f in created])
-    return created
+class StatusIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: Literal["picking", "packed", "shipped", "delivered"]
+
+
+def _crash_if(runtime: RuntimeDep, point: str) -> None:
+    if runtime.settings.fault_injection == point:  # type: ignore[attr-defined]
+        os._exit(70)
 
 
 @router.post("/shipping/init", response_model=ShippingInitOut)
 async def shipping_init(
     body: ShippingInitIn, tenant: TenantId, actor: Actor, runtime: RuntimeDep
 ) -> ShippingInitOut:
-    """Claim each pending sale for shipping and give it a fulfillment; report the others."""
+    """Claim each pending sale for shipping and give it a fulfillment; report the others.
+
+    Calling it again for the same sales returns the fulfillments they already have.
+    """
     sale_ids = list(dict.fromkeys(body.sale_ids))
     async with runtime.pool.acquire() as conn:
-        existing = await store.live_by_sale_ids(conn, tenant, sale_ids)
-    to_claim = [s for s in sale_ids if s not in existing]
-    claimed: list[dict[str, Any]] = []
+        live = await store.by_sale_ids(conn, tenant, sale_ids)
+    to_claim = [s for s in sale_ids if s not in live]
     errors: list[dict[str, Any]] = []
     if to_claim:
         answer = await runtime.extras["orders"].claim(tenant, actor, to_claim)
-        claimed, errors = answer["claimed"], answer["errors"]
-    for f in await create_fulfillments(runtime, tenant, claimed):
-        existing[f.sale_id] = f
-    fulfillments = [events.snapshot(existing[s]).model_dump(mode="json")
-                    for s in sale_ids if s in existing]
+        _crash_if(runtime, "crash_after_claim")
+        errors = answer["errors"]
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            live |= await ensure_fulfillments(conn, runtime.settings, tenant,  # type: ignore[arg-type]
+                                              answer["claimed"])
+    fulfillments = [events.snapshot(live[s]).model_dump(mode="json")
+                    for s in sale_ids if s in live]
     return ShippingInitOut(fulfillments=fulfillments, errors=errors)
+
+
+def _fulfillment_key(fulfillment_id: str) -> UUID:
+    try:
+        return UUID(fulfillment_id)
+    except ValueError:
+        raise Problem("no_content", f"No fulfillment {fulfillment_id!r}.") from None
 
 
 @router.get("/fulfillments/{fulfillment_id}")
 async def get_fulfillment(fulfillment_id: str, tenant: TenantId, pool: Pool) -> dict[str, Any]:
-    try:
-        key = UUID(fulfillment_id)
-    except ValueError:
-        raise Problem("no_content", f"No fulfillment {fulfillment_id!r}.") from None
     async with pool.acquire() as conn:
-        found = await store.get(conn, tenant, key)
+        found = await store.get(conn, tenant, _fulfillment_key(fulfillment_id))
     if found is None:
         raise Problem("no_content", f"No fulfillment {fulfillment_id!r}.")
     return events.snapshot(found).model_dump(mode="json")
+
+
+@router.post("/fulfillments/{fulfillment_id}/status")
+async def change_status(
+    fulfillment_id: str, body: StatusIn, tenant: TenantId, actor: Actor, runtime: RuntimeDep
+) -> dict[str, Any]:
+    """Move a fulfillment forward. `shipped` first asks `orders` to ship the sale, so a
+    canceled sale is refused (409) and never leaves the warehouse."""
+    key = _fulfillment_key(fulfillment_id)
+    async with runtime.pool.acquire() as conn:
+        found = await store.get(conn, tenant, key)
+    if found is None:
+        raise Problem("no_content", f"No fulfillment {fulfillment_id!r}.")
+    _check(found.status, body.status)
+    if body.status == "shipped":
+        await runtime.extras["orders"].ship(tenant, actor, found.sale_id)
+        _crash_if(runtime, "crash_after_ship_call")
+    async with runtime.pool.acquire() as conn, conn.transaction():
+        locked = await store.lock(conn, tenant, key)
+        assert locked is not None
+        _check(locked.status, body.status)
+        await move(conn, [locked], body.status)
+    return events.snapshot(locked).model_dump(mode="json")
+
+
+def _check(current: str, target: str) -> None:
+    try:
+        next_status(current, target)
+    except IllegalTransition as exc:
+        raise Problem("conflict", str(exc).capitalize() + ".", fulfillment_status=current) \
+            from None

@@ -4,6 +4,7 @@ import aiohttp
 
 from fulfilkit.service import Runtime, ServiceSpec, create_service
 from fulfilment.api import router
+from fulfilment.handlers import CONSUMERS
 from fulfilment.orders_client import OrdersClient
 from fulfilment.settings import FulfilmentSettings
 
@@ -29,6 +30,7 @@ app = create_service(
         settings=settings,
         migrations=Path(__file__).with_name("migrations"),
         routers=[router],
+        consumers=CONSUMERS,
         on_start=open_orders_client,
         on_stop=close_orders_client,
     ),

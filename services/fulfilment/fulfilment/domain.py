@@ -50,13 +50,25 @@ def choose_provider(rules: dict[str, str], location: str, channel: str, default:
     return rules.get(f"location:{location}") or rules.get(f"channel:{channel}") or default
 
 
-def next_status(current: str, target: str) -> str:
+def next_status(current: str, target: str) -> str | None:
+    """The status to move to, or None when already there. Fulfillments only move forward;
+    `shipped` cannot be skipped, and nothing leaves `canceled`."""
+    if target == current:
+        return None
     if target == "canceled":
-        if current in ("shipped", "delivered", "canceled"):
+        if current in ("shipped", "delivered"):
             raise IllegalTransition(f"a {current} fulfillment cannot be canceled")
         return target
     if current == "canceled" or target not in STATUS_ORDER:
         raise IllegalTransition(f"a {current} fulfillment cannot become {target}")
-    if STATUS_ORDER.index(target) <= STATUS_ORDER.index(current):
+    if STATUS_ORDER.index(target) < STATUS_ORDER.index(current):
         raise IllegalTransition(f"a {current} fulfillment cannot go back to {target}")
+    if target == "delivered" and current != "shipped":
+        raise IllegalTransition(f"a {current} fulfillment must be shipped before delivered")
     return target
+
+
+def is_bulky(sale: dict) -> bool:
+    """A shipment is bulky when any reserved line's product is."""
+    lines = (sale.get("reservation") or {}).get("lines") or []
+    return any(line.get("is_bulky") for line in lines)

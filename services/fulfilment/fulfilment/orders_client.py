@@ -1,4 +1,4 @@
-"""The synchronous ask to `orders`, which alone decides whether a sale may be shipped."""
+"""The synchronous asks to `orders`, which alone decides a sale's status."""
 
 from typing import Any
 from uuid import UUID
@@ -16,18 +16,33 @@ class OrdersClient:
         self._base_url = base_url.rstrip("/")
         self._token = token
 
-    async def claim(self, tenant_id: UUID, actor: str, sale_ids: list[str]) -> dict[str, Any]:
+    async def _post(self, path: str, tenant_id: UUID, actor: str,
+                    body: Any = None) -> tuple[int, dict[str, Any]]:
         headers = {
             INTERNAL_TOKEN_HEADER: self._token, TENANT_HEADER: str(tenant_id),
             ACTOR_HEADER: actor, "X-Request-Id": request_id_var.get(),
         }
         try:
-            async with self._session.post(
-                f"{self._base_url}/internal/sales/claim", json={"sale_ids": sale_ids},
-                headers=headers,
-            ) as response:
-                if response.status != 200:
-                    raise Problem("unavailable", f"orders answered {response.status}")
-                return await response.json()
-        except (aiohttp.ClientError, TimeoutError):
+            async with self._session.post(f"{self._base_url}{path}", json=body,
+                                          headers=headers) as response:
+                return response.status, await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
             raise Problem("unavailable", "The orders service cannot be reached.") from None
+
+    async def claim(self, tenant_id: UUID, actor: str, sale_ids: list[str]) -> dict[str, Any]:
+        """Claim pending sales for shipping: `{"claimed": [snapshots], "errors": [...]}`."""
+        status, body = await self._post("/internal/sales/claim", tenant_id, actor,
+                                        {"sale_ids": sale_ids})
+        if status != 200:
+            raise Problem("unavailable", f"orders answered {status} to a claim")
+        return body
+
+    async def ship(self, tenant_id: UUID, actor: str, sale_id: str) -> dict[str, Any]:
+        """Move the sale to `shipped`; a canceled sale is refused with 409 `conflict`."""
+        status, body = await self._post(f"/internal/sales/{sale_id}/ship", tenant_id, actor)
+        if status == 409:
+            raise Problem("conflict", f"The sale cannot ship: {body.get('detail')}",
+                          sale_status=body.get("sale_status"))
+        if status != 200:
+            raise Problem("unavailable", f"orders answered {status} to a shipment")
+        return body

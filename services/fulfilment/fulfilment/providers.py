@@ -30,5 +30,8 @@ class BuiltinProvider:
         return [tracking_number(self._prefix, r["n"]) for r in serials]
 
 
-BUILTIN = BuiltinProvider("fulfil-post", "FP")
-PROVIDERS: dict[str, ShippingProvider] = {BUILTIN.name: BUILTIN}
+BUILTIN: tuple[ShippingProvider, ...] = (
+    BuiltinProvider("fulfil-post", "FP"),
+    BuiltinProvider("fulfil-freight", "FF"),
+)
+PROVIDERS: dict[str, ShippingProvider] = {p.name: p for p in BUILTIN}

@@ -1,6 +1,9 @@
-from pydantic import Field
+from typing import Literal
+
+from pydantic import Field, model_validator
 
 from fulfilkit.settings import ServiceSettings
+from fulfilment.providers import PROVIDERS
 
 
 class FulfilmentSettings(ServiceSettings):
@@ -9,3 +12,24 @@ class FulfilmentSettings(ServiceSettings):
     default_shipping_provider: str = "fulfil-post"
     # JSON object: {"location:warehouse-1": "fulfil-post", "channel:amazon": "..."}
     shipping_provider_rules: dict[str, str] = Field(default_factory=dict)
+    # Test-only: make the process die at a chosen point, to prove recovery from it.
+    fault_injection: Literal["", "crash_after_claim", "crash_after_ship_call"] = ""
+
+    @model_validator(mode="after")
+    def _faults_only_in_development(self) -> "FulfilmentSettings":
+        if self.fault_injection and self.environment != "development":
+            raise ValueError("FAULT_INJECTION is for tests only")
+        return self
+
+    @model_validator(mode="after")
+    def _providers_exist(self) -> "FulfilmentSettings":
+        named = {self.default_shipping_provider, *self.shipping_provider_rules.values()}
+        unknown = named - set(PROVIDERS)
+        if unknown:
+            raise ValueError(f"unknown shipping providers {sorted(unknown)};"
+                             f" known: {sorted(PROVIDERS)}")
+        bad_keys = [k for k in self.shipping_provider_rules
+                    if not k.startswith(("location:", "channel:"))]
+        if bad_keys:
+            raise ValueError(f"shipping rules must start with location: or channel: {bad_keys}")
+        return self

@@ -14,12 +14,12 @@ COLUMNS = (
 )
 
 
-async def live_by_sale_ids(
+async def by_sale_ids(
     conn: asyncpg.Connection, tenant_id: UUID, sale_ids: Sequence[str]
 ) -> dict[str, Fulfillment]:
     rows = await conn.fetch(
         f"SELECT {COLUMNS} FROM {S}.fulfillments WHERE tenant_id = $1"
-        " AND sale_id = ANY($2::text[]) AND status <> 'canceled'",
+        " AND sale_id = ANY($2::text[])",
         tenant_id, list(sale_ids),
     )
     return {r["sale_id"]: Fulfillment(**dict(r)) for r in rows}
@@ -34,13 +34,13 @@ async def get(conn: asyncpg.Connection, tenant_id: UUID, fulfillment: UUID) -> F
 
 
 async def insert_many(conn: asyncpg.Connection, items: Sequence[Fulfillment]) -> list[UUID]:
-    """Insert new fulfillments; a sale that already has a live one keeps it. Returns ids added."""
+    """Insert new fulfillments; a sale that already has one keeps it. Returns the ids added."""
     rows = await conn.fetch(
         f"INSERT INTO {S}.fulfillments ({COLUMNS})"
         " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[],"
         " $6::text[], $7::text[], $8::text[], $9::text[], $10::bool[], $11::int[],"
-        " $12::timestamptz[]) ON CONFLICT (tenant_id, sale) WHERE status <> 'canceled'"
-        " DO NOTHING RETURNING id",
+        " $12::timestamptz[]) ON CONFLICT (tenant_id, sale) DO NOTHING"
+        " RETURNING id",
         [f.id for f in items], [f.tenant_id for f in items], [f.fulfillment_id for f in items],
         [f.sale for f in items], [f.sale_id for f in items], [f.location for f in items],
         [f.status for f in items], [f.shipping_provider for f in items],
@@ -48,3 +48,33 @@ async def insert_many(conn: asyncpg.Connection, items: Sequence[Fulfillment]) ->
         [f.version for f in items], [f.date_created for f in items],
     )
     return [r["id"] for r in rows]
+
+
+async def lock(conn: asyncpg.Connection, tenant_id: UUID, fulfillment: UUID) -> Fulfillment | None:
+    row = await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM {S}.fulfillments WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+        tenant_id, fulfillment,
+    )
+    return Fulfillment(**dict(row)) if row else None
+
+
+async def lock_live_for_sales(
+    conn: asyncpg.Connection, sales: Sequence[tuple[UUID, UUID]]
+) -> list[Fulfillment]:
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM {S}.fulfillments WHERE (tenant_id, sale) IN"
+        " (SELECT * FROM unnest($1::uuid[], $2::uuid[])) AND status <> 'canceled'"
+        " ORDER BY id FOR UPDATE",
+        [t for t, _ in sales], [s for _, s in sales],
+    )
+    return [Fulfillment(**dict(r)) for r in rows]
+
+
+async def save_statuses(conn: asyncpg.Connection, items: Sequence[Fulfillment]) -> None:
+    if items:
+        await conn.execute(
+            f"UPDATE {S}.fulfillments AS f SET status = v.status, version = v.version,"
+            " updated_at = now() FROM unnest($1::uuid[], $2::text[], $3::int[])"
+            " AS v(id, status, version) WHERE f.id = v.id",
+            [f.id for f in items], [f.status for f in items], [f.version for f in items],
+        )

@@ -16,8 +16,24 @@ from fulfilkit.outbox import add_events
 from fulfilkit.service import Pool, RuntimeDep
 from orders import events, store
 from orders.changes import save_changes
-from orders.domain import Sale, Status, StatusChange, transition
-from orders.schemas import ClaimError, ClaimIn, ClaimOut, SaleIn, SaleOut
+from orders.domain import (
+    IllegalTransition,
+    Sale,
+    Status,
+    StatusChange,
+    cancel,
+    ship,
+    transition,
+)
+from orders.schemas import (
+    CancelIn,
+    CancelOut,
+    ClaimError,
+    ClaimIn,
+    ClaimOut,
+    SaleIn,
+    SaleOut,
+)
 
 router = APIRouter(prefix="/api/v1", tags=["sales"])
 internal = APIRouter(prefix="/internal", include_in_schema=False)
@@ -68,6 +84,24 @@ async def create_sale(
     return sale_out(stored, history)
 
 
+@router.post("/sales/cancel", response_model=CancelOut)
+async def cancel_sale(body: CancelIn, tenant: TenantId, actor: Actor, pool: Pool) -> CancelOut:
+    """From this answer on the sale can never ship; its stock and fulfillments follow."""
+    async with pool.acquire() as conn, conn.transaction():
+        sales = await store.lock_sales_by_sale_id(conn, tenant, [body.sale_id])
+        sale = sales.get(body.sale_id)
+        if sale is None:
+            raise Problem("no_content", f"No sale with sale_id {body.sale_id!r}.")
+        try:
+            change = cancel(sale, body.cancel_reason)
+        except IllegalTransition:
+            raise Problem("conflict", f"The sale is {sale.status} and can no longer be"
+                                      " canceled.", sale_status=sale.status) from None
+        changes = [change] if change else []
+        await save_changes(conn, [ch.sale for ch in changes], changes, actor)
+    return CancelOut(id=sale.id, sale_id=sale.sale_id, status="canceled")
+
+
 @router.get("/sales/{sale_id}", response_model=SaleOut)
 async def get_sale(sale_id: str, tenant: TenantId, pool: Pool) -> SaleOut:
     async with pool.acquire() as conn:
@@ -115,3 +149,20 @@ async def claim_for_shipping(body: ClaimIn, tenant: TenantId, actor: Actor, pool
         await save_changes(conn, [ch.sale for ch in changes], changes, actor)
     claimed = [events.snapshot(ch.sale).model_dump(mode="json") for ch in changes]
     return ClaimOut(claimed=claimed, errors=errors)
+
+
+@internal.post("/sales/{sale_id}/ship")
+async def ship_sale(sale_id: str, tenant: TenantId, actor: Actor, pool: Pool) -> dict:
+    """Compare-and-set `in_fulfillment -> shipped`, asked by fulfilment before it ships."""
+    async with pool.acquire() as conn, conn.transaction():
+        sale = (await store.lock_sales_by_sale_id(conn, tenant, [sale_id])).get(sale_id)
+        if sale is None:
+            raise Problem("no_content", f"No sale with sale_id {sale_id!r}.")
+        try:
+            change = ship(sale)
+        except IllegalTransition:
+            raise Problem("conflict", f"The sale is {sale.status} and cannot ship.",
+                          sale_status=sale.status) from None
+        changes = [change] if change else []
+        await save_changes(conn, [ch.sale for ch in changes], changes, actor)
+    return events.snapshot(sale).model_dump(mode="json")

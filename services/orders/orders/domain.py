@@ -79,3 +79,29 @@ def apply_reservation_outcome(
     if not reserved and sale.status != "awaiting_stock":
         return None
     return transition(sale, target, "stock_reserved" if reserved else "stock_short")
+
+
+CancelReason = Literal["out_of_stock", "customer_request", "other"]
+
+
+def cancel(sale: Sale, reason: CancelReason) -> StatusChange | None:
+    """Cancel before shipping; cancelling a canceled sale again changes nothing."""
+    if sale.status == "canceled":
+        return None
+    change = transition(sale, "canceled", reason)
+    sale.cancel_reason = reason
+    return change
+
+
+def ship(sale: Sale) -> StatusChange | None:
+    """Only a sale in fulfillment can ship, so a canceled sale never does; shipping twice is
+    the same as once."""
+    if sale.status in ("shipped", "delivered"):
+        return None
+    return transition(sale, "shipped", "fulfillment_shipped")
+
+
+def deliver(sale: Sale) -> StatusChange | None:
+    if sale.status != "shipped":
+        return None
+    return transition(sale, "delivered", "fulfillment_delivered")

@@ -15,6 +15,7 @@ def snapshot(sale: Sale) -> c.SaleSnapshot:
         shop=c.Shop(**sale.shop), location_id=sale.location_id,
         lines=[c.SaleLine(**ln) for ln in sale.lines], customer=sale.customer,
         shipping_address=sale.shipping_address, cancel_reason=sale.cancel_reason,
+        reservation=sale.reservation, fulfillments=sale.fulfillments,
         created_at=sale.created_at or now, updated_at=now,
     )
 

@@ -10,7 +10,7 @@ from fulfilkit.inbox import Apply
 from fulfilkit.service import Consumer, Runtime
 from orders import store
 from orders.changes import save_changes
-from orders.domain import StatusChange, apply_reservation_outcome
+from orders.domain import StatusChange, apply_reservation_outcome, deliver
 
 ACTOR = "orders:events"
 RESERVATION_OUTCOMES = (c.STOCK_RESERVED, c.STOCK_RESERVATION_FAILED)
@@ -39,6 +39,8 @@ async def apply_events(conn: asyncpg.Connection, batch: list[CloudEvent]) -> Non
             sale.fulfillments = [
                 event.data if f["id"] == event.data["id"] else f for f in sale.fulfillments
             ]
+            if event.data["status"] == "delivered" and (change := deliver(sale)) is not None:
+                changes.append(change)
     await save_changes(conn, list(sales.values()), changes, ACTOR)
 
 

@@ -72,3 +72,14 @@ class ClaimError(BaseModel):
 class ClaimOut(BaseModel):
     claimed: list[dict[str, Any]]
     errors: list[ClaimError]
+
+
+class CancelIn(Strict):
+    sale_id: Code
+    cancel_reason: Literal["out_of_stock", "customer_request", "other"]
+
+
+class CancelOut(BaseModel):
+    id: UUID
+    sale_id: str
+    status: Literal["canceled"]

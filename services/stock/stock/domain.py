@@ -30,6 +30,7 @@ class StockRecord:
     version: int
     min_level: int = 0
     low: bool = False
+    is_bulky: bool = False
 
     @property
     def available(self) -> int:

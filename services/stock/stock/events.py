@@ -1,5 +1,6 @@
 """Turns stock outcomes into the platform's events (contracts in fulfilkit.contracts)."""
 
+from collections.abc import Collection
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -38,13 +39,17 @@ def stock_low(record: StockRecord) -> Keyed:
                         c.STOCK_LOW, data)
 
 
-def reservation(row: ReservationRow) -> Keyed:
-    """stock.reserved, stock.released or stock.committed, after the reservation's status."""
+def reservation(row: ReservationRow, bulky: Collection[UUID] = ()) -> Keyed:
+    """stock.reserved, stock.released or stock.committed, after the reservation's status.
+
+    `bulky` holds the ids of stock records whose product is bulky, for shipping's sake.
+    """
     data = c.ReservationSnapshot(
         id=row.id, sale=row.sale, sale_id=row.sale_id, location_id=row.location_id,
         status=row.status,  # type: ignore[arg-type]
         version=row.version, updated_at=utcnow(),
-        lines=[c.ReservationLine(sku=s, quantity=q, stock_record_id=r) for s, q, r in row.lines],
+        lines=[c.ReservationLine(sku=s, quantity=q, stock_record_id=r, is_bulky=r in bulky)
+               for s, q, r in row.lines],
     )
     return _sale_event(row.tenant_id, row.sale, RESERVATION_TYPES[row.status], data)
 

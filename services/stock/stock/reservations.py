@@ -16,6 +16,7 @@ from stock import events, store
 from stock.changes import save_changes
 from stock.domain import (
     LedgerEntry,
+    RecordKey,
     Reserved,
     SaleToReserve,
     StockRecord,
@@ -64,7 +65,8 @@ def _new_reservation(outcome: Reserved, status: str = "active") -> ReservationRo
 class _Batch:
     """What one transaction decides, collected so it is written set-wise at the end."""
 
-    def __init__(self) -> None:
+    def __init__(self, records: dict[RecordKey, StockRecord]) -> None:
+        self.bulky = {r.id for r in records.values() if r.is_bulky}
         self.entries: list[LedgerEntry] = []
         self.new: dict[UUID, ReservationRow] = {}
         self.changed: dict[UUID, ReservationRow] = {}
@@ -81,7 +83,7 @@ class _Batch:
         self.entries += entries
         if row.id not in self.new:
             self.changed[row.id] = row
-        self.outgoing.append(events.reservation(row))
+        self.outgoing.append(events.reservation(row, self.bulky))
 
     async def write(self, conn: asyncpg.Connection, records: list[StockRecord]) -> None:
         await store.insert_reservations(conn, list(self.new.values()))
@@ -110,7 +112,7 @@ async def apply_sale_events(conn: asyncpg.Connection, batch: list[SaleEvent]) ->
     locations = await store.known_locations(conn, {(s.tenant_id, s.location_id) for s in created})
     skus = await store.known_skus(conn, {(t, sku) for t, _, sku in wanted})
 
-    out = _Batch()
+    out = _Batch(records)
     for e in batch:
         row = reservations.get(e.key)
         lines = [(rid, qty) for _, qty, rid in row.lines] if row else []
@@ -119,7 +121,7 @@ async def apply_sale_events(conn: asyncpg.Connection, batch: list[SaleEvent]) ->
             if isinstance(outcome, Reserved):
                 row = reservations[e.key] = out.add(_new_reservation(outcome))
                 out.entries += outcome.entries
-                out.outgoing.append(events.reservation(row))
+                out.outgoing.append(events.reservation(row, out.bulky))
             else:
                 queued.add(e.key)
                 out.backorders.append((*e.key, e.sale.sale_id, e.sale.location_id,
@@ -155,7 +157,7 @@ async def retry_backorders(
     still_waiting = await store.lock_backorders(conn, [b.seq for b in waiting])
     skus = await store.known_skus(conn, {(tenant_id, sku) for s in sales for sku, _ in s.lines})
     locations = {(tenant_id, location_id)}
-    out = _Batch()
+    out = _Batch(records)
     for backorder, sale in zip(waiting, sales, strict=True):
         if not any(r.available > 0 for r in records.values()):
             break
@@ -165,7 +167,7 @@ async def retry_backorders(
         if isinstance(outcome, Reserved):
             row = out.add(_new_reservation(outcome))
             out.entries += outcome.entries
-            out.outgoing.append(events.reservation(row))
+            out.outgoing.append(events.reservation(row, out.bulky))
             out.unqueued.add((tenant_id, sale.sale))
     await out.write(conn, list(records.values()))
     return len(waiting) == limit

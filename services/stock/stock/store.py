@@ -15,7 +15,7 @@ S = "stock"
 BACKORDER_CHANNEL = "stock_backorders"
 RECORD_COLUMNS = (
     "r.id, r.tenant_id, r.location_id, r.sku, r.quantity, r.reserved, r.version,"
-    " p.min_level, r.low"
+    " p.min_level, r.low, p.is_bulky"
 )
 RECORD_FROM = f"{S}.stock_records r JOIN {S}.products p USING (tenant_id, sku)"
 

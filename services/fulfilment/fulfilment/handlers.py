@@ -1,0 +1,48 @@
+"""Kafka-side entry points: the sale's fate decides its fulfillments.
+
+These also reconcile: if this service died between `orders` claiming a sale and the
+fulfillment being written, or between `orders` shipping it and the fulfillment saying so,
+the sale's own event finishes the job.
+"""
+
+from uuid import UUID
+
+import asyncpg
+
+from fulfilkit import contracts as c
+from fulfilkit.events import CloudEvent
+from fulfilkit.inbox import Apply
+from fulfilkit.service import Consumer, Runtime
+from fulfilment import store
+from fulfilment.settings import FulfilmentSettings
+from fulfilment.shipping import ensure_fulfillments, movable, move
+
+
+def sale_events(runtime: Runtime) -> Apply:
+    settings: FulfilmentSettings = runtime.settings  # type: ignore[assignment]
+
+    async def apply(conn: asyncpg.Connection, batch: list[CloudEvent]) -> None:
+        for event in batch:
+            sale = event.data
+            if event.type == c.SALE_STATUS_CHANGED and sale["status"] == "in_fulfillment":
+                await ensure_fulfillments(conn, settings, event.tenantid, [sale])
+            elif event.type == c.SALE_STATUS_CHANGED and sale["status"] == "shipped":
+                await _move_live(conn, event.tenantid, UUID(sale["id"]), "shipped")
+            elif event.type == c.SALE_CANCELED:
+                await _move_live(conn, event.tenantid, UUID(sale["id"]), "canceled")
+
+    return apply
+
+
+async def _move_live(conn: asyncpg.Connection, tenant: UUID, sale: UUID, target: str) -> None:
+    live = await store.lock_live_for_sales(conn, [(tenant, sale)])
+    await move(conn, movable(live, target), target)
+
+
+CONSUMERS = [
+    Consumer(
+        topics=[c.SALES_TOPIC],
+        event_types=[c.SALE_STATUS_CHANGED, c.SALE_CANCELED],
+        apply=sale_events,
+    ),
+]
