@@ -18,6 +18,7 @@ TEST_SETTINGS = {
     "WEBHOOK_POLL_INTERVAL_SECONDS": "0.1",
     "WEBHOOK_RETRY_SCHEDULE_SECONDS": "0.2,0.4,0.8",
     "CONSUMER_MAX_ATTEMPTS": "2",
+    "SHIPPING_PROVIDER_RULES": '{"channel:freight": "fulfil-freight"}',
 }
 
 
