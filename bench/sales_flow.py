@@ -1,10 +1,11 @@
-"""Sales through the whole platform: create (waits for the reservation) and shipping init.
+"""Full sale lifecycles through the platform: create (waits for the reservation), shipping
+init, mark shipped; then create-to-pending latency at a fixed rate.
 
 Starts every service on the Kafka and PostgreSQL named by KAFKA_BOOTSTRAP_SERVERS and
 DATABASE_URL (`make bench` provides them), drives the public API through the gateway and
-prints throughput and latency with the command line that produced them.
+prints the figures with the command line that produced them.
 
-    python bench/sales_flow.py --sales 5000 --concurrency 64 --skus 100
+    python bench/sales_flow.py --sales 3000 --concurrency 64 --skus 100
 """
 
 import argparse
@@ -24,11 +25,10 @@ import aiohttp
 from deploy.local.services import SERVICES, Platform, free_ports
 
 QUIET = {
-    "LOG_LEVEL": "WARNING",
-    "RATE_LIMIT_PER_SECOND": "1000000",
-    "RATE_LIMIT_BURST": "1000000",
+    "LOG_LEVEL": "WARNING", "RATE_LIMIT_PER_SECOND": "1000000", "RATE_LIMIT_BURST": "1000000",
     "DB_POOL_MAX_SIZE": "40",
 }
+DONE = "done"
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -36,126 +36,128 @@ def percentile(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
 
 
-async def post(session: aiohttp.ClientSession, url: str, body: dict) -> tuple[int, dict]:
-    async with session.post(url, json=body) as response:
-        return response.status, await response.json(content_type=None)
+class Api:
+    def __init__(self, session: aiohttp.ClientSession, gateway: str, key: str) -> None:
+        self.session = session
+        self.base = f"{gateway}/api/v1"
+        self.headers = {"Authorization": f"Bearer {key}"}
+
+    async def post(self, path: str, body: dict) -> tuple[int, dict]:
+        async with self.session.post(f"{self.base}{path}", json=body,
+                                     headers=self.headers) as r:
+            return r.status, await r.json(content_type=None)
 
 
-async def setup_tenant(
-    session: aiohttp.ClientSession, gateway: str, admin: str, skus: int, per_sku: int
-) -> tuple[dict[str, str], list[str]]:
-    async with session.post(
-        f"{gateway}/api/v1/admin/tenants",
-        json={"name": f"bench-{uuid.uuid4().hex[:8]}"},
-        headers={"Authorization": f"Bearer {admin}"},
-    ) as r:
-        key = (await r.json())["api_key"]
-    headers = {"Authorization": f"Bearer {key}"}
-    api = f"{gateway}/api/v1"
-    async with session.post(
-        f"{api}/locations", json={"location_id": "wh-1", "name": "W"}, headers=headers
-    ) as r:
-        assert r.status == 201, await r.text()
+async def new_tenant(session: aiohttp.ClientSession, gateway: str, admin: str,
+                     skus: int, per_sku: int) -> tuple[Api, list[str]]:
+    async with session.post(f"{gateway}/api/v1/admin/tenants",
+                            json={"name": f"bench-{uuid.uuid4().hex[:8]}"},
+                            headers={"Authorization": f"Bearer {admin}"}) as r:
+        api = Api(session, gateway, (await r.json())["api_key"])
+    assert (await api.post("/locations", {"location_id": "wh-1", "name": "W"}))[0] == 201
     names = [f"SKU-{i:05d}" for i in range(skus)]
     for sku in names:
-        async with session.post(
-            f"{api}/products", json={"sku": sku, "name": sku}, headers=headers
-        ) as r:
-            assert r.status == 201
-        async with session.post(
-            f"{api}/stock/stock-records",
-            json={"sku": sku, "location_id": "wh-1", "quantity": per_sku},
-            headers=headers,
-        ) as r:
-            assert r.status == 201
-    return headers, names
+        assert (await api.post("/products", {"sku": sku, "name": sku}))[0] == 201
+        status, _ = await api.post("/stock/stock-records",
+                                   {"sku": sku, "location_id": "wh-1", "quantity": per_sku})
+        assert status == 201
+    return api, names
 
 
-async def create_sales(
-    session: aiohttp.ClientSession,
-    api: str,
-    headers: dict[str, str],
-    skus: list[str],
-    total: int,
-    concurrency: int,
-) -> tuple[list[float], list[str], float]:
-    latencies: list[float] = []
-    sale_ids: list[str] = []
-    queue = iter(range(total))
+def sale(n: int, skus: list[str]) -> dict:
+    return {"sale_id": f"B-{uuid.uuid4().hex[:12]}",
+            "shop": {"channel": "web", "shop_name": "bench"}, "location_id": "wh-1",
+            "lines": [{"sku": skus[n % len(skus)], "quantity": 1}]}
 
-    async def worker() -> None:
-        for n in queue:
-            sale_id = f"B-{uuid.uuid4().hex[:12]}"
-            body = {
-                "sale_id": sale_id,
-                "shop": {"channel": "web", "shop_name": "bench"},
-                "location_id": "wh-1",
-                "lines": [{"sku": skus[n % len(skus)], "quantity": 1}],
-            }
-            started = time.perf_counter()
-            async with session.post(f"{api}/sales", json=body, headers=headers) as r:
-                payload = await r.json()
-            latencies.append(time.perf_counter() - started)
-            if payload.get("status") != "pending":
-                raise RuntimeError(f"sale not pending: {r.status} {payload}")
-            sale_ids.append(sale_id)
 
+async def create_pending(api: Api, body: dict) -> float:
     started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies, sale_ids, time.perf_counter() - started
-
-
-async def ship(
-    session: aiohttp.ClientSession,
-    api: str,
-    headers: dict[str, str],
-    sale_ids: list[str],
-    concurrency: int,
-) -> float:
-    batches = [sale_ids[i : i + 100] for i in range(0, len(sale_ids), 100)]
-    pending = iter(batches)
-
-    async def worker() -> None:
-        for batch in pending:
-            async with session.post(
-                f"{api}/fulfillment/shipping/init", json={"sale_ids": batch}, headers=headers
-            ) as r:
-                body = await r.json()
-                if r.status != 200 or body["errors"]:
-                    raise RuntimeError(f"shipping init failed: {r.status} {body}")
-
-    started = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(min(concurrency, 8))))
+    status, answer = await api.post("/sales", body)
+    if answer.get("status") != "pending":
+        raise RuntimeError(f"sale not pending: {status} {answer}")
     return time.perf_counter() - started
 
 
+async def lifecycles(api: Api, skus: list[str], total: int, concurrency: int
+                     ) -> tuple[float, list[float]]:
+    """create -> pending -> shipping init (batches of up to 100) -> shipped, pipelined."""
+    to_ship: asyncio.Queue[str] = asyncio.Queue()
+    to_mark: asyncio.Queue[str] = asyncio.Queue()
+    latencies: list[float] = []
+    numbers = iter(range(total))
+
+    async def creator() -> None:
+        for n in numbers:
+            body = sale(n, skus)
+            latencies.append(await create_pending(api, body))
+            to_ship.put_nowait(body["sale_id"])
+
+    async def batcher() -> None:
+        shipped_inits = 0
+        while shipped_inits < total:
+            batch = [await to_ship.get()]
+            while len(batch) < 100 and not to_ship.empty():
+                batch.append(to_ship.get_nowait())
+            status, answer = await api.post("/fulfillment/shipping/init", {"sale_ids": batch})
+            if status != 200 or answer["errors"]:
+                raise RuntimeError(f"shipping init failed: {status} {answer}")
+            for f in answer["fulfillments"]:
+                to_mark.put_nowait(f["id"])
+            shipped_inits += len(batch)
+
+    async def marker() -> None:
+        while (fid := await to_mark.get()) != DONE:
+            status, answer = await api.post(f"/fulfillment/fulfillments/{fid}/status",
+                                            {"status": "shipped"})
+            if status != 200:
+                raise RuntimeError(f"mark shipped failed: {status} {answer}")
+
+    started = time.perf_counter()
+    markers = [asyncio.create_task(marker()) for _ in range(concurrency // 4 or 1)]
+    batchers = [asyncio.create_task(batcher())]
+    await asyncio.gather(*(creator() for _ in range(concurrency)))
+    await asyncio.gather(*batchers)
+    for _ in markers:
+        to_mark.put_nowait(DONE)
+    await asyncio.gather(*markers)
+    return time.perf_counter() - started, latencies
+
+
+async def at_fixed_rate(api: Api, skus: list[str], rate: float, seconds: float) -> list[float]:
+    """Open loop: start one create every 1/rate s, whatever the answers are doing."""
+    tasks = []
+    started = time.perf_counter()
+    for n in range(int(rate * seconds)):
+        delay = started + n / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(create_pending(api, sale(n, skus))))
+    return list(await asyncio.gather(*tasks))
+
+
+def ms(values: list[float]) -> str:
+    v = [x * 1000 for x in values]
+    return (f"p50 {statistics.median(v):.1f} ms, p99 {percentile(v, 0.99):.1f} ms,"
+            f" max {max(v):.1f} ms")
+
+
 async def run(args: argparse.Namespace, gateway: str, admin: str) -> None:
-    connector = aiohttp.TCPConnector(limit=args.concurrency + 8)
+    connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
-        headers, skus = await setup_tenant(
-            session, gateway, admin, args.skus, args.sales // args.skus + 10
-        )
-        api = f"{gateway}/api/v1"
-        await create_sales(session, api, headers, skus, min(200, args.sales), 8)  # warm up
-        latencies, sale_ids, elapsed = await create_sales(
-            session, api, headers, skus, args.sales, args.concurrency
-        )
-        ship_elapsed = await ship(session, api, headers, sale_ids, args.concurrency)
-    ms = [v * 1000 for v in latencies]
+        need = args.sales + int(args.rate or 500) * args.seconds + 400
+        api, skus = await new_tenant(session, gateway, admin, args.skus, need // args.skus + 10)
+        await lifecycles(api, skus, 300, 16)  # warm up
+        elapsed, create_latencies = await lifecycles(api, skus, args.sales, args.concurrency)
+        rate = args.rate or round(args.sales / elapsed / 2)
+        fixed = await at_fixed_rate(api, skus, rate, args.seconds)
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
-    print(f"machine: {os.cpu_count()} cores, {host.platform()}")
-    print(
-        f"sales created (201 pending, reservation awaited): {len(ms)} in {elapsed:.1f}s"
-        f" = {len(ms) / elapsed:,.0f}/s at {args.concurrency} in flight over {args.skus} SKUs"
-    )
-    print(
-        f"create-to-pending latency: p50 {statistics.median(ms):.1f} ms,"
-        f" p99 {percentile(ms, 0.99):.1f} ms, max {max(ms):.1f} ms"
-    )
-    print(
-        f"shipping init: {len(sale_ids)} sales in {ship_elapsed:.1f}s"
-        f" = {len(sale_ids) / ship_elapsed:,.0f} sales/s (batches of 100)"
-    )
+    print(f"machine: {os.cpu_count()} cores, {host.platform()}; client, services, Kafka and"
+          " PostgreSQL all on it")
+    print(f"full lifecycles (create -> pending -> shipping init -> shipped): {args.sales} in"
+          f" {elapsed:.1f}s = {args.sales / elapsed:,.0f}/s, {args.concurrency} creators,"
+          f" {args.skus} SKUs")
+    print(f"  create-to-pending under that load: {ms(create_latencies)}")
+    print(f"create-to-pending at a fixed {rate}/s for {args.seconds}s: {ms(fixed)}")
 
 
 def main() -> None:
@@ -163,16 +165,16 @@ def main() -> None:
     parser.add_argument("--sales", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--skus", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=0,
+                        help="fixed create rate for the latency run (default: half the"
+                             " measured lifecycle rate)")
+    parser.add_argument("--seconds", type=int, default=10)
     args = parser.parse_args()
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     ports = dict(zip([s.name for s in SERVICES], free_ports(len(SERVICES)), strict=True))
-    with Platform(
-        database_url=os.environ["DATABASE_URL"],
-        bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"],
-        log_dir=log_dir,
-        ports=ports,
-        extra_env=QUIET,
-    ) as running:
+    with Platform(database_url=os.environ["DATABASE_URL"],
+                  bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"],
+                  log_dir=log_dir, ports=ports, extra_env=QUIET) as running:
         asyncio.run(run(args, running.gateway_url, running.admin_token))
     print(f"service logs: {log_dir}")
 

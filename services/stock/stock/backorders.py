@@ -37,19 +37,27 @@ class BackorderWorker:
         async with self._pool.acquire() as leader:
             await become_leader(leader, "stock:backorders", self._poll_interval)
             await leader.add_listener(store.BACKORDER_CHANNEL, self._on_notify)
-            last_sweep = time.monotonic()
-            while True:
-                self._wake.clear()
-                try:
-                    if time.monotonic() - last_sweep > self._sweep_interval:
-                        last_sweep = time.monotonic()
-                        async with self._pool.acquire() as conn:
-                            await store.wake_every_backordered_location(conn)
-                    await self.drain()
-                except Exception:  # the worker must outlive any outage
-                    log.warning("backorder retry failed; will try again", exc_info=True)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+            try:
+                await self._loop()
+            finally:
+                with contextlib.suppress(Exception):
+                    await leader.remove_listener(store.BACKORDER_CHANNEL, self._on_notify)
+                    await leader.execute("SELECT pg_advisory_unlock_all()")
+
+    async def _loop(self) -> None:
+        last_sweep = time.monotonic()
+        while True:
+            self._wake.clear()
+            try:
+                if time.monotonic() - last_sweep > self._sweep_interval:
+                    last_sweep = time.monotonic()
+                    async with self._pool.acquire() as conn:
+                        await store.wake_every_backordered_location(conn)
+                await self.drain()
+            except Exception:  # the worker must outlive any outage
+                log.warning("backorder retry failed; will try again", exc_info=True)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
 
     async def drain(self) -> None:
         async with self._pool.acquire() as conn:

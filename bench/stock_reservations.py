@@ -1,0 +1,350 @@
+"""Stock reservations per second: `sale.created` straight onto Kafka, the stock service alone.
+
+Starts only the stock service on the Kafka and PostgreSQL named by KAFKA_BOOTSTRAP_SERVERS
+and DATABASE_URL (`make bench` provides them), creates a location, products and stock
+records through its own API, produces N `sale.created` events to `sales.events` as fast as
+one producer can, and reads `stock.events` until every sale's `stock.reserved` has arrived.
+Prints reservations per second, send-to-reserved latency and the command line.
+
+    python bench/stock_reservations.py --sales 20000 --scenario both
+
+Scenarios, each on fresh SKUs: `many` spreads one-unit sales over 1,000 SKUs; `hot` puts
+every one-unit sale on a single SKU. Every record holds enough stock for all its sales.
+All N events are produced as one burst, so the latency is mostly the time a sale waits
+behind those produced before it: it measures the backlog, not a lightly loaded service.
+"""
+
+import argparse
+import asyncio
+import os
+import platform as host
+import secrets
+import shlex
+import signal
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import aiohttp
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+
+from deploy.local.services import SERVICES, ServiceProcess, free_ports, platform_env
+from fulfilkit import contracts as c
+from fulfilkit.events import CONTENT_TYPE, utcnow
+
+MANY_SKUS = 1000
+WARM_UP_SALES = 200
+LOCATION = "wh-1"
+HEADERS = [("content-type", CONTENT_TYPE.encode())]
+SALES_DLQ = c.dlq_topic(c.SALES_TOPIC)
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+@dataclass
+class Result:
+    name: str
+    sales: int
+    skus: int
+    elapsed: float
+    produce: float
+    latencies_ms: list[float]
+    verified: str
+
+
+class StockApi:
+    """The stock service's own HTTP API, called as the gateway would (internal token, tenant)."""
+
+    def __init__(self, session: aiohttp.ClientSession, url: str, token: str, tenant: uuid.UUID):
+        self.session = session
+        self.api = f"{url}/api/v1"
+        self.headers = {"X-Internal-Token": token, "X-Tenant-Id": str(tenant)}
+
+    async def post(self, path: str, body: dict) -> dict:
+        async with self.session.post(f"{self.api}{path}", json=body, headers=self.headers) as r:
+            if r.status != 201:
+                raise RuntimeError(f"POST {path} {body}: {r.status} {await r.text()}")
+            return await r.json()
+
+    async def stock_records(self, skus: list[str]) -> list[dict]:
+        found: list[dict] = []
+        for i in range(0, len(skus), 100):
+            params = [("sku", sku) for sku in skus[i : i + 100]] + [("limit", "1000")]
+            async with self.session.get(
+                f"{self.api}/stock/stock-records", params=params, headers=self.headers
+            ) as r:
+                if r.status != 200:
+                    raise RuntimeError(f"GET stock-records: {r.status} {await r.text()}")
+                found += (await r.json())["data"]
+        return found
+
+    async def stock(self, skus: list[str], quantity: int) -> set[str]:
+        """Products and stock records for `skus`; returns the records' ids."""
+        ids: set[str] = set()
+        pending = iter(skus)
+
+        async def worker() -> None:
+            for sku in pending:
+                await self.post("/products", {"sku": sku, "name": sku})
+                record = await self.post(
+                    "/stock/stock-records",
+                    {"sku": sku, "location_id": LOCATION, "quantity": quantity},
+                )
+                ids.add(record["id"])
+
+        await asyncio.gather(*(worker() for _ in range(16)))
+        return ids
+
+
+class StockEvents:
+    """Reads `stock.events` (and the sales dead-letter topic) without a group, from end
+    offsets taken before the traffic it awaits."""
+
+    def __init__(self, bootstrap: str) -> None:
+        self.consumer = AIOKafkaConsumer(
+            c.STOCK_TOPIC,
+            SALES_DLQ,
+            bootstrap_servers=bootstrap,
+            group_id=None,
+            enable_auto_commit=False,
+            fetch_max_wait_ms=20,
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+        )
+
+    async def start(self) -> None:
+        await self.consumer.start()
+        deadline = time.monotonic() + 30
+        while {tp.topic for tp in self.consumer.assignment()} != {c.STOCK_TOPIC, SALES_DLQ}:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no partitions of {c.STOCK_TOPIC} were assigned")
+            await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+    async def mark(self) -> None:
+        """Read from the current end of every partition on."""
+        partitions = sorted(self.consumer.assignment())
+        ends = await self.consumer.end_offsets(partitions)
+        for tp in partitions:
+            self.consumer.seek(tp, ends[tp])
+
+    async def wait_for(
+        self, wanted: set[str], match: Callable[[ConsumerRecord], str | None], timeout: float
+    ) -> dict[str, float]:
+        """perf_counter() arrival time of each id in `wanted`, as `match` finds it in a record."""
+        arrivals: dict[str, float] = {}
+        deadline = time.perf_counter() + timeout
+        while len(arrivals) < len(wanted):
+            if time.perf_counter() > deadline:
+                raise TimeoutError(
+                    f"only {len(arrivals)} of {len(wanted)} expected events on {c.STOCK_TOPIC}"
+                    f" within {timeout:.0f}s"
+                )
+            batches = await self.consumer.getmany(timeout_ms=100, max_records=20_000)
+            now = time.perf_counter()
+            for records in batches.values():
+                for record in records:
+                    found = match(record)
+                    if found in wanted and found not in arrivals:
+                        arrivals[found] = now
+        return arrivals
+
+
+def opening_stock(record: ConsumerRecord) -> str | None:
+    """The record id of a `stock.changed` event (stock records announce their opening count)."""
+    if b":stock:" not in (record.key or b""):
+        return None
+    event = orjson.loads(record.value)
+    return event["data"]["id"] if event["type"] == c.STOCK_CHANGED else None
+
+
+def reservation_of(wanted: set[str]) -> Callable[[ConsumerRecord], str | None]:
+    def match(record: ConsumerRecord) -> str | None:
+        if b":sale:" not in (record.key or b""):
+            return None  # stock.changed and stock.low are keyed by record, not by sale
+        event = orjson.loads(record.value)
+        if record.topic == SALES_DLQ:
+            if event["data"]["id"] in wanted:
+                error = dict(record.headers or ()).get("dlq-error", b"").decode()
+                raise RuntimeError(f"the stock service dead-lettered a sale.created: {error}")
+            return None
+        sale = event["data"]["sale"]
+        if event["type"] == c.STOCK_RESERVATION_FAILED and sale in wanted:
+            raise RuntimeError(f"reservation failed, the benchmark stocks too little: {event}")
+        return sale if event["type"] == c.STOCK_RESERVED else None
+
+    return match
+
+
+def sale_created(tenant: uuid.UUID, n: int, sku: str) -> tuple[str, bytes, bytes]:
+    now = utcnow()
+    sale = c.SaleSnapshot(
+        id=uuid.uuid4(), sale_id=f"B-{n:06d}-{secrets.token_hex(3)}", status="awaiting_stock",
+        version=1, shop=c.Shop(channel="web", shop_name="bench"), location_id=LOCATION,
+        lines=[c.SaleLine(sku=sku, quantity=1)], created_at=now, updated_at=now,
+    )
+    event = c.make_event(source="/orders", type=c.SALE_CREATED, tenant_id=tenant,
+                         subject=f"sale/{sale.id}", data=sale)
+    return str(sale.id), c.sale_key(tenant, sale.id).encode(), event.to_bytes()
+
+
+async def produce(
+    producer: AIOKafkaProducer, messages: list[tuple[str, bytes, bytes]]
+) -> tuple[list[float], float]:
+    """Send every message without awaiting each; returns each send time and the last ack time."""
+    sent_at: list[float] = []
+    futures = []
+    for _, key, value in messages:
+        sent_at.append(time.perf_counter())
+        futures.append(await producer.send(c.SALES_TOPIC, value=value, key=key, headers=HEADERS))
+    await asyncio.gather(*futures)
+    return sent_at, time.perf_counter()
+
+
+async def reserve(
+    producer: AIOKafkaProducer, events: StockEvents, messages: list[tuple[str, bytes, bytes]],
+    timeout: float,
+) -> tuple[float, float, list[float]]:
+    """Produce `messages` and await every reservation: (elapsed, produce time, latencies)."""
+    wanted = {sale for sale, _, _ in messages}
+    await events.mark()
+    waiting = asyncio.create_task(events.wait_for(wanted, reservation_of(wanted), timeout))
+    try:
+        sent_at, acked = await produce(producer, messages)
+        arrivals = await waiting
+    finally:
+        waiting.cancel()
+    sales = [sale for sale, _, _ in messages]
+    latencies = [arrivals[sale] - sent for sale, sent in zip(sales, sent_at, strict=True)]
+    return max(arrivals.values()) - sent_at[0], acked - sent_at[0], latencies
+
+
+async def verify(api: StockApi, sold: Counter[str], quantity: int) -> str:
+    records = {r["sku"]: r for r in await api.stock_records(sorted(sold))}
+    wrong = [
+        f"{sku}: reserved {r['reserved']} of {r['quantity']}, sold {sold[sku]}"
+        for sku, r in records.items()
+        if r["reserved"] != sold[sku] or r["quantity"] != quantity
+    ]
+    if len(records) != len(sold) or wrong:
+        raise RuntimeError(f"stock does not match the sales ({len(records)} records): {wrong[:5]}")
+    total = sum(r["reserved"] for r in records.values())
+    plural = "s" if len(records) > 1 else ""
+    return (
+        f"{len(records):,} stock record{plural}: reserved {total:,} = sold {sold.total():,},"
+        f" quantity unchanged"
+    )
+
+
+async def scenario(
+    name: str, skus: list[str], total: int, api: StockApi, producer: AIOKafkaProducer,
+    events: StockEvents, tenant: uuid.UUID, timeout: float,
+) -> Result:
+    sold = Counter(skus[n % len(skus)] for n in range(total))
+    quantity = max(sold.values()) + 10
+    await events.mark()
+    ids = await api.stock(skus, quantity)
+    # Let the outbox relay publish the records' opening stock.changed before the clock starts.
+    await events.wait_for(ids, opening_stock, timeout)
+    messages = [sale_created(tenant, n, skus[n % len(skus)]) for n in range(total)]
+    elapsed, produce_time, latencies = await reserve(producer, events, messages, timeout)
+    verified = await verify(api, sold, quantity)
+    return Result(name, total, len(skus), elapsed, produce_time,
+                  [v * 1000 for v in latencies], verified)
+
+
+async def run(args: argparse.Namespace, url: str, token: str, bootstrap: str) -> list[Result]:
+    tenant = uuid.uuid4()
+    run_id = secrets.token_hex(3).upper()
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=5, max_batch_size=512 * 1024
+    )
+    events = StockEvents(bootstrap)
+    results: list[Result] = []
+    async with aiohttp.ClientSession() as session:
+        api = StockApi(session, url, token, tenant)
+        await api.post("/locations", {"location_id": LOCATION, "name": "Bench warehouse"})
+        await producer.start()
+        try:
+            await events.start()
+            try:
+                # Warm up: the stock consumer has joined its group and the relay is running.
+                await scenario("warm-up", [f"W{run_id}"], WARM_UP_SALES, api, producer, events,
+                               tenant, args.timeout)
+                if args.scenario in ("many", "both"):
+                    skus = [f"M{run_id}-{i:04d}" for i in range(MANY_SKUS)]
+                    results.append(await scenario("many SKUs", skus, args.sales, api, producer,
+                                                  events, tenant, args.timeout))
+                if args.scenario in ("hot", "both"):
+                    results.append(await scenario("hot SKU", [f"H{run_id}"], args.sales, api,
+                                                  producer, events, tenant, args.timeout))
+            finally:
+                await events.stop()
+        finally:
+            await producer.stop()
+    return results
+
+
+def report(results: list[Result]) -> None:
+    print(f"command: {shlex.join([sys.executable, *sys.argv])}")
+    print(f"machine: {os.cpu_count()} cores, {host.platform()}")
+    for r in results:
+        ms = r.latencies_ms
+        print(
+            f"{r.name}: {r.sales:,} sales over {r.skus:,} SKU{'s' if r.skus > 1 else ''}"
+            f" reserved in {r.elapsed:.1f}s = {r.sales / r.elapsed:,.0f} reservations/s,"
+            f" send-to-reserved latency p50 {statistics.median(ms):,.0f} ms,"
+            f" p99 {percentile(ms, 0.99):,.0f} ms, max {max(ms):,.0f} ms"
+        )
+        print(f"  producing (first send to last ack): {r.produce:.2f}s"
+              f" = {r.sales / r.produce:,.0f} events/s")
+        print(f"  verified: {r.verified}")
+
+
+def stop_on_sigterm(*_: object) -> None:
+    raise SystemExit(128 + signal.SIGTERM)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sales", type=int, default=20000)
+    parser.add_argument("--scenario", choices=["many", "hot", "both"], default="both")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="seconds to wait for the events of one step")
+    args = parser.parse_args()
+    if args.sales < 1:
+        parser.error("--sales must be at least 1")
+    signal.signal(signal.SIGTERM, stop_on_sigterm)  # so that `finally` stops the service
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
+    ports = dict(zip([s.name for s in SERVICES], free_ports(len(SERVICES)), strict=True))
+    token = secrets.token_urlsafe(32)
+    bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    env = platform_env(
+        database_url=os.environ["DATABASE_URL"], bootstrap_servers=bootstrap,
+        internal_token=token, admin_token=secrets.token_urlsafe(32), ports=ports,
+    )
+    env["LOG_LEVEL"] = "WARNING"
+    stock = ServiceProcess("stock", "stock.app:app", ports["stock"], env, log_dir)
+    try:
+        stock.start()
+        stock.wait_ready(60)
+        results = asyncio.run(run(args, stock.url, token, bootstrap))
+    finally:
+        stock.stop()
+        print(f"service log: {stock.log_file}")
+    report(results)
+
+
+if __name__ == "__main__":
+    main()
