@@ -64,11 +64,11 @@ class ServiceSpec:
     on_stop: Callable[[Runtime], Awaitable[None]] | None = None
 
 
-def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
-def get_pool(request: Request) -> asyncpg.Pool:
+async def get_pool(request: Request) -> asyncpg.Pool:
     return request.app.state.runtime.pool
 
 

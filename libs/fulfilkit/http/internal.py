@@ -19,7 +19,7 @@ def verify_internal_token(request: Request, token: str | None) -> None:
         raise Problem("invalid_token", "This service only answers the gateway.")
 
 
-def _tenant(
+async def _tenant(
     request: Request,
     x_internal_token: Annotated[str | None, Header(include_in_schema=False)] = None,
     x_tenant_id: Annotated[str | None, Header(include_in_schema=False)] = None,
@@ -31,14 +31,14 @@ def _tenant(
         raise Problem("invalid_token", "No tenant was given by the gateway.") from None
 
 
-def _internal(
+async def _internal(
     request: Request,
     x_internal_token: Annotated[str | None, Header(include_in_schema=False)] = None,
 ) -> None:
     verify_internal_token(request, x_internal_token)
 
 
-def _actor(x_actor: Annotated[str | None, Header(include_in_schema=False)] = None) -> str:
+async def _actor(x_actor: Annotated[str | None, Header(include_in_schema=False)] = None) -> str:
     return x_actor or "api"
 
 

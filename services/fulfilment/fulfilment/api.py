@@ -7,6 +7,7 @@ from uuid import UUID
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
+from fulfilkit.db import in_transaction
 from fulfilkit.http.internal import Actor, TenantId
 from fulfilkit.http.problems import Problem
 from fulfilkit.service import Pool, RuntimeDep
@@ -56,9 +57,8 @@ async def shipping_init(
         answer = await runtime.extras["orders"].claim(tenant, actor, to_claim)
         _crash_if(runtime, "crash_after_claim")
         errors = answer["errors"]
-        async with runtime.pool.acquire() as conn, conn.transaction():
-            live |= await ensure_fulfillments(conn, runtime.settings, tenant,  # type: ignore[arg-type]
-                                              answer["claimed"])
+        live |= await in_transaction(runtime.pool, lambda conn: ensure_fulfillments(
+            conn, runtime.settings, tenant, answer["claimed"]))  # type: ignore[arg-type]
     fulfillments = [events.snapshot(live[s]).model_dump(mode="json")
                     for s in sale_ids if s in live]
     return ShippingInitOut(fulfillments=fulfillments, errors=errors)

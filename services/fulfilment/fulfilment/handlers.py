@@ -22,11 +22,15 @@ def sale_events(runtime: Runtime) -> Apply:
     settings: FulfilmentSettings = runtime.settings  # type: ignore[assignment]
 
     async def apply(conn: asyncpg.Connection, batch: list[CloudEvent]) -> None:
+        claimed: dict[UUID, list[dict]] = {}
+        for event in batch:
+            if event.type == c.SALE_STATUS_CHANGED and event.data["status"] == "in_fulfillment":
+                claimed.setdefault(event.tenantid, []).append(event.data)
+        for tenant, sales in sorted(claimed.items()):
+            await ensure_fulfillments(conn, settings, tenant, sales)
         for event in batch:
             sale = event.data
-            if event.type == c.SALE_STATUS_CHANGED and sale["status"] == "in_fulfillment":
-                await ensure_fulfillments(conn, settings, event.tenantid, [sale])
-            elif event.type == c.SALE_STATUS_CHANGED and sale["status"] == "shipped":
+            if event.type == c.SALE_STATUS_CHANGED and sale["status"] == "shipped":
                 await _move_live(conn, event.tenantid, UUID(sale["id"]), "shipped")
             elif event.type == c.SALE_CANCELED:
                 await _move_live(conn, event.tenantid, UUID(sale["id"]), "canceled")

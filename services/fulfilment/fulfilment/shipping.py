@@ -33,7 +33,8 @@ async def ensure_fulfillments(
     one, and a canceled one is never replaced. Returns them by sale_id.
     """
     live = await store.by_sale_ids(conn, tenant, [s["sale_id"] for s in sales])
-    missing = [s for s in sales if s["sale_id"] not in live]
+    # One insertion order everywhere, so concurrent callers never deadlock on the index.
+    missing = sorted((s for s in sales if s["sale_id"] not in live), key=lambda s: str(s["id"]))
     by_provider: dict[str, list[dict[str, Any]]] = {}
     for sale in missing:
         provider = choose_provider(settings.shipping_provider_rules, sale["location_id"],
@@ -52,6 +53,7 @@ async def ensure_fulfillments(
                 is_bulky=is_bulky(sale), version=1, date_created=now,
             ))
     if created:
+        created.sort(key=lambda f: str(f.sale))
         added = set(await store.insert_many(conn, created))
         await add_events(conn, "fulfilment",
                          [events.fulfillment_created(f) for f in created if f.id in added])
