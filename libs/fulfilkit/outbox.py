@@ -27,14 +27,15 @@ async def add_events(conn: asyncpg.Connection, schema: str, events: Sequence[Key
     if not events:
         return
     await conn.execute(
-        f"INSERT INTO {schema}.outbox (event_id, topic, key, payload)"
-        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[])",
+        f"WITH added AS (INSERT INTO {schema}.outbox (event_id, topic, key, payload)"
+        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[]) RETURNING 1)"
+        " SELECT pg_notify($5, '')",
         [e.id for _, e in events],
         [TOPIC_OF_TYPE[e.type] for _, e in events],
         [k for k, _ in events],
         [e.to_bytes() for _, e in events],
+        channel(schema),
     )
-    await conn.execute("SELECT pg_notify($1, '')", channel(schema))
 
 
 class OutboxRelay:
