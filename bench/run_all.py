@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-BENCHMARKS = ["sales_flow.py", "stock_reservations.py"]
+BENCHMARKS = ["sales_flow.py", "stock_reservations.py", "webhook_delivery.py"]
 
 if __name__ == "__main__":
     here = Path(__file__).parent

@@ -168,8 +168,19 @@ class FulfillmentStatusChanged(FulfillmentSnapshot):
 
 
 class EndpointDisabled(BaseModel):
+    """A webhook endpoint's snapshot after it was disabled (secrets and custom headers,
+    which may carry credentials, are left out), plus why."""
+
     id: UUID
     url: str
+    description: str
+    event_types: list[str]
+    ordered: bool
+    enabled: bool
+    disabled_reason: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
     reason: str
 
 

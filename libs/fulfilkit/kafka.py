@@ -59,6 +59,7 @@ def subscribe(
     *topics: str,
     group_id: str,
     max_records: int = 500,
+    poll_timeout_ms: int = 5,
     retry_backoff: float = 1.0,
 ) -> None:
     """Consume `topics` in batches through `inbox`; commit offsets only after it applied them."""
@@ -68,7 +69,9 @@ def subscribe(
         group_id=group_id,
         batch=True,
         max_records=max_records,
-        batch_timeout_ms=50,
+        # FastStream waits this long for records and, when none came, sleeps as long again:
+        # keep it short, or every hop of an event adds up to twice this much latency.
+        batch_timeout_ms=poll_timeout_ms,
         auto_offset_reset="earliest",
         ack_policy=AckPolicy.MANUAL,
         decoder=_raw_bodies,

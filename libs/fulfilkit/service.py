@@ -94,7 +94,8 @@ async def _start_runtime(spec: ServiceSpec) -> Runtime:
                 event_types=consumer.event_types, max_attempts=s.consumer_max_attempts,
             )
             subscribe(runtime.broker, inbox, *consumer.topics, group_id=spec.name,
-                      max_records=s.consumer_max_records)
+                      max_records=s.consumer_max_records,
+                      poll_timeout_ms=s.consumer_poll_timeout_ms)
         await runtime.broker.start()
     return runtime
 

@@ -19,6 +19,7 @@ class ServiceSettings(BaseSettings):
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
     consumer_max_records: int = Field(default=500, ge=1)
     consumer_max_attempts: int = Field(default=3, ge=1)
+    consumer_poll_timeout_ms: int = Field(default=5, ge=1)
     log_level: str = "INFO"
 
     @model_validator(mode="after")

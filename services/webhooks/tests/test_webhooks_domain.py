@@ -18,8 +18,10 @@ from webhooks.domain import (
     active_secrets,
     can_resend,
     decide,
+    disabled_event,
     ensure_transition,
     excerpt,
+    failing_too_long,
     header_error,
     jittered,
     matches,
@@ -27,6 +29,7 @@ from webhooks.domain import (
     parse_schedule,
     pattern_error,
     plan_deliveries,
+    recover_window_error,
     retry_after_seconds,
     webhook_id,
     webhook_payload,
@@ -244,3 +247,39 @@ def test_previous_secret_signs_only_during_the_overlap() -> None:
 def test_excerpt_keeps_one_kilobyte_of_storable_text() -> None:
     assert len(excerpt(b"a" * 5000)) == 1024
     assert "\x00" not in excerpt(b"ok\x00\xff")
+
+
+# --- disabling, recovery -------------------------------------------------------------------
+
+def test_failing_too_long_needs_the_whole_window() -> None:
+    since = NOW - timedelta(days=5)
+    assert failing_too_long(since, NOW, 5 * 86400)
+    assert not failing_too_long(since, NOW, 5 * 86400 + 1)
+    assert not failing_too_long(None, NOW, 1)
+    assert not failing_too_long(since, NOW, 0), "0 turns the rule off"
+
+
+def test_recover_window() -> None:
+    assert recover_window_error(NOW - timedelta(hours=1), None, NOW) is None
+    assert recover_window_error(NOW - timedelta(hours=1), NOW, NOW) is None
+    assert recover_window_error(NOW + timedelta(seconds=1), None, NOW) == "since is in the future"
+    assert recover_window_error(NOW, NOW, NOW) == "until must be later than since"
+
+
+def test_disabled_event_carries_the_endpoint_snapshot_without_secrets() -> None:
+    tenant, endpoint = uuid4(), uuid4()
+    row = {
+        "id": endpoint, "url": "https://erp.example.com/hooks", "description": "ERP",
+        "event_types": ["sale.*"], "headers": {"Authorization": "Bearer s3cret"},
+        "enabled": False, "ordered": True, "disabled_reason": "the endpoint answered 410 Gone",
+        "version": 4, "created_at": NOW, "updated_at": NOW, "secret": "whsec_x",
+    }
+    key, event = disabled_event(tenant, row, row["disabled_reason"])
+    assert key == f"{tenant}:webhook_endpoint:{endpoint}"
+    assert event.type == "webhook.endpoint_disabled" and event.tenantid == tenant
+    assert event.subject == f"webhook_endpoints/{endpoint}"
+    assert event.data["version"] == 4 and event.data["enabled"] is False
+    assert event.data["reason"] == "the endpoint answered 410 Gone"
+    assert event.data["ordered"] is True and event.data["event_types"] == ["sale.*"]
+    dumped = orjson.dumps(event.data).decode()
+    assert "s3cret" not in dumped and "whsec_" not in dumped and "headers" not in event.data

@@ -8,7 +8,7 @@ import pytest
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
-from webhooks.dispatcher import Sender
+from webhooks.sender import Sender
 from webhooks.settings import WebhookSettings
 from webhooks.signing import new_secret
 

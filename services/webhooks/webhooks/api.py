@@ -6,14 +6,13 @@ from uuid import UUID, uuid4
 
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from fulfilkit.http.internal import TenantId
 from fulfilkit.http.pagination import Page, paginated
 from fulfilkit.http.problems import Problem
 from fulfilkit.service import Pool
 from webhooks import store
-from webhooks.dispatcher import SENDER_KEY, Sender
 from webhooks.domain import (
     TEST_EVENT_TYPE,
     DeliveryStatus,
@@ -23,8 +22,10 @@ from webhooks.domain import (
     header_error,
     normalize_patterns,
     pattern_error,
+    recover_window_error,
     webhook_payload,
 )
+from webhooks.sender import SENDER_KEY, Sender
 from webhooks.settings import WebhookSettings
 from webhooks.signing import new_secret
 from webhooks.urls import AllowList, UrlRefused, check_url, shape_error
@@ -78,6 +79,11 @@ class EndpointIn(BaseModel):
     headers: CustomHeaders = Field(default_factory=dict)
     description: str = Field(default="", max_length=1000)
     enabled: bool = True
+    ordered: bool = Field(
+        default=False,
+        description="Deliver the events of one subject (one sale, one stock record) one at a"
+        " time, in the order they happened; other subjects still go out in parallel.",
+    )
 
 
 class EndpointPatch(BaseModel):
@@ -90,6 +96,7 @@ class EndpointPatch(BaseModel):
     headers: CustomHeaders = Field(default_factory=dict)
     description: str = Field(default="", max_length=1000)
     enabled: bool = True
+    ordered: bool = False
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(include=self.model_fields_set)
@@ -102,6 +109,7 @@ class EndpointOut(BaseModel):
     headers: dict[str, str]
     description: str
     enabled: bool
+    ordered: bool
     disabled_reason: str | None
     version: int
     created_at: datetime
@@ -127,6 +135,17 @@ class PingResult(BaseModel):
     error: str | None
 
 
+class RecoverIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    since: AwareDatetime = Field(description="Failed deliveries created at or after this time.")
+    until: AwareDatetime | None = Field(default=None, description="... and before this one.")
+
+
+class Recovered(BaseModel):
+    recovered: int = Field(description="How many failed deliveries were queued again.")
+
+
 class AttemptOut(BaseModel):
     attempted_at: datetime
     status_code: int | None
@@ -140,6 +159,8 @@ class DeliveryOut(BaseModel):
     endpoint_id: UUID
     event_id: UUID
     event_type: str
+    subject: str
+    occurred_at: datetime
     webhook_id: str
     status: DeliveryStatus
     attempt_count: int
@@ -322,11 +343,18 @@ async def list_deliveries(
     request: Request,
     response: Response,
     status: Annotated[DeliveryStatus | None, Query()] = None,
+    event_type: Annotated[str | None, Query(max_length=200)] = None,
+    subject: Annotated[str | None, Query(max_length=500)] = None,
+    event_id: Annotated[UUID | None, Query()] = None,
+    since: Annotated[AwareDatetime | None, Query(description="created at or after")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="created before")] = None,
 ) -> dict[str, Any]:
+    """Newest first, each with its attempts; filters combine."""
     if await store.get_endpoint(pool, tenant, endpoint_id) is None:
         raise _no_endpoint()
+    where = store.DeliveryFilter(status, event_type, subject, event_id, since, until)
     rows, total = await store.list_deliveries(
-        pool, tenant, endpoint_id, status, page.limit, page.offset
+        pool, tenant, endpoint_id, where, page.limit, page.offset
     )
     attempts = await store.attempts_of(pool, [r["id"] for r in rows])
     items = [_delivery(r, attempts[r["id"]]) for r in rows]
@@ -349,3 +377,19 @@ async def resend_delivery(delivery_id: UUID, tenant: TenantId, pool: Pool) -> De
             raise Problem("conflict", "The delivery is still pending; it will be sent.")
         await store.requeue_delivery(conn, delivery_id)
     return await _delivery_out(pool, tenant, delivery_id)
+
+
+@router.post("/endpoints/{endpoint_id}/recover", status_code=202)
+async def recover_deliveries(
+    endpoint_id: UUID, body: RecoverIn, tenant: TenantId, pool: Pool
+) -> Recovered:
+    """Queue again every failed delivery of the endpoint created since `since` (and before
+    `until`), each with a fresh retry schedule and its webhook-id unchanged."""
+    if error := recover_window_error(body.since, body.until, datetime.now(UTC)):
+        raise Problem("validation", "Nothing can be recovered in that window.",
+                      errors=[{"field": "/since", "message": error, "in": "body"}])
+    async with pool.acquire() as conn, conn.transaction():
+        if await store.get_endpoint(conn, tenant, endpoint_id) is None:
+            raise _no_endpoint()
+        count = await store.recover_failed(conn, tenant, endpoint_id, body.since, body.until)
+    return Recovered(recovered=count)

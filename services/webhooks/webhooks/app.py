@@ -13,8 +13,10 @@ from fulfilkit.contracts import (
 )
 from fulfilkit.service import Consumer, ServiceSpec, create_service
 from webhooks.api import router
-from webhooks.dispatcher import run_dispatcher, start_sender
+from webhooks.dispatcher import run_dispatcher
 from webhooks.handlers import deliveries_from_events
+from webhooks.retention import run_pruner
+from webhooks.sender import start_sender
 from webhooks.settings import WebhookSettings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -34,7 +36,7 @@ def build_app(settings: WebhookSettings | None = None) -> FastAPI:
                     apply=deliveries_from_events,
                 )
             ],
-            background=[run_dispatcher],
+            background=[run_dispatcher, run_pruner],
             on_start=start_sender,
         ),
         title="Fulfil webhooks",

@@ -1,109 +1,39 @@
-"""The background sender: lease due deliveries, POST them concurrently, record every attempt.
+"""The background loop: lease due deliveries, POST them concurrently within limits, and hand
+every outcome to the recorder.
 
 A delivery is leased (`next_attempt_at` pushed past the request timeout) before it is sent,
-so a crash at any point leaves it due again later: at least once, never lost. Outcomes are
-written in batches, each in one transaction with any endpoint it disables and the outbox
-event announcing that.
+so a crash at any point leaves it due again later: at least once, never lost.
+
+Limits: at most `WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT` requests to one endpoint and
+`WEBHOOK_MAX_IN_FLIGHT` in all. So that the database round trip of a claim is not on the
+path of every request, the loop holds as many claimed deliveries again per endpoint, queued
+here: a finished request starts the endpoint's next one at once. A queued delivery whose
+lease could run out before its request finished is dropped unsent; it is due again when the
+lease ends.
 """
 
 import asyncio
 import contextlib
 import logging
 import time
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from typing import Any
 from uuid import UUID
 
-import aiohttp
 import asyncpg
 
-from fulfilkit.inbox import INFRASTRUCTURE_ERRORS
 from fulfilkit.service import Runtime
 from webhooks import store
-from webhooks.domain import (
-    FAILED,
-    Attempt,
-    Outcome,
-    decide,
-    excerpt,
-    failing_reason,
-    gone_reason,
-)
+from webhooks.domain import PENDING, Outcome, decide
+from webhooks.recorder import OutcomeWriter
+from webhooks.sender import Sender, sender_of, webhook_settings
 from webhooks.settings import WebhookSettings
-from webhooks.signing import request_headers
-from webhooks.urls import AllowList, GuardedResolver, literal_refusal
 
 log = logging.getLogger(__name__)
 
-SENDER_KEY = "webhooks.sender"
-DRAIN_LIMIT_BYTES = 64 * 1024
-WRITE_BATCH = 500
-_STOP: Final = object()
-
-
-# --- sending -------------------------------------------------------------------------------
-
-class Sender:
-    """One shared HTTP session: keep-alive, no redirects, no cookies, guarded DNS."""
-
-    def __init__(self, settings: WebhookSettings) -> None:
-        self.allow = AllowList.parse(settings.allowed_hosts)
-        self.timeout = settings.webhook_timeout_seconds
-        connector = aiohttp.TCPConnector(
-            limit=settings.webhook_max_in_flight + 16,
-            ttl_dns_cache=30,
-            resolver=GuardedResolver(self.allow),
-        )
-        self._session = aiohttp.ClientSession(
-            connector=connector,
-            cookie_jar=aiohttp.DummyCookieJar(),
-            timeout=aiohttp.ClientTimeout(total=self.timeout),
-        )
-
-    async def post(
-        self, url: str, custom: dict[str, str], secrets: list[str], msg_id: str, body: bytes
-    ) -> Attempt:
-        attempted_at = datetime.now(UTC)
-        started = time.perf_counter()
-        if refusal := literal_refusal(url, self.allow):
-            return Attempt(attempted_at, 0, error=refusal)
-        headers = request_headers(secrets, msg_id, int(time.time()), body, custom)
-        try:
-            async with self._session.post(
-                url, data=body, headers=headers, allow_redirects=False
-            ) as response:
-                raw = await _read_excerpt(response)
-                return Attempt(
-                    attempted_at, _elapsed_ms(started), status_code=response.status,
-                    response_body=excerpt(raw), retry_after=response.headers.get("Retry-After"),
-                )
-        except TimeoutError:
-            error = f"no answer within {self.timeout:g} s"
-        except Exception as exc:  # any failure of one request is that attempt's error
-            error = excerpt(f"{type(exc).__name__}: {exc}".encode())
-        return Attempt(attempted_at, _elapsed_ms(started), error=error)
-
-    async def close(self) -> None:
-        await self._session.close()
-
-
-async def _read_excerpt(response: aiohttp.ClientResponse) -> bytes:
-    """The first KB; the rest is drained (to keep the connection) up to a bound."""
-    kept = bytearray()
-    seen = 0
-    async for chunk in response.content.iter_any():
-        if len(kept) < 1024:
-            kept += chunk[: 1024 - len(kept)]
-        seen += len(chunk)
-        if seen > DRAIN_LIMIT_BYTES:
-            break
-    return bytes(kept)
-
-
-def _elapsed_ms(started: float) -> int:
-    return round((time.perf_counter() - started) * 1000)
+LEASE_MARGIN_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -116,82 +46,18 @@ class Target:
     webhook_id: str
     payload: bytes
     attempts_made: int
+    endpoint_failing: bool
+    claimed_at: float  # time.monotonic()
 
     @classmethod
-    def from_row(cls, row: Any) -> "Target":
+    def from_row(cls, row: Any, claimed_at: float) -> "Target":
         secrets = [row["secret"]] + ([row["previous_secret"]] if row["previous_secret"] else [])
         return cls(
             row["id"], row["endpoint_id"], row["url"], dict(row["headers"]), secrets,
-            row["webhook_id"], bytes(row["payload"]), row["attempt_count"],
+            row["webhook_id"], bytes(row["payload"]), row["attempt_count"], row["failing"],
+            claimed_at,
         )
 
-
-# --- recording -----------------------------------------------------------------------------
-
-class OutcomeWriter:
-    """Writes outcomes in batches until told to stop, then writes what is left."""
-
-    def __init__(self, pool: asyncpg.Pool, settings: WebhookSettings) -> None:
-        self._pool = pool
-        self._disable_after = timedelta(seconds=settings.webhook_disable_after_failing_seconds)
-        self._queue: asyncio.Queue[Any] = asyncio.Queue()
-
-    def put(self, outcome: Outcome) -> None:
-        self._queue.put_nowait(outcome)
-
-    def stop(self) -> None:
-        self._queue.put_nowait(_STOP)
-
-    async def run(self) -> None:
-        while True:
-            items = [await self._queue.get()]
-            while not self._queue.empty() and len(items) < WRITE_BATCH:
-                items.append(self._queue.get_nowait())
-            batch = [i for i in items if i is not _STOP]
-            if batch:
-                await self._write_retrying(batch)
-            if len(batch) < len(items):
-                return
-
-    async def _write_retrying(self, batch: list[Outcome]) -> None:
-        delay = 0.1
-        while True:
-            try:
-                await self._write(batch)
-                return
-            except INFRASTRUCTURE_ERRORS as exc:
-                log.warning("cannot record %d webhook attempts, retrying: %r", len(batch), exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
-            except Exception:
-                if len(batch) == 1:
-                    log.exception("dropping the record of an attempt of %s", batch[0].delivery_id)
-                    return
-                for outcome in batch:
-                    await self._write_retrying([outcome])
-                return
-
-    async def _write(self, batch: list[Outcome]) -> None:
-        async with self._pool.acquire() as conn, conn.transaction():
-            succeeded = {o.endpoint_id for o in batch if o.attempt.succeeded}
-            failed = {o.endpoint_id for o in batch if not o.attempt.succeeded}
-            await store.note_endpoint_health(conn, succeeded, failed)
-            await store.disable_endpoints(conn, await self._reasons_to_disable(conn, batch))
-            await store.record_outcomes(conn, batch)
-
-    async def _reasons_to_disable(
-        self, conn: asyncpg.Connection, batch: list[Outcome]
-    ) -> dict[UUID, str]:
-        reasons = {o.endpoint_id: gone_reason(o.attempt.status_code or 410)
-                   for o in batch if o.verdict.disable_endpoint}
-        exhausted = {o.endpoint_id for o in batch if o.verdict.status == FAILED} - set(reasons)
-        if exhausted and self._disable_after > timedelta(0):
-            since = await store.failing_for(conn, exhausted, self._disable_after)
-            reasons |= {endpoint: failing_reason(ts) for endpoint, ts in since.items()}
-        return reasons
-
-
-# --- the loop ------------------------------------------------------------------------------
 
 class Dispatcher:
     def __init__(self, pool: asyncpg.Pool, sender: Sender, settings: WebhookSettings) -> None:
@@ -200,13 +66,19 @@ class Dispatcher:
         self._settings = settings
         self._schedule = settings.retry_schedule
         self._lease = timedelta(seconds=settings.webhook_lease_seconds)
+        self._usable_for = (settings.webhook_lease_seconds - settings.webhook_timeout_seconds
+                            - LEASE_MARGIN_SECONDS)
         self._cap = settings.webhook_max_in_flight_per_endpoint
-        self._writer = OutcomeWriter(pool, settings)
+        self._max_in_flight = settings.webhook_max_in_flight
+        self._writer = OutcomeWriter(pool, settings, self._recorded)
         self._wake = asyncio.Event()
         self._tasks: dict[asyncio.Task[None], Target] = {}
-        self._per_endpoint: Counter[UUID] = Counter()
+        self._running: Counter[UUID] = Counter()
+        self._queued: dict[UUID, deque[Target]] = {}
+        self._held = 0  # running and queued
         self._unrecorded: set[UUID] = set()
         self._throttled = False
+        self._ordered: set[UUID] = set()  # endpoints whose next events wait on recorded ones
         self._listener: Any = None
 
     async def run(self) -> None:
@@ -223,47 +95,93 @@ class Dispatcher:
         finally:
             await self._shutdown(writer)
 
+    # --- claiming ------------------------------------------------------------------------
+
+    def _held_by(self, endpoint: UUID) -> int:
+        return self._running[endpoint] + len(self._queued.get(endpoint, ()))
+
     async def _claim_and_send(self) -> bool:
-        """Start what is due; True when there may be more due right now."""
-        limit = self._free_capacity()
+        """Claim and start what is due; True when there may be more due right now.
+
+        When the claim was cut short by a limit (in all, or one endpoint's quota), more may
+        be due: then the dispatcher is `throttled` and finished requests wake it.
+        """
+        limit = min(self._settings.webhook_batch_size, 2 * self._max_in_flight - self._held)
         if limit <= 0:
             self._throttled = True
             return False
-        slots = {endpoint: self._cap - n for endpoint, n in self._per_endpoint.items()}
+        depth = 2 * self._cap
+        busy = set(self._running) | set(self._queued)
+        quota = {endpoint: depth - self._held_by(endpoint) for endpoint in busy}
         try:
-            rows = await store.claim_due(self._pool, limit, self._lease, slots, self._cap)
+            rows = await store.claim_due(self._pool, limit, self._lease, quota, depth)
         except Exception as exc:
             log.warning("cannot claim webhook deliveries, retrying: %r", exc)
             return False
+        now = time.monotonic()
+        claimed: Counter[UUID] = Counter()
         for row in rows:
+            claimed[row["endpoint_id"]] += 1
+            if row["ordered"]:
+                self._ordered.add(row["endpoint_id"])
             if row["enabled"]:
-                self._start(Target.from_row(row))
-        self._throttled = self._free_capacity() < self._settings.webhook_batch_size or any(
-            n >= self._cap for n in self._per_endpoint.values())
-        return len(rows) == limit
+                self._hold(Target.from_row(row, now))
+        self._pump()
+        more = len(rows) == limit
+        self._throttled = more or any(
+            n >= quota.get(endpoint, depth) for endpoint, n in claimed.items())
+        return more
 
-    def _free_capacity(self) -> int:
-        free = self._settings.webhook_max_in_flight - len(self._tasks)
-        return min(self._settings.webhook_batch_size, free)
+    def _hold(self, target: Target) -> None:
+        self._queued.setdefault(target.endpoint_id, deque()).append(target)
+        self._held += 1
+        self._unrecorded.add(target.delivery_id)
+
+    # --- sending -------------------------------------------------------------------------
+
+    def _pump(self, first: UUID | None = None) -> None:
+        """Start queued deliveries while their endpoint and the total allow (`first` first)."""
+        order = list(self._queued) if first is None else [first, *self._queued]
+        for endpoint in order:
+            queue = self._queued.get(endpoint)
+            while queue and self._running[endpoint] < self._cap \
+                    and len(self._tasks) < self._max_in_flight:
+                target = queue.popleft()
+                if time.monotonic() - target.claimed_at > self._usable_for:
+                    self._drop(target)
+                else:
+                    self._start(target)
+            if queue is not None and not queue:
+                del self._queued[endpoint]
+            if len(self._tasks) >= self._max_in_flight:
+                return
+
+    def _drop(self, target: Target) -> None:
+        self._held -= 1
+        self._unrecorded.discard(target.delivery_id)
+        log.info("delivery %s waited too long for a slot; it is due when its lease ends",
+                 target.delivery_id)
 
     def _start(self, target: Target) -> None:
-        self._per_endpoint[target.endpoint_id] += 1
-        self._unrecorded.add(target.delivery_id)
+        self._running[target.endpoint_id] += 1
         task = asyncio.create_task(self._deliver(target))
         self._tasks[task] = target
         task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         target = self._tasks.pop(task)
-        self._per_endpoint[target.endpoint_id] -= 1
-        if self._per_endpoint[target.endpoint_id] <= 0:
-            del self._per_endpoint[target.endpoint_id]
+        endpoint = target.endpoint_id
+        self._running[endpoint] -= 1
+        if self._running[endpoint] <= 0:
+            del self._running[endpoint]
+        self._held -= 1
         if task.cancelled():
             return
         if task.exception() is not None:
             log.error("delivery %s crashed", target.delivery_id, exc_info=task.exception())
         self._unrecorded.discard(target.delivery_id)
-        if self._throttled:
+        self._pump(endpoint)
+        if self._throttled and self._held_by(endpoint) <= self._cap:
             self._wake.set()
 
     async def _deliver(self, target: Target) -> None:
@@ -274,8 +192,17 @@ class Dispatcher:
             attempt.status_code, target.attempts_made + 1, self._schedule,
             now=datetime.now(UTC), retry_after=attempt.retry_after,
         )
-        self._writer.put(Outcome(target.delivery_id, target.endpoint_id, attempt, verdict))
+        self._writer.put(Outcome(target.delivery_id, target.endpoint_id, attempt, verdict,
+                                 target.endpoint_failing))
         self._unrecorded.discard(target.delivery_id)
+
+    # --- waking --------------------------------------------------------------------------
+
+    def _recorded(self, batch: list[Outcome]) -> None:
+        """A finished head of an ordered subject lets the subject's next event go: claim now."""
+        ordered = self._ordered
+        if any(o.verdict.status != PENDING and o.endpoint_id in ordered for o in batch):
+            self._wake.set()
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
@@ -301,8 +228,12 @@ class Dispatcher:
         with contextlib.suppress(Exception):
             await self._pool.release(listener, timeout=2)
 
+    # --- stopping ------------------------------------------------------------------------
+
     async def _shutdown(self, writer: asyncio.Task[None]) -> None:
-        """Let posts in flight finish within the grace period, record them, hand back the rest."""
+        """Let posts in flight finish within the grace period, record them, hand back the
+        rest (queued ones included)."""
+        self._queued.clear()
         grace = self._settings.webhook_shutdown_grace_seconds
         in_flight = set(self._tasks)
         if in_flight:
@@ -321,18 +252,22 @@ class Dispatcher:
         await self._sender.close()
 
 
-def webhook_settings(runtime: Runtime) -> WebhookSettings:
-    assert isinstance(runtime.settings, WebhookSettings)
-    return runtime.settings
-
-
-def sender_of(runtime: Runtime) -> Sender:
-    return runtime.extras[SENDER_KEY]
-
-
-async def start_sender(runtime: Runtime) -> None:
-    runtime.extras[SENDER_KEY] = Sender(webhook_settings(runtime))
-
-
 async def run_dispatcher(runtime: Runtime) -> None:
-    await Dispatcher(runtime.pool, sender_of(runtime), webhook_settings(runtime)).run()
+    settings = webhook_settings(runtime)
+    pool = await _dispatch_pool(settings)
+    try:
+        await Dispatcher(pool, sender_of(runtime), settings).run()
+    finally:
+        await pool.close()
+
+
+async def _dispatch_pool(settings: WebhookSettings) -> asyncpg.Pool:
+    """Waits for the database: the dispatcher must outlive an outage at start too."""
+    delay = 0.5
+    while True:
+        try:
+            return await store.create_dispatch_pool(settings.database_url)
+        except Exception as exc:
+            log.warning("cannot connect the dispatcher yet, retrying: %r", exc)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)

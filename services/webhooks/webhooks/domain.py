@@ -249,21 +249,49 @@ class Outcome:
     endpoint_id: UUID
     attempt: Attempt
     verdict: Verdict
+    endpoint_failing: bool = False  # as the endpoint stood when the delivery was claimed
 
 
 def endpoint_key(tenant_id: UUID, endpoint_id: UUID) -> str:
     return f"{tenant_id}:webhook_endpoint:{endpoint_id}"
 
 
+ENDPOINT_SNAPSHOT_FIELDS = tuple(
+    name for name in EndpointDisabled.model_fields if name not in ("reason",)
+)
+
+
 def disabled_event(
-    tenant_id: UUID, endpoint_id: UUID, url: str, reason: str
+    tenant_id: UUID, endpoint: Mapping[str, Any], reason: str
 ) -> tuple[str, CloudEvent]:
+    """`webhook.endpoint_disabled` with the endpoint's snapshot after the change (no secrets,
+    no custom headers: they may carry credentials)."""
+    snapshot = EndpointDisabled(
+        **{name: endpoint[name] for name in ENDPOINT_SNAPSHOT_FIELDS}, reason=reason
+    )
     event = make_event(
         source=SOURCE, type=WEBHOOK_ENDPOINT_DISABLED, tenant_id=tenant_id,
-        subject=f"webhook_endpoints/{endpoint_id}",
-        data=EndpointDisabled(id=endpoint_id, url=url, reason=reason),
+        subject=f"webhook_endpoints/{snapshot.id}", data=snapshot,
     )
-    return endpoint_key(tenant_id, endpoint_id), event
+    return endpoint_key(tenant_id, snapshot.id), event
+
+
+def failing_too_long(failing_since: datetime | None, now: datetime, window: float) -> bool:
+    """An endpoint without a success since `failing_since` is disabled once `window` passed
+    (0 turns the rule off)."""
+    return window > 0 and failing_since is not None and (
+        now - failing_since).total_seconds() >= window
+
+
+# --- recovery ----------------------------------------------------------------------------
+
+def recover_window_error(since: datetime, until: datetime | None, now: datetime) -> str | None:
+    """Why (since, until) cannot select deliveries to recover, or None."""
+    if since > now:
+        return "since is in the future"
+    if until is not None and until <= since:
+        return "until must be later than since"
+    return None
 
 
 # --- secrets and responses ---------------------------------------------------------------

@@ -4,15 +4,16 @@ Lock order, everywhere: endpoint rows before delivery rows.
 """
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from fulfilkit.outbox import add_events
 from webhooks.domain import (
-    PENDING,
     DeliveryStatus,
     Outcome,
     Subscription,
@@ -27,15 +28,15 @@ MANUAL_DISABLE_REASON = "disabled through the API"
 Executor = asyncpg.Connection | asyncpg.Pool
 
 ENDPOINT_COLUMNS = (
-    "id, url, description, event_types, headers, enabled, disabled_reason, version,"
+    "id, url, description, event_types, headers, enabled, ordered, disabled_reason, version,"
     " created_at, updated_at, previous_secret_expires_at"
 )
 DELIVERY_COLUMNS = (
-    "id, endpoint_id, event_id, event_type, webhook_id, payload, status, attempt_count,"
-    " next_attempt_at, last_attempt_at, last_status_code, last_error, created_at, updated_at,"
-    " completed_at"
+    "id, endpoint_id, event_id, event_type, subject, occurred_at, webhook_id, payload, status,"
+    " attempt_count, next_attempt_at, last_attempt_at, last_status_code, last_error, created_at,"
+    " updated_at, completed_at"
 )
-PATCHABLE = ("url", "description", "event_types", "headers", "enabled")
+PATCHABLE = ("url", "description", "event_types", "headers", "enabled", "ordered")
 
 
 # --- endpoints -----------------------------------------------------------------------------
@@ -46,11 +47,11 @@ async def create_endpoint(
     return await db.fetchrow(
         "INSERT INTO webhooks.endpoints"
         " (id, tenant_id, url, description, event_types, headers, enabled, disabled_reason,"
-        "  secret)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $7 THEN NULL ELSE $8 END, $9)"
+        "  secret, ordered)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $7 THEN NULL ELSE $8 END, $9, $10)"
         f" RETURNING {ENDPOINT_COLUMNS}",
         endpoint_id, tenant_id, fields["url"], fields["description"], fields["event_types"],
-        fields["headers"], fields["enabled"], MANUAL_DISABLE_REASON, secret,
+        fields["headers"], fields["enabled"], MANUAL_DISABLE_REASON, secret, fields["ordered"],
     )
 
 
@@ -96,6 +97,8 @@ async def update_endpoint(
         await resume_deliveries(conn, [endpoint_id])
     elif toggled:
         await pause_deliveries(conn, [endpoint_id])
+    elif "ordered" in fields:
+        await notify_dispatcher(conn)  # deliveries held back for order may go now
     return row
 
 
@@ -178,13 +181,13 @@ async def disable_endpoints(conn: asyncpg.Connection, reasons: Mapping[UUID, str
         "UPDATE webhooks.endpoints e SET enabled = false, disabled_reason = r.reason,"
         " version = e.version + 1, updated_at = now()"
         " FROM unnest($1::uuid[], $2::text[]) AS r(id, reason)"
-        " WHERE e.id = r.id AND e.enabled RETURNING e.id, e.tenant_id, e.url, e.disabled_reason",
+        " WHERE e.id = r.id AND e.enabled"
+        f" RETURNING e.tenant_id, {_qualified('e', ENDPOINT_COLUMNS)}",
         list(reasons), list(reasons.values()),
     )
     if rows:
         await pause_deliveries(conn, [r["id"] for r in rows])
-        events = [disabled_event(r["tenant_id"], r["id"], r["url"], r["disabled_reason"])
-                  for r in rows]
+        events = [disabled_event(r["tenant_id"], r, r["disabled_reason"]) for r in rows]
         await add_events(conn, SCHEMA, events)
     return len(rows)
 
@@ -201,7 +204,8 @@ async def subscriptions(conn: asyncpg.Connection, tenant_ids: Iterable[UUID]) ->
 
 
 async def insert_deliveries(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> int:
-    """Rows of (tenant_id, endpoint_id, event_id, event_type, webhook_id, payload), set-wise.
+    """Rows of (tenant_id, endpoint_id, event_id, event_type, webhook_id, payload, subject,
+    occurred_at), set-wise, taking `seq` in the order given (the order events arrived).
 
     An (event, endpoint) pair already delivered or queued is skipped, so replays never double.
     """
@@ -210,13 +214,17 @@ async def insert_deliveries(conn: asyncpg.Connection, rows: Sequence[tuple[Any, 
     columns = list(zip(*rows, strict=True))
     inserted = await conn.fetch(
         "INSERT INTO webhooks.deliveries"
-        " (tenant_id, endpoint_id, event_id, event_type, webhook_id, payload, next_attempt_at)"
+        " (tenant_id, endpoint_id, event_id, event_type, webhook_id, payload, subject,"
+        "  occurred_at, next_attempt_at)"
         " SELECT p.tenant_id, p.endpoint_id, p.event_id, p.event_type, p.webhook_id, p.payload,"
-        "        now()"
-        " FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bytea[])"
-        "   AS p(tenant_id, endpoint_id, event_id, event_type, webhook_id, payload)"
+        "        p.subject, p.occurred_at, now()"
+        " FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bytea[],"
+        "             $7::text[], $8::timestamptz[]) WITH ORDINALITY"
+        "   AS p(tenant_id, endpoint_id, event_id, event_type, webhook_id, payload, subject,"
+        "        occurred_at, position)"
         " JOIN webhooks.endpoints e"
         "   ON e.id = p.endpoint_id AND e.tenant_id = p.tenant_id AND e.enabled"
+        " ORDER BY p.position"
         " ON CONFLICT (event_id, endpoint_id) DO NOTHING RETURNING id",
         *map(list, columns),
     )
@@ -230,23 +238,46 @@ async def notify_dispatcher(conn: asyncpg.Connection) -> None:
 
 # --- deliveries through the API --------------------------------------------------------------
 
+@dataclass(frozen=True)
+class DeliveryFilter:
+    """Which deliveries of an endpoint to list; None means any. `since`/`until` bound
+    `created_at` (inclusive, exclusive)."""
+
+    status: DeliveryStatus | None = None
+    event_type: str | None = None
+    subject: str | None = None
+    event_id: UUID | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def arguments(self) -> tuple[Any, ...]:
+        return (self.status, self.event_type, self.subject, self.event_id, self.since,
+                self.until)
+
+
+_FILTERED = (
+    "tenant_id = $1 AND endpoint_id = $2 AND ($3::text IS NULL OR status = $3)"
+    " AND ($4::text IS NULL OR event_type = $4) AND ($5::text IS NULL OR subject = $5)"
+    " AND ($6::uuid IS NULL OR event_id = $6) AND ($7::timestamptz IS NULL OR created_at >= $7)"
+    " AND ($8::timestamptz IS NULL OR created_at < $8)"
+)
+
+
 async def list_deliveries(
     db: Executor,
     tenant_id: UUID,
     endpoint_id: UUID,
-    status: DeliveryStatus | None,
+    where: DeliveryFilter,
     limit: int,
     offset: int,
 ) -> tuple[list[asyncpg.Record], int]:
-    where = "tenant_id = $1 AND endpoint_id = $2 AND ($3::text IS NULL OR status = $3)"
+    args = (tenant_id, endpoint_id, *where.arguments())
     rows = await db.fetch(
-        f"SELECT {DELIVERY_COLUMNS} FROM webhooks.deliveries WHERE {where}"
-        " ORDER BY created_at DESC, id LIMIT $4 OFFSET $5",
-        tenant_id, endpoint_id, status, limit, offset,
+        f"SELECT {DELIVERY_COLUMNS} FROM webhooks.deliveries WHERE {_FILTERED}"
+        " ORDER BY created_at DESC, id LIMIT $9 OFFSET $10",
+        *args, limit, offset,
     )
-    total = await db.fetchval(
-        f"SELECT count(*) FROM webhooks.deliveries WHERE {where}", tenant_id, endpoint_id, status
-    )
+    total = await db.fetchval(f"SELECT count(*) FROM webhooks.deliveries WHERE {_FILTERED}", *args)
     return rows, total
 
 
@@ -295,34 +326,136 @@ async def requeue_delivery(conn: asyncpg.Connection, delivery_id: UUID) -> async
     return row
 
 
-def _qualified(alias: str) -> str:
-    return ", ".join(f"{alias}.{c.strip()}" for c in DELIVERY_COLUMNS.split(","))
+def _qualified(alias: str, columns: str = DELIVERY_COLUMNS) -> str:
+    return ", ".join(f"{alias}.{c.strip()}" for c in columns.split(","))
+
+
+async def recover_failed(
+    conn: asyncpg.Connection,
+    tenant_id: UUID,
+    endpoint_id: UUID,
+    since: datetime,
+    until: datetime | None,
+) -> int:
+    """Queue again every failed delivery of the endpoint created in [since, until), each with
+    a fresh retry schedule and its own webhook-id; they wait if the endpoint is disabled."""
+    rows = await conn.fetch(
+        "UPDATE webhooks.deliveries d SET status = 'pending', attempt_count = 0,"
+        " next_attempt_at = CASE WHEN e.enabled THEN now() END, completed_at = NULL,"
+        " updated_at = now() FROM webhooks.endpoints e"
+        " WHERE e.id = $2 AND e.tenant_id = $1 AND d.endpoint_id = e.id AND d.status = 'failed'"
+        " AND d.created_at >= $3 AND ($4::timestamptz IS NULL OR d.created_at < $4)"
+        " RETURNING d.id",
+        tenant_id, endpoint_id, since, until,
+    )
+    if rows:
+        await notify_dispatcher(conn)
+    return len(rows)
+
+
+# --- retention -----------------------------------------------------------------------------
+
+async def prune_finished(db: Executor, older_than: timedelta, limit: int) -> int:
+    """Delete up to `limit` deliveries finished before `older_than` ago, with their attempts."""
+    status = await db.execute(
+        "DELETE FROM webhooks.deliveries WHERE id IN ("
+        " SELECT id FROM webhooks.deliveries WHERE status <> 'pending'"
+        " AND completed_at < now() - $1::interval ORDER BY completed_at LIMIT $2"
+        " FOR UPDATE SKIP LOCKED)",
+        older_than, limit,
+    )
+    return int(status.split()[-1])
+
+
+async def prune_inbox(db: Executor, older_than: timedelta, limit: int) -> int:
+    """Forget up to `limit` consumed event ids recorded before `older_than` ago."""
+    status = await db.execute(
+        "DELETE FROM webhooks.inbox WHERE (consumer, event_id) IN ("
+        " SELECT consumer, event_id FROM webhooks.inbox"
+        " WHERE received_at < now() - $1::interval LIMIT $2)",
+        older_than, limit,
+    )
+    return int(status.split()[-1])
 
 
 # --- dispatching ---------------------------------------------------------------------------
 
+async def create_dispatch_pool(dsn: str, max_size: int = 4) -> asyncpg.Pool:
+    """The dispatcher's own connections, committing without waiting for the WAL flush.
+
+    Safe for at-least-once: a claim or an outcome lost in a database crash only makes its
+    delivery due again, to be sent once more (same webhook-id); the attempt it logged may be
+    lost with it. Events become deliveries on the main pool, with synchronous commits.
+    """
+
+    async def init(conn: asyncpg.Connection) -> None:
+        await conn.set_type_codec("jsonb", encoder=orjson_text, decoder=orjson.loads,
+                                  schema="pg_catalog")
+
+    async def keep(conn: asyncpg.Connection) -> None:
+        """No reset query on release: these connections keep no session state (listeners are
+        removed by their owner), so the round trip would only cost."""
+
+    pool = await asyncpg.create_pool(
+        dsn, min_size=1, max_size=max_size, init=init, reset=keep, command_timeout=30,
+        server_settings={"synchronous_commit": "off"},
+    )
+    assert pool is not None
+    return pool
+
+
+async def commit_durably(conn: asyncpg.Connection) -> None:
+    """This transaction of the dispatcher's pool waits for the WAL flush after all."""
+    await conn.execute("SET LOCAL synchronous_commit = on")
+
+
+def orjson_text(value: Any) -> str:
+    return orjson.dumps(value).decode()
+
+
+# Endpoints with pending deliveries are found by a skip scan of one index (one probe per
+# endpoint, however long its queue); each gives at most its free slots of its due deliveries,
+# oldest first, so a slow endpoint's backlog never takes a healthy endpoint's turn. For an
+# `ordered` endpoint only the head of each subject (its earliest pending delivery) is due.
 CLAIM_SQL = """
-WITH candidates AS (
-    SELECT d.id, d.endpoint_id, d.next_attempt_at
-    FROM webhooks.deliveries d
-    WHERE d.status = 'pending' AND d.next_attempt_at <= now()
-      AND NOT (d.endpoint_id = ANY($2::uuid[]))
-    ORDER BY d.next_attempt_at
+WITH RECURSIVE busy(endpoint_id) AS (
+    (SELECT endpoint_id FROM webhooks.deliveries WHERE status = 'pending'
+     ORDER BY endpoint_id LIMIT 1)
+    UNION ALL
+    SELECT (SELECT d.endpoint_id FROM webhooks.deliveries d
+            WHERE d.status = 'pending' AND d.endpoint_id > b.endpoint_id
+            ORDER BY d.endpoint_id LIMIT 1)
+    FROM busy b WHERE b.endpoint_id IS NOT NULL
+), quota AS (
+    SELECT b.endpoint_id, e.ordered, coalesce(s.slots, $4) AS slots
+    FROM busy b
+    JOIN webhooks.endpoints e ON e.id = b.endpoint_id
+    LEFT JOIN unnest($2::uuid[], $3::int[]) AS s(endpoint_id, slots) USING (endpoint_id)
+    WHERE coalesce(s.slots, $4) > 0
+), picked AS (
+    SELECT c.id, c.next_attempt_at
+    FROM quota q
+    CROSS JOIN LATERAL (
+        SELECT d.id, d.next_attempt_at FROM webhooks.deliveries d
+        WHERE d.endpoint_id = q.endpoint_id AND d.status = 'pending'
+          AND d.next_attempt_at <= now()
+          AND (NOT q.ordered OR NOT EXISTS (
+              SELECT 1 FROM webhooks.deliveries h
+              WHERE h.endpoint_id = d.endpoint_id AND h.subject = d.subject
+                AND h.status = 'pending' AND (h.occurred_at, h.seq) < (d.occurred_at, d.seq)))
+        ORDER BY d.next_attempt_at
+        LIMIT q.slots
+        FOR UPDATE OF d SKIP LOCKED
+    ) c
+    ORDER BY c.next_attempt_at
     LIMIT $1
-    FOR UPDATE SKIP LOCKED
-), ranked AS (
-    SELECT c.id,
-           row_number() OVER (PARTITION BY c.endpoint_id ORDER BY c.next_attempt_at) AS rank,
-           coalesce(s.slots, $5) AS slots
-    FROM candidates c
-    LEFT JOIN unnest($3::uuid[], $4::int[]) AS s(endpoint_id, slots) USING (endpoint_id)
 )
 UPDATE webhooks.deliveries d
-SET next_attempt_at = CASE WHEN e.enabled THEN now() + $6::interval END
-FROM ranked r, webhooks.endpoints e
-WHERE d.id = r.id AND r.rank <= r.slots AND e.id = d.endpoint_id
-RETURNING d.id, d.endpoint_id, d.webhook_id, d.payload, d.attempt_count, e.enabled, e.url,
-          e.headers, e.secret,
+SET next_attempt_at = CASE WHEN e.enabled THEN now() + $5::interval END
+FROM picked p, webhooks.endpoints e
+WHERE d.id = p.id AND e.id = d.endpoint_id
+RETURNING d.id, d.endpoint_id, d.webhook_id, d.payload, d.attempt_count, e.enabled, e.ordered,
+          e.failing_since IS NOT NULL AS failing, e.url, e.headers, e.secret,
           CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END
               AS previous_secret
 """
@@ -335,15 +468,14 @@ async def claim_due(
     slots: Mapping[UUID, int],
     default_slots: int,
 ) -> list[asyncpg.Record]:
-    """Lease up to `limit` due deliveries, at most `slots[endpoint]` per endpoint.
+    """Lease up to `limit` due deliveries, at most `slots[endpoint]` (else `default_slots`)
+    per endpoint.
 
     A delivery of a disabled endpoint that is found due is parked (next_attempt_at NULL)
     and not returned as sendable (`enabled` false).
     """
-    full = [endpoint for endpoint, n in slots.items() if n <= 0]
-    partial = {endpoint: n for endpoint, n in slots.items() if n > 0}
     return await db.fetch(
-        CLAIM_SQL, limit, full, list(partial), list(partial.values()), default_slots, lease
+        CLAIM_SQL, limit, list(slots), list(slots.values()), default_slots, lease
     )
 
 
@@ -351,7 +483,8 @@ async def release(db: Executor, delivery_ids: Sequence[UUID]) -> None:
     """Hand back leases of deliveries that were claimed but never attempted."""
     await db.execute(
         "UPDATE webhooks.deliveries SET next_attempt_at = now()"
-        " WHERE id = ANY($1::uuid[]) AND status = 'pending' AND next_attempt_at IS NOT NULL",
+        " WHERE id = ANY($1::uuid[]) AND status || '' = 'pending'"  # by primary key: see RECORD_SQL
+        " AND next_attempt_at IS NOT NULL",
         list(delivery_ids),
     )
 
@@ -373,60 +506,57 @@ async def note_endpoint_health(
         )
 
 
-async def failing_for(
-    conn: asyncpg.Connection, endpoint_ids: set[UUID], threshold: timedelta
-) -> dict[UUID, Any]:
-    """Of `endpoint_ids`, the enabled ones failing for at least `threshold`, with since when."""
+async def failing_since(
+    conn: asyncpg.Connection, endpoint_ids: set[UUID]
+) -> dict[UUID, datetime]:
+    """Of `endpoint_ids`, the enabled ones that are failing, with since when."""
     rows = await conn.fetch(
         "SELECT id, failing_since FROM webhooks.endpoints WHERE id = ANY($1::uuid[])"
-        " AND enabled AND failing_since <= now() - $2::interval",
-        sorted(endpoint_ids), threshold,
+        " AND enabled AND failing_since IS NOT NULL",
+        sorted(endpoint_ids),
     )
     return {r["id"]: r["failing_since"] for r in rows}
 
 
+RECORD_SQL = """
+WITH r AS (
+    SELECT * FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::timestamptz[], $5::int[],
+                         $6::text[], $7::int[], $8::text[])
+        AS r(id, status, retry_in, attempted_at, status_code, error, latency_ms, response_body)
+), updated AS (
+    UPDATE webhooks.deliveries d SET status = r.status,
+        attempt_count = d.attempt_count + 1, last_attempt_at = r.attempted_at,
+        last_status_code = r.status_code, last_error = r.error, updated_at = now(),
+        next_attempt_at = CASE WHEN r.status = 'pending' AND e.enabled
+            THEN now() + r.retry_in * interval '1 second' END,
+        completed_at = CASE WHEN r.status <> 'pending' THEN now() END
+    FROM r, webhooks.endpoints e
+    WHERE d.id = r.id AND e.id = d.endpoint_id
+      -- Written so that it cannot match the partial indexes' `status = 'pending'`: with a
+      -- large backlog and stale statistics the planner would scan the whole queue instead
+      -- of probing the primary key once per outcome.
+      AND d.status || '' = 'pending'
+    RETURNING d.id
+)
+INSERT INTO webhooks.attempts
+    (delivery_id, attempted_at, status_code, latency_ms, response_body, error)
+SELECT r.id, r.attempted_at, r.status_code, r.latency_ms, r.response_body, r.error
+FROM r JOIN updated USING (id)
+"""
+
+
 async def record_outcomes(conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> int:
-    """Finish or reschedule each delivery and store its attempt; gone deliveries are skipped."""
-    updated = await conn.fetch(
-        "UPDATE webhooks.deliveries d SET status = r.status,"
-        " attempt_count = d.attempt_count + 1, last_attempt_at = r.attempted_at,"
-        " last_status_code = r.status_code, last_error = r.error, updated_at = now(),"
-        " next_attempt_at = CASE WHEN r.status = $7 AND e.enabled"
-        "   THEN now() + r.retry_in * interval '1 second' END,"
-        " completed_at = CASE WHEN r.status <> $7 THEN now() END"
-        " FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::timestamptz[], $5::int[],"
-        "             $6::text[])"
-        "   AS r(id, status, retry_in, attempted_at, status_code, error),"
-        "   webhooks.endpoints e"
-        " WHERE d.id = r.id AND e.id = d.endpoint_id AND d.status = $7"
-        " RETURNING d.id",
+    """Finish or reschedule each delivery and log its attempt, in one statement; deliveries
+    no longer pending (resent, pruned, deleted) are skipped."""
+    status = await conn.execute(
+        RECORD_SQL,
         [o.delivery_id for o in outcomes],
         [o.verdict.status for o in outcomes],
         [o.verdict.retry_in for o in outcomes],
         [o.attempt.attempted_at for o in outcomes],
         [o.attempt.status_code for o in outcomes],
         [o.attempt.error for o in outcomes],
-        PENDING,
-    )
-    live = {r["id"] for r in updated}
-    kept = [o for o in outcomes if o.delivery_id in live]
-    await _insert_attempts(conn, kept)
-    return len(kept)
-
-
-async def _insert_attempts(conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> None:
-    if not outcomes:
-        return
-    await conn.execute(
-        "INSERT INTO webhooks.attempts"
-        " (delivery_id, attempted_at, status_code, latency_ms, response_body, error)"
-        " SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::int[], $4::int[], $5::text[],"
-        "                      $6::text[])",
-        [o.delivery_id for o in outcomes],
-        [o.attempt.attempted_at for o in outcomes],
-        [o.attempt.status_code for o in outcomes],
         [o.attempt.latency_ms for o in outcomes],
         [o.attempt.response_body for o in outcomes],
-        [o.attempt.error for o in outcomes],
     )
-
+    return int(status.split()[-1])

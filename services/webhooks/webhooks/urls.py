@@ -11,6 +11,7 @@ import re
 import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
@@ -107,6 +108,7 @@ def shape_error(url: str) -> str | None:
     return None
 
 
+@lru_cache(maxsize=4096)
 def literal_refusal(url: str, allow: AllowList) -> str | None:
     """Why an IP-literal URL may not be called (host names are left to the resolver)."""
     host = URL(url).host or ""

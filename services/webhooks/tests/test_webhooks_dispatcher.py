@@ -1,0 +1,186 @@
+"""The dispatch loop's limits and local queue, with the database and the network faked."""
+
+import asyncio
+import time
+from collections import defaultdict
+from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from webhooks import dispatcher as dispatching
+from webhooks.dispatcher import Dispatcher, Target
+from webhooks.domain import Attempt, Outcome
+from webhooks.settings import WebhookSettings
+
+CAP = 3
+
+
+class FakeQueue:
+    """Due deliveries per endpoint, claimed the way CLAIM_SQL does: per-endpoint quota, limit."""
+
+    def __init__(self) -> None:
+        self.due: dict[UUID, list[dict[str, Any]]] = defaultdict(list)
+        self.claims: list[dict[UUID, int]] = []
+        self.released: list[UUID] = []
+
+    def add(self, endpoint: UUID, count: int) -> None:
+        for n in range(count):
+            self.due[endpoint].append({
+                "id": uuid4(), "endpoint_id": endpoint, "url": f"http://hook/{endpoint}",
+                "headers": {}, "secret": "whsec_x", "previous_secret": None,
+                "webhook_id": f"msg_{n}", "payload": b"{}", "attempt_count": 0,
+                "failing": False, "enabled": True, "ordered": False,
+            })
+
+    async def claim_due(self, _: Any, limit: int, __: timedelta, quota: Mapping[UUID, int],
+                        default: int) -> list[dict[str, Any]]:
+        self.claims.append(dict(quota))
+        rows: list[dict[str, Any]] = []
+        for endpoint, queue in self.due.items():
+            take = min(quota.get(endpoint, default), limit - len(rows))
+            rows += queue[:max(take, 0)]
+            del queue[:max(take, 0)]
+        return rows
+
+    async def release(self, _: Any, ids: list[UUID]) -> None:
+        self.released += ids
+
+
+class FakeSender:
+    """Holds every request until its endpoint is released."""
+
+    def __init__(self) -> None:
+        self.open: dict[str, int] = defaultdict(int)
+        self.most_open: dict[str, int] = defaultdict(int)
+        self.sent: list[str] = []
+        self.gates: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
+
+    async def post(self, url: str, _: dict, __: list, msg_id: str, ___: bytes) -> Attempt:
+        self.open[url] += 1
+        self.most_open[url] = max(self.most_open[url], self.open[url])
+        self.sent.append(url)
+        try:
+            await self.gates[url].wait()
+        finally:
+            self.open[url] -= 1
+        return Attempt(datetime.now(UTC), 1, status_code=200)
+
+    async def close(self) -> None:
+        pass
+
+
+class FakeWriter:
+    def __init__(self) -> None:
+        self.outcomes: list[Outcome] = []
+        self._stop = asyncio.Event()
+
+    def put(self, outcome: Outcome) -> None:
+        self.outcomes.append(outcome)
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    async def run(self) -> None:
+        await self._stop.wait()
+
+
+@pytest.fixture
+async def rig(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[FakeQueue, FakeSender]]:
+    queue, sender = FakeQueue(), FakeSender()
+    monkeypatch.setattr(dispatching.store, "claim_due", queue.claim_due)
+    monkeypatch.setattr(dispatching.store, "release", queue.release)
+    yield queue, sender
+
+
+def start(sender: FakeSender, **overrides: Any) -> tuple[Dispatcher, asyncio.Task[None]]:
+    settings = WebhookSettings(**{
+        "webhook_max_in_flight_per_endpoint": CAP, "webhook_poll_interval_seconds": 0.02,
+        "webhook_shutdown_grace_seconds": 0, **overrides})
+    loop = Dispatcher(None, sender, settings)  # type: ignore[arg-type]
+    loop._writer = FakeWriter()  # type: ignore[assignment]
+    loop._listen = _no_listener  # type: ignore[method-assign]
+    return loop, asyncio.create_task(loop.run())
+
+
+async def _no_listener() -> None:
+    return None
+
+
+async def until(condition: Any, timeout: float = 2.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_an_endpoint_gets_at_most_its_cap_and_as_many_again_queued(
+    rig: tuple[FakeQueue, FakeSender],
+) -> None:
+    queue, sender = rig
+    endpoint = uuid4()
+    url = f"http://hook/{endpoint}"
+    queue.add(endpoint, 20)
+    loop, task = start(sender)
+    try:
+        await until(lambda: sender.open[url] == CAP)
+        await asyncio.sleep(0.05)
+        assert sender.most_open[url] == CAP
+        assert len(loop._queued[endpoint]) == CAP, "as many again are held, claimed"
+        assert len(queue.due[endpoint]) == 20 - 2 * CAP
+        claims = len(queue.claims)
+        sender.gates[url].set()
+        await until(lambda: len(sender.sent) == 20)
+        assert sender.most_open[url] == CAP
+        assert len(queue.claims) > claims
+    finally:
+        await stop(task)
+    assert len(loop._writer.outcomes) == 20  # type: ignore[attr-defined]
+
+
+async def test_a_hanging_endpoint_does_not_hold_back_another(
+    rig: tuple[FakeQueue, FakeSender],
+) -> None:
+    queue, sender = rig
+    hanging, healthy = uuid4(), uuid4()
+    queue.add(hanging, 50)
+    _, task = start(sender)
+    try:
+        await until(lambda: sender.open[f"http://hook/{hanging}"] == CAP)
+        queue.add(healthy, 30)
+        sender.gates[f"http://hook/{healthy}"].set()
+        await until(lambda: sender.sent.count(f"http://hook/{healthy}") == 30)
+        assert sender.open[f"http://hook/{hanging}"] == CAP
+        assert sender.sent.count(f"http://hook/{hanging}") == CAP
+        assert all(q.get(hanging, 0) <= 0 for q in queue.claims[-3:]), \
+            "a hanging endpoint's quota is spent: nothing more is claimed for it"
+    finally:
+        await stop(task)
+    assert len(queue.released) == 2 * CAP, "queued and unfinished leases are handed back"
+
+
+async def test_a_queued_delivery_whose_lease_would_run_out_is_not_sent(
+    rig: tuple[FakeQueue, FakeSender],
+) -> None:
+    queue, sender = rig
+    endpoint = uuid4()
+    url = f"http://hook/{endpoint}"
+    loop, task = start(sender, webhook_lease_seconds=7.5, webhook_timeout_seconds=1)
+    try:
+        old = time.monotonic() - 10  # claimed 10 s ago; usable for 7.5 - 1 - 1 = 5.5 s
+        queue.add(endpoint, 1)
+        row = queue.due[endpoint].pop()
+        loop._hold(Target.from_row(row, old))
+        loop._pump()
+        assert sender.sent == [] and endpoint not in loop._queued
+        assert loop._held == 0 and row["id"] not in loop._unrecorded
+        sender.gates[url].set()
+    finally:
+        await stop(task)

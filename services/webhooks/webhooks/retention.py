@@ -1,0 +1,46 @@
+"""Keeps storage bounded: finished deliveries (payloads and attempt logs) and consumed event
+ids older than `WEBHOOK_RETENTION_SECONDS` are deleted, in small batches, every
+`WEBHOOK_PRUNE_INTERVAL_SECONDS`.
+
+Pending deliveries are never pruned, whatever their age. The inbox keeps event ids as long:
+the retention must exceed Kafka's topic retention, so that a replayed event is still known.
+Replicas may prune at the same time; they skip each other's rows.
+"""
+
+import asyncio
+import logging
+from datetime import timedelta
+
+import asyncpg
+
+from fulfilkit.service import Runtime
+from webhooks import store
+from webhooks.settings import WebhookSettings
+
+log = logging.getLogger(__name__)
+
+PRUNE_BATCH = 5000
+
+
+async def prune(pool: asyncpg.Pool, older_than: timedelta, batch: int = PRUNE_BATCH) -> int:
+    """Delete everything past `older_than`, one short transaction per batch; returns the count."""
+    removed = 0
+    for step in (store.prune_finished, store.prune_inbox):
+        while (n := await step(pool, older_than, batch)) > 0:
+            removed += n
+            if n < batch:
+                break
+    return removed
+
+
+async def run_pruner(runtime: Runtime) -> None:
+    settings = runtime.settings
+    assert isinstance(settings, WebhookSettings)
+    older_than = timedelta(seconds=settings.webhook_retention_seconds)
+    while True:
+        try:
+            if removed := await prune(runtime.pool, older_than):
+                log.info("pruned %d webhook rows older than %s", removed, older_than)
+        except Exception as exc:  # the pruner must outlive any outage
+            log.warning("cannot prune webhook deliveries, retrying later: %r", exc)
+        await asyncio.sleep(settings.webhook_prune_interval_seconds)

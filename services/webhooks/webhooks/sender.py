@@ -1,0 +1,92 @@
+"""One signed POST to an endpoint: keep-alive, no redirects, no cookies, guarded DNS, bounded
+time and a bounded read of the answer."""
+
+import time
+from datetime import UTC, datetime
+
+import aiohttp
+
+from fulfilkit.service import Runtime
+from webhooks.domain import Attempt, excerpt
+from webhooks.settings import WebhookSettings
+from webhooks.signing import request_headers
+from webhooks.urls import AllowList, GuardedResolver, literal_refusal
+
+SENDER_KEY = "webhooks.sender"
+DRAIN_LIMIT_BYTES = 64 * 1024
+
+
+class Sender:
+    """One shared HTTP session: keep-alive, no redirects, no cookies, guarded DNS."""
+
+    def __init__(self, settings: WebhookSettings) -> None:
+        self.allow = AllowList.parse(settings.allowed_hosts)
+        self.timeout = settings.webhook_timeout_seconds
+        connector = aiohttp.TCPConnector(
+            limit=settings.webhook_max_in_flight + 16,
+            ttl_dns_cache=30,
+            resolver=GuardedResolver(self.allow),
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            cookie_jar=aiohttp.DummyCookieJar(),
+            timeout=aiohttp.ClientTimeout(total=self.timeout),
+        )
+
+    async def post(
+        self, url: str, custom: dict[str, str], secrets: list[str], msg_id: str, body: bytes
+    ) -> Attempt:
+        attempted_at = datetime.now(UTC)
+        started = time.perf_counter()
+        if refusal := literal_refusal(url, self.allow):
+            return Attempt(attempted_at, 0, error=refusal)
+        headers = request_headers(secrets, msg_id, int(time.time()), body, custom)
+        try:
+            async with self._session.post(
+                url, data=body, headers=headers, allow_redirects=False
+            ) as response:
+                raw = await _read_excerpt(response)
+                return Attempt(
+                    attempted_at, _elapsed_ms(started), status_code=response.status,
+                    response_body=excerpt(raw), retry_after=response.headers.get("Retry-After"),
+                )
+        except TimeoutError:
+            error = f"no answer within {self.timeout:g} s"
+        except Exception as exc:  # any failure of one request is that attempt's error
+            error = excerpt(f"{type(exc).__name__}: {exc}".encode())
+        return Attempt(attempted_at, _elapsed_ms(started), error=error)
+
+    async def close(self) -> None:
+        await self._session.close()
+
+
+async def _read_excerpt(response: aiohttp.ClientResponse) -> bytes:
+    """The first KB; the rest is drained (to keep the connection) up to a bound."""
+    kept = bytearray()
+    seen = 0
+    async for chunk in response.content.iter_any():
+        if len(kept) < 1024:
+            kept += chunk[: 1024 - len(kept)]
+        seen += len(chunk)
+        if seen > DRAIN_LIMIT_BYTES:
+            break
+    return bytes(kept)
+
+
+def _elapsed_ms(started: float) -> int:
+    return round((time.perf_counter() - started) * 1000)
+
+
+
+
+def webhook_settings(runtime: Runtime) -> WebhookSettings:
+    assert isinstance(runtime.settings, WebhookSettings)
+    return runtime.settings
+
+
+def sender_of(runtime: Runtime) -> "Sender":
+    return runtime.extras[SENDER_KEY]
+
+
+async def start_sender(runtime: Runtime) -> None:
+    runtime.extras[SENDER_KEY] = Sender(webhook_settings(runtime))
