@@ -45,11 +45,12 @@ def sale_out(sale: Sale, history: list[dict] | None = None) -> SaleOut:
 
 def new_sale(body: SaleIn, tenant: uuid.UUID) -> Sale:
     dump = body.model_dump()
+    now = utcnow()
     return Sale(
         id=uuid.uuid4(), tenant_id=tenant, sale_id=body.sale_id, status="awaiting_stock",
         version=1, shop=dump["shop"], location_id=body.location_id, lines=dump["lines"],
         customer=body.customer, shipping_address=body.shipping_address, cancel_reason=None,
-        reservation=None, created_at=utcnow(),
+        reservation=None, created_at=now, updated_at=now,
     )
 
 
@@ -70,15 +71,17 @@ async def create_sale(
             raise Problem("duplicated", f"A sale with sale_id {body.sale_id!r} exists.")
         await store.insert_first_history(conn, sale, actor)
         await add_events(conn, "orders", [events.sale_created(sale)])
-    if outcome is not None:
-        await waiter.wait(str(sale.id), outcome, runtime.settings.sale_create_wait_seconds)
+    response.headers["Location"] = f"/api/v1/sales/{sale.sale_id}"
+    if outcome is None:  # respond-async: the sale as accepted, whatever happened since
+        response.headers["Preference-Applied"] = "respond-async"
+        response.status_code = 202
+        return sale_out(sale, [{"from_status": None, "to_status": sale.status,
+                                "reason": "created", "actor": actor, "at": sale.created_at}])
+    await waiter.wait(str(sale.id), outcome, runtime.settings.sale_create_wait_seconds)
     async with runtime.pool.acquire() as conn:
         stored = await store.get_sale_by_id(conn, sale.id)
         assert stored is not None
         history = await store.history(conn, sale.id)
-    response.headers["Location"] = f"/api/v1/sales/{sale.sale_id}"
-    if respond_async:
-        response.headers["Preference-Applied"] = "respond-async"
     if stored.status == "awaiting_stock":
         response.status_code = 202
     return sale_out(stored, history)
