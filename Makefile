@@ -43,7 +43,7 @@ lint: $(STAMP)
 	$(VENV)/bin/lint-imports
 
 bench: $(STAMP)
-	INFRA_DURABLE=1 $(PY) -m deploy.local infra -- $(PY) bench/run_all.py
+	$(PY) bench/run_all.py
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .ruff_cache
