@@ -20,22 +20,19 @@ import os
 import platform as host
 import secrets
 import shlex
-import signal
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from single_service import single_service
 
-from deploy.local.services import SERVICES, ServiceProcess, free_ports, platform_env
 from fulfilkit import contracts as c
 from fulfilkit.events import CONTENT_TYPE, utcnow
 
@@ -312,9 +309,6 @@ def report(results: list[Result]) -> None:
         print(f"  verified: {r.verified}")
 
 
-def stop_on_sigterm(*_: object) -> None:
-    raise SystemExit(128 + signal.SIGTERM)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -325,24 +319,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.sales < 1:
         parser.error("--sales must be at least 1")
-    signal.signal(signal.SIGTERM, stop_on_sigterm)  # so that `finally` stops the service
-    log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
-    ports = dict(zip([s.name for s in SERVICES], free_ports(len(SERVICES)), strict=True))
-    token = secrets.token_urlsafe(32)
-    bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-    env = platform_env(
-        database_url=os.environ["DATABASE_URL"], bootstrap_servers=bootstrap,
-        internal_token=token, admin_token=secrets.token_urlsafe(32), ports=ports,
-    )
-    env["LOG_LEVEL"] = "WARNING"
-    stock = ServiceProcess("stock", "stock.app:app", ports["stock"], env, log_dir)
-    try:
-        stock.start()
-        stock.wait_ready(60)
-        results = asyncio.run(run(args, stock.url, token, bootstrap))
-    finally:
-        stock.stop()
-        print(f"service log: {stock.log_file}")
+    with single_service("stock") as service:
+        results = asyncio.run(run(args, service.url, service.token, service.bootstrap))
     report(results)
 
 

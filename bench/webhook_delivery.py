@@ -19,25 +19,21 @@ import argparse
 import asyncio
 import os
 import platform as host
-import secrets
 import shlex
-import signal
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
 
 import aiohttp
 import orjson
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
+from single_service import single_service
 from standardwebhooks.webhooks import Webhook
 
-from deploy.local.services import SERVICES, ServiceProcess, free_ports, platform_env
 from fulfilkit import contracts as c
 from fulfilkit.events import CONTENT_TYPE, utcnow
 
@@ -206,9 +202,6 @@ async def run(args: argparse.Namespace, url: str, token: str, bootstrap: str) ->
     return lines
 
 
-def stop_on_sigterm(*_: object) -> None:
-    raise SystemExit(128 + signal.SIGTERM)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -219,24 +212,8 @@ def main() -> None:
                         help="endpoints of the tenant, each gets every event")
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, stop_on_sigterm)  # so that `finally` stops the service
-    log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
-    ports = dict(zip([s.name for s in SERVICES], free_ports(len(SERVICES)), strict=True))
-    token = secrets.token_urlsafe(32)
-    bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-    env = platform_env(
-        database_url=os.environ["DATABASE_URL"], bootstrap_servers=bootstrap,
-        internal_token=token, admin_token=secrets.token_urlsafe(32), ports=ports,
-    )
-    env["LOG_LEVEL"] = "WARNING"
-    service = ServiceProcess("webhooks", "webhooks.app:app", ports["webhooks"], env, log_dir)
-    try:
-        service.start()
-        service.wait_ready(60)
-        lines = asyncio.run(run(args, service.url, token, bootstrap))
-    finally:
-        service.stop()
-        print(f"service log: {service.log_file}")
+    with single_service("webhooks") as service:
+        lines = asyncio.run(run(args, service.url, service.token, service.bootstrap))
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(f"machine: {os.cpu_count()} cores, {host.platform()}; receiver, producer, webhooks,"
           " Kafka and PostgreSQL all on it")
