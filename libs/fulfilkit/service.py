@@ -95,7 +95,8 @@ async def _start_runtime(spec: ServiceSpec) -> Runtime:
             )
             subscribe(runtime.broker, inbox, *consumer.topics, group_id=spec.name,
                       max_records=s.consumer_max_records,
-                      poll_timeout_ms=s.consumer_poll_timeout_ms)
+                      poll_timeout_ms=s.consumer_poll_timeout_ms,
+                      commit_interval=s.consumer_commit_interval_seconds)
         await runtime.broker.start()
     return runtime
 

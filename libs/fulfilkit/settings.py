@@ -20,6 +20,7 @@ class ServiceSettings(BaseSettings):
     consumer_max_records: int = Field(default=500, ge=1)
     consumer_max_attempts: int = Field(default=3, ge=1)
     consumer_poll_timeout_ms: int = Field(default=5, ge=1)
+    consumer_commit_interval_seconds: float = Field(default=0.2, ge=0)
     log_level: str = "INFO"
 
     @model_validator(mode="after")
