@@ -1,6 +1,6 @@
 """Wait in a request for something a consumer will commit later, on any replica.
 
-Writers call `notify(conn, channel, key)` inside their transaction; PostgreSQL delivers the
+Writers call `pg_notify(channel, key)` inside their transaction; PostgreSQL delivers the
 notification on commit to every listening process, so a request waiting in replica A is
 woken by a consumer running in replica B.
 """
@@ -9,11 +9,6 @@ import asyncio
 import contextlib
 
 import asyncpg
-
-
-async def notify(conn: asyncpg.Connection, channel: str, keys: list[str]) -> None:
-    if keys:
-        await conn.execute("SELECT pg_notify($1, k) FROM unnest($2::text[]) AS k", channel, keys)
 
 
 class Waiter:

@@ -65,11 +65,10 @@ async def create_sale(
     waiter: Waiter = runtime.extras["waiter"]
     outcome = None if respond_async else waiter.expect(str(sale.id))
     async with runtime.pool.acquire() as conn, conn.transaction():
-        if not await store.insert_sale(conn, sale):
+        if not await store.insert_sale(conn, sale, actor):
             if outcome is not None:
                 waiter.forget(str(sale.id), outcome)
             raise Problem("duplicated", f"A sale with sale_id {body.sale_id!r} exists.")
-        await store.insert_first_history(conn, sale, actor)
         await add_events(conn, "orders", [events.sale_created(sale)])
     response.headers["Location"] = f"/api/v1/sales/{sale.sale_id}"
     if outcome is None:  # respond-async: the sale as accepted, whatever happened since
@@ -79,9 +78,9 @@ async def create_sale(
                                 "reason": "created", "actor": actor, "at": sale.created_at}])
     await waiter.wait(str(sale.id), outcome, runtime.settings.sale_create_wait_seconds)
     async with runtime.pool.acquire() as conn:
-        stored = await store.get_sale_by_id(conn, sale.id)
-        assert stored is not None
-        history = await store.history(conn, sale.id)
+        found = await store.sale_with_history(conn, sale.id)
+    assert found is not None
+    stored, history = found
     if stored.status == "awaiting_stock":
         response.status_code = 202
     return sale_out(stored, history)

@@ -4,7 +4,6 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from fulfilkit.notify import notify
 from fulfilkit.outbox import add_events
 from orders import events, store
 from orders.domain import Sale, StatusChange
@@ -16,6 +15,5 @@ async def save_changes(
     conn: asyncpg.Connection, sales: Sequence[Sale], changes: Sequence[StatusChange], actor: str
 ) -> None:
     await store.save_sales(conn, sales)
-    await store.insert_history(conn, changes, actor)
+    await store.insert_history(conn, changes, actor, STATUS_CHANNEL)
     await add_events(conn, "orders", [k for ch in changes for k in events.status_changed(ch)])
-    await notify(conn, STATUS_CHANNEL, [str(ch.sale.id) for ch in changes])

@@ -26,16 +26,20 @@ def _sale(row: asyncpg.Record) -> Sale:
     return Sale(**dict(row))
 
 
-async def insert_sale(conn: asyncpg.Connection, sale: Sale) -> bool:
-    status = await conn.execute(
-        f"INSERT INTO {S}.sales (id, tenant_id, sale_id, status, version, shop, location_id,"
-        " lines, customer, shipping_address, created_at, updated_at)"
+async def insert_sale(conn: asyncpg.Connection, sale: Sale, actor: str) -> bool:
+    """Insert a new sale with the first entry of its history; False if the sale_id is taken."""
+    row = await conn.fetchrow(
+        f"WITH added AS (INSERT INTO {S}.sales (id, tenant_id, sale_id, status, version, shop,"
+        " location_id, lines, customer, shipping_address, created_at, updated_at)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)"
-        " ON CONFLICT (tenant_id, sale_id) DO NOTHING",
+        " ON CONFLICT (tenant_id, sale_id) DO NOTHING RETURNING id, status, created_at)"
+        f" INSERT INTO {S}.status_history (sale, from_status, to_status, reason, actor, at)"
+        " SELECT id, NULL, status, 'created', $12, created_at FROM added RETURNING sale",
         sale.id, sale.tenant_id, sale.sale_id, sale.status, sale.version, sale.shop,
         sale.location_id, sale.lines, sale.customer, sale.shipping_address, sale.created_at,
+        actor,
     )
-    return status.endswith("1")
+    return row is not None
 
 
 async def get_sale(conn: asyncpg.Connection, tenant_id: UUID, sale_id: str) -> Sale | None:
@@ -43,11 +47,6 @@ async def get_sale(conn: asyncpg.Connection, tenant_id: UUID, sale_id: str) -> S
         f"SELECT {SALE_COLUMNS} FROM {S}.sales WHERE tenant_id = $1 AND sale_id = $2",
         tenant_id, sale_id,
     )
-    return _sale(row) if row else None
-
-
-async def get_sale_by_id(conn: asyncpg.Connection, sale: UUID) -> Sale | None:
-    row = await conn.fetchrow(f"SELECT {SALE_COLUMNS} FROM {S}.sales WHERE id = $1", sale)
     return _sale(row) if row else None
 
 
@@ -87,25 +86,36 @@ async def save_sales(conn: asyncpg.Connection, sales: Iterable[Sale]) -> None:
 
 
 async def insert_history(
-    conn: asyncpg.Connection, changes: Sequence[StatusChange], actor: str
+    conn: asyncpg.Connection, changes: Sequence[StatusChange], actor: str, channel: str
 ) -> None:
+    """Record status changes and notify `channel` with each sale's id, in one round trip."""
     if not changes:
         return
     await conn.execute(
-        f"INSERT INTO {S}.status_history (sale, from_status, to_status, reason, actor)"
-        " SELECT s, f, t, r, $5 FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])"
-        " AS v(s, f, t, r)",
+        f"WITH added AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
+        " actor) SELECT s, f, t, r, $5 FROM unnest($1::uuid[], $2::text[], $3::text[],"
+        " $4::text[]) AS v(s, f, t, r) RETURNING sale)"
+        " SELECT pg_notify($6, sale::text) FROM added",
         [c.sale.id for c in changes], [c.previous for c in changes],
-        [c.sale.status for c in changes], [c.reason for c in changes], actor,
+        [c.sale.status for c in changes], [c.reason for c in changes], actor, channel,
     )
 
 
-async def insert_first_history(conn: asyncpg.Connection, sale: Sale, actor: str) -> None:
-    await conn.execute(
-        f"INSERT INTO {S}.status_history (sale, from_status, to_status, reason, actor)"
-        " VALUES ($1, NULL, $2, 'created', $3)",
-        sale.id, sale.status, actor,
+async def sale_with_history(
+    conn: asyncpg.Connection, sale: UUID
+) -> tuple[Sale, list[dict[str, Any]]] | None:
+    row = await conn.fetchrow(
+        f"SELECT {SALE_COLUMNS}, (SELECT coalesce(jsonb_agg(jsonb_build_object("
+        "'from_status', h.from_status, 'to_status', h.to_status, 'reason', h.reason,"
+        f" 'actor', h.actor, 'at', h.at) ORDER BY h.id), '[]') FROM {S}.status_history h"
+        f" WHERE h.sale = s.id) AS history FROM {S}.sales s WHERE s.id = $1",
+        sale,
     )
+    if row is None:
+        return None
+    fields = dict(row)
+    history = fields.pop("history")
+    return Sale(**fields), history
 
 
 async def history(conn: asyncpg.Connection, sale: UUID) -> list[dict[str, Any]]:
