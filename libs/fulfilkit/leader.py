@@ -1,6 +1,8 @@
 """One active instance of a background loop per schema, however many replicas run."""
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
 
 import asyncpg
 
@@ -13,3 +15,21 @@ async def become_leader(conn: asyncpg.Connection, name: str, poll_interval: floa
     """
     while not await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", name):
         await asyncio.sleep(poll_interval)
+
+
+@contextlib.asynccontextmanager
+async def leadership(
+    pool: asyncpg.Pool, lock: str, channel: str, on_notify: Callable[..., None],
+    poll_interval: float,
+) -> AsyncIterator[None]:
+    """Hold leadership `lock` and listen on `channel` for as long as the block runs; give
+    both up on the way out, so the held connection goes back to the pool clean."""
+    async with pool.acquire() as conn:
+        await become_leader(conn, lock, poll_interval)
+        await conn.add_listener(channel, on_notify)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.remove_listener(channel, on_notify)
+                await conn.execute("SELECT pg_advisory_unlock_all()")

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from fulfilkit.contracts import TOPIC_OF_TYPE
 from fulfilkit.events import CONTENT_TYPE, CloudEvent
-from fulfilkit.leader import become_leader
+from fulfilkit.leader import leadership
 
 log = logging.getLogger(__name__)
 
@@ -66,15 +66,9 @@ class OutboxRelay:
         self._wake = asyncio.Event()
 
     async def run(self) -> None:
-        async with self._pool.acquire() as leader:
-            await become_leader(leader, f"outbox:{self._schema}", self._poll_interval)
-            await leader.add_listener(channel(self._schema), self._on_notify)
-            try:
-                await self._loop()
-            finally:
-                with contextlib.suppress(Exception):
-                    await leader.remove_listener(channel(self._schema), self._on_notify)
-                    await leader.execute("SELECT pg_advisory_unlock_all()")
+        async with leadership(self._pool, f"outbox:{self._schema}", channel(self._schema),
+                              self._on_notify, self._poll_interval):
+            await self._loop()
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()

@@ -4,7 +4,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from tests.e2e.test_webhooks_support import (
+from tests.e2e.webhook_tools import (
     StockRecord,
     deliveries,
     received_count,

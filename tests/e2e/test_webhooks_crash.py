@@ -9,7 +9,7 @@ from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
 from tests.e2e.stocking import sale_body, stocked_product
-from tests.e2e.test_webhooks_support import Arrival, Hook, polled, register, started
+from tests.e2e.webhook_tools import Arrival, Hook, polled, register, started
 from tests.support import Client, eventually, ref
 
 pytestmark = pytest.mark.integration

@@ -6,7 +6,7 @@ import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tests.e2e.conftest import TEST_SETTINGS
-from tests.e2e.test_webhooks_support import (
+from tests.e2e.webhook_tools import (
     Hook,
     StockRecord,
     deliveries,

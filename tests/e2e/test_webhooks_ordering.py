@@ -5,7 +5,7 @@ import pytest
 from aiohttp import web
 
 from tests.e2e.stocking import sale_body, stocked_product
-from tests.e2e.test_webhooks_support import Arrival, Hook, deliveries, polled, register, started
+from tests.e2e.webhook_tools import Arrival, Hook, deliveries, polled, register, started
 from tests.support import Client, eventually, ref
 
 pytestmark = pytest.mark.integration

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 
 from fulfilkit.db import create_pool
-from tests.e2e.test_webhooks_support import (
+from tests.e2e.webhook_tools import (
     Arrival,
     Hook,
     StockRecord,

@@ -14,7 +14,7 @@ from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
 from fulfilkit import contracts as c
-from tests.e2e.test_webhooks_support import (
+from tests.e2e.webhook_tools import (
     Arrival,
     Hook,
     StockRecord,

@@ -7,7 +7,7 @@ import pytest
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from tests.e2e.test_webhooks_support import StockRecord, received_count, register, started
+from tests.e2e.webhook_tools import StockRecord, received_count, register, started
 from tests.support import Client, eventually
 
 pytestmark = pytest.mark.integration

@@ -31,17 +31,9 @@ async def _tenant(
         raise Problem("invalid_token", "No tenant was given by the gateway.") from None
 
 
-async def _internal(
-    request: Request,
-    x_internal_token: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> None:
-    verify_internal_token(request, x_internal_token)
-
-
 async def _actor(x_actor: Annotated[str | None, Header(include_in_schema=False)] = None) -> str:
     return x_actor or "api"
 
 
 TenantId = Annotated[UUID, Depends(_tenant)]
-InternalCaller = Depends(_internal)
 Actor = Annotated[str, Depends(_actor)]

@@ -8,7 +8,7 @@ import time
 import asyncpg
 
 from fulfilkit.db import in_transaction
-from fulfilkit.leader import become_leader
+from fulfilkit.leader import leadership
 from fulfilkit.service import Runtime
 from stock import store
 from stock.reservations import retry_backorders
@@ -34,15 +34,9 @@ class BackorderWorker:
         self._wake.set()
 
     async def run(self) -> None:
-        async with self._pool.acquire() as leader:
-            await become_leader(leader, "stock:backorders", self._poll_interval)
-            await leader.add_listener(store.BACKORDER_CHANNEL, self._on_notify)
-            try:
-                await self._loop()
-            finally:
-                with contextlib.suppress(Exception):
-                    await leader.remove_listener(store.BACKORDER_CHANNEL, self._on_notify)
-                    await leader.execute("SELECT pg_advisory_unlock_all()")
+        async with leadership(self._pool, "stock:backorders", store.BACKORDER_CHANNEL,
+                              self._on_notify, self._poll_interval):
+            await self._loop()
 
     async def _loop(self) -> None:
         last_sweep = time.monotonic()
