@@ -22,6 +22,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.cpu import CpuMeter
 from deploy.local.services import SERVICES, Platform, free_ports
 
 QUIET = {
@@ -141,15 +142,19 @@ def ms(values: list[float]) -> str:
             f" max {max(v):.1f} ms")
 
 
-async def run(args: argparse.Namespace, gateway: str, admin: str) -> None:
+async def run(args: argparse.Namespace, gateway: str, admin: str, meter: CpuMeter) -> None:
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         need = args.sales + int(args.rate or 500) * args.seconds + 400
         api, skus = await new_tenant(session, gateway, admin, args.skus, need // args.skus + 10)
         await lifecycles(api, skus, 300, 16)  # warm up
+        before = meter.snapshot()
         elapsed, create_latencies = await lifecycles(api, skus, args.sales, args.concurrency)
+        lifecycle_cpu = meter.per_unit(before, meter.snapshot(), args.sales, "lifecycle")
         rate = args.rate or round(args.sales / elapsed / 2)
+        before = meter.snapshot()
         fixed = await at_fixed_rate(api, skus, rate, args.seconds)
+        create_cpu = meter.per_unit(before, meter.snapshot(), len(fixed), "create")
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(f"machine: {os.cpu_count()} cores, {host.platform()}; client, services, Kafka and"
           " PostgreSQL all on it")
@@ -157,7 +162,9 @@ async def run(args: argparse.Namespace, gateway: str, admin: str) -> None:
           f" {elapsed:.1f}s = {args.sales / elapsed:,.0f}/s, {args.concurrency} creators,"
           f" {args.skus} SKUs")
     print(f"  create-to-pending under that load: {ms(create_latencies)}")
+    print(f"  {lifecycle_cpu}")
     print(f"create-to-pending at a fixed {rate}/s for {args.seconds}s: {ms(fixed)}")
+    print(f"  {create_cpu}")
 
 
 def main() -> None:
@@ -175,7 +182,8 @@ def main() -> None:
     with Platform(database_url=os.environ["DATABASE_URL"],
                   bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"],
                   log_dir=log_dir, ports=ports, extra_env=QUIET) as running:
-        asyncio.run(run(args, running.gateway_url, running.admin_token))
+        asyncio.run(run(args, running.gateway_url, running.admin_token,
+                        CpuMeter.for_local_run(running)))
     print(f"service logs: {log_dir}")
 
 

@@ -22,6 +22,7 @@ from fulfilkit.events import CloudEvent
 log = logging.getLogger(__name__)
 
 Apply = Callable[[asyncpg.Connection, list[CloudEvent]], Awaitable[None]]
+Relevant = Callable[[CloudEvent], bool]
 
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.DeadlockDetectedError,
@@ -46,6 +47,7 @@ class Inbox:
         apply: Apply,
         *,
         event_types: Sequence[str] | None = None,
+        relevant: Relevant | None = None,
         max_attempts: int = 3,
     ) -> None:
         self._pool = pool
@@ -54,6 +56,7 @@ class Inbox:
         self._producer = producer
         self._apply = apply
         self._types = frozenset(event_types) if event_types else None
+        self._relevant = relevant
         self._max_attempts = max_attempts
 
     async def handle(self, records: Sequence[Any]) -> None:
@@ -65,7 +68,7 @@ class Inbox:
             except (ValidationError, ValueError) as exc:
                 await self._dead_letter(record, f"unparseable event: {exc}")
                 continue
-            if self._types is None or event.type in self._types:
+            if self._wants(event):
                 events.append((record, event))
         if not events:
             return
@@ -77,6 +80,13 @@ class Inbox:
             log.warning("batch of %d failed; applying one by one", len(events), exc_info=True)
             for record, event in events:
                 await self._apply_alone(record, event)
+
+    def _wants(self, event: CloudEvent) -> bool:
+        """Events of other types, or that cannot change anything here, are skipped without a
+        transaction: with no effect, there is nothing to record or to deduplicate."""
+        if self._types is not None and event.type not in self._types:
+            return False
+        return self._relevant is None or self._relevant(event)
 
     async def _apply_in_transaction(self, events: list[CloudEvent]) -> None:
         async with self._pool.acquire() as conn, conn.transaction():

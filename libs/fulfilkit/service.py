@@ -18,7 +18,7 @@ from fulfilkit.contracts import ALL_TOPICS
 from fulfilkit.db import create_pool, migrate
 from fulfilkit.http.middleware import RequestIdMiddleware, StripTrailingSlashMiddleware
 from fulfilkit.http.problems import install_problem_handlers
-from fulfilkit.inbox import Apply, Inbox
+from fulfilkit.inbox import Apply, Inbox, Relevant
 from fulfilkit.kafka import ensure_topics, make_producer, subscribe
 from fulfilkit.logs import configure_logging
 from fulfilkit.outbox import OutboxRelay
@@ -34,6 +34,8 @@ class Consumer:
     topics: Sequence[str]
     event_types: Sequence[str]
     apply: Callable[["Runtime"], Apply]
+    # Skips, before any database work, events of these types that `apply` would ignore.
+    relevant: Relevant | None = None
 
 
 @dataclass
@@ -91,7 +93,8 @@ async def _start_runtime(spec: ServiceSpec) -> Runtime:
         for consumer in spec.consumers:
             inbox = Inbox(
                 pool, spec.name, spec.name, runtime.producer, consumer.apply(runtime),
-                event_types=consumer.event_types, max_attempts=s.consumer_max_attempts,
+                event_types=consumer.event_types, relevant=consumer.relevant,
+                max_attempts=s.consumer_max_attempts,
             )
             subscribe(runtime.broker, inbox, *consumer.topics, group_id=spec.name,
                       max_records=s.consumer_max_records,

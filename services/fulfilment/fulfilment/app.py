@@ -1,7 +1,6 @@
 from pathlib import Path
 
-import aiohttp
-
+from fulfilkit.http.client import internal_session
 from fulfilkit.service import Runtime, ServiceSpec, create_service
 from fulfilment.api import router
 from fulfilment.handlers import CONSUMERS
@@ -12,10 +11,7 @@ settings = FulfilmentSettings()
 
 
 async def open_orders_client(runtime: Runtime) -> None:
-    session = aiohttp.ClientSession(
-        timeout=aiohttp.ClientTimeout(total=settings.orders_timeout_seconds),
-        connector=aiohttp.TCPConnector(limit=100),
-    )
+    session = internal_session(100, settings.orders_timeout_seconds)
     runtime.extras["session"] = session
     runtime.extras["orders"] = OrdersClient(session, settings.orders_url, settings.internal_token)
 

@@ -43,10 +43,17 @@ async def _move_live(conn: asyncpg.Connection, tenant: UUID, sale: UUID, target:
     await move(conn, movable(live, target), target)
 
 
+def moves_fulfillments(event: CloudEvent) -> bool:
+    """A claim, a shipment or a cancellation; other status changes need no work here."""
+    return event.type == c.SALE_CANCELED or event.data.get("status") in ("in_fulfillment",
+                                                                         "shipped")
+
+
 CONSUMERS = [
     Consumer(
         topics=[c.SALES_TOPIC],
         event_types=[c.SALE_STATUS_CHANGED, c.SALE_CANCELED],
         apply=sale_events,
+        relevant=moves_fulfillments,
     ),
 ]

@@ -5,10 +5,10 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
-import aiohttp
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from fulfilkit.http.client import internal_session
 from fulfilkit.service import Runtime, ServiceSpec, create_service
 from gateway import store
 from gateway.api import STATE_KEY, GatewayState, admin_router, docs_router, proxy_router
@@ -38,10 +38,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     policy = _idempotency_policy(settings)
 
     async def start(runtime: Runtime) -> None:
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=settings.upstream_max_connections),
-            timeout=aiohttp.ClientTimeout(total=settings.upstream_timeout_seconds),
-        )
+        session = internal_session(settings.upstream_max_connections,
+                                   settings.upstream_timeout_seconds)
         services = upstream_urls(settings)
         own_document = get_openapi(title=TITLE, version=VERSION, routes=admin_router.routes)
         runtime.extras[STATE_KEY] = GatewayState(

@@ -12,7 +12,6 @@ from fulfilkit.http.internal import Actor, TenantId
 from fulfilkit.http.pagination import Page, paginated
 from fulfilkit.http.problems import Problem
 from fulfilkit.notify import Waiter
-from fulfilkit.outbox import add_events
 from fulfilkit.service import Pool, RuntimeDep
 from orders import events, store
 from orders.changes import save_changes
@@ -64,12 +63,12 @@ async def create_sale(
     sale = new_sale(body, tenant)
     waiter: Waiter = runtime.extras["waiter"]
     outcome = None if respond_async else waiter.expect(str(sale.id))
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        if not await store.insert_sale(conn, sale, actor):
-            if outcome is not None:
-                waiter.forget(str(sale.id), outcome)
-            raise Problem("duplicated", f"A sale with sale_id {body.sale_id!r} exists.")
-        await add_events(conn, "orders", [events.sale_created(sale)])
+    async with runtime.pool.acquire() as conn:
+        inserted = await store.insert_sale(conn, sale, actor, events.sale_created(sale))
+    if not inserted:
+        if outcome is not None:
+            waiter.forget(str(sale.id), outcome)
+        raise Problem("duplicated", f"A sale with sale_id {body.sale_id!r} exists.")
     response.headers["Location"] = f"/api/v1/sales/{sale.sale_id}"
     if outcome is None:  # respond-async: the sale as accepted, whatever happened since
         response.headers["Preference-Applied"] = "respond-async"

@@ -8,6 +8,8 @@ from uuid import UUID
 import asyncpg
 import orjson
 
+from fulfilkit.outbox import Keyed, outbox_row
+from fulfilkit.outbox import channel as outbox_channel
 from orders.domain import Sale, StatusChange
 
 S = "orders"
@@ -26,18 +28,23 @@ def _sale(row: asyncpg.Record) -> Sale:
     return Sale(**dict(row))
 
 
-async def insert_sale(conn: asyncpg.Connection, sale: Sale, actor: str) -> bool:
-    """Insert a new sale with the first entry of its history; False if the sale_id is taken."""
+async def insert_sale(conn: asyncpg.Connection, sale: Sale, actor: str, created: Keyed) -> bool:
+    """Insert a new sale with the first entry of its history and its `created` event, in one
+    statement (no transaction round trips); False, and nothing written, if the sale_id is
+    taken."""
     row = await conn.fetchrow(
         f"WITH added AS (INSERT INTO {S}.sales (id, tenant_id, sale_id, status, version, shop,"
         " location_id, lines, customer, shipping_address, created_at, updated_at)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)"
-        " ON CONFLICT (tenant_id, sale_id) DO NOTHING RETURNING id, status, created_at)"
-        f" INSERT INTO {S}.status_history (sale, from_status, to_status, reason, actor, at)"
-        " SELECT id, NULL, status, 'created', $12, created_at FROM added RETURNING sale",
+        " ON CONFLICT (tenant_id, sale_id) DO NOTHING RETURNING id, status, created_at),"
+        f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
+        " actor, at) SELECT id, NULL, status, 'created', $12, created_at FROM added),"
+        f" event AS (INSERT INTO {S}.outbox (event_id, topic, key, payload)"
+        " SELECT $13, $14, $15, $16 FROM added)"
+        " SELECT pg_notify($17, '') FROM added",
         sale.id, sale.tenant_id, sale.sale_id, sale.status, sale.version, sale.shop,
         sale.location_id, sale.lines, sale.customer, sale.shipping_address, sale.created_at,
-        actor,
+        actor, *outbox_row(created), outbox_channel(S),
     )
     return row is not None
 

@@ -17,10 +17,16 @@ def sale_events(runtime: Runtime) -> Apply:
     return apply
 
 
+def changes_stock(event: CloudEvent) -> bool:
+    """Of a sale's status changes only shipping commits stock; the others need no work."""
+    return event.type != c.SALE_STATUS_CHANGED or event.data.get("status") == "shipped"
+
+
 CONSUMERS = [
     Consumer(
         topics=[c.SALES_TOPIC],
         event_types=[c.SALE_CREATED, c.SALE_CANCELED, c.SALE_STATUS_CHANGED],
         apply=sale_events,
+        relevant=changes_stock,
     ),
 ]

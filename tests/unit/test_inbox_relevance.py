@@ -1,0 +1,58 @@
+"""Events a consumer would ignore are skipped before any database work."""
+
+import asyncio
+import uuid
+
+from fulfilkit import contracts as c
+from fulfilkit.events import CloudEvent
+from fulfilkit.inbox import Inbox
+from fulfilment.handlers import moves_fulfillments
+from stock.handlers import changes_stock
+
+
+def sale_event(type_: str, status: str) -> CloudEvent:
+    return CloudEvent(id=uuid.uuid4(), source="/orders", type=type_, tenantid=uuid.uuid4(),
+                      subject="sale/1", data={"status": status})
+
+
+class Record:
+    def __init__(self, event: CloudEvent) -> None:
+        self.value = event.to_bytes()
+        self.headers, self.topic, self.partition, self.offset, self.key = [], "t", 0, 0, b"k"
+
+
+class NoDatabase:
+    """Any use of the pool fails the test: skipped events must not reach the database."""
+
+    def acquire(self) -> None:
+        raise AssertionError("the inbox touched the database for an irrelevant event")
+
+
+def test_stock_acts_only_on_creation_cancellation_and_shipping() -> None:
+    assert changes_stock(sale_event(c.SALE_CREATED, "awaiting_stock"))
+    assert changes_stock(sale_event(c.SALE_CANCELED, "canceled"))
+    assert changes_stock(sale_event(c.SALE_STATUS_CHANGED, "shipped"))
+    for status in ("pending", "backordered", "in_fulfillment", "delivered", "canceled"):
+        assert not changes_stock(sale_event(c.SALE_STATUS_CHANGED, status))
+
+
+def test_fulfilment_acts_only_on_claims_shipments_and_cancellations() -> None:
+    assert moves_fulfillments(sale_event(c.SALE_STATUS_CHANGED, "in_fulfillment"))
+    assert moves_fulfillments(sale_event(c.SALE_STATUS_CHANGED, "shipped"))
+    assert moves_fulfillments(sale_event(c.SALE_CANCELED, "canceled"))
+    for status in ("pending", "backordered", "delivered"):
+        assert not moves_fulfillments(sale_event(c.SALE_STATUS_CHANGED, status))
+
+
+def test_irrelevant_events_cost_no_transaction() -> None:
+    applied: list[CloudEvent] = []
+
+    async def apply(conn: object, batch: list[CloudEvent]) -> None:
+        applied.extend(batch)
+
+    inbox = Inbox(NoDatabase(), "stock", "stock", None, apply,  # type: ignore[arg-type]
+                  event_types=[c.SALE_STATUS_CHANGED], relevant=changes_stock)
+    records = [Record(sale_event(c.SALE_STATUS_CHANGED, s)) for s in ("pending", "delivered")]
+    records.append(Record(sale_event(c.STOCK_CHANGED, "shipped")))
+    asyncio.run(inbox.handle(records))
+    assert applied == []
