@@ -6,6 +6,7 @@ import uuid
 import asyncpg
 import pytest
 
+from deploy.local.services import ServiceProcess
 from fulfilkit import contracts as c
 from tests.e2e.sale_events import event, publish, snapshot
 from tests.e2e.stocking import stocked_product
@@ -30,13 +31,14 @@ async def test_stock_killed_mid_batch_reserves_every_sale_exactly_once(
             "SELECT count(*) FROM stock.reservations WHERE tenant_id = $1", tenant_id)
 
     try:
-        await publish(infrastructure.bootstrap_servers, events)
+        # Publish while watching, so the kill lands while the burst is still arriving.
+        publishing = asyncio.create_task(publish(infrastructure.bootstrap_servers, events))
         at_kill = await eventually(reservations, lambda n: n > 0, interval=0.005,
                                    what="first reservations")
         platform["stock"].kill()
+        await publishing
         assert at_kill < SALES, "the kill must land mid-burst to prove anything"
-        await asyncio.to_thread(platform["stock"].start)
-        await asyncio.to_thread(platform["stock"].wait_ready, 60)
+        await restart(platform["stock"])
 
         await eventually(reservations, lambda n: n == SALES, timeout=60,
                          what="every sale reserved after the restart")
@@ -47,4 +49,11 @@ async def test_stock_killed_mid_batch_reserves_every_sale_exactly_once(
         assert reserved == ledger_rows == SALES
         assert (await tenant.get("/stock/integrity")).body["ok"] is True
     finally:
+        if not platform["stock"].is_running():  # never leave the next tests without stock
+            await restart(platform["stock"])
         await db.close()
+
+
+async def restart(service: ServiceProcess) -> None:
+    await asyncio.to_thread(service.start)
+    await asyncio.to_thread(service.wait_ready, 60)
