@@ -6,7 +6,12 @@ from typing import TypeVar
 import asyncpg
 import orjson
 
-MESSAGING_SQL = Path(__file__).with_name("messaging.sql")
+HERE = Path(__file__).parent
+# Every service's schema gets these first, in this order, then its own `NNN_*.sql`.
+SHARED_SCRIPTS = (
+    ("000_messaging", HERE / "messaging.sql"),
+    ("000_messaging_inbox_by_age", HERE / "messaging_inbox_by_age.sql"),
+)
 T = TypeVar("T")
 RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
@@ -42,7 +47,7 @@ async def migrate(pool: asyncpg.Pool, schema: str, migrations_dir: Path) -> list
     Safe to run concurrently from several replicas: an advisory lock serialises them.
     Returns the names applied by this call.
     """
-    scripts = [("000_messaging", MESSAGING_SQL.read_text().format(schema=schema))]
+    scripts = [(name, path.read_text().format(schema=schema)) for name, path in SHARED_SCRIPTS]
     scripts += [(p.stem, p.read_text()) for p in sorted(migrations_dir.glob("*.sql"))]
     applied: list[str] = []
     async with pool.acquire() as conn, conn.transaction():

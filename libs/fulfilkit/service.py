@@ -5,6 +5,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -22,6 +23,7 @@ from fulfilkit.inbox import Apply, Inbox, Relevant
 from fulfilkit.kafka import ensure_topics, make_producer, subscribe
 from fulfilkit.logs import configure_logging
 from fulfilkit.outbox import OutboxRelay
+from fulfilkit.retention import run_inbox_pruner
 from fulfilkit.settings import ServiceSettings
 
 log = logging.getLogger(__name__)
@@ -106,6 +108,12 @@ async def _start_runtime(spec: ServiceSpec) -> Runtime:
 
 def _background_tasks(spec: ServiceSpec, runtime: Runtime) -> list[asyncio.Task[None]]:
     tasks = [asyncio.create_task(job(runtime)) for job in spec.background]
+    if spec.consumers:
+        s = spec.settings
+        tasks.append(asyncio.create_task(run_inbox_pruner(
+            runtime.pool, spec.name, timedelta(seconds=s.inbox_retention_seconds),
+            s.inbox_prune_interval_seconds,
+        )))
     if runtime.producer is not None:
         relay = OutboxRelay(
             runtime.pool, spec.name, runtime.producer,

@@ -10,6 +10,8 @@ from tests.support import ref
 
 pytestmark = pytest.mark.integration
 
+SHARED = ["000_messaging", "000_messaging_inbox_by_age"]
+
 
 async def test_migrations_apply_in_order_once_even_concurrently(infrastructure, tmp_path: Path):
     schema = ref("mig").replace("-", "_")
@@ -18,8 +20,8 @@ async def test_migrations_apply_in_order_once_even_concurrently(infrastructure, 
     pool = await create_pool(infrastructure.database_url)
     try:
         results = await asyncio.gather(*(migrate(pool, schema, tmp_path) for _ in range(4)))
-        assert sorted(results, key=len)[-1] == ["000_messaging", "001_things", "002_more"]
-        assert sum(len(r) for r in results) == 3, "every script ran exactly once"
+        assert sorted(results, key=len)[-1] == [*SHARED, "001_things", "002_more"]
+        assert sum(len(r) for r in results) == len(SHARED) + 2, "every script ran exactly once"
         assert await migrate(pool, schema, tmp_path) == []
         columns = await pool.fetch(
             "SELECT column_name FROM information_schema.columns"
@@ -40,6 +42,6 @@ async def test_a_failing_script_applies_nothing_and_is_retried(infrastructure, t
         with pytest.raises(Exception, match="syntax"):
             await migrate(pool, schema, tmp_path)
         (tmp_path / "002_broken.sql").write_text(f"CREATE TABLE {schema}.fixed (id int);")
-        assert await migrate(pool, schema, tmp_path) == ["000_messaging", "001_ok", "002_broken"]
+        assert await migrate(pool, schema, tmp_path) == [*SHARED, "001_ok", "002_broken"]
     finally:
         await pool.close()

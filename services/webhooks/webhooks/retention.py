@@ -1,9 +1,9 @@
-"""Keeps storage bounded: finished deliveries (payloads and attempt logs) and consumed event
-ids older than `WEBHOOK_RETENTION_SECONDS` are deleted, in small batches, every
-`WEBHOOK_PRUNE_INTERVAL_SECONDS`.
+"""Keeps storage bounded: finished deliveries (payloads and attempt logs) older than
+`WEBHOOK_RETENTION_SECONDS` are deleted, in small batches, every
+`WEBHOOK_PRUNE_INTERVAL_SECONDS`. (Consumed event ids go by `fulfilkit.retention`, as in
+every service.)
 
-Pending deliveries are never pruned, whatever their age. The inbox keeps event ids as long:
-the retention must exceed Kafka's topic retention, so that a replayed event is still known.
+Pending deliveries are never pruned, whatever their age.
 Replicas may prune at the same time; they skip each other's rows.
 """
 
@@ -25,11 +25,10 @@ PRUNE_BATCH = 5000
 async def prune(pool: asyncpg.Pool, older_than: timedelta, batch: int = PRUNE_BATCH) -> int:
     """Delete everything past `older_than`, one short transaction per batch; returns the count."""
     removed = 0
-    for step in (store.prune_finished, store.prune_inbox):
-        while (n := await step(pool, older_than, batch)) > 0:
-            removed += n
-            if n < batch:
-                break
+    while (n := await store.prune_finished(pool, older_than, batch)) > 0:
+        removed += n
+        if n < batch:
+            break
     return removed
 
 

@@ -367,17 +367,6 @@ async def prune_finished(db: Executor, older_than: timedelta, limit: int) -> int
     return int(status.split()[-1])
 
 
-async def prune_inbox(db: Executor, older_than: timedelta, limit: int) -> int:
-    """Forget up to `limit` consumed event ids recorded before `older_than` ago."""
-    status = await db.execute(
-        "DELETE FROM webhooks.inbox WHERE (consumer, event_id) IN ("
-        " SELECT consumer, event_id FROM webhooks.inbox"
-        " WHERE received_at < now() - $1::interval LIMIT $2)",
-        older_than, limit,
-    )
-    return int(status.split()[-1])
-
-
 # --- dispatching ---------------------------------------------------------------------------
 
 async def create_dispatch_pool(dsn: str, max_size: int = 4) -> asyncpg.Pool:

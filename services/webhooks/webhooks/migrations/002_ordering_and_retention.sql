@@ -26,7 +26,7 @@ CREATE INDEX deliveries_pending_by_subject
 
 -- Retention: finished deliveries (and their attempts, by cascade) older than the limit go.
 CREATE INDEX deliveries_finished ON webhooks.deliveries (completed_at) WHERE status <> 'pending';
-CREATE INDEX inbox_by_age ON webhooks.inbox (received_at);
+CREATE INDEX IF NOT EXISTS inbox_by_age ON webhooks.inbox (received_at);
 
 -- Deliveries are a queue: every row is updated two or three times within seconds. Vacuum and
 -- analyze it often so dead index entries do not pile up ahead of the due ones.
