@@ -63,6 +63,8 @@ def subscribe(
     max_records: int = 500,
     poll_timeout_ms: int = 5,
     commit_interval: float = 0.2,
+    fetch_max_wait_ms: int = 500,
+    fetch_min_bytes: int = 1,
     retry_backoff: float = 1.0,
 ) -> None:
     """Consume `topics` in batches through `inbox`; commit offsets only after it applied them."""
@@ -76,6 +78,8 @@ def subscribe(
         # keep it short, or every hop of an event adds up to twice this much latency.
         batch_timeout_ms=poll_timeout_ms,
         auto_offset_reset="earliest",
+        fetch_max_wait_ms=fetch_max_wait_ms,
+        fetch_min_bytes=fetch_min_bytes,
         ack_policy=AckPolicy.MANUAL,
         decoder=_raw_bodies,
         title=f"{group_id}:{','.join(topics)}",

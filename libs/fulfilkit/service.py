@@ -101,7 +101,9 @@ async def _start_runtime(spec: ServiceSpec) -> Runtime:
             subscribe(runtime.broker, inbox, *consumer.topics, group_id=spec.name,
                       max_records=s.consumer_max_records,
                       poll_timeout_ms=s.consumer_poll_timeout_ms,
-                      commit_interval=s.consumer_commit_interval_seconds)
+                      commit_interval=s.consumer_commit_interval_seconds,
+                      fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
+                      fetch_min_bytes=s.consumer_fetch_min_bytes)
         await runtime.broker.start()
     return runtime
 

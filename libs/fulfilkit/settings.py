@@ -21,6 +21,8 @@ class ServiceSettings(BaseSettings):
     consumer_max_attempts: int = Field(default=3, ge=1)
     consumer_poll_timeout_ms: int = Field(default=5, ge=1)
     consumer_commit_interval_seconds: float = Field(default=0.2, ge=0)
+    consumer_fetch_max_wait_ms: int = Field(default=500, ge=0)
+    consumer_fetch_min_bytes: int = Field(default=1, ge=1)
     inbox_retention_seconds: float = Field(default=30 * 86400, gt=0)
     inbox_prune_interval_seconds: float = Field(default=3600, gt=0)
     log_level: str = "INFO"

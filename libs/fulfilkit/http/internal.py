@@ -4,7 +4,7 @@ import hmac
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import Depends, Header, Request
+from fastapi import Depends, Request
 
 from fulfilkit.http.problems import Problem
 
@@ -19,20 +19,20 @@ def verify_internal_token(request: Request, token: str | None) -> None:
         raise Problem("invalid_token", "This service only answers the gateway.")
 
 
-async def _tenant(
-    request: Request,
-    x_internal_token: Annotated[str | None, Header(include_in_schema=False)] = None,
-    x_tenant_id: Annotated[str | None, Header(include_in_schema=False)] = None,
-) -> UUID:
-    verify_internal_token(request, x_internal_token)
+# Read from `request.headers` rather than declared as `Header()` parameters: these headers
+# are internal (not in the public API document), and FastAPI's per-parameter handling of
+# declared headers is a measurable share of a small request's CPU time.
+async def _tenant(request: Request) -> UUID:
+    headers = request.headers
+    verify_internal_token(request, headers.get(INTERNAL_TOKEN_HEADER))
     try:
-        return UUID(x_tenant_id or "")
+        return UUID(headers.get(TENANT_HEADER) or "")
     except ValueError:
         raise Problem("invalid_token", "No tenant was given by the gateway.") from None
 
 
-async def _actor(x_actor: Annotated[str | None, Header(include_in_schema=False)] = None) -> str:
-    return x_actor or "api"
+async def _actor(request: Request) -> str:
+    return request.headers.get(ACTOR_HEADER) or "api"
 
 
 TenantId = Annotated[UUID, Depends(_tenant)]

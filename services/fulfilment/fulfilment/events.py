@@ -1,7 +1,5 @@
 """Turns fulfillment changes into the platform's events."""
 
-import dataclasses
-
 from fulfilkit import contracts as c
 from fulfilkit.outbox import Keyed
 from fulfilment.domain import Fulfillment
@@ -10,7 +8,7 @@ SOURCE = "/fulfilment"
 
 
 def snapshot(f: Fulfillment) -> c.FulfillmentSnapshot:
-    fields = dataclasses.asdict(f)
+    fields = dict(vars(f))  # shallow: every field is a scalar (asdict deep-copies, slowly)
     fields.pop("tenant_id")
     return c.FulfillmentSnapshot(**fields)
 

@@ -8,6 +8,8 @@ from fulfilment.providers import PROVIDERS
 
 class FulfilmentSettings(ServiceSettings):
     orders_url: str = "http://127.0.0.1:8001"
+    consumer_fetch_max_wait_ms: int = Field(default=25, ge=0)
+    consumer_fetch_min_bytes: int = Field(default=1024 * 1024, ge=1)
     orders_timeout_seconds: float = Field(default=10.0, gt=0)
     default_shipping_provider: str = "fulfil-post"
     # JSON object: {"location:warehouse-1": "fulfil-post", "channel:amazon": "..."}

@@ -1,6 +1,5 @@
 """Sales REST routes (public, through the gateway) and the internal claim used by shipping."""
 
-import dataclasses
 import uuid
 from datetime import datetime
 from typing import Annotated
@@ -39,7 +38,9 @@ internal = APIRouter(prefix="/internal", include_in_schema=False)
 
 
 def sale_out(sale: Sale, history: list[dict] | None = None) -> SaleOut:
-    return SaleOut(**dataclasses.asdict(sale), status_history=history or [])
+    # vars(), not dataclasses.asdict(): SaleOut validates into its own objects anyway, and
+    # asdict's deep copy of the JSON fields cost more than the rest of the answer.
+    return SaleOut(**vars(sale), status_history=history or [])
 
 
 def new_sale(body: SaleIn, tenant: uuid.UUID) -> Sale:

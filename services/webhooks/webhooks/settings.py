@@ -8,6 +8,8 @@ class WebhookSettings(ServiceSettings):
     """The webhooks service's settings; every field is read from the upper-case env var."""
 
     webhook_allowed_hosts: str = ""
+    consumer_fetch_max_wait_ms: int = Field(default=25, ge=0)
+    consumer_fetch_min_bytes: int = Field(default=1024 * 1024, ge=1)
     webhook_secret_overlap_seconds: float = Field(default=86400, ge=0)
     webhook_timeout_seconds: float = Field(default=10, gt=0)
     webhook_max_in_flight_per_endpoint: int = Field(default=10, ge=1)
