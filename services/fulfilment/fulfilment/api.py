@@ -13,7 +13,7 @@ from fulfilkit.http.problems import Problem
 from fulfilkit.service import Pool, RuntimeDep
 from fulfilment import events, store
 from fulfilment.domain import IllegalTransition, next_status
-from fulfilment.shipping import ensure_fulfillments, move
+from fulfilment.shipping import ensure_fulfillments, move, move_unless_changed
 
 router = APIRouter(prefix="/api/v1/fulfillment", tags=["fulfillment"])
 
@@ -95,12 +95,14 @@ async def change_status(
     if body.status == "shipped":
         await runtime.extras["orders"].ship(tenant, actor, found.sale_id)
         _crash_if(runtime, "crash_after_ship_call")
-    async with runtime.pool.acquire() as conn, conn.transaction():
-        locked = await store.lock(conn, tenant, key)
-        assert locked is not None
-        _check(locked.status, body.status)
-        await move(conn, [locked], body.status)
-    return events.snapshot(locked).model_dump(mode="json")
+    moved = await move_unless_changed(runtime.pool, found, body.status)  # checked above
+    if moved is None:  # changed since it was read: decide again under the row's lock
+        async with runtime.pool.acquire() as conn, conn.transaction():
+            moved = await store.lock(conn, tenant, key)
+            assert moved is not None
+            _check(moved.status, body.status)
+            await move(conn, [moved], body.status)
+    return events.snapshot(moved).model_dump(mode="json")
 
 
 def _check(current: str, target: str) -> None:

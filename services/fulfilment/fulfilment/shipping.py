@@ -1,6 +1,7 @@
 """Fulfillments for claimed sales, created once per sale whichever path gets there first:
 the shipping-init request, or the reconciler that follows `sale.status_changed`."""
 
+import dataclasses
 import uuid
 from collections.abc import Sequence
 from typing import Any
@@ -81,6 +82,22 @@ async def move(
     await store.save_statuses(conn, changed)
     await add_events(conn, "fulfilment", outgoing)
     return changed
+
+
+async def move_unless_changed(
+    pool: asyncpg.Pool, read: Fulfillment, target: str
+) -> Fulfillment | None:
+    """Move a fulfillment read without a lock to `target`, if nobody changed it since: one
+    round trip instead of a locking transaction. None when it changed; decide again then.
+
+    Raises IllegalTransition if it cannot move; returns it unchanged if already there.
+    """
+    status = next_status(read.status, target)
+    if status is None:
+        return read
+    moved = dataclasses.replace(read, status=status, version=read.version + 1)
+    event = events.fulfillment_status_changed(moved, read.status)
+    return moved if await store.save_status_if_unchanged(pool, moved, event) else None
 
 
 def movable(fulfillments: Sequence[Fulfillment], target: str) -> list[Fulfillment]:

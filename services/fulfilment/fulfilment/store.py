@@ -5,6 +5,8 @@ from uuid import UUID
 
 import asyncpg
 
+from fulfilkit.outbox import Keyed, outbox_row
+from fulfilkit.outbox import channel as outbox_channel
 from fulfilment.domain import Fulfillment
 
 S = "fulfilment"
@@ -78,3 +80,20 @@ async def save_statuses(conn: asyncpg.Connection, items: Sequence[Fulfillment]) 
             " AS v(id, status, version) WHERE f.id = v.id",
             [f.id for f in items], [f.status for f in items], [f.version for f in items],
         )
+
+
+async def save_status_if_unchanged(
+    db: asyncpg.Pool | asyncpg.Connection, moved: Fulfillment, event: Keyed
+) -> bool:
+    """Compare-and-set: write `moved` and its event only if the stored row is still the
+    version before it; one statement, no transaction round trips. False when it changed."""
+    row = await db.fetchrow(
+        f"WITH moved AS (UPDATE {S}.fulfillments SET status = $3, version = $4,"
+        " updated_at = now() WHERE tenant_id = $1 AND id = $2 AND version = $4 - 1 RETURNING id),"
+        f" event AS (INSERT INTO {S}.outbox (event_id, topic, key, payload)"
+        " SELECT $5, $6, $7, $8 FROM moved)"
+        " SELECT pg_notify($9, '') FROM moved",
+        moved.tenant_id, moved.id, moved.status, moved.version, *outbox_row(event),
+        outbox_channel(S),
+    )
+    return row is not None

@@ -76,35 +76,36 @@ async def lock_sales_by_sale_id(
     return {r["sale_id"]: _sale(r) for r in rows}
 
 
-async def save_sales(conn: asyncpg.Connection, sales: Iterable[Sale]) -> None:
-    sales = list(sales)
+async def save(
+    conn: asyncpg.Connection, sales: Sequence[Sale], changes: Sequence[StatusChange],
+    actor: str, events: Sequence[Keyed], status_channel: str,
+) -> None:
+    """Write sales, the history of their status changes and their events in one statement;
+    notify `status_channel` with each changed sale's id and the outbox relay once."""
     if not sales:
         return
+    rows = [outbox_row(k) for k in events]
     await conn.execute(
-        f"UPDATE {S}.sales AS s SET status = v.status, version = v.version,"
+        f"WITH saved AS (UPDATE {S}.sales AS s SET status = v.status, version = v.version,"
         " reservation = v.reservation::jsonb, fulfillments = v.fulfillments::jsonb,"
         " cancel_reason = v.cancel_reason, updated_at = now()"
         " FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[])"
-        " AS v(id, status, version, reservation, fulfillments, cancel_reason) WHERE s.id = v.id",
+        " AS v(id, status, version, reservation, fulfillments, cancel_reason)"
+        " WHERE s.id = v.id RETURNING s.id),"
+        f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
+        " actor) SELECT h.*, $11 FROM unnest($7::uuid[], $8::text[], $9::text[], $10::text[])"
+        " AS h RETURNING sale),"
+        f" events AS (INSERT INTO {S}.outbox (event_id, topic, key, payload)"
+        " SELECT * FROM unnest($12::uuid[], $13::text[], $14::text[], $15::bytea[]) RETURNING 1)"
+        " SELECT pg_notify($16, sale::text) FROM history"
+        " UNION ALL SELECT pg_notify($17, '') WHERE EXISTS (SELECT FROM events)",
         [s.id for s in sales], [s.status for s in sales], [s.version for s in sales],
         [_json(s.reservation) for s in sales], [_json(s.fulfillments) for s in sales],
         [s.cancel_reason for s in sales],
-    )
-
-
-async def insert_history(
-    conn: asyncpg.Connection, changes: Sequence[StatusChange], actor: str, channel: str
-) -> None:
-    """Record status changes and notify `channel` with each sale's id, in one round trip."""
-    if not changes:
-        return
-    await conn.execute(
-        f"WITH added AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
-        " actor) SELECT s, f, t, r, $5 FROM unnest($1::uuid[], $2::text[], $3::text[],"
-        " $4::text[]) AS v(s, f, t, r) RETURNING sale)"
-        " SELECT pg_notify($6, sale::text) FROM added",
         [c.sale.id for c in changes], [c.previous for c in changes],
-        [c.sale.status for c in changes], [c.reason for c in changes], actor, channel,
+        [c.sale.status for c in changes], [c.reason for c in changes], actor,
+        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
+        status_channel, outbox_channel(S),
     )
 
 
