@@ -21,14 +21,15 @@ async def become_leader(conn: asyncpg.Connection, name: str, poll_interval: floa
 async def leadership(
     pool: asyncpg.Pool, lock: str, channel: str, on_notify: Callable[..., None],
     poll_interval: float,
-) -> AsyncIterator[None]:
+) -> AsyncIterator[asyncpg.Connection]:
     """Hold leadership `lock` and listen on `channel` for as long as the block runs; give
-    both up on the way out, so the held connection goes back to the pool clean."""
+    both up on the way out, so the held connection goes back to the pool clean. The block
+    gets the held connection: work done on it stops when the lock is lost with it."""
     async with pool.acquire() as conn:
         await become_leader(conn, lock, poll_interval)
         await conn.add_listener(channel, on_notify)
         try:
-            yield
+            yield conn
         finally:
             with contextlib.suppress(Exception):
                 await conn.remove_listener(channel, on_notify)

@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 
 Keyed = tuple[str, CloudEvent]
 
+# The relay's connection is gone (and its leadership with it): start over.
+CONNECTION_ERRORS = (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError)
+
 
 def channel(schema: str) -> str:
     return f"{schema}_outbox"
@@ -50,7 +53,9 @@ class OutboxRelay:
     """Publishes unpublished outbox rows in order, in batches; one active relay per schema.
 
     Rows are marked published only after Kafka acknowledged them, so a crash in between
-    republishes them (at least once); consumers deduplicate by event id.
+    republishes them (at least once); consumers deduplicate by event id. The mark of one
+    batch travels with the query for the next, so a busy relay spends one database round
+    trip per batch.
     """
 
     def __init__(
@@ -72,38 +77,66 @@ class OutboxRelay:
         self._retention = retention
         self._after_publish = after_publish
         self._wake = asyncio.Event()
+        self._unmarked: list[int] = []  # acknowledged by Kafka, marked with the next query
+        self._next_batch_sql = (
+            f"WITH marked AS (UPDATE {schema}.outbox SET published_at = now()"
+            " WHERE seq = ANY($1::bigint[]))"
+            f" SELECT seq, topic, key, payload, event_id FROM {schema}.outbox"
+            " WHERE published_at IS NULL AND seq <> ALL($1::bigint[]) ORDER BY seq LIMIT $2"
+        )
 
     async def run(self) -> None:
-        async with leadership(self._pool, f"outbox:{self._schema}", channel(self._schema),
-                              self._on_notify, self._poll_interval):
-            await self._loop()
+        """Publish for as long as this replica holds the relay's lock; if its connection is
+        lost (and the lock with it), queue up for the lock again."""
+        while True:
+            try:
+                async with leadership(self._pool, f"outbox:{self._schema}",
+                                      channel(self._schema), self._on_notify,
+                                      self._poll_interval) as conn:
+                    await self._loop(conn)
+            except CONNECTION_ERRORS as exc:
+                log.warning("outbox relay for %s lost its database connection: %r",
+                            self._schema, exc)
+                self._unmarked = []  # whoever leads next publishes them again
+                await asyncio.sleep(self._poll_interval)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
-    async def _loop(self) -> None:
-        rounds = 0
-        while True:
-            self._wake.clear()
-            try:
-                published = await self.publish_batch()
-            except Exception as exc:  # the relay must outlive any outage
-                log.warning("outbox relay for %s failed, retrying: %s", self._schema, exc)
-                published = 0
-                await asyncio.sleep(self._poll_interval)
-            rounds += 1
-            if rounds % 1000 == 0:
-                await self.prune()
-            if published < self._batch_size:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+    async def _loop(self, conn: asyncpg.Connection) -> None:
+        # Only this connection's writes, which only mark rows published, commit without
+        # waiting for the WAL flush: a mark lost in a PostgreSQL crash republishes those
+        # rows, which consumers deduplicate.
+        await conn.execute("SET synchronous_commit = off")
+        try:
+            rounds = 0
+            while True:
+                self._wake.clear()
+                try:
+                    published = await self.publish_batch(conn)
+                except CONNECTION_ERRORS:
+                    raise
+                except Exception as exc:  # Kafka unreachable, say: the relay outlives it
+                    log.warning("outbox relay for %s failed, retrying: %s", self._schema, exc)
+                    published = 0
+                    await asyncio.sleep(self._poll_interval)
+                rounds += 1
+                if rounds % 1000 == 0:
+                    await self.prune()
+                if not published and not self._unmarked:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+        finally:
+            with contextlib.suppress(Exception):
+                await conn.execute("RESET synchronous_commit")
 
-    async def publish_batch(self) -> int:
-        rows = await self._pool.fetch(
-            f"SELECT seq, topic, key, payload, event_id FROM {self._schema}.outbox"
-            " WHERE published_at IS NULL ORDER BY seq LIMIT $1",
-            self._batch_size,
+    async def publish_batch(self, db: asyncpg.Connection | asyncpg.Pool | None = None) -> int:
+        """Mark what the previous call published, then publish the next batch; returns how
+        many rows this call published (they are marked by the next call)."""
+        rows = await (db or self._pool).fetch(
+            self._next_batch_sql, self._unmarked, self._batch_size
         )
+        self._unmarked = []
         if not rows:
             return 0
         sends = [
@@ -119,18 +152,8 @@ class OutboxRelay:
         seqs = [r["seq"] for r in rows]
         if self._after_publish is not None:
             await self._after_publish(seqs)
-        await self._pool.execute(self._mark_published_sql(seqs))
+        self._unmarked = seqs
         return len(rows)
-
-    def _mark_published_sql(self, seqs: list[int]) -> str:
-        # One round trip, committed without waiting for the WAL flush: a mark lost in a
-        # PostgreSQL crash only publishes those rows again, which consumers deduplicate.
-        # The sequence numbers are integers from the database, safe to inline.
-        return (
-            "SET LOCAL synchronous_commit = off;"
-            f" UPDATE {self._schema}.outbox SET published_at = now()"
-            f" WHERE seq = ANY('{{{','.join(str(int(s)) for s in seqs)}}}'::bigint[])"
-        )
 
     async def prune(self) -> None:
         await self._pool.execute(

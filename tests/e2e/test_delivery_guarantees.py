@@ -3,6 +3,7 @@
 import uuid
 from pathlib import Path
 
+import asyncpg
 import orjson
 import pytest
 
@@ -100,3 +101,31 @@ async def test_poison_messages_are_dead_lettered_and_the_rest_flows(
     assert found[garbage_key]["dlq-error"].startswith(b"unparseable event")
     assert found[garbage_key]["dlq-topic"] == c.SALES_TOPIC.encode()
     assert b"ValidationError" in found[bad_key]["dlq-error"]
+
+
+RELAY_BACKENDS = (
+    "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1"
+    " AND ((classid::bigint << 32) | objid::bigint) = hashtext($1)::bigint"
+)
+
+
+@pytest.mark.parametrize("schema", ["orders", "stock"])
+async def test_a_relay_that_loses_its_connection_leads_again_and_loses_nothing(
+    tenant: Client, infrastructure, schema: str,
+):
+    """Its lock goes with its connection: the relay must notice, take the lock again and
+    publish what was written meanwhile (a sale reaches `pending` only through both relays)."""
+    sku, location, _ = await stocked_product(tenant, quantity=5)
+    db = await asyncpg.connect(infrastructure.database_url)
+    try:
+        lock = f"outbox:{schema}"
+        leader = await db.fetchval(RELAY_BACKENDS, lock)
+        assert leader is not None, f"no relay holds {lock}"
+        assert await db.fetchval("SELECT pg_terminate_backend($1)", leader)
+
+        answer = await tenant.post("/sales", sale_body(ref("S"), location, (sku, 1)))
+        assert answer.status == 201 and answer.body["status"] == "pending", answer
+        new_leader = await db.fetchval(RELAY_BACKENDS, lock)
+        assert new_leader not in (None, leader)
+    finally:
+        await db.close()
