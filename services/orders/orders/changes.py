@@ -16,3 +16,11 @@ async def save_changes(
 ) -> None:
     outgoing = [k for ch in changes for k in events.status_changed(ch)]
     await store.save(conn, sales, changes, actor, outgoing, STATUS_CHANNEL)
+
+
+async def save_change_if_unchanged(
+    conn: asyncpg.Connection, change: StatusChange, actor: str
+) -> bool:
+    """`save_changes` for one sale read without a lock; False if it changed meanwhile."""
+    outgoing = events.status_changed(change)
+    return await store.save_if_unchanged(conn, change, actor, outgoing, STATUS_CHANNEL)

@@ -109,6 +109,35 @@ async def save(
     )
 
 
+async def save_if_unchanged(
+    conn: asyncpg.Connection, change: StatusChange, actor: str, events: Sequence[Keyed],
+    status_channel: str,
+) -> bool:
+    """Compare-and-set one sale read without a lock: write it, its history and its events
+    only if it is still as read (the version before `change`, and the same reservation and
+    fulfillments, which change without a new version), in one statement. False otherwise."""
+    sale = change.sale
+    rows = [outbox_row(k) for k in events]
+    notified = await conn.fetch(
+        f"WITH saved AS (UPDATE {S}.sales SET status = $2, version = $3, cancel_reason = $6,"
+        " updated_at = now() WHERE id = $1 AND version = $3 - 1"
+        " AND reservation IS NOT DISTINCT FROM $4::jsonb AND fulfillments = $5::jsonb"
+        " RETURNING id),"
+        f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
+        " actor) SELECT id, $7, $2, $8, $9 FROM saved RETURNING sale),"
+        f" events AS (INSERT INTO {S}.outbox (event_id, topic, key, payload)"
+        " SELECT e.* FROM unnest($10::uuid[], $11::text[], $12::text[], $13::bytea[]) AS e"
+        " WHERE EXISTS (SELECT FROM saved) RETURNING 1)"
+        " SELECT pg_notify($14, sale::text) FROM history"
+        " UNION ALL SELECT pg_notify($15, '') WHERE EXISTS (SELECT FROM events)",
+        sale.id, sale.status, sale.version, sale.reservation, sale.fulfillments,  # jsonb codec
+        sale.cancel_reason, change.previous, change.reason, actor,
+        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
+        status_channel, outbox_channel(S),
+    )
+    return bool(notified)
+
+
 async def sale_with_history(
     conn: asyncpg.Connection, sale: UUID
 ) -> tuple[Sale, list[dict[str, Any]]] | None:
