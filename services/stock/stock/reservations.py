@@ -101,16 +101,18 @@ async def apply_sale_events(conn: asyncpg.Connection, batch: list[SaleEvent]) ->
     if not batch:
         return
     keys = {e.key for e in batch}
-    known = await store.reservations_for(conn, keys)
+    # Records to lock for releases and commits; a sale being created reserves fresh ones.
+    known = await store.reservations_for(conn, {e.key for e in batch if e.kind != "created"})
     wanted = {k for e in batch if e.kind == "created" for k in e.sale.keys()}
     wanted |= {(r.tenant_id, r.location_id, ln[0]) for r in known.values() for ln in r.lines}
     records = await store.lock_records(conn, wanted)
     by_id = {r.id: r for r in records.values()}
     reservations = await store.reservations_for(conn, keys, lock=True)
-    queued = await store.backorders_for_sales(conn, keys)
     created = [e.sale for e in batch if e.kind == "created"]
-    locations = await store.known_locations(conn, {(s.tenant_id, s.location_id) for s in created})
-    skus = await store.known_skus(conn, {(t, sku) for t, _, sku in wanted})
+    locations, skus, queued = await store.known_for_batch(
+        conn, {(s.tenant_id, s.location_id) for s in created},
+        {(t, sku) for t, _, sku in wanted}, keys,
+    )
 
     out = _Batch(records)
     for e in batch:

@@ -120,13 +120,30 @@ async def existing_pairs(
     return {(r[a], r[b]) for r in rows}
 
 
-async def known_locations(conn: asyncpg.Connection, keys: Iterable[tuple[UUID, str]]) -> set:
-    return await existing_pairs(conn, "locations", ("tenant_id", "location_id"),
-                                ("uuid", "text"), keys)
-
-
 async def known_skus(conn: asyncpg.Connection, keys: Iterable[tuple[UUID, str]]) -> set:
     return await existing_pairs(conn, "products", ("tenant_id", "sku"), ("uuid", "text"), keys)
+
+
+async def known_for_batch(
+    conn: asyncpg.Connection, locations: Iterable[tuple[UUID, str]],
+    skus: Iterable[tuple[UUID, str]], sales: Iterable[tuple[UUID, UUID]],
+) -> tuple[set[tuple[UUID, str]], set[tuple[UUID, str]], set[tuple[UUID, UUID]]]:
+    """Which of these locations and SKUs exist and which of these sales wait in the backorder
+    queue: three lookups in one round trip."""
+    locations, skus, sales = list(locations), list(skus), list(sales)
+    rows = await conn.fetch(
+        f"SELECT 1 AS kind, tenant_id, location_id AS name, NULL::uuid AS sale FROM {S}.locations"
+        " WHERE (tenant_id, location_id) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))"
+        f" UNION ALL SELECT 2, tenant_id, sku, NULL FROM {S}.products"
+        " WHERE (tenant_id, sku) IN (SELECT * FROM unnest($3::uuid[], $4::text[]))"
+        f" UNION ALL SELECT 3, tenant_id, NULL, sale FROM {S}.backorders"
+        " WHERE (tenant_id, sale) IN (SELECT * FROM unnest($5::uuid[], $6::uuid[]))",
+        *_columns(locations, 2), *_columns(skus, 2), *_columns(sales, 2),
+    )
+    found: tuple[set, set, set] = (set(), set(), set())
+    for r in rows:
+        found[r["kind"] - 1].add((r["tenant_id"], r["sale"] if r["kind"] == 3 else r["name"]))
+    return found
 
 
 # Stock records and the ledger
@@ -262,23 +279,24 @@ class ReservationRow:
 async def reservations_for(
     conn: asyncpg.Connection, sales: Iterable[tuple[UUID, UUID]], lock: bool = False
 ) -> dict[tuple[UUID, UUID], ReservationRow]:
+    """The sales' reservations with their lines, in one round trip (none for no sales)."""
     keys = sorted(set(sales))
+    if not keys:
+        return {}
     rows = await conn.fetch(
-        f"SELECT id, tenant_id, sale, sale_id, location_id, status, version FROM {S}.reservations"
-        " WHERE (tenant_id, sale) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))"
-        " ORDER BY id" + (" FOR UPDATE" if lock else ""),
+        f"SELECT r.id, r.tenant_id, r.sale, r.sale_id, r.location_id, r.status, r.version,"
+        " (SELECT coalesce(json_agg(json_build_array(l.sku, l.quantity, l.stock_record_id)"
+        f" ORDER BY l.sku), '[]') FROM {S}.reservation_lines l WHERE l.reservation_id = r.id)"
+        f" AS lines FROM {S}.reservations r"
+        " WHERE (r.tenant_id, r.sale) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))"
+        " ORDER BY r.id" + (" FOR UPDATE OF r" if lock else ""),
         *_columns(keys, 2),
     )
-    found = {(r["tenant_id"], r["sale"]): ReservationRow(**dict(r), lines=[]) for r in rows}
-    by_id = {r.id: r for r in found.values()}
-    lines = await conn.fetch(
-        f"SELECT reservation_id, sku, quantity, stock_record_id FROM {S}.reservation_lines"
-        " WHERE reservation_id = ANY($1::uuid[]) ORDER BY sku",
-        list(by_id),
-    )
-    for line in lines:
-        by_id[line["reservation_id"]].lines.append(
-            (line["sku"], line["quantity"], line["stock_record_id"]))
+    found = {}
+    for r in rows:
+        fields = dict(r)
+        fields["lines"] = [(sku, qty, UUID(rid)) for sku, qty, rid in fields["lines"]]
+        found[(r["tenant_id"], r["sale"])] = ReservationRow(**fields)
     return found
 
 
@@ -322,13 +340,6 @@ class BackorderRow:
     sale_id: str
     location_id: str
     lines: list[dict[str, Any]]
-
-
-async def backorders_for_sales(
-    conn: asyncpg.Connection, sales: Iterable[tuple[UUID, UUID]]
-) -> set[tuple[UUID, UUID]]:
-    return await existing_pairs(conn, "backorders", ("tenant_id", "sale"), ("uuid", "uuid"),
-                                sales)
 
 
 async def insert_backorders(
