@@ -28,19 +28,24 @@ def sale_events(runtime: Runtime) -> Apply:
                 claimed.setdefault(event.tenantid, []).append(event.data)
         for tenant, sales in sorted(claimed.items()):
             await ensure_fulfillments(conn, settings, tenant, sales)
+        targets: dict[tuple[UUID, UUID], str] = {}  # the batch's last word on each sale
         for event in batch:
-            sale = event.data
-            if event.type == c.SALE_STATUS_CHANGED and sale["status"] == "shipped":
-                await _move_live(conn, event.tenantid, UUID(sale["id"]), "shipped")
-            elif event.type == c.SALE_CANCELED:
-                await _move_live(conn, event.tenantid, UUID(sale["id"]), "canceled")
+            if event.type == c.SALE_CANCELED:
+                targets[(event.tenantid, UUID(event.data["id"]))] = "canceled"
+            elif event.data["status"] == "shipped":
+                targets[(event.tenantid, UUID(event.data["id"]))] = "shipped"
+        if targets:
+            await _move_live(conn, targets)
 
     return apply
 
 
-async def _move_live(conn: asyncpg.Connection, tenant: UUID, sale: UUID, target: str) -> None:
-    live = await store.lock_live_for_sales(conn, [(tenant, sale)])
-    await move(conn, movable(live, target), target)
+async def _move_live(conn: asyncpg.Connection, targets: dict[tuple[UUID, UUID], str]) -> None:
+    """Move the sales' live fulfillments to their targets; one lock query for the batch."""
+    live = await store.lock_live_for_sales(conn, list(targets))
+    for target in ("shipped", "canceled"):
+        chosen = [f for f in live if targets[(f.tenant_id, f.sale)] == target]
+        await move(conn, movable(chosen, target), target)
 
 
 def moves_fulfillments(event: CloudEvent) -> bool:
