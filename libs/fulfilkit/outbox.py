@@ -26,27 +26,36 @@ def channel(schema: str) -> str:
     return f"{schema}_outbox"
 
 
+def outbox_insert(schema: str, first: int, only_if: str | None = None) -> str:
+    """SQL that inserts the events passed as `outbox_arrays(...)` at parameters `$first` to
+    `$first+3`: for a data-modifying CTE, so that a caller writes its state change and its
+    events in one statement. `only_if` conditions the insert (`EXISTS (SELECT FROM saved)`)."""
+    p = first
+    sql = (
+        f"INSERT INTO {schema}.outbox (event_id, topic, key, payload) SELECT e.* FROM"
+        f" unnest(${p}::uuid[], ${p + 1}::text[], ${p + 2}::text[], ${p + 3}::bytea[]) AS e"
+    )
+    return f"{sql} WHERE {only_if}" if only_if else sql
+
+
+def outbox_arrays(events: Sequence[Keyed]) -> tuple[list[Any], list[str], list[str], list[bytes]]:
+    """The four arrays `outbox_insert` reads: event ids, topics, keys, payloads."""
+    return (
+        [e.id for _, e in events],
+        [TOPIC_OF_TYPE[e.type] for _, e in events],
+        [k for k, _ in events],
+        [e.to_bytes() for _, e in events],
+    )
+
+
 async def add_events(conn: asyncpg.Connection, schema: str, events: Sequence[Keyed]) -> None:
     """Write events in the caller's transaction; they are published only if it commits."""
     if not events:
         return
     await conn.execute(
-        f"WITH added AS (INSERT INTO {schema}.outbox (event_id, topic, key, payload)"
-        " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[]) RETURNING 1)"
-        " SELECT pg_notify($5, '')",
-        [e.id for _, e in events],
-        [TOPIC_OF_TYPE[e.type] for _, e in events],
-        [k for k, _ in events],
-        [e.to_bytes() for _, e in events],
-        channel(schema),
+        f"WITH added AS ({outbox_insert(schema, 1)} RETURNING 1) SELECT pg_notify($5, '')",
+        *outbox_arrays(events), channel(schema),
     )
-
-
-def outbox_row(keyed: Keyed) -> tuple[Any, str, str, bytes]:
-    """(event_id, topic, key, payload): an outbox row, for callers that insert it within a
-    statement of their own (as `orders` does to create a sale in one round trip)."""
-    key, event = keyed
-    return event.id, TOPIC_OF_TYPE[event.type], key, event.to_bytes()
 
 
 class OutboxRelay:

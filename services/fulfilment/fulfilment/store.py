@@ -5,7 +5,7 @@ from uuid import UUID
 
 import asyncpg
 
-from fulfilkit.outbox import Keyed, outbox_row
+from fulfilkit.outbox import Keyed, outbox_arrays, outbox_insert
 from fulfilkit.outbox import channel as outbox_channel
 from fulfilment.domain import Fulfillment
 
@@ -90,10 +90,9 @@ async def save_status_if_unchanged(
     row = await db.fetchrow(
         f"WITH moved AS (UPDATE {S}.fulfillments SET status = $3, version = $4,"
         " updated_at = now() WHERE tenant_id = $1 AND id = $2 AND version = $4 - 1 RETURNING id),"
-        f" event AS (INSERT INTO {S}.outbox (event_id, topic, key, payload)"
-        " SELECT $5, $6, $7, $8 FROM moved)"
+        f" event AS ({outbox_insert(S, 5, 'EXISTS (SELECT FROM moved)')})"
         " SELECT pg_notify($9, '') FROM moved",
-        moved.tenant_id, moved.id, moved.status, moved.version, *outbox_row(event),
+        moved.tenant_id, moved.id, moved.status, moved.version, *outbox_arrays([event]),
         outbox_channel(S),
     )
     return row is not None

@@ -8,7 +8,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from fulfilkit.outbox import Keyed, outbox_row
+from fulfilkit.outbox import Keyed, outbox_arrays, outbox_insert
 from fulfilkit.outbox import channel as outbox_channel
 from orders.domain import Sale, StatusChange
 
@@ -39,12 +39,11 @@ async def insert_sale(conn: asyncpg.Connection, sale: Sale, actor: str, created:
         " ON CONFLICT (tenant_id, sale_id) DO NOTHING RETURNING id, status, created_at),"
         f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
         " actor, at) SELECT id, NULL, status, 'created', $12, created_at FROM added),"
-        f" event AS (INSERT INTO {S}.outbox (event_id, topic, key, payload)"
-        " SELECT $13, $14, $15, $16 FROM added)"
+        f" event AS ({outbox_insert(S, 13, 'EXISTS (SELECT FROM added)')})"
         " SELECT pg_notify($17, '') FROM added",
         sale.id, sale.tenant_id, sale.sale_id, sale.status, sale.version, sale.shop,
         sale.location_id, sale.lines, sale.customer, sale.shipping_address, sale.created_at,
-        actor, *outbox_row(created), outbox_channel(S),
+        actor, *outbox_arrays([created]), outbox_channel(S),
     )
     return row is not None
 
@@ -84,7 +83,6 @@ async def save(
     notify `status_channel` with each changed sale's id and the outbox relay once."""
     if not sales:
         return
-    rows = [outbox_row(k) for k in events]
     await conn.execute(
         f"WITH saved AS (UPDATE {S}.sales AS s SET status = v.status, version = v.version,"
         " reservation = v.reservation::jsonb, fulfillments = v.fulfillments::jsonb,"
@@ -95,8 +93,7 @@ async def save(
         f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
         " actor) SELECT h.*, $11 FROM unnest($7::uuid[], $8::text[], $9::text[], $10::text[])"
         " AS h RETURNING sale),"
-        f" events AS (INSERT INTO {S}.outbox (event_id, topic, key, payload)"
-        " SELECT * FROM unnest($12::uuid[], $13::text[], $14::text[], $15::bytea[]) RETURNING 1)"
+        f" events AS ({outbox_insert(S, 12)} RETURNING 1)"
         " SELECT pg_notify($16, sale::text) FROM history"
         " UNION ALL SELECT pg_notify($17, '') WHERE EXISTS (SELECT FROM events)",
         [s.id for s in sales], [s.status for s in sales], [s.version for s in sales],
@@ -104,7 +101,7 @@ async def save(
         [s.cancel_reason for s in sales],
         [c.sale.id for c in changes], [c.previous for c in changes],
         [c.sale.status for c in changes], [c.reason for c in changes], actor,
-        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
+        *outbox_arrays(events),
         status_channel, outbox_channel(S),
     )
 
@@ -117,7 +114,6 @@ async def save_if_unchanged(
     only if it is still as read (the version before `change`, and the same reservation and
     fulfillments, which change without a new version), in one statement. False otherwise."""
     sale = change.sale
-    rows = [outbox_row(k) for k in events]
     notified = await conn.fetch(
         f"WITH saved AS (UPDATE {S}.sales SET status = $2, version = $3, cancel_reason = $6,"
         " updated_at = now() WHERE id = $1 AND version = $3 - 1"
@@ -125,14 +121,12 @@ async def save_if_unchanged(
         " RETURNING id),"
         f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
         " actor) SELECT id, $7, $2, $8, $9 FROM saved RETURNING sale),"
-        f" events AS (INSERT INTO {S}.outbox (event_id, topic, key, payload)"
-        " SELECT e.* FROM unnest($10::uuid[], $11::text[], $12::text[], $13::bytea[]) AS e"
-        " WHERE EXISTS (SELECT FROM saved) RETURNING 1)"
+        f" events AS ({outbox_insert(S, 10, 'EXISTS (SELECT FROM saved)')} RETURNING 1)"
         " SELECT pg_notify($14, sale::text) FROM history"
         " UNION ALL SELECT pg_notify($15, '') WHERE EXISTS (SELECT FROM events)",
         sale.id, sale.status, sale.version, sale.reservation, sale.fulfillments,  # jsonb codec
         sale.cancel_reason, change.previous, change.reason, actor,
-        [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows], [r[3] for r in rows],
+        *outbox_arrays(events),
         status_channel, outbox_channel(S),
     )
     return bool(notified)
