@@ -32,10 +32,14 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
     server round trip of asyncpg's default reset is saved on every acquire."""
 
 
-async def create_pool(dsn: str, min_size: int = 2, max_size: int = 20) -> asyncpg.Pool:
+async def create_pool(
+    dsn: str, min_size: int = 2, max_size: int = 20, *, application_name: str = "fulfilkit"
+) -> asyncpg.Pool:
+    """`application_name` names the connections in `pg_stat_activity` and the server log."""
     pool = await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, init=_init_connection,
         reset=_keep_session, command_timeout=30,
+        server_settings={"application_name": application_name},
     )
     assert pool is not None
     return pool

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaProducer
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
+from starlette.types import ASGIApp
 
 from fulfilkit.contracts import ALL_TOPICS
 from fulfilkit.db import create_pool, migrate
@@ -66,6 +67,8 @@ class ServiceSpec:
     uses_kafka: bool = True
     on_start: Callable[[Runtime], Awaitable[None]] | None = None
     on_stop: Callable[[Runtime], Awaitable[None]] | None = None
+    # ASGI middleware classes taking the app, applied inside request ids and trailing slashes
+    middleware: Sequence[Callable[[ASGIApp], ASGIApp]] = ()
 
 
 async def get_runtime(request: Request) -> Runtime:
@@ -82,7 +85,8 @@ Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
 
 async def _start_runtime(spec: ServiceSpec) -> Runtime:
     s = spec.settings
-    pool = await create_pool(s.database_url, s.db_pool_min_size, s.db_pool_max_size)
+    pool = await create_pool(s.database_url, s.db_pool_min_size, s.db_pool_max_size,
+                             application_name=spec.name)
     applied = await migrate(pool, spec.name, spec.migrations)
     if applied:
         log.info("applied migrations %s", applied)
@@ -183,6 +187,8 @@ def create_service(spec: ServiceSpec, **fastapi_kwargs: Any) -> FastAPI:
     app = FastAPI(lifespan=lifespan, redirect_slashes=False, **fastapi_kwargs)
     app.state.settings = spec.settings
     install_problem_handlers(app)
+    for middleware in spec.middleware:  # each one added wraps those added before it
+        app.add_middleware(middleware)
     app.add_middleware(StripTrailingSlashMiddleware)
     app.add_middleware(RequestIdMiddleware)
     app.include_router(_health_router())

@@ -14,6 +14,7 @@ from fulfilkit.events import CloudEvent
 from fulfilkit.inbox import Apply
 from fulfilkit.service import Consumer, Runtime
 from fulfilment import store
+from fulfilment.domain import Fulfillment
 from fulfilment.settings import FulfilmentSettings
 from fulfilment.shipping import ensure_fulfillments, movable, move
 
@@ -41,11 +42,25 @@ def sale_events(runtime: Runtime) -> Apply:
 
 
 async def _move_live(conn: asyncpg.Connection, targets: dict[tuple[UUID, UUID], str]) -> None:
-    """Move the sales' live fulfillments to their targets; one lock query for the batch."""
-    live = await store.lock_live_for_sales(conn, list(targets))
-    for target in ("shipped", "canceled"):
-        chosen = [f for f in live if targets[(f.tenant_id, f.sale)] == target]
-        await move(conn, movable(chosen, target), target)
+    """Move the sales' live fulfillments to their targets.
+
+    Usually the request that shipped or canceled the sale has already moved them, so a plain
+    read decides first and only what still has to move is locked (one query for the batch)
+    and decided again. That is safe because statuses only move forward: a fulfillment that
+    cannot move to its target now cannot later either.
+    """
+    def to_move(fulfillments: list[Fulfillment]) -> dict[str, list[Fulfillment]]:
+        return {target: movable([f for f in fulfillments
+                                 if targets[(f.tenant_id, f.sale)] == target], target)
+                for target in ("shipped", "canceled")}
+
+    pending = to_move(await store.live_for_sales(conn, list(targets)))
+    candidates = {(f.tenant_id, f.sale) for chosen in pending.values() for f in chosen}
+    if not candidates:
+        return
+    locked = to_move(await store.live_for_sales(conn, sorted(candidates), lock=True))
+    for target, chosen in locked.items():
+        await move(conn, chosen, target)
 
 
 def moves_fulfillments(event: CloudEvent) -> bool:

@@ -60,13 +60,14 @@ async def lock(conn: asyncpg.Connection, tenant_id: UUID, fulfillment: UUID) -> 
     return Fulfillment(**dict(row)) if row else None
 
 
-async def lock_live_for_sales(
-    conn: asyncpg.Connection, sales: Sequence[tuple[UUID, UUID]]
+async def live_for_sales(
+    conn: asyncpg.Connection, sales: Sequence[tuple[UUID, UUID]], *, lock: bool = False
 ) -> list[Fulfillment]:
+    """The sales' fulfillments that are not canceled; `lock` takes their row locks in id order."""
     rows = await conn.fetch(
         f"SELECT {COLUMNS} FROM {S}.fulfillments WHERE (tenant_id, sale) IN"
         " (SELECT * FROM unnest($1::uuid[], $2::uuid[])) AND status <> 'canceled'"
-        " ORDER BY id FOR UPDATE",
+        + (" ORDER BY id FOR UPDATE" if lock else ""),
         [t for t, _ in sales], [s for _, s in sales],
     )
     return [Fulfillment(**dict(r)) for r in rows]

@@ -1,4 +1,5 @@
-"""HTTP routes: the admin API, the forwarding of everything else under /api/v1, and the docs."""
+"""HTTP routes: the admin API and the docs (the rest of /api/v1 is forwarded by
+`gateway.forwarding`), and the checks both use."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -24,24 +25,14 @@ from gateway.auth import (
     invalid_token,
     is_admin,
     new_api_key,
-    required_scope,
 )
 from gateway.openapi import TITLE, PublicApiDocument
-from gateway.proxy import (
-    Forwarder,
-    IdempotencyPolicy,
-    UpstreamCall,
-    as_response,
-    forward_once,
-    route_for,
-    upstream_path,
-)
-from gateway.ratelimit import RateLimiter, retry_after
+from gateway.proxy import Forwarder, IdempotencyPolicy
+from gateway.ratelimit import RateLimiter
 from gateway.settings import GatewaySettings
 
 STATE_KEY = "gateway"
 SUPPORTED_VERSIONS = frozenset({"v1"})
-FORWARDED_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
 
 
 @dataclass
@@ -79,7 +70,7 @@ async def _require_admin(state: State, authorization: Authorization = None) -> N
         raise invalid_token("This needs the admin token.", missing=authorization is None)
 
 
-async def _caller(state: State, authorization: Authorization = None) -> Caller:
+async def caller_of(state: GatewayState, authorization: str | None) -> Caller:
     token = bearer_token(authorization)
     if token is None:
         raise invalid_token("Send an API key as `Authorization: Bearer <key>`.", missing=True)
@@ -180,45 +171,6 @@ async def revoke_key(key_id: UUID, state: State) -> Response:
         raise Problem("no_content", "No such API key.")
     state.keys.forget(key_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
-
-
-# --- forwarding ----------------------------------------------------------------------------
-
-proxy_router = APIRouter(include_in_schema=False)
-
-
-@proxy_router.api_route("/api/v1/{path:path}", methods=FORWARDED_METHODS)
-async def forward(request: Request) -> Response:
-    # The hot path resolves its inputs itself: FastAPI's dependency and header-parameter
-    # machinery costs a measurable share of a forwarded request's CPU time.
-    state = await _state(request)
-    await check_api_version(request.headers.get("X-API-Version"))
-    caller = await _caller(state, request.headers.get("Authorization"))
-    wait = state.limiter.wait_seconds(caller.key_id)
-    if wait > 0:
-        raise Problem("rate_limit", "Too many requests for this API key.",
-                      headers={"Retry-After": retry_after(wait)})
-    route = route_for(request.url.path)
-    if route is None:
-        raise Problem("no_content", "No such resource.")
-    scope = required_scope(route.area, request.method, request.url.path.rstrip("/"))
-    if scope not in caller.scopes:
-        raise Problem("no_permission", f"This API key lacks the {scope!r} scope.")
-    call = UpstreamCall(
-        service=route.service, method=request.method,
-        path=upstream_path(request.scope.get("raw_path"), request.url.path),
-        query=request.url.query, headers=request.headers, body=await request.body(),
-        tenant_id=caller.tenant_id, actor=caller.actor,
-        public_origin=f"{request.url.scheme}://{request.url.netloc}",
-    )
-    idempotency_key = request.headers.get("Idempotency-Key")
-    if request.method != "POST" or idempotency_key is None:
-        return as_response(await state.forwarder.forward(call))
-    fingerprint = store.RequestFingerprint.of(call.method, call.path, call.query, call.body)
-    return await forward_once(
-        state.pool, state.idempotency, caller.tenant_id, idempotency_key, fingerprint,
-        lambda: state.forwarder.forward(call),
-    )
 
 
 # --- documentation -------------------------------------------------------------------------

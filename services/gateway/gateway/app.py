@@ -11,8 +11,9 @@ from fastapi.openapi.utils import get_openapi
 from fulfilkit.http.client import internal_session
 from fulfilkit.service import Runtime, ServiceSpec, create_service
 from gateway import store
-from gateway.api import STATE_KEY, GatewayState, admin_router, docs_router, proxy_router
+from gateway.api import STATE_KEY, GatewayState, admin_router, docs_router
 from gateway.auth import KeyCache
+from gateway.forwarding import ForwardingMiddleware
 from gateway.openapi import TITLE, VERSION, PublicApiDocument
 from gateway.proxy import Forwarder, IdempotencyPolicy, upstream_urls
 from gateway.ratelimit import RateLimiter
@@ -71,7 +72,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         name="gateway",
         settings=settings,
         migrations=MIGRATIONS,
-        routers=[admin_router, docs_router, proxy_router],
+        routers=[admin_router, docs_router],
+        middleware=[ForwardingMiddleware],
         background=[prune_idempotency_records],
         uses_kafka=False,
         on_start=start,

@@ -91,7 +91,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _run(args: argparse.Namespace) -> dict[str, Any]:
-    pool = await create_pool(_database_url(), min_size=1, max_size=2)
+    pool = await create_pool(
+        _database_url(), min_size=1, max_size=2, application_name="gateway-cli"
+    )
     try:
         await migrate(pool, "gateway", MIGRATIONS)
         args.pool = pool

@@ -11,7 +11,6 @@ from uuid import UUID
 
 import aiohttp
 import asyncpg
-from fastapi.responses import Response
 from yarl import URL
 
 from fulfilkit.http.internal import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, TENANT_HEADER
@@ -96,11 +95,6 @@ class UpstreamCall:
     public_origin: str  # scheme://host[:port] the client called, for links in the answer
 
 
-def as_response(stored: store.StoredResponse, *, replayed: bool = False) -> Response:
-    headers = {**stored.headers, REPLAYED_HEADER: "true"} if replayed else stored.headers
-    return Response(stored.body, status_code=stored.status_code, headers=headers)
-
-
 class Forwarder:
     """Sends calls to the services over one pooled aiohttp session, as the gateway vouching
     for the tenant; turns connection failures into 503 and timeouts into 504 problems."""
@@ -158,7 +152,9 @@ def check_idempotency_key(key: str) -> None:
         )
 
 
-def replay(record: store.IdempotencyRecord, fingerprint: store.RequestFingerprint) -> Response:
+def replay(
+    record: store.IdempotencyRecord, fingerprint: store.RequestFingerprint
+) -> store.StoredResponse:
     """The stored answer to a retried request, or 409 when the retry is not the same request."""
     if record.fingerprint != fingerprint:
         raise Problem(
@@ -172,7 +168,10 @@ def replay(record: store.IdempotencyRecord, fingerprint: store.RequestFingerprin
             "A request with this Idempotency-Key is still in progress; retry after it completes.",
             headers={"Retry-After": "1"},
         )
-    return as_response(record.response, replayed=True)
+    first = record.response
+    return store.StoredResponse(
+        first.status_code, {**first.headers, REPLAYED_HEADER: "true"}, first.body
+    )
 
 
 @dataclass(frozen=True)
@@ -188,7 +187,7 @@ async def forward_once(
     idempotency_key: str,
     fingerprint: store.RequestFingerprint,
     forward: Callable[[], Awaitable[store.StoredResponse]],
-) -> Response:
+) -> store.StoredResponse:
     """Forwards at most once per (tenant, Idempotency-Key); a retry gets the first answer.
 
     Answers of 500 and above, and failures to reach the upstream, are not kept, so the
@@ -210,4 +209,4 @@ async def forward_once(
         await store.release_idempotency_key(pool, tenant_id, idempotency_key)
     else:
         await store.save_idempotent_response(pool, tenant_id, idempotency_key, response)
-    return as_response(response)
+    return response

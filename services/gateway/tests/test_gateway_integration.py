@@ -158,6 +158,33 @@ async def test_each_resource_goes_to_the_service_that_owns_it(
     assert (fakes["stock"].received[-1].raw_path) == "/api/v1/products/A%2FB?x=%20"
 
 
+async def test_a_method_the_api_does_not_use_is_405_with_allow(
+    gateway: RunningGateway, fakes: dict[str, FakeService]
+) -> None:
+    tenant = await gateway.new_tenant()
+    status, body, headers = await gateway.call("OPTIONS", "/api/v1/sales", key=tenant["api_key"],
+                                               headers={"X-Request-Id": "req-405"})
+    assert_problem(status, body, headers, 405, "method_not_allowed")
+    assert set(headers["Allow"].split(", ")) == {"DELETE", "GET", "HEAD", "PATCH", "POST", "PUT"}
+    assert headers["X-Request-Id"] == "req-405"
+    assert not fakes["orders"].received
+
+
+async def test_an_empty_answer_is_forwarded_without_a_body(
+    gateway: RunningGateway, fakes: dict[str, FakeService]
+) -> None:
+    async def no_content(request: web.Request) -> web.Response:
+        return web.Response(status=204)
+
+    fakes["webhooks"].respond = no_content
+    tenant = await gateway.new_tenant()
+    status, body, headers = await gateway.call("DELETE", "/api/v1/webhooks/endpoints/E-1",
+                                               key=tenant["api_key"])
+    assert status == 204 and body == b"" and "Content-Length" not in headers
+    status, body, headers = await gateway.call("HEAD", "/api/v1/sales", key=tenant["api_key"])
+    assert status == 200 and body == b""
+
+
 async def test_a_forwarded_request_carries_the_tenant_and_only_chosen_headers(
     gateway: RunningGateway, fakes: dict[str, FakeService]
 ) -> None:

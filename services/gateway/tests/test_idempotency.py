@@ -23,8 +23,7 @@ def test_a_completed_record_replays_its_response() -> None:
     stored = StoredResponse(201, {"Location": "/api/v1/sales/1"}, b'{"id":1}')
     response = replay(IdempotencyRecord(fingerprint, stored), fingerprint)
     assert response.status_code == 201 and response.body == b'{"id":1}'
-    assert response.headers["Location"] == "/api/v1/sales/1"
-    assert response.headers["Idempotent-Replayed"] == "true"
+    assert response.headers == {"Location": "/api/v1/sales/1", "Idempotent-Replayed": "true"}
 
 
 def test_a_different_request_with_the_same_key_is_a_conflict() -> None:

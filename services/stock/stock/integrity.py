@@ -51,7 +51,7 @@ async def rebuild(conn: asyncpg.Connection, tenant: UUID | None) -> int:
 
 
 async def _main(tenant: UUID | None, repair: bool) -> int:
-    pool = await create_pool(os.environ.get("DATABASE_URL", ""))
+    pool = await create_pool(os.environ.get("DATABASE_URL", ""), application_name="stock-integrity")
     try:
         if repair:
             repaired = await in_transaction(pool, lambda conn: rebuild(conn, tenant))

@@ -387,7 +387,7 @@ async def create_dispatch_pool(dsn: str, max_size: int = 4) -> asyncpg.Pool:
 
     pool = await asyncpg.create_pool(
         dsn, min_size=1, max_size=max_size, init=init, reset=keep, command_timeout=30,
-        server_settings={"synchronous_commit": "off"},
+        server_settings={"synchronous_commit": "off", "application_name": "webhooks-dispatch"},
     )
     assert pool is not None
     return pool

@@ -1,0 +1,129 @@
+"""The public API's hot path: every `/api/v1/...` request outside the admin API is checked
+(version, key, rate limit, scope) and forwarded here, at the ASGI level.
+
+FastAPI's routing, exception middleware and request objects cost about as much CPU as the
+forwarding itself, and this path needs none of them: it has no parameters to parse, and its
+only errors are problems it raises itself. Everything else (admin API, docs, health) goes
+on to the FastAPI app. Request ids and trailing slashes are handled by the middleware
+around this one, as for every route.
+"""
+
+import logging
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from fulfilkit.http.problems import Problem, problem_response
+from gateway import store
+from gateway.api import STATE_KEY, GatewayState, caller_of, check_api_version
+from gateway.auth import required_scope
+from gateway.proxy import API_PREFIX, UpstreamCall, forward_once, route_for, upstream_path
+from gateway.ratelimit import retry_after
+
+log = logging.getLogger(__name__)
+
+FORWARDED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
+ADMIN_PREFIX = API_PREFIX + "/admin"
+
+
+def is_forwarded(path: str) -> bool:
+    """Paths under /api/v1 belong to the services, except the gateway's own admin API."""
+    return path.startswith(API_PREFIX + "/") and not (
+        path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
+    )
+
+
+class ForwardingMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not is_forwarded(scope["path"]):
+            await self.app(scope, receive, send)
+            return
+        try:
+            status, headers, body = await self._answer(scope, receive)
+        except ClientGone:
+            return
+        except Problem as problem:
+            await problem_response(problem)(scope, receive, send)
+            return
+        except Exception:
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            internal = Problem("internal", "An unexpected error occurred.")
+            await problem_response(internal)(scope, receive, send)
+            return
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _answer(
+        self, scope: Scope, receive: Receive
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        method: str = scope["method"]
+        path: str = scope["path"]
+        if method not in FORWARDED_METHODS:
+            allowed = ", ".join(sorted(FORWARDED_METHODS))
+            raise Problem("method_not_allowed", f"{method} is not supported here.",
+                          headers={"Allow": allowed})
+        headers = Headers(scope=scope)
+        state: GatewayState = scope["app"].state.runtime.extras[STATE_KEY]
+        await check_api_version(headers.get("x-api-version"))
+        caller = await caller_of(state, headers.get("authorization"))
+        wait = state.limiter.wait_seconds(caller.key_id)
+        if wait > 0:
+            raise Problem("rate_limit", "Too many requests for this API key.",
+                          headers={"Retry-After": retry_after(wait)})
+        route = route_for(path)
+        if route is None:
+            raise Problem("no_content", "No such resource.")
+        needed = required_scope(route.area, method, path.rstrip("/"))
+        if needed not in caller.scopes:
+            raise Problem("no_permission", f"This API key lacks the {needed!r} scope.")
+        call = UpstreamCall(
+            service=route.service, method=method,
+            path=upstream_path(scope.get("raw_path"), path),
+            query=scope["query_string"].decode("latin-1"), headers=headers,
+            body=await read_body(receive), tenant_id=caller.tenant_id, actor=caller.actor,
+            public_origin=public_origin(scope, headers),
+        )
+        idempotency_key = headers.get("idempotency-key")
+        if method != "POST" or idempotency_key is None:
+            return raw(await state.forwarder.forward(call))
+        fingerprint = store.RequestFingerprint.of(call.method, call.path, call.query, call.body)
+        return raw(await forward_once(
+            state.pool, state.idempotency, caller.tenant_id, idempotency_key, fingerprint,
+            lambda: state.forwarder.forward(call),
+        ))
+
+
+async def read_body(receive: Receive) -> bytes:
+    chunks: list[bytes] = []
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientGone
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            return b"".join(chunks)
+
+
+class ClientGone(Exception):
+    """The client hung up before its request body arrived; nobody is left to answer."""
+
+
+def public_origin(scope: Scope, headers: Headers) -> str:
+    """scheme://host[:port] the client called, for absolute links in the answer."""
+    host = headers.get("host")
+    if host is None:
+        server_host, port = scope.get("server") or ("localhost", 80)
+        host = f"{server_host}:{port}"
+    return f"{scope.get('scheme', 'http')}://{host}"
+
+
+def raw(answer: store.StoredResponse) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    """Status, ASGI headers and body; no Content-Length where HTTP forbids one."""
+    headers = [(name.lower().encode("latin-1"), value.encode("latin-1"))
+               for name, value in answer.headers.items()]
+    if answer.status_code >= 200 and answer.status_code not in (204, 304):
+        headers.append((b"content-length", str(len(answer.body)).encode()))
+    return answer.status_code, headers, answer.body
