@@ -4,7 +4,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -61,10 +60,9 @@ async def add_events(conn: asyncpg.Connection, schema: str, events: Sequence[Key
 class OutboxRelay:
     """Publishes unpublished outbox rows in order, in batches; one active relay per schema.
 
-    Rows are marked published only after Kafka acknowledged them, so a crash in between
-    republishes them (at least once); consumers deduplicate by event id. The mark of one
-    batch travels with the query for the next, so a busy relay spends one database round
-    trip per batch.
+    Rows are deleted only after Kafka acknowledged them, so a crash in between republishes
+    them (at least once); consumers deduplicate by event id. The delete of one batch travels
+    with the query for the next, so a busy relay spends one database round trip per batch.
     """
 
     def __init__(
@@ -75,7 +73,6 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_interval: float = 1.0,
-        retention: timedelta = timedelta(hours=1),
         after_publish: Callable[[list[int]], Awaitable[None]] | None = None,
     ) -> None:
         self._pool = pool
@@ -83,15 +80,13 @@ class OutboxRelay:
         self._producer = producer
         self._batch_size = batch_size
         self._poll_interval = poll_interval
-        self._retention = retention
         self._after_publish = after_publish
         self._wake = asyncio.Event()
-        self._unmarked: list[int] = []  # acknowledged by Kafka, marked with the next query
+        self._sent: list[int] = []  # acknowledged by Kafka, deleted with the next query
         self._next_batch_sql = (
-            f"WITH marked AS (UPDATE {schema}.outbox SET published_at = now()"
-            " WHERE seq = ANY($1::bigint[]))"
+            f"WITH sent AS (DELETE FROM {schema}.outbox WHERE seq = ANY($1::bigint[]))"
             f" SELECT seq, topic, key, payload, event_id FROM {schema}.outbox"
-            " WHERE published_at IS NULL AND seq <> ALL($1::bigint[]) ORDER BY seq LIMIT $2"
+            " WHERE seq <> ALL($1::bigint[]) ORDER BY seq LIMIT $2"
         )
 
     async def run(self) -> None:
@@ -106,19 +101,18 @@ class OutboxRelay:
             except CONNECTION_ERRORS as exc:
                 log.warning("outbox relay for %s lost its database connection: %r",
                             self._schema, exc)
-                self._unmarked = []  # whoever leads next publishes them again
+                self._sent = []  # whoever leads next publishes them again
                 await asyncio.sleep(self._poll_interval)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
 
     async def _loop(self, conn: asyncpg.Connection) -> None:
-        # Only this connection's writes, which only mark rows published, commit without
-        # waiting for the WAL flush: a mark lost in a PostgreSQL crash republishes those
+        # Only this connection's writes, which only delete published rows, commit without
+        # waiting for the WAL flush: a delete lost in a PostgreSQL crash republishes those
         # rows, which consumers deduplicate.
         await conn.execute("SET synchronous_commit = off")
         try:
-            rounds = 0
             while True:
                 self._wake.clear()
                 try:
@@ -129,10 +123,7 @@ class OutboxRelay:
                     log.warning("outbox relay for %s failed, retrying: %s", self._schema, exc)
                     published = 0
                     await asyncio.sleep(self._poll_interval)
-                rounds += 1
-                if rounds % 1000 == 0:
-                    await self.prune()
-                if not published and not self._unmarked:
+                if not published and not self._sent:
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self._poll_interval)
         finally:
@@ -140,12 +131,10 @@ class OutboxRelay:
                 await conn.execute("RESET synchronous_commit")
 
     async def publish_batch(self, db: asyncpg.Connection | asyncpg.Pool | None = None) -> int:
-        """Mark what the previous call published, then publish the next batch; returns how
-        many rows this call published (they are marked by the next call)."""
-        rows = await (db or self._pool).fetch(
-            self._next_batch_sql, self._unmarked, self._batch_size
-        )
-        self._unmarked = []
+        """Delete what the previous call published, then publish the next batch; returns how
+        many rows this call published (the next call deletes them)."""
+        rows = await (db or self._pool).fetch(self._next_batch_sql, self._sent, self._batch_size)
+        self._sent = []
         if not rows:
             return 0
         sends = [
@@ -161,11 +150,5 @@ class OutboxRelay:
         seqs = [r["seq"] for r in rows]
         if self._after_publish is not None:
             await self._after_publish(seqs)
-        self._unmarked = seqs
+        self._sent = seqs
         return len(rows)
-
-    async def prune(self) -> None:
-        await self._pool.execute(
-            f"DELETE FROM {self._schema}.outbox WHERE published_at < now() - $1::interval",
-            self._retention,
-        )

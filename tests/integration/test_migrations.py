@@ -10,7 +10,9 @@ from tests.support import ref
 
 pytestmark = pytest.mark.integration
 
-SHARED = ["000_messaging", "000_messaging_inbox_by_age"]
+SHARED = [
+    "000_messaging", "000_messaging_inbox_by_age", "000_messaging_outbox_delete_published",
+]
 
 
 async def test_migrations_apply_in_order_once_even_concurrently(infrastructure, tmp_path: Path):
