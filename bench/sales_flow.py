@@ -160,7 +160,7 @@ async def run(args: argparse.Namespace, gateway: str, admin: str, meter: CpuMete
         need = args.warmup + args.sales + int(args.rate or 500) * args.seconds + 100
         api, skus = await new_tenant(session, gateway, admin, args.skus, need // args.skus + 10)
         # The broker's JVM compiles its hot paths during the first minute or so; measured
-        # cold, Kafka costs two to three times its steady-state CPU per event.
+        # cold, Kafka costs about twice its steady-state CPU per event.
         warmup_seconds, _ = await lifecycles(api, skus, args.warmup, args.concurrency)
         await analyze(os.environ["DATABASE_URL"])
         before = meter.snapshot()
