@@ -21,6 +21,7 @@ TITLES = {
     "method_not_allowed": (405, "Method not allowed"),
     "duplicated": (409, "Duplicated"),
     "conflict": (409, "Conflict"),
+    "too_large": (413, "Request too large"),
     "validation": (422, "Validation failed"),
     "rate_limit": (429, "Rate limit exceeded"),
     "internal": (500, "Internal error"),

@@ -83,7 +83,8 @@ class ForwardingMiddleware:
             service=route.service, method=method,
             path=upstream_path(scope.get("raw_path"), path),
             query=scope["query_string"].decode("latin-1"), headers=headers,
-            body=await read_body(receive), tenant_id=caller.tenant_id, actor=caller.actor,
+            body=await read_body(receive, headers, state.settings.max_request_body_bytes),
+            tenant_id=caller.tenant_id, actor=caller.actor,
             public_origin=public_origin(scope, headers),
         )
         idempotency_key = headers.get("idempotency-key")
@@ -96,15 +97,28 @@ class ForwardingMiddleware:
         ))
 
 
-async def read_body(receive: Receive) -> bytes:
+async def read_body(receive: Receive, headers: Headers, limit: int) -> bytes:
+    """The whole body, refused with 413 as soon as it is known to exceed `limit` bytes."""
+    declared = headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise too_large(limit)
     chunks: list[bytes] = []
+    size = 0
     while True:
         message: Message = await receive()
         if message["type"] == "http.disconnect":
             raise ClientGone
-        chunks.append(message.get("body", b""))
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise too_large(limit)
+        chunks.append(chunk)
         if not message.get("more_body", False):
             return b"".join(chunks)
+
+
+def too_large(limit: int) -> Problem:
+    return Problem("too_large", f"The request body is larger than {limit} bytes.")
 
 
 class ClientGone(Exception):

@@ -185,6 +185,32 @@ async def test_an_empty_answer_is_forwarded_without_a_body(
     assert status == 200 and body == b""
 
 
+async def test_a_body_over_the_limit_is_413_and_never_reaches_the_service(
+    start_gateway: StartGateway, fakes: dict[str, FakeService]
+) -> None:
+    gateway = await start_gateway(max_request_body_bytes=1000)
+    tenant = await gateway.new_tenant()
+    fakes["orders"].received.clear()
+    auth = {"Authorization": f"Bearer {tenant['api_key']}"}
+    at_limit = b'{"note":"' + b"x" * (1000 - len(b'{"note":""}')) + b'"}'
+    async with gateway.http.post(gateway.url + "/api/v1/sales", data=at_limit,
+                                 headers=auth) as response:
+        assert response.status == 200
+    status, body, headers = await gateway.call(
+        "POST", "/api/v1/sales", key=tenant["api_key"], json={"note": "x" * 1000})
+    assert_problem(status, body, headers, 413, "too_large")
+
+    async def chunks():  # no Content-Length: the limit holds while the body streams in
+        for _ in range(4):
+            yield b"x" * 400
+
+    async with gateway.http.post(gateway.url + "/api/v1/sales", data=chunks(),
+                                 headers=auth) as response:
+        assert response.status == 413
+        assert (await response.json(content_type=None))["code"] == "too_large"
+    assert len(fakes["orders"].received) == 1, "only the request at the limit went through"
+
+
 async def test_a_forwarded_request_carries_the_tenant_and_only_chosen_headers(
     gateway: RunningGateway, fakes: dict[str, FakeService]
 ) -> None:
