@@ -184,6 +184,33 @@ class EndpointDisabled(BaseModel):
     reason: str
 
 
+DATA_MODEL_OF_TYPE: dict[str, type[BaseModel]] = {
+    SALE_CREATED: SaleSnapshot,
+    SALE_STATUS_CHANGED: SaleStatusChanged,
+    SALE_CANCELED: SaleStatusChanged,
+    STOCK_CHANGED: StockChanged,
+    STOCK_LOW: StockLow,
+    STOCK_RESERVED: ReservationSnapshot,
+    STOCK_RESERVATION_FAILED: ReservationFailed,
+    STOCK_RELEASED: ReservationSnapshot,
+    STOCK_COMMITTED: ReservationSnapshot,
+    FULFILLMENT_CREATED: FulfillmentSnapshot,
+    FULFILLMENT_STATUS_CHANGED: FulfillmentStatusChanged,
+    WEBHOOK_ENDPOINT_DISABLED: EndpointDisabled,
+}
+# What the partition key of each event type's records is made of (all events of one entity
+# on one partition, in order); the `*_key` functions below build them.
+SALE_KEY = "`<tenant id>:sale:<sale uuid>`"
+STOCK_LEVEL_KEY = "`<tenant id>:stock:<location_id>:<sku>`"
+ENDPOINT_KEY = "`<tenant id>:webhook_endpoint:<endpoint uuid>`"
+KEY_OF_TYPE = {
+    **{event_type: SALE_KEY for event_type in TOPIC_OF_TYPE},
+    STOCK_CHANGED: STOCK_LEVEL_KEY,
+    STOCK_LOW: STOCK_LEVEL_KEY,
+    WEBHOOK_ENDPOINT_DISABLED: ENDPOINT_KEY,
+}
+
+
 def sale_key(tenant_id: UUID, sale: UUID) -> str:
     return f"{tenant_id}:sale:{sale}"
 
@@ -197,6 +224,9 @@ def make_event(
 ) -> CloudEvent:
     if type not in TOPIC_OF_TYPE:
         raise ValueError(f"unknown event type {type!r}")
+    if not isinstance(data, DATA_MODEL_OF_TYPE[type]):  # what the AsyncAPI document promises
+        raise TypeError(f"{type} carries {DATA_MODEL_OF_TYPE[type].__name__}, not"
+                        f" {data.__class__.__name__}")
     return CloudEvent(
         source=source, type=type, tenantid=tenant_id, subject=subject,
         data=data.model_dump(mode="json"),

@@ -47,6 +47,7 @@ class GatewayState:
     forwarder: Forwarder
     idempotency: IdempotencyPolicy
     public_api: PublicApiDocument
+    events_api: bytes  # the AsyncAPI document of the events, as JSON
 
 
 # Dependencies are `async def` so that FastAPI runs them inline, not in its thread pool.
@@ -181,6 +182,12 @@ docs_router = APIRouter(include_in_schema=False)
 @docs_router.get("/openapi.json")
 async def openapi_document(state: State) -> Response:
     return Response(orjson.dumps(await state.public_api.get()), media_type="application/json")
+
+
+@docs_router.get("/asyncapi.json")
+async def asyncapi_document(state: State) -> Response:
+    """The events on Kafka: topics, partition keys, envelopes and `data` schemas."""
+    return Response(state.events_api, media_type="application/json")
 
 
 @docs_router.get("/docs")

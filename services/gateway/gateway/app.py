@@ -5,9 +5,11 @@ import logging
 from datetime import timedelta
 from pathlib import Path
 
+import orjson
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from fulfilkit.asyncapi import events_document
 from fulfilkit.http.client import internal_session
 from fulfilkit.service import Runtime, ServiceSpec, create_service
 from gateway import store
@@ -52,6 +54,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             forwarder=Forwarder(session, services, settings.internal_token),
             idempotency=policy,
             public_api=PublicApiDocument(session, services, own_document),
+            events_api=orjson.dumps(events_document(settings.kafka_bootstrap_servers, VERSION)),
         )
 
     async def stop(runtime: Runtime) -> None:

@@ -425,6 +425,17 @@ async def test_a_service_that_does_not_answer_in_time_is_504(
     assert_problem(*answer, 504, "timeout")
 
 
+async def test_asyncapi_describes_the_events_on_the_configured_broker(
+    start_gateway: StartGateway,
+) -> None:
+    gateway = await start_gateway(kafka_bootstrap_servers="broker-a:9092")
+    status, document, headers = await gateway.call("GET", "/asyncapi.json")
+    assert status == 200 and headers["Content-Type"] == "application/json"
+    assert "sale.status_changed" in document["channels"]
+    assert document["channels"]["stock.low"]["address"] == "stock.events"
+    assert "broker-a:9092" in str(document["servers"])
+
+
 async def test_openapi_merges_the_services_documents(
     start_gateway: StartGateway, fakes: dict[str, FakeService]
 ) -> None:
