@@ -24,8 +24,11 @@ def event(type_: str, tenant_id: str, sale: c.SaleSnapshot) -> CloudEvent:
                         subject=f"sale/{sale.id}", data=sale)
 
 
-def as_status(sale: c.SaleSnapshot, status: str) -> c.SaleSnapshot:
-    return sale.model_copy(update={"status": status, "version": sale.version + 1})
+def as_status(sale: c.SaleSnapshot, status: str) -> c.SaleStatusChanged:
+    """The `sale.status_changed` (or `sale.canceled`) data of `sale` moving to `status`."""
+    return c.SaleStatusChanged(**{**sale.model_dump(), "status": status,
+                                  "version": sale.version + 1,
+                                  "previous_status": sale.status})
 
 
 async def publish(bootstrap: str, events: list[CloudEvent]) -> None:
