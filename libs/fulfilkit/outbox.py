@@ -73,6 +73,7 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_interval: float = 1.0,
+        linger: float = 0.0,
         after_publish: Callable[[list[int]], Awaitable[None]] | None = None,
     ) -> None:
         self._pool = pool
@@ -80,6 +81,7 @@ class OutboxRelay:
         self._producer = producer
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._linger = linger
         self._after_publish = after_publish
         self._wake = asyncio.Event()
         self._sent: list[int] = []  # acknowledged by Kafka, deleted with the next query
@@ -126,6 +128,10 @@ class OutboxRelay:
                 if not published and not self._sent:
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                elif self._linger and published < self._batch_size:
+                    # Busy but not full: wait a moment so that the next batch is bigger (a
+                    # quiet relay, woken by one commit, still publishes it at once).
+                    await asyncio.sleep(self._linger)
         finally:
             with contextlib.suppress(Exception):
                 await conn.execute("RESET synchronous_commit")

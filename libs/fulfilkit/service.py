@@ -125,6 +125,7 @@ def _background_tasks(spec: ServiceSpec, runtime: Runtime) -> list[asyncio.Task[
             runtime.pool, spec.name, runtime.producer,
             batch_size=spec.settings.outbox_batch_size,
             poll_interval=spec.settings.outbox_poll_interval_seconds,
+            linger=spec.settings.outbox_linger_ms / 1000,
         )
         tasks.append(asyncio.create_task(relay.run()))
     return tasks

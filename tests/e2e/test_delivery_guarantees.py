@@ -1,5 +1,7 @@
 """At-least-once publishing, exactly-once effects, and dead-lettering, on the real broker."""
 
+import asyncio
+import contextlib
 import uuid
 from pathlib import Path
 
@@ -180,3 +182,38 @@ async def test_events_a_service_ignores_leave_no_trace_in_its_inbox(
         assert fulfilment == {(status_changed, "in_fulfillment"), (status_changed, "shipped")}
     finally:
         await db.close()
+
+
+async def test_a_lingering_relay_publishes_everything_in_order_and_keeps_nothing(
+    tenant: Client, infrastructure, tmp_path: Path,
+):
+    sku, location, _ = await stocked_product(tenant, quantity=10)
+    events = [sale_created(tenant.tenant_id, location, sku, quantity=1) for _ in range(6)]
+    key = c.sale_key(events[0].tenantid, events[0].id)  # one partition, so order shows
+    pool = await create_pool(infrastructure.database_url)
+    producer = make_producer(infrastructure.bootstrap_servers)
+    await producer.start()
+    relay = OutboxRelay(pool, "relaylinger", producer, poll_interval=0.2, linger=0.05)
+    await migrate(pool, "relaylinger", tmp_path)
+    running = asyncio.create_task(relay.run())
+    try:
+        for event in events:  # one commit each, some while the relay lingers
+            async with pool.acquire() as conn, conn.transaction():
+                await add_events(conn, "relaylinger", [(key, event)])
+
+        async def published() -> list[str]:
+            return [orjson.loads(r.value)["id"]
+                    for r in await read_all(infrastructure.bootstrap_servers, c.SALES_TOPIC)
+                    if r.key == key.encode()]
+
+        ids = await eventually(published, lambda found: len(found) >= len(events),
+                               what="every event on the topic")
+        assert ids == [str(e.id) for e in events]
+        await eventually(lambda: pool.fetchval("SELECT count(*) FROM relaylinger.outbox"),
+                         lambda left: left == 0, what="the outbox to empty")
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await producer.stop()
+        await pool.close()
