@@ -53,7 +53,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
             forwarder=Forwarder(session, services, settings.internal_token),
             idempotency=policy,
-            public_api=PublicApiDocument(session, services, own_document),
+            public_api=PublicApiDocument(session, services, own_document,
+                                         settings.openapi_cache_seconds),
             events_api=orjson.dumps(events_document(settings.kafka_bootstrap_servers, VERSION)),
         )
 

@@ -18,6 +18,7 @@ class GatewaySettings(ServiceSettings):
     api_key_cache_seconds: float = Field(default=5, ge=0)
     idempotency_ttl_hours: float = Field(default=24, gt=0)
     max_request_body_bytes: int = Field(default=1_048_576, ge=1)
+    openapi_cache_seconds: float = Field(default=60, ge=0)
 
     @model_validator(mode="after")
     def _admin_token_set_outside_development(self) -> "GatewaySettings":

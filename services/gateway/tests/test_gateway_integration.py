@@ -19,7 +19,7 @@ from services.gateway.tests.harness import (
     closed_port_url,
     wait_until,
 )
-from tests.support import ref
+from tests.support import eventually, ref
 
 pytestmark = pytest.mark.integration
 PROBLEM_JSON = "application/problem+json"
@@ -466,6 +466,27 @@ async def test_openapi_merges_the_services_documents(
     status, page, headers = await gateway.call("GET", "/docs")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
     assert b"/openapi.json" in page
+
+
+async def test_openapi_shows_a_redeployed_services_new_routes_after_the_cache_time(
+    start_gateway: StartGateway, fakes: dict[str, FakeService]
+) -> None:
+    def document(path: str) -> dict:
+        return {"openapi": "3.1.0", "info": {"title": "orders", "version": "1"},
+                "paths": {path: {"get": {"responses": {"200": {"description": "ok"}}}}}}
+
+    for fake in fakes.values():
+        fake.openapi = document(f"/api/v1/{fake.name}-things")
+    gateway = await start_gateway(openapi_cache_seconds=0.5)
+    assert "/api/v1/orders-things" in (await gateway.call("GET", "/openapi.json"))[1]["paths"]
+    fakes["orders"].openapi = document("/api/v1/orders-new-things")
+
+    async def paths() -> set[str]:
+        return set((await gateway.call("GET", "/openapi.json"))[1]["paths"])
+
+    shown = await eventually(paths, lambda p: "/api/v1/orders-new-things" in p,
+                             what="the new route in the merged document")
+    assert "/api/v1/orders-things" not in shown
 
 
 async def test_openapi_serves_what_it_has_when_a_service_is_down(
