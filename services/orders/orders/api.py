@@ -153,9 +153,15 @@ async def claim_for_shipping(body: ClaimIn, tenant: TenantId, actor: Actor, pool
     return ClaimOut(claimed=claimed, errors=errors)
 
 
-@internal.post("/sales/{sale_id}/ship")
-async def ship_sale(sale_id: str, tenant: TenantId, actor: Actor, pool: Pool) -> dict:
-    """Compare-and-set `in_fulfillment -> shipped`, asked by fulfilment before it ships."""
+def snapshot_response(sale: Sale) -> Response:
+    # serialized by pydantic in one call, not walked again by FastAPI's jsonable_encoder
+    return Response(events.snapshot(sale).model_dump_json(), media_type="application/json")
+
+
+@internal.post("/sales/{sale_id}/ship", response_class=Response)
+async def ship_sale(sale_id: str, tenant: TenantId, actor: Actor, pool: Pool) -> Response:
+    """Compare-and-set `in_fulfillment -> shipped`, asked by fulfilment before it ships;
+    answers with the sale's snapshot."""
     async with pool.acquire() as conn:
         sale = await store.get_sale(conn, tenant, sale_id)
         if sale is not None and sale.status == "in_fulfillment":
@@ -163,7 +169,7 @@ async def ship_sale(sale_id: str, tenant: TenantId, actor: Actor, pool: Pool) ->
             change = ship(sale)
             assert change is not None
             if await save_change_if_unchanged(conn, change, actor):
-                return events.snapshot(sale).model_dump(mode="json")
+                return snapshot_response(sale)
     async with pool.acquire() as conn, conn.transaction():
         sale = (await store.lock_sales_by_sale_id(conn, tenant, [sale_id])).get(sale_id)
         if sale is None:
@@ -175,4 +181,4 @@ async def ship_sale(sale_id: str, tenant: TenantId, actor: Actor, pool: Pool) ->
                           sale_status=sale.status) from None
         changes = [change] if change else []
         await save_changes(conn, [ch.sale for ch in changes], changes, actor)
-    return events.snapshot(sale).model_dump(mode="json")
+    return snapshot_response(sale)
