@@ -1,11 +1,12 @@
 """Full sale lifecycles through the platform: create (waits for the reservation), shipping
-init, mark shipped; then create-to-pending latency at a fixed rate.
+init, mark shipped (in waves of up to 100, or one request each with `--mark one`), until the
+stock is committed; then create-to-pending latency at a fixed rate.
 
 Starts every service on the Kafka and PostgreSQL named by KAFKA_BOOTSTRAP_SERVERS and
 DATABASE_URL (`make bench` provides them), drives the public API through the gateway and
 prints the figures with the command line that produced them.
 
-    python bench/sales_flow.py --sales 4000 --warmup 4000 --concurrency 64 --skus 100
+    python bench/sales_flow.py --sales 4000 --warmup 4000 --concurrency 64 --skus 100 --mark waves
 """
 
 import argparse
@@ -49,6 +50,22 @@ class Api:
                                      headers=self.headers) as r:
             return r.status, await r.json(content_type=None)
 
+    async def get(self, path: str) -> tuple[int, dict]:
+        async with self.session.get(f"{self.base}{path}", headers=self.headers) as r:
+            return r.status, await r.json(content_type=None)
+
+    async def until_committed(self, deadline_seconds: float = 60) -> None:
+        """Wait until every reservation is committed: the last lifecycle's stock is out of
+        the warehouse, so the work it set off is inside the measured time."""
+        deadline = time.perf_counter() + deadline_seconds
+        while True:
+            status, page = await self.get("/stock/stock-records?limit=1000")
+            if status == 200 and all(r["reserved"] == 0 for r in page["data"]):
+                return
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"stock still reserved after {deadline_seconds}s: {page}")
+            await asyncio.sleep(0.02)
+
 
 async def new_tenant(session: aiohttp.ClientSession, gateway: str, admin: str,
                      skus: int, per_sku: int) -> tuple[Api, list[str]]:
@@ -80,9 +97,10 @@ async def create_pending(api: Api, body: dict) -> float:
     return time.perf_counter() - started
 
 
-async def lifecycles(api: Api, skus: list[str], total: int, concurrency: int
+async def lifecycles(api: Api, skus: list[str], total: int, concurrency: int, waves: bool
                      ) -> tuple[float, list[float]]:
-    """create -> pending -> shipping init (batches of up to 100) -> shipped, pipelined."""
+    """create -> pending -> shipping init (batches of up to 100) -> shipped (one request per
+    fulfillment, or waves of up to 100 with `waves`), pipelined."""
     to_ship: asyncio.Queue[str] = asyncio.Queue()
     to_mark: asyncio.Queue[str] = asyncio.Queue()
     latencies: list[float] = []
@@ -114,14 +132,35 @@ async def lifecycles(api: Api, skus: list[str], total: int, concurrency: int
             if status != 200:
                 raise RuntimeError(f"mark shipped failed: {status} {answer}")
 
+    async def wave_marker() -> None:
+        """Marks shipped what is waiting, up to 100 fulfillments a request."""
+        done = False
+        while not done:
+            wave = [await to_mark.get()]
+            while len(wave) < 100 and not to_mark.empty():
+                wave.append(to_mark.get_nowait())
+            if (dones := wave.count(DONE)) > 0:
+                done = True
+                wave = [fid for fid in wave if fid != DONE]
+                for _ in range(dones - 1):  # those were meant for the other markers
+                    to_mark.put_nowait(DONE)
+            if not wave:
+                continue
+            status, answer = await api.post("/fulfillment/fulfillments/status", {
+                "updates": [{"id": fid, "status": "shipped"} for fid in wave]})
+            if status != 200 or answer["errors"]:
+                raise RuntimeError(f"mark shipped failed: {status} {answer}")
+
     started = time.perf_counter()
-    markers = [asyncio.create_task(marker()) for _ in range(concurrency // 4 or 1)]
+    markers = ([asyncio.create_task(wave_marker()) for _ in range(4)] if waves
+               else [asyncio.create_task(marker()) for _ in range(concurrency // 4 or 1)])
     batchers = [asyncio.create_task(batcher())]
     await asyncio.gather(*(creator() for _ in range(concurrency)))
     await asyncio.gather(*batchers)
     for _ in markers:
         to_mark.put_nowait(DONE)
     await asyncio.gather(*markers)
+    await api.until_committed()
     return time.perf_counter() - started, latencies
 
 
@@ -161,10 +200,12 @@ async def run(args: argparse.Namespace, gateway: str, admin: str, meter: CpuMete
         api, skus = await new_tenant(session, gateway, admin, args.skus, need // args.skus + 10)
         # The broker's JVM compiles its hot paths during the first minute or so; measured
         # cold, Kafka costs about twice its steady-state CPU per event.
-        warmup_seconds, _ = await lifecycles(api, skus, args.warmup, args.concurrency)
+        warmup_seconds, _ = await lifecycles(api, skus, args.warmup, args.concurrency,
+                                             args.waves)
         await analyze(os.environ["DATABASE_URL"])
         before = meter.snapshot()
-        elapsed, create_latencies = await lifecycles(api, skus, args.sales, args.concurrency)
+        elapsed, create_latencies = await lifecycles(api, skus, args.sales, args.concurrency,
+                                                     args.waves)
         lifecycle_cpu = meter.per_unit(before, meter.snapshot(), args.sales, "lifecycle")
         rate = args.rate or round(args.sales / elapsed / 2)
         before = meter.snapshot()
@@ -174,9 +215,11 @@ async def run(args: argparse.Namespace, gateway: str, admin: str, meter: CpuMete
     print(f"machine: {os.cpu_count()} cores, {host.platform()}; client, services, Kafka and"
           " PostgreSQL all on it")
     print(f"warm-up: {args.warmup} lifecycles in {warmup_seconds:.1f}s, not counted")
-    print(f"full lifecycles (create -> pending -> shipping init -> shipped): {args.sales} in"
+    marked = "in waves of up to 100" if args.waves else "one request each"
+    print(f"full lifecycles (create -> pending -> shipping init -> shipped -> stock committed):"
+          f" {args.sales} in"
           f" {elapsed:.1f}s = {args.sales / elapsed:,.0f}/s, {args.concurrency} creators,"
-          f" {args.skus} SKUs")
+          f" {args.skus} SKUs, marked shipped {marked}")
     print(f"  create-to-pending under that load: {ms(create_latencies)}")
     print(f"  {lifecycle_cpu}")
     print(f"create-to-pending at a fixed {rate}/s for {args.seconds}s: {ms(fixed)}")
@@ -194,7 +237,11 @@ def main() -> None:
                         help="fixed create rate for the latency run (default: half the"
                              " measured lifecycle rate)")
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--mark", choices=("waves", "one"), default="waves",
+                        help="mark fulfillments shipped in waves of up to 100 a request"
+                             " (POST /fulfillments/status) or one request each")
     args = parser.parse_args()
+    args.waves = args.mark == "waves"
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     ports = dict(zip([s.name for s in SERVICES], free_ports(len(SERVICES)), strict=True))
     with Platform(database_url=os.environ["DATABASE_URL"],

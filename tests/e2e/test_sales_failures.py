@@ -125,8 +125,9 @@ async def test_fulfilment_dying_after_the_claim_leaves_one_fulfillment_from_the_
         await db.close()
 
 
+@pytest.mark.parametrize("in_a_batch", [False, True], ids=["one", "batch"])
 async def test_fulfilment_dying_after_orders_shipped_is_finished_and_commits_once(
-    tenant: Client, platform: Platform, http: aiohttp.ClientSession,
+    tenant: Client, platform: Platform, http: aiohttp.ClientSession, in_a_batch: bool,
 ):
     sale_id, sku, record = await pending_sale(tenant, quantity=3, stock=10)
     init = await tenant.post("/fulfillment/shipping/init", {"sale_ids": [sale_id]})
@@ -135,8 +136,12 @@ async def test_fulfilment_dying_after_orders_shipped_is_finished_and_commits_onc
     env = {**platform.env, "FAULT_INJECTION": "crash_after_ship_call"}
     async with extra_process(platform, "fulfilment-faulty", "fulfilment.app:app",
                              env) as faulty:
-        await dies_on(http, faulty, f"/api/v1{path}/status", {"status": "shipped"},
-                      internal_headers(platform, tenant))
+        if in_a_batch:
+            request = ("/api/v1/fulfillment/fulfillments/status",
+                       {"updates": [{"id": fulfillment["id"], "status": "shipped"}]})
+        else:
+            request = (f"/api/v1{path}/status", {"status": "shipped"})
+        await dies_on(http, faulty, *request, internal_headers(platform, tenant))
 
     sale = (await tenant.get(f"/sales/{sale_id}")).body
     assert sale["status"] == "shipped", "orders shipped the sale before the crash"

@@ -55,6 +55,7 @@ class Race:
             answer = await self.tenant.post("/fulfillment/shipping/init", {"sale_ids": batch})
             if not self._note("shipping_init", answer):
                 return
+            wave: dict[str, str] = {}  # shipped together in one batch request
             for fulfillment in answer.body["fulfillments"]:
                 sale_id, fid = fulfillment["sale_id"], fulfillment["id"]
                 assert sale_id in batch, (batch, answer)
@@ -63,10 +64,17 @@ class Race:
                 self.fulfillment_of_sale[sale_id].add(fid)
                 if self.rng.random() < 0.2:
                     continue  # left in fulfillment, unless canceled
+                if self.rng.random() < 0.3:
+                    wave[fid] = sale_id
+                    continue
                 # some fulfillments are marked shipped by several clients at once
                 self.add(self.ship_op(sale_id, fid, self.rng.choice((1, 1, 1, 2, 3))))
                 if self.rng.random() < 0.2:
                     self.add(self.ship_op(sale_id, fid, 1))
+            if wave:
+                self.add(self.ship_wave_op(wave))
+                if self.rng.random() < 0.2:
+                    self.add(self.ship_wave_op(wave))
             for error in answer.body["errors"]:
                 assert error["code"] == "invalid_status", answer
         return init
@@ -89,6 +97,23 @@ class Race:
                     assert answer.body["status"] == "shipped", answer
                     self.shipped_ok.add(sale_id)
         return ship
+
+    def ship_wave_op(self, wave: dict[str, str]) -> Op:
+        """Mark several fulfillments shipped in one batch request."""
+        async def ship_wave() -> None:
+            answer = await self.tenant.post("/fulfillment/fulfillments/status", {
+                "updates": [{"id": fid, "status": "shipped"} for fid in wave]})
+            self._note("mark_shipped_batch", answer)
+            if answer.status != 200:
+                return
+            for fulfillment in answer.body["fulfillments"]:
+                assert fulfillment["status"] == "shipped", answer
+                self.shipped_ok.add(wave[fulfillment["id"]])
+            for error in answer.body["errors"]:
+                assert error["code"] == "conflict", answer
+                self.answers[("mark_shipped_batch", "refused item")] += 1
+            assert len(answer.body["fulfillments"]) + len(answer.body["errors"]) == len(wave)
+        return ship_wave
 
     async def run(self, clients: int) -> None:
         """Workers take operations in random order until none is left or in flight; a
@@ -290,6 +315,7 @@ async def test_shipping_cancel_and_mark_shipped_race_never_ship_a_canceled_sale(
     assert final["shipped"] > 0 and canceled_in_fulfillment > 0, (final, race.answers)
     assert final["pending"] == BYSTANDERS, final
     assert race.answers[("mark_shipped", 409)] > 0, race.answers
+    assert race.answers[("mark_shipped_batch", "refused item")] > 0, race.answers
 
     # What clients read through the API agrees with what was checked in the database.
     sem = asyncio.Semaphore(CLIENTS)

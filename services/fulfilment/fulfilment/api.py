@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from fulfilkit.db import in_transaction
 from fulfilkit.http.internal import Actor, TenantId
@@ -13,6 +13,7 @@ from fulfilkit.http.problems import Problem
 from fulfilkit.service import Pool, RuntimeDep
 from fulfilment import events, store
 from fulfilment.domain import IllegalTransition, next_status
+from fulfilment.progress import move_many
 from fulfilment.shipping import ensure_fulfillments, move, move_unless_changed
 
 router = APIRouter(prefix="/api/v1/fulfillment", tags=["fulfillment"])
@@ -30,9 +31,35 @@ class ShippingInitOut(BaseModel):
     errors: list[dict[str, Any]]
 
 
+Target = Literal["picking", "packed", "shipped", "delivered"]
+
+
 class StatusIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    status: Literal["picking", "packed", "shipped", "delivered"]
+    status: Target
+
+
+class StatusUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: UUID
+    status: Target
+
+
+class StatusUpdatesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    updates: Annotated[list[StatusUpdate], Field(min_length=1, max_length=100)]
+
+    @field_validator("updates")
+    @classmethod
+    def _each_once(cls, updates: list[StatusUpdate]) -> list[StatusUpdate]:
+        if len({u.id for u in updates}) != len(updates):
+            raise ValueError("each fulfillment may appear only once")
+        return updates
+
+
+class StatusUpdatesOut(BaseModel):
+    fulfillments: list[dict[str, Any]]
+    errors: list[dict[str, Any]]
 
 
 def _crash_if(runtime: RuntimeDep, point: str) -> None:
@@ -78,6 +105,22 @@ async def get_fulfillment(fulfillment_id: str, tenant: TenantId, pool: Pool) -> 
     if found is None:
         raise Problem("no_content", f"No fulfillment {fulfillment_id!r}.")
     return events.snapshot(found).model_dump(mode="json")
+
+
+@router.post("/fulfillments/status", response_model=StatusUpdatesOut)
+async def change_statuses(
+    body: StatusUpdatesIn, tenant: TenantId, actor: Actor, runtime: RuntimeDep
+) -> StatusUpdatesOut:
+    """Move up to 100 fulfillments forward, each as `POST /fulfillments/{id}/status` would.
+    Those that cannot move are listed in `errors` (`not_found`, or `conflict` for a move
+    backwards or a sale that cannot ship) while the others proceed."""
+    outcome = await move_many(runtime.pool, runtime.extras["orders"], tenant, actor,
+                              [(u.id, u.status) for u in body.updates],
+                              after_orders=lambda: _crash_if(runtime, "crash_after_ship_call"))
+    return StatusUpdatesOut(
+        fulfillments=[events.snapshot(f).model_dump(mode="json") for f in outcome.moved],
+        errors=outcome.errors,
+    )
 
 
 @router.post("/fulfillments/{fulfillment_id}/status")

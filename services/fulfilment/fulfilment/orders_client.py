@@ -37,6 +37,14 @@ class OrdersClient:
             raise Problem("unavailable", f"orders answered {status} to a claim")
         return body
 
+    async def ship_many(self, tenant_id: UUID, actor: str, sale_ids: list[str]) -> dict[str, Any]:
+        """Ship up to 100 sales: `{"shipped": [sale_ids], "errors": [{sale_id, code, ...}]}`."""
+        status, body = await self._post("/internal/sales/ship", tenant_id, actor,
+                                        {"sale_ids": sale_ids})
+        if status != 200:
+            raise Problem("unavailable", f"orders answered {status} to a shipment")
+        return body
+
     async def ship(self, tenant_id: UUID, actor: str, sale_id: str) -> dict[str, Any]:
         """Move the sale to `shipped`; a canceled sale is refused with 409 `conflict`."""
         status, body = await self._post(f"/internal/sales/{sale_id}/ship", tenant_id, actor)

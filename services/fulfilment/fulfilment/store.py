@@ -35,6 +35,18 @@ async def get(conn: asyncpg.Connection, tenant_id: UUID, fulfillment: UUID) -> F
     return Fulfillment(**dict(row)) if row else None
 
 
+async def get_many(
+    conn: asyncpg.Connection, tenant_id: UUID, ids: Sequence[UUID], *, lock: bool = False
+) -> dict[UUID, Fulfillment]:
+    """The tenant's fulfillments among `ids`; `lock` takes their row locks in id order."""
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM {S}.fulfillments WHERE tenant_id = $1 AND id = ANY($2::uuid[])"
+        + (" ORDER BY id FOR UPDATE" if lock else ""),
+        tenant_id, list(ids),
+    )
+    return {r["id"]: Fulfillment(**dict(r)) for r in rows}
+
+
 async def insert_many(conn: asyncpg.Connection, items: Sequence[Fulfillment]) -> list[UUID]:
     """Insert new fulfillments; a sale that already has one keeps it. Returns the ids added."""
     rows = await conn.fetch(

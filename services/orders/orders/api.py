@@ -31,6 +31,9 @@ from orders.schemas import (
     ClaimOut,
     SaleIn,
     SaleOut,
+    ShipError,
+    ShipIn,
+    ShipOut,
 )
 
 router = APIRouter(prefix="/api/v1", tags=["sales"])
@@ -151,6 +154,34 @@ async def claim_for_shipping(body: ClaimIn, tenant: TenantId, actor: Actor, pool
         await save_changes(conn, [ch.sale for ch in changes], changes, actor)
     claimed = [events.snapshot(ch.sale).model_dump(mode="json") for ch in changes]
     return ClaimOut(claimed=claimed, errors=errors)
+
+
+@internal.post("/sales/ship", response_model=ShipOut)
+async def ship_sales(body: ShipIn, tenant: TenantId, actor: Actor, pool: Pool) -> ShipOut:
+    """`ship_sale` for up to 100 sales in one transaction: each sale in fulfillment ships,
+    one already shipped stays so, any other is reported and never ships."""
+    shipped: list[str] = []
+    errors: list[ShipError] = []
+    changes: list[StatusChange] = []
+    async with pool.acquire() as conn, conn.transaction():
+        sales = await store.lock_sales_by_sale_id(conn, tenant, body.sale_ids)
+        for sale_id in dict.fromkeys(body.sale_ids):
+            sale = sales.get(sale_id)
+            if sale is None:
+                errors.append(ShipError(sale_id=sale_id, code="not_found",
+                                        detail=f"No sale with sale_id {sale_id!r}."))
+                continue
+            try:
+                change = ship(sale)
+            except IllegalTransition:
+                errors.append(ShipError(sale_id=sale_id, code="conflict",
+                                        detail=f"The sale is {sale.status} and cannot ship.",
+                                        sale_status=sale.status))
+                continue
+            changes += [change] if change else []
+            shipped.append(sale_id)
+        await save_changes(conn, [ch.sale for ch in changes], changes, actor)
+    return ShipOut(shipped=shipped, errors=errors)
 
 
 def snapshot_response(sale: Sale) -> Response:

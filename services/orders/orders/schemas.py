@@ -74,6 +74,22 @@ class ClaimOut(BaseModel):
     errors: list[ClaimError]
 
 
+class ShipIn(Strict):
+    sale_ids: Annotated[list[Code], Field(min_length=1, max_length=100)]
+
+
+class ShipError(BaseModel):
+    sale_id: str
+    code: Literal["not_found", "conflict"]
+    detail: str
+    sale_status: str | None = None
+
+
+class ShipOut(BaseModel):
+    shipped: list[str]  # sale_ids now shipped (or already shipped or delivered)
+    errors: list[ShipError]
+
+
 class CancelIn(Strict):
     sale_id: Code
     cancel_reason: Literal["out_of_stock", "customer_request", "other"]
