@@ -48,6 +48,9 @@ async def test_cancel_releases_stock_and_answers_the_same_twice(tenant: Client):
     assert [h["to_status"] for h in sale["status_history"]].count("canceled") == 1
     await eventually(lambda: stock_of(tenant, record), lambda r: r["reserved"] == 0,
                      what="reservation released")
+    await eventually(lambda: tenant.get(f"/sales/{sale_id}"),
+                     lambda a: a.body["reservation"]["status"] == "released",
+                     what="the sale showing its released reservation")
 
 
 async def test_cancel_refuses_bad_reasons_unknown_sales_and_shipped_sales(tenant: Client):
@@ -85,6 +88,9 @@ async def test_fulfillment_moves_forward_to_delivery_and_commits_stock(tenant: C
     assert await status_of(tenant, sale_id) == "shipped"
     await eventually(lambda: stock_of(tenant, record),
                      lambda r: (r["quantity"], r["reserved"]) == (8, 0), what="stock committed")
+    await eventually(lambda: tenant.get(f"/sales/{sale_id}"),
+                     lambda a: a.body["reservation"]["status"] == "committed",
+                     what="the sale showing its committed reservation")
 
     delivered = await tenant.post(path, {"status": "delivered"})
     assert delivered.body["status"] == "delivered"

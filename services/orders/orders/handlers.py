@@ -14,6 +14,7 @@ from orders.domain import StatusChange, apply_reservation_outcome, deliver
 
 ACTOR = "orders:events"
 RESERVATION_OUTCOMES = (c.STOCK_RESERVED, c.STOCK_RESERVATION_FAILED)
+RESERVATION_ENDINGS = (c.STOCK_RELEASED, c.STOCK_COMMITTED)
 
 
 def _sale_of(event: CloudEvent) -> UUID:
@@ -32,6 +33,8 @@ async def apply_events(conn: asyncpg.Connection, batch: list[CloudEvent]) -> Non
             change = apply_reservation_outcome(sale, event.type == c.STOCK_RESERVED, event.data)
             if change is not None:
                 changes.append(change)
+        elif event.type in RESERVATION_ENDINGS:
+            sale.reservation = event.data  # as it ended: released or committed
         elif event.type == c.FULFILLMENT_CREATED:
             if all(f["id"] != event.data["id"] for f in sale.fulfillments):
                 sale.fulfillments = [*sale.fulfillments, event.data]
@@ -51,7 +54,8 @@ def outcome_events(runtime: Runtime) -> Apply:
 CONSUMERS = [
     Consumer(
         topics=[c.STOCK_TOPIC, c.FULFILLMENT_TOPIC],
-        event_types=[*RESERVATION_OUTCOMES, c.FULFILLMENT_CREATED, c.FULFILLMENT_STATUS_CHANGED],
+        event_types=[*RESERVATION_OUTCOMES, *RESERVATION_ENDINGS, c.FULFILLMENT_CREATED,
+                     c.FULFILLMENT_STATUS_CHANGED],
         apply=outcome_events,
     ),
 ]
