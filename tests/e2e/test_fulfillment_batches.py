@@ -91,3 +91,20 @@ async def test_a_batch_is_validated_as_a_whole(tenant: Client):
         answer = await tenant.post(BATCH, body)
         assert (answer.status, answer.problem_code) == (422, "validation"), (body, answer)
         assert field in {e["field"] for e in answer.body["errors"]}, answer
+
+
+async def test_another_tenants_fulfillment_is_not_found_and_stays(
+    tenant: Client, other_tenant: Client
+):
+    [theirs], _ = await claimed(other_tenant, 1)
+    [mine], _ = await claimed(tenant, 1)
+
+    answer = await tenant.post(BATCH, {"updates": [{"id": theirs["id"], "status": "shipped"},
+                                                   {"id": mine["id"], "status": "picking"}]})
+
+    assert answer.status == 200, answer
+    assert [(e["id"], e["code"]) for e in answer.body["errors"]] == [(theirs["id"], "not_found")]
+    assert [f["id"] for f in answer.body["fulfillments"]] == [mine["id"]]
+    still = await other_tenant.get(f"/fulfillment/fulfillments/{theirs['id']}")
+    assert still.body["status"] == "waiting_for_picking"
+    assert await sale_status(other_tenant, theirs["sale_id"]) == "in_fulfillment"
