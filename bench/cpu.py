@@ -5,7 +5,9 @@ Components are the five services, Kafka, PostgreSQL (the postmaster and all its 
 and the benchmark's own client process.
 """
 
+import asyncio
 import os
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -63,6 +65,21 @@ class CpuMeter:
     def snapshot(self) -> dict[str, float]:
         return {name: sum(_cpu_seconds(p) for p in pids())
                 for name, pids in self._components.items()}
+
+    async def until_quiet(self, share: float = 0.15, seconds: float = 1.0,
+                          deadline: float = 60.0) -> float:
+        """Wait until everything measured together uses less than `share` of one core for
+        `seconds` (say, autovacuum after a burst has finished); returns the time waited."""
+        started = time.monotonic()
+        before = self.snapshot()
+        while time.monotonic() - started < deadline:
+            await asyncio.sleep(seconds)
+            after = self.snapshot()
+            busy = sum(after.values()) - sum(before.values())
+            if busy < share * seconds:
+                break
+            before = after
+        return time.monotonic() - started
 
     @staticmethod
     def per_unit(before: Mapping[str, float], after: Mapping[str, float], units: int,
