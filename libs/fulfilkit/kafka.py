@@ -68,6 +68,7 @@ def subscribe(
     retry_backoff: float = 1.0,
 ) -> None:
     """Consume `topics` in batches through `inbox`; commit offsets only after it applied them."""
+    last_commit = [0.0]
 
     @broker.subscriber(
         *topics,
@@ -100,5 +101,3 @@ def subscribe(
         if now - last_commit[0] >= commit_interval:
             last_commit[0] = now
             await message.ack()
-
-    last_commit = [0.0]

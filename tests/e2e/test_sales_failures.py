@@ -309,3 +309,26 @@ async def test_a_sale_created_on_a_second_orders_replica_answers_pending(
             if (status, body["status"]) != (201, "pending") or took >= wait / 2]
     assert not late, (f"{len(late)} of {REPLICA_SALES} not 201 pending at once (status, sale"
                       f" status, seconds): {late[:5]}; group {group}")
+
+
+async def test_a_wave_while_orders_is_unreachable_is_503_and_moves_nothing(
+    tenant: Client, platform: Platform, http: aiohttp.ClientSession,
+):
+    sale_id, _, _ = await pending_sale(tenant, quantity=1, stock=5)
+    init = await tenant.post("/fulfillment/shipping/init", {"sale_ids": [sale_id]})
+    [fulfillment] = init.body["fulfillments"]
+    [closed] = free_ports(1)  # nothing listens there
+    env = {**platform.env, "ORDERS_URL": f"http://127.0.0.1:{closed}"}
+    async with extra_process(platform, "fulfilment-no-orders", "fulfilment.app:app",
+                             env) as cut_off:
+        async with http.post(
+            f"{cut_off.url}/api/v1/fulfillment/fulfillments/status",
+            json={"updates": [{"id": fulfillment["id"], "status": "shipped"}]},
+            headers=internal_headers(platform, tenant),
+        ) as answer:
+            assert answer.status == 503
+            assert (await answer.json(content_type=None))["code"] == "unavailable"
+
+    still = await tenant.get(f"/fulfillment/fulfillments/{fulfillment['id']}")
+    assert still.body["status"] == "waiting_for_picking"
+    assert (await tenant.get(f"/sales/{sale_id}")).body["status"] == "in_fulfillment"

@@ -12,7 +12,7 @@ from fulfilkit.http.internal import Actor, TenantId
 from fulfilkit.http.problems import Problem
 from fulfilkit.service import Pool, RuntimeDep
 from fulfilment import events, store
-from fulfilment.domain import IllegalTransition, next_status
+from fulfilment.domain import why_not
 from fulfilment.progress import move_many
 from fulfilment.shipping import ensure_fulfillments, move, move_unless_changed
 
@@ -149,8 +149,5 @@ async def change_status(
 
 
 def _check(current: str, target: str) -> None:
-    try:
-        next_status(current, target)
-    except IllegalTransition as exc:
-        raise Problem("conflict", str(exc).capitalize() + ".", fulfillment_status=current) \
-            from None
+    if (why := why_not(current, target)) is not None:
+        raise Problem("conflict", why, fulfillment_status=current)

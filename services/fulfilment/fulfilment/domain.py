@@ -68,6 +68,15 @@ def next_status(current: str, target: str) -> str | None:
     return target
 
 
+def why_not(current: str, target: str) -> str | None:
+    """Why a fulfillment cannot move from `current` to `target`, as a sentence; None if it can."""
+    try:
+        next_status(current, target)
+    except IllegalTransition as exc:
+        return str(exc).capitalize() + "."
+    return None
+
+
 def is_bulky(sale: dict) -> bool:
     """A shipment is bulky when any reserved line's product is."""
     lines = (sale.get("reservation") or {}).get("lines") or []

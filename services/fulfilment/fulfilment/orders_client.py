@@ -31,18 +31,18 @@ class OrdersClient:
 
     async def claim(self, tenant_id: UUID, actor: str, sale_ids: list[str]) -> dict[str, Any]:
         """Claim pending sales for shipping: `{"claimed": [snapshots], "errors": [...]}`."""
-        status, body = await self._post("/internal/sales/claim", tenant_id, actor,
-                                        {"sale_ids": sale_ids})
-        if status != 200:
-            raise Problem("unavailable", f"orders answered {status} to a claim")
-        return body
+        return await self._for_sales("/internal/sales/claim", tenant_id, actor, sale_ids, "claim")
 
     async def ship_many(self, tenant_id: UUID, actor: str, sale_ids: list[str]) -> dict[str, Any]:
         """Ship up to 100 sales: `{"shipped": [sale_ids], "errors": [{sale_id, code, ...}]}`."""
-        status, body = await self._post("/internal/sales/ship", tenant_id, actor,
-                                        {"sale_ids": sale_ids})
+        return await self._for_sales("/internal/sales/ship", tenant_id, actor, sale_ids,
+                                     "shipment")
+
+    async def _for_sales(self, path: str, tenant_id: UUID, actor: str, sale_ids: list[str],
+                         what: str) -> dict[str, Any]:
+        status, body = await self._post(path, tenant_id, actor, {"sale_ids": sale_ids})
         if status != 200:
-            raise Problem("unavailable", f"orders answered {status} to a shipment")
+            raise Problem("unavailable", f"orders answered {status} to a {what}")
         return body
 
     async def ship(self, tenant_id: UUID, actor: str, sale_id: str) -> dict[str, Any]:

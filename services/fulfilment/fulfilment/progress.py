@@ -14,7 +14,7 @@ from uuid import UUID
 import asyncpg
 
 from fulfilment import store
-from fulfilment.domain import Fulfillment, IllegalTransition, next_status
+from fulfilment.domain import Fulfillment, why_not
 from fulfilment.orders_client import OrdersClient
 from fulfilment.shipping import move
 
@@ -26,14 +26,6 @@ class Outcome:
 
     def refuse(self, fulfillment: UUID, code: str, detail: str, **extra: Any) -> None:
         self.errors.append({"id": str(fulfillment), "code": code, "detail": detail, **extra})
-
-
-def _illegal(current: str, target: str) -> str | None:
-    try:
-        next_status(current, target)
-    except IllegalTransition as exc:
-        return str(exc).capitalize() + "."
-    return None
 
 
 async def move_many(
@@ -49,7 +41,7 @@ async def move_many(
         current = found.get(fid)
         if current is None:
             outcome.refuse(fid, "not_found", f"No fulfillment {str(fid)!r}.")
-        elif (why := _illegal(current.status, target)) is not None:
+        elif (why := why_not(current.status, target)) is not None:
             outcome.refuse(fid, "conflict", why, fulfillment_status=current.status)
         else:
             wanted[fid] = target
@@ -69,7 +61,7 @@ async def move_many(
         by_target: dict[str, list[Fulfillment]] = {}
         for fid, target in wanted.items():
             current = locked[fid]  # fulfillments are never deleted
-            if (why := _illegal(current.status, target)) is not None:
+            if (why := why_not(current.status, target)) is not None:
                 outcome.refuse(fid, "conflict", why, fulfillment_status=current.status)
                 continue
             by_target.setdefault(target, []).append(current)

@@ -1,5 +1,5 @@
 """HTTP routes: the admin API and the docs (the rest of /api/v1 is forwarded by
-`gateway.forwarding`), and the checks both use."""
+`gateway.forwarding`), and the API version check both use."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,10 +18,8 @@ from fulfilkit.http.problems import Problem
 from gateway import store
 from gateway.auth import (
     SCOPES,
-    Caller,
     KeyCache,
     ScopeName,
-    bearer_token,
     invalid_token,
     is_admin,
     new_api_key,
@@ -69,16 +67,6 @@ async def check_api_version(
 async def _require_admin(state: State, authorization: Authorization = None) -> None:
     if not is_admin(authorization, state.settings.admin_token):
         raise invalid_token("This needs the admin token.", missing=authorization is None)
-
-
-async def caller_of(state: GatewayState, authorization: str | None) -> Caller:
-    token = bearer_token(authorization)
-    if token is None:
-        raise invalid_token("Send an API key as `Authorization: Bearer <key>`.", missing=True)
-    caller = await state.keys.caller(token)
-    if caller is None:
-        raise invalid_token("The API key is unknown or revoked.")
-    return caller
 
 
 # --- admin -------------------------------------------------------------------------------

@@ -15,8 +15,8 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fulfilkit.http.problems import Problem, problem_response
 from gateway import store
-from gateway.api import STATE_KEY, GatewayState, caller_of, check_api_version
-from gateway.auth import required_scope
+from gateway.api import STATE_KEY, GatewayState, check_api_version
+from gateway.auth import Caller, KeyCache, bearer_token, invalid_token, required_scope
 from gateway.proxy import API_PREFIX, UpstreamCall, forward_once, route_for, upstream_path
 from gateway.ratelimit import retry_after
 
@@ -68,7 +68,7 @@ class ForwardingMiddleware:
         headers = Headers(scope=scope)
         state: GatewayState = scope["app"].state.runtime.extras[STATE_KEY]
         await check_api_version(headers.get("x-api-version"))
-        caller = await caller_of(state, headers.get("authorization"))
+        caller = await caller_of(state.keys, headers.get("authorization"))
         wait = state.limiter.wait_seconds(caller.key_id)
         if wait > 0:
             raise Problem("rate_limit", "Too many requests for this API key.",
@@ -95,6 +95,16 @@ class ForwardingMiddleware:
             state.pool, state.idempotency, caller.tenant_id, idempotency_key, fingerprint,
             lambda: state.forwarder.forward(call),
         ))
+
+
+async def caller_of(keys: KeyCache, authorization: str | None) -> Caller:
+    token = bearer_token(authorization)
+    if token is None:
+        raise invalid_token("Send an API key as `Authorization: Bearer <key>`.", missing=True)
+    caller = await keys.caller(token)
+    if caller is None:
+        raise invalid_token("The API key is unknown or revoked.")
+    return caller
 
 
 async def read_body(receive: Receive, headers: Headers, limit: int) -> bytes:

@@ -13,26 +13,17 @@ from fulfilkit.http.problems import Problem
 from fulfilkit.notify import Waiter
 from fulfilkit.service import Pool, RuntimeDep
 from orders import events, store
-from orders.changes import save_change_if_unchanged, save_changes
-from orders.domain import (
-    IllegalTransition,
-    Sale,
-    Status,
-    StatusChange,
-    cancel,
-    ship,
-    transition,
-)
+from orders.changes import Decided, change_each, save_change_if_unchanged
+from orders.domain import Sale, Status, cancel, claim, ship
 from orders.schemas import (
     CancelIn,
     CancelOut,
     ClaimError,
-    ClaimIn,
     ClaimOut,
+    SaleIdsIn,
     SaleIn,
     SaleOut,
     ShipError,
-    ShipIn,
     ShipOut,
 )
 
@@ -55,6 +46,17 @@ def new_sale(body: SaleIn, tenant: uuid.UUID) -> Sale:
         customer=body.customer, shipping_address=body.shipping_address, cancel_reason=None,
         reservation=None, created_at=now, updated_at=now,
     )
+
+
+def _the_one(decided: Decided, sale_id: str, refusal: str) -> Sale:
+    """The one sale a single-sale change was about; 404 or 409 if it was refused."""
+    if decided.accepted:
+        return decided.accepted[0]
+    [(_, sale)] = decided.refused
+    if sale is None:
+        raise Problem("no_content", f"No sale with sale_id {sale_id!r}.")
+    raise Problem("conflict", f"The sale is {sale.status} and {refusal}.",
+                  sale_status=sale.status)
 
 
 @router.post("/sales", status_code=201, response_model=SaleOut,
@@ -92,18 +94,9 @@ async def create_sale(
 @router.post("/sales/cancel", response_model=CancelOut)
 async def cancel_sale(body: CancelIn, tenant: TenantId, actor: Actor, pool: Pool) -> CancelOut:
     """From this answer on the sale can never ship; its stock and fulfillments follow."""
-    async with pool.acquire() as conn, conn.transaction():
-        sales = await store.lock_sales_by_sale_id(conn, tenant, [body.sale_id])
-        sale = sales.get(body.sale_id)
-        if sale is None:
-            raise Problem("no_content", f"No sale with sale_id {body.sale_id!r}.")
-        try:
-            change = cancel(sale, body.cancel_reason)
-        except IllegalTransition:
-            raise Problem("conflict", f"The sale is {sale.status} and can no longer be"
-                                      " canceled.", sale_status=sale.status) from None
-        changes = [change] if change else []
-        await save_changes(conn, [ch.sale for ch in changes], changes, actor)
+    decided = await change_each(pool, tenant, actor, [body.sale_id],
+                                lambda sale: cancel(sale, body.cancel_reason))
+    sale = _the_one(decided, body.sale_id, "can no longer be canceled")
     return CancelOut(id=sale.id, sale_id=sale.sale_id, status="canceled")
 
 
@@ -134,53 +127,34 @@ async def list_sales(
 
 
 @internal.post("/sales/claim", response_model=ClaimOut)
-async def claim_for_shipping(body: ClaimIn, tenant: TenantId, actor: Actor, pool: Pool) -> ClaimOut:
+async def claim_for_shipping(
+    body: SaleIdsIn, tenant: TenantId, actor: Actor, pool: Pool
+) -> ClaimOut:
     """Compare-and-set `pending -> in_fulfillment`: each sale is claimed at most once."""
-    errors: list[ClaimError] = []
-    changes: list[StatusChange] = []
-    async with pool.acquire() as conn, conn.transaction():
-        sales = await store.lock_sales_by_sale_id(conn, tenant, body.sale_ids)
-        for sale_id in dict.fromkeys(body.sale_ids):
-            sale = sales.get(sale_id)
-            if sale is None:
-                errors.append(ClaimError(sale_id=sale_id, code="not_found", detail="No such sale."))
-            elif sale.status != "pending":
-                errors.append(ClaimError(
-                    sale_id=sale_id, code="invalid_status", status=sale.status,
-                    detail=f"Only pending sales can be shipped; this one is {sale.status}.",
-                ))
-            else:
-                changes.append(transition(sale, "in_fulfillment", "shipping_init"))
-        await save_changes(conn, [ch.sale for ch in changes], changes, actor)
-    claimed = [events.snapshot(ch.sale).model_dump(mode="json") for ch in changes]
+    decided = await change_each(pool, tenant, actor, body.sale_ids, claim)
+    errors = [
+        ClaimError(sale_id=sale_id, code="not_found", detail="No such sale.") if sale is None
+        else ClaimError(sale_id=sale_id, code="invalid_status", status=sale.status,
+                        detail=f"Only pending sales can be shipped; this one is {sale.status}.")
+        for sale_id, sale in decided.refused
+    ]
+    claimed = [events.snapshot(sale).model_dump(mode="json") for sale in decided.accepted]
     return ClaimOut(claimed=claimed, errors=errors)
 
 
 @internal.post("/sales/ship", response_model=ShipOut)
-async def ship_sales(body: ShipIn, tenant: TenantId, actor: Actor, pool: Pool) -> ShipOut:
+async def ship_sales(body: SaleIdsIn, tenant: TenantId, actor: Actor, pool: Pool) -> ShipOut:
     """`ship_sale` for up to 100 sales in one transaction: each sale in fulfillment ships,
     one already shipped stays so, any other is reported and never ships."""
-    shipped: list[str] = []
-    errors: list[ShipError] = []
-    changes: list[StatusChange] = []
-    async with pool.acquire() as conn, conn.transaction():
-        sales = await store.lock_sales_by_sale_id(conn, tenant, body.sale_ids)
-        for sale_id in dict.fromkeys(body.sale_ids):
-            sale = sales.get(sale_id)
-            if sale is None:
-                errors.append(ShipError(sale_id=sale_id, code="not_found",
-                                        detail=f"No sale with sale_id {sale_id!r}."))
-                continue
-            try:
-                change = ship(sale)
-            except IllegalTransition:
-                errors.append(ShipError(sale_id=sale_id, code="conflict",
-                                        detail=f"The sale is {sale.status} and cannot ship.",
-                                        sale_status=sale.status))
-                continue
-            changes += [change] if change else []
-            shipped.append(sale_id)
-        await save_changes(conn, [ch.sale for ch in changes], changes, actor)
+    decided = await change_each(pool, tenant, actor, body.sale_ids, ship)
+    errors = [
+        ShipError(sale_id=sale_id, code="not_found", detail=f"No sale with sale_id {sale_id!r}.")
+        if sale is None
+        else ShipError(sale_id=sale_id, code="conflict", sale_status=sale.status,
+                       detail=f"The sale is {sale.status} and cannot ship.")
+        for sale_id, sale in decided.refused
+    ]
+    shipped = [sale.sale_id for sale in decided.accepted]
     return ShipOut(shipped=shipped, errors=errors)
 
 
@@ -201,15 +175,6 @@ async def ship_sale(sale_id: str, tenant: TenantId, actor: Actor, pool: Pool) ->
             assert change is not None
             if await save_change_if_unchanged(conn, change, actor):
                 return snapshot_response(sale)
-    async with pool.acquire() as conn, conn.transaction():
-        sale = (await store.lock_sales_by_sale_id(conn, tenant, [sale_id])).get(sale_id)
-        if sale is None:
-            raise Problem("no_content", f"No sale with sale_id {sale_id!r}.")
-        try:
-            change = ship(sale)
-        except IllegalTransition:
-            raise Problem("conflict", f"The sale is {sale.status} and cannot ship.",
-                          sale_status=sale.status) from None
-        changes = [change] if change else []
-        await save_changes(conn, [ch.sale for ch in changes], changes, actor)
-    return snapshot_response(sale)
+    decided = await change_each(pool, tenant, actor, [sale_id], ship)
+    return snapshot_response(_the_one(decided, sale_id, "cannot ship"))
+

@@ -93,6 +93,11 @@ def cancel(sale: Sale, reason: CancelReason) -> StatusChange | None:
     return change
 
 
+def claim(sale: Sale) -> StatusChange:
+    """Only a pending sale can be claimed for shipping, so a sale is claimed once."""
+    return transition(sale, "in_fulfillment", "shipping_init")
+
+
 def ship(sale: Sale) -> StatusChange | None:
     """Only a sale in fulfillment can ship, so a canceled sale never does; shipping twice is
     the same as once."""

@@ -58,7 +58,9 @@ class SaleOut(BaseModel):
     updated_at: datetime
 
 
-class ClaimIn(Strict):
+class SaleIdsIn(Strict):
+    """The sales a claim or a shipment is about."""
+
     sale_ids: Annotated[list[Code], Field(min_length=1, max_length=100)]
 
 
@@ -72,10 +74,6 @@ class ClaimError(BaseModel):
 class ClaimOut(BaseModel):
     claimed: list[dict[str, Any]]
     errors: list[ClaimError]
-
-
-class ShipIn(Strict):
-    sale_ids: Annotated[list[Code], Field(min_length=1, max_length=100)]
 
 
 class ShipError(BaseModel):
