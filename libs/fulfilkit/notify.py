@@ -49,6 +49,15 @@ class Waiter:
         finally:
             self.forget(key, future)
 
+    async def wait_all(self, futures: dict[str, asyncio.Future[None]], seconds: float) -> None:
+        """Wait, up to `seconds` in all, until every key has been notified or time is up."""
+        try:
+            if futures:
+                await asyncio.wait(futures.values(), timeout=seconds)
+        finally:
+            for key, future in futures.items():
+                self.forget(key, future)
+
     def forget(self, key: str, future: asyncio.Future[None]) -> None:
         waiting = self._futures.get(key, [])
         if future in waiting:

@@ -32,7 +32,8 @@ def outbox_insert(schema: str, first: int, only_if: str | None = None) -> str:
     p = first
     sql = (
         f"INSERT INTO {schema}.outbox (event_id, topic, key, payload) SELECT e.* FROM"
-        f" unnest(${p}::uuid[], ${p + 1}::text[], ${p + 2}::text[], ${p + 3}::bytea[]) AS e"
+        f" unnest(${p}::uuid[], ${p + 1}::text[], ${p + 2}::text[], ${p + 3}::bytea[])"
+        " AS e(event_id, topic, key, payload)"
     )
     return f"{sql} WHERE {only_if}" if only_if else sql
 

@@ -11,7 +11,7 @@ from fulfilkit.http.internal import Actor, TenantId
 from fulfilkit.http.pagination import Page, paginated
 from fulfilkit.http.problems import Problem
 from fulfilkit.notify import Waiter
-from fulfilkit.service import Pool, RuntimeDep
+from fulfilkit.service import Pool, Runtime, RuntimeDep
 from orders import events, store
 from orders.changes import Decided, change_each, save_change_if_unchanged
 from orders.domain import Sale, Status, cancel, claim, ship
@@ -20,9 +20,12 @@ from orders.schemas import (
     CancelOut,
     ClaimError,
     ClaimOut,
+    CreateError,
     SaleIdsIn,
     SaleIn,
     SaleOut,
+    SalesIn,
+    SalesOut,
     ShipError,
     ShipOut,
 )
@@ -59,36 +62,76 @@ def _the_one(decided: Decided, sale_id: str, refusal: str) -> Sale:
                   sale_status=sale.status)
 
 
+async def _create(
+    runtime: Runtime, sales: list[Sale], actor: str, wait: bool
+) -> tuple[list[SaleOut], list[Sale]]:
+    """Insert new sales; the created ones as answers, in order, and those whose sale_id was
+    taken. With `wait`, each answer is read back once its reservation outcome is in (or the
+    wait is over, then still `awaiting_stock`)."""
+    waiter: Waiter = runtime.extras["waiter"]
+    # expected before the insert: the outcome may be committed before the insert returns
+    expected = {str(s.id): waiter.expect(str(s.id)) for s in sales} if wait else {}
+    try:
+        async with runtime.pool.acquire() as conn:
+            inserted = await store.insert_sales(conn, sales, actor,
+                                                [events.sale_created(s) for s in sales])
+        created = [s for s in sales if s.id in inserted]
+        refused = [s for s in sales if s.id not in inserted]
+        if not wait:
+            return [sale_out(s, [{"from_status": None, "to_status": s.status,
+                                  "reason": "created", "actor": actor, "at": s.created_at}])
+                    for s in created], refused
+        for sale in refused:
+            waiter.forget(str(sale.id), expected.pop(str(sale.id)))
+        await waiter.wait_all(expected, runtime.settings.sale_create_wait_seconds)
+    finally:
+        for key, future in expected.items():
+            waiter.forget(key, future)
+    async with runtime.pool.acquire() as conn:
+        found = await store.sales_with_history(conn, [s.id for s in created])
+    return [sale_out(*found[s.id]) for s in created], refused
+
+
+def _prefers_async(prefer: str | None, response: Response) -> bool:
+    if "respond-async" not in (prefer or ""):
+        return False
+    response.headers["Preference-Applied"] = "respond-async"
+    response.status_code = 202
+    return True
+
+
 @router.post("/sales", status_code=201, response_model=SaleOut,
              responses={202: {"model": SaleOut, "description": "accepted, awaiting stock"}})
 async def create_sale(
     body: SaleIn, tenant: TenantId, actor: Actor, runtime: RuntimeDep, response: Response,
     prefer: Annotated[str | None, Header()] = None,
 ) -> SaleOut:
-    respond_async = "respond-async" in (prefer or "")
-    sale = new_sale(body, tenant)
-    waiter: Waiter = runtime.extras["waiter"]
-    outcome = None if respond_async else waiter.expect(str(sale.id))
-    async with runtime.pool.acquire() as conn:
-        inserted = await store.insert_sale(conn, sale, actor, events.sale_created(sale))
-    if not inserted:
-        if outcome is not None:
-            waiter.forget(str(sale.id), outcome)
+    respond_async = _prefers_async(prefer, response)
+    created, _ = await _create(runtime, [new_sale(body, tenant)], actor, not respond_async)
+    if not created:
         raise Problem("duplicated", f"A sale with sale_id {body.sale_id!r} exists.")
+    [sale] = created
     response.headers["Location"] = f"/api/v1/sales/{sale.sale_id}"
-    if outcome is None:  # respond-async: the sale as accepted, whatever happened since
-        response.headers["Preference-Applied"] = "respond-async"
+    if sale.status == "awaiting_stock":
         response.status_code = 202
-        return sale_out(sale, [{"from_status": None, "to_status": sale.status,
-                                "reason": "created", "actor": actor, "at": sale.created_at}])
-    await waiter.wait(str(sale.id), outcome, runtime.settings.sale_create_wait_seconds)
-    async with runtime.pool.acquire() as conn:
-        found = await store.sale_with_history(conn, sale.id)
-    assert found is not None
-    stored, history = found
-    if stored.status == "awaiting_stock":
-        response.status_code = 202
-    return sale_out(stored, history)
+    return sale
+
+
+@router.post("/sales/batch", response_model=SalesOut,
+             responses={202: {"model": SalesOut, "description": "accepted, awaiting stock"}})
+async def create_sales(
+    body: SalesIn, tenant: TenantId, actor: Actor, runtime: RuntimeDep, response: Response,
+    prefer: Annotated[str | None, Header()] = None,
+) -> SalesOut:
+    """Up to 100 sales in one request, each as `POST /sales` would create it; a sale whose
+    sale_id exists is reported in `errors` while the others are created."""
+    respond_async = _prefers_async(prefer, response)
+    created, refused = await _create(runtime, [new_sale(s, tenant) for s in body.sales],
+                                     actor, not respond_async)
+    return SalesOut(sales=created, errors=[
+        CreateError(sale_id=s.sale_id, code="duplicated",
+                    detail=f"A sale with sale_id {s.sale_id!r} exists.")
+        for s in refused])
 
 
 @router.post("/sales/cancel", response_model=CancelOut)

@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
 
@@ -32,6 +32,19 @@ class SaleIn(Strict):
     shipping_address: dict[str, Any] | None = None
 
 
+class SalesIn(Strict):
+    sales: Annotated[list[SaleIn], Field(min_length=1, max_length=100)]
+
+    @field_validator("sales")
+    @classmethod
+    def each_sale_id_once(cls, sales: list[SaleIn]) -> list[SaleIn]:
+        seen: set[str] = set()
+        repeated = [s.sale_id for s in sales if s.sale_id in seen or seen.add(s.sale_id)]
+        if repeated:
+            raise ValueError(f"each sale_id may appear once; repeated: {sorted(set(repeated))}")
+        return sales
+
+
 class StatusHistoryEntry(BaseModel):
     from_status: str | None
     to_status: str
@@ -56,6 +69,17 @@ class SaleOut(BaseModel):
     status_history: list[StatusHistoryEntry] = []
     created_at: datetime
     updated_at: datetime
+
+
+class CreateError(BaseModel):
+    sale_id: str
+    code: Literal["duplicated"]
+    detail: str
+
+
+class SalesOut(BaseModel):
+    sales: list[SaleOut]  # in the order asked for, without those in errors
+    errors: list[CreateError]
 
 
 class SaleIdsIn(Strict):

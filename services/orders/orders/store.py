@@ -28,24 +28,42 @@ def _sale(row: asyncpg.Record) -> Sale:
     return Sale(**dict(row))
 
 
-async def insert_sale(conn: asyncpg.Connection, sale: Sale, actor: str, created: Keyed) -> bool:
-    """Insert a new sale with the first entry of its history and its `created` event, in one
-    statement (no transaction round trips); False, and nothing written, if the sale_id is
-    taken."""
-    row = await conn.fetchrow(
-        f"WITH added AS (INSERT INTO {S}.sales (id, tenant_id, sale_id, status, version, shop,"
+ONLY_ADDED_SALES_EVENTS = (
+    "e.event_id IN (SELECT event_id FROM new WHERE id IN (SELECT id FROM added))"
+)
+
+
+async def insert_sales(
+    conn: asyncpg.Connection, sales: Sequence[Sale], actor: str, created: Sequence[Keyed]
+) -> set[UUID]:
+    """Insert new sales (all of one tenant), the first entry of each one's history and its
+    `created` event (`created[i]` is `sales[i]`'s), in one statement; the ids inserted. A sale
+    whose sale_id is taken is left out with its history and event. Rows go in in sale_id
+    order, so two concurrent batches sharing sale_ids wait for each other in the same order
+    instead of deadlocking on the unique index."""
+    if not sales:
+        return set()
+    rows = await conn.fetch(
+        f"WITH new AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],"
+        " $5::text[], $6::text[], $7::text[], $8::timestamptz[], $12::uuid[]) AS n(id, sale_id,"
+        " shop, location_id, lines, customer, shipping_address, created_at, event_id)),"
+        f" added AS (INSERT INTO {S}.sales (id, tenant_id, sale_id, status, version, shop,"
         " location_id, lines, customer, shipping_address, created_at, updated_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $11)"
-        " ON CONFLICT (tenant_id, sale_id) DO NOTHING RETURNING id, status, created_at),"
+        " SELECT id, $9, sale_id, $10, 1, shop::jsonb, location_id, lines::jsonb,"
+        " customer::jsonb, shipping_address::jsonb, created_at, created_at FROM new"
+        " ORDER BY sale_id ON CONFLICT (tenant_id, sale_id) DO NOTHING RETURNING id),"
         f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
-        " actor, at) SELECT id, NULL, status, 'created', $12, created_at FROM added),"
-        f" event AS ({outbox_insert(S, 13, 'EXISTS (SELECT FROM added)')})"
-        " SELECT pg_notify($17, '') FROM added",
-        sale.id, sale.tenant_id, sale.sale_id, sale.status, sale.version, sale.shop,
-        sale.location_id, sale.lines, sale.customer, sale.shipping_address, sale.created_at,
-        actor, *outbox_arrays([created]), outbox_channel(S),
+        " actor, at) SELECT id, NULL, $10, 'created', $11, created_at FROM new"
+        " WHERE id IN (SELECT id FROM added)),"
+        f" events AS ({outbox_insert(S, 12, ONLY_ADDED_SALES_EVENTS)})"
+        " SELECT id, pg_notify($16, '') FROM added",
+        [s.id for s in sales], [s.sale_id for s in sales], [_json(s.shop) for s in sales],
+        [s.location_id for s in sales], [_json(s.lines) for s in sales],
+        [_json(s.customer) for s in sales], [_json(s.shipping_address) for s in sales],
+        [s.created_at for s in sales], sales[0].tenant_id, sales[0].status, actor,
+        *outbox_arrays(created), outbox_channel(S),
     )
-    return row is not None
+    return {r["id"] for r in rows}
 
 
 async def get_sale(conn: asyncpg.Connection, tenant_id: UUID, sale_id: str) -> Sale | None:
@@ -132,21 +150,22 @@ async def save_if_unchanged(
     return bool(notified)
 
 
-async def sale_with_history(
-    conn: asyncpg.Connection, sale: UUID
-) -> tuple[Sale, list[dict[str, Any]]] | None:
-    row = await conn.fetchrow(
+async def sales_with_history(
+    conn: asyncpg.Connection, ids: Sequence[UUID]
+) -> dict[UUID, tuple[Sale, list[dict[str, Any]]]]:
+    rows = await conn.fetch(
         f"SELECT {SALE_COLUMNS}, (SELECT coalesce(jsonb_agg(jsonb_build_object("
         "'from_status', h.from_status, 'to_status', h.to_status, 'reason', h.reason,"
         f" 'actor', h.actor, 'at', h.at) ORDER BY h.id), '[]') FROM {S}.status_history h"
-        f" WHERE h.sale = s.id) AS history FROM {S}.sales s WHERE s.id = $1",
-        sale,
+        f" WHERE h.sale = s.id) AS history FROM {S}.sales s WHERE s.id = ANY($1::uuid[])",
+        list(ids),
     )
-    if row is None:
-        return None
-    fields = dict(row)
-    history = fields.pop("history")
-    return Sale(**fields), history
+    found = {}
+    for row in rows:
+        fields = dict(row)
+        history = fields.pop("history")
+        found[row["id"]] = (Sale(**fields), history)
+    return found
 
 
 async def history(conn: asyncpg.Connection, sale: UUID) -> list[dict[str, Any]]:
