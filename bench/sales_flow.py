@@ -11,6 +11,7 @@ prints the figures with the command line that produced them.
 
 import argparse
 import asyncio
+import itertools
 import os
 import platform as host
 import shlex
@@ -97,10 +98,20 @@ async def create_pending(api: Api, body: dict) -> float:
     return time.perf_counter() - started
 
 
-async def lifecycles(api: Api, skus: list[str], total: int, concurrency: int, waves: bool
-                     ) -> tuple[float, list[float]]:
-    """create -> pending -> shipping init (batches of up to 100) -> shipped (one request per
-    fulfillment, or waves of up to 100 with `waves`), pipelined."""
+async def create_pending_batch(api: Api, bodies: list[dict]) -> float:
+    started = time.perf_counter()
+    status, answer = await api.post("/sales/batch", {"sales": bodies})
+    if status != 200 or answer["errors"] or any(s["status"] != "pending"
+                                                for s in answer["sales"]):
+        raise RuntimeError(f"sales not all pending: {status} {answer}")
+    return time.perf_counter() - started
+
+
+async def lifecycles(api: Api, skus: list[str], total: int, concurrency: int, waves: bool,
+                     create_batch: int = 1) -> tuple[float, list[float]]:
+    """create (one request per sale, or `create_batch` sales a request) -> pending ->
+    shipping init (batches of up to 100) -> shipped (one request per fulfillment, or waves of
+    up to 100 with `waves`), pipelined; `concurrency` sales being created at a time."""
     to_ship: asyncio.Queue[str] = asyncio.Queue()
     to_mark: asyncio.Queue[str] = asyncio.Queue()
     latencies: list[float] = []
@@ -111,6 +122,13 @@ async def lifecycles(api: Api, skus: list[str], total: int, concurrency: int, wa
             body = sale(n, skus)
             latencies.append(await create_pending(api, body))
             to_ship.put_nowait(body["sale_id"])
+
+    async def batch_creator() -> None:
+        while bodies := [sale(n, skus) for n in itertools.islice(numbers, create_batch)]:
+            latency = await create_pending_batch(api, bodies)
+            latencies.extend([latency] * len(bodies))
+            for body in bodies:
+                to_ship.put_nowait(body["sale_id"])
 
     async def batcher() -> None:
         shipped_inits = 0
@@ -155,7 +173,10 @@ async def lifecycles(api: Api, skus: list[str], total: int, concurrency: int, wa
     markers = ([asyncio.create_task(wave_marker()) for _ in range(4)] if waves
                else [asyncio.create_task(marker()) for _ in range(concurrency // 4 or 1)])
     batchers = [asyncio.create_task(batcher())]
-    await asyncio.gather(*(creator() for _ in range(concurrency)))
+    if create_batch > 1:
+        await asyncio.gather(*(batch_creator() for _ in range(max(1, concurrency // create_batch))))
+    else:
+        await asyncio.gather(*(creator() for _ in range(concurrency)))
     await asyncio.gather(*batchers)
     for _ in markers:
         to_mark.put_nowait(DONE)
@@ -187,6 +208,40 @@ async def at_fixed_rate(api: Api, skus: list[str], rate: float, seconds: float) 
     return list(await asyncio.gather(*tasks))
 
 
+async def at_fixed_rate_batched(api: Api, skus: list[str], rate: float, seconds: float,
+                                most: int, senders: int = 4) -> list[float]:
+    """Sales arrive every 1/rate s; each of `senders` importers sends whatever has arrived,
+    up to `most` a request, as soon as its previous request is answered. A sale's latency
+    runs from its arrival, so the time it waited for a sender counts."""
+    arrived: list[tuple[dict, float]] = []
+    wake = asyncio.Event()
+    latencies: list[float] = []
+    total = int(rate * seconds)
+
+    async def sender() -> None:
+        while len(latencies) < total:
+            await wake.wait()
+            batch, arrived[:most] = arrived[:most], []
+            if not arrived:
+                wake.clear()
+            if batch:
+                await create_pending_batch(api, [body for body, _ in batch])
+                answered = time.perf_counter()
+                latencies.extend(answered - at for _, at in batch)
+        wake.set()  # let the others see the end
+
+    workers = [asyncio.create_task(sender()) for _ in range(senders)]
+    started = time.perf_counter()
+    for n in range(total):
+        delay = started + n / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        arrived.append((sale(n, skus), time.perf_counter()))
+        wake.set()
+    await asyncio.gather(*workers)
+    return latencies
+
+
 def ms(values: list[float]) -> str:
     v = [x * 1000 for x in values]
     return (f"p50 {statistics.median(v):.1f} ms, p99 {percentile(v, 0.99):.1f} ms,"
@@ -201,31 +256,36 @@ async def run(args: argparse.Namespace, gateway: str, admin: str, meter: CpuMete
         # The broker's JVM compiles its hot paths during the first minute or so; measured
         # cold, Kafka costs about twice its steady-state CPU per event.
         warmup_seconds, _ = await lifecycles(api, skus, args.warmup, args.concurrency,
-                                             args.waves)
+                                             args.waves, args.create_batch)
         await analyze(os.environ["DATABASE_URL"])
         before = meter.snapshot()
         elapsed, create_latencies = await lifecycles(api, skus, args.sales, args.concurrency,
-                                                     args.waves)
+                                                     args.waves, args.create_batch)
         lifecycle_cpu = meter.per_unit(before, meter.snapshot(), args.sales, "lifecycle")
         rate = args.rate or round(args.sales / elapsed / 2)
         # from a settled system: not while autovacuum cleans up after the burst
         settled_seconds = await meter.until_quiet()
         before = meter.snapshot()
-        fixed = await at_fixed_rate(api, skus, rate, args.seconds)
+        fixed = (await at_fixed_rate_batched(api, skus, rate, args.seconds, args.create_batch)
+                 if args.create_batch > 1 else await at_fixed_rate(api, skus, rate, args.seconds))
         create_cpu = meter.per_unit(before, meter.snapshot(), len(fixed), "create")
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(f"machine: {os.cpu_count()} cores, {host.platform()}; client, services, Kafka and"
           " PostgreSQL all on it")
     print(f"warm-up: {args.warmup} lifecycles in {warmup_seconds:.1f}s, not counted")
     marked = "in waves of up to 100" if args.waves else "one request each"
+    created = (f"{args.create_batch} a request" if args.create_batch > 1
+               else "one request each")
     print(f"full lifecycles (create -> pending -> shipping init -> shipped -> stock committed):"
           f" {args.sales} in"
           f" {elapsed:.1f}s = {args.sales / elapsed:,.0f}/s, {args.concurrency} creators,"
-          f" {args.skus} SKUs, marked shipped {marked}")
+          f" {args.skus} SKUs, created {created}, marked shipped {marked}")
     print(f"  create-to-pending under that load: {ms(create_latencies)}")
     print(f"  {lifecycle_cpu}")
-    print(f"create-to-pending at a fixed {rate}/s for {args.seconds}s, started once the"
-          f" platform was quiet ({settled_seconds:.1f}s after the burst): {ms(fixed)}")
+    sent = (f"4 importers each sending what has arrived, up to {args.create_batch} a request,"
+            " latency from arrival" if args.create_batch > 1 else "one request each")
+    print(f"create-to-pending at a fixed {rate}/s for {args.seconds}s ({sent}), started once"
+          f" the platform was quiet ({settled_seconds:.1f}s after the burst): {ms(fixed)}")
     print(f"  {create_cpu}")
 
 
@@ -240,6 +300,8 @@ def main() -> None:
                         help="fixed create rate for the latency run (default: half the"
                              " measured lifecycle rate)")
     parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--create-batch", type=int, default=1,
+                        help="sales created per request (POST /sales/batch when above 1)")
     parser.add_argument("--mark", choices=("waves", "one"), default="waves",
                         help="mark fulfillments shipped in waves of up to 100 a request"
                              " (POST /fulfillments/status) or one request each")

@@ -112,8 +112,8 @@ async def test_concurrent_batches_sharing_sale_ids_create_each_sale_once(tenant:
     """Two importers sending the same sales in opposite orders: no deadlock, no 5xx, and
     every sale created by exactly one of them."""
     sku, location, _ = await stocked_product(tenant, quantity=10_000)
-    for _ in range(5):
-        sale_ids = [ref("S") for _ in range(60)]
+    for _ in range(20):
+        sale_ids = [ref("S") for _ in range(100)]
         bodies = [sale_body(s, location, (sku, 1)) for s in sale_ids]
         answers = await asyncio.gather(*(
             tenant.post(BATCH, {"sales": order}) for order in
