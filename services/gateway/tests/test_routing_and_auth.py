@@ -21,6 +21,7 @@ from gateway.proxy import route_for, upstream_path, with_public_origin
         ("GET", "/api/v1/sales", "orders", "sales:read"),
         ("HEAD", "/api/v1/sales/S-1", "orders", "sales:read"),
         ("POST", "/api/v1/sales/cancel", "orders", "sales:write"),
+        ("POST", "/api/v1/sales/batch", "orders", "sales:write"),
         ("PATCH", "/api/v1/products/SKU-1", "stock", "stock:write"),
         ("GET", "/api/v1/locations", "stock", "stock:read"),
         ("POST", "/api/v1/stock/stock-records/change", "stock", "stock:write"),

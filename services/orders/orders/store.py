@@ -51,10 +51,9 @@ async def insert_sales(
         " location_id, lines, customer, shipping_address, created_at, updated_at)"
         " SELECT id, $9, sale_id, $10, 1, shop::jsonb, location_id, lines::jsonb,"
         " customer::jsonb, shipping_address::jsonb, created_at, created_at FROM new"
-        " ORDER BY sale_id ON CONFLICT (tenant_id, sale_id) DO NOTHING RETURNING id),"
+        " ORDER BY sale_id ON CONFLICT (tenant_id, sale_id) DO NOTHING RETURNING id, created_at),"
         f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
-        " actor, at) SELECT id, NULL, $10, 'created', $11, created_at FROM new"
-        " WHERE id IN (SELECT id FROM added)),"
+        " actor, at) SELECT id, NULL, $10, 'created', $11, created_at FROM added),"
         f" events AS ({outbox_insert(S, 12, ONLY_ADDED_SALES_EVENTS)})"
         " SELECT id, pg_notify($16, '') FROM added",
         [s.id for s in sales], [s.sale_id for s in sales], [_json(s.shop) for s in sales],
