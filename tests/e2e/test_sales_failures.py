@@ -300,6 +300,10 @@ async def test_a_sale_created_on_a_second_orders_replica_answers_pending(
                 return await create(replica)
 
         results = await asyncio.gather(*(measured() for _ in range(REPLICA_SALES)))
+        started = time.monotonic()
+        async with http.post(f"{replica.url}/api/v1/sales/batch", headers=headers, json={
+                "sales": [sale_body(ref("S"), location, (sku, 1)) for _ in range(20)]}) as batch:
+            batch_answer = batch.status, await batch.json(), time.monotonic() - started
         group = await group_assignment(infrastructure.bootstrap_servers, "orders")
 
     # After the wait the answer is read anew, so a sale whose outcome another replica applied
@@ -309,6 +313,9 @@ async def test_a_sale_created_on_a_second_orders_replica_answers_pending(
             if (status, body["status"]) != (201, "pending") or took >= wait / 2]
     assert not late, (f"{len(late)} of {REPLICA_SALES} not 201 pending at once (status, sale"
                       f" status, seconds): {late[:5]}; group {group}")
+    status, body, took = batch_answer
+    assert status == 200 and took < wait / 2, (status, took, group)
+    assert [s["status"] for s in body["sales"]] == ["pending"] * 20, body
 
 
 async def test_a_wave_while_orders_is_unreachable_is_503_and_moves_nothing(
