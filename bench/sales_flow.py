@@ -1,12 +1,14 @@
-"""Full sale lifecycles through the platform: create (waits for the reservation), shipping
-init, mark shipped (in waves of up to 100, or one request each with `--mark one`), until the
-stock is committed; then create-to-pending latency at a fixed rate.
+"""Full sale lifecycles through the platform: create (20 sales a request, or one each with
+`--create-batch 1`; the request waits for the reservations), shipping init, mark shipped
+(in waves of up to 100, or one request each with `--mark one`), until the stock is
+committed; then create-to-pending latency at a fixed rate.
 
 Starts every service on the Kafka and PostgreSQL named by KAFKA_BOOTSTRAP_SERVERS and
 DATABASE_URL (`make bench` provides them), drives the public API through the gateway and
 prints the figures with the command line that produced them.
 
-    python bench/sales_flow.py --sales 4000 --warmup 4000 --concurrency 64 --skus 100 --mark waves
+    python bench/sales_flow.py --sales 4000 --warmup 4000 --concurrency 64 --skus 100 \
+        --create-batch 20 --mark waves
 """
 
 import argparse
@@ -278,7 +280,7 @@ async def run(args: argparse.Namespace, gateway: str, admin: str, meter: CpuMete
                else "one request each")
     print(f"full lifecycles (create -> pending -> shipping init -> shipped -> stock committed):"
           f" {args.sales} in"
-          f" {elapsed:.1f}s = {args.sales / elapsed:,.0f}/s, {args.concurrency} creators,"
+          f" {elapsed:.1f}s = {args.sales / elapsed:,.0f}/s, {args.concurrency} sales in flight,"
           f" {args.skus} SKUs, created {created}, marked shipped {marked}")
     print(f"  create-to-pending under that load: {ms(create_latencies)}")
     print(f"  {lifecycle_cpu}")
@@ -294,14 +296,16 @@ def main() -> None:
     parser.add_argument("--sales", type=int, default=4000)
     parser.add_argument("--warmup", type=int, default=4000,
                         help="lifecycles run first and not measured")
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--concurrency", type=int, default=64,
+                        help="sales being created at a time")
     parser.add_argument("--skus", type=int, default=100)
     parser.add_argument("--rate", type=float, default=0,
                         help="fixed create rate for the latency run (default: half the"
                              " measured lifecycle rate)")
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--create-batch", type=int, default=1,
-                        help="sales created per request (POST /sales/batch when above 1)")
+    parser.add_argument("--create-batch", type=int, default=20,
+                        help="sales created per request (POST /sales/batch); 1: POST /sales"
+                             " for each")
     parser.add_argument("--mark", choices=("waves", "one"), default="waves",
                         help="mark fulfillments shipped in waves of up to 100 a request"
                              " (POST /fulfillments/status) or one request each")
