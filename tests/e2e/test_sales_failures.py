@@ -166,45 +166,60 @@ async def test_fulfilment_dying_after_orders_shipped_is_finished_and_commits_onc
     assert [h["to_status"] for h in sale["status_history"]].count("shipped") == 1
 
 
+@pytest.mark.parametrize("per_request", [1, 10], ids=["one_sale_a_request", "batches_of_10"])
 async def test_orders_killed_mid_burst_stores_every_sale_exactly_once(
-    tenant: Client, platform: Platform, infrastructure,
+    tenant: Client, platform: Platform, infrastructure, per_request: int,
 ):
     sku, location, record = await stocked_product(tenant, quantity=BURST)
-    keys = {ref("S"): str(uuid.uuid4()) for _ in range(BURST)}
+    sale_ids = [ref("S") for _ in range(BURST)]
+    groups = [sale_ids[i:i + per_request] for i in range(0, BURST, per_request)]
     answers: dict[str, list[tuple[int, str | None]]] = defaultdict(list)
     transport_errors: Counter = Counter()
     done: set[str] = set()
-    queue = iter(keys.items())
+    queue = iter((group, str(uuid.uuid4())) for group in groups)
 
-    async def send(sale_id: str, key: str) -> None:
-        """Retry with the same Idempotency-Key until the platform has the sale."""
-        body = sale_body(sale_id, location, (sku, 1))
+    def has_them(group: list[str], answer: Any, retried: bool) -> bool:
+        """Whether this answer says the platform has every sale of the group."""
+        if answer.status == 202 and per_request == 1:
+            assert answer.body["sale_id"] == group[0], answer
+            assert answer.body["status"] == "awaiting_stock", answer
+            return True
+        if answer.status == 202:
+            created = [s["sale_id"] for s in answer.body["sales"]]
+            duplicated = [e["sale_id"] for e in answer.body["errors"]]
+            assert sorted(created + duplicated) == sorted(group), answer
+            assert retried or not duplicated, answer
+            assert {s["status"] for s in answer.body["sales"]} <= {"awaiting_stock"}, answer
+            return True
+        # an earlier attempt stored it, then lost its answer
+        return (answer.status, answer.problem_code) == (409, "duplicated") and retried
+
+    async def send(group: list[str], key: str) -> None:
+        """Retry with the same Idempotency-Key until the platform has the sales."""
+        bodies = [sale_body(sale_id, location, (sku, 1)) for sale_id in group]
+        path, body = ("/sales", bodies[0]) if per_request == 1 else (
+            "/sales/batch", {"sales": bodies})
         headers = {"Prefer": "respond-async", "Idempotency-Key": key}
+        tries = answers[group[0]]
         deadline = time.monotonic() + 45
         while True:
             try:
-                answer = await tenant.post("/sales", body, headers=headers)
+                answer = await tenant.post(path, body, headers=headers)
             except aiohttp.ClientError as exc:  # a dropped connection is retried the same way
                 transport_errors[type(exc).__name__] += 1
             else:
-                answers[sale_id].append((answer.status, answer.problem_code))
-                if answer.status == 202:
-                    assert answer.body["sale_id"] == sale_id, answer
-                    assert answer.body["status"] == "awaiting_stock", answer
-                    done.add(sale_id)
+                tries.append((answer.status, answer.problem_code))
+                if has_them(group, answer, retried=len(tries) > 1):
+                    done.update(group)
                     return
-                retried = len(answers[sale_id]) > 1
-                if (answer.status, answer.problem_code) == (409, "duplicated") and retried:
-                    done.add(sale_id)  # an earlier attempt stored it, then lost its answer
-                    return
-                assert answer.status in (503, 409), (sale_id, answers[sale_id], answer)
+                assert answer.status in (503, 409), (group, tries, answer)
                 assert answer.problem_code in ("unavailable", "conflict"), answer
-            assert time.monotonic() < deadline, (sale_id, answers[sale_id], transport_errors)
+            assert time.monotonic() < deadline, (group, tries, transport_errors)
             await asyncio.sleep(0.1)
 
     async def client() -> None:
-        for sale_id, key in queue:
-            await send(sale_id, key)
+        for group, key in queue:
+            await send(group, key)
 
     async def stored_so_far() -> int:
         return len(done)
@@ -218,18 +233,19 @@ async def test_orders_killed_mid_burst_stores_every_sale_exactly_once(
         await asyncio.to_thread(platform["orders"].wait_ready, 60)
         return at_kill
 
-    *_, at_kill = await asyncio.gather(*(client() for _ in range(BURST_CLIENTS)), crash())
+    clients = max(2, BURST_CLIENTS // per_request)
+    *_, at_kill = await asyncio.gather(*(client() for _ in range(clients)), crash())
     assert at_kill < BURST, "the kill must land mid-burst to prove anything"
     outage = sum(1 for tries in answers.values() for status, _ in tries if status == 503)
     assert outage > 0, "some requests must have met the outage"
-    assert done == set(keys)
+    assert done == set(sale_ids)
 
     tenant_id = uuid.UUID(tenant.tenant_id)
     db = await asyncpg.connect(infrastructure.database_url)
     try:
         stored = Counter(r["sale_id"] for r in await db.fetch(
             "SELECT sale_id FROM orders.sales WHERE tenant_id = $1", tenant_id))
-        assert stored == Counter(list(keys)), "every sale exactly once, and no other"
+        assert stored == Counter(sale_ids), "every sale exactly once, and no other"
 
         await eventually(lambda: tenant.get("/sales", status="pending", limit=1),
                          lambda a: a.body["pagination"]["total_count"] == BURST, timeout=45,
@@ -239,10 +255,10 @@ async def test_orders_killed_mid_burst_stores_every_sale_exactly_once(
         ledger = Counter(r["reference"] for r in await db.fetch(
             "SELECT reference FROM stock.movements WHERE tenant_id = $1"
             " AND reason = 'reservation'", tenant_id))
-        assert ledger == Counter(list(keys)), "one reservation ledger row per sale"
+        assert ledger == Counter(sale_ids), "one reservation ledger row per sale"
         reservations = Counter((r["sale_id"], r["status"]) for r in await db.fetch(
             "SELECT sale_id, status FROM stock.reservations WHERE tenant_id = $1", tenant_id))
-        assert reservations == Counter((s, "active") for s in keys)
+        assert reservations == Counter((s, "active") for s in sale_ids)
         assert (await tenant.get("/stock/integrity")).body["ok"] is True
     finally:
         await db.close()
