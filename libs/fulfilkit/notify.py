@@ -40,15 +40,6 @@ class Waiter:
         self._futures.setdefault(key, []).append(future)
         return future
 
-    async def wait(self, key: str, future: asyncio.Future[None], seconds: float) -> bool:
-        try:
-            await asyncio.wait_for(asyncio.shield(future), seconds)
-            return True
-        except TimeoutError:
-            return False
-        finally:
-            self.forget(key, future)
-
     async def wait_all(self, futures: dict[str, asyncio.Future[None]], seconds: float) -> None:
         """Wait, up to `seconds` in all, until every key has been notified or time is up."""
         try:
