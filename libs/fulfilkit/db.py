@@ -1,5 +1,5 @@
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -35,13 +35,15 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(
-    dsn: str, min_size: int = 2, max_size: int = 20, *, application_name: str = "fulfilkit"
+    dsn: str, min_size: int = 2, max_size: int = 20, *, application_name: str = "fulfilkit",
+    settings: Mapping[str, str] | None = None,
 ) -> asyncpg.Pool:
-    """`application_name` names the connections in `pg_stat_activity` and the server log."""
+    """`application_name` names the connections in `pg_stat_activity` and the server log;
+    `settings` are further server settings of every connection."""
     pool = await asyncpg.create_pool(
         dsn, min_size=min_size, max_size=max_size, init=_init_connection,
         reset=_keep_session, command_timeout=30,
-        server_settings={"application_name": application_name},
+        server_settings={**(settings or {}), "application_name": application_name},
     )
     assert pool is not None
     return pool

@@ -10,8 +10,8 @@ from typing import Any
 from uuid import UUID
 
 import asyncpg
-import orjson
 
+from fulfilkit.db import create_pool
 from fulfilkit.outbox import add_events
 from webhooks.domain import (
     DeliveryStatus,
@@ -376,30 +376,14 @@ async def create_dispatch_pool(dsn: str, max_size: int = 4) -> asyncpg.Pool:
     delivery due again, to be sent once more (same webhook-id); the attempt it logged may be
     lost with it. Events become deliveries on the main pool, with synchronous commits.
     """
-
-    async def init(conn: asyncpg.Connection) -> None:
-        await conn.set_type_codec("jsonb", encoder=orjson_text, decoder=orjson.loads,
-                                  schema="pg_catalog")
-
-    async def keep(conn: asyncpg.Connection) -> None:
-        """No reset query on release: these connections keep no session state (listeners are
-        removed by their owner), so the round trip would only cost."""
-
-    pool = await asyncpg.create_pool(
-        dsn, min_size=1, max_size=max_size, init=init, reset=keep, command_timeout=30,
-        server_settings={"synchronous_commit": "off", "application_name": "webhooks-dispatch"},
-    )
-    assert pool is not None
-    return pool
+    return await create_pool(dsn, min_size=1, max_size=max_size,
+                             application_name="webhooks-dispatch",
+                             settings={"synchronous_commit": "off"})
 
 
 async def commit_durably(conn: asyncpg.Connection) -> None:
     """This transaction of the dispatcher's pool waits for the WAL flush after all."""
     await conn.execute("SET LOCAL synchronous_commit = on")
-
-
-def orjson_text(value: Any) -> str:
-    return orjson.dumps(value).decode()
 
 
 # Endpoints with pending deliveries are found by a skip scan of one index (one probe per
