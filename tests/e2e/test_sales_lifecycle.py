@@ -53,6 +53,33 @@ async def test_cancel_releases_stock_and_answers_the_same_twice(tenant: Client):
                      what="the sale showing its released reservation")
 
 
+async def test_cancel_with_if_match_cancels_only_the_version_the_caller_saw(tenant: Client):
+    """A support tool reads a pending sale and cancels it only if it is still as read: if
+    shipping claimed it meanwhile, the cancel is refused instead."""
+    sale_id, _, _ = await pending_sale(tenant)
+    seen = await tenant.get(f"/sales/{sale_id}")
+    assert seen.headers["ETag"] == f'"{seen.body["version"]}"', seen.headers
+    await shipped_fulfillment(tenant, sale_id)  # claims it: a new version
+    cancel = {"sale_id": sale_id, "cancel_reason": "customer_request"}
+
+    stale = await tenant.post("/sales/cancel", cancel, headers={"If-Match": seen.headers["ETag"]})
+
+    assert (stale.status, stale.problem_code) == (409, "conflict"), stale
+    assert stale.body["sale_status"] == "in_fulfillment"
+    assert stale.body["version"] == seen.body["version"] + 1
+    assert await status_of(tenant, sale_id) == "in_fulfillment"
+
+    current = (await tenant.get(f"/sales/{sale_id}")).headers["ETag"]
+    done = await tenant.post("/sales/cancel", cancel, headers={"If-Match": current})
+    assert (done.status, done.body["status"]) == (200, "canceled"), done
+    again = await tenant.post("/sales/cancel", cancel, headers={"If-Match": current})
+    assert (again.status, again.body) == (200, done.body), "canceled already: the same answer"
+    assert (await tenant.get(f"/sales/{sale_id}")).headers["ETag"] != current
+
+    garbled = await tenant.post("/sales/cancel", cancel, headers={"If-Match": "latest"})
+    assert (garbled.status, garbled.problem_code) == (400, "invalid_request"), garbled
+
+
 async def test_cancel_refuses_bad_reasons_unknown_sales_and_shipped_sales(tenant: Client):
     bad = await tenant.post("/sales/cancel", {"sale_id": ref("S"), "cancel_reason": "bored"})
     assert bad.status == 422

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Header, Query, Request, Response
 from fulfilkit.events import utcnow
 from fulfilkit.http.internal import Actor, TenantId
 from fulfilkit.http.pagination import Page, paginated
+from fulfilkit.http.preconditions import IfMatch, etag, expected_version
 from fulfilkit.http.problems import Problem
 from fulfilkit.notify import Waiter
 from fulfilkit.service import Pool, Runtime, RuntimeDep
 from orders import events, store
 from orders.changes import Decided, change_each, save_change_if_unchanged
-from orders.domain import Sale, Status, cancel, claim, ship
+from orders.domain import Sale, Status, VersionMismatch, cancel, claim, ship
 from orders.schemas import (
     CancelIn,
     CancelOut,
@@ -135,20 +136,30 @@ async def create_sales(
 
 
 @router.post("/sales/cancel", response_model=CancelOut)
-async def cancel_sale(body: CancelIn, tenant: TenantId, actor: Actor, pool: Pool) -> CancelOut:
-    """From this answer on the sale can never ship; its stock and fulfillments follow."""
-    decided = await change_each(pool, tenant, actor, [body.sale_id],
-                                lambda sale: cancel(sale, body.cancel_reason))
+async def cancel_sale(
+    body: CancelIn, tenant: TenantId, actor: Actor, pool: Pool, if_match: IfMatch = None,
+) -> CancelOut:
+    """From this answer on the sale can never ship; its stock and fulfillments follow. With
+    `If-Match`, only if the sale is still at that version (409 otherwise)."""
+    version = expected_version(if_match)
+    try:
+        decided = await change_each(pool, tenant, actor, [body.sale_id],
+                                    lambda sale: cancel(sale, body.cancel_reason, version))
+    except VersionMismatch as stale:
+        raise Problem("conflict", f"The sale has changed since version {stale.expected}: it is"
+                      f" {stale.sale.status} at version {stale.sale.version}.",
+                      sale_status=stale.sale.status, version=stale.sale.version) from None
     sale = _the_one(decided, body.sale_id, "can no longer be canceled")
     return CancelOut(id=sale.id, sale_id=sale.sale_id, status="canceled")
 
 
 @router.get("/sales/{sale_id}", response_model=SaleOut)
-async def get_sale(sale_id: str, tenant: TenantId, pool: Pool) -> SaleOut:
+async def get_sale(sale_id: str, tenant: TenantId, pool: Pool, response: Response) -> SaleOut:
     async with pool.acquire() as conn:
         sale = await store.get_sale(conn, tenant, sale_id)
         if sale is None:
             raise Problem("no_content", f"No sale with sale_id {sale_id!r}.")
+        response.headers["ETag"] = etag(sale.version)
         return sale_out(sale, await store.history(conn, sale.id))
 
 

@@ -84,10 +84,21 @@ def apply_reservation_outcome(
 CancelReason = Literal["out_of_stock", "customer_request", "other"]
 
 
-def cancel(sale: Sale, reason: CancelReason) -> StatusChange | None:
-    """Cancel before shipping; cancelling a canceled sale again changes nothing."""
+class VersionMismatch(Exception):
+    """The caller asked for a change to a version of the sale that is no longer current."""
+
+    def __init__(self, sale: "Sale", expected: int) -> None:
+        super().__init__(f"sale {sale.sale_id} is at version {sale.version}, not {expected}")
+        self.sale, self.expected = sale, expected
+
+
+def cancel(sale: Sale, reason: CancelReason, version: int | None = None) -> StatusChange | None:
+    """Cancel before shipping, and only at `version` if one is given; cancelling a canceled
+    sale again changes nothing, whatever the version asked for (the outcome wanted holds)."""
     if sale.status == "canceled":
         return None
+    if version is not None and sale.version != version:
+        raise VersionMismatch(sale, version)
     change = transition(sale, "canceled", reason)
     sale.cancel_reason = reason
     return change

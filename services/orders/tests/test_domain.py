@@ -2,7 +2,14 @@ import uuid
 
 import pytest
 
-from orders.domain import IllegalTransition, Sale, apply_reservation_outcome, transition
+from orders.domain import (
+    IllegalTransition,
+    Sale,
+    VersionMismatch,
+    apply_reservation_outcome,
+    cancel,
+    transition,
+)
 
 
 def sale(status: str) -> Sale:
@@ -28,6 +35,16 @@ def test_shipped_and_delivered_sales_cannot_be_canceled():
     for status in ("shipped", "delivered"):
         with pytest.raises(IllegalTransition):
             transition(sale(status), "canceled")
+
+
+def test_cancel_at_a_version_refuses_a_sale_that_moved_on_but_not_a_canceled_one():
+    moved = sale("in_fulfillment")
+    moved.version = 3
+    with pytest.raises(VersionMismatch):
+        cancel(moved, "other", version=2)
+    assert (moved.status, moved.version) == ("in_fulfillment", 3)
+    assert cancel(moved, "other", version=3).sale.status == "canceled"
+    assert cancel(moved, "other", version=3) is None, "canceled already: nothing to do"
 
 
 def test_reservation_outcomes_move_waiting_sales():

@@ -1,29 +1,17 @@
 """Catalogue routes: products and locations."""
 
-from typing import Annotated
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from fulfilkit.http.internal import TenantId
 from fulfilkit.http.pagination import Page, paginated
+from fulfilkit.http.preconditions import IfMatch, expected_version
 from fulfilkit.http.problems import Problem
 from fulfilkit.service import Pool
 from stock import store
 from stock.schemas import Location, LocationIn, LocationPatch, Product, ProductIn, ProductPatch
 
 router = APIRouter(prefix="/api/v1")
-IfMatch = Annotated[str | None, Header()]
-
-
-def parse_if_match(value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return int(value.strip().removeprefix("W/").strip('"'))
-    except ValueError:
-        raise Problem("invalid_request", "If-Match must be a version number.") from None
-
-
 @router.post("/products", status_code=201, response_model=Product, tags=["products"])
 async def create_product(body: ProductIn, tenant: TenantId, pool: Pool) -> dict:
     async with pool.acquire() as conn:
@@ -59,7 +47,8 @@ async def patch_product(
 ) -> dict:
     async with pool.acquire() as conn:
         row = await store.update_row(conn, "products", "sku", tenant, sku,
-                                     body.model_dump(exclude_unset=True), parse_if_match(if_match))
+                                     body.model_dump(exclude_unset=True),
+                                     expected_version(if_match))
         if row is None and await store.get_product(conn, tenant, sku) is None:
             raise Problem("no_content", f"No product with sku {sku!r}.")
     if row is None:
@@ -102,7 +91,8 @@ async def patch_location(
 ) -> dict:
     async with pool.acquire() as conn:
         row = await store.update_row(conn, "locations", "location_id", tenant, location_id,
-                                     body.model_dump(exclude_unset=True), parse_if_match(if_match))
+                                     body.model_dump(exclude_unset=True),
+                                     expected_version(if_match))
         if row is None and await store.get_location(conn, tenant, location_id) is None:
             raise Problem("no_content", f"No location {location_id!r}.")
     if row is None:

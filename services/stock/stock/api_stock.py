@@ -11,10 +11,10 @@ from fastapi import APIRouter, Query, Request, Response
 from fulfilkit.db import in_transaction
 from fulfilkit.http.internal import Actor, TenantId
 from fulfilkit.http.pagination import Page, paginated
+from fulfilkit.http.preconditions import IfMatch, expected_version
 from fulfilkit.http.problems import Problem
 from fulfilkit.service import Pool
 from stock import integrity, levels, store
-from stock.api import IfMatch, parse_if_match
 from stock.changes import save_changes
 from stock.domain import StockRecord, opening_entry
 from stock.schemas import (
@@ -96,7 +96,7 @@ async def update_stock_records(
     body: RecordsUpdateIn, tenant: TenantId, actor: Actor, pool: Pool, if_match: IfMatch = None
 ) -> RecordsOut:
     """Set on-hand quantities, all or none; `compare_quantity`/`version`/If-Match guard them."""
-    version = parse_if_match(if_match)
+    version = expected_version(if_match)
     ids = await in_transaction(pool, lambda conn: levels.update_records(
         conn, tenant, body.stock_records, version, actor, body.notes))
     return RecordsOut(stock_records=await _records_out(pool, ids))

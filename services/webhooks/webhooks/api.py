@@ -5,11 +5,12 @@ from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 import orjson
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from fulfilkit.http.internal import TenantId
 from fulfilkit.http.pagination import Page, paginated
+from fulfilkit.http.preconditions import IfMatch, etag, expected_version
 from fulfilkit.http.problems import Problem
 from fulfilkit.service import Pool
 from webhooks import store
@@ -203,18 +204,9 @@ async def _check_url(request: Request, url: str) -> None:
         ) from None
 
 
-def _expected_version(if_match: str | None) -> int | None:
-    if if_match is None or if_match.strip() == "*":
-        return None
-    text = if_match.strip().removeprefix("W/").strip('"')
-    if not text.isdigit():
-        raise Problem("invalid_request", "If-Match must carry the endpoint's version number.")
-    return int(text)
-
-
 def _endpoint(row: Any, response: Response | None = None) -> EndpointOut:
     if response is not None:
-        response.headers["ETag"] = f'"{row["version"]}"'
+        response.headers["ETag"] = etag(row["version"])
     return EndpointOut.model_validate(dict(row))
 
 
@@ -272,9 +264,9 @@ async def update_endpoint(
     pool: Pool,
     request: Request,
     response: Response,
-    if_match: Annotated[str | None, Header()] = None,
+    if_match: IfMatch = None,
 ) -> EndpointOut:
-    expected = _expected_version(if_match)
+    expected = expected_version(if_match)
     changes = body.changes()
     if "url" in changes:
         await _check_url(request, changes["url"])
