@@ -10,7 +10,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
+from faststream.kafka.message import KafkaMessage
 
 from fulfilkit.inbox import Inbox
 
@@ -50,9 +50,11 @@ def make_producer(bootstrap: str) -> AIOKafkaProducer:
     )
 
 
-async def _raw_bodies(message: KafkaMessage) -> object:
-    # async on purpose: FastStream runs a sync decoder in a worker thread, a thread hop per batch
-    return message.body
+async def _the_message(message: KafkaMessage) -> KafkaMessage:
+    """The handler works on the records themselves and acknowledges through the message.
+    async on purpose: FastStream runs a sync decoder in a worker thread, a thread hop per
+    batch."""
+    return message
 
 
 def subscribe(
@@ -82,10 +84,10 @@ def subscribe(
         fetch_max_wait_ms=fetch_max_wait_ms,
         fetch_min_bytes=fetch_min_bytes,
         ack_policy=AckPolicy.MANUAL,
-        decoder=_raw_bodies,
+        decoder=_the_message,
         title=f"{group_id}:{','.join(topics)}",
     )
-    async def consume(body: list[bytes], message: KafkaMessage) -> None:
+    async def consume(message: KafkaMessage) -> None:
         records = message.raw_message
         try:
             await inbox.handle(records if isinstance(records, tuple) else (records,))

@@ -96,7 +96,11 @@ async def _start_runtime(spec: ServiceSpec) -> Runtime:
         await ensure_topics(s.kafka_bootstrap_servers, ALL_TOPICS, s.kafka_partitions)
         runtime.producer = make_producer(s.kafka_bootstrap_servers)
         await runtime.producer.start()
-        runtime.broker = KafkaBroker(s.kafka_bootstrap_servers, logger=log, log_level=logging.DEBUG)
+        # No dependency injection: the one subscriber takes the message as its decoder hands
+        # it over. With it, FastDepends resolved the message through a synchronous context
+        # field in a worker thread, a thread hop per batch.
+        runtime.broker = KafkaBroker(s.kafka_bootstrap_servers, logger=log,
+                                     log_level=logging.DEBUG, apply_types=False)
         for consumer in spec.consumers:
             inbox = Inbox(
                 pool, spec.name, spec.name, runtime.producer, consumer.apply(runtime),
