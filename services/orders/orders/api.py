@@ -156,11 +156,12 @@ async def cancel_sale(
 @router.get("/sales/{sale_id}", response_model=SaleOut)
 async def get_sale(sale_id: str, tenant: TenantId, pool: Pool, response: Response) -> SaleOut:
     async with pool.acquire() as conn:
-        sale = await store.get_sale(conn, tenant, sale_id)
-        if sale is None:
-            raise Problem("no_content", f"No sale with sale_id {sale_id!r}.")
-        response.headers["ETag"] = etag(sale.version)
-        return sale_out(sale, await store.history(conn, sale.id))
+        found = await store.sale_with_history(conn, tenant, sale_id)
+    if found is None:
+        raise Problem("no_content", f"No sale with sale_id {sale_id!r}.")
+    sale, history = found
+    response.headers["ETag"] = etag(sale.version)
+    return sale_out(sale, history)
 
 
 @router.get("/sales")

@@ -149,31 +149,33 @@ async def save_if_unchanged(
     return bool(notified)
 
 
+WITH_HISTORY = (
+    f"SELECT {SALE_COLUMNS}, (SELECT coalesce(jsonb_agg(jsonb_build_object("
+    "'from_status', h.from_status, 'to_status', h.to_status, 'reason', h.reason,"
+    f" 'actor', h.actor, 'at', h.at) ORDER BY h.id), '[]') FROM {S}.status_history h"
+    f" WHERE h.sale = s.id) AS history FROM {S}.sales s"
+)
+
+
+def _with_history(row: asyncpg.Record) -> tuple[Sale, list[dict[str, Any]]]:
+    fields = dict(row)
+    history = fields.pop("history")
+    return Sale(**fields), history
+
+
 async def sales_with_history(
     conn: asyncpg.Connection, ids: Sequence[UUID]
 ) -> dict[UUID, tuple[Sale, list[dict[str, Any]]]]:
-    rows = await conn.fetch(
-        f"SELECT {SALE_COLUMNS}, (SELECT coalesce(jsonb_agg(jsonb_build_object("
-        "'from_status', h.from_status, 'to_status', h.to_status, 'reason', h.reason,"
-        f" 'actor', h.actor, 'at', h.at) ORDER BY h.id), '[]') FROM {S}.status_history h"
-        f" WHERE h.sale = s.id) AS history FROM {S}.sales s WHERE s.id = ANY($1::uuid[])",
-        list(ids),
-    )
-    found = {}
-    for row in rows:
-        fields = dict(row)
-        history = fields.pop("history")
-        found[row["id"]] = (Sale(**fields), history)
-    return found
+    rows = await conn.fetch(f"{WITH_HISTORY} WHERE s.id = ANY($1::uuid[])", list(ids))
+    return {row["id"]: _with_history(row) for row in rows}
 
 
-async def history(conn: asyncpg.Connection, sale: UUID) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        f"SELECT from_status, to_status, reason, actor, at FROM {S}.status_history"
-        " WHERE sale = $1 ORDER BY id",
-        sale,
-    )
-    return [dict(r) for r in rows]
+async def sale_with_history(
+    conn: asyncpg.Connection, tenant_id: UUID, sale_id: str
+) -> tuple[Sale, list[dict[str, Any]]] | None:
+    row = await conn.fetchrow(f"{WITH_HISTORY} WHERE s.tenant_id = $1 AND s.sale_id = $2",
+                              tenant_id, sale_id)
+    return _with_history(row) if row else None
 
 
 async def list_sales(
