@@ -334,6 +334,34 @@ async def test_a_sale_created_on_a_second_orders_replica_answers_pending(
     assert [s["status"] for s in body["sales"]] == ["pending"] * 20, body
 
 
+async def test_creates_whose_wait_runs_out_answer_awaiting_stock_and_reserve_later(
+    tenant: Client, platform: Platform, http: aiohttp.ClientSession,
+):
+    sku, location, _ = await stocked_product(tenant, quantity=10)
+    headers = internal_headers(platform, tenant)
+    one, many = ref("S"), [ref("S") for _ in range(3)]
+    env = {**platform.env, "SALE_CREATE_WAIT_SECONDS": "0"}
+    async with extra_process(platform, "orders-impatient", "orders.app:app", env) as impatient:
+        async with http.post(f"{impatient.url}/api/v1/sales", headers=headers,
+                             json=sale_body(one, location, (sku, 1))) as single:
+            single_answer = single.status, await single.json(), single.headers.get("Location")
+        async with http.post(f"{impatient.url}/api/v1/sales/batch", headers=headers, json={
+                "sales": [sale_body(s, location, (sku, 1)) for s in many]}) as batch:
+            batch_answer = batch.status, await batch.json()
+
+    status, body, location_header = single_answer
+    assert (status, body["status"]) == (202, "awaiting_stock"), single_answer
+    assert location_header == f"/api/v1/sales/{one}"
+    status, body = batch_answer
+    assert status == 200 and body["errors"] == [], batch_answer
+    assert [(s["sale_id"], s["status"]) for s in body["sales"]] == [
+        (s, "awaiting_stock") for s in many]
+    for sale_id in [one, *many]:
+        await eventually(lambda s=sale_id: tenant.get(f"/sales/{s}"),
+                         lambda a: a.body["status"] == "pending", timeout=40,
+                         what=f"{sale_id} reserved after its wait ran out")
+
+
 async def test_a_wave_while_orders_is_unreachable_is_503_and_moves_nothing(
     tenant: Client, platform: Platform, http: aiohttp.ClientSession,
 ):

@@ -78,19 +78,22 @@ async def _create(
                                                 [events.sale_created(s) for s in sales])
         created = [s for s in sales if s.id in inserted]
         refused = [s for s in sales if s.id not in inserted]
-        if not wait:
-            return [sale_out(s, [{"from_status": None, "to_status": s.status,
-                                  "reason": "created", "actor": actor, "at": s.created_at}])
-                    for s in created], refused
-        for sale in refused:
-            waiter.forget(str(sale.id), expected.pop(str(sale.id)))
-        await waiter.wait_all(expected, runtime.settings.sale_create_wait_seconds)
+        if wait:
+            await waiter.wait_all({str(s.id): expected[str(s.id)] for s in created},
+                                  runtime.settings.sale_create_wait_seconds)
     finally:
-        for key, future in expected.items():
+        for key, future in expected.items():  # the refused ones too, or after an error
             waiter.forget(key, future)
+    if not wait:  # the sales as accepted, whatever happened since
+        return [sale_out(s, [{"from_status": None, "to_status": s.status, "reason": "created",
+                              "actor": actor, "at": s.created_at}]) for s in created], refused
     async with runtime.pool.acquire() as conn:
         found = await store.sales_with_history(conn, [s.id for s in created])
     return [sale_out(*found[s.id]) for s in created], refused
+
+
+def _taken(sale_id: str) -> str:
+    return f"A sale with sale_id {sale_id!r} exists."
 
 
 def _prefers_async(prefer: str | None, response: Response) -> bool:
@@ -110,7 +113,7 @@ async def create_sale(
     respond_async = _prefers_async(prefer, response)
     created, _ = await _create(runtime, [new_sale(body, tenant)], actor, not respond_async)
     if not created:
-        raise Problem("duplicated", f"A sale with sale_id {body.sale_id!r} exists.")
+        raise Problem("duplicated", _taken(body.sale_id))
     [sale] = created
     response.headers["Location"] = f"/api/v1/sales/{sale.sale_id}"
     if sale.status == "awaiting_stock":
@@ -130,8 +133,7 @@ async def create_sales(
     created, refused = await _create(runtime, [new_sale(s, tenant) for s in body.sales],
                                      actor, not respond_async)
     return SalesOut(sales=created, errors=[
-        CreateError(sale_id=s.sale_id, code="duplicated",
-                    detail=f"A sale with sale_id {s.sale_id!r} exists.")
+        CreateError(sale_id=s.sale_id, code="duplicated", detail=_taken(s.sale_id))
         for s in refused])
 
 
