@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install up down status test unit lint bench clean
+.PHONY: help install up down status test unit lint audit lock bench clean
 
 help:
 	@echo "make up      start Kafka, PostgreSQL and every service (no Docker needed)"
@@ -13,11 +13,13 @@ help:
 	@echo "make test    install, start a fresh Kafka and PostgreSQL, run the whole suite"
 	@echo "make unit    only the fast tests that need no infrastructure"
 	@echo "make lint    ruff and the architecture contracts"
+	@echo "make audit   pip-audit over the locked dependencies"
+	@echo "make lock    re-lock requirements*.txt (with hashes) from requirements*.in"
 	@echo "make bench   the benchmarks in bench/ (not part of make test)"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.txt
 	$(PY) deploy/install_paths.py
 	touch $(STAMP)
 
@@ -41,6 +43,16 @@ unit: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+
+audit: $(STAMP)
+	$(PY) deploy/audit.py requirements-dev.txt
+
+# Needs PyPI; pip-tools runs from a throwaway environment so the lock does not lock itself.
+lock:
+	$(PYTHON) -m venv .cache/lockenv
+	.cache/lockenv/bin/pip install -q pip-tools==7.6.2
+	.cache/lockenv/bin/pip-compile -q --generate-hashes --allow-unsafe --no-emit-find-links --strip-extras -o requirements.txt requirements.in
+	.cache/lockenv/bin/pip-compile -q --generate-hashes --allow-unsafe --no-emit-find-links --strip-extras -o requirements-dev.txt requirements-dev.in
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
