@@ -1,5 +1,6 @@
 """One shape for every service: settings, pool, migrations, topics, broker, relay, routes."""
 
+import asyncio
 import contextlib
 import functools
 import gc
@@ -23,13 +24,15 @@ from fulfilkit.http.middleware import RequestIdMiddleware, StripTrailingSlashMid
 from fulfilkit.http.problems import install_problem_handlers
 from fulfilkit.inbox import Apply, Inbox, Relevant
 from fulfilkit.kafka import ensure_topics, make_producer, subscribe
-from fulfilkit.logs import configure_logging
+from fulfilkit.logs import broker_noise, configure_logging
 from fulfilkit.outbox import OutboxRelay
 from fulfilkit.retention import run_inbox_pruner
 from fulfilkit.settings import ServiceSettings
 from fulfilkit.supervise import Supervisor
 
 log = logging.getLogger(__name__)
+
+BROKER_WATCH_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,18 @@ def _start_loops(spec: ServiceSpec, runtime: Runtime) -> None:
         )
         runtime.extras["relay"] = relay
         loops.start("outbox_relay", relay.run)
+    if runtime.broker is not None:
+        loops.start("broker_watch", functools.partial(_watch_broker, runtime.broker))
+
+
+async def _watch_broker(broker: KafkaBroker) -> None:
+    """Says once when the broker answers again after an outage `broker_noise` has seen."""
+    while True:
+        await asyncio.sleep(BROKER_WATCH_SECONDS)
+        if (broker_noise.outage_since is not None
+                and broker_noise.quiet_for() > BROKER_WATCH_SECONDS
+                and await broker.ping(timeout=2)):
+            log.warning("Kafka broker reachable again after %.0fs", broker_noise.recovered())
 
 
 async def _stop_runtime(runtime: Runtime) -> None:

@@ -58,7 +58,7 @@ class Supervisor:
         """Run `run()` under supervision, as `name`, until `stop()`."""
         if name in self._status:
             raise ValueError(f"a loop named {name!r} is already supervised")
-        status = self._status[name] = LoopStatus(name)
+        status = self._status[name] = LoopStatus(name, running=True)
         self._tasks.append(asyncio.create_task(self._supervise(status, run), name=name))
 
     def down(self) -> list[str]:
