@@ -323,6 +323,8 @@ def server_properties(layout: KafkaLayout, port: int, controller_port: int) -> s
         "share.coordinator.state.topic.min.isr": "1",
         "group.initial.rebalance.delay.ms": "0",
         "auto.create.topics.enable": "false",
+        # Kafka's default, stated: the services' KAFKA_MAX_REQUEST_SIZE must not exceed it
+        "message.max.bytes": "1048588",
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 

@@ -23,7 +23,7 @@ from fulfilkit.db import create_pool, migrate
 from fulfilkit.http.middleware import RequestIdMiddleware, StripTrailingSlashMiddleware
 from fulfilkit.http.problems import install_problem_handlers
 from fulfilkit.inbox import Apply, Inbox, Relevant
-from fulfilkit.kafka import ensure_topics, make_producer, subscribe
+from fulfilkit.kafka import check_message_size, ensure_topics, make_producer, subscribe
 from fulfilkit.logs import broker_noise, configure_logging
 from fulfilkit.outbox import OutboxRelay
 from fulfilkit.retention import run_inbox_pruner
@@ -108,7 +108,8 @@ async def _start_runtime(spec: ServiceSpec) -> Runtime:
                                        max_delay=s.loop_restart_max_seconds))
     if spec.uses_kafka:
         await ensure_topics(s.kafka_bootstrap_servers, ALL_TOPICS, s.kafka_partitions)
-        runtime.producer = make_producer(s.kafka_bootstrap_servers)
+        await check_message_size(s.kafka_bootstrap_servers, ALL_TOPICS, s.kafka_max_request_size)
+        runtime.producer = make_producer(s.kafka_bootstrap_servers, s.kafka_max_request_size)
         await runtime.producer.start()
         # No dependency injection: the one subscriber takes the message as its decoder hands
         # it over. With it, FastDepends resolved the message through a synchronous context

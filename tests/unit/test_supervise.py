@@ -2,6 +2,7 @@
 failures are logged and counted; it is reported down until it has run again for a while."""
 
 import asyncio
+import itertools
 import logging
 import time
 
@@ -33,7 +34,7 @@ async def test_a_failing_loop_is_restarted_with_doubling_capped_delays(caplog) -
         loops.start("flaky", flaky)
         try:
             await until(lambda: len(starts) == 6)
-            gaps = [b - a for a, b in zip(starts, starts[1:], strict=False)]
+            gaps = [b - a for a, b in itertools.pairwise(starts)]
             # 0.05, 0.1, 0.2, then capped at 0.2 (a loaded machine only makes them longer)
             for gap, least in zip(gaps, (0.05, 0.1, 0.2, 0.2, 0.2), strict=True):
                 assert gap >= least * 0.9, gaps
