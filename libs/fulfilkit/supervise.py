@@ -11,7 +11,6 @@ A loop counts as down from its failure until its next run has lasted `settle` se
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -49,6 +48,7 @@ class Supervisor:
         self._settle = settle
         self._status: dict[str, LoopStatus] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     @property
     def loops(self) -> Mapping[str, LoopStatus]:
@@ -66,12 +66,15 @@ class Supervisor:
         now = time.monotonic()
         return [name for name, s in self._status.items() if not s.is_up(self._settle, now)]
 
-    async def stop(self) -> None:
+    async def stop(self, timeout: float = 10.0) -> None:
+        self._stopping = True
         for task in self._tasks:
             task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        if self._tasks:
+            _, stuck = await asyncio.wait(self._tasks, timeout=timeout)
+            for task in stuck:
+                log.error("background loop %s did not stop within %.0fs", task.get_name(),
+                          timeout)
         self._tasks.clear()
 
     async def _supervise(self, status: LoopStatus, run: Run) -> None:
@@ -86,6 +89,9 @@ class Supervisor:
                 raise
             except Exception as exc:
                 error = exc
+            if self._stopping:  # it failed while being cancelled: do not start it again
+                status.running = False
+                return
             lasted = time.monotonic() - status.started_at
             if lasted >= self._max_delay:
                 delay = self._first_delay

@@ -134,3 +134,17 @@ def test_broker_noise_lets_one_line_through_per_interval_and_says_what_it_left_o
     assert noise.outage_since is not None
     noise.recovered()
     assert noise.outage_since is None and noise.filter(record()), "a new outage speaks again"
+
+
+async def test_stop_ends_a_loop_that_fails_while_it_is_cancelled() -> None:
+    async def loop() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            raise OSError("closing its pool failed")  # replaces the cancellation
+
+    loops = Supervisor(first_delay=0.01)
+    loops.start("dispatcher", loop)
+    await asyncio.sleep(0.05)
+    await asyncio.wait_for(loops.stop(), 5)
+    assert loops.down() == ["dispatcher"]
