@@ -28,9 +28,11 @@ class BrokerNoise(logging.Filter):
         self._quiet_until = 0.0
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno < logging.WARNING or not (
-            record.name == self.source or record.name.startswith(f"{self.source}.")
-        ):
+        if not (record.name == self.source or record.name.startswith(f"{self.source}.")):
+            return True
+        # Errors start an outage; warnings (a rebalance, say) are noise only during one.
+        threshold = logging.WARNING if self.outage_since is not None else logging.ERROR
+        if record.levelno < threshold:
             return True
         now = time.monotonic()
         self.last_noise = now

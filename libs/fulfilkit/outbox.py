@@ -211,8 +211,9 @@ class OutboxRelay:
         if to_park:
             await self._park(db, to_park)
         seqs = [r["seq"] for r in acked]
-        for seq in seqs:
-            self._failures.pop(seq, None)
+        if self._failures:
+            for seq in seqs:
+                self._failures.pop(seq, None)
         if seqs and self._after_publish is not None:
             await self._after_publish(seqs)
         self._sent = seqs

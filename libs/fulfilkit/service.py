@@ -32,7 +32,7 @@ from fulfilkit.supervise import Supervisor
 
 log = logging.getLogger(__name__)
 
-BROKER_WATCH_SECONDS = 3.0
+BROKER_WATCH_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -161,7 +161,7 @@ async def _watch_broker(broker: KafkaBroker) -> None:
     while True:
         await asyncio.sleep(BROKER_WATCH_SECONDS)
         if (broker_noise.outage_since is not None
-                and broker_noise.quiet_for() > BROKER_WATCH_SECONDS
+                and broker_noise.quiet_for() > 2 * BROKER_WATCH_SECONDS
                 and await broker.ping(timeout=2)):
             log.warning("Kafka broker reachable again after %.0fs", broker_noise.recovered())
 

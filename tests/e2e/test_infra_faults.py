@@ -180,8 +180,11 @@ async def test_a_kafka_outage_parks_nothing_and_every_consumer_and_relay_resumes
     sku, location, _ = await stocked_product(tenant, quantity=50)
     assert all_ready(await readiness(http, platform))
     parked_before = await parked_rows(dsn)
+    log_file = platform["orders"].log_file
+    log_start = log_file.stat().st_size
 
     during = ref("S")
+    outage_started = time.monotonic()
     async with kafka_down(bootstrap):
         # Writes are taken (the outbox keeps their events); none waits longer than its bound.
         answer, seconds = await timed(tenant.post("/sales", sale_body(during, location, (sku, 1))))
@@ -196,9 +199,20 @@ async def test_a_kafka_outage_parks_nothing_and_every_consumer_and_relay_resumes
         assert ready["orders"][1]["checks"]["broker"] is False, ready["orders"]
         assert ready["gateway"][0] == 200, "the gateway needs no broker"
 
+    outage = time.monotonic() - outage_started
     await eventually(lambda: readiness(http, platform), all_ready, timeout=60, interval=0.5,
                      what="every service ready again")
     await sale_reaches(tenant, during, "pending", timeout=60)
+
+    async def orders_log() -> list[str]:
+        return log_file.read_bytes()[log_start:].decode(errors="replace").splitlines()
+
+    lines = await eventually(orders_log,
+                             lambda lines: any("Kafka broker reachable again" in x for x in lines),
+                             timeout=30, interval=0.5, what="orders saying the broker is back")
+    # aiokafka's ten errors a second become a line every 10 s while the broker is away
+    broker_lines = [x for x in lines if " aiokafka" in x]
+    assert 1 <= len(broker_lines) <= outage / 10 + 4, broker_lines
     await eventually(lambda: outbox_rows(dsn), lambda rows: not any(rows.values()),
                      timeout=45, interval=0.5, what="every outbox empty")
     assert await parked_rows(dsn) == parked_before, "an outage must park nothing"

@@ -129,11 +129,17 @@ def test_broker_noise_lets_one_line_through_per_interval_and_says_what_it_left_o
     assert first.getMessage().endswith("Unable connect to node with id 1")
     assert not any(noise.filter(record("aiokafka.consumer.fetcher")) for _ in range(50))
     assert noise.left_out == 50
+    assert not noise.filter(record(level=logging.WARNING)), "warnings during an outage too"
+    assert noise.left_out == 51
     assert noise.filter(record("faststream")), "other sources pass"
     assert noise.filter(record(level=logging.INFO)), "below warning passes"
     assert noise.outage_since is not None
     noise.recovered()
-    assert noise.outage_since is None and noise.filter(record()), "a new outage speaks again"
+    assert noise.outage_since is None
+    assert noise.filter(record(level=logging.WARNING)), "a warning alone is no outage"
+    assert noise.outage_since is None
+    assert noise.filter(record()), "a new outage speaks again"
+    assert noise.outage_since is not None
 
 
 async def test_stop_ends_a_loop_that_fails_while_it_is_cancelled() -> None:
