@@ -233,7 +233,14 @@ async def create_endpoint(
 ) -> EndpointCreated:
     await _check_url(request, body.url)
     secret = new_secret()
-    row = await store.create_endpoint(pool, tenant, uuid4(), body.model_dump(), secret)
+    cap = _settings(request).webhook_max_endpoints_per_tenant
+    async with pool.acquire() as conn, conn.transaction():
+        if await store.lock_tenant_endpoints(conn, tenant) >= cap:
+            raise Problem(
+                "conflict", f"A tenant can have at most {cap} webhook endpoints;"
+                " delete one before creating another.", limit=cap,
+            )
+        row = await store.create_endpoint(conn, tenant, uuid4(), body.model_dump(), secret)
     response.headers["Location"] = f"{request.url.path}/{row['id']}"
     return EndpointCreated(**_endpoint(row, response).model_dump(), secret=secret)
 

@@ -55,6 +55,19 @@ async def create_endpoint(
     )
 
 
+async def lock_tenant_endpoints(conn: asyncpg.Connection, tenant_id: UUID) -> int:
+    """How many endpoints the tenant has, with creations of that tenant serialised until the
+    caller's transaction ends (so a cap on the count holds under concurrent creates)."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock("
+        "hashtextextended('webhooks.endpoints:' || $1::uuid::text, 0))",
+        tenant_id,
+    )
+    return await conn.fetchval(
+        "SELECT count(*) FROM webhooks.endpoints WHERE tenant_id = $1", tenant_id
+    )
+
+
 async def list_endpoints(
     db: Executor, tenant_id: UUID, limit: int, offset: int
 ) -> tuple[list[asyncpg.Record], int]:
