@@ -69,7 +69,8 @@ class FakeSender:
         self.sent: list[str] = []
         self.gates: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
-    async def post(self, url: str, _: dict, __: list, msg_id: str, ___: bytes) -> Attempt:
+    async def post(self, url: str, _: dict, __: list, msg_id: str, ___: bytes,
+                   tenant: UUID | None = None) -> Attempt:
         self.open[url] += 1
         self.most_open[url] = max(self.most_open[url], self.open[url])
         self.sent.append(url)

@@ -26,10 +26,11 @@ from webhooks.domain import (
     recover_window_error,
     webhook_payload,
 )
+from webhooks.resolving import on_behalf_of
 from webhooks.sender import SENDER_KEY, Sender
 from webhooks.settings import WebhookSettings
 from webhooks.signing import new_secret
-from webhooks.urls import AllowList, UrlRefused, check_url, shape_error
+from webhooks.urls import UrlRefused, check_url, shape_error
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 
@@ -194,9 +195,11 @@ def _no_delivery() -> Problem:
     return Problem("no_content", "No such webhook delivery.")
 
 
-async def _check_url(request: Request, url: str) -> None:
+async def _check_url(request: Request, url: str, tenant: UUID) -> None:
+    sender = _sender(request)
     try:
-        await check_url(url, AllowList.parse(_settings(request).allowed_hosts))
+        with on_behalf_of(tenant):
+            await check_url(url, sender.allow, sender.resolver)
     except UrlRefused as exc:
         raise Problem(
             "validation", "The URL cannot receive webhooks.",
@@ -231,7 +234,7 @@ async def _delivery_out(pool: Any, tenant: UUID, delivery_id: UUID) -> DeliveryO
 async def create_endpoint(
     body: EndpointIn, tenant: TenantId, pool: Pool, request: Request, response: Response
 ) -> EndpointCreated:
-    await _check_url(request, body.url)
+    await _check_url(request, body.url, tenant)
     secret = new_secret()
     cap = _settings(request).webhook_max_endpoints_per_tenant
     async with pool.acquire() as conn, conn.transaction():
@@ -276,7 +279,7 @@ async def update_endpoint(
     expected = expected_version(if_match)
     changes = body.changes()
     if "url" in changes:
-        await _check_url(request, changes["url"])
+        await _check_url(request, changes["url"], tenant)
     try:
         async with pool.acquire() as conn, conn.transaction():
             row = await store.update_endpoint(conn, tenant, endpoint_id, changes, expected)
@@ -323,7 +326,7 @@ async def test_endpoint(
     )
     body = webhook_payload(TEST_EVENT_TYPE, now, {"endpoint_id": str(endpoint_id)})
     attempt = await _sender(request).post(
-        row["url"], dict(row["headers"]), secrets, f"msg_test_{uuid4().hex}", body
+        row["url"], dict(row["headers"]), secrets, f"msg_test_{uuid4().hex}", body, tenant
     )
     return PingResult(
         success=attempt.succeeded, status_code=attempt.status_code,

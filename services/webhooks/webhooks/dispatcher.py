@@ -217,7 +217,8 @@ class Dispatcher:
 
     async def _deliver(self, target: Target) -> None:
         attempt = await self._sender.post(
-            target.url, target.headers, target.secrets, target.webhook_id, target.payload
+            target.url, target.headers, target.secrets, target.webhook_id, target.payload,
+            target.tenant_id,
         )
         verdict = decide(
             attempt.status_code, target.attempts_made + 1, self._schedule,

@@ -16,6 +16,9 @@ class WebhookSettings(ServiceSettings):
     webhook_max_in_flight: int = Field(default=256, ge=1)
     webhook_max_in_flight_per_tenant: int = Field(default=64, ge=1)
     webhook_max_endpoints_per_tenant: int = Field(default=50, ge=1)
+    webhook_dns_timeout_seconds: float = Field(default=5, gt=0)
+    webhook_dns_max_concurrent: int = Field(default=8, ge=1)
+    webhook_dns_max_concurrent_per_tenant: int = Field(default=2, ge=1)
     webhook_batch_size: int = Field(default=100, ge=1)
     webhook_lease_seconds: float = Field(default=60, gt=0)
     webhook_retry_schedule_seconds: str = "5,30,120,600,1800,3600,7200,14400,28800"
