@@ -15,12 +15,17 @@ from fulfilkit.http.problems import Problem
 from fulfilkit.service import Pool
 from webhooks import store
 from webhooks.domain import (
+    MASKED,
     TEST_EVENT_TYPE,
     DeliveryStatus,
     VersionConflict,
     active_secrets,
     can_resend,
-    header_error,
+    header_name_error,
+    header_value_error,
+    headers_error,
+    masked_headers,
+    merge_masked,
     normalize_patterns,
     pattern_error,
     recover_window_error,
@@ -49,14 +54,21 @@ def _valid_pattern(pattern: str) -> str:
     return pattern
 
 
+def _valid_header_name(name: str) -> str:
+    if error := header_name_error(name):
+        raise ValueError(error)
+    return name
+
+
+def _valid_header_value(value: str) -> str:
+    if error := header_value_error(value):
+        raise ValueError(error)
+    return value
+
+
 def _valid_headers(headers: dict[str, str]) -> dict[str, str]:
-    seen: set[str] = set()
-    for name, value in headers.items():
-        if error := header_error(name, value):
-            raise ValueError(error)
-        if name.lower() in seen:
-            raise ValueError(f"header {name!r} is given twice")
-        seen.add(name.lower())
+    if error := headers_error(headers):
+        raise ValueError(error)
     return headers
 
 
@@ -67,8 +79,10 @@ EventTypes = Annotated[
     AfterValidator(normalize_patterns),
 ]
 CustomHeaders = Annotated[
-    dict[str, Annotated[str, Field(max_length=4096)]],
-    Field(max_length=50),
+    dict[
+        Annotated[str, AfterValidator(_valid_header_name)],
+        Annotated[str, AfterValidator(_valid_header_value)],
+    ],
     AfterValidator(_valid_headers),
 ]
 
@@ -108,7 +122,8 @@ class EndpointOut(BaseModel):
     id: UUID
     url: str
     event_types: list[str]
-    headers: dict[str, str]
+    headers: dict[str, str] = Field(
+        description=f"Custom header names; every value reads as {MASKED!r} (write-only).")
     description: str
     enabled: bool
     ordered: bool
@@ -210,7 +225,7 @@ async def _check_url(request: Request, url: str, tenant: UUID) -> None:
 def _endpoint(row: Any, response: Response | None = None) -> EndpointOut:
     if response is not None:
         response.headers["ETag"] = etag(row["version"])
-    return EndpointOut.model_validate(dict(row))
+    return EndpointOut.model_validate({**row, "headers": masked_headers(row["headers"])})
 
 
 def _delivery(row: Any, attempts: list[Any]) -> DeliveryOut:
@@ -282,12 +297,30 @@ async def update_endpoint(
         await _check_url(request, changes["url"], tenant)
     try:
         async with pool.acquire() as conn, conn.transaction():
+            if MASKED in changes.get("headers", {}).values():
+                changes["headers"] = await _unmasked(conn, tenant, endpoint_id,
+                                                     changes["headers"])
             row = await store.update_endpoint(conn, tenant, endpoint_id, changes, expected)
     except VersionConflict as exc:
         raise Problem("conflict", str(exc)) from None
     if row is None:
         raise _no_endpoint()
     return _endpoint(row, response)
+
+
+async def _unmasked(conn: Any, tenant: UUID, endpoint_id: UUID,
+                    given: dict[str, str]) -> dict[str, str]:
+    current = await store.get_endpoint(conn, tenant, endpoint_id)
+    if current is None:
+        raise _no_endpoint()
+    try:
+        return merge_masked(given, current["headers"])
+    except KeyError as missing:
+        raise Problem(
+            "validation", "A masked header value can only keep a value already stored.",
+            errors=[{"field": f"/headers/{missing.args[0]}", "in": "body",
+                     "message": f"no stored value of {missing.args[0]!r} to keep"}],
+        ) from None
 
 
 @router.delete("/endpoints/{endpoint_id}", status_code=204)
