@@ -190,7 +190,7 @@ async def test_a_queued_delivery_whose_lease_would_run_out_is_not_sent(
         old = time.monotonic() - 10  # claimed 10 s ago; usable for 7.5 - 1 - 1 = 5.5 s
         queue.add(endpoint, 1)
         row = queue.due[endpoint].pop()
-        loop._hold(Target.from_row(row, old))
+        loop._hold(Target.from_row(row, old, loop._sealer))
         loop._pump()
         assert sender.sent == [] and endpoint not in loop._queued
         assert loop._held == 0 and row["id"] not in loop._unrecorded

@@ -31,7 +31,9 @@ from webhooks.domain import (
     recover_window_error,
     webhook_payload,
 )
+from webhooks.reseal import SEALER_KEY
 from webhooks.resolving import on_behalf_of
+from webhooks.sealing import SecretSealer
 from webhooks.sender import SENDER_KEY, Sender
 from webhooks.settings import WebhookSettings
 from webhooks.signing import new_secret
@@ -202,6 +204,10 @@ def _sender(request: Request) -> Sender:
     return request.app.state.runtime.extras[SENDER_KEY]
 
 
+def _sealer(request: Request) -> SecretSealer:
+    return request.app.state.runtime.extras[SEALER_KEY]
+
+
 def _no_endpoint() -> Problem:
     return Problem("no_content", "No such webhook endpoint.")
 
@@ -258,7 +264,8 @@ async def create_endpoint(
                 "conflict", f"A tenant can have at most {cap} webhook endpoints;"
                 " delete one before creating another.", limit=cap,
             )
-        row = await store.create_endpoint(conn, tenant, uuid4(), body.model_dump(), secret)
+        row = await store.create_endpoint(conn, tenant, uuid4(), body.model_dump(),
+                                          _sealer(request).seal(secret))
     response.headers["Location"] = f"{request.url.path}/{row['id']}"
     return EndpointCreated(**_endpoint(row, response).model_dump(), secret=secret)
 
@@ -336,7 +343,8 @@ async def rotate_secret(
 ) -> SecretRotated:
     overlap = timedelta(seconds=_settings(request).webhook_secret_overlap_seconds)
     secret = new_secret()
-    row = await store.rotate_secret(pool, tenant, endpoint_id, secret, overlap)
+    row = await store.rotate_secret(pool, tenant, endpoint_id, _sealer(request).seal(secret),
+                                    overlap)
     if row is None:
         raise _no_endpoint()
     return SecretRotated(
@@ -354,8 +362,10 @@ async def test_endpoint(
     if row is None:
         raise _no_endpoint()
     now = datetime.now(UTC)
+    sealer = _sealer(request)
     secrets = active_secrets(
-        row["secret"], row["previous_secret"], row["previous_secret_expires_at"], now
+        sealer.open(row["secret"]), sealer.open_optional(row["previous_secret"]),
+        row["previous_secret_expires_at"], now,
     )
     body = webhook_payload(TEST_EVENT_TYPE, now, {"endpoint_id": str(endpoint_id)})
     attempt = await _sender(request).post(

@@ -29,6 +29,8 @@ from fulfilkit.service import Runtime
 from webhooks import store
 from webhooks.domain import PENDING, Outcome, decide
 from webhooks.recorder import OutcomeWriter
+from webhooks.reseal import sealer_of
+from webhooks.sealing import SecretSealer
 from webhooks.sender import Sender, sender_of, webhook_settings
 from webhooks.settings import WebhookSettings
 from webhooks.wakeup import NotifyListener
@@ -53,8 +55,10 @@ class Target:
     claimed_at: float  # time.monotonic()
 
     @classmethod
-    def from_row(cls, row: Any, claimed_at: float) -> "Target":
-        secrets = [row["secret"]] + ([row["previous_secret"]] if row["previous_secret"] else [])
+    def from_row(cls, row: Any, claimed_at: float, sealer: SecretSealer) -> "Target":
+        secrets = [sealer.open(row["secret"])]
+        if row["previous_secret"]:
+            secrets.append(sealer.open(row["previous_secret"]))
         return cls(
             row["id"], row["endpoint_id"], row["tenant_id"], row["url"], dict(row["headers"]),
             secrets, row["webhook_id"], bytes(row["payload"]), row["attempt_count"], row["failing"],
@@ -63,8 +67,10 @@ class Target:
 
 
 class Dispatcher:
-    def __init__(self, pool: asyncpg.Pool, sender: Sender, settings: WebhookSettings) -> None:
+    def __init__(self, pool: asyncpg.Pool, sender: Sender, settings: WebhookSettings,
+                 sealer: SecretSealer | None = None) -> None:
         self._pool = pool
+        self._sealer = sealer or SecretSealer(settings.secret_keys)
         self._sender = sender
         self._settings = settings
         self._schedule = settings.retry_schedule
@@ -141,7 +147,7 @@ class Dispatcher:
             if row["ordered"]:
                 self._ordered.add(row["endpoint_id"])
             if row["enabled"]:
-                self._hold(Target.from_row(row, now))
+                self._hold(Target.from_row(row, now, self._sealer))
         self._pump()
         more = len(rows) == limit
         self._throttled = more or any(
@@ -263,7 +269,7 @@ async def run_dispatcher(runtime: Runtime) -> None:
     settings = webhook_settings(runtime)
     pool = await _dispatch_pool(settings)
     try:
-        await Dispatcher(pool, sender_of(runtime), settings).run()
+        await Dispatcher(pool, sender_of(runtime), settings, sealer_of(runtime)).run()
     finally:
         await pool.close()
 

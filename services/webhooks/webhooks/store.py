@@ -167,6 +167,35 @@ async def rotate_secret(
     )
 
 
+# --- secrets at rest ---------------------------------------------------------------------
+
+async def stored_secrets(
+    db: Executor, after: UUID | None, limit: int, *, plaintext_only: bool
+) -> list[asyncpg.Record]:
+    """Endpoints' stored secrets by id, a page after `after`; with `plaintext_only`, only
+    those holding a secret not encrypted yet."""
+    return await db.fetch(
+        "SELECT id, secret, previous_secret FROM webhooks.endpoints"
+        " WHERE ($1::uuid IS NULL OR id > $1)"
+        "   AND (NOT $3 OR secret LIKE 'whsec\\_%' OR previous_secret LIKE 'whsec\\_%')"
+        " ORDER BY id LIMIT $2",
+        after, limit, plaintext_only,
+    )
+
+
+async def replace_secrets(
+    db: Executor, endpoint_id: UUID, old: tuple[str, str | None], new: tuple[str, str | None]
+) -> bool:
+    """Store `new` (secret, previous) if `old` is still what is stored (a rotation meanwhile
+    wins: its secrets are sealed already)."""
+    status = await db.execute(
+        "UPDATE webhooks.endpoints SET secret = $4, previous_secret = $5"
+        " WHERE id = $1 AND secret = $2 AND previous_secret IS NOT DISTINCT FROM $3",
+        endpoint_id, *old, *new,
+    )
+    return status.endswith(" 1")
+
+
 async def pause_deliveries(conn: asyncpg.Connection, endpoint_ids: Sequence[UUID]) -> None:
     """A disabled endpoint's queue waits (next_attempt_at NULL) until it is enabled again."""
     await conn.execute(
