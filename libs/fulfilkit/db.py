@@ -1,7 +1,7 @@
 import asyncio
 from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import orjson
@@ -13,9 +13,36 @@ SHARED_SCRIPTS = (
     ("000_messaging_inbox_by_age", HERE / "messaging_inbox_by_age.sql"),
     ("000_messaging_outbox_delete_published", HERE / "messaging_outbox_delete_published.sql"),
     ("000_messaging_lean_indexes", HERE / "messaging_lean_indexes.sql"),
+    ("000_messaging_outbox_parked", HERE / "messaging_outbox_parked.sql"),
 )
 T = TypeVar("T")
 RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
+# PostgreSQL cannot be reached or used right now (down, restarting, in crash recovery, out of
+# connections, or a connection wait ran out): a dependency outage, not a fault of the work.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.InterfaceError,  # includes a connection asyncpg already closed
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,  # starting up, shutting down or in crash recovery
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+    OSError,
+    TimeoutError,  # a pool acquire or connect that ran out
+)
+DEFAULT_ACQUIRE_TIMEOUT = 5.0
+
+
+class TimedPool(asyncpg.Pool):
+    """A pool whose every acquire, its own shortcuts (`fetch`, `execute`, ...) included, gives
+    up after `acquire_timeout` seconds instead of waiting forever for a free connection."""
+
+    def __init__(self, *args: Any, acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acquire_timeout = acquire_timeout
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        return super().acquire(timeout=self.acquire_timeout if timeout is None else timeout)
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -37,15 +64,20 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 async def create_pool(
     dsn: str, min_size: int = 2, max_size: int = 20, *, application_name: str = "fulfilkit",
     settings: Mapping[str, str] | None = None,
+    acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
 ) -> asyncpg.Pool:
     """`application_name` names the connections in `pg_stat_activity` and the server log;
-    `settings` are further server settings of every connection."""
-    pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection,
-        reset=_keep_session, command_timeout=30,
+    `settings` are further server settings of every connection. Taking a connection from the
+    pool, and opening one, give up after `acquire_timeout` seconds (`TimeoutError`)."""
+    pool = TimedPool(
+        dsn, min_size=min_size, max_size=max_size, max_queries=50000,
+        max_inactive_connection_lifetime=300.0, connect=None, setup=None,
+        init=_init_connection, reset=_keep_session, loop=None,
+        connection_class=asyncpg.Connection, record_class=asyncpg.Record,
+        acquire_timeout=acquire_timeout, command_timeout=30, timeout=acquire_timeout,
         server_settings={**(settings or {}), "application_name": application_name},
     )
-    assert pool is not None
+    await pool
     return pool
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterable
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
@@ -40,14 +41,41 @@ async def ensure_topics(
         await admin.close()
 
 
-def make_producer(bootstrap: str) -> AIOKafkaProducer:
+def make_producer(bootstrap: str, max_request_size: int = 1048576) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         acks="all",
         enable_idempotence=True,
         linger_ms=0,
         max_batch_size=256 * 1024,
+        max_request_size=max_request_size,
     )
+
+
+async def check_message_size(bootstrap: str, names: Iterable[str], max_request_size: int) -> None:
+    """Refuse to start when the producer would send messages a topic refuses: its limit
+    (`max.message.bytes`, the broker's `message.max.bytes` unless the topic overrides it) must
+    be at least `max_request_size`, or every such event would be parked instead of sent."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        responses = await admin.describe_configs([
+            ConfigResource(ConfigResourceType.TOPIC, name, {"max.message.bytes": None})
+            for name in names
+        ])
+    finally:
+        await admin.close()
+    limits = {resource[3]: int(entry[1]) for response in responses
+              for resource in response.resources for entry in resource[4]
+              if entry[0] == "max.message.bytes"}
+    too_small = {name: limit for name, limit in limits.items() if limit < max_request_size}
+    if too_small:
+        raise RuntimeError(
+            f"KAFKA_MAX_REQUEST_SIZE is {max_request_size} bytes, but Kafka accepts at most"
+            f" {min(too_small.values())} bytes on {', '.join(sorted(too_small))} (the broker's"
+            " message.max.bytes or the topic's max.message.bytes): lower the setting or raise"
+            " the broker's limit"
+        )
 
 
 async def _the_message(message: KafkaMessage) -> KafkaMessage:

@@ -2,23 +2,38 @@
 
 import asyncio
 import contextlib
+import enum
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
+from aiokafka.errors import (
+    CorruptRecordException,
+    InvalidTopicError,
+    KafkaConnectionError,
+    KafkaError,
+    KafkaTimeoutError,
+    MessageSizeTooLargeError,
+    ProducerClosed,
+    RecordTooLargeError,
+)
 
 from fulfilkit.contracts import TOPIC_OF_TYPE
+from fulfilkit.db import CONNECTION_ERRORS as DB_CONNECTION_ERRORS
 from fulfilkit.events import CONTENT_TYPE, CloudEvent
 from fulfilkit.leader import leadership
 
 log = logging.getLogger(__name__)
 
+FAILURE_LOG_INTERVAL = 30.0
+
 Keyed = tuple[str, CloudEvent]
 
 # The relay's connection is gone (and its leadership with it): start over.
-CONNECTION_ERRORS = (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError)
+CONNECTION_ERRORS = DB_CONNECTION_ERRORS
 
 
 def channel(schema: str) -> str:
@@ -76,6 +91,7 @@ class OutboxRelay:
         poll_interval: float = 1.0,
         linger: float = 0.0,
         after_publish: Callable[[list[int]], Awaitable[None]] | None = None,
+        park_after: int = 5,
     ) -> None:
         self._pool = pool
         self._schema = schema
@@ -86,6 +102,20 @@ class OutboxRelay:
         self._after_publish = after_publish
         self._wake = asyncio.Event()
         self._sent: list[int] = []  # acknowledged by Kafka, deleted with the next query
+        self._park_after = park_after
+        self._failures: dict[int, int] = {}  # seq -> times Kafka refused it in a row
+        self.parked = 0  # rows this relay moved aside
+        self._failing_since: float | None = None
+        self._last_failure_log = 0.0
+        self._park_sql = (
+            f"WITH moved AS (DELETE FROM {schema}.outbox WHERE seq = ANY($1::bigint[])"
+            " RETURNING seq, event_id, topic, key, payload, created_at)"
+            f" INSERT INTO {schema}.outbox_parked"
+            " (seq, event_id, topic, key, payload, created_at, reason)"
+            " SELECT m.seq, m.event_id, m.topic, m.key, m.payload, m.created_at, r.reason"
+            " FROM moved m JOIN unnest($1::bigint[], $2::text[]) AS r(seq, reason)"
+            " ON r.seq = m.seq"
+        )
         self._next_batch_sql = (
             f"WITH sent AS (DELETE FROM {schema}.outbox WHERE seq = ANY($1::bigint[]))"
             f" SELECT seq, topic, key, payload, event_id FROM {schema}.outbox"
@@ -93,22 +123,33 @@ class OutboxRelay:
         )
 
     async def run(self) -> None:
-        """Publish for as long as this replica holds the relay's lock; if its connection is
-        lost (and the lock with it), queue up for the lock again."""
-        while True:
-            try:
-                async with leadership(self._pool, f"outbox:{self._schema}",
-                                      channel(self._schema), self._on_notify,
-                                      self._poll_interval) as conn:
-                    await self._loop(conn)
-            except CONNECTION_ERRORS as exc:
-                log.warning("outbox relay for %s lost its database connection: %r",
-                            self._schema, exc)
-                self._sent = []  # whoever leads next publishes them again
-                await asyncio.sleep(self._poll_interval)
+        """Publish for as long as this replica holds the relay's lock. Raises when its
+        connection is lost (and the lock with it): run it under a `Supervisor`, which starts
+        it again, and it queues up for the lock again."""
+        self._sent = []  # whoever led before may not have deleted them: publish them again
+        async with leadership(self._pool, f"outbox:{self._schema}", channel(self._schema),
+                              self._on_notify, self._poll_interval) as conn:
+            await self._loop(conn)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
+
+    def _failing(self, error: Exception) -> None:
+        """One line when publishing starts failing, then one every `FAILURE_LOG_INTERVAL`."""
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        elif now - self._last_failure_log < FAILURE_LOG_INTERVAL:
+            return
+        self._last_failure_log = now
+        log.warning("outbox relay for %s cannot publish (for %.0fs), retrying: %r",
+                    self._schema, now - self._failing_since, error)
+
+    def _succeeded(self) -> None:
+        if self._failing_since is not None:
+            log.warning("outbox relay for %s publishes again after %.0fs", self._schema,
+                        time.monotonic() - self._failing_since)
+            self._failing_since = None
 
     async def _loop(self, conn: asyncpg.Connection) -> None:
         # Only this connection's writes, which only delete published rows, commit without
@@ -123,9 +164,11 @@ class OutboxRelay:
                 except CONNECTION_ERRORS:
                     raise
                 except Exception as exc:  # Kafka unreachable, say: the relay outlives it
-                    log.warning("outbox relay for %s failed, retrying: %s", self._schema, exc)
+                    self._failing(exc)
                     published = 0
                     await asyncio.sleep(self._poll_interval)
+                else:
+                    self._succeeded()
                 if not published and not self._sent:
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self._poll_interval)
@@ -139,23 +182,101 @@ class OutboxRelay:
 
     async def publish_batch(self, db: asyncpg.Connection | asyncpg.Pool | None = None) -> int:
         """Delete what the previous call published, then publish the next batch; returns how
-        many rows this call published (the next call deletes them)."""
-        rows = await (db or self._pool).fetch(self._next_batch_sql, self._sent, self._batch_size)
+        many rows this call published (the next call deletes them).
+
+        A row Kafka refuses for a reason of its own (too large, say) is parked at once, one
+        refused `park_after` times in a row for another reason too; the rest of the batch
+        goes on. An outage (broker unreachable) parks nothing: it is raised, and every row
+        not acknowledged is sent again by the next call."""
+        db = db or self._pool
+        rows = await db.fetch(self._next_batch_sql, self._sent, self._batch_size)
         self._sent = []
         if not rows:
             return 0
-        sends = [
-            await self._producer.send(
-                r["topic"],
-                value=r["payload"],
-                key=r["key"].encode(),
-                headers=[("content-type", CONTENT_TYPE.encode())],
-            )
-            for r in rows
-        ]
-        await asyncio.gather(*sends)
-        seqs = [r["seq"] for r in rows]
-        if self._after_publish is not None:
+        acked, refused = await self._send(rows)
+        outage: BaseException | None = None
+        to_park: list[tuple[Any, str]] = []
+        for row, error in refused:
+            verdict = refusal(error)
+            if verdict is Refusal.OUTAGE:
+                outage = outage or error
+                continue
+            seq = row["seq"]
+            self._failures[seq] = failures = self._failures.get(seq, 0) + 1
+            if verdict is Refusal.PERMANENT or failures >= self._park_after:
+                to_park.append((row, f"{type(error).__name__}: {error} (refused {failures}"
+                                     f" time{'s' if failures > 1 else ''})"))
+            else:
+                outage = outage or error
+        if to_park:
+            await self._park(db, to_park)
+        seqs = [r["seq"] for r in acked]
+        for seq in seqs:
+            self._failures.pop(seq, None)
+        if seqs and self._after_publish is not None:
             await self._after_publish(seqs)
         self._sent = seqs
-        return len(rows)
+        if outage is not None:
+            raise outage
+        return len(seqs)
+
+    async def _send(self, rows: Sequence[Any]) -> tuple[list[Any], list[tuple[Any, Exception]]]:
+        """Send every row; the rows Kafka acknowledged, and those it refused with the error.
+        After an outage error no further row is sent (each would wait as long)."""
+        queued: list[tuple[Any, asyncio.Future[Any]]] = []
+        refused: list[tuple[Any, Exception]] = []
+        for row in rows:
+            try:
+                queued.append((row, await self._producer.send(
+                    row["topic"],
+                    value=row["payload"],
+                    key=row["key"].encode(),
+                    headers=[("content-type", CONTENT_TYPE.encode())],
+                )))
+            except Exception as exc:
+                refused.append((row, exc))
+                if refusal(exc) is Refusal.OUTAGE:
+                    break
+        results = await asyncio.gather(*(f for _, f in queued), return_exceptions=True)
+        acked = []
+        for (row, _), result in zip(queued, results, strict=True):
+            if isinstance(result, Exception):
+                refused.append((row, result))
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                acked.append(row)
+        return acked, refused
+
+    async def _park(self, db: asyncpg.Connection | asyncpg.Pool,
+                    rows: Sequence[tuple[Any, str]]) -> None:
+        seqs = [r["seq"] for r, _ in rows]
+        await db.execute(self._park_sql, seqs, [reason for _, reason in rows])
+        for row, reason in rows:
+            self._failures.pop(row["seq"], None)
+            log.error("outbox row %s of %s (event %s, %s, %d bytes) parked in %s.outbox_parked:"
+                      " %s", row["seq"], self._schema, row["event_id"], row["topic"],
+                      len(row["payload"]), self._schema, reason)
+        self.parked += len(rows)
+
+
+class Refusal(enum.Enum):
+    PERMANENT = "permanent"  # the same row will be refused again: park it at once
+    OUTAGE = "outage"  # Kafka is unreachable or busy: try the same row again later
+    UNKNOWN = "unknown"  # parked when it is refused for the same row `park_after` times
+
+
+PERMANENT_REFUSALS: tuple[type[Exception], ...] = (
+    MessageSizeTooLargeError, RecordTooLargeError, InvalidTopicError, CorruptRecordException,
+)
+OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
+    KafkaConnectionError, KafkaTimeoutError, ProducerClosed, TimeoutError, OSError,
+)
+
+
+def refusal(error: BaseException) -> Refusal:
+    if isinstance(error, PERMANENT_REFUSALS):
+        return Refusal.PERMANENT
+    if isinstance(error, OUTAGE_ERRORS) or (isinstance(error, KafkaError) and error.retriable):
+        return Refusal.OUTAGE
+    return Refusal.UNKNOWN

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -22,13 +23,16 @@ from fulfilkit.db import create_pool, migrate
 from fulfilkit.http.middleware import RequestIdMiddleware, StripTrailingSlashMiddleware
 from fulfilkit.http.problems import install_problem_handlers
 from fulfilkit.inbox import Apply, Inbox, Relevant
-from fulfilkit.kafka import ensure_topics, make_producer, subscribe
-from fulfilkit.logs import configure_logging
+from fulfilkit.kafka import check_message_size, ensure_topics, make_producer, subscribe
+from fulfilkit.logs import broker_noise, configure_logging
 from fulfilkit.outbox import OutboxRelay
 from fulfilkit.retention import run_inbox_pruner
 from fulfilkit.settings import ServiceSettings
+from fulfilkit.supervise import Supervisor
 
 log = logging.getLogger(__name__)
+
+BROKER_WATCH_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -52,9 +56,16 @@ class Runtime:
     producer: AIOKafkaProducer | None = None
     broker: KafkaBroker | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    loops: Supervisor = field(default_factory=Supervisor)
 
 
+# A loop that runs for the service's lifetime, supervised (restarted when it fails) and
+# reported by `/ready` under its name: the function's, without a leading `run_`.
 BackgroundTask = Callable[[Runtime], Awaitable[None]]
+
+
+def loop_name(task: BackgroundTask) -> str:
+    return getattr(task, "__name__", "loop").removeprefix("run_")
 
 
 @dataclass(frozen=True)
@@ -87,14 +98,18 @@ Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
 async def _start_runtime(spec: ServiceSpec) -> Runtime:
     s = spec.settings
     pool = await create_pool(s.database_url, s.db_pool_min_size, s.db_pool_max_size,
-                             application_name=spec.name)
+                             application_name=spec.name,
+                             acquire_timeout=s.db_acquire_timeout_seconds)
     applied = await migrate(pool, spec.name, spec.migrations)
     if applied:
         log.info("applied migrations %s", applied)
-    runtime = Runtime(settings=s, schema=spec.name, pool=pool)
+    runtime = Runtime(settings=s, schema=spec.name, pool=pool,
+                      loops=Supervisor(first_delay=s.loop_restart_first_seconds,
+                                       max_delay=s.loop_restart_max_seconds))
     if spec.uses_kafka:
         await ensure_topics(s.kafka_bootstrap_servers, ALL_TOPICS, s.kafka_partitions)
-        runtime.producer = make_producer(s.kafka_bootstrap_servers)
+        await check_message_size(s.kafka_bootstrap_servers, ALL_TOPICS, s.kafka_max_request_size)
+        runtime.producer = make_producer(s.kafka_bootstrap_servers, s.kafka_max_request_size)
         await runtime.producer.start()
         # No dependency injection: the one subscriber takes the message as its decoder hands
         # it over. With it, FastDepends resolved the message through a synchronous context
@@ -117,31 +132,42 @@ async def _start_runtime(spec: ServiceSpec) -> Runtime:
     return runtime
 
 
-def _background_tasks(spec: ServiceSpec, runtime: Runtime) -> list[asyncio.Task[None]]:
-    tasks = [asyncio.create_task(job(runtime)) for job in spec.background]
+def _start_loops(spec: ServiceSpec, runtime: Runtime) -> None:
+    loops = runtime.loops
+    for job in spec.background:
+        loops.start(loop_name(job), functools.partial(job, runtime))
+    s = spec.settings
     if spec.consumers:
-        s = spec.settings
-        tasks.append(asyncio.create_task(run_inbox_pruner(
-            runtime.pool, spec.name, timedelta(seconds=s.inbox_retention_seconds),
-            s.inbox_prune_interval_seconds,
-        )))
+        loops.start("inbox_pruner", functools.partial(
+            run_inbox_pruner, runtime.pool, spec.name,
+            timedelta(seconds=s.inbox_retention_seconds), s.inbox_prune_interval_seconds,
+        ))
     if runtime.producer is not None:
         relay = OutboxRelay(
             runtime.pool, spec.name, runtime.producer,
-            batch_size=spec.settings.outbox_batch_size,
-            poll_interval=spec.settings.outbox_poll_interval_seconds,
-            linger=spec.settings.outbox_linger_ms / 1000,
+            batch_size=s.outbox_batch_size,
+            poll_interval=s.outbox_poll_interval_seconds,
+            linger=s.outbox_linger_ms / 1000,
+            park_after=s.outbox_park_after_failures,
         )
-        tasks.append(asyncio.create_task(relay.run()))
-    return tasks
+        runtime.extras["relay"] = relay
+        loops.start("outbox_relay", relay.run)
+    if runtime.broker is not None:
+        loops.start("broker_watch", functools.partial(_watch_broker, runtime.broker))
 
 
-async def _stop_runtime(runtime: Runtime, tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+async def _watch_broker(broker: KafkaBroker) -> None:
+    """Says once when the broker answers again after an outage `broker_noise` has seen."""
+    while True:
+        await asyncio.sleep(BROKER_WATCH_SECONDS)
+        if (broker_noise.outage_since is not None
+                and broker_noise.quiet_for() > BROKER_WATCH_SECONDS
+                and await broker.ping(timeout=2)):
+            log.warning("Kafka broker reachable again after %.0fs", broker_noise.recovered())
+
+
+async def _stop_runtime(runtime: Runtime) -> None:
+    await runtime.loops.stop()
     if runtime.broker is not None:
         await runtime.broker.stop()
     if runtime.producer is not None:
@@ -166,9 +192,15 @@ def _health_router() -> APIRouter:
         if runtime.broker is not None:
             with contextlib.suppress(Exception):
                 checks["broker"] = bool(await runtime.broker.ping(timeout=2))
+        down = set(runtime.loops.down())
+        checks.update({f"loop:{name}": name not in down for name in runtime.loops.loops})
         ok = all(checks.values())
-        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks},
-                            status_code=200 if ok else 503)
+        loops = {name: {"up": name not in down, "failures": status.failures,
+                        "last_error": status.last_error}
+                 for name, status in runtime.loops.loops.items()}
+        return JSONResponse(
+            {"status": "ok" if ok else "unavailable", "checks": checks, "loops": loops},
+            status_code=200 if ok else 503, headers=None if ok else {"Retry-After": "5"})
 
     return router
 
@@ -182,7 +214,7 @@ def create_service(spec: ServiceSpec, **fastapi_kwargs: Any) -> FastAPI:
         app.state.runtime = runtime
         if spec.on_start is not None:
             await spec.on_start(runtime)
-        tasks = _background_tasks(spec, runtime)
+        _start_loops(spec, runtime)
         # What exists now (modules, routes, models) lives as long as the process: keep it
         # out of the collector's full passes, which would otherwise walk it every time.
         gc.collect()
@@ -192,7 +224,7 @@ def create_service(spec: ServiceSpec, **fastapi_kwargs: Any) -> FastAPI:
         finally:
             if spec.on_stop is not None:
                 await spec.on_stop(runtime)
-            await _stop_runtime(runtime, tasks)
+            await _stop_runtime(runtime)
 
     app = FastAPI(lifespan=lifespan, redirect_slashes=False, **fastapi_kwargs)
     app.state.settings = spec.settings

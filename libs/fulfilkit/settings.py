@@ -27,6 +27,15 @@ class ServiceSettings(BaseSettings):
     inbox_retention_seconds: float = Field(default=30 * 86400, gt=0)
     inbox_prune_interval_seconds: float = Field(default=3600, gt=0)
     log_level: str = "INFO"
+    # How long a request or loop waits for a database connection before it answers 503
+    db_acquire_timeout_seconds: float = Field(default=5.0, gt=0)
+    # A failed background loop is started again after this delay, doubled up to the maximum
+    loop_restart_first_seconds: float = Field(default=0.5, gt=0)
+    loop_restart_max_seconds: float = Field(default=5.0, gt=0)
+    # The largest request the producer sends; at most the broker's `message.max.bytes`
+    kafka_max_request_size: int = Field(default=1048576, ge=1024)
+    # An outbox row Kafka refuses this many times (for a reason other than an outage) is parked
+    outbox_park_after_failures: int = Field(default=5, ge=1)
 
     @model_validator(mode="after")
     def _no_default_secrets_in_production(self) -> "ServiceSettings":

@@ -9,6 +9,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from fulfilkit.db import CONNECTION_ERRORS
+
 log = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
@@ -29,6 +31,8 @@ TITLES = {
     "timeout": (504, "Timeout"),
 }
 CODE_OF_STATUS = {status: code for code, (status, _) in TITLES.items()}
+# What a client is told to wait before it tries again when a dependency is down.
+RETRY_AFTER_SECONDS = 5
 
 
 class Problem(Exception):
@@ -86,6 +90,21 @@ def _validation_problem(exc: RequestValidationError) -> Problem:
     return Problem("validation", "The request has invalid fields.", errors=fields)
 
 
+def unavailable(detail: str = "A service this request needs is unavailable; try again later.",
+                ) -> Problem:
+    return Problem("unavailable", detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def dependency_outage(exc: BaseException) -> Problem | None:
+    """The 503 for an error that says PostgreSQL cannot be reached or used right now (down,
+    restarting, in crash recovery, out of connections, or no connection free in time)."""
+    if not isinstance(exc, CONNECTION_ERRORS):
+        return None
+    if isinstance(exc, OSError | TimeoutError):  # no connection, or none free in time
+        return unavailable()
+    return unavailable("The database is unavailable; try again later.")
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> Response:
@@ -103,7 +122,18 @@ def install_problem_handlers(app: FastAPI) -> None:
             detail = "No such resource."
         return problem_response(Problem(code, detail))
 
+    async def _unavailable(request: Request, exc: Exception) -> Response:
+        problem = dependency_outage(exc) or unavailable()
+        log.warning("%s %s answered 503: %r", request.method, request.url.path, exc)
+        return problem_response(problem)
+
+    for error in CONNECTION_ERRORS:
+        app.add_exception_handler(error, _unavailable)
+
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> Response:
+        if (problem := dependency_outage(exc)) is not None:
+            log.warning("%s %s answered 503: %r", request.method, request.url.path, exc)
+            return problem_response(problem)
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(Problem("internal", "An unexpected error occurred."))

@@ -13,7 +13,7 @@ import logging
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fulfilkit.http.problems import Problem, problem_response
+from fulfilkit.http.problems import Problem, dependency_outage, problem_response
 from gateway import store
 from gateway.api import STATE_KEY, GatewayState, check_api_version
 from gateway.auth import Caller, KeyCache, bearer_token, invalid_token, required_scope
@@ -48,10 +48,13 @@ class ForwardingMiddleware:
         except Problem as problem:
             await problem_response(problem)(scope, receive, send)
             return
-        except Exception:
-            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
-            internal = Problem("internal", "An unexpected error occurred.")
-            await problem_response(internal)(scope, receive, send)
+        except Exception as exc:
+            if (outage := dependency_outage(exc)) is None:
+                log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            else:
+                log.warning("%s %s answered 503: %r", scope["method"], scope["path"], exc)
+            problem = outage or Problem("internal", "An unexpected error occurred.")
+            await problem_response(problem)(scope, receive, send)
             return
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})

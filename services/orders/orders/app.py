@@ -1,3 +1,4 @@
+from collections.abc import Collection
 from pathlib import Path
 
 from fulfilkit.notify import Waiter
@@ -9,13 +10,18 @@ from orders.settings import OrdersSettings
 
 
 async def start_waiter(runtime: Runtime) -> None:
-    waiter = Waiter(runtime.pool, STATUS_CHANNEL)
-    await waiter.start()
-    runtime.extras["waiter"] = waiter
+    async def settled(sale_ids: Collection[str]) -> list[str]:
+        """The sales whose reservation outcome is in (the wake-up's key is the sale's id)."""
+        rows = await runtime.pool.fetch(
+            "SELECT id::text FROM orders.sales"
+            " WHERE id = ANY($1::uuid[]) AND status <> 'awaiting_stock'", list(sale_ids))
+        return [r["id"] for r in rows]
+
+    runtime.extras["waiter"] = Waiter(runtime.pool, STATUS_CHANNEL, settled)
 
 
-async def stop_waiter(runtime: Runtime) -> None:
-    await runtime.extras["waiter"].stop()
+async def run_waiter(runtime: Runtime) -> None:
+    await runtime.extras["waiter"].run()
 
 
 app = create_service(
@@ -25,8 +31,8 @@ app = create_service(
         migrations=Path(__file__).with_name("migrations"),
         routers=[router, internal],
         consumers=CONSUMERS,
+        background=[run_waiter],
         on_start=start_waiter,
-        on_stop=stop_waiter,
     ),
     title="Fulfil orders service",
 )

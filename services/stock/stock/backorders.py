@@ -7,7 +7,7 @@ import time
 
 import asyncpg
 
-from fulfilkit.db import in_transaction
+from fulfilkit.db import CONNECTION_ERRORS, in_transaction
 from fulfilkit.leader import leadership
 from fulfilkit.service import Runtime
 from stock import store
@@ -34,21 +34,29 @@ class BackorderWorker:
         self._wake.set()
 
     async def run(self) -> None:
+        """Work for as long as this replica leads; raises when the leader's connection (and
+        the lock with it) is lost, for its supervisor to start it again."""
         async with leadership(self._pool, "stock:backorders", store.BACKORDER_CHANNEL,
-                              self._on_notify, self._poll_interval):
-            await self._loop()
+                              self._on_notify, self._poll_interval) as conn:
+            await self._loop(conn)
 
-    async def _loop(self) -> None:
-        last_sweep = time.monotonic()
+    async def _loop(self, leader: asyncpg.Connection) -> None:
+        # sweep at once: wake-ups may have been missed while no one led
+        last_sweep = time.monotonic() - self._sweep_interval - 1
         while True:
+            if leader.is_closed():
+                raise ConnectionError("the backorder worker lost its leadership connection")
             self._wake.clear()
             try:
                 if time.monotonic() - last_sweep > self._sweep_interval:
                     last_sweep = time.monotonic()
+                    await leader.execute("SELECT 1")  # still leading? raises if not
                     async with self._pool.acquire() as conn:
                         await store.wake_every_backordered_location(conn)
                 await self.drain()
-            except Exception:  # the worker must outlive any outage
+            except CONNECTION_ERRORS:
+                raise  # its supervisor starts it again, after a pause, leading anew
+            except Exception:  # the worker must outlive a failing retry
                 log.warning("backorder retry failed; will try again", exc_info=True)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self._poll_interval)

@@ -1,0 +1,204 @@
+"""PostgreSQL crashing and the Kafka broker stopping under the running platform: clients get
+503 problem+json with Retry-After meanwhile (never a 500, never a hang), and every service
+recovers by itself: its loops start again, sales flow, outboxes empty, `/ready` is 200.
+
+These tests take down the infrastructure the whole suite shares, so whatever happens they
+bring it back before they end.
+"""
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import asyncpg
+import pytest
+
+from deploy.local.infra import (
+    crash_postgres,
+    kafka_answers,
+    kafka_state_dir,
+    postgres_dsn,
+    postgres_state_dir,
+    restart_postgres,
+    start_kafka_again,
+    stop_kafka,
+)
+from deploy.local.services import Platform
+from tests.e2e.stocking import sale_body, stocked_product
+from tests.support import Answer, Client, eventually, ref
+
+pytestmark = pytest.mark.integration
+
+SCHEMAS_WITH_OUTBOX = ("orders", "stock", "fulfilment", "webhooks")
+REQUEST_TIMEOUT = 40.0  # above the gateway's upstream timeout: a hang shows as a timeout here
+
+
+async def readiness(http: aiohttp.ClientSession, platform: Platform) -> dict[str, tuple[int, dict]]:
+    answers = {}
+    for service in platform:
+        try:
+            async with http.get(f"{service.url}/ready",
+                                timeout=aiohttp.ClientTimeout(total=10)) as response:
+                answers[service.name] = (response.status, await response.json())
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            answers[service.name] = (0, {"error": repr(exc)})
+    return answers
+
+
+def all_ready(answers: dict[str, tuple[int, dict]]) -> bool:
+    return all(status == 200 for status, _ in answers.values())
+
+
+async def outbox_rows(dsn: str) -> dict[str, int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {schema: await conn.fetchval(f"SELECT count(*) FROM {schema}.outbox")
+                for schema in SCHEMAS_WITH_OUTBOX}
+    finally:
+        await conn.close()
+
+
+async def parked_rows(dsn: str) -> dict[str, int]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return {schema: await conn.fetchval(f"SELECT count(*) FROM {schema}.outbox_parked")
+                for schema in SCHEMAS_WITH_OUTBOX}
+    finally:
+        await conn.close()
+
+
+def assert_unavailable(answer: Answer, what: str) -> None:
+    """A dependency outage, told as the platform tells it."""
+    assert answer.status == 503, (what, answer)
+    assert answer.headers["content-type"].startswith("application/problem+json"), (what, answer)
+    assert answer.body["code"] == "unavailable" and answer.body["status"] == 503, (what, answer)
+    assert int(answer.headers["retry-after"]) > 0, (what, answer)
+
+
+async def timed(call: asyncio.Future[Answer] | object) -> tuple[Answer, float]:
+    started = time.monotonic()
+    answer = await asyncio.wait_for(call, REQUEST_TIMEOUT)  # type: ignore[arg-type]
+    return answer, time.monotonic() - started
+
+
+async def sale_reaches(tenant: Client, sale_id: str, status: str, timeout: float = 45) -> None:
+    await eventually(lambda: tenant.get(f"/sales/{sale_id}"),
+                     lambda a: a.status == 200 and a.body["status"] == status,
+                     timeout=timeout, interval=0.2, what=f"sale {sale_id} {status}")
+
+
+@contextlib.asynccontextmanager
+async def postgres_down(dsn: str) -> AsyncIterator[Path]:
+    """PostgreSQL killed -9 (postmaster and backends) for the block; started again after it,
+    whatever happened in it, and waited for (crash recovery included)."""
+    state_dir = postgres_state_dir(dsn)
+    if state_dir is None:
+        pytest.skip("needs the local launcher's PostgreSQL (not a container)")
+    await asyncio.to_thread(crash_postgres, state_dir)
+    try:
+        yield state_dir
+    finally:
+        if postgres_dsn(state_dir) is None:
+            again = await asyncio.to_thread(restart_postgres, state_dir)
+            assert again == dsn, "the server came back somewhere else"
+
+
+@contextlib.asynccontextmanager
+async def kafka_down(bootstrap: str) -> AsyncIterator[Path]:
+    """The broker stopped for the block; started again after it, whatever happened in it."""
+    roots = [Path(os.environ["TEST_STATE_DIR"])] if os.environ.get("TEST_STATE_DIR") else []
+    state_dir = kafka_state_dir(bootstrap, roots)
+    if state_dir is None:
+        pytest.skip("needs the local launcher's Kafka broker (not a container)")
+    await asyncio.to_thread(stop_kafka, state_dir)
+    try:
+        yield state_dir
+    finally:
+        if not await asyncio.to_thread(kafka_answers, bootstrap):
+            await asyncio.to_thread(start_kafka_again, state_dir)
+
+
+async def test_a_postgres_crash_gives_503s_and_every_loop_recovers_without_a_restart(
+    platform: Platform, infrastructure, http: aiohttp.ClientSession, tenant: Client,
+):
+    dsn = infrastructure.database_url
+    sku, location, _ = await stocked_product(tenant, quantity=50)
+    first = await tenant.post("/sales", sale_body(ref("S"), location, (sku, 1)))
+    assert first.status == 201, first  # the key is known to the gateway, the platform works
+    assert all_ready(await readiness(http, platform))
+
+    async with postgres_down(dsn):
+        # Each request answers within its timeout, with a 503 the client can act on.
+        outage_answers = []
+        for method, path, body in (
+            ("POST", "/sales", sale_body(ref("S"), location, (sku, 1))),
+            ("GET", "/sales", None),
+            ("GET", f"/stock/stock-records?sku={sku}", None),
+            ("GET", "/webhooks/endpoints", None),
+        ):
+            answer, seconds = await timed(tenant.call(method, path, json=body))
+            outage_answers.append(answer)
+            assert_unavailable(answer, f"{method} {path}")
+            assert seconds < 30, (method, path, seconds)
+        ready = await eventually(lambda: readiness(http, platform),
+                                 lambda r: all(s == 503 for s, _ in r.values()),
+                                 timeout=30, interval=0.5, what="every /ready at 503")
+        assert all(body["checks"]["database"] is False for _, body in ready.values()), ready
+        orders_ready = await eventually(
+            lambda: readiness(http, platform),
+            lambda r: r["orders"][1]["checks"].get("loop:outbox_relay") is False,
+            timeout=30, interval=0.5, what="orders' /ready naming its relay down")
+        assert orders_ready["orders"][1]["loops"]["outbox_relay"]["up"] is False
+
+    ready = await eventually(lambda: readiness(http, platform), all_ready, timeout=60,
+                             interval=0.5, what="every service ready again")
+    # They were down and came back by themselves: restarted, not still running from before.
+    assert ready["orders"][1]["loops"]["outbox_relay"]["failures"] >= 1, ready["orders"]
+    assert ready["orders"][1]["loops"]["waiter"]["failures"] >= 1, ready["orders"]
+    assert ready["stock"][1]["loops"]["backorder_worker"]["failures"] >= 1, ready["stock"]
+
+    after = ref("S")
+    created = await tenant.post("/sales", sale_body(after, location, (sku, 1)))
+    assert created.status in (201, 202), created
+    await sale_reaches(tenant, after, "pending")
+    await eventually(lambda: outbox_rows(dsn), lambda rows: not any(rows.values()),
+                     timeout=45, interval=0.5, what="every outbox empty")
+    # The waiter listens again: a create is woken by its reservation, not by its timeout.
+    again = ref("S")
+    created = await tenant.post("/sales", sale_body(again, location, (sku, 1)))
+    assert (created.status, created.body["status"]) == (201, "pending"), created
+
+
+async def test_a_kafka_outage_parks_nothing_and_every_consumer_and_relay_resumes(
+    platform: Platform, infrastructure, http: aiohttp.ClientSession, tenant: Client,
+):
+    bootstrap, dsn = infrastructure.bootstrap_servers, infrastructure.database_url
+    sku, location, _ = await stocked_product(tenant, quantity=50)
+    assert all_ready(await readiness(http, platform))
+    parked_before = await parked_rows(dsn)
+
+    during = ref("S")
+    async with kafka_down(bootstrap):
+        # Writes are taken (the outbox keeps their events); none waits longer than its bound.
+        answer, seconds = await timed(tenant.post("/sales", sale_body(during, location, (sku, 1))))
+        assert answer.status == 202 and answer.body["status"] == "awaiting_stock", answer
+        assert seconds < 30, seconds
+        listed, seconds = await timed(tenant.get("/sales", status="awaiting_stock"))
+        assert listed.status == 200 and seconds < 30, listed
+        ready = await eventually(
+            lambda: readiness(http, platform),
+            lambda r: all(s == 503 for n, (s, _) in r.items() if n != "gateway"),
+            timeout=30, interval=0.5, what="/ready at 503 in every service with a broker")
+        assert ready["orders"][1]["checks"]["broker"] is False, ready["orders"]
+        assert ready["gateway"][0] == 200, "the gateway needs no broker"
+
+    await eventually(lambda: readiness(http, platform), all_ready, timeout=60, interval=0.5,
+                     what="every service ready again")
+    await sale_reaches(tenant, during, "pending", timeout=60)
+    await eventually(lambda: outbox_rows(dsn), lambda rows: not any(rows.values()),
+                     timeout=45, interval=0.5, what="every outbox empty")
+    assert await parked_rows(dsn) == parked_before, "an outage must park nothing"
