@@ -2,8 +2,8 @@
 
 import asyncio
 import time
-from collections import defaultdict
-from collections.abc import AsyncIterator, Mapping
+from collections import Counter, defaultdict
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -11,11 +11,13 @@ from uuid import UUID, uuid4
 import pytest
 
 from webhooks import dispatcher as dispatching
+from webhooks import store
 from webhooks.dispatcher import Dispatcher, Target
 from webhooks.domain import Attempt, Outcome
 from webhooks.settings import WebhookSettings
 
 CAP = 3
+TENANT = uuid4()
 
 
 class FakeQueue:
@@ -24,24 +26,33 @@ class FakeQueue:
     def __init__(self) -> None:
         self.due: dict[UUID, list[dict[str, Any]]] = defaultdict(list)
         self.claims: list[dict[UUID, int]] = []
+        self.tenant_claims: list[dict[UUID, int]] = []
         self.released: list[UUID] = []
 
-    def add(self, endpoint: UUID, count: int) -> None:
+    def add(self, endpoint: UUID, count: int, tenant: UUID = TENANT) -> None:
         for n in range(count):
             self.due[endpoint].append({
-                "id": uuid4(), "endpoint_id": endpoint, "url": f"http://hook/{endpoint}",
+                "id": uuid4(), "endpoint_id": endpoint, "tenant_id": tenant, "url": f"http://hook/{endpoint}",
                 "headers": {}, "secret": "whsec_x", "previous_secret": None,
                 "webhook_id": f"msg_{n}", "payload": b"{}", "attempt_count": 0,
                 "failing": False, "enabled": True, "ordered": False,
             })
 
-    async def claim_due(self, _: Any, limit: int, __: timedelta, quota: Mapping[UUID, int],
-                        default: int) -> list[dict[str, Any]]:
-        self.claims.append(dict(quota))
+    async def claim_due(self, _: Any, limit: int, __: timedelta,
+                        quotas: store.Quotas) -> list[dict[str, Any]]:
+        self.claims.append(dict(quotas.endpoints))
+        self.tenant_claims.append(dict(quotas.tenants))
         rows: list[dict[str, Any]] = []
+        taken: Counter[UUID] = Counter()
         for endpoint, queue in self.due.items():
-            take = min(quota.get(endpoint, default), limit - len(rows))
+            if not queue:
+                continue
+            tenant = queue[0]["tenant_id"]
+            tenant_left = quotas.tenants.get(tenant, quotas.tenant_default) - taken[tenant]
+            take = min(quotas.endpoints.get(endpoint, quotas.endpoint_default),
+                       limit - len(rows), tenant_left)
             rows += queue[:max(take, 0)]
+            taken[tenant] += max(take, 0)
             del queue[:max(take, 0)]
         return rows
 
@@ -58,7 +69,8 @@ class FakeSender:
         self.sent: list[str] = []
         self.gates: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
-    async def post(self, url: str, _: dict, __: list, msg_id: str, ___: bytes) -> Attempt:
+    async def post(self, url: str, _: dict, __: list, msg_id: str, ___: bytes,
+                   tenant: UUID | None = None) -> Attempt:
         self.open[url] += 1
         self.most_open[url] = max(self.most_open[url], self.open[url])
         self.sent.append(url)
@@ -101,12 +113,13 @@ def start(sender: FakeSender, **overrides: Any) -> tuple[Dispatcher, asyncio.Tas
         "webhook_shutdown_grace_seconds": 0, **overrides})
     loop = Dispatcher(None, sender, settings)  # type: ignore[arg-type]
     loop._writer = FakeWriter()  # type: ignore[assignment]
-    loop._listen = _no_listener  # type: ignore[method-assign]
+    loop._listener = IdleListener()  # type: ignore[assignment]
     return loop, asyncio.create_task(loop.run())
 
 
-async def _no_listener() -> None:
-    return None
+class IdleListener:
+    async def run(self) -> None:
+        await asyncio.Event().wait()
 
 
 async def until(condition: Any, timeout: float = 2.0) -> None:
@@ -177,10 +190,35 @@ async def test_a_queued_delivery_whose_lease_would_run_out_is_not_sent(
         old = time.monotonic() - 10  # claimed 10 s ago; usable for 7.5 - 1 - 1 = 5.5 s
         queue.add(endpoint, 1)
         row = queue.due[endpoint].pop()
-        loop._hold(Target.from_row(row, old))
+        loop._hold(Target.from_row(row, old, loop._sealer))
         loop._pump()
         assert sender.sent == [] and endpoint not in loop._queued
         assert loop._held == 0 and row["id"] not in loop._unrecorded
         sender.gates[url].set()
+    finally:
+        await stop(task)
+
+
+async def test_a_tenant_with_many_hanging_endpoints_takes_at_most_its_share(
+    rig: tuple[FakeQueue, FakeSender],
+) -> None:
+    queue, sender = rig
+    hoarder, other = uuid4(), uuid4()
+    hanging = [uuid4() for _ in range(10)]
+    for endpoint in hanging:
+        queue.add(endpoint, 20, tenant=hoarder)
+    loop, task = start(sender, webhook_max_in_flight=20, webhook_max_in_flight_per_tenant=8)
+    try:
+        await until(lambda: sum(sender.open.values()) == 8)
+        await asyncio.sleep(0.05)
+        assert sum(sender.open.values()) == 8, "the tenant's cap, not 10 endpoints x CAP"
+        assert loop._tenant_held[hoarder] == 16, "as many again are held, claimed"
+        healthy = uuid4()
+        queue.add(healthy, 30, tenant=other)
+        sender.gates[f"http://hook/{healthy}"].set()
+        await until(lambda: sender.sent.count(f"http://hook/{healthy}") == 30)
+        assert sum(sender.open[f"http://hook/{e}"] for e in hanging) == 8
+        assert all(q.get(hoarder, 0) <= 0 for q in queue.tenant_claims[-3:]), \
+            "a tenant whose quota is spent gets nothing more claimed"
     finally:
         await stop(task)

@@ -23,8 +23,12 @@ from webhooks.domain import (
     excerpt,
     failing_too_long,
     header_error,
+    header_name_error,
+    headers_error,
     jittered,
+    masked_headers,
     matches,
+    merge_masked,
     normalize_patterns,
     parse_schedule,
     pattern_error,
@@ -137,6 +141,52 @@ def test_malformed_headers_are_refused(name: str, value: str) -> None:
 def test_custom_headers_are_accepted() -> None:
     assert header_error("Authorization", "Bearer abc.def") is None
     assert header_error("X-Shop-Id", "shop 42") is None
+    assert header_error("X-Tab", "a\tb") is None
+    assert header_error("X-Empty", "") is None
+    assert header_error("X-" + "a" * 62, "v" * 1024) is None
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["token\n", "token\r", "token\r\n", "a\nb", "\x00", "a\x7fb", "a\x1bb", "a\x0bb",
+     " leading", "trailing ", "trailing\t", "caf\u00e9", "\u00e9", "\u2028", "v" * 1025],
+)
+def test_values_with_control_characters_whitespace_ends_or_non_ascii_are_refused(
+    value: str,
+) -> None:
+    assert header_error("X-Ok", value) is not None
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["X-Ok\n", "X Ok", "X:Ok", "X-\u00e9", "X-Ok\x00", "(X)", "X-" + "a" * 63],
+)
+def test_names_that_are_not_short_rfc9110_tokens_are_refused(name: str) -> None:
+    assert header_name_error(name) is not None
+
+
+@pytest.mark.parametrize(
+    "name", ["webhook-anything", "Proxy-Authorization", "Transfer-Encoding", "TE", "Upgrade",
+             "Content-Length", "Connection", "Keep-Alive", "Expect", "Trailer"],
+)
+def test_framing_hop_by_hop_and_platform_headers_are_reserved(name: str) -> None:
+    assert "cannot be overridden" in (header_name_error(name) or "")
+
+
+def test_the_set_of_headers_is_bounded_in_count_and_bytes() -> None:
+    assert headers_error({f"X-{n}": "v" for n in range(20)}) is None
+    assert headers_error({f"X-{n}": "v" for n in range(21)}) == "at most 20 custom headers"
+    assert "8192 bytes" in (headers_error({f"X-{n}": "v" * 1000 for n in range(9)}) or "")
+    assert headers_error({"X-A": "1", "x-a": "2"}) == "header 'x-a' is given twice"
+
+
+def test_header_values_read_masked_and_masked_values_keep_the_stored_ones() -> None:
+    stored = {"Authorization": "Bearer s3cret", "X-Shop": "42"}
+    assert masked_headers(stored) == {"Authorization": "***", "X-Shop": "***"}
+    assert merge_masked({"Authorization": "***", "X-New": "1"}, stored) == {
+        "Authorization": "Bearer s3cret", "X-New": "1"}
+    with pytest.raises(KeyError):
+        merge_masked({"X-Unknown": "***"}, stored)
 
 
 # --- state machine -------------------------------------------------------------------------

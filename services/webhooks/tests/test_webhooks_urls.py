@@ -105,3 +105,48 @@ async def test_resolver_refuses_names_that_turn_internal() -> None:
 async def test_resolver_passes_public_and_allow_listed_names() -> None:
     assert await GuardedResolver(NOBODY, FixedResolver("93.184.216.34")).resolve("a.example", 80)
     assert await GuardedResolver(LOCAL, FixedResolver("127.0.0.1")).resolve("localhost", 80)
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "::127.0.0.1", "::10.0.0.1", "::8.8.8.8",  # IPv4-compatible, any
+        "::ffff:0:127.0.0.1", "::ffff:0:8.8.8.8",  # IPv4-translated, any
+        "64:ff9b::127.0.0.1", "64:ff9b::10.0.0.1", "64:ff9b::169.254.169.254",  # NAT64
+        "64:ff9b:1::a00:1", "64:ff9b:1:7f00:1::", "64:ff9b:1::8.8.8.8",  # local-use NAT64
+        "192.0.0.1", "192.0.0.8", "192.0.0.9", "192.0.0.10", "192.0.0.170", "192.0.0.255",
+        "198.18.0.1", "100.127.255.254",
+    ],
+)
+def test_ipv6_forms_of_internal_and_special_purpose_addresses_are_not_public(
+    address: str,
+) -> None:
+    assert not is_public(ipaddress.ip_address(address))
+
+
+def test_nat64_of_a_public_address_stays_public() -> None:
+    assert is_public(ipaddress.ip_address("64:ff9b::8.8.8.8"))
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://[::127.0.0.1]/hook", "http://[::ffff:0:127.0.0.1]/", "http://[64:ff9b::a00:1]/",
+     "http://[64:ff9b::7f00:1]:8080/", "http://[64:ff9b:1::a00:1]/", "http://192.0.0.170/",
+     "http://[::ffff:7f00:1]/", "http://[0:0:0:0:0:ffff:127.0.0.1]/"],
+)
+async def test_ipv6_literals_embedding_internal_addresses_are_refused(url: str) -> None:
+    with pytest.raises(UrlRefused):
+        await check_url(url, NOBODY)
+    assert literal_refusal(url, NOBODY) is not None
+
+
+async def test_a_name_resolving_internal_is_refused_without_saying_where() -> None:
+    with pytest.raises(UrlRefused) as refused:
+        await check_url("http://intranet.example/hook", NOBODY, FixedResolver("10.1.2.3"))
+    assert "10.1.2.3" not in str(refused.value)
+    assert str(refused.value) == \
+        "the host 'intranet.example' resolves to an address that is not public"
+    with pytest.raises(OSError) as at_send:
+        await GuardedResolver(NOBODY, FixedResolver("10.1.2.3")).resolve("intranet.example", 80)
+    assert "10.1.2.3" not in str(at_send.value)
+    assert "intranet.example resolves to an address that is not public" in str(at_send.value)

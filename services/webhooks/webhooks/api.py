@@ -15,21 +15,29 @@ from fulfilkit.http.problems import Problem
 from fulfilkit.service import Pool
 from webhooks import store
 from webhooks.domain import (
+    MASKED,
     TEST_EVENT_TYPE,
     DeliveryStatus,
     VersionConflict,
     active_secrets,
     can_resend,
-    header_error,
+    header_name_error,
+    header_value_error,
+    headers_error,
+    masked_headers,
+    merge_masked,
     normalize_patterns,
     pattern_error,
     recover_window_error,
     webhook_payload,
 )
+from webhooks.reseal import SEALER_KEY
+from webhooks.resolving import on_behalf_of
+from webhooks.sealing import SecretSealer
 from webhooks.sender import SENDER_KEY, Sender
 from webhooks.settings import WebhookSettings
 from webhooks.signing import new_secret
-from webhooks.urls import AllowList, UrlRefused, check_url, shape_error
+from webhooks.urls import UrlRefused, check_url, shape_error
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
 
@@ -48,14 +56,21 @@ def _valid_pattern(pattern: str) -> str:
     return pattern
 
 
+def _valid_header_name(name: str) -> str:
+    if error := header_name_error(name):
+        raise ValueError(error)
+    return name
+
+
+def _valid_header_value(value: str) -> str:
+    if error := header_value_error(value):
+        raise ValueError(error)
+    return value
+
+
 def _valid_headers(headers: dict[str, str]) -> dict[str, str]:
-    seen: set[str] = set()
-    for name, value in headers.items():
-        if error := header_error(name, value):
-            raise ValueError(error)
-        if name.lower() in seen:
-            raise ValueError(f"header {name!r} is given twice")
-        seen.add(name.lower())
+    if error := headers_error(headers):
+        raise ValueError(error)
     return headers
 
 
@@ -66,8 +81,10 @@ EventTypes = Annotated[
     AfterValidator(normalize_patterns),
 ]
 CustomHeaders = Annotated[
-    dict[str, Annotated[str, Field(max_length=4096)]],
-    Field(max_length=50),
+    dict[
+        Annotated[str, AfterValidator(_valid_header_name)],
+        Annotated[str, AfterValidator(_valid_header_value)],
+    ],
     AfterValidator(_valid_headers),
 ]
 
@@ -107,7 +124,8 @@ class EndpointOut(BaseModel):
     id: UUID
     url: str
     event_types: list[str]
-    headers: dict[str, str]
+    headers: dict[str, str] = Field(
+        description=f"Custom header names; every value reads as {MASKED!r} (write-only).")
     description: str
     enabled: bool
     ordered: bool
@@ -186,6 +204,10 @@ def _sender(request: Request) -> Sender:
     return request.app.state.runtime.extras[SENDER_KEY]
 
 
+def _sealer(request: Request) -> SecretSealer:
+    return request.app.state.runtime.extras[SEALER_KEY]
+
+
 def _no_endpoint() -> Problem:
     return Problem("no_content", "No such webhook endpoint.")
 
@@ -194,9 +216,11 @@ def _no_delivery() -> Problem:
     return Problem("no_content", "No such webhook delivery.")
 
 
-async def _check_url(request: Request, url: str) -> None:
+async def _check_url(request: Request, url: str, tenant: UUID) -> None:
+    sender = _sender(request)
     try:
-        await check_url(url, AllowList.parse(_settings(request).allowed_hosts))
+        with on_behalf_of(tenant):
+            await check_url(url, sender.allow, sender.resolver)
     except UrlRefused as exc:
         raise Problem(
             "validation", "The URL cannot receive webhooks.",
@@ -207,7 +231,7 @@ async def _check_url(request: Request, url: str) -> None:
 def _endpoint(row: Any, response: Response | None = None) -> EndpointOut:
     if response is not None:
         response.headers["ETag"] = etag(row["version"])
-    return EndpointOut.model_validate(dict(row))
+    return EndpointOut.model_validate({**row, "headers": masked_headers(row["headers"])})
 
 
 def _delivery(row: Any, attempts: list[Any]) -> DeliveryOut:
@@ -231,9 +255,17 @@ async def _delivery_out(pool: Any, tenant: UUID, delivery_id: UUID) -> DeliveryO
 async def create_endpoint(
     body: EndpointIn, tenant: TenantId, pool: Pool, request: Request, response: Response
 ) -> EndpointCreated:
-    await _check_url(request, body.url)
+    await _check_url(request, body.url, tenant)
     secret = new_secret()
-    row = await store.create_endpoint(pool, tenant, uuid4(), body.model_dump(), secret)
+    cap = _settings(request).webhook_max_endpoints_per_tenant
+    async with pool.acquire() as conn, conn.transaction():
+        if await store.lock_tenant_endpoints(conn, tenant) >= cap:
+            raise Problem(
+                "conflict", f"A tenant can have at most {cap} webhook endpoints;"
+                " delete one before creating another.", limit=cap,
+            )
+        row = await store.create_endpoint(conn, tenant, uuid4(), body.model_dump(),
+                                          _sealer(request).seal(secret))
     response.headers["Location"] = f"{request.url.path}/{row['id']}"
     return EndpointCreated(**_endpoint(row, response).model_dump(), secret=secret)
 
@@ -269,15 +301,33 @@ async def update_endpoint(
     expected = expected_version(if_match)
     changes = body.changes()
     if "url" in changes:
-        await _check_url(request, changes["url"])
+        await _check_url(request, changes["url"], tenant)
     try:
         async with pool.acquire() as conn, conn.transaction():
+            if MASKED in changes.get("headers", {}).values():
+                changes["headers"] = await _unmasked(conn, tenant, endpoint_id,
+                                                     changes["headers"])
             row = await store.update_endpoint(conn, tenant, endpoint_id, changes, expected)
     except VersionConflict as exc:
         raise Problem("conflict", str(exc)) from None
     if row is None:
         raise _no_endpoint()
     return _endpoint(row, response)
+
+
+async def _unmasked(conn: Any, tenant: UUID, endpoint_id: UUID,
+                    given: dict[str, str]) -> dict[str, str]:
+    current = await store.get_endpoint(conn, tenant, endpoint_id)
+    if current is None:
+        raise _no_endpoint()
+    try:
+        return merge_masked(given, current["headers"])
+    except KeyError as missing:
+        raise Problem(
+            "validation", "A masked header value can only keep a value already stored.",
+            errors=[{"field": f"/headers/{missing.args[0]}", "in": "body",
+                     "message": f"no stored value of {missing.args[0]!r} to keep"}],
+        ) from None
 
 
 @router.delete("/endpoints/{endpoint_id}", status_code=204)
@@ -293,7 +343,8 @@ async def rotate_secret(
 ) -> SecretRotated:
     overlap = timedelta(seconds=_settings(request).webhook_secret_overlap_seconds)
     secret = new_secret()
-    row = await store.rotate_secret(pool, tenant, endpoint_id, secret, overlap)
+    row = await store.rotate_secret(pool, tenant, endpoint_id, _sealer(request).seal(secret),
+                                    overlap)
     if row is None:
         raise _no_endpoint()
     return SecretRotated(
@@ -311,12 +362,14 @@ async def test_endpoint(
     if row is None:
         raise _no_endpoint()
     now = datetime.now(UTC)
+    sealer = _sealer(request)
     secrets = active_secrets(
-        row["secret"], row["previous_secret"], row["previous_secret_expires_at"], now
+        sealer.open(row["secret"]), sealer.open_optional(row["previous_secret"]),
+        row["previous_secret_expires_at"], now,
     )
     body = webhook_payload(TEST_EVENT_TYPE, now, {"endpoint_id": str(endpoint_id)})
     attempt = await _sender(request).post(
-        row["url"], dict(row["headers"]), secrets, f"msg_test_{uuid4().hex}", body
+        row["url"], dict(row["headers"]), secrets, f"msg_test_{uuid4().hex}", body, tenant
     )
     return PingResult(
         success=attempt.succeeded, status_code=attempt.status_code,

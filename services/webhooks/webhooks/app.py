@@ -11,15 +11,21 @@ from fulfilkit.contracts import (
     STOCK_TOPIC,
     WEBHOOKS_TOPIC,
 )
-from fulfilkit.service import Consumer, ServiceSpec, create_service
+from fulfilkit.service import Consumer, Runtime, ServiceSpec, create_service
 from webhooks.api import router
 from webhooks.dispatcher import run_dispatcher
 from webhooks.handlers import deliveries_from_events
+from webhooks.reseal import start_sealer
 from webhooks.retention import run_pruner
 from webhooks.sender import start_sender
 from webhooks.settings import WebhookSettings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+
+
+async def _start(runtime: Runtime) -> None:
+    await start_sealer(runtime)
+    await start_sender(runtime)
 
 
 def build_app(settings: WebhookSettings | None = None) -> FastAPI:
@@ -37,7 +43,7 @@ def build_app(settings: WebhookSettings | None = None) -> FastAPI:
                 )
             ],
             background=[run_dispatcher, run_pruner],
-            on_start=start_sender,
+            on_start=_start,
         ),
         title="Fulfil webhooks",
     )

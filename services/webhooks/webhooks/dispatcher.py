@@ -4,12 +4,13 @@ every outcome to the recorder.
 A delivery is leased (`next_attempt_at` pushed past the request timeout) before it is sent,
 so a crash at any point leaves it due again later: at least once, never lost.
 
-Limits: at most `WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT` requests to one endpoint and
-`WEBHOOK_MAX_IN_FLIGHT` in all. So that the database round trip of a claim is not on the
-path of every request, the loop holds as many claimed deliveries again per endpoint, queued
-here: a finished request starts the endpoint's next one at once. A queued delivery whose
-lease could run out before its request finished is dropped unsent; it is due again when the
-lease ends.
+Limits: at most `WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT` requests to one endpoint,
+`WEBHOOK_MAX_IN_FLIGHT_PER_TENANT` to all endpoints of one tenant and `WEBHOOK_MAX_IN_FLIGHT`
+in all, so neither a slow endpoint nor a tenant with many slow endpoints can take every slot.
+So that the database round trip of a claim is not on the path of every request, the loop
+holds as many claimed deliveries again per endpoint and per tenant, queued here: a finished
+request starts the endpoint's next one at once. A queued delivery whose lease could run out
+before its request finished is dropped unsent; it is due again when the lease ends.
 """
 
 import asyncio
@@ -28,8 +29,11 @@ from fulfilkit.service import Runtime
 from webhooks import store
 from webhooks.domain import PENDING, Outcome, decide
 from webhooks.recorder import OutcomeWriter
+from webhooks.reseal import sealer_of
+from webhooks.sealing import SecretSealer
 from webhooks.sender import Sender, sender_of, webhook_settings
 from webhooks.settings import WebhookSettings
+from webhooks.wakeup import NotifyListener
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,7 @@ LEASE_MARGIN_SECONDS = 1.0
 class Target:
     delivery_id: UUID
     endpoint_id: UUID
+    tenant_id: UUID
     url: str
     headers: dict[str, str]
     secrets: list[str]
@@ -50,18 +55,22 @@ class Target:
     claimed_at: float  # time.monotonic()
 
     @classmethod
-    def from_row(cls, row: Any, claimed_at: float) -> "Target":
-        secrets = [row["secret"]] + ([row["previous_secret"]] if row["previous_secret"] else [])
+    def from_row(cls, row: Any, claimed_at: float, sealer: SecretSealer) -> "Target":
+        secrets = [sealer.open(row["secret"])]
+        if row["previous_secret"]:
+            secrets.append(sealer.open(row["previous_secret"]))
         return cls(
-            row["id"], row["endpoint_id"], row["url"], dict(row["headers"]), secrets,
-            row["webhook_id"], bytes(row["payload"]), row["attempt_count"], row["failing"],
+            row["id"], row["endpoint_id"], row["tenant_id"], row["url"], dict(row["headers"]),
+            secrets, row["webhook_id"], bytes(row["payload"]), row["attempt_count"], row["failing"],
             claimed_at,
         )
 
 
 class Dispatcher:
-    def __init__(self, pool: asyncpg.Pool, sender: Sender, settings: WebhookSettings) -> None:
+    def __init__(self, pool: asyncpg.Pool, sender: Sender, settings: WebhookSettings,
+                 sealer: SecretSealer | None = None) -> None:
         self._pool = pool
+        self._sealer = sealer or SecretSealer(settings.secret_keys)
         self._sender = sender
         self._settings = settings
         self._schedule = settings.retry_schedule
@@ -70,29 +79,36 @@ class Dispatcher:
                             - LEASE_MARGIN_SECONDS)
         self._cap = settings.webhook_max_in_flight_per_endpoint
         self._max_in_flight = settings.webhook_max_in_flight
+        self._tenant_cap = settings.webhook_max_in_flight_per_tenant
         self._writer = OutcomeWriter(pool, settings, self._recorded)
         self._wake = asyncio.Event()
         self._tasks: dict[asyncio.Task[None], Target] = {}
         self._running: Counter[UUID] = Counter()
         self._queued: dict[UUID, deque[Target]] = {}
         self._held = 0  # running and queued
+        self._tenant_running: Counter[UUID] = Counter()
+        self._tenant_held: Counter[UUID] = Counter()  # running and queued, per tenant
         self._unrecorded: set[UUID] = set()
         self._throttled = False
         self._ordered: set[UUID] = set()  # endpoints whose next events wait on recorded ones
-        self._listener: Any = None
+        self._listener = NotifyListener(settings.database_url, store.NOTIFY_CHANNEL,
+                                        self._wake.set)
 
     async def run(self) -> None:
         writer = asyncio.create_task(self._writer.run())
+        listener = asyncio.create_task(self._listener.run())
         try:
             while True:
                 self._wake.clear()
-                await self._listen()
                 if not await self._claim_and_send():
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(
                             self._wake.wait(), self._settings.webhook_poll_interval_seconds
                         )
         finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await listener
             await self._shutdown(writer)
 
     # --- claiming ------------------------------------------------------------------------
@@ -103,8 +119,9 @@ class Dispatcher:
     async def _claim_and_send(self) -> bool:
         """Claim and start what is due; True when there may be more due right now.
 
-        When the claim was cut short by a limit (in all, or one endpoint's quota), more may
-        be due: then the dispatcher is `throttled` and finished requests wake it.
+        When the claim was cut short by a limit (in all, or one endpoint's or tenant's
+        quota), more may be due: then the dispatcher is `throttled` and finished requests
+        wake it.
         """
         limit = min(self._settings.webhook_batch_size, 2 * self._max_in_flight - self._held)
         if limit <= 0:
@@ -113,38 +130,47 @@ class Dispatcher:
         depth = 2 * self._cap
         busy = set(self._running) | set(self._queued)
         quota = {endpoint: depth - self._held_by(endpoint) for endpoint in busy}
+        tenant_depth = 2 * self._tenant_cap
+        tenant_quota = {t: tenant_depth - n for t, n in self._tenant_held.items()}
+        quotas = store.Quotas(quota, depth, tenant_quota, tenant_depth)
         try:
-            rows = await store.claim_due(self._pool, limit, self._lease, quota, depth)
+            rows = await store.claim_due(self._pool, limit, self._lease, quotas)
         except Exception as exc:
             log.warning("cannot claim webhook deliveries, retrying: %r", exc)
             return False
         now = time.monotonic()
         claimed: Counter[UUID] = Counter()
+        by_tenant: Counter[UUID] = Counter()
         for row in rows:
             claimed[row["endpoint_id"]] += 1
+            by_tenant[row["tenant_id"]] += 1
             if row["ordered"]:
                 self._ordered.add(row["endpoint_id"])
             if row["enabled"]:
-                self._hold(Target.from_row(row, now))
+                self._hold(Target.from_row(row, now, self._sealer))
         self._pump()
         more = len(rows) == limit
         self._throttled = more or any(
-            n >= quota.get(endpoint, depth) for endpoint, n in claimed.items())
+            n >= quota.get(endpoint, depth) for endpoint, n in claimed.items()) or any(
+            n >= tenant_quota.get(tenant, tenant_depth) for tenant, n in by_tenant.items())
         return more
 
     def _hold(self, target: Target) -> None:
         self._queued.setdefault(target.endpoint_id, deque()).append(target)
         self._held += 1
+        self._tenant_held[target.tenant_id] += 1
         self._unrecorded.add(target.delivery_id)
 
     # --- sending -------------------------------------------------------------------------
 
     def _pump(self, first: UUID | None = None) -> None:
-        """Start queued deliveries while their endpoint and the total allow (`first` first)."""
+        """Start queued deliveries while their endpoint, their tenant and the total allow
+        (`first` first)."""
         order = list(self._queued) if first is None else [first, *self._queued]
         for endpoint in order:
             queue = self._queued.get(endpoint)
             while queue and self._running[endpoint] < self._cap \
+                    and self._tenant_running[queue[0].tenant_id] < self._tenant_cap \
                     and len(self._tasks) < self._max_in_flight:
                 target = queue.popleft()
                 if time.monotonic() - target.claimed_at > self._usable_for:
@@ -158,12 +184,14 @@ class Dispatcher:
 
     def _drop(self, target: Target) -> None:
         self._held -= 1
+        self._release_tenant(target.tenant_id, running=False)
         self._unrecorded.discard(target.delivery_id)
         log.info("delivery %s waited too long for a slot; it is due when its lease ends",
                  target.delivery_id)
 
     def _start(self, target: Target) -> None:
         self._running[target.endpoint_id] += 1
+        self._tenant_running[target.tenant_id] += 1
         task = asyncio.create_task(self._deliver(target))
         self._tasks[task] = target
         task.add_done_callback(self._finished)
@@ -175,18 +203,28 @@ class Dispatcher:
         if self._running[endpoint] <= 0:
             del self._running[endpoint]
         self._held -= 1
+        self._release_tenant(target.tenant_id, running=True)
         if task.cancelled():
             return
         if task.exception() is not None:
             log.error("delivery %s crashed", target.delivery_id, exc_info=task.exception())
         self._unrecorded.discard(target.delivery_id)
         self._pump(endpoint)
-        if self._throttled and self._held_by(endpoint) <= self._cap:
+        if self._throttled and (self._held_by(endpoint) <= self._cap
+                                or self._tenant_held[target.tenant_id] <= self._tenant_cap):
             self._wake.set()
+
+    def _release_tenant(self, tenant: UUID, *, running: bool) -> None:
+        for counter in (self._tenant_held, self._tenant_running) if running \
+                else (self._tenant_held,):
+            counter[tenant] -= 1
+            if counter[tenant] <= 0:
+                del counter[tenant]
 
     async def _deliver(self, target: Target) -> None:
         attempt = await self._sender.post(
-            target.url, target.headers, target.secrets, target.webhook_id, target.payload
+            target.url, target.headers, target.secrets, target.webhook_id, target.payload,
+            target.tenant_id,
         )
         verdict = decide(
             attempt.status_code, target.attempts_made + 1, self._schedule,
@@ -203,30 +241,6 @@ class Dispatcher:
         ordered = self._ordered
         if any(o.verdict.status != PENDING and o.endpoint_id in ordered for o in batch):
             self._wake.set()
-
-    def _on_notify(self, *_: object) -> None:
-        self._wake.set()
-
-    async def _listen(self) -> None:
-        """LISTEN on a held connection; re-established after the database comes back."""
-        if self._listener is not None and not self._listener.is_closed():
-            return
-        await self._unlisten()
-        try:
-            self._listener = await self._pool.acquire(timeout=2)
-            await self._listener.add_listener(store.NOTIFY_CHANNEL, self._on_notify)
-        except Exception as exc:
-            log.debug("cannot listen for new deliveries yet: %r", exc)
-            await self._unlisten()
-
-    async def _unlisten(self) -> None:
-        listener, self._listener = self._listener, None
-        if listener is None:
-            return
-        with contextlib.suppress(Exception):
-            await listener.remove_listener(store.NOTIFY_CHANNEL, self._on_notify)
-        with contextlib.suppress(Exception):
-            await self._pool.release(listener, timeout=2)
 
     # --- stopping ------------------------------------------------------------------------
 
@@ -248,7 +262,6 @@ class Dispatcher:
             writer.cancel()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(store.release(self._pool, list(self._unrecorded)), 5)
-        await self._unlisten()
         await self._sender.close()
 
 
@@ -256,7 +269,7 @@ async def run_dispatcher(runtime: Runtime) -> None:
     settings = webhook_settings(runtime)
     pool = await _dispatch_pool(settings)
     try:
-        await Dispatcher(pool, sender_of(runtime), settings).run()
+        await Dispatcher(pool, sender_of(runtime), settings, sealer_of(runtime)).run()
     finally:
         await pool.close()
 

@@ -33,12 +33,21 @@ RETRY_AFTER_STATUSES = frozenset({429, 503})
 GONE = 410
 RESPONSE_EXCERPT_BYTES = 1024
 
+# Custom headers: set by the platform, or hop-by-hop, or framing the request.
 RESERVED_HEADERS = frozenset(
-    {"webhook-id", "webhook-timestamp", "webhook-signature", "content-type",
-     "content-length", "transfer-encoding", "host", "connection"}
+    {"content-type", "content-length", "content-encoding", "transfer-encoding", "host",
+     "connection", "keep-alive", "te", "trailer", "upgrade", "expect"}
 )
-_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
-_HEADER_VALUE = re.compile(r"^[\t\x20-\x7e\x80-\xff]*$")
+RESERVED_HEADER_PREFIXES = ("webhook-", "proxy-")
+MAX_HEADERS = 20
+MAX_HEADER_NAME_LENGTH = 64
+MAX_HEADER_VALUE_LENGTH = 1024
+MAX_HEADERS_BYTES = 8192
+MASKED = "***"
+# RFC 9110 token; a value of visible ASCII with single spaces or tabs inside, never at either
+# end. Non-ASCII is refused rather than re-encoded: receivers disagree on its charset.
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE = re.compile(r"([\x21-\x7e]([\t\x20-\x7e]*[\x21-\x7e])?)?")
 
 
 SOURCE = "webhooks"
@@ -129,14 +138,53 @@ def webhook_payload(event_type: str, timestamp: datetime, data: Mapping[str, Any
 
 # --- custom headers ----------------------------------------------------------------------
 
-def header_error(name: str, value: str) -> str | None:
-    if not _HEADER_NAME.match(name):
+def header_name_error(name: str) -> str | None:
+    if len(name) > MAX_HEADER_NAME_LENGTH:
+        return f"a header name is at most {MAX_HEADER_NAME_LENGTH} characters"
+    if not _HEADER_NAME.fullmatch(name):
         return f"header name {name!r} is not a valid HTTP token"
-    if name.lower() in RESERVED_HEADERS:
+    lowered = name.lower()
+    if lowered in RESERVED_HEADERS or lowered.startswith(RESERVED_HEADER_PREFIXES):
         return f"header {name!r} is set by the platform and cannot be overridden"
-    if not _HEADER_VALUE.match(value):
-        return f"header {name!r} has a value with control characters"
     return None
+
+
+def header_value_error(value: str) -> str | None:
+    if len(value) > MAX_HEADER_VALUE_LENGTH:
+        return f"a header value is at most {MAX_HEADER_VALUE_LENGTH} characters"
+    if not value.isascii():
+        return "a header value must be ASCII (non-ASCII bytes are refused, not re-encoded)"
+    if not _HEADER_VALUE.fullmatch(value):
+        return ("a header value may not hold control characters (CR, LF, NUL ...) nor begin"
+                " or end with whitespace")
+    return None
+
+
+def header_error(name: str, value: str) -> str | None:
+    return header_name_error(name) or header_value_error(value)
+
+
+def headers_error(headers: Mapping[str, str]) -> str | None:
+    """What is wrong with the set as a whole (each header being valid)."""
+    if len(headers) > MAX_HEADERS:
+        return f"at most {MAX_HEADERS} custom headers"
+    if sum(len(n) + len(v) for n, v in headers.items()) > MAX_HEADERS_BYTES:
+        return f"custom headers may hold at most {MAX_HEADERS_BYTES} bytes in all"
+    lowered = [name.lower() for name in headers]
+    if duplicated := sorted({n for n in lowered if lowered.count(n) > 1}):
+        return f"header {duplicated[0]!r} is given twice"
+    return None
+
+
+def masked_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Header values are write-only: they may carry the receiver's credentials."""
+    return dict.fromkeys(headers, MASKED)
+
+
+def merge_masked(given: Mapping[str, str], stored: Mapping[str, str]) -> dict[str, str]:
+    """`given` with each masked value replaced by the stored one of that name (so a read,
+    edited and written back, keeps the values it could not see). KeyError: nothing stored."""
+    return {name: stored[name] if value == MASKED else value for name, value in given.items()}
 
 
 # --- delivery state machine ----------------------------------------------------------------

@@ -3,11 +3,13 @@ time and a bounded read of the answer."""
 
 import time
 from datetime import UTC, datetime
+from uuid import UUID
 
 import aiohttp
 
 from fulfilkit.service import Runtime
 from webhooks.domain import Attempt, excerpt
+from webhooks.resolving import BoundedResolver, on_behalf_of
 from webhooks.settings import WebhookSettings
 from webhooks.signing import request_headers
 from webhooks.urls import AllowList, GuardedResolver, literal_refusal
@@ -22,10 +24,14 @@ class Sender:
     def __init__(self, settings: WebhookSettings) -> None:
         self.allow = AllowList.parse(settings.allowed_hosts)
         self.timeout = settings.webhook_timeout_seconds
+        self.resolver = BoundedResolver(
+            settings.webhook_dns_max_concurrent, settings.webhook_dns_max_concurrent_per_tenant,
+            settings.webhook_dns_timeout_seconds,
+        )
         connector = aiohttp.TCPConnector(
             limit=settings.webhook_max_in_flight + 16,
             ttl_dns_cache=30,
-            resolver=GuardedResolver(self.allow),
+            resolver=GuardedResolver(self.allow, self.resolver),
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -34,6 +40,14 @@ class Sender:
         )
 
     async def post(
+        self, url: str, custom: dict[str, str], secrets: list[str], msg_id: str, body: bytes,
+        tenant: UUID | None = None,
+    ) -> Attempt:
+        """`tenant`: whose share of name resolution a lookup for this request takes."""
+        with on_behalf_of(tenant):
+            return await self._post(url, custom, secrets, msg_id, body)
+
+    async def _post(
         self, url: str, custom: dict[str, str], secrets: list[str], msg_id: str, body: bytes
     ) -> Attempt:
         attempted_at = datetime.now(UTC)
@@ -58,6 +72,7 @@ class Sender:
 
     async def close(self) -> None:
         await self._session.close()
+        await self.resolver.close()
 
 
 async def _read_excerpt(response: aiohttp.ClientResponse) -> bytes:

@@ -2,6 +2,7 @@ from pydantic import Field, field_validator, model_validator
 
 from fulfilkit.settings import ServiceSettings
 from webhooks.domain import parse_schedule
+from webhooks.sealing import DEVELOPMENT_KEY, parse_keys
 
 
 class WebhookSettings(ServiceSettings):
@@ -10,10 +11,16 @@ class WebhookSettings(ServiceSettings):
     webhook_allowed_hosts: str = ""
     consumer_fetch_max_wait_ms: int = Field(default=25, ge=0)
     consumer_fetch_min_bytes: int = Field(default=1024 * 1024, ge=1)
+    webhook_secret_keys: str = Field(default="", repr=False)
     webhook_secret_overlap_seconds: float = Field(default=86400, ge=0)
     webhook_timeout_seconds: float = Field(default=10, gt=0)
     webhook_max_in_flight_per_endpoint: int = Field(default=10, ge=1)
     webhook_max_in_flight: int = Field(default=256, ge=1)
+    webhook_max_in_flight_per_tenant: int = Field(default=64, ge=1)
+    webhook_max_endpoints_per_tenant: int = Field(default=50, ge=1)
+    webhook_dns_timeout_seconds: float = Field(default=5, gt=0)
+    webhook_dns_max_concurrent: int = Field(default=8, ge=1)
+    webhook_dns_max_concurrent_per_tenant: int = Field(default=2, ge=1)
     webhook_batch_size: int = Field(default=100, ge=1)
     webhook_lease_seconds: float = Field(default=60, gt=0)
     webhook_retry_schedule_seconds: str = "5,30,120,600,1800,3600,7200,14400,28800"
@@ -29,6 +36,23 @@ class WebhookSettings(ServiceSettings):
         parse_schedule(value)
         return value
 
+    @field_validator("webhook_secret_keys")
+    @classmethod
+    def _keys_parse(cls, value: str) -> str:
+        parse_keys(value)
+        return value
+
+    @model_validator(mode="after")
+    def _secret_keys_outside_development(self) -> "WebhookSettings":
+        if self.environment == "development":
+            return self
+        keys = parse_keys(self.webhook_secret_keys)
+        if not keys:
+            raise ValueError("WEBHOOK_SECRET_KEYS must be set outside development")
+        if DEVELOPMENT_KEY in keys:
+            raise ValueError("WEBHOOK_SECRET_KEYS holds the public development key")
+        return self
+
     @model_validator(mode="after")
     def _lease_outlives_a_request(self) -> "WebhookSettings":
         if self.webhook_lease_seconds <= self.webhook_timeout_seconds + 5:
@@ -38,6 +62,11 @@ class WebhookSettings(ServiceSettings):
     @property
     def retry_schedule(self) -> tuple[float, ...]:
         return parse_schedule(self.webhook_retry_schedule_seconds)
+
+    @property
+    def secret_keys(self) -> list[str]:
+        """The first encrypts, all decrypt; the public development key only in development."""
+        return parse_keys(self.webhook_secret_keys) or [DEVELOPMENT_KEY]
 
     @property
     def allowed_hosts(self) -> frozenset[str]:

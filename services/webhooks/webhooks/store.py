@@ -55,6 +55,19 @@ async def create_endpoint(
     )
 
 
+async def lock_tenant_endpoints(conn: asyncpg.Connection, tenant_id: UUID) -> int:
+    """How many endpoints the tenant has, with creations of that tenant serialised until the
+    caller's transaction ends (so a cap on the count holds under concurrent creates)."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock("
+        "hashtextextended('webhooks.endpoints:' || $1::uuid::text, 0))",
+        tenant_id,
+    )
+    return await conn.fetchval(
+        "SELECT count(*) FROM webhooks.endpoints WHERE tenant_id = $1", tenant_id
+    )
+
+
 async def list_endpoints(
     db: Executor, tenant_id: UUID, limit: int, offset: int
 ) -> tuple[list[asyncpg.Record], int]:
@@ -152,6 +165,35 @@ async def rotate_secret(
         f" RETURNING {ENDPOINT_COLUMNS}",
         endpoint_id, tenant_id, secret, overlap,
     )
+
+
+# --- secrets at rest ---------------------------------------------------------------------
+
+async def stored_secrets(
+    db: Executor, after: UUID | None, limit: int, *, plaintext_only: bool
+) -> list[asyncpg.Record]:
+    """Endpoints' stored secrets by id, a page after `after`; with `plaintext_only`, only
+    those holding a secret not encrypted yet."""
+    return await db.fetch(
+        "SELECT id, secret, previous_secret FROM webhooks.endpoints"
+        " WHERE ($1::uuid IS NULL OR id > $1)"
+        "   AND (NOT $3 OR secret LIKE 'whsec\\_%' OR previous_secret LIKE 'whsec\\_%')"
+        " ORDER BY id LIMIT $2",
+        after, limit, plaintext_only,
+    )
+
+
+async def replace_secrets(
+    db: Executor, endpoint_id: UUID, old: tuple[str, str | None], new: tuple[str, str | None]
+) -> bool:
+    """Store `new` (secret, previous) if `old` is still what is stored (a rotation meanwhile
+    wins: its secrets are sealed already)."""
+    status = await db.execute(
+        "UPDATE webhooks.endpoints SET secret = $4, previous_secret = $5"
+        " WHERE id = $1 AND secret = $2 AND previous_secret IS NOT DISTINCT FROM $3",
+        endpoint_id, *old, *new,
+    )
+    return status.endswith(" 1")
 
 
 async def pause_deliveries(conn: asyncpg.Connection, endpoint_ids: Sequence[UUID]) -> None:
@@ -390,6 +432,8 @@ async def commit_durably(conn: asyncpg.Connection) -> None:
 # endpoint, however long its queue); each gives at most its free slots of its due deliveries,
 # oldest first, so a slow endpoint's backlog never takes a healthy endpoint's turn. For an
 # `ordered` endpoint only the head of each subject (its earliest pending delivery) is due.
+# Then each tenant keeps at most its free slots of those, oldest first, so one tenant's many
+# endpoints cannot take every slot either.
 CLAIM_SQL = """
 WITH RECURSIVE busy(endpoint_id) AS (
     (SELECT endpoint_id FROM webhooks.deliveries WHERE status = 'pending'
@@ -399,14 +443,17 @@ WITH RECURSIVE busy(endpoint_id) AS (
             WHERE d.status = 'pending' AND d.endpoint_id > b.endpoint_id
             ORDER BY d.endpoint_id LIMIT 1)
     FROM busy b WHERE b.endpoint_id IS NOT NULL
+), tenant_quota AS (
+    SELECT * FROM unnest($6::uuid[], $7::int[]) AS t(tenant_id, slots)
 ), quota AS (
-    SELECT b.endpoint_id, e.ordered, coalesce(s.slots, $4) AS slots
+    SELECT b.endpoint_id, e.tenant_id, e.ordered, coalesce(s.slots, $4) AS slots
     FROM busy b
     JOIN webhooks.endpoints e ON e.id = b.endpoint_id
     LEFT JOIN unnest($2::uuid[], $3::int[]) AS s(endpoint_id, slots) USING (endpoint_id)
-    WHERE coalesce(s.slots, $4) > 0
-), picked AS (
-    SELECT c.id, c.next_attempt_at
+    LEFT JOIN tenant_quota t ON t.tenant_id = e.tenant_id
+    WHERE coalesce(s.slots, $4) > 0 AND coalesce(t.slots, $8) > 0
+), candidates AS (
+    SELECT c.id, c.next_attempt_at, q.tenant_id
     FROM quota q
     CROSS JOIN LATERAL (
         SELECT d.id, d.next_attempt_at FROM webhooks.deliveries d
@@ -420,35 +467,52 @@ WITH RECURSIVE busy(endpoint_id) AS (
         LIMIT q.slots
         FOR UPDATE OF d SKIP LOCKED
     ) c
-    ORDER BY c.next_attempt_at
+), picked AS (
+    SELECT r.id, r.next_attempt_at FROM (
+        SELECT c.id, c.next_attempt_at, c.tenant_id,
+               row_number() OVER (PARTITION BY c.tenant_id ORDER BY c.next_attempt_at) AS n
+        FROM candidates c
+    ) r
+    LEFT JOIN tenant_quota t ON t.tenant_id = r.tenant_id
+    WHERE r.n <= coalesce(t.slots, $8)
+    ORDER BY r.next_attempt_at
     LIMIT $1
 )
 UPDATE webhooks.deliveries d
 SET next_attempt_at = CASE WHEN e.enabled THEN now() + $5::interval END
 FROM picked p, webhooks.endpoints e
 WHERE d.id = p.id AND e.id = d.endpoint_id
-RETURNING d.id, d.endpoint_id, d.webhook_id, d.payload, d.attempt_count, e.enabled, e.ordered,
-          e.failing_since IS NOT NULL AS failing, e.url, e.headers, e.secret,
+RETURNING d.id, d.endpoint_id, d.tenant_id, d.webhook_id, d.payload, d.attempt_count,
+          e.enabled, e.ordered, e.failing_since IS NOT NULL AS failing, e.url, e.headers,
+          e.secret,
           CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END
               AS previous_secret
 """
 
 
+@dataclass(frozen=True)
+class Quotas:
+    """Free slots for claiming: per endpoint and per tenant, with the defaults for those not
+    listed (nothing held)."""
+
+    endpoints: Mapping[UUID, int]
+    endpoint_default: int
+    tenants: Mapping[UUID, int]
+    tenant_default: int
+
+
 async def claim_due(
-    db: Executor,
-    limit: int,
-    lease: timedelta,
-    slots: Mapping[UUID, int],
-    default_slots: int,
+    db: Executor, limit: int, lease: timedelta, quotas: Quotas
 ) -> list[asyncpg.Record]:
-    """Lease up to `limit` due deliveries, at most `slots[endpoint]` (else `default_slots`)
-    per endpoint.
+    """Lease up to `limit` due deliveries, within each endpoint's and each tenant's quota.
 
     A delivery of a disabled endpoint that is found due is parked (next_attempt_at NULL)
     and not returned as sendable (`enabled` false).
     """
     return await db.fetch(
-        CLAIM_SQL, limit, list(slots), list(slots.values()), default_slots, lease
+        CLAIM_SQL, limit, list(quotas.endpoints), list(quotas.endpoints.values()),
+        quotas.endpoint_default, lease, list(quotas.tenants), list(quotas.tenants.values()),
+        quotas.tenant_default,
     )
 
 

@@ -2,6 +2,8 @@
 
 Checked when an endpoint is saved (`check_url`) and again on every connection
 (`GuardedResolver`), so a name that later resolves to an internal address is refused too.
+A refusal never says which address a name resolved to: that would let a tenant map the
+internal network through the error messages.
 """
 
 import asyncio
@@ -17,6 +19,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 from yarl import URL
 
+from webhooks.resolving import ResolutionTimeout
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -24,6 +28,14 @@ SCHEMES = frozenset({"http", "https"})
 MAX_URL_LENGTH = 2048
 DNS_TIMEOUT_SECONDS = 5.0
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Refused whole, whatever `ipaddress` thinks of them (its view differs between versions):
+# IPv4 special-purpose, IPv4-compatible (`[::127.0.0.1]`), IPv4-translated
+# (`[::ffff:0:127.0.0.1]`) and local-use NAT64 addresses, which embed IPv4 addresses a
+# translator inside the network would reach.
+REFUSED_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
+    "0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "198.18.0.0/15",
+    "::/96", "::ffff:0:0:0/96", "64:ff9b:1::/48",
+))
 _DOTTED_NUMBERS = re.compile(r"^[0-9.]+$")
 
 
@@ -79,9 +91,14 @@ def _embedded_ipv4(address: IPAddress) -> IPAddress:
 
 
 def is_public(address: IPAddress) -> bool:
-    """Globally routable unicast: not private, loopback, link-local (metadata), reserved."""
+    """Globally routable unicast: not private, loopback, link-local (metadata), reserved, nor
+    an IPv6 form of such an IPv4 address."""
     inner = _embedded_ipv4(address)
-    return all(a.is_global and not a.is_multicast for a in (address, inner))
+    return all(
+        a.is_global and not a.is_multicast
+        and not any(a.version == n.version and a in n for n in REFUSED_NETWORKS)
+        for a in (address, inner)
+    )
 
 
 def address_allowed(address: IPAddress, allow: AllowList) -> bool:
@@ -118,7 +135,7 @@ def literal_refusal(url: str, allow: AllowList) -> str | None:
     return f"{address} is not a public address"
 
 
-async def check_url(url: str, allow: AllowList) -> None:
+async def check_url(url: str, allow: AllowList, resolver: AbstractResolver | None = None) -> None:
     """Raise UrlRefused unless `url` is http(s) and its host is public or allow-listed."""
     if error := shape_error(url):
         raise UrlRefused(error)
@@ -129,20 +146,21 @@ async def check_url(url: str, allow: AllowList) -> None:
     if error := literal_refusal(url, allow):
         raise UrlRefused(error)
     if literal_address(host) is None:
-        await _check_resolved(host, parsed.port or 0, allow)
+        await _check_resolved(host, parsed.port or 0, allow, resolver or DefaultResolver())
 
 
-async def _check_resolved(host: str, port: int, allow: AllowList) -> None:
-    loop = asyncio.get_running_loop()
+async def _check_resolved(host: str, port: int, allow: AllowList,
+                          resolver: AbstractResolver) -> None:
     try:
         async with asyncio.timeout(DNS_TIMEOUT_SECONDS):
-            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+            results = await resolver.resolve(host, port, socket.AF_UNSPEC)
+    except ResolutionTimeout as exc:
+        raise UrlRefused(f"the host {host!r} could not be resolved in time ({exc})") from None
     except (OSError, TimeoutError):
         raise UrlRefused(f"the host {host!r} does not resolve") from None
-    for *_, sockaddr in infos:
-        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
-        if not address_allowed(address, allow):
-            raise UrlRefused(f"the host {host!r} resolves to {address}, which is not public")
+    for result in results:
+        if not address_allowed(ipaddress.ip_address(result["host"].split("%")[0]), allow):
+            raise UrlRefused(f"the host {host!r} resolves to an address that is not public")
 
 
 class GuardedResolver(AbstractResolver):
@@ -161,7 +179,7 @@ class GuardedResolver(AbstractResolver):
         for result in results:
             address = ipaddress.ip_address(result["host"].split("%")[0])
             if not address_allowed(address, self._allow):
-                message = f"{host} resolves to {address}, which is not public"
+                message = f"{host} resolves to an address that is not public"
                 raise OSError(errno.EACCES, message)
         return results
 

@@ -1,0 +1,107 @@
+"""One tenant cannot starve another of webhook slots, and a tenant's endpoints are capped.
+
+Tenant A registers 30 endpoints on a receiver that accepts every request and never answers;
+a burst of A's events keeps A's share of the dispatcher full for minutes. Tenant B's
+deliveries must keep their normal latency meanwhile.
+"""
+
+import asyncio
+import statistics
+import time
+
+import pytest
+from aiohttp import web
+
+from tests.e2e.webhook_tools import Arrival, Hook, StockRecord, polled, register, started
+from tests.support import Client, eventually
+
+pytestmark = pytest.mark.integration
+
+BLACKHOLED_ENDPOINTS = 30
+A_EVENTS = 20
+B_SAMPLES = 20
+MAX_IN_FLIGHT_PER_TENANT = 64  # the default of WEBHOOK_MAX_IN_FLIGHT_PER_TENANT
+MAX_ENDPOINTS_PER_TENANT = 50  # the default of WEBHOOK_MAX_ENDPOINTS_PER_TENANT
+
+
+def p95(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=20)[-1]
+
+
+async def latencies(record: StockRecord, hook: Hook, samples: int) -> list[float]:
+    """Seconds from each level change's answer to its webhook's arrival, one at a time."""
+    found: list[float] = []
+    for _ in range(samples):
+        before = len(hook.received)
+        await record.restock(1)
+        sent = time.time()
+        await eventually(polled(lambda: len(hook.received)), lambda n, b=before: n > b,
+                         timeout=30, interval=0.01, what="tenant B's delivery")
+        found.append(max(hook.received[before].at - sent, 0.0))
+    return found
+
+
+async def test_blackholed_endpoints_of_one_tenant_leave_another_tenants_latency_normal(
+    tenant: Client, other_tenant: Client
+):
+    async def never_answer(_: Arrival, hook: Hook) -> web.StreamResponse:
+        return await hook.hang()
+
+    blackhole = await started(never_answer)
+    normal = await started()
+    a, b = tenant, other_tenant
+    a_endpoints: list[str] = []
+    try:
+        await register(b, normal.url, event_types=["stock.changed"])
+        b_record = await StockRecord.create(b, quantity=1)
+        await eventually(polled(lambda: len(normal.received)), lambda n: n >= 1,
+                         what="B's first delivery")
+        quiet = await latencies(b_record, normal, B_SAMPLES)
+
+        for n in range(BLACKHOLED_ENDPOINTS):
+            created = await register(a, f"{blackhole.url}/{n}", event_types=["stock.changed"])
+            a_endpoints.append(created["id"])
+        a_record = await StockRecord.create(a, quantity=1)
+        for _ in range(A_EVENTS - 1):
+            await a_record.restock(1)
+        await eventually(polled(lambda: blackhole.open_requests),
+                         lambda n: n >= MAX_IN_FLIGHT_PER_TENANT, timeout=30,
+                         what="tenant A's share of the dispatcher taken by the blackhole")
+
+        loaded = await latencies(b_record, normal, B_SAMPLES)
+        print(f"tenant B p95 latency: quiet {p95(quiet):.3f} s, loaded {p95(loaded):.3f} s")
+
+        assert blackhole.open_requests >= MAX_IN_FLIGHT_PER_TENANT, \
+            "A's share must still be held for the comparison to mean anything"
+        assert blackhole.most_open == MAX_IN_FLIGHT_PER_TENANT, \
+            "no more than the tenant's share is ever in flight at once"
+        assert len(normal.received) == 1 + 2 * B_SAMPLES
+        assert p95(loaded) <= p95(quiet) + 1.0, (
+            f"B's p95 latency went from {p95(quiet):.3f} s to {p95(loaded):.3f} s "
+            f"(quiet {sorted(quiet)}, loaded {sorted(loaded)})")
+    finally:
+        await asyncio.gather(*(a.call("DELETE", f"/webhooks/endpoints/{i}") for i in a_endpoints))
+        await blackhole.stop()
+        await normal.stop()
+
+
+async def test_a_tenant_has_at_most_the_capped_number_of_endpoints(tenant: Client):
+    url = "http://127.0.0.1:9/hooks"
+    created = [await register(tenant, f"{url}/{n}", enabled=False)
+               for n in range(MAX_ENDPOINTS_PER_TENANT)]
+
+    refused = await tenant.post("/webhooks/endpoints", {"url": f"{url}/over", "enabled": False})
+
+    assert refused.status == 409, refused
+    assert refused.headers["Content-Type"].startswith("application/problem+json")
+    assert refused.body["code"] == "conflict"
+    assert refused.body["status"] == 409
+    assert refused.body["limit"] == MAX_ENDPOINTS_PER_TENANT
+    assert f"at most {MAX_ENDPOINTS_PER_TENANT} webhook endpoints" in refused.body["detail"]
+    listed = await tenant.get("/webhooks/endpoints", limit=100)
+    assert listed.body["pagination"]["total_count"] == MAX_ENDPOINTS_PER_TENANT, \
+        "nothing was stored"
+
+    assert (await tenant.call("DELETE", f"/webhooks/endpoints/{created[0]['id']}")).status == 204
+    again = await tenant.post("/webhooks/endpoints", {"url": f"{url}/over", "enabled": False})
+    assert again.status == 201, again
