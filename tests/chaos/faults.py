@@ -38,9 +38,9 @@ class Fault:
         if self.kind == "service":
             await asyncio.to_thread(stack.start_service, self.target)
         elif self.kind == "kafka":
-            await asyncio.to_thread(stack.start_kafka)
+            await asyncio.to_thread(stack.restart_kafka)
         elif self.kind == "postgres":
-            await asyncio.to_thread(stack.start_postgres)
+            await asyncio.to_thread(stack.restart_postgres)
         else:
             await receiver.start()
 

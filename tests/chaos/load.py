@@ -38,7 +38,7 @@ class Answer:
 
 
 def outcome(answer: Answer | None, error: str | None = None) -> str:
-    """What a client saw, in the words of the report: `2xx`, `4xx`, `503` (problem+json
+    """What a client saw, in the words of the report: `2xx`, the 4xx code, `503` (problem+json
     with `Retry-After`), `503 bare` (without them), `500`, `504`..., `conn` (refused or
     dropped), `hang` (no answer within the client's timeout)."""
     if answer is None:
@@ -46,7 +46,7 @@ def outcome(answer: Answer | None, error: str | None = None) -> str:
     if 200 <= answer.status < 300:
         return "2xx"
     if 400 <= answer.status < 500:
-        return "4xx"
+        return str(answer.status)
     if answer.status == 503:
         problem = answer.headers.get("Content-Type", "").startswith("application/problem+json")
         return "503" if problem and "Retry-After" in answer.headers else "503 bare"

