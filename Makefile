@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install up down status test unit lint audit lock bench clean
+.PHONY: help install up down status test unit lint audit lock bench chaos clean
 
 help:
 	@echo "make up      start Kafka, PostgreSQL and every service (no Docker needed)"
@@ -16,6 +16,7 @@ help:
 	@echo "make audit   pip-audit over the locked dependencies"
 	@echo "make lock    re-lock requirements*.txt (with hashes) from requirements*.in"
 	@echo "make bench   the benchmarks in bench/ (not part of make test)"
+	@echo "make chaos   infrastructure faults under load, full outages (not part of make test)"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +57,9 @@ lock:
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
+
+chaos: $(STAMP)
+	$(PY) -m tests.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .ruff_cache

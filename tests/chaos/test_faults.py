@@ -1,0 +1,56 @@
+"""The short chaos suite: each fault once, with short outages and a light load, on a Kafka,
+PostgreSQL and platform of its own (so that they can be killed). `make chaos` runs the same
+faults with the full outages and load."""
+
+from collections.abc import AsyncIterator, Iterator
+
+import aiohttp
+import pytest
+
+from deploy.local.infra import DEFAULT_STATE_DIR, PG_TEST_SETTINGS
+from tests.chaos.faults import SHORT, Fault
+from tests.chaos.report import HEADER, details, passed, table_row
+from tests.chaos.run import SHORT_LOAD, Row, Scenario
+from tests.chaos.stack import ChaosStack
+
+pytestmark = pytest.mark.integration
+
+STATE_DIR = DEFAULT_STATE_DIR / "chaos-test"
+
+# Faults the platform does not survive yet, with the reason; they run and report, and pass
+# once it does.
+NOT_SURVIVED_YET: dict[str, str] = {}
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[ChaosStack]:
+    running = ChaosStack(STATE_DIR, pg_settings=PG_TEST_SETTINGS)
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+async def scenario(stack: ChaosStack) -> AsyncIterator[Scenario]:
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+        yield Scenario(stack, session, SHORT_LOAD)
+
+
+def _params() -> list:
+    return [pytest.param(f, id=f.target or f.kind, marks=[pytest.mark.xfail(
+                reason=NOT_SURVIVED_YET[f.kind], strict=False)] if f.kind in NOT_SURVIVED_YET
+                else []) for f in SHORT]
+
+
+def explain(fault: Fault, row: Row) -> str:
+    return "\n".join([HEADER, table_row(fault, row), *details(fault, row)])
+
+
+@pytest.mark.parametrize("fault", _params())
+async def test_survived_under_load(scenario: Scenario, fault: Fault) -> None:
+    row = await scenario.run(fault)
+    print(explain(fault, row))
+    assert row.sales > 0, "the load must have created sales"
+    assert passed(fault, row), explain(fault, row)
