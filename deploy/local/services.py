@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import secrets
 import socket
@@ -28,6 +30,15 @@ from deploy.local.infra import (
 
 VENV_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 WEBHOOK_ALLOWED_HOSTS = "127.0.0.1,localhost,::1"
+# Who calls whom inside the platform: each caller has its own INTERNAL_TOKEN, and each
+# service is given the digests of the callers it answers (INTERNAL_CALLERS).
+INTERNAL_CALLERS_OF: dict[str, tuple[str, ...]] = {
+    "gateway": (),
+    "orders": ("gateway", "fulfilment"),
+    "stock": ("gateway",),
+    "fulfilment": ("gateway",),
+    "webhooks": ("gateway",),
+}
 LOCAL_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -73,6 +84,10 @@ def service_url(port: int) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def platform_env(
     *,
     database_url: str,
@@ -82,17 +97,37 @@ def platform_env(
     ports: Mapping[str, int],
     base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment every service gets: `base` (default os.environ) plus the platform's."""
+    """The environment every service gets: `base` (default os.environ) plus the platform's.
+
+    `internal_token` is the gateway's credential; the services answer it. ENVIRONMENT is
+    development unless `base` says otherwise (the secrets here are strong either way).
+    """
     env = dict(os.environ if base is None else base)
+    env.setdefault("ENVIRONMENT", "development")
+    env.pop("INTERNAL_TOKEN", None)
     env.update(
         DATABASE_URL=database_url,
         KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers,
-        INTERNAL_TOKEN=internal_token,
         ADMIN_TOKEN=admin_token,
+        INTERNAL_CALLERS=json.dumps({"gateway": token_digest(internal_token)}),
         WEBHOOK_ALLOWED_HOSTS=WEBHOOK_ALLOWED_HOSTS,
     )
     env.update({s.url_env: service_url(ports[s.name]) for s in SERVICES if s.url_env})
     return env
+
+
+def service_env(
+    name: str, env: Mapping[str, str], internal_tokens: Mapping[str, str]
+) -> dict[str, str]:
+    """`env` with what is this service's alone: its own credential (when it calls others) and
+    the digests of the callers it answers. The admin token goes to the gateway only."""
+    own = {key: value for key, value in env.items() if key != "ADMIN_TOKEN" or name == "gateway"}
+    own["INTERNAL_CALLERS"] = json.dumps(
+        {caller: token_digest(internal_tokens[caller]) for caller in INTERNAL_CALLERS_OF[name]}
+    )
+    if name in internal_tokens:
+        own["INTERNAL_TOKEN"] = internal_tokens[name]
+    return own
 
 
 def python_path(name: str, existing: str | None) -> str:
@@ -217,13 +252,19 @@ class Platform:
         log_dir: Path,
         gateway_port: int = 8000,
         internal_token: str | None = None,
+        fulfilment_token: str | None = None,
         admin_token: str | None = None,
         pid_dir: Path | None = None,
         extra_env: Mapping[str, str] | None = None,
         ports: Mapping[str, int] | None = None,
     ) -> None:
         self.ports = dict(ports or service_ports(gateway_port))
+        # the gateway's credential; the services answer it
         self.internal_token = internal_token or secrets.token_urlsafe(32)
+        self.internal_tokens = {
+            "gateway": self.internal_token,
+            "fulfilment": fulfilment_token or secrets.token_urlsafe(32),
+        }
         self.admin_token = admin_token or secrets.token_urlsafe(32)
         self.env = platform_env(
             database_url=database_url,
@@ -235,7 +276,8 @@ class Platform:
         self.env.update(extra_env or {})
         self.services = {
             spec.name: ServiceProcess(
-                spec.name, spec.app, self.ports[spec.name], self.env, log_dir, pid_dir=pid_dir
+                spec.name, spec.app, self.ports[spec.name],
+                service_env(spec.name, self.env, self.internal_tokens), log_dir, pid_dir=pid_dir,
             )
             for spec in SERVICES
         }
