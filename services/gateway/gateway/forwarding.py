@@ -104,7 +104,8 @@ async def caller_of(state: GatewayState, scope: Scope, authorization: str | None
     known, caller = state.keys.cached(token) if token is not None else (True, None)
     if caller is not None:
         return caller
-    wait = state.unauthenticated.wait_seconds(client_address(scope))
+    address = client_address(scope)
+    wait = state.unauthenticated.wait_seconds(address)
     if wait > 0:
         raise Problem("rate_limit", "Too many requests without a valid API key from this address.",
                       headers={"Retry-After": retry_after(wait)})
@@ -114,6 +115,7 @@ async def caller_of(state: GatewayState, scope: Scope, authorization: str | None
         caller = await state.keys.caller(token)
     if caller is None:
         raise invalid_token("The API key is unknown or revoked.")
+    state.unauthenticated.give_back(address)  # a valid key not cached yet
     return caller
 
 

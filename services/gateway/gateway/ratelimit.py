@@ -76,6 +76,12 @@ class RateLimiter:
         now = self._clock()
         return self._bucket(key, now).take(now)
 
+    def give_back(self, key: Hashable) -> None:
+        """Returns the token a request took, once it turned out not to count."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            bucket.tokens = min(bucket.burst, bucket.tokens + 1)
+
     def blocked_seconds(self, key: Hashable) -> float:
         """0 while `key` has a token left (without taking it), else how long to wait."""
         bucket = self._buckets.get(key)
