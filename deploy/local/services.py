@@ -277,10 +277,14 @@ class Platform:
         self.services = {
             spec.name: ServiceProcess(
                 spec.name, spec.app, self.ports[spec.name],
-                service_env(spec.name, self.env, self.internal_tokens), log_dir, pid_dir=pid_dir,
+                self.service_env(spec.name), log_dir, pid_dir=pid_dir,
             )
             for spec in SERVICES
         }
+
+    def service_env(self, name: str) -> dict[str, str]:
+        """The environment of service `name` (for another process of it)."""
+        return service_env(name, self.env, self.internal_tokens)
 
     @property
     def gateway_url(self) -> str:
