@@ -105,6 +105,10 @@ def make_platform(settings: Settings, database_url: str) -> Platform:
             settings.state_dir / "internal_token", os.environ.get("INTERNAL_TOKEN")
         ),
         fulfilment_token=stored_secret(settings.state_dir / "fulfilment_internal_token", None),
+        database_passwords={
+            spec.name: stored_secret(settings.state_dir / f"db_password_{spec.name}", None)
+            for spec in SERVICES
+        },
         admin_token=stored_secret(
             settings.state_dir / "admin_token", os.environ.get("ADMIN_TOKEN")
         ),

@@ -22,11 +22,14 @@ from deploy.local.infra import (
     kill,
     pid_alive,
     read_pid,
+    run_async,
     spawn,
     tail,
     terminate,
     write_pid,
 )
+from fulfilkit.db_roles import bootstrap as bootstrap_roles
+from fulfilkit.db_roles import service_dsn
 
 VENV_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 WEBHOOK_ALLOWED_HOSTS = "127.0.0.1,localhost,::1"
@@ -117,11 +120,15 @@ def platform_env(
 
 
 def service_env(
-    name: str, env: Mapping[str, str], internal_tokens: Mapping[str, str]
+    name: str, env: Mapping[str, str], internal_tokens: Mapping[str, str],
+    database_urls: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """`env` with what is this service's alone: its own credential (when it calls others) and
-    the digests of the callers it answers. The admin token goes to the gateway only."""
+    """`env` with what is this service's alone: its own credential (when it calls others), the
+    digests of the callers it answers and its database role. The admin token goes to the
+    gateway only."""
     own = {key: value for key, value in env.items() if key != "ADMIN_TOKEN" or name == "gateway"}
+    if database_urls is not None:
+        own["DATABASE_URL"] = database_urls[name]
     own["INTERNAL_CALLERS"] = json.dumps(
         {caller: token_digest(internal_tokens[caller]) for caller in INTERNAL_CALLERS_OF[name]}
     )
@@ -254,6 +261,7 @@ class Platform:
         internal_token: str | None = None,
         fulfilment_token: str | None = None,
         admin_token: str | None = None,
+        database_passwords: Mapping[str, str] | None = None,
         pid_dir: Path | None = None,
         extra_env: Mapping[str, str] | None = None,
         ports: Mapping[str, int] | None = None,
@@ -274,6 +282,16 @@ class Platform:
             ports=self.ports,
         )
         self.env.update(extra_env or {})
+        # `database_url` is a superuser's: each service gets its own role (fulfilkit.db_roles)
+        self.superuser_database_url = database_url
+        self.database_passwords = {
+            spec.name: (database_passwords or {}).get(spec.name) or secrets.token_urlsafe(32)
+            for spec in SERVICES
+        }
+        self.database_urls = {
+            name: service_dsn(database_url, name, password)
+            for name, password in self.database_passwords.items()
+        }
         self.services = {
             spec.name: ServiceProcess(
                 spec.name, spec.app, self.ports[spec.name],
@@ -284,7 +302,7 @@ class Platform:
 
     def service_env(self, name: str) -> dict[str, str]:
         """The environment of service `name` (for another process of it)."""
-        return service_env(name, self.env, self.internal_tokens)
+        return service_env(name, self.env, self.internal_tokens, self.database_urls)
 
     @property
     def gateway_url(self) -> str:
@@ -302,6 +320,7 @@ class Platform:
         When one does not become ready, those it started are stopped again and InfraError raised.
         """
         started = [service for service in self if not service.adopt()]
+        run_async(lambda: bootstrap_roles(self.superuser_database_url, self.database_passwords))
         try:
             for service in started:
                 service.start()
