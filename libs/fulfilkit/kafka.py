@@ -3,7 +3,8 @@
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -18,10 +19,12 @@ log = logging.getLogger(__name__)
 
 
 async def ensure_topics(
-    bootstrap: str, names: Iterable[str], partitions: int, replication_factor: int = 1
+    bootstrap: str, names: Iterable[str], partitions: int, replication_factor: int = 1,
+    client_options: Mapping[str, Any] | None = None,
 ) -> None:
-    """Create the platform's topics with a set partition count (never rely on auto-create)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    """Create the platform's topics with a set partition count (never rely on auto-create).
+    `client_options`: TLS and SASL (`KafkaSecurity.client_options()`)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(client_options or {}))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -40,9 +43,12 @@ async def ensure_topics(
         await admin.close()
 
 
-def make_producer(bootstrap: str) -> AIOKafkaProducer:
+def make_producer(
+    bootstrap: str, client_options: Mapping[str, Any] | None = None
+) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
+        **(client_options or {}),
         acks="all",
         enable_idempotence=True,
         linger_ms=0,

@@ -4,8 +4,10 @@ import re
 from functools import cached_property
 from typing import ClassVar
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fulfilkit.kafka_security import KafkaSecurity, SaslMechanism, SecurityProtocol
 
 DEVELOPMENT = "development"
 MIN_SECRET_LENGTH = 32
@@ -50,6 +52,14 @@ class ServiceSettings(BaseSettings):
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = ""
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = ""
+    kafka_ssl_check_hostname: bool = True
     # {"gateway": "<sha256 hex of the gateway's INTERNAL_TOKEN>", ...}, as JSON
     internal_callers: dict[str, str] = Field(default_factory=dict)
     kafka_partitions: int = Field(default=8, ge=1)
@@ -85,12 +95,36 @@ class ServiceSettings(BaseSettings):
             raise ValueError(f"the digests of {bad} are not SHA-256 in hex (64 characters)")
         return normalised
 
+    @cached_property
+    def kafka_security(self) -> KafkaSecurity:
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol, sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username, sasl_password=self.kafka_sasl_password,
+            ssl_cafile=self.kafka_ssl_cafile, ssl_certfile=self.kafka_ssl_certfile,
+            ssl_keyfile=self.kafka_ssl_keyfile, ssl_check_hostname=self.kafka_ssl_check_hostname,
+        )
+
+    @model_validator(mode="after")
+    def _kafka_security_consistent(self) -> "ServiceSettings":
+        try:
+            self.kafka_security  # noqa: B018 (validates)
+        except ValidationError as exc:
+            raise ValueError("; ".join(e["msg"].removeprefix("Value error, ")
+                                       for e in exc.errors())) from None
+        return self
+
     @model_validator(mode="after")
     def _fail_closed_outside_development(self) -> "ServiceSettings":
         if self.is_development:
             return self
         problems = []
-        for name in self.SECRET_FIELDS:
+        secrets = list(self.SECRET_FIELDS)
+        if self.kafka_security.uses_sasl:
+            secrets.append("kafka_sasl_password")
+        security = self.kafka_security
+        if security.protocol == "SASL_PLAINTEXT" and security.sasl_mechanism == "PLAIN":
+            problems.append("KAFKA_SASL_MECHANISM=PLAIN sends the password in clear without TLS")
+        for name in secrets:
             reason = weak_secret_reason(getattr(self, name))
             if reason is not None:
                 problems.append(f"{name.upper()} {reason}")
