@@ -32,6 +32,10 @@ def weak_secret_reason(value: str) -> str | None:
     return None
 
 
+def _each(digests: str | list[str]) -> list[str]:
+    return [digests] if isinstance(digests, str) else digests
+
+
 def token_digest(token: str) -> str:
     """The SHA-256 (hex) that a called service holds instead of the caller's token."""
     return hashlib.sha256(token.encode("latin-1", "replace")).hexdigest()
@@ -60,8 +64,9 @@ class ServiceSettings(BaseSettings):
     kafka_ssl_certfile: str = ""
     kafka_ssl_keyfile: str = ""
     kafka_ssl_check_hostname: bool = True
-    # {"gateway": "<sha256 hex of the gateway's INTERNAL_TOKEN>", ...}, as JSON
-    internal_callers: dict[str, str] = Field(default_factory=dict)
+    # {"gateway": "<sha256 hex of the gateway's INTERNAL_TOKEN>", ...}, as JSON; a list of
+    # digests for one caller accepts each (while its token is being rotated)
+    internal_callers: dict[str, str | list[str]] = Field(default_factory=dict)
     kafka_partitions: int = Field(default=8, ge=1)
     db_pool_min_size: int = Field(default=2, ge=1)
     db_pool_max_size: int = Field(default=20, ge=1)
@@ -84,13 +89,20 @@ class ServiceSettings(BaseSettings):
 
     @field_validator("internal_callers")
     @classmethod
-    def _callers_are_digests(cls, value: dict[str, str]) -> dict[str, str]:
+    def _callers_are_digests(
+        cls, value: dict[str, str | list[str]]
+    ) -> dict[str, str | list[str]]:
         unknown = set(value) - INTERNAL_CALLER_NAMES
         if unknown:
             raise ValueError(f"unknown callers {sorted(unknown)};"
                              f" known: {sorted(INTERNAL_CALLER_NAMES)}")
-        normalised = {name: digest.strip().lower() for name, digest in value.items()}
-        bad = sorted(n for n, digest in normalised.items() if not _SHA256_HEX.fullmatch(digest))
+        normalised: dict[str, str | list[str]] = {
+            name: digests.strip().lower() if isinstance(digests, str)
+            else [digest.strip().lower() for digest in digests]
+            for name, digests in value.items()
+        }
+        bad = sorted(name for name, digests in normalised.items()
+                     if not digests or not all(_SHA256_HEX.fullmatch(d) for d in _each(digests)))
         if bad:
             raise ValueError(f"the digests of {bad} are not SHA-256 in hex (64 characters)")
         return normalised
@@ -140,7 +152,8 @@ class ServiceSettings(BaseSettings):
 
     @cached_property
     def _caller_by_digest(self) -> dict[bytes, str]:
-        return {bytes.fromhex(digest): name for name, digest in self.internal_callers.items()}
+        return {bytes.fromhex(digest): name for name, digests in self.internal_callers.items()
+                for digest in _each(digests)}
 
     def internal_caller(self, token: str | None) -> str | None:
         """The name of the service whose INTERNAL_TOKEN `token` is, or None."""

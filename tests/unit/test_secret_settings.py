@@ -150,3 +150,14 @@ def test_the_launchers_secrets_pass_production_settings_and_stay_with_their_owne
         assert ("ADMIN_TOKEN" in env) == (spec.name == "gateway"), spec.name
     webhooks_env = service_env("webhooks", base, tokens)
     assert not {GATEWAY_TOKEN, FULFILMENT_TOKEN, STRONG} & set(webhooks_env.values())
+
+
+def test_a_caller_may_have_two_digests_while_its_token_is_rotated() -> None:
+    new_token = secrets.token_urlsafe(32)
+    settings = StockSettings(internal_callers={
+        "gateway": [token_digest(GATEWAY_TOKEN), token_digest(new_token).upper()]})
+    assert settings.internal_caller(GATEWAY_TOKEN) == "gateway"
+    assert settings.internal_caller(new_token) == "gateway"
+    assert settings.internal_caller(FULFILMENT_TOKEN) is None
+    with pytest.raises(ValidationError, match="are not SHA-256 in hex"):
+        StockSettings(internal_callers={"gateway": []})
