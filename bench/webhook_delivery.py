@@ -108,7 +108,7 @@ def stock_changed(tenant: uuid.UUID, n: int) -> tuple[bytes, bytes]:
         reserved=0, available=100 + n, version=n + 1, updated_at=now, quantity_change=1,
         reserved_change=0, reason="restock",
     )
-    event = c.make_event(source="/bench", type=c.STOCK_CHANGED, tenant_id=tenant,
+    event = c.make_event(source="/stock", type=c.STOCK_CHANGED, tenant_id=tenant,
                          subject=f"stock-record/{record}", data=data)
     return c.stock_level_key(tenant, "wh-1", data.sku).encode(), event.to_bytes()
 

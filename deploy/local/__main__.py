@@ -104,6 +104,11 @@ def make_platform(settings: Settings, database_url: str) -> Platform:
         internal_token=stored_secret(
             settings.state_dir / "internal_token", os.environ.get("INTERNAL_TOKEN")
         ),
+        fulfilment_token=stored_secret(settings.state_dir / "fulfilment_internal_token", None),
+        database_passwords={
+            spec.name: stored_secret(settings.state_dir / f"db_password_{spec.name}", None)
+            for spec in SERVICES
+        },
         admin_token=stored_secret(
             settings.state_dir / "admin_token", os.environ.get("ADMIN_TOKEN")
         ),
@@ -135,8 +140,9 @@ def demo_api_key(settings: Settings, platform: Platform) -> str:
 
 def write_env_file(settings: Settings, platform: Platform) -> Path:
     path = settings.state_dir / "platform.env"
-    keys = ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "ADMIN_TOKEN", "INTERNAL_TOKEN")
+    keys = ("DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "ADMIN_TOKEN")
     lines = [f"export {key}='{platform.env[key]}'" for key in keys]
+    lines.append(f"export INTERNAL_TOKEN='{platform.internal_token}'")  # the gateway's
     lines.append(f"export GATEWAY_URL='{platform.gateway_url}'")
     store_secret(path, "\n".join(lines))
     return path

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import secrets
 import socket
@@ -20,14 +22,26 @@ from deploy.local.infra import (
     kill,
     pid_alive,
     read_pid,
+    run_async,
     spawn,
     tail,
     terminate,
     write_pid,
 )
+from fulfilkit.db_roles import bootstrap as bootstrap_roles
+from fulfilkit.db_roles import service_dsn
 
 VENV_PYTHON = REPO_ROOT / ".venv" / "bin" / "python"
 WEBHOOK_ALLOWED_HOSTS = "127.0.0.1,localhost,::1"
+# Who calls whom inside the platform: each caller has its own INTERNAL_TOKEN, and each
+# service is given the digests of the callers it answers (INTERNAL_CALLERS).
+INTERNAL_CALLERS_OF: dict[str, tuple[str, ...]] = {
+    "gateway": (),
+    "orders": ("gateway", "fulfilment"),
+    "stock": ("gateway",),
+    "fulfilment": ("gateway",),
+    "webhooks": ("gateway",),
+}
 LOCAL_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -73,6 +87,10 @@ def service_url(port: int) -> str:
     return f"http://127.0.0.1:{port}"
 
 
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
 def platform_env(
     *,
     database_url: str,
@@ -82,17 +100,41 @@ def platform_env(
     ports: Mapping[str, int],
     base: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
-    """The environment every service gets: `base` (default os.environ) plus the platform's."""
+    """The environment every service gets: `base` (default os.environ) plus the platform's.
+
+    `internal_token` is the gateway's credential; the services answer it. ENVIRONMENT is
+    development unless `base` says otherwise (the secrets here are strong either way).
+    """
     env = dict(os.environ if base is None else base)
+    env.setdefault("ENVIRONMENT", "development")
+    env.pop("INTERNAL_TOKEN", None)
     env.update(
         DATABASE_URL=database_url,
         KAFKA_BOOTSTRAP_SERVERS=bootstrap_servers,
-        INTERNAL_TOKEN=internal_token,
         ADMIN_TOKEN=admin_token,
+        INTERNAL_CALLERS=json.dumps({"gateway": token_digest(internal_token)}),
         WEBHOOK_ALLOWED_HOSTS=WEBHOOK_ALLOWED_HOSTS,
     )
     env.update({s.url_env: service_url(ports[s.name]) for s in SERVICES if s.url_env})
     return env
+
+
+def service_env(
+    name: str, env: Mapping[str, str], internal_tokens: Mapping[str, str],
+    database_urls: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """`env` with what is this service's alone: its own credential (when it calls others), the
+    digests of the callers it answers and its database role. The admin token goes to the
+    gateway only."""
+    own = {key: value for key, value in env.items() if key != "ADMIN_TOKEN" or name == "gateway"}
+    if database_urls is not None:
+        own["DATABASE_URL"] = database_urls[name]
+    own["INTERNAL_CALLERS"] = json.dumps(
+        {caller: token_digest(internal_tokens[caller]) for caller in INTERNAL_CALLERS_OF[name]}
+    )
+    if name in internal_tokens:
+        own["INTERNAL_TOKEN"] = internal_tokens[name]
+    return own
 
 
 def python_path(name: str, existing: str | None) -> str:
@@ -217,13 +259,20 @@ class Platform:
         log_dir: Path,
         gateway_port: int = 8000,
         internal_token: str | None = None,
+        fulfilment_token: str | None = None,
         admin_token: str | None = None,
+        database_passwords: Mapping[str, str] | None = None,
         pid_dir: Path | None = None,
         extra_env: Mapping[str, str] | None = None,
         ports: Mapping[str, int] | None = None,
     ) -> None:
         self.ports = dict(ports or service_ports(gateway_port))
+        # the gateway's credential; the services answer it
         self.internal_token = internal_token or secrets.token_urlsafe(32)
+        self.internal_tokens = {
+            "gateway": self.internal_token,
+            "fulfilment": fulfilment_token or secrets.token_urlsafe(32),
+        }
         self.admin_token = admin_token or secrets.token_urlsafe(32)
         self.env = platform_env(
             database_url=database_url,
@@ -233,12 +282,27 @@ class Platform:
             ports=self.ports,
         )
         self.env.update(extra_env or {})
+        # `database_url` is a superuser's: each service gets its own role (fulfilkit.db_roles)
+        self.superuser_database_url = database_url
+        self.database_passwords = {
+            spec.name: (database_passwords or {}).get(spec.name) or secrets.token_urlsafe(32)
+            for spec in SERVICES
+        }
+        self.database_urls = {
+            name: service_dsn(database_url, name, password)
+            for name, password in self.database_passwords.items()
+        }
         self.services = {
             spec.name: ServiceProcess(
-                spec.name, spec.app, self.ports[spec.name], self.env, log_dir, pid_dir=pid_dir
+                spec.name, spec.app, self.ports[spec.name],
+                self.service_env(spec.name), log_dir, pid_dir=pid_dir,
             )
             for spec in SERVICES
         }
+
+    def service_env(self, name: str) -> dict[str, str]:
+        """The environment of service `name` (for another process of it)."""
+        return service_env(name, self.env, self.internal_tokens, self.database_urls)
 
     @property
     def gateway_url(self) -> str:
@@ -256,6 +320,7 @@ class Platform:
         When one does not become ready, those it started are stopped again and InfraError raised.
         """
         started = [service for service in self if not service.adopt()]
+        run_async(lambda: bootstrap_roles(self.superuser_database_url, self.database_passwords))
         try:
             for service in started:
                 service.start()

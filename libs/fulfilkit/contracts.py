@@ -53,6 +53,13 @@ TOPIC_OF_TYPE = {
     WEBHOOK_ENDPOINT_DISABLED: WEBHOOKS_TOPIC,
 }
 EVENT_TYPES = tuple(TOPIC_OF_TYPE)
+# The `source` of every event on a topic: the one service that publishes there.
+SOURCE_OF_TOPIC = {
+    SALES_TOPIC: "/orders",
+    STOCK_TOPIC: "/stock",
+    FULFILLMENT_TOPIC: "/fulfilment",
+    WEBHOOKS_TOPIC: "webhooks",
+}
 
 SaleStatus = Literal[
     "awaiting_stock", "pending", "backordered", "in_fulfillment", "shipped", "delivered", "canceled"

@@ -92,7 +92,9 @@ async def migrate(pool: asyncpg.Pool, schema: str, migrations_dir: Path) -> list
     applied: list[str] = []
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"migrate:{schema}")
-        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+        # A service's own role owns its schema but may not create schemas (fulfilkit.db_roles)
+        if not await conn.fetchval("SELECT true FROM pg_namespace WHERE nspname = $1", schema):
+            await conn.execute(f"CREATE SCHEMA {schema}")
         await conn.execute(
             f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations"
             " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"

@@ -5,6 +5,10 @@ is retried alone, a bounded number of times, and one that still fails goes to
 `<topic>.dlq` with the error in its headers; the rest keeps flowing. Infrastructure
 failures (database or broker unreachable, deadlock victims) are raised so the batch is
 consumed again later.
+
+An event whose type does not belong to the topic it came on, or whose source is not the
+service owning that topic, is dead-lettered unread: whoever can write to a topic must not
+be able to speak for another service (or, through it, for a tenant).
 """
 
 import asyncio
@@ -16,7 +20,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from pydantic import ValidationError
 
-from fulfilkit.contracts import dlq_topic
+from fulfilkit.contracts import SOURCE_OF_TOPIC, TOPIC_OF_TYPE, dlq_topic
 from fulfilkit.events import CloudEvent
 
 log = logging.getLogger(__name__)
@@ -35,6 +39,17 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.TooManyConnectionsError,
     asyncpg.AdminShutdownError,
 )
+
+
+def foreign_event_reason(topic: str, event: CloudEvent) -> str | None:
+    """Why `event` cannot have been published on `topic` by its owner, or None."""
+    if TOPIC_OF_TYPE.get(event.type) != topic:
+        return f"foreign event: type {event.type!r} does not belong to topic {topic!r}"
+    owner = SOURCE_OF_TOPIC.get(topic)
+    if event.source != owner:
+        return (f"foreign event: source {event.source!r} is not {owner!r},"
+                f" the owner of topic {topic!r}")
+    return None
 
 
 class Inbox:
@@ -67,6 +82,11 @@ class Inbox:
                 event = CloudEvent.from_bytes(record.value or b"")
             except (ValidationError, ValueError) as exc:
                 await self._dead_letter(record, f"unparseable event: {exc}")
+                continue
+            foreign = foreign_event_reason(record.topic, event)
+            if foreign is not None:
+                log.error("event %s on %s dead-lettered: %s", event.id, record.topic, foreign)
+                await self._dead_letter(record, foreign)
                 continue
             if self._wants(event):
                 events.append((record, event))

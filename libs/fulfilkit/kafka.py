@@ -3,7 +3,8 @@
 import asyncio
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -19,10 +20,12 @@ log = logging.getLogger(__name__)
 
 
 async def ensure_topics(
-    bootstrap: str, names: Iterable[str], partitions: int, replication_factor: int = 1
+    bootstrap: str, names: Iterable[str], partitions: int, replication_factor: int = 1,
+    client_options: Mapping[str, Any] | None = None,
 ) -> None:
-    """Create the platform's topics with a set partition count (never rely on auto-create)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    """Create the platform's topics with a set partition count (never rely on auto-create).
+    `client_options`: TLS and SASL (`KafkaSecurity.client_options()`)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(client_options or {}))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -41,9 +44,13 @@ async def ensure_topics(
         await admin.close()
 
 
-def make_producer(bootstrap: str, max_request_size: int = 1048576) -> AIOKafkaProducer:
+def make_producer(
+    bootstrap: str, max_request_size: int = 1048576,
+    client_options: Mapping[str, Any] | None = None,
+) -> AIOKafkaProducer:
     return AIOKafkaProducer(
         bootstrap_servers=bootstrap,
+        **(client_options or {}),
         acks="all",
         enable_idempotence=True,
         linger_ms=0,
@@ -52,11 +59,14 @@ def make_producer(bootstrap: str, max_request_size: int = 1048576) -> AIOKafkaPr
     )
 
 
-async def check_message_size(bootstrap: str, names: Iterable[str], max_request_size: int) -> None:
+async def check_message_size(
+    bootstrap: str, names: Iterable[str], max_request_size: int,
+    client_options: Mapping[str, Any] | None = None,
+) -> None:
     """Refuse to start when the producer would send messages a topic refuses: its limit
     (`max.message.bytes`, the broker's `message.max.bytes` unless the topic overrides it) must
     be at least `max_request_size`, or every such event would be parked instead of sent."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(client_options or {}))
     await admin.start()
     try:
         responses = await admin.describe_configs([

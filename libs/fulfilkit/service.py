@@ -107,14 +107,19 @@ async def _start_runtime(spec: ServiceSpec) -> Runtime:
                       loops=Supervisor(first_delay=s.loop_restart_first_seconds,
                                        max_delay=s.loop_restart_max_seconds))
     if spec.uses_kafka:
-        await ensure_topics(s.kafka_bootstrap_servers, ALL_TOPICS, s.kafka_partitions)
-        await check_message_size(s.kafka_bootstrap_servers, ALL_TOPICS, s.kafka_max_request_size)
-        runtime.producer = make_producer(s.kafka_bootstrap_servers, s.kafka_max_request_size)
+        kafka_options = s.kafka_security.client_options()
+        await ensure_topics(s.kafka_bootstrap_servers, ALL_TOPICS, s.kafka_partitions,
+                            client_options=kafka_options)
+        await check_message_size(s.kafka_bootstrap_servers, ALL_TOPICS, s.kafka_max_request_size,
+                                 client_options=kafka_options)
+        runtime.producer = make_producer(s.kafka_bootstrap_servers, s.kafka_max_request_size,
+                                         kafka_options)
         await runtime.producer.start()
         # No dependency injection: the one subscriber takes the message as its decoder hands
         # it over. With it, FastDepends resolved the message through a synchronous context
         # field in a worker thread, a thread hop per batch.
         runtime.broker = KafkaBroker(s.kafka_bootstrap_servers, logger=log,
+                                     security=s.kafka_security.broker_security(),
                                      log_level=logging.DEBUG, apply_types=False)
         for consumer in spec.consumers:
             inbox = Inbox(

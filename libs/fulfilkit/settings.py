@@ -1,5 +1,44 @@
-from pydantic import Field, model_validator
+import hashlib
+import hmac
+import re
+from functools import cached_property
+from typing import ClassVar
+
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from fulfilkit.kafka_security import KafkaSecurity, SaslMechanism, SecurityProtocol
+
+DEVELOPMENT = "development"
+MIN_SECRET_LENGTH = 32
+# Values published in docs, examples and earlier defaults: never a real secret.
+WELL_KNOWN_SECRETS = frozenset({
+    "dev-admin-token", "dev-internal-token", "test-admin-token", "test-internal-token",
+    "changeme", "change-me", "secret", "password", "admin", "token",
+})
+# Every service that calls another one has its own credential (its INTERNAL_TOKEN).
+INTERNAL_CALLER_NAMES = frozenset({"gateway", "fulfilment"})
+_SHA256_HEX = re.compile(r"[0-9a-f]{64}")
+
+
+def weak_secret_reason(value: str) -> str | None:
+    """Why `value` cannot be a production secret, or None when it can."""
+    if not value:
+        return "is missing"
+    if len(value) < MIN_SECRET_LENGTH:
+        return f"is shorter than {MIN_SECRET_LENGTH} characters"
+    if value.strip().lower() in WELL_KNOWN_SECRETS or len(set(value)) < 8:
+        return "is a well-known or trivially guessable value"
+    return None
+
+
+def _each(digests: str | list[str]) -> list[str]:
+    return [digests] if isinstance(digests, str) else digests
+
+
+def token_digest(token: str) -> str:
+    """The SHA-256 (hex) that a called service holds instead of the caller's token."""
+    return hashlib.sha256(token.encode("latin-1", "replace")).hexdigest()
 
 
 class ServiceSettings(BaseSettings):
@@ -7,11 +46,27 @@ class ServiceSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_file=None, extra="ignore")
 
-    environment: str = "development"
+    # Names of the fields holding secrets: outside development each must be strong.
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = ()
+    # The callers this service answers (see `fulfilkit.http.internal`); their digests
+    # must be in INTERNAL_CALLERS outside development.
+    ACCEPTED_CALLERS: ClassVar[frozenset[str]] = frozenset({"gateway"})
+
+    environment: str = "production"
 
     database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    internal_token: str = Field(default="dev-internal-token", min_length=8)
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism = "SCRAM-SHA-512"
+    kafka_sasl_username: str = ""
+    kafka_sasl_password: str = ""
+    kafka_ssl_cafile: str = ""
+    kafka_ssl_certfile: str = ""
+    kafka_ssl_keyfile: str = ""
+    kafka_ssl_check_hostname: bool = True
+    # {"gateway": "<sha256 hex of the gateway's INTERNAL_TOKEN>", ...}, as JSON; a list of
+    # digests for one caller accepts each (while its token is being rotated)
+    internal_callers: dict[str, str | list[str]] = Field(default_factory=dict)
     kafka_partitions: int = Field(default=8, ge=1)
     db_pool_min_size: int = Field(default=2, ge=1)
     db_pool_max_size: int = Field(default=20, ge=1)
@@ -37,8 +92,85 @@ class ServiceSettings(BaseSettings):
     # An outbox row Kafka refuses this many times (for a reason other than an outage) is parked
     outbox_park_after_failures: int = Field(default=5, ge=1)
 
+    @property
+    def is_development(self) -> bool:
+        return self.environment.strip().lower() == DEVELOPMENT
+
+    @field_validator("internal_callers")
+    @classmethod
+    def _callers_are_digests(
+        cls, value: dict[str, str | list[str]]
+    ) -> dict[str, str | list[str]]:
+        unknown = set(value) - INTERNAL_CALLER_NAMES
+        if unknown:
+            raise ValueError(f"unknown callers {sorted(unknown)};"
+                             f" known: {sorted(INTERNAL_CALLER_NAMES)}")
+        normalised: dict[str, str | list[str]] = {
+            name: digests.strip().lower() if isinstance(digests, str)
+            else [digest.strip().lower() for digest in digests]
+            for name, digests in value.items()
+        }
+        bad = sorted(name for name, digests in normalised.items()
+                     if not digests or not all(_SHA256_HEX.fullmatch(d) for d in _each(digests)))
+        if bad:
+            raise ValueError(f"the digests of {bad} are not SHA-256 in hex (64 characters)")
+        return normalised
+
+    @cached_property
+    def kafka_security(self) -> KafkaSecurity:
+        return KafkaSecurity(
+            protocol=self.kafka_security_protocol, sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username, sasl_password=self.kafka_sasl_password,
+            ssl_cafile=self.kafka_ssl_cafile, ssl_certfile=self.kafka_ssl_certfile,
+            ssl_keyfile=self.kafka_ssl_keyfile, ssl_check_hostname=self.kafka_ssl_check_hostname,
+        )
+
     @model_validator(mode="after")
-    def _no_default_secrets_in_production(self) -> "ServiceSettings":
-        if self.environment != "development" and self.internal_token == "dev-internal-token":
-            raise ValueError("INTERNAL_TOKEN must be set outside development")
+    def _kafka_security_consistent(self) -> "ServiceSettings":
+        try:
+            self.kafka_security  # noqa: B018 (validates)
+        except ValidationError as exc:
+            raise ValueError("; ".join(e["msg"].removeprefix("Value error, ")
+                                       for e in exc.errors())) from None
         return self
+
+    @model_validator(mode="after")
+    def _fail_closed_outside_development(self) -> "ServiceSettings":
+        if self.is_development:
+            return self
+        problems = []
+        secrets = list(self.SECRET_FIELDS)
+        if self.kafka_security.uses_sasl:
+            secrets.append("kafka_sasl_password")
+        security = self.kafka_security
+        if security.protocol == "SASL_PLAINTEXT" and security.sasl_mechanism == "PLAIN":
+            problems.append("KAFKA_SASL_MECHANISM=PLAIN sends the password in clear without TLS")
+        for name in secrets:
+            reason = weak_secret_reason(getattr(self, name))
+            if reason is not None:
+                problems.append(f"{name.upper()} {reason}")
+        missing = sorted(self.ACCEPTED_CALLERS - set(self.internal_callers))
+        if missing:
+            problems.append(f"INTERNAL_CALLERS lacks the digests of {missing}")
+        if problems:
+            raise ValueError(
+                "; ".join(problems)
+                + f" (ENVIRONMENT={self.environment!r}; only ENVIRONMENT=development allows this)"
+            )
+        return self
+
+    @cached_property
+    def _caller_by_digest(self) -> dict[bytes, str]:
+        return {bytes.fromhex(digest): name for name, digests in self.internal_callers.items()
+                for digest in _each(digests)}
+
+    def internal_caller(self, token: str | None) -> str | None:
+        """The name of the service whose INTERNAL_TOKEN `token` is, or None."""
+        if not token:
+            return None
+        presented = hashlib.sha256(token.encode("latin-1", "replace")).digest()
+        found = None
+        for digest, name in self._caller_by_digest.items():  # compare with every one
+            if hmac.compare_digest(presented, digest):
+                found = name
+        return found

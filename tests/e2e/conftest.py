@@ -7,6 +7,7 @@ import aiohttp
 import pytest
 
 from deploy.local.services import SERVICES, Platform, free_ports
+from gateway.auth import SCOPES
 from tests.support import Client, ref
 
 LOG_DIR = Path(__file__).resolve().parents[2] / ".local" / "test-logs"
@@ -46,7 +47,8 @@ async def http() -> AsyncIterator[aiohttp.ClientSession]:
 
 async def new_tenant(platform: Platform, http: aiohttp.ClientSession) -> Client:
     admin = Client(http, platform.gateway_url, platform.admin_token)
-    answer = await admin.post("/admin/tenants", {"name": ref("tenant")})
+    # every scope, `admin` included: the suite reads /stock/integrity with the tenant's key
+    answer = await admin.post("/admin/tenants", {"name": ref("tenant"), "scopes": list(SCOPES)})
     assert answer.status == 201, answer
     return Client(http, platform.gateway_url, answer.body["api_key"], answer.body["tenant"]["id"])
 

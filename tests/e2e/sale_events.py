@@ -20,7 +20,7 @@ def snapshot(location: str, *lines: tuple[str, int], status: str = "awaiting_sto
 
 
 def event(type_: str, tenant_id: str, sale: c.SaleSnapshot) -> CloudEvent:
-    return c.make_event(source="/tests", type=type_, tenant_id=uuid.UUID(tenant_id),
+    return c.make_event(source="/orders", type=type_, tenant_id=uuid.UUID(tenant_id),
                         subject=f"sale/{sale.id}", data=sale)
 
 

@@ -32,7 +32,7 @@ def sale_created(tenant_id: str, location: str, sku: str, quantity: int) -> Clou
         shop=c.Shop(channel="web", shop_name="t"), location_id=location,
         lines=[c.SaleLine(sku=sku, quantity=quantity)], created_at=now, updated_at=now,
     )
-    return c.make_event(source="/tests", type=c.SALE_CREATED, tenant_id=uuid.UUID(tenant_id),
+    return c.make_event(source="/orders", type=c.SALE_CREATED, tenant_id=uuid.UUID(tenant_id),
                         subject=f"sale/{snapshot.id}", data=snapshot)
 
 

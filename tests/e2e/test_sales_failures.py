@@ -94,7 +94,7 @@ async def test_fulfilment_dying_after_the_claim_leaves_one_fulfillment_from_the_
 ):
     sale_id, _, _ = await pending_sale(tenant, quantity=1, stock=5)
     db = await asyncpg.connect(infrastructure.database_url)
-    env = {**platform.env, "FAULT_INJECTION": "crash_after_claim"}
+    env = {**platform.service_env("fulfilment"), "FAULT_INJECTION": "crash_after_claim"}
     try:
         async with extra_process(platform, "fulfilment-faulty", "fulfilment.app:app",
                                  env) as faulty:
@@ -133,7 +133,7 @@ async def test_fulfilment_dying_after_orders_shipped_is_finished_and_commits_onc
     init = await tenant.post("/fulfillment/shipping/init", {"sale_ids": [sale_id]})
     [fulfillment] = init.body["fulfillments"]
     path = f"/fulfillment/fulfillments/{fulfillment['id']}"
-    env = {**platform.env, "FAULT_INJECTION": "crash_after_ship_call"}
+    env = {**platform.service_env("fulfilment"), "FAULT_INJECTION": "crash_after_ship_call"}
     async with extra_process(platform, "fulfilment-faulty", "fulfilment.app:app",
                              env) as faulty:
         if in_a_batch:
@@ -300,7 +300,8 @@ async def test_a_sale_created_on_a_second_orders_replica_answers_pending(
                              json=sale_body(ref("S"), location, (sku, 1))) as response:
             return response.status, await response.json(), time.monotonic() - started
 
-    async with extra_process(platform, "orders-2", "orders.app:app", platform.env) as replica:
+    async with extra_process(platform, "orders-2", "orders.app:app",
+                             platform.service_env("orders")) as replica:
         # The replica joined the consumer group: wait for the rebalance to settle, with
         # both replicas consuming reservation outcomes, and for a sale that answers fast.
         await eventually(lambda: group_assignment(infrastructure.bootstrap_servers, "orders"),
@@ -340,7 +341,7 @@ async def test_creates_whose_wait_runs_out_answer_awaiting_stock_and_reserve_lat
     sku, location, _ = await stocked_product(tenant, quantity=10)
     headers = internal_headers(platform, tenant)
     one, many = ref("S"), [ref("S") for _ in range(3)]
-    env = {**platform.env, "SALE_CREATE_WAIT_SECONDS": "0"}
+    env = {**platform.service_env("orders"), "SALE_CREATE_WAIT_SECONDS": "0"}
     async with extra_process(platform, "orders-impatient", "orders.app:app", env) as impatient:
         async with http.post(f"{impatient.url}/api/v1/sales", headers=headers,
                              json=sale_body(one, location, (sku, 1))) as single:
@@ -369,7 +370,7 @@ async def test_a_wave_while_orders_is_unreachable_is_503_and_moves_nothing(
     init = await tenant.post("/fulfillment/shipping/init", {"sale_ids": [sale_id]})
     [fulfillment] = init.body["fulfillments"]
     [closed] = free_ports(1)  # nothing listens there
-    env = {**platform.env, "ORDERS_URL": f"http://127.0.0.1:{closed}"}
+    env = {**platform.service_env("fulfilment"), "ORDERS_URL": f"http://127.0.0.1:{closed}"}
     async with extra_process(platform, "fulfilment-no-orders", "fulfilment.app:app",
                              env) as cut_off:
         async with http.post(

@@ -1,4 +1,4 @@
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import Field, model_validator
 
@@ -7,6 +7,10 @@ from fulfilment.providers import PROVIDERS
 
 
 class FulfilmentSettings(ServiceSettings):
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = (*ServiceSettings.SECRET_FIELDS, "internal_token")
+
+    # fulfilment's own credential, sent when it claims and ships sales on orders
+    internal_token: str = ""
     orders_url: str = "http://127.0.0.1:8001"
     consumer_fetch_max_wait_ms: int = Field(default=25, ge=0)
     consumer_fetch_min_bytes: int = Field(default=1024 * 1024, ge=1)
@@ -19,7 +23,7 @@ class FulfilmentSettings(ServiceSettings):
 
     @model_validator(mode="after")
     def _faults_only_in_development(self) -> "FulfilmentSettings":
-        if self.fault_injection and self.environment != "development":
+        if self.fault_injection and not self.is_development:
             raise ValueError("FAULT_INJECTION is for tests only")
         return self
 

@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field, StringConstraints
 from fulfilkit.http.problems import Problem
 from gateway import store
 from gateway.auth import (
-    SCOPES,
+    DEFAULT_SCOPES,
     KeyCache,
     ScopeName,
     invalid_token,
@@ -41,7 +41,9 @@ class GatewayState:
     pool: asyncpg.Pool
     session: aiohttp.ClientSession
     keys: KeyCache
-    limiter: RateLimiter
+    limiter: RateLimiter  # per API key
+    unauthenticated: RateLimiter  # per client address, requests without a valid key
+    admin_failures: RateLimiter  # per client address, failed admin-token attempts
     forwarder: Forwarder
     idempotency: IdempotencyPolicy
     public_api: PublicApiDocument
@@ -80,6 +82,10 @@ TenantName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=
 
 class NewTenant(BaseModel):
     name: TenantName
+    scopes: list[ScopeName] = Field(
+        default_factory=lambda: list(DEFAULT_SCOPES), min_length=1,
+        description="The first key's scopes; every scope but `admin` when left out.",
+    )
 
 
 class NewKey(BaseModel):
@@ -123,8 +129,9 @@ def _key_out(key: store.ApiKey) -> KeyOut:
 
 @admin_router.post("/tenants", status_code=status.HTTP_201_CREATED)
 async def create_tenant(body: NewTenant, state: State) -> CreatedTenant:
-    """Creates a tenant and its first API key, which carries every scope."""
-    key = new_api_key(SCOPES)
+    """Creates a tenant and its first API key, with the scopes asked for (every scope but
+    `admin` when none are given)."""
+    key = new_api_key(body.scopes)
     try:
         tenant = await store.create_tenant(state.pool, body.name, key)
     except store.TenantNameTaken:

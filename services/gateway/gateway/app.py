@@ -13,6 +13,7 @@ from fulfilkit.asyncapi import events_document
 from fulfilkit.http.client import internal_session
 from fulfilkit.service import Runtime, ServiceSpec, create_service
 from gateway import store
+from gateway.admin_guard import AdminGuardMiddleware
 from gateway.api import STATE_KEY, GatewayState, admin_router, docs_router
 from gateway.auth import KeyCache
 from gateway.forwarding import ForwardingMiddleware
@@ -49,8 +50,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             settings=settings,
             pool=runtime.pool,
             session=session,
-            keys=KeyCache(runtime.pool, settings.api_key_cache_seconds),
+            keys=KeyCache(runtime.pool, settings.api_key_cache_seconds,
+                          max_entries=settings.api_key_cache_size,
+                          max_missing=settings.api_key_negative_cache_size),
             limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
+            unauthenticated=RateLimiter(settings.unauthenticated_rate_limit_per_second,
+                                        settings.unauthenticated_rate_limit_burst),
+            admin_failures=RateLimiter(settings.admin_failures_per_minute / 60,
+                                       settings.admin_failures_burst),
             forwarder=Forwarder(session, services, settings.internal_token),
             idempotency=policy,
             public_api=PublicApiDocument(session, services, own_document,
@@ -77,7 +84,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         settings=settings,
         migrations=MIGRATIONS,
         routers=[admin_router, docs_router],
-        middleware=[ForwardingMiddleware],
+        middleware=[ForwardingMiddleware, AdminGuardMiddleware],
         background=[prune_idempotency_records],
         uses_kafka=False,
         on_start=start,

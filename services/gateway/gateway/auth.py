@@ -4,9 +4,10 @@ import hashlib
 import hmac
 import secrets
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Generic, Literal, TypeVar, get_args
 from uuid import UUID, uuid4
 
 import asyncpg
@@ -30,6 +31,9 @@ READ_METHODS = frozenset({"GET", "HEAD"})
 
 
 ADMIN_ONLY_PATHS = ("/api/v1/stock/integrity",)
+# What a tenant's first key gets unless the admin asks for other scopes.
+DEFAULT_SCOPES: tuple[str, ...] = tuple(s for s in SCOPES if s != "admin")
+V = TypeVar("V")
 
 
 def required_scope(area: str, method: str, path: str = "") -> str:
@@ -84,9 +88,11 @@ class Caller:
 
 
 class KeyCache:
-    """Looks API keys up by hash, remembering answers (found or not) for `ttl_seconds`.
+    """Looks API keys up by hash, remembering answers for `ttl_seconds`.
 
-    A key revoked through another gateway process keeps working here for at most that long.
+    Keys found and keys not found are kept apart, each a bounded LRU: a flood of unknown keys
+    only ever evicts other unknown keys, never a key in use. A key revoked through another
+    gateway process keeps working here for at most `ttl_seconds`.
     """
 
     def __init__(
@@ -95,29 +101,76 @@ class KeyCache:
         ttl_seconds: float,
         clock: Callable[[], float] = time.monotonic,
         max_entries: int = 100_000,
+        max_missing: int = 10_000,
     ) -> None:
         self._pool = pool
         self._ttl = ttl_seconds
         self._clock = clock
-        self._max_entries = max_entries
-        self._entries: dict[bytes, tuple[float, Caller | None]] = {}
+        self._found: LruCache[Caller] = LruCache(max_entries)
+        self._missing: LruCache[None] = LruCache(max_missing)
 
-    async def caller(self, secret: str) -> Caller | None:
+    def cached(self, secret: str) -> tuple[bool, Caller | None]:
+        """(known, caller) from memory alone: known is False when only the database can tell."""
         if not secret.startswith(API_KEY_PREFIX) or len(secret) > MAX_API_KEY_LENGTH:
-            return None
+            return True, None
         key_hash = hash_api_key(secret)
         now = self._clock()
-        cached = self._entries.get(key_hash)
-        if cached is not None and cached[0] > now:
-            return cached[1]
+        found = self._found.get(key_hash, now)
+        if found is not None:
+            return True, found[0]
+        return self._missing.get(key_hash, now) is not None, None
+
+    async def caller(self, secret: str) -> Caller | None:
+        known, caller = self.cached(secret)
+        if known:
+            return caller
+        key_hash = hash_api_key(secret)
         key = await store.find_active_key(self._pool, key_hash)
-        caller = Caller(key.id, key.tenant_id, frozenset(key.scopes)) if key else None
-        if len(self._entries) >= self._max_entries:
-            self._entries.clear()
-        self._entries[key_hash] = (now + self._ttl, caller)
+        expires = self._clock() + self._ttl
+        if key is None:
+            self._missing.put(key_hash, expires, None)
+            return None
+        caller = Caller(key.id, key.tenant_id, frozenset(key.scopes))
+        self._found.put(key_hash, expires, caller)
+        self._missing.pop(key_hash)
         return caller
 
     def forget(self, key_id: UUID) -> None:
-        stale = [h for h, (_, c) in self._entries.items() if c is not None and c.key_id == key_id]
-        for key_hash in stale:
-            del self._entries[key_hash]
+        self._found.drop_where(lambda caller: caller.key_id == key_id)
+
+    def __len__(self) -> int:
+        return len(self._found) + len(self._missing)
+
+
+class LruCache(Generic[V]):
+    """Entries with an expiry time; the least recently used goes when `max_entries` is full."""
+
+    def __init__(self, max_entries: int) -> None:
+        self._max_entries = max_entries
+        self._entries: OrderedDict[bytes, tuple[float, V]] = OrderedDict()
+
+    def get(self, key: bytes, now: float) -> tuple[V] | None:
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] <= now:
+            del self._entries[key]
+            return None
+        self._entries.move_to_end(key)
+        return (entry[1],)
+
+    def put(self, key: bytes, expires: float, value: V) -> None:
+        self._entries[key] = (expires, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._max_entries:
+            self._entries.popitem(last=False)
+
+    def pop(self, key: bytes) -> None:
+        self._entries.pop(key, None)
+
+    def drop_where(self, stale: Callable[[V], bool]) -> None:
+        for key in [k for k, (_, v) in self._entries.items() if stale(v)]:
+            del self._entries[key]
+
+    def __len__(self) -> int:
+        return len(self._entries)

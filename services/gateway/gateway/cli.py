@@ -1,7 +1,9 @@
 """Operator commands against the gateway's database (DATABASE_URL), e.g. for first setup.
 
-    python -m gateway.cli create-tenant NAME          prints the tenant's first API key
+    python -m gateway.cli create-tenant NAME [--scope S ...]   prints the first API key
     python -m gateway.cli create-key TENANT [--scope S ...]
+
+Keys get every scope but `admin` unless --scope says otherwise.
     python -m gateway.cli revoke-key KEY_ID
 
 The key alone goes to stdout (so `KEY=$(python -m gateway.cli create-tenant demo)` works);
@@ -22,7 +24,7 @@ from fulfilkit.db import create_pool, migrate
 from fulfilkit.settings import ServiceSettings
 from gateway import store
 from gateway.app import MIGRATIONS
-from gateway.auth import SCOPES, new_api_key
+from gateway.auth import DEFAULT_SCOPES, SCOPES, new_api_key
 
 
 class CommandFailed(Exception):
@@ -41,7 +43,7 @@ def _print(record: dict[str, Any], as_json: bool) -> None:
 
 
 async def _create_tenant(args: argparse.Namespace) -> dict[str, Any]:
-    key = new_api_key(SCOPES)
+    key = new_api_key(args.scope or DEFAULT_SCOPES)
     try:
         tenant = await store.create_tenant(args.pool, args.name, key)
     except store.TenantNameTaken:
@@ -56,7 +58,7 @@ async def _create_key(args: argparse.Namespace) -> dict[str, Any]:
     tenant = await store.find_tenant(args.pool, args.tenant)
     if tenant is None:
         raise CommandFailed(f"no tenant {args.tenant!r}")
-    key = new_api_key(args.scope or SCOPES)
+    key = new_api_key(args.scope or DEFAULT_SCOPES)
     await store.insert_key(args.pool, tenant.id, key)
     print(f"created key {key.id} for tenant {tenant.name} ({tenant.id})", file=sys.stderr)
     return {"tenant_id": str(tenant.id), "key_id": str(key.id), "api_key": key.secret,
@@ -78,11 +80,13 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     tenant = commands.add_parser("create-tenant", help="create a tenant and its first API key")
     tenant.add_argument("name")
+    tenant.add_argument("--scope", action="append", choices=SCOPES,
+                        help="repeatable; every scope but admin when left out")
     tenant.set_defaults(run=_create_tenant)
     key = commands.add_parser("create-key", help="issue another API key for a tenant")
     key.add_argument("tenant", help="tenant id or name")
     key.add_argument("--scope", action="append", choices=SCOPES,
-                     help="repeatable; every scope when left out")
+                     help="repeatable; every scope but admin when left out")
     key.set_defaults(run=_create_key)
     revoke = commands.add_parser("revoke-key", help="revoke an API key")
     revoke.add_argument("key_id", type=UUID)

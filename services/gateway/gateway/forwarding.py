@@ -16,9 +16,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from fulfilkit.http.problems import Problem, dependency_outage, problem_response
 from gateway import store
 from gateway.api import STATE_KEY, GatewayState, check_api_version
-from gateway.auth import Caller, KeyCache, bearer_token, invalid_token, required_scope
+from gateway.auth import Caller, bearer_token, invalid_token, required_scope
 from gateway.proxy import API_PREFIX, UpstreamCall, forward_once, route_for, upstream_path
-from gateway.ratelimit import retry_after
+from gateway.ratelimit import client_address, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,7 @@ class ForwardingMiddleware:
         headers = Headers(scope=scope)
         state: GatewayState = scope["app"].state.runtime.extras[STATE_KEY]
         await check_api_version(headers.get("x-api-version"))
-        caller = await caller_of(state.keys, headers.get("authorization"))
+        caller = await caller_of(state, scope, headers.get("authorization"))
         wait = state.limiter.wait_seconds(caller.key_id)
         if wait > 0:
             raise Problem("rate_limit", "Too many requests for this API key.",
@@ -100,13 +100,25 @@ class ForwardingMiddleware:
         ))
 
 
-async def caller_of(keys: KeyCache, authorization: str | None) -> Caller:
+async def caller_of(state: GatewayState, scope: Scope, authorization: str | None) -> Caller:
+    """The key's caller. Requests without a valid key are limited per client address before
+    any database work; a key found in the cache costs nothing more."""
     token = bearer_token(authorization)
+    known, caller = state.keys.cached(token) if token is not None else (True, None)
+    if caller is not None:
+        return caller
+    address = client_address(scope)
+    wait = state.unauthenticated.wait_seconds(address)
+    if wait > 0:
+        raise Problem("rate_limit", "Too many requests without a valid API key from this address.",
+                      headers={"Retry-After": retry_after(wait)})
     if token is None:
         raise invalid_token("Send an API key as `Authorization: Bearer <key>`.", missing=True)
-    caller = await keys.caller(token)
+    if not known:
+        caller = await state.keys.caller(token)
     if caller is None:
         raise invalid_token("The API key is unknown or revoked.")
+    state.unauthenticated.give_back(address)  # a valid key not cached yet
     return caller
 
 

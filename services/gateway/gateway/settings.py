@@ -1,27 +1,38 @@
-from pydantic import Field, model_validator
+from typing import ClassVar
+
+from pydantic import Field
 
 from fulfilkit.settings import ServiceSettings
 
-DEV_ADMIN_TOKEN = "dev-admin-token"
-
 
 class GatewaySettings(ServiceSettings):
-    admin_token: str = Field(default=DEV_ADMIN_TOKEN, min_length=8)
+    SECRET_FIELDS: ClassVar[tuple[str, ...]] = (
+        *ServiceSettings.SECRET_FIELDS, "admin_token", "internal_token",
+    )
+    ACCEPTED_CALLERS: ClassVar[frozenset[str]] = frozenset()  # no service calls the gateway
+
+    # Empty means the admin API refuses everyone (allowed in development only).
+    admin_token: str = ""
+    # The gateway's own credential, sent with every call it forwards to a service.
+    internal_token: str = ""
     orders_url: str = "http://127.0.0.1:8001"
     stock_url: str = "http://127.0.0.1:8002"
     fulfilment_url: str = "http://127.0.0.1:8003"
     webhooks_url: str = "http://127.0.0.1:8004"
     rate_limit_per_second: float = Field(default=200, gt=0)
     rate_limit_burst: int = Field(default=400, ge=1)
+    # Per client address: requests without a valid API key (missing, unknown, revoked).
+    unauthenticated_rate_limit_per_second: float = Field(default=5, gt=0)
+    unauthenticated_rate_limit_burst: int = Field(default=50, ge=1)
+    # Per client address: failed admin-token attempts.
+    admin_failures_per_minute: float = Field(default=10, gt=0)
+    admin_failures_burst: int = Field(default=10, ge=1)
+    admin_max_body_bytes: int = Field(default=16_384, ge=1)
     upstream_timeout_seconds: float = Field(default=30, gt=0)
     upstream_max_connections: int = Field(default=200, ge=1)
     api_key_cache_seconds: float = Field(default=5, ge=0)
+    api_key_cache_size: int = Field(default=100_000, ge=1)
+    api_key_negative_cache_size: int = Field(default=10_000, ge=1)
     idempotency_ttl_hours: float = Field(default=24, gt=0)
     max_request_body_bytes: int = Field(default=1_048_576, ge=1)
     openapi_cache_seconds: float = Field(default=60, ge=0)
-
-    @model_validator(mode="after")
-    def _admin_token_set_outside_development(self) -> "GatewaySettings":
-        if self.environment != "development" and self.admin_token == DEV_ADMIN_TOKEN:
-            raise ValueError("ADMIN_TOKEN must be set outside development")
-        return self

@@ -21,8 +21,9 @@ from gateway.app import create_app
 from gateway.settings import GatewaySettings
 from tests.support import ref
 
-ADMIN_TOKEN = "test-admin-token"
-INTERNAL_TOKEN = "test-internal-token"
+# strong enough for production settings: the harness runs the gateway as deployed
+ADMIN_TOKEN = "gateway-tests-admin-token-" + "x7Qp2Lr9Vb4Nc8Md"
+INTERNAL_TOKEN = "gateway-tests-internal-token-" + "Kf3Hs6Wj1Ty5Ug0Z"
 SERVICES = ("orders", "stock", "fulfilment", "webhooks")
 
 Responder = Callable[[web.Request], Awaitable[web.StreamResponse]]

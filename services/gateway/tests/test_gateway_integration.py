@@ -32,7 +32,7 @@ def assert_problem(status: int, body: Any, headers: Any, expected: int, code: st
     assert "Traceback" not in str(body)
 
 
-async def test_admin_creates_a_tenant_whose_first_key_has_every_scope(
+async def test_admin_creates_a_tenant_whose_first_key_has_every_scope_but_admin(
     gateway: RunningGateway,
 ) -> None:
     name = ref("gw-tenant")
@@ -43,9 +43,37 @@ async def test_admin_creates_a_tenant_whose_first_key_has_every_scope(
     assert status == 201, body
     assert body["tenant"]["name"] == name and body["tenant"]["id"] and body["tenant"]["created_at"]
     assert body["api_key"].startswith("fk_")
-    assert set(body["scopes"]) >= {"sales:write", "stock:read", "webhooks:write", "admin"}
+    assert body["scopes"] == [
+        "sales:read", "sales:write", "stock:read", "stock:write", "fulfillment:read",
+        "fulfillment:write", "webhooks:read", "webhooks:write",
+    ]
     status, _, _ = await gateway.call("GET", "/api/v1/sales", key=body["api_key"])
     assert status == 200
+    status, problem, headers = await gateway.call("GET", "/api/v1/stock/integrity",
+                                                  key=body["api_key"])
+    assert_problem(status, problem, headers, 403, "no_permission")
+
+
+async def test_the_first_key_gets_the_scopes_asked_for(gateway: RunningGateway) -> None:
+    status, body, _ = await gateway.call(
+        "POST", "/api/v1/admin/tenants", key=ADMIN_TOKEN,
+        json={"name": ref("gw-tenant"), "scopes": ["sales:read", "admin"]},
+    )
+
+    assert status == 201, body
+    assert body["scopes"] == ["sales:read", "admin"]
+    assert (await gateway.call("GET", "/api/v1/sales", key=body["api_key"]))[0] == 200
+    assert (await gateway.call("GET", "/api/v1/stock/integrity", key=body["api_key"]))[0] == 200
+    status, problem, headers = await gateway.call("POST", "/api/v1/sales", key=body["api_key"],
+                                                  json={})
+    assert_problem(status, problem, headers, 403, "no_permission")
+    for scopes in ([], ["sales:read", "everything"]):
+        status, problem, headers = await gateway.call(
+            "POST", "/api/v1/admin/tenants", key=ADMIN_TOKEN,
+            json={"name": ref("gw-tenant"), "scopes": scopes},
+        )
+        assert_problem(status, problem, headers, 422, "validation")
+        assert problem["errors"][0]["field"].startswith("/scopes"), problem
 
 
 async def test_admin_routes_refuse_a_wrong_or_missing_admin_token(
@@ -132,9 +160,11 @@ async def test_a_missing_scope_is_403_and_never_reaches_the_service(
 
 async def test_an_unknown_resource_is_404(gateway: RunningGateway) -> None:
     tenant = await gateway.new_tenant()
-    for path in ("/api/v1/nothing-here", "/api/v1", "/api/v1/admin/unknown"):
+    for path in ("/api/v1/nothing-here", "/api/v1"):
         status, body, headers = await gateway.call("GET", path, key=tenant["api_key"])
         assert_problem(status, body, headers, 404, "no_content")
+    status, body, headers = await gateway.call("GET", "/api/v1/admin/unknown", key=ADMIN_TOKEN)
+    assert_problem(status, body, headers, 404, "no_content")
 
 
 async def test_each_resource_goes_to_the_service_that_owns_it(

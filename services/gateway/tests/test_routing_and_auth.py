@@ -152,3 +152,43 @@ async def test_tokens_that_cannot_be_keys_never_reach_the_database() -> None:
     assert await cache.caller("dev-admin-token") is None
     assert await cache.caller("fk_" + "x" * 500) is None
     assert pool.lookups == 0
+
+
+def test_an_empty_admin_token_lets_nobody_in() -> None:
+    assert not is_admin("Bearer anything", "")
+    assert not is_admin("Bearer ", "")
+    assert not is_admin(None, "")
+
+
+async def test_a_flood_of_unknown_keys_never_evicts_a_key_in_use() -> None:
+    issued = new_api_key(["sales:read"])
+    stored = store.ApiKey(issued.id, uuid4(), issued.prefix, issued.scopes, None, None)  # type: ignore[arg-type]
+    pool = FakePool({issued.key_hash: stored})
+    cache = KeyCache(pool, ttl_seconds=60, max_entries=2, max_missing=3)  # type: ignore[arg-type]
+    assert await cache.caller(issued.secret) is not None
+
+    for n in range(1000):
+        assert await cache.caller(f"fk_unknown-{n}") is None
+    lookups = pool.lookups
+    assert await cache.caller(issued.secret) is not None
+
+    assert pool.lookups == lookups, "the key in use was evicted by unknown ones"
+    assert len(cache) == 1 + 3
+    assert cache.cached(issued.secret) == (True, await cache.caller(issued.secret))
+    assert cache.cached("fk_unknown-999") == (True, None)
+    assert cache.cached("fk_unknown-0") == (False, None)
+
+
+async def test_keys_found_are_kept_least_recently_used_first_out() -> None:
+    issued = [new_api_key(["sales:read"]) for _ in range(3)]
+    pool = FakePool({
+        key.key_hash: store.ApiKey(key.id, uuid4(), key.prefix, key.scopes, None, None)  # type: ignore[arg-type]
+        for key in issued
+    })
+    cache = KeyCache(pool, ttl_seconds=60, max_entries=2)  # type: ignore[arg-type]
+    first, second, third = (key.secret for key in issued)
+    for secret in (first, second, first, third):  # `second` is the least recently used
+        await cache.caller(secret)
+
+    assert cache.cached(first)[1] is not None and cache.cached(third)[1] is not None
+    assert cache.cached(second) == (False, None)

@@ -4,10 +4,10 @@ import uuid
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
 
 from fulfilkit.events import utcnow
-from fulfilkit.http.internal import Actor, TenantId
+from fulfilkit.http.internal import Actor, TenantId, tenant_vouched_by
 from fulfilkit.http.pagination import Page, paginated
 from fulfilkit.http.preconditions import IfMatch, etag, expected_version
 from fulfilkit.http.problems import Problem
@@ -33,6 +33,8 @@ from orders.schemas import (
 
 router = APIRouter(prefix="/api/v1", tags=["sales"])
 internal = APIRouter(prefix="/internal", include_in_schema=False)
+# The internal routes answer fulfilment only (the gateway never forwards to /internal).
+ShippingTenantId = Annotated[uuid.UUID, Depends(tenant_vouched_by("fulfilment"))]
 
 
 def sale_out(sale: Sale, history: list[dict] | None = None) -> SaleOut:
@@ -185,7 +187,7 @@ async def list_sales(
 
 @internal.post("/sales/claim", response_model=ClaimOut)
 async def claim_for_shipping(
-    body: SaleIdsIn, tenant: TenantId, actor: Actor, pool: Pool
+    body: SaleIdsIn, tenant: ShippingTenantId, actor: Actor, pool: Pool
 ) -> ClaimOut:
     """Compare-and-set `pending -> in_fulfillment`: each sale is claimed at most once."""
     decided = await change_each(pool, tenant, actor, body.sale_ids, claim)
@@ -200,7 +202,9 @@ async def claim_for_shipping(
 
 
 @internal.post("/sales/ship", response_model=ShipOut)
-async def ship_sales(body: SaleIdsIn, tenant: TenantId, actor: Actor, pool: Pool) -> ShipOut:
+async def ship_sales(
+    body: SaleIdsIn, tenant: ShippingTenantId, actor: Actor, pool: Pool
+) -> ShipOut:
     """`ship_sale` for up to 100 sales in one transaction: each sale in fulfillment ships,
     one already shipped stays so, any other is reported and never ships."""
     decided = await change_each(pool, tenant, actor, body.sale_ids, ship)
@@ -221,7 +225,7 @@ def snapshot_response(sale: Sale) -> Response:
 
 
 @internal.post("/sales/{sale_id}/ship", response_class=Response)
-async def ship_sale(sale_id: str, tenant: TenantId, actor: Actor, pool: Pool) -> Response:
+async def ship_sale(sale_id: str, tenant: ShippingTenantId, actor: Actor, pool: Pool) -> Response:
     """Compare-and-set `in_fulfillment -> shipped`, asked by fulfilment before it ships;
     answers with the sale's snapshot."""
     async with pool.acquire() as conn:
