@@ -112,7 +112,8 @@ def violations(value: Any, bounds: JsonBounds, limit: int = 10) -> list[tuple[Pa
             children = list(_children(item))
             for key, child in reversed(children):
                 if isinstance(key, str) and (error := _key_error(key, bounds)) is not None:
-                    found.append(((*path, key), error))
+                    # at the object: a key that cannot be stored cannot be sent back either
+                    found.append((path, error))
                     continue
                 stack.append((child, (*path, key), depth + 1))
         elif (error := _scalar_error(item, bounds)) is not None:
