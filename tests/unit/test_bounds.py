@@ -139,7 +139,7 @@ def test_query_integers_are_decimal_digits(text, number):
     assert TypeAdapter(QueryInt).validate_python(text) == number
 
 
-@pytest.mark.parametrize("text", ["1.0", "1e3", " 5", "+5", "-0", "0x10", "١", "1" * 20])
+@pytest.mark.parametrize("text", ["1.0", "1e3", " 5", "+5", "-0", "0x10", "\u0661", "1" * 20])
 def test_query_integers_refuse_anything_else(text):
     with pytest.raises(ValidationError, match="whole number written in decimal digits"):
         TypeAdapter(QueryInt).validate_python(text)
@@ -154,7 +154,7 @@ def test_if_match_names_a_version(header, version):
 
 
 @pytest.mark.parametrize("header", [
-    "²", '"²"', "١", "latest", '"0"', f'"{MAX_VERSION + 1}"', "9" * 5000, '"1", "2"', '"3',
+    "²", '"²"', "\u0661", "latest", '"0"', f'"{MAX_VERSION + 1}"', "9" * 5000, '"1", "2"', '"3',
     "W/", "",
 ])
 def test_if_match_refuses_anything_else_as_a_client_error(header):
