@@ -44,7 +44,7 @@ class OrdersClient:
                          what: str) -> dict[str, Any]:
         status, body = await self._post(path, tenant_id, actor, {"sale_ids": sale_ids})
         if status != 200:
-            raise _refused(status, body, what)
+            raise refusal(status, body, what)
         return body
 
     async def ship(self, tenant_id: UUID, actor: str, sale_id: str) -> dict[str, Any]:
@@ -54,11 +54,11 @@ class OrdersClient:
             raise Problem("conflict", f"The sale cannot ship: {body.get('detail')}",
                           sale_status=body.get("sale_status"))
         if status != 200:
-            raise _refused(status, body, "shipment")
+            raise refusal(status, body, "shipment")
         return body
 
 
-def _refused(status: int, body: Any, what: str) -> Problem:
+def refusal(status: int, body: Any, what: str) -> Problem:
     """What to answer when orders does not answer 200: its refusals of what was asked are
     this request's client errors (never a 503, which invites the same request again); an
     authentication failure between services or a server error means orders could not do it."""
