@@ -112,5 +112,7 @@ def _decimal_digits(value: Any) -> Any:
     return value
 
 
-# An integer in a query string: digits only (`1.0`, `1e3`, ` 5` are refused).
-QueryInt = Annotated[int, BeforeValidator(_decimal_digits)]
+# An integer in a query string: digits only (`1.0`, `1e3`, ` 5` are refused). Bounds go
+# before it, `Annotated[int, Field(le=10), DecimalDigits]`, or the OpenAPI loses them.
+DecimalDigits = BeforeValidator(_decimal_digits)
+QueryInt = Annotated[int, DecimalDigits]

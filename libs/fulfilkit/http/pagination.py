@@ -3,9 +3,9 @@
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from fulfilkit.models import QueryInt
+from fulfilkit.models import DecimalDigits
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -19,8 +19,8 @@ class PageParams(BaseModel):
 
 
 async def _page_params(
-    limit: Annotated[QueryInt, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    offset: Annotated[QueryInt, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Annotated[int, Field(ge=1, le=MAX_LIMIT), DecimalDigits, Query()] = DEFAULT_LIMIT,
+    offset: Annotated[int, Field(ge=0, le=MAX_OFFSET), DecimalDigits, Query()] = 0,
 ) -> PageParams:
     return PageParams(limit=limit, offset=offset)
 
