@@ -183,6 +183,17 @@ async def test_unstorable_text_is_refused_in_any_field(tenant: Client, text: str
     await no_sale(tenant, sale_id)
 
 
+async def test_a_surrogate_encoded_in_utf8_is_refused(tenant: Client):
+    """Not an escape: the bytes of U+D800 as UTF-8, which json decodes with surrogatepass."""
+    sale_id = ref("S")
+    raw = json.dumps(sale_body(sale_id, "wh-1", ("SKU-1", 1))).encode().replace(
+        b'"Ada"', b'"A\xed\xa0\x80"')
+    answer = await post_raw(tenant, "/sales", raw)
+    problem = assert_problem(answer, "validation", ["/customer/name"], where="body")
+    assert "lone surrogates" in problem["errors"][0]["message"]
+    await no_sale(tenant, sale_id)
+
+
 @pytest.mark.parametrize("depth", [300, 999, 5000])
 async def test_deep_nesting_is_refused(tenant: Client, depth: int):
     sale_id = ref("S")
