@@ -33,7 +33,7 @@ def link_header(request: Request, page: PageParams, total: int) -> str | None:
         return str(request.url.include_query_params(limit=page.limit, offset=offset))
 
     links = []
-    if page.offset + page.limit < total:
+    if page.offset + page.limit < total and page.offset + page.limit <= MAX_OFFSET:
         links.append(f'<{url(page.offset + page.limit)}>; rel="next"')
     if page.offset > 0:
         links.append(f'<{url(max(page.offset - page.limit, 0))}>; rel="prev"')
