@@ -4,45 +4,45 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field
 
-Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
+from fulfilkit.models import Code, Int, JsonObject, StrictModel, Text
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ShopIn(Strict):
-    channel: Annotated[str, Field(min_length=1, max_length=64)]
-    shop_name: Annotated[str, Field(min_length=1, max_length=200)]
+MAX_LINES = 500
+MAX_QUANTITY = 1_000_000
 
 
-class LineIn(Strict):
+class ShopIn(StrictModel):
+    channel: Annotated[Text, Field(min_length=1, max_length=64)]
+    shop_name: Annotated[Text, Field(min_length=1, max_length=200)]
+
+
+class LineIn(StrictModel):
     sku: Code
-    quantity: Annotated[int, Field(gt=0, le=1_000_000)]
+    quantity: Annotated[Int, Field(gt=0, le=MAX_QUANTITY)]
 
 
-class SaleIn(Strict):
+class SaleIn(StrictModel):
     sale_id: Code
     shop: ShopIn
     location_id: Code
-    lines: Annotated[list[LineIn], Field(min_length=1, max_length=500)]
-    customer: dict[str, Any] | None = None
-    shipping_address: dict[str, Any] | None = None
+    lines: Annotated[list[LineIn], Field(min_length=1, max_length=MAX_LINES)]
+    customer: JsonObject | None = None
+    shipping_address: JsonObject | None = None
 
 
-class SalesIn(Strict):
-    sales: Annotated[list[SaleIn], Field(min_length=1, max_length=100)]
+MAX_BATCH = 100
 
-    @field_validator("sales")
-    @classmethod
-    def each_sale_id_once(cls, sales: list[SaleIn]) -> list[SaleIn]:
-        seen: set[str] = set()
-        repeated = [s.sale_id for s in sales if s.sale_id in seen or seen.add(s.sale_id)]
-        if repeated:
-            raise ValueError(f"each sale_id may appear once; repeated: {sorted(set(repeated))}")
-        return sales
+
+class SalesIn(StrictModel):
+    # Each sale is validated on its own (`SaleIn`), so that one invalid sale is answered in
+    # `errors` while the others are created.
+    sales: Annotated[
+        list[dict[str, Any]],
+        Field(min_length=1, max_length=MAX_BATCH, description=(
+            "Sales as `POST /sales` takes them. A sale that is not valid, or whose sale_id"
+            " appears earlier in the batch, is answered in `errors`; the others are created.")),
+    ]
 
 
 class StatusHistoryEntry(BaseModel):
@@ -71,10 +71,17 @@ class SaleOut(BaseModel):
     updated_at: datetime
 
 
+class FieldError(BaseModel):
+    field: str  # a JSON pointer into the request body
+    message: str
+
+
 class CreateError(BaseModel):
-    sale_id: str
-    code: Literal["duplicated"]
+    sale_id: str | None  # None when the sale has no valid sale_id
+    index: int  # of the sale in the request
+    code: Literal["duplicated", "validation"]
     detail: str
+    errors: list[FieldError] = []
 
 
 class SalesOut(BaseModel):
@@ -82,7 +89,7 @@ class SalesOut(BaseModel):
     errors: list[CreateError]
 
 
-class SaleIdsIn(Strict):
+class SaleIdsIn(StrictModel):
     """The sales a claim or a shipment is about."""
 
     sale_ids: Annotated[list[Code], Field(min_length=1, max_length=100)]
@@ -112,7 +119,7 @@ class ShipOut(BaseModel):
     errors: list[ShipError]
 
 
-class CancelIn(Strict):
+class CancelIn(StrictModel):
     sale_id: Code
     cancel_reason: Literal["out_of_stock", "customer_request", "other"]
 
