@@ -13,6 +13,7 @@ SHARED_SCRIPTS = (
     ("000_messaging_inbox_by_age", HERE / "messaging_inbox_by_age.sql"),
     ("000_messaging_outbox_delete_published", HERE / "messaging_outbox_delete_published.sql"),
     ("000_messaging_lean_indexes", HERE / "messaging_lean_indexes.sql"),
+    ("000_messaging_idempotency", HERE / "messaging_idempotency.sql"),
 )
 T = TypeVar("T")
 RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)

@@ -15,7 +15,8 @@ ACTOR_HEADER = "X-Actor"
 
 def verify_internal_token(request: Request, token: str | None) -> None:
     expected: str = request.app.state.settings.internal_token
-    if token is None or not hmac.compare_digest(token, expected):
+    # As bytes: compare_digest refuses str with characters beyond ASCII.
+    if token is None or not hmac.compare_digest(token.encode(), expected.encode()):
         raise Problem("invalid_token", "This service only answers the gateway.")
 
 

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,18 @@ def _validation_problem(exc: RequestValidationError) -> Problem:
     return Problem("validation", "The request has invalid fields.", errors=fields)
 
 
+def allowed_methods(request: Request) -> str:
+    """Every method some route answers on this path (a 405's `Allow`), HEAD wherever GET."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> Response:
@@ -96,12 +109,15 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(_validation_problem(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = CODE_OF_STATUS.get(exc.status_code, "invalid_request")
         detail = exc.detail if isinstance(exc.detail, str) else TITLES[code][1]
         if exc.status_code == 404 and detail == "Not Found":
             detail = "No such resource."
-        return problem_response(Problem(code, detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
+        return problem_response(Problem(code, detail, headers=headers))
 
     @app.exception_handler(Exception)
     async def _unhandled(request: Request, exc: Exception) -> Response:

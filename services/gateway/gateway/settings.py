@@ -16,7 +16,11 @@ class GatewaySettings(ServiceSettings):
     upstream_timeout_seconds: float = Field(default=30, gt=0)
     upstream_max_connections: int = Field(default=200, ge=1)
     api_key_cache_seconds: float = Field(default=5, ge=0)
-    idempotency_ttl_hours: float = Field(default=24, gt=0)
+    # A retry of a request still in progress after this long is forwarded again (the service
+    # keys the effect with the Idempotency-Key and replays or waits for the first attempt).
+    idempotency_forward_again_seconds: float = Field(default=3, ge=0)
+    # scheme://host[:port] of the public API for absolute links; empty: links stay relative.
+    public_base_url: str = Field(default="", pattern=r"^(https?://[^/\s?#]+)?$")
     max_request_body_bytes: int = Field(default=1_048_576, ge=1)
     openapi_cache_seconds: float = Field(default=60, ge=0)
 

@@ -1,7 +1,8 @@
 import pytest
 
 from fulfilkit.http.problems import Problem
-from gateway.proxy import check_idempotency_key, replay
+from fulfilkit.idempotency import check_key as check_idempotency_key
+from gateway.proxy import replay
 from gateway.store import IdempotencyRecord, RequestFingerprint, StoredResponse
 
 
@@ -23,7 +24,7 @@ def test_a_completed_record_replays_its_response() -> None:
     stored = StoredResponse(201, {"Location": "/api/v1/sales/1"}, b'{"id":1}')
     response = replay(IdempotencyRecord(fingerprint, stored), fingerprint)
     assert response.status_code == 201 and response.body == b'{"id":1}'
-    assert response.headers == {"Location": "/api/v1/sales/1", "Idempotent-Replayed": "true"}
+    assert response.headers == {"Location": "/api/v1/sales/1", "idempotent-replayed": "true"}
 
 
 def test_a_different_request_with_the_same_key_is_a_conflict() -> None:
