@@ -87,13 +87,22 @@ def _validation_problem(exc: RequestValidationError) -> Problem:
     return Problem("validation", "The request has invalid fields.", errors=fields)
 
 
+ROUTED_METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
+
+
 def allowed_methods(request: Request) -> str:
-    """Every method some route answers on this path (a 405's `Allow`), HEAD wherever GET."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches(request.scope)
-        if match is not Match.NONE:
-            methods |= set(getattr(route, "methods", None) or ())
+    """Every method some route answers on this path (a 405's `Allow`), HEAD wherever GET.
+
+    Each method is tried on a fresh scope: the request's own carries the router's state.
+    """
+    scope = request.scope
+    methods = {
+        method for method in ROUTED_METHODS
+        if any(route.matches({"type": "http", "path": scope["path"],
+                              "root_path": scope.get("root_path", ""), "method": method,
+                              "headers": []})[0] is Match.FULL
+               for route in request.app.router.routes)
+    }
     if "GET" in methods:
         methods.add("HEAD")
     return ", ".join(sorted(methods))
