@@ -6,8 +6,21 @@ from uuid import UUID
 import aiohttp
 
 from fulfilkit.http.internal import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, TENANT_HEADER
-from fulfilkit.http.problems import Problem
+from fulfilkit.http.problems import CODE_OF_STATUS, TITLES, Problem
 from fulfilkit.logs import request_id_var
+
+
+def refusal(status: int, body: Any, what: str) -> Problem:
+    """The problem for an answer other than 200: a client error stays the caller's client
+    error (never a 503, which says "try again later"); anything else is orders failing."""
+    if 400 <= status < 500 and status in CODE_OF_STATUS and isinstance(body, dict):
+        code = body.get("code")
+        if code not in TITLES or TITLES[code][0] != status:
+            code = CODE_OF_STATUS[status]
+        return Problem(code, f"orders refused the {what}: {body.get('detail', '')}",
+                       errors=body.get("errors"))
+    return Problem("unavailable", f"orders answered {status} to a {what}",
+                   headers={"Retry-After": "1"})
 
 
 class OrdersClient:
@@ -42,7 +55,7 @@ class OrdersClient:
                          what: str) -> dict[str, Any]:
         status, body = await self._post(path, tenant_id, actor, {"sale_ids": sale_ids})
         if status != 200:
-            raise Problem("unavailable", f"orders answered {status} to a {what}")
+            raise refusal(status, body, what)
         return body
 
     async def ship(self, tenant_id: UUID, actor: str, sale_id: str) -> dict[str, Any]:
@@ -52,5 +65,5 @@ class OrdersClient:
             raise Problem("conflict", f"The sale cannot ship: {body.get('detail')}",
                           sale_status=body.get("sale_status"))
         if status != 200:
-            raise Problem("unavailable", f"orders answered {status} to a shipment")
+            raise refusal(status, body, "shipment")
         return body
