@@ -48,6 +48,9 @@ class Answer:
     status_code: int
     body: bytes
     headers: dict[str, str] = field(default_factory=dict)
+    # Stored for replays instead of this answer when it must not be kept (it holds a
+    # secret); `once(rebuild=...)` turns it back into the full answer on a replay.
+    kept: "Answer | None" = None
 
     @classmethod
     def json(cls, model: BaseModel, status_code: int = 200, *, by_alias: bool = False,
@@ -87,11 +90,13 @@ async def request_fingerprint(request: Request) -> bytes:
 async def once(
     pool: asyncpg.Pool, schema: str, tenant_id: UUID, request: Request,
     work: Callable[[asyncpg.Connection], Awaitable[Answer]],
+    rebuild: Callable[[asyncpg.Connection, Answer], Awaitable[Answer]] | None = None,
 ) -> Response:
     """Runs `work` in a transaction, once per `Idempotency-Key` when the request has one.
 
     `work` must do all of its writes on the connection it is given, and raise (so that the
-    transaction rolls back) for every answer that must not be replayed.
+    transaction rolls back) for every answer that must not be replayed. `rebuild` makes the
+    answer to a replay from what was stored (`Answer.kept`), in the replay's transaction.
     """
     key = request.headers.get(IDEMPOTENCY_KEY_HEADER)
     if key is None:
@@ -102,12 +107,13 @@ async def once(
     async def keyed(conn: asyncpg.Connection) -> tuple[Answer, bool]:
         stored = await _claim(conn, schema, tenant_id, key, request_print)
         if stored is not None:
-            return stored, True
+            return (await rebuild(conn, stored) if rebuild else stored), True
         answer = await work(conn)
+        kept = answer.kept or answer
         await conn.execute(
             f"UPDATE {schema}.idempotent_requests SET status_code = $3, headers = $4, body = $5"
             " WHERE tenant_id = $1 AND key = $2",
-            tenant_id, key, answer.status_code, answer.headers, answer.body,
+            tenant_id, key, kept.status_code, kept.headers, kept.body,
         )
         return answer, False
 
