@@ -20,7 +20,12 @@ from starlette.types import ASGIApp
 
 from fulfilkit.contracts import ALL_TOPICS
 from fulfilkit.db import create_pool, migrate
-from fulfilkit.http.middleware import RequestIdMiddleware, StripTrailingSlashMiddleware
+from fulfilkit.http.middleware import (
+    HeadAsGetMiddleware,
+    RequestIdMiddleware,
+    StripTrailingSlashMiddleware,
+    UnhandledErrorMiddleware,
+)
 from fulfilkit.http.problems import install_problem_handlers
 from fulfilkit.inbox import Apply, Inbox, Relevant
 from fulfilkit.kafka import check_message_size, ensure_topics, make_producer, subscribe
@@ -237,6 +242,8 @@ def create_service(spec: ServiceSpec, **fastapi_kwargs: Any) -> FastAPI:
     for middleware in spec.middleware:  # each one added wraps those added before it
         app.add_middleware(middleware)
     app.add_middleware(StripTrailingSlashMiddleware)
+    app.add_middleware(HeadAsGetMiddleware)
+    app.add_middleware(UnhandledErrorMiddleware)  # inside the request id: answers carry it
     app.add_middleware(RequestIdMiddleware)
     app.include_router(_health_router())
     for router in spec.routers:

@@ -81,6 +81,7 @@ class ServiceSettings(BaseSettings):
     consumer_fetch_min_bytes: int = Field(default=1, ge=1)
     inbox_retention_seconds: float = Field(default=30 * 86400, gt=0)
     inbox_prune_interval_seconds: float = Field(default=3600, gt=0)
+    idempotency_ttl_hours: float = Field(default=24, gt=0)
     log_level: str = "INFO"
     # How long a request or loop waits for a database connection before it answers 503
     db_acquire_timeout_seconds: float = Field(default=5.0, gt=0)

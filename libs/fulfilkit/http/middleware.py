@@ -1,10 +1,24 @@
+import logging
+import re
 import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from fulfilkit.http.problems import Problem, problem_response
 from fulfilkit.logs import request_id_var
 
+log = logging.getLogger(__name__)
+
 REQUEST_ID_HEADER = b"x-request-id"
+# What a caller's id may be to be kept: visible ASCII, at most 128 characters.
+_USABLE_REQUEST_ID = re.compile(rb"[\x21-\x7e]{1,128}")
+
+
+def request_id_of(given: bytes | None) -> str:
+    """The caller's X-Request-Id when it is usable, otherwise a fresh one."""
+    if given is not None and _USABLE_REQUEST_ID.fullmatch(given):
+        return given.decode("ascii")
+    return uuid.uuid4().hex
 
 
 class RequestIdMiddleware:
@@ -17,22 +31,71 @@ class RequestIdMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        given = dict(scope["headers"]).get(REQUEST_ID_HEADER)
-        request_id = given.decode()[:128] if given else uuid.uuid4().hex
+        request_id = request_id_of(dict(scope["headers"]).get(REQUEST_ID_HEADER))
         token = request_id_var.set(request_id)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = [
-                    *message["headers"], (REQUEST_ID_HEADER, request_id.encode())
-                ]
+                headers = [(name, value) for name, value in message.get("headers", [])
+                           if name.lower() != REQUEST_ID_HEADER]
+                message["headers"] = [*headers, (REQUEST_ID_HEADER, request_id.encode())]
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_id)
         finally:
             request_id_var.reset(token)
+
+
+class UnhandledErrorMiddleware:
+    """Answers an unhandled error with a 500 problem and logs it, inside the request id.
+
+    Unlike Starlette's outermost error middleware it does not raise the error again after
+    answering: uvicorn would then close the keep-alive connection, which the caller's pool
+    may already be handing to someone else's request.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracked)
+        except Exception:
+            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            if started:  # half an answer is out: only closing the connection can end it
+                raise
+            internal = Problem("internal", "An unexpected error occurred.")
+            await problem_response(internal)(scope, receive, send)
+
+
+class HeadAsGetMiddleware:
+    """HEAD works wherever GET does: the GET's status and headers, without the body."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "HEAD":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_without_body(message: Message) -> None:
+            if message["type"] == "http.response.body":
+                message = {**message, "body": b""}
+            await send(message)
+
+        await self.app(dict(scope, method="GET"), receive, send_without_body)
 
 
 class StripTrailingSlashMiddleware:

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from fulfilkit.db import CONNECTION_ERRORS
 
@@ -105,6 +106,27 @@ def dependency_outage(exc: BaseException) -> Problem | None:
     return unavailable("The database is unavailable; try again later.")
 
 
+ROUTED_METHODS = ("DELETE", "GET", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route answers on this path (a 405's `Allow`), HEAD wherever GET.
+
+    Each method is tried on a fresh scope: the request's own carries the router's state.
+    """
+    scope = request.scope
+    methods = {
+        method for method in ROUTED_METHODS
+        if any(route.matches({"type": "http", "path": scope["path"],
+                              "root_path": scope.get("root_path", ""), "method": method,
+                              "headers": []})[0] is Match.FULL
+               for route in request.app.router.routes)
+    }
+    if "GET" in methods:
+        methods.add("HEAD")
+    return ", ".join(sorted(methods))
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> Response:
@@ -115,12 +137,15 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(_validation_problem(exc))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> Response:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
         code = CODE_OF_STATUS.get(exc.status_code, "invalid_request")
         detail = exc.detail if isinstance(exc.detail, str) else TITLES[code][1]
         if exc.status_code == 404 and detail == "Not Found":
             detail = "No such resource."
-        return problem_response(Problem(code, detail))
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            headers["Allow"] = allowed_methods(request)
+        return problem_response(Problem(code, detail, headers=headers))
 
     async def _unavailable(request: Request, exc: Exception) -> Response:
         problem = dependency_outage(exc) or unavailable()

@@ -66,4 +66,5 @@ def refusal(status: int, body: Any, what: str) -> Problem:
         code = CODE_OF_STATUS[status]
         detail = body.get("detail") if isinstance(body, dict) else None
         return Problem(code, f"orders refused the {what}: {detail or 'no reason given'}")
-    return Problem("unavailable", f"orders answered {status} to a {what}")
+    return Problem("unavailable", f"orders answered {status} to a {what}",
+                   headers={"Retry-After": "1"})

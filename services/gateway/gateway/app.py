@@ -29,11 +29,9 @@ PRUNE_INTERVAL_SECONDS = 600.0
 
 
 def _idempotency_policy(settings: GatewaySettings) -> IdempotencyPolicy:
-    # A record still in progress after twice the upstream timeout lost its gateway mid-request.
-    abandoned = max(60.0, 2 * settings.upstream_timeout_seconds)
     return IdempotencyPolicy(
         ttl=timedelta(hours=settings.idempotency_ttl_hours),
-        abandoned_after=timedelta(seconds=abandoned),
+        forward_again_after=timedelta(seconds=settings.idempotency_forward_again_seconds),
     )
 
 
@@ -58,7 +56,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                                         settings.unauthenticated_rate_limit_burst),
             admin_failures=RateLimiter(settings.admin_failures_per_minute / 60,
                                        settings.admin_failures_burst),
-            forwarder=Forwarder(session, services, settings.internal_token),
+            forwarder=Forwarder(session, services, settings.internal_token,
+                                settings.public_base_url),
             idempotency=policy,
             public_api=PublicApiDocument(session, services, own_document,
                                          settings.openapi_cache_seconds),

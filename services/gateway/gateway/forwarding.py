@@ -17,12 +17,18 @@ from fulfilkit.http.problems import Problem, dependency_outage, problem_response
 from gateway import store
 from gateway.api import STATE_KEY, GatewayState, check_api_version
 from gateway.auth import Caller, bearer_token, invalid_token, required_scope
-from gateway.proxy import API_PREFIX, UpstreamCall, forward_once, route_for, upstream_path
+from gateway.proxy import (
+    API_PREFIX,
+    UpstreamCall,
+    forward_once,
+    forwarded_headers,
+    route_for,
+    upstream_path,
+)
 from gateway.ratelimit import client_address, retry_after
 
 log = logging.getLogger(__name__)
 
-FORWARDED_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"})
 ADMIN_PREFIX = API_PREFIX + "/admin"
 
 
@@ -62,12 +68,9 @@ class ForwardingMiddleware:
     async def _answer(
         self, scope: Scope, receive: Receive
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        # Every method goes on: the service that owns the path answers 405 with its `Allow`.
         method: str = scope["method"]
         path: str = scope["path"]
-        if method not in FORWARDED_METHODS:
-            allowed = ", ".join(sorted(FORWARDED_METHODS))
-            raise Problem("method_not_allowed", f"{method} is not supported here.",
-                          headers={"Allow": allowed})
         headers = Headers(scope=scope)
         state: GatewayState = scope["app"].state.runtime.extras[STATE_KEY]
         await check_api_version(headers.get("x-api-version"))
@@ -85,12 +88,12 @@ class ForwardingMiddleware:
         call = UpstreamCall(
             service=route.service, method=method,
             path=upstream_path(scope.get("raw_path"), path),
-            query=scope["query_string"].decode("latin-1"), headers=headers,
+            query=scope["query_string"].decode("latin-1"),
+            headers=forwarded_headers(scope["headers"]),
             body=await read_body(receive, headers, state.settings.max_request_body_bytes),
             tenant_id=caller.tenant_id, actor=caller.actor,
-            public_origin=public_origin(scope, headers),
         )
-        idempotency_key = headers.get("idempotency-key")
+        idempotency_key = call.headers.get("idempotency-key")
         if method != "POST" or idempotency_key is None:
             return raw(await state.forwarder.forward(call))
         fingerprint = store.RequestFingerprint.of(call.method, call.path, call.query, call.body)
@@ -148,15 +151,6 @@ def too_large(limit: int) -> Problem:
 
 class ClientGone(Exception):
     """The client hung up before its request body arrived; nobody is left to answer."""
-
-
-def public_origin(scope: Scope, headers: Headers) -> str:
-    """scheme://host[:port] the client called, for absolute links in the answer."""
-    host = headers.get("host")
-    if host is None:
-        server_host, port = scope.get("server") or ("localhost", 80)
-        host = f"{server_host}:{port}"
-    return f"{scope.get('scheme', 'http')}://{host}"
 
 
 def raw(answer: store.StoredResponse) -> tuple[int, list[tuple[bytes, bytes]], bytes]:

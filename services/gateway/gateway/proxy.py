@@ -3,7 +3,7 @@
 import asyncio
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import quote
@@ -15,6 +15,7 @@ from yarl import URL
 
 from fulfilkit.http.internal import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, TENANT_HEADER
 from fulfilkit.http.problems import Problem
+from fulfilkit.idempotency import check_key
 from fulfilkit.logs import request_id_var
 from gateway import store
 from gateway.settings import GatewaySettings
@@ -22,13 +23,13 @@ from gateway.settings import GatewaySettings
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
-REQUEST_HEADERS = ("Content-Type", "Accept", "If-Match", "Prefer")
-RESPONSE_HEADERS = (
-    "Content-Type", "Link", "Total-Count", "Location", "Retry-After", "ETag", "Preference-Applied",
-)
-LINK_HEADERS = ("Link", "Location")
-REPLAYED_HEADER = "Idempotent-Replayed"
-MAX_IDEMPOTENCY_KEY_LENGTH = 255
+REQUEST_HEADERS = ("content-type", "accept", "if-match", "prefer", "idempotency-key")
+RESPONSE_HEADERS = frozenset({
+    b"content-type", b"link", b"total-count", b"location", b"retry-after", b"etag",
+    b"preference-applied", b"allow", b"cache-control", b"idempotent-replayed",
+})
+LINK_HEADERS = frozenset({b"link", b"location"})
+REPLAYED_HEADER = "idempotent-replayed"
 
 
 @dataclass(frozen=True)
@@ -67,10 +68,16 @@ def upstream_path(raw_path: bytes | None, path: str) -> str:
 _ORIGIN_OF_API_URL = re.compile(r"https?://[^/\s<>\"]+(?=/api/v1(?:[/?#>;\s\"]|$))")
 
 
-def with_public_origin(value: str, public_origin: str) -> str:
+def with_public_origin(value: str, public_base_url: str) -> str:
     """Points absolute API URLs in a `Link` or `Location` value at the gateway: services build
-    them from their own address, which is neither public nor reachable from outside."""
-    return _ORIGIN_OF_API_URL.sub(public_origin, value)
+    them from their own address, which is neither public nor reachable from outside.
+
+    The origin is the configured public base URL, or none (a relative link): never the
+    client's `Host`, which anyone can set. A function as replacement, so that nothing in it
+    is read as a template.
+    """
+    origin = public_base_url.rstrip("/")
+    return _ORIGIN_OF_API_URL.sub(lambda _: origin, value)
 
 
 def upstream_urls(settings: GatewaySettings) -> dict[str, str]:
@@ -88,11 +95,10 @@ class UpstreamCall:
     method: str
     path: str  # percent-encoded
     query: str
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # those of REQUEST_HEADERS the client sent
     body: bytes
     tenant_id: UUID
     actor: str
-    public_origin: str  # scheme://host[:port] the client called, for links in the answer
 
 
 class Forwarder:
@@ -100,20 +106,27 @@ class Forwarder:
     for the tenant; turns connection failures into 503 and timeouts into 504 problems."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, base_urls: Mapping[str, str], internal_token: str
+        self, session: aiohttp.ClientSession, base_urls: Mapping[str, str], internal_token: str,
+        public_base_url: str = "",
     ) -> None:
         self._session = session
         self._base_urls = {name: url.rstrip("/") for name, url in base_urls.items()}
         self._internal_token = internal_token
+        self._public_base_url = public_base_url
 
     async def forward(self, call: UpstreamCall) -> store.StoredResponse:
-        url = self._url(call)
         try:
-            async with self._session.request(
-                call.method, url, data=call.body or None, headers=self._headers(call),
-                allow_redirects=False,
-            ) as upstream:
-                body = await upstream.read()
+            try:
+                return await self._send(call)
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+                # A pooled connection the service had closed. aiohttp sends idempotent methods
+                # again by itself; a keyed POST is safe to send again too (the service replays).
+                if (isinstance(exc, aiohttp.ClientConnectorError) or call.method != "POST"
+                        or "idempotency-key" not in call.headers):
+                    raise
+                log.info("%s closed the connection (%s); sending %s %s again",
+                         call.service, exc, call.method, call.path)
+                return await self._send(call)
         except TimeoutError:
             log.warning("%s timed out on %s %s", call.service, call.method, call.path)
             detail = f"The {call.service} service did not answer in time."
@@ -124,19 +137,34 @@ class Forwarder:
                 "unavailable", f"The {call.service} service is unavailable; try again later.",
                 headers={"Retry-After": "1"},
             ) from None
-        headers = {name: upstream.headers[name] for name in RESPONSE_HEADERS
-                   if name in upstream.headers}
-        for name in LINK_HEADERS:
-            if name in headers:
-                headers[name] = with_public_origin(headers[name], call.public_origin)
-        return store.StoredResponse(upstream.status, headers, body)
+
+    async def _send(self, call: UpstreamCall) -> store.StoredResponse:
+        async with self._session.request(
+            call.method, self._url(call), data=call.body or None, headers=self._headers(call),
+            allow_redirects=False,
+        ) as upstream:
+            body = await upstream.read()
+        return store.StoredResponse(upstream.status, self._answer_headers(upstream), body)
+
+    def _answer_headers(self, upstream: aiohttp.ClientResponse) -> dict[str, str]:
+        """The headers passed on, byte for byte (latin-1 maps each byte to one character)."""
+        headers = {}
+        for raw_name, raw_value in upstream.raw_headers:
+            name = raw_name.lower()
+            if name not in RESPONSE_HEADERS:
+                continue
+            value = raw_value.decode("latin-1")
+            if name in LINK_HEADERS:
+                value = with_public_origin(value, self._public_base_url)
+            headers[name.decode("latin-1")] = value
+        return headers
 
     def _url(self, call: UpstreamCall) -> URL:
         query = f"?{call.query}" if call.query else ""
         return URL(f"{self._base_urls[call.service]}{call.path}{query}", encoded=True)
 
     def _headers(self, call: UpstreamCall) -> dict[str, str]:
-        headers = {name: call.headers[name] for name in REQUEST_HEADERS if name in call.headers}
+        headers = dict(call.headers)
         headers["X-Request-Id"] = request_id_var.get()
         headers[INTERNAL_TOKEN_HEADER] = self._internal_token
         headers[TENANT_HEADER] = str(call.tenant_id)
@@ -144,12 +172,23 @@ class Forwarder:
         return headers
 
 
-def check_idempotency_key(key: str) -> None:
-    if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
-        raise Problem(
-            "invalid_request",
-            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters long.",
-        )
+def forwarded_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The client's headers that the service needs, byte for byte, or a 400.
+
+    aiohttp writes header values as UTF-8, so a value passes unchanged when its bytes are
+    UTF-8; any other bytes are refused rather than re-encoded.
+    """
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in raw_headers:
+        name = raw_name.decode("latin-1").lower()
+        if name not in REQUEST_HEADERS:
+            continue
+        try:
+            headers[name] = raw_value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Problem("invalid_request",
+                          f"The {name} header must be UTF-8 text.") from None
+    return headers
 
 
 def replay(
@@ -177,7 +216,7 @@ def replay(
 @dataclass(frozen=True)
 class IdempotencyPolicy:
     ttl: timedelta
-    abandoned_after: timedelta
+    forward_again_after: timedelta  # a retry of a request in progress this long goes through
 
 
 async def forward_once(
@@ -188,14 +227,17 @@ async def forward_once(
     fingerprint: store.RequestFingerprint,
     forward: Callable[[], Awaitable[store.StoredResponse]],
 ) -> store.StoredResponse:
-    """Forwards at most once per (tenant, Idempotency-Key); a retry gets the first answer.
+    """Forwards once per (tenant, Idempotency-Key) as far as the gateway knows; a retry gets
+    the first answer. The key travels with the request and the service keys its effect with
+    it, so whenever the gateway cannot tell (its record lost the answer, the service died,
+    this gateway died) the retry is forwarded again and the service replays.
 
-    Answers of 500 and above, and failures to reach the upstream, are not kept, so the
-    client's retry goes through again.
+    Answers of 500 and above, and failures to reach the upstream, are not kept; answers the
+    service marks `Cache-Control: no-store` (they hold a secret) are not stored here.
     """
-    check_idempotency_key(idempotency_key)
+    check_key(idempotency_key)
     record = await store.claim_idempotency_key(
-        pool, tenant_id, idempotency_key, fingerprint, policy.ttl, policy.abandoned_after
+        pool, tenant_id, idempotency_key, fingerprint, policy.ttl, policy.forward_again_after
     )
     if record is not None:
         return replay(record, fingerprint)
@@ -207,6 +249,8 @@ async def forward_once(
         raise
     if response.status_code >= 500:
         await store.release_idempotency_key(pool, tenant_id, idempotency_key)
+    elif "no-store" in response.headers.get("cache-control", "").lower():
+        await store.save_idempotent_response(pool, tenant_id, idempotency_key, None)
     else:
         await store.save_idempotent_response(pool, tenant_id, idempotency_key, response)
     return response

@@ -34,5 +34,10 @@ class GatewaySettings(ServiceSettings):
     api_key_cache_size: int = Field(default=100_000, ge=1)
     api_key_negative_cache_size: int = Field(default=10_000, ge=1)
     idempotency_ttl_hours: float = Field(default=24, gt=0)
+    # A retry of a request still in progress after this long is forwarded again (the service
+    # keys the effect with the Idempotency-Key and replays or waits for the first attempt).
+    idempotency_forward_again_seconds: float = Field(default=3, ge=0)
+    # scheme://host[:port] of the public API for absolute links; empty: links stay relative.
+    public_base_url: str = Field(default="", pattern=r"^(https?://[^/\s?#]+)?$")
     max_request_body_bytes: int = Field(default=1_048_576, ge=1)
     openapi_cache_seconds: float = Field(default=60, ge=0)

@@ -131,7 +131,7 @@ class StoredResponse:
 @dataclass(frozen=True)
 class IdempotencyRecord:
     fingerprint: RequestFingerprint
-    response: StoredResponse | None  # None while the first request is still in progress
+    response: StoredResponse | None  # None while in progress, or when the answer is not kept
 
 
 async def claim_idempotency_key(
@@ -140,12 +140,16 @@ async def claim_idempotency_key(
     key: str,
     fingerprint: RequestFingerprint,
     ttl: timedelta,
-    abandoned_after: timedelta,
+    forward_again_after: timedelta,
 ) -> IdempotencyRecord | None:
-    """Records the request as in progress and returns None, or returns the record already there.
+    """Records the request as in progress and returns None (forward it), or returns the
+    record already there (replay it, or refuse it).
 
-    An expired record, or one left in progress for longer than `abandoned_after` (its gateway
-    died mid-request), is taken over as if it were absent.
+    The same request is forwarded again when its record has no answer to replay: the first
+    attempt is in progress for longer than `forward_again_after` (its gateway may have died
+    before saving the answer), or its answer was not to be stored. The service keys the
+    effect itself, so forwarding again never applies it twice. An expired record is taken
+    over as if it were absent.
     """
     for _ in range(3):
         claimed = await pool.fetchval(
@@ -157,11 +161,13 @@ async def claim_idempotency_key(
                    body_sha256 = EXCLUDED.body_sha256, status_code = NULL, headers = NULL,
                    body = NULL, created_at = now(), completed_at = NULL
              WHERE k.created_at < now() - $6::interval
-                OR (k.status_code IS NULL AND k.created_at < now() - $7::interval)
+                OR (k.status_code IS NULL
+                    AND (k.completed_at IS NOT NULL OR k.created_at < now() - $7::interval)
+                    AND (k.method, k.path, k.body_sha256) = ($3, $4, $5))
             RETURNING true
             """,
             tenant_id, key, fingerprint.method, fingerprint.path, fingerprint.body_sha256,
-            ttl, abandoned_after,
+            ttl, forward_again_after,
         )
         if claimed:
             return None
@@ -184,8 +190,17 @@ def _idempotency_record(row: asyncpg.Record) -> IdempotencyRecord:
 
 
 async def save_idempotent_response(
-    pool: asyncpg.Pool, tenant_id: UUID, key: str, response: StoredResponse
+    pool: asyncpg.Pool, tenant_id: UUID, key: str, response: StoredResponse | None
 ) -> None:
+    """Completes the record with the answer to replay, or with None: a retry is forwarded
+    again (the answer must not be stored here, and the service replays it)."""
+    if response is None:
+        await pool.execute(
+            "UPDATE gateway.idempotency_keys SET completed_at = now()"
+            " WHERE tenant_id = $1 AND key = $2",
+            tenant_id, key,
+        )
+        return
     await pool.execute(
         "UPDATE gateway.idempotency_keys"
         " SET status_code = $3, headers = $4, body = $5, completed_at = now()"
@@ -197,7 +212,7 @@ async def save_idempotent_response(
 async def release_idempotency_key(pool: asyncpg.Pool, tenant_id: UUID, key: str) -> None:
     await pool.execute(
         "DELETE FROM gateway.idempotency_keys"
-        " WHERE tenant_id = $1 AND key = $2 AND status_code IS NULL",
+        " WHERE tenant_id = $1 AND key = $2 AND status_code IS NULL AND completed_at IS NULL",
         tenant_id, key,
     )
 

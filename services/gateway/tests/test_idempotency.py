@@ -1,7 +1,8 @@
 import pytest
 
 from fulfilkit.http.problems import Problem
-from gateway.proxy import check_idempotency_key, replay
+from fulfilkit.idempotency import check_key as check_idempotency_key
+from gateway.proxy import forwarded_headers, replay, with_public_origin
 from gateway.store import IdempotencyRecord, RequestFingerprint, StoredResponse
 
 
@@ -23,7 +24,7 @@ def test_a_completed_record_replays_its_response() -> None:
     stored = StoredResponse(201, {"Location": "/api/v1/sales/1"}, b'{"id":1}')
     response = replay(IdempotencyRecord(fingerprint, stored), fingerprint)
     assert response.status_code == 201 and response.body == b'{"id":1}'
-    assert response.headers == {"Location": "/api/v1/sales/1", "Idempotent-Replayed": "true"}
+    assert response.headers == {"Location": "/api/v1/sales/1", "idempotent-replayed": "true"}
 
 
 def test_a_different_request_with_the_same_key_is_a_conflict() -> None:
@@ -46,3 +47,19 @@ def test_idempotency_keys_are_1_to_255_characters(key: str) -> None:
     with pytest.raises(Problem):
         check_idempotency_key(key)
     check_idempotency_key("k" * 255)
+
+
+SERVICE_LINK = '<http://127.0.0.1:8001/api/v1/sales?offset=100>; rel="next"'
+
+
+@pytest.mark.parametrize("base", ["", "https://api.example.com", r"\g<0>", r"a\1"])
+def test_links_get_the_configured_origin_or_none_and_it_is_never_a_template(base: str) -> None:
+    assert with_public_origin(SERVICE_LINK, base) == f'<{base}/api/v1/sales?offset=100>; rel="next"'
+
+
+def test_forwarded_headers_are_the_chosen_ones_as_utf_8_or_refused() -> None:
+    raw = [(b"If-Match", '"é"'.encode()), (b"Cookie", b"a=b"), (b"Idempotency-Key", b"k1")]
+    assert forwarded_headers(raw) == {"if-match": '"é"', "idempotency-key": "k1"}
+    with pytest.raises(Problem) as raised:
+        forwarded_headers([(b"Prefer", b"\xe9")])
+    assert raised.value.status == 400 and "prefer" in raised.value.detail

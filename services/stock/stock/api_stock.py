@@ -1,18 +1,22 @@
 """Stock routes: records, level updates, transfers, the ledger and the integrity check."""
 
+import os
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, get_args
 from uuid import UUID
 
 import asyncpg
 from fastapi import APIRouter, Query, Request, Response
 
+from fulfilkit import idempotency
 from fulfilkit.db import in_transaction
 from fulfilkit.http.internal import Actor, TenantId
 from fulfilkit.http.pagination import Page, paginated
 from fulfilkit.http.preconditions import IfMatch, expected_version
 from fulfilkit.http.problems import Problem
 from fulfilkit.http.strict_json import StrictJsonRoute
+from fulfilkit.idempotency import Answer
 from fulfilkit.models import Code, Text, Timestamp
 from fulfilkit.service import Pool
 from stock import integrity, levels, store
@@ -40,7 +44,11 @@ CodeFilter = Annotated[list[Code] | None, Query(max_length=MAX_FILTER_VALUES)]
 
 async def _records_out(pool: asyncpg.Pool, ids: list[UUID]) -> list[StockRecordOut]:
     async with pool.acquire() as conn:
-        rows = await store.get_records(conn, ids)
+        return await _records_in(conn, ids)
+
+
+async def _records_in(conn: asyncpg.Connection, ids: list[UUID]) -> list[StockRecordOut]:
+    rows = await store.get_records(conn, ids)
     return [StockRecordOut.of(rows[i]) for i in ids]
 
 
@@ -95,45 +103,71 @@ async def get_stock_record(record_id: UUID, tenant: TenantId, pool: Pool) -> Sto
     return StockRecordOut.of(row)
 
 
+# The writes below are not keyed by their content (a retry would change stock again), so
+# each runs once per Idempotency-Key: the key and its answer commit with the change.
+
+
+async def _once(
+    request: Request, pool: asyncpg.Pool, tenant: UUID,
+    work: Callable[[asyncpg.Connection], Awaitable[Answer]],
+) -> Response:
+    response = await idempotency.once(pool, "stock", tenant, request, work)
+    if request.app.state.settings.fault_injection == "crash_after_commit":
+        os._exit(70)
+    return response
+
+
 @router.post("/stock-records/update", response_model=RecordsOut)
 async def update_stock_records(
-    body: RecordsUpdateIn, tenant: TenantId, actor: Actor, pool: Pool, if_match: IfMatch = None
-) -> RecordsOut:
+    request: Request, body: RecordsUpdateIn, tenant: TenantId, actor: Actor, pool: Pool,
+    if_match: IfMatch = None,
+) -> Response:
     """Set on-hand quantities, all or none; `compare_quantity`/`version`/If-Match guard them."""
     version = expected_version(if_match)
-    ids = await in_transaction(pool, lambda conn: levels.update_records(
-        conn, tenant, body.stock_records, version, actor, body.notes))
-    return RecordsOut(stock_records=await _records_out(pool, ids))
+
+    async def update(conn: asyncpg.Connection) -> Answer:
+        ids = await levels.update_records(conn, tenant, body.stock_records, version, actor,
+                                          body.notes)
+        return Answer.json(RecordsOut(stock_records=await _records_in(conn, ids)))
+
+    return await _once(request, pool, tenant, update)
 
 
 @router.post("/stock-records/change", response_model=RecordsOut)
 async def change_stock_records(
-    body: RecordsChangeIn, tenant: TenantId, actor: Actor, pool: Pool
-) -> RecordsOut:
+    request: Request, body: RecordsChangeIn, tenant: TenantId, actor: Actor, pool: Pool
+) -> Response:
     """Add to or subtract from on-hand quantities, all or none."""
-    ids = await in_transaction(pool, lambda conn: levels.change_records(
-        conn, tenant, body.stock_records, actor, body.notes))
-    return RecordsOut(stock_records=await _records_out(pool, ids))
+    async def change(conn: asyncpg.Connection) -> Answer:
+        ids = await levels.change_records(conn, tenant, body.stock_records, actor, body.notes)
+        return Answer.json(RecordsOut(stock_records=await _records_in(conn, ids)))
+
+    return await _once(request, pool, tenant, change)
 
 
 @router.post("/stock-level-updates", response_model=StockRecordOut)
 async def stock_level_update(
-    body: LevelUpdateIn, tenant: TenantId, actor: Actor, pool: Pool
-) -> StockRecordOut:
+    request: Request, body: LevelUpdateIn, tenant: TenantId, actor: Actor, pool: Pool
+) -> Response:
     """`audit` sets the counted quantity, `restock` adds, `loss` subtracts."""
-    record_id = await in_transaction(pool, lambda conn: levels.level_update(
-        conn, tenant, body, actor))
-    return (await _records_out(pool, [record_id]))[0]
+    async def update(conn: asyncpg.Connection) -> Answer:
+        record_id = await levels.level_update(conn, tenant, body, actor)
+        return Answer.json((await _records_in(conn, [record_id]))[0])
+
+    return await _once(request, pool, tenant, update)
 
 
 @router.post("/transfers", response_model=TransferOut, response_model_by_alias=True)
 async def transfer_stock(
-    body: TransferIn, tenant: TenantId, actor: Actor, pool: Pool
-) -> TransferOut:
-    reference, source, destination = await in_transaction(
-        pool, lambda conn: levels.transfer(conn, tenant, body, actor))
-    out = await _records_out(pool, [source, destination])
-    return TransferOut(transfer_id=reference, source=out[0], destination=out[1])
+    request: Request, body: TransferIn, tenant: TenantId, actor: Actor, pool: Pool
+) -> Response:
+    async def move(conn: asyncpg.Connection) -> Answer:
+        reference, source, destination = await levels.transfer(conn, tenant, body, actor)
+        out = await _records_in(conn, [source, destination])
+        return Answer.json(TransferOut(transfer_id=reference, source=out[0],
+                                       destination=out[1]), by_alias=True)
+
+    return await _once(request, pool, tenant, move)
 
 
 @router.get("/movements")

@@ -1,5 +1,6 @@
 from pathlib import Path
 
+from fulfilkit.idempotency import keep_keys_bounded
 from fulfilkit.service import ServiceSpec, create_service
 from stock.api import router as catalogue
 from stock.api_stock import router as stock_levels
@@ -14,7 +15,7 @@ app = create_service(
         migrations=Path(__file__).with_name("migrations"),
         routers=[catalogue, stock_levels],
         consumers=CONSUMERS,
-        background=[run_backorder_worker],
+        background=[run_backorder_worker, keep_keys_bounded],
     ),
     title="Fulfil stock service",
 )
