@@ -17,3 +17,5 @@ class FuzzSettings(BaseSettings):
     seed: int | None = 11
     coverage: bool = True
     request_timeout_seconds: float = 30.0
+    # Checks to leave out while triaging, as JSON: '["unsupported_method"]'. Empty in CI.
+    exclude_checks: list[str] = []

@@ -72,6 +72,12 @@ def problem_response(description: str) -> dict[str, Any]:
             "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}}
 
 
+def problems(*statuses: int) -> dict[int | str, Any]:
+    """For a route decorator's `responses=`: problem statuses its shape does not imply,
+    such as 409 for a name that must be unique."""
+    return {str(status): problem_response(PROBLEMS[str(status)][1]) for status in statuses}
+
+
 def problem_components() -> dict[str, dict[str, Any]]:
     """The `Problem` schema and one named response per problem status."""
     return {
@@ -115,12 +121,12 @@ def document_problems(
     *, forwarded: bool,
 ) -> dict[str, Any]:
     """Adds each problem status the operation can answer, as a reference to the shared
-    response; FastAPI's default 422 (its own validation schema) is replaced by ours."""
+    response; those a route declared itself, and FastAPI's default 422 (with its own
+    validation schema), become that reference too."""
     responses = operation.setdefault("responses", {})
-    for status in problem_statuses(method, operation, path_parameters, forwarded=forwarded):
-        name = PROBLEMS[status][0]
-        if status == "422" or status not in responses:
-            responses[status] = {"$ref": f"#/components/responses/{name}"}
+    implied = problem_statuses(method, operation, path_parameters, forwarded=forwarded)
+    for status in sorted({*implied, *(str(s) for s in responses if str(s) in PROBLEMS)}):
+        responses[status] = {"$ref": f"#/components/responses/{PROBLEMS[status][0]}"}
     return operation
 
 
