@@ -86,7 +86,7 @@ async def test_a_batch_is_validated_as_a_whole(tenant: Client):
         ({"updates": [one] * 2}, "/updates"),
         ({"updates": [{**one, "id": str(uuid.uuid4())} for _ in range(101)]}, "/updates"),
         ({"updates": [{**one, "status": "lost"}]}, "/updates/0/status"),
-        ({"updates": [{**one, "id": "F-1"}]}, "/updates/0/id"),
+        ({"updates": [{**one, "id": "F" * 1001}]}, "/updates/0/id"),  # "F-1": not_found
     ]:
         answer = await tenant.post(BATCH, body)
         assert (answer.status, answer.problem_code) == (422, "validation"), (body, answer)

@@ -5,8 +5,12 @@ from typing import Annotated, Any
 from fastapi import Depends, Query, Request, Response
 from pydantic import BaseModel
 
+from fulfilkit.models import QueryInt
+
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
+# Deep offsets cost the database a scan of everything before them; narrow with filters.
+MAX_OFFSET = 1_000_000
 
 
 class PageParams(BaseModel):
@@ -15,8 +19,8 @@ class PageParams(BaseModel):
 
 
 async def _page_params(
-    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[QueryInt, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    offset: Annotated[QueryInt, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> PageParams:
     return PageParams(limit=limit, offset=offset)
 

@@ -5,25 +5,29 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
 from fulfilkit.db import in_transaction
 from fulfilkit.http.internal import Actor, TenantId
 from fulfilkit.http.problems import Problem
+from fulfilkit.http.strict_json import StrictJsonRoute
+from fulfilkit.models import StrictModel, Text, code_error
 from fulfilkit.service import Pool, RuntimeDep
 from fulfilment import events, store
 from fulfilment.domain import why_not
 from fulfilment.progress import move_many
 from fulfilment.shipping import ensure_fulfillments, move, move_unless_changed
 
-router = APIRouter(prefix="/api/v1/fulfillment", tags=["fulfillment"])
+router = APIRouter(prefix="/api/v1/fulfillment", tags=["fulfillment"], route_class=StrictJsonRoute)
 
-SaleId = Annotated[str, Field(min_length=1, max_length=64)]
+MAX_BATCH = 100
+# Items of a batch are only checked for what makes them JSON text: an id no sale or
+# fulfillment can have is reported on its own item, and the rest of the batch proceeds.
+BatchItemId = Annotated[Text, Field(max_length=1000)]
 
 
-class ShippingInitIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    sale_ids: Annotated[list[SaleId], Field(min_length=1, max_length=100)]
+class ShippingInitIn(StrictModel):
+    sale_ids: Annotated[list[BatchItemId], Field(min_length=1, max_length=MAX_BATCH)]
 
 
 class ShippingInitOut(BaseModel):
@@ -34,25 +38,29 @@ class ShippingInitOut(BaseModel):
 Target = Literal["picking", "packed", "shipped", "delivered"]
 
 
-class StatusIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class StatusIn(StrictModel):
     status: Target
 
 
-class StatusUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    id: UUID
+class StatusUpdate(StrictModel):
+    id: BatchItemId
     status: Target
 
 
-class StatusUpdatesIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    updates: Annotated[list[StatusUpdate], Field(min_length=1, max_length=100)]
+def _fulfillment_id(text: str) -> UUID | None:
+    try:
+        return UUID(text)
+    except ValueError:
+        return None
+
+
+class StatusUpdatesIn(StrictModel):
+    updates: Annotated[list[StatusUpdate], Field(min_length=1, max_length=MAX_BATCH)]
 
     @field_validator("updates")
     @classmethod
     def _each_once(cls, updates: list[StatusUpdate]) -> list[StatusUpdate]:
-        if len({u.id for u in updates}) != len(updates):
+        if len({_fulfillment_id(u.id) or u.id for u in updates}) != len(updates):
             raise ValueError("each fulfillment may appear only once")
         return updates
 
@@ -76,14 +84,18 @@ async def shipping_init(
     Calling it again for the same sales returns the fulfillments they already have.
     """
     sale_ids = list(dict.fromkeys(body.sale_ids))
+    errors: list[dict[str, Any]] = [
+        {"sale_id": s, "code": "validation", "detail": f"A sale_id {error}."}
+        for s in sale_ids if (error := code_error(s)) is not None
+    ]
+    sale_ids = [s for s in sale_ids if code_error(s) is None]
     async with runtime.pool.acquire() as conn:
         live = await store.by_sale_ids(conn, tenant, sale_ids)
     to_claim = [s for s in sale_ids if s not in live]
-    errors: list[dict[str, Any]] = []
     if to_claim:
         answer = await runtime.extras["orders"].claim(tenant, actor, to_claim)
         _crash_if(runtime, "crash_after_claim")
-        errors = answer["errors"]
+        errors += answer["errors"]
         live |= await in_transaction(runtime.pool, lambda conn: ensure_fulfillments(
             conn, runtime.settings, tenant, answer["claimed"]))  # type: ignore[arg-type]
     fulfillments = [events.snapshot(live[s]).model_dump(mode="json")
@@ -92,10 +104,9 @@ async def shipping_init(
 
 
 def _fulfillment_key(fulfillment_id: str) -> UUID:
-    try:
-        return UUID(fulfillment_id)
-    except ValueError:
-        raise Problem("no_content", f"No fulfillment {fulfillment_id!r}.") from None
+    if (key := _fulfillment_id(fulfillment_id)) is None:
+        raise Problem("no_content", f"No fulfillment {fulfillment_id!r}.")
+    return key
 
 
 @router.get("/fulfillments/{fulfillment_id}")
@@ -114,12 +125,15 @@ async def change_statuses(
     """Move up to 100 fulfillments forward, each as `POST /fulfillments/{id}/status` would.
     Those that cannot move are listed in `errors` (`not_found`, or `conflict` for a move
     backwards or a sale that cannot ship) while the others proceed."""
-    outcome = await move_many(runtime.pool, runtime.extras["orders"], tenant, actor,
-                              [(u.id, u.status) for u in body.updates],
+    targets = [(fid, u.status) for u in body.updates
+               if (fid := _fulfillment_id(u.id)) is not None]
+    unknown = [{"id": u.id, "code": "not_found", "detail": f"No fulfillment {u.id!r}."}
+               for u in body.updates if _fulfillment_id(u.id) is None]
+    outcome = await move_many(runtime.pool, runtime.extras["orders"], tenant, actor, targets,
                               after_orders=lambda: _crash_if(runtime, "crash_after_ship_call"))
     return StatusUpdatesOut(
         fulfillments=[events.snapshot(f).model_dump(mode="json") for f in outcome.moved],
-        errors=outcome.errors,
+        errors=unknown + outcome.errors,
     )
 
 

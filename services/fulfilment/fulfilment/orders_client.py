@@ -6,8 +6,10 @@ from uuid import UUID
 import aiohttp
 
 from fulfilkit.http.internal import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, TENANT_HEADER
-from fulfilkit.http.problems import Problem
+from fulfilkit.http.problems import CODE_OF_STATUS, Problem
 from fulfilkit.logs import request_id_var
+
+_CLIENT_ERRORS = (400, 404, 409, 413, 422)
 
 
 class OrdersClient:
@@ -42,7 +44,7 @@ class OrdersClient:
                          what: str) -> dict[str, Any]:
         status, body = await self._post(path, tenant_id, actor, {"sale_ids": sale_ids})
         if status != 200:
-            raise Problem("unavailable", f"orders answered {status} to a {what}")
+            raise refusal(status, body, what)
         return body
 
     async def ship(self, tenant_id: UUID, actor: str, sale_id: str) -> dict[str, Any]:
@@ -52,5 +54,16 @@ class OrdersClient:
             raise Problem("conflict", f"The sale cannot ship: {body.get('detail')}",
                           sale_status=body.get("sale_status"))
         if status != 200:
-            raise Problem("unavailable", f"orders answered {status} to a shipment")
+            raise refusal(status, body, "shipment")
         return body
+
+
+def refusal(status: int, body: Any, what: str) -> Problem:
+    """What to answer when orders does not answer 200: its refusals of what was asked are
+    this request's client errors (never a 503, which invites the same request again); an
+    authentication failure between services or a server error means orders could not do it."""
+    if status in _CLIENT_ERRORS:
+        code = CODE_OF_STATUS[status]
+        detail = body.get("detail") if isinstance(body, dict) else None
+        return Problem(code, f"orders refused the {what}: {detail or 'no reason given'}")
+    return Problem("unavailable", f"orders answered {status} to a {what}")

@@ -1,8 +1,7 @@
 """Sales REST routes (public, through the gateway) and the internal claim used by shipping."""
 
 import uuid
-from datetime import datetime
-from typing import Annotated
+from typing import Annotated, get_args
 
 from fastapi import APIRouter, Header, Query, Request, Response
 
@@ -11,6 +10,8 @@ from fulfilkit.http.internal import Actor, TenantId
 from fulfilkit.http.pagination import Page, paginated
 from fulfilkit.http.preconditions import IfMatch, etag, expected_version
 from fulfilkit.http.problems import Problem
+from fulfilkit.http.strict_json import StrictJsonRoute
+from fulfilkit.models import Text, Timestamp
 from fulfilkit.notify import Waiter
 from fulfilkit.service import Pool, Runtime, RuntimeDep
 from orders import events, store
@@ -31,8 +32,8 @@ from orders.schemas import (
     ShipOut,
 )
 
-router = APIRouter(prefix="/api/v1", tags=["sales"])
-internal = APIRouter(prefix="/internal", include_in_schema=False)
+router = APIRouter(prefix="/api/v1", tags=["sales"], route_class=StrictJsonRoute)
+internal = APIRouter(prefix="/internal", include_in_schema=False, route_class=StrictJsonRoute)
 
 
 def sale_out(sale: Sale, history: list[dict] | None = None) -> SaleOut:
@@ -169,10 +170,10 @@ async def get_sale(sale_id: str, tenant: TenantId, pool: Pool, response: Respons
 @router.get("/sales")
 async def list_sales(
     request: Request, response: Response, tenant: TenantId, pool: Pool, page: Page,
-    status: Annotated[list[Status] | None, Query()] = None,
-    channel: str | None = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
+    status: Annotated[list[Status] | None, Query(max_length=len(get_args(Status)))] = None,
+    channel: Annotated[Text | None, Query(max_length=64)] = None,
+    created_from: Timestamp | None = None,
+    created_to: Timestamp | None = None,
 ) -> dict:
     async with pool.acquire() as conn:
         sales, total = await store.list_sales(

@@ -4,35 +4,34 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 
-Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
+from fulfilkit.models import Code, Int, JsonObject, StrictModel, Text
 
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ShopIn(Strict):
-    channel: Annotated[str, Field(min_length=1, max_length=64)]
-    shop_name: Annotated[str, Field(min_length=1, max_length=200)]
+MAX_LINES = 500
+MAX_QUANTITY = 1_000_000
 
 
-class LineIn(Strict):
+class ShopIn(StrictModel):
+    channel: Annotated[Text, Field(min_length=1, max_length=64)]
+    shop_name: Annotated[Text, Field(min_length=1, max_length=200)]
+
+
+class LineIn(StrictModel):
     sku: Code
-    quantity: Annotated[int, Field(gt=0, le=1_000_000)]
+    quantity: Annotated[Int, Field(gt=0, le=MAX_QUANTITY)]
 
 
-class SaleIn(Strict):
+class SaleIn(StrictModel):
     sale_id: Code
     shop: ShopIn
     location_id: Code
-    lines: Annotated[list[LineIn], Field(min_length=1, max_length=500)]
-    customer: dict[str, Any] | None = None
-    shipping_address: dict[str, Any] | None = None
+    lines: Annotated[list[LineIn], Field(min_length=1, max_length=MAX_LINES)]
+    customer: JsonObject | None = None
+    shipping_address: JsonObject | None = None
 
 
-class SalesIn(Strict):
+class SalesIn(StrictModel):
     sales: Annotated[list[SaleIn], Field(min_length=1, max_length=100)]
 
     @field_validator("sales")
@@ -82,7 +81,7 @@ class SalesOut(BaseModel):
     errors: list[CreateError]
 
 
-class SaleIdsIn(Strict):
+class SaleIdsIn(StrictModel):
     """The sales a claim or a shipment is about."""
 
     sale_ids: Annotated[list[Code], Field(min_length=1, max_length=100)]
@@ -112,7 +111,7 @@ class ShipOut(BaseModel):
     errors: list[ShipError]
 
 
-class CancelIn(Strict):
+class CancelIn(StrictModel):
     sale_id: Code
     cancel_reason: Literal["out_of_stock", "customer_request", "other"]
 

@@ -7,11 +7,14 @@ from fulfilkit.http.internal import TenantId
 from fulfilkit.http.pagination import Page, paginated
 from fulfilkit.http.preconditions import IfMatch, expected_version
 from fulfilkit.http.problems import Problem
+from fulfilkit.http.strict_json import StrictJsonRoute
 from fulfilkit.service import Pool
 from stock import store
 from stock.schemas import Location, LocationIn, LocationPatch, Product, ProductIn, ProductPatch
 
-router = APIRouter(prefix="/api/v1")
+router = APIRouter(prefix="/api/v1", route_class=StrictJsonRoute)
+
+
 @router.post("/products", status_code=201, response_model=Product, tags=["products"])
 async def create_product(body: ProductIn, tenant: TenantId, pool: Pool) -> dict:
     async with pool.acquire() as conn:

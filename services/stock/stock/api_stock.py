@@ -1,8 +1,7 @@
 """Stock routes: records, level updates, transfers, the ledger and the integrity check."""
 
 import uuid
-from datetime import datetime
-from typing import Annotated
+from typing import Annotated, get_args
 from uuid import UUID
 
 import asyncpg
@@ -13,10 +12,12 @@ from fulfilkit.http.internal import Actor, TenantId
 from fulfilkit.http.pagination import Page, paginated
 from fulfilkit.http.preconditions import IfMatch, expected_version
 from fulfilkit.http.problems import Problem
+from fulfilkit.http.strict_json import StrictJsonRoute
+from fulfilkit.models import Code, Text, Timestamp
 from fulfilkit.service import Pool
 from stock import integrity, levels, store
 from stock.changes import save_changes
-from stock.domain import StockRecord, opening_entry
+from stock.domain import Reason, StockRecord, opening_entry
 from stock.schemas import (
     DiscrepancyOut,
     IntegrityReport,
@@ -31,7 +32,10 @@ from stock.schemas import (
     TransferOut,
 )
 
-router = APIRouter(prefix="/api/v1/stock", tags=["stock"])
+router = APIRouter(prefix="/api/v1/stock", tags=["stock"], route_class=StrictJsonRoute)
+
+MAX_FILTER_VALUES = 100  # values of one list filter (`sku=..&sku=..`)
+CodeFilter = Annotated[list[Code] | None, Query(max_length=MAX_FILTER_VALUES)]
 
 
 async def _records_out(pool: asyncpg.Pool, ids: list[UUID]) -> list[StockRecordOut]:
@@ -70,8 +74,8 @@ async def create_stock_record(
 @router.get("/stock-records")
 async def list_stock_records(
     request: Request, response: Response, tenant: TenantId, pool: Pool, page: Page,
-    sku: Annotated[list[str] | None, Query()] = None,
-    location_id: Annotated[list[str] | None, Query()] = None,
+    sku: CodeFilter = None,
+    location_id: CodeFilter = None,
 ) -> dict:
     async with pool.acquire() as conn:
         rows, total = await store.list_rows(
@@ -135,12 +139,12 @@ async def transfer_stock(
 @router.get("/movements")
 async def list_movements(
     request: Request, response: Response, tenant: TenantId, pool: Pool, page: Page,
-    sku: Annotated[list[str] | None, Query()] = None,
-    location_id: Annotated[list[str] | None, Query()] = None,
-    reason: Annotated[list[str] | None, Query()] = None,
-    reference: str | None = None,
-    created_from: datetime | None = None,
-    created_to: datetime | None = None,
+    sku: CodeFilter = None,
+    location_id: CodeFilter = None,
+    reason: Annotated[list[Reason] | None, Query(max_length=len(get_args(Reason)))] = None,
+    reference: Annotated[Text | None, Query(max_length=200)] = None,
+    created_from: Timestamp | None = None,
+    created_to: Timestamp | None = None,
 ) -> dict:
     """The append-only ledger, oldest first."""
     async with pool.acquire() as conn:

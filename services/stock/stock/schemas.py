@@ -4,34 +4,34 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-Code = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-MinLevel = Annotated[int, Field(ge=0, le=1_000_000_000)]
+from fulfilkit.models import Bool, Code, Int, JsonObject, StrictModel, Text
+
+Name = Annotated[Text, Field(min_length=1, max_length=200)]
+UnitType = Annotated[Text, Field(min_length=1, max_length=32)]
+MinLevel = Annotated[Int, Field(ge=0, le=1_000_000_000)]
+Quantity = Annotated[Int, Field(ge=0, le=2_000_000_000)]
+Ean = Annotated[str, Field(pattern=r"^[0-9]{8,14}$")]
 
 
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ProductIn(Strict):
+class ProductIn(StrictModel):
     sku: Code
     name: Name
-    ean: Annotated[str, Field(pattern=r"^[0-9]{8,14}$")] | None = None
-    unit_type: Annotated[str, Field(min_length=1, max_length=32)] = "unit"
+    ean: Ean | None = None
+    unit_type: UnitType = "unit"
     min_level: MinLevel = 0
-    is_bulky: bool = False
+    is_bulky: Bool = False
 
 
 # In patches a field left out is left alone. Only nullable columns accept an explicit null:
 # the others default to None without being typed as optional, so `null` is a 422.
-class ProductPatch(Strict):
+class ProductPatch(StrictModel):
     name: Name = None  # type: ignore[assignment]
-    ean: Annotated[str, Field(pattern=r"^[0-9]{8,14}$")] | None = None
-    unit_type: Annotated[str, Field(min_length=1, max_length=32)] = None  # type: ignore[assignment]
+    ean: Ean | None = None
+    unit_type: UnitType = None  # type: ignore[assignment]
     min_level: MinLevel = None  # type: ignore[assignment]
-    is_bulky: bool = None  # type: ignore[assignment]
+    is_bulky: Bool = None  # type: ignore[assignment]
 
 
 class Product(BaseModel):
@@ -46,10 +46,10 @@ class Product(BaseModel):
     updated_at: datetime
 
 
-class LocationIn(Strict):
+class LocationIn(StrictModel):
     location_id: Code
     name: Name
-    address: dict[str, Any] | None = None
+    address: JsonObject | None = None
 
 
 class Location(BaseModel):
@@ -60,10 +60,10 @@ class Location(BaseModel):
     created_at: datetime
 
 
-class StockRecordIn(Strict):
+class StockRecordIn(StrictModel):
     location_id: Code
     sku: Code
-    quantity: Annotated[int, Field(ge=0, le=2_000_000_000)] = 0
+    quantity: Quantity = 0
 
 
 class StockRecordOut(BaseModel):
@@ -81,32 +81,32 @@ class StockRecordOut(BaseModel):
         return cls(**row, available=row["quantity"] - row["reserved"])
 
 
-class LocationPatch(Strict):
+class LocationPatch(StrictModel):
     name: Name = None  # type: ignore[assignment]
-    address: dict[str, Any] | None = None
+    address: JsonObject | None = None
 
 
-Notes = Annotated[str, Field(max_length=1000)]
+Notes = Annotated[Text, Field(max_length=1000)]
 
 
-class RecordUpdate(Strict):
+class RecordUpdate(StrictModel):
     id: UUID
-    quantity: Annotated[int, Field(ge=0, le=2_000_000_000)]
-    compare_quantity: Annotated[int, Field(ge=0)] | None = None
-    version: Annotated[int, Field(ge=1)] | None = None
+    quantity: Quantity
+    compare_quantity: Annotated[Int, Field(ge=0, le=2_000_000_000)] | None = None
+    version: Annotated[Int, Field(ge=1, le=2**31 - 1)] | None = None
 
 
-class RecordsUpdateIn(Strict):
+class RecordsUpdateIn(StrictModel):
     stock_records: Annotated[list[RecordUpdate], Field(min_length=1, max_length=1000)]
     notes: Notes | None = None
 
 
-class RecordChange(Strict):
+class RecordChange(StrictModel):
     id: UUID
-    quantity_change: Annotated[int, Field(ge=-2_000_000_000, le=2_000_000_000)]
+    quantity_change: Annotated[Int, Field(ge=-2_000_000_000, le=2_000_000_000)]
 
 
-class RecordsChangeIn(Strict):
+class RecordsChangeIn(StrictModel):
     stock_records: Annotated[list[RecordChange], Field(min_length=1, max_length=1000)]
     notes: Notes | None = None
 
@@ -115,19 +115,19 @@ class RecordsOut(BaseModel):
     stock_records: list[StockRecordOut]
 
 
-class LevelUpdateIn(Strict):
+class LevelUpdateIn(StrictModel):
     sku: Code
     location_id: Code
-    quantity: Annotated[int, Field(ge=0, le=2_000_000_000)]
+    quantity: Quantity
     update_type: Literal["audit", "restock", "loss"]
     notes: Notes | None = None
 
 
-class TransferIn(Strict):
+class TransferIn(StrictModel):
     sku: Code
     from_location_id: Code
     to_location_id: Code
-    quantity: Annotated[int, Field(gt=0, le=2_000_000_000)]
+    quantity: Annotated[Int, Field(gt=0, le=2_000_000_000)]
     notes: Notes | None = None
 
 

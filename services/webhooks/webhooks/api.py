@@ -6,12 +6,14 @@ from uuid import UUID, uuid4
 
 import orjson
 from fastapi import APIRouter, Query, Request, Response
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, Field
 
 from fulfilkit.http.internal import TenantId
 from fulfilkit.http.pagination import Page, paginated
 from fulfilkit.http.preconditions import IfMatch, etag, expected_version
 from fulfilkit.http.problems import Problem
+from fulfilkit.http.strict_json import StrictJsonRoute
+from fulfilkit.models import AwareTimestamp, Bool, StrictModel, Text
 from fulfilkit.service import Pool
 from webhooks import store
 from webhooks.domain import (
@@ -31,7 +33,7 @@ from webhooks.settings import WebhookSettings
 from webhooks.signing import new_secret
 from webhooks.urls import AllowList, UrlRefused, check_url, shape_error
 
-router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"])
+router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], route_class=StrictJsonRoute)
 
 
 # --- request and response shapes -------------------------------------------------------------
@@ -72,32 +74,31 @@ CustomHeaders = Annotated[
 ]
 
 
-class EndpointIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+Description = Annotated[Text, Field(max_length=1000)]
 
+
+class EndpointIn(StrictModel):
     url: WebhookUrl
     event_types: EventTypes = Field(default_factory=lambda: ["*"])
     headers: CustomHeaders = Field(default_factory=dict)
-    description: str = Field(default="", max_length=1000)
-    enabled: bool = True
-    ordered: bool = Field(
+    description: Description = ""
+    enabled: Bool = True
+    ordered: Bool = Field(
         default=False,
         description="Deliver the events of one subject (one sale, one stock record) one at a"
         " time, in the order they happened; other subjects still go out in parallel.",
     )
 
 
-class EndpointPatch(BaseModel):
+class EndpointPatch(StrictModel):
     """Only the fields given are changed."""
-
-    model_config = ConfigDict(extra="forbid")
 
     url: WebhookUrl = ""
     event_types: EventTypes = Field(default_factory=list)
     headers: CustomHeaders = Field(default_factory=dict)
-    description: str = Field(default="", max_length=1000)
-    enabled: bool = True
-    ordered: bool = False
+    description: Description = ""
+    enabled: Bool = True
+    ordered: Bool = False
 
     def changes(self) -> dict[str, Any]:
         return self.model_dump(include=self.model_fields_set)
@@ -136,11 +137,9 @@ class PingResult(BaseModel):
     error: str | None
 
 
-class RecoverIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    since: AwareDatetime = Field(description="Failed deliveries created at or after this time.")
-    until: AwareDatetime | None = Field(default=None, description="... and before this one.")
+class RecoverIn(StrictModel):
+    since: AwareTimestamp = Field(description="Failed deliveries created at or after this time.")
+    until: AwareTimestamp | None = Field(default=None, description="... and before this one.")
 
 
 class Recovered(BaseModel):
@@ -335,11 +334,11 @@ async def list_deliveries(
     request: Request,
     response: Response,
     status: Annotated[DeliveryStatus | None, Query()] = None,
-    event_type: Annotated[str | None, Query(max_length=200)] = None,
-    subject: Annotated[str | None, Query(max_length=500)] = None,
+    event_type: Annotated[Text | None, Query(max_length=200)] = None,
+    subject: Annotated[Text | None, Query(max_length=500)] = None,
     event_id: Annotated[UUID | None, Query()] = None,
-    since: Annotated[AwareDatetime | None, Query(description="created at or after")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="created before")] = None,
+    since: Annotated[AwareTimestamp | None, Query(description="created at or after")] = None,
+    until: Annotated[AwareTimestamp | None, Query(description="created before")] = None,
 ) -> dict[str, Any]:
     """Newest first, each with its attempts; filters combine."""
     if await store.get_endpoint(pool, tenant, endpoint_id) is None:
