@@ -29,7 +29,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 
 # An entity's version is its ETag: `"7"` (weak `W/"7"` and a bare `7` are read the same),
 # or `*` for any version.
-VERSION = "[0-9]{1,9}"
+VERSION = "[1-9][0-9]{0,8}"
 IF_MATCH_SCHEMA: dict[str, Any] = {
     "type": "string",
     "pattern": f'^(\\*|(W/)?"{VERSION}"|{VERSION})$',

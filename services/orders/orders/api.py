@@ -7,6 +7,7 @@ from fastapi import APIRouter, Header, Query, Request, Response
 
 from fulfilkit.events import utcnow
 from fulfilkit.http.internal import Actor, TenantId
+from fulfilkit.http.openapi import problems
 from fulfilkit.http.pagination import Page, paginated
 from fulfilkit.http.preconditions import IfMatch, etag, expected_version
 from fulfilkit.http.problems import Problem
@@ -138,7 +139,7 @@ async def create_sales(
         for s in refused])
 
 
-@router.post("/sales/cancel", response_model=CancelOut)
+@router.post("/sales/cancel", response_model=CancelOut, responses=problems(404))
 async def cancel_sale(
     body: CancelIn, tenant: TenantId, actor: Actor, pool: Pool, if_match: IfMatch = None,
 ) -> CancelOut:
