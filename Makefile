@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install up down status test unit lint audit lock bench chaos clean
+.PHONY: help install up down status test unit lint audit lock bench chaos fuzz clean
 
 help:
 	@echo "make up      start Kafka, PostgreSQL and every service (no Docker needed)"
@@ -17,6 +17,7 @@ help:
 	@echo "make lock    re-lock requirements*.txt (with hashes) from requirements*.in"
 	@echo "make bench   the benchmarks in bench/ (not part of make test)"
 	@echo "make chaos   infrastructure faults under load, full outages (not part of make test)"
+	@echo "make fuzz    schemathesis over the public API, longer than in make test (FUZZ_* settings)"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +61,12 @@ bench: $(STAMP)
 
 chaos: $(STAMP)
 	$(PY) -m tests.chaos $(CHAOS_ARGS)
+
+# The run inside `make test` is short and seeded; this one is longer and picks a new seed.
+fuzz: $(STAMP)
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-100} FUZZ_STATEFUL_EXAMPLES=$${FUZZ_STATEFUL_EXAMPLES:-200} \
+	FUZZ_STATEFUL_STEPS=$${FUZZ_STATEFUL_STEPS:-10} FUZZ_SEED=$${FUZZ_SEED:-random} \
+	$(PY) -m deploy.local infra -- $(PY) -m pytest tests/fuzz $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .ruff_cache

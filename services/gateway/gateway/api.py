@@ -14,6 +14,7 @@ from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field, StringConstraints
 
+from fulfilkit.http.openapi import problems
 from fulfilkit.http.problems import Problem
 from gateway import store
 from gateway.auth import (
@@ -127,7 +128,7 @@ def _key_out(key: store.ApiKey) -> KeyOut:
                   created_at=key.created_at, revoked_at=key.revoked_at)
 
 
-@admin_router.post("/tenants", status_code=status.HTTP_201_CREATED)
+@admin_router.post("/tenants", status_code=status.HTTP_201_CREATED, responses=problems(409))
 async def create_tenant(body: NewTenant, state: State) -> CreatedTenant:
     """Creates a tenant and its first API key, with the scopes asked for (every scope but
     `admin` when none are given)."""

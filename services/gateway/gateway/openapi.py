@@ -9,6 +9,8 @@ from typing import Any
 
 import aiohttp
 
+from fulfilkit.http.openapi import document_headers, document_problems, problem_components
+
 log = logging.getLogger(__name__)
 
 TITLE = "Fulfil API"
@@ -28,34 +30,7 @@ SECURITY_SCHEMES = {
         "type": "http", "scheme": "bearer", "description": "The operator's `ADMIN_TOKEN`",
     },
 }
-PROBLEM_SCHEMA = {
-    "type": "object",
-    "title": "Problem",
-    "description": "RFC 9457 problem details.",
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "code": {"type": "string"},
-        "errors": {"type": "array", "items": {"type": "object"}},
-    },
-    "required": ["type", "title", "status", "detail", "code"],
-}
-VALIDATION_RESPONSE = "ValidationFailed"
 FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
-GATEWAY_RESPONSES = {
-    "400": ("InvalidRequest", "Invalid request, e.g. an unknown `X-API-Version`."),
-    "401": ("InvalidToken", "Missing, unknown or revoked API key (`invalid_token`)."),
-    "403": ("NoPermission", "The API key lacks the scope this operation needs."),
-    "429": ("RateLimited", "Too many requests for this API key; see `Retry-After`."),
-}
-
-
-def _problem_response(description: str) -> dict[str, Any]:
-    schema = {"$ref": "#/components/schemas/Problem"}
-    return {"description": description,
-            "content": {"application/problem+json": {"schema": schema}}}
 
 
 def _is_public(path: str) -> bool:
@@ -107,13 +82,12 @@ def _merge_components(
     return renamed
 
 
-def _with_gateway_responses(operation: dict[str, Any], codes: tuple[str, ...]) -> dict[str, Any]:
-    responses = operation.setdefault("responses", {})
-    if "422" in responses:  # the services answer 422 as problem+json, not FastAPI's default
-        responses["422"] = {"$ref": f"#/components/responses/{VALIDATION_RESPONSE}"}
-    for code in codes:
-        responses.setdefault(code, {"$ref": f"#/components/responses/{GATEWAY_RESPONSES[code][0]}"})
-    return operation
+def _public_operation(
+    path: str, method: str, operation: dict[str, Any], *, forwarded: bool
+) -> dict[str, Any]:
+    path_parameters = [part[1:-1] for part in path.split("/") if part.startswith("{")]
+    document_headers(operation)
+    return document_problems(method, operation, path_parameters, forwarded=forwarded)
 
 
 def merge_openapi(
@@ -126,12 +100,7 @@ def merge_openapi(
     definition are shared, different ones are renamed per service (`Stock` + `Address`).
     """
     components: dict[str, dict[str, Any]] = {
-        "schemas": {"Problem": PROBLEM_SCHEMA},
-        "responses": {
-            VALIDATION_RESPONSE: _problem_response("Invalid fields, listed in `errors`."),
-            **{name: _problem_response(text) for name, text in GATEWAY_RESPONSES.values()},
-        },
-        "securitySchemes": SECURITY_SCHEMES,
+        **problem_components(), "securitySchemes": SECURITY_SCHEMES,
     }
     paths: dict[str, dict[str, Any]] = {}
     sources = [("gateway", gateway), *sorted(services.items())]
@@ -149,10 +118,10 @@ def merge_openapi(
                     log.warning("%s %s is defined twice; keeping the first", method, path)
                 elif service == "gateway":
                     operation["security"] = [{"adminToken": []}]
-                    merged[method] = _with_gateway_responses(operation, ("401",))
+                    merged[method] = _public_operation(path, method, operation, forwarded=False)
                 else:
                     operation.setdefault("tags", [service])
-                    merged[method] = _with_gateway_responses(operation, tuple(GATEWAY_RESPONSES))
+                    merged[method] = _public_operation(path, method, operation, forwarded=True)
     _drop_unreferenced(components["schemas"], FASTAPI_VALIDATION_SCHEMAS, paths)
     return {
         "openapi": gateway.get("openapi", "3.1.0"),

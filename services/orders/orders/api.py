@@ -9,6 +9,7 @@ from pydantic import ValidationError
 from fulfilkit.bounds import pointer
 from fulfilkit.events import utcnow
 from fulfilkit.http.internal import Actor, TenantId, tenant_vouched_by
+from fulfilkit.http.openapi import problems
 from fulfilkit.http.pagination import Page, paginated
 from fulfilkit.http.preconditions import IfMatch, etag, expected_version
 from fulfilkit.http.problems import Problem
@@ -172,7 +173,7 @@ def _each_valid(items: list[dict]) -> tuple[list[tuple[int, SaleIn]], list[Creat
     return valid, errors
 
 
-@router.post("/sales/cancel", response_model=CancelOut)
+@router.post("/sales/cancel", response_model=CancelOut, responses=problems(404))
 async def cancel_sale(
     body: CancelIn, tenant: TenantId, actor: Actor, pool: Pool, if_match: IfMatch = None,
 ) -> CancelOut:

@@ -67,8 +67,9 @@ async def update_records(
 ) -> list[UUID]:
     """Set on-hand quantities; stale `compare_quantity`, `version` or If-Match refuse all."""
     if if_match is not None and len(items) != 1:
-        raise Problem("invalid_request", "If-Match applies to a single record; give `version`"
-                      " per record to update several.")
+        raise Problem("validation", "If-Match applies to a single record.", errors=[{
+            "field": "/stock_records", "in": "body",
+            "message": "give `version` per record to update several; If-Match names one"}])
     records = await _lock_listed(conn, tenant, [i.id for i in items])
     stale = []
     for i, item in enumerate(items):
