@@ -19,7 +19,7 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,7 +36,14 @@ from deploy.local.infra import (
     stop_infrastructure,
     terminate,
 )
-from deploy.local.services import LOCAL_HTTP, SERVICES, Platform, ServiceProcess, service_ports
+from deploy.local.services import (
+    LOCAL_HTTP,
+    SERVICES,
+    Platform,
+    ServiceProcess,
+    new_fernet_key,
+    service_ports,
+)
 
 
 @dataclass(frozen=True)
@@ -69,13 +76,15 @@ def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
     )
 
 
-def stored_secret(path: Path, given: str | None) -> str:
-    """`given` when set; else the value stored at `path`, created on first use."""
+def stored_secret(
+    path: Path, given: str | None, new: Callable[[], str] = lambda: secrets.token_urlsafe(32),
+) -> str:
+    """`given` when set; else the value stored at `path`, created by `new` on first use."""
     if given:
         return given
     if path.is_file():
         return path.read_text().strip()
-    return store_secret(path, secrets.token_urlsafe(32))
+    return store_secret(path, new())
 
 
 def store_secret(path: Path, value: str) -> str:
@@ -111,6 +120,10 @@ def make_platform(settings: Settings, database_url: str) -> Platform:
         },
         admin_token=stored_secret(
             settings.state_dir / "admin_token", os.environ.get("ADMIN_TOKEN")
+        ),
+        webhook_secret_key=stored_secret(
+            settings.state_dir / "webhook_secret_key", os.environ.get("WEBHOOK_SECRET_KEYS"),
+            new_fernet_key,
         ),
         pid_dir=settings.run_dir,
     )

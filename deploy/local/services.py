@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
@@ -119,14 +120,17 @@ def platform_env(
     return env
 
 
+OWNER_OF_SECRET = {"ADMIN_TOKEN": "gateway", "WEBHOOK_SECRET_KEYS": "webhooks"}
+
+
 def service_env(
     name: str, env: Mapping[str, str], internal_tokens: Mapping[str, str],
     database_urls: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """`env` with what is this service's alone: its own credential (when it calls others), the
-    digests of the callers it answers and its database role. The admin token goes to the
-    gateway only."""
-    own = {key: value for key, value in env.items() if key != "ADMIN_TOKEN" or name == "gateway"}
+    digests of the callers it answers and its database role. Secrets one service uses go to
+    that service only (`OWNER_OF_SECRET`)."""
+    own = {key: value for key, value in env.items() if OWNER_OF_SECRET.get(key, name) == name}
     if database_urls is not None:
         own["DATABASE_URL"] = database_urls[name]
     own["INTERNAL_CALLERS"] = json.dumps(
@@ -135,6 +139,11 @@ def service_env(
     if name in internal_tokens:
         own["INTERNAL_TOKEN"] = internal_tokens[name]
     return own
+
+
+def new_fernet_key() -> str:
+    """A key in the form `WEBHOOK_SECRET_KEYS` takes (what `Fernet.generate_key()` makes)."""
+    return base64.urlsafe_b64encode(secrets.token_bytes(32)).decode()
 
 
 def python_path(name: str, existing: str | None) -> str:
@@ -262,6 +271,7 @@ class Platform:
         fulfilment_token: str | None = None,
         admin_token: str | None = None,
         database_passwords: Mapping[str, str] | None = None,
+        webhook_secret_key: str | None = None,
         pid_dir: Path | None = None,
         extra_env: Mapping[str, str] | None = None,
         ports: Mapping[str, int] | None = None,
@@ -274,6 +284,8 @@ class Platform:
             "fulfilment": fulfilment_token or secrets.token_urlsafe(32),
         }
         self.admin_token = admin_token or secrets.token_urlsafe(32)
+        # encrypts webhook signing secrets at rest; given to the webhooks service alone
+        self.webhook_secret_key = webhook_secret_key or new_fernet_key()
         self.env = platform_env(
             database_url=database_url,
             bootstrap_servers=bootstrap_servers,
@@ -281,6 +293,7 @@ class Platform:
             admin_token=self.admin_token,
             ports=self.ports,
         )
+        self.env.setdefault("WEBHOOK_SECRET_KEYS", self.webhook_secret_key)
         self.env.update(extra_env or {})
         # `database_url` is a superuser's: each service gets its own role (fulfilkit.db_roles)
         self.superuser_database_url = database_url

@@ -7,7 +7,7 @@ import secrets
 import pytest
 from pydantic import ValidationError
 
-from deploy.local.services import SERVICES, service_env
+from deploy.local.services import SERVICES, new_fernet_key, service_env
 from fulfilkit.settings import ServiceSettings, token_digest, weak_secret_reason
 from fulfilment.settings import FulfilmentSettings
 from gateway.settings import GatewaySettings
@@ -112,7 +112,10 @@ def test_a_service_needs_the_digest_of_every_caller_it_answers(
         with pytest.raises(ValidationError, match=f"INTERNAL_CALLERS lacks the digests of "
                                                   f"\\['{left_out}'\\]"):
             settings_class(internal_callers=given)
-    assert settings_class(internal_callers=callers(*needed)).internal_callers == callers(*needed)
+    # webhooks also needs the key that encrypts its endpoints' secrets outside development
+    keys = {"webhook_secret_keys": new_fernet_key()} if settings_class is WebhookSettings else {}
+    assert settings_class(internal_callers=callers(*needed), **keys).internal_callers == (
+        callers(*needed))
 
 
 @pytest.mark.parametrize(
@@ -139,7 +142,8 @@ def test_a_caller_is_recognised_by_its_token_alone() -> None:
 
 def test_the_launchers_secrets_pass_production_settings_and_stay_with_their_owner() -> None:
     tokens = {"gateway": GATEWAY_TOKEN, "fulfilment": FULFILMENT_TOKEN}
-    base = {"ADMIN_TOKEN": STRONG, "ENVIRONMENT": "production"}
+    webhook_key = new_fernet_key()
+    base = {"ADMIN_TOKEN": STRONG, "ENVIRONMENT": "production", "WEBHOOK_SECRET_KEYS": webhook_key}
     for spec in SERVICES:
         env = service_env(spec.name, base, tokens)
         fields = {name.lower(): value for name, value in env.items()}
@@ -148,6 +152,7 @@ def test_the_launchers_secrets_pass_production_settings_and_stay_with_their_owne
         assert settings.environment == "production"
         assert env.get("INTERNAL_TOKEN") == tokens.get(spec.name), spec.name
         assert ("ADMIN_TOKEN" in env) == (spec.name == "gateway"), spec.name
+        assert ("WEBHOOK_SECRET_KEYS" in env) == (spec.name == "webhooks"), spec.name
     webhooks_env = service_env("webhooks", base, tokens)
     assert not {GATEWAY_TOKEN, FULFILMENT_TOKEN, STRONG} & set(webhooks_env.values())
 

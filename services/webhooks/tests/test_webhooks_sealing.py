@@ -1,10 +1,13 @@
 """Secrets at rest: encrypted with the first key, readable with any, rotated by re-encrypting;
 settings refuse to run without a key outside development."""
 
+import secrets
+
 import pytest
 from cryptography.fernet import Fernet
 from pydantic import ValidationError
 
+from fulfilkit.settings import token_digest
 from webhooks.sealing import DEVELOPMENT_KEY, SecretSealer, SecretUnreadable, is_sealed
 from webhooks.settings import WebhookSettings
 from webhooks.signing import new_secret
@@ -45,13 +48,16 @@ def test_reseal_encrypts_plaintext() -> None:
     assert is_sealed(resealed) and SecretSealer([NEW]).open(resealed) == secret
 
 
+GATEWAY_CALLER = {"gateway": token_digest(secrets.token_urlsafe(32))}
+
+
 def test_outside_development_a_key_is_required() -> None:
     with pytest.raises(ValidationError, match="WEBHOOK_SECRET_KEYS must be set"):
-        WebhookSettings(environment="production", internal_token="x" * 40)
+        WebhookSettings(environment="production", internal_callers=GATEWAY_CALLER)
     with pytest.raises(ValidationError, match="public development key"):
-        WebhookSettings(environment="production", internal_token="x" * 40,
+        WebhookSettings(environment="production", internal_callers=GATEWAY_CALLER,
                         webhook_secret_keys=f"{NEW},{DEVELOPMENT_KEY}")
-    settings = WebhookSettings(environment="production", internal_token="x" * 40,
+    settings = WebhookSettings(environment="production", internal_callers=GATEWAY_CALLER,
                                webhook_secret_keys=f" {NEW} , {OLD} ")
     assert settings.secret_keys == [NEW, OLD]
     assert NEW not in repr(settings)
