@@ -135,7 +135,14 @@ async def test_the_gateway_dying_before_it_saved_the_answer_replays_within_secon
                 "SELECT status_code FROM stock.idempotent_requests WHERE tenant_id = $1"
                 " AND key = $2", tenant_id, key), lambda status: status == 200,
                 what="stock committed the change and its answer")
+            saving = ("SELECT pid FROM pg_stat_activity WHERE application_name = 'gateway'"
+                      " AND wait_event_type = 'Lock' AND query LIKE 'UPDATE gateway.idempotency%'")
+            [waiting] = await eventually(lambda: db.fetch(saving), lambda found: len(found) == 1,
+                                         what="the gateway saving the answer, held")
             gateway.kill()
+            # A statement waiting on a lock would still finish once its client is gone; end
+            # it as PostgreSQL ends the session of a client it finds dead.
+            assert await db.fetchval("SELECT pg_terminate_backend($1)", waiting["pid"])
             await gateway_lock.execute("ROLLBACK")
             with pytest.raises(aiohttp.ClientError):
                 await first

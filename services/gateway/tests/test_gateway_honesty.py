@@ -180,3 +180,62 @@ async def test_a_retry_of_a_request_in_progress_for_seconds_is_forwarded_again(
     await wait_until(lambda: len(fakes["stock"].received) == 2, "the retry forwarded again")
     release.set()
     assert (await first)[:2] == (await second)[:2] == (201, {"done": True})
+
+
+class ClosingService:
+    """Answers the first request of each connection and closes the connection when a second
+    one arrives, as a server does that had already decided to close it."""
+
+    def __init__(self) -> None:
+        self.requests: list[bytes] = []
+        self.url = ""
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.url = f"http://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        answered = False
+        try:
+            while head := await reader.readuntil(b"\r\n\r\n"):
+                length = re.search(rb"(?i)content-length: *(\d+)", head)
+                await reader.readexactly(int(length.group(1)) if length else 0)
+                if answered:
+                    return
+                self.requests.append(head.split(b"\r\n")[0])
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                             b"Content-Length: 11\r\n\r\n{\"ok\":true}")
+                await writer.drain()
+                answered = True
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+        finally:
+            writer.close()
+
+
+async def test_a_keyed_post_on_a_connection_the_service_closed_is_sent_again(
+    start_gateway: StartGateway,
+) -> None:
+    closing = ClosingService()
+    await closing.start()
+    try:
+        gateway = await start_gateway(stock_url=closing.url, upstream_max_connections=1)
+        tenant = await gateway.new_tenant()
+        path = "/api/v1/stock/transfers"
+        first = await gateway.call("POST", path, key=tenant["api_key"], json={},
+                                   headers={"Idempotency-Key": ref("idem")})
+        keyed = await gateway.call("POST", path, key=tenant["api_key"], json={},
+                                   headers={"Idempotency-Key": ref("idem")})
+        assert first[:2] == keyed[:2] == (200, {"ok": True})
+        assert len(closing.requests) == 2, "the keyed POST was answered on a new connection"
+
+        unkeyed = await gateway.call("POST", path, key=tenant["api_key"], json={})
+        assert unkeyed[0] == 503 and unkeyed[1]["code"] == "unavailable"
+        assert len(closing.requests) == 2, "a POST without a key is never sent twice"
+    finally:
+        await closing.stop()
