@@ -19,6 +19,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
+from fulfilkit.settings import DEVELOPMENT, weak_secret_reason
+
 SCHEMAS = ("gateway", "orders", "stock", "fulfilment", "webhooks")
 ROLE_PREFIX = "fulfil_"
 
@@ -103,6 +105,11 @@ def main() -> int:
     if not dsn or missing:
         print(f"set DATABASE_URL (a superuser) and {', '.join(missing) or 'the passwords'}",
               file=sys.stderr)
+        return 2
+    weak = [f"{s.upper()}_DB_PASSWORD {reason}" for s, pw in passwords.items()
+            if (reason := weak_secret_reason(pw)) is not None]
+    if weak and os.environ.get("ENVIRONMENT", "").strip().lower() != DEVELOPMENT:
+        print("; ".join(weak) + " (only ENVIRONMENT=development allows this)", file=sys.stderr)
         return 2
     for schema in asyncio.run(bootstrap(dsn, passwords)):
         print(f"role {role_of(schema)} owns schema {schema}")
