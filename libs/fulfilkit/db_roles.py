@@ -19,6 +19,8 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 import asyncpg
 
+from fulfilkit.settings import DEVELOPMENT, weak_secret_reason
+
 SCHEMAS = ("gateway", "orders", "stock", "fulfilment", "webhooks")
 ROLE_PREFIX = "fulfil_"
 
@@ -50,25 +52,32 @@ async def create_roles(conn: asyncpg.Connection, passwords: Mapping[str, str]) -
         await conn.execute(f'{verb} ROLE "{role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE'
                            f" PASSWORD {literal}")
         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}" AUTHORIZATION "{role}"')
-        await conn.execute(f'ALTER SCHEMA "{schema}" OWNER TO "{role}"')
         await conn.execute(_REASSIGN.format(schema=schema, role=role))
 
 
-# Objects a superuser made in the schema before it had a role (an older deployment).
+# The schema and what a superuser made in it before it had a role (an older deployment).
+# Only what the role does not own yet: ALTER ... OWNER locks the table, and a running
+# service holds locks on its tables.
 _REASSIGN = """
 DO $$
 DECLARE item record;
 BEGIN
+    IF (SELECT nspowner FROM pg_namespace WHERE nspname = '{schema}')
+       <> '{role}'::regrole THEN
+        EXECUTE format('ALTER SCHEMA %I OWNER TO %I', '{schema}', '{role}');
+    END IF;
     FOR item IN
         SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
         WHERE n.nspname = '{schema}' AND c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f')
+          AND c.relowner <> '{role}'::regrole
           AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'a')
     LOOP
         EXECUTE format('ALTER TABLE %I.%I OWNER TO %I', '{schema}', item.relname, '{role}');
     END LOOP;
     FOR item IN
         SELECT p.oid::regprocedure AS routine FROM pg_proc p
-        JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = '{schema}'
+        JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = '{schema}' AND p.proowner <> '{role}'::regrole
     LOOP
         EXECUTE format('ALTER ROUTINE %s OWNER TO %I', item.routine, '{role}');
     END LOOP;
@@ -96,6 +105,11 @@ def main() -> int:
     if not dsn or missing:
         print(f"set DATABASE_URL (a superuser) and {', '.join(missing) or 'the passwords'}",
               file=sys.stderr)
+        return 2
+    weak = [f"{s.upper()}_DB_PASSWORD {reason}" for s, pw in passwords.items()
+            if (reason := weak_secret_reason(pw)) is not None]
+    if weak and os.environ.get("ENVIRONMENT", "").strip().lower() != DEVELOPMENT:
+        print("; ".join(weak) + " (only ENVIRONMENT=development allows this)", file=sys.stderr)
         return 2
     for schema in asyncio.run(bootstrap(dsn, passwords)):
         print(f"role {role_of(schema)} owns schema {schema}")

@@ -8,6 +8,8 @@ import pytest
 from pydantic import ValidationError
 
 from deploy.local.services import SERVICES, new_fernet_key, service_env
+from fulfilkit.db_roles import SCHEMAS
+from fulfilkit.db_roles import main as db_roles_main
 from fulfilkit.settings import ServiceSettings, token_digest, weak_secret_reason
 from fulfilment.settings import FulfilmentSettings
 from gateway.settings import GatewaySettings
@@ -166,3 +168,20 @@ def test_a_caller_may_have_two_digests_while_its_token_is_rotated() -> None:
     assert settings.internal_caller(FULFILMENT_TOKEN) is None
     with pytest.raises(ValidationError, match="are not SHA-256 in hex"):
         StockSettings(internal_callers={"gateway": []})
+
+
+def test_the_role_bootstrap_refuses_weak_database_passwords(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://postgres@127.0.0.1:1/postgres")
+    for schema in SCHEMAS:
+        monkeypatch.setenv(f"{schema.upper()}_DB_PASSWORD", STRONG)
+    monkeypatch.setenv("STOCK_DB_PASSWORD", "fulfil")
+
+    assert db_roles_main() == 2
+    assert capsys.readouterr().err == (
+        "STOCK_DB_PASSWORD is shorter than 32 characters"
+        " (only ENVIRONMENT=development allows this)\n")
+    monkeypatch.delenv("ORDERS_DB_PASSWORD")
+    assert db_roles_main() == 2
+    assert "ORDERS_DB_PASSWORD" in capsys.readouterr().err

@@ -107,7 +107,7 @@ class KeyCache:
         self._ttl = ttl_seconds
         self._clock = clock
         self._found: LruCache[Caller] = LruCache(max_entries)
-        self._missing: LruCache[None] = LruCache(max_missing)
+        self._missing: LruCache[bool] = LruCache(max_missing)
 
     def cached(self, secret: str) -> tuple[bool, Caller | None]:
         """(known, caller) from memory alone: known is False when only the database can tell."""
@@ -117,7 +117,7 @@ class KeyCache:
         now = self._clock()
         found = self._found.get(key_hash, now)
         if found is not None:
-            return True, found[0]
+            return True, found
         return self._missing.get(key_hash, now) is not None, None
 
     async def caller(self, secret: str) -> Caller | None:
@@ -128,7 +128,7 @@ class KeyCache:
         key = await store.find_active_key(self._pool, key_hash)
         expires = self._clock() + self._ttl
         if key is None:
-            self._missing.put(key_hash, expires, None)
+            self._missing.put(key_hash, expires, True)
             return None
         caller = Caller(key.id, key.tenant_id, frozenset(key.scopes))
         self._found.put(key_hash, expires, caller)
@@ -149,7 +149,8 @@ class LruCache(Generic[V]):
         self._max_entries = max_entries
         self._entries: OrderedDict[bytes, tuple[float, V]] = OrderedDict()
 
-    def get(self, key: bytes, now: float) -> tuple[V] | None:
+    def get(self, key: bytes, now: float) -> V | None:
+        """The value, unless missing or expired (values are never None)."""
         entry = self._entries.get(key)
         if entry is None:
             return None
@@ -157,7 +158,7 @@ class LruCache(Generic[V]):
             del self._entries[key]
             return None
         self._entries.move_to_end(key)
-        return (entry[1],)
+        return entry[1]
 
     def put(self, key: bytes, expires: float, value: V) -> None:
         self._entries[key] = (expires, value)

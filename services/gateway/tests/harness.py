@@ -160,6 +160,7 @@ class Gateways:
 
     async def start(self, **overrides: Any) -> RunningGateway:
         settings = GatewaySettings(**{
+            "environment": "production",
             "database_url": self._database_url,
             "admin_token": ADMIN_TOKEN,
             "internal_token": INTERNAL_TOKEN,

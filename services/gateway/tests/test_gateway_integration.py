@@ -555,3 +555,16 @@ async def test_the_cli_creates_a_tenant_whose_key_works(
     key = out.decode().strip()
     assert key.startswith("fk_")
     assert (await gateway.call("GET", "/api/v1/sales", key=key))[0] == 200
+    assert (await gateway.call("GET", "/api/v1/stock/integrity", key=key))[0] == 403
+
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "gateway.cli", "--json", "create-tenant", ref("gw-cli"),
+        "--scope", "stock:read", "--scope", "admin",
+        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    record = json.loads(out)
+    assert record["scopes"] == ["stock:read", "admin"]
+    assert (await gateway.call("GET", "/api/v1/stock/integrity", key=record["api_key"]))[0] == 200
+    assert (await gateway.call("GET", "/api/v1/sales", key=record["api_key"]))[0] == 403

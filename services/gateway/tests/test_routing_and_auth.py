@@ -1,7 +1,9 @@
+from types import SimpleNamespace
 from uuid import uuid4
 
 import pytest
 
+from fulfilkit.http.problems import Problem
 from gateway import store
 from gateway.auth import (
     SCOPES,
@@ -12,7 +14,9 @@ from gateway.auth import (
     new_api_key,
     required_scope,
 )
+from gateway.forwarding import caller_of
 from gateway.proxy import route_for, upstream_path, with_public_origin
+from gateway.ratelimit import RateLimiter
 
 
 @pytest.mark.parametrize(
@@ -192,3 +196,31 @@ async def test_keys_found_are_kept_least_recently_used_first_out() -> None:
 
     assert cache.cached(first)[1] is not None and cache.cached(third)[1] is not None
     assert cache.cached(second) == (False, None)
+
+
+async def test_requests_without_a_valid_key_are_limited_before_any_database_lookup() -> None:
+    issued = new_api_key(["sales:read"])
+    stored = store.ApiKey(issued.id, uuid4(), issued.prefix, issued.scopes, None, None)  # type: ignore[arg-type]
+    pool = FakePool({issued.key_hash: stored})
+    state = SimpleNamespace(
+        keys=KeyCache(pool, ttl_seconds=60),  # type: ignore[arg-type]
+        unauthenticated=RateLimiter(rate_per_second=0.001, burst=2),
+    )
+    scope = {"type": "http", "client": ("198.51.100.9", 4321)}
+    assert (await caller_of(state, scope, f"Bearer {issued.secret}")).key_id == issued.id  # type: ignore[arg-type]
+    for n in range(2):
+        with pytest.raises(Problem) as refused:
+            await caller_of(state, scope, f"Bearer fk_unknown-{n}")  # type: ignore[arg-type]
+        assert refused.value.code == "invalid_token"
+    lookups = pool.lookups
+
+    for authorization in ("Bearer fk_unknown-2", None, "Bearer fk_unknown-0"):
+        with pytest.raises(Problem) as refused:
+            await caller_of(state, scope, authorization)  # type: ignore[arg-type]
+        assert refused.value.code == "rate_limit" and refused.value.headers["Retry-After"]
+    assert pool.lookups == lookups, "a limited request reached the database"
+    assert (await caller_of(state, scope, f"Bearer {issued.secret}")).key_id == issued.id  # type: ignore[arg-type]
+    other = {"type": "http", "client": ("198.51.100.10", 4321)}
+    with pytest.raises(Problem) as refused:
+        await caller_of(state, other, "Bearer fk_unknown-3")  # type: ignore[arg-type]
+    assert refused.value.code == "invalid_token"
