@@ -16,6 +16,7 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.local.infra import (
     crash_postgres,
@@ -38,15 +39,18 @@ REQUEST_TIMEOUT = 40.0  # above the gateway's upstream timeout: a hang shows as 
 
 
 async def readiness(http: aiohttp.ClientSession, platform: Platform) -> dict[str, tuple[int, dict]]:
-    answers = {}
-    for service in platform:
+    """Every service's `/ready` status and body, asked at the same time."""
+    async def ask(url: str) -> tuple[int, dict]:
         try:
-            async with http.get(f"{service.url}/ready",
+            async with http.get(f"{url}/ready",
                                 timeout=aiohttp.ClientTimeout(total=10)) as response:
-                answers[service.name] = (response.status, await response.json())
+                return response.status, await response.json()
         except (aiohttp.ClientError, TimeoutError) as exc:
-            answers[service.name] = (0, {"error": repr(exc)})
-    return answers
+            return 0, {"error": repr(exc)}
+
+    services = list(platform)
+    answers = await asyncio.gather(*(ask(service.url) for service in services))
+    return {service.name: answer for service, answer in zip(services, answers, strict=True)}
 
 
 def all_ready(answers: dict[str, tuple[int, dict]]) -> bool:
@@ -60,6 +64,18 @@ async def outbox_rows(dsn: str) -> dict[str, int]:
                 for schema in SCHEMAS_WITH_OUTBOX}
     finally:
         await conn.close()
+
+
+async def group_state(bootstrap: str, group: str) -> tuple[str, int]:
+    """The consumer group's state and how many members it has."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    [described] = response.to_object()["groups"]
+    return described["state"], len(described["members"])
 
 
 async def parked_rows(dsn: str) -> dict[str, int]:
@@ -216,3 +232,8 @@ async def test_a_kafka_outage_parks_nothing_and_every_consumer_and_relay_resumes
     await eventually(lambda: outbox_rows(dsn), lambda rows: not any(rows.values()),
                      timeout=45, interval=0.5, what="every outbox empty")
     assert await parked_rows(dsn) == parked_before, "an outage must park nothing"
+    for group in SCHEMAS_WITH_OUTBOX:  # every consumer is back in its group
+        await eventually(lambda g=group: group_state(bootstrap, g),
+                         lambda state: state[0] == "Stable" and state[1] >= 1, timeout=60,
+                         interval=0.5,
+                         what=f"{group}'s consumer group stable again")
