@@ -15,6 +15,7 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+import orjson
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -30,7 +31,7 @@ from deploy.local.infra import (
 )
 from deploy.local.services import Platform
 from tests.e2e.stocking import sale_body, stocked_product
-from tests.support import Answer, Client, eventually, ref
+from tests.support import Answer, Client, Receiver, eventually, ref
 
 pytestmark = pytest.mark.integration
 
@@ -142,7 +143,21 @@ async def test_a_postgres_crash_gives_503s_and_every_loop_recovers_without_a_res
     platform: Platform, infrastructure, http: aiohttp.ClientSession, tenant: Client,
 ):
     dsn = infrastructure.database_url
+    receiver = await Receiver().start()
+    try:
+        await crash_postgres_and_recover(platform, dsn, http, tenant, receiver)
+    finally:
+        await receiver.stop()
+
+
+async def crash_postgres_and_recover(
+    platform: Platform, dsn: str, http: aiohttp.ClientSession, tenant: Client,
+    receiver: Receiver,
+) -> None:
     sku, location, _ = await stocked_product(tenant, quantity=50)
+    endpoint = await tenant.post("/webhooks/endpoints",
+                                 {"url": receiver.url, "event_types": ["sale.*"]})
+    assert endpoint.status == 201, endpoint
     first = await tenant.post("/sales", sale_body(ref("S"), location, (sku, 1)))
     assert first.status == 201, first  # the key is known to the gateway, the platform works
     assert all_ready(await readiness(http, platform))
@@ -187,6 +202,11 @@ async def test_a_postgres_crash_gives_503s_and_every_loop_recovers_without_a_res
     again = ref("S")
     created = await tenant.post("/sales", sale_body(again, location, (sku, 1)))
     assert (created.status, created.body["status"]) == (201, "pending"), created
+    # and webhooks are delivered again: the sale's change to pending reaches the endpoint
+    await eventually(lambda: asyncio.sleep(0, [orjson.loads(r.body) for r in receiver.received]),
+                     lambda events: any(e["data"].get("sale_id") == again
+                                        and e["data"].get("status") == "pending" for e in events),
+                     timeout=45, interval=0.2, what="the webhook of a sale after the crash")
 
 
 async def test_a_kafka_outage_parks_nothing_and_every_consumer_and_relay_resumes(

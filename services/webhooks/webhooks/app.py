@@ -11,7 +11,7 @@ from fulfilkit.contracts import (
     STOCK_TOPIC,
     WEBHOOKS_TOPIC,
 )
-from fulfilkit.service import Consumer, ServiceSpec, create_service
+from fulfilkit.service import Consumer, Runtime, ServiceSpec, create_service
 from webhooks.api import router
 from webhooks.dispatcher import run_dispatcher
 from webhooks.handlers import deliveries_from_events
@@ -20,6 +20,16 @@ from webhooks.sender import start_sender
 from webhooks.settings import WebhookSettings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+DISPATCHER_RAN = "webhooks.dispatcher_ran"
+
+
+async def dispatcher(runtime: Runtime) -> None:
+    """`run_dispatcher`, started again by its supervisor whenever it fails. It closes the
+    shared sender when it ends, so every run after the first opens a new one."""
+    if runtime.extras.get(DISPATCHER_RAN):
+        await start_sender(runtime)
+    runtime.extras[DISPATCHER_RAN] = True
+    await run_dispatcher(runtime)
 
 
 def build_app(settings: WebhookSettings | None = None) -> FastAPI:
@@ -36,7 +46,7 @@ def build_app(settings: WebhookSettings | None = None) -> FastAPI:
                     apply=deliveries_from_events,
                 )
             ],
-            background=[run_dispatcher, run_pruner],
+            background=[dispatcher, run_pruner],
             on_start=start_sender,
         ),
         title="Fulfil webhooks",
