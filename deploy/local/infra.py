@@ -680,6 +680,16 @@ def kafka_state_dir(bootstrap_servers: str, roots: Iterable[Path] = ()) -> Path 
     return None
 
 
+def crash_kafka(state_dir: Path) -> None:
+    """SIGKILL the broker of `state_dir`, as a crash would."""
+    layout = KafkaLayout(state_dir)
+    pid = kafka_pid(layout.state_dir)
+    if pid is None:
+        raise InfraError(f"no Kafka broker runs for {state_dir}")
+    kill([pid])
+    layout.pid_file.unlink(missing_ok=True)
+
+
 def start_kafka_again(state_dir: Path, timeout: float = 120.0) -> str:
     """Start the stopped broker of `state_dir` on the ports and log file it had; returns its
     bootstrap servers once it answers."""

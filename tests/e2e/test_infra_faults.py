@@ -1,4 +1,4 @@
-"""PostgreSQL crashing and the Kafka broker stopping under the running platform: clients get
+"""PostgreSQL and the Kafka broker killed -9 under the running platform: clients get
 503 problem+json with Retry-After meanwhile (never a 500, never a hang), and every service
 recovers by itself: its loops start again, sales flow, outboxes empty, `/ready` is 200.
 
@@ -20,6 +20,7 @@ import pytest
 from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.local.infra import (
+    crash_kafka,
     crash_postgres,
     kafka_answers,
     kafka_state_dir,
@@ -27,7 +28,6 @@ from deploy.local.infra import (
     postgres_state_dir,
     restart_postgres,
     start_kafka_again,
-    stop_kafka,
 )
 from deploy.local.services import Platform
 from tests.e2e.stocking import sale_body, stocked_product
@@ -126,12 +126,12 @@ async def postgres_down(dsn: str) -> AsyncIterator[Path]:
 
 @contextlib.asynccontextmanager
 async def kafka_down(bootstrap: str) -> AsyncIterator[Path]:
-    """The broker stopped for the block; started again after it, whatever happened in it."""
+    """The broker killed -9 for the block; started again after it, whatever happened in it."""
     roots = [Path(os.environ["TEST_STATE_DIR"])] if os.environ.get("TEST_STATE_DIR") else []
     state_dir = kafka_state_dir(bootstrap, roots)
     if state_dir is None:
         pytest.skip("needs the local launcher's Kafka broker (not a container)")
-    await asyncio.to_thread(stop_kafka, state_dir)
+    await asyncio.to_thread(crash_kafka, state_dir)
     try:
         yield state_dir
     finally:
