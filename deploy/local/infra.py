@@ -645,8 +645,9 @@ def crash_postgres(state_dir: Path) -> None:
     psutil.wait_procs(processes, timeout=10)
 
 
-def restart_postgres(state_dir: Path) -> str:
-    """Start the server for `state_dir` again, with the settings it ran with; its DSN."""
+def restart_postgres(state_dir: Path, log_file: Path | None = None) -> str:
+    """Start the server for `state_dir` again, with the settings it ran with, logging to
+    `log_file` (default: the state dir's); its DSN."""
     pgdata = _pgdata(state_dir)
     settings = dict(
         (key.strip(), value.strip().strip("'"))
@@ -655,15 +656,15 @@ def restart_postgres(state_dir: Path) -> str:
         )
         if key.strip()
     )
-    log_file = Path(_pg_ctl_log_file(pgdata) or state_dir / "logs" / "postgres.log")
+    log_file = log_file or state_dir / "logs" / "postgres.log"
     return start_postgres(state_dir, log_file.parent, settings=settings)
 
 
-def _pg_ctl_log_file(pgdata: Path) -> str | None:
-    """Where the running server's output goes, as the launcher set it (its stdout)."""
-    with contextlib.suppress(OSError, FileNotFoundError):
-        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
-        return os.readlink(f"/proc/{pid}/fd/1")
+def postgres_log_file(state_dir: Path) -> Path | None:
+    """Where the running server of `state_dir` writes its log (its standard output)."""
+    pid = postgres_pid(state_dir)
+    with contextlib.suppress(OSError):
+        return Path(os.readlink(f"/proc/{pid}/fd/1")) if pid else None
     return None
 
 

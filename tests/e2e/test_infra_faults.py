@@ -25,6 +25,7 @@ from deploy.local.infra import (
     kafka_answers,
     kafka_state_dir,
     postgres_dsn,
+    postgres_log_file,
     postgres_state_dir,
     restart_postgres,
     start_kafka_again,
@@ -115,12 +116,13 @@ async def postgres_down(dsn: str) -> AsyncIterator[Path]:
     state_dir = postgres_state_dir(dsn)
     if state_dir is None:
         pytest.skip("needs the local launcher's PostgreSQL (not a container)")
+    log_file = postgres_log_file(state_dir)
     await asyncio.to_thread(crash_postgres, state_dir)
     try:
         yield state_dir
     finally:
         if postgres_dsn(state_dir) is None:
-            again = await asyncio.to_thread(restart_postgres, state_dir)
+            again = await asyncio.to_thread(restart_postgres, state_dir, log_file)
             assert again == dsn, "the server came back somewhere else"
 
 
