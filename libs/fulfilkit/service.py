@@ -198,7 +198,8 @@ def _health_router() -> APIRouter:
         if runtime.broker is not None:
             checks["broker"] = False
         with contextlib.suppress(Exception):
-            checks["database"] = await runtime.pool.fetchval("SELECT 1", timeout=2) == 1
+            async with runtime.pool.acquire(timeout=2) as conn:
+                checks["database"] = await conn.fetchval("SELECT 1", timeout=2) == 1
         if runtime.broker is not None:
             with contextlib.suppress(Exception):
                 checks["broker"] = bool(await runtime.broker.ping(timeout=2))
@@ -208,8 +209,12 @@ def _health_router() -> APIRouter:
         loops = {name: {"up": name not in down, "failures": status.failures,
                         "last_error": status.last_error}
                  for name, status in runtime.loops.loops.items()}
+        body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": checks,
+                                "loops": loops}
+        if (relay := runtime.extras.get("relay")) is not None:
+            body["outbox_parked"] = relay.parked  # since this process started
         return JSONResponse(
-            {"status": "ok" if ok else "unavailable", "checks": checks, "loops": loops},
+            body,
             status_code=200 if ok else 503, headers=None if ok else {"Retry-After": "5"})
 
     return router

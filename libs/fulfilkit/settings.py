@@ -84,7 +84,7 @@ class ServiceSettings(BaseSettings):
     idempotency_ttl_hours: float = Field(default=24, gt=0)
     log_level: str = "INFO"
     # How long a request or loop waits for a database connection before it answers 503
-    db_acquire_timeout_seconds: float = Field(default=5.0, gt=0)
+    db_acquire_timeout_seconds: float = Field(default=10.0, gt=0)
     # A failed background loop is started again after this delay, doubled up to the maximum
     loop_restart_first_seconds: float = Field(default=0.5, gt=0)
     loop_restart_max_seconds: float = Field(default=5.0, gt=0)

@@ -1,4 +1,4 @@
-"""PostgreSQL crashing and the Kafka broker stopping under the running platform: clients get
+"""PostgreSQL and the Kafka broker killed -9 under the running platform: clients get
 503 problem+json with Retry-After meanwhile (never a 500, never a hang), and every service
 recovers by itself: its loops start again, sales flow, outboxes empty, `/ready` is 200.
 
@@ -15,21 +15,24 @@ from pathlib import Path
 
 import aiohttp
 import asyncpg
+import orjson
 import pytest
+from aiokafka.admin import AIOKafkaAdminClient
 
 from deploy.local.infra import (
+    crash_kafka,
     crash_postgres,
     kafka_answers,
     kafka_state_dir,
     postgres_dsn,
+    postgres_log_file,
     postgres_state_dir,
     restart_postgres,
     start_kafka_again,
-    stop_kafka,
 )
 from deploy.local.services import Platform
 from tests.e2e.stocking import sale_body, stocked_product
-from tests.support import Answer, Client, eventually, ref
+from tests.support import Answer, Client, Receiver, eventually, ref
 
 pytestmark = pytest.mark.integration
 
@@ -38,15 +41,18 @@ REQUEST_TIMEOUT = 40.0  # above the gateway's upstream timeout: a hang shows as 
 
 
 async def readiness(http: aiohttp.ClientSession, platform: Platform) -> dict[str, tuple[int, dict]]:
-    answers = {}
-    for service in platform:
+    """Every service's `/ready` status and body, asked at the same time."""
+    async def ask(url: str) -> tuple[int, dict]:
         try:
-            async with http.get(f"{service.url}/ready",
+            async with http.get(f"{url}/ready",
                                 timeout=aiohttp.ClientTimeout(total=10)) as response:
-                answers[service.name] = (response.status, await response.json())
+                return response.status, await response.json()
         except (aiohttp.ClientError, TimeoutError) as exc:
-            answers[service.name] = (0, {"error": repr(exc)})
-    return answers
+            return 0, {"error": repr(exc)}
+
+    services = list(platform)
+    answers = await asyncio.gather(*(ask(service.url) for service in services))
+    return {service.name: answer for service, answer in zip(services, answers, strict=True)}
 
 
 def all_ready(answers: dict[str, tuple[int, dict]]) -> bool:
@@ -60,6 +66,18 @@ async def outbox_rows(dsn: str) -> dict[str, int]:
                 for schema in SCHEMAS_WITH_OUTBOX}
     finally:
         await conn.close()
+
+
+async def group_state(bootstrap: str, group: str) -> tuple[str, int]:
+    """The consumer group's state and how many members it has."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        [response] = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    [described] = response.to_object()["groups"]
+    return described["state"], len(described["members"])
 
 
 async def parked_rows(dsn: str) -> dict[str, int]:
@@ -98,23 +116,24 @@ async def postgres_down(dsn: str) -> AsyncIterator[Path]:
     state_dir = postgres_state_dir(dsn)
     if state_dir is None:
         pytest.skip("needs the local launcher's PostgreSQL (not a container)")
+    log_file = postgres_log_file(state_dir)
     await asyncio.to_thread(crash_postgres, state_dir)
     try:
         yield state_dir
     finally:
         if postgres_dsn(state_dir) is None:
-            again = await asyncio.to_thread(restart_postgres, state_dir)
+            again = await asyncio.to_thread(restart_postgres, state_dir, log_file)
             assert again == dsn, "the server came back somewhere else"
 
 
 @contextlib.asynccontextmanager
 async def kafka_down(bootstrap: str) -> AsyncIterator[Path]:
-    """The broker stopped for the block; started again after it, whatever happened in it."""
+    """The broker killed -9 for the block; started again after it, whatever happened in it."""
     roots = [Path(os.environ["TEST_STATE_DIR"])] if os.environ.get("TEST_STATE_DIR") else []
     state_dir = kafka_state_dir(bootstrap, roots)
     if state_dir is None:
         pytest.skip("needs the local launcher's Kafka broker (not a container)")
-    await asyncio.to_thread(stop_kafka, state_dir)
+    await asyncio.to_thread(crash_kafka, state_dir)
     try:
         yield state_dir
     finally:
@@ -126,10 +145,25 @@ async def test_a_postgres_crash_gives_503s_and_every_loop_recovers_without_a_res
     platform: Platform, infrastructure, http: aiohttp.ClientSession, tenant: Client,
 ):
     dsn = infrastructure.database_url
+    receiver = await Receiver().start()
+    try:
+        await crash_postgres_and_recover(platform, dsn, http, tenant, receiver)
+    finally:
+        await receiver.stop()
+
+
+async def crash_postgres_and_recover(
+    platform: Platform, dsn: str, http: aiohttp.ClientSession, tenant: Client,
+    receiver: Receiver,
+) -> None:
     sku, location, _ = await stocked_product(tenant, quantity=50)
+    endpoint = await tenant.post("/webhooks/endpoints",
+                                 {"url": receiver.url, "event_types": ["sale.*"]})
+    assert endpoint.status == 201, endpoint
     first = await tenant.post("/sales", sale_body(ref("S"), location, (sku, 1)))
     assert first.status == 201, first  # the key is known to the gateway, the platform works
     assert all_ready(await readiness(http, platform))
+    admin = Client(http, platform.gateway_url, platform.admin_token)
 
     async with postgres_down(dsn):
         # Each request answers within its timeout, with a 503 the client can act on.
@@ -139,8 +173,11 @@ async def test_a_postgres_crash_gives_503s_and_every_loop_recovers_without_a_res
             ("GET", "/sales", None),
             ("GET", f"/stock/stock-records?sku={sku}", None),
             ("GET", "/webhooks/endpoints", None),
+            ("GET", "/fulfillment/fulfillments/F-000000000000", None),
+            ("POST", "/admin/tenants", {"name": ref("tenant")}),  # the gateway's own
         ):
-            answer, seconds = await timed(tenant.call(method, path, json=body))
+            caller = admin if path.startswith("/admin") else tenant
+            answer, seconds = await timed(caller.call(method, path, json=body))
             outage_answers.append(answer)
             assert_unavailable(answer, f"{method} {path}")
             assert seconds < 30, (method, path, seconds)
@@ -171,6 +208,11 @@ async def test_a_postgres_crash_gives_503s_and_every_loop_recovers_without_a_res
     again = ref("S")
     created = await tenant.post("/sales", sale_body(again, location, (sku, 1)))
     assert (created.status, created.body["status"]) == (201, "pending"), created
+    # and webhooks are delivered again: the sale's change to pending reaches the endpoint
+    await eventually(lambda: asyncio.sleep(0, [orjson.loads(r.body) for r in receiver.received]),
+                     lambda events: any(e["data"].get("sale_id") == again
+                                        and e["data"].get("status") == "pending" for e in events),
+                     timeout=45, interval=0.2, what="the webhook of a sale after the crash")
 
 
 async def test_a_kafka_outage_parks_nothing_and_every_consumer_and_relay_resumes(
@@ -216,3 +258,8 @@ async def test_a_kafka_outage_parks_nothing_and_every_consumer_and_relay_resumes
     await eventually(lambda: outbox_rows(dsn), lambda rows: not any(rows.values()),
                      timeout=45, interval=0.5, what="every outbox empty")
     assert await parked_rows(dsn) == parked_before, "an outage must park nothing"
+    for group in SCHEMAS_WITH_OUTBOX:  # every consumer is back in its group
+        await eventually(lambda g=group: group_state(bootstrap, g),
+                         lambda state: state[0] == "Stable" and state[1] >= 1, timeout=60,
+                         interval=0.5,
+                         what=f"{group}'s consumer group stable again")

@@ -21,6 +21,16 @@ from webhooks.sender import start_sender
 from webhooks.settings import WebhookSettings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+DISPATCHER_RAN = "webhooks.dispatcher_ran"
+
+
+async def dispatcher(runtime: Runtime) -> None:
+    """`run_dispatcher`, started again by its supervisor whenever it fails. It closes the
+    shared sender when it ends, so every run after the first opens a new one."""
+    if runtime.extras.get(DISPATCHER_RAN):
+        await start_sender(runtime)
+    runtime.extras[DISPATCHER_RAN] = True
+    await run_dispatcher(runtime)
 
 
 async def _start(runtime: Runtime) -> None:
@@ -42,7 +52,7 @@ def build_app(settings: WebhookSettings | None = None) -> FastAPI:
                     apply=deliveries_from_events,
                 )
             ],
-            background=[run_dispatcher, run_pruner],
+            background=[dispatcher, run_pruner],
             on_start=_start,
         ),
         title="Fulfil webhooks",
