@@ -2,8 +2,9 @@
 with the same `Idempotency-Key` answers what the first request produced (the secret
 included) without acting again, and the key is stored with the effect, never the secret.
 
-Called on the service directly, as the gateway forwards the key; answers carrying a secret are
-marked `Cache-Control: no-store` so that nothing on the way keeps them.
+Called on the service directly, as the gateway forwards the key, and once through the gateway;
+answers carrying a secret are marked `Cache-Control: no-store` so that nothing on the way keeps
+them (the gateway forwards their retries, and the service replays).
 """
 
 import asyncio
@@ -170,3 +171,20 @@ async def test_a_retried_rotation_answers_its_secret_without_rotating_again(
     finally:
         await hook.stop()
 
+
+
+async def test_through_the_gateway_a_retry_is_replayed_by_the_service(tenant: Client):
+    key = ref("create")
+    headers = {"Idempotency-Key": key}
+    first = await tenant.post("/webhooks/endpoints", endpoint_body(), headers=headers)
+    again = await tenant.post("/webhooks/endpoints", endpoint_body(), headers=headers)
+    other = await tenant.post("/webhooks/endpoints", endpoint_body(description="other"),
+                              headers=headers)
+
+    assert first.status == 201 and again.status == 201, (first, again)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["Cache-Control"] == "no-store"
+    assert again.body == first.body and again.body["secret"].startswith("whsec_")
+    assert other.status == 409 and other.body["code"] == "conflict", other
+    listed = await tenant.get("/webhooks/endpoints")
+    assert [e["id"] for e in listed.body["data"]] == [first.body["id"]]
