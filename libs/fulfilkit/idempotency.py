@@ -81,28 +81,46 @@ def fingerprint(method: str, target: str, body: bytes) -> bytes:
     return digest.digest()
 
 
-async def request_fingerprint(request: Request) -> bytes:
+async def request_fingerprint(request: Request, body: bytes | None = None) -> bytes:
+    """The request's fingerprint; `body`, when given, stands for the request's own body."""
     query = request.url.query
     target = f"{request.url.path}?{query}" if query else request.url.path
-    return fingerprint(request.method, target, await request.body())
+    return fingerprint(request.method, target, await request.body() if body is None else body)
+
+
+async def has_answer(pool: asyncpg.Pool, schema: str, tenant_id: UUID, request: Request) -> bool:
+    """Whether the request's key already holds a committed answer, so that `once` will replay
+    it (or refuse a different request): a write can skip checks only its first run needs."""
+    key = request.headers.get(IDEMPOTENCY_KEY_HEADER)
+    if key is None:
+        return False
+    return bool(await pool.fetchval(
+        f"SELECT status_code IS NOT NULL FROM {schema}.idempotent_requests"
+        " WHERE tenant_id = $1 AND key = $2",
+        tenant_id, check_key(key),
+    ))
 
 
 async def once(
     pool: asyncpg.Pool, schema: str, tenant_id: UUID, request: Request,
     work: Callable[[asyncpg.Connection], Awaitable[Answer]],
     rebuild: Callable[[asyncpg.Connection, Answer], Awaitable[Answer]] | None = None,
+    *, fingerprinted_body: bytes | None = None,
 ) -> Response:
     """Runs `work` in a transaction, once per `Idempotency-Key` when the request has one.
 
     `work` must do all of its writes on the connection it is given, and raise (so that the
     transaction rolls back) for every answer that must not be replayed. `rebuild` makes the
-    answer to a replay from what was stored (`Answer.kept`), in the replay's transaction.
+    answer to a replay from what was stored (`Answer.kept`), in the replay's transaction; it
+    may raise (a 409) when that answer cannot be made any more. `fingerprinted_body` stands for
+    the body in the request's fingerprint when the body itself must not be hashed (it holds a
+    credential) or only its meaning counts.
     """
     key = request.headers.get(IDEMPOTENCY_KEY_HEADER)
     if key is None:
         return (await in_transaction(pool, work)).response()
     check_key(key)
-    request_print = await request_fingerprint(request)
+    request_print = await request_fingerprint(request, fingerprinted_body)
 
     async def keyed(conn: asyncpg.Connection) -> tuple[Answer, bool]:
         stored = await _claim(conn, schema, tenant_id, key, request_print)

@@ -2,8 +2,9 @@
 with the same `Idempotency-Key` answers what the first request produced (the secret
 included) without acting again, and the key is stored with the effect, never the secret.
 
-Called on the service directly, as the gateway forwards the key; answers carrying a secret are
-marked `Cache-Control: no-store` so that nothing on the way keeps them.
+Called on the service directly, as the gateway forwards the key, and once through the gateway;
+answers carrying a secret are marked `Cache-Control: no-store` so that nothing on the way keeps
+them (the gateway forwards their retries, and the service replays).
 """
 
 import asyncio
@@ -38,6 +39,9 @@ class ServiceCaller:
     async def get(self, path: str) -> Answer:
         return await self._client.call("GET", f"/webhooks{path}", headers=self._headers)
 
+    async def delete(self, path: str) -> Answer:
+        return await self._client.call("DELETE", f"/webhooks{path}", headers=self._headers)
+
 
 @pytest.fixture
 def service(http, platform, tenant) -> ServiceCaller:
@@ -52,8 +56,10 @@ def endpoint_body(**fields: Any) -> dict[str, Any]:
 async def stored_keys(dsn: str, tenant: Client) -> list[str]:
     conn = await asyncpg.connect(dsn)
     try:
-        rows = await conn.fetch("SELECT k::text AS row FROM webhooks.idempotency_keys k"
-                                " WHERE tenant_id = $1", UUID(tenant.tenant_id))
+        rows = await conn.fetch(
+            "SELECT concat_ws(' ', key, encode(fingerprint, 'escape'), status_code, headers,"
+            " convert_from(body, 'UTF8')) AS row"
+            " FROM webhooks.idempotent_requests WHERE tenant_id = $1", UUID(tenant.tenant_id))
         return [r["row"] for r in rows]
     finally:
         await conn.close()
@@ -113,8 +119,22 @@ async def test_concurrent_creates_with_one_key_make_one_endpoint(service: Servic
     assert (await service.get("/endpoints")).body["pagination"]["total_count"] == 1
 
 
+async def test_a_retried_create_of_a_deleted_endpoint_is_refused(service: ServiceCaller):
+    key = ref("create")
+    created = await service.post("/endpoints", endpoint_body(), key=key)
+    assert created.status == 201, created
+    assert (await service.delete(f"/endpoints/{created.body['id']}")).status == 204
+
+    again = await service.post("/endpoints", endpoint_body(), key=key)
+
+    assert again.status == 409, again
+    assert again.body["code"] == "conflict"
+    assert "deleted since" in again.body["detail"]
+    assert (await service.get("/endpoints")).body["pagination"]["total_count"] == 0
+
+
 async def test_a_retried_rotation_answers_its_secret_without_rotating_again(
-    service: ServiceCaller, tenant: Client,
+    service: ServiceCaller, tenant: Client, infrastructure,
 ):
     hook = await started()
     try:
@@ -133,6 +153,9 @@ async def test_a_retried_rotation_answers_its_secret_without_rotating_again(
         assert again.body == first.body
         assert first.body["secret"] != created.body["secret"]
         assert first.body["version"] == 2, "rotated once"
+        records = await stored_keys(infrastructure.database_url, tenant)
+        assert [r for r in records if key in r] and all(
+            first.body["secret"] not in r and created.body["secret"] not in r for r in records)
         assert (await service.get(f"/endpoints/{created.body['id']}")).body["version"] == 2
 
         await StockRecord.create(tenant, quantity=1)
@@ -148,3 +171,20 @@ async def test_a_retried_rotation_answers_its_secret_without_rotating_again(
     finally:
         await hook.stop()
 
+
+
+async def test_through_the_gateway_a_retry_is_replayed_by_the_service(tenant: Client):
+    key = ref("create")
+    headers = {"Idempotency-Key": key}
+    first = await tenant.post("/webhooks/endpoints", endpoint_body(), headers=headers)
+    again = await tenant.post("/webhooks/endpoints", endpoint_body(), headers=headers)
+    other = await tenant.post("/webhooks/endpoints", endpoint_body(description="other"),
+                              headers=headers)
+
+    assert first.status == 201 and again.status == 201, (first, again)
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert again.headers["Cache-Control"] == "no-store"
+    assert again.body == first.body and again.body["secret"].startswith("whsec_")
+    assert other.status == 409 and other.body["code"] == "conflict", other
+    listed = await tenant.get("/webhooks/endpoints")
+    assert [e["id"] for e in listed.body["data"]] == [first.body["id"]]

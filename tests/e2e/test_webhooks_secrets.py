@@ -14,11 +14,13 @@ from standardwebhooks.webhooks import Webhook
 
 from tests.e2e.webhook_tools import StockRecord, received_count, register, started
 from tests.support import Client
-from webhooks.sealing import DEVELOPMENT_KEY
 
 pytestmark = pytest.mark.integration
 
-DEV = Fernet(DEVELOPMENT_KEY)  # the test platform runs with ENVIRONMENT=development
+
+def sealing_key(platform) -> Fernet:
+    """The key the test platform gives the webhooks service (a fresh one, as in production)."""
+    return Fernet(platform.webhook_secret_key)
 
 
 async def stored(dsn: str, endpoint_id: str) -> asyncpg.Record:
@@ -31,7 +33,10 @@ async def stored(dsn: str, endpoint_id: str) -> asyncpg.Record:
         await conn.close()
 
 
-async def test_created_and_rotated_secrets_are_stored_encrypted(tenant: Client, infrastructure):
+async def test_created_and_rotated_secrets_are_stored_encrypted(
+    tenant: Client, infrastructure, platform
+):
+    key = sealing_key(platform)
     hook = await started()
     try:
         endpoint = await register(tenant, hook.url, event_types=["stock.changed"])
@@ -39,13 +44,13 @@ async def test_created_and_rotated_secrets_are_stored_encrypted(tenant: Client, 
         row = await stored(infrastructure.database_url, endpoint["id"])
         assert row["secret"] != secret and secret not in row["secret"]
         assert not row["secret"].startswith("whsec_")
-        assert DEV.decrypt(row["secret"].encode()).decode() == secret
+        assert key.decrypt(row["secret"].encode()).decode() == secret
 
         rotated = await tenant.post(f"/webhooks/endpoints/{endpoint['id']}/rotate-secret")
         assert rotated.status == 200, rotated
         row = await stored(infrastructure.database_url, endpoint["id"])
-        assert DEV.decrypt(row["secret"].encode()).decode() == rotated.body["secret"]
-        assert DEV.decrypt(row["previous_secret"].encode()).decode() == secret
+        assert key.decrypt(row["secret"].encode()).decode() == rotated.body["secret"]
+        assert key.decrypt(row["previous_secret"].encode()).decode() == secret
 
         await StockRecord.create(tenant, quantity=1)
         await received_count(hook, 1)
@@ -59,6 +64,7 @@ async def test_created_and_rotated_secrets_are_stored_encrypted(tenant: Client, 
 async def test_plaintext_secrets_are_sealed_at_start_and_resealed_by_the_command(
     tenant: Client, infrastructure, platform
 ):
+    key = sealing_key(platform)
     hook = await started()
     dsn = infrastructure.database_url
     try:
@@ -74,11 +80,11 @@ async def test_plaintext_secrets_are_sealed_at_start_and_resealed_by_the_command
         await asyncio.to_thread(platform["webhooks"].restart, 60)
         sealed = (await stored(dsn, endpoint["id"]))["secret"]
         assert not sealed.startswith("whsec_")
-        assert DEV.decrypt(sealed.encode()).decode() == plaintext
+        assert key.decrypt(sealed.encode()).decode() == plaintext
 
         other_key = Fernet.generate_key().decode()
         env = {**os.environ, "DATABASE_URL": dsn, "ENVIRONMENT": "development",
-               "WEBHOOK_SECRET_KEYS": f"{DEVELOPMENT_KEY},{other_key}"}
+               "WEBHOOK_SECRET_KEYS": f"{platform.webhook_secret_key},{other_key}"}
         done = await asyncio.to_thread(
             subprocess.run, [sys.executable, "-m", "webhooks.reseal"], env=env,
             capture_output=True, text=True, timeout=120)
@@ -86,7 +92,7 @@ async def test_plaintext_secrets_are_sealed_at_start_and_resealed_by_the_command
         assert "re-encrypted the secrets of" in done.stdout
         resealed = (await stored(dsn, endpoint["id"]))["secret"]
         assert resealed != sealed
-        assert DEV.decrypt(resealed.encode()).decode() == plaintext
+        assert key.decrypt(resealed.encode()).decode() == plaintext
 
         await StockRecord.create(tenant, quantity=1)
         await received_count(hook, 1, timeout=30)

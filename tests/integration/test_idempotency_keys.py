@@ -182,3 +182,40 @@ async def test_old_keys_are_pruned(db) -> None:
     assert await idempotency.prune(pool, schema, timedelta(hours=24)) == 1
     keys = await pool.fetch(f"SELECT key FROM {schema}.idempotent_requests")
     assert [k["key"] for k in keys] == ["new"]
+
+
+async def test_a_body_standing_for_the_request_replaces_it_in_the_fingerprint(db) -> None:
+    pool, schema = db
+    tenant, calls = uuid4(), []
+
+    async def send(raw: bytes, meaning: bytes) -> int:
+        try:
+            answer = await idempotency.once(pool, schema, tenant, request(raw, "k6"),
+                                            adder(schema, tenant, 1, calls),
+                                            fingerprinted_body=meaning)
+        except Problem as refused:
+            return refused.status
+        return answer.status_code
+
+    assert await send(b'{"a":1,"credential":"x"}', b"a=1") == 201
+    assert await send(b'{ "credential": "y", "a": 1 }', b"a=1") == 201, "same meaning: replayed"
+    assert await send(b'{"a":1,"credential":"x"}', b"a=2") == 409
+    assert calls == [1]
+    stored = await pool.fetchval(f"SELECT fingerprint FROM {schema}.idempotent_requests"
+                                 " WHERE tenant_id = $1", tenant)
+    assert bytes(stored) == idempotency.fingerprint("POST", "/api/v1/things", b"a=1")
+
+
+async def test_has_answer_only_once_an_answer_is_committed(db) -> None:
+    pool, schema = db
+    tenant, calls = uuid4(), []
+    assert not await idempotency.has_answer(pool, schema, tenant, request(b"{}", None))
+    assert not await idempotency.has_answer(pool, schema, tenant, request(b"{}", "k7"))
+    with pytest.raises(Problem):
+        await idempotency.once(pool, schema, tenant, request(b"{}", "k7"),
+                               adder(schema, tenant, 1, calls, fail=True))
+    assert not await idempotency.has_answer(pool, schema, tenant, request(b"{}", "k7"))
+    await idempotency.once(pool, schema, tenant, request(b"{}", "k7"),
+                           adder(schema, tenant, 1, calls))
+    assert await idempotency.has_answer(pool, schema, tenant, request(b"{}", "k7"))
+    assert not await idempotency.has_answer(pool, schema, uuid4(), request(b"{}", "k7"))

@@ -1,30 +1,33 @@
 """Routes under /api/v1/webhooks: endpoints, their secrets, test pings, deliveries."""
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 from uuid import UUID, uuid4
 
+import asyncpg
 import orjson
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import AfterValidator, BaseModel, Field
 
+from fulfilkit import idempotency
 from fulfilkit.http.internal import TenantId
 from fulfilkit.http.pagination import Page, paginated
 from fulfilkit.http.preconditions import IfMatch, etag, expected_version
 from fulfilkit.http.problems import Problem
 from fulfilkit.http.strict_json import StrictJsonRoute
+from fulfilkit.idempotency import Answer
 from fulfilkit.models import AwareTimestamp, Bool, StrictModel, Text
 from fulfilkit.service import Pool
 from webhooks import store
 from webhooks.domain import (
-    CREATE,
     MASKED,
-    ROTATE,
     TEST_EVENT_TYPE,
     DeliveryStatus,
     VersionConflict,
     active_secrets,
     can_resend,
+    fingerprinted_endpoint,
     header_name_error,
     header_value_error,
     headers_error,
@@ -33,8 +36,6 @@ from webhooks.domain import (
     normalize_patterns,
     pattern_error,
     recover_window_error,
-    replay_error,
-    request_fingerprint,
     webhook_payload,
 )
 from webhooks.reseal import SEALER_KEY
@@ -43,6 +44,7 @@ from webhooks.sealing import SecretSealer
 from webhooks.sender import SENDER_KEY, Sender
 from webhooks.settings import WebhookSettings
 from webhooks.signing import new_secret
+from webhooks.store import SCHEMA
 from webhooks.urls import UrlRefused, check_url, shape_error
 
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], route_class=StrictJsonRoute)
@@ -198,7 +200,7 @@ class DeliveryOut(BaseModel):
 
 
 NO_STORE = "no-store"
-REPLAYED_HEADER = "Idempotent-Replayed"
+# Declared for the OpenAPI and checked like `idempotency.check_key`; `idempotency.once` reads it.
 IdempotencyKey = Annotated[str | None, Header(
     min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
     description="Retrying with the same key (per tenant) answers the first request's result"
@@ -263,76 +265,65 @@ async def _delivery_out(pool: Any, tenant: UUID, delivery_id: UUID) -> DeliveryO
 
 # --- endpoints -----------------------------------------------------------------------------
 
-@router.post("/endpoints", status_code=201)
+@router.post("/endpoints", status_code=201, response_model=EndpointCreated)
 async def create_endpoint(
-    body: EndpointIn, tenant: TenantId, pool: Pool, request: Request, response: Response,
+    body: EndpointIn, tenant: TenantId, pool: Pool, request: Request,
     idempotency_key: IdempotencyKey = None,
-) -> EndpointCreated:
+) -> Response:
     """The answer carries the signing secret: `Cache-Control: no-store`. A retry with the
     same `Idempotency-Key` answers the endpoint it created, with its secret."""
-    response.headers["Cache-Control"] = NO_STORE
-    fingerprint = request_fingerprint(CREATE, body.model_dump())
-    if idempotency_key is not None and (replayed := await _created_before(
-            pool, tenant, idempotency_key, fingerprint, request, response)):
-        return replayed
-    await _check_url(request, body.url, tenant)
-    secret = new_secret()
+    if not await idempotency.has_answer(pool, SCHEMA, tenant, request):
+        await _check_url(request, body.url, tenant)
     cap = _settings(request).webhook_max_endpoints_per_tenant
-    async with pool.acquire() as conn, conn.transaction():
-        if idempotency_key is not None and (replayed := await _created_before(
-                conn, tenant, idempotency_key, fingerprint, request, response, lock=True)):
-            return replayed
+    sealer = _sealer(request)
+
+    async def create(conn: asyncpg.Connection) -> Answer:
         if await store.lock_tenant_endpoints(conn, tenant) >= cap:
             raise Problem(
                 "conflict", f"A tenant can have at most {cap} webhook endpoints;"
                 " delete one before creating another.", limit=cap,
             )
+        secret = new_secret()
         row = await store.create_endpoint(conn, tenant, uuid4(), body.model_dump(),
-                                          _sealer(request).seal(secret))
-        if idempotency_key is not None:
-            await store.save_idempotency_key(conn, tenant, idempotency_key, store.IdempotencyRecord(
-                CREATE, fingerprint, row["id"], row["secret_generation"]))
-    return _created(row, secret, request, response)
+                                          sealer.seal(secret))
+        created = EndpointCreated(**_endpoint(row).model_dump(), secret=secret)
+        return _with_secret(created, row["secret_generation"], 201, {
+            "Location": f"{request.url.path}/{row['id']}", "ETag": etag(row["version"])})
+
+    async def replay(conn: asyncpg.Connection, kept: Answer) -> Answer:
+        return await _secret_again(conn, tenant, kept, EndpointCreated, sealer)
+
+    return await idempotency.once(pool, SCHEMA, tenant, request, create, replay,
+                                  fingerprinted_body=fingerprinted_endpoint(body.model_dump()))
 
 
-def _created(row: Any, secret: str, request: Request, response: Response) -> EndpointCreated:
-    response.headers["Location"] = f"{request.url.path}/{row['id']}"
-    return EndpointCreated(**_endpoint(row, response).model_dump(), secret=secret)
+# The answers below carry a secret, which no idempotency record may hold: the record keeps the
+# answer without it, plus the endpoint's secret generation (under this name, taken out again on
+# a replay), and a replay adds the endpoint's stored secret while it is still that generation's.
+KEPT_GENERATION = "secret_generation"
 
 
-async def _created_before(
-    db: Any, tenant: UUID, key: str, fingerprint: bytes, request: Request, response: Response,
-    *, lock: bool = False,
-) -> EndpointCreated | None:
-    row, secret = await _replayed(db, tenant, key, CREATE, fingerprint, request, response,
-                                  lock=lock)
-    if row is None:
-        return None
-    return _created(row, secret, request, response)
+def _with_secret(out: EndpointCreated | SecretRotated, generation: int, status_code: int,
+                 headers: dict[str, str] | None = None) -> Answer:
+    answer = Answer.json(out, status_code, headers={"Cache-Control": NO_STORE, **(headers or {})})
+    kept = {**out.model_dump(mode="json", exclude={"secret"}), KEPT_GENERATION: generation}
+    return replace(answer, kept=Answer(status_code, orjson.dumps(kept), answer.headers))
 
 
-async def _replayed(
-    db: Any, tenant: UUID, key: str, operation: str, fingerprint: bytes, request: Request,
-    response: Response, *, lock: bool,
-) -> tuple[Any, str]:
-    """The endpoint (and its secret) an earlier request with `key` produced, or (None, "")
-    when there was none. With `lock`, the key is held until `db`'s transaction ends."""
-    if lock:
-        record = await store.lock_idempotency_key(db, tenant, key)
-    else:
-        record = await store.find_idempotency_key(db, tenant, key)
-    if record is None:
-        return None, ""
-    if error := replay_error(record.operation, record.request_sha256, operation, fingerprint):
-        raise Problem("conflict", error)
-    row = await store.get_endpoint(db, tenant, record.endpoint_id)
+async def _secret_again(
+    conn: asyncpg.Connection, tenant: UUID, kept: Answer,
+    shape: type[EndpointCreated | SecretRotated], sealer: SecretSealer,
+) -> Answer:
+    fields = orjson.loads(kept.body)
+    generation = fields.pop(KEPT_GENERATION)
+    row = await store.get_endpoint(conn, tenant, UUID(fields["id"]))
     if row is None:
         raise Problem("conflict", "The endpoint of this Idempotency-Key has been deleted since.")
-    if row["secret_generation"] != record.secret_generation:
+    if row["secret_generation"] != generation:
         raise Problem("conflict", "The endpoint's secret has been rotated again since this"
                       " Idempotency-Key's request; rotate with a new key for a new secret.")
-    response.headers[REPLAYED_HEADER] = "true"
-    return row, _sealer(request).open(row["secret"])
+    out = shape.model_validate({**fields, "secret": sealer.open(row["secret"])})
+    return Answer.json(out, kept.status_code, headers=kept.headers)
 
 
 @router.get("/endpoints")
@@ -402,38 +393,33 @@ async def delete_endpoint(endpoint_id: UUID, tenant: TenantId, pool: Pool) -> Re
     return Response(status_code=204)
 
 
-@router.post("/endpoints/{endpoint_id}/rotate-secret")
+@router.post("/endpoints/{endpoint_id}/rotate-secret", response_model=SecretRotated)
 async def rotate_secret(
-    endpoint_id: UUID, tenant: TenantId, pool: Pool, request: Request, response: Response,
+    endpoint_id: UUID, tenant: TenantId, pool: Pool, request: Request,
     idempotency_key: IdempotencyKey = None,
-) -> SecretRotated:
+) -> Response:
     """The answer carries the new secret: `Cache-Control: no-store`. A retry with the same
     `Idempotency-Key` answers the secret that rotation produced, without rotating again."""
-    response.headers["Cache-Control"] = NO_STORE
     overlap = timedelta(seconds=_settings(request).webhook_secret_overlap_seconds)
-    fingerprint = request_fingerprint(ROTATE, {"endpoint_id": str(endpoint_id)})
-    secret = new_secret()
-    async with pool.acquire() as conn, conn.transaction():
-        if idempotency_key is not None:
-            row, secret_before = await _replayed(conn, tenant, idempotency_key, ROTATE,
-                                                 fingerprint, request, response, lock=True)
-            if row is not None:
-                return _rotated(row, secret_before)
-        row = await store.rotate_secret(conn, tenant, endpoint_id,
-                                        _sealer(request).seal(secret), overlap)
+    sealer = _sealer(request)
+
+    async def rotate(conn: asyncpg.Connection) -> Answer:
+        secret = new_secret()
+        row = await store.rotate_secret(conn, tenant, endpoint_id, sealer.seal(secret), overlap)
         if row is None:
             raise _no_endpoint()
-        if idempotency_key is not None:
-            await store.save_idempotency_key(conn, tenant, idempotency_key, store.IdempotencyRecord(
-                ROTATE, fingerprint, endpoint_id, row["secret_generation"]))
-    return _rotated(row, secret)
+        rotated = SecretRotated(
+            id=row["id"], secret=secret, version=row["version"],
+            previous_secret_expires_at=row["previous_secret_expires_at"],
+        )
+        return _with_secret(rotated, row["secret_generation"], 200)
 
+    async def replay(conn: asyncpg.Connection, kept: Answer) -> Answer:
+        return await _secret_again(conn, tenant, kept, SecretRotated, sealer)
 
-def _rotated(row: Any, secret: str) -> SecretRotated:
-    return SecretRotated(
-        id=row["id"], secret=secret, version=row["version"],
-        previous_secret_expires_at=row["previous_secret_expires_at"],
-    )
+    # The request has no body to speak of: the endpoint in the path is all that counts.
+    return await idempotency.once(pool, SCHEMA, tenant, request, rotate, replay,
+                                  fingerprinted_body=b"")
 
 
 @router.post("/endpoints/{endpoint_id}/test")

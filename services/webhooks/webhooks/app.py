@@ -11,6 +11,7 @@ from fulfilkit.contracts import (
     STOCK_TOPIC,
     WEBHOOKS_TOPIC,
 )
+from fulfilkit.idempotency import keep_keys_bounded
 from fulfilkit.service import Consumer, Runtime, ServiceSpec, create_service
 from webhooks.api import router
 from webhooks.dispatcher import run_dispatcher
@@ -52,7 +53,7 @@ def build_app(settings: WebhookSettings | None = None) -> FastAPI:
                     apply=deliveries_from_events,
                 )
             ],
-            background=[dispatcher, run_pruner],
+            background=[dispatcher, run_pruner, keep_keys_bounded],
             on_start=_start,
         ),
         title="Fulfil webhooks",

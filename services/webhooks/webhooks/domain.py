@@ -3,7 +3,6 @@
 Pure: no I/O. Times and randomness come in as arguments so every rule is testable.
 """
 
-import hashlib
 import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -345,29 +344,14 @@ def recover_window_error(since: datetime, until: datetime | None, now: datetime)
 
 # --- idempotency ---------------------------------------------------------------------------
 
-CREATE: Literal["create"] = "create"
-ROTATE: Literal["rotate"] = "rotate"
-
-
-def request_fingerprint(operation: str, request: Mapping[str, Any]) -> bytes:
-    """SHA-256 of what makes two requests with one Idempotency-Key "the same". Custom header
-    values are left out: credentials are kept nowhere else, not even hashed."""
-    canonical = dict(request)
+def fingerprinted_endpoint(fields: Mapping[str, Any]) -> bytes:
+    """What stands for an endpoint's body in its `Idempotency-Key` fingerprint: its fields in
+    canonical order, custom header values left out (credentials are kept nowhere else, not
+    even hashed)."""
+    canonical = dict(fields)
     if "headers" in canonical:
         canonical["headers"] = sorted(canonical["headers"])
-    return hashlib.sha256(
-        orjson.dumps({"operation": operation, **canonical}, option=orjson.OPT_SORT_KEYS)
-    ).digest()
-
-
-def replay_error(
-    record_operation: str, record_fingerprint: bytes, operation: str, fingerprint: bytes
-) -> str | None:
-    """Why a stored Idempotency-Key cannot answer this request, or None."""
-    if record_operation != operation or record_fingerprint != fingerprint:
-        return ("This Idempotency-Key was already used with a different request; use a new"
-                " key for a new request.")
-    return None
+    return orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)
 
 
 # --- secrets and responses ---------------------------------------------------------------
