@@ -31,6 +31,9 @@ def test_sequences_of_operations_answer_as_documented(
         stateful_step_count=fuzz_settings.stateful_steps,
         deadline=None,
         database=None,
+        # Each step depends on what the platform holds by then, so a failing sequence cannot
+        # be replayed identically to shrink it; it is reported as found.
+        phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
         derandomize=fuzz_settings.seed is not None,
         suppress_health_check=list(hypothesis.HealthCheck),
     ))
