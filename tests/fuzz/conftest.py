@@ -1,6 +1,6 @@
-"""The platform the fuzzer attacks: its own Kafka topics' consumers and services on the session's
-infrastructure, apart from the end-to-end suite's, so that the junk it writes stays its own.
-"""
+"""The platform the fuzzer attacks: service processes of its own, with their logs in
+.local/fuzz-logs, on the session's Kafka and PostgreSQL (beside the end-to-end suite's they
+are a second replica of every service), and a tenant of its own."""
 
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,10 +13,10 @@ from schemathesis.openapi import from_dict
 
 from deploy.local.services import SERVICES, Platform, free_ports
 from tests.e2e.conftest import TEST_SETTINGS
+from tests.fuzz.config import fuzz_config
 from tests.fuzz.settings import FuzzSettings
 from tests.support import ref
 
-ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]  # schemathesis' default
 LOG_DIR = Path(__file__).resolve().parents[2] / ".local" / "fuzz-logs"
 
 
@@ -46,62 +46,6 @@ def new_api_key(platform: Platform) -> str:
     )
     assert answer.status_code == 201, answer.text
     return answer.json()["api_key"]
-
-
-def shadowed_paths(document: dict[str, Any]) -> list[str]:
-    """Literal paths a templated path of the document matches too: `/sales/batch` is also
-    `/sales/{sale_id}` for the sale named `batch`.
-
-    Such a path rightly answers the template's methods (GET /sales/batch reads that sale,
-    GET /stock/stock-records/change is 422: not a record id) and its 405 allows them;
-    schemathesis' method checks compare with the literal path's methods alone.
-    """
-    paths = [path.split("/") for path in document["paths"]]
-
-    def covers(template: list[str], literal: list[str]) -> bool:
-        return template != literal and len(template) == len(literal) and all(
-            t == part or t.startswith("{") for t, part in zip(template, literal, strict=True))
-
-    return sorted("/".join(literal) for literal in paths
-                  if any(covers(template, literal) for template in paths))
-
-
-def fuzz_config(
-    settings: FuzzSettings, base_url: str, api_key: str, admin_token: str,
-    document: dict[str, Any],
-) -> schemathesis.Config:
-    """Every check, every phase, valid and invalid data; a tenant's key for the API and the
-    admin token where the document asks for it (the admin operations)."""
-    return schemathesis.Config.from_dict({
-        "seed": settings.seed,
-        "base-url": base_url,
-        "request-timeout": settings.request_timeout_seconds,
-        "auth": {"openapi": {"apiKey": {"bearer": api_key},
-                             "adminToken": {"bearer": admin_token}}},
-        "checks": {
-            "enabled": True,
-            # A schema-valid request can still name a product, location, record or sale the
-            # tenant does not have: the services answer 422 pointing at that field.
-            "positive_data_acceptance": {"expected-statuses": [*ACCEPTED, "422"]},
-            **{name: {"enabled": False} for name in settings.exclude_checks},
-        },
-        "generation": {
-            "mode": "all",
-            "max-examples": settings.max_examples,
-            "database": "none",
-        },
-        "phases": {
-            "examples": {"enabled": True},
-            "coverage": {"enabled": settings.coverage},
-            "fuzzing": {"enabled": True},
-            "stateful": {"enabled": True, "max-steps": settings.stateful_steps},
-        },
-        "operations": [
-            {"include-path": path, "checks": {"allow_header_conformance": {"enabled": False},
-                                              "unsupported_method": {"enabled": False}}}
-            for path in shadowed_paths(document)
-        ],
-    })
 
 
 @pytest.fixture(scope="session")
