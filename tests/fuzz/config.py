@@ -1,6 +1,7 @@
 """The schemathesis configuration of the fuzz run: every check and phase, with the few
 exceptions the platform's API calls for (docs/fuzzing.md)."""
 
+import secrets
 from typing import Any
 
 import schemathesis
@@ -34,8 +35,10 @@ def fuzz_config(
 ) -> schemathesis.Config:
     """Every check, every phase, valid and invalid data; a tenant's key for the API and the
     admin token where the document asks for it (the admin operations)."""
+    seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
+    print(f"fuzzing with FUZZ_SEED={seed}")  # shown with a failure, to replay it
     return schemathesis.Config.from_dict({
-        "seed": settings.seed,
+        "seed": seed,
         "base-url": base_url,
         "request-timeout": settings.request_timeout_seconds,
         "auth": {"openapi": {"apiKey": {"bearer": api_key},
