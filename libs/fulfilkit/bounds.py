@@ -96,11 +96,54 @@ def _key_error(key: str, bounds: JsonBounds) -> str | None:
     return None
 
 
-def violations(value: Any, bounds: JsonBounds, limit: int = 10) -> list[tuple[Path, str]]:
+def _fits(value: Any, bounds: JsonBounds, text: bool) -> bool:
+    """Whether `value` is within `bounds` (but its size), quickly: every request body goes
+    through here, and only one that fails is walked again to say where."""
+    max_depth, max_entries = bounds.max_depth, bounds.max_entries
+    max_int, max_float = bounds.max_int, bounds.max_float
+    max_text, max_key = bounds.max_string_length, bounds.max_key_length
+    unstorable = _UNSTORABLE.search
+    stack: list[tuple[Any, int]] = [(value, 1)] if isinstance(value, dict | list) else []
+    if not stack:
+        return _scalar_error(value, bounds) is None
+    while stack:
+        item, depth = stack.pop()
+        if depth > max_depth or (max_entries is not None and len(item) > max_entries):
+            return False
+        if type(item) is dict:
+            if text and any(unstorable(k) or (max_key is not None and len(k) > max_key)
+                            for k in item):
+                return False
+            children = item.values()
+        else:
+            children = item
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+            elif kind is str:
+                if text and (unstorable(child) or (max_text is not None
+                                                   and len(child) > max_text)):
+                    return False
+            elif kind is int:
+                if not -max_int <= child <= max_int:
+                    return False
+            elif kind is float and not -max_float <= child <= max_float:  # NaN fails too
+                return False
+    return True
+
+
+def violations(
+    value: Any, bounds: JsonBounds, limit: int = 10, *, text: bool = True
+) -> list[tuple[Path, str]]:
     """Where `value` (as decoded from JSON) breaks `bounds`, and how; at most `limit`.
 
-    Walks without recursion, and never below `max_depth`, so any depth is safe to check.
+    `text=False` skips the checks of text, for a caller that knows there can be nothing
+    wrong with it (see `fulfilkit.http.strict_json`). Walks without recursion, and never
+    below `max_depth`, so any depth is safe to check.
     """
+    if _fits(value, bounds, text):
+        return _size_violations(value, bounds)
     found: list[tuple[Path, str]] = []
     stack: list[tuple[Any, Path, int]] = [(value, (), 0)]
     while stack and len(found) < limit:
@@ -118,8 +161,13 @@ def violations(value: Any, bounds: JsonBounds, limit: int = 10) -> list[tuple[Pa
                 stack.append((child, (*path, key), depth + 1))
         elif (error := _scalar_error(item, bounds)) is not None:
             found.append((path, error))
-    if not found and bounds.max_bytes is not None:
-        size = len(orjson.dumps(value))
-        if size > bounds.max_bytes:
-            found.append(((), f"{size} bytes as JSON; at most {bounds.max_bytes}"))
-    return found[:limit]
+    return found[:limit] or _size_violations(value, bounds)
+
+
+def _size_violations(value: Any, bounds: JsonBounds) -> list[tuple[Path, str]]:
+    if bounds.max_bytes is None:
+        return []
+    size = len(orjson.dumps(value))
+    if size <= bounds.max_bytes:
+        return []
+    return [((), f"{size} bytes as JSON; at most {bounds.max_bytes}")]

@@ -14,6 +14,7 @@ from pydantic import (
     ConfigDict,
     Field,
     Strict,
+    WithJsonSchema,
 )
 
 from fulfilkit.bounds import FREE_FORM, JsonBounds, pointer, text_error, violations
@@ -38,9 +39,13 @@ def _storable(text: str) -> str:
     return text
 
 
+# What the OpenAPI says of text: no NUL (JSON Schema strings are Unicode: no surrogates).
+STORABLE_PATTERN = "^[^\\u0000]*$"
+
 # A string PostgreSQL can store (no NUL, valid Unicode); bound its length where it is used:
 # `Annotated[Text, Field(max_length=200)]`.
-Text = Annotated[str, AfterValidator(_storable)]
+Text = Annotated[str, AfterValidator(_storable),
+                 Field(json_schema_extra={"pattern": STORABLE_PATTERN})]
 
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]*$"
@@ -77,12 +82,29 @@ def _free_form_doc(bounds: JsonBounds) -> str:
             f" other numbers within ±{bounds.max_float:g}.")
 
 
+def _free_form_schema(bounds: JsonBounds) -> dict[str, Any]:
+    """The JSON Schema of a free-form object within `bounds`, stated for its own keys and
+    values; nested objects and arrays only by their size (a schema of every level made
+    generating examples from the document too slow). Never narrower than what is accepted."""
+    value = {"anyOf": [
+        {"type": "string", "maxLength": bounds.max_string_length, "pattern": STORABLE_PATTERN},
+        {"type": "integer", "minimum": -bounds.max_int, "maximum": bounds.max_int},
+        {"type": "number", "minimum": -bounds.max_float, "maximum": bounds.max_float},
+        {"type": "boolean"}, {"type": "null"},
+        {"type": "object", "maxProperties": bounds.max_entries},
+        {"type": "array", "maxItems": bounds.max_entries},
+    ]}
+    return {"type": "object", "maxProperties": bounds.max_entries,
+            "propertyNames": {"maxLength": bounds.max_key_length, "pattern": STORABLE_PATTERN},
+            "additionalProperties": value}
+
+
 # `customer`, `shipping_address`, a location's `address`: anything the client wants to keep
 # with the entity, within bounds that keep every event carrying it small.
 JsonObject = Annotated[
     dict[str, Any],
-    Field(max_length=FREE_FORM.max_entries, description=_free_form_doc(FREE_FORM)),
     _bounded(FREE_FORM),
+    WithJsonSchema({**_free_form_schema(FREE_FORM), "description": _free_form_doc(FREE_FORM)}),
 ]
 
 
@@ -112,5 +134,7 @@ def _decimal_digits(value: Any) -> Any:
     return value
 
 
-# An integer in a query string: digits only (`1.0`, `1e3`, ` 5` are refused).
-QueryInt = Annotated[int, BeforeValidator(_decimal_digits)]
+# An integer in a query string: digits only (`1.0`, `1e3`, ` 5` are refused). Bounds go
+# before it, `Annotated[int, Field(le=10), DecimalDigits]`, or the OpenAPI loses them.
+DecimalDigits = BeforeValidator(_decimal_digits)
+QueryInt = Annotated[int, DecimalDigits]

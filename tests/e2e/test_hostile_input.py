@@ -183,6 +183,17 @@ async def test_unstorable_text_is_refused_in_any_field(tenant: Client, text: str
     await no_sale(tenant, sale_id)
 
 
+async def test_a_surrogate_encoded_in_utf8_is_refused(tenant: Client):
+    """Not an escape: the bytes of U+D800 as UTF-8, which json decodes with surrogatepass."""
+    sale_id = ref("S")
+    raw = json.dumps(sale_body(sale_id, "wh-1", ("SKU-1", 1))).encode().replace(
+        b'"Ada"', b'"A\xed\xa0\x80"')
+    answer = await post_raw(tenant, "/sales", raw)
+    problem = assert_problem(answer, "validation", ["/customer/name"], where="body")
+    assert "lone surrogates" in problem["errors"][0]["message"]
+    await no_sale(tenant, sale_id)
+
+
 @pytest.mark.parametrize("depth", [300, 999, 5000])
 async def test_deep_nesting_is_refused(tenant: Client, depth: int):
     sale_id = ref("S")
@@ -329,9 +340,10 @@ async def test_the_status_batch_reports_bad_ids_and_moves_the_rest(tenant: Clien
     assert (await tenant.get(f"/sales/{sale_id}")).body["status"] == "shipped"
 
 
-async def test_a_batch_of_sales_with_one_bad_sale_stores_none(tenant: Client):
-    """Creating sales is all-or-nothing per request shape: a malformed one is a 422 that
-    points at it, and none of the batch is stored (the others can be sent again)."""
+async def test_a_batch_carrying_unstorable_input_is_refused_whole(tenant: Client):
+    """What no service could store (a number beyond 64 bits, NUL, a lone surrogate) is an
+    encoding the request is refused for, wherever it is; a sale that is merely invalid is
+    answered on its own (tests/e2e/test_sales_batches.py)."""
     good, bad = ref("S"), ref("S")
     bad_body = sale_body(bad, "wh-1", ("SKU-1", 1))
     bad_body["customer"] = {"n": 2**64}
@@ -340,3 +352,18 @@ async def test_a_batch_of_sales_with_one_bad_sale_stores_none(tenant: Client):
     assert_problem(answer, "validation", ["/sales/1/customer/n"], where="body")
     await no_sale(tenant, good)
     await no_sale(tenant, bad)
+
+
+async def test_a_batch_with_an_oversized_customer_creates_the_other_sales(tenant: Client):
+    sku, location, _ = await stocked_product(tenant, quantity=5)
+    good, bad = sale_body(ref("S"), location, (sku, 1)), sale_body(ref("S"), location, (sku, 1))
+    bad["customer"] = {"ids": [100000.0] * 20_000}
+    answer = await tenant.post("/sales/batch", {"sales": [bad, good]})
+    assert answer.status == 200, answer
+    assert [s["sale_id"] for s in answer.body["sales"]] == [good["sale_id"]]
+    [error] = answer.body["errors"]
+    assert (error["sale_id"], error["index"], error["code"]) == (bad["sale_id"], 0, "validation")
+    [field] = error["errors"]
+    assert field["field"] == "/sales/0/customer"
+    assert "at /ids: at most 64 items" in field["message"]
+    await no_sale(tenant, bad["sale_id"])

@@ -61,22 +61,53 @@ async def test_a_taken_sale_id_is_reported_and_the_others_are_created(
     assert [s["sale_id"] for s in elsewhere.body["sales"]] == [taken]
 
 
-async def test_a_batch_is_validated_as_a_whole_and_a_refused_one_creates_nothing(tenant: Client):
-    location = ref("wh")
-    good = sale_body(ref("S"), location, ("SKU-1", 1))
-    bad_line = sale_body(ref("S"), location, ("SKU-1", 0))
+async def test_a_batch_is_refused_as_a_whole_only_for_its_own_shape(tenant: Client):
+    good = sale_body(ref("S"), ref("wh"), ("SKU-1", 1))
     for body, field in [
         ({"sales": []}, "/sales"),
-        ({"sales": [good, good]}, "/sales"),
         ({"sales": [{**good, "sale_id": ref("S")} for _ in range(101)]}, "/sales"),
-        ({"sales": [good, bad_line]}, "/sales/1/lines/0/quantity"),
-        ({"sales": [good, {**good, "sale_id": ref("S"), "lines": []}]}, "/sales/1/lines"),
-        ({"sales": [{**good, "status": "pending"}]}, "/sales/0/status"),
+        ({"sales": [good, "not a sale"]}, "/sales/1"),
+        ({"sales": [good, {**good, "customer": {"n": 2**64}}]}, "/sales/1/customer/n"),
     ]:
         answer = await tenant.post(BATCH, body)
         assert (answer.status, answer.problem_code) == (422, "validation"), (body, answer)
         assert field in {e["field"] for e in answer.body["errors"]}, answer
     assert (await tenant.get(f"/sales/{good['sale_id']}")).status == 404
+
+
+async def test_each_invalid_sale_is_answered_and_the_others_are_created(tenant: Client):
+    sku, location, _ = await stocked_product(tenant, quantity=10)
+    first, second = sale_body(ref("S"), location, (sku, 1)), sale_body(ref("S"), location, (sku, 1))
+    bad_line = sale_body(ref("S"), location, (sku, 0))
+    no_lines = {**sale_body(ref("S"), location, (sku, 1)), "lines": []}
+    extra = {**sale_body(ref("S"), location, (sku, 1)), "status": "pending"}
+    nameless = {k: v for k, v in first.items() if k != "sale_id"}
+
+    answer = await tenant.post(BATCH, {"sales": [
+        bad_line, first, no_lines, first, extra, nameless, second]})
+
+    assert answer.status == 200, answer
+    assert [s["sale_id"] for s in answer.body["sales"]] == [first["sale_id"], second["sale_id"]]
+    assert answer.body["errors"] == [
+        {"sale_id": bad_line["sale_id"], "index": 0, "code": "validation",
+         "detail": "The sale has invalid fields.",
+         "errors": [{"field": "/sales/0/lines/0/quantity",
+                     "message": "Input should be greater than 0"}]},
+        {"sale_id": no_lines["sale_id"], "index": 2, "code": "validation",
+         "detail": "The sale has invalid fields.",
+         "errors": [{"field": "/sales/2/lines",
+                     "message": "List should have at least 1 item after validation, not 0"}]},
+        {"sale_id": first["sale_id"], "index": 3, "code": "duplicated",
+         "detail": f"sale_id {first['sale_id']!r} appears earlier in this batch.", "errors": []},
+        {"sale_id": extra["sale_id"], "index": 4, "code": "validation",
+         "detail": "The sale has invalid fields.",
+         "errors": [{"field": "/sales/4/status", "message": "Extra inputs are not permitted"}]},
+        {"sale_id": None, "index": 5, "code": "validation",
+         "detail": "The sale has invalid fields.",
+         "errors": [{"field": "/sales/5/sale_id", "message": "Field required"}]},
+    ]
+    for refused in (bad_line, no_lines, extra):
+        assert (await tenant.get(f"/sales/{refused['sale_id']}")).status == 404
 
 
 async def test_respond_async_answers_at_once_and_the_sales_reserve_later(tenant: Client):

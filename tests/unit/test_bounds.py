@@ -10,7 +10,7 @@ from pydantic import Field, TypeAdapter, ValidationError
 from fulfilkit.bounds import BODY, FREE_FORM, INT64_MAX, JS_SAFE_INT, pointer, violations
 from fulfilkit.http.preconditions import MAX_VERSION, expected_version
 from fulfilkit.http.problems import Problem
-from fulfilkit.http.strict_json import decode_json
+from fulfilkit.http.strict_json import decode_json, may_hold_unstorable_text
 from fulfilkit.models import (
     Bool,
     Code,
@@ -179,3 +179,19 @@ def test_bodies_that_are_not_strict_json_are_refused(raw, reason):
 def test_strict_json_keeps_what_json_allows():
     assert decode_json(b'{"a": [1, 2.5, "\\u00e9\\ud83d\\ude00", null, true]}') == {
         "a": [1, 2.5, "é😀", None, True]}
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a": "\\u0000"}', b'{"a": "\\ud800"}', b'{"\\udfff": 1}', b'["\xed\xa0\x80"]',
+    '["\\ud800"]'.encode("utf-16"), '{"a": "\\u0000"}'.encode("utf-32"),
+])
+def test_every_way_to_unstorable_text_is_looked_at(raw):
+    assert may_hold_unstorable_text(raw)
+    value = decode_json(raw)
+    assert violations(value, BODY, text=True) != []
+
+
+@pytest.mark.parametrize("raw", [b'{"a": "plain", "b": [1, 2.5]}', '{"é": "😀"}'.encode()])
+def test_text_without_escapes_needs_no_look(raw):
+    assert not may_hold_unstorable_text(raw)
+    assert violations(decode_json(raw), BODY, text=False) == []

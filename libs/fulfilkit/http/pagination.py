@@ -3,9 +3,9 @@
 from typing import Annotated, Any
 
 from fastapi import Depends, Query, Request, Response
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
-from fulfilkit.models import QueryInt
+from fulfilkit.models import DecimalDigits
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
@@ -19,8 +19,8 @@ class PageParams(BaseModel):
 
 
 async def _page_params(
-    limit: Annotated[QueryInt, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
-    offset: Annotated[QueryInt, Query(ge=0, le=MAX_OFFSET)] = 0,
+    limit: Annotated[int, Field(ge=1, le=MAX_LIMIT), DecimalDigits, Query()] = DEFAULT_LIMIT,
+    offset: Annotated[int, Field(ge=0, le=MAX_OFFSET), DecimalDigits, Query()] = 0,
 ) -> PageParams:
     return PageParams(limit=limit, offset=offset)
 
@@ -33,7 +33,7 @@ def link_header(request: Request, page: PageParams, total: int) -> str | None:
         return str(request.url.include_query_params(limit=page.limit, offset=offset))
 
     links = []
-    if page.offset + page.limit < total:
+    if page.offset + page.limit < total and page.offset + page.limit <= MAX_OFFSET:
         links.append(f'<{url(page.offset + page.limit)}>; rel="next"')
     if page.offset > 0:
         links.append(f'<{url(max(page.offset - page.limit, 0))}>; rel="prev"')

@@ -35,6 +35,18 @@ def decode_json(body: bytes) -> Any:
             from None
 
 
+# json refuses raw control characters, so text can hold NUL or a lone surrogate only through
+# an escape (`\u0000`), a surrogate encoded in UTF-8 (decoded with `surrogatepass`: 0xED
+# leads it) or a body in UTF-16 or UTF-32 (which has zero bytes).
+_TEXT_MARKERS = (b"\\u", b"\xed", b"\x00")
+
+
+def may_hold_unstorable_text(raw: bytes) -> bool:
+    """False when the JSON text `raw` cannot decode to NUL or a lone surrogate: then the
+    text of a body (which `BODY` does not bound in length) needs no look."""
+    return any(marker in raw for marker in _TEXT_MARKERS)
+
+
 def _is_json(request: Request) -> bool:
     """Whether FastAPI would decode this request's body as JSON."""
     content_type = request.headers.get("content-type")
@@ -70,10 +82,11 @@ class StrictJsonRequest(Request):
             raise _validation(errors)
         if self.method in ("GET", "HEAD", "DELETE") or not _is_json(self):
             return
-        if not await self.body():
+        raw = await self.body()
+        if not raw:
             return
         body = await self.json()
-        if found := violations(body, BODY):
+        if found := violations(body, BODY, text=may_hold_unstorable_text(raw)):
             raise _validation([{"field": pointer(path), "message": error, "in": "body"}
                                for path, error in found])
 

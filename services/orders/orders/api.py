@@ -4,7 +4,9 @@ import uuid
 from typing import Annotated, get_args
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import ValidationError
 
+from fulfilkit.bounds import pointer
 from fulfilkit.events import utcnow
 from fulfilkit.http.internal import Actor, TenantId
 from fulfilkit.http.openapi import problems
@@ -12,7 +14,7 @@ from fulfilkit.http.pagination import Page, paginated
 from fulfilkit.http.preconditions import IfMatch, etag, expected_version
 from fulfilkit.http.problems import Problem
 from fulfilkit.http.strict_json import StrictJsonRoute
-from fulfilkit.models import Text, Timestamp
+from fulfilkit.models import Text, Timestamp, code_error
 from fulfilkit.notify import Waiter
 from fulfilkit.service import Pool, Runtime, RuntimeDep
 from orders import events, store
@@ -24,6 +26,7 @@ from orders.schemas import (
     ClaimError,
     ClaimOut,
     CreateError,
+    FieldError,
     SaleIdsIn,
     SaleIn,
     SaleOut,
@@ -129,14 +132,43 @@ async def create_sales(
     body: SalesIn, tenant: TenantId, actor: Actor, runtime: RuntimeDep, response: Response,
     prefer: Annotated[str | None, Header()] = None,
 ) -> SalesOut:
-    """Up to 100 sales in one request, each as `POST /sales` would create it; a sale whose
-    sale_id exists is reported in `errors` while the others are created."""
+    """Up to 100 sales in one request, each as `POST /sales` would create it; a sale that is
+    not valid or whose sale_id exists is reported in `errors` while the others are created."""
     respond_async = _prefers_async(prefer, response)
-    created, refused = await _create(runtime, [new_sale(s, tenant) for s in body.sales],
+    valid, errors = _each_valid(body.sales)
+    created, refused = await _create(runtime, [new_sale(s, tenant) for _, s in valid],
                                      actor, not respond_async)
-    return SalesOut(sales=created, errors=[
-        CreateError(sale_id=s.sale_id, code="duplicated", detail=_taken(s.sale_id))
-        for s in refused])
+    index_of = {sale.sale_id: i for i, sale in valid}
+    errors += [CreateError(sale_id=s.sale_id, index=index_of[s.sale_id], code="duplicated",
+                           detail=_taken(s.sale_id)) for s in refused]
+    return SalesOut(sales=created, errors=sorted(errors, key=lambda e: e.index))
+
+
+def _each_valid(items: list[dict]) -> tuple[list[tuple[int, SaleIn]], list[CreateError]]:
+    """The valid sales of a batch with their index, the first of each sale_id; an error for
+    each of the others."""
+    valid: list[tuple[int, SaleIn]] = []
+    errors: list[CreateError] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        try:
+            sale = SaleIn.model_validate(item)
+        except ValidationError as invalid:
+            given = item.get("sale_id")
+            errors.append(CreateError(
+                sale_id=given if isinstance(given, str) and code_error(given) is None else None,
+                index=index, code="validation", detail="The sale has invalid fields.",
+                errors=[FieldError(field=f"/sales/{index}{pointer(e['loc'])}", message=e["msg"])
+                        for e in invalid.errors()]))
+            continue
+        if sale.sale_id in seen:
+            errors.append(CreateError(sale_id=sale.sale_id, index=index, code="duplicated",
+                                      detail=f"sale_id {sale.sale_id!r} appears earlier in"
+                                             " this batch."))
+            continue
+        seen.add(sale.sale_id)
+        valid.append((index, sale))
+    return valid, errors
 
 
 @router.post("/sales/cancel", response_model=CancelOut, responses=problems(404))

@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field
 
 from fulfilkit.models import Code, Int, JsonObject, StrictModel, Text
 
@@ -31,17 +31,18 @@ class SaleIn(StrictModel):
     shipping_address: JsonObject | None = None
 
 
-class SalesIn(StrictModel):
-    sales: Annotated[list[SaleIn], Field(min_length=1, max_length=100)]
+MAX_BATCH = 100
 
-    @field_validator("sales")
-    @classmethod
-    def each_sale_id_once(cls, sales: list[SaleIn]) -> list[SaleIn]:
-        seen: set[str] = set()
-        repeated = [s.sale_id for s in sales if s.sale_id in seen or seen.add(s.sale_id)]
-        if repeated:
-            raise ValueError(f"each sale_id may appear once; repeated: {sorted(set(repeated))}")
-        return sales
+
+class SalesIn(StrictModel):
+    # Each sale is validated on its own (`SaleIn`), so that one invalid sale is answered in
+    # `errors` while the others are created.
+    sales: Annotated[
+        list[dict[str, Any]],
+        Field(min_length=1, max_length=MAX_BATCH, description=(
+            "Sales as `POST /sales` takes them. A sale that is not valid, or whose sale_id"
+            " appears earlier in the batch, is answered in `errors`; the others are created.")),
+    ]
 
 
 class StatusHistoryEntry(BaseModel):
@@ -70,10 +71,17 @@ class SaleOut(BaseModel):
     updated_at: datetime
 
 
+class FieldError(BaseModel):
+    field: str  # a JSON pointer into the request body
+    message: str
+
+
 class CreateError(BaseModel):
-    sale_id: str
-    code: Literal["duplicated"]
+    sale_id: str | None  # None when the sale has no valid sale_id
+    index: int  # of the sale in the request
+    code: Literal["duplicated", "validation"]
     detail: str
+    errors: list[FieldError] = []
 
 
 class SalesOut(BaseModel):
