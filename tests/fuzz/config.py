@@ -31,10 +31,11 @@ def shadowed_paths(document: dict[str, Any]) -> list[str]:
 
 def fuzz_config(
     settings: FuzzSettings, base_url: str, api_key: str, admin_token: str,
-    document: dict[str, Any],
+    document: dict[str, Any], *, stateful: bool = False,
 ) -> schemathesis.Config:
-    """Every check, every phase, valid and invalid data; a tenant's key for the API and the
-    admin token where the document asks for it (the admin operations)."""
+    """Every check, valid and invalid data; a tenant's key for the API and the admin token
+    where the document asks for it (the admin operations). The operation phases (examples,
+    coverage, fuzzing), or with `stateful` the sequences of linked operations alone."""
     seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
     print(f"fuzzing with FUZZ_SEED={seed}")  # shown with a failure, to replay it
     return schemathesis.Config.from_dict({
@@ -52,15 +53,16 @@ def fuzz_config(
         },
         "generation": {
             "mode": "all",
-            "max-examples": settings.max_examples,
+            "max-examples": settings.stateful_examples if stateful else settings.max_examples,
             "database": "none",
         },
         "phases": {
-            "examples": {"enabled": True},
-            "coverage": {"enabled": settings.coverage},
-            "fuzzing": {"enabled": True},
-            "stateful": {"enabled": True, "max-steps": settings.stateful_steps},
+            "examples": {"enabled": not stateful},
+            "coverage": {"enabled": settings.coverage and not stateful},
+            "fuzzing": {"enabled": not stateful},
+            "stateful": {"enabled": stateful, "max-steps": settings.stateful_steps},
         },
+        "continue-on-failure": True,
         "operations": [
             {"include-path": path, "checks": {"allow_header_conformance": {"enabled": False},
                                               "unsupported_method": {"enabled": False}}}

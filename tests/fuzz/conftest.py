@@ -48,15 +48,26 @@ def new_api_key(platform: Platform) -> str:
     return answer.json()["api_key"]
 
 
-@pytest.fixture(scope="session")
-def api_schema(fuzzed_platform: Platform, fuzz_settings: FuzzSettings) -> schemathesis.BaseSchema:
-    base_url = fuzzed_platform.gateway_url
+def load_schema(platform: Platform, settings: FuzzSettings, *, stateful: bool) -> Any:
+    base_url = platform.gateway_url
     answer = requests.get(f"{base_url}/openapi.json", timeout=30)
     assert answer.status_code == 200, answer.text
     document = answer.json()
-    config = fuzz_config(fuzz_settings, base_url, new_api_key(fuzzed_platform),
-                         fuzzed_platform.admin_token, document)
+    config = fuzz_config(settings, base_url, new_api_key(platform), platform.admin_token,
+                         document, stateful=stateful)
     return from_dict(document, config=config)
+
+
+@pytest.fixture(scope="session")
+def api_schema(fuzzed_platform: Platform, fuzz_settings: FuzzSettings) -> schemathesis.BaseSchema:
+    return load_schema(fuzzed_platform, fuzz_settings, stateful=False)
+
+
+@pytest.fixture(scope="session")
+def stateful_schema(
+    fuzzed_platform: Platform, fuzz_settings: FuzzSettings
+) -> schemathesis.BaseSchema:
+    return load_schema(fuzzed_platform, fuzz_settings, stateful=True)
 
 
 @pytest.fixture(autouse=True)
