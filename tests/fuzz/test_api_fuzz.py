@@ -27,14 +27,16 @@ def test_sequences_of_operations_answer_as_documented(
     # Schemathesis' own runner: each scenario depends on what the platform holds by then, and
     # the runner copes with Hypothesis finding a replay inconsistent (it starts over); the
     # pytest state machine fails on it instead.
-    failures, errors, scenarios = [], [], 0
+    failures, errors, scenarios, calls = [], [], 0, 0
     for event in from_schema(stateful_schema).execute():
         if isinstance(event, events.ScenarioFinished):
             scenarios += 1
+            calls += len(event.recorder.interactions)
             if event.status == Status.FAILURE:
                 failures.extend(failed_checks(event.recorder))
         elif isinstance(event, events.NonFatalError | events.FatalError):
             errors.append(repr(getattr(event, "value", None) or event.exception))
+    print(f"{scenarios} sequences, {calls} requests")
     assert not errors, "\n".join(errors)
     assert not failures, "\n\n".join(dict.fromkeys(failures))
     assert scenarios > 0, "no sequence ran"
