@@ -5,18 +5,18 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install up down status test unit lint audit lock bench fuzz clean
+.PHONY: help install up down status test unit lint audit lock bench clean
 
 help:
 	@echo "make up      start Kafka, PostgreSQL and every service (no Docker needed)"
 	@echo "make down    stop everything 'make up' started"
 	@echo "make test    install, start a fresh Kafka and PostgreSQL, run the whole suite"
 	@echo "make unit    only the fast tests that need no infrastructure"
+	@echo "make fuzz    schemathesis over the public API, longer than in make test (FUZZ_* settings)"
 	@echo "make lint    ruff and the architecture contracts"
 	@echo "make audit   pip-audit over the locked dependencies"
 	@echo "make lock    re-lock requirements*.txt (with hashes) from requirements*.in"
 	@echo "make bench   the benchmarks in bench/ (not part of make test)"
-	@echo "make fuzz    schemathesis over the public API, longer than in make test (FUZZ_* settings)"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,13 @@ test: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
+# The run inside `make test` is short and seeded; this one is longer and picks a new seed.
+.PHONY: fuzz
+fuzz: $(STAMP)
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-100} FUZZ_STATEFUL_EXAMPLES=$${FUZZ_STATEFUL_EXAMPLES:-200} \
+	FUZZ_STATEFUL_STEPS=$${FUZZ_STATEFUL_STEPS:-10} FUZZ_SEED=$${FUZZ_SEED:-random} \
+	$(PY) -m deploy.local infra -- $(PY) -m pytest tests/fuzz $(PYTEST_ARGS)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
@@ -57,12 +64,6 @@ lock:
 
 bench: $(STAMP)
 	$(PY) bench/run_all.py
-
-# The run inside `make test` is short and seeded; this one is longer and picks a new seed.
-fuzz: $(STAMP)
-	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-100} FUZZ_STATEFUL_EXAMPLES=$${FUZZ_STATEFUL_EXAMPLES:-200} \
-	FUZZ_STATEFUL_STEPS=$${FUZZ_STATEFUL_STEPS:-10} FUZZ_SEED=$${FUZZ_SEED:-random} \
-	$(PY) -m deploy.local infra -- $(PY) -m pytest tests/fuzz $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .ruff_cache
