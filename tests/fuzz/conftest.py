@@ -2,7 +2,7 @@
 .local/fuzz-logs, on the session's Kafka and PostgreSQL (beside the end-to-end suite's they
 are a second replica of every service), and a tenant of its own."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,7 @@ def new_api_key(platform: Platform) -> str:
 
 
 def load_schema(platform: Platform, settings: FuzzSettings, *, stateful: bool) -> Any:
+    """The merged document as the gateway serves it, with a new tenant's key."""
     base_url = platform.gateway_url
     answer = requests.get(f"{base_url}/openapi.json", timeout=30)
     assert answer.status_code == 200, answer.text
@@ -64,10 +65,17 @@ def api_schema(fuzzed_platform: Platform, fuzz_settings: FuzzSettings) -> schema
 
 
 @pytest.fixture(scope="session")
-def stateful_schema(
+def stateful_schemas(
     fuzzed_platform: Platform, fuzz_settings: FuzzSettings
-) -> schemathesis.BaseSchema:
-    return load_schema(fuzzed_platform, fuzz_settings, stateful=True)
+) -> Callable[[int], schemathesis.BaseSchema]:
+    """The document for the sequences' round `n`: each round its own seed (from the
+    configured one) and tenant."""
+    def for_round(n: int) -> schemathesis.BaseSchema:
+        seed = None if fuzz_settings.seed is None else fuzz_settings.seed + n
+        settings = fuzz_settings.model_copy(update={"seed": seed})
+        return load_schema(fuzzed_platform, settings, stateful=True)
+
+    return for_round
 
 
 @pytest.fixture(autouse=True)

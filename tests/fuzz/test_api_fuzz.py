@@ -6,14 +6,19 @@ the links the document implies. Every check runs: no 5xx, answers match their do
 status, content type, headers and schema, invalid data refused, valid data accepted.
 """
 
+from collections.abc import Callable
+
 import pytest
 import schemathesis
 from schemathesis.engine import Status, events, from_schema
 from schemathesis.engine.recorder import ScenarioRecorder
 
+from tests.fuzz.settings import FuzzSettings
+
 pytestmark = pytest.mark.integration
 
 schema = schemathesis.pytest.from_fixture("api_schema")
+MAX_ROUNDS = 20
 
 
 @schema.parametrize()
@@ -22,21 +27,24 @@ def test_every_operation_answers_as_documented(case: schemathesis.Case) -> None:
 
 
 def test_sequences_of_operations_answer_as_documented(
-    stateful_schema: schemathesis.BaseSchema,
+    stateful_schemas: Callable[[int], schemathesis.BaseSchema], fuzz_settings: FuzzSettings,
 ) -> None:
-    # Schemathesis' own runner: each scenario depends on what the platform holds by then, and
-    # the runner copes with Hypothesis finding a replay inconsistent (it starts over); the
-    # pytest state machine fails on it instead.
+    # Schemathesis' own runner. Each sequence depends on what the platform holds by then, so
+    # Hypothesis soon finds a choice it made earlier leading elsewhere; the runner then ends
+    # the round as passed (the pytest state machine would fail), and the next round goes on.
     failures, errors, scenarios, calls = [], [], 0, 0
-    for event in from_schema(stateful_schema).execute():
-        if isinstance(event, events.ScenarioFinished):
-            scenarios += 1
-            calls += len(event.recorder.interactions)
-            if event.status == Status.FAILURE:
-                failures.extend(failed_checks(event.recorder))
-        elif isinstance(event, events.NonFatalError | events.FatalError):
-            errors.append(repr(getattr(event, "value", None) or event.exception))
-    print(f"{scenarios} sequences, {calls} requests")
+    for n in range(MAX_ROUNDS):
+        if scenarios >= fuzz_settings.stateful_examples:
+            break
+        for event in from_schema(stateful_schemas(n)).execute():
+            if isinstance(event, events.ScenarioFinished):
+                scenarios += 1
+                calls += len(event.recorder.interactions)
+                if event.status == Status.FAILURE:
+                    failures.extend(failed_checks(event.recorder))
+            elif isinstance(event, events.NonFatalError | events.FatalError):
+                errors.append(repr(getattr(event, "value", None) or event.exception))
+    print(f"{scenarios} sequences, {calls} requests in {n + 1} rounds")
     assert not errors, "\n".join(errors)
     assert not failures, "\n\n".join(dict.fromkeys(failures))
     assert scenarios > 0, "no sequence ran"
