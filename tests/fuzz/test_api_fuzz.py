@@ -32,11 +32,10 @@ def test_sequences_of_operations_answer_as_documented(
     # Schemathesis' own runner. Each sequence depends on what the platform holds by then, so
     # Hypothesis soon finds a choice it made earlier leading elsewhere; the runner then ends
     # the round as passed (the pytest state machine would fail), and the next round goes on.
-    failures, errors, scenarios, calls = [], [], 0, 0
-    for n in range(MAX_ROUNDS):
-        if scenarios >= fuzz_settings.stateful_examples:
-            break
-        for event in from_schema(stateful_schemas(n)).execute():
+    failures, errors, scenarios, calls, rounds = [], [], 0, 0, 0
+    while scenarios < fuzz_settings.stateful_examples and rounds < MAX_ROUNDS:
+        rounds += 1
+        for event in from_schema(stateful_schemas(rounds)).execute():
             if isinstance(event, events.ScenarioFinished):
                 scenarios += 1
                 calls += len(event.recorder.interactions)
@@ -44,7 +43,7 @@ def test_sequences_of_operations_answer_as_documented(
                     failures.extend(failed_checks(event.recorder))
             elif isinstance(event, events.NonFatalError | events.FatalError):
                 errors.append(repr(getattr(event, "value", None) or event.exception))
-    print(f"{scenarios} sequences, {calls} requests in {n + 1} rounds")
+    print(f"{scenarios} sequences, {calls} requests in {rounds} rounds")
     assert not errors, "\n".join(errors)
     assert not failures, "\n\n".join(dict.fromkeys(failures))
     assert scenarios > 0, "no sequence ran"
