@@ -198,3 +198,14 @@ async def test_the_live_document_names_every_problem_status_and_header_format(te
         assert headers["x-api-version"] == {"type": "string", "enum": ["v1"]}, (method, path)
         if "if-match" in headers:
             assert headers["if-match"]["pattern"].startswith("^(\\*|"), (method, path)
+
+
+@pytest.mark.parametrize("name", ["\\u0000\\u08a3", "a\\ud894b"])
+async def test_a_tenant_name_postgresql_cannot_store_is_refused(platform: Platform,
+                                                                 tenant: Client, name: str):
+    admin = Client(tenant.session, platform.gateway_url, platform.admin_token)
+
+    answer = await admin.call("POST", "/admin/tenants",
+                              data=f'{{"name": "{name}"}}'.encode())
+
+    assert fields(problem(answer, 422, "validation")) == ["/name"]
