@@ -12,12 +12,12 @@ help:
 	@echo "make down    stop everything 'make up' started"
 	@echo "make test    install, start a fresh Kafka and PostgreSQL, run the whole suite"
 	@echo "make unit    only the fast tests that need no infrastructure"
+	@echo "make fuzz    schemathesis over the public API, longer than in make test (FUZZ_* settings)"
 	@echo "make lint    ruff and the architecture contracts"
 	@echo "make audit   pip-audit over the locked dependencies"
 	@echo "make lock    re-lock requirements*.txt (with hashes) from requirements*.in"
 	@echo "make bench   the benchmarks in bench/ (not part of make test)"
 	@echo "make chaos   infrastructure faults under load, full outages (not part of make test)"
-	@echo "make fuzz    schemathesis over the public API, longer than in make test (FUZZ_* settings)"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,6 +42,12 @@ test: $(STAMP)
 unit: $(STAMP)
 	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
 
+# The run inside `make test` is short and seeded; this one is longer and picks a new seed.
+fuzz: $(STAMP)
+	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-100} FUZZ_STATEFUL_EXAMPLES=$${FUZZ_STATEFUL_EXAMPLES:-200} \
+	FUZZ_STATEFUL_STEPS=$${FUZZ_STATEFUL_STEPS:-10} FUZZ_SEED=$${FUZZ_SEED:-random} \
+	$(PY) -m deploy.local infra -- $(PY) -m pytest tests/fuzz $(PYTEST_ARGS)
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
@@ -61,12 +67,6 @@ bench: $(STAMP)
 
 chaos: $(STAMP)
 	$(PY) -m tests.chaos $(CHAOS_ARGS)
-
-# The run inside `make test` is short and seeded; this one is longer and picks a new seed.
-fuzz: $(STAMP)
-	FUZZ_MAX_EXAMPLES=$${FUZZ_MAX_EXAMPLES:-100} FUZZ_STATEFUL_EXAMPLES=$${FUZZ_STATEFUL_EXAMPLES:-200} \
-	FUZZ_STATEFUL_STEPS=$${FUZZ_STATEFUL_STEPS:-10} FUZZ_SEED=$${FUZZ_SEED:-random} \
-	$(PY) -m deploy.local infra -- $(PY) -m pytest tests/fuzz $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .local .pytest_cache .ruff_cache

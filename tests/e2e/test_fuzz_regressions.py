@@ -173,3 +173,39 @@ async def _documented_methods(client: Client, template: str) -> set[str]:
     async with client.session.get(f"{client.base_url}/openapi.json") as response:
         document = await response.json()
     return {method.upper() for method in document["paths"][f"/api/v1{template}"]}
+
+
+async def test_the_live_document_names_every_problem_status_and_header_format(tenant: Client):
+    async with tenant.session.get(f"{tenant.base_url}/openapi.json") as response:
+        document = await response.json()
+    shared = document["components"]["responses"]
+    operations = [(path, method, operation) for path, item in document["paths"].items()
+                  for method, operation in item.items()]
+
+    assert len(operations) >= 38
+    for path, method, operation in operations:
+        statuses = set(operation["responses"])
+        admin = path.startswith("/api/v1/admin")
+        expected = {"400", "401", "429", "503"} | (set() if admin else {"403", "504"})
+        expected |= {"404"} if "{" in path else set()
+        expected |= {"413", "422"} if "requestBody" in operation else set()
+        assert expected <= statuses, (method, path, expected - statuses)
+        for status in statuses - {"200", "201", "202", "204"}:
+            name = operation["responses"][status]["$ref"].rsplit("/", 1)[-1]
+            assert set(shared[name]["content"]) == {PROBLEM}, (method, path, status)
+        headers = {p["name"].lower(): p["schema"] for p in operation.get("parameters", [])
+                   if p["in"] == "header"}
+        assert headers["x-api-version"] == {"type": "string", "enum": ["v1"]}, (method, path)
+        if "if-match" in headers:
+            assert headers["if-match"]["pattern"].startswith("^(\\*|"), (method, path)
+
+
+@pytest.mark.parametrize("name", ["\\u0000\\u08a3", "a\\ud894b"])
+async def test_a_tenant_name_postgresql_cannot_store_is_refused(platform: Platform,
+                                                                 tenant: Client, name: str):
+    admin = Client(tenant.session, platform.gateway_url, platform.admin_token)
+
+    answer = await admin.call("POST", "/admin/tenants",
+                              data=f'{{"name": "{name}"}}'.encode())
+
+    assert fields(problem(answer, 422, "validation")) == ["/name"]

@@ -1,22 +1,22 @@
-"""The platform the fuzzer attacks: its own Kafka topics' consumers and services on the session's
-infrastructure, apart from the end-to-end suite's, so that the junk it writes stays its own.
-"""
+"""The platform the fuzzer attacks: service processes of its own, with their logs in
+.local/fuzz-logs, on the session's Kafka and PostgreSQL (beside the end-to-end suite's they
+are a second replica of every service), and a tenant of its own."""
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import schemathesis
-from schemathesis.openapi import from_url
+from schemathesis.openapi import from_dict
 
 from deploy.local.services import SERVICES, Platform, free_ports
 from tests.e2e.conftest import TEST_SETTINGS
+from tests.fuzz.config import fuzz_config
 from tests.fuzz.settings import FuzzSettings
 from tests.support import ref
 
-ACCEPTED = ["2xx", "3xx", "401", "403", "404", "409", "429", "5xx"]  # schemathesis' default
 LOG_DIR = Path(__file__).resolve().parents[2] / ".local" / "fuzz-logs"
 
 
@@ -48,44 +48,34 @@ def new_api_key(platform: Platform) -> str:
     return answer.json()["api_key"]
 
 
-def fuzz_config(
-    settings: FuzzSettings, base_url: str, api_key: str, admin_token: str
-) -> schemathesis.Config:
-    """Every check, every phase, valid and invalid data; a tenant's key for the API and the
-    admin token where the document asks for it (the admin operations)."""
-    return schemathesis.Config.from_dict({
-        "seed": settings.seed,
-        "base-url": base_url,
-        "request-timeout": settings.request_timeout_seconds,
-        "auth": {"openapi": {"apiKey": {"bearer": api_key},
-                             "adminToken": {"bearer": admin_token}}},
-        "checks": {
-            "enabled": True,
-            # A schema-valid request can still name a product, location, record or sale the
-            # tenant does not have: the services answer 422 pointing at that field.
-            "positive_data_acceptance": {"expected-statuses": [*ACCEPTED, "422"]},
-            **{name: {"enabled": False} for name in settings.exclude_checks},
-        },
-        "generation": {
-            "mode": "all",
-            "max-examples": settings.max_examples,
-            "database": "none",
-        },
-        "phases": {
-            "examples": {"enabled": True},
-            "coverage": {"enabled": settings.coverage},
-            "fuzzing": {"enabled": True},
-            "stateful": {"enabled": True, "max-steps": settings.stateful_steps},
-        },
-    })
+def load_schema(platform: Platform, settings: FuzzSettings, *, stateful: bool) -> Any:
+    """The merged document as the gateway serves it, with a new tenant's key."""
+    base_url = platform.gateway_url
+    answer = requests.get(f"{base_url}/openapi.json", timeout=30)
+    assert answer.status_code == 200, answer.text
+    document = answer.json()
+    config = fuzz_config(settings, base_url, new_api_key(platform), platform.admin_token,
+                         document, stateful=stateful)
+    return from_dict(document, config=config)
 
 
 @pytest.fixture(scope="session")
 def api_schema(fuzzed_platform: Platform, fuzz_settings: FuzzSettings) -> schemathesis.BaseSchema:
-    base_url = fuzzed_platform.gateway_url
-    config = fuzz_config(fuzz_settings, base_url, new_api_key(fuzzed_platform),
-                         fuzzed_platform.admin_token)
-    return from_url(f"{base_url}/openapi.json", config=config, timeout=30)
+    return load_schema(fuzzed_platform, fuzz_settings, stateful=False)
+
+
+@pytest.fixture(scope="session")
+def stateful_schemas(
+    fuzzed_platform: Platform, fuzz_settings: FuzzSettings
+) -> Callable[[int], schemathesis.BaseSchema]:
+    """The document for the sequences' round `n`: each round its own seed (from the
+    configured one) and tenant."""
+    def for_round(n: int) -> schemathesis.BaseSchema:
+        seed = None if fuzz_settings.seed is None else fuzz_settings.seed + n
+        settings = fuzz_settings.model_copy(update={"seed": seed})
+        return load_schema(fuzzed_platform, settings, stateful=True)
+
+    return for_round
 
 
 @pytest.fixture(autouse=True)

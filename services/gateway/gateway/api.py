@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field, StringConstraints
 
 from fulfilkit.http.openapi import problems
 from fulfilkit.http.problems import Problem
+from fulfilkit.models import Text
 from gateway import store
 from gateway.auth import (
     DEFAULT_SCOPES,
@@ -78,7 +79,7 @@ admin_router = APIRouter(
     prefix="/api/v1/admin", tags=["admin"],
     dependencies=[Depends(check_api_version), Depends(_require_admin)],
 )
-TenantName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+TenantName = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
 class NewTenant(BaseModel):
