@@ -22,11 +22,11 @@ from pathlib import Path
 
 import aiohttp
 
-from deploy.local.infra import DEFAULT_STATE_DIR, PG_SETTINGS, PG_TEST_SETTINGS
+from deploy.local.infra import DEFAULT_STATE_DIR, PG_SETTINGS
 from tests.chaos.faults import FULL, SHORT, Fault
 from tests.chaos.report import HEADER, details, passed, table_row
 from tests.chaos.run import FULL_LOAD, SHORT_LOAD, Row, Scenario
-from tests.chaos.stack import ChaosStack
+from tests.chaos.stack import PG_CRASH_SAFE, ChaosStack
 
 
 async def run_all(stack: ChaosStack, selection: list[Fault], short: bool) -> list[Row]:
@@ -55,7 +55,7 @@ def main() -> int:
     selection = [f for f in (SHORT if args.short else FULL)
                  if not args.only or any(w.lower() in f.name.lower() for w in args.only)]
     stack = ChaosStack(args.state_dir, kafka_port=args.kafka_port or None,
-                       pg_settings=PG_TEST_SETTINGS if args.short else PG_SETTINGS)
+                       pg_settings=PG_CRASH_SAFE if args.short else PG_SETTINGS)
     started = time.monotonic()
     print(f"starting Kafka, PostgreSQL and the services in {args.state_dir}", flush=True)
     try:

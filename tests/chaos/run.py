@@ -37,7 +37,7 @@ class Load:
 
 FULL_LOAD = Load(rate=20, workers=16, before=20, after=20, recover_within=300,
                  settle_within=240, request_timeout=30)
-SHORT_LOAD = Load(rate=6, workers=6, before=3, after=3, recover_within=90,
+SHORT_LOAD = Load(rate=6, workers=6, before=2, after=2, recover_within=90,
                   settle_within=90, request_timeout=20)
 
 
@@ -83,14 +83,11 @@ class Scenario:
         ledger = Ledger()
         run_id = f"c{self.phase}-{uuid.uuid4().hex[:6]}"
         receivers = [await StoppableReceiver(f"{run_id}-{n}").start() for n in ("a1", "a2", "b1")]
-        tenants = [
-            await new_tenant(self.session, platform.gateway_url, platform.admin_token, seen,
-                             self.load.request_timeout, f"{run_id}-a",
-                             [(receivers[0], [STATUS_CHANGED]), (receivers[1], [STATUS_CHANGED])]),
-            await new_tenant(self.session, platform.gateway_url, platform.admin_token, seen,
-                             self.load.request_timeout, f"{run_id}-b",
-                             [(receivers[2], [STATUS_CHANGED])]),
-        ]
+        tenants = list(await asyncio.gather(*(
+            new_tenant(self.session, platform.gateway_url, platform.admin_token, seen,
+                       self.load.request_timeout, f"{run_id}-{label}",
+                       [(r, [STATUS_CHANGED]) for r in subscribed])
+            for label, subscribed in (("a", receivers[:2]), ("b", receivers[2:])))))
         db = await asyncpg.connect(self.stack.database_url)
         try:
             dead_before = await dead_letters(db, self.stack.bootstrap_servers)

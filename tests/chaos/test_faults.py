@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator, Iterator
 import aiohttp
 import pytest
 
-from deploy.local.infra import DEFAULT_STATE_DIR, PG_TEST_SETTINGS
+from deploy.local.infra import DEFAULT_STATE_DIR
 from tests.chaos.faults import SHORT, Fault
 from tests.chaos.report import HEADER, details, passed, table_row
 from tests.chaos.run import SHORT_LOAD, Row, Scenario
-from tests.chaos.stack import ChaosStack
+from tests.chaos.stack import PG_CRASH_SAFE, ChaosStack
 
 pytestmark = pytest.mark.integration
 
@@ -24,7 +24,7 @@ NOT_SURVIVED_YET: dict[str, str] = {}
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[ChaosStack]:
-    running = ChaosStack(STATE_DIR, pg_settings=PG_TEST_SETTINGS)
+    running = ChaosStack(STATE_DIR, pg_settings=PG_CRASH_SAFE)
     try:
         running.start()
         yield running
