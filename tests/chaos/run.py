@@ -55,6 +55,7 @@ class Row:
     sales: int
     settle_seconds: float
     notes: list[str] = field(default_factory=list)
+    calls: dict[str, Counter[str]] = field(default_factory=dict)  # outcome -> calls
 
     def bad(self, fault: Fault) -> Counter[str]:
         """Answers clients must never get: a 500, a hang, a 503 without problem+json and
@@ -119,8 +120,9 @@ class Scenario:
             await db.close()
             for receiver in receivers:
                 await receiver.stop()
-        return Row(fault.name, recovered, seen.counts(), findings, len(ledger.created), settle,
-                   notes)
+        counts = seen.counts()
+        return Row(fault.name, recovered, counts, findings, len(ledger.created), settle, notes,
+                   {o: seen.calls(o) for o in counts if o != "2xx"})
 
     async def _not_ready(self) -> list[str]:
         notes = []
