@@ -222,3 +222,26 @@ async def test_a_tenant_with_many_hanging_endpoints_takes_at_most_its_share(
             "a tenant whose quota is spent gets nothing more claimed"
     finally:
         await stop(task)
+
+
+async def test_a_secret_no_key_decrypts_fails_the_attempt_and_the_loop_goes_on(
+    rig: tuple[FakeQueue, FakeSender],
+) -> None:
+    queue, sender = rig
+    unreadable, healthy = uuid4(), uuid4()
+    queue.add(unreadable, 1)
+    queue.due[unreadable][0]["secret"] = "gAAAAA-sealed-with-a-key-that-is-gone"
+    queue.add(healthy, 2)
+    sender.gates[f"http://hook/{healthy}"].set()
+    loop, task = start(sender)
+    try:
+        await until(lambda: sender.sent.count(f"http://hook/{healthy}") == 2)
+        await until(lambda: len(loop._writer.outcomes) == 3)  # type: ignore[attr-defined]
+    finally:
+        await stop(task)
+    [failed] = [o for o in loop._writer.outcomes  # type: ignore[attr-defined]
+                if o.endpoint_id == unreadable]
+    assert failed.attempt.status_code is None
+    assert "not readable with any key of WEBHOOK_SECRET_KEYS" in (failed.attempt.error or "")
+    assert failed.verdict.status == "pending" and failed.verdict.retry_in is not None
+    assert f"http://hook/{unreadable}" not in sender.sent

@@ -1,13 +1,21 @@
 """The sender against a local HTTP server: signed POSTs, no redirects, bounded waits."""
 
 import asyncio
+import functools
+import socket
+import threading
+import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
+from webhooks import sender as sending
+from webhooks.domain import decide
+from webhooks.resolving import BoundedResolver
 from webhooks.sender import Sender
 from webhooks.settings import WebhookSettings
 from webhooks.signing import new_secret
@@ -108,3 +116,29 @@ async def test_internal_addresses_are_refused_without_a_request(
     assert "not a public address" in (by_address.error or "")
     assert "not public" in (by_name.error or "")
     assert server.requests == []
+
+
+async def test_a_name_that_resolves_too_slowly_fails_the_attempt_with_the_reason(
+    receiver: tuple[Receiver, str], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server, url = receiver
+    released = threading.Event()
+
+    def slow_dns(host: str, port: int, *_: Any) -> list[tuple[Any, ...]]:
+        released.wait(5)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    monkeypatch.setattr(sending, "BoundedResolver",
+                        functools.partial(BoundedResolver, lookup=slow_dns))
+    sender = Sender(settings(webhook_dns_timeout_seconds=0.2, webhook_timeout_seconds=3))
+    started = time.monotonic()
+    attempt = await sender.post(url.replace("127.0.0.1", "localhost"), {}, [new_secret()],
+                                "msg_g", BODY)
+    released.set()
+    await sender.close()
+    assert time.monotonic() - started < 2, "the DNS deadline, not the request timeout"
+    assert attempt.status_code is None
+    assert "resolving localhost took longer than 0.2 s" in (attempt.error or "")
+    assert server.requests == []
+    verdict = decide(attempt.status_code, 1, (5.0,), now=datetime.now(UTC))
+    assert verdict.status == "pending" and verdict.retry_in is not None, "retried"

@@ -5,7 +5,7 @@ from typing import Annotated, Any
 from uuid import UUID, uuid4
 
 import orjson
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from fulfilkit.http.internal import TenantId
@@ -15,7 +15,9 @@ from fulfilkit.http.problems import Problem
 from fulfilkit.service import Pool
 from webhooks import store
 from webhooks.domain import (
+    CREATE,
     MASKED,
+    ROTATE,
     TEST_EVENT_TYPE,
     DeliveryStatus,
     VersionConflict,
@@ -29,6 +31,8 @@ from webhooks.domain import (
     normalize_patterns,
     pattern_error,
     recover_window_error,
+    replay_error,
+    request_fingerprint,
     webhook_payload,
 )
 from webhooks.reseal import SEALER_KEY
@@ -194,6 +198,15 @@ class DeliveryOut(BaseModel):
     attempts: list[AttemptOut]
 
 
+NO_STORE = "no-store"
+REPLAYED_HEADER = "Idempotent-Replayed"
+IdempotencyKey = Annotated[str | None, Header(
+    min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
+    description="Retrying with the same key (per tenant) answers the first request's result"
+    " instead of acting again.",
+)]
+
+
 # --- helpers -------------------------------------------------------------------------------
 
 def _settings(request: Request) -> WebhookSettings:
@@ -253,12 +266,23 @@ async def _delivery_out(pool: Any, tenant: UUID, delivery_id: UUID) -> DeliveryO
 
 @router.post("/endpoints", status_code=201)
 async def create_endpoint(
-    body: EndpointIn, tenant: TenantId, pool: Pool, request: Request, response: Response
+    body: EndpointIn, tenant: TenantId, pool: Pool, request: Request, response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> EndpointCreated:
+    """The answer carries the signing secret: `Cache-Control: no-store`. A retry with the
+    same `Idempotency-Key` answers the endpoint it created, with its secret."""
+    response.headers["Cache-Control"] = NO_STORE
+    fingerprint = request_fingerprint(CREATE, body.model_dump())
+    if idempotency_key is not None and (replayed := await _created_before(
+            pool, tenant, idempotency_key, fingerprint, request, response)):
+        return replayed
     await _check_url(request, body.url, tenant)
     secret = new_secret()
     cap = _settings(request).webhook_max_endpoints_per_tenant
     async with pool.acquire() as conn, conn.transaction():
+        if idempotency_key is not None and (replayed := await _created_before(
+                conn, tenant, idempotency_key, fingerprint, request, response, lock=True)):
+            return replayed
         if await store.lock_tenant_endpoints(conn, tenant) >= cap:
             raise Problem(
                 "conflict", f"A tenant can have at most {cap} webhook endpoints;"
@@ -266,8 +290,50 @@ async def create_endpoint(
             )
         row = await store.create_endpoint(conn, tenant, uuid4(), body.model_dump(),
                                           _sealer(request).seal(secret))
+        if idempotency_key is not None:
+            await store.save_idempotency_key(conn, tenant, idempotency_key, store.IdempotencyRecord(
+                CREATE, fingerprint, row["id"], row["secret_generation"]))
+    return _created(row, secret, request, response)
+
+
+def _created(row: Any, secret: str, request: Request, response: Response) -> EndpointCreated:
     response.headers["Location"] = f"{request.url.path}/{row['id']}"
     return EndpointCreated(**_endpoint(row, response).model_dump(), secret=secret)
+
+
+async def _created_before(
+    db: Any, tenant: UUID, key: str, fingerprint: bytes, request: Request, response: Response,
+    *, lock: bool = False,
+) -> EndpointCreated | None:
+    row, secret = await _replayed(db, tenant, key, CREATE, fingerprint, request, response,
+                                  lock=lock)
+    if row is None:
+        return None
+    return _created(row, secret, request, response)
+
+
+async def _replayed(
+    db: Any, tenant: UUID, key: str, operation: str, fingerprint: bytes, request: Request,
+    response: Response, *, lock: bool,
+) -> tuple[Any, str]:
+    """The endpoint (and its secret) an earlier request with `key` produced, or (None, "")
+    when there was none. With `lock`, the key is held until `db`'s transaction ends."""
+    if lock:
+        record = await store.lock_idempotency_key(db, tenant, key)
+    else:
+        record = await store.find_idempotency_key(db, tenant, key)
+    if record is None:
+        return None, ""
+    if error := replay_error(record.operation, record.request_sha256, operation, fingerprint):
+        raise Problem("conflict", error)
+    row = await store.get_endpoint(db, tenant, record.endpoint_id)
+    if row is None:
+        raise Problem("conflict", "The endpoint of this Idempotency-Key has been deleted since.")
+    if row["secret_generation"] != record.secret_generation:
+        raise Problem("conflict", "The endpoint's secret has been rotated again since this"
+                      " Idempotency-Key's request; rotate with a new key for a new secret.")
+    response.headers[REPLAYED_HEADER] = "true"
+    return row, _sealer(request).open(row["secret"])
 
 
 @router.get("/endpoints")
@@ -339,14 +405,32 @@ async def delete_endpoint(endpoint_id: UUID, tenant: TenantId, pool: Pool) -> Re
 
 @router.post("/endpoints/{endpoint_id}/rotate-secret")
 async def rotate_secret(
-    endpoint_id: UUID, tenant: TenantId, pool: Pool, request: Request
+    endpoint_id: UUID, tenant: TenantId, pool: Pool, request: Request, response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> SecretRotated:
+    """The answer carries the new secret: `Cache-Control: no-store`. A retry with the same
+    `Idempotency-Key` answers the secret that rotation produced, without rotating again."""
+    response.headers["Cache-Control"] = NO_STORE
     overlap = timedelta(seconds=_settings(request).webhook_secret_overlap_seconds)
+    fingerprint = request_fingerprint(ROTATE, {"endpoint_id": str(endpoint_id)})
     secret = new_secret()
-    row = await store.rotate_secret(pool, tenant, endpoint_id, _sealer(request).seal(secret),
-                                    overlap)
-    if row is None:
-        raise _no_endpoint()
+    async with pool.acquire() as conn, conn.transaction():
+        if idempotency_key is not None:
+            row, secret_before = await _replayed(conn, tenant, idempotency_key, ROTATE,
+                                                 fingerprint, request, response, lock=True)
+            if row is not None:
+                return _rotated(row, secret_before)
+        row = await store.rotate_secret(conn, tenant, endpoint_id,
+                                        _sealer(request).seal(secret), overlap)
+        if row is None:
+            raise _no_endpoint()
+        if idempotency_key is not None:
+            await store.save_idempotency_key(conn, tenant, idempotency_key, store.IdempotencyRecord(
+                ROTATE, fingerprint, endpoint_id, row["secret_generation"]))
+    return _rotated(row, secret)
+
+
+def _rotated(row: Any, secret: str) -> SecretRotated:
     return SecretRotated(
         id=row["id"], secret=secret, version=row["version"],
         previous_secret_expires_at=row["previous_secret_expires_at"],

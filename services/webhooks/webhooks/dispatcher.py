@@ -27,10 +27,10 @@ import asyncpg
 
 from fulfilkit.service import Runtime
 from webhooks import store
-from webhooks.domain import PENDING, Outcome, decide
+from webhooks.domain import PENDING, Attempt, Outcome, decide
 from webhooks.recorder import OutcomeWriter
 from webhooks.reseal import sealer_of
-from webhooks.sealing import SecretSealer
+from webhooks.sealing import SecretSealer, SecretUnreadable
 from webhooks.sender import Sender, sender_of, webhook_settings
 from webhooks.settings import WebhookSettings
 from webhooks.wakeup import NotifyListener
@@ -147,13 +147,26 @@ class Dispatcher:
             if row["ordered"]:
                 self._ordered.add(row["endpoint_id"])
             if row["enabled"]:
-                self._hold(Target.from_row(row, now, self._sealer))
+                try:
+                    self._hold(Target.from_row(row, now, self._sealer))
+                except SecretUnreadable as exc:
+                    self._fail_unsent(row, str(exc))
         self._pump()
         more = len(rows) == limit
         self._throttled = more or any(
             n >= quota.get(endpoint, depth) for endpoint, n in claimed.items()) or any(
             n >= tenant_quota.get(tenant, tenant_depth) for tenant, n in by_tenant.items())
         return more
+
+    def _fail_unsent(self, row: Any, reason: str) -> None:
+        """An attempt that could not be made (a stored secret no key decrypts) fails like one
+        without an answer: retried on the schedule, so fixing the keys lets it through."""
+        log.error("delivery %s not sent: %s", row["id"], reason)
+        now = datetime.now(UTC)
+        attempt = Attempt(now, 0, error=reason)
+        verdict = decide(None, row["attempt_count"] + 1, self._schedule, now=now)
+        self._writer.put(Outcome(row["id"], row["endpoint_id"], attempt, verdict,
+                                 row["failing"]))
 
     def _hold(self, target: Target) -> None:
         self._queued.setdefault(target.endpoint_id, deque()).append(target)

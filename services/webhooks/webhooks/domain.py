@@ -3,6 +3,7 @@
 Pure: no I/O. Times and randomness come in as arguments so every rule is testable.
 """
 
+import hashlib
 import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -339,6 +340,33 @@ def recover_window_error(since: datetime, until: datetime | None, now: datetime)
         return "since is in the future"
     if until is not None and until <= since:
         return "until must be later than since"
+    return None
+
+
+# --- idempotency ---------------------------------------------------------------------------
+
+CREATE: Literal["create"] = "create"
+ROTATE: Literal["rotate"] = "rotate"
+
+
+def request_fingerprint(operation: str, request: Mapping[str, Any]) -> bytes:
+    """SHA-256 of what makes two requests with one Idempotency-Key "the same". Custom header
+    values are left out: credentials are kept nowhere else, not even hashed."""
+    canonical = dict(request)
+    if "headers" in canonical:
+        canonical["headers"] = sorted(canonical["headers"])
+    return hashlib.sha256(
+        orjson.dumps({"operation": operation, **canonical}, option=orjson.OPT_SORT_KEYS)
+    ).digest()
+
+
+def replay_error(
+    record_operation: str, record_fingerprint: bytes, operation: str, fingerprint: bytes
+) -> str | None:
+    """Why a stored Idempotency-Key cannot answer this request, or None."""
+    if record_operation != operation or record_fingerprint != fingerprint:
+        return ("This Idempotency-Key was already used with a different request; use a new"
+                " key for a new request.")
     return None
 
 

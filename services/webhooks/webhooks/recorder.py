@@ -18,6 +18,9 @@ from webhooks.settings import WebhookSettings
 log = logging.getLogger(__name__)
 
 WRITE_BATCH = 500
+# Worth retrying whole: the database or the connection failed, not this batch. A server
+# shutting down or restarting (`AdminShutdownError`, `CrashShutdownError`) is one of them.
+RETRYABLE = (*INFRASTRUCTURE_ERRORS, asyncpg.exceptions.OperatorInterventionError)
 _STOP: Final = object()
 
 
@@ -61,7 +64,7 @@ class OutcomeWriter:
                 await self._write(batch)
                 self._on_written(batch)
                 return
-            except INFRASTRUCTURE_ERRORS as exc:
+            except RETRYABLE as exc:
                 log.warning("cannot record %d webhook attempts, retrying: %r", len(batch), exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)

@@ -11,6 +11,7 @@ again, so stuck threads are counted and can never pile up beyond the bounds.
 import asyncio
 import contextlib
 import contextvars
+import errno
 import functools
 import socket
 from collections.abc import Callable, Iterator
@@ -38,7 +39,10 @@ def on_behalf_of(tenant: UUID | None) -> Iterator[None]:
 
 class ResolutionTimeout(OSError):
     def __init__(self, host: str, seconds: float) -> None:
-        super().__init__(f"resolving {host} took longer than {seconds:g} s")
+        super().__init__(errno.ETIMEDOUT, f"resolving {host} took longer than {seconds:g} s")
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 class _Slots:

@@ -28,6 +28,7 @@ class WebhookSettings(ServiceSettings):
     webhook_disable_after_failing_seconds: float = Field(default=432000, ge=0)
     webhook_shutdown_grace_seconds: float = Field(default=5, ge=0)
     webhook_retention_seconds: float = Field(default=30 * 86400, gt=0)
+    webhook_idempotency_ttl_seconds: float = Field(default=86400, gt=0)
     webhook_prune_interval_seconds: float = Field(default=3600, gt=0)
 
     @field_validator("webhook_retry_schedule_seconds")

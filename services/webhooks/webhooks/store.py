@@ -29,7 +29,7 @@ Executor = asyncpg.Connection | asyncpg.Pool
 
 ENDPOINT_COLUMNS = (
     "id, url, description, event_types, headers, enabled, ordered, disabled_reason, version,"
-    " created_at, updated_at, previous_secret_expires_at"
+    " created_at, updated_at, previous_secret_expires_at, secret_generation"
 )
 DELIVERY_COLUMNS = (
     "id, endpoint_id, event_id, event_type, subject, occurred_at, webhook_id, payload, status,"
@@ -161,10 +161,67 @@ async def rotate_secret(
     return await db.fetchrow(
         "UPDATE webhooks.endpoints SET previous_secret = secret, secret = $3,"
         " previous_secret_expires_at = now() + $4::interval, version = version + 1,"
+        " secret_generation = secret_generation + 1,"
         " updated_at = now() WHERE id = $1 AND tenant_id = $2"
         f" RETURNING {ENDPOINT_COLUMNS}",
         endpoint_id, tenant_id, secret, overlap,
     )
+
+
+# --- idempotency keys ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    operation: str
+    request_sha256: bytes
+    endpoint_id: UUID
+    secret_generation: int
+
+
+async def lock_idempotency_key(
+    conn: asyncpg.Connection, tenant_id: UUID, key: str
+) -> IdempotencyRecord | None:
+    """The key's record, if any, with the key held until the caller's transaction ends (so a
+    concurrent request with the same key waits, then finds this one's record)."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock("
+        "hashtextextended('webhooks.idempotency:' || $1::uuid::text || ':' || $2, 0))",
+        tenant_id, key,
+    )
+    return await find_idempotency_key(conn, tenant_id, key)
+
+
+async def find_idempotency_key(
+    db: Executor, tenant_id: UUID, key: str
+) -> IdempotencyRecord | None:
+    row = await db.fetchrow(
+        "SELECT operation, request_sha256, endpoint_id, secret_generation"
+        " FROM webhooks.idempotency_keys WHERE tenant_id = $1 AND key = $2",
+        tenant_id, key,
+    )
+    return None if row is None else IdempotencyRecord(**dict(row))
+
+
+async def save_idempotency_key(
+    conn: asyncpg.Connection, tenant_id: UUID, key: str, record: IdempotencyRecord
+) -> None:
+    await conn.execute(
+        "INSERT INTO webhooks.idempotency_keys"
+        " (tenant_id, key, operation, request_sha256, endpoint_id, secret_generation)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        tenant_id, key, record.operation, record.request_sha256, record.endpoint_id,
+        record.secret_generation,
+    )
+
+
+async def prune_idempotency_keys(db: Executor, older_than: timedelta, limit: int) -> int:
+    status = await db.execute(
+        "DELETE FROM webhooks.idempotency_keys WHERE (tenant_id, key) IN ("
+        " SELECT tenant_id, key FROM webhooks.idempotency_keys"
+        " WHERE created_at < now() - $1::interval LIMIT $2)",
+        older_than, limit,
+    )
+    return int(status.split()[-1])
 
 
 # --- secrets at rest ---------------------------------------------------------------------
