@@ -102,7 +102,12 @@ class Scenario:
         try:
             await asyncio.sleep(self.load.before)
             await fault.inject(self.stack, receivers[0])
-            await asyncio.sleep(fault.down_for)
+            down_since = time.monotonic()
+            ready_during = {}
+            if fault.kind in ("kafka", "postgres"):
+                await asyncio.sleep(min(3.0, fault.down_for / 2))
+                ready_during = await self._readiness()
+            await asyncio.sleep(max(0.0, fault.down_for - (time.monotonic() - down_since)))
             back = time.monotonic()
             await fault.restore(self.stack, receivers[0])
             recovered = await self._canary(tenants[0], back, run_id, notes)
@@ -115,7 +120,15 @@ class Scenario:
         try:
             settle = await wait_settled(db, tenants, self.load.settle_within)
             findings = await check(db, tenants, ledger, dead_before, self.stack.bootstrap_servers)
-            notes += await self._not_ready() + self._errors_logged(log_sizes)
+            notes += [f"{name} /ready {status}: {body}"
+                      for name, (status, body) in (await self._readiness()).items()
+                      if status != 200]
+            notes += self._errors_logged(log_sizes)
+            # The gateway does not use Kafka: only services that check the broker must say so.
+            findings.broken += [
+                f"{name} /ready answered 200 while {fault.kind} was down: {body}"
+                for name, (status, body) in ready_during.items()
+                if status == 200 and (fault.kind == "postgres" or '"broker"' in body)]
         finally:
             await db.close()
             for receiver in receivers:
@@ -124,18 +137,19 @@ class Scenario:
         return Row(fault.name, recovered, counts, findings, len(ledger.created), settle, notes,
                    {o: seen.calls(o) for o in counts if o != "2xx"})
 
-    async def _not_ready(self) -> list[str]:
-        notes = []
-        for service in self.stack.running:
+    async def _readiness(self) -> dict[str, tuple[int, str]]:
+        """Each service's `GET /ready`: status and the start of the body (0: no answer)."""
+        async def ask(url: str) -> tuple[int, str]:
             try:
-                async with self.session.get(f"{service.url}/ready",
+                async with self.session.get(f"{url}/ready",
                                             timeout=aiohttp.ClientTimeout(total=5)) as answer:
-                    if answer.status != 200:
-                        notes.append(f"{service.name} /ready {answer.status}:"
-                                     f" {(await answer.text())[:300]}")
+                    return answer.status, (await answer.text())[:300]
             except (aiohttp.ClientError, TimeoutError) as exc:
-                notes.append(f"{service.name} /ready unreachable: {exc!r}")
-        return notes
+                return 0, repr(exc)
+
+        services = list(self.stack.running)
+        answers = await asyncio.gather(*(ask(s.url) for s in services))
+        return {s.name: a for s, a in zip(services, answers, strict=True)}
 
     def _log_sizes(self) -> dict[str, int]:
         return {s.name: s.log_file.stat().st_size if s.log_file.exists() else 0
