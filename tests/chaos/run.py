@@ -124,6 +124,9 @@ class Scenario:
                       for name, (status, body) in (await self._readiness()).items()
                       if status != 200]
             notes += self._errors_logged(log_sizes)
+            if ready_during:
+                notes.append("/ready during the outage: " + ", ".join(
+                    f"{name} {status}" for name, (status, _) in ready_during.items()))
             # The gateway does not use Kafka: only services that check the broker must say so.
             findings.broken += [
                 f"{name} /ready answered 200 while {fault.kind} was down: {body}"
