@@ -13,11 +13,9 @@ from deploy.local.infra import (
     kafka_pid,
     kill,
     restart_postgres,
-    start_kafka,
+    start_infrastructure,
     start_kafka_again,
-    start_postgres,
-    stop_kafka,
-    stop_postgres,
+    stop_infrastructure,
     wipe,
 )
 from deploy.local.services import SERVICES, Platform, free_ports
@@ -63,8 +61,9 @@ class ChaosStack:
     def start(self) -> None:
         wipe(self.state_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.bootstrap_servers = self.start_kafka()
-        self.database_url = self.start_postgres()
+        self.bootstrap_servers, self.database_url = start_infrastructure(
+            self.state_dir, self.kafka_port, self.controller_port, self.log_dir,
+            pg_settings=self.pg_settings)
         ports = dict(zip([s.name for s in SERVICES], free_ports(len(SERVICES)), strict=True))
         self.platform = Platform(
             database_url=self.database_url, bootstrap_servers=self.bootstrap_servers,
@@ -75,8 +74,7 @@ class ChaosStack:
     def stop(self) -> None:
         if self.platform is not None:
             self.platform.stop()
-        stop_kafka(self.state_dir / "kafka")
-        stop_postgres(self.state_dir / "postgres")
+        stop_infrastructure(self.state_dir)
 
     @property
     def running(self) -> Platform:
@@ -84,10 +82,6 @@ class ChaosStack:
         return self.platform
 
     # Kafka
-
-    def start_kafka(self) -> str:
-        return start_kafka(self.state_dir / "kafka", self.kafka_port, self.controller_port,
-                           self.log_dir, timeout=KAFKA_START_TIMEOUT)
 
     def restart_kafka(self) -> None:
         start_kafka_again(self.state_dir / "kafka", timeout=KAFKA_START_TIMEOUT)
@@ -99,10 +93,6 @@ class ChaosStack:
         kill([pid])
 
     # PostgreSQL
-
-    def start_postgres(self) -> str:
-        return start_postgres(self.state_dir / "postgres", self.log_dir,
-                              settings=self.pg_settings)
 
     def kill_postgres(self) -> None:
         """SIGKILL the postmaster and its backends, as a crash would."""
