@@ -85,8 +85,9 @@ async def unpublished(db: asyncpg.Connection) -> dict[str, int]:
 
 
 async def settled(db: asyncpg.Connection, tenants: list[Tenant]) -> bool:
-    """Nothing in flight: outboxes empty, no sale awaiting stock, no delivery pending, and
-    every receiver has every status change."""
+    """Nothing in flight: outboxes empty, no sale awaiting stock, none claimed for shipping
+    without its fulfillment, no delivery pending, and every receiver has every status
+    change."""
     ids = [uuid.UUID(t.id) for t in tenants]
     if await unpublished(db):
         return False
@@ -96,7 +97,11 @@ async def settled(db: asyncpg.Connection, tenants: list[Tenant]) -> bool:
     pending = await db.fetchval(
         "SELECT count(*) FROM webhooks.deliveries WHERE tenant_id = ANY($1) AND status ="
         " 'pending'", ids)
-    if waiting or pending:
+    orphans = await db.fetchval(
+        "SELECT count(*) FROM orders.sales s WHERE s.tenant_id = ANY($1) AND s.status IN"
+        " ('in_fulfillment', 'shipped') AND NOT EXISTS (SELECT FROM fulfilment.fulfillments f"
+        " WHERE f.tenant_id = s.tenant_id AND f.sale_id = s.sale_id)", ids)
+    if waiting or pending or orphans:
         return False
     expected = await _expected_changes(db, ids)
     for tenant in tenants:
