@@ -13,6 +13,7 @@ import os
 import platform as host
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -47,6 +48,7 @@ def pgbench_tps(seconds: int, clients: int) -> float:
                               "postgres"], check=True, capture_output=True, text=True).stdout
     finally:
         stop_postgres(state)
+        shutil.rmtree(state, ignore_errors=True)
     match = re.search(r"tps = ([\d.]+)", out)
     if match is None:
         raise RuntimeError(f"no tps in pgbench's output:\n{out}")

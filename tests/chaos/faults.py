@@ -17,11 +17,6 @@ class Fault:
     target: str = ""
     down_for: float = 0.0  # seconds between breaking it and bringing it back
 
-    @property
-    def dependency(self) -> bool:
-        """An outage clients may be told about with 503 and Retry-After."""
-        return self.kind in ("kafka", "postgres", "service")
-
     async def inject(self, stack: ChaosStack, receiver: StoppableReceiver) -> None:
         if self.kind == "service":
             await asyncio.to_thread(stack.kill_service, self.target)
@@ -55,7 +50,7 @@ def faults(*, kafka_down: float, postgres_down: float, receiver_down: float) -> 
 
 
 FULL = faults(kafka_down=20, postgres_down=15, receiver_down=60)
-SHORT = faults(kafka_down=8, postgres_down=6, receiver_down=15)
+SHORT = faults(kafka_down=8, postgres_down=6, receiver_down=10)
 
 
 def by_kind(selection: list[Fault], kind: str, target: str = "") -> Fault:

@@ -65,8 +65,9 @@ class Seen:
     def counts(self, since: float = 0.0, until: float = float("inf")) -> Counter[str]:
         return Counter(o for at, o, _ in self.events if since <= at <= until)
 
-    def examples(self, outcome_: str, most: int = 3) -> list[str]:
-        return [call for _, o, call in self.events if o == outcome_][:most]
+    def calls(self, outcome_: str) -> Counter[str]:
+        """Which calls got this outcome, and how often."""
+        return Counter(call for _, o, call in self.events if o == outcome_)
 
 
 @dataclass

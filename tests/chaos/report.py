@@ -31,5 +31,7 @@ def passed(fault: Fault, row: Row) -> bool:
 def details(fault: Fault, row: Row) -> list[str]:
     lines = [f"{row.fault}: settled {row.settle_seconds:.0f} s after the load stopped"]
     lines += [f"  {note}" for note in row.notes]
+    lines += [f"  not allowed: {o} x{n} on {_counts(row.calls.get(o, Counter()))}"
+              for o, n in row.bad(fault).items()]
     lines += [f"  {line}" for line in row.findings.lines()]
     return lines

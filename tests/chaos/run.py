@@ -37,7 +37,7 @@ class Load:
 
 FULL_LOAD = Load(rate=20, workers=16, before=20, after=20, recover_within=300,
                  settle_within=240, request_timeout=30)
-SHORT_LOAD = Load(rate=6, workers=6, before=3, after=3, recover_within=90,
+SHORT_LOAD = Load(rate=6, workers=6, before=2, after=2, recover_within=90,
                   settle_within=90, request_timeout=20)
 
 
@@ -55,6 +55,7 @@ class Row:
     sales: int
     settle_seconds: float
     notes: list[str] = field(default_factory=list)
+    calls: dict[str, Counter[str]] = field(default_factory=dict)  # outcome -> calls
 
     def bad(self, fault: Fault) -> Counter[str]:
         """Answers clients must never get: a 500, a hang, a 503 without problem+json and
@@ -83,14 +84,11 @@ class Scenario:
         ledger = Ledger()
         run_id = f"c{self.phase}-{uuid.uuid4().hex[:6]}"
         receivers = [await StoppableReceiver(f"{run_id}-{n}").start() for n in ("a1", "a2", "b1")]
-        tenants = [
-            await new_tenant(self.session, platform.gateway_url, platform.admin_token, seen,
-                             self.load.request_timeout, f"{run_id}-a",
-                             [(receivers[0], [STATUS_CHANGED]), (receivers[1], [STATUS_CHANGED])]),
-            await new_tenant(self.session, platform.gateway_url, platform.admin_token, seen,
-                             self.load.request_timeout, f"{run_id}-b",
-                             [(receivers[2], [STATUS_CHANGED])]),
-        ]
+        tenants = list(await asyncio.gather(*(
+            new_tenant(self.session, platform.gateway_url, platform.admin_token, seen,
+                       self.load.request_timeout, f"{run_id}-{label}",
+                       [(r, [STATUS_CHANGED]) for r in subscribed])
+            for label, subscribed in (("a", receivers[:2]), ("b", receivers[2:])))))
         db = await asyncpg.connect(self.stack.database_url)
         try:
             dead_before = await dead_letters(db, self.stack.bootstrap_servers)
@@ -104,7 +102,12 @@ class Scenario:
         try:
             await asyncio.sleep(self.load.before)
             await fault.inject(self.stack, receivers[0])
-            await asyncio.sleep(fault.down_for)
+            down_since = time.monotonic()
+            ready_during = {}
+            if fault.kind in ("kafka", "postgres"):
+                await asyncio.sleep(min(3.0, fault.down_for / 2))
+                ready_during = await self._readiness()
+            await asyncio.sleep(max(0.0, fault.down_for - (time.monotonic() - down_since)))
             back = time.monotonic()
             await fault.restore(self.stack, receivers[0])
             recovered = await self._canary(tenants[0], back, run_id, notes)
@@ -117,26 +120,39 @@ class Scenario:
         try:
             settle = await wait_settled(db, tenants, self.load.settle_within)
             findings = await check(db, tenants, ledger, dead_before, self.stack.bootstrap_servers)
-            notes += await self._not_ready() + self._errors_logged(log_sizes)
+            notes += [f"{name} /ready {status}: {body}"
+                      for name, (status, body) in (await self._readiness()).items()
+                      if status != 200]
+            notes += self._errors_logged(log_sizes)
+            if ready_during:
+                notes.append("/ready during the outage: " + ", ".join(
+                    f"{name} {status}" for name, (status, _) in ready_during.items()))
+            # The gateway does not use Kafka: only services that check the broker must say so.
+            findings.broken += [
+                f"{name} /ready answered 200 while {fault.kind} was down: {body}"
+                for name, (status, body) in ready_during.items()
+                if status == 200 and (fault.kind == "postgres" or '"broker"' in body)]
         finally:
             await db.close()
             for receiver in receivers:
                 await receiver.stop()
-        return Row(fault.name, recovered, seen.counts(), findings, len(ledger.created), settle,
-                   notes)
+        counts = seen.counts()
+        return Row(fault.name, recovered, counts, findings, len(ledger.created), settle, notes,
+                   {o: seen.calls(o) for o in counts if o != "2xx"})
 
-    async def _not_ready(self) -> list[str]:
-        notes = []
-        for service in self.stack.running:
+    async def _readiness(self) -> dict[str, tuple[int, str]]:
+        """Each service's `GET /ready`: status and the start of the body (0: no answer)."""
+        async def ask(url: str) -> tuple[int, str]:
             try:
-                async with self.session.get(f"{service.url}/ready",
+                async with self.session.get(f"{url}/ready",
                                             timeout=aiohttp.ClientTimeout(total=5)) as answer:
-                    if answer.status != 200:
-                        notes.append(f"{service.name} /ready {answer.status}:"
-                                     f" {(await answer.text())[:300]}")
+                    return answer.status, (await answer.text())[:300]
             except (aiohttp.ClientError, TimeoutError) as exc:
-                notes.append(f"{service.name} /ready unreachable: {exc!r}")
-        return notes
+                return 0, repr(exc)
+
+        services = list(self.stack.running)
+        answers = await asyncio.gather(*(ask(s.url) for s in services))
+        return {s.name: a for s, a in zip(services, answers, strict=True)}
 
     def _log_sizes(self) -> dict[str, int]:
         return {s.name: s.log_file.stat().st_size if s.log_file.exists() else 0

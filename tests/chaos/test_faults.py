@@ -7,11 +7,11 @@ from collections.abc import AsyncIterator, Iterator
 import aiohttp
 import pytest
 
-from deploy.local.infra import DEFAULT_STATE_DIR, PG_TEST_SETTINGS
+from deploy.local.infra import DEFAULT_STATE_DIR
 from tests.chaos.faults import SHORT, Fault
 from tests.chaos.report import HEADER, details, passed, table_row
 from tests.chaos.run import SHORT_LOAD, Row, Scenario
-from tests.chaos.stack import ChaosStack
+from tests.chaos.stack import PG_CRASH_SAFE, ChaosStack
 
 pytestmark = pytest.mark.integration
 
@@ -19,12 +19,16 @@ STATE_DIR = DEFAULT_STATE_DIR / "chaos-test"
 
 # Faults the platform does not survive yet, with the reason; they run and report, and pass
 # once it does.
-NOT_SURVIVED_YET: dict[str, str] = {}
+NOT_SURVIVED_YET: dict[str, str] = {
+    "orders": "while orders is down, fulfilment answers shipping init and marks shipped with"
+              " 503 `unavailable` without Retry-After (its orders client), which the gateway"
+              " forwards; seen when a ship meets the outage",
+}
 
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[ChaosStack]:
-    running = ChaosStack(STATE_DIR, pg_settings=PG_TEST_SETTINGS)
+    running = ChaosStack(STATE_DIR, pg_settings=PG_CRASH_SAFE)
     try:
         running.start()
         yield running
@@ -39,9 +43,13 @@ async def scenario(stack: ChaosStack) -> AsyncIterator[Scenario]:
 
 
 def _params() -> list:
-    return [pytest.param(f, id=f.target or f.kind, marks=[pytest.mark.xfail(
-                reason=NOT_SURVIVED_YET[f.kind], strict=False)] if f.kind in NOT_SURVIVED_YET
+    return [pytest.param(f, id=name(f), marks=[pytest.mark.xfail(
+                reason=NOT_SURVIVED_YET[name(f)], strict=False)] if name(f) in NOT_SURVIVED_YET
                 else []) for f in SHORT]
+
+
+def name(fault: Fault) -> str:
+    return fault.target or fault.kind
 
 
 def explain(fault: Fault, row: Row) -> str:
