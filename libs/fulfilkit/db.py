@@ -27,6 +27,8 @@ CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.TooManyConnectionsError,
+    # the server went away in the middle of a statement ("cannot switch to state ...")
+    asyncpg.InternalClientError,
     OSError,
     TimeoutError,  # a pool acquire or connect that ran out
 )

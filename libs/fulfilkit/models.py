@@ -124,8 +124,20 @@ def _in_range(value: datetime) -> datetime:
     return value
 
 
-Timestamp = Annotated[datetime, AfterValidator(_in_range)]
-AwareTimestamp = Annotated[AwareDatetime, AfterValidator(_in_range)]
+def _written_as_date(value: Any) -> Any:
+    # pydantic also reads a number (or a string of digits) as seconds since 1970: refused,
+    # so `created_to=0.5` is an error rather than a moment in 1970
+    if isinstance(value, datetime) or (
+        isinstance(value, str) and re.match(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value)
+    ):
+        return value
+    raise ValueError("must be an ISO 8601 date and time, such as 2026-01-31T12:00:00Z")
+
+
+Timestamp = Annotated[datetime, BeforeValidator(_written_as_date), AfterValidator(_in_range)]
+AwareTimestamp = Annotated[
+    AwareDatetime, BeforeValidator(_written_as_date), AfterValidator(_in_range)
+]
 
 
 def _decimal_digits(value: Any) -> Any:

@@ -222,14 +222,15 @@ async def test_if_match_guards_a_single_record_update(tenant: Client):
     assert await figures(tenant, a) == [(4, 0, 3)]
 
 
-async def test_if_match_with_several_records_is_invalid_request(tenant: Client):
+async def test_if_match_with_several_records_is_a_validation_error(tenant: Client):
     location = await new_location(tenant)
     a, b = await stocked(tenant, location, 10), await stocked(tenant, location, 5)
     answer = await tenant.post(UPDATE, {"stock_records": [
         {"id": a["id"], "quantity": 1}, {"id": b["id"], "quantity": 1}]},
         headers={"If-Match": '"1"'})
-    assert answer.status == 400, answer
-    assert answer.problem_code == "invalid_request"
+    assert answer.status == 422, answer
+    assert answer.problem_code == "validation"
+    assert answer.body["errors"][0]["field"] == "/stock_records"
     assert await figures(tenant, a, b) == [(10, 0, 1), (5, 0, 1)]
 
 

@@ -4,7 +4,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fulfilkit.http.problems import Problem, problem_response
+from fulfilkit.http.problems import Problem, dependency_outage, problem_response
 from fulfilkit.logs import request_id_var
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,8 @@ class RequestIdMiddleware:
 
 
 class UnhandledErrorMiddleware:
-    """Answers an unhandled error with a 500 problem and logs it, inside the request id.
+    """Answers an unhandled error with a 500 problem and logs it, inside the request id; an
+    error that says the database cannot be used right now is a 503 with `Retry-After`.
 
     Unlike Starlette's outermost error middleware it does not raise the error again after
     answering: uvicorn would then close the keep-alive connection, which the caller's pool
@@ -71,12 +72,16 @@ class UnhandledErrorMiddleware:
 
         try:
             await self.app(scope, receive, send_tracked)
-        except Exception:
-            log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+        except Exception as exc:
+            outage = dependency_outage(exc)
+            if outage is None:
+                log.exception("unhandled error on %s %s", scope["method"], scope["path"])
+            else:
+                log.warning("%s %s answered 503: %r", scope["method"], scope["path"], exc)
             if started:  # half an answer is out: only closing the connection can end it
                 raise
-            internal = Problem("internal", "An unexpected error occurred.")
-            await problem_response(internal)(scope, receive, send)
+            problem = outage or Problem("internal", "An unexpected error occurred.")
+            await problem_response(problem)(scope, receive, send)
 
 
 class HeadAsGetMiddleware:

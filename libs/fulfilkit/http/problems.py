@@ -3,6 +3,7 @@
 import logging
 from typing import Any
 
+import asyncpg
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -99,7 +100,8 @@ def unavailable(detail: str = "A service this request needs is unavailable; try 
 def dependency_outage(exc: BaseException) -> Problem | None:
     """The 503 for an error that says PostgreSQL cannot be reached or used right now (down,
     restarting, in crash recovery, out of connections, or no connection free in time)."""
-    if not isinstance(exc, CONNECTION_ERRORS):
+    # DataError is an InterfaceError too, but says a value did not fit a query: not an outage
+    if not isinstance(exc, CONNECTION_ERRORS) or isinstance(exc, asyncpg.DataError):
         return None
     if isinstance(exc, OSError | TimeoutError):  # no connection, or none free in time
         return unavailable()
@@ -146,19 +148,3 @@ def install_problem_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             headers["Allow"] = allowed_methods(request)
         return problem_response(Problem(code, detail, headers=headers))
-
-    async def _unavailable(request: Request, exc: Exception) -> Response:
-        problem = dependency_outage(exc) or unavailable()
-        log.warning("%s %s answered 503: %r", request.method, request.url.path, exc)
-        return problem_response(problem)
-
-    for error in CONNECTION_ERRORS:
-        app.add_exception_handler(error, _unavailable)
-
-    @app.exception_handler(Exception)
-    async def _unhandled(request: Request, exc: Exception) -> Response:
-        if (problem := dependency_outage(exc)) is not None:
-            log.warning("%s %s answered 503: %r", request.method, request.url.path, exc)
-            return problem_response(problem)
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem_response(Problem("internal", "An unexpected error occurred."))

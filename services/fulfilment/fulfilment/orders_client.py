@@ -29,7 +29,8 @@ class OrdersClient:
                                           headers=headers) as response:
                 return response.status, await response.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError):
-            raise Problem("unavailable", "The orders service cannot be reached.") from None
+            raise Problem("unavailable", "The orders service cannot be reached.",
+                          headers={"Retry-After": "1"}) from None
 
     async def claim(self, tenant_id: UUID, actor: str, sale_ids: list[str]) -> dict[str, Any]:
         """Claim pending sales for shipping: `{"claimed": [snapshots], "errors": [...]}`."""
