@@ -17,7 +17,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fulfilkit.http.internal import TenantId
 from fulfilkit.logs import request_id_var
 from fulfilkit.service import ServiceSpec, create_service
-from fulfilkit.settings import ServiceSettings
+from fulfilkit.settings import ServiceSettings, token_digest
 from services.gateway.tests.harness import listening_socket, wait_until
 from tests.support import ref
 
@@ -56,7 +56,8 @@ class LoggedErrors(logging.Handler):
 @pytest.fixture
 async def service(infrastructure, tmp_path: Path) -> AsyncIterator[tuple[str, LoggedErrors]]:
     schema = ref("errs").replace("-", "_")
-    settings = ServiceSettings(database_url=infrastructure.database_url, internal_token=TOKEN)
+    settings = ServiceSettings(database_url=infrastructure.database_url,
+                               internal_callers={"gateway": token_digest(TOKEN)})
     app: FastAPI = create_service(ServiceSpec(
         name=schema, settings=settings, migrations=tmp_path, routers=[router], uses_kafka=False))
     errors = LoggedErrors()

@@ -148,3 +148,19 @@ def install_problem_handlers(app: FastAPI) -> None:
         if exc.status_code == 405:
             headers["Allow"] = allowed_methods(request)
         return problem_response(Problem(code, detail, headers=headers))
+
+    async def _unavailable(request: Request, exc: Exception) -> Response:
+        if (problem := dependency_outage(exc)) is None:
+            raise exc  # not an outage after all: the unhandled-error middleware answers it
+        log.warning("%s %s answered 503: %r", request.method, request.url.path, exc)
+        return problem_response(problem)
+
+    for error in CONNECTION_ERRORS:
+        app.add_exception_handler(error, _unavailable)
+
+    @app.exception_handler(Exception)
+    async def _unhandled(request: Request, exc: Exception) -> Response:
+        # Reached only without `UnhandledErrorMiddleware` (which answers inside the request
+        # id and keeps the connection open)
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return problem_response(Problem("internal", "An unexpected error occurred."))
