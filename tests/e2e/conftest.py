@@ -15,6 +15,11 @@ LOG_DIR = Path(__file__).resolve().parents[2] / ".local" / "test-logs"
 TEST_SETTINGS = {
     "RATE_LIMIT_PER_SECOND": "100000",
     "RATE_LIMIT_BURST": "100000",
+    # every test client is 127.0.0.1: per-address limits are tested in services/gateway/tests
+    "UNAUTHENTICATED_RATE_LIMIT_PER_SECOND": "100000",
+    "UNAUTHENTICATED_RATE_LIMIT_BURST": "100000",
+    "ADMIN_FAILURES_PER_MINUTE": "6000000",
+    "ADMIN_FAILURES_BURST": "100000",
     "OUTBOX_POLL_INTERVAL_SECONDS": "0.5",
     "WEBHOOK_POLL_INTERVAL_SECONDS": "0.1",
     "WEBHOOK_RETRY_SCHEDULE_SECONDS": "0.2,0.4,0.8",
