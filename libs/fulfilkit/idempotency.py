@@ -13,7 +13,6 @@ effect itself (table `<schema>.idempotent_requests`, one per service schema):
 Writes whose effect is keyed by their own content (a sale by its `sale_id`) need none of it.
 """
 
-import asyncio
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable
@@ -28,6 +27,7 @@ from pydantic import BaseModel
 
 from fulfilkit.db import in_transaction
 from fulfilkit.http.problems import Problem
+from fulfilkit.retention import PRUNE_BATCH, delete_older_than, prune_every
 
 if TYPE_CHECKING:
     from fulfilkit.service import Runtime
@@ -37,7 +37,6 @@ log = logging.getLogger(__name__)
 IDEMPOTENCY_KEY_HEADER = "Idempotency-Key"
 REPLAYED_HEADER = "Idempotent-Replayed"
 MAX_KEY_LENGTH = 255
-PRUNE_BATCH = 5000
 PRUNE_INTERVAL_SECONDS = 600.0
 
 
@@ -175,31 +174,12 @@ async def _claim(
 async def prune(pool: asyncpg.Pool, schema: str, older_than: timedelta,
                 batch: int = PRUNE_BATCH) -> int:
     """Forgets keys older than `older_than`, one short transaction per batch."""
-    removed = 0
-    while True:
-        status = await pool.execute(
-            f"DELETE FROM {schema}.idempotent_requests WHERE (tenant_id, key) IN ("
-            f" SELECT tenant_id, key FROM {schema}.idempotent_requests"
-            " WHERE created_at < now() - $1::interval LIMIT $2)",
-            older_than, batch,
-        )
-        removed += (n := int(status.split()[-1]))
-        if n < batch:
-            return removed
-
-
-async def run_pruner(pool: asyncpg.Pool, schema: str, older_than: timedelta,
-                     interval_seconds: float = PRUNE_INTERVAL_SECONDS) -> None:
-    while True:
-        try:
-            if removed := await prune(pool, schema, older_than):
-                log.info("forgot %d idempotency keys older than %s", removed, older_than)
-        except Exception as exc:  # the pruner must outlive any outage
-            log.warning("cannot prune the %s idempotency keys, retrying later: %r", schema, exc)
-        await asyncio.sleep(interval_seconds)
+    return await delete_older_than(pool, f"{schema}.idempotent_requests", "tenant_id, key",
+                                   "created_at", older_than, batch)
 
 
 async def keep_keys_bounded(runtime: "Runtime") -> None:
     """A service's background task: forgets its keys after `IDEMPOTENCY_TTL_HOURS`."""
     ttl = timedelta(hours=runtime.settings.idempotency_ttl_hours)
-    await run_pruner(runtime.pool, runtime.schema, ttl)
+    await prune_every(PRUNE_INTERVAL_SECONDS, lambda: prune(runtime.pool, runtime.schema, ttl),
+                      f"idempotency keys of {runtime.schema} older than {ttl}")

@@ -17,14 +17,6 @@ pytestmark = pytest.mark.integration
 
 STATE_DIR = DEFAULT_STATE_DIR / "chaos-test"
 
-# Faults the platform does not survive yet, with the reason; they run and report, and pass
-# once it does.
-NOT_SURVIVED_YET: dict[str, str] = {
-    "orders": "while orders is down, fulfilment answers shipping init and marks shipped with"
-              " 503 `unavailable` without Retry-After (its orders client), which the gateway"
-              " forwards; seen when a ship meets the outage",
-}
-
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[ChaosStack]:
@@ -43,9 +35,7 @@ async def scenario(stack: ChaosStack) -> AsyncIterator[Scenario]:
 
 
 def _params() -> list:
-    return [pytest.param(f, id=name(f), marks=[pytest.mark.xfail(
-                reason=NOT_SURVIVED_YET[name(f)], strict=False)] if name(f) in NOT_SURVIVED_YET
-                else []) for f in SHORT]
+    return [pytest.param(f, id=name(f)) for f in SHORT]
 
 
 def name(fault: Fault) -> str:

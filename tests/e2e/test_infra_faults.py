@@ -117,6 +117,14 @@ async def postgres_down(dsn: str) -> AsyncIterator[Path]:
     if state_dir is None:
         pytest.skip("needs the local launcher's PostgreSQL (not a container)")
     log_file = postgres_log_file(state_dir)
+    # The test server commits asynchronously (synchronous_commit off, for speed): a crash may
+    # lose its last commits, which a production server (synchronous_commit on) never does. A
+    # checkpoint first makes what the test has done so far as durable as it would be there.
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute("CHECKPOINT")
+    finally:
+        await connection.close()
     await asyncio.to_thread(crash_postgres, state_dir)
     try:
         yield state_dir

@@ -8,12 +8,12 @@ they skip each other's rows. (Idempotency keys go by `fulfilkit.idempotency`, as
 service that keys its writes.)
 """
 
-import asyncio
 import logging
 from datetime import timedelta
 
 import asyncpg
 
+from fulfilkit.retention import prune_every
 from fulfilkit.service import Runtime
 from webhooks import store
 from webhooks.settings import WebhookSettings
@@ -37,10 +37,6 @@ async def run_pruner(runtime: Runtime) -> None:
     settings = runtime.settings
     assert isinstance(settings, WebhookSettings)
     older_than = timedelta(seconds=settings.webhook_retention_seconds)
-    while True:
-        try:
-            if removed := await prune(runtime.pool, older_than):
-                log.info("pruned %d webhook rows older than %s", removed, older_than)
-        except Exception as exc:  # the pruner must outlive any outage
-            log.warning("cannot prune webhook deliveries, retrying later: %r", exc)
-        await asyncio.sleep(settings.webhook_prune_interval_seconds)
+    await prune_every(settings.webhook_prune_interval_seconds,
+                      lambda: prune(runtime.pool, older_than),
+                      f"finished webhook deliveries older than {older_than}")
