@@ -1,4 +1,4 @@
-"""RFC 9457 problem details with the platform's error codes (DESIGN.md section 5)."""
+"""RFC 9457 problem details with the platform's stable error codes (`TITLES`)."""
 
 import logging
 from typing import Any
