@@ -1,4 +1,4 @@
-"""Event types, their topics, partition keys and versioned data models (docs/architecture.md, "Events").
+"""Event types, their topics, partition keys and versioned data models.
 
 Every event's `data` is the full snapshot of the entity after the change plus what changed.
 Bump `dataversion` on the envelope when a model changes incompatibly.
