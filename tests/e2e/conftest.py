@@ -1,6 +1,7 @@
 """The whole platform as real processes on the real broker and database, once per session."""
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import aiohttp
@@ -30,17 +31,24 @@ TEST_SETTINGS = {
 }
 
 
-@pytest.fixture(scope="session")
-def platform(infrastructure) -> Iterator[Platform]:
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
+@contextmanager
+def running_platform(infrastructure, log_dir: Path = LOG_DIR) -> Iterator[Platform]:
+    """The five services on free ports with the test settings, stopped on exit."""
+    log_dir.mkdir(parents=True, exist_ok=True)
     ports = dict(zip([s.name for s in SERVICES], free_ports(len(SERVICES)), strict=True))
     with Platform(
         database_url=infrastructure.database_url,
         bootstrap_servers=infrastructure.bootstrap_servers,
-        log_dir=LOG_DIR,
+        log_dir=log_dir,
         ports=ports,
         extra_env=TEST_SETTINGS,
     ) as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def platform(infrastructure) -> Iterator[Platform]:
+    with running_platform(infrastructure) as running:
         yield running
 
 

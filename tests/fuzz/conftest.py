@@ -11,8 +11,8 @@ import requests
 import schemathesis
 from schemathesis.openapi import from_dict
 
-from deploy.local.services import SERVICES, Platform, free_ports
-from tests.e2e.conftest import TEST_SETTINGS
+from deploy.local.services import Platform
+from tests.e2e.conftest import running_platform
 from tests.fuzz.config import fuzz_config
 from tests.fuzz.settings import FuzzSettings
 from tests.support import ref
@@ -27,15 +27,7 @@ def fuzz_settings() -> FuzzSettings:
 
 @pytest.fixture(scope="session")
 def fuzzed_platform(infrastructure: Any) -> Iterator[Platform]:
-    LOG_DIR.mkdir(parents=True, exist_ok=True)
-    ports = dict(zip([s.name for s in SERVICES], free_ports(len(SERVICES)), strict=True))
-    with Platform(
-        database_url=infrastructure.database_url,
-        bootstrap_servers=infrastructure.bootstrap_servers,
-        log_dir=LOG_DIR,
-        ports=ports,
-        extra_env=TEST_SETTINGS,
-    ) as running:
+    with running_platform(infrastructure, LOG_DIR) as running:
         yield running
 
 
