@@ -49,6 +49,7 @@ fuzz: $(STAMP)
 	$(PY) -m deploy.local infra -- $(PY) -m pytest tests/fuzz $(PYTEST_ARGS)
 
 lint: $(STAMP)
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 

@@ -42,10 +42,13 @@ def pgbench_tps(seconds: int, clients: int) -> float:
     try:
         socket_dir = parse_qs(urlparse(dsn).query)["host"][0]
         base = [pgbench_binary(), "-h", socket_dir, "-U", "postgres"]
-        subprocess.run([*base, "-i", "-q", "-s", "10", "postgres"], check=True,
-                       capture_output=True)
-        out = subprocess.run([*base, "-c", str(clients), "-j", str(clients), "-T", str(seconds),
-                              "postgres"], check=True, capture_output=True, text=True).stdout
+        subprocess.run([*base, "-i", "-q", "-s", "10", "postgres"], check=True, capture_output=True)
+        out = subprocess.run(
+            [*base, "-c", str(clients), "-j", str(clients), "-T", str(seconds), "postgres"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
     finally:
         stop_postgres(state)
         shutil.rmtree(state, ignore_errors=True)
@@ -94,10 +97,14 @@ def main() -> None:
     rps = asyncio.run(http_rps(args.seconds, args.clients * 4))
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(f"machine: {os.cpu_count()} cores, {host.platform()}")
-    print(f"pgbench TPC-B (scale 10, {args.clients} clients, {args.seconds} s, fsync on):"
-          f" {tps:,.0f} tps")
-    print(f"aiohttp to aiohttp on loopback ({args.clients * 4} connections, one process,"
-          f" {args.seconds} s): {rps:,.0f} requests/s")
+    print(
+        f"pgbench TPC-B (scale 10, {args.clients} clients, {args.seconds} s, fsync on):"
+        f" {tps:,.0f} tps"
+    )
+    print(
+        f"aiohttp to aiohttp on loopback ({args.clients * 4} connections, one process,"
+        f" {args.seconds} s): {rps:,.0f} requests/s"
+    )
 
 
 if __name__ == "__main__":

@@ -63,11 +63,13 @@ class CpuMeter:
         return cls(components)
 
     def snapshot(self) -> dict[str, float]:
-        return {name: sum(_cpu_seconds(p) for p in pids())
-                for name, pids in self._components.items()}
+        return {
+            name: sum(_cpu_seconds(p) for p in pids()) for name, pids in self._components.items()
+        }
 
-    async def until_quiet(self, share: float = 0.15, seconds: float = 1.0,
-                          deadline: float = 60.0) -> float:
+    async def until_quiet(
+        self, share: float = 0.15, seconds: float = 1.0, deadline: float = 60.0
+    ) -> float:
         """Wait until everything measured together uses less than `share` of one core for
         `seconds` (say, autovacuum after a burst has finished); returns the time waited."""
         started = time.monotonic()
@@ -82,11 +84,14 @@ class CpuMeter:
         return time.monotonic() - started
 
     @staticmethod
-    def per_unit(before: Mapping[str, float], after: Mapping[str, float], units: int,
-                 unit: str) -> str:
+    def per_unit(
+        before: Mapping[str, float], after: Mapping[str, float], units: int, unit: str
+    ) -> str:
         """One line: total and per-component CPU milliseconds per unit, largest first."""
         spent = {name: max(0.0, after[name] - before.get(name, 0.0)) for name in after}
         total = sum(spent.values())
-        parts = ", ".join(f"{name} {seconds * 1000 / units:.2f}"
-                          for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1]))
+        parts = ", ".join(
+            f"{name} {seconds * 1000 / units:.2f}"
+            for name, seconds in sorted(spent.items(), key=lambda kv: -kv[1])
+        )
         return f"CPU ms per {unit}: {total * 1000 / units:.2f} in all ({parts})"

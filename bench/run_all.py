@@ -14,10 +14,15 @@ BENCHMARKS = ["sales_flow.py", "stock_reservations.py", "webhook_delivery.py"]
 
 if __name__ == "__main__":
     here = Path(__file__).parent
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")}
+    env = {
+        k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
+    }
     env["INFRA_DURABLE"] = "1"
     for name in BENCHMARKS:
         print(f"== {name}", flush=True)
-        subprocess.run([sys.executable, "-m", "deploy.local", "infra", "--", sys.executable,
-                        str(here / name)], check=True, env=env, cwd=here.parent)
+        subprocess.run(
+            [sys.executable, "-m", "deploy.local", "infra", "--", sys.executable, str(here / name)],
+            check=True,
+            env=env,
+            cwd=here.parent,
+        )

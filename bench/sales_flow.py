@@ -31,7 +31,9 @@ from bench.cpu import CpuMeter
 from deploy.local.services import SERVICES, Platform, free_ports
 
 QUIET = {
-    "LOG_LEVEL": "WARNING", "RATE_LIMIT_PER_SECOND": "1000000", "RATE_LIMIT_BURST": "1000000",
+    "LOG_LEVEL": "WARNING",
+    "RATE_LIMIT_PER_SECOND": "1000000",
+    "RATE_LIMIT_BURST": "1000000",
     "DB_POOL_MAX_SIZE": "40",
 }
 DONE = "done"
@@ -49,8 +51,7 @@ class Api:
         self.headers = {"Authorization": f"Bearer {key}"}
 
     async def post(self, path: str, body: dict) -> tuple[int, dict]:
-        async with self.session.post(f"{self.base}{path}", json=body,
-                                     headers=self.headers) as r:
+        async with self.session.post(f"{self.base}{path}", json=body, headers=self.headers) as r:
             return r.status, await r.json(content_type=None)
 
     async def get(self, path: str) -> tuple[int, dict]:
@@ -70,26 +71,33 @@ class Api:
             await asyncio.sleep(0.02)
 
 
-async def new_tenant(session: aiohttp.ClientSession, gateway: str, admin: str,
-                     skus: int, per_sku: int) -> tuple[Api, list[str]]:
-    async with session.post(f"{gateway}/api/v1/admin/tenants",
-                            json={"name": f"bench-{uuid.uuid4().hex[:8]}"},
-                            headers={"Authorization": f"Bearer {admin}"}) as r:
+async def new_tenant(
+    session: aiohttp.ClientSession, gateway: str, admin: str, skus: int, per_sku: int
+) -> tuple[Api, list[str]]:
+    async with session.post(
+        f"{gateway}/api/v1/admin/tenants",
+        json={"name": f"bench-{uuid.uuid4().hex[:8]}"},
+        headers={"Authorization": f"Bearer {admin}"},
+    ) as r:
         api = Api(session, gateway, (await r.json())["api_key"])
     assert (await api.post("/locations", {"location_id": "wh-1", "name": "W"}))[0] == 201
     names = [f"SKU-{i:05d}" for i in range(skus)]
     for sku in names:
         assert (await api.post("/products", {"sku": sku, "name": sku}))[0] == 201
-        status, _ = await api.post("/stock/stock-records",
-                                   {"sku": sku, "location_id": "wh-1", "quantity": per_sku})
+        status, _ = await api.post(
+            "/stock/stock-records", {"sku": sku, "location_id": "wh-1", "quantity": per_sku}
+        )
         assert status == 201
     return api, names
 
 
 def sale(n: int, skus: list[str]) -> dict:
-    return {"sale_id": f"B-{uuid.uuid4().hex[:12]}",
-            "shop": {"channel": "web", "shop_name": "bench"}, "location_id": "wh-1",
-            "lines": [{"sku": skus[n % len(skus)], "quantity": 1}]}
+    return {
+        "sale_id": f"B-{uuid.uuid4().hex[:12]}",
+        "shop": {"channel": "web", "shop_name": "bench"},
+        "location_id": "wh-1",
+        "lines": [{"sku": skus[n % len(skus)], "quantity": 1}],
+    }
 
 
 async def create_pending(api: Api, body: dict) -> float:
@@ -103,14 +111,14 @@ async def create_pending(api: Api, body: dict) -> float:
 async def create_pending_batch(api: Api, bodies: list[dict]) -> float:
     started = time.perf_counter()
     status, answer = await api.post("/sales/batch", {"sales": bodies})
-    if status != 200 or answer["errors"] or any(s["status"] != "pending"
-                                                for s in answer["sales"]):
+    if status != 200 or answer["errors"] or any(s["status"] != "pending" for s in answer["sales"]):
         raise RuntimeError(f"sales not all pending: {status} {answer}")
     return time.perf_counter() - started
 
 
-async def lifecycles(api: Api, skus: list[str], total: int, concurrency: int, waves: bool,
-                     create_batch: int = 1) -> tuple[float, list[float]]:
+async def lifecycles(
+    api: Api, skus: list[str], total: int, concurrency: int, waves: bool, create_batch: int = 1
+) -> tuple[float, list[float]]:
     """create (one request per sale, or `create_batch` sales a request) -> pending ->
     shipping init (batches of up to 100) -> shipped (one request per fulfillment, or waves of
     up to 100 with `waves`), pipelined; `concurrency` sales being created at a time."""
@@ -147,8 +155,9 @@ async def lifecycles(api: Api, skus: list[str], total: int, concurrency: int, wa
 
     async def marker() -> None:
         while (fid := await to_mark.get()) != DONE:
-            status, answer = await api.post(f"/fulfillment/fulfillments/{fid}/status",
-                                            {"status": "shipped"})
+            status, answer = await api.post(
+                f"/fulfillment/fulfillments/{fid}/status", {"status": "shipped"}
+            )
             if status != 200:
                 raise RuntimeError(f"mark shipped failed: {status} {answer}")
 
@@ -166,14 +175,19 @@ async def lifecycles(api: Api, skus: list[str], total: int, concurrency: int, wa
                     to_mark.put_nowait(DONE)
             if not wave:
                 continue
-            status, answer = await api.post("/fulfillment/fulfillments/status", {
-                "updates": [{"id": fid, "status": "shipped"} for fid in wave]})
+            status, answer = await api.post(
+                "/fulfillment/fulfillments/status",
+                {"updates": [{"id": fid, "status": "shipped"} for fid in wave]},
+            )
             if status != 200 or answer["errors"]:
                 raise RuntimeError(f"mark shipped failed: {status} {answer}")
 
     started = time.perf_counter()
-    markers = ([asyncio.create_task(wave_marker()) for _ in range(4)] if waves
-               else [asyncio.create_task(marker()) for _ in range(concurrency // 4 or 1)])
+    markers = (
+        [asyncio.create_task(wave_marker()) for _ in range(4)]
+        if waves
+        else [asyncio.create_task(marker()) for _ in range(concurrency // 4 or 1)]
+    )
     batchers = [asyncio.create_task(batcher())]
     if create_batch > 1:
         await asyncio.gather(*(batch_creator() for _ in range(max(1, concurrency // create_batch))))
@@ -210,8 +224,9 @@ async def at_fixed_rate(api: Api, skus: list[str], rate: float, seconds: float) 
     return list(await asyncio.gather(*tasks))
 
 
-async def at_fixed_rate_batched(api: Api, skus: list[str], rate: float, seconds: float,
-                                most: int, senders: int = 4) -> list[float]:
+async def at_fixed_rate_batched(
+    api: Api, skus: list[str], rate: float, seconds: float, most: int, senders: int = 4
+) -> list[float]:
     """Sales arrive every 1/rate s; each of `senders` importers sends whatever has arrived,
     up to `most` a request, as soon as its previous request is answered. A sale's latency
     runs from its arrival, so the time it waited for a sender counts."""
@@ -246,8 +261,9 @@ async def at_fixed_rate_batched(api: Api, skus: list[str], rate: float, seconds:
 
 def ms(values: list[float]) -> str:
     v = [x * 1000 for x in values]
-    return (f"p50 {statistics.median(v):.1f} ms, p99 {percentile(v, 0.99):.1f} ms,"
-            f" max {max(v):.1f} ms")
+    return (
+        f"p50 {statistics.median(v):.1f} ms, p99 {percentile(v, 0.99):.1f} ms, max {max(v):.1f} ms"
+    )
 
 
 async def run(args: argparse.Namespace, gateway: str, admin: str, meter: CpuMeter) -> None:
@@ -257,67 +273,96 @@ async def run(args: argparse.Namespace, gateway: str, admin: str, meter: CpuMete
         api, skus = await new_tenant(session, gateway, admin, args.skus, need // args.skus + 10)
         # The broker's JVM compiles its hot paths during the first minute or so; measured
         # cold, Kafka costs about twice its steady-state CPU per event.
-        warmup_seconds, _ = await lifecycles(api, skus, args.warmup, args.concurrency,
-                                             args.waves, args.create_batch)
+        warmup_seconds, _ = await lifecycles(
+            api, skus, args.warmup, args.concurrency, args.waves, args.create_batch
+        )
         await analyze(os.environ["DATABASE_URL"])
         before = meter.snapshot()
-        elapsed, create_latencies = await lifecycles(api, skus, args.sales, args.concurrency,
-                                                     args.waves, args.create_batch)
+        elapsed, create_latencies = await lifecycles(
+            api, skus, args.sales, args.concurrency, args.waves, args.create_batch
+        )
         lifecycle_cpu = meter.per_unit(before, meter.snapshot(), args.sales, "lifecycle")
         rate = args.rate or round(args.sales / elapsed / 2)
         # from a settled system: not while autovacuum cleans up after the burst
         settled_seconds = await meter.until_quiet()
         before = meter.snapshot()
-        fixed = (await at_fixed_rate_batched(api, skus, rate, args.seconds, args.create_batch)
-                 if args.create_batch > 1 else await at_fixed_rate(api, skus, rate, args.seconds))
+        fixed = (
+            await at_fixed_rate_batched(api, skus, rate, args.seconds, args.create_batch)
+            if args.create_batch > 1
+            else await at_fixed_rate(api, skus, rate, args.seconds)
+        )
         create_cpu = meter.per_unit(before, meter.snapshot(), len(fixed), "create")
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
-    print(f"machine: {os.cpu_count()} cores, {host.platform()}; client, services, Kafka and"
-          " PostgreSQL all on it")
+    print(
+        f"machine: {os.cpu_count()} cores, {host.platform()}; client, services, Kafka and"
+        " PostgreSQL all on it"
+    )
     print(f"warm-up: {args.warmup} lifecycles in {warmup_seconds:.1f}s, not counted")
     marked = "in waves of up to 100" if args.waves else "one request each"
-    created = (f"{args.create_batch} a request" if args.create_batch > 1
-               else "one request each")
-    print(f"full lifecycles (create -> pending -> shipping init -> shipped -> stock committed):"
-          f" {args.sales} in"
-          f" {elapsed:.1f}s = {args.sales / elapsed:,.0f}/s, {args.concurrency} sales in flight,"
-          f" {args.skus} SKUs, created {created}, marked shipped {marked}")
+    created = f"{args.create_batch} a request" if args.create_batch > 1 else "one request each"
+    print(
+        f"full lifecycles (create -> pending -> shipping init -> shipped -> stock committed):"
+        f" {args.sales} in"
+        f" {elapsed:.1f}s = {args.sales / elapsed:,.0f}/s, {args.concurrency} sales in flight,"
+        f" {args.skus} SKUs, created {created}, marked shipped {marked}"
+    )
     print(f"  create-to-pending under that load: {ms(create_latencies)}")
     print(f"  {lifecycle_cpu}")
-    sent = (f"4 importers each sending what has arrived, up to {args.create_batch} a request,"
-            " latency from arrival" if args.create_batch > 1 else "one request each")
-    print(f"create-to-pending at a fixed {rate}/s for {args.seconds}s ({sent}), started once"
-          f" the platform was quiet ({settled_seconds:.1f}s after the burst): {ms(fixed)}")
+    sent = (
+        f"4 importers each sending what has arrived, up to {args.create_batch} a request,"
+        " latency from arrival"
+        if args.create_batch > 1
+        else "one request each"
+    )
+    print(
+        f"create-to-pending at a fixed {rate}/s for {args.seconds}s ({sent}), started once"
+        f" the platform was quiet ({settled_seconds:.1f}s after the burst): {ms(fixed)}"
+    )
     print(f"  {create_cpu}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sales", type=int, default=4000)
-    parser.add_argument("--warmup", type=int, default=4000,
-                        help="lifecycles run first and not measured")
-    parser.add_argument("--concurrency", type=int, default=64,
-                        help="sales being created at a time")
+    parser.add_argument(
+        "--warmup", type=int, default=4000, help="lifecycles run first and not measured"
+    )
+    parser.add_argument("--concurrency", type=int, default=64, help="sales being created at a time")
     parser.add_argument("--skus", type=int, default=100)
-    parser.add_argument("--rate", type=float, default=0,
-                        help="fixed create rate for the latency run (default: half the"
-                             " measured lifecycle rate)")
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0,
+        help="fixed create rate for the latency run (default: half the measured lifecycle rate)",
+    )
     parser.add_argument("--seconds", type=int, default=10)
-    parser.add_argument("--create-batch", type=int, default=20,
-                        help="sales created per request (POST /sales/batch); 1: POST /sales"
-                             " for each")
-    parser.add_argument("--mark", choices=("waves", "one"), default="waves",
-                        help="mark fulfillments shipped in waves of up to 100 a request"
-                             " (POST /fulfillments/status) or one request each")
+    parser.add_argument(
+        "--create-batch",
+        type=int,
+        default=20,
+        help="sales created per request (POST /sales/batch); 1: POST /sales for each",
+    )
+    parser.add_argument(
+        "--mark",
+        choices=("waves", "one"),
+        default="waves",
+        help="mark fulfillments shipped in waves of up to 100 a request"
+        " (POST /fulfillments/status) or one request each",
+    )
     args = parser.parse_args()
     args.waves = args.mark == "waves"
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     ports = dict(zip([s.name for s in SERVICES], free_ports(len(SERVICES)), strict=True))
-    with Platform(database_url=os.environ["DATABASE_URL"],
-                  bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"],
-                  log_dir=log_dir, ports=ports, extra_env=QUIET) as running:
-        asyncio.run(run(args, running.gateway_url, running.admin_token,
-                        CpuMeter.for_local_run(running)))
+    with Platform(
+        database_url=os.environ["DATABASE_URL"],
+        bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"],
+        log_dir=log_dir,
+        ports=ports,
+        extra_env=QUIET,
+    ) as running:
+        asyncio.run(
+            run(args, running.gateway_url, running.admin_token, CpuMeter.for_local_run(running))
+        )
     print(f"service logs: {log_dir}")
 
 

@@ -32,8 +32,11 @@ def single_service(name: str) -> Iterator[Running]:
     token = secrets.token_urlsafe(32)
     bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
     env = platform_env(
-        database_url=os.environ["DATABASE_URL"], bootstrap_servers=bootstrap,
-        internal_token=token, admin_token=secrets.token_urlsafe(32), ports=ports,
+        database_url=os.environ["DATABASE_URL"],
+        bootstrap_servers=bootstrap,
+        internal_token=token,
+        admin_token=secrets.token_urlsafe(32),
+        ports=ports,
     )
     env["LOG_LEVEL"] = "WARNING"
     app = next(s.app for s in SERVICES if s.name == name)

@@ -187,12 +187,23 @@ def reservation_of(wanted: set[str]) -> Callable[[ConsumerRecord], str | None]:
 def sale_created(tenant: uuid.UUID, n: int, sku: str) -> tuple[str, bytes, bytes]:
     now = utcnow()
     sale = c.SaleSnapshot(
-        id=uuid.uuid4(), sale_id=f"B-{n:06d}-{secrets.token_hex(3)}", status="awaiting_stock",
-        version=1, shop=c.Shop(channel="web", shop_name="bench"), location_id=LOCATION,
-        lines=[c.SaleLine(sku=sku, quantity=1)], created_at=now, updated_at=now,
+        id=uuid.uuid4(),
+        sale_id=f"B-{n:06d}-{secrets.token_hex(3)}",
+        status="awaiting_stock",
+        version=1,
+        shop=c.Shop(channel="web", shop_name="bench"),
+        location_id=LOCATION,
+        lines=[c.SaleLine(sku=sku, quantity=1)],
+        created_at=now,
+        updated_at=now,
     )
-    event = c.make_event(source="/orders", type=c.SALE_CREATED, tenant_id=tenant,
-                         subject=f"sale/{sale.id}", data=sale)
+    event = c.make_event(
+        source="/orders",
+        type=c.SALE_CREATED,
+        tenant_id=tenant,
+        subject=f"sale/{sale.id}",
+        data=sale,
+    )
     return str(sale.id), c.sale_key(tenant, sale.id).encode(), event.to_bytes()
 
 
@@ -210,7 +221,9 @@ async def produce(
 
 
 async def reserve(
-    producer: AIOKafkaProducer, events: StockEvents, messages: list[tuple[str, bytes, bytes]],
+    producer: AIOKafkaProducer,
+    events: StockEvents,
+    messages: list[tuple[str, bytes, bytes]],
     timeout: float,
 ) -> tuple[float, float, list[float]]:
     """Produce `messages` and await every reservation: (elapsed, produce time, latencies)."""
@@ -245,8 +258,14 @@ async def verify(api: StockApi, sold: Counter[str], quantity: int) -> str:
 
 
 async def scenario(
-    name: str, skus: list[str], total: int, api: StockApi, producer: AIOKafkaProducer,
-    events: StockEvents, tenant: uuid.UUID, timeout: float,
+    name: str,
+    skus: list[str],
+    total: int,
+    api: StockApi,
+    producer: AIOKafkaProducer,
+    events: StockEvents,
+    tenant: uuid.UUID,
+    timeout: float,
 ) -> Result:
     sold = Counter(skus[n % len(skus)] for n in range(total))
     quantity = max(sold.values()) + 10
@@ -257,8 +276,9 @@ async def scenario(
     messages = [sale_created(tenant, n, skus[n % len(skus)]) for n in range(total)]
     elapsed, produce_time, latencies = await reserve(producer, events, messages, timeout)
     verified = await verify(api, sold, quantity)
-    return Result(name, total, len(skus), elapsed, produce_time,
-                  [v * 1000 for v in latencies], verified)
+    return Result(
+        name, total, len(skus), elapsed, produce_time, [v * 1000 for v in latencies], verified
+    )
 
 
 async def run(args: argparse.Namespace, url: str, token: str, bootstrap: str) -> list[Result]:
@@ -277,15 +297,43 @@ async def run(args: argparse.Namespace, url: str, token: str, bootstrap: str) ->
             await events.start()
             try:
                 # Warm up: the stock consumer has joined its group and the relay is running.
-                await scenario("warm-up", [f"W{run_id}"], WARM_UP_SALES, api, producer, events,
-                               tenant, args.timeout)
+                await scenario(
+                    "warm-up",
+                    [f"W{run_id}"],
+                    WARM_UP_SALES,
+                    api,
+                    producer,
+                    events,
+                    tenant,
+                    args.timeout,
+                )
                 if args.scenario in ("many", "both"):
                     skus = [f"M{run_id}-{i:04d}" for i in range(MANY_SKUS)]
-                    results.append(await scenario("many SKUs", skus, args.sales, api, producer,
-                                                  events, tenant, args.timeout))
+                    results.append(
+                        await scenario(
+                            "many SKUs",
+                            skus,
+                            args.sales,
+                            api,
+                            producer,
+                            events,
+                            tenant,
+                            args.timeout,
+                        )
+                    )
                 if args.scenario in ("hot", "both"):
-                    results.append(await scenario("hot SKU", [f"H{run_id}"], args.sales, api,
-                                                  producer, events, tenant, args.timeout))
+                    results.append(
+                        await scenario(
+                            "hot SKU",
+                            [f"H{run_id}"],
+                            args.sales,
+                            api,
+                            producer,
+                            events,
+                            tenant,
+                            args.timeout,
+                        )
+                    )
             finally:
                 await events.stop()
         finally:
@@ -304,18 +352,20 @@ def report(results: list[Result]) -> None:
             f" send-to-reserved latency p50 {statistics.median(ms):,.0f} ms,"
             f" p99 {percentile(ms, 0.99):,.0f} ms, max {max(ms):,.0f} ms"
         )
-        print(f"  producing (first send to last ack): {r.produce:.2f}s"
-              f" = {r.sales / r.produce:,.0f} events/s")
+        print(
+            f"  producing (first send to last ack): {r.produce:.2f}s"
+            f" = {r.sales / r.produce:,.0f} events/s"
+        )
         print(f"  verified: {r.verified}")
-
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sales", type=int, default=20000)
     parser.add_argument("--scenario", choices=["many", "hot", "both"], default="both")
-    parser.add_argument("--timeout", type=float, default=300.0,
-                        help="seconds to wait for the events of one step")
+    parser.add_argument(
+        "--timeout", type=float, default=300.0, help="seconds to wait for the events of one step"
+    )
     args = parser.parse_args()
     if args.sales < 1:
         parser.error("--sales must be at least 1")

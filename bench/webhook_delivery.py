@@ -104,17 +104,29 @@ def stock_changed(tenant: uuid.UUID, n: int) -> tuple[bytes, bytes]:
     now = utcnow()
     record = uuid.UUID(int=n % RECORDS + 1)
     data = c.StockChanged(
-        id=record, location_id="wh-1", sku=f"SKU-{n % RECORDS:04d}", quantity=100 + n,
-        reserved=0, available=100 + n, version=n + 1, updated_at=now, quantity_change=1,
-        reserved_change=0, reason="restock",
+        id=record,
+        location_id="wh-1",
+        sku=f"SKU-{n % RECORDS:04d}",
+        quantity=100 + n,
+        reserved=0,
+        available=100 + n,
+        version=n + 1,
+        updated_at=now,
+        quantity_change=1,
+        reserved_change=0,
+        reason="restock",
     )
-    event = c.make_event(source="/stock", type=c.STOCK_CHANGED, tenant_id=tenant,
-                         subject=f"stock-record/{record}", data=data)
+    event = c.make_event(
+        source="/stock",
+        type=c.STOCK_CHANGED,
+        tenant_id=tenant,
+        subject=f"stock-record/{record}",
+        data=data,
+    )
     return c.stock_level_key(tenant, "wh-1", data.sku).encode(), event.to_bytes()
 
 
-async def new_tenant(api: WebhooksApi, receiver: Receiver, base: str, endpoints: int
-                     ) -> uuid.UUID:
+async def new_tenant(api: WebhooksApi, receiver: Receiver, base: str, endpoints: int) -> uuid.UUID:
     tenant = uuid.uuid4()
     for i in range(endpoints):
         path = f"/hooks/{tenant.hex[:8]}-{i}"
@@ -123,14 +135,21 @@ async def new_tenant(api: WebhooksApi, receiver: Receiver, base: str, endpoints:
     return tenant
 
 
-async def burst(producer: AIOKafkaProducer, receiver: Receiver, tenant: uuid.UUID, events: int,
-                endpoints: int, timeout: float) -> tuple[float, float]:
+async def burst(
+    producer: AIOKafkaProducer,
+    receiver: Receiver,
+    tenant: uuid.UUID,
+    events: int,
+    endpoints: int,
+    timeout: float,
+) -> tuple[float, float]:
     """(seconds from the first send to the last delivery, seconds to produce)."""
     receiver.expect(events * endpoints)
     messages = [stock_changed(tenant, n) for n in range(events)]
     started = time.time()
-    futures = [await producer.send(c.STOCK_TOPIC, value=v, key=k, headers=HEADERS)
-               for k, v in messages]
+    futures = [
+        await producer.send(c.STOCK_TOPIC, value=v, key=k, headers=HEADERS) for k, v in messages
+    ]
     await asyncio.gather(*futures)
     produced = time.time() - started
     await asyncio.wait_for(receiver.done.wait(), timeout)
@@ -138,8 +157,15 @@ async def burst(producer: AIOKafkaProducer, receiver: Receiver, tenant: uuid.UUI
     return last - started, produced
 
 
-async def steady(producer: AIOKafkaProducer, receiver: Receiver, tenant: uuid.UUID, rate: int,
-                 seconds: float, endpoints: int, timeout: float) -> list[float]:
+async def steady(
+    producer: AIOKafkaProducer,
+    receiver: Receiver,
+    tenant: uuid.UUID,
+    rate: int,
+    seconds: float,
+    endpoints: int,
+    timeout: float,
+) -> list[float]:
     """Open loop: events at `rate`/s in ticks of 10 ms; returns each delivery's latency."""
     total = int(rate * seconds)
     receiver.expect(total * endpoints)
@@ -166,8 +192,9 @@ async def run(args: argparse.Namespace, url: str, token: str, bootstrap: str) ->
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     base = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", linger_ms=2,
-                                max_batch_size=512 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", linger_ms=2, max_batch_size=512 * 1024
+    )
     await producer.start()
     lines = []
     try:
@@ -177,30 +204,41 @@ async def run(args: argparse.Namespace, url: str, token: str, bootstrap: str) ->
             await burst(producer, receiver, tenant, WARM_UP_EVENTS, args.endpoints, args.timeout)
 
             tenant = await new_tenant(api, receiver, base, args.endpoints)
-            elapsed, produced = await burst(producer, receiver, tenant, args.burst,
-                                            args.endpoints, args.timeout)
+            elapsed, produced = await burst(
+                producer, receiver, tenant, args.burst, args.endpoints, args.timeout
+            )
             total = args.burst * args.endpoints
             lines.append(
                 f"burst: {args.burst:,} events x {args.endpoints} endpoint(s) = {total:,}"
                 f" deliveries in {elapsed:.1f}s = {total / elapsed:,.0f} deliveries/s"
                 f" (produced in {produced:.2f}s; {receiver.requests - total} repeated requests,"
-                f" {receiver.bad_signatures} bad signatures in a sample)")
+                f" {receiver.bad_signatures} bad signatures in a sample)"
+            )
 
             tenant = await new_tenant(api, receiver, base, args.endpoints)
-            latencies = [v * 1000 for v in await steady(
-                producer, receiver, tenant, args.rate, args.seconds, args.endpoints,
-                args.timeout)]
+            latencies = [
+                v * 1000
+                for v in await steady(
+                    producer,
+                    receiver,
+                    tenant,
+                    args.rate,
+                    args.seconds,
+                    args.endpoints,
+                    args.timeout,
+                )
+            ]
             lines.append(
                 f"steady: {args.rate} events/s for {args.seconds:g}s x {args.endpoints}"
                 f" endpoint(s): commit-to-delivery p50 {statistics.median(latencies):.1f} ms,"
                 f" p99 {percentile(latencies, 0.99):.1f} ms, max {max(latencies):.1f} ms"
                 f" ({len(latencies):,} deliveries, {receiver.bad_signatures} bad signatures"
-                f" in a sample)")
+                f" in a sample)"
+            )
     finally:
         await producer.stop()
         await runner.cleanup()
     return lines
-
 
 
 def main() -> None:
@@ -208,15 +246,18 @@ def main() -> None:
     parser.add_argument("--burst", type=int, default=30000, help="events in the burst run")
     parser.add_argument("--rate", type=int, default=500, help="events/s in the steady run")
     parser.add_argument("--seconds", type=float, default=20, help="length of the steady run")
-    parser.add_argument("--endpoints", type=int, default=1,
-                        help="endpoints of the tenant, each gets every event")
+    parser.add_argument(
+        "--endpoints", type=int, default=1, help="endpoints of the tenant, each gets every event"
+    )
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args()
     with single_service("webhooks") as service:
         lines = asyncio.run(run(args, service.url, service.token, service.bootstrap))
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
-    print(f"machine: {os.cpu_count()} cores, {host.platform()}; receiver, producer, webhooks,"
-          " Kafka and PostgreSQL all on it")
+    print(
+        f"machine: {os.cpu_count()} cores, {host.platform()}; receiver, producer, webhooks,"
+        " Kafka and PostgreSQL all on it"
+    )
     for line in lines:
         print(line)
 

@@ -15,9 +15,20 @@ from pathlib import Path
 def main(lock_file: str) -> int:
     pip_audit = Path(sys.executable).with_name("pip-audit")
     run = subprocess.run(
-        [str(pip_audit), "-r", lock_file, "--require-hashes", "--disable-pip",
-         "--progress-spinner", "off", "--format", "json"],
-        capture_output=True, text=True, check=False,
+        [
+            str(pip_audit),
+            "-r",
+            lock_file,
+            "--require-hashes",
+            "--disable-pip",
+            "--progress-spinner",
+            "off",
+            "--format",
+            "json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     try:
         report = json.loads(run.stdout)
@@ -33,13 +44,17 @@ def main(lock_file: str) -> int:
             fixed = ", ".join(vuln.get("fix_versions", [])) or "no fixed version"
             print(f"{dep['name']} {dep['version']}: {vuln['id']} (fixed in {fixed})")
     audited = len(deps) - len(skipped)
-    print(f"audit: {len(deps)} locked packages, {audited} audited, {len(skipped)} skipped,"
-          f" {len(vulnerable)} with known vulnerabilities")
+    print(
+        f"audit: {len(deps)} locked packages, {audited} audited, {len(skipped)} skipped,"
+        f" {len(vulnerable)} with known vulnerabilities"
+    )
     if vulnerable:
         return 1
     if skipped:
-        print("audit: the advisory service could not be asked about the skipped packages"
-              f" (first: {skipped[0]['skip_reason']})")
+        print(
+            "audit: the advisory service could not be asked about the skipped packages"
+            f" (first: {skipped[0]['skip_reason']})"
+        )
         return 1 if os.environ.get("AUDIT_STRICT") == "1" else 0
     return 0
 

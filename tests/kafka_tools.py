@@ -18,8 +18,13 @@ async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]
 
 async def read_all(bootstrap: str, topic: str, timeout: float = 20.0) -> list[ConsumerRecord]:
     """Every record on `topic` right now, from the beginning, without joining a group."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
     await consumer.start()
     deadline = time.monotonic() + timeout
     try:

@@ -20,8 +20,11 @@ def ref(prefix: str) -> str:
 
 
 async def eventually(
-    probe: Callable[[], Awaitable[T]], until: Callable[[T], bool], timeout: float = 20.0,
-    interval: float = 0.05, what: str = "condition",
+    probe: Callable[[], Awaitable[T]],
+    until: Callable[[T], bool],
+    timeout: float = 20.0,
+    interval: float = 0.05,
+    what: str = "condition",
 ) -> T:
     """Poll `probe` until `until(result)` holds; fail with the last result at the deadline."""
     deadline = time.monotonic() + timeout
@@ -49,7 +52,10 @@ class Client:
     """Talks to the gateway as one API key."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, base_url: str, key: str | None,
+        self,
+        session: aiohttp.ClientSession,
+        base_url: str,
+        key: str | None,
         tenant_id: str | None = None,
     ) -> None:
         self.session = session
@@ -58,15 +64,24 @@ class Client:
         self.tenant_id = tenant_id
 
     async def call(
-        self, method: str, path: str, json: Any = None, data: bytes | None = None,
-        headers: dict[str, str] | None = None, **params: Any,
+        self,
+        method: str,
+        path: str,
+        json: Any = None,
+        data: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        **params: Any,
     ) -> Answer:
         all_headers = {"Authorization": f"Bearer {self.key}"} if self.key else {}
         all_headers.update(headers or {})
         if data is not None:
             all_headers.setdefault("Content-Type", "application/json")
         async with self.session.request(
-            method, f"{self.base_url}/api/v1{path}", json=json, data=data, headers=all_headers,
+            method,
+            f"{self.base_url}/api/v1{path}",
+            json=json,
+            data=data,
+            headers=all_headers,
             params=params or None,
         ) as response:
             raw = await response.read()

@@ -77,7 +77,9 @@ def settings_from_env(env: Mapping[str, str] = os.environ) -> Settings:
 
 
 def stored_secret(
-    path: Path, given: str | None, new: Callable[[], str] = lambda: secrets.token_urlsafe(32),
+    path: Path,
+    given: str | None,
+    new: Callable[[], str] = lambda: secrets.token_urlsafe(32),
 ) -> str:
     """`given` when set; else the value stored at `path`, created by `new` on first use."""
     if given:
@@ -122,7 +124,8 @@ def make_platform(settings: Settings, database_url: str) -> Platform:
             settings.state_dir / "admin_token", os.environ.get("ADMIN_TOKEN")
         ),
         webhook_secret_key=stored_secret(
-            settings.state_dir / "webhook_secret_key", os.environ.get("WEBHOOK_SECRET_KEYS"),
+            settings.state_dir / "webhook_secret_key",
+            os.environ.get("WEBHOOK_SECRET_KEYS"),
             new_fernet_key,
         ),
         pid_dir=settings.run_dir,

@@ -622,9 +622,9 @@ def stop_postgres(state_dir: Path, timeout: float = 30.0) -> bool:
 def postgres_state_dir(dsn: str) -> Path | None:
     """The state dir of the local server a DSN of `start_postgres` points at (its socket dir
     is its data dir), or None when it is not one of ours."""
-    host = dict(
-        part.split("=", 1) for part in dsn.partition("?")[2].split("&") if "=" in part
-    ).get("host")
+    host = dict(part.split("=", 1) for part in dsn.partition("?")[2].split("&") if "=" in part).get(
+        "host"
+    )
     if not host:
         return None
     pgdata = Path(host)
@@ -701,8 +701,9 @@ def start_kafka_again(state_dir: Path, timeout: float = 120.0) -> str:
     lines = layout.config.read_text().splitlines()
     controller = next(x for x in lines if x.startswith("controller.quorum.bootstrap.servers="))
     log_file = Path(layout.log4j.read_text().split('fileName="', 1)[1].split('"', 1)[0])
-    return start_kafka(state_dir, port, int(controller.rpartition(":")[2]), log_file.parent,
-                       timeout=timeout)
+    return start_kafka(
+        state_dir, port, int(controller.rpartition(":")[2]), log_file.parent, timeout=timeout
+    )
 
 
 # Both at once

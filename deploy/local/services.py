@@ -124,7 +124,9 @@ OWNER_OF_SECRET = {"ADMIN_TOKEN": "gateway", "WEBHOOK_SECRET_KEYS": "webhooks"}
 
 
 def service_env(
-    name: str, env: Mapping[str, str], internal_tokens: Mapping[str, str],
+    name: str,
+    env: Mapping[str, str],
+    internal_tokens: Mapping[str, str],
     database_urls: Mapping[str, str] | None = None,
 ) -> dict[str, str]:
     """`env` with what is this service's alone: its own credential (when it calls others), the
@@ -307,8 +309,12 @@ class Platform:
         }
         self.services = {
             spec.name: ServiceProcess(
-                spec.name, spec.app, self.ports[spec.name],
-                self.service_env(spec.name), log_dir, pid_dir=pid_dir,
+                spec.name,
+                spec.app,
+                self.ports[spec.name],
+                self.service_env(spec.name),
+                log_dir,
+                pid_dir=pid_dir,
             )
             for spec in SERVICES
         }

@@ -44,7 +44,9 @@ def events_document(bootstrap_servers: str, version: str = "1") -> dict[str, Any
     for event_type, topic in sorted(c.TOPIC_OF_TYPE.items()):
         key = c.KEY_OF_TYPE[event_type]
         broker.publisher(
-            topic, title=event_type, schema=envelope_model(event_type),
+            topic,
+            title=event_type,
+            schema=envelope_model(event_type),
             description=f"`{event_type}` records on `{topic}`, keyed by {key}.",
         )
     spec = AsyncAPI(broker, title=TITLE, version=version, description=DESCRIPTION)

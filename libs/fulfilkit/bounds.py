@@ -47,8 +47,15 @@ BODY = JsonBounds(max_depth=32, max_int=INT64_MAX, max_float=1e300)
 # A free-form object: `customer`, `shipping_address`, a location's `address`. Numbers stay
 # exact in JavaScript and are written without an exponent, so a value has the same size in
 # the request, the database (jsonb) and every event that carries it.
-FREE_FORM = JsonBounds(max_depth=5, max_int=JS_SAFE_INT, max_float=1e15, max_entries=64,
-                       max_string_length=1000, max_key_length=100, max_bytes=16 * 1024)
+FREE_FORM = JsonBounds(
+    max_depth=5,
+    max_int=JS_SAFE_INT,
+    max_float=1e15,
+    max_entries=64,
+    max_string_length=1000,
+    max_key_length=100,
+    max_bytes=16 * 1024,
+)
 
 
 def pointer(path: Path) -> str:
@@ -111,8 +118,9 @@ def _fits(value: Any, bounds: JsonBounds, text: bool) -> bool:
         if depth > max_depth or (max_entries is not None and len(item) > max_entries):
             return False
         if type(item) is dict:
-            if text and any(unstorable(k) or (max_key is not None and len(k) > max_key)
-                            for k in item):
+            if text and any(
+                unstorable(k) or (max_key is not None and len(k) > max_key) for k in item
+            ):
                 return False
             children = item.values()
         else:
@@ -122,8 +130,7 @@ def _fits(value: Any, bounds: JsonBounds, text: bool) -> bool:
             if kind is dict or kind is list:
                 stack.append((child, depth + 1))
             elif kind is str:
-                if text and (unstorable(child) or (max_text is not None
-                                                   and len(child) > max_text)):
+                if text and (unstorable(child) or (max_text is not None and len(child) > max_text)):
                     return False
             elif kind is int:
                 if not -max_int <= child <= max_int:

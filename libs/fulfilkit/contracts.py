@@ -232,9 +232,13 @@ def make_event(
     if type not in TOPIC_OF_TYPE:
         raise ValueError(f"unknown event type {type!r}")
     if not isinstance(data, DATA_MODEL_OF_TYPE[type]):  # what the AsyncAPI document promises
-        raise TypeError(f"{type} carries {DATA_MODEL_OF_TYPE[type].__name__}, not"
-                        f" {data.__class__.__name__}")
+        raise TypeError(
+            f"{type} carries {DATA_MODEL_OF_TYPE[type].__name__}, not {data.__class__.__name__}"
+        )
     return CloudEvent(
-        source=source, type=type, tenantid=tenant_id, subject=subject,
+        source=source,
+        type=type,
+        tenantid=tenant_id,
+        subject=subject,
         data=data.model_dump(mode="json"),
     )

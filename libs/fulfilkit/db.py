@@ -39,8 +39,9 @@ class TimedPool(asyncpg.Pool):
     """A pool whose every acquire, its own shortcuts (`fetch`, `execute`, ...) included, gives
     up after `acquire_timeout` seconds instead of waiting forever for a free connection."""
 
-    def __init__(self, *args: Any, acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.acquire_timeout = acquire_timeout
 
@@ -65,7 +66,11 @@ async def _keep_session(conn: asyncpg.Connection) -> None:
 
 
 async def create_pool(
-    dsn: str, min_size: int = 2, max_size: int = 20, *, application_name: str = "fulfilkit",
+    dsn: str,
+    min_size: int = 2,
+    max_size: int = 20,
+    *,
+    application_name: str = "fulfilkit",
     settings: Mapping[str, str] | None = None,
     acquire_timeout: float = DEFAULT_ACQUIRE_TIMEOUT,
 ) -> asyncpg.Pool:
@@ -73,11 +78,21 @@ async def create_pool(
     `settings` are further server settings of every connection. Taking a connection from the
     pool, and opening one, give up after `acquire_timeout` seconds (`TimeoutError`)."""
     pool = TimedPool(
-        dsn, min_size=min_size, max_size=max_size, max_queries=50000,
-        max_inactive_connection_lifetime=300.0, connect=None, setup=None,
-        init=_init_connection, reset=_keep_session, loop=None,
-        connection_class=asyncpg.Connection, record_class=asyncpg.Record,
-        acquire_timeout=acquire_timeout, command_timeout=30, timeout=acquire_timeout,
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        max_queries=50000,
+        max_inactive_connection_lifetime=300.0,
+        connect=None,
+        setup=None,
+        init=_init_connection,
+        reset=_keep_session,
+        loop=None,
+        connection_class=asyncpg.Connection,
+        record_class=asyncpg.Record,
+        acquire_timeout=acquire_timeout,
+        command_timeout=30,
+        timeout=acquire_timeout,
         server_settings={**(settings or {}), "application_name": application_name},
     )
     await pool

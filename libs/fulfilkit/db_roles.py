@@ -49,8 +49,9 @@ async def create_roles(conn: asyncpg.Connection, passwords: Mapping[str, str]) -
         verb = "ALTER" if exists else "CREATE"
         # PASSWORD takes no bind parameter; quote_literal makes the value safe to inline
         literal = await conn.fetchval("SELECT quote_literal($1)", password)
-        await conn.execute(f'{verb} ROLE "{role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE'
-                           f" PASSWORD {literal}")
+        await conn.execute(
+            f'{verb} ROLE "{role}" LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD {literal}'
+        )
         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}" AUTHORIZATION "{role}"')
         await conn.execute(_REASSIGN.format(schema=schema, role=role))
 
@@ -103,11 +104,16 @@ def main() -> int:
     passwords = {s: os.environ.get(f"{s.upper()}_DB_PASSWORD", "") for s in SCHEMAS}
     missing = [f"{s.upper()}_DB_PASSWORD" for s, pw in passwords.items() if not pw]
     if not dsn or missing:
-        print(f"set DATABASE_URL (a superuser) and {', '.join(missing) or 'the passwords'}",
-              file=sys.stderr)
+        print(
+            f"set DATABASE_URL (a superuser) and {', '.join(missing) or 'the passwords'}",
+            file=sys.stderr,
+        )
         return 2
-    weak = [f"{s.upper()}_DB_PASSWORD {reason}" for s, pw in passwords.items()
-            if (reason := weak_secret_reason(pw)) is not None]
+    weak = [
+        f"{s.upper()}_DB_PASSWORD {reason}"
+        for s, pw in passwords.items()
+        if (reason := weak_secret_reason(pw)) is not None
+    ]
     if weak and os.environ.get("ENVIRONMENT", "").strip().lower() != DEVELOPMENT:
         print("; ".join(weak) + " (only ENVIRONMENT=development allows this)", file=sys.stderr)
         return 2

@@ -52,10 +52,19 @@ class Answer:
     kept: "Answer | None" = None
 
     @classmethod
-    def json(cls, model: BaseModel, status_code: int = 200, *, by_alias: bool = False,
-             headers: dict[str, str] | None = None) -> "Answer":
-        return cls(status_code, model.model_dump_json(by_alias=by_alias).encode(),
-                   {"Content-Type": "application/json", **(headers or {})})
+    def json(
+        cls,
+        model: BaseModel,
+        status_code: int = 200,
+        *,
+        by_alias: bool = False,
+        headers: dict[str, str] | None = None,
+    ) -> "Answer":
+        return cls(
+            status_code,
+            model.model_dump_json(by_alias=by_alias).encode(),
+            {"Content-Type": "application/json", **(headers or {})},
+        )
 
     def response(self, *, replayed: bool = False) -> Response:
         headers = {**self.headers, **({REPLAYED_HEADER: "true"} if replayed else {})}
@@ -93,18 +102,25 @@ async def has_answer(pool: asyncpg.Pool, schema: str, tenant_id: UUID, request: 
     key = request.headers.get(IDEMPOTENCY_KEY_HEADER)
     if key is None:
         return False
-    return bool(await pool.fetchval(
-        f"SELECT status_code IS NOT NULL FROM {schema}.idempotent_requests"
-        " WHERE tenant_id = $1 AND key = $2",
-        tenant_id, check_key(key),
-    ))
+    return bool(
+        await pool.fetchval(
+            f"SELECT status_code IS NOT NULL FROM {schema}.idempotent_requests"
+            " WHERE tenant_id = $1 AND key = $2",
+            tenant_id,
+            check_key(key),
+        )
+    )
 
 
 async def once(
-    pool: asyncpg.Pool, schema: str, tenant_id: UUID, request: Request,
+    pool: asyncpg.Pool,
+    schema: str,
+    tenant_id: UUID,
+    request: Request,
     work: Callable[[asyncpg.Connection], Awaitable[Answer]],
     rebuild: Callable[[asyncpg.Connection, Answer], Awaitable[Answer]] | None = None,
-    *, fingerprinted_body: bytes | None = None,
+    *,
+    fingerprinted_body: bytes | None = None,
 ) -> Response:
     """Runs `work` in a transaction, once per `Idempotency-Key` when the request has one.
 
@@ -130,7 +146,11 @@ async def once(
         await conn.execute(
             f"UPDATE {schema}.idempotent_requests SET status_code = $3, headers = $4, body = $5"
             " WHERE tenant_id = $1 AND key = $2",
-            tenant_id, key, kept.status_code, kept.headers, kept.body,
+            tenant_id,
+            key,
+            kept.status_code,
+            kept.headers,
+            kept.body,
         )
         return answer, False
 
@@ -150,14 +170,17 @@ async def _claim(
         claimed = await conn.fetchval(
             f"INSERT INTO {schema}.idempotent_requests (tenant_id, key, fingerprint)"
             " VALUES ($1, $2, $3) ON CONFLICT DO NOTHING RETURNING true",
-            tenant_id, key, request_print,
+            tenant_id,
+            key,
+            request_print,
         )
         if claimed:
             return None
         row = await conn.fetchrow(
             f"SELECT fingerprint, status_code, headers, body FROM {schema}.idempotent_requests"
             " WHERE tenant_id = $1 AND key = $2",
-            tenant_id, key,
+            tenant_id,
+            key,
         )
         if row is None:  # pruned in between: claim again
             continue
@@ -171,15 +194,20 @@ async def _claim(
     raise RuntimeError(f"idempotency key {key!r} kept changing hands")
 
 
-async def prune(pool: asyncpg.Pool, schema: str, older_than: timedelta,
-                batch: int = PRUNE_BATCH) -> int:
+async def prune(
+    pool: asyncpg.Pool, schema: str, older_than: timedelta, batch: int = PRUNE_BATCH
+) -> int:
     """Forgets keys older than `older_than`, one short transaction per batch."""
-    return await delete_older_than(pool, f"{schema}.idempotent_requests", "tenant_id, key",
-                                   "created_at", older_than, batch)
+    return await delete_older_than(
+        pool, f"{schema}.idempotent_requests", "tenant_id, key", "created_at", older_than, batch
+    )
 
 
 async def keep_keys_bounded(runtime: "Runtime") -> None:
     """A service's background task: forgets its keys after `IDEMPOTENCY_TTL_HOURS`."""
     ttl = timedelta(hours=runtime.settings.idempotency_ttl_hours)
-    await prune_every(PRUNE_INTERVAL_SECONDS, lambda: prune(runtime.pool, runtime.schema, ttl),
-                      f"idempotency keys of {runtime.schema} older than {ttl}")
+    await prune_every(
+        PRUNE_INTERVAL_SECONDS,
+        lambda: prune(runtime.pool, runtime.schema, ttl),
+        f"idempotency keys of {runtime.schema} older than {ttl}",
+    )

@@ -47,8 +47,9 @@ def foreign_event_reason(topic: str, event: CloudEvent) -> str | None:
         return f"foreign event: type {event.type!r} does not belong to topic {topic!r}"
     owner = SOURCE_OF_TOPIC.get(topic)
     if event.source != owner:
-        return (f"foreign event: source {event.source!r} is not {owner!r},"
-                f" the owner of topic {topic!r}")
+        return (
+            f"foreign event: source {event.source!r} is not {owner!r}, the owner of topic {topic!r}"
+        )
     return None
 
 
@@ -119,7 +120,9 @@ class Inbox:
         rows = await conn.fetch(
             f"INSERT INTO {self._schema}.inbox (consumer, event_id, outcome)"
             " SELECT $1, unnest($2::uuid[]), $3 ON CONFLICT DO NOTHING RETURNING event_id",
-            self._consumer, ids, outcome,
+            self._consumer,
+            ids,
+            outcome,
         )
         return {r["event_id"] for r in rows}
 

@@ -20,7 +20,10 @@ log = logging.getLogger(__name__)
 
 
 async def ensure_topics(
-    bootstrap: str, names: Iterable[str], partitions: int, replication_factor: int = 1,
+    bootstrap: str,
+    names: Iterable[str],
+    partitions: int,
+    replication_factor: int = 1,
     client_options: Mapping[str, Any] | None = None,
 ) -> None:
     """Create the platform's topics with a set partition count (never rely on auto-create).
@@ -33,8 +36,10 @@ async def ensure_topics(
         if not missing:
             return
         response = await admin.create_topics(
-            [NewTopic(n, num_partitions=partitions, replication_factor=replication_factor)
-             for n in missing]
+            [
+                NewTopic(n, num_partitions=partitions, replication_factor=replication_factor)
+                for n in missing
+            ]
         )
         # aiokafka reports per-topic errors in the response instead of raising them.
         for name, code, *_ in response.topic_errors:
@@ -45,7 +50,8 @@ async def ensure_topics(
 
 
 def make_producer(
-    bootstrap: str, max_request_size: int = 1048576,
+    bootstrap: str,
+    max_request_size: int = 1048576,
     client_options: Mapping[str, Any] | None = None,
 ) -> AIOKafkaProducer:
     return AIOKafkaProducer(
@@ -60,7 +66,9 @@ def make_producer(
 
 
 async def check_message_size(
-    bootstrap: str, names: Iterable[str], max_request_size: int,
+    bootstrap: str,
+    names: Iterable[str],
+    max_request_size: int,
     client_options: Mapping[str, Any] | None = None,
 ) -> None:
     """Refuse to start when the producer would send messages a topic refuses: its limit
@@ -69,15 +77,21 @@ async def check_message_size(
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(client_options or {}))
     await admin.start()
     try:
-        responses = await admin.describe_configs([
-            ConfigResource(ConfigResourceType.TOPIC, name, {"max.message.bytes": None})
-            for name in names
-        ])
+        responses = await admin.describe_configs(
+            [
+                ConfigResource(ConfigResourceType.TOPIC, name, {"max.message.bytes": None})
+                for name in names
+            ]
+        )
     finally:
         await admin.close()
-    limits = {resource[3]: int(entry[1]) for response in responses
-              for resource in response.resources for entry in resource[4]
-              if entry[0] == "max.message.bytes"}
+    limits = {
+        resource[3]: int(entry[1])
+        for response in responses
+        for resource in response.resources
+        for entry in resource[4]
+        if entry[0] == "max.message.bytes"
+    }
     too_small = {name: limit for name, limit in limits.items() if limit < max_request_size}
     if too_small:
         raise RuntimeError(

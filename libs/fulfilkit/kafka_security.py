@@ -45,11 +45,15 @@ class KafkaSecurity(BaseModel):
     @model_validator(mode="after")
     def _consistent(self) -> "KafkaSecurity":
         if self.uses_sasl and not (self.sasl_username and self.sasl_password):
-            raise ValueError(f"KAFKA_SECURITY_PROTOCOL={self.protocol} needs"
-                             " KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD")
+            raise ValueError(
+                f"KAFKA_SECURITY_PROTOCOL={self.protocol} needs"
+                " KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"
+            )
         if not self.uses_tls and (self.ssl_cafile or self.ssl_certfile or self.ssl_keyfile):
-            raise ValueError(f"KAFKA_SSL_* files are given but KAFKA_SECURITY_PROTOCOL is"
-                             f" {self.protocol}; use SSL or SASL_SSL")
+            raise ValueError(
+                f"KAFKA_SSL_* files are given but KAFKA_SECURITY_PROTOCOL is"
+                f" {self.protocol}; use SSL or SASL_SSL"
+            )
         if bool(self.ssl_certfile) != bool(self.ssl_keyfile):
             raise ValueError("KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together")
         return self

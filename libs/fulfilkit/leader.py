@@ -19,7 +19,10 @@ async def become_leader(conn: asyncpg.Connection, name: str, poll_interval: floa
 
 @contextlib.asynccontextmanager
 async def leadership(
-    pool: asyncpg.Pool, lock: str, channel: str, on_notify: Callable[..., None],
+    pool: asyncpg.Pool,
+    lock: str,
+    channel: str,
+    on_notify: Callable[..., None],
     poll_interval: float,
 ) -> AsyncIterator[asyncpg.Connection]:
     """Hold leadership `lock` and listen on `channel` for as long as the block runs; give

@@ -41,8 +41,10 @@ class BrokerNoise(logging.Filter):
         if now < self._quiet_until:
             self.left_out += 1
             return False
-        record.msg = (f"Kafka broker unreachable for {now - self.outage_since:.0f}s"
-                      f" ({self.left_out} similar lines left out): {record.getMessage()}")
+        record.msg = (
+            f"Kafka broker unreachable for {now - self.outage_since:.0f}s"
+            f" ({self.left_out} similar lines left out): {record.getMessage()}"
+        )
         record.args, record.exc_info, record.exc_text = None, None, None
         record.levelno, record.levelname = logging.WARNING, "WARNING"
         self.left_out = 0

@@ -44,8 +44,9 @@ STORABLE_PATTERN = "^[^\\u0000]*$"
 
 # A string PostgreSQL can store (no NUL, valid Unicode); bound its length where it is used:
 # `Annotated[Text, Field(max_length=200)]`.
-Text = Annotated[str, AfterValidator(_storable),
-                 Field(json_schema_extra={"pattern": STORABLE_PATTERN})]
+Text = Annotated[
+    str, AfterValidator(_storable), Field(json_schema_extra={"pattern": STORABLE_PATTERN})
+]
 
 
 CODE_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._\-]*$"
@@ -60,8 +61,10 @@ def code_error(value: str) -> str | None:
     """Why `value` is not a `Code`, or None: for batches that report each item on its own."""
     if 1 <= len(value) <= CODE_MAX_LENGTH and _CODE.match(value):
         return None
-    return (f"must be 1-{CODE_MAX_LENGTH} characters: ASCII letters, digits, '.', '_' or '-',"
-            " starting with a letter or digit")
+    return (
+        f"must be 1-{CODE_MAX_LENGTH} characters: ASCII letters, digits, '.', '_' or '-',"
+        " starting with a letter or digit"
+    )
 
 
 def _bounded(bounds: JsonBounds) -> AfterValidator:
@@ -75,28 +78,36 @@ def _bounded(bounds: JsonBounds) -> AfterValidator:
 
 
 def _free_form_doc(bounds: JsonBounds) -> str:
-    return (f"Free-form JSON object: at most {bounds.max_bytes} bytes as JSON,"
-            f" {bounds.max_depth} levels deep, {bounds.max_entries} keys or items per object"
-            f" or array, keys of at most {bounds.max_key_length} and text of at most"
-            f" {bounds.max_string_length} characters, integers within ±{bounds.max_int} and"
-            f" other numbers within ±{bounds.max_float:g}.")
+    return (
+        f"Free-form JSON object: at most {bounds.max_bytes} bytes as JSON,"
+        f" {bounds.max_depth} levels deep, {bounds.max_entries} keys or items per object"
+        f" or array, keys of at most {bounds.max_key_length} and text of at most"
+        f" {bounds.max_string_length} characters, integers within ±{bounds.max_int} and"
+        f" other numbers within ±{bounds.max_float:g}."
+    )
 
 
 def _free_form_schema(bounds: JsonBounds) -> dict[str, Any]:
     """The JSON Schema of a free-form object within `bounds`, stated for its own keys and
     values; nested objects and arrays only by their size (a schema of every level made
     generating examples from the document too slow). Never narrower than what is accepted."""
-    value = {"anyOf": [
-        {"type": "string", "maxLength": bounds.max_string_length, "pattern": STORABLE_PATTERN},
-        {"type": "integer", "minimum": -bounds.max_int, "maximum": bounds.max_int},
-        {"type": "number", "minimum": -bounds.max_float, "maximum": bounds.max_float},
-        {"type": "boolean"}, {"type": "null"},
-        {"type": "object", "maxProperties": bounds.max_entries},
-        {"type": "array", "maxItems": bounds.max_entries},
-    ]}
-    return {"type": "object", "maxProperties": bounds.max_entries,
-            "propertyNames": {"maxLength": bounds.max_key_length, "pattern": STORABLE_PATTERN},
-            "additionalProperties": value}
+    value = {
+        "anyOf": [
+            {"type": "string", "maxLength": bounds.max_string_length, "pattern": STORABLE_PATTERN},
+            {"type": "integer", "minimum": -bounds.max_int, "maximum": bounds.max_int},
+            {"type": "number", "minimum": -bounds.max_float, "maximum": bounds.max_float},
+            {"type": "boolean"},
+            {"type": "null"},
+            {"type": "object", "maxProperties": bounds.max_entries},
+            {"type": "array", "maxItems": bounds.max_entries},
+        ]
+    }
+    return {
+        "type": "object",
+        "maxProperties": bounds.max_entries,
+        "propertyNames": {"maxLength": bounds.max_key_length, "pattern": STORABLE_PATTERN},
+        "additionalProperties": value,
+    }
 
 
 # `customer`, `shipping_address`, a location's `address`: anything the client wants to keep

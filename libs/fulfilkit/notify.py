@@ -28,8 +28,13 @@ class ListenerLost(ConnectionError):
 
 
 class Waiter:
-    def __init__(self, pool: asyncpg.Pool, channel: str, settled: Settled | None = None,
-                 poll_interval: float = 0.25) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        channel: str,
+        settled: Settled | None = None,
+        poll_interval: float = 0.25,
+    ) -> None:
         self._pool = pool
         self._channel = channel
         self._settled = settled
@@ -81,7 +86,7 @@ class Waiter:
         deadline = time.monotonic() + seconds
         covered = self._generation if self._listening else None
         try:
-            while (pending := [f for f in futures.values() if not f.done()]):
+            while pending := [f for f in futures.values() if not f.done()]:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return

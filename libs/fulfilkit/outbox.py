@@ -69,7 +69,8 @@ async def add_events(conn: asyncpg.Connection, schema: str, events: Sequence[Key
         return
     await conn.execute(
         f"WITH added AS ({outbox_insert(schema, 1)} RETURNING 1) SELECT pg_notify($5, '')",
-        *outbox_arrays(events), channel(schema),
+        *outbox_arrays(events),
+        channel(schema),
     )
 
 
@@ -127,8 +128,13 @@ class OutboxRelay:
         connection is lost (and the lock with it): run it under a `Supervisor`, which starts
         it again, and it queues up for the lock again."""
         self._sent = []  # whoever led before may not have deleted them: publish them again
-        async with leadership(self._pool, f"outbox:{self._schema}", channel(self._schema),
-                              self._on_notify, self._poll_interval) as conn:
+        async with leadership(
+            self._pool,
+            f"outbox:{self._schema}",
+            channel(self._schema),
+            self._on_notify,
+            self._poll_interval,
+        ) as conn:
             await self._loop(conn)
 
     def _on_notify(self, *_: object) -> None:
@@ -142,13 +148,20 @@ class OutboxRelay:
         elif now - self._last_failure_log < FAILURE_LOG_INTERVAL:
             return
         self._last_failure_log = now
-        log.warning("outbox relay for %s cannot publish (for %.0fs), retrying: %r",
-                    self._schema, now - self._failing_since, error)
+        log.warning(
+            "outbox relay for %s cannot publish (for %.0fs), retrying: %r",
+            self._schema,
+            now - self._failing_since,
+            error,
+        )
 
     def _succeeded(self) -> None:
         if self._failing_since is not None:
-            log.warning("outbox relay for %s publishes again after %.0fs", self._schema,
-                        time.monotonic() - self._failing_since)
+            log.warning(
+                "outbox relay for %s publishes again after %.0fs",
+                self._schema,
+                time.monotonic() - self._failing_since,
+            )
             self._failing_since = None
 
     async def _loop(self, conn: asyncpg.Connection) -> None:
@@ -204,8 +217,13 @@ class OutboxRelay:
             seq = row["seq"]
             self._failures[seq] = failures = self._failures.get(seq, 0) + 1
             if verdict is Refusal.PERMANENT or failures >= self._park_after:
-                to_park.append((row, f"{type(error).__name__}: {error} (refused {failures}"
-                                     f" time{'s' if failures > 1 else ''})"))
+                to_park.append(
+                    (
+                        row,
+                        f"{type(error).__name__}: {error} (refused {failures}"
+                        f" time{'s' if failures > 1 else ''})",
+                    )
+                )
             else:
                 outage = outage or error
         if to_park:
@@ -228,12 +246,17 @@ class OutboxRelay:
         refused: list[tuple[Any, Exception]] = []
         for row in rows:
             try:
-                queued.append((row, await self._producer.send(
-                    row["topic"],
-                    value=row["payload"],
-                    key=row["key"].encode(),
-                    headers=[("content-type", CONTENT_TYPE.encode())],
-                )))
+                queued.append(
+                    (
+                        row,
+                        await self._producer.send(
+                            row["topic"],
+                            value=row["payload"],
+                            key=row["key"].encode(),
+                            headers=[("content-type", CONTENT_TYPE.encode())],
+                        ),
+                    )
+                )
             except Exception as exc:
                 refused.append((row, exc))
                 if refusal(exc) is Refusal.OUTAGE:
@@ -249,15 +272,23 @@ class OutboxRelay:
                 acked.append(row)
         return acked, refused
 
-    async def _park(self, db: asyncpg.Connection | asyncpg.Pool,
-                    rows: Sequence[tuple[Any, str]]) -> None:
+    async def _park(
+        self, db: asyncpg.Connection | asyncpg.Pool, rows: Sequence[tuple[Any, str]]
+    ) -> None:
         seqs = [r["seq"] for r, _ in rows]
         await db.execute(self._park_sql, seqs, [reason for _, reason in rows])
         for row, reason in rows:
             self._failures.pop(row["seq"], None)
-            log.error("outbox row %s of %s (event %s, %s, %d bytes) parked in %s.outbox_parked:"
-                      " %s", row["seq"], self._schema, row["event_id"], row["topic"],
-                      len(row["payload"]), self._schema, reason)
+            log.error(
+                "outbox row %s of %s (event %s, %s, %d bytes) parked in %s.outbox_parked: %s",
+                row["seq"],
+                self._schema,
+                row["event_id"],
+                row["topic"],
+                len(row["payload"]),
+                self._schema,
+                reason,
+            )
         self.parked += len(rows)
 
 
@@ -268,10 +299,17 @@ class Refusal(enum.Enum):
 
 
 PERMANENT_REFUSALS: tuple[type[Exception], ...] = (
-    MessageSizeTooLargeError, RecordTooLargeError, InvalidTopicError, CorruptRecordException,
+    MessageSizeTooLargeError,
+    RecordTooLargeError,
+    InvalidTopicError,
+    CorruptRecordException,
 )
 OUTAGE_ERRORS: tuple[type[BaseException], ...] = (
-    KafkaConnectionError, KafkaTimeoutError, ProducerClosed, TimeoutError, OSError,
+    KafkaConnectionError,
+    KafkaTimeoutError,
+    ProducerClosed,
+    TimeoutError,
+    OSError,
 )
 
 

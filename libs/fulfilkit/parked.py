@@ -40,19 +40,22 @@ class ParkedRow:
 async def schemas_with_parking(db: Db) -> list[str]:
     rows = await db.fetch(
         "SELECT table_schema FROM information_schema.tables WHERE table_name = 'outbox_parked'"
-        " ORDER BY table_schema")
+        " ORDER BY table_schema"
+    )
     return [r["table_schema"] for r in rows]
 
 
-async def list_parked(db: Db, schemas: list[str] | None = None,
-                      limit: int = 100) -> list[ParkedRow]:
+async def list_parked(
+    db: Db, schemas: list[str] | None = None, limit: int = 100
+) -> list[ParkedRow]:
     """The parked rows of `schemas` (default: every schema with an outbox), oldest first."""
     found: list[ParkedRow] = []
     for schema in schemas if schemas is not None else await schemas_with_parking(db):
         rows = await db.fetch(
             f"SELECT seq, event_id, topic, key, octet_length(payload) AS size, created_at,"
             f" parked_at, reason FROM {schema}.outbox_parked ORDER BY parked_at, seq LIMIT $1",
-            limit)
+            limit,
+        )
         found += [ParkedRow(schema, **dict(r)) for r in rows]
     return sorted(found, key=lambda r: r.parked_at)[:limit]
 
@@ -66,7 +69,9 @@ async def requeue(db: Db, schema: str, seqs: list[int]) -> int:
         f" added AS (INSERT INTO {schema}.outbox (event_id, topic, key, payload)"
         "  SELECT event_id, topic, key, payload FROM back ORDER BY seq RETURNING 1)"
         " SELECT count(*) FROM added, LATERAL (SELECT pg_notify($2, '')) AS woken",
-        seqs, channel(schema))
+        seqs,
+        channel(schema),
+    )
     return int(moved or 0)
 
 
@@ -77,12 +82,12 @@ def _json_default(value: Any) -> Any:
 
 
 async def _main(args: argparse.Namespace) -> int:
-    conn = await asyncpg.connect(os.environ.get("DATABASE_URL",
-                                                "postgresql://postgres@127.0.0.1:5432/postgres"))
+    conn = await asyncpg.connect(
+        os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+    )
     try:
         if args.command == "list":
-            for row in await list_parked(conn, [args.schema] if args.schema else None,
-                                         args.limit):
+            for row in await list_parked(conn, [args.schema] if args.schema else None, args.limit):
                 sys.stdout.write(orjson.dumps(asdict(row), default=_json_default).decode() + "\n")
             return 0
         moved = await requeue(conn, args.schema, args.seqs)
@@ -93,8 +98,9 @@ async def _main(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m fulfilkit.parked",
-                                     description="Outbox rows Kafka refused, moved aside.")
+    parser = argparse.ArgumentParser(
+        prog="python -m fulfilkit.parked", description="Outbox rows Kafka refused, moved aside."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     listing = commands.add_parser("list", help="print parked rows as JSON lines")
     listing.add_argument("--schema", help="one service's schema (default: all)")

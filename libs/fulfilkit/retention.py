@@ -20,7 +20,11 @@ PRUNE_BATCH = 5000
 
 
 async def delete_older_than(
-    pool: asyncpg.Pool, table: str, key: str, age_column: str, older_than: timedelta,
+    pool: asyncpg.Pool,
+    table: str,
+    key: str,
+    age_column: str,
+    older_than: timedelta,
     batch: int = PRUNE_BATCH,
 ) -> int:
     """Delete the rows of `table` whose `age_column` is older than `older_than`, one short
@@ -30,7 +34,8 @@ async def delete_older_than(
         status = await pool.execute(
             f"DELETE FROM {table} WHERE ({key}) IN (SELECT {key} FROM {table}"
             f" WHERE {age_column} < now() - $1::interval LIMIT $2)",
-            older_than, batch,
+            older_than,
+            batch,
         )
         removed += (n := int(status.split()[-1]))
         if n < batch:
@@ -38,7 +43,9 @@ async def delete_older_than(
 
 
 async def prune_every(
-    interval_seconds: float, prune: Callable[[], Awaitable[int]], what: str,
+    interval_seconds: float,
+    prune: Callable[[], Awaitable[int]],
+    what: str,
 ) -> None:
     """Run `prune` now and every `interval_seconds`, for good: an outage costs one round."""
     while True:
@@ -50,14 +57,20 @@ async def prune_every(
         await asyncio.sleep(interval_seconds)
 
 
-async def prune_inbox(pool: asyncpg.Pool, schema: str, older_than: timedelta,
-                      batch: int = PRUNE_BATCH) -> int:
+async def prune_inbox(
+    pool: asyncpg.Pool, schema: str, older_than: timedelta, batch: int = PRUNE_BATCH
+) -> int:
     """Delete the inbox rows older than `older_than`, one short transaction per batch."""
-    return await delete_older_than(pool, f"{schema}.inbox", "consumer, event_id",
-                                   "received_at", older_than, batch)
+    return await delete_older_than(
+        pool, f"{schema}.inbox", "consumer, event_id", "received_at", older_than, batch
+    )
 
 
-async def run_inbox_pruner(pool: asyncpg.Pool, schema: str, older_than: timedelta,
-                           interval_seconds: float) -> None:
-    await prune_every(interval_seconds, lambda: prune_inbox(pool, schema, older_than),
-                      f"consumed event ids of {schema} older than {older_than}")
+async def run_inbox_pruner(
+    pool: asyncpg.Pool, schema: str, older_than: timedelta, interval_seconds: float
+) -> None:
+    await prune_every(
+        interval_seconds,
+        lambda: prune_inbox(pool, schema, older_than),
+        f"consumed event ids of {schema} older than {older_than}",
+    )

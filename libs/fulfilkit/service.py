@@ -102,42 +102,71 @@ Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
 
 async def _start_runtime(spec: ServiceSpec) -> Runtime:
     s = spec.settings
-    pool = await create_pool(s.database_url, s.db_pool_min_size, s.db_pool_max_size,
-                             application_name=spec.name,
-                             acquire_timeout=s.db_acquire_timeout_seconds)
+    pool = await create_pool(
+        s.database_url,
+        s.db_pool_min_size,
+        s.db_pool_max_size,
+        application_name=spec.name,
+        acquire_timeout=s.db_acquire_timeout_seconds,
+    )
     applied = await migrate(pool, spec.name, spec.migrations)
     if applied:
         log.info("applied migrations %s", applied)
-    runtime = Runtime(settings=s, schema=spec.name, pool=pool,
-                      loops=Supervisor(first_delay=s.loop_restart_first_seconds,
-                                       max_delay=s.loop_restart_max_seconds))
+    runtime = Runtime(
+        settings=s,
+        schema=spec.name,
+        pool=pool,
+        loops=Supervisor(
+            first_delay=s.loop_restart_first_seconds, max_delay=s.loop_restart_max_seconds
+        ),
+    )
     if spec.uses_kafka:
         kafka_options = s.kafka_security.client_options()
-        await ensure_topics(s.kafka_bootstrap_servers, ALL_TOPICS, s.kafka_partitions,
-                            client_options=kafka_options)
-        await check_message_size(s.kafka_bootstrap_servers, ALL_TOPICS, s.kafka_max_request_size,
-                                 client_options=kafka_options)
-        runtime.producer = make_producer(s.kafka_bootstrap_servers, s.kafka_max_request_size,
-                                         kafka_options)
+        await ensure_topics(
+            s.kafka_bootstrap_servers, ALL_TOPICS, s.kafka_partitions, client_options=kafka_options
+        )
+        await check_message_size(
+            s.kafka_bootstrap_servers,
+            ALL_TOPICS,
+            s.kafka_max_request_size,
+            client_options=kafka_options,
+        )
+        runtime.producer = make_producer(
+            s.kafka_bootstrap_servers, s.kafka_max_request_size, kafka_options
+        )
         await runtime.producer.start()
         # No dependency injection: the one subscriber takes the message as its decoder hands
         # it over. With it, FastDepends resolved the message through a synchronous context
         # field in a worker thread, a thread hop per batch.
-        runtime.broker = KafkaBroker(s.kafka_bootstrap_servers, logger=log,
-                                     security=s.kafka_security.broker_security(),
-                                     log_level=logging.DEBUG, apply_types=False)
+        runtime.broker = KafkaBroker(
+            s.kafka_bootstrap_servers,
+            logger=log,
+            security=s.kafka_security.broker_security(),
+            log_level=logging.DEBUG,
+            apply_types=False,
+        )
         for consumer in spec.consumers:
             inbox = Inbox(
-                pool, spec.name, spec.name, runtime.producer, consumer.apply(runtime),
-                event_types=consumer.event_types, relevant=consumer.relevant,
+                pool,
+                spec.name,
+                spec.name,
+                runtime.producer,
+                consumer.apply(runtime),
+                event_types=consumer.event_types,
+                relevant=consumer.relevant,
                 max_attempts=s.consumer_max_attempts,
             )
-            subscribe(runtime.broker, inbox, *consumer.topics, group_id=spec.name,
-                      max_records=s.consumer_max_records,
-                      poll_timeout_ms=s.consumer_poll_timeout_ms,
-                      commit_interval=s.consumer_commit_interval_seconds,
-                      fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
-                      fetch_min_bytes=s.consumer_fetch_min_bytes)
+            subscribe(
+                runtime.broker,
+                inbox,
+                *consumer.topics,
+                group_id=spec.name,
+                max_records=s.consumer_max_records,
+                poll_timeout_ms=s.consumer_poll_timeout_ms,
+                commit_interval=s.consumer_commit_interval_seconds,
+                fetch_max_wait_ms=s.consumer_fetch_max_wait_ms,
+                fetch_min_bytes=s.consumer_fetch_min_bytes,
+            )
         await runtime.broker.start()
     return runtime
 
@@ -148,13 +177,21 @@ def _start_loops(spec: ServiceSpec, runtime: Runtime) -> None:
         loops.start(loop_name(job), functools.partial(job, runtime))
     s = spec.settings
     if spec.consumers:
-        loops.start("inbox_pruner", functools.partial(
-            run_inbox_pruner, runtime.pool, spec.name,
-            timedelta(seconds=s.inbox_retention_seconds), s.inbox_prune_interval_seconds,
-        ))
+        loops.start(
+            "inbox_pruner",
+            functools.partial(
+                run_inbox_pruner,
+                runtime.pool,
+                spec.name,
+                timedelta(seconds=s.inbox_retention_seconds),
+                s.inbox_prune_interval_seconds,
+            ),
+        )
     if runtime.producer is not None:
         relay = OutboxRelay(
-            runtime.pool, spec.name, runtime.producer,
+            runtime.pool,
+            spec.name,
+            runtime.producer,
             batch_size=s.outbox_batch_size,
             poll_interval=s.outbox_poll_interval_seconds,
             linger=s.outbox_linger_ms / 1000,
@@ -170,9 +207,11 @@ async def _watch_broker(broker: KafkaBroker) -> None:
     """Says once when the broker answers again after an outage `broker_noise` has seen."""
     while True:
         await asyncio.sleep(BROKER_WATCH_SECONDS)
-        if (broker_noise.outage_since is not None
-                and broker_noise.quiet_for() > 2 * BROKER_WATCH_SECONDS
-                and await broker.ping(timeout=2)):
+        if (
+            broker_noise.outage_since is not None
+            and broker_noise.quiet_for() > 2 * BROKER_WATCH_SECONDS
+            and await broker.ping(timeout=2)
+        ):
             log.warning("Kafka broker reachable again after %.0fs", broker_noise.recovered())
 
 
@@ -206,16 +245,24 @@ def _health_router() -> APIRouter:
         down = set(runtime.loops.down())
         checks.update({f"loop:{name}": name not in down for name in runtime.loops.loops})
         ok = all(checks.values())
-        loops = {name: {"up": name not in down, "failures": status.failures,
-                        "last_error": status.last_error}
-                 for name, status in runtime.loops.loops.items()}
-        body: dict[str, Any] = {"status": "ok" if ok else "unavailable", "checks": checks,
-                                "loops": loops}
+        loops = {
+            name: {
+                "up": name not in down,
+                "failures": status.failures,
+                "last_error": status.last_error,
+            }
+            for name, status in runtime.loops.loops.items()
+        }
+        body: dict[str, Any] = {
+            "status": "ok" if ok else "unavailable",
+            "checks": checks,
+            "loops": loops,
+        }
         if (relay := runtime.extras.get("relay")) is not None:
             body["outbox_parked"] = relay.parked  # since this process started
         return JSONResponse(
-            body,
-            status_code=200 if ok else 503, headers=None if ok else {"Retry-After": "5"})
+            body, status_code=200 if ok else 503, headers=None if ok else {"Retry-After": "5"}
+        )
 
     return router
 

@@ -12,10 +12,20 @@ from fulfilkit.kafka_security import KafkaSecurity, SaslMechanism, SecurityProto
 DEVELOPMENT = "development"
 MIN_SECRET_LENGTH = 32
 # Values published in docs, examples and earlier defaults: never a real secret.
-WELL_KNOWN_SECRETS = frozenset({
-    "dev-admin-token", "dev-internal-token", "test-admin-token", "test-internal-token",
-    "changeme", "change-me", "secret", "password", "admin", "token",
-})
+WELL_KNOWN_SECRETS = frozenset(
+    {
+        "dev-admin-token",
+        "dev-internal-token",
+        "test-admin-token",
+        "test-internal-token",
+        "changeme",
+        "change-me",
+        "secret",
+        "password",
+        "admin",
+        "token",
+    }
+)
 # Every service that calls another one has its own credential (its INTERNAL_TOKEN).
 INTERNAL_CALLER_NAMES = frozenset({"gateway", "fulfilment"})
 _SHA256_HEX = re.compile(r"[0-9a-f]{64}")
@@ -99,20 +109,23 @@ class ServiceSettings(BaseSettings):
 
     @field_validator("internal_callers")
     @classmethod
-    def _callers_are_digests(
-        cls, value: dict[str, str | list[str]]
-    ) -> dict[str, str | list[str]]:
+    def _callers_are_digests(cls, value: dict[str, str | list[str]]) -> dict[str, str | list[str]]:
         unknown = set(value) - INTERNAL_CALLER_NAMES
         if unknown:
-            raise ValueError(f"unknown callers {sorted(unknown)};"
-                             f" known: {sorted(INTERNAL_CALLER_NAMES)}")
+            raise ValueError(
+                f"unknown callers {sorted(unknown)}; known: {sorted(INTERNAL_CALLER_NAMES)}"
+            )
         normalised: dict[str, str | list[str]] = {
-            name: digests.strip().lower() if isinstance(digests, str)
+            name: digests.strip().lower()
+            if isinstance(digests, str)
             else [digest.strip().lower() for digest in digests]
             for name, digests in value.items()
         }
-        bad = sorted(name for name, digests in normalised.items()
-                     if not digests or not all(_SHA256_HEX.fullmatch(d) for d in _each(digests)))
+        bad = sorted(
+            name
+            for name, digests in normalised.items()
+            if not digests or not all(_SHA256_HEX.fullmatch(d) for d in _each(digests))
+        )
         if bad:
             raise ValueError(f"the digests of {bad} are not SHA-256 in hex (64 characters)")
         return normalised
@@ -120,10 +133,14 @@ class ServiceSettings(BaseSettings):
     @cached_property
     def kafka_security(self) -> KafkaSecurity:
         return KafkaSecurity(
-            protocol=self.kafka_security_protocol, sasl_mechanism=self.kafka_sasl_mechanism,
-            sasl_username=self.kafka_sasl_username, sasl_password=self.kafka_sasl_password,
-            ssl_cafile=self.kafka_ssl_cafile, ssl_certfile=self.kafka_ssl_certfile,
-            ssl_keyfile=self.kafka_ssl_keyfile, ssl_check_hostname=self.kafka_ssl_check_hostname,
+            protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password,
+            ssl_cafile=self.kafka_ssl_cafile,
+            ssl_certfile=self.kafka_ssl_certfile,
+            ssl_keyfile=self.kafka_ssl_keyfile,
+            ssl_check_hostname=self.kafka_ssl_check_hostname,
         )
 
     @model_validator(mode="after")
@@ -131,8 +148,9 @@ class ServiceSettings(BaseSettings):
         try:
             self.kafka_security  # noqa: B018 (validates)
         except ValidationError as exc:
-            raise ValueError("; ".join(e["msg"].removeprefix("Value error, ")
-                                       for e in exc.errors())) from None
+            raise ValueError(
+                "; ".join(e["msg"].removeprefix("Value error, ") for e in exc.errors())
+            ) from None
         return self
 
     @model_validator(mode="after")
@@ -162,8 +180,11 @@ class ServiceSettings(BaseSettings):
 
     @cached_property
     def _caller_by_digest(self) -> dict[bytes, str]:
-        return {bytes.fromhex(digest): name for name, digests in self.internal_callers.items()
-                for digest in _each(digests)}
+        return {
+            bytes.fromhex(digest): name
+            for name, digests in self.internal_callers.items()
+            for digest in _each(digests)
+        }
 
     def internal_caller(self, token: str | None) -> str | None:
         """The name of the service whose INTERNAL_TOKEN `token` is, or None."""

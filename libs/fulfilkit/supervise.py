@@ -41,8 +41,9 @@ class LoopStatus:
 
 
 class Supervisor:
-    def __init__(self, *, first_delay: float = 0.5, max_delay: float = 5.0,
-                 settle: float = 1.0) -> None:
+    def __init__(
+        self, *, first_delay: float = 0.5, max_delay: float = 5.0, settle: float = 1.0
+    ) -> None:
         self._first_delay = first_delay
         self._max_delay = max_delay
         self._settle = settle
@@ -73,8 +74,7 @@ class Supervisor:
         if self._tasks:
             _, stuck = await asyncio.wait(self._tasks, timeout=timeout)
             for task in stuck:
-                log.error("background loop %s did not stop within %.0fs", task.get_name(),
-                          timeout)
+                log.error("background loop %s did not stop within %.0fs", task.get_name(), timeout)
         self._tasks.clear()
 
     async def _supervise(self, status: LoopStatus, run: Run) -> None:
@@ -99,12 +99,20 @@ class Supervisor:
             status.failures += 1
             status.last_error = f"{type(error).__name__}: {error}"[:500]
             if isinstance(error, OUTAGES):
-                log.warning("background loop %s lost a connection (failure %d), restarting in"
-                            " %.1fs: %r", status.name, status.failures, delay, error)
+                log.warning(
+                    "background loop %s lost a connection (failure %d), restarting in %.1fs: %r",
+                    status.name,
+                    status.failures,
+                    delay,
+                    error,
+                )
             else:
-                log.error("background loop %s failed (failure %d), restarting in %.1fs",
-                          status.name, status.failures, delay, exc_info=error)
+                log.error(
+                    "background loop %s failed (failure %d), restarting in %.1fs",
+                    status.name,
+                    status.failures,
+                    delay,
+                    exc_info=error,
+                )
             await asyncio.sleep(delay)
             delay = min(delay * 2, self._max_delay)
-
-

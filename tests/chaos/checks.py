@@ -60,16 +60,24 @@ async def dead_letters(db: asyncpg.Connection, bootstrap_servers: str) -> DeadLe
     for schema in SCHEMAS_WITH_OUTBOX:
         if await db.fetchval("SELECT to_regclass($1)", f"{schema}.inbox"):
             inbox += await db.fetchval(
-                f"SELECT count(*) FROM {schema}.inbox WHERE outcome = 'dead_lettered'")
+                f"SELECT count(*) FROM {schema}.inbox WHERE outcome = 'dead_lettered'"
+            )
         if await db.fetchval("SELECT to_regclass($1)", f"{schema}.outbox_parked"):
             parked += await db.fetchval(f"SELECT count(*) FROM {schema}.outbox_parked")
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None,
-                                enable_auto_commit=False, request_timeout_ms=10000)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap_servers,
+        group_id=None,
+        enable_auto_commit=False,
+        request_timeout_ms=10000,
+    )
     await consumer.start()
     try:
         await consumer.topics()  # fetches the metadata partitions_for_topic reads
-        partitions = [TopicPartition(dlq_topic(t), p) for t in DOMAIN_TOPICS
-                      for p in consumer.partitions_for_topic(dlq_topic(t)) or ()]
+        partitions = [
+            TopicPartition(dlq_topic(t), p)
+            for t in DOMAIN_TOPICS
+            for p in consumer.partitions_for_topic(dlq_topic(t)) or ()
+        ]
         ends = await consumer.end_offsets(partitions) if partitions else {}
     finally:
         await consumer.stop()
@@ -92,22 +100,29 @@ async def settled(db: asyncpg.Connection, tenants: list[Tenant]) -> bool:
     if await unpublished(db):
         return False
     waiting = await db.fetchval(
-        "SELECT count(*) FROM orders.sales WHERE tenant_id = ANY($1) AND status ="
-        " 'awaiting_stock'", ids)
+        "SELECT count(*) FROM orders.sales WHERE tenant_id = ANY($1) AND status = 'awaiting_stock'",
+        ids,
+    )
     pending = await db.fetchval(
-        "SELECT count(*) FROM webhooks.deliveries WHERE tenant_id = ANY($1) AND status ="
-        " 'pending'", ids)
+        "SELECT count(*) FROM webhooks.deliveries WHERE tenant_id = ANY($1) AND status = 'pending'",
+        ids,
+    )
     orphans = await db.fetchval(
         "SELECT count(*) FROM orders.sales s WHERE s.tenant_id = ANY($1) AND s.status IN"
         " ('in_fulfillment', 'shipped') AND NOT EXISTS (SELECT FROM fulfilment.fulfillments f"
-        " WHERE f.tenant_id = s.tenant_id AND f.sale_id = s.sale_id)", ids)
+        " WHERE f.tenant_id = s.tenant_id AND f.sale_id = s.sale_id)",
+        ids,
+    )
     if waiting or pending or orphans:
         return False
     expected = await _expected_changes(db, ids)
     for tenant in tenants:
         for receiver, _ in tenant.receivers:
-            got = Counter((d.sale_id, d.status) for d in receiver.unique().values()
-                          if d.type == STATUS_CHANGED)
+            got = Counter(
+                (d.sale_id, d.status)
+                for d in receiver.unique().values()
+                if d.type == STATUS_CHANGED
+            )
             if expected[tenant.id] - got:
                 return False
     return True
@@ -126,21 +141,29 @@ async def wait_settled(db: asyncpg.Connection, tenants: list[Tenant], timeout: f
     return time.monotonic() - started
 
 
-async def _expected_changes(db: asyncpg.Connection,
-                            ids: list[uuid.UUID]) -> dict[str, Counter[tuple[str, str]]]:
+async def _expected_changes(
+    db: asyncpg.Connection, ids: list[uuid.UUID]
+) -> dict[str, Counter[tuple[str, str]]]:
     """Per tenant, the sale status changes there were (one `sale.status_changed` each)."""
     rows = await db.fetch(
         "SELECT s.tenant_id, s.sale_id, h.to_status FROM orders.status_history h"
         " JOIN orders.sales s ON s.id = h.sale"
-        " WHERE s.tenant_id = ANY($1) AND h.from_status IS NOT NULL", ids)
+        " WHERE s.tenant_id = ANY($1) AND h.from_status IS NOT NULL",
+        ids,
+    )
     expected: dict[str, Counter[tuple[str, str]]] = defaultdict(Counter)
     for r in rows:
         expected[str(r["tenant_id"])][(r["sale_id"], r["to_status"])] += 1
     return expected
 
 
-async def check(db: asyncpg.Connection, tenants: list[Tenant], ledger: Ledger,
-                dead_before: DeadLetters, bootstrap_servers: str) -> Findings:
+async def check(
+    db: asyncpg.Connection,
+    tenants: list[Tenant],
+    ledger: Ledger,
+    dead_before: DeadLetters,
+    bootstrap_servers: str,
+) -> Findings:
     found = Findings()
     ids = [uuid.UUID(t.id) for t in tenants]
     await _sales(db, ids, ledger, found)
@@ -160,8 +183,9 @@ async def check(db: asyncpg.Connection, tenants: list[Tenant], ledger: Ledger,
     return found
 
 
-async def _sales(db: asyncpg.Connection, ids: list[uuid.UUID], ledger: Ledger,
-                 found: Findings) -> None:
+async def _sales(
+    db: asyncpg.Connection, ids: list[uuid.UUID], ledger: Ledger, found: Findings
+) -> None:
     sales = await db.fetch(
         "SELECT s.sale_id, s.status, array_agg(h.to_status ORDER BY h.id) AS history,"
         " (SELECT count(*) FROM fulfilment.fulfillments f WHERE f.tenant_id = s.tenant_id"
@@ -171,11 +195,14 @@ async def _sales(db: asyncpg.Connection, ids: list[uuid.UUID], ledger: Ledger,
         " (SELECT r.status FROM stock.reservations r WHERE r.tenant_id = s.tenant_id"
         "  AND r.sale = s.id) AS reservation"
         " FROM orders.sales s JOIN orders.status_history h ON h.sale = s.id"
-        " WHERE s.tenant_id = ANY($1) GROUP BY s.id", ids)
+        " WHERE s.tenant_id = ANY($1) GROUP BY s.id",
+        ids,
+    )
     stored = Counter(r["sale_id"] for r in sales)
     by_id = {r["sale_id"]: r for r in sales}
-    found.lost += [f"sale {s} answered 2xx, not stored"
-                   for s in sorted(ledger.created - set(stored))]
+    found.lost += [
+        f"sale {s} answered 2xx, not stored" for s in sorted(ledger.created - set(stored))
+    ]
     found.doubled += [f"sale {s} stored {n} times" for s, n in stored.items() if n > 1]
     for sale_id, r in by_id.items():
         status, history = r["status"], r["history"]
@@ -193,15 +220,23 @@ async def _sales(db: asyncpg.Connection, ids: list[uuid.UUID], ledger: Ledger,
             found.stuck.append(f"sale {sale_id} in_fulfillment without a fulfillment")
         elif status == "shipped" and r["fulfillment_statuses"] != ["shipped"]:
             found.stuck.append(f"sale {sale_id} shipped, fulfillment {r['fulfillment_statuses']}")
-        want = {"pending": "active", "in_fulfillment": "active", "shipped": "committed",
-                "canceled": "released"}.get(status)
-        if want and r["reservation"] != want and not (status == "canceled"
-                                                      and r["reservation"] is None):
+        want = {
+            "pending": "active",
+            "in_fulfillment": "active",
+            "shipped": "committed",
+            "canceled": "released",
+        }.get(status)
+        if (
+            want
+            and r["reservation"] != want
+            and not (status == "canceled" and r["reservation"] is None)
+        ):
             found.stuck.append(f"sale {sale_id} {status}, reservation {r['reservation']}")
 
 
-async def _stock(db: asyncpg.Connection, tenants: list[Tenant], ids: list[uuid.UUID],
-                 found: Findings) -> None:
+async def _stock(
+    db: asyncpg.Connection, tenants: list[Tenant], ids: list[uuid.UUID], found: Findings
+) -> None:
     for tenant in tenants:
         answer = await tenant.api.get("/stock/integrity", record=False, retry_for=30)
         if answer is None or answer.status != 200:
@@ -213,36 +248,53 @@ async def _stock(db: asyncpg.Connection, tenants: list[Tenant], ids: list[uuid.U
         " (WHERE v.status = 'active'), 0) AS active FROM stock.stock_records r"
         " LEFT JOIN stock.reservation_lines l ON l.stock_record_id = r.id"
         " LEFT JOIN stock.reservations v ON v.id = l.reservation_id"
-        " WHERE r.tenant_id = ANY($1) GROUP BY r.id", ids)
-    found.broken += [f"{r['sku']}: reserved {r['reserved']}, active reservations {r['active']}"
-                     for r in rows if r["reserved"] != r["active"]]
+        " WHERE r.tenant_id = ANY($1) GROUP BY r.id",
+        ids,
+    )
+    found.broken += [
+        f"{r['sku']}: reserved {r['reserved']}, active reservations {r['active']}"
+        for r in rows
+        if r["reserved"] != r["active"]
+    ]
 
 
-async def _webhooks(db: asyncpg.Connection, tenants: list[Tenant], ids: list[uuid.UUID],
-                    found: Findings) -> None:
+async def _webhooks(
+    db: asyncpg.Connection, tenants: list[Tenant], ids: list[uuid.UUID], found: Findings
+) -> None:
     expected = await _expected_changes(db, ids)
     for tenant in tenants:
         for receiver, _ in tenant.receivers:
             unique = receiver.unique()
-            got = Counter((d.sale_id, d.status) for d in unique.values()
-                          if d.type == STATUS_CHANGED)
+            got = Counter(
+                (d.sale_id, d.status) for d in unique.values() if d.type == STATUS_CHANGED
+            )
             missing = expected[tenant.id] - got
-            found.lost += [f"{receiver.name}: {sale} -> {status} not delivered"
-                           for (sale, status), n in sorted(missing.items()) for _ in range(n)]
+            found.lost += [
+                f"{receiver.name}: {sale} -> {status} not delivered"
+                for (sale, status), n in sorted(missing.items())
+                for _ in range(n)
+            ]
             extra = got - expected[tenant.id]
-            found.doubled += [f"{receiver.name}: {sale} -> {status} delivered under"
-                              f" {n} more webhook-id(s)" for (sale, status), n in extra.items()]
+            found.doubled += [
+                f"{receiver.name}: {sale} -> {status} delivered under {n} more webhook-id(s)"
+                for (sale, status), n in extra.items()
+            ]
             bodies: dict[str, set[bytes]] = defaultdict(set)
             for d in receiver.received:
                 bodies[d.webhook_id].add(d.body)
-            found.broken += [f"{receiver.name}: webhook-id {w} carried different bodies"
-                             for w, b in bodies.items() if len(b) > 1]
+            found.broken += [
+                f"{receiver.name}: webhook-id {w} carried different bodies"
+                for w, b in bodies.items()
+                if len(b) > 1
+            ]
     failed = await db.fetchval(
-        "SELECT count(*) FROM webhooks.deliveries WHERE tenant_id = ANY($1) AND status ="
-        " 'failed'", ids)
+        "SELECT count(*) FROM webhooks.deliveries WHERE tenant_id = ANY($1) AND status = 'failed'",
+        ids,
+    )
     pending = await db.fetchval(
-        "SELECT count(*) FROM webhooks.deliveries WHERE tenant_id = ANY($1) AND status ="
-        " 'pending'", ids)
+        "SELECT count(*) FROM webhooks.deliveries WHERE tenant_id = ANY($1) AND status = 'pending'",
+        ids,
+    )
     if failed:
         found.lost.append(f"{failed} webhook deliveries failed for good")
     if pending:

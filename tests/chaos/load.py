@@ -21,8 +21,15 @@ import orjson
 from tests.chaos.receivers import StoppableReceiver
 
 ALL_SCOPES = [
-    "sales:read", "sales:write", "stock:read", "stock:write", "fulfillment:read",
-    "fulfillment:write", "webhooks:read", "webhooks:write", "admin",
+    "sales:read",
+    "sales:write",
+    "stock:read",
+    "stock:write",
+    "fulfillment:read",
+    "fulfillment:write",
+    "webhooks:read",
+    "webhooks:write",
+    "admin",
 ]
 SKUS = 5
 STOCK_PER_SKU = 1_000_000
@@ -84,23 +91,35 @@ class Ledger:
 class Api:
     """One tenant's key against the gateway, retrying like a patient client."""
 
-    def __init__(self, session: aiohttp.ClientSession, gateway: str, key: str,
-                 seen: Seen, timeout: float) -> None:
+    def __init__(
+        self, session: aiohttp.ClientSession, gateway: str, key: str, seen: Seen, timeout: float
+    ) -> None:
         self.session = session
         self.base = f"{gateway}/api/v1"
         self.key = key
         self.seen = seen
         self.timeout = aiohttp.ClientTimeout(total=timeout)
 
-    async def once(self, method: str, path: str, body: Any = None,
-                   headers: dict[str, str] | None = None, **params: Any) -> Answer:
+    async def once(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        **params: Any,
+    ) -> Answer:
         all_headers = {"Authorization": f"Bearer {self.key}", **(headers or {})}
         data = orjson.dumps(body) if body is not None else None
         if data is not None:
             all_headers["Content-Type"] = "application/json"
-        async with self.session.request(method, f"{self.base}{path}", data=data,
-                                        headers=all_headers, params=params or None,
-                                        timeout=self.timeout) as response:
+        async with self.session.request(
+            method,
+            f"{self.base}{path}",
+            data=data,
+            headers=all_headers,
+            params=params or None,
+            timeout=self.timeout,
+        ) as response:
             raw = await response.read()
             try:
                 parsed: Any = orjson.loads(raw) if raw else None
@@ -108,8 +127,16 @@ class Api:
                 parsed = raw.decode(errors="replace")
             return Answer(response.status, parsed, dict(response.headers))
 
-    async def call(self, method: str, path: str, body: Any = None, *, record: bool = True,
-                   retry_for: float = RETRY_FOR, **params: Any) -> Answer | None:
+    async def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        record: bool = True,
+        retry_for: float = RETRY_FOR,
+        **params: Any,
+    ) -> Answer | None:
         """The final answer (2xx or 4xx without `Retry-After`), or None when it never came."""
         headers = {"Idempotency-Key": str(uuid.uuid4())} if method == "POST" else {}
         deadline = time.monotonic() + retry_for
@@ -125,8 +152,7 @@ class Api:
                 error = "conn"
             if record:
                 self.seen.add(outcome(answer, error), label)
-            if answer is not None and answer.status < 500 \
-                    and "Retry-After" not in answer.headers:
+            if answer is not None and answer.status < 500 and "Retry-After" not in answer.headers:
                 return answer
             if time.monotonic() > deadline:
                 return None
@@ -151,34 +177,44 @@ class Tenant:
     receivers: list[tuple[StoppableReceiver, list[str]]]  # (receiver, event types)
 
 
-async def new_tenant(session: aiohttp.ClientSession, gateway: str, admin_token: str,
-                     seen: Seen, timeout: float, label: str,
-                     subscriptions: list[tuple[StoppableReceiver, list[str]]]) -> Tenant:
+async def new_tenant(
+    session: aiohttp.ClientSession,
+    gateway: str,
+    admin_token: str,
+    seen: Seen,
+    timeout: float,
+    label: str,
+    subscriptions: list[tuple[StoppableReceiver, list[str]]],
+) -> Tenant:
     """A tenant with a key of every scope (`admin` included, for the integrity check),
     stock at one location, and webhook endpoints for `subscriptions`."""
     admin = Api(session, gateway, admin_token, seen, timeout)
-    made = await admin.post("/admin/tenants", {"name": f"chaos-{label}-{uuid.uuid4().hex[:8]}"},
-                            record=False)
+    made = await admin.post(
+        "/admin/tenants", {"name": f"chaos-{label}-{uuid.uuid4().hex[:8]}"}, record=False
+    )
     assert made is not None and made.status == 201, made
     tenant_id = made.body["tenant"]["id"]
-    key = await admin.post(f"/admin/tenants/{tenant_id}/keys", {"scopes": ALL_SCOPES},
-                           record=False)
+    key = await admin.post(f"/admin/tenants/{tenant_id}/keys", {"scopes": ALL_SCOPES}, record=False)
     assert key is not None and key.status == 201, key
     api = Api(session, gateway, key.body["api_key"], seen, timeout)
     location = "wh-1"
-    answer = await api.post("/locations", {"location_id": location, "name": "Main"},
-                            record=False)
+    answer = await api.post("/locations", {"location_id": location, "name": "Main"}, record=False)
     assert answer is not None and answer.status == 201, answer
     skus = [f"SKU-{i}" for i in range(SKUS)]
     for sku in skus:
-        for path, body in (("/products", {"sku": sku, "name": sku}),
-                           ("/stock/stock-records", {"sku": sku, "location_id": location,
-                                                     "quantity": STOCK_PER_SKU})):
+        for path, body in (
+            ("/products", {"sku": sku, "name": sku}),
+            (
+                "/stock/stock-records",
+                {"sku": sku, "location_id": location, "quantity": STOCK_PER_SKU},
+            ),
+        ):
             answer = await api.post(path, body, record=False)
             assert answer is not None and answer.status == 201, answer
     for receiver, types in subscriptions:
-        answer = await api.post("/webhooks/endpoints", {"url": receiver.url,
-                                                        "event_types": types}, record=False)
+        answer = await api.post(
+            "/webhooks/endpoints", {"url": receiver.url, "event_types": types}, record=False
+        )
         assert answer is not None and answer.status == 201, answer
     return Tenant(tenant_id, api, location, skus, subscriptions)
 
@@ -186,10 +222,12 @@ async def new_tenant(session: aiohttp.ClientSession, gateway: str, admin_token: 
 def sale_body(sale_id: str, tenant: Tenant) -> dict[str, Any]:
     lines = random.sample(tenant.skus, random.randint(1, 2))
     return {
-        "sale_id": sale_id, "shop": {"channel": "web", "shop_name": "Chaos"},
+        "sale_id": sale_id,
+        "shop": {"channel": "web", "shop_name": "Chaos"},
         "location_id": tenant.location,
         "lines": [{"sku": sku, "quantity": random.randint(1, 3)} for sku in lines],
-        "customer": {"name": "Ada"}, "shipping_address": {"city": "Oslo"},
+        "customer": {"name": "Ada"},
+        "shipping_address": {"city": "Oslo"},
     }
 
 
@@ -198,8 +236,9 @@ class Lifecycles:
     sales a second in all: create, wait for pending, then ship (60%), cancel (25%), ship and
     cancel at once (10%) or leave it pending (5%)."""
 
-    def __init__(self, tenants: list[Tenant], ledger: Ledger, *, workers: int,
-                 rate: float, run: str) -> None:
+    def __init__(
+        self, tenants: list[Tenant], ledger: Ledger, *, workers: int, rate: float, run: str
+    ) -> None:
         self.tenants = tenants
         self.ledger = ledger
         self.workers = workers
@@ -271,16 +310,18 @@ class Lifecycles:
         if init.status != 200 or not init.body["fulfillments"]:
             return  # canceled first, say
         fulfillment = init.body["fulfillments"][0]["id"]
-        shipped = await api.post(f"/fulfillment/fulfillments/{fulfillment}/status",
-                                 {"status": "shipped"})
+        shipped = await api.post(
+            f"/fulfillment/fulfillments/{fulfillment}/status", {"status": "shipped"}
+        )
         if shipped is None:
             self.ledger.gave_up["POST /fulfillment/fulfillments/{id}/status"] += 1
         elif shipped.status == 200:
             self.ledger.shipped.add(sale_id)
 
     async def cancel(self, api: Api, sale_id: str) -> None:
-        answer = await api.post("/sales/cancel", {"sale_id": sale_id,
-                                                  "cancel_reason": "customer_request"})
+        answer = await api.post(
+            "/sales/cancel", {"sale_id": sale_id, "cancel_reason": "customer_request"}
+        )
         if answer is None:
             self.ledger.gave_up["POST /sales/cancel"] += 1
         elif answer.status == 200:

@@ -42,11 +42,16 @@ class StoppableReceiver:
         body = await request.read()
         event = orjson.loads(body)
         data = event.get("data") or {}
-        self.received.append(Delivery(
-            request.headers.get("webhook-id", ""), event.get("type", ""),
-            str(data.get("sale_id", "")), str(data.get("status", "")),
-            int(data.get("version", 0)), body,
-        ))
+        self.received.append(
+            Delivery(
+                request.headers.get("webhook-id", ""),
+                event.get("type", ""),
+                str(data.get("sale_id", "")),
+                str(data.get("status", "")),
+                int(data.get("version", 0)),
+                body,
+            )
+        )
         return web.Response(text="ok")
 
     async def start(self) -> StoppableReceiver:

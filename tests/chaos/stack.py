@@ -43,14 +43,20 @@ PG_CRASH_SAFE: Mapping[str, str] = {**PG_SETTINGS, "fsync": "off", "full_page_wr
 class ChaosStack:
     """Owns `state_dir`: wipes it, starts everything there, and can break each part."""
 
-    def __init__(self, state_dir: Path, *, pg_settings: Mapping[str, str] = PG_CRASH_SAFE,
-                 kafka_port: int | None = None, extra_env: Mapping[str, str] | None = None,
-                 ) -> None:
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        pg_settings: Mapping[str, str] = PG_CRASH_SAFE,
+        kafka_port: int | None = None,
+        extra_env: Mapping[str, str] | None = None,
+    ) -> None:
         self.state_dir = state_dir.resolve()
         self.log_dir = self.state_dir / "logs"
         self.pg_settings = pg_settings
         self.kafka_port, self.controller_port = (
-            (kafka_port, kafka_port + 1) if kafka_port else tuple(free_ports(2)))
+            (kafka_port, kafka_port + 1) if kafka_port else tuple(free_ports(2))
+        )
         self.extra_env = {**PLATFORM_SETTINGS, **(extra_env or {})}
         self.bootstrap_servers = ""
         self.database_url = ""
@@ -62,12 +68,19 @@ class ChaosStack:
         wipe(self.state_dir)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.bootstrap_servers, self.database_url = start_infrastructure(
-            self.state_dir, self.kafka_port, self.controller_port, self.log_dir,
-            pg_settings=self.pg_settings)
+            self.state_dir,
+            self.kafka_port,
+            self.controller_port,
+            self.log_dir,
+            pg_settings=self.pg_settings,
+        )
         ports = dict(zip([s.name for s in SERVICES], free_ports(len(SERVICES)), strict=True))
         self.platform = Platform(
-            database_url=self.database_url, bootstrap_servers=self.bootstrap_servers,
-            log_dir=self.log_dir, ports=ports, extra_env=self.extra_env,
+            database_url=self.database_url,
+            bootstrap_servers=self.bootstrap_servers,
+            log_dir=self.log_dir,
+            ports=ports,
+            extra_env=self.extra_env,
         )
         self.platform.start(timeout=120)
 

@@ -14,8 +14,9 @@ PROBLEM = {"Content-Type": "application/problem+json"}
 def test_a_503_counts_as_clear_only_with_problem_json_and_retry_after():
     assert outcome(Answer(503, {}, {**PROBLEM, "Retry-After": "1"})) == "503"
     assert outcome(Answer(503, {}, PROBLEM)) == "503 bare"
-    assert outcome(Answer(503, {}, {"Content-Type": "text/plain", "Retry-After": "1"})) \
-        == "503 bare"
+    assert (
+        outcome(Answer(503, {}, {"Content-Type": "text/plain", "Retry-After": "1"})) == "503 bare"
+    )
 
 
 def test_other_answers_are_named_by_status_or_by_what_went_wrong():

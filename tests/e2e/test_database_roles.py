@@ -38,10 +38,14 @@ async def test_every_service_connects_as_its_role(platform: Platform, infrastruc
     try:
         rows = await conn.fetch(
             "SELECT DISTINCT application_name, usename FROM pg_stat_activity"
-            " WHERE application_name = ANY($1::text[])", NAMES)
+            " WHERE application_name = ANY($1::text[])",
+            NAMES,
+        )
         owners = await conn.fetch(
             "SELECT nspname, pg_get_userbyid(nspowner) AS owner FROM pg_namespace"
-            " WHERE nspname = ANY($1::text[])", NAMES)
+            " WHERE nspname = ANY($1::text[])",
+            NAMES,
+        )
     finally:
         await conn.close()
     assert {(r["application_name"], r["usename"]) for r in rows} == {

@@ -28,16 +28,29 @@ class RelayCrashed(Exception):
 def sale_created(tenant_id: str, location: str, sku: str, quantity: int) -> CloudEvent:
     now = utcnow()
     snapshot = c.SaleSnapshot(
-        id=uuid.uuid4(), sale_id=ref("S"), status="awaiting_stock", version=1,
-        shop=c.Shop(channel="web", shop_name="t"), location_id=location,
-        lines=[c.SaleLine(sku=sku, quantity=quantity)], created_at=now, updated_at=now,
+        id=uuid.uuid4(),
+        sale_id=ref("S"),
+        status="awaiting_stock",
+        version=1,
+        shop=c.Shop(channel="web", shop_name="t"),
+        location_id=location,
+        lines=[c.SaleLine(sku=sku, quantity=quantity)],
+        created_at=now,
+        updated_at=now,
     )
-    return c.make_event(source="/orders", type=c.SALE_CREATED, tenant_id=uuid.UUID(tenant_id),
-                        subject=f"sale/{snapshot.id}", data=snapshot)
+    return c.make_event(
+        source="/orders",
+        type=c.SALE_CREATED,
+        tenant_id=uuid.UUID(tenant_id),
+        subject=f"sale/{snapshot.id}",
+        data=snapshot,
+    )
 
 
 async def test_relay_crash_between_publish_and_mark_still_reserves_once(
-    tenant: Client, infrastructure, tmp_path: Path,
+    tenant: Client,
+    infrastructure,
+    tmp_path: Path,
 ):
     sku, location, _ = await stocked_product(tenant, quantity=5)
     event = sale_created(tenant.tenant_id, location, sku, quantity=2)
@@ -56,18 +69,22 @@ async def test_relay_crash_between_publish_and_mark_still_reserves_once(
             await OutboxRelay(pool, "relaycrash", producer, after_publish=crash).publish_batch()
         assert await OutboxRelay(pool, "relaycrash", producer).publish_batch() == 1
 
-        copies = [r for r in await read_all(infrastructure.bootstrap_servers, c.SALES_TOPIC)
-                  if orjson.loads(r.value).get("id") == str(event.id)]
+        copies = [
+            r
+            for r in await read_all(infrastructure.bootstrap_servers, c.SALES_TOPIC)
+            if orjson.loads(r.value).get("id") == str(event.id)
+        ]
         assert len(copies) == 2, "the crash should have made the relay publish twice"
 
         async def applied() -> int:
             return await pool.fetchval(
-                "SELECT count(*) FROM stock.inbox WHERE event_id = $1", event.id)
+                "SELECT count(*) FROM stock.inbox WHERE event_id = $1", event.id
+            )
 
         await eventually(applied, lambda n: n == 1, what="stock applied the event")
         reservations = await pool.fetchval(
-            "SELECT count(*) FROM stock.reservations WHERE sale = $1",
-            uuid.UUID(event.data["id"]))
+            "SELECT count(*) FROM stock.reservations WHERE sale = $1", uuid.UUID(event.data["id"])
+        )
         records = await tenant.get("/stock/stock-records", sku=sku)
         assert reservations == 1
         assert records.body["data"][0]["reserved"] == 2
@@ -77,15 +94,18 @@ async def test_relay_crash_between_publish_and_mark_still_reserves_once(
 
 
 async def test_poison_messages_are_dead_lettered_and_the_rest_flows(
-    tenant: Client, infrastructure,
+    tenant: Client,
+    infrastructure,
 ):
     bootstrap = infrastructure.bootstrap_servers
     garbage_key = ref("poison").encode()
     bad_data = sale_created(tenant.tenant_id, "wh", "sku", 1).model_copy(
-        update={"data": {"id": "not-a-uuid"}})
+        update={"data": {"id": "not-a-uuid"}}
+    )
     bad_key = ref("bad-data").encode()
-    await produce(bootstrap, c.SALES_TOPIC,
-                  [(garbage_key, b"\x00not json"), (bad_key, bad_data.to_bytes())])
+    await produce(
+        bootstrap, c.SALES_TOPIC, [(garbage_key, b"\x00not json"), (bad_key, bad_data.to_bytes())]
+    )
 
     sku, location, _ = await stocked_product(tenant, quantity=3)
     sale_id = ref("S")
@@ -95,11 +115,17 @@ async def test_poison_messages_are_dead_lettered_and_the_rest_flows(
 
     async def dead_lettered_by_stock() -> dict[bytes, dict[str, bytes]]:
         records = await read_all(bootstrap, c.dlq_topic(c.SALES_TOPIC))
-        return {r.key: dict(r.headers) for r in records
-                if r.key in (garbage_key, bad_key) and dict(r.headers)["dlq-consumer"] == b"stock"}
+        return {
+            r.key: dict(r.headers)
+            for r in records
+            if r.key in (garbage_key, bad_key) and dict(r.headers)["dlq-consumer"] == b"stock"
+        }
 
-    found = await eventually(dead_lettered_by_stock, lambda d: len(d) == 2,
-                             what="both poison messages in sales.events.dlq")
+    found = await eventually(
+        dead_lettered_by_stock,
+        lambda d: len(d) == 2,
+        what="both poison messages in sales.events.dlq",
+    )
     assert found[garbage_key]["dlq-error"].startswith(b"unparseable event")
     assert found[garbage_key]["dlq-topic"] == c.SALES_TOPIC.encode()
     assert b"ValidationError" in found[bad_key]["dlq-error"]
@@ -113,7 +139,9 @@ RELAY_BACKENDS = (
 
 @pytest.mark.parametrize("schema", ["orders", "stock"])
 async def test_a_relay_that_loses_its_connection_leads_again_and_loses_nothing(
-    tenant: Client, infrastructure, schema: str,
+    tenant: Client,
+    infrastructure,
+    schema: str,
 ):
     """Its lock goes with its connection: the relay must notice, take the lock again and
     publish what was written meanwhile (a sale reaches `pending` only through both relays)."""
@@ -134,7 +162,8 @@ async def test_a_relay_that_loses_its_connection_leads_again_and_loses_nothing(
 
 
 async def test_events_a_service_ignores_leave_no_trace_in_its_inbox(
-    tenant: Client, infrastructure,
+    tenant: Client,
+    infrastructure,
 ):
     """Stock acts on a sale's creation and shipment, fulfilment on its claim and shipment;
     the other status changes are dropped before any transaction, so not recorded."""
@@ -144,8 +173,9 @@ async def test_events_a_service_ignores_leave_no_trace_in_its_inbox(
     assert created.status == 201 and created.body["status"] == "pending", created
     init = await tenant.post("/fulfillment/shipping/init", {"sale_ids": [sale_id]})
     fulfillment = init.body["fulfillments"][0]["id"]
-    shipped = await tenant.post(f"/fulfillment/fulfillments/{fulfillment}/status",
-                                {"status": "shipped"})
+    shipped = await tenant.post(
+        f"/fulfillment/fulfillments/{fulfillment}/status", {"status": "shipped"}
+    )
     assert shipped.status == 200, shipped
 
     def of_sale(record) -> dict:
@@ -158,34 +188,49 @@ async def test_events_a_service_ignores_leave_no_trace_in_its_inbox(
 
     async def sale_events() -> dict[tuple[str, str], uuid.UUID]:
         records = await read_all(infrastructure.bootstrap_servers, c.SALES_TOPIC)
-        return {(e["type"], e["data"]["status"]): uuid.UUID(e["id"])
-                for r in records if (e := of_sale(r))}
+        return {
+            (e["type"], e["data"]["status"]): uuid.UUID(e["id"])
+            for r in records
+            if (e := of_sale(r))
+        }
 
-    ids = await eventually(sale_events, lambda i: (c.SALE_STATUS_CHANGED, "shipped") in i,
-                           what="the sale's shipment on the broker")
+    ids = await eventually(
+        sale_events,
+        lambda i: (c.SALE_STATUS_CHANGED, "shipped") in i,
+        what="the sale's shipment on the broker",
+    )
     db = await asyncpg.connect(infrastructure.database_url)
     try:
+
         async def recorded(schema: str) -> set[tuple[str, str]]:
-            rows = await db.fetch(f"SELECT event_id FROM {schema}.inbox"
-                                  " WHERE event_id = ANY($1::uuid[])", list(ids.values()))
+            rows = await db.fetch(
+                f"SELECT event_id FROM {schema}.inbox WHERE event_id = ANY($1::uuid[])",
+                list(ids.values()),
+            )
             found = {r["event_id"] for r in rows}
             return {key for key, event_id in ids.items() if event_id in found}
 
         status_changed = c.SALE_STATUS_CHANGED
-        stock = await eventually(lambda: recorded("stock"),
-                                 lambda r: (status_changed, "shipped") in r,
-                                 what="stock committed the shipment")
+        stock = await eventually(
+            lambda: recorded("stock"),
+            lambda r: (status_changed, "shipped") in r,
+            what="stock committed the shipment",
+        )
         assert stock == {(c.SALE_CREATED, "awaiting_stock"), (status_changed, "shipped")}
-        fulfilment = await eventually(lambda: recorded("fulfilment"),
-                                      lambda r: (status_changed, "shipped") in r,
-                                      what="fulfilment saw the shipment")
+        fulfilment = await eventually(
+            lambda: recorded("fulfilment"),
+            lambda r: (status_changed, "shipped") in r,
+            what="fulfilment saw the shipment",
+        )
         assert fulfilment == {(status_changed, "in_fulfillment"), (status_changed, "shipped")}
     finally:
         await db.close()
 
 
 async def test_a_lingering_relay_publishes_everything_in_order_and_keeps_nothing(
-    tenant: Client, infrastructure, tmp_path: Path,
+    tenant: Client,
+    infrastructure,
+    tmp_path: Path,
 ):
     sku, location, _ = await stocked_product(tenant, quantity=10)
     events = [sale_created(tenant.tenant_id, location, sku, quantity=1) for _ in range(6)]
@@ -202,15 +247,21 @@ async def test_a_lingering_relay_publishes_everything_in_order_and_keeps_nothing
                 await add_events(conn, "relaylinger", [(key, event)])
 
         async def published() -> list[str]:
-            return [orjson.loads(r.value)["id"]
-                    for r in await read_all(infrastructure.bootstrap_servers, c.SALES_TOPIC)
-                    if r.key == key.encode()]
+            return [
+                orjson.loads(r.value)["id"]
+                for r in await read_all(infrastructure.bootstrap_servers, c.SALES_TOPIC)
+                if r.key == key.encode()
+            ]
 
-        ids = await eventually(published, lambda found: len(found) >= len(events),
-                               what="every event on the topic")
+        ids = await eventually(
+            published, lambda found: len(found) >= len(events), what="every event on the topic"
+        )
         assert ids == [str(e.id) for e in events]
-        await eventually(lambda: pool.fetchval("SELECT count(*) FROM relaylinger.outbox"),
-                         lambda left: left == 0, what="the outbox to empty")
+        await eventually(
+            lambda: pool.fetchval("SELECT count(*) FROM relaylinger.outbox"),
+            lambda left: left == 0,
+            what="the outbox to empty",
+        )
     finally:
         running.cancel()
         with contextlib.suppress(asyncio.CancelledError):

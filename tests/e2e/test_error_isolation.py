@@ -21,16 +21,21 @@ ROUNDS = 20
 
 
 async def test_interleaved_failing_and_normal_requests_of_two_tenants_all_normal_ones_succeed(
-    tenant: Client, other_tenant: Client, platform: Platform,
+    tenant: Client,
+    other_tenant: Client,
+    platform: Platform,
 ):
     sku, _, _ = await stocked_product(tenant, quantity=1)
     _, _, record = await stocked_product(other_tenant, quantity=0)
     failing_ids = []
     for n in range(ROUNDS):
         request_id = f"prone-{uuid.uuid4().hex}"
-        prone = await tenant.call("PATCH", f"/products/{sku}", json={"name": f"Mug {n}"},
-                                  headers={"If-Match": '"99999999999"',
-                                           "X-Request-Id": request_id})
+        prone = await tenant.call(
+            "PATCH",
+            f"/products/{sku}",
+            json={"name": f"Mug {n}"},
+            headers={"If-Match": '"99999999999"', "X-Request-Id": request_id},
+        )
         assert prone.status == 500 or 400 <= prone.status < 500, prone
         assert prone.headers["X-Request-Id"] == request_id
         assert prone.headers["Content-Type"] == "application/problem+json"
@@ -41,7 +46,8 @@ async def test_interleaved_failing_and_normal_requests_of_two_tenants_all_normal
         normal = await other_tenant.post(
             "/stock/stock-records/change",
             {"stock_records": [{"id": record["id"], "quantity_change": 1}]},
-            headers={"X-Request-Id": ref("normal")})
+            headers={"X-Request-Id": ref("normal")},
+        )
         assert normal.status == 200, (n, normal)
         assert normal.body["stock_records"][0]["quantity"] == n + 1
 

@@ -29,19 +29,30 @@ async def sale_status(client: Client, sale_id: str) -> str:
 
 async def test_many_fulfillments_move_in_one_request_and_their_sales_ship(tenant: Client):
     (a, b, c), record = await claimed(tenant, 3, stock=10)
-    updates = [{"id": a["id"], "status": "shipped"}, {"id": b["id"], "status": "shipped"},
-               {"id": c["id"], "status": "packed"}]
+    updates = [
+        {"id": a["id"], "status": "shipped"},
+        {"id": b["id"], "status": "shipped"},
+        {"id": c["id"], "status": "packed"},
+    ]
 
     answer = await tenant.post(BATCH, {"updates": updates})
 
     assert answer.status == 200 and answer.body["errors"] == [], answer
     assert [(f["id"], f["status"]) for f in answer.body["fulfillments"]] == [
-        (a["id"], "shipped"), (b["id"], "shipped"), (c["id"], "packed")]
+        (a["id"], "shipped"),
+        (b["id"], "shipped"),
+        (c["id"], "packed"),
+    ]
     assert [await sale_status(tenant, f["sale_id"]) for f in (a, b, c)] == [
-        "shipped", "shipped", "in_fulfillment"]
-    await eventually(lambda: tenant.get(f"/stock/stock-records/{record['id']}"),
-                     lambda r: (r.body["quantity"], r.body["reserved"]) == (8, 1),
-                     what="two units committed, one still reserved")
+        "shipped",
+        "shipped",
+        "in_fulfillment",
+    ]
+    await eventually(
+        lambda: tenant.get(f"/stock/stock-records/{record['id']}"),
+        lambda r: (r.body["quantity"], r.body["reserved"]) == (8, 1),
+        what="two units committed, one still reserved",
+    )
 
     again = await tenant.post(BATCH, {"updates": updates})
     assert again.status == 200 and again.body == answer.body, "the same request, the same answer"
@@ -51,21 +62,32 @@ async def test_many_fulfillments_move_in_one_request_and_their_sales_ship(tenant
 
 async def test_a_batch_reports_what_cannot_move_and_moves_the_rest(tenant: Client):
     (canceled, ahead, fine), _ = await claimed(tenant, 3)
-    cancel = await tenant.post("/sales/cancel", {"sale_id": canceled["sale_id"],
-                                                 "cancel_reason": "customer_request"})
+    cancel = await tenant.post(
+        "/sales/cancel", {"sale_id": canceled["sale_id"], "cancel_reason": "customer_request"}
+    )
     assert cancel.status == 200
-    single = await tenant.post(f"/fulfillment/fulfillments/{ahead['id']}/status",
-                               {"status": "shipped"})
+    single = await tenant.post(
+        f"/fulfillment/fulfillments/{ahead['id']}/status", {"status": "shipped"}
+    )
     assert single.status == 200
     unknown = str(uuid.uuid4())
 
-    answer = await tenant.post(BATCH, {"updates": [
-        {"id": canceled["id"], "status": "shipped"}, {"id": ahead["id"], "status": "picking"},
-        {"id": unknown, "status": "packed"}, {"id": fine["id"], "status": "shipped"}]})
+    answer = await tenant.post(
+        BATCH,
+        {
+            "updates": [
+                {"id": canceled["id"], "status": "shipped"},
+                {"id": ahead["id"], "status": "picking"},
+                {"id": unknown, "status": "packed"},
+                {"id": fine["id"], "status": "shipped"},
+            ]
+        },
+    )
 
     assert answer.status == 200, answer
     assert [(f["id"], f["status"]) for f in answer.body["fulfillments"]] == [
-        (fine["id"], "shipped")]
+        (fine["id"], "shipped")
+    ]
     errors = {e["id"]: e for e in answer.body["errors"]}
     assert set(errors) == {canceled["id"], ahead["id"], unknown}
     assert errors[unknown]["code"] == "not_found"
@@ -74,8 +96,11 @@ async def test_a_batch_reports_what_cannot_move_and_moves_the_rest(tenant: Clien
     # refused by orders, or already canceled by the time it was read: never shipped
     assert errors[canceled["id"]]["code"] == "conflict"
     assert await sale_status(tenant, canceled["sale_id"]) == "canceled"
-    await eventually(lambda: tenant.get(f"/fulfillment/fulfillments/{canceled['id']}"),
-                     lambda r: r.body["status"] == "canceled", what="fulfillment canceled")
+    await eventually(
+        lambda: tenant.get(f"/fulfillment/fulfillments/{canceled['id']}"),
+        lambda r: r.body["status"] == "canceled",
+        what="fulfillment canceled",
+    )
     assert await sale_status(tenant, fine["sale_id"]) == "shipped"
 
 
@@ -99,8 +124,15 @@ async def test_another_tenants_fulfillment_is_not_found_and_stays(
     [theirs], _ = await claimed(other_tenant, 1)
     [mine], _ = await claimed(tenant, 1)
 
-    answer = await tenant.post(BATCH, {"updates": [{"id": theirs["id"], "status": "shipped"},
-                                                   {"id": mine["id"], "status": "picking"}]})
+    answer = await tenant.post(
+        BATCH,
+        {
+            "updates": [
+                {"id": theirs["id"], "status": "shipped"},
+                {"id": mine["id"], "status": "picking"},
+            ]
+        },
+    )
 
     assert answer.status == 200, answer
     assert [(e["id"], e["code"]) for e in answer.body["errors"]] == [(theirs["id"], "not_found")]

@@ -29,7 +29,10 @@ def problem(answer: Answer, status: int, code: str) -> dict[str, Any]:
     assert answer.headers["Content-Type"].startswith(PROBLEM), answer.headers
     body = answer.body
     assert (body["type"], body["status"], body["code"]) == (
-        f"urn:fulfil:problem:{code}", status, code), body
+        f"urn:fulfil:problem:{code}",
+        status,
+        code,
+    ), body
     assert isinstance(body["title"], str) and isinstance(body["detail"], str) and body["detail"]
     return body
 
@@ -51,8 +54,11 @@ async def test_a_taken_tenant_name_is_a_documented_409(platform: Platform, tenan
 
 async def test_canceling_a_sale_that_does_not_exist_is_a_documented_404(tenant: Client):
     sale_id = ref("S")
-    answer = await tenant.post("/sales/cancel", {"sale_id": sale_id, "cancel_reason": "other"},
-                               headers={"If-Match": 'W/"98"'})
+    answer = await tenant.post(
+        "/sales/cancel",
+        {"sale_id": sale_id, "cancel_reason": "other"},
+        headers={"If-Match": 'W/"98"'},
+    )
 
     assert sale_id in problem(answer, 404, "no_content")["detail"]
     assert "404" in await documented(tenant, "POST", "/sales/cancel")
@@ -63,8 +69,9 @@ async def test_if_match_with_several_records_is_refused_at_the_list(tenant: Clie
     _, _, second = await stocked_product(tenant, quantity=4)
 
     both = [{"id": first["id"], "quantity": 0}, {"id": second["id"], "quantity": 0}]
-    answer = await tenant.post("/stock/stock-records/update", {"stock_records": both},
-                               headers={"If-Match": '"1"'})
+    answer = await tenant.post(
+        "/stock/stock-records/update", {"stock_records": both}, headers={"If-Match": '"1"'}
+    )
 
     body = problem(answer, 422, "validation")
     assert fields(body) == ["/stock_records"] and body["errors"][0]["in"] == "body"
@@ -73,12 +80,15 @@ async def test_if_match_with_several_records_is_refused_at_the_list(tenant: Clie
         assert after.body["quantity"] == quantity, "nothing changed"
 
 
-@pytest.mark.parametrize(("what", "raw"), [
-    ("location", '{"address": {"\\ud853x": 1}, "name": "Main"}'),
-    ("location", '{"address": {"k": "a\\u0000b"}}'),
-    ("product", '{"name": "\\ud923\\udf6a\\ud81b"}'),
-    ("product", '{"unit_type": "\\u00d8\\u0000\\u0086"}'),
-])
+@pytest.mark.parametrize(
+    ("what", "raw"),
+    [
+        ("location", '{"address": {"\\ud853x": 1}, "name": "Main"}'),
+        ("location", '{"address": {"k": "a\\u0000b"}}'),
+        ("product", '{"name": "\\ud923\\udf6a\\ud81b"}'),
+        ("product", '{"unit_type": "\\u00d8\\u0000\\u0086"}'),
+    ],
+)
 async def test_unstorable_text_in_a_patch_is_refused(tenant: Client, what: str, raw: str):
     sku, location, _ = await stocked_product(tenant, quantity=1)
     path = f"/products/{sku}" if what == "product" else f"/locations/{location}"
@@ -100,9 +110,12 @@ async def test_a_number_is_not_a_date(tenant: Client, path: str):
 async def test_a_batch_customer_with_an_integer_beyond_64_bits_is_refused(tenant: Client):
     good, bad = ref("S"), ref("S")
     raw = (
-        '{"sales": [' + json.dumps(sale_body(good, "wh", ("SKU", 1))) + ", "
+        '{"sales": ['
+        + json.dumps(sale_body(good, "wh", ("SKU", 1)))
+        + ", "
         + json.dumps(sale_body(bad, "wh", ("SKU", 1))).replace(
-            '"name": "Ada"', '"n": 182752061176583070679040')
+            '"name": "Ada"', '"n": 182752061176583070679040'
+        )
         + "]}"
     )
 
@@ -121,14 +134,17 @@ async def test_shipping_ids_orders_refuses_are_answered_each_not_as_a_503(tenant
     assert answer.status == 200, answer
     assert answer.body["fulfillments"] == []
     assert [(e["sale_id"], e["code"]) for e in answer.body["errors"]] == [
-        (sale_id, "validation") for sale_id in ids]
+        (sale_id, "validation") for sale_id in ids
+    ]
 
 
 @pytest.mark.parametrize("quantity", ["false", "341.0"])
 async def test_a_level_update_quantity_must_be_an_integer(tenant: Client, quantity: str):
     sku, location, record = await stocked_product(tenant, quantity=5)
-    raw = (f'{{"location_id": "{location}", "sku": "{sku}", "quantity": {quantity},'
-           ' "update_type": "loss", "notes": ""}')
+    raw = (
+        f'{{"location_id": "{location}", "sku": "{sku}", "quantity": {quantity},'
+        ' "update_type": "loss", "notes": ""}'
+    )
 
     answer = await tenant.call("POST", "/stock/stock-level-updates", data=raw.encode())
 
@@ -148,15 +164,21 @@ async def test_a_record_version_must_be_an_integer(tenant: Client):
     assert after.body["quantity"] == 5
 
 
-@pytest.mark.parametrize(("template", "path"), [
-    ("/products", "/products"),
-    ("/products/{sku}", "/products/0"),
-    ("/fulfillment/shipping/init", "/fulfillment/shipping/init"),
-    ("/webhooks/endpoints/{endpoint_id}", f"/webhooks/endpoints/{uuid.uuid4()}"),
-])
+@pytest.mark.parametrize(
+    ("template", "path"),
+    [
+        ("/products", "/products"),
+        ("/products/{sku}", "/products/0"),
+        ("/fulfillment/shipping/init", "/fulfillment/shipping/init"),
+        ("/webhooks/endpoints/{endpoint_id}", f"/webhooks/endpoints/{uuid.uuid4()}"),
+    ],
+)
 @pytest.mark.parametrize("method", ["TRACE", "OPTIONS", "PUT"])
 async def test_an_undocumented_method_is_a_405_that_allows_the_documented_ones(
-    tenant: Client, template: str, path: str, method: str,
+    tenant: Client,
+    template: str,
+    path: str,
+    method: str,
 ):
     methods = await _documented_methods(tenant, template)
     if method in methods:
@@ -179,8 +201,11 @@ async def test_the_live_document_names_every_problem_status_and_header_format(te
     async with tenant.session.get(f"{tenant.base_url}/openapi.json") as response:
         document = await response.json()
     shared = document["components"]["responses"]
-    operations = [(path, method, operation) for path, item in document["paths"].items()
-                  for method, operation in item.items()]
+    operations = [
+        (path, method, operation)
+        for path, item in document["paths"].items()
+        for method, operation in item.items()
+    ]
 
     assert len(operations) >= 38
     for path, method, operation in operations:
@@ -193,19 +218,22 @@ async def test_the_live_document_names_every_problem_status_and_header_format(te
         for status in statuses - {"200", "201", "202", "204"}:
             name = operation["responses"][status]["$ref"].rsplit("/", 1)[-1]
             assert set(shared[name]["content"]) == {PROBLEM}, (method, path, status)
-        headers = {p["name"].lower(): p["schema"] for p in operation.get("parameters", [])
-                   if p["in"] == "header"}
+        headers = {
+            p["name"].lower(): p["schema"]
+            for p in operation.get("parameters", [])
+            if p["in"] == "header"
+        }
         assert headers["x-api-version"] == {"type": "string", "enum": ["v1"]}, (method, path)
         if "if-match" in headers:
             assert headers["if-match"]["pattern"].startswith("^(\\*|"), (method, path)
 
 
 @pytest.mark.parametrize("name", ["\\u0000\\u08a3", "a\\ud894b"])
-async def test_a_tenant_name_postgresql_cannot_store_is_refused(platform: Platform,
-                                                                 tenant: Client, name: str):
+async def test_a_tenant_name_postgresql_cannot_store_is_refused(
+    platform: Platform, tenant: Client, name: str
+):
     admin = Client(tenant.session, platform.gateway_url, platform.admin_token)
 
-    answer = await admin.call("POST", "/admin/tenants",
-                              data=f'{{"name": "{name}"}}'.encode())
+    answer = await admin.call("POST", "/admin/tenants", data=f'{{"name": "{name}"}}'.encode())
 
     assert fields(problem(answer, 422, "validation")) == ["/name"]

@@ -17,8 +17,9 @@ PROBLEM = "application/problem+json"
 TITLES = {"validation": (422, "Validation failed"), "invalid_request": (400, "Invalid request")}
 
 
-def assert_problem(answer: Answer, code: str, fields: list[str] | None = None,
-                   where: str | None = None) -> dict[str, Any]:
+def assert_problem(
+    answer: Answer, code: str, fields: list[str] | None = None, where: str | None = None
+) -> dict[str, Any]:
     """The answer is the problem `code`, field by field; with `fields`, its errors point at
     exactly those (JSON pointers, in order), each with a message."""
     status, title = TITLES[code]
@@ -56,6 +57,7 @@ async def sale_refused(client: Client, body: dict, code: str, fields: list[str])
 
 # --- bounds on free-form objects -------------------------------------------------------------
 
+
 async def test_an_oversized_customer_is_refused_at_the_customer(tenant: Client):
     sale_id = ref("S")
     body = sale_body(sale_id, "wh-1", ("SKU-1", 1))
@@ -71,18 +73,20 @@ async def test_an_oversized_customer_is_refused_at_the_customer(tenant: Client):
     await no_sale(tenant, sale_id)
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("customer", {f"k{i}": "x" * 1000 for i in range(20)}, "bytes as JSON; at most 16384"),
-    ("customer", {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}, "nested deeper than 5 levels"),
-    ("shipping_address", {f"line{i}": "x" for i in range(65)}, "64"),
-    ("shipping_address", {"street": "x" * 1001}, "at most 1000 characters"),
-    ("shipping_address", {"k" * 101: "x"}, "at most 100 characters"),
-    ("customer", {"id": 2**53}, "integers must be within"),
-    ("customer", {"score": 1e16}, "numbers must be finite and within"),
-    ("customer", ["not", "an", "object"], "valid dictionary"),
-])
-async def test_free_form_objects_are_bounded(tenant: Client, field: str, value: Any,
-                                             message: str):
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("customer", {f"k{i}": "x" * 1000 for i in range(20)}, "bytes as JSON; at most 16384"),
+        ("customer", {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}, "nested deeper than 5 levels"),
+        ("shipping_address", {f"line{i}": "x" for i in range(65)}, "64"),
+        ("shipping_address", {"street": "x" * 1001}, "at most 1000 characters"),
+        ("shipping_address", {"k" * 101: "x"}, "at most 100 characters"),
+        ("customer", {"id": 2**53}, "integers must be within"),
+        ("customer", {"score": 1e16}, "numbers must be finite and within"),
+        ("customer", ["not", "an", "object"], "valid dictionary"),
+    ],
+)
+async def test_free_form_objects_are_bounded(tenant: Client, field: str, value: Any, message: str):
     body = sale_body(ref("S"), "wh-1", ("SKU-1", 1))
     body[field] = value
     problem = await sale_refused(tenant, body, "validation", [f"/{field}"])
@@ -107,19 +111,34 @@ async def test_stock_descriptions_addresses_and_notes_are_bounded(tenant: Client
     assert_problem(name, "validation", ["/name"], where="body")
     assert (await tenant.get(f"/products/{sku}")).status == 404
 
-    address = await tenant.post("/locations", {"location_id": location, "name": "Main",
-                                               "address": {"lines": ["x"] * 65}})
+    address = await tenant.post(
+        "/locations", {"location_id": location, "name": "Main", "address": {"lines": ["x"] * 65}}
+    )
     assert_problem(address, "validation", ["/address"], where="body")
     assert (await tenant.get(f"/locations/{location}")).status == 404
 
     sku, location, record = await stocked_product(tenant, quantity=5)
-    notes = await tenant.post("/stock/stock-level-updates", {
-        "sku": sku, "location_id": location, "quantity": 9, "update_type": "audit",
-        "notes": "x" * 1001})
+    notes = await tenant.post(
+        "/stock/stock-level-updates",
+        {
+            "sku": sku,
+            "location_id": location,
+            "quantity": 9,
+            "update_type": "audit",
+            "notes": "x" * 1001,
+        },
+    )
     assert_problem(notes, "validation", ["/notes"], where="body")
-    nul = await tenant.post("/stock/transfers", {
-        "sku": sku, "from_location_id": location, "to_location_id": location, "quantity": 1,
-        "notes": "a\u0000b"})
+    nul = await tenant.post(
+        "/stock/transfers",
+        {
+            "sku": sku,
+            "from_location_id": location,
+            "to_location_id": location,
+            "quantity": 1,
+            "notes": "a\u0000b",
+        },
+    )
     assert_problem(nul, "validation", ["/notes"], where="body")
     after = await tenant.get(f"/stock/stock-records/{record['id']}")
     assert (after.body["quantity"], after.body["version"]) == (5, record["version"])
@@ -127,11 +146,13 @@ async def test_stock_descriptions_addresses_and_notes_are_bounded(tenant: Client
 
 # --- strict parsing ----------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("quantity", ['"5"', "true", "1.0", "5e0"])
 async def test_numbers_are_parsed_strictly(tenant: Client, quantity: str):
     sale_id = ref("S")
     raw = json.dumps(sale_body(sale_id, "wh-1", ("SKU-1", 1))).replace(
-        '"quantity": 1', f'"quantity": {quantity}')
+        '"quantity": 1', f'"quantity": {quantity}'
+    )
     answer = await post_raw(tenant, "/sales", raw)
     assert_problem(answer, "validation", ["/lines/0/quantity"], where="body")
     await no_sale(tenant, sale_id)
@@ -148,7 +169,8 @@ async def test_booleans_are_parsed_strictly(tenant: Client):
 async def test_nan_and_infinity_are_not_json(tenant: Client, constant: str):
     sale_id = ref("S")
     raw = json.dumps(sale_body(sale_id, "wh-1", ("SKU-1", 1))).replace(
-        '"name": "Ada"', f'"score": {constant}')
+        '"name": "Ada"', f'"score": {constant}'
+    )
     answer = await post_raw(tenant, "/sales", raw)
     problem = assert_problem(answer, "invalid_request")
     assert "not valid JSON" in problem["detail"] and constant.lstrip("-") in problem["detail"]
@@ -157,18 +179,27 @@ async def test_nan_and_infinity_are_not_json(tenant: Client, constant: str):
 
 async def test_integers_beyond_64_bits_are_refused_where_they_are(tenant: Client):
     sale_id = ref("S")
-    raw = json.dumps(sale_body(sale_id, "wh-1", ("SKU-1", 1))).replace(
-        '"name": "Ada"', f'"n": {2**64}').replace('"quantity": 1', f'"quantity": {-2**70}')
+    raw = (
+        json.dumps(sale_body(sale_id, "wh-1", ("SKU-1", 1)))
+        .replace('"name": "Ada"', f'"n": {2**64}')
+        .replace('"quantity": 1', f'"quantity": {-(2**70)}')
+    )
     answer = await post_raw(tenant, "/sales", raw)
-    problem = assert_problem(answer, "validation", ["/lines/0/quantity", "/customer/n"],
-                             where="body")
+    problem = assert_problem(
+        answer, "validation", ["/lines/0/quantity", "/customer/n"], where="body"
+    )
     assert all("within" in e["message"] for e in problem["errors"])
     await no_sale(tenant, sale_id)
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("a\\u0000b", "NUL"), ("a\\ud800b", "lone surrogates"), ("\\udfff", "lone surrogates"),
-])
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("a\\u0000b", "NUL"),
+        ("a\\ud800b", "lone surrogates"),
+        ("\\udfff", "lone surrogates"),
+    ],
+)
 async def test_unstorable_text_is_refused_in_any_field(tenant: Client, text: str, message: str):
     sale_id = ref("S")
     body = json.dumps(sale_body(sale_id, "wh-1", ("SKU-1", 1)))
@@ -186,8 +217,11 @@ async def test_unstorable_text_is_refused_in_any_field(tenant: Client, text: str
 async def test_a_surrogate_encoded_in_utf8_is_refused(tenant: Client):
     """Not an escape: the bytes of U+D800 as UTF-8, which json decodes with surrogatepass."""
     sale_id = ref("S")
-    raw = json.dumps(sale_body(sale_id, "wh-1", ("SKU-1", 1))).encode().replace(
-        b'"Ada"', b'"A\xed\xa0\x80"')
+    raw = (
+        json.dumps(sale_body(sale_id, "wh-1", ("SKU-1", 1)))
+        .encode()
+        .replace(b'"Ada"', b'"A\xed\xa0\x80"')
+    )
     answer = await post_raw(tenant, "/sales", raw)
     problem = assert_problem(answer, "validation", ["/customer/name"], where="body")
     assert "lone surrogates" in problem["errors"][0]["message"]
@@ -211,32 +245,40 @@ async def test_deep_nesting_is_refused(tenant: Client, depth: int):
     await no_sale(tenant, sale_id)
 
 
-@pytest.mark.parametrize(("path", "params", "field"), [
-    ("/sales", {"created_from": "9999-12-31T23:59:59-14:00"}, "/created_from"),
-    ("/sales", {"created_to": "0001-01-01T00:00:00+14:00"}, "/created_to"),
-    ("/stock/movements", {"created_from": "9999-12-31T23:59:59-14:00"}, "/created_from"),
-    ("/sales", {"offset": "1000001"}, "/offset"),
-    ("/sales", {"offset": str(2**64)}, "/offset"),
-    ("/sales", {"limit": "1.0"}, "/limit"),
-    ("/products", {"limit": "1e2"}, "/limit"),
-    ("/sales", {"channel": "web\x00"}, "/channel"),
-    ("/stock/movements", {"reference": "r\x00"}, "/reference"),
-    ("/stock/movements", {"reason": "bored"}, "/reason/0"),
-])
-async def test_query_parameters_are_parsed_strictly(tenant: Client, path: str, params: dict,
-                                                    field: str):
+@pytest.mark.parametrize(
+    ("path", "params", "field"),
+    [
+        ("/sales", {"created_from": "9999-12-31T23:59:59-14:00"}, "/created_from"),
+        ("/sales", {"created_to": "0001-01-01T00:00:00+14:00"}, "/created_to"),
+        ("/stock/movements", {"created_from": "9999-12-31T23:59:59-14:00"}, "/created_from"),
+        ("/sales", {"offset": "1000001"}, "/offset"),
+        ("/sales", {"offset": str(2**64)}, "/offset"),
+        ("/sales", {"limit": "1.0"}, "/limit"),
+        ("/products", {"limit": "1e2"}, "/limit"),
+        ("/sales", {"channel": "web\x00"}, "/channel"),
+        ("/stock/movements", {"reference": "r\x00"}, "/reference"),
+        ("/stock/movements", {"reason": "bored"}, "/reason/0"),
+    ],
+)
+async def test_query_parameters_are_parsed_strictly(
+    tenant: Client, path: str, params: dict, field: str
+):
     answer = await tenant.call("GET", f"{path}?{urlencode(params)}")
     assert_problem(answer, "validation", [field], where="query")
 
 
-@pytest.mark.parametrize(("path", "name", "value", "allowed"), [
-    ("/stock/stock-records", "sku", "A", 100),
-    ("/stock/stock-records", "location_id", "wh", 100),
-    ("/stock/movements", "sku", "A", 100),
-    ("/sales", "status", "pending", 7),
-])
-async def test_list_filters_are_bounded_in_count(tenant: Client, path: str, name: str,
-                                                 value: str, allowed: int):
+@pytest.mark.parametrize(
+    ("path", "name", "value", "allowed"),
+    [
+        ("/stock/stock-records", "sku", "A", 100),
+        ("/stock/stock-records", "location_id", "wh", 100),
+        ("/stock/movements", "sku", "A", 100),
+        ("/sales", "status", "pending", 7),
+    ],
+)
+async def test_list_filters_are_bounded_in_count(
+    tenant: Client, path: str, name: str, value: str, allowed: int
+):
     query = urlencode([(name, value)] * allowed)
     assert (await tenant.call("GET", f"{path}?{query}")).status == 200
     query = urlencode([(name, value)] * (allowed + 1))
@@ -252,8 +294,10 @@ async def test_a_nul_in_a_path_is_refused(tenant: Client):
 @pytest.mark.parametrize("if_match", ["²", '"²"', "1" * 5000, '"2147483648"', "0", '"1", "2"'])
 async def test_if_match_must_be_one_version_number(tenant: Client, if_match: str):
     sku, location, _ = await stocked_product(tenant, quantity=1)
-    for path, change in [(f"/products/{sku}", {"name": "Renamed"}),
-                         (f"/locations/{location}", {"name": "Renamed"})]:
+    for path, change in [
+        (f"/products/{sku}", {"name": "Renamed"}),
+        (f"/locations/{location}", {"name": "Renamed"}),
+    ]:
         before = (await tenant.get(path)).body
         answer = await tenant.call("PATCH", path, json=change, headers={"If-Match": if_match})
         problem = assert_problem(answer, "invalid_request")
@@ -263,17 +307,20 @@ async def test_if_match_must_be_one_version_number(tenant: Client, if_match: str
 
 async def test_if_match_of_a_current_version_still_applies(tenant: Client):
     sku, _, _ = await stocked_product(tenant, quantity=1)
-    answer = await tenant.call("PATCH", f"/products/{sku}", json={"name": "Renamed"},
-                               headers={"If-Match": '"1"'})
+    answer = await tenant.call(
+        "PATCH", f"/products/{sku}", json={"name": "Renamed"}, headers={"If-Match": '"1"'}
+    )
     assert answer.status == 200 and answer.body["version"] == 2, answer
 
 
 async def test_webhook_endpoints_take_the_shared_bounds(tenant: Client):
     base = {"url": "https://example.com/hooks"}
-    for extra, field in [({"description": "a\u0000b"}, "/description"),
-                         ({"description": "x" * 1001}, "/description"),
-                         ({"enabled": "true"}, "/enabled"),
-                         ({"ordered": 1}, "/ordered")]:
+    for extra, field in [
+        ({"description": "a\u0000b"}, "/description"),
+        ({"description": "x" * 1001}, "/description"),
+        ({"enabled": "true"}, "/enabled"),
+        ({"ordered": 1}, "/ordered"),
+    ]:
         answer = await tenant.post("/webhooks/endpoints", {**base, **extra})
         assert_problem(answer, "validation", [field], where="body")
     listed = await tenant.get("/webhooks/endpoints")
@@ -281,6 +328,7 @@ async def test_webhook_endpoints_take_the_shared_bounds(tenant: Client):
 
 
 # --- batches answer for each item ------------------------------------------------------------
+
 
 async def pending_sales(client: Client, count: int) -> list[str]:
     sku, location, _ = await stocked_product(client, quantity=count)
@@ -296,8 +344,9 @@ async def test_shipping_init_reports_bad_sale_ids_and_ships_the_rest(tenant: Cli
     bad = ["has space", "ünïcode", "x" * 65, "", "-leading-dash"]
     missing = ref("S")
 
-    answer = await tenant.post("/fulfillment/shipping/init",
-                               {"sale_ids": [good, *bad, missing, other]})
+    answer = await tenant.post(
+        "/fulfillment/shipping/init", {"sale_ids": [good, *bad, missing, other]}
+    )
 
     assert answer.status == 200, answer
     assert [f["sale_id"] for f in answer.body["fulfillments"]] == [good, other]
@@ -317,7 +366,9 @@ async def test_shipping_init_with_only_bad_ids_answers_each(tenant: Client):
     assert answer.status == 200, answer
     assert answer.body["fulfillments"] == []
     assert [(e["sale_id"], e["code"]) for e in answer.body["errors"]] == [
-        ("a b", "validation"), ("c/d", "validation")]
+        ("a b", "validation"),
+        ("c/d", "validation"),
+    ]
 
 
 async def test_the_status_batch_reports_bad_ids_and_moves_the_rest(tenant: Client):
@@ -325,14 +376,21 @@ async def test_the_status_batch_reports_bad_ids_and_moves_the_rest(tenant: Clien
     init = await tenant.post("/fulfillment/shipping/init", {"sale_ids": [sale_id]})
     [fulfillment] = init.body["fulfillments"]
 
-    answer = await tenant.post("/fulfillment/fulfillments/status", {"updates": [
-        {"id": "not-a-uuid", "status": "shipped"},
-        {"id": fulfillment["id"], "status": "shipped"},
-        {"id": str(uuid.uuid4()), "status": "packed"}]})
+    answer = await tenant.post(
+        "/fulfillment/fulfillments/status",
+        {
+            "updates": [
+                {"id": "not-a-uuid", "status": "shipped"},
+                {"id": fulfillment["id"], "status": "shipped"},
+                {"id": str(uuid.uuid4()), "status": "packed"},
+            ]
+        },
+    )
 
     assert answer.status == 200, answer
     assert [(f["id"], f["status"]) for f in answer.body["fulfillments"]] == [
-        (fulfillment["id"], "shipped")]
+        (fulfillment["id"], "shipped")
+    ]
     first, second = answer.body["errors"]
     assert (first["id"], first["code"]) == ("not-a-uuid", "not_found")
     assert first["detail"] == "No fulfillment 'not-a-uuid'."
@@ -347,8 +405,9 @@ async def test_a_batch_carrying_unstorable_input_is_refused_whole(tenant: Client
     good, bad = ref("S"), ref("S")
     bad_body = sale_body(bad, "wh-1", ("SKU-1", 1))
     bad_body["customer"] = {"n": 2**64}
-    answer = await tenant.post("/sales/batch", {"sales": [
-        sale_body(good, "wh-1", ("SKU-1", 1)), bad_body]})
+    answer = await tenant.post(
+        "/sales/batch", {"sales": [sale_body(good, "wh-1", ("SKU-1", 1)), bad_body]}
+    )
     assert_problem(answer, "validation", ["/sales/1/customer/n"], where="body")
     await no_sale(tenant, good)
     await no_sale(tenant, bad)

@@ -45,8 +45,9 @@ def change(record: dict, by: int) -> dict:
 
 async def quantity_and_adjustments(tenant: Client, record: dict) -> tuple[int, int]:
     now = (await tenant.get(f"/stock/stock-records/{record['id']}")).body
-    moves = (await tenant.get("/stock/movements", sku=record["sku"],
-                              reason="adjustment")).body["data"]
+    moves = (await tenant.get("/stock/movements", sku=record["sku"], reason="adjustment")).body[
+        "data"
+    ]
     return now["quantity"], len(moves)
 
 
@@ -66,14 +67,21 @@ async def answered_within(
 
 
 async def test_stock_dying_right_after_its_commit_replays_the_change_to_the_retry(
-    tenant: Client, platform: Platform, infrastructure,
+    tenant: Client,
+    platform: Platform,
+    infrastructure,
 ):
     _, _, record = await stocked_product(tenant, quantity=10)
     stock = platform["stock"]
     log_dir = stock.log_file.parent / "faulty"
     log_dir.mkdir(exist_ok=True)
-    faulty = ServiceProcess("stock", stock.app, stock.port,
-                            {**platform.env, "FAULT_INJECTION": "crash_after_commit"}, log_dir)
+    faulty = ServiceProcess(
+        "stock",
+        stock.app,
+        stock.port,
+        {**platform.env, "FAULT_INJECTION": "crash_after_commit"},
+        log_dir,
+    )
     key = ref("idem")
     post = {"headers": {"Idempotency-Key": key}}
     try:
@@ -82,13 +90,20 @@ async def test_stock_dying_right_after_its_commit_replays_the_change_to_the_retr
 
         first = await tenant.post(CHANGE, change(record, 5), **post)
         assert first.status == 503 and first.problem_code == "unavailable", first
-        await eventually(lambda: asyncio.to_thread(faulty.is_running), lambda up: not up,
-                         what="stock died after its commit")
+        await eventually(
+            lambda: asyncio.to_thread(faulty.is_running),
+            lambda up: not up,
+            what="stock died after its commit",
+        )
         async with database(infrastructure.database_url) as db:
             committed = await db.fetchrow(
                 "SELECT r.quantity, k.status_code FROM stock.stock_records r,"
                 " stock.idempotent_requests k WHERE r.id = $1 AND k.tenant_id = $2"
-                " AND k.key = $3", uuid.UUID(record["id"]), uuid.UUID(tenant.tenant_id), key)
+                " AND k.key = $3",
+                uuid.UUID(record["id"]),
+                uuid.UUID(tenant.tenant_id),
+                key,
+            )
         assert tuple(committed) == (15, 200), "the change committed before the crash"
         await restart(stock)
 
@@ -97,7 +112,11 @@ async def test_stock_dying_right_after_its_commit_replays_the_change_to_the_retr
         assert retry.headers["Idempotent-Replayed"] == "true"
         [out] = retry.body["stock_records"]
         assert (out["id"], out["quantity"], out["reserved"], out["available"]) == (
-            record["id"], 15, 0, 15)
+            record["id"],
+            15,
+            0,
+            15,
+        )
         assert await quantity_and_adjustments(tenant, record) == (15, 1)
         assert (await tenant.get("/stock/integrity")).body["ok"] is True
     finally:
@@ -106,39 +125,67 @@ async def test_stock_dying_right_after_its_commit_replays_the_change_to_the_retr
 
 
 async def test_the_gateway_dying_before_it_saved_the_answer_replays_within_seconds(
-    tenant: Client, platform: Platform, infrastructure,
+    tenant: Client,
+    platform: Platform,
+    infrastructure,
 ):
     _, _, record = await stocked_product(tenant, quantity=10)
     key = ref("idem")
     tenant_id = uuid.UUID(tenant.tenant_id)
     gateway = platform["gateway"]
-    async with (database(infrastructure.database_url) as stock_lock,
-                database(infrastructure.database_url) as gateway_lock,
-                database(infrastructure.database_url) as db):
+    async with (
+        database(infrastructure.database_url) as stock_lock,
+        database(infrastructure.database_url) as gateway_lock,
+        database(infrastructure.database_url) as db,
+    ):
         try:
             # Hold the record, so that the change waits inside stock until the gateway's
             # record is held as well: then stock commits, and the gateway cannot save.
             await stock_lock.execute("BEGIN")
-            await stock_lock.execute("SELECT 1 FROM stock.stock_records WHERE id = $1"
-                                     " FOR UPDATE", uuid.UUID(record["id"]))
+            await stock_lock.execute(
+                "SELECT 1 FROM stock.stock_records WHERE id = $1 FOR UPDATE",
+                uuid.UUID(record["id"]),
+            )
             first = asyncio.create_task(
-                tenant.post(CHANGE, change(record, 5), headers={"Idempotency-Key": key}))
-            await eventually(lambda: db.fetchval(
-                "SELECT count(*) FROM gateway.idempotency_keys WHERE tenant_id = $1"
-                " AND key = $2", tenant_id, key), lambda n: n == 1, what="the gateway's claim")
+                tenant.post(CHANGE, change(record, 5), headers={"Idempotency-Key": key})
+            )
+            await eventually(
+                lambda: db.fetchval(
+                    "SELECT count(*) FROM gateway.idempotency_keys WHERE tenant_id = $1"
+                    " AND key = $2",
+                    tenant_id,
+                    key,
+                ),
+                lambda n: n == 1,
+                what="the gateway's claim",
+            )
             await gateway_lock.execute("BEGIN")
             await gateway_lock.execute(
                 "SELECT 1 FROM gateway.idempotency_keys WHERE tenant_id = $1 AND key = $2"
-                " FOR UPDATE", tenant_id, key)
+                " FOR UPDATE",
+                tenant_id,
+                key,
+            )
             await stock_lock.execute("ROLLBACK")
-            await eventually(lambda: db.fetchval(
-                "SELECT status_code FROM stock.idempotent_requests WHERE tenant_id = $1"
-                " AND key = $2", tenant_id, key), lambda status: status == 200,
-                what="stock committed the change and its answer")
-            saving = ("SELECT pid FROM pg_stat_activity WHERE application_name = 'gateway'"
-                      " AND wait_event_type = 'Lock' AND query LIKE 'UPDATE gateway.idempotency%'")
-            [waiting] = await eventually(lambda: db.fetch(saving), lambda found: len(found) == 1,
-                                         what="the gateway saving the answer, held")
+            await eventually(
+                lambda: db.fetchval(
+                    "SELECT status_code FROM stock.idempotent_requests WHERE tenant_id = $1"
+                    " AND key = $2",
+                    tenant_id,
+                    key,
+                ),
+                lambda status: status == 200,
+                what="stock committed the change and its answer",
+            )
+            saving = (
+                "SELECT pid FROM pg_stat_activity WHERE application_name = 'gateway'"
+                " AND wait_event_type = 'Lock' AND query LIKE 'UPDATE gateway.idempotency%'"
+            )
+            [waiting] = await eventually(
+                lambda: db.fetch(saving),
+                lambda found: len(found) == 1,
+                what="the gateway saving the answer, held",
+            )
             gateway.kill()
             # A statement waiting on a lock would still finish once its client is gone; end
             # it as PostgreSQL ends the session of a client it finds dead.
@@ -146,17 +193,27 @@ async def test_the_gateway_dying_before_it_saved_the_answer_replays_within_secon
             await gateway_lock.execute("ROLLBACK")
             with pytest.raises(aiohttp.ClientError):
                 await first
-            saved = await db.fetchval("SELECT status_code FROM gateway.idempotency_keys"
-                                      " WHERE tenant_id = $1 AND key = $2", tenant_id, key)
+            saved = await db.fetchval(
+                "SELECT status_code FROM gateway.idempotency_keys"
+                " WHERE tenant_id = $1 AND key = $2",
+                tenant_id,
+                key,
+            )
             assert saved is None, "the gateway died before it saved the answer"
-            assert await db.fetchval("SELECT quantity FROM stock.stock_records WHERE id = $1",
-                                     uuid.UUID(record["id"])) == 15
+            assert (
+                await db.fetchval(
+                    "SELECT quantity FROM stock.stock_records WHERE id = $1",
+                    uuid.UUID(record["id"]),
+                )
+                == 15
+            )
         finally:
             await restart(gateway)
 
         retry, waited = await answered_within(
             lambda: tenant.post(CHANGE, change(record, 5), headers={"Idempotency-Key": key}),
-            seconds=20)
+            seconds=20,
+        )
         assert retry.status == 200, retry
         assert retry.headers["Idempotent-Replayed"] == "true"
         assert retry.body["stock_records"][0]["quantity"] == 15
@@ -164,34 +221,58 @@ async def test_the_gateway_dying_before_it_saved_the_answer_replays_within_secon
         assert await quantity_and_adjustments(tenant, record) == (15, 1)
         again = await tenant.post(CHANGE, change(record, 5), headers={"Idempotency-Key": key})
         assert (again.status, again.body) == (200, retry.body)
-        assert await db.fetchval("SELECT status_code FROM gateway.idempotency_keys"
-                                 " WHERE tenant_id = $1 AND key = $2", tenant_id, key) == 200
+        assert (
+            await db.fetchval(
+                "SELECT status_code FROM gateway.idempotency_keys"
+                " WHERE tenant_id = $1 AND key = $2",
+                tenant_id,
+                key,
+            )
+            == 200
+        )
 
 
 async def test_concurrent_duplicates_at_the_service_wait_for_the_first_and_replay_it(
-    tenant: Client, platform: Platform, http: aiohttp.ClientSession, infrastructure,
+    tenant: Client,
+    platform: Platform,
+    http: aiohttp.ClientSession,
+    infrastructure,
 ):
     _, _, record = await stocked_product(tenant, quantity=10)
-    headers = {"X-Internal-Token": platform.internal_token, "X-Tenant-Id": tenant.tenant_id,
-               "Idempotency-Key": ref("idem")}
+    headers = {
+        "X-Internal-Token": platform.internal_token,
+        "X-Tenant-Id": tenant.tenant_id,
+        "Idempotency-Key": ref("idem"),
+    }
     url = f"{platform['stock'].url}/api/v1{CHANGE}"
 
     async def post() -> tuple[int, dict, str | None]:
         async with http.post(url, json=change(record, 5), headers=headers) as response:
-            return (response.status, await response.json(),
-                    response.headers.get("Idempotent-Replayed"))
+            return (
+                response.status,
+                await response.json(),
+                response.headers.get("Idempotent-Replayed"),
+            )
 
-    async with database(infrastructure.database_url) as lock, \
-            database(infrastructure.database_url) as db:
+    async with (
+        database(infrastructure.database_url) as lock,
+        database(infrastructure.database_url) as db,
+    ):
         await lock.execute("BEGIN")
-        await lock.execute("SELECT 1 FROM stock.stock_records WHERE id = $1 FOR UPDATE",
-                           uuid.UUID(record["id"]))
+        await lock.execute(
+            "SELECT 1 FROM stock.stock_records WHERE id = $1 FOR UPDATE", uuid.UUID(record["id"])
+        )
         duplicates = [asyncio.create_task(post()) for _ in range(6)]
         # All six inside stock at once: one waits for the record, five for the key.
-        await eventually(lambda: db.fetchval(
-            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'stock'"
-            " AND wait_event_type = 'Lock'"), lambda n: n == 6, timeout=30,
-            what="six duplicates waiting in stock")
+        await eventually(
+            lambda: db.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'stock'"
+                " AND wait_event_type = 'Lock'"
+            ),
+            lambda n: n == 6,
+            timeout=30,
+            what="six duplicates waiting in stock",
+        )
         await lock.execute("ROLLBACK")
         answers = await asyncio.gather(*duplicates)
 
@@ -211,29 +292,38 @@ async def test_concurrent_duplicates_through_the_gateway_apply_once(tenant: Clie
     answers = await asyncio.gather(*(post() for _ in range(8)))
     done = [a for a in answers if a.status == 200]
     assert done and all(a.body == done[0].body for a in done)
-    assert all(a.status == 409 and "in progress" in a.body["detail"]
-               for a in answers if a.status != 200), answers
+    assert all(
+        a.status == 409 and "in progress" in a.body["detail"] for a in answers if a.status != 200
+    ), answers
     final, _ = await answered_within(post, seconds=20)
     assert (final.status, final.body) == (200, done[0].body)
     assert await quantity_and_adjustments(tenant, record) == (15, 1)
 
 
-@pytest.mark.parametrize("path, body", [
-    ("/stock/stock-level-updates", "restock"),
-    ("/stock/transfers", "transfer"),
-    ("/stock/stock-records/update", "update"),
-])
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/stock/stock-level-updates", "restock"),
+        ("/stock/transfers", "transfer"),
+        ("/stock/stock-records/update", "update"),
+    ],
+)
 async def test_every_stock_write_replays_its_first_answer_to_a_retry_with_the_same_key(
-    tenant: Client, path: str, body: str,
+    tenant: Client,
+    path: str,
+    body: str,
 ):
     sku, location, record = await stocked_product(tenant, quantity=10)
     other = ref("wh")
     assert (await tenant.post("/locations", {"location_id": other, "name": "B"})).status == 201
     bodies = {
-        "restock": {"sku": sku, "location_id": location, "quantity": 4,
-                    "update_type": "restock"},
-        "transfer": {"sku": sku, "from_location_id": location, "to_location_id": other,
-                     "quantity": 4},
+        "restock": {"sku": sku, "location_id": location, "quantity": 4, "update_type": "restock"},
+        "transfer": {
+            "sku": sku,
+            "from_location_id": location,
+            "to_location_id": other,
+            "quantity": 4,
+        },
         "update": {"stock_records": [{"id": record["id"], "quantity": 14}]},
     }
     key = {"Idempotency-Key": ref("idem")}
@@ -243,7 +333,9 @@ async def test_every_stock_write_replays_its_first_answer_to_a_retry_with_the_sa
     assert retry.body == first.body and retry.headers["Idempotent-Replayed"] == "true"
     moves = (await tenant.get("/stock/movements", sku=sku)).body["data"]
     assert [m["reason"] for m in moves] == {
-        "restock": ["audit", "restock"], "transfer": ["audit", "transfer", "transfer"],
-        "update": ["audit", "audit"]}[body]
+        "restock": ["audit", "restock"],
+        "transfer": ["audit", "transfer", "transfer"],
+        "update": ["audit", "audit"],
+    }[body]
     other_body = await tenant.post(path, {**bodies[body], "notes": "another"}, headers=key)
     assert other_body.status == 409 and "different request" in other_body.body["detail"]

@@ -42,10 +42,12 @@ REQUEST_TIMEOUT = 40.0  # above the gateway's upstream timeout: a hang shows as 
 
 async def readiness(http: aiohttp.ClientSession, platform: Platform) -> dict[str, tuple[int, dict]]:
     """Every service's `/ready` status and body, asked at the same time."""
+
     async def ask(url: str) -> tuple[int, dict]:
         try:
-            async with http.get(f"{url}/ready",
-                                timeout=aiohttp.ClientTimeout(total=10)) as response:
+            async with http.get(
+                f"{url}/ready", timeout=aiohttp.ClientTimeout(total=10)
+            ) as response:
                 return response.status, await response.json()
         except (aiohttp.ClientError, TimeoutError) as exc:
             return 0, {"error": repr(exc)}
@@ -62,8 +64,10 @@ def all_ready(answers: dict[str, tuple[int, dict]]) -> bool:
 async def outbox_rows(dsn: str) -> dict[str, int]:
     conn = await asyncpg.connect(dsn)
     try:
-        return {schema: await conn.fetchval(f"SELECT count(*) FROM {schema}.outbox")
-                for schema in SCHEMAS_WITH_OUTBOX}
+        return {
+            schema: await conn.fetchval(f"SELECT count(*) FROM {schema}.outbox")
+            for schema in SCHEMAS_WITH_OUTBOX
+        }
     finally:
         await conn.close()
 
@@ -83,8 +87,10 @@ async def group_state(bootstrap: str, group: str) -> tuple[str, int]:
 async def parked_rows(dsn: str) -> dict[str, int]:
     conn = await asyncpg.connect(dsn)
     try:
-        return {schema: await conn.fetchval(f"SELECT count(*) FROM {schema}.outbox_parked")
-                for schema in SCHEMAS_WITH_OUTBOX}
+        return {
+            schema: await conn.fetchval(f"SELECT count(*) FROM {schema}.outbox_parked")
+            for schema in SCHEMAS_WITH_OUTBOX
+        }
     finally:
         await conn.close()
 
@@ -104,9 +110,13 @@ async def timed(call: asyncio.Future[Answer] | object) -> tuple[Answer, float]:
 
 
 async def sale_reaches(tenant: Client, sale_id: str, status: str, timeout: float = 45) -> None:
-    await eventually(lambda: tenant.get(f"/sales/{sale_id}"),
-                     lambda a: a.status == 200 and a.body["status"] == status,
-                     timeout=timeout, interval=0.2, what=f"sale {sale_id} {status}")
+    await eventually(
+        lambda: tenant.get(f"/sales/{sale_id}"),
+        lambda a: a.status == 200 and a.body["status"] == status,
+        timeout=timeout,
+        interval=0.2,
+        what=f"sale {sale_id} {status}",
+    )
 
 
 @contextlib.asynccontextmanager
@@ -150,7 +160,10 @@ async def kafka_down(bootstrap: str) -> AsyncIterator[Path]:
 
 
 async def test_a_postgres_crash_gives_503s_and_every_loop_recovers_without_a_restart(
-    platform: Platform, infrastructure, http: aiohttp.ClientSession, tenant: Client,
+    platform: Platform,
+    infrastructure,
+    http: aiohttp.ClientSession,
+    tenant: Client,
 ):
     dsn = infrastructure.database_url
     receiver = await Receiver().start()
@@ -161,12 +174,16 @@ async def test_a_postgres_crash_gives_503s_and_every_loop_recovers_without_a_res
 
 
 async def crash_postgres_and_recover(
-    platform: Platform, dsn: str, http: aiohttp.ClientSession, tenant: Client,
+    platform: Platform,
+    dsn: str,
+    http: aiohttp.ClientSession,
+    tenant: Client,
     receiver: Receiver,
 ) -> None:
     sku, location, _ = await stocked_product(tenant, quantity=50)
-    endpoint = await tenant.post("/webhooks/endpoints",
-                                 {"url": receiver.url, "event_types": ["sale.*"]})
+    endpoint = await tenant.post(
+        "/webhooks/endpoints", {"url": receiver.url, "event_types": ["sale.*"]}
+    )
     assert endpoint.status == 201, endpoint
     first = await tenant.post("/sales", sale_body(ref("S"), location, (sku, 1)))
     assert first.status == 201, first  # the key is known to the gateway, the platform works
@@ -189,18 +206,30 @@ async def crash_postgres_and_recover(
             outage_answers.append(answer)
             assert_unavailable(answer, f"{method} {path}")
             assert seconds < 30, (method, path, seconds)
-        ready = await eventually(lambda: readiness(http, platform),
-                                 lambda r: all(s == 503 for s, _ in r.values()),
-                                 timeout=30, interval=0.5, what="every /ready at 503")
+        ready = await eventually(
+            lambda: readiness(http, platform),
+            lambda r: all(s == 503 for s, _ in r.values()),
+            timeout=30,
+            interval=0.5,
+            what="every /ready at 503",
+        )
         assert all(body["checks"]["database"] is False for _, body in ready.values()), ready
         orders_ready = await eventually(
             lambda: readiness(http, platform),
             lambda r: r["orders"][1]["checks"].get("loop:outbox_relay") is False,
-            timeout=30, interval=0.5, what="orders' /ready naming its relay down")
+            timeout=30,
+            interval=0.5,
+            what="orders' /ready naming its relay down",
+        )
         assert orders_ready["orders"][1]["loops"]["outbox_relay"]["up"] is False
 
-    ready = await eventually(lambda: readiness(http, platform), all_ready, timeout=60,
-                             interval=0.5, what="every service ready again")
+    ready = await eventually(
+        lambda: readiness(http, platform),
+        all_ready,
+        timeout=60,
+        interval=0.5,
+        what="every service ready again",
+    )
     # They were down and came back by themselves: restarted, not still running from before.
     assert ready["orders"][1]["loops"]["outbox_relay"]["failures"] >= 1, ready["orders"]
     assert ready["orders"][1]["loops"]["waiter"]["failures"] >= 1, ready["orders"]
@@ -210,21 +239,35 @@ async def crash_postgres_and_recover(
     created = await tenant.post("/sales", sale_body(after, location, (sku, 1)))
     assert created.status in (201, 202), created
     await sale_reaches(tenant, after, "pending")
-    await eventually(lambda: outbox_rows(dsn), lambda rows: not any(rows.values()),
-                     timeout=45, interval=0.5, what="every outbox empty")
+    await eventually(
+        lambda: outbox_rows(dsn),
+        lambda rows: not any(rows.values()),
+        timeout=45,
+        interval=0.5,
+        what="every outbox empty",
+    )
     # The waiter listens again: a create is woken by its reservation, not by its timeout.
     again = ref("S")
     created = await tenant.post("/sales", sale_body(again, location, (sku, 1)))
     assert (created.status, created.body["status"]) == (201, "pending"), created
     # and webhooks are delivered again: the sale's change to pending reaches the endpoint
-    await eventually(lambda: asyncio.sleep(0, [orjson.loads(r.body) for r in receiver.received]),
-                     lambda events: any(e["data"].get("sale_id") == again
-                                        and e["data"].get("status") == "pending" for e in events),
-                     timeout=45, interval=0.2, what="the webhook of a sale after the crash")
+    await eventually(
+        lambda: asyncio.sleep(0, [orjson.loads(r.body) for r in receiver.received]),
+        lambda events: any(
+            e["data"].get("sale_id") == again and e["data"].get("status") == "pending"
+            for e in events
+        ),
+        timeout=45,
+        interval=0.2,
+        what="the webhook of a sale after the crash",
+    )
 
 
 async def test_a_kafka_outage_parks_nothing_and_every_consumer_and_relay_resumes(
-    platform: Platform, infrastructure, http: aiohttp.ClientSession, tenant: Client,
+    platform: Platform,
+    infrastructure,
+    http: aiohttp.ClientSession,
+    tenant: Client,
 ):
     bootstrap, dsn = infrastructure.bootstrap_servers, infrastructure.database_url
     sku, location, _ = await stocked_product(tenant, quantity=50)
@@ -245,29 +288,49 @@ async def test_a_kafka_outage_parks_nothing_and_every_consumer_and_relay_resumes
         ready = await eventually(
             lambda: readiness(http, platform),
             lambda r: all(s == 503 for n, (s, _) in r.items() if n != "gateway"),
-            timeout=30, interval=0.5, what="/ready at 503 in every service with a broker")
+            timeout=30,
+            interval=0.5,
+            what="/ready at 503 in every service with a broker",
+        )
         assert ready["orders"][1]["checks"]["broker"] is False, ready["orders"]
         assert ready["gateway"][0] == 200, "the gateway needs no broker"
 
     outage = time.monotonic() - outage_started
-    await eventually(lambda: readiness(http, platform), all_ready, timeout=60, interval=0.5,
-                     what="every service ready again")
+    await eventually(
+        lambda: readiness(http, platform),
+        all_ready,
+        timeout=60,
+        interval=0.5,
+        what="every service ready again",
+    )
     await sale_reaches(tenant, during, "pending", timeout=60)
 
     async def orders_log() -> list[str]:
         return log_file.read_bytes()[log_start:].decode(errors="replace").splitlines()
 
-    lines = await eventually(orders_log,
-                             lambda lines: any("Kafka broker reachable again" in x for x in lines),
-                             timeout=30, interval=0.5, what="orders saying the broker is back")
+    lines = await eventually(
+        orders_log,
+        lambda lines: any("Kafka broker reachable again" in x for x in lines),
+        timeout=30,
+        interval=0.5,
+        what="orders saying the broker is back",
+    )
     # aiokafka's ten errors a second become a line every 10 s while the broker is away
     broker_lines = [x for x in lines if " aiokafka" in x]
     assert 1 <= len(broker_lines) <= outage / 10 + 4, broker_lines
-    await eventually(lambda: outbox_rows(dsn), lambda rows: not any(rows.values()),
-                     timeout=45, interval=0.5, what="every outbox empty")
+    await eventually(
+        lambda: outbox_rows(dsn),
+        lambda rows: not any(rows.values()),
+        timeout=45,
+        interval=0.5,
+        what="every outbox empty",
+    )
     assert await parked_rows(dsn) == parked_before, "an outage must park nothing"
     for group in SCHEMAS_WITH_OUTBOX:  # every consumer is back in its group
-        await eventually(lambda g=group: group_state(bootstrap, g),
-                         lambda state: state[0] == "Stable" and state[1] >= 1, timeout=60,
-                         interval=0.5,
-                         what=f"{group}'s consumer group stable again")
+        await eventually(
+            lambda g=group: group_state(bootstrap, g),
+            lambda state: state[0] == "Stable" and state[1] >= 1,
+            timeout=60,
+            interval=0.5,
+            what=f"{group}'s consumer group stable again",
+        )

@@ -22,7 +22,12 @@ PUBLIC_PATHS = {
 
 
 async def call(
-    http: aiohttp.ClientSession, url: str, method: str, *, token: str | None, tenant: Client,
+    http: aiohttp.ClientSession,
+    url: str,
+    method: str,
+    *,
+    token: str | None,
+    tenant: Client,
     json: Any = None,
 ) -> tuple[int, Any, Any]:
     headers = {"X-Tenant-Id": str(tenant.tenant_id), "X-Actor": "key:forged"}
@@ -54,10 +59,10 @@ async def test_tenant_headers_without_a_valid_caller_credential_are_ignored(
     for service, path in {**PUBLIC_PATHS, "orders": f"/api/v1/sales/{sale_id}"}.items():
         url = platform[service].url + path
         for token in (None, "", "x" * 43, platform.internal_token + "x", "tök€n"):
-            assert_refused(await call(http, url, "GET", token=token, tenant=tenant),
-                           401, "invalid_token")
-        status, body, _ = await call(http, url, "GET", token=platform.internal_token,
-                                     tenant=tenant)
+            assert_refused(
+                await call(http, url, "GET", token=token, tenant=tenant), 401, "invalid_token"
+            )
+        status, body, _ = await call(http, url, "GET", token=platform.internal_token, tenant=tenant)
         assert status == (404 if service == "fulfilment" else 200), (service, body)
 
 
@@ -69,28 +74,65 @@ async def test_fulfilments_credential_works_on_orders_claim_and_ship_only(
     orders = platform["orders"].url
 
     # fulfilment may not act as the gateway on any public route
-    assert_refused(await call(http, f"{orders}/api/v1/sales/{sale_id}", "GET",
-                              token=fulfilment, tenant=tenant), 403, "no_permission")
-    assert_refused(await call(http, f"{orders}/api/v1/sales/cancel", "POST", token=fulfilment,
-                              tenant=tenant, json={"sale_id": sale_id,
-                                                   "cancel_reason": "other"}),
-                   403, "no_permission")
+    assert_refused(
+        await call(
+            http, f"{orders}/api/v1/sales/{sale_id}", "GET", token=fulfilment, tenant=tenant
+        ),
+        403,
+        "no_permission",
+    )
+    assert_refused(
+        await call(
+            http,
+            f"{orders}/api/v1/sales/cancel",
+            "POST",
+            token=fulfilment,
+            tenant=tenant,
+            json={"sale_id": sale_id, "cancel_reason": "other"},
+        ),
+        403,
+        "no_permission",
+    )
     for service, path in PUBLIC_PATHS.items():  # the others do not even know it
         if service != "orders":
-            assert_refused(await call(http, platform[service].url + path, "GET",
-                                      token=fulfilment, tenant=tenant), 401, "invalid_token")
+            assert_refused(
+                await call(
+                    http, platform[service].url + path, "GET", token=fulfilment, tenant=tenant
+                ),
+                401,
+                "invalid_token",
+            )
     # and the gateway may not claim or ship: only fulfilment does
     for path in ("/internal/sales/claim", "/internal/sales/ship"):
-        assert_refused(await call(http, orders + path, "POST", token=platform.internal_token,
-                                  tenant=tenant, json={"sale_ids": [sale_id]}),
-                       403, "no_permission")
-    assert_refused(await call(http, f"{orders}/internal/sales/{sale_id}/ship", "POST",
-                              token=None, tenant=tenant), 401, "invalid_token")
+        assert_refused(
+            await call(
+                http,
+                orders + path,
+                "POST",
+                token=platform.internal_token,
+                tenant=tenant,
+                json={"sale_ids": [sale_id]},
+            ),
+            403,
+            "no_permission",
+        )
+    assert_refused(
+        await call(
+            http, f"{orders}/internal/sales/{sale_id}/ship", "POST", token=None, tenant=tenant
+        ),
+        401,
+        "invalid_token",
+    )
     assert (await tenant.get(f"/sales/{sale_id}")).body["status"] == "pending"
 
-    status, claimed, _ = await call(http, orders + "/internal/sales/claim", "POST",
-                                    token=fulfilment, tenant=tenant,
-                                    json={"sale_ids": [sale_id]})
+    status, claimed, _ = await call(
+        http,
+        orders + "/internal/sales/claim",
+        "POST",
+        token=fulfilment,
+        tenant=tenant,
+        json={"sale_ids": [sale_id]},
+    )
     assert status == 200, claimed
     assert [sale["sale_id"] for sale in claimed["claimed"]] == [sale_id]
     assert claimed["errors"] == []

@@ -27,7 +27,8 @@ async def applied_by_stock(dsn: str, ids: list[uuid.UUID]) -> int:
     conn = await asyncpg.connect(dsn)
     try:
         return await conn.fetchval(
-            "SELECT count(*) FROM stock.inbox WHERE event_id = ANY($1::uuid[])", ids)
+            "SELECT count(*) FROM stock.inbox WHERE event_id = ANY($1::uuid[])", ids
+        )
     finally:
         await conn.close()
 
@@ -36,13 +37,17 @@ async def test_cancel_releases_once_however_often_it_is_replayed(tenant: Client,
     sku, location, _ = await stocked_product(tenant, quantity=5)
     sale = snapshot(location, (sku, 2))
     created = event(c.SALE_CREATED, tenant.tenant_id, sale)
-    canceled = [event(c.SALE_CANCELED, tenant.tenant_id, as_status(sale, "canceled"))
-                for _ in range(3)]
+    canceled = [
+        event(c.SALE_CANCELED, tenant.tenant_id, as_status(sale, "canceled")) for _ in range(3)
+    ]
     await publish(infrastructure.bootstrap_servers, [created, *canceled, canceled[0]])
 
     ids = [e.id for e in (created, *canceled)]
-    await eventually(lambda: applied_by_stock(infrastructure.database_url, ids),
-                     lambda n: n == 4, what="stock applied every event")
+    await eventually(
+        lambda: applied_by_stock(infrastructure.database_url, ids),
+        lambda n: n == 4,
+        what="stock applied every event",
+    )
     record = await record_of(tenant, sku)
     assert (record["quantity"], record["reserved"], record["available"]) == (5, 0, 5)
     assert len(await movements(tenant, sku, "reservation")) == 1
@@ -56,12 +61,16 @@ async def test_shipment_commits_once(tenant: Client, infrastructure):
     created = await tenant.post("/sales", sale_body(sale_id, location, (sku, 2)))
     assert created.body["status"] == "pending"
     sale = snapshot(location, (sku, 2), sale=uuid.UUID(created.body["id"]), sale_id=sale_id)
-    shipped = [event(c.SALE_STATUS_CHANGED, tenant.tenant_id, as_status(sale, "shipped"))
-               for _ in range(3)]
+    shipped = [
+        event(c.SALE_STATUS_CHANGED, tenant.tenant_id, as_status(sale, "shipped")) for _ in range(3)
+    ]
     await publish(infrastructure.bootstrap_servers, shipped)
 
-    await eventually(lambda: applied_by_stock(infrastructure.database_url, [e.id for e in shipped]),
-                     lambda n: n == 3, what="stock applied the shipments")
+    await eventually(
+        lambda: applied_by_stock(infrastructure.database_url, [e.id for e in shipped]),
+        lambda n: n == 3,
+        what="stock applied the shipments",
+    )
     record = await record_of(tenant, sku)
     assert (record["quantity"], record["reserved"]) == (3, 0)
     [committed] = await movements(tenant, sku, "commit")
@@ -73,8 +82,11 @@ async def test_a_replayed_sale_created_reserves_nothing_more(tenant: Client, inf
     sale = snapshot(location, (sku, 1))
     copies = [event(c.SALE_CREATED, tenant.tenant_id, sale) for _ in range(3)]
     await publish(infrastructure.bootstrap_servers, copies)
-    await eventually(lambda: applied_by_stock(infrastructure.database_url, [e.id for e in copies]),
-                     lambda n: n == 3, what="stock applied the copies")
+    await eventually(
+        lambda: applied_by_stock(infrastructure.database_url, [e.id for e in copies]),
+        lambda n: n == 3,
+        what="stock applied the copies",
+    )
     assert (await record_of(tenant, sku))["reserved"] == 1
 
 
@@ -106,7 +118,9 @@ async def test_unknown_sku_or_location_fails_with_a_reason(tenant: Client, infra
     for sale, reason in ((unknown_sku, "unknown_sku"), (unknown_location, "unknown_location")):
         failure = await eventually(
             lambda s=sale: reservation_failure(infrastructure.bootstrap_servers, s.body["id"]),
-            lambda f: f is not None, what="stock.reservation_failed")
+            lambda f: f is not None,
+            what="stock.reservation_failed",
+        )
         assert failure["shortfalls"][0]["reason"] == reason
     healthy = await tenant.post("/sales", sale_body(ref("S"), location, (known, 1)))
     assert healthy.body["status"] == "pending"
@@ -115,8 +129,9 @@ async def test_unknown_sku_or_location_fails_with_a_reason(tenant: Client, infra
 async def test_backorders_fill_oldest_first_when_stock_arrives(tenant: Client, infrastructure):
     sku, location, _ = await stocked_product(tenant, quantity=1)
     ids = [ref("S") for _ in range(3)]
-    statuses = [(await tenant.post("/sales", sale_body(i, location, (sku, 1)))).body["status"]
-                for i in ids]
+    statuses = [
+        (await tenant.post("/sales", sale_body(i, location, (sku, 1)))).body["status"] for i in ids
+    ]
     assert statuses == ["pending", "backordered", "backordered"]
 
     async def status(sale_id: str) -> str:
@@ -138,11 +153,14 @@ async def test_a_canceled_backorder_leaves_the_queue(tenant: Client, infrastruct
     created = event(c.SALE_CREATED, tenant.tenant_id, sale)
     canceled = event(c.SALE_CANCELED, tenant.tenant_id, as_status(sale, "canceled"))
     await publish(infrastructure.bootstrap_servers, [created, canceled])
-    await eventually(lambda: applied_by_stock(infrastructure.database_url,
-                                              [created.id, canceled.id]),
-                     lambda n: n == 2, what="stock applied both")
+    await eventually(
+        lambda: applied_by_stock(infrastructure.database_url, [created.id, canceled.id]),
+        lambda n: n == 2,
+        what="stock applied both",
+    )
     later = ref("S")
     restock = {"sku": sku, "location_id": location, "quantity": 1, "update_type": "restock"}
     assert (await tenant.post("/stock/stock-level-updates", restock)).status == 200
-    assert (await tenant.post("/sales", sale_body(later, location, (sku, 1)))).body["status"] \
-        == "pending", "the canceled backorder must not have taken the unit"
+    assert (await tenant.post("/sales", sale_body(later, location, (sku, 1)))).body[
+        "status"
+    ] == "pending", "the canceled backorder must not have taken the unit"

@@ -16,19 +16,25 @@ async def test_each_sale_of_a_batch_is_created_and_waits_for_its_own_reservation
 ):
     sku, location, record = await stocked_product(tenant, quantity=2)
     sale_ids = [ref("S") for _ in range(3)]
-    bodies = [sale_body(sale_id, location, (sku, quantity))
-              for sale_id, quantity in zip(sale_ids, (1, 1, 5), strict=True)]
+    bodies = [
+        sale_body(sale_id, location, (sku, quantity))
+        for sale_id, quantity in zip(sale_ids, (1, 1, 5), strict=True)
+    ]
 
     answer = await tenant.post(BATCH, {"sales": bodies})
 
     assert answer.status == 200 and answer.body["errors"] == [], answer
     sales = answer.body["sales"]
     assert [(s["sale_id"], s["status"]) for s in sales] == [
-        (sale_ids[0], "pending"), (sale_ids[1], "pending"), (sale_ids[2], "backordered")]
+        (sale_ids[0], "pending"),
+        (sale_ids[1], "pending"),
+        (sale_ids[2], "backordered"),
+    ]
     for sale in sales:
         assert sale["status_history"][0]["to_status"] == "awaiting_stock"
-        assert sale["lines"] == [line for b in bodies if b["sale_id"] == sale["sale_id"]
-                                 for line in b["lines"]]
+        assert sale["lines"] == [
+            line for b in bodies if b["sale_id"] == sale["sale_id"] for line in b["lines"]
+        ]
         stored = await tenant.get(f"/sales/{sale['sale_id']}")
         assert stored.body == sale, "the answer is the sale as stored"
     stock = await tenant.get(f"/stock/stock-records/{record['id']}")
@@ -43,8 +49,10 @@ async def test_a_taken_sale_id_is_reported_and_the_others_are_created(
     first = await tenant.post("/sales", sale_body(taken, location, (sku, 1)))
     assert first.status == 201, first
 
-    answer = await tenant.post(BATCH, {"sales": [sale_body(taken, location, (sku, 3)),
-                                                 sale_body(fresh, location, (sku, 1))]})
+    answer = await tenant.post(
+        BATCH,
+        {"sales": [sale_body(taken, location, (sku, 3)), sale_body(fresh, location, (sku, 1))]},
+    )
 
     assert answer.status == 200, answer
     assert [s["sale_id"] for s in answer.body["sales"]] == [fresh]
@@ -83,28 +91,55 @@ async def test_each_invalid_sale_is_answered_and_the_others_are_created(tenant: 
     extra = {**sale_body(ref("S"), location, (sku, 1)), "status": "pending"}
     nameless = {k: v for k, v in first.items() if k != "sale_id"}
 
-    answer = await tenant.post(BATCH, {"sales": [
-        bad_line, first, no_lines, first, extra, nameless, second]})
+    answer = await tenant.post(
+        BATCH, {"sales": [bad_line, first, no_lines, first, extra, nameless, second]}
+    )
 
     assert answer.status == 200, answer
     assert [s["sale_id"] for s in answer.body["sales"]] == [first["sale_id"], second["sale_id"]]
     assert answer.body["errors"] == [
-        {"sale_id": bad_line["sale_id"], "index": 0, "code": "validation",
-         "detail": "The sale has invalid fields.",
-         "errors": [{"field": "/sales/0/lines/0/quantity",
-                     "message": "Input should be greater than 0"}]},
-        {"sale_id": no_lines["sale_id"], "index": 2, "code": "validation",
-         "detail": "The sale has invalid fields.",
-         "errors": [{"field": "/sales/2/lines",
-                     "message": "List should have at least 1 item after validation, not 0"}]},
-        {"sale_id": first["sale_id"], "index": 3, "code": "duplicated",
-         "detail": f"sale_id {first['sale_id']!r} appears earlier in this batch.", "errors": []},
-        {"sale_id": extra["sale_id"], "index": 4, "code": "validation",
-         "detail": "The sale has invalid fields.",
-         "errors": [{"field": "/sales/4/status", "message": "Extra inputs are not permitted"}]},
-        {"sale_id": None, "index": 5, "code": "validation",
-         "detail": "The sale has invalid fields.",
-         "errors": [{"field": "/sales/5/sale_id", "message": "Field required"}]},
+        {
+            "sale_id": bad_line["sale_id"],
+            "index": 0,
+            "code": "validation",
+            "detail": "The sale has invalid fields.",
+            "errors": [
+                {"field": "/sales/0/lines/0/quantity", "message": "Input should be greater than 0"}
+            ],
+        },
+        {
+            "sale_id": no_lines["sale_id"],
+            "index": 2,
+            "code": "validation",
+            "detail": "The sale has invalid fields.",
+            "errors": [
+                {
+                    "field": "/sales/2/lines",
+                    "message": "List should have at least 1 item after validation, not 0",
+                }
+            ],
+        },
+        {
+            "sale_id": first["sale_id"],
+            "index": 3,
+            "code": "duplicated",
+            "detail": f"sale_id {first['sale_id']!r} appears earlier in this batch.",
+            "errors": [],
+        },
+        {
+            "sale_id": extra["sale_id"],
+            "index": 4,
+            "code": "validation",
+            "detail": "The sale has invalid fields.",
+            "errors": [{"field": "/sales/4/status", "message": "Extra inputs are not permitted"}],
+        },
+        {
+            "sale_id": None,
+            "index": 5,
+            "code": "validation",
+            "detail": "The sale has invalid fields.",
+            "errors": [{"field": "/sales/5/sale_id", "message": "Field required"}],
+        },
     ]
     for refused in (bad_line, no_lines, extra):
         assert (await tenant.get(f"/sales/{refused['sale_id']}")).status == 404
@@ -114,17 +149,23 @@ async def test_respond_async_answers_at_once_and_the_sales_reserve_later(tenant:
     sku, location, _ = await stocked_product(tenant, quantity=5)
     sale_ids = [ref("S") for _ in range(2)]
 
-    answer = await tenant.post(BATCH, {"sales": [sale_body(s, location, (sku, 1))
-                                                 for s in sale_ids]},
-                               headers={"Prefer": "respond-async"})
+    answer = await tenant.post(
+        BATCH,
+        {"sales": [sale_body(s, location, (sku, 1)) for s in sale_ids]},
+        headers={"Prefer": "respond-async"},
+    )
 
     assert answer.status == 202, answer
     assert answer.headers["Preference-Applied"] == "respond-async"
     assert [(s["sale_id"], s["status"]) for s in answer.body["sales"]] == [
-        (s, "awaiting_stock") for s in sale_ids]
+        (s, "awaiting_stock") for s in sale_ids
+    ]
     for sale_id in sale_ids:
-        await eventually(lambda s=sale_id: tenant.get(f"/sales/{s}"),
-                         lambda r: r.body["status"] == "pending", what="reserved")
+        await eventually(
+            lambda s=sale_id: tenant.get(f"/sales/{s}"),
+            lambda r: r.body["status"] == "pending",
+            what="reserved",
+        )
 
 
 async def test_an_idempotency_key_replays_the_batch_answer(tenant: Client):
@@ -146,14 +187,23 @@ async def test_concurrent_batches_sharing_sale_ids_create_each_sale_once(tenant:
     for _ in range(20):
         sale_ids = [ref("S") for _ in range(100)]
         bodies = [sale_body(s, location, (sku, 1)) for s in sale_ids]
-        answers = await asyncio.gather(*(
-            tenant.post(BATCH, {"sales": order}) for order in
-            (bodies, bodies[::-1], bodies[::2] + bodies[1::2], bodies[1::2][::-1] + bodies[::2])))
+        answers = await asyncio.gather(
+            *(
+                tenant.post(BATCH, {"sales": order})
+                for order in (
+                    bodies,
+                    bodies[::-1],
+                    bodies[::2] + bodies[1::2],
+                    bodies[1::2][::-1] + bodies[::2],
+                )
+            )
+        )
 
         assert [a.status for a in answers] == [200] * 4, [a.body for a in answers]
         created = [s["sale_id"] for a in answers for s in a.body["sales"]]
         assert sorted(created) == sorted(sale_ids), "each sale created exactly once"
         for answer in answers:
             reported = {s["sale_id"] for s in answer.body["sales"]} | {
-                e["sale_id"] for e in answer.body["errors"]}
+                e["sale_id"] for e in answer.body["errors"]
+            }
             assert reported == set(sale_ids)

@@ -8,8 +8,9 @@ from tests.support import Client, eventually, ref
 pytestmark = pytest.mark.integration
 
 
-async def pending_sale(client: Client, quantity: int = 2, stock: int = 10,
-                       channel: str = "web") -> tuple[str, str, dict]:
+async def pending_sale(
+    client: Client, quantity: int = 2, stock: int = 10, channel: str = "web"
+) -> tuple[str, str, dict]:
     sku, location, record = await stocked_product(client, quantity=stock)
     sale_id = ref("S")
     body = sale_body(sale_id, location, (sku, quantity))
@@ -46,11 +47,14 @@ async def test_cancel_releases_stock_and_answers_the_same_twice(tenant: Client):
     assert (sale["status"], sale["cancel_reason"]) == ("canceled", "customer_request")
     assert sale["status_history"][-1]["reason"] == "customer_request"
     assert [h["to_status"] for h in sale["status_history"]].count("canceled") == 1
-    await eventually(lambda: stock_of(tenant, record), lambda r: r["reserved"] == 0,
-                     what="reservation released")
-    await eventually(lambda: tenant.get(f"/sales/{sale_id}"),
-                     lambda a: a.body["reservation"]["status"] == "released",
-                     what="the sale showing its released reservation")
+    await eventually(
+        lambda: stock_of(tenant, record), lambda r: r["reserved"] == 0, what="reservation released"
+    )
+    await eventually(
+        lambda: tenant.get(f"/sales/{sale_id}"),
+        lambda a: a.body["reservation"]["status"] == "released",
+        what="the sale showing its released reservation",
+    )
 
 
 async def test_cancel_with_if_match_cancels_only_the_version_the_caller_saw(tenant: Client):
@@ -89,8 +93,9 @@ async def test_cancel_refuses_bad_reasons_unknown_sales_and_shipped_sales(tenant
 
     sale_id, _, _ = await pending_sale(tenant)
     fulfillment = await shipped_fulfillment(tenant, sale_id)
-    shipped = await tenant.post(f"/fulfillment/fulfillments/{fulfillment['id']}/status",
-                                {"status": "shipped"})
+    shipped = await tenant.post(
+        f"/fulfillment/fulfillments/{fulfillment['id']}/status", {"status": "shipped"}
+    )
     assert shipped.status == 200, shipped
     late = await tenant.post("/sales/cancel", {"sale_id": sale_id, "cancel_reason": "other"})
     assert (late.status, late.problem_code) == (409, "conflict")
@@ -113,22 +118,35 @@ async def test_fulfillment_moves_forward_to_delivery_and_commits_stock(tenant: C
     shipped = await tenant.post(path, {"status": "shipped"})
     assert shipped.body["status"] == "shipped"
     assert await status_of(tenant, sale_id) == "shipped"
-    await eventually(lambda: stock_of(tenant, record),
-                     lambda r: (r["quantity"], r["reserved"]) == (8, 0), what="stock committed")
-    await eventually(lambda: tenant.get(f"/sales/{sale_id}"),
-                     lambda a: a.body["reservation"]["status"] == "committed",
-                     what="the sale showing its committed reservation")
+    await eventually(
+        lambda: stock_of(tenant, record),
+        lambda r: (r["quantity"], r["reserved"]) == (8, 0),
+        what="stock committed",
+    )
+    await eventually(
+        lambda: tenant.get(f"/sales/{sale_id}"),
+        lambda a: a.body["reservation"]["status"] == "committed",
+        what="the sale showing its committed reservation",
+    )
 
     delivered = await tenant.post(path, {"status": "delivered"})
     assert delivered.body["status"] == "delivered"
-    await eventually(lambda: status_of(tenant, sale_id), lambda s: s == "delivered",
-                     what="sale delivered")
+    await eventually(
+        lambda: status_of(tenant, sale_id), lambda s: s == "delivered", what="sale delivered"
+    )
     sale = (await tenant.get(f"/sales/{sale_id}")).body
     assert [h["to_status"] for h in sale["status_history"]] == [
-        "awaiting_stock", "pending", "in_fulfillment", "shipped", "delivered"]
-    await eventually(lambda: tenant.get(f"/sales/{sale_id}"),
-                     lambda a: a.body["fulfillments"][0]["status"] == "delivered",
-                     what="sale shows its delivered fulfillment")
+        "awaiting_stock",
+        "pending",
+        "in_fulfillment",
+        "shipped",
+        "delivered",
+    ]
+    await eventually(
+        lambda: tenant.get(f"/sales/{sale_id}"),
+        lambda a: a.body["fulfillments"][0]["status"] == "delivered",
+        what="sale shows its delivered fulfillment",
+    )
 
 
 async def test_a_canceled_sale_never_ships_and_its_fulfillment_is_canceled(tenant: Client):
@@ -139,20 +157,28 @@ async def test_a_canceled_sale_never_ships_and_its_fulfillment_is_canceled(tenan
     path = f"/fulfillment/fulfillments/{fulfillment['id']}"
     ship = await tenant.post(f"{path}/status", {"status": "shipped"})
     assert (ship.status, ship.problem_code) == (409, "conflict")
-    await eventually(lambda: tenant.get(path), lambda a: a.body["status"] == "canceled",
-                     what="fulfillment canceled")
-    await eventually(lambda: stock_of(tenant, record), lambda r: r["reserved"] == 0,
-                     what="stock released")
+    await eventually(
+        lambda: tenant.get(path),
+        lambda a: a.body["status"] == "canceled",
+        what="fulfillment canceled",
+    )
+    await eventually(
+        lambda: stock_of(tenant, record), lambda r: r["reserved"] == 0, what="stock released"
+    )
     assert await status_of(tenant, sale_id) == "canceled"
 
 
 async def test_shipping_provider_follows_rules_and_bulky_products(tenant: Client):
     sku, location, _ = await stocked_product(tenant, quantity=5)
     bulky = ref("SOFA")
-    assert (await tenant.post("/products", {"sku": bulky, "name": "Sofa",
-                                            "is_bulky": True})).status == 201
-    assert (await tenant.post("/stock/stock-records", {"sku": bulky, "location_id": location,
-                                                       "quantity": 2})).status == 201
+    assert (
+        await tenant.post("/products", {"sku": bulky, "name": "Sofa", "is_bulky": True})
+    ).status == 201
+    assert (
+        await tenant.post(
+            "/stock/stock-records", {"sku": bulky, "location_id": location, "quantity": 2}
+        )
+    ).status == 201
     freight, web = ref("S"), ref("S")
     freight_body = sale_body(freight, location, (bulky, 1), (sku, 1))
     freight_body["shop"]["channel"] = "freight"
@@ -167,14 +193,23 @@ async def test_shipping_provider_follows_rules_and_bulky_products(tenant: Client
     assert by_sale[web]["shipping_provider"] == "fulfil-post"
     assert by_sale[web]["is_bulky"] is False
     assert by_sale[web]["tracking_number"] != by_sale[freight]["tracking_number"]
-    assert set(by_sale[web]) >= {"id", "sale", "location", "fulfillment_id", "status",
-                                 "shipping_provider", "tracking_number", "date_created",
-                                 "is_bulky"}
+    assert set(by_sale[web]) >= {
+        "id",
+        "sale",
+        "location",
+        "fulfillment_id",
+        "status",
+        "shipping_provider",
+        "tracking_number",
+        "date_created",
+        "is_bulky",
+    }
 
 
 async def test_shipping_init_takes_at_most_100_sales(tenant: Client):
-    answer = await tenant.post("/fulfillment/shipping/init",
-                               {"sale_ids": [ref("S") for _ in range(101)]})
+    answer = await tenant.post(
+        "/fulfillment/shipping/init", {"sale_ids": [ref("S") for _ in range(101)]}
+    )
     assert answer.status == 422
     assert {e["field"] for e in answer.body["errors"]} == {"/sale_ids"}
 

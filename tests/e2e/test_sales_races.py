@@ -77,32 +77,44 @@ class Race:
                     self.add(self.ship_wave_op(wave))
             for error in answer.body["errors"]:
                 assert error["code"] == "invalid_status", answer
+
         return init
 
     def cancel_op(self, sale_id: str) -> Op:
         async def cancel() -> None:
             answer = await self.tenant.post(
-                "/sales/cancel", {"sale_id": sale_id, "cancel_reason": "customer_request"})
+                "/sales/cancel", {"sale_id": sale_id, "cancel_reason": "customer_request"}
+            )
             if self._note("cancel", answer):
                 self.canceled_ok.add(sale_id)
+
         return cancel
 
     def ship_op(self, sale_id: str, fid: str, copies: int) -> Op:
         async def ship() -> None:
-            answers = await asyncio.gather(*(
-                self.tenant.post(f"/fulfillment/fulfillments/{fid}/status", {"status": "shipped"})
-                for _ in range(copies)))
+            answers = await asyncio.gather(
+                *(
+                    self.tenant.post(
+                        f"/fulfillment/fulfillments/{fid}/status", {"status": "shipped"}
+                    )
+                    for _ in range(copies)
+                )
+            )
             for answer in answers:
                 if self._note("mark_shipped", answer):
                     assert answer.body["status"] == "shipped", answer
                     self.shipped_ok.add(sale_id)
+
         return ship
 
     def ship_wave_op(self, wave: dict[str, str]) -> Op:
         """Mark several fulfillments shipped in one batch request."""
+
         async def ship_wave() -> None:
-            answer = await self.tenant.post("/fulfillment/fulfillments/status", {
-                "updates": [{"id": fid, "status": "shipped"} for fid in wave]})
+            answer = await self.tenant.post(
+                "/fulfillment/fulfillments/status",
+                {"updates": [{"id": fid, "status": "shipped"} for fid in wave]},
+            )
             self._note("mark_shipped_batch", answer)
             if answer.status != 200:
                 return
@@ -113,6 +125,7 @@ class Race:
                 assert error["code"] == "conflict", answer
                 self.answers[("mark_shipped_batch", "refused item")] += 1
             assert len(answer.body["fulfillments"]) + len(answer.body["errors"]) == len(wave)
+
         return ship_wave
 
     async def run(self, clients: int) -> None:
@@ -165,32 +178,54 @@ class Settled:
 
 async def observe(db: asyncpg.Connection, tenant: Client, record_id: str) -> Settled:
     tenant_id = uuid.UUID(tenant.tenant_id)
-    sales = {r["sale_id"]: {"status": r["status"], "fulfillments": json.loads(r["fulfillments"]),
-                            "history": list(r["history"])}
-             for r in await db.fetch(
-                 "SELECT s.sale_id, s.status, s.fulfillments::text AS fulfillments,"
-                 " array_agg(h.to_status ORDER BY h.id) AS history"
-                 " FROM orders.sales s JOIN orders.status_history h ON h.sale = s.id"
-                 " WHERE s.tenant_id = $1 GROUP BY s.id", tenant_id)}
+    sales = {
+        r["sale_id"]: {
+            "status": r["status"],
+            "fulfillments": json.loads(r["fulfillments"]),
+            "history": list(r["history"]),
+        }
+        for r in await db.fetch(
+            "SELECT s.sale_id, s.status, s.fulfillments::text AS fulfillments,"
+            " array_agg(h.to_status ORDER BY h.id) AS history"
+            " FROM orders.sales s JOIN orders.status_history h ON h.sale = s.id"
+            " WHERE s.tenant_id = $1 GROUP BY s.id",
+            tenant_id,
+        )
+    }
     fulfillments: dict[str, list[tuple[str, str]]] = defaultdict(list)
-    for r in await db.fetch("SELECT sale_id, id, status FROM fulfilment.fulfillments"
-                            " WHERE tenant_id = $1 ORDER BY date_created", tenant_id):
+    for r in await db.fetch(
+        "SELECT sale_id, id, status FROM fulfilment.fulfillments"
+        " WHERE tenant_id = $1 ORDER BY date_created",
+        tenant_id,
+    ):
         fulfillments[r["sale_id"]].append((str(r["id"]), r["status"]))
-    ledger = {(r["reference"], r["reason"]): r["n"] for r in await db.fetch(
-        "SELECT reference, reason, count(*) AS n FROM stock.movements"
-        " WHERE tenant_id = $1 AND stock_record_id = $2 GROUP BY reference, reason",
-        tenant_id, uuid.UUID(record_id))}
-    reservations = {r["sale_id"]: r["status"] for r in await db.fetch(
-        "SELECT sale_id, status FROM stock.reservations WHERE tenant_id = $1", tenant_id)}
+    ledger = {
+        (r["reference"], r["reason"]): r["n"]
+        for r in await db.fetch(
+            "SELECT reference, reason, count(*) AS n FROM stock.movements"
+            " WHERE tenant_id = $1 AND stock_record_id = $2 GROUP BY reference, reason",
+            tenant_id,
+            uuid.UUID(record_id),
+        )
+    }
+    reservations = {
+        r["sale_id"]: r["status"]
+        for r in await db.fetch(
+            "SELECT sale_id, status FROM stock.reservations WHERE tenant_id = $1", tenant_id
+        )
+    }
     active_reserved = await db.fetchval(
         "SELECT coalesce(sum(l.quantity), 0) FROM stock.reservations r"
         " JOIN stock.reservation_lines l ON l.reservation_id = r.id"
         " WHERE r.tenant_id = $1 AND r.status = 'active' AND l.stock_record_id = $2",
-        tenant_id, uuid.UUID(record_id))
+        tenant_id,
+        uuid.UUID(record_id),
+    )
     record = (await tenant.get(f"/stock/stock-records/{record_id}")).body
     integrity = (await tenant.get("/stock/integrity")).body
-    return Settled(sales, dict(fulfillments), ledger, reservations, record, active_reserved,
-                   integrity)
+    return Settled(
+        sales, dict(fulfillments), ledger, reservations, record, active_reserved, integrity
+    )
 
 
 def violations(s: Settled, race: Race, sale_ids: list[str], stocked: int) -> list[str]:
@@ -244,8 +279,11 @@ def violations(s: Settled, race: Race, sale_ids: list[str], stocked: int) -> lis
         ours = sorted((f["id"], f["status"]) for f in sale["fulfillments"])
         if ours != sorted(fulfillments):
             bad.append(f"{where}: orders shows fulfillments {ours}")
-        expected_ledger = {"reservation": 1, "release": int(status == "canceled"),
-                           "commit": int(status == "shipped")}
+        expected_ledger = {
+            "reservation": 1,
+            "release": int(status == "canceled"),
+            "commit": int(status == "shipped"),
+        }
         ledger = {reason: s.ledger.get((sale_id, reason), 0) for reason in expected_ledger}
         if ledger != expected_ledger:
             bad.append(f"{where}: ledger rows {ledger}")
@@ -261,7 +299,8 @@ def violations(s: Settled, race: Race, sale_ids: list[str], stocked: int) -> lis
 
 
 async def test_shipping_cancel_and_mark_shipped_race_never_ship_a_canceled_sale(
-    tenant: Client, infrastructure,
+    tenant: Client,
+    infrastructure,
 ):
     stocked = SALES * QUANTITY
     sku, location, record = await stocked_product(tenant, quantity=stocked)
@@ -270,20 +309,28 @@ async def test_shipping_cancel_and_mark_shipped_race_never_ship_a_canceled_sale(
 
     async def create() -> None:
         for sale_id in queue:
-            answer = await tenant.post("/sales", sale_body(sale_id, location, (sku, QUANTITY)),
-                                       headers={"Prefer": "respond-async"})
+            answer = await tenant.post(
+                "/sales",
+                sale_body(sale_id, location, (sku, QUANTITY)),
+                headers={"Prefer": "respond-async"},
+            )
             assert answer.status == 202, answer
 
     await asyncio.gather(*(create() for _ in range(16)))
-    await eventually(lambda: tenant.get("/sales", status="pending", limit=1),
-                     lambda a: a.body["pagination"]["total_count"] == SALES, timeout=30,
-                     interval=0.2, what="every sale pending")
+    await eventually(
+        lambda: tenant.get("/sales", status="pending", limit=1),
+        lambda a: a.body["pagination"]["total_count"] == SALES,
+        timeout=30,
+        interval=0.2,
+        what="every sale pending",
+    )
 
     seed = random.randrange(2**32)
     race = Race(tenant, random.Random(seed))
     racing = sale_ids[BYSTANDERS:]  # the bystanders stay pending and keep their stock
     for batch in batches(race.rng, racing, 50) + batches(
-            race.rng, race.rng.sample(racing, len(racing) * 2 // 5), 100):
+        race.rng, race.rng.sample(racing, len(racing) * 2 // 5), 100
+    ):
         race.add(race.init_op(batch))
         if race.rng.random() < 0.1:  # the same batch twice at about the same time
             race.add(race.init_op(list(reversed(batch))))
@@ -297,21 +344,28 @@ async def test_shipping_cancel_and_mark_shipped_race_never_ship_a_canceled_sale(
     try:
         settled = await eventually(
             lambda: observe(db, tenant, record["id"]),
-            lambda s: not violations(s, race, sale_ids, stocked), timeout=30, interval=0.25,
-            what=f"a consistent end state (seed {seed})")
+            lambda s: not violations(s, race, sale_ids, stocked),
+            timeout=30,
+            interval=0.25,
+            what=f"a consistent end state (seed {seed})",
+        )
     except AssertionError:
         last = await observe(db, tenant, record["id"])
         problems = violations(last, race, sale_ids, stocked)
-        raise AssertionError(f"seed {seed}: {len(problems)} violations, e.g. {problems[:10]}"
-                             f"; answers {dict(race.answers)}") from None
+        raise AssertionError(
+            f"seed {seed}: {len(problems)} violations, e.g. {problems[:10]}"
+            f"; answers {dict(race.answers)}"
+        ) from None
     finally:
         await db.close()
 
     # The race must have raced: some sales shipped, some canceled after being claimed.
     final = Counter(sale["status"] for sale in settled.sales.values())
     canceled_in_fulfillment = sum(
-        1 for sale in settled.sales.values()
-        if sale["status"] == "canceled" and "in_fulfillment" in sale["history"])
+        1
+        for sale in settled.sales.values()
+        if sale["status"] == "canceled" and "in_fulfillment" in sale["history"]
+    )
     assert final["shipped"] > 0 and canceled_in_fulfillment > 0, (final, race.answers)
     assert final["pending"] == BYSTANDERS, final
     assert race.answers[("mark_shipped", 409)] > 0, race.answers

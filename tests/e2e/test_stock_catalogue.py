@@ -21,13 +21,27 @@ def fields(answer: Answer) -> set[str]:
 
 async def test_product_is_created_with_every_field_and_version_one(tenant: Client):
     sku = ref("SKU")
-    created = await tenant.post("/products", {
-        "sku": sku, "name": "Pallet of bricks", "ean": "4006381333931", "unit_type": "pallet",
-        "min_level": 3, "is_bulky": True,
-    })
+    created = await tenant.post(
+        "/products",
+        {
+            "sku": sku,
+            "name": "Pallet of bricks",
+            "ean": "4006381333931",
+            "unit_type": "pallet",
+            "min_level": 3,
+            "is_bulky": True,
+        },
+    )
     assert created.status == 201, created
-    expected = {"sku": sku, "name": "Pallet of bricks", "ean": "4006381333931",
-                "unit_type": "pallet", "min_level": 3, "is_bulky": True, "version": 1}
+    expected = {
+        "sku": sku,
+        "name": "Pallet of bricks",
+        "ean": "4006381333931",
+        "unit_type": "pallet",
+        "min_level": 3,
+        "is_bulky": True,
+        "version": 1,
+    }
     assert {k: created.body[k] for k in expected} == expected
 
     fetched = await tenant.get(f"/products/{sku}")
@@ -38,8 +52,12 @@ async def test_product_is_created_with_every_field_and_version_one(tenant: Clien
 async def test_product_defaults_apply_when_optional_fields_are_left_out(tenant: Client):
     created = await tenant.post("/products", {"sku": ref("SKU"), "name": "Mug"})
     assert created.status == 201, created
-    assert (created.body["ean"], created.body["unit_type"], created.body["min_level"],
-            created.body["is_bulky"]) == (None, "unit", 0, False)
+    assert (
+        created.body["ean"],
+        created.body["unit_type"],
+        created.body["min_level"],
+        created.body["is_bulky"],
+    ) == (None, "unit", 0, False)
 
 
 async def test_second_product_with_same_sku_is_duplicated_and_first_kept(tenant: Client):
@@ -57,9 +75,16 @@ async def test_invalid_product_fields_are_validation_errors_with_pointers(tenant
     assert answer.problem_code == "validation"
     assert fields(answer) == {"/name", "/min_level"}
 
-    more = await tenant.post("/products", {
-        "sku": "has space", "name": "", "ean": "12ab", "is_bulky": "very", "colour": "blue",
-    })
+    more = await tenant.post(
+        "/products",
+        {
+            "sku": "has space",
+            "name": "",
+            "ean": "12ab",
+            "is_bulky": "very",
+            "colour": "blue",
+        },
+    )
     assert more.status == 422
     assert {"/sku", "/name", "/ean", "/is_bulky", "/colour"} <= fields(more)
 
@@ -75,8 +100,10 @@ async def test_unknown_product_is_not_found(tenant: Client):
 
 async def test_patch_changes_only_given_fields_and_bumps_version(tenant: Client):
     sku = ref("SKU")
-    created = await tenant.post("/products", {
-        "sku": sku, "name": "Mug", "ean": "12345678", "min_level": 2, "is_bulky": False})
+    created = await tenant.post(
+        "/products",
+        {"sku": sku, "name": "Mug", "ean": "12345678", "min_level": 2, "is_bulky": False},
+    )
     patched = await patch(tenant, f"/products/{sku}", {"min_level": 9, "is_bulky": True})
     assert patched.status == 200, patched
     assert patched.body["version"] == 2
@@ -125,7 +152,8 @@ async def test_patch_with_invalid_values_is_refused_with_pointers(tenant: Client
 
 
 async def test_another_tenant_can_neither_see_nor_patch_a_product(
-    tenant: Client, other_tenant: Client,
+    tenant: Client,
+    other_tenant: Client,
 ):
     sku = ref("SKU")
     await tenant.post("/products", {"sku": sku, "name": "Mine"})
@@ -164,11 +192,16 @@ async def test_products_are_listed_by_sku_with_pages(tenant: Client):
 async def test_location_is_created_fetched_and_patched_with_versions(tenant: Client):
     location = ref("wh")
     address = {"street": "1 Dock Rd", "city": "Oslo", "country": "NO"}
-    created = await tenant.post("/locations",
-                                {"location_id": location, "name": "Main", "address": address})
+    created = await tenant.post(
+        "/locations", {"location_id": location, "name": "Main", "address": address}
+    )
     assert created.status == 201, created
     assert {k: created.body[k] for k in ("location_id", "name", "address", "version")} == {
-        "location_id": location, "name": "Main", "address": address, "version": 1}
+        "location_id": location,
+        "name": "Main",
+        "address": address,
+        "version": 1,
+    }
 
     fetched = await tenant.get(f"/locations/{location}")
     assert fetched.status == 200
@@ -177,11 +210,17 @@ async def test_location_is_created_fetched_and_patched_with_versions(tenant: Cli
     patched = await patch(tenant, f"/locations/{location}", {"name": "North"})
     assert patched.status == 200, patched
     assert (patched.body["name"], patched.body["address"], patched.body["version"]) == (
-        "North", address, 2)
+        "North",
+        address,
+        2,
+    )
     moved = await patch(tenant, f"/locations/{location}", {"address": {"city": "Bergen"}}, "2")
     assert moved.status == 200, moved
     assert (moved.body["name"], moved.body["address"], moved.body["version"]) == (
-        "North", {"city": "Bergen"}, 3)
+        "North",
+        {"city": "Bergen"},
+        3,
+    )
 
 
 async def test_second_location_with_same_id_is_duplicated(tenant: Client):
@@ -221,7 +260,8 @@ async def test_location_patch_with_stale_if_match_is_conflict(tenant: Client):
 
 
 async def test_another_tenant_can_neither_see_nor_patch_a_location(
-    tenant: Client, other_tenant: Client,
+    tenant: Client,
+    other_tenant: Client,
 ):
     location = ref("wh")
     await tenant.post("/locations", {"location_id": location, "name": "Mine"})
@@ -236,8 +276,9 @@ async def test_another_tenant_can_neither_see_nor_patch_a_location(
 async def test_locations_are_listed_in_pages_with_links(tenant: Client):
     ids = sorted(ref("wh") for _ in range(5))
     for location in ids:
-        assert (await tenant.post("/locations", {"location_id": location, "name": "W"})).status \
-            == 201
+        assert (
+            await tenant.post("/locations", {"location_id": location, "name": "W"})
+        ).status == 201
     seen, offset, pages = [], 0, 0
     while True:
         page = await tenant.get("/locations", limit=2, offset=offset)
@@ -273,7 +314,8 @@ async def test_an_empty_patch_changes_nothing(tenant: Client):
 
 
 async def test_an_out_of_range_min_level_is_a_validation_error(tenant: Client):
-    answer = await tenant.post("/products", {"sku": ref("SKU"), "name": "M",
-                                             "min_level": 2_000_000_000_000})
+    answer = await tenant.post(
+        "/products", {"sku": ref("SKU"), "name": "M", "min_level": 2_000_000_000_000}
+    )
     assert answer.status == 422
     assert {e["field"] for e in answer.body["errors"]} == {"/min_level"}

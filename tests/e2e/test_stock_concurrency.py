@@ -22,15 +22,20 @@ async def test_concurrent_sales_and_deltas_never_oversell(tenant: Client):
 
     async def sell() -> None:
         for sale_id in queue:
-            answer = await tenant.post("/sales", sale_body(sale_id, location, (sku, 1)),
-                                       headers={"Prefer": "respond-async"})
+            answer = await tenant.post(
+                "/sales",
+                sale_body(sale_id, location, (sku, 1)),
+                headers={"Prefer": "respond-async"},
+            )
             assert answer.status == 202, answer
 
     async def adjust() -> None:
         for _ in range(DELTA_ROUNDS):
             for delta in (3, -2):
-                answer = await tenant.post("/stock/stock-records/change", {
-                    "stock_records": [{"id": record["id"], "quantity_change": delta}]})
+                answer = await tenant.post(
+                    "/stock/stock-records/change",
+                    {"stock_records": [{"id": record["id"], "quantity_change": delta}]},
+                )
                 assert answer.status in (200, 409), answer
                 if answer.status == 200:
                     applied.append(delta)
@@ -41,8 +46,9 @@ async def test_concurrent_sales_and_deltas_never_oversell(tenant: Client):
             samples.append((now["reserved"], now["quantity"]))
 
     sampler = asyncio.create_task(sample())
-    await asyncio.gather(*(sell() for _ in range(SALE_CLIENTS)),
-                         *(adjust() for _ in range(DELTA_CLIENTS)))
+    await asyncio.gather(
+        *(sell() for _ in range(SALE_CLIENTS)), *(adjust() for _ in range(DELTA_CLIENTS))
+    )
 
     async def settled() -> tuple[dict, int, int]:
         now = (await tenant.get(f"/stock/stock-records/{record['id']}")).body
@@ -53,8 +59,12 @@ async def test_concurrent_sales_and_deltas_never_oversell(tenant: Client):
         return now, counts["pending"], counts["awaiting_stock"]
 
     final, pending, _ = await eventually(
-        settled, lambda s: s[2] == 0 and s[0]["available"] == 0 and s[1] == s[0]["reserved"],
-        timeout=90, interval=0.25, what="every sale reserved or backordered")
+        settled,
+        lambda s: s[2] == 0 and s[0]["available"] == 0 and s[1] == s[0]["reserved"],
+        timeout=90,
+        interval=0.25,
+        what="every sale reserved or backordered",
+    )
     racing = False
     await sampler
 

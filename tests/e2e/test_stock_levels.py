@@ -36,7 +36,8 @@ async def stocked(client: Client, location: str, quantity: int, min_level: int =
     """A new product with a stock record of `quantity` at `location`; returns the record."""
     sku = await new_product(client, min_level)
     answer = await client.post(
-        "/stock/stock-records", {"sku": sku, "location_id": location, "quantity": quantity})
+        "/stock/stock-records", {"sku": sku, "location_id": location, "quantity": quantity}
+    )
     assert answer.status == 201, answer
     return answer.body
 
@@ -85,18 +86,27 @@ async def stock_events(bootstrap: str, record_id: str) -> list[dict]:
 async def test_change_adds_and_subtracts_and_writes_the_ledger(tenant: Client):
     location = await new_location(tenant)
     a, b = await stocked(tenant, location, 10), await stocked(tenant, location, 5)
-    answer = await tenant.post(CHANGE, {
-        "stock_records": [{"id": a["id"], "quantity_change": 7},
-                          {"id": b["id"], "quantity_change": -5}],
-        "notes": "cycle count fix",
-    })
+    answer = await tenant.post(
+        CHANGE,
+        {
+            "stock_records": [
+                {"id": a["id"], "quantity_change": 7},
+                {"id": b["id"], "quantity_change": -5},
+            ],
+            "notes": "cycle count fix",
+        },
+    )
     assert answer.status == 200, answer
-    assert [(r["id"], r["quantity"], r["available"], r["version"])
-            for r in answer.body["stock_records"]] == [(a["id"], 17, 17, 2), (b["id"], 0, 0, 2)]
+    assert [
+        (r["id"], r["quantity"], r["available"], r["version"]) for r in answer.body["stock_records"]
+    ] == [(a["id"], 17, 17, 2), (b["id"], 0, 0, 2)]
     assert await figures(tenant, a, b) == [(17, 0, 2), (0, 0, 2)]
     [row] = await movements(tenant, sku=a["sku"], reason="adjustment")
     assert (row["quantity_change"], row["quantity_after"], row["notes"]) == (
-        7, 17, "cycle count fix")
+        7,
+        17,
+        "cycle count fix",
+    )
 
 
 async def test_change_below_reserved_refuses_the_whole_list(tenant: Client):
@@ -106,15 +116,21 @@ async def test_change_below_reserved_refuses_the_whole_list(tenant: Client):
     before = await figures(tenant, a, b, d)
     assert before[1] == (5, 3, 2)
 
-    answer = await tenant.post(CHANGE, {"stock_records": [
-        {"id": a["id"], "quantity_change": -2},
-        {"id": b["id"], "quantity_change": -3},
-        {"id": d["id"], "quantity_change": 1},
-    ]})
+    answer = await tenant.post(
+        CHANGE,
+        {
+            "stock_records": [
+                {"id": a["id"], "quantity_change": -2},
+                {"id": b["id"], "quantity_change": -3},
+                {"id": d["id"], "quantity_change": 1},
+            ]
+        },
+    )
     assert answer.status == 409, answer
     assert answer.problem_code == "conflict"
     assert [(e["field"], e["stock_record_id"]) for e in answer.body["errors"]] == [
-        ("/stock_records/1/quantity_change", b["id"])]
+        ("/stock_records/1/quantity_change", b["id"])
+    ]
     assert await figures(tenant, a, b, d) == before
     assert await movements(tenant, location_id=location, reason="adjustment") == []
 
@@ -122,11 +138,16 @@ async def test_change_below_reserved_refuses_the_whole_list(tenant: Client):
 async def test_change_below_zero_names_every_offending_record_and_changes_none(tenant: Client):
     location = await new_location(tenant)
     a, b, d = [await stocked(tenant, location, q) for q in (10, 5, 4)]
-    answer = await tenant.post(CHANGE, {"stock_records": [
-        {"id": a["id"], "quantity_change": -11},
-        {"id": b["id"], "quantity_change": 2},
-        {"id": d["id"], "quantity_change": -5},
-    ]})
+    answer = await tenant.post(
+        CHANGE,
+        {
+            "stock_records": [
+                {"id": a["id"], "quantity_change": -11},
+                {"id": b["id"], "quantity_change": 2},
+                {"id": d["id"], "quantity_change": -5},
+            ]
+        },
+    )
     assert answer.status == 409, answer
     assert answer.problem_code == "conflict"
     assert [(e["field"], e["stock_record_id"]) for e in answer.body["errors"]] == [
@@ -139,16 +160,24 @@ async def test_change_below_zero_names_every_offending_record_and_changes_none(t
 async def test_update_sets_quantities_and_writes_audit_rows(tenant: Client):
     location = await new_location(tenant)
     a, b = await stocked(tenant, location, 10), await stocked(tenant, location, 5)
-    answer = await tenant.post(UPDATE, {
-        "stock_records": [{"id": a["id"], "quantity": 3}, {"id": b["id"], "quantity": 12}],
-        "notes": "stocktake",
-    })
+    answer = await tenant.post(
+        UPDATE,
+        {
+            "stock_records": [{"id": a["id"], "quantity": 3}, {"id": b["id"], "quantity": 12}],
+            "notes": "stocktake",
+        },
+    )
     assert answer.status == 200, answer
     assert [(r["quantity"], r["version"]) for r in answer.body["stock_records"]] == [
-        (3, 2), (12, 2)]
+        (3, 2),
+        (12, 2),
+    ]
     rows = await movements(tenant, location_id=location, reason="audit")
-    counted = [(r["sku"], r["quantity_change"], r["quantity_after"], r["notes"])
-               for r in rows if r["reference"] != "created"]
+    counted = [
+        (r["sku"], r["quantity_change"], r["quantity_after"], r["notes"])
+        for r in rows
+        if r["reference"] != "created"
+    ]
     assert counted == [(a["sku"], -7, 3, "stocktake"), (b["sku"], 7, 12, "stocktake")]
 
 
@@ -157,12 +186,14 @@ async def test_update_below_reserved_refuses_the_whole_list(tenant: Client):
     a, b = await stocked(tenant, location, 10), await stocked(tenant, location, 5)
     await reserve(tenant, location, (b["sku"], 3))
     before = await figures(tenant, a, b)
-    answer = await tenant.post(UPDATE, {"stock_records": [
-        {"id": a["id"], "quantity": 8}, {"id": b["id"], "quantity": 2}]})
+    answer = await tenant.post(
+        UPDATE, {"stock_records": [{"id": a["id"], "quantity": 8}, {"id": b["id"], "quantity": 2}]}
+    )
     assert answer.status == 409, answer
     assert answer.problem_code == "conflict"
     assert [(e["field"], e["stock_record_id"]) for e in answer.body["errors"]] == [
-        ("/stock_records/1/quantity", b["id"])]
+        ("/stock_records/1/quantity", b["id"])
+    ]
     assert await figures(tenant, a, b) == before
 
 
@@ -170,19 +201,29 @@ async def test_stale_compare_quantity_refuses_the_update(tenant: Client):
     location = await new_location(tenant)
     a, b = await stocked(tenant, location, 10), await stocked(tenant, location, 5)
     await tenant.post(CHANGE, {"stock_records": [{"id": b["id"], "quantity_change": 1}]})
-    stale = await tenant.post(UPDATE, {"stock_records": [
-        {"id": a["id"], "quantity": 20, "compare_quantity": 10},
-        {"id": b["id"], "quantity": 20, "compare_quantity": 5},
-    ]})
+    stale = await tenant.post(
+        UPDATE,
+        {
+            "stock_records": [
+                {"id": a["id"], "quantity": 20, "compare_quantity": 10},
+                {"id": b["id"], "quantity": 20, "compare_quantity": 5},
+            ]
+        },
+    )
     assert stale.status == 409, stale
     assert stale.problem_code == "conflict"
     assert pointers(stale) == ["/stock_records/1/compare_quantity"]
     assert await figures(tenant, a, b) == [(10, 0, 1), (6, 0, 2)]
 
-    fresh = await tenant.post(UPDATE, {"stock_records": [
-        {"id": a["id"], "quantity": 20, "compare_quantity": 10},
-        {"id": b["id"], "quantity": 20, "compare_quantity": 6},
-    ]})
+    fresh = await tenant.post(
+        UPDATE,
+        {
+            "stock_records": [
+                {"id": a["id"], "quantity": 20, "compare_quantity": 10},
+                {"id": b["id"], "quantity": 20, "compare_quantity": 6},
+            ]
+        },
+    )
     assert fresh.status == 200, fresh
     assert await figures(tenant, a, b) == [(20, 0, 2), (20, 0, 3)]
 
@@ -191,17 +232,29 @@ async def test_stale_version_refuses_the_update(tenant: Client):
     location = await new_location(tenant)
     a, b = await stocked(tenant, location, 10), await stocked(tenant, location, 5)
     await tenant.post(CHANGE, {"stock_records": [{"id": a["id"], "quantity_change": 1}]})
-    stale = await tenant.post(UPDATE, {"stock_records": [
-        {"id": a["id"], "quantity": 1, "version": 1}, {"id": b["id"], "quantity": 1, "version": 1},
-    ]})
+    stale = await tenant.post(
+        UPDATE,
+        {
+            "stock_records": [
+                {"id": a["id"], "quantity": 1, "version": 1},
+                {"id": b["id"], "quantity": 1, "version": 1},
+            ]
+        },
+    )
     assert stale.status == 409, stale
     assert stale.problem_code == "conflict"
     assert pointers(stale) == ["/stock_records/0/version"]
     assert await figures(tenant, a, b) == [(11, 0, 2), (5, 0, 1)]
 
-    fresh = await tenant.post(UPDATE, {"stock_records": [
-        {"id": a["id"], "quantity": 1, "version": 2}, {"id": b["id"], "quantity": 1, "version": 1},
-    ]})
+    fresh = await tenant.post(
+        UPDATE,
+        {
+            "stock_records": [
+                {"id": a["id"], "quantity": 1, "version": 2},
+                {"id": b["id"], "quantity": 1, "version": 1},
+            ]
+        },
+    )
     assert fresh.status == 200, fresh
     assert await figures(tenant, a, b) == [(1, 0, 3), (1, 0, 2)]
 
@@ -225,29 +278,43 @@ async def test_if_match_guards_a_single_record_update(tenant: Client):
 async def test_if_match_with_several_records_is_a_validation_error(tenant: Client):
     location = await new_location(tenant)
     a, b = await stocked(tenant, location, 10), await stocked(tenant, location, 5)
-    answer = await tenant.post(UPDATE, {"stock_records": [
-        {"id": a["id"], "quantity": 1}, {"id": b["id"], "quantity": 1}]},
-        headers={"If-Match": '"1"'})
+    answer = await tenant.post(
+        UPDATE,
+        {"stock_records": [{"id": a["id"], "quantity": 1}, {"id": b["id"], "quantity": 1}]},
+        headers={"If-Match": '"1"'},
+    )
     assert answer.status == 422, answer
     assert answer.problem_code == "validation"
     assert answer.body["errors"][0]["field"] == "/stock_records"
     assert await figures(tenant, a, b) == [(10, 0, 1), (5, 0, 1)]
 
 
-@pytest.mark.parametrize(("path", "change"), [
-    (UPDATE, {"quantity": 1}), (CHANGE, {"quantity_change": 1}),
-])
+@pytest.mark.parametrize(
+    ("path", "change"),
+    [
+        (UPDATE, {"quantity": 1}),
+        (CHANGE, {"quantity_change": 1}),
+    ],
+)
 async def test_unknown_or_foreign_record_ids_are_validation_errors(
-    tenant: Client, other_tenant: Client, path: str, change: dict,
+    tenant: Client,
+    other_tenant: Client,
+    path: str,
+    change: dict,
 ):
     location = await new_location(tenant)
     a = await stocked(tenant, location, 10)
     theirs = await stocked(other_tenant, await new_location(other_tenant), 10)
-    answer = await tenant.post(path, {"stock_records": [
-        {"id": a["id"], **change},
-        {"id": "00000000-0000-4000-8000-000000000000", **change},
-        {"id": theirs["id"], **change},
-    ]})
+    answer = await tenant.post(
+        path,
+        {
+            "stock_records": [
+                {"id": a["id"], **change},
+                {"id": "00000000-0000-4000-8000-000000000000", **change},
+                {"id": theirs["id"], **change},
+            ]
+        },
+    )
     assert answer.status == 422, answer
     assert answer.problem_code == "validation"
     assert pointers(answer) == ["/stock_records/1/id", "/stock_records/2/id"]
@@ -258,15 +325,26 @@ async def test_unknown_or_foreign_record_ids_are_validation_errors(
     assert await movements(tenant, sku=theirs["sku"]) == []
 
 
-@pytest.mark.parametrize(("path", "change"), [
-    (UPDATE, {"quantity": 1}), (CHANGE, {"quantity_change": 1}),
-])
-async def test_a_record_listed_twice_is_a_validation_error(tenant: Client, path: str,
-                                                          change: dict):
+@pytest.mark.parametrize(
+    ("path", "change"),
+    [
+        (UPDATE, {"quantity": 1}),
+        (CHANGE, {"quantity_change": 1}),
+    ],
+)
+async def test_a_record_listed_twice_is_a_validation_error(tenant: Client, path: str, change: dict):
     location = await new_location(tenant)
     a, b = await stocked(tenant, location, 10), await stocked(tenant, location, 5)
-    answer = await tenant.post(path, {"stock_records": [
-        {"id": a["id"], **change}, {"id": b["id"], **change}, {"id": a["id"], **change}]})
+    answer = await tenant.post(
+        path,
+        {
+            "stock_records": [
+                {"id": a["id"], **change},
+                {"id": b["id"], **change},
+                {"id": a["id"], **change},
+            ]
+        },
+    )
     assert answer.status == 422, answer
     assert answer.problem_code == "validation"
     assert pointers(answer) == ["/stock_records/2/id"]
@@ -277,12 +355,16 @@ async def test_malformed_level_requests_point_at_their_fields(tenant: Client):
     empty = await tenant.post(CHANGE, {"stock_records": []})
     assert empty.status == 422
     assert pointers(empty) == ["/stock_records"]
-    bad = await tenant.post(UPDATE, {"stock_records": [
-        {"id": "not-a-uuid", "quantity": -1, "version": 0}]})
+    bad = await tenant.post(
+        UPDATE, {"stock_records": [{"id": "not-a-uuid", "quantity": -1, "version": 0}]}
+    )
     assert bad.status == 422
     assert bad.problem_code == "validation"
-    assert set(pointers(bad)) == {"/stock_records/0/id", "/stock_records/0/quantity",
-                                  "/stock_records/0/version"}
+    assert set(pointers(bad)) == {
+        "/stock_records/0/id",
+        "/stock_records/0/quantity",
+        "/stock_records/0/version",
+    }
 
 
 async def test_change_retried_with_its_idempotency_key_applies_once(tenant: Client):
@@ -300,8 +382,11 @@ async def test_change_retried_with_its_idempotency_key_applies_once(tenant: Clie
     assert again.body == first.body
     assert await figures(tenant, a) == [(7, 0, 2)]
 
-    other = await tenant.post(CHANGE, {"stock_records": [{"id": a["id"], "quantity_change": -4}]},
-                              headers={"Idempotency-Key": key})
+    other = await tenant.post(
+        CHANGE,
+        {"stock_records": [{"id": a["id"], "quantity_change": -4}]},
+        headers={"Idempotency-Key": key},
+    )
     assert other.status == 409, other
     assert other.problem_code == "conflict"
     assert await figures(tenant, a) == [(7, 0, 2)]
@@ -317,19 +402,28 @@ async def test_audit_sets_restock_adds_and_loss_subtracts_with_notes(tenant: Cli
     steps = [("audit", 8, "counted"), ("restock", 5, "PO-17"), ("loss", 2, "broken")]
     quantities = []
     for update_type, quantity, notes in steps:
-        answer = await tenant.post(LEVELS, {
-            "sku": a["sku"], "location_id": location, "quantity": quantity,
-            "update_type": update_type, "notes": notes})
+        answer = await tenant.post(
+            LEVELS,
+            {
+                "sku": a["sku"],
+                "location_id": location,
+                "quantity": quantity,
+                "update_type": update_type,
+                "notes": notes,
+            },
+        )
         assert answer.status == 200, answer
         assert answer.body["id"] == a["id"]
         quantities.append(answer.body["quantity"])
     assert quantities == [8, 13, 11]
     assert await figures(tenant, a) == [(11, 0, 4)]
     rows = await movements(tenant, sku=a["sku"])
-    assert [(r["reason"], r["quantity_change"], r["quantity_after"], r["notes"])
-            for r in rows] == [
-        ("audit", 10, 10, None), ("audit", -2, 8, "counted"), ("restock", 5, 13, "PO-17"),
-        ("loss", -2, 11, "broken")]
+    assert [(r["reason"], r["quantity_change"], r["quantity_after"], r["notes"]) for r in rows] == [
+        ("audit", 10, 10, None),
+        ("audit", -2, 8, "counted"),
+        ("restock", 5, 13, "PO-17"),
+        ("loss", -2, 11, "broken"),
+    ]
 
 
 async def test_loss_below_reserved_or_zero_is_conflict_and_changes_nothing(tenant: Client):
@@ -337,26 +431,41 @@ async def test_loss_below_reserved_or_zero_is_conflict_and_changes_nothing(tenan
     a = await stocked(tenant, location, 10)
     await reserve(tenant, location, (a["sku"], 6))
     for quantity in (5, 11):
-        answer = await tenant.post(LEVELS, {"sku": a["sku"], "location_id": location,
-                                            "quantity": quantity, "update_type": "loss"})
+        answer = await tenant.post(
+            LEVELS,
+            {"sku": a["sku"], "location_id": location, "quantity": quantity, "update_type": "loss"},
+        )
         assert answer.status == 409, answer
         assert answer.problem_code == "conflict"
         assert [(e["field"], e["stock_record_id"]) for e in answer.body["errors"]] == [
-            ("/quantity", a["id"])]
+            ("/quantity", a["id"])
+        ]
     assert await figures(tenant, a) == [(10, 6, 2)]
-    ok = await tenant.post(LEVELS, {"sku": a["sku"], "location_id": location, "quantity": 4,
-                                    "update_type": "loss"})
+    ok = await tenant.post(
+        LEVELS, {"sku": a["sku"], "location_id": location, "quantity": 4, "update_type": "loss"}
+    )
     assert ok.status == 200, ok
     assert (ok.body["quantity"], ok.body["reserved"], ok.body["available"]) == (6, 6, 0)
 
 
 async def test_audit_of_a_pair_without_a_record_creates_it(tenant: Client):
     location, sku = await new_location(tenant), await new_product(tenant)
-    answer = await tenant.post(LEVELS, {"sku": sku, "location_id": location, "quantity": 7,
-                                        "update_type": "audit", "notes": "first count"})
+    answer = await tenant.post(
+        LEVELS,
+        {
+            "sku": sku,
+            "location_id": location,
+            "quantity": 7,
+            "update_type": "audit",
+            "notes": "first count",
+        },
+    )
     assert answer.status == 200, answer
     assert (answer.body["sku"], answer.body["location_id"], answer.body["quantity"]) == (
-        sku, location, 7)
+        sku,
+        location,
+        7,
+    )
     listed = await tenant.get("/stock/stock-records", sku=sku)
     assert [(r["id"], r["quantity"]) for r in listed.body["data"]] == [(answer.body["id"], 7)]
     rows = await movements(tenant, sku=sku)
@@ -366,15 +475,18 @@ async def test_audit_of_a_pair_without_a_record_creates_it(tenant: Client):
 
 async def test_level_update_for_unknown_sku_or_location_is_a_validation_error(tenant: Client):
     location, sku = await new_location(tenant), await new_product(tenant)
-    for body in ({"sku": ref("nope"), "location_id": location},
-                 {"sku": sku, "location_id": ref("nope")}):
+    for body in (
+        {"sku": ref("nope"), "location_id": location},
+        {"sku": sku, "location_id": ref("nope")},
+    ):
         answer = await tenant.post(LEVELS, {**body, "quantity": 3, "update_type": "restock"})
         assert answer.status == 422, answer
         assert answer.problem_code == "validation"
         assert {"/sku", "/location_id"} & set(pointers(answer))
     assert (await tenant.get("/stock/stock-records", sku=sku)).body["data"] == []
-    bad = await tenant.post(LEVELS, {"sku": sku, "location_id": location, "quantity": -1,
-                                     "update_type": "recount"})
+    bad = await tenant.post(
+        LEVELS, {"sku": sku, "location_id": location, "quantity": -1, "update_type": "recount"}
+    )
     assert bad.status == 422
     assert set(pointers(bad)) == {"/quantity", "/update_type"}
 
@@ -385,11 +497,19 @@ async def test_level_update_for_unknown_sku_or_location_is_a_validation_error(te
 async def test_transfer_moves_units_between_locations_in_one_step(tenant: Client):
     source, destination = await new_location(tenant), await new_location(tenant)
     a = await stocked(tenant, source, 10)
-    there = await tenant.post("/stock/stock-records",
-                              {"sku": a["sku"], "location_id": destination, "quantity": 2})
-    answer = await tenant.post("/stock/transfers", {
-        "sku": a["sku"], "from_location_id": source, "to_location_id": destination,
-        "quantity": 4, "notes": "rebalance"})
+    there = await tenant.post(
+        "/stock/stock-records", {"sku": a["sku"], "location_id": destination, "quantity": 2}
+    )
+    answer = await tenant.post(
+        "/stock/transfers",
+        {
+            "sku": a["sku"],
+            "from_location_id": source,
+            "to_location_id": destination,
+            "quantity": 4,
+            "notes": "rebalance",
+        },
+    )
     assert answer.status == 200, answer
     transfer_id = answer.body["transfer_id"]
     assert (answer.body["from"]["id"], answer.body["from"]["quantity"]) == (a["id"], 6)
@@ -397,18 +517,25 @@ async def test_transfer_moves_units_between_locations_in_one_step(tenant: Client
     assert await figures(tenant, a, there.body) == [(6, 0, 2), (6, 0, 2)]
 
     rows = await movements(tenant, sku=a["sku"], reason="transfer")
-    assert [(r["location_id"], r["quantity_change"], r["reference"], r["notes"])
-            for r in rows] == [(source, -4, transfer_id, "rebalance"),
-                               (destination, 4, transfer_id, "rebalance")]
+    assert [(r["location_id"], r["quantity_change"], r["reference"], r["notes"]) for r in rows] == [
+        (source, -4, transfer_id, "rebalance"),
+        (destination, 4, transfer_id, "rebalance"),
+    ]
     assert len(await movements(tenant, reference=transfer_id)) == 2
 
 
 async def test_transfer_to_a_location_without_a_record_creates_it(tenant: Client):
     source, destination = await new_location(tenant), await new_location(tenant)
     a = await stocked(tenant, source, 10)
-    answer = await tenant.post("/stock/transfers", {
-        "sku": a["sku"], "from_location_id": source, "to_location_id": destination,
-        "quantity": 10})
+    answer = await tenant.post(
+        "/stock/transfers",
+        {
+            "sku": a["sku"],
+            "from_location_id": source,
+            "to_location_id": destination,
+            "quantity": 10,
+        },
+    )
     assert answer.status == 200, answer
     assert (answer.body["from"]["quantity"], answer.body["to"]["quantity"]) == (0, 10)
     listed = await tenant.get("/stock/stock-records", sku=a["sku"], location_id=destination)
@@ -420,9 +547,15 @@ async def test_transfer_of_more_than_available_moves_nothing(tenant: Client):
     a = await stocked(tenant, source, 10)
     await reserve(tenant, source, (a["sku"], 7))
     for quantity in (4, 11):
-        answer = await tenant.post("/stock/transfers", {
-            "sku": a["sku"], "from_location_id": source, "to_location_id": destination,
-            "quantity": quantity})
+        answer = await tenant.post(
+            "/stock/transfers",
+            {
+                "sku": a["sku"],
+                "from_location_id": source,
+                "to_location_id": destination,
+                "quantity": quantity,
+            },
+        )
         assert answer.status == 409, answer
         assert answer.problem_code == "conflict"
         assert [e["stock_record_id"] for e in answer.body["errors"]] == [a["id"]]
@@ -435,9 +568,10 @@ async def test_transfer_of_more_than_available_moves_nothing(tenant: Client):
 async def test_transfer_within_one_location_is_a_validation_error(tenant: Client):
     location = await new_location(tenant)
     a = await stocked(tenant, location, 10)
-    answer = await tenant.post("/stock/transfers", {
-        "sku": a["sku"], "from_location_id": location, "to_location_id": location,
-        "quantity": 1})
+    answer = await tenant.post(
+        "/stock/transfers",
+        {"sku": a["sku"], "from_location_id": location, "to_location_id": location, "quantity": 1},
+    )
     assert answer.status == 422, answer
     assert answer.problem_code == "validation"
     assert pointers(answer) == ["/to_location_id"]
@@ -447,9 +581,10 @@ async def test_transfer_within_one_location_is_a_validation_error(tenant: Client
 async def test_transfer_from_a_location_without_stock_is_conflict(tenant: Client):
     source, destination = await new_location(tenant), await new_location(tenant)
     a = await stocked(tenant, destination, 10)
-    answer = await tenant.post("/stock/transfers", {
-        "sku": a["sku"], "from_location_id": source, "to_location_id": destination,
-        "quantity": 1})
+    answer = await tenant.post(
+        "/stock/transfers",
+        {"sku": a["sku"], "from_location_id": source, "to_location_id": destination, "quantity": 1},
+    )
     assert answer.status == 409, answer
     assert answer.problem_code == "conflict"
     assert await figures(tenant, a) == [(10, 0, 1)]
@@ -476,8 +611,10 @@ async def busy_history(platform, tenant: Client) -> History:
     -1 loss, 4 transferred to `other_location`: 9 on hand and 3 reserved are left.
     """
     admin = Client(tenant.session, platform.gateway_url, platform.admin_token)
-    key = await admin.post(f"/admin/tenants/{tenant.tenant_id}/keys",
-                           {"scopes": ["stock:read", "stock:write", "sales:write"]})
+    key = await admin.post(
+        f"/admin/tenants/{tenant.tenant_id}/keys",
+        {"scopes": ["stock:read", "stock:write", "sales:write"]},
+    )
     assert key.status == 201, key
     client = Client(tenant.session, tenant.base_url, key.body["api_key"], tenant.tenant_id)
     location, other = await new_location(client), await new_location(client)
@@ -489,8 +626,10 @@ async def busy_history(platform, tenant: Client) -> History:
         (CHANGE, {"stock_records": [{"id": record["id"], "quantity_change": -2}]}),
         (UPDATE, {"stock_records": [{"id": record["id"], "quantity": 14}]}),
         (LEVELS, {**level, "quantity": 1, "update_type": "loss"}),
-        ("/stock/transfers", {"sku": sku, "from_location_id": location,
-                              "to_location_id": other, "quantity": 4}),
+        (
+            "/stock/transfers",
+            {"sku": sku, "from_location_id": location, "to_location_id": other, "quantity": 4},
+        ),
     ]
     assert (await client.post(*steps[0])).status == 200
     sale_id = await reserve(client, location, (sku, 3))
@@ -512,13 +651,22 @@ EXPECTED_AT_LOCATION = [  # reason, quantity_change, reserved_change, quantity_a
 
 
 async def test_movements_list_every_change_in_order_and_sum_to_the_record(
-    platform, tenant: Client,
+    platform,
+    tenant: Client,
 ):
     h = await busy_history(platform, tenant)
     rows = await movements(tenant, sku=h.record["sku"])
     here = [r for r in rows if r["location_id"] == h.location]
-    assert [(r["reason"], r["quantity_change"], r["reserved_change"], r["quantity_after"],
-             r["reserved_after"]) for r in here] == EXPECTED_AT_LOCATION
+    assert [
+        (
+            r["reason"],
+            r["quantity_change"],
+            r["reserved_change"],
+            r["quantity_after"],
+            r["reserved_after"],
+        )
+        for r in here
+    ] == EXPECTED_AT_LOCATION
     assert [r["id"] for r in rows] == sorted(r["id"] for r in rows)
     assert {r["stock_record_id"] for r in here} == {h.record["id"]}
 
@@ -534,7 +682,8 @@ async def test_movements_list_every_change_in_order_and_sum_to_the_record(
     assert sum(r["reserved_change"] for r in here) == 3
     there = [r for r in rows if r["location_id"] == h.other_location]
     assert [(r["reason"], r["quantity_change"], r["quantity_after"]) for r in there] == [
-        ("transfer", 4, 4)]
+        ("transfer", 4, 4)
+    ]
 
 
 async def test_movements_filter_by_reason_and_location_and_page(platform, tenant: Client):
@@ -563,7 +712,9 @@ async def test_movements_filter_by_reason_and_location_and_page(platform, tenant
 
 
 async def test_every_change_is_announced_as_stock_changed_on_the_broker(
-    platform, infrastructure, tenant: Client,
+    platform,
+    infrastructure,
+    tenant: Client,
 ):
     h = await busy_history(platform, tenant)
     record_id = h.record["id"]
@@ -572,15 +723,33 @@ async def test_every_change_is_announced_as_stock_changed_on_the_broker(
         events = await stock_events(infrastructure.bootstrap_servers, record_id)
         return [e for e in events if e["type"] == c.STOCK_CHANGED]
 
-    events = await eventually(changed, lambda ev: len(ev) >= len(EXPECTED_AT_LOCATION),
-                              what="stock.changed for every ledger row")
-    assert [(e["data"]["reason"], e["data"]["quantity_change"], e["data"]["reserved_change"],
-             e["data"]["quantity"], e["data"]["reserved"]) for e in events] == EXPECTED_AT_LOCATION
+    events = await eventually(
+        changed,
+        lambda ev: len(ev) >= len(EXPECTED_AT_LOCATION),
+        what="stock.changed for every ledger row",
+    )
+    assert [
+        (
+            e["data"]["reason"],
+            e["data"]["quantity_change"],
+            e["data"]["reserved_change"],
+            e["data"]["quantity"],
+            e["data"]["reserved"],
+        )
+        for e in events
+    ] == EXPECTED_AT_LOCATION
     last = events[-1]
     assert (last["specversion"], last["source"], last["tenantid"], last["subject"]) == (
-        "1.0", "/stock", tenant.tenant_id, f"stock-record/{record_id}")
+        "1.0",
+        "/stock",
+        tenant.tenant_id,
+        f"stock-record/{record_id}",
+    )
     assert (last["data"]["available"], last["data"]["sku"], last["data"]["location_id"]) == (
-        6, h.record["sku"], h.location)
+        6,
+        h.record["sku"],
+        h.location,
+    )
     assert events[2]["data"]["reference"] == h.sale_id
 
     messages = await read_all(infrastructure.bootstrap_servers, c.STOCK_TOPIC)
@@ -591,48 +760,54 @@ async def test_every_change_is_announced_as_stock_changed_on_the_broker(
 async def test_refused_changes_publish_nothing(infrastructure, tenant: Client):
     location = await new_location(tenant)
     a = await stocked(tenant, location, 3)
-    refused = await tenant.post(CHANGE, {"stock_records": [{"id": a["id"],
-                                                            "quantity_change": -4}]})
+    refused = await tenant.post(CHANGE, {"stock_records": [{"id": a["id"], "quantity_change": -4}]})
     assert refused.status == 409
-    sentinel = await tenant.post(CHANGE, {"stock_records": [{"id": a["id"],
-                                                             "quantity_change": 1}]})
+    sentinel = await tenant.post(CHANGE, {"stock_records": [{"id": a["id"], "quantity_change": 1}]})
     assert sentinel.status == 200
 
     async def changed() -> list[dict]:
         events = await stock_events(infrastructure.bootstrap_servers, a["id"])
         return [e for e in events if e["type"] == c.STOCK_CHANGED]
 
-    events = await eventually(changed, lambda ev: any(e["data"]["version"] == 2 for e in ev),
-                              what="stock.changed of the accepted change")
+    events = await eventually(
+        changed,
+        lambda ev: any(e["data"]["version"] == 2 for e in ev),
+        what="stock.changed of the accepted change",
+    )
     assert [e["data"]["quantity_change"] for e in events] == [3, 1]
 
 
 async def test_stock_low_fires_once_per_fall_to_or_below_min_level(
-    infrastructure, tenant: Client,
+    infrastructure,
+    tenant: Client,
 ):
     location = await new_location(tenant)
     a = await stocked(tenant, location, 10, min_level=5)
 
     async def change(delta: int) -> None:
-        answer = await tenant.post(CHANGE, {"stock_records": [{"id": a["id"],
-                                                               "quantity_change": delta}]})
+        answer = await tenant.post(
+            CHANGE, {"stock_records": [{"id": a["id"], "quantity_change": delta}]}
+        )
         assert answer.status == 200, answer
 
-    await change(-4)   # 6 available: above the level
-    await change(-1)   # 5: at the level, alert
-    await change(-2)   # 3: still low, no second alert
-    await change(+5)   # 8: above again
+    await change(-4)  # 6 available: above the level
+    await change(-1)  # 5: at the level, alert
+    await change(-2)  # 3: still low, no second alert
+    await change(+5)  # 8: above again
     await reserve(tenant, location, (a["sku"], 4))  # 4 available: low again, alert
-    await change(-1)   # 7 on hand, 3 available: still low, no alert
+    await change(-1)  # 7 on hand, 3 available: still low, no alert
     sentinel_version = 7
 
     async def events() -> list[dict]:
         return await stock_events(infrastructure.bootstrap_servers, a["id"])
 
     seen = await eventually(
-        events, lambda ev: any(e["type"] == c.STOCK_CHANGED
-                               and e["data"]["version"] == sentinel_version for e in ev),
-        what="stock.changed of the last change")
+        events,
+        lambda ev: any(
+            e["type"] == c.STOCK_CHANGED and e["data"]["version"] == sentinel_version for e in ev
+        ),
+        what="stock.changed of the last change",
+    )
     lows = [e["data"] for e in seen if e["type"] == c.STOCK_LOW]
     assert [(d["available"], d["min_level"], d["version"]) for d in lows] == [(5, 5, 3), (4, 5, 6)]
     order = [(e["type"], e["data"]["version"]) for e in seen]
@@ -641,19 +816,24 @@ async def test_stock_low_fires_once_per_fall_to_or_below_min_level(
 
 async def test_a_total_beyond_what_a_record_holds_is_refused_not_a_crash(tenant: Client):
     sku, location, record = await stocked_product(tenant, quantity=10)
-    grow = await tenant.post("/stock/stock-records/change", {
-        "stock_records": [{"id": record["id"], "quantity_change": 1_999_999_990}]})
+    grow = await tenant.post(
+        "/stock/stock-records/change",
+        {"stock_records": [{"id": record["id"], "quantity_change": 1_999_999_990}]},
+    )
     assert grow.status == 200
-    overflow = await tenant.post("/stock/stock-level-updates", {
-        "sku": sku, "location_id": location, "quantity": 2_000_000_000, "update_type": "restock"})
+    overflow = await tenant.post(
+        "/stock/stock-level-updates",
+        {"sku": sku, "location_id": location, "quantity": 2_000_000_000, "update_type": "restock"},
+    )
     assert overflow.status == 409, overflow
     assert overflow.problem_code == "conflict"
 
 
 async def test_a_transfer_to_an_unknown_location_points_at_that_field(tenant: Client):
     sku, location, _ = await stocked_product(tenant, quantity=10)
-    answer = await tenant.post("/stock/transfers", {
-        "sku": sku, "from_location_id": location, "to_location_id": ref("nowhere"),
-        "quantity": 1})
+    answer = await tenant.post(
+        "/stock/transfers",
+        {"sku": sku, "from_location_id": location, "to_location_id": ref("nowhere"), "quantity": 1},
+    )
     assert answer.status == 422
     assert {e["field"] for e in answer.body["errors"]} == {"/to_location_id"}

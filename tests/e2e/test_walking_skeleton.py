@@ -14,9 +14,14 @@ pytestmark = pytest.mark.integration
 async def test_sale_is_reserved_claimed_shipped_and_announced(tenant: Client):
     receiver = await Receiver().start()
     try:
-        endpoint = await tenant.post("/webhooks/endpoints", {
-            "url": receiver.url, "event_types": ["sale.*"], "description": "erp",
-        })
+        endpoint = await tenant.post(
+            "/webhooks/endpoints",
+            {
+                "url": receiver.url,
+                "event_types": ["sale.*"],
+                "description": "erp",
+            },
+        )
         assert endpoint.status == 201, endpoint
         secret = endpoint.body["secret"]
         sku, location, _ = await stocked_product(tenant, quantity=10)
@@ -42,7 +47,10 @@ async def test_sale_is_reserved_claimed_shipped_and_announced(tenant: Client):
         sale = await tenant.get(f"/sales/{sale_id}")
         assert sale.body["status"] == "in_fulfillment"
         assert [h["to_status"] for h in sale.body["status_history"]] == [
-            "awaiting_stock", "pending", "in_fulfillment"]
+            "awaiting_stock",
+            "pending",
+            "in_fulfillment",
+        ]
 
         got = await tenant.get(f"/fulfillment/fulfillments/{fulfillment['id']}")
         assert got.body["tracking_number"] == fulfillment["tracking_number"]
@@ -54,8 +62,11 @@ async def test_sale_is_reserved_claimed_shipped_and_announced(tenant: Client):
         async def probe() -> list[str]:
             return statuses()
 
-        await eventually(probe, lambda s: {"pending", "in_fulfillment"} <= set(s),
-                         what="webhook deliveries of both status changes")
+        await eventually(
+            probe,
+            lambda s: {"pending", "in_fulfillment"} <= set(s),
+            what="webhook deliveries of both status changes",
+        )
         verifier = Webhook(secret)
         for request in receiver.received:
             payload = verifier.verify(request.body, request.headers)
@@ -81,12 +92,16 @@ async def test_short_stock_backorders_and_shipping_init_reports_it(tenant: Clien
 async def test_async_create_answers_at_once_and_settles_later(tenant: Client):
     sku, location, _ = await stocked_product(tenant, quantity=5)
     sale_id = ref("S")
-    created = await tenant.post("/sales", sale_body(sale_id, location, (sku, 1)),
-                                headers={"Prefer": "respond-async"})
+    created = await tenant.post(
+        "/sales", sale_body(sale_id, location, (sku, 1)), headers={"Prefer": "respond-async"}
+    )
     assert created.status == 202, created
     assert created.body["status"] == "awaiting_stock"
-    await eventually(lambda: tenant.get(f"/sales/{sale_id}"),
-                     lambda a: a.body["status"] == "pending", what="sale pending")
+    await eventually(
+        lambda: tenant.get(f"/sales/{sale_id}"),
+        lambda a: a.body["status"] == "pending",
+        what="sale pending",
+    )
 
 
 async def test_shipping_init_twice_creates_nothing_new(tenant: Client):

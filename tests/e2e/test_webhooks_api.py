@@ -17,10 +17,16 @@ pytestmark = pytest.mark.integration
 
 
 async def test_endpoint_crud(tenant: Client):
-    created = await tenant.post("/webhooks/endpoints", {
-        "url": "http://127.0.0.1:9/erp", "event_types": ["sale.*", "stock.low", "sale.*"],
-        "headers": {"X-Shop": "1"}, "description": "ERP", "ordered": True,
-    })
+    created = await tenant.post(
+        "/webhooks/endpoints",
+        {
+            "url": "http://127.0.0.1:9/erp",
+            "event_types": ["sale.*", "stock.low", "sale.*"],
+            "headers": {"X-Shop": "1"},
+            "description": "ERP",
+            "ordered": True,
+        },
+    )
     assert created.status == 201, created
     endpoint = created.body
     assert endpoint["event_types"] == ["sale.*", "stock.low"]
@@ -33,22 +39,26 @@ async def test_endpoint_crud(tenant: Client):
     assert got.status == 200 and got.headers["ETag"] == '"1"'
     assert "secret" not in got.body
 
-    stale = await tenant.call("PATCH", path, json={"description": "x"},
-                              headers={"If-Match": '"7"'})
+    stale = await tenant.call("PATCH", path, json={"description": "x"}, headers={"If-Match": '"7"'})
     assert stale.status == 409 and stale.problem_code == "conflict"
-    patched = await tenant.call("PATCH", path, json={"event_types": ["*"], "ordered": False,
-                                                     "enabled": False},
-                                headers={"If-Match": '"1"'})
+    patched = await tenant.call(
+        "PATCH",
+        path,
+        json={"event_types": ["*"], "ordered": False, "enabled": False},
+        headers={"If-Match": '"1"'},
+    )
     assert patched.status == 200, patched
     assert patched.body["event_types"] == ["*"] and patched.body["ordered"] is False
     assert patched.body["enabled"] is False and patched.body["disabled_reason"]
     assert patched.body["description"] == "ERP" and patched.body["version"] == 2
 
-    bad = await tenant.post("/webhooks/endpoints", {"url": "http://127.0.0.1:9/",
-                                                    "event_types": ["orders.*"]})
+    bad = await tenant.post(
+        "/webhooks/endpoints", {"url": "http://127.0.0.1:9/", "event_types": ["orders.*"]}
+    )
     assert bad.status == 422 and bad.problem_code == "validation"
-    unknown = await tenant.post("/webhooks/endpoints", {"url": "http://127.0.0.1:9/",
-                                                        "colour": "red"})
+    unknown = await tenant.post(
+        "/webhooks/endpoints", {"url": "http://127.0.0.1:9/", "colour": "red"}
+    )
     assert unknown.status == 422
 
     await register(tenant, "http://127.0.0.1:9/second")
@@ -66,8 +76,10 @@ async def test_deliveries_are_listed_with_filters_and_pages(tenant: Client):
     hook = await started()
     try:
         endpoint = await register(tenant, hook.url, event_types=["stock.*"])
-        first, second = (await StockRecord.create(tenant, quantity=2),
-                         await StockRecord.create(tenant, quantity=2))
+        first, second = (
+            await StockRecord.create(tenant, quantity=2),
+            await StockRecord.create(tenant, quantity=2),
+        )
         await received_count(hook, 2)
         middle = datetime.now(UTC)
         for _ in range(3):
@@ -80,7 +92,8 @@ async def test_deliveries_are_listed_with_filters_and_pages(tenant: Client):
 
         everything = await eventually(succeeded, lambda d: len(d) == 5)
         assert [d["created_at"] for d in everything] == sorted(
-            (d["created_at"] for d in everything), reverse=True)
+            (d["created_at"] for d in everything), reverse=True
+        )
         one = everything[0]
         assert one["payload"]["type"] == one["event_type"] == "stock.changed"
         assert one["attempts"][0]["status_code"] == 200

@@ -48,8 +48,9 @@ async def test_webhooks_killed_mid_burst_loses_no_event(tenant: Client, platform
 
         burst = asyncio.gather(*(create() for _ in range(IN_FLIGHT)))
         expected = SALES * EVENTS_PER_SALE
-        await eventually(polled(lambda: hook.open_requests), lambda n: n >= HELD,
-                         what="requests in flight")
+        await eventually(
+            polled(lambda: hook.open_requests), lambda n: n >= HELD, what="requests in flight"
+        )
         service.kill()
         killed.set()
         at_kill = len(hook.unique_ids())
@@ -58,12 +59,20 @@ async def test_webhooks_killed_mid_burst_loses_no_event(tenant: Client, platform
         await asyncio.to_thread(service.start)
         await asyncio.to_thread(service.wait_ready, 60)
 
-        await eventually(polled(lambda: len(hook.unique_ids())), lambda n: n >= expected,
-                         timeout=90, what="every event delivered after the restart")
+        await eventually(
+            polled(lambda: len(hook.unique_ids())),
+            lambda n: n >= expected,
+            timeout=90,
+            what="every event delivered after the restart",
+        )
         # The requests in flight at the kill were never recorded: each is sent again, with the
         # same webhook-id, once its lease (WEBHOOK_LEASE_SECONDS) runs out.
-        await eventually(polled(lambda: len(hook.received) - expected), lambda n: n >= HELD,
-                         timeout=60, what="the unrecorded requests sent again")
+        await eventually(
+            polled(lambda: len(hook.received) - expected),
+            lambda n: n >= HELD,
+            timeout=60,
+            what="the unrecorded requests sent again",
+        )
         assert len(hook.unique_ids()) == expected
         seen = Counter((a.json["data"]["sale_id"], a.type) for a in hook.received)
         assert {sale for sale, _ in seen} == set(sale_ids)
@@ -72,11 +81,14 @@ async def test_webhooks_killed_mid_burst_loses_no_event(tenant: Client, platform
         for arrival in hook.received:
             by_id.setdefault(arrival.webhook_id, set()).add(arrival.body)
             Webhook(endpoint["secret"]).verify(arrival.body, arrival.headers)
-        assert all(len(bodies) == 1 for bodies in by_id.values()), \
+        assert all(len(bodies) == 1 for bodies in by_id.values()), (
             "a webhook-id always carries the same event"
+        )
         duplicates = len(hook.received) - expected
-        print(f"killed after {at_kill} deliveries, {HELD}+ of them in flight;"
-              f" {duplicates} repeated request(s) in all")
+        print(
+            f"killed after {at_kill} deliveries, {HELD}+ of them in flight;"
+            f" {duplicates} repeated request(s) in all"
+        )
     finally:
         if not service.is_running():
             await asyncio.to_thread(service.start)

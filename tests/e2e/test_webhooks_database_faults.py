@@ -15,7 +15,8 @@ DISPATCH_APPS = (LISTEN_APP, "webhooks-dispatch")
 
 async def _backends(conn: asyncpg.Connection, names: tuple[str, ...]) -> list[int]:
     rows = await conn.fetch(
-        "SELECT pid FROM pg_stat_activity WHERE application_name = ANY($1::text[])", list(names))
+        "SELECT pid FROM pg_stat_activity WHERE application_name = ANY($1::text[])", list(names)
+    )
     return [r["pid"] for r in rows]
 
 
@@ -32,8 +33,9 @@ async def test_deliveries_continue_after_the_dispatchers_connections_are_termina
         async def listening() -> list[int]:
             return await _backends(conn, (LISTEN_APP,))
 
-        [before] = await eventually(listening, lambda pids: len(pids) == 1,
-                                    what="one LISTEN connection of the dispatcher")
+        [before] = await eventually(
+            listening, lambda pids: len(pids) == 1, what="one LISTEN connection of the dispatcher"
+        )
         victims = await _backends(conn, DISPATCH_APPS)
         assert before in victims
         for pid in victims:
@@ -43,18 +45,27 @@ async def test_deliveries_continue_after_the_dispatchers_connections_are_termina
         for _ in range(3):
             await record.restock(1)
         await received_count(hook, 4, timeout=30, what="deliveries after the fault")
-        [after] = await eventually(listening, lambda pids: len(pids) == 1 and pids[0] != before,
-                                   timeout=30, what="a new LISTEN connection")
+        [after] = await eventually(
+            listening,
+            lambda pids: len(pids) == 1 and pids[0] != before,
+            timeout=30,
+            what="a new LISTEN connection",
+        )
         assert after != before
 
         # And a second fault is survived the same way.
         await conn.execute("SELECT pg_terminate_backend($1)", after)
         await record.restock(1)
         await received_count(hook, 5, timeout=30, what="deliveries after a second fault")
-        await eventually(listening, lambda pids: len(pids) == 1 and pids[0] != after,
-                         timeout=30, what="LISTEN again after a second fault")
+        await eventually(
+            listening,
+            lambda pids: len(pids) == 1 and pids[0] != after,
+            timeout=30,
+            what="LISTEN again after a second fault",
+        )
         delivered = await eventually(
-            polled(lambda: {a.webhook_id for a in hook.received}), lambda ids: len(ids) == 5)
+            polled(lambda: {a.webhook_id for a in hook.received}), lambda ids: len(ids) == 5
+        )
         assert len(delivered) == 5
         assert all(a.headers["webhook-id"].startswith("msg_") for a in hook.received)
         assert endpoint["id"]

@@ -35,8 +35,13 @@ async def latencies(record: StockRecord, hook: Hook, samples: int) -> list[float
         before = len(hook.received)
         await record.restock(1)
         sent = time.time()
-        await eventually(polled(lambda: len(hook.received)), lambda n, b=before: n > b,
-                         timeout=30, interval=0.01, what="tenant B's delivery")
+        await eventually(
+            polled(lambda: len(hook.received)),
+            lambda n, b=before: n > b,
+            timeout=30,
+            interval=0.01,
+            what="tenant B's delivery",
+        )
         found.append(max(hook.received[before].at - sent, 0.0))
     return found
 
@@ -54,8 +59,9 @@ async def test_blackholed_endpoints_of_one_tenant_leave_another_tenants_latency_
     try:
         await register(b, normal.url, event_types=["stock.changed"])
         b_record = await StockRecord.create(b, quantity=1)
-        await eventually(polled(lambda: len(normal.received)), lambda n: n >= 1,
-                         what="B's first delivery")
+        await eventually(
+            polled(lambda: len(normal.received)), lambda n: n >= 1, what="B's first delivery"
+        )
         quiet = await latencies(b_record, normal, B_SAMPLES)
 
         for n in range(BLACKHOLED_ENDPOINTS):
@@ -64,21 +70,27 @@ async def test_blackholed_endpoints_of_one_tenant_leave_another_tenants_latency_
         a_record = await StockRecord.create(a, quantity=1)
         for _ in range(A_EVENTS - 1):
             await a_record.restock(1)
-        await eventually(polled(lambda: blackhole.open_requests),
-                         lambda n: n >= MAX_IN_FLIGHT_PER_TENANT, timeout=30,
-                         what="tenant A's share of the dispatcher taken by the blackhole")
+        await eventually(
+            polled(lambda: blackhole.open_requests),
+            lambda n: n >= MAX_IN_FLIGHT_PER_TENANT,
+            timeout=30,
+            what="tenant A's share of the dispatcher taken by the blackhole",
+        )
 
         loaded = await latencies(b_record, normal, B_SAMPLES)
         print(f"tenant B p95 latency: quiet {p95(quiet):.3f} s, loaded {p95(loaded):.3f} s")
 
-        assert blackhole.open_requests >= MAX_IN_FLIGHT_PER_TENANT, \
+        assert blackhole.open_requests >= MAX_IN_FLIGHT_PER_TENANT, (
             "A's share must still be held for the comparison to mean anything"
-        assert blackhole.most_open == MAX_IN_FLIGHT_PER_TENANT, \
+        )
+        assert blackhole.most_open == MAX_IN_FLIGHT_PER_TENANT, (
             "no more than the tenant's share is ever in flight at once"
+        )
         assert len(normal.received) == 1 + 2 * B_SAMPLES
         assert p95(loaded) <= p95(quiet) + 1.0, (
             f"B's p95 latency went from {p95(quiet):.3f} s to {p95(loaded):.3f} s "
-            f"(quiet {sorted(quiet)}, loaded {sorted(loaded)})")
+            f"(quiet {sorted(quiet)}, loaded {sorted(loaded)})"
+        )
     finally:
         await asyncio.gather(*(a.call("DELETE", f"/webhooks/endpoints/{i}") for i in a_endpoints))
         await blackhole.stop()
@@ -87,8 +99,9 @@ async def test_blackholed_endpoints_of_one_tenant_leave_another_tenants_latency_
 
 async def test_a_tenant_has_at_most_the_capped_number_of_endpoints(tenant: Client):
     url = "http://127.0.0.1:9/hooks"
-    created = [await register(tenant, f"{url}/{n}", enabled=False)
-               for n in range(MAX_ENDPOINTS_PER_TENANT)]
+    created = [
+        await register(tenant, f"{url}/{n}", enabled=False) for n in range(MAX_ENDPOINTS_PER_TENANT)
+    ]
 
     refused = await tenant.post("/webhooks/endpoints", {"url": f"{url}/over", "enabled": False})
 
@@ -99,8 +112,9 @@ async def test_a_tenant_has_at_most_the_capped_number_of_endpoints(tenant: Clien
     assert refused.body["limit"] == MAX_ENDPOINTS_PER_TENANT
     assert f"at most {MAX_ENDPOINTS_PER_TENANT} webhook endpoints" in refused.body["detail"]
     listed = await tenant.get("/webhooks/endpoints", limit=100)
-    assert listed.body["pagination"]["total_count"] == MAX_ENDPOINTS_PER_TENANT, \
+    assert listed.body["pagination"]["total_count"] == MAX_ENDPOINTS_PER_TENANT, (
         "nothing was stored"
+    )
 
     assert (await tenant.call("DELETE", f"/webhooks/endpoints/{created[0]['id']}")).status == 204
     again = await tenant.post("/webhooks/endpoints", {"url": f"{url}/over", "enabled": False})

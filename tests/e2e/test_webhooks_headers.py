@@ -27,8 +27,9 @@ pytestmark = pytest.mark.integration
 async def test_bad_custom_headers_get_422_pointing_at_the_header(
     tenant: Client, headers: dict[str, str], field: str
 ):
-    answer = await tenant.post("/webhooks/endpoints",
-                               {"url": "http://127.0.0.1:9/hooks", "headers": headers})
+    answer = await tenant.post(
+        "/webhooks/endpoints", {"url": "http://127.0.0.1:9/hooks", "headers": headers}
+    )
 
     assert answer.status == 422, answer
     assert answer.headers["Content-Type"].startswith("application/problem+json")
@@ -43,15 +44,15 @@ async def test_header_values_are_sent_unchanged_and_read_back_masked(tenant: Cli
     hook = await started()
     try:
         headers = {"Authorization": "Bearer s3cret-value", "X-Shop": "shop 42"}
-        created = await register(tenant, hook.url, event_types=["stock.changed"],
-                                 headers=headers)
+        created = await register(tenant, hook.url, event_types=["stock.changed"], headers=headers)
         path = f"/webhooks/endpoints/{created['id']}"
         assert created["headers"] == {"Authorization": "***", "X-Shop": "***"}
         got = await tenant.get(path)
         assert got.body["headers"] == {"Authorization": "***", "X-Shop": "***"}
         listed = await tenant.get("/webhooks/endpoints")
         assert [e["headers"] for e in listed.body["data"]] == [
-            {"Authorization": "***", "X-Shop": "***"}]
+            {"Authorization": "***", "X-Shop": "***"}
+        ]
         assert "s3cret-value" not in str(got.body) + str(listed.body)
 
         record = await StockRecord.create(tenant, quantity=1)
@@ -60,8 +61,9 @@ async def test_header_values_are_sent_unchanged_and_read_back_masked(tenant: Cli
         assert hook.received[0].headers["x-shop"] == "shop 42"
 
         # A masked value written back keeps what is stored; a new value replaces it.
-        patched = await tenant.call("PATCH", path, json={
-            "headers": {"Authorization": "***", "X-Shop": "shop 43"}})
+        patched = await tenant.call(
+            "PATCH", path, json={"headers": {"Authorization": "***", "X-Shop": "shop 43"}}
+        )
         assert patched.status == 200, patched
         assert patched.body["headers"] == {"Authorization": "***", "X-Shop": "***"}
         await record.restock(1)

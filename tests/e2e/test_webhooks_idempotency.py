@@ -27,8 +27,11 @@ class ServiceCaller:
 
     def __init__(self, http: aiohttp.ClientSession, platform: Any, tenant: Client) -> None:
         self._client = Client(http, platform["webhooks"].url, None)
-        self._headers = {"X-Internal-Token": platform.internal_token,
-                         "X-Tenant-Id": str(tenant.tenant_id), "X-Actor": "test"}
+        self._headers = {
+            "X-Internal-Token": platform.internal_token,
+            "X-Tenant-Id": str(tenant.tenant_id),
+            "X-Actor": "test",
+        }
 
     async def post(self, path: str, json: Any = None, key: str | None = None) -> Answer:
         headers = dict(self._headers)
@@ -49,8 +52,12 @@ def service(http, platform, tenant) -> ServiceCaller:
 
 
 def endpoint_body(**fields: Any) -> dict[str, Any]:
-    return {"url": "http://127.0.0.1:9/hooks", "event_types": ["stock.changed"],
-            "headers": {"Authorization": "Bearer receiver-credential"}, **fields}
+    return {
+        "url": "http://127.0.0.1:9/hooks",
+        "event_types": ["stock.changed"],
+        "headers": {"Authorization": "Bearer receiver-credential"},
+        **fields,
+    }
 
 
 async def stored_keys(dsn: str, tenant: Client) -> list[str]:
@@ -59,14 +66,20 @@ async def stored_keys(dsn: str, tenant: Client) -> list[str]:
         rows = await conn.fetch(
             "SELECT concat_ws(' ', key, encode(fingerprint, 'escape'), status_code, headers,"
             " convert_from(body, 'UTF8')) AS row"
-            " FROM webhooks.idempotent_requests WHERE tenant_id = $1", UUID(tenant.tenant_id))
+            " FROM webhooks.idempotent_requests WHERE tenant_id = $1",
+            UUID(tenant.tenant_id),
+        )
         return [r["row"] for r in rows]
     finally:
         await conn.close()
 
 
 async def test_a_retried_create_answers_the_same_endpoint_and_secret(
-    service: ServiceCaller, tenant: Client, other_tenant: Client, http, platform,
+    service: ServiceCaller,
+    tenant: Client,
+    other_tenant: Client,
+    http,
+    platform,
     infrastructure,
 ):
     key = ref("create")
@@ -90,7 +103,8 @@ async def test_a_retried_create_answers_the_same_endpoint_and_secret(
     assert first.body["secret"] not in record and "receiver-credential" not in record
 
     other = await ServiceCaller(http, platform, other_tenant).post(
-        "/endpoints", endpoint_body(), key=key)
+        "/endpoints", endpoint_body(), key=key
+    )
     assert other.status == 201 and other.body["id"] != first.body["id"], "keys are per tenant"
 
 
@@ -111,7 +125,8 @@ async def test_a_key_reused_for_another_request_is_refused(service: ServiceCalle
 async def test_concurrent_creates_with_one_key_make_one_endpoint(service: ServiceCaller):
     key = ref("create")
     answers = await asyncio.gather(
-        *(service.post("/endpoints", endpoint_body(), key=key) for _ in range(6)))
+        *(service.post("/endpoints", endpoint_body(), key=key) for _ in range(6))
+    )
 
     assert {a.status for a in answers} == {201}, answers
     assert len({a.body["id"] for a in answers}) == 1
@@ -134,7 +149,9 @@ async def test_a_retried_create_of_a_deleted_endpoint_is_refused(service: Servic
 
 
 async def test_a_retried_rotation_answers_its_secret_without_rotating_again(
-    service: ServiceCaller, tenant: Client, infrastructure,
+    service: ServiceCaller,
+    tenant: Client,
+    infrastructure,
 ):
     hook = await started()
     try:
@@ -155,7 +172,8 @@ async def test_a_retried_rotation_answers_its_secret_without_rotating_again(
         assert first.body["version"] == 2, "rotated once"
         records = await stored_keys(infrastructure.database_url, tenant)
         assert [r for r in records if key in r] and all(
-            first.body["secret"] not in r and created.body["secret"] not in r for r in records)
+            first.body["secret"] not in r and created.body["secret"] not in r for r in records
+        )
         assert (await service.get(f"/endpoints/{created.body['id']}")).body["version"] == 2
 
         await StockRecord.create(tenant, quantity=1)
@@ -172,14 +190,14 @@ async def test_a_retried_rotation_answers_its_secret_without_rotating_again(
         await hook.stop()
 
 
-
 async def test_through_the_gateway_a_retry_is_replayed_by_the_service(tenant: Client):
     key = ref("create")
     headers = {"Idempotency-Key": key}
     first = await tenant.post("/webhooks/endpoints", endpoint_body(), headers=headers)
     again = await tenant.post("/webhooks/endpoints", endpoint_body(), headers=headers)
-    other = await tenant.post("/webhooks/endpoints", endpoint_body(description="other"),
-                              headers=headers)
+    other = await tenant.post(
+        "/webhooks/endpoints", endpoint_body(description="other"), headers=headers
+    )
 
     assert first.status == 201 and again.status == 201, (first, again)
     assert again.headers["Idempotent-Replayed"] == "true"

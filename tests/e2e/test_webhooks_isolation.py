@@ -36,8 +36,11 @@ async def test_a_hanging_receiver_does_not_delay_a_healthy_one(tenant: Client):
         records = [await StockRecord.create(tenant, quantity=1) for _ in range(4)]
         for n in range(2 * PER_ENDPOINT):
             await records[n % len(records)].restock()
-        await eventually(polled(lambda: hanging.open_requests), lambda n: n == PER_ENDPOINT,
-                         what="the hanging endpoint holding all its slots")
+        await eventually(
+            polled(lambda: hanging.open_requests),
+            lambda n: n == PER_ENDPOINT,
+            what="the hanging endpoint holding all its slots",
+        )
         before = len(healthy.received)
 
         for n in range(EVENTS):
@@ -45,8 +48,10 @@ async def test_a_hanging_receiver_does_not_delay_a_healthy_one(tenant: Client):
         total = len(records) + 2 * PER_ENDPOINT + EVENTS
         await received_count(healthy, total, timeout=HEALTHY_BOUND_SECONDS + 10)
 
-        delays = [a.at - datetime.fromisoformat(a.json["timestamp"]).timestamp()
-                  for a in healthy.received[before:]]
+        delays = [
+            a.at - datetime.fromisoformat(a.json["timestamp"]).timestamp()
+            for a in healthy.received[before:]
+        ]
         assert len(delays) >= EVENTS
         assert max(delays) < HEALTHY_BOUND_SECONDS, sorted(delays)[-5:]
         assert hanging.most_open == PER_ENDPOINT, "the hanging endpoint is held to its cap"
@@ -58,7 +63,8 @@ async def test_a_hanging_receiver_does_not_delay_a_healthy_one(tenant: Client):
 
 
 async def test_no_event_of_one_tenant_reaches_another_tenants_endpoint(
-    tenant: Client, other_tenant: Client,
+    tenant: Client,
+    other_tenant: Client,
 ):
     mine, theirs = await started(), await started()
     try:
@@ -89,28 +95,32 @@ async def test_no_event_of_one_tenant_reaches_another_tenants_endpoint(
         assert foreign.status == 404
         for path in ("rotate-secret", "test"):
             assert (await tenant.post(f"/webhooks/endpoints/{other['id']}/{path}")).status == 404
-        patched = await tenant.call("PATCH", f"/webhooks/endpoints/{other['id']}",
-                                    json={"enabled": False})
+        patched = await tenant.call(
+            "PATCH", f"/webhooks/endpoints/{other['id']}", json={"enabled": False}
+        )
         assert patched.status == 404
     finally:
         await mine.stop()
         await theirs.stop()
 
 
-@pytest.mark.parametrize("url", [
-    "http://10.1.2.3/x",
-    "http://169.254.169.254/latest/meta-data/",
-    "http://192.168.0.10/hooks",
-    "http://172.16.5.4:8080/hooks",
-    "http://100.64.0.1/hooks",
-    "http://[fd00::1]/hooks",
-    "http://[::ffff:10.0.0.1]/hooks",
-    "http://0.0.0.0/hooks",
-    "http://example.com:99999/x",
-    "ftp://example.com/hooks",
-    "http://user:secret@example.com/hooks",
-    "/relative/hooks",
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://10.1.2.3/x",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://192.168.0.10/hooks",
+        "http://172.16.5.4:8080/hooks",
+        "http://100.64.0.1/hooks",
+        "http://[fd00::1]/hooks",
+        "http://[::ffff:10.0.0.1]/hooks",
+        "http://0.0.0.0/hooks",
+        "http://example.com:99999/x",
+        "ftp://example.com/hooks",
+        "http://user:secret@example.com/hooks",
+        "/relative/hooks",
+    ],
+)
 async def test_private_and_malformed_urls_are_refused_with_422(tenant: Client, url: str):
     """Only the validation is exercised: nothing is ever sent to these addresses."""
     created = await tenant.post("/webhooks/endpoints", {"url": url})
@@ -121,8 +131,9 @@ async def test_private_and_malformed_urls_are_refused_with_422(tenant: Client, u
 
 async def test_an_endpoint_cannot_be_moved_to_a_private_address(tenant: Client):
     endpoint = await register(tenant, Hook(port=9).url)
-    moved = await tenant.call("PATCH", f"/webhooks/endpoints/{endpoint['id']}",
-                              json={"url": "http://169.254.169.254/"})
+    moved = await tenant.call(
+        "PATCH", f"/webhooks/endpoints/{endpoint['id']}", json={"url": "http://169.254.169.254/"}
+    )
     assert moved.status == 422, moved
     kept = await tenant.get(f"/webhooks/endpoints/{endpoint['id']}")
     assert kept.body["url"] == endpoint["url"]

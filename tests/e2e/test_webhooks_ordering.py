@@ -36,14 +36,17 @@ async def test_a_failing_head_holds_back_only_its_own_subject(tenant: Client):
         other = ref("S")
         second = await tenant.post("/sales", sale_body(other, location, (sku, 1)))
         assert second.status == 201 and second.body["status"] == "pending", second
-        cancel = await tenant.post("/sales/cancel", {"sale_id": held,
-                                                     "cancel_reason": "customer_request"})
+        cancel = await tenant.post(
+            "/sales/cancel", {"sale_id": held, "cancel_reason": "customer_request"}
+        )
         assert cancel.status == 200, cancel
 
         # The other sale's events go out while the held sale's head waits for its retry.
-        await eventually(polled(lambda: types_of(hook, other)),
-                         lambda t: t == ["sale.created", "sale.status_changed"],
-                         what="the other sale's events")
+        await eventually(
+            polled(lambda: types_of(hook, other)),
+            lambda t: t == ["sale.created", "sale.status_changed"],
+            what="the other sale's events",
+        )
         assert types_of(hook, held) == ["sale.created"]
         subject = f"sale/{first.body['id']}"
 
@@ -56,17 +59,26 @@ async def test_a_failing_head_holds_back_only_its_own_subject(tenant: Client):
         assert waiting == ["sale.canceled", "sale.status_changed", "sale.status_changed"], found
 
         # Then the head succeeds and the rest of its subject follows, in order.
-        await eventually(polled(lambda: types_of(hook, held)), lambda t: len(t) == 5,
-                         timeout=HOLD_SECONDS + 10, what="the held sale's events")
+        await eventually(
+            polled(lambda: types_of(hook, held)),
+            lambda t: len(t) == 5,
+            timeout=HOLD_SECONDS + 10,
+            what="the held sale's events",
+        )
         assert types_of(hook, held) == [
-            "sale.created", "sale.created", "sale.status_changed", "sale.status_changed",
-            "sale.canceled"]
-        statuses = [a.json["data"]["status"] for a in hook.received
-                    if a.json["data"]["sale_id"] == held]
-        assert statuses == ["awaiting_stock", "awaiting_stock", "pending", "canceled",
-                            "canceled"]
-        versions = [a.json["data"]["version"] for a in hook.received
-                    if a.json["data"]["sale_id"] == held]
+            "sale.created",
+            "sale.created",
+            "sale.status_changed",
+            "sale.status_changed",
+            "sale.canceled",
+        ]
+        statuses = [
+            a.json["data"]["status"] for a in hook.received if a.json["data"]["sale_id"] == held
+        ]
+        assert statuses == ["awaiting_stock", "awaiting_stock", "pending", "canceled", "canceled"]
+        versions = [
+            a.json["data"]["version"] for a in hook.received if a.json["data"]["sale_id"] == held
+        ]
         assert versions == sorted(versions)
     finally:
         await hook.stop()
@@ -92,7 +104,9 @@ async def test_an_unordered_endpoint_does_not_wait(tenant: Client):
         arrived = await eventually(
             polled(lambda: types_of(hook, held)),
             lambda t: "sale.created" in t and "sale.status_changed" in t,
-            timeout=HOLD_SECONDS - 1, what="the later event delivered while the earlier fails")
+            timeout=HOLD_SECONDS - 1,
+            what="the later event delivered while the earlier fails",
+        )
         assert arrived.count("sale.created") == 1, "sale.created is still held"
     finally:
         await hook.stop()

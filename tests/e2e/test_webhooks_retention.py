@@ -27,7 +27,8 @@ RETENTION = timedelta(days=30)
 
 
 async def test_old_finished_deliveries_and_their_attempts_are_pruned(
-    tenant: Client, infrastructure,
+    tenant: Client,
+    infrastructure,
 ):
     def respond(arrival: Arrival, _: Hook) -> web.Response:
         opening = arrival.json["data"]["quantity"] == 1  # the record's first event
@@ -42,8 +43,7 @@ async def test_old_finished_deliveries_and_their_attempts_are_pruned(
             await record.restock()
 
         async def finished() -> list[dict]:
-            return [d for d in await deliveries(tenant, endpoint["id"])
-                    if d["status"] != "pending"]
+            return [d for d in await deliveries(tenant, endpoint["id"]) if d["status"] != "pending"]
 
         done = await eventually(finished, lambda d: len(d) == 4, what="four finished deliveries")
         failed = next(d for d in done if d["status"] == "failed")
@@ -51,7 +51,9 @@ async def test_old_finished_deliveries_and_their_attempts_are_pruned(
         aged = [uuid.UUID(failed["id"]), uuid.UUID(old_success["id"])]
         await pool.execute(
             "UPDATE webhooks.deliveries SET completed_at = now() - interval '31 days'"
-            " WHERE id = ANY($1::uuid[])", aged)
+            " WHERE id = ANY($1::uuid[])",
+            aged,
+        )
         async with pool.acquire() as conn:
             attempts_before = await _attempts(conn, aged)
         assert attempts_before == 5  # four for the failed one, one for the success
@@ -66,12 +68,14 @@ async def test_old_finished_deliveries_and_their_attempts_are_pruned(
         assert gone.status == 404
 
         # A pending delivery is never pruned, however old.
-        pending_id = uuid.UUID(next(d for d in done if d["id"] not in
-                                    {failed["id"], old_success["id"]})["id"])
+        pending_id = uuid.UUID(
+            next(d for d in done if d["id"] not in {failed["id"], old_success["id"]})["id"]
+        )
         await pool.execute(
             "UPDATE webhooks.deliveries SET status = 'pending', completed_at = NULL,"
             " created_at = now() - interval '90 days', next_attempt_at = NULL WHERE id = $1",
-            pending_id)
+            pending_id,
+        )
         await prune(pool, RETENTION)
         assert (await tenant.get(f"/webhooks/deliveries/{pending_id}")).status == 200
     finally:
@@ -81,4 +85,5 @@ async def test_old_finished_deliveries_and_their_attempts_are_pruned(
 
 async def _attempts(conn: asyncpg.Connection, ids: list[uuid.UUID]) -> int:
     return await conn.fetchval(
-        "SELECT count(*) FROM webhooks.attempts WHERE delivery_id = ANY($1::uuid[])", ids)
+        "SELECT count(*) FROM webhooks.attempts WHERE delivery_id = ANY($1::uuid[])", ids
+    )

@@ -40,13 +40,15 @@ def scripted(*statuses: int):
     return respond
 
 
-async def settled(client: Client, endpoint_id: str, count: int,
-                  status: str = "succeeded") -> list[dict]:
+async def settled(
+    client: Client, endpoint_id: str, count: int, status: str = "succeeded"
+) -> list[dict]:
     async def probe() -> list[dict]:
         return await deliveries(client, endpoint_id, status=status)
 
-    return await eventually(probe, lambda found: len(found) >= count,
-                            what=f"{count} {status} deliveries")
+    return await eventually(
+        probe, lambda found: len(found) >= count, what=f"{count} {status} deliveries"
+    )
 
 
 async def test_500_twice_then_200_arrives_exactly_at_the_third_attempt(tenant: Client):
@@ -84,13 +86,17 @@ async def test_a_receiver_that_is_down_then_back_gets_everything(tenant: Client)
             await record.restock()
 
         async def refused() -> list[dict]:
-            return [d for d in await deliveries(tenant, endpoint["id"])
-                    if d["attempts"] and d["attempts"][0]["error"]]
+            return [
+                d
+                for d in await deliveries(tenant, endpoint["id"])
+                if d["attempts"] and d["attempts"][0]["error"]
+            ]
 
         # Every delivery has met a refused connection; the receiver returns before the
         # schedule (1.4 s after the first attempt) is spent.
-        await eventually(refused, lambda found: len(found) == 5, interval=0.02,
-                         what="refused first attempts")
+        await eventually(
+            refused, lambda found: len(found) == 5, interval=0.02, what="refused first attempts"
+        )
         await hook.start(port)
         done = await settled(tenant, endpoint["id"], 5)
         assert len(hook.unique_ids()) == 5
@@ -115,8 +121,9 @@ async def test_failed_deliveries_since_a_time_are_recovered_in_one_call(tenant: 
 
         await hook.start(port)
         path = f"/webhooks/endpoints/{endpoint['id']}/recover"
-        future = await tenant.post(path, {"since": (datetime.now(UTC) + timedelta(hours=1))
-                                          .isoformat()})
+        future = await tenant.post(
+            path, {"since": (datetime.now(UTC) + timedelta(hours=1)).isoformat()}
+        )
         assert future.status == 422, future
         recovered = await tenant.post(path, {"since": since.isoformat()})
         assert recovered.status == 202, recovered
@@ -159,8 +166,9 @@ async def test_410_disables_the_endpoint_and_announces_it(tenant: Client, infras
         async def state() -> dict:
             return (await tenant.get(f"/webhooks/endpoints/{endpoint['id']}")).body
 
-        disabled = await eventually(state, lambda e: e["enabled"] is False,
-                                    what="the endpoint disabled")
+        disabled = await eventually(
+            state, lambda e: e["enabled"] is False, what="the endpoint disabled"
+        )
         assert "410" in disabled["disabled_reason"]
         assert len(gone.received) == 1, "410 disables at once: no retry"
         [delivery] = await deliveries(tenant, endpoint["id"])
@@ -169,19 +177,28 @@ async def test_410_disables_the_endpoint_and_announces_it(tenant: Client, infras
         async def announced() -> list[dict]:
             records = await read_all(infrastructure.bootstrap_servers, c.WEBHOOKS_TOPIC)
             events = [orjson.loads(r.value) for r in records]
-            return [e for e in events if e["type"] == c.WEBHOOK_ENDPOINT_DISABLED
-                    and e["data"]["id"] == endpoint["id"]]
+            return [
+                e
+                for e in events
+                if e["type"] == c.WEBHOOK_ENDPOINT_DISABLED and e["data"]["id"] == endpoint["id"]
+            ]
 
-        [event] = await eventually(announced, lambda found: len(found) >= 1,
-                                   what="webhook.endpoint_disabled on webhooks.events")
+        [event] = await eventually(
+            announced,
+            lambda found: len(found) >= 1,
+            what="webhook.endpoint_disabled on webhooks.events",
+        )
         assert event["tenantid"] == tenant.tenant_id
         assert event["data"]["enabled"] is False
         assert event["data"]["version"] == disabled["version"]
         assert event["data"]["url"] == gone.url and "410" in event["data"]["reason"]
         assert "secret" not in event["data"] and "headers" not in event["data"]
 
-        await eventually(polled(lambda: watcher.of_type(c.WEBHOOK_ENDPOINT_DISABLED)), bool,
-                         what="the disabled event delivered to the tenant's other endpoint")
+        await eventually(
+            polled(lambda: watcher.of_type(c.WEBHOOK_ENDPOINT_DISABLED)),
+            bool,
+            what="the disabled event delivered to the tenant's other endpoint",
+        )
         [told] = watcher.of_type(c.WEBHOOK_ENDPOINT_DISABLED)
         assert told.json["data"]["id"] == endpoint["id"]
 
@@ -189,8 +206,9 @@ async def test_410_disables_the_endpoint_and_announces_it(tenant: Client, infras
         # handled). Enabled again: they flow.
         await record.restock()
         await received_count(watcher, 3, what="the restock seen by the other endpoint")
-        enabled = await tenant.call("PATCH", f"/webhooks/endpoints/{endpoint['id']}",
-                                    json={"enabled": True})
+        enabled = await tenant.call(
+            "PATCH", f"/webhooks/endpoints/{endpoint['id']}", json={"enabled": True}
+        )
         assert enabled.status == 200 and enabled.body["disabled_reason"] is None
         await record.restock()
         await received_count(gone, 2, what="a delivery after re-enabling")
@@ -208,19 +226,24 @@ async def test_continuous_failure_past_the_window_disables(tenant: Client, infra
         # The endpoint has been failing for ten days (WEBHOOK_DISABLE_AFTER_FAILING_SECONDS
         # is five days): its next failure disables it.
         since = datetime.now(UTC) - timedelta(days=10)
-        await db.execute("UPDATE webhooks.endpoints SET failing_since = $2 WHERE id = $1",
-                         uuid.UUID(endpoint["id"]), since)
+        await db.execute(
+            "UPDATE webhooks.endpoints SET failing_since = $2 WHERE id = $1",
+            uuid.UUID(endpoint["id"]),
+            since,
+        )
         await StockRecord.create(tenant, quantity=1)
 
         async def state() -> dict:
             return (await tenant.get(f"/webhooks/endpoints/{endpoint['id']}")).body
 
-        disabled = await eventually(state, lambda e: e["enabled"] is False,
-                                    what="the endpoint disabled")
+        disabled = await eventually(
+            state, lambda e: e["enabled"] is False, what="the endpoint disabled"
+        )
         assert disabled["disabled_reason"].startswith("every delivery failed since")
         [delivery] = await deliveries(tenant, endpoint["id"])
-        assert delivery["status"] == "pending" and delivery["next_attempt_at"] is None, \
+        assert delivery["status"] == "pending" and delivery["next_attempt_at"] is None, (
             "the queue of a disabled endpoint waits for it to be enabled again"
+        )
     finally:
         await db.close()
         await hook.stop()

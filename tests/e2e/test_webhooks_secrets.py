@@ -28,7 +28,8 @@ async def stored(dsn: str, endpoint_id: str) -> asyncpg.Record:
     try:
         return await conn.fetchrow(
             "SELECT secret, previous_secret FROM webhooks.endpoints WHERE id = $1",
-            UUID(endpoint_id))
+            UUID(endpoint_id),
+        )
     finally:
         await conn.close()
 
@@ -72,8 +73,11 @@ async def test_plaintext_secrets_are_sealed_at_start_and_resealed_by_the_command
         plaintext = endpoint["secret"]
         conn = await asyncpg.connect(dsn)
         try:  # as a version without encryption at rest stored it
-            await conn.execute("UPDATE webhooks.endpoints SET secret = $2 WHERE id = $1",
-                               UUID(endpoint["id"]), plaintext)
+            await conn.execute(
+                "UPDATE webhooks.endpoints SET secret = $2 WHERE id = $1",
+                UUID(endpoint["id"]),
+                plaintext,
+            )
         finally:
             await conn.close()
 
@@ -83,11 +87,20 @@ async def test_plaintext_secrets_are_sealed_at_start_and_resealed_by_the_command
         assert key.decrypt(sealed.encode()).decode() == plaintext
 
         other_key = Fernet.generate_key().decode()
-        env = {**os.environ, "DATABASE_URL": dsn, "ENVIRONMENT": "development",
-               "WEBHOOK_SECRET_KEYS": f"{platform.webhook_secret_key},{other_key}"}
+        env = {
+            **os.environ,
+            "DATABASE_URL": dsn,
+            "ENVIRONMENT": "development",
+            "WEBHOOK_SECRET_KEYS": f"{platform.webhook_secret_key},{other_key}",
+        }
         done = await asyncio.to_thread(
-            subprocess.run, [sys.executable, "-m", "webhooks.reseal"], env=env,
-            capture_output=True, text=True, timeout=120)
+            subprocess.run,
+            [sys.executable, "-m", "webhooks.reseal"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert done.returncode == 0, done.stderr
         assert "re-encrypted the secrets of" in done.stdout
         resealed = (await stored(dsn, endpoint["id"]))["secret"]

@@ -18,8 +18,12 @@ STRANGER = "whsec_" + base64.b64encode(b"not the endpoint's secret, 32 b.").deco
 async def test_signatures_verify_before_and_during_a_secret_rotation(tenant: Client):
     hook = await started()
     try:
-        endpoint = await register(tenant, hook.url, event_types=["stock.changed"],
-                                  headers={"X-Shop": "42", "Authorization": "Bearer erp-token"})
+        endpoint = await register(
+            tenant,
+            hook.url,
+            event_types=["stock.changed"],
+            headers={"X-Shop": "42", "Authorization": "Bearer erp-token"},
+        )
         old_secret = endpoint["secret"]
         assert old_secret.startswith("whsec_")
         shown = await tenant.get(f"/webhooks/endpoints/{endpoint['id']}")
@@ -59,8 +63,9 @@ async def test_signatures_verify_before_and_during_a_secret_rotation(tenant: Cli
 
 async def test_signature_headers_cannot_be_overridden(tenant: Client):
     for name in ("webhook-signature", "Webhook-Id", "webhook-timestamp", "Content-Type"):
-        answer = await tenant.post("/webhooks/endpoints", {
-            "url": "http://127.0.0.1:9/x", "headers": {name: "forged"}})
+        answer = await tenant.post(
+            "/webhooks/endpoints", {"url": "http://127.0.0.1:9/x", "headers": {name: "forged"}}
+        )
         assert answer.status == 422, (name, answer)
         assert answer.problem_code == "validation"
 

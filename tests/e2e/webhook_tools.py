@@ -75,8 +75,11 @@ class Hook:
     @property
     def open_requests(self) -> int:
         """Requests not answered yet whose client is still connected."""
-        return sum(1 for r in self._open.values()
-                   if r.transport is not None and not r.transport.is_closing())
+        return sum(
+            1
+            for r in self._open.values()
+            if r.transport is not None and not r.transport.is_closing()
+        )
 
     async def hang(self) -> web.StreamResponse:
         """Never answer (until the hook stops): the sender's timeout is the only way out."""
@@ -111,6 +114,7 @@ class Hook:
 
 def polled(read: Callable[[], T]) -> Callable[[], Awaitable[T]]:
     """`read` as a probe for `eventually`."""
+
     async def probe() -> T:
         return read()
 
@@ -134,8 +138,9 @@ async def deliveries(client: Client, endpoint_id: str, **filters: Any) -> list[d
     return answer.body["data"]
 
 
-async def received_count(hook: Hook, count: int, timeout: float = 20.0,
-                         what: str = "deliveries") -> None:
+async def received_count(
+    hook: Hook, count: int, timeout: float = 20.0, what: str = "deliveries"
+) -> None:
     async def probe() -> int:
         return len(hook.unique_ids())
 
@@ -155,10 +160,12 @@ class StockRecord:
     async def create(cls, client: Client, quantity: int = 100) -> "StockRecord":
         sku, location = ref("SKU"), ref("wh")
         assert (await client.post("/products", {"sku": sku, "name": "Mug"})).status == 201
-        assert (await client.post("/locations", {"location_id": location, "name": "W"})).status \
-            == 201
+        assert (
+            await client.post("/locations", {"location_id": location, "name": "W"})
+        ).status == 201
         record = await client.post(
-            "/stock/stock-records", {"sku": sku, "location_id": location, "quantity": quantity})
+            "/stock/stock-records", {"sku": sku, "location_id": location, "quantity": quantity}
+        )
         assert record.status == 201, record
         return cls(client, sku, location, record.body["id"])
 
@@ -167,7 +174,13 @@ class StockRecord:
         return f"stock-record/{self.id}"
 
     async def restock(self, quantity: int = 1) -> None:
-        answer = await self.client.post("/stock/stock-level-updates", {
-            "sku": self.sku, "location_id": self.location, "quantity": quantity,
-            "update_type": "restock"})
+        answer = await self.client.post(
+            "/stock/stock-level-updates",
+            {
+                "sku": self.sku,
+                "location_id": self.location,
+                "quantity": quantity,
+                "update_type": "restock",
+            },
+        )
         assert answer.status in (200, 201), answer

@@ -22,50 +22,71 @@ def shadowed_paths(document: dict[str, Any]) -> list[str]:
     paths = [path.split("/") for path in document["paths"]]
 
     def covers(template: list[str], literal: list[str]) -> bool:
-        return template != literal and len(template) == len(literal) and all(
-            t == part or t.startswith("{") for t, part in zip(template, literal, strict=True))
+        return (
+            template != literal
+            and len(template) == len(literal)
+            and all(
+                t == part or t.startswith("{") for t, part in zip(template, literal, strict=True)
+            )
+        )
 
-    return sorted("/".join(literal) for literal in paths
-                  if any(covers(template, literal) for template in paths))
+    return sorted(
+        "/".join(literal)
+        for literal in paths
+        if any(covers(template, literal) for template in paths)
+    )
 
 
 def fuzz_config(
-    settings: FuzzSettings, base_url: str, api_key: str, admin_token: str,
-    document: dict[str, Any], *, stateful: bool = False,
+    settings: FuzzSettings,
+    base_url: str,
+    api_key: str,
+    admin_token: str,
+    document: dict[str, Any],
+    *,
+    stateful: bool = False,
 ) -> schemathesis.Config:
     """Every check, valid and invalid data; a tenant's key for the API and the admin token
     where the document asks for it (the admin operations). The operation phases (examples,
     coverage, fuzzing), or with `stateful` the sequences of linked operations alone."""
     seed = settings.seed if settings.seed is not None else secrets.randbelow(2**31)
     print(f"fuzzing with FUZZ_SEED={seed}")  # shown with a failure, to replay it
-    return schemathesis.Config.from_dict({
-        "seed": seed,
-        "base-url": base_url,
-        "request-timeout": settings.request_timeout_seconds,
-        "auth": {"openapi": {"apiKey": {"bearer": api_key},
-                             "adminToken": {"bearer": admin_token}}},
-        "checks": {
-            "enabled": True,
-            # A schema-valid request can still name a product, location, record or sale the
-            # tenant does not have: the services answer 422 pointing at that field.
-            "positive_data_acceptance": {"expected-statuses": [*ACCEPTED, "422"]},
-            **{name: {"enabled": False} for name in settings.exclude_checks},
-        },
-        "generation": {
-            "mode": "all",
-            "max-examples": settings.stateful_examples if stateful else settings.max_examples,
-            "database": "none",
-        },
-        "phases": {
-            "examples": {"enabled": not stateful},
-            "coverage": {"enabled": settings.coverage and not stateful},
-            "fuzzing": {"enabled": not stateful},
-            "stateful": {"enabled": stateful, "max-steps": settings.stateful_steps},
-        },
-        "continue-on-failure": True,
-        "operations": [
-            {"include-path": path, "checks": {"allow_header_conformance": {"enabled": False},
-                                              "unsupported_method": {"enabled": False}}}
-            for path in shadowed_paths(document)
-        ],
-    })
+    return schemathesis.Config.from_dict(
+        {
+            "seed": seed,
+            "base-url": base_url,
+            "request-timeout": settings.request_timeout_seconds,
+            "auth": {
+                "openapi": {"apiKey": {"bearer": api_key}, "adminToken": {"bearer": admin_token}}
+            },
+            "checks": {
+                "enabled": True,
+                # A schema-valid request can still name a product, location, record or sale the
+                # tenant does not have: the services answer 422 pointing at that field.
+                "positive_data_acceptance": {"expected-statuses": [*ACCEPTED, "422"]},
+                **{name: {"enabled": False} for name in settings.exclude_checks},
+            },
+            "generation": {
+                "mode": "all",
+                "max-examples": settings.stateful_examples if stateful else settings.max_examples,
+                "database": "none",
+            },
+            "phases": {
+                "examples": {"enabled": not stateful},
+                "coverage": {"enabled": settings.coverage and not stateful},
+                "fuzzing": {"enabled": not stateful},
+                "stateful": {"enabled": stateful, "max-steps": settings.stateful_steps},
+            },
+            "continue-on-failure": True,
+            "operations": [
+                {
+                    "include-path": path,
+                    "checks": {
+                        "allow_header_conformance": {"enabled": False},
+                        "unsupported_method": {"enabled": False},
+                    },
+                }
+                for path in shadowed_paths(document)
+            ],
+        }
+    )

@@ -33,8 +33,10 @@ def fuzzed_platform(infrastructure: Any) -> Iterator[Platform]:
 
 def new_api_key(platform: Platform) -> str:
     answer = requests.post(
-        f"{platform.gateway_url}/api/v1/admin/tenants", json={"name": ref("fuzz")},
-        headers={"Authorization": f"Bearer {platform.admin_token}"}, timeout=30,
+        f"{platform.gateway_url}/api/v1/admin/tenants",
+        json={"name": ref("fuzz")},
+        headers={"Authorization": f"Bearer {platform.admin_token}"},
+        timeout=30,
     )
     assert answer.status_code == 201, answer.text
     return answer.json()["api_key"]
@@ -46,8 +48,9 @@ def load_schema(platform: Platform, settings: FuzzSettings, *, stateful: bool) -
     answer = requests.get(f"{base_url}/openapi.json", timeout=30)
     assert answer.status_code == 200, answer.text
     document = answer.json()
-    config = fuzz_config(settings, base_url, new_api_key(platform), platform.admin_token,
-                         document, stateful=stateful)
+    config = fuzz_config(
+        settings, base_url, new_api_key(platform), platform.admin_token, document, stateful=stateful
+    )
     return from_dict(document, config=config)
 
 
@@ -62,6 +65,7 @@ def stateful_schemas(
 ) -> Callable[[int], schemathesis.BaseSchema]:
     """The document for the sequences' round `n`: each round its own seed (from the
     configured one) and tenant."""
+
     def for_round(n: int) -> schemathesis.BaseSchema:
         seed = None if fuzz_settings.seed is None else fuzz_settings.seed + n
         settings = fuzz_settings.model_copy(update={"seed": seed})

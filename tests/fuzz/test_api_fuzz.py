@@ -27,7 +27,8 @@ def test_every_operation_answers_as_documented(case: schemathesis.Case) -> None:
 
 
 def test_sequences_of_operations_answer_as_documented(
-    stateful_schemas: Callable[[int], schemathesis.BaseSchema], fuzz_settings: FuzzSettings,
+    stateful_schemas: Callable[[int], schemathesis.BaseSchema],
+    fuzz_settings: FuzzSettings,
 ) -> None:
     # Schemathesis' own runner. Each sequence depends on what the platform holds by then, so
     # Hypothesis soon finds a choice it made earlier leading elsewhere; the runner then ends

@@ -25,10 +25,19 @@ async def call(app: FastAPI, path: str) -> tuple[int, dict[str, str], Any]:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-             "method": "GET", "scheme": "http", "path": path, "raw_path": path.encode(),
-             "query_string": b"", "headers": [], "client": ("127.0.0.1", 1),
-             "server": ("127.0.0.1", 80)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "headers": [],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+    }
     await app(scope, receive, send)
     start = next(m for m in sent if m["type"] == "http.response.start")
     body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
@@ -53,13 +62,17 @@ def assert_unavailable(answer: tuple[int, dict[str, str], Any]) -> None:
     assert headers["content-type"] == "application/problem+json", answer
     assert headers["retry-after"] == "5", answer
     assert (body["type"], body["status"], body["code"]) == (
-        "urn:fulfil:problem:unavailable", 503, "unavailable"), body
+        "urn:fulfil:problem:unavailable",
+        503,
+        "unavailable",
+    ), body
     assert body["title"] == "Service unavailable" and body["detail"], body
 
 
 async def test_no_free_connection_in_time_answers_503(infrastructure):
-    pool = await create_pool(infrastructure.database_url, min_size=1, max_size=1,
-                             acquire_timeout=0.5)
+    pool = await create_pool(
+        infrastructure.database_url, min_size=1, max_size=1, acquire_timeout=0.5
+    )
     try:
         app = app_reading(pool)
         assert (await call(app, "/count"))[0] == 200

@@ -22,18 +22,22 @@ async def test_only_event_ids_past_the_retention_are_pruned(infrastructure, tmp_
         recent = [uuid.uuid4() for _ in range(3)]
         await pool.execute(
             f"INSERT INTO {schema}.inbox (consumer, event_id, received_at)"
-            " SELECT 'c', unnest($1::uuid[]), now() - interval '31 days'", old)
+            " SELECT 'c', unnest($1::uuid[]), now() - interval '31 days'",
+            old,
+        )
         await pool.execute(
             f"INSERT INTO {schema}.inbox (consumer, event_id, received_at)"
-            " SELECT 'c', unnest($1::uuid[]), now() - interval '29 days'", recent)
+            " SELECT 'c', unnest($1::uuid[]), now() - interval '29 days'",
+            recent,
+        )
 
         assert await prune_inbox(pool, schema, timedelta(days=30), batch=2) == len(old)
         left = {r["event_id"] for r in await pool.fetch(f"SELECT event_id FROM {schema}.inbox")}
         assert left == set(recent)
         index = await pool.fetchval(
             "SELECT indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname = 'inbox_by_age'",
-            schema)
+            schema,
+        )
         assert index is not None and "(received_at)" in index
     finally:
         await pool.close()
-

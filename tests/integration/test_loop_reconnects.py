@@ -30,7 +30,9 @@ async def kill_backends(dsn: str, application_name: str) -> int:
     try:
         return await conn.fetchval(
             "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE application_name = $1) AS killed", application_name)
+            " WHERE application_name = $1) AS killed",
+            application_name,
+        )
     finally:
         await conn.close()
 
@@ -52,8 +54,7 @@ async def test_the_waiter_listens_again_and_polls_while_it_cannot(infrastructure
     await pool.execute(f"CREATE SCHEMA {schema}; CREATE TABLE {schema}.settled (key text)")
 
     async def settled(keys):
-        rows = await pool.fetch(f"SELECT key FROM {schema}.settled WHERE key = ANY($1)",
-                                list(keys))
+        rows = await pool.fetch(f"SELECT key FROM {schema}.settled WHERE key = ANY($1)", list(keys))
         return [r["key"] for r in rows]
 
     waiter = Waiter(pool, channel, settled, poll_interval=0.1)
@@ -76,9 +77,11 @@ async def test_the_waiter_listens_again_and_polls_while_it_cannot(infrastructure
         await wait
         assert waiting.done() and time.monotonic() - started < 20, "not left to its bound"
 
-        await eventually(lambda: asyncio.sleep(0, (loops.loops["waiter"].failures,
-                                                   waiter.listening)),
-                         lambda s: s[0] >= 1 and s[1], what="listening again")
+        await eventually(
+            lambda: asyncio.sleep(0, (loops.loops["waiter"].failures, waiter.listening)),
+            lambda s: s[0] >= 1 and s[1],
+            what="listening again",
+        )
         woken = waiter.expect("c")
         await pool.execute("SELECT pg_notify($1, 'c')", channel)
         await waiter.wait_all({"c": woken}, 20)
@@ -90,7 +93,8 @@ async def test_the_waiter_listens_again_and_polls_while_it_cannot(infrastructure
 
 
 async def test_the_relay_publishes_again_after_its_connection_is_killed(
-    infrastructure, tmp_path: Path,
+    infrastructure,
+    tmp_path: Path,
 ):
     dsn, bootstrap = infrastructure.database_url, infrastructure.bootstrap_servers
     name, schema = ref("relay"), ref("relaykill").replace("-", "_")
@@ -110,17 +114,33 @@ async def test_the_relay_publishes_again_after_its_connection_is_killed(
         await migrate(pool, schema, tmp_path)
         loops.start("outbox_relay", OutboxRelay(pool, schema, producer, poll_interval=0.2).run)
         await add(b'{"n": 1}')
-        await eventually(published, lambda found: len(found) == 1, timeout=30, interval=0.2,
-                         what="the first event published")
+        await eventually(
+            published,
+            lambda found: len(found) == 1,
+            timeout=30,
+            interval=0.2,
+            what="the first event published",
+        )
         assert await kill_backends(dsn, name) >= 1
-        await eventually(lambda: asyncio.sleep(0, loops.loops["outbox_relay"].failures),
-                         lambda n: n >= 1, what="the relay noticing")
+        await eventually(
+            lambda: asyncio.sleep(0, loops.loops["outbox_relay"].failures),
+            lambda n: n >= 1,
+            what="the relay noticing",
+        )
         await add(b'{"n": 2}')
-        found = await eventually(published, lambda found: len(found) >= 2, timeout=30,
-                                 interval=0.2, what="the second event published")
+        found = await eventually(
+            published,
+            lambda found: len(found) >= 2,
+            timeout=30,
+            interval=0.2,
+            what="the second event published",
+        )
         assert found[-1] == b'{"n": 2}'
-        await eventually(lambda: pool.fetchval(f"SELECT count(*) FROM {schema}.outbox"),
-                         lambda left: left == 0, what="the outbox to empty")
+        await eventually(
+            lambda: pool.fetchval(f"SELECT count(*) FROM {schema}.outbox"),
+            lambda left: left == 0,
+            what="the outbox to empty",
+        )
     finally:
         await loops.stop()
         await producer.stop()

@@ -11,8 +11,12 @@ from tests.support import ref
 pytestmark = pytest.mark.integration
 
 SHARED = [
-    "000_messaging", "000_messaging_inbox_by_age", "000_messaging_outbox_delete_published",
-    "000_messaging_lean_indexes", "000_messaging_outbox_parked", "000_messaging_idempotency",
+    "000_messaging",
+    "000_messaging_inbox_by_age",
+    "000_messaging_outbox_delete_published",
+    "000_messaging_lean_indexes",
+    "000_messaging_outbox_parked",
+    "000_messaging_idempotency",
 ]
 
 

@@ -29,8 +29,9 @@ TOPIC = c.dlq_topic(c.SALES_TOPIC)
 
 async def add_rows(pool, schema: str, key: str, payloads: list[bytes]) -> list[uuid.UUID]:
     ids = [uuid.uuid4() for _ in payloads]
-    await pool.execute(outbox_insert(schema, 1), ids, [TOPIC] * len(ids), [key] * len(ids),
-                       payloads)
+    await pool.execute(
+        outbox_insert(schema, 1), ids, [TOPIC] * len(ids), [key] * len(ids), payloads
+    )
     return ids
 
 
@@ -39,7 +40,8 @@ async def published(bootstrap: str, key: str) -> list[bytes]:
 
 
 async def test_an_oversized_row_of_one_tenant_is_parked_and_the_others_flow_on(
-    infrastructure, tmp_path: Path,
+    infrastructure,
+    tmp_path: Path,
 ):
     schema = ref("park").replace("-", "_")
     tenant_a, tenant_b = f"{uuid.uuid4()}:a", f"{uuid.uuid4()}:b"
@@ -59,14 +61,28 @@ async def test_an_oversized_row_of_one_tenant_is_parked_and_the_others_flow_on(
         loops.start("outbox_relay", relay.run)
         await add_rows(pool, schema, tenant_b, b_payloads[3:])
 
-        assert await eventually(lambda: published(infrastructure.bootstrap_servers, tenant_b),
-                                lambda found: len(found) >= 5, timeout=30, interval=0.2,
-                                what="tenant B's events on the topic") == b_payloads
-        await eventually(lambda: pool.fetchval(f"SELECT count(*) FROM {schema}.outbox"),
-                         lambda left: left == 0, what="the outbox to empty")
+        assert (
+            await eventually(
+                lambda: published(infrastructure.bootstrap_servers, tenant_b),
+                lambda found: len(found) >= 5,
+                timeout=30,
+                interval=0.2,
+                what="tenant B's events on the topic",
+            )
+            == b_payloads
+        )
+        await eventually(
+            lambda: pool.fetchval(f"SELECT count(*) FROM {schema}.outbox"),
+            lambda left: left == 0,
+            what="the outbox to empty",
+        )
         [parked] = await list_parked(pool, [schema])
         assert (parked.schema, parked.event_id, parked.topic, parked.key) == (
-            schema, too_large, TOPIC, tenant_a)
+            schema,
+            too_large,
+            TOPIC,
+            tenant_a,
+        )
         assert parked.size > 1_048_576
         assert parked.reason.startswith("MessageSizeTooLargeError"), parked.reason
         assert parked.reason.endswith("(refused 1 time)"), parked.reason
@@ -76,16 +92,30 @@ async def test_an_oversized_row_of_one_tenant_is_parked_and_the_others_flow_on(
 
         # What an operator sees
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "fulfilkit.parked", "list", "--schema", schema,
-            env={**os.environ, "DATABASE_URL": infrastructure.database_url,
-                 "PYTHONPATH": str(REPO / "libs")},
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+            sys.executable,
+            "-m",
+            "fulfilkit.parked",
+            "list",
+            "--schema",
+            schema,
+            env={
+                **os.environ,
+                "DATABASE_URL": infrastructure.database_url,
+                "PYTHONPATH": str(REPO / "libs"),
+            },
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
         out, err = await process.communicate()
         assert process.returncode == 0, err.decode()
         [line] = out.decode().splitlines()
         listed = orjson.loads(line)
         assert (listed["schema"], listed["seq"], listed["event_id"], listed["size"]) == (
-            schema, parked.seq, str(too_large), parked.size)
+            schema,
+            parked.seq,
+            str(too_large),
+            parked.size,
+        )
         assert listed["reason"] == parked.reason
     finally:
         await loops.stop()
@@ -94,7 +124,8 @@ async def test_an_oversized_row_of_one_tenant_is_parked_and_the_others_flow_on(
 
 
 async def test_a_parked_row_goes_out_once_requeued_under_a_limit_that_fits(
-    infrastructure, tmp_path: Path,
+    infrastructure,
+    tmp_path: Path,
 ):
     schema = ref("park").replace("-", "_")
     key = f"{uuid.uuid4()}:requeue"
@@ -131,6 +162,7 @@ async def test_a_producer_limit_above_what_the_broker_accepts_is_refused_at_star
     with pytest.raises(RuntimeError) as refused:
         await check_message_size(infrastructure.bootstrap_servers, c.ALL_TOPICS, 2 * 1048576)
     message = str(refused.value)
-    assert message.startswith("KAFKA_MAX_REQUEST_SIZE is 2097152 bytes, but Kafka accepts at"
-                              " most 1048588 bytes on "), message
+    assert message.startswith(
+        "KAFKA_MAX_REQUEST_SIZE is 2097152 bytes, but Kafka accepts at most 1048588 bytes on "
+    ), message
     assert c.SALES_TOPIC in message and "message.max.bytes" in message

@@ -56,10 +56,14 @@ class LoggedErrors(logging.Handler):
 @pytest.fixture
 async def service(infrastructure, tmp_path: Path) -> AsyncIterator[tuple[str, LoggedErrors]]:
     schema = ref("errs").replace("-", "_")
-    settings = ServiceSettings(database_url=infrastructure.database_url,
-                               internal_callers={"gateway": token_digest(TOKEN)})
-    app: FastAPI = create_service(ServiceSpec(
-        name=schema, settings=settings, migrations=tmp_path, routers=[router], uses_kafka=False))
+    settings = ServiceSettings(
+        database_url=infrastructure.database_url, internal_callers={"gateway": token_digest(TOKEN)}
+    )
+    app: FastAPI = create_service(
+        ServiceSpec(
+            name=schema, settings=settings, migrations=tmp_path, routers=[router], uses_kafka=False
+        )
+    )
     errors = LoggedErrors()
     logging.getLogger().addHandler(errors)
     server = uvicorn.Server(uvicorn.Config(app, log_config=None, http="httptools"))
@@ -90,8 +94,9 @@ async def test_a_500_is_traceable_and_the_next_request_on_its_connection_succeed
                 assert answer.headers["X-Request-Id"] == f"boom-{n}"
                 assert (body["code"], body["status"]) == ("internal", 500)
                 assert "an unexpected failure" not in str(body)
-            async with http.post(f"{url}/items", json={}, headers={
-                    "X-Internal-Token": TOKEN, "X-Tenant-Id": tenant}) as answer:
+            async with http.post(
+                f"{url}/items", json={}, headers={"X-Internal-Token": TOKEN, "X-Tenant-Id": tenant}
+            ) as answer:
                 assert answer.status == 200, await answer.text()
                 body = await answer.json()
                 assert body["tenant"] == tenant
@@ -123,13 +128,21 @@ async def test_405_names_every_method_of_the_path_and_head_answers_as_get(
 
 @pytest.mark.parametrize("token", ["é" * 40, "\u00ff", TOKEN + "é"])
 async def test_a_non_ascii_internal_token_is_refused_with_401(
-    service: tuple[str, LoggedErrors], token: str,
+    service: tuple[str, LoggedErrors],
+    token: str,
 ) -> None:
     url, errors = service
-    async with aiohttp.ClientSession() as http, http.post(
-        f"{url}/items", json={},
-        headers={"X-Internal-Token": token, "X-Tenant-Id": "7f1c2a4e-8d1b-4c6e-9a0f-2b3c4d5e6f70"},
-    ) as answer:
+    async with (
+        aiohttp.ClientSession() as http,
+        http.post(
+            f"{url}/items",
+            json={},
+            headers={
+                "X-Internal-Token": token,
+                "X-Tenant-Id": "7f1c2a4e-8d1b-4c6e-9a0f-2b3c4d5e6f70",
+            },
+        ) as answer,
+    ):
         assert answer.status == 401
         assert (await answer.json(content_type=None))["code"] == "invalid_token"
     assert errors.seen == []

@@ -22,14 +22,19 @@ WEAK = {"ADMIN_TOKEN": "dev-admin-token", "INTERNAL_TOKEN": "dev-internal-token"
 
 
 def start_all(extra: dict[str, str]) -> dict[str, subprocess.Popen[str]]:
-    base = {key: value for key, value in os.environ.items()
-            if key not in ("ENVIRONMENT", "ADMIN_TOKEN", "INTERNAL_TOKEN", "INTERNAL_CALLERS")}
+    base = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in ("ENVIRONMENT", "ADMIN_TOKEN", "INTERNAL_TOKEN", "INTERNAL_CALLERS")
+    }
     ports = free_ports(len(SERVICES))
     return {
         spec.name: subprocess.Popen(
             [python_executable(), "-m", "uvicorn", spec.app, "--port", str(port)],
             env={**base, **extra, "PYTHONPATH": python_path(spec.name, None)},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         for spec, port in zip(SERVICES, ports, strict=True)
     }
@@ -58,8 +63,10 @@ def test_well_known_secrets_are_refused_in_production() -> None:
         code, output = outcome(started)
         assert code != 0, output
         if name == "gateway":
-            assert ("ADMIN_TOKEN is shorter than 32 characters; INTERNAL_TOKEN is shorter than"
-                    " 32 characters") in output, output[-2000:]
+            assert (
+                "ADMIN_TOKEN is shorter than 32 characters; INTERNAL_TOKEN is shorter than"
+                " 32 characters"
+            ) in output, output[-2000:]
         elif name == "fulfilment":
             assert "INTERNAL_TOKEN is shorter than 32 characters" in output, output[-2000:]
         else:

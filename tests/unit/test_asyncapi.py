@@ -33,12 +33,23 @@ def test_each_envelope_fixes_its_type_and_types_its_data():
 def test_a_published_event_matches_its_documented_envelope():
     now = utcnow()
     snapshot = c.SaleSnapshot(
-        id=uuid.uuid4(), sale_id="S-1", status="awaiting_stock", version=1,
-        shop=c.Shop(channel="web", shop_name="s"), location_id="wh-1",
-        lines=[c.SaleLine(sku="A", quantity=1)], created_at=now, updated_at=now,
+        id=uuid.uuid4(),
+        sale_id="S-1",
+        status="awaiting_stock",
+        version=1,
+        shop=c.Shop(channel="web", shop_name="s"),
+        location_id="wh-1",
+        lines=[c.SaleLine(sku="A", quantity=1)],
+        created_at=now,
+        updated_at=now,
     )
-    event = c.make_event(source="/orders", type=c.SALE_CREATED, tenant_id=uuid.uuid4(),
-                         subject=f"sale/{snapshot.id}", data=snapshot)
+    event = c.make_event(
+        source="/orders",
+        type=c.SALE_CREATED,
+        tenant_id=uuid.uuid4(),
+        subject=f"sale/{snapshot.id}",
+        data=snapshot,
+    )
     parsed = envelope_model(c.SALE_CREATED).model_validate_json(event.to_bytes())
     assert parsed.data == snapshot  # type: ignore[attr-defined]
     with pytest.raises(ValidationError, match=r"Input should be 'sale\.status_changed'"):
@@ -46,8 +57,14 @@ def test_a_published_event_matches_its_documented_envelope():
 
 
 def test_an_event_cannot_carry_another_types_data():
-    reservation_failed = c.ReservationFailed(sale=uuid.uuid4(), sale_id="S-1",
-                                             location_id="wh-1", shortfalls=[])
+    reservation_failed = c.ReservationFailed(
+        sale=uuid.uuid4(), sale_id="S-1", location_id="wh-1", shortfalls=[]
+    )
     with pytest.raises(TypeError, match=r"sale\.created carries SaleSnapshot"):
-        c.make_event(source="/x", type=c.SALE_CREATED, tenant_id=uuid.uuid4(), subject="s",
-                     data=reservation_failed)
+        c.make_event(
+            source="/x",
+            type=c.SALE_CREATED,
+            tenant_id=uuid.uuid4(),
+            subject="s",
+            data=reservation_failed,
+        )

@@ -10,8 +10,9 @@ def test_broker_noise_lets_one_line_through_per_interval_and_says_what_it_left_o
     logger = logging.getLogger("aiokafka.conn")
 
     def record(name: str = "aiokafka", level: int = logging.ERROR) -> logging.LogRecord:
-        return logger.makeRecord(name, level, __file__, 1,
-                                 "Unable connect to node with id %s", (1,), None)
+        return logger.makeRecord(
+            name, level, __file__, 1, "Unable connect to node with id %s", (1,), None
+        )
 
     first = record()
     assert noise.filter(first)

@@ -26,16 +26,36 @@ def test_every_topic_has_an_owner() -> None:
 @pytest.mark.parametrize(
     ("topic", "type_", "source", "reason"),
     [
-        (c.STOCK_TOPIC, c.SALE_CREATED, "/orders",
-         "foreign event: type 'sale.created' does not belong to topic 'stock.events'"),
-        (c.SALES_TOPIC, "sale.invented", "/orders",
-         "foreign event: type 'sale.invented' does not belong to topic 'sales.events'"),
-        (c.SALES_TOPIC, c.SALE_STATUS_CHANGED, "/stock",
-         "foreign event: source '/stock' is not '/orders', the owner of topic 'sales.events'"),
-        (c.SALES_TOPIC, c.SALE_CREATED, "/orders/",
-         "foreign event: source '/orders/' is not '/orders', the owner of topic 'sales.events'"),
-        ("unknown.events", c.SALE_CREATED, "/orders",
-         "foreign event: type 'sale.created' does not belong to topic 'unknown.events'"),
+        (
+            c.STOCK_TOPIC,
+            c.SALE_CREATED,
+            "/orders",
+            "foreign event: type 'sale.created' does not belong to topic 'stock.events'",
+        ),
+        (
+            c.SALES_TOPIC,
+            "sale.invented",
+            "/orders",
+            "foreign event: type 'sale.invented' does not belong to topic 'sales.events'",
+        ),
+        (
+            c.SALES_TOPIC,
+            c.SALE_STATUS_CHANGED,
+            "/stock",
+            "foreign event: source '/stock' is not '/orders', the owner of topic 'sales.events'",
+        ),
+        (
+            c.SALES_TOPIC,
+            c.SALE_CREATED,
+            "/orders/",
+            "foreign event: source '/orders/' is not '/orders', the owner of topic 'sales.events'",
+        ),
+        (
+            "unknown.events",
+            c.SALE_CREATED,
+            "/orders",
+            "foreign event: type 'sale.created' does not belong to topic 'unknown.events'",
+        ),
     ],
 )
 def test_a_foreign_event_is_named_with_the_reason(
@@ -50,5 +70,9 @@ def test_each_service_publishes_with_the_source_its_topic_expects() -> None:
     from stock.events import SOURCE as STOCK
     from webhooks.domain import SOURCE as WEBHOOKS
 
-    assert c.SOURCE_OF_TOPIC == {c.SALES_TOPIC: ORDERS, c.STOCK_TOPIC: STOCK,
-                                 c.FULFILLMENT_TOPIC: FULFILMENT, c.WEBHOOKS_TOPIC: WEBHOOKS}
+    assert c.SOURCE_OF_TOPIC == {
+        c.SALES_TOPIC: ORDERS,
+        c.STOCK_TOPIC: STOCK,
+        c.FULFILLMENT_TOPIC: FULFILMENT,
+        c.WEBHOOKS_TOPIC: WEBHOOKS,
+    }

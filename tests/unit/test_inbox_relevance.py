@@ -11,15 +11,26 @@ from stock.handlers import changes_stock
 
 
 def sale_event(type_: str, status: str) -> CloudEvent:
-    return CloudEvent(id=uuid.uuid4(), source="/orders", type=type_, tenantid=uuid.uuid4(),
-                      subject="sale/1", data={"status": status})
+    return CloudEvent(
+        id=uuid.uuid4(),
+        source="/orders",
+        type=type_,
+        tenantid=uuid.uuid4(),
+        subject="sale/1",
+        data={"status": status},
+    )
 
 
 class Record:
     def __init__(self, event: CloudEvent) -> None:
         self.value = event.to_bytes()
         self.headers, self.topic, self.partition, self.offset, self.key = (
-            [], c.SALES_TOPIC, 0, 0, b"k")
+            [],
+            c.SALES_TOPIC,
+            0,
+            0,
+            b"k",
+        )
 
 
 class NoDatabase:
@@ -51,8 +62,15 @@ def test_irrelevant_events_cost_no_transaction() -> None:
     async def apply(conn: object, batch: list[CloudEvent]) -> None:
         applied.extend(batch)
 
-    inbox = Inbox(NoDatabase(), "stock", "stock", None, apply,  # type: ignore[arg-type]
-                  event_types=[c.SALE_STATUS_CHANGED], relevant=changes_stock)
+    inbox = Inbox(
+        NoDatabase(),
+        "stock",
+        "stock",
+        None,
+        apply,  # type: ignore[arg-type]
+        event_types=[c.SALE_STATUS_CHANGED],
+        relevant=changes_stock,
+    )
     records = [Record(sale_event(c.SALE_STATUS_CHANGED, s)) for s in ("pending", "delivered")]
     records.append(Record(sale_event(c.SALE_CREATED, "awaiting_stock")))  # not its types
     asyncio.run(inbox.handle(records))

@@ -22,8 +22,14 @@ STRONG = "kafka-password-" + "Vq7Jm2Xr9Lc4Tn8Wb1"
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("ENVIRONMENT", "KAFKA_SECURITY_PROTOCOL", "KAFKA_SASL_MECHANISM",
-                 "KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD", "KAFKA_SSL_CAFILE"):
+    for name in (
+        "ENVIRONMENT",
+        "KAFKA_SECURITY_PROTOCOL",
+        "KAFKA_SASL_MECHANISM",
+        "KAFKA_SASL_USERNAME",
+        "KAFKA_SASL_PASSWORD",
+        "KAFKA_SSL_CAFILE",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("INTERNAL_CALLERS", '{"gateway": "' + "a" * 64 + '"}')
 
@@ -33,11 +39,17 @@ def ca_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "fulfil test CA")])
     now = datetime.datetime.now(datetime.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(x509.random_serial_number())
-            .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now)
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
     path = tmp_path_factory.mktemp("ca") / "ca.pem"
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return path
@@ -61,13 +73,16 @@ def test_sasl_scram_over_tls_from_the_environment(
     options = security.client_options()
     context = options.pop("ssl_context")
     assert options == {
-        "security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
-        "sasl_plain_username": "fulfil-orders", "sasl_plain_password": STRONG,
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "fulfil-orders",
+        "sasl_plain_password": STRONG,
     }
     assert isinstance(context, ssl.SSLContext)
     assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
     assert [c["subject"] for c in context.get_ca_certs()] == [
-        ((("commonName", "fulfil test CA"),),)]
+        ((("commonName", "fulfil test CA"),),)
+    ]
     broker_security = security.broker_security()
     assert isinstance(broker_security, SASLScram512) and broker_security.use_ssl
 
@@ -80,8 +95,12 @@ def test_scram_sha_256_and_tls_alone(monkeypatch: pytest.MonkeyPatch, ca_file: P
     assert isinstance(ServiceSettings().kafka_security.broker_security(), SASLScram256)
     assert ServiceSettings().kafka_security.client_options()["sasl_mechanism"] == "SCRAM-SHA-256"
 
-    tls = ServiceSettings(kafka_security_protocol="SSL", kafka_ssl_cafile=str(ca_file),
-                          kafka_sasl_username="", kafka_sasl_password="").kafka_security
+    tls = ServiceSettings(
+        kafka_security_protocol="SSL",
+        kafka_ssl_cafile=str(ca_file),
+        kafka_sasl_username="",
+        kafka_sasl_password="",
+    ).kafka_security
     options = tls.client_options()
     assert options["security_protocol"] == "SSL" and "sasl_mechanism" not in options
     assert type(tls.broker_security()) is BaseSecurity
@@ -90,8 +109,12 @@ def test_scram_sha_256_and_tls_alone(monkeypatch: pytest.MonkeyPatch, ca_file: P
 async def test_the_clients_and_the_broker_accept_the_options(
     monkeypatch: pytest.MonkeyPatch, ca_file: Path
 ) -> None:
-    settings = ServiceSettings(kafka_security_protocol="SASL_SSL", kafka_sasl_username="u",
-                               kafka_sasl_password=STRONG, kafka_ssl_cafile=str(ca_file))
+    settings = ServiceSettings(
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_username="u",
+        kafka_sasl_password=STRONG,
+        kafka_ssl_cafile=str(ca_file),
+    )
     options = settings.kafka_security.client_options()
     producer = AIOKafkaProducer(bootstrap_servers="127.0.0.1:1", **options)
     assert producer.client._security_protocol == "SASL_SSL"
@@ -107,18 +130,32 @@ async def test_the_clients_and_the_broker_accept_the_options(
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
-        ({"kafka_security_protocol": "SASL_SSL"},
-         "KAFKA_SECURITY_PROTOCOL=SASL_SSL needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"),
-        ({"kafka_security_protocol": "SASL_SSL", "kafka_sasl_username": "u"},
-         "needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD"),
-        ({"kafka_ssl_cafile": "/etc/ca.pem"},
-         "KAFKA_SSL_\\* files are given but KAFKA_SECURITY_PROTOCOL is PLAINTEXT"),
-        ({"kafka_security_protocol": "SSL", "kafka_ssl_certfile": "/c.pem"},
-         "KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together"),
+        (
+            {"kafka_security_protocol": "SASL_SSL"},
+            "KAFKA_SECURITY_PROTOCOL=SASL_SSL needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD",
+        ),
+        (
+            {"kafka_security_protocol": "SASL_SSL", "kafka_sasl_username": "u"},
+            "needs KAFKA_SASL_USERNAME and KAFKA_SASL_PASSWORD",
+        ),
+        (
+            {"kafka_ssl_cafile": "/etc/ca.pem"},
+            "KAFKA_SSL_\\* files are given but KAFKA_SECURITY_PROTOCOL is PLAINTEXT",
+        ),
+        (
+            {"kafka_security_protocol": "SSL", "kafka_ssl_certfile": "/c.pem"},
+            "KAFKA_SSL_CERTFILE and KAFKA_SSL_KEYFILE go together",
+        ),
         ({"kafka_security_protocol": "TLS"}, "Input should be 'PLAINTEXT'"),
-        ({"kafka_security_protocol": "SASL_SSL", "kafka_sasl_mechanism": "GSSAPI",
-          "kafka_sasl_username": "u", "kafka_sasl_password": STRONG},
-         "Input should be 'SCRAM-SHA-256'"),
+        (
+            {
+                "kafka_security_protocol": "SASL_SSL",
+                "kafka_sasl_mechanism": "GSSAPI",
+                "kafka_sasl_username": "u",
+                "kafka_sasl_password": STRONG,
+            },
+            "Input should be 'SCRAM-SHA-256'",
+        ),
     ],
 )
 def test_inconsistent_kafka_security_is_refused_at_start(
@@ -130,10 +167,19 @@ def test_inconsistent_kafka_security_is_refused_at_start(
 
 def test_outside_development_the_sasl_password_must_be_strong_and_never_in_clear() -> None:
     with pytest.raises(ValidationError, match="KAFKA_SASL_PASSWORD is shorter than 32"):
-        ServiceSettings(kafka_security_protocol="SASL_SSL", kafka_sasl_username="u",
-                        kafka_sasl_password="kafka")
+        ServiceSettings(
+            kafka_security_protocol="SASL_SSL", kafka_sasl_username="u", kafka_sasl_password="kafka"
+        )
     with pytest.raises(ValidationError, match="PLAIN sends the password in clear"):
-        ServiceSettings(kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_mechanism="PLAIN",
-                        kafka_sasl_username="u", kafka_sasl_password=STRONG)
-    assert ServiceSettings(kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_username="u",
-                           kafka_sasl_password="kafka", environment="development")
+        ServiceSettings(
+            kafka_security_protocol="SASL_PLAINTEXT",
+            kafka_sasl_mechanism="PLAIN",
+            kafka_sasl_username="u",
+            kafka_sasl_password=STRONG,
+        )
+    assert ServiceSettings(
+        kafka_security_protocol="SASL_PLAINTEXT",
+        kafka_sasl_username="u",
+        kafka_sasl_password="kafka",
+        environment="development",
+    )

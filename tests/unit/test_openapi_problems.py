@@ -18,23 +18,50 @@ def _ok(**extra: Any) -> dict[str, Any]:
     return {"responses": {"200": {"description": "ok"}}, **extra}
 
 
-IF_MATCH = {"name": "if-match", "in": "header", "required": False,
-            "schema": {"anyOf": [{"type": "string"}, {"type": "null"}]}}
+IF_MATCH = {
+    "name": "if-match",
+    "in": "header",
+    "required": False,
+    "schema": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+}
 BODY = {"content": {"application/json": {"schema": {"type": "object"}}}}
-GATEWAY = _doc({
-    "/api/v1/admin/tenants": {"post": _ok(requestBody=BODY, responses={
-        "201": {"description": "created"}, **problems(409)})},
-    "/api/v1/admin/keys/{key_id}": {"delete": _ok(parameters=[
-        {"name": "key_id", "in": "path", "required": True, "schema": {"type": "string"}},
-        {"name": "x-api-version", "in": "header", "schema": {"type": "string"}}])},
-})
-STOCK = _doc({
-    "/api/v1/products": {"get": _ok()},
-    "/api/v1/products/{sku}": {"patch": _ok(requestBody=BODY, parameters=[
-        {"name": "sku", "in": "path", "required": True, "schema": {"type": "string"}},
-        IF_MATCH])},
-    "/api/v1/sales": {"post": _ok(requestBody=BODY)},
-})
+GATEWAY = _doc(
+    {
+        "/api/v1/admin/tenants": {
+            "post": _ok(
+                requestBody=BODY, responses={"201": {"description": "created"}, **problems(409)}
+            )
+        },
+        "/api/v1/admin/keys/{key_id}": {
+            "delete": _ok(
+                parameters=[
+                    {
+                        "name": "key_id",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string"},
+                    },
+                    {"name": "x-api-version", "in": "header", "schema": {"type": "string"}},
+                ]
+            )
+        },
+    }
+)
+STOCK = _doc(
+    {
+        "/api/v1/products": {"get": _ok()},
+        "/api/v1/products/{sku}": {
+            "patch": _ok(
+                requestBody=BODY,
+                parameters=[
+                    {"name": "sku", "in": "path", "required": True, "schema": {"type": "string"}},
+                    IF_MATCH,
+                ],
+            )
+        },
+        "/api/v1/sales": {"post": _ok(requestBody=BODY)},
+    }
+)
 
 
 def _merged() -> dict[str, Any]:
@@ -49,16 +76,60 @@ def test_each_operation_lists_the_problem_statuses_its_shape_can_answer() -> Non
     paths = _merged()["paths"]
 
     assert _statuses(paths["/api/v1/products"]["get"]) == {
-        "200", "400", "401", "403", "422", "429", "503", "504"}
+        "200",
+        "400",
+        "401",
+        "403",
+        "422",
+        "429",
+        "503",
+        "504",
+    }
     assert _statuses(paths["/api/v1/products/{sku}"]["patch"]) == {
-        "200", "400", "401", "403", "404", "409", "413", "422", "429", "503", "504"}
+        "200",
+        "400",
+        "401",
+        "403",
+        "404",
+        "409",
+        "413",
+        "422",
+        "429",
+        "503",
+        "504",
+    }
     assert _statuses(paths["/api/v1/sales"]["post"]) == {  # an Idempotency-Key can collide
-        "200", "400", "401", "403", "409", "413", "422", "429", "503", "504"}
+        "200",
+        "400",
+        "401",
+        "403",
+        "409",
+        "413",
+        "422",
+        "429",
+        "503",
+        "504",
+    }
     # the gateway's own operations: no scopes and no upstream, so no 403 and no 504
     assert _statuses(paths["/api/v1/admin/keys/{key_id}"]["delete"]) == {
-        "200", "400", "401", "404", "422", "429", "503"}
+        "200",
+        "400",
+        "401",
+        "404",
+        "422",
+        "429",
+        "503",
+    }
     assert _statuses(paths["/api/v1/admin/tenants"]["post"]) == {
-        "201", "400", "401", "409", "413", "422", "429", "503"}
+        "201",
+        "400",
+        "401",
+        "409",
+        "413",
+        "422",
+        "429",
+        "503",
+    }
 
 
 def test_every_problem_status_is_problem_json_with_the_shared_schema() -> None:
@@ -70,9 +141,15 @@ def test_every_problem_status_is_problem_json_with_the_shared_schema() -> None:
                 if status.startswith(("4", "5")):
                     name = response["$ref"].removeprefix("#/components/responses/")
                     assert shared[name]["content"] == {
-                        "application/problem+json": {"schema": PROBLEM}}, (status, name)
+                        "application/problem+json": {"schema": PROBLEM}
+                    }, (status, name)
     assert merged["components"]["schemas"]["Problem"]["required"] == [
-        "type", "title", "status", "detail", "code"]
+        "type",
+        "title",
+        "status",
+        "detail",
+        "code",
+    ]
 
 
 def _header(operation: dict[str, Any], name: str) -> dict[str, Any]:
@@ -85,10 +162,12 @@ def test_the_version_headers_have_their_real_formats() -> None:
     patch = paths["/api/v1/products/{sku}"]["patch"]
 
     assert _header(patch, "if-match")["schema"] == IF_MATCH_SCHEMA
-    for operation in (patch, paths["/api/v1/admin/keys/{key_id}"]["delete"],
-                      paths["/api/v1/products"]["get"]):
-        assert _header(operation, "x-api-version")["schema"] == {
-            "type": "string", "enum": ["v1"]}
+    for operation in (
+        patch,
+        paths["/api/v1/admin/keys/{key_id}"]["delete"],
+        paths["/api/v1/products"]["get"],
+    ):
+        assert _header(operation, "x-api-version")["schema"] == {"type": "string", "enum": ["v1"]}
 
 
 def test_the_if_match_format_takes_an_etag_or_any_and_nothing_else() -> None:

@@ -12,8 +12,9 @@ def test_a_usable_request_id_is_kept(given: bytes) -> None:
     assert request_id_of(given) == given.decode()
 
 
-@pytest.mark.parametrize("given", [None, b"", b"\xff\xfe", b"a" * 129, b"two words",
-                                   "é".encode(), b"tab\there"])
+@pytest.mark.parametrize(
+    "given", [None, b"", b"\xff\xfe", b"a" * 129, b"two words", "é".encode(), b"tab\there"]
+)
 def test_anything_else_gets_a_fresh_id(given: bytes | None) -> None:
     fresh = request_id_of(given)
     assert len(fresh) == 32 and int(fresh, 16) >= 0
@@ -34,16 +35,27 @@ def test_a_valid_key_is_returned_as_given() -> None:
 def test_the_fingerprint_covers_method_target_and_body() -> None:
     base = fingerprint("post", "/api/v1/stock/transfers", b"{}")
     assert base == fingerprint("POST", "/api/v1/stock/transfers", b"{}")
-    assert len({base, fingerprint("POST", "/api/v1/stock/transfers", b"{ }"),
+    assert (
+        len(
+            {
+                base,
+                fingerprint("POST", "/api/v1/stock/transfers", b"{ }"),
                 fingerprint("POST", "/api/v1/stock/transfers?x=1", b"{}"),
                 fingerprint("PUT", "/api/v1/stock/transfers", b"{}"),
-                fingerprint("POST", "/api/v1/stock/transfer", b"s{}")}) == 5
+                fingerprint("POST", "/api/v1/stock/transfer", b"s{}"),
+            }
+        )
+        == 5
+    )
 
 
 def test_an_answer_replays_with_the_replayed_mark() -> None:
     answer = Answer(201, b'{"a":1}', {"Content-Type": "application/json"})
     first, replayed = answer.response(), answer.response(replayed=True)
-    assert (first.status_code, first.body) == (replayed.status_code, replayed.body) == (
-        201, b'{"a":1}')
+    assert (
+        (first.status_code, first.body)
+        == (replayed.status_code, replayed.body)
+        == (201, b'{"a":1}')
+    )
     assert "idempotent-replayed" not in first.headers
     assert replayed.headers["idempotent-replayed"] == "true"

@@ -21,8 +21,11 @@ STRONG = "s" + secrets.token_urlsafe(32)
 GATEWAY_TOKEN = secrets.token_urlsafe(32)
 FULFILMENT_TOKEN = secrets.token_urlsafe(32)
 SETTINGS_OF = {
-    "gateway": GatewaySettings, "orders": OrdersSettings, "stock": StockSettings,
-    "fulfilment": FulfilmentSettings, "webhooks": WebhookSettings,
+    "gateway": GatewaySettings,
+    "orders": OrdersSettings,
+    "stock": StockSettings,
+    "fulfilment": FulfilmentSettings,
+    "webhooks": WebhookSettings,
 }
 
 
@@ -63,8 +66,10 @@ def test_the_environment_is_production_unless_said_otherwise() -> None:
         ({}, "ADMIN_TOKEN is missing"),
         ({"admin_token": "dev-admin-token"}, "ADMIN_TOKEN is shorter than 32 characters"),
         ({"admin_token": "x" * 64}, "ADMIN_TOKEN is a well-known"),
-        ({"admin_token": STRONG, "internal_token": "dev-internal-token"},
-         "INTERNAL_TOKEN is shorter than 32 characters"),
+        (
+            {"admin_token": STRONG, "internal_token": "dev-internal-token"},
+            "INTERNAL_TOKEN is shorter than 32 characters",
+        ),
         ({"admin_token": STRONG}, "INTERNAL_TOKEN is missing"),
     ],
 )
@@ -111,13 +116,15 @@ def test_a_service_needs_the_digest_of_every_caller_it_answers(
 ) -> None:
     for left_out in needed:
         given = callers(*(name for name in needed if name != left_out))
-        with pytest.raises(ValidationError, match=f"INTERNAL_CALLERS lacks the digests of "
-                                                  f"\\['{left_out}'\\]"):
+        with pytest.raises(
+            ValidationError, match=f"INTERNAL_CALLERS lacks the digests of \\['{left_out}'\\]"
+        ):
             settings_class(internal_callers=given)
     # webhooks also needs the key that encrypts its endpoints' secrets outside development
     keys = {"webhook_secret_keys": new_fernet_key()} if settings_class is WebhookSettings else {}
     assert settings_class(internal_callers=callers(*needed), **keys).internal_callers == (
-        callers(*needed))
+        callers(*needed)
+    )
 
 
 @pytest.mark.parametrize(
@@ -161,8 +168,9 @@ def test_the_launchers_secrets_pass_production_settings_and_stay_with_their_owne
 
 def test_a_caller_may_have_two_digests_while_its_token_is_rotated() -> None:
     new_token = secrets.token_urlsafe(32)
-    settings = StockSettings(internal_callers={
-        "gateway": [token_digest(GATEWAY_TOKEN), token_digest(new_token).upper()]})
+    settings = StockSettings(
+        internal_callers={"gateway": [token_digest(GATEWAY_TOKEN), token_digest(new_token).upper()]}
+    )
     assert settings.internal_caller(GATEWAY_TOKEN) == "gateway"
     assert settings.internal_caller(new_token) == "gateway"
     assert settings.internal_caller(FULFILMENT_TOKEN) is None
@@ -181,7 +189,8 @@ def test_the_role_bootstrap_refuses_weak_database_passwords(
     assert db_roles_main() == 2
     assert capsys.readouterr().err == (
         "STOCK_DB_PASSWORD is shorter than 32 characters"
-        " (only ENVIRONMENT=development allows this)\n")
+        " (only ENVIRONMENT=development allows this)\n"
+    )
     monkeypatch.delenv("ORDERS_DB_PASSWORD")
     assert db_roles_main() == 2
     assert "ORDERS_DB_PASSWORD" in capsys.readouterr().err

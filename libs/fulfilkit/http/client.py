@@ -10,7 +10,6 @@ KEEPALIVE_SECONDS = 4.0
 
 def internal_session(max_connections: int, timeout_seconds: float) -> aiohttp.ClientSession:
     return aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=max_connections,
-                                       keepalive_timeout=KEEPALIVE_SECONDS),
+        connector=aiohttp.TCPConnector(limit=max_connections, keepalive_timeout=KEEPALIVE_SECONDS),
         timeout=aiohttp.ClientTimeout(total=timeout_seconds),
     )

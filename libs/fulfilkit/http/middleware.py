@@ -36,8 +36,11 @@ class RequestIdMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [(name, value) for name, value in message.get("headers", [])
-                           if name.lower() != REQUEST_ID_HEADER]
+                headers = [
+                    (name, value)
+                    for name, value in message.get("headers", [])
+                    if name.lower() != REQUEST_ID_HEADER
+                ]
                 message["headers"] = [*headers, (REQUEST_ID_HEADER, request_id.encode())]
             await send(message)
 

@@ -51,13 +51,18 @@ HEADER_SCHEMAS: Mapping[str, dict[str, Any]] = {
 
 # status -> (name under components/responses, description)
 PROBLEMS: Mapping[str, tuple[str, str]] = {
-    "400": ("InvalidRequest",
-            "Invalid request: malformed JSON, an unknown `X-API-Version`, a bad header."),
+    "400": (
+        "InvalidRequest",
+        "Invalid request: malformed JSON, an unknown `X-API-Version`, a bad header.",
+    ),
     "401": ("InvalidToken", "Missing, unknown or revoked credentials (`invalid_token`)."),
     "403": ("NoPermission", "The API key lacks the scope this operation needs."),
     "404": ("NotFound", "No such resource, or it belongs to another tenant."),
-    "409": ("Conflict", "The entity is not at the `If-Match` version, already exists, or the"
-                        " `Idempotency-Key` was used for another request or is in progress."),
+    "409": (
+        "Conflict",
+        "The entity is not at the `If-Match` version, already exists, or the"
+        " `Idempotency-Key` was used for another request or is in progress.",
+    ),
     "413": ("TooLarge", "The request body is larger than the gateway accepts."),
     "422": ("ValidationFailed", "Invalid fields, each listed in `errors` with a JSON pointer."),
     "429": ("RateLimited", "Too many requests; see `Retry-After`."),
@@ -68,8 +73,10 @@ WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
 
 
 def problem_response(description: str) -> dict[str, Any]:
-    return {"description": description,
-            "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}}}
+    return {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}},
+    }
 
 
 def problems(*statuses: int) -> dict[int | str, Any]:
@@ -91,8 +98,11 @@ def _parameters(operation: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 
 def problem_statuses(
-    method: str, operation: Mapping[str, Any], path_parameters: Iterable[str] = (),
-    *, forwarded: bool,
+    method: str,
+    operation: Mapping[str, Any],
+    path_parameters: Iterable[str] = (),
+    *,
+    forwarded: bool,
 ) -> list[str]:
     """The problem statuses an operation can answer, from its shape.
 
@@ -117,8 +127,11 @@ def problem_statuses(
 
 
 def document_problems(
-    method: str, operation: dict[str, Any], path_parameters: Iterable[str] = (),
-    *, forwarded: bool,
+    method: str,
+    operation: dict[str, Any],
+    path_parameters: Iterable[str] = (),
+    *,
+    forwarded: bool,
 ) -> dict[str, Any]:
     """Adds each problem status the operation can answer, as a reference to the shared
     response; those a route declared itself, and FastAPI's default 422 (with its own

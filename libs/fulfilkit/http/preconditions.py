@@ -12,11 +12,14 @@ MAX_VERSION = 2**31 - 1  # versions are PostgreSQL integers
 IF_MATCH_PATTERN = r'^\s*(\*|(W/)?"?[0-9]{1,10}"?)\s*$'
 _IF_MATCH = re.compile(r'\s*(?:W/)?("?)([0-9]{1,10})\1\s*', re.ASCII)
 
-IfMatch = Annotated[str | None, Header(
-    description="Apply the change only if the entity is still at this version: its ETag"
-    f' (`"3"`), or `*` for any version. Versions run from 1 to {MAX_VERSION}.',
-    json_schema_extra={"pattern": IF_MATCH_PATTERN, "maxLength": 64},
-)]
+IfMatch = Annotated[
+    str | None,
+    Header(
+        description="Apply the change only if the entity is still at this version: its ETag"
+        f' (`"3"`), or `*` for any version. Versions run from 1 to {MAX_VERSION}.',
+        json_schema_extra={"pattern": IF_MATCH_PATTERN, "maxLength": 64},
+    ),
+]
 
 
 def expected_version(if_match: str | None) -> int | None:
@@ -26,9 +29,11 @@ def expected_version(if_match: str | None) -> int | None:
     match = _IF_MATCH.fullmatch(if_match)
     version = int(match.group(2)) if match else 0
     if not 1 <= version <= MAX_VERSION:
-        raise Problem("invalid_request",
-                      f"If-Match must carry one version number from 1 to {MAX_VERSION}, as"
-                      ' the ETag shows it (`"3"`), or `*`.')
+        raise Problem(
+            "invalid_request",
+            f"If-Match must carry one version number from 1 to {MAX_VERSION}, as"
+            ' the ETag shows it (`"3"`), or `*`.',
+        )
     return version
 
 

@@ -70,7 +70,9 @@ def problem_response(problem: Problem) -> Response:
     if problem.errors is not None:
         body["errors"] = problem.errors
     return Response(
-        orjson.dumps(body), status_code=problem.status, media_type=PROBLEM_JSON,
+        orjson.dumps(body),
+        status_code=problem.status,
+        media_type=PROBLEM_JSON,
         headers=problem.headers,
     )
 
@@ -85,15 +87,19 @@ def _validation_problem(exc: RequestValidationError) -> Problem:
     if any(e.get("type") == "json_invalid" for e in errors):
         return Problem("invalid_request", "The request body is not valid JSON.")
     fields = [
-        {"field": json_pointer(tuple(e.get("loc", ()))), "message": e.get("msg", "invalid"),
-         "in": str(e.get("loc", ("body",))[0])}
+        {
+            "field": json_pointer(tuple(e.get("loc", ()))),
+            "message": e.get("msg", "invalid"),
+            "in": str(e.get("loc", ("body",))[0]),
+        }
         for e in errors
     ]
     return Problem("validation", "The request has invalid fields.", errors=fields)
 
 
-def unavailable(detail: str = "A service this request needs is unavailable; try again later.",
-                ) -> Problem:
+def unavailable(
+    detail: str = "A service this request needs is unavailable; try again later.",
+) -> Problem:
     return Problem("unavailable", detail, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
@@ -118,11 +124,21 @@ def allowed_methods(request: Request) -> str:
     """
     scope = request.scope
     methods = {
-        method for method in ROUTED_METHODS
-        if any(route.matches({"type": "http", "path": scope["path"],
-                              "root_path": scope.get("root_path", ""), "method": method,
-                              "headers": []})[0] is Match.FULL
-               for route in request.app.router.routes)
+        method
+        for method in ROUTED_METHODS
+        if any(
+            route.matches(
+                {
+                    "type": "http",
+                    "path": scope["path"],
+                    "root_path": scope.get("root_path", ""),
+                    "method": method,
+                    "headers": [],
+                }
+            )[0]
+            is Match.FULL
+            for route in request.app.router.routes
+        )
     }
     if "GET" in methods:
         methods.add("HEAD")

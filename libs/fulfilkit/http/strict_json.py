@@ -31,8 +31,7 @@ def decode_json(body: bytes) -> Any:
         raise Problem("invalid_request", "The request body is nested too deeply.") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, NaN and Infinity
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-        raise Problem("invalid_request", f"The request body is not valid JSON: {reason}.") \
-            from None
+        raise Problem("invalid_request", f"The request body is not valid JSON: {reason}.") from None
 
 
 # json refuses raw control characters, so text can hold NUL or a lone surrogate only through
@@ -56,7 +55,8 @@ def _is_json(request: Request) -> bool:
     message["content-type"] = content_type
     subtype = message.get_content_subtype()
     return message.get_content_maintype() == "application" and (
-        subtype == "json" or subtype.endswith("+json"))
+        subtype == "json" or subtype.endswith("+json")
+    )
 
 
 def _validation(errors: list[dict[str, str]]) -> Problem:
@@ -73,8 +73,10 @@ class StrictJsonRequest(Request):
         """Raise Problem for unstorable parameters or a body that breaks the bounds."""
         errors = [
             {"field": f"/{name}", "message": error, "in": where}
-            for where, params in (("path", self.path_params.items()),
-                                  ("query", self.query_params.multi_items()))
+            for where, params in (
+                ("path", self.path_params.items()),
+                ("query", self.query_params.multi_items()),
+            )
             for name, value in params
             if isinstance(value, str) and (error := text_error(value)) is not None
         ]
@@ -87,8 +89,9 @@ class StrictJsonRequest(Request):
             return
         body = await self.json()
         if found := violations(body, BODY, text=may_hold_unstorable_text(raw)):
-            raise _validation([{"field": pointer(path), "message": error, "in": "body"}
-                               for path, error in found])
+            raise _validation(
+                [{"field": pointer(path), "message": error, "in": "body"} for path, error in found]
+            )
 
 
 class StrictJsonRoute(APIRoute):

@@ -86,7 +86,8 @@ async def shipping_init(
     sale_ids = list(dict.fromkeys(body.sale_ids))
     errors: list[dict[str, Any]] = [
         {"sale_id": s, "code": "validation", "detail": f"A sale_id {error}."}
-        for s in sale_ids if (error := code_error(s)) is not None
+        for s in sale_ids
+        if (error := code_error(s)) is not None
     ]
     sale_ids = [s for s in sale_ids if code_error(s) is None]
     async with runtime.pool.acquire() as conn:
@@ -96,10 +97,11 @@ async def shipping_init(
         answer = await runtime.extras["orders"].claim(tenant, actor, to_claim)
         _crash_if(runtime, "crash_after_claim")
         errors += answer["errors"]
-        live |= await in_transaction(runtime.pool, lambda conn: ensure_fulfillments(
-            conn, runtime.settings, tenant, answer["claimed"]))  # type: ignore[arg-type]
-    fulfillments = [events.snapshot(live[s]).model_dump(mode="json")
-                    for s in sale_ids if s in live]
+        live |= await in_transaction(
+            runtime.pool,
+            lambda conn: ensure_fulfillments(conn, runtime.settings, tenant, answer["claimed"]),
+        )  # type: ignore[arg-type]
+    fulfillments = [events.snapshot(live[s]).model_dump(mode="json") for s in sale_ids if s in live]
     return ShippingInitOut(fulfillments=fulfillments, errors=errors)
 
 
@@ -125,12 +127,20 @@ async def change_statuses(
     """Move up to 100 fulfillments forward, each as `POST /fulfillments/{id}/status` would.
     Those that cannot move are listed in `errors` (`not_found`, or `conflict` for a move
     backwards or a sale that cannot ship) while the others proceed."""
-    targets = [(fid, u.status) for u in body.updates
-               if (fid := _fulfillment_id(u.id)) is not None]
-    unknown = [{"id": u.id, "code": "not_found", "detail": f"No fulfillment {u.id!r}."}
-               for u in body.updates if _fulfillment_id(u.id) is None]
-    outcome = await move_many(runtime.pool, runtime.extras["orders"], tenant, actor, targets,
-                              after_orders=lambda: _crash_if(runtime, "crash_after_ship_call"))
+    targets = [(fid, u.status) for u in body.updates if (fid := _fulfillment_id(u.id)) is not None]
+    unknown = [
+        {"id": u.id, "code": "not_found", "detail": f"No fulfillment {u.id!r}."}
+        for u in body.updates
+        if _fulfillment_id(u.id) is None
+    ]
+    outcome = await move_many(
+        runtime.pool,
+        runtime.extras["orders"],
+        tenant,
+        actor,
+        targets,
+        after_orders=lambda: _crash_if(runtime, "crash_after_ship_call"),
+    )
     return StatusUpdatesOut(
         fulfillments=[events.snapshot(f).model_dump(mode="json") for f in outcome.moved],
         errors=unknown + outcome.errors,

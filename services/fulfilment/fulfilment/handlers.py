@@ -49,10 +49,14 @@ async def _move_live(conn: asyncpg.Connection, targets: dict[tuple[UUID, UUID], 
     and decided again. That is safe because statuses only move forward: a fulfillment that
     cannot move to its target now cannot later either.
     """
+
     def to_move(fulfillments: list[Fulfillment]) -> dict[str, list[Fulfillment]]:
-        return {target: movable([f for f in fulfillments
-                                 if targets[(f.tenant_id, f.sale)] == target], target)
-                for target in ("shipped", "canceled")}
+        return {
+            target: movable(
+                [f for f in fulfillments if targets[(f.tenant_id, f.sale)] == target], target
+            )
+            for target in ("shipped", "canceled")
+        }
 
     pending = to_move(await store.live_for_sales(conn, list(targets)))
     candidates = {(f.tenant_id, f.sale) for chosen in pending.values() for f in chosen}
@@ -65,8 +69,10 @@ async def _move_live(conn: asyncpg.Connection, targets: dict[tuple[UUID, UUID], 
 
 def moves_fulfillments(event: CloudEvent) -> bool:
     """A claim, a shipment or a cancellation; other status changes need no work here."""
-    return event.type == c.SALE_CANCELED or event.data.get("status") in ("in_fulfillment",
-                                                                         "shipped")
+    return event.type == c.SALE_CANCELED or event.data.get("status") in (
+        "in_fulfillment",
+        "shipped",
+    )
 
 
 CONSUMERS = [

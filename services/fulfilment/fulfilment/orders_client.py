@@ -18,19 +18,24 @@ class OrdersClient:
         self._base_url = base_url.rstrip("/")
         self._token = token
 
-    async def _post(self, path: str, tenant_id: UUID, actor: str,
-                    body: Any = None) -> tuple[int, dict[str, Any]]:
+    async def _post(
+        self, path: str, tenant_id: UUID, actor: str, body: Any = None
+    ) -> tuple[int, dict[str, Any]]:
         headers = {
-            INTERNAL_TOKEN_HEADER: self._token, TENANT_HEADER: str(tenant_id),
-            ACTOR_HEADER: actor, "X-Request-Id": request_id_var.get(),
+            INTERNAL_TOKEN_HEADER: self._token,
+            TENANT_HEADER: str(tenant_id),
+            ACTOR_HEADER: actor,
+            "X-Request-Id": request_id_var.get(),
         }
         try:
-            async with self._session.post(f"{self._base_url}{path}", json=body,
-                                          headers=headers) as response:
+            async with self._session.post(
+                f"{self._base_url}{path}", json=body, headers=headers
+            ) as response:
                 return response.status, await response.json(content_type=None)
         except (aiohttp.ClientError, TimeoutError, ValueError):
-            raise Problem("unavailable", "The orders service cannot be reached.",
-                          headers={"Retry-After": "1"}) from None
+            raise Problem(
+                "unavailable", "The orders service cannot be reached.", headers={"Retry-After": "1"}
+            ) from None
 
     async def claim(self, tenant_id: UUID, actor: str, sale_ids: list[str]) -> dict[str, Any]:
         """Claim pending sales for shipping: `{"claimed": [snapshots], "errors": [...]}`."""
@@ -38,11 +43,11 @@ class OrdersClient:
 
     async def ship_many(self, tenant_id: UUID, actor: str, sale_ids: list[str]) -> dict[str, Any]:
         """Ship up to 100 sales: `{"shipped": [sale_ids], "errors": [{sale_id, code, ...}]}`."""
-        return await self._for_sales("/internal/sales/ship", tenant_id, actor, sale_ids,
-                                     "shipment")
+        return await self._for_sales("/internal/sales/ship", tenant_id, actor, sale_ids, "shipment")
 
-    async def _for_sales(self, path: str, tenant_id: UUID, actor: str, sale_ids: list[str],
-                         what: str) -> dict[str, Any]:
+    async def _for_sales(
+        self, path: str, tenant_id: UUID, actor: str, sale_ids: list[str], what: str
+    ) -> dict[str, Any]:
         status, body = await self._post(path, tenant_id, actor, {"sale_ids": sale_ids})
         if status != 200:
             raise refusal(status, body, what)
@@ -52,8 +57,11 @@ class OrdersClient:
         """Move the sale to `shipped`; a canceled sale is refused with 409 `conflict`."""
         status, body = await self._post(f"/internal/sales/{sale_id}/ship", tenant_id, actor)
         if status == 409:
-            raise Problem("conflict", f"The sale cannot ship: {body.get('detail')}",
-                          sale_status=body.get("sale_status"))
+            raise Problem(
+                "conflict",
+                f"The sale cannot ship: {body.get('detail')}",
+                sale_status=body.get("sale_status"),
+            )
         if status != 200:
             raise refusal(status, body, "shipment")
         return body
@@ -67,5 +75,6 @@ def refusal(status: int, body: Any, what: str) -> Problem:
         code = CODE_OF_STATUS[status]
         detail = body.get("detail") if isinstance(body, dict) else None
         return Problem(code, f"orders refused the {what}: {detail or 'no reason given'}")
-    return Problem("unavailable", f"orders answered {status} to a {what}",
-                   headers={"Retry-After": "1"})
+    return Problem(
+        "unavailable", f"orders answered {status} to a {what}", headers={"Retry-After": "1"}
+    )

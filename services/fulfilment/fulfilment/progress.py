@@ -29,8 +29,12 @@ class Outcome:
 
 
 async def move_many(
-    pool: asyncpg.Pool, orders: OrdersClient, tenant: UUID, actor: str,
-    targets: Sequence[tuple[UUID, str]], after_orders: Callable[[], None] = lambda: None,
+    pool: asyncpg.Pool,
+    orders: OrdersClient,
+    tenant: UUID,
+    actor: str,
+    targets: Sequence[tuple[UUID, str]],
+    after_orders: Callable[[], None] = lambda: None,
 ) -> Outcome:
     """Move each fulfillment to its target status; report those that cannot move."""
     outcome = Outcome()
@@ -52,8 +56,12 @@ async def move_many(
         for error in answer["errors"]:
             fid = to_ship[error["sale_id"]]
             del wanted[fid]
-            outcome.refuse(fid, "conflict", f"The sale cannot ship: {error['detail']}",
-                           sale_status=error.get("sale_status"))
+            outcome.refuse(
+                fid,
+                "conflict",
+                f"The sale cannot ship: {error['detail']}",
+                sale_status=error.get("sale_status"),
+            )
     if not wanted:
         return outcome
     async with pool.acquire() as conn, conn.transaction():

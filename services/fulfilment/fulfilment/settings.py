@@ -32,10 +32,12 @@ class FulfilmentSettings(ServiceSettings):
         named = {self.default_shipping_provider, *self.shipping_provider_rules.values()}
         unknown = named - set(PROVIDERS)
         if unknown:
-            raise ValueError(f"unknown shipping providers {sorted(unknown)};"
-                             f" known: {sorted(PROVIDERS)}")
-        bad_keys = [k for k in self.shipping_provider_rules
-                    if not k.startswith(("location:", "channel:"))]
+            raise ValueError(
+                f"unknown shipping providers {sorted(unknown)}; known: {sorted(PROVIDERS)}"
+            )
+        bad_keys = [
+            k for k in self.shipping_provider_rules if not k.startswith(("location:", "channel:"))
+        ]
         if bad_keys:
             raise ValueError(f"shipping rules must start with location: or channel: {bad_keys}")
         return self

@@ -25,7 +25,9 @@ from fulfilment.settings import FulfilmentSettings
 
 
 async def ensure_fulfillments(
-    conn: asyncpg.Connection, settings: FulfilmentSettings, tenant: UUID,
+    conn: asyncpg.Connection,
+    settings: FulfilmentSettings,
+    tenant: UUID,
     sales: Sequence[dict[str, Any]],
 ) -> dict[str, Fulfillment]:
     """The fulfillment of each claimed sale (given as sale snapshots), created if missing.
@@ -38,8 +40,12 @@ async def ensure_fulfillments(
     missing = sorted((s for s in sales if s["sale_id"] not in live), key=lambda s: str(s["id"]))
     by_provider: dict[str, list[dict[str, Any]]] = {}
     for sale in missing:
-        provider = choose_provider(settings.shipping_provider_rules, sale["location_id"],
-                                   sale["shop"]["channel"], settings.default_shipping_provider)
+        provider = choose_provider(
+            settings.shipping_provider_rules,
+            sale["location_id"],
+            sale["shop"]["channel"],
+            settings.default_shipping_provider,
+        )
         by_provider.setdefault(provider, []).append(sale)
     now = utcnow()
     created: list[Fulfillment] = []
@@ -47,17 +53,28 @@ async def ensure_fulfillments(
         numbers = await PROVIDERS[name].allocate(conn, len(group))
         for sale, number in zip(group, numbers, strict=True):
             fid = uuid.uuid4()
-            created.append(Fulfillment(
-                id=fid, tenant_id=tenant, fulfillment_id=fulfillment_number(fid),
-                sale=UUID(str(sale["id"])), sale_id=sale["sale_id"], location=sale["location_id"],
-                status="waiting_for_picking", shipping_provider=name, tracking_number=number,
-                is_bulky=is_bulky(sale), version=1, date_created=now,
-            ))
+            created.append(
+                Fulfillment(
+                    id=fid,
+                    tenant_id=tenant,
+                    fulfillment_id=fulfillment_number(fid),
+                    sale=UUID(str(sale["id"])),
+                    sale_id=sale["sale_id"],
+                    location=sale["location_id"],
+                    status="waiting_for_picking",
+                    shipping_provider=name,
+                    tracking_number=number,
+                    is_bulky=is_bulky(sale),
+                    version=1,
+                    date_created=now,
+                )
+            )
     if created:
         created.sort(key=lambda f: str(f.sale))
         added = set(await store.insert_many(conn, created))
-        await add_events(conn, "fulfilment",
-                         [events.fulfillment_created(f) for f in created if f.id in added])
+        await add_events(
+            conn, "fulfilment", [events.fulfillment_created(f) for f in created if f.id in added]
+        )
         live = await store.by_sale_ids(conn, tenant, [s["sale_id"] for s in sales])
     return live
 

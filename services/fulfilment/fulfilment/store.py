@@ -22,7 +22,8 @@ async def by_sale_ids(
     rows = await conn.fetch(
         f"SELECT {COLUMNS} FROM {S}.fulfillments WHERE tenant_id = $1"
         " AND sale_id = ANY($2::text[])",
-        tenant_id, list(sale_ids),
+        tenant_id,
+        list(sale_ids),
     )
     return {r["sale_id"]: Fulfillment(**dict(r)) for r in rows}
 
@@ -30,7 +31,8 @@ async def by_sale_ids(
 async def get(conn: asyncpg.Connection, tenant_id: UUID, fulfillment: UUID) -> Fulfillment | None:
     row = await conn.fetchrow(
         f"SELECT {COLUMNS} FROM {S}.fulfillments WHERE tenant_id = $1 AND id = $2",
-        tenant_id, fulfillment,
+        tenant_id,
+        fulfillment,
     )
     return Fulfillment(**dict(row)) if row else None
 
@@ -42,7 +44,8 @@ async def get_many(
     rows = await conn.fetch(
         f"SELECT {COLUMNS} FROM {S}.fulfillments WHERE tenant_id = $1 AND id = ANY($2::uuid[])"
         + (" ORDER BY id FOR UPDATE" if lock else ""),
-        tenant_id, list(ids),
+        tenant_id,
+        list(ids),
     )
     return {r["id"]: Fulfillment(**dict(r)) for r in rows}
 
@@ -55,11 +58,18 @@ async def insert_many(conn: asyncpg.Connection, items: Sequence[Fulfillment]) ->
         " $6::text[], $7::text[], $8::text[], $9::text[], $10::bool[], $11::int[],"
         " $12::timestamptz[]) ON CONFLICT (tenant_id, sale) DO NOTHING"
         " RETURNING id",
-        [f.id for f in items], [f.tenant_id for f in items], [f.fulfillment_id for f in items],
-        [f.sale for f in items], [f.sale_id for f in items], [f.location for f in items],
-        [f.status for f in items], [f.shipping_provider for f in items],
-        [f.tracking_number for f in items], [f.is_bulky for f in items],
-        [f.version for f in items], [f.date_created for f in items],
+        [f.id for f in items],
+        [f.tenant_id for f in items],
+        [f.fulfillment_id for f in items],
+        [f.sale for f in items],
+        [f.sale_id for f in items],
+        [f.location for f in items],
+        [f.status for f in items],
+        [f.shipping_provider for f in items],
+        [f.tracking_number for f in items],
+        [f.is_bulky for f in items],
+        [f.version for f in items],
+        [f.date_created for f in items],
     )
     return [r["id"] for r in rows]
 
@@ -67,7 +77,8 @@ async def insert_many(conn: asyncpg.Connection, items: Sequence[Fulfillment]) ->
 async def lock(conn: asyncpg.Connection, tenant_id: UUID, fulfillment: UUID) -> Fulfillment | None:
     row = await conn.fetchrow(
         f"SELECT {COLUMNS} FROM {S}.fulfillments WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
-        tenant_id, fulfillment,
+        tenant_id,
+        fulfillment,
     )
     return Fulfillment(**dict(row)) if row else None
 
@@ -80,7 +91,8 @@ async def live_for_sales(
         f"SELECT {COLUMNS} FROM {S}.fulfillments WHERE (tenant_id, sale) IN"
         " (SELECT * FROM unnest($1::uuid[], $2::uuid[])) AND status <> 'canceled'"
         + (" ORDER BY id FOR UPDATE" if lock else ""),
-        [t for t, _ in sales], [s for _, s in sales],
+        [t for t, _ in sales],
+        [s for _, s in sales],
     )
     return [Fulfillment(**dict(r)) for r in rows]
 
@@ -91,7 +103,9 @@ async def save_statuses(conn: asyncpg.Connection, items: Sequence[Fulfillment]) 
             f"UPDATE {S}.fulfillments AS f SET status = v.status, version = v.version,"
             " updated_at = now() FROM unnest($1::uuid[], $2::text[], $3::int[])"
             " AS v(id, status, version) WHERE f.id = v.id",
-            [f.id for f in items], [f.status for f in items], [f.version for f in items],
+            [f.id for f in items],
+            [f.status for f in items],
+            [f.version for f in items],
         )
 
 
@@ -105,7 +119,11 @@ async def save_status_if_unchanged(
         " updated_at = now() WHERE tenant_id = $1 AND id = $2 AND version = $4 - 1 RETURNING id),"
         f" event AS ({outbox_insert(S, 5, 'EXISTS (SELECT FROM moved)')})"
         " SELECT pg_notify($9, '') FROM moved",
-        moved.tenant_id, moved.id, moved.status, moved.version, *outbox_arrays([event]),
+        moved.tenant_id,
+        moved.id,
+        moved.status,
+        moved.version,
+        *outbox_arrays([event]),
         outbox_channel(S),
     )
     return row is not None

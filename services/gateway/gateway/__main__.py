@@ -12,8 +12,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1)
     args = parser.parse_args()
     uvicorn.run(
-        "gateway.app:create_app", factory=True, host=args.host, port=args.port,
-        workers=args.workers, loop="uvloop", http="httptools", log_config=None,
+        "gateway.app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
         proxy_headers=True,
     )
 

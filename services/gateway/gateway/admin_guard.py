@@ -40,8 +40,11 @@ def check_admin(state: GatewayState, scope: Scope, authorization: str | None) ->
     address = client_address(scope)
     wait = state.admin_failures.blocked_seconds(address)
     if wait > 0:
-        raise Problem("rate_limit", "Too many failed admin attempts from this address.",
-                      headers={"Retry-After": retry_after(wait)})
+        raise Problem(
+            "rate_limit",
+            "Too many failed admin attempts from this address.",
+            headers={"Retry-After": retry_after(wait)},
+        )
     if not is_admin(authorization, state.settings.admin_token):
         state.admin_failures.wait_seconds(address)
         raise invalid_token("This needs the admin token.", missing=authorization is None)

@@ -76,7 +76,8 @@ async def _require_admin(state: State, authorization: Authorization = None) -> N
 # --- admin -------------------------------------------------------------------------------
 
 admin_router = APIRouter(
-    prefix="/api/v1/admin", tags=["admin"],
+    prefix="/api/v1/admin",
+    tags=["admin"],
     dependencies=[Depends(check_api_version), Depends(_require_admin)],
 )
 TenantName = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
@@ -85,7 +86,8 @@ TenantName = Annotated[Text, StringConstraints(strip_whitespace=True, min_length
 class NewTenant(BaseModel):
     name: TenantName
     scopes: list[ScopeName] = Field(
-        default_factory=lambda: list(DEFAULT_SCOPES), min_length=1,
+        default_factory=lambda: list(DEFAULT_SCOPES),
+        min_length=1,
         description="The first key's scopes; every scope but `admin` when left out.",
     )
 
@@ -125,8 +127,14 @@ class KeyList(BaseModel):
 
 
 def _key_out(key: store.ApiKey) -> KeyOut:
-    return KeyOut(id=key.id, tenant_id=key.tenant_id, prefix=key.prefix, scopes=list(key.scopes),
-                  created_at=key.created_at, revoked_at=key.revoked_at)
+    return KeyOut(
+        id=key.id,
+        tenant_id=key.tenant_id,
+        prefix=key.prefix,
+        scopes=list(key.scopes),
+        created_at=key.created_at,
+        revoked_at=key.revoked_at,
+    )
 
 
 @admin_router.post("/tenants", status_code=status.HTTP_201_CREATED, responses=problems(409))
@@ -140,7 +148,9 @@ async def create_tenant(body: NewTenant, state: State) -> CreatedTenant:
         raise Problem("duplicated", f"A tenant named {body.name!r} already exists.") from None
     return CreatedTenant(
         tenant=TenantOut(id=tenant.id, name=tenant.name, created_at=tenant.created_at),
-        key_id=key.id, api_key=key.secret, scopes=list(key.scopes),
+        key_id=key.id,
+        api_key=key.secret,
+        scopes=list(key.scopes),
     )
 
 

@@ -40,27 +40,36 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     policy = _idempotency_policy(settings)
 
     async def start(runtime: Runtime) -> None:
-        session = internal_session(settings.upstream_max_connections,
-                                   settings.upstream_timeout_seconds)
+        session = internal_session(
+            settings.upstream_max_connections, settings.upstream_timeout_seconds
+        )
         services = upstream_urls(settings)
         own_document = get_openapi(title=TITLE, version=VERSION, routes=admin_router.routes)
         runtime.extras[STATE_KEY] = GatewayState(
             settings=settings,
             pool=runtime.pool,
             session=session,
-            keys=KeyCache(runtime.pool, settings.api_key_cache_seconds,
-                          max_entries=settings.api_key_cache_size,
-                          max_missing=settings.api_key_negative_cache_size),
+            keys=KeyCache(
+                runtime.pool,
+                settings.api_key_cache_seconds,
+                max_entries=settings.api_key_cache_size,
+                max_missing=settings.api_key_negative_cache_size,
+            ),
             limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
-            unauthenticated=RateLimiter(settings.unauthenticated_rate_limit_per_second,
-                                        settings.unauthenticated_rate_limit_burst),
-            admin_failures=RateLimiter(settings.admin_failures_per_minute / 60,
-                                       settings.admin_failures_burst),
-            forwarder=Forwarder(session, services, settings.internal_token,
-                                settings.public_base_url),
+            unauthenticated=RateLimiter(
+                settings.unauthenticated_rate_limit_per_second,
+                settings.unauthenticated_rate_limit_burst,
+            ),
+            admin_failures=RateLimiter(
+                settings.admin_failures_per_minute / 60, settings.admin_failures_burst
+            ),
+            forwarder=Forwarder(
+                session, services, settings.internal_token, settings.public_base_url
+            ),
             idempotency=policy,
-            public_api=PublicApiDocument(session, services, own_document,
-                                         settings.openapi_cache_seconds),
+            public_api=PublicApiDocument(
+                session, services, own_document, settings.openapi_cache_seconds
+            ),
             events_api=orjson.dumps(events_document(settings.kafka_bootstrap_servers, VERSION)),
         )
 

@@ -20,10 +20,14 @@ SHOWN_PREFIX_LENGTH = len(API_KEY_PREFIX) + 8
 MAX_API_KEY_LENGTH = 128
 
 ScopeName = Literal[
-    "sales:read", "sales:write",
-    "stock:read", "stock:write",
-    "fulfillment:read", "fulfillment:write",
-    "webhooks:read", "webhooks:write",
+    "sales:read",
+    "sales:write",
+    "stock:read",
+    "stock:write",
+    "fulfillment:read",
+    "fulfillment:write",
+    "webhooks:read",
+    "webhooks:write",
     "admin",
 ]
 SCOPES: tuple[str, ...] = get_args(ScopeName)
@@ -53,8 +57,11 @@ def hash_api_key(secret: str) -> bytes:
 def new_api_key(scopes: Iterable[str]) -> store.NewApiKey:
     secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
     return store.NewApiKey(
-        id=uuid4(), secret=secret, key_hash=hash_api_key(secret),
-        prefix=secret[:SHOWN_PREFIX_LENGTH], scopes=tuple(dict.fromkeys(scopes)),
+        id=uuid4(),
+        secret=secret,
+        key_hash=hash_api_key(secret),
+        prefix=secret[:SHOWN_PREFIX_LENGTH],
+        scopes=tuple(dict.fromkeys(scopes)),
     )
 
 

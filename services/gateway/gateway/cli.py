@@ -49,9 +49,16 @@ async def _create_tenant(args: argparse.Namespace) -> dict[str, Any]:
     except store.TenantNameTaken:
         raise CommandFailed(f"a tenant named {args.name!r} already exists") from None
     print(f"created tenant {tenant.name} ({tenant.id}), key {key.id}", file=sys.stderr)
-    return {"tenant": {"id": str(tenant.id), "name": tenant.name,
-                       "created_at": tenant.created_at.isoformat()},
-            "key_id": str(key.id), "api_key": key.secret, "scopes": list(key.scopes)}
+    return {
+        "tenant": {
+            "id": str(tenant.id),
+            "name": tenant.name,
+            "created_at": tenant.created_at.isoformat(),
+        },
+        "key_id": str(key.id),
+        "api_key": key.secret,
+        "scopes": list(key.scopes),
+    }
 
 
 async def _create_key(args: argparse.Namespace) -> dict[str, Any]:
@@ -61,8 +68,12 @@ async def _create_key(args: argparse.Namespace) -> dict[str, Any]:
     key = new_api_key(args.scope or DEFAULT_SCOPES)
     await store.insert_key(args.pool, tenant.id, key)
     print(f"created key {key.id} for tenant {tenant.name} ({tenant.id})", file=sys.stderr)
-    return {"tenant_id": str(tenant.id), "key_id": str(key.id), "api_key": key.secret,
-            "scopes": list(key.scopes)}
+    return {
+        "tenant_id": str(tenant.id),
+        "key_id": str(key.id),
+        "api_key": key.secret,
+        "scopes": list(key.scopes),
+    }
 
 
 async def _revoke_key(args: argparse.Namespace) -> dict[str, Any]:
@@ -74,19 +85,30 @@ async def _revoke_key(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m gateway.cli", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m gateway.cli",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--json", action="store_true", help="print the whole record as JSON")
     commands = parser.add_subparsers(dest="command", required=True)
     tenant = commands.add_parser("create-tenant", help="create a tenant and its first API key")
     tenant.add_argument("name")
-    tenant.add_argument("--scope", action="append", choices=SCOPES,
-                        help="repeatable; every scope but admin when left out")
+    tenant.add_argument(
+        "--scope",
+        action="append",
+        choices=SCOPES,
+        help="repeatable; every scope but admin when left out",
+    )
     tenant.set_defaults(run=_create_tenant)
     key = commands.add_parser("create-key", help="issue another API key for a tenant")
     key.add_argument("tenant", help="tenant id or name")
-    key.add_argument("--scope", action="append", choices=SCOPES,
-                     help="repeatable; every scope but admin when left out")
+    key.add_argument(
+        "--scope",
+        action="append",
+        choices=SCOPES,
+        help="repeatable; every scope but admin when left out",
+    )
     key.set_defaults(run=_create_key)
     revoke = commands.add_parser("revoke-key", help="revoke an API key")
     revoke.add_argument("key_id", type=UUID)

@@ -77,8 +77,11 @@ class ForwardingMiddleware:
         caller = await caller_of(state, scope, headers.get("authorization"))
         wait = state.limiter.wait_seconds(caller.key_id)
         if wait > 0:
-            raise Problem("rate_limit", "Too many requests for this API key.",
-                          headers={"Retry-After": retry_after(wait)})
+            raise Problem(
+                "rate_limit",
+                "Too many requests for this API key.",
+                headers={"Retry-After": retry_after(wait)},
+            )
         route = route_for(path)
         if route is None:
             raise Problem("no_content", "No such resource.")
@@ -86,21 +89,29 @@ class ForwardingMiddleware:
         if needed not in caller.scopes:
             raise Problem("no_permission", f"This API key lacks the {needed!r} scope.")
         call = UpstreamCall(
-            service=route.service, method=method,
+            service=route.service,
+            method=method,
             path=upstream_path(scope.get("raw_path"), path),
             query=scope["query_string"].decode("latin-1"),
             headers=forwarded_headers(scope["headers"]),
             body=await read_body(receive, headers, state.settings.max_request_body_bytes),
-            tenant_id=caller.tenant_id, actor=caller.actor,
+            tenant_id=caller.tenant_id,
+            actor=caller.actor,
         )
         idempotency_key = call.headers.get("idempotency-key")
         if method != "POST" or idempotency_key is None:
             return raw(await state.forwarder.forward(call))
         fingerprint = store.RequestFingerprint.of(call.method, call.path, call.query, call.body)
-        return raw(await forward_once(
-            state.pool, state.idempotency, caller.tenant_id, idempotency_key, fingerprint,
-            lambda: state.forwarder.forward(call),
-        ))
+        return raw(
+            await forward_once(
+                state.pool,
+                state.idempotency,
+                caller.tenant_id,
+                idempotency_key,
+                fingerprint,
+                lambda: state.forwarder.forward(call),
+            )
+        )
 
 
 async def caller_of(state: GatewayState, scope: Scope, authorization: str | None) -> Caller:
@@ -113,8 +124,11 @@ async def caller_of(state: GatewayState, scope: Scope, authorization: str | None
     address = client_address(scope)
     wait = state.unauthenticated.wait_seconds(address)
     if wait > 0:
-        raise Problem("rate_limit", "Too many requests without a valid API key from this address.",
-                      headers={"Retry-After": retry_after(wait)})
+        raise Problem(
+            "rate_limit",
+            "Too many requests without a valid API key from this address.",
+            headers={"Retry-After": retry_after(wait)},
+        )
     if token is None:
         raise invalid_token("Send an API key as `Authorization: Bearer <key>`.", missing=True)
     if not known:
@@ -155,8 +169,10 @@ class ClientGone(Exception):
 
 def raw(answer: store.StoredResponse) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """Status, ASGI headers and body; no Content-Length where HTTP forbids one."""
-    headers = [(name.lower().encode("latin-1"), value.encode("latin-1"))
-               for name, value in answer.headers.items()]
+    headers = [
+        (name.lower().encode("latin-1"), value.encode("latin-1"))
+        for name, value in answer.headers.items()
+    ]
     if answer.status_code >= 200 and answer.status_code not in (204, 304):
         headers.append((b"content-length", str(len(answer.body)).encode()))
     return answer.status_code, headers, answer.body

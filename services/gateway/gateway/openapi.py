@@ -27,7 +27,9 @@ HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "pa
 SECURITY_SCHEMES = {
     "apiKey": {"type": "http", "scheme": "bearer", "description": "A tenant's API key, `fk_...`"},
     "adminToken": {
-        "type": "http", "scheme": "bearer", "description": "The operator's `ADMIN_TOKEN`",
+        "type": "http",
+        "scheme": "bearer",
+        "description": "The operator's `ADMIN_TOKEN`",
     },
 }
 FASTAPI_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
@@ -39,16 +41,23 @@ def _is_public(path: str) -> bool:
 
 def _rewrite_refs(node: Any, renamed: Mapping[str, str]) -> Any:
     if isinstance(node, dict):
-        return {k: renamed.get(v, v) if k == "$ref" and isinstance(v, str)
-                else _rewrite_refs(v, renamed) for k, v in node.items()}
+        return {
+            k: renamed.get(v, v)
+            if k == "$ref" and isinstance(v, str)
+            else _rewrite_refs(v, renamed)
+            for k, v in node.items()
+        }
     if isinstance(node, list):
         return [_rewrite_refs(v, renamed) for v in node]
     return node
 
 
 def _mergeable(components: Mapping[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    return [(kind, entries) for kind, entries in components.items()
-            if kind != "securitySchemes" and isinstance(entries, dict)]
+    return [
+        (kind, entries)
+        for kind, entries in components.items()
+        if kind != "securitySchemes" and isinstance(entries, dict)
+    ]
 
 
 def _merge_components(
@@ -100,7 +109,8 @@ def merge_openapi(
     definition are shared, different ones are renamed per service (`Stock` + `Address`).
     """
     components: dict[str, dict[str, Any]] = {
-        **problem_components(), "securitySchemes": SECURITY_SCHEMES,
+        **problem_components(),
+        "securitySchemes": SECURITY_SCHEMES,
     }
     paths: dict[str, dict[str, Any]] = {}
     sources = [("gateway", gateway), *sorted(services.items())]

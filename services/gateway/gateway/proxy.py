@@ -24,10 +24,20 @@ log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
 REQUEST_HEADERS = ("content-type", "accept", "if-match", "prefer", "idempotency-key")
-RESPONSE_HEADERS = frozenset({
-    b"content-type", b"link", b"total-count", b"location", b"retry-after", b"etag",
-    b"preference-applied", b"allow", b"cache-control", b"idempotent-replayed",
-})
+RESPONSE_HEADERS = frozenset(
+    {
+        b"content-type",
+        b"link",
+        b"total-count",
+        b"location",
+        b"retry-after",
+        b"etag",
+        b"preference-applied",
+        b"allow",
+        b"cache-control",
+        b"idempotent-replayed",
+    }
+)
 LINK_HEADERS = frozenset({b"link", b"location"})
 REPLAYED_HEADER = "idempotent-replayed"
 
@@ -52,7 +62,7 @@ def route_for(path: str) -> Route | None:
     """The route of `/api/v1/<segment>/...` by its first segment; None when nobody serves it."""
     if not path.startswith(API_PREFIX + "/"):
         return None
-    segment = path[len(API_PREFIX) + 1:].split("/", 1)[0]
+    segment = path[len(API_PREFIX) + 1 :].split("/", 1)[0]
     return ROUTES.get(segment)
 
 
@@ -106,7 +116,10 @@ class Forwarder:
     for the tenant; turns connection failures into 503 and timeouts into 504 problems."""
 
     def __init__(
-        self, session: aiohttp.ClientSession, base_urls: Mapping[str, str], internal_token: str,
+        self,
+        session: aiohttp.ClientSession,
+        base_urls: Mapping[str, str],
+        internal_token: str,
         public_base_url: str = "",
     ) -> None:
         self._session = session
@@ -121,11 +134,19 @@ class Forwarder:
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
                 # A pooled connection the service had closed. aiohttp sends idempotent methods
                 # again by itself; a keyed POST is safe to send again too (the service replays).
-                if (isinstance(exc, aiohttp.ClientConnectorError) or call.method != "POST"
-                        or "idempotency-key" not in call.headers):
+                if (
+                    isinstance(exc, aiohttp.ClientConnectorError)
+                    or call.method != "POST"
+                    or "idempotency-key" not in call.headers
+                ):
                     raise
-                log.info("%s closed the connection (%s); sending %s %s again",
-                         call.service, exc, call.method, call.path)
+                log.info(
+                    "%s closed the connection (%s); sending %s %s again",
+                    call.service,
+                    exc,
+                    call.method,
+                    call.path,
+                )
                 return await self._send(call)
         except TimeoutError:
             log.warning("%s timed out on %s %s", call.service, call.method, call.path)
@@ -134,13 +155,17 @@ class Forwarder:
         except aiohttp.ClientError as exc:
             log.warning("%s unreachable on %s %s: %s", call.service, call.method, call.path, exc)
             raise Problem(
-                "unavailable", f"The {call.service} service is unavailable; try again later.",
+                "unavailable",
+                f"The {call.service} service is unavailable; try again later.",
                 headers={"Retry-After": "1"},
             ) from None
 
     async def _send(self, call: UpstreamCall) -> store.StoredResponse:
         async with self._session.request(
-            call.method, self._url(call), data=call.body or None, headers=self._headers(call),
+            call.method,
+            self._url(call),
+            data=call.body or None,
+            headers=self._headers(call),
             allow_redirects=False,
         ) as upstream:
             body = await upstream.read()
@@ -186,8 +211,7 @@ def forwarded_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, s
         try:
             headers[name] = raw_value.decode("utf-8")
         except UnicodeDecodeError:
-            raise Problem("invalid_request",
-                          f"The {name} header must be UTF-8 text.") from None
+            raise Problem("invalid_request", f"The {name} header must be UTF-8 text.") from None
     return headers
 
 

@@ -52,7 +52,10 @@ class RateLimiter:
     bucket left alone long enough is full again, as a new one would be)."""
 
     def __init__(
-        self, rate_per_second: float, burst: int, clock: Callable[[], float] = time.monotonic,
+        self,
+        rate_per_second: float,
+        burst: int,
+        clock: Callable[[], float] = time.monotonic,
         max_buckets: int = DEFAULT_MAX_BUCKETS,
     ) -> None:
         self.rate = rate_per_second

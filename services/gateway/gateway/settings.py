@@ -7,7 +7,9 @@ from fulfilkit.settings import ServiceSettings
 
 class GatewaySettings(ServiceSettings):
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = (
-        *ServiceSettings.SECRET_FIELDS, "admin_token", "internal_token",
+        *ServiceSettings.SECRET_FIELDS,
+        "admin_token",
+        "internal_token",
     )
     ACCEPTED_CALLERS: ClassVar[frozenset[str]] = frozenset()  # no service calls the gateway
 

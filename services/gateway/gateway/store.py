@@ -46,8 +46,12 @@ def _tenant(row: asyncpg.Record) -> Tenant:
 
 def _api_key(row: asyncpg.Record) -> ApiKey:
     return ApiKey(
-        id=row["id"], tenant_id=row["tenant_id"], prefix=row["prefix"],
-        scopes=tuple(row["scopes"]), created_at=row["created_at"], revoked_at=row["revoked_at"],
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        prefix=row["prefix"],
+        scopes=tuple(row["scopes"]),
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
     )
 
 
@@ -78,7 +82,11 @@ async def insert_key(
     row = await conn.fetchrow(
         "INSERT INTO gateway.api_keys (id, tenant_id, key_hash, prefix, scopes)"
         " VALUES ($1, $2, $3, $4, $5) RETURNING *",
-        key.id, tenant_id, key.key_hash, key.prefix, list(key.scopes),
+        key.id,
+        tenant_id,
+        key.key_hash,
+        key.prefix,
+        list(key.scopes),
     )
     return _api_key(row)
 
@@ -166,15 +174,21 @@ async def claim_idempotency_key(
                     AND (k.method, k.path, k.body_sha256) = ($3, $4, $5))
             RETURNING true
             """,
-            tenant_id, key, fingerprint.method, fingerprint.path, fingerprint.body_sha256,
-            ttl, forward_again_after,
+            tenant_id,
+            key,
+            fingerprint.method,
+            fingerprint.path,
+            fingerprint.body_sha256,
+            ttl,
+            forward_again_after,
         )
         if claimed:
             return None
         # A separate statement: it must see a row committed after the INSERT's snapshot.
         row = await pool.fetchrow(
             "SELECT * FROM gateway.idempotency_keys WHERE tenant_id = $1 AND key = $2",
-            tenant_id, key,
+            tenant_id,
+            key,
         )
         if row is not None:
             return _idempotency_record(row)
@@ -198,14 +212,19 @@ async def save_idempotent_response(
         await pool.execute(
             "UPDATE gateway.idempotency_keys SET completed_at = now()"
             " WHERE tenant_id = $1 AND key = $2",
-            tenant_id, key,
+            tenant_id,
+            key,
         )
         return
     await pool.execute(
         "UPDATE gateway.idempotency_keys"
         " SET status_code = $3, headers = $4, body = $5, completed_at = now()"
         " WHERE tenant_id = $1 AND key = $2",
-        tenant_id, key, response.status_code, response.headers, response.body,
+        tenant_id,
+        key,
+        response.status_code,
+        response.headers,
+        response.body,
     )
 
 
@@ -213,7 +232,8 @@ async def release_idempotency_key(pool: asyncpg.Pool, tenant_id: UUID, key: str)
     await pool.execute(
         "DELETE FROM gateway.idempotency_keys"
         " WHERE tenant_id = $1 AND key = $2 AND status_code IS NULL AND completed_at IS NULL",
-        tenant_id, key,
+        tenant_id,
+        key,
     )
 
 
@@ -225,7 +245,8 @@ async def prune_idempotency_keys(pool: asyncpg.Pool, ttl: timedelta, batch: int 
             "DELETE FROM gateway.idempotency_keys WHERE ctid = ANY(ARRAY("
             " SELECT ctid FROM gateway.idempotency_keys"
             " WHERE created_at < now() - $1::interval LIMIT $2))",
-            ttl, batch,
+            ttl,
+            batch,
         )
         deleted = int(status.split()[-1])
         total += deleted

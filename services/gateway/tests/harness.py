@@ -77,10 +77,16 @@ class FakeService:
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         if request.path == "/openapi.json" and self.openapi is not None:
             return web.json_response(self.openapi)
-        self.received.append(Received(
-            request.method, request.path, request.raw_path, request.query_string, request.headers,
-            await request.read(),
-        ))
+        self.received.append(
+            Received(
+                request.method,
+                request.path,
+                request.raw_path,
+                request.query_string,
+                request.headers,
+                await request.read(),
+            )
+        )
         return await self.respond(request)
 
 
@@ -116,7 +122,12 @@ class RunningGateway:
     http: aiohttp.ClientSession
 
     async def call(
-        self, method: str, path: str, *, key: str | None = None, json: Any = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        key: str | None = None,
+        json: Any = None,
         headers: dict[str, str] | None = None,
     ) -> Answer:
         """(status, body parsed when JSON, headers)."""
@@ -139,7 +150,9 @@ class RunningGateway:
 
     async def new_key(self, tenant_id: str, scopes: list[str]) -> dict[str, Any]:
         status, body, _ = await self.call(
-            "POST", f"/api/v1/admin/tenants/{tenant_id}/keys", key=ADMIN_TOKEN,
+            "POST",
+            f"/api/v1/admin/tenants/{tenant_id}/keys",
+            key=ADMIN_TOKEN,
             json={"scopes": scopes},
         )
         assert status == 201, body
@@ -159,14 +172,16 @@ class Gateways:
         self._http = aiohttp.ClientSession()
 
     async def start(self, **overrides: Any) -> RunningGateway:
-        settings = GatewaySettings(**{
-            "environment": "production",
-            "database_url": self._database_url,
-            "admin_token": ADMIN_TOKEN,
-            "internal_token": INTERNAL_TOKEN,
-            **{f"{name}_url": fake.url for name, fake in self._fakes.items()},
-            **overrides,
-        })
+        settings = GatewaySettings(
+            **{
+                "environment": "production",
+                "database_url": self._database_url,
+                "admin_token": ADMIN_TOKEN,
+                "internal_token": INTERNAL_TOKEN,
+                **{f"{name}_url": fake.url for name, fake in self._fakes.items()},
+                **overrides,
+            }
+        )
         server = uvicorn.Server(uvicorn.Config(create_app(settings), log_config=None))
         sock = listening_socket()
         task = asyncio.create_task(server.serve(sockets=[sock]))

@@ -39,22 +39,28 @@ async def raw_request(url: str, head: bytes) -> tuple[int, dict[bytes, bytes], b
 def linking(fakes: dict[str, FakeService]) -> None:
     async def page(request: web.Request) -> web.Response:
         origin = request.url.origin()
-        return web.json_response({"data": []}, headers={
-            "Link": f'<{origin}/api/v1/sales?offset=100>; rel="next"',
-            "Location": f"{origin}/api/v1/sales/S-1",
-        })
+        return web.json_response(
+            {"data": []},
+            headers={
+                "Link": f'<{origin}/api/v1/sales?offset=100>; rel="next"',
+                "Location": f"{origin}/api/v1/sales/S-1",
+            },
+        )
 
     fakes["orders"].respond = page
 
 
 @pytest.mark.parametrize("host", ["evil.example", r"\g<0>", r"a\1"])
 async def test_links_are_relative_whatever_host_the_client_sends(
-    gateway: RunningGateway, fakes: dict[str, FakeService], host: str,
+    gateway: RunningGateway,
+    fakes: dict[str, FakeService],
+    host: str,
 ) -> None:
     linking(fakes)
     tenant = await gateway.new_tenant()
-    status, _, headers = await gateway.call("GET", "/api/v1/sales", key=tenant["api_key"],
-                                            headers={"Host": host})
+    status, _, headers = await gateway.call(
+        "GET", "/api/v1/sales", key=tenant["api_key"], headers={"Host": host}
+    )
     assert status == 200
     assert headers["Link"] == '</api/v1/sales?offset=100>; rel="next"'
     assert headers["Location"] == "/api/v1/sales/S-1"
@@ -66,8 +72,9 @@ async def test_links_point_at_the_configured_public_base_url(
     gateway = await start_gateway(public_base_url="https://api.example.com")
     linking(fakes)
     tenant = await gateway.new_tenant()
-    _, _, headers = await gateway.call("GET", "/api/v1/sales", key=tenant["api_key"],
-                                       headers={"Host": r"\g<0>"})
+    _, _, headers = await gateway.call(
+        "GET", "/api/v1/sales", key=tenant["api_key"], headers={"Host": r"\g<0>"}
+    )
     assert headers["Link"] == '<https://api.example.com/api/v1/sales?offset=100>; rel="next"'
     assert headers["Location"] == "https://api.example.com/api/v1/sales/S-1"
 
@@ -83,10 +90,12 @@ async def test_header_bytes_pass_unchanged_both_ways_or_are_refused(
 
     fakes["stock"].respond = echo_bytes
     tenant = await gateway.new_tenant()
-    head = (b"GET /api/v1/products HTTP/1.1\r\nHost: x\r\n"
-            b"Authorization: Bearer " + tenant["api_key"].encode())
+    head = (
+        b"GET /api/v1/products HTTP/1.1\r\nHost: x\r\n"
+        b"Authorization: Bearer " + tenant["api_key"].encode()
+    )
 
-    status, headers, _ = await raw_request(gateway.url, head + "\r\nIf-Match: \"é\"".encode())
+    status, headers, _ = await raw_request(gateway.url, head + '\r\nIf-Match: "é"'.encode())
     assert status == 200
     assert [v for n, v in seen[-1] if n.lower() == b"if-match"] == ['"é"'.encode()]
     assert headers[b"etag"] == '"é-1"'.encode()
@@ -104,7 +113,8 @@ async def test_an_unusable_request_id_is_replaced_even_on_health_and_ready(
 ) -> None:
     for path in (b"/health", b"/ready"):
         status, headers, _ = await raw_request(
-            gateway.url, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nX-Request-Id: " + given)
+            gateway.url, b"GET " + path + b" HTTP/1.1\r\nHost: x\r\nX-Request-Id: " + given
+        )
         assert status == 200
         assert HEX_ID.fullmatch(headers[b"x-request-id"].decode()), headers
 
@@ -125,17 +135,23 @@ async def test_head_answers_as_get_without_the_body(
 
 
 async def test_an_answer_marked_no_store_is_not_kept_and_the_retry_goes_through(
-    gateway: RunningGateway, fakes: dict[str, FakeService], infrastructure,
+    gateway: RunningGateway,
+    fakes: dict[str, FakeService],
+    infrastructure,
 ) -> None:
     async def secret(request: web.Request) -> web.Response:
-        return web.json_response({"secret": "whsec_abc"}, status=201,
-                                 headers={"Cache-Control": "no-store"})
+        return web.json_response(
+            {"secret": "whsec_abc"}, status=201, headers={"Cache-Control": "no-store"}
+        )
 
     fakes["webhooks"].respond = secret
     tenant = await gateway.new_tenant()
     key = ref("idem")
-    post = {"key": tenant["api_key"], "json": {"url": "https://x.example"},
-            "headers": {"Idempotency-Key": key}}
+    post = {
+        "key": tenant["api_key"],
+        "json": {"url": "https://x.example"},
+        "headers": {"Idempotency-Key": key},
+    }
 
     for _ in range(2):
         status, body, headers = await gateway.call("POST", "/api/v1/webhooks/endpoints", **post)
@@ -144,15 +160,21 @@ async def test_an_answer_marked_no_store_is_not_kept_and_the_retry_goes_through(
     assert [r.headers["Idempotency-Key"] for r in fakes["webhooks"].received] == [key, key]
     db = await asyncpg.connect(infrastructure.database_url)
     try:
-        row = await db.fetchrow("SELECT status_code, body, completed_at FROM"
-                                " gateway.idempotency_keys WHERE key = $1", key)
+        row = await db.fetchrow(
+            "SELECT status_code, body, completed_at FROM gateway.idempotency_keys WHERE key = $1",
+            key,
+        )
     finally:
         await db.close()
     assert row["status_code"] is None and row["body"] is None and row["completed_at"]
 
-    other = await gateway.call("POST", "/api/v1/webhooks/endpoints", key=tenant["api_key"],
-                               json={"url": "https://y.example"},
-                               headers={"Idempotency-Key": key})
+    other = await gateway.call(
+        "POST",
+        "/api/v1/webhooks/endpoints",
+        key=tenant["api_key"],
+        json={"url": "https://y.example"},
+        headers={"Idempotency-Key": key},
+    )
     assert other[0] == 409 and "different request" in other[1]["detail"]
     assert len(fakes["webhooks"].received) == 2
 
@@ -169,8 +191,11 @@ async def test_a_retry_of_a_request_in_progress_for_seconds_is_forwarded_again(
 
     fakes["stock"].respond = slow
     tenant = await gateway.new_tenant()
-    post = {"key": tenant["api_key"], "json": {"quantity": 1},
-            "headers": {"Idempotency-Key": ref("idem")}}
+    post = {
+        "key": tenant["api_key"],
+        "json": {"quantity": 1},
+        "headers": {"Idempotency-Key": ref("idem")},
+    }
     first = asyncio.create_task(gateway.call("POST", "/api/v1/stock/transfers", **post))
     await wait_until(lambda: len(fakes["stock"].received) == 1, "first request upstream")
     status, body, _ = await gateway.call("POST", "/api/v1/stock/transfers", **post)
@@ -181,8 +206,10 @@ async def test_a_retry_of_a_request_in_progress_for_seconds_is_forwarded_again(
     deadline = time.monotonic() + 10
     while True:
         second = asyncio.create_task(gateway.call("POST", "/api/v1/stock/transfers", **post))
-        await wait_until(lambda task=second: task.done() or len(fakes["stock"].received) == 2,
-                         "an answer, or the retry forwarded again")
+        await wait_until(
+            lambda task=second: task.done() or len(fakes["stock"].received) == 2,
+            "an answer, or the retry forwarded again",
+        )
         if len(fakes["stock"].received) == 2:
             break
         assert second.result()[0] == 409, second.result()
@@ -218,8 +245,10 @@ class ClosingService:
                 if answered:
                     return
                 self.requests.append(head.split(b"\r\n")[0])
-                writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-                             b"Content-Length: 11\r\n\r\n{\"ok\":true}")
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b'Content-Length: 11\r\n\r\n{"ok":true}'
+                )
                 await writer.drain()
                 answered = True
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -237,10 +266,12 @@ async def test_a_keyed_post_on_a_connection_the_service_closed_is_sent_again(
         gateway = await start_gateway(stock_url=closing.url, upstream_max_connections=1)
         tenant = await gateway.new_tenant()
         path = "/api/v1/stock/transfers"
-        first = await gateway.call("POST", path, key=tenant["api_key"], json={},
-                                   headers={"Idempotency-Key": ref("idem")})
-        keyed = await gateway.call("POST", path, key=tenant["api_key"], json={},
-                                   headers={"Idempotency-Key": ref("idem")})
+        first = await gateway.call(
+            "POST", path, key=tenant["api_key"], json={}, headers={"Idempotency-Key": ref("idem")}
+        )
+        keyed = await gateway.call(
+            "POST", path, key=tenant["api_key"], json={}, headers={"Idempotency-Key": ref("idem")}
+        )
         assert first[:2] == keyed[:2] == (200, {"ok": True})
         assert len(closing.requests) == 2, "the keyed POST was answered on a new connection"
 

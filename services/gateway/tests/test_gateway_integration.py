@@ -44,19 +44,28 @@ async def test_admin_creates_a_tenant_whose_first_key_has_every_scope_but_admin(
     assert body["tenant"]["name"] == name and body["tenant"]["id"] and body["tenant"]["created_at"]
     assert body["api_key"].startswith("fk_")
     assert body["scopes"] == [
-        "sales:read", "sales:write", "stock:read", "stock:write", "fulfillment:read",
-        "fulfillment:write", "webhooks:read", "webhooks:write",
+        "sales:read",
+        "sales:write",
+        "stock:read",
+        "stock:write",
+        "fulfillment:read",
+        "fulfillment:write",
+        "webhooks:read",
+        "webhooks:write",
     ]
     status, _, _ = await gateway.call("GET", "/api/v1/sales", key=body["api_key"])
     assert status == 200
-    status, problem, headers = await gateway.call("GET", "/api/v1/stock/integrity",
-                                                  key=body["api_key"])
+    status, problem, headers = await gateway.call(
+        "GET", "/api/v1/stock/integrity", key=body["api_key"]
+    )
     assert_problem(status, problem, headers, 403, "no_permission")
 
 
 async def test_the_first_key_gets_the_scopes_asked_for(gateway: RunningGateway) -> None:
     status, body, _ = await gateway.call(
-        "POST", "/api/v1/admin/tenants", key=ADMIN_TOKEN,
+        "POST",
+        "/api/v1/admin/tenants",
+        key=ADMIN_TOKEN,
         json={"name": ref("gw-tenant"), "scopes": ["sales:read", "admin"]},
     )
 
@@ -64,12 +73,15 @@ async def test_the_first_key_gets_the_scopes_asked_for(gateway: RunningGateway) 
     assert body["scopes"] == ["sales:read", "admin"]
     assert (await gateway.call("GET", "/api/v1/sales", key=body["api_key"]))[0] == 200
     assert (await gateway.call("GET", "/api/v1/stock/integrity", key=body["api_key"]))[0] == 200
-    status, problem, headers = await gateway.call("POST", "/api/v1/sales", key=body["api_key"],
-                                                  json={})
+    status, problem, headers = await gateway.call(
+        "POST", "/api/v1/sales", key=body["api_key"], json={}
+    )
     assert_problem(status, problem, headers, 403, "no_permission")
     for scopes in ([], ["sales:read", "everything"]):
         status, problem, headers = await gateway.call(
-            "POST", "/api/v1/admin/tenants", key=ADMIN_TOKEN,
+            "POST",
+            "/api/v1/admin/tenants",
+            key=ADMIN_TOKEN,
             json={"name": ref("gw-tenant"), "scopes": scopes},
         )
         assert_problem(status, problem, headers, 422, "validation")
@@ -90,8 +102,9 @@ async def test_admin_routes_refuse_a_wrong_or_missing_admin_token(
 
 async def test_a_duplicate_tenant_name_is_409(gateway: RunningGateway) -> None:
     name = ref("gw-tenant")
-    first, *_ = await gateway.call("POST", "/api/v1/admin/tenants", key=ADMIN_TOKEN,
-                                   json={"name": name})
+    first, *_ = await gateway.call(
+        "POST", "/api/v1/admin/tenants", key=ADMIN_TOKEN, json={"name": name}
+    )
     status, body, headers = await gateway.call(
         "POST", "/api/v1/admin/tenants", key=ADMIN_TOKEN, json={"name": name}
     )
@@ -123,13 +136,17 @@ async def test_keys_for_an_unknown_tenant_or_bad_scopes_are_refused(
 ) -> None:
     unknown = "00000000-0000-0000-0000-000000000000"
     status, body, headers = await gateway.call(
-        "POST", f"/api/v1/admin/tenants/{unknown}/keys", key=ADMIN_TOKEN,
+        "POST",
+        f"/api/v1/admin/tenants/{unknown}/keys",
+        key=ADMIN_TOKEN,
         json={"scopes": ["sales:read"]},
     )
     assert_problem(status, body, headers, 404, "no_content")
     tenant = await gateway.new_tenant()
     status, body, headers = await gateway.call(
-        "POST", f"/api/v1/admin/tenants/{tenant['tenant']['id']}/keys", key=ADMIN_TOKEN,
+        "POST",
+        f"/api/v1/admin/tenants/{tenant['tenant']['id']}/keys",
+        key=ADMIN_TOKEN,
         json={"scopes": ["everything"]},
     )
     assert_problem(status, body, headers, 422, "validation")
@@ -148,8 +165,11 @@ async def test_a_missing_scope_is_403_and_never_reaches_the_service(
     tenant = await gateway.new_tenant()
     reader = await gateway.new_key(tenant["tenant"]["id"], ["sales:read"])
 
-    for method, path in (("POST", "/api/v1/sales"), ("GET", "/api/v1/products"),
-                         ("DELETE", "/api/v1/webhooks/endpoints/1")):
+    for method, path in (
+        ("POST", "/api/v1/sales"),
+        ("GET", "/api/v1/products"),
+        ("DELETE", "/api/v1/webhooks/endpoints/1"),
+    ):
         status, body, headers = await gateway.call(method, path, key=reader["api_key"], json={})
         assert_problem(status, body, headers, 403, "no_permission")
     assert (await gateway.call("GET", "/api/v1/sales", key=reader["api_key"]))[0] == 200
@@ -192,13 +212,15 @@ async def test_a_405_comes_from_the_owning_service_with_its_allow(
     gateway: RunningGateway, fakes: dict[str, FakeService]
 ) -> None:
     async def not_allowed(request: web.Request) -> web.Response:
-        return web.json_response({"code": "method_not_allowed"}, status=405,
-                                 headers={"Allow": "GET, HEAD, POST"})
+        return web.json_response(
+            {"code": "method_not_allowed"}, status=405, headers={"Allow": "GET, HEAD, POST"}
+        )
 
     fakes["orders"].respond = not_allowed
     tenant = await gateway.new_tenant()
-    status, body, headers = await gateway.call("OPTIONS", "/api/v1/sales", key=tenant["api_key"],
-                                               headers={"X-Request-Id": "req-405"})
+    status, body, headers = await gateway.call(
+        "OPTIONS", "/api/v1/sales", key=tenant["api_key"], headers={"X-Request-Id": "req-405"}
+    )
     assert status == 405 and body == {"code": "method_not_allowed"}
     assert headers["Allow"] == "GET, HEAD, POST"
     assert headers["X-Request-Id"] == "req-405"
@@ -213,8 +235,9 @@ async def test_an_empty_answer_is_forwarded_without_a_body(
 
     fakes["webhooks"].respond = no_content
     tenant = await gateway.new_tenant()
-    status, body, headers = await gateway.call("DELETE", "/api/v1/webhooks/endpoints/E-1",
-                                               key=tenant["api_key"])
+    status, body, headers = await gateway.call(
+        "DELETE", "/api/v1/webhooks/endpoints/E-1", key=tenant["api_key"]
+    )
     assert status == 204 and body == b"" and "Content-Length" not in headers
     status, body, headers = await gateway.call("HEAD", "/api/v1/sales", key=tenant["api_key"])
     assert status == 200 and body == b""
@@ -228,19 +251,22 @@ async def test_a_body_over_the_limit_is_413_and_never_reaches_the_service(
     fakes["orders"].received.clear()
     auth = {"Authorization": f"Bearer {tenant['api_key']}"}
     at_limit = b'{"note":"' + b"x" * (1000 - len(b'{"note":""}')) + b'"}'
-    async with gateway.http.post(gateway.url + "/api/v1/sales", data=at_limit,
-                                 headers=auth) as response:
+    async with gateway.http.post(
+        gateway.url + "/api/v1/sales", data=at_limit, headers=auth
+    ) as response:
         assert response.status == 200
     status, body, headers = await gateway.call(
-        "POST", "/api/v1/sales", key=tenant["api_key"], json={"note": "x" * 1000})
+        "POST", "/api/v1/sales", key=tenant["api_key"], json={"note": "x" * 1000}
+    )
     assert_problem(status, body, headers, 413, "too_large")
 
     async def chunks():  # no Content-Length: the limit holds while the body streams in
         for _ in range(4):
             yield b"x" * 400
 
-    async with gateway.http.post(gateway.url + "/api/v1/sales", data=chunks(),
-                                 headers=auth) as response:
+    async with gateway.http.post(
+        gateway.url + "/api/v1/sales", data=chunks(), headers=auth
+    ) as response:
         assert response.status == 413
         assert (await response.json(content_type=None))["code"] == "too_large"
     assert len(fakes["orders"].received) == 1, "only the request at the limit went through"
@@ -251,18 +277,33 @@ async def test_a_forwarded_request_carries_the_tenant_and_only_chosen_headers(
 ) -> None:
     async def created(request: web.Request) -> web.Response:
         return web.json_response(
-            {"sale_id": "S-1"}, status=201,
-            headers={"Link": f'<{request.url.origin()}/api/v1/sales?offset=100>; rel="next"',
-                     "Total-Count": "250", "Location": "/api/v1/sales/S-1", "ETag": '"3"',
-                     "Preference-Applied": "respond-async", "X-Upstream-Secret": "hidden"},
+            {"sale_id": "S-1"},
+            status=201,
+            headers={
+                "Link": f'<{request.url.origin()}/api/v1/sales?offset=100>; rel="next"',
+                "Total-Count": "250",
+                "Location": "/api/v1/sales/S-1",
+                "ETag": '"3"',
+                "Preference-Applied": "respond-async",
+                "X-Upstream-Secret": "hidden",
+            },
         )
 
     fakes["orders"].respond = created
     tenant = await gateway.new_tenant()
     status, body, headers = await gateway.call(
-        "POST", "/api/v1/sales/?wait=1", key=tenant["api_key"], json={"sale_id": "S-1"},
-        headers={"Prefer": "respond-async", "If-Match": "2", "X-Request-Id": "req-123",
-                 "X-Forwarded-Evil": "1", "Cookie": "a=b", "Idempotency-Key": "k-1"},
+        "POST",
+        "/api/v1/sales/?wait=1",
+        key=tenant["api_key"],
+        json={"sale_id": "S-1"},
+        headers={
+            "Prefer": "respond-async",
+            "If-Match": "2",
+            "X-Request-Id": "req-123",
+            "X-Forwarded-Evil": "1",
+            "Cookie": "a=b",
+            "Idempotency-Key": "k-1",
+        },
     )
 
     assert status == 201 and body == {"sale_id": "S-1"}
@@ -288,21 +329,26 @@ async def test_upstream_errors_come_back_as_they_are(
     gateway: RunningGateway, fakes: dict[str, FakeService]
 ) -> None:
     async def conflict(request: web.Request) -> web.Response:
-        return web.json_response({"code": "duplicated", "status": 409}, status=409,
-                                 content_type="application/problem+json")
+        return web.json_response(
+            {"code": "duplicated", "status": 409},
+            status=409,
+            content_type="application/problem+json",
+        )
 
     fakes["orders"].respond = conflict
     tenant = await gateway.new_tenant()
-    status, body, headers = await gateway.call("POST", "/api/v1/sales", key=tenant["api_key"],
-                                               json={})
+    status, body, headers = await gateway.call(
+        "POST", "/api/v1/sales", key=tenant["api_key"], json={}
+    )
     assert status == 409 and body["code"] == "duplicated"
     assert headers["Content-Type"].startswith(PROBLEM_JSON)
 
 
 async def test_only_api_version_v1_is_accepted(gateway: RunningGateway) -> None:
     tenant = await gateway.new_tenant()
-    ok, *_ = await gateway.call("GET", "/api/v1/sales", key=tenant["api_key"],
-                                headers={"X-API-Version": "v1"})
+    ok, *_ = await gateway.call(
+        "GET", "/api/v1/sales", key=tenant["api_key"], headers={"X-API-Version": "v1"}
+    )
     status, body, headers = await gateway.call(
         "GET", "/api/v1/sales", key=tenant["api_key"], headers={"X-API-Version": "v2"}
     )
@@ -316,8 +362,9 @@ async def test_a_key_over_its_rate_limit_gets_429_with_retry_after(
     gateway = await start_gateway(rate_limit_per_second=0.01, rate_limit_burst=2)
     tenant, other = await gateway.new_tenant(), await gateway.new_tenant()
 
-    statuses = [(await gateway.call("GET", "/api/v1/sales", key=tenant["api_key"]))[0]
-                for _ in range(2)]
+    statuses = [
+        (await gateway.call("GET", "/api/v1/sales", key=tenant["api_key"]))[0] for _ in range(2)
+    ]
     status, body, headers = await gateway.call("GET", "/api/v1/sales", key=tenant["api_key"])
 
     assert statuses == [200, 200]
@@ -332,13 +379,17 @@ async def test_an_idempotent_retry_replays_the_first_answer(
     answers = iter(range(1, 100))
 
     async def numbered(request: web.Request) -> web.Response:
-        return web.json_response({"answer": next(answers)}, status=201,
-                                 headers={"Location": "/api/v1/sales/S-9"})
+        return web.json_response(
+            {"answer": next(answers)}, status=201, headers={"Location": "/api/v1/sales/S-9"}
+        )
 
     fakes["orders"].respond = numbered
     tenant = await gateway.new_tenant()
-    post = {"key": tenant["api_key"], "json": {"sale_id": "S-9"},
-            "headers": {"Idempotency-Key": ref("idem")}}
+    post = {
+        "key": tenant["api_key"],
+        "json": {"sale_id": "S-9"},
+        "headers": {"Idempotency-Key": ref("idem")},
+    }
 
     first = await gateway.call("POST", "/api/v1/sales", **post)
     again = await gateway.call("POST", "/api/v1/sales/", **post)
@@ -355,12 +406,19 @@ async def test_the_same_idempotency_key_with_another_body_or_path_is_409(
 ) -> None:
     tenant = await gateway.new_tenant()
     headers = {"Idempotency-Key": ref("idem")}
-    first, *_ = await gateway.call("POST", "/api/v1/sales", key=tenant["api_key"],
-                                   json={"sale_id": "A"}, headers=headers)
-    other_body = await gateway.call("POST", "/api/v1/sales", key=tenant["api_key"],
-                                    json={"sale_id": "B"}, headers=headers)
-    other_path = await gateway.call("POST", "/api/v1/sales/cancel", key=tenant["api_key"],
-                                    json={"sale_id": "A"}, headers=headers)
+    first, *_ = await gateway.call(
+        "POST", "/api/v1/sales", key=tenant["api_key"], json={"sale_id": "A"}, headers=headers
+    )
+    other_body = await gateway.call(
+        "POST", "/api/v1/sales", key=tenant["api_key"], json={"sale_id": "B"}, headers=headers
+    )
+    other_path = await gateway.call(
+        "POST",
+        "/api/v1/sales/cancel",
+        key=tenant["api_key"],
+        json={"sale_id": "A"},
+        headers=headers,
+    )
 
     assert first == 200
     assert_problem(*other_body, 409, "conflict")
@@ -391,8 +449,11 @@ async def test_a_retry_while_the_first_is_in_progress_is_409(
 
     fakes["orders"].respond = slow
     tenant = await gateway.new_tenant()
-    post = {"key": tenant["api_key"], "json": {"sale_id": "S-2"},
-            "headers": {"Idempotency-Key": ref("idem")}}
+    post = {
+        "key": tenant["api_key"],
+        "json": {"sale_id": "S-2"},
+        "headers": {"Idempotency-Key": ref("idem")},
+    }
 
     first = asyncio.create_task(gateway.call("POST", "/api/v1/sales", **post))
     await wait_until(lambda: len(fakes["orders"].received) == 1, "first request upstream")
@@ -425,8 +486,13 @@ async def test_a_server_error_is_not_kept_so_the_retry_goes_through(
 
 async def test_an_over_long_idempotency_key_is_400(gateway: RunningGateway) -> None:
     tenant = await gateway.new_tenant()
-    answer = await gateway.call("POST", "/api/v1/sales", key=tenant["api_key"], json={},
-                                headers={"Idempotency-Key": "k" * 256})
+    answer = await gateway.call(
+        "POST",
+        "/api/v1/sales",
+        key=tenant["api_key"],
+        json={},
+        headers={"Idempotency-Key": "k" * 256},
+    )
     assert_problem(*answer, 400, "invalid_request")
 
 
@@ -477,12 +543,25 @@ async def test_openapi_merges_the_services_documents(
 ) -> None:
     for name, fake in fakes.items():
         fake.openapi = {
-            "openapi": "3.1.0", "info": {"title": name, "version": "1"},
-            "paths": {f"/api/v1/{name}-things": {"get": {"responses": {"200": {
-                          "description": "ok",
-                          "content": {"application/json": {"schema": {
-                              "$ref": "#/components/schemas/Thing"}}}}}}},
-                      "/internal/secret": {"post": {"responses": {}}}},
+            "openapi": "3.1.0",
+            "info": {"title": name, "version": "1"},
+            "paths": {
+                f"/api/v1/{name}-things": {
+                    "get": {
+                        "responses": {
+                            "200": {
+                                "description": "ok",
+                                "content": {
+                                    "application/json": {
+                                        "schema": {"$ref": "#/components/schemas/Thing"}
+                                    }
+                                },
+                            }
+                        }
+                    }
+                },
+                "/internal/secret": {"post": {"responses": {}}},
+            },
             "components": {"schemas": {"Thing": {"type": "object", "title": name}}},
         }
     gateway = await start_gateway()
@@ -497,7 +576,8 @@ async def test_openapi_merges_the_services_documents(
     assert doc["security"] == [{"apiKey": []}]
     assert doc["components"]["securitySchemes"]["apiKey"]["scheme"] == "bearer"
     stock_ref = doc["paths"]["/api/v1/stock-things"]["get"]["responses"]["200"]["content"][
-        "application/json"]["schema"]["$ref"]
+        "application/json"
+    ]["schema"]["$ref"]
     assert doc["components"]["schemas"][stock_ref.rsplit("/", 1)[1]]["title"] == "stock"
     status, page, headers = await gateway.call("GET", "/docs")
     assert status == 200 and headers["Content-Type"].startswith("text/html")
@@ -508,8 +588,11 @@ async def test_openapi_shows_a_redeployed_services_new_routes_after_the_cache_ti
     start_gateway: StartGateway, fakes: dict[str, FakeService]
 ) -> None:
     def document(path: str) -> dict:
-        return {"openapi": "3.1.0", "info": {"title": "orders", "version": "1"},
-                "paths": {path: {"get": {"responses": {"200": {"description": "ok"}}}}}}
+        return {
+            "openapi": "3.1.0",
+            "info": {"title": "orders", "version": "1"},
+            "paths": {path: {"get": {"responses": {"200": {"description": "ok"}}}}},
+        }
 
     for fake in fakes.values():
         fake.openapi = document(f"/api/v1/{fake.name}-things")
@@ -520,8 +603,11 @@ async def test_openapi_shows_a_redeployed_services_new_routes_after_the_cache_ti
     async def paths() -> set[str]:
         return set((await gateway.call("GET", "/openapi.json"))[1]["paths"])
 
-    shown = await eventually(paths, lambda p: "/api/v1/orders-new-things" in p,
-                             what="the new route in the merged document")
+    shown = await eventually(
+        paths,
+        lambda p: "/api/v1/orders-new-things" in p,
+        what="the new route in the merged document",
+    )
     assert "/api/v1/orders-things" not in shown
 
 
@@ -543,11 +629,20 @@ async def test_the_cli_creates_a_tenant_whose_key_works(
 ) -> None:
     service_root = Path(__file__).resolve().parents[1]
     repo = service_root.parents[1]
-    env = {**os.environ, "DATABASE_URL": gateway.settings.database_url,
-           "PYTHONPATH": os.pathsep.join([str(service_root), str(repo / "libs"), str(repo)])}
+    env = {
+        **os.environ,
+        "DATABASE_URL": gateway.settings.database_url,
+        "PYTHONPATH": os.pathsep.join([str(service_root), str(repo / "libs"), str(repo)]),
+    }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway.cli", "create-tenant", ref("gw-cli"),
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        "create-tenant",
+        ref("gw-cli"),
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await process.communicate()
 
@@ -558,9 +653,19 @@ async def test_the_cli_creates_a_tenant_whose_key_works(
     assert (await gateway.call("GET", "/api/v1/stock/integrity", key=key))[0] == 403
 
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "gateway.cli", "--json", "create-tenant", ref("gw-cli"),
-        "--scope", "stock:read", "--scope", "admin",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        "--json",
+        "create-tenant",
+        ref("gw-cli"),
+        "--scope",
+        "stock:read",
+        "--scope",
+        "admin",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     out, err = await process.communicate()
     assert process.returncode == 0, err.decode()

@@ -11,17 +11,28 @@ def _ok(schema_ref: str | None = None) -> dict[str, Any]:
 
 
 def _doc(paths: dict[str, Any], schemas: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"openapi": "3.1.0", "info": {"title": "t", "version": "0"}, "paths": paths,
-            "components": {"schemas": schemas or {}}}
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "t", "version": "0"},
+        "paths": paths,
+        "components": {"schemas": schemas or {}},
+    }
 
 
-GATEWAY = _doc({"/api/v1/admin/tenants": {"post": _ok("#/components/schemas/NewTenant")}},
-               {"NewTenant": {"type": "object"}})
+GATEWAY = _doc(
+    {"/api/v1/admin/tenants": {"post": _ok("#/components/schemas/NewTenant")}},
+    {"NewTenant": {"type": "object"}},
+)
 
 
 def test_only_public_paths_are_kept_and_admin_paths_need_the_admin_token() -> None:
-    stock = _doc({"/api/v1/products": {"get": _ok()}, "/internal/reserve": {"post": _ok()},
-                  "/health": {"get": _ok()}})
+    stock = _doc(
+        {
+            "/api/v1/products": {"get": _ok()},
+            "/internal/reserve": {"post": _ok()},
+            "/health": {"get": _ok()},
+        }
+    )
 
     merged = merge_openapi(GATEWAY, {"stock": stock})
 
@@ -40,15 +51,24 @@ def test_equal_schemas_are_shared_and_different_ones_renamed_per_service() -> No
     address = {"type": "object", "properties": {"city": {"type": "string"}}}
     orders = _doc(
         {"/api/v1/sales": {"post": _ok("#/components/schemas/Sale")}},
-        {"Sale": {"type": "object", "properties": {
-            "to": {"$ref": "#/components/schemas/Address"}}}, "Address": address,
-         "Page": {"type": "object"}},
+        {
+            "Sale": {
+                "type": "object",
+                "properties": {"to": {"$ref": "#/components/schemas/Address"}},
+            },
+            "Address": address,
+            "Page": {"type": "object"},
+        },
     )
     stock = _doc(
-        {"/api/v1/locations": {"post": _ok("#/components/schemas/Address")},
-         "/api/v1/products": {"get": _ok("#/components/schemas/Page")}},
-        {"Address": {"type": "object", "properties": {"line1": {"type": "string"}}},
-         "Page": {"type": "object"}},
+        {
+            "/api/v1/locations": {"post": _ok("#/components/schemas/Address")},
+            "/api/v1/products": {"get": _ok("#/components/schemas/Page")},
+        },
+        {
+            "Address": {"type": "object", "properties": {"line1": {"type": "string"}}},
+            "Page": {"type": "object"},
+        },
     )
 
     merged = merge_openapi(GATEWAY, {"stock": stock, "orders": orders})
@@ -57,17 +77,27 @@ def test_equal_schemas_are_shared_and_different_ones_renamed_per_service() -> No
     assert schemas["Address"] == address  # orders comes first (name order) and keeps the name
     assert schemas["StockAddress"]["properties"] == {"line1": {"type": "string"}}
     assert "StockPage" not in schemas and "Page" in schemas
-    assert (merged["paths"]["/api/v1/locations"]["post"]["responses"]["200"]["content"]
-            ["application/json"]["schema"]["$ref"]) == "#/components/schemas/StockAddress"
+    assert (
+        (
+            merged["paths"]["/api/v1/locations"]["post"]["responses"]["200"]["content"][
+                "application/json"
+            ]["schema"]["$ref"]
+        )
+        == "#/components/schemas/StockAddress"
+    )
     assert schemas["Sale"]["properties"]["to"]["$ref"] == "#/components/schemas/Address"
     assert "NewTenant" in schemas and "Problem" in schemas
 
 
 def test_a_schema_referring_to_a_renamed_schema_is_renamed_too() -> None:
-    first = _doc({"/api/v1/a": {"get": _ok("#/components/schemas/Outer")}},
-                 {"Outer": {"$ref": "#/components/schemas/Inner"}, "Inner": {"type": "string"}})
-    second = _doc({"/api/v1/b": {"get": _ok("#/components/schemas/Outer")}},
-                  {"Outer": {"$ref": "#/components/schemas/Inner"}, "Inner": {"type": "integer"}})
+    first = _doc(
+        {"/api/v1/a": {"get": _ok("#/components/schemas/Outer")}},
+        {"Outer": {"$ref": "#/components/schemas/Inner"}, "Inner": {"type": "string"}},
+    )
+    second = _doc(
+        {"/api/v1/b": {"get": _ok("#/components/schemas/Outer")}},
+        {"Outer": {"$ref": "#/components/schemas/Inner"}, "Inner": {"type": "integer"}},
+    )
 
     schemas = merge_openapi(GATEWAY, {"a": first, "b": second})["components"]["schemas"]
 
@@ -78,8 +108,9 @@ def test_a_schema_referring_to_a_renamed_schema_is_renamed_too() -> None:
 
 def test_the_first_definition_of_an_operation_wins() -> None:
     first = _doc({"/api/v1/x": {"get": {**_ok(), "summary": "first"}}})
-    second = _doc({"/api/v1/x": {"get": {**_ok(), "summary": "second"},
-                                 "post": {**_ok(), "summary": "post"}}})
+    second = _doc(
+        {"/api/v1/x": {"get": {**_ok(), "summary": "second"}, "post": {**_ok(), "summary": "post"}}}
+    )
 
     paths = merge_openapi(GATEWAY, {"a": first, "b": second})["paths"]
 
@@ -89,13 +120,31 @@ def test_the_first_definition_of_an_operation_wins() -> None:
 
 def test_validation_errors_are_documented_as_problems() -> None:
     fastapi_like = _doc(
-        {"/api/v1/sales": {"post": {"responses": {
-            "201": {"description": "ok"},
-            "422": {"description": "Validation Error", "content": {"application/json": {
-                "schema": {"$ref": "#/components/schemas/HTTPValidationError"}}}}}}}},
-        {"HTTPValidationError": {"properties": {"detail": {"items": {
-            "$ref": "#/components/schemas/ValidationError"}}}},
-         "ValidationError": {"type": "object"}},
+        {
+            "/api/v1/sales": {
+                "post": {
+                    "responses": {
+                        "201": {"description": "ok"},
+                        "422": {
+                            "description": "Validation Error",
+                            "content": {
+                                "application/json": {
+                                    "schema": {"$ref": "#/components/schemas/HTTPValidationError"}
+                                }
+                            },
+                        },
+                    }
+                }
+            }
+        },
+        {
+            "HTTPValidationError": {
+                "properties": {
+                    "detail": {"items": {"$ref": "#/components/schemas/ValidationError"}}
+                }
+            },
+            "ValidationError": {"type": "object"},
+        },
     )
 
     merged = merge_openapi(GATEWAY, {"orders": fastapi_like})

@@ -69,11 +69,16 @@ def test_the_forwarded_path_keeps_the_clients_encoding(
 @pytest.mark.parametrize(
     ("value", "public"),
     [
-        ('<http://10.0.0.5:8001/api/v1/sales?offset=100&limit=100>; rel="next", '
-         '<http://orders:8000/api/v1/sales?offset=0>; rel="prev"',
-         '<https://api.example.com/api/v1/sales?offset=100&limit=100>; rel="next", '
-         '<https://api.example.com/api/v1/sales?offset=0>; rel="prev"'),
-        ("http://stock:8000/api/v1/products/SKU-1", "https://api.example.com/api/v1/products/SKU-1"),
+        (
+            '<http://10.0.0.5:8001/api/v1/sales?offset=100&limit=100>; rel="next", '
+            '<http://orders:8000/api/v1/sales?offset=0>; rel="prev"',
+            '<https://api.example.com/api/v1/sales?offset=100&limit=100>; rel="next", '
+            '<https://api.example.com/api/v1/sales?offset=0>; rel="prev"',
+        ),
+        (
+            "http://stock:8000/api/v1/products/SKU-1",
+            "https://api.example.com/api/v1/products/SKU-1",
+        ),
         ("/api/v1/sales/S-1", "/api/v1/sales/S-1"),
         ("https://elsewhere.example/docs/api/v1", "https://elsewhere.example/docs/api/v1"),
         ("http://orders:8000/api/v10", "http://orders:8000/api/v10"),
@@ -99,8 +104,14 @@ def test_a_new_key_is_shown_once_and_stored_as_a_hash() -> None:
 
 @pytest.mark.parametrize(
     ("header", "token"),
-    [("Bearer fk_a", "fk_a"), ("bearer  fk_a ", "fk_a"), ("Basic abc", None), ("Bearer", None),
-     ("", None), (None, None)],
+    [
+        ("Bearer fk_a", "fk_a"),
+        ("bearer  fk_a ", "fk_a"),
+        ("Basic abc", None),
+        ("Bearer", None),
+        ("", None),
+        (None, None),
+    ],
 )
 def test_bearer_token(header: str | None, token: str | None) -> None:
     assert bearer_token(header) == token
@@ -185,10 +196,12 @@ async def test_a_flood_of_unknown_keys_never_evicts_a_key_in_use() -> None:
 
 async def test_keys_found_are_kept_least_recently_used_first_out() -> None:
     issued = [new_api_key(["sales:read"]) for _ in range(3)]
-    pool = FakePool({
-        key.key_hash: store.ApiKey(key.id, uuid4(), key.prefix, key.scopes, None, None)  # type: ignore[arg-type]
-        for key in issued
-    })
+    pool = FakePool(
+        {
+            key.key_hash: store.ApiKey(key.id, uuid4(), key.prefix, key.scopes, None, None)  # type: ignore[arg-type]
+            for key in issued
+        }
+    )
     cache = KeyCache(pool, ttl_seconds=60, max_entries=2)  # type: ignore[arg-type]
     first, second, third = (key.secret for key in issued)
     for secret in (first, second, first, third):  # `second` is the least recently used

@@ -52,10 +52,20 @@ def new_sale(body: SaleIn, tenant: uuid.UUID) -> Sale:
     dump = body.model_dump()
     now = utcnow()
     return Sale(
-        id=uuid.uuid4(), tenant_id=tenant, sale_id=body.sale_id, status="awaiting_stock",
-        version=1, shop=dump["shop"], location_id=body.location_id, lines=dump["lines"],
-        customer=body.customer, shipping_address=body.shipping_address, cancel_reason=None,
-        reservation=None, created_at=now, updated_at=now,
+        id=uuid.uuid4(),
+        tenant_id=tenant,
+        sale_id=body.sale_id,
+        status="awaiting_stock",
+        version=1,
+        shop=dump["shop"],
+        location_id=body.location_id,
+        lines=dump["lines"],
+        customer=body.customer,
+        shipping_address=body.shipping_address,
+        cancel_reason=None,
+        reservation=None,
+        created_at=now,
+        updated_at=now,
     )
 
 
@@ -66,8 +76,7 @@ def _the_one(decided: Decided, sale_id: str, refusal: str) -> Sale:
     [(_, sale)] = decided.refused
     if sale is None:
         raise Problem("no_content", f"No sale with sale_id {sale_id!r}.")
-    raise Problem("conflict", f"The sale is {sale.status} and {refusal}.",
-                  sale_status=sale.status)
+    raise Problem("conflict", f"The sale is {sale.status} and {refusal}.", sale_status=sale.status)
 
 
 async def _create(
@@ -81,19 +90,35 @@ async def _create(
     expected = {str(s.id): waiter.expect(str(s.id)) for s in sales} if wait else {}
     try:
         async with runtime.pool.acquire() as conn:
-            inserted = await store.insert_sales(conn, sales, actor,
-                                                [events.sale_created(s) for s in sales])
+            inserted = await store.insert_sales(
+                conn, sales, actor, [events.sale_created(s) for s in sales]
+            )
         created = [s for s in sales if s.id in inserted]
         refused = [s for s in sales if s.id not in inserted]
         if wait:
-            await waiter.wait_all({str(s.id): expected[str(s.id)] for s in created},
-                                  runtime.settings.sale_create_wait_seconds)
+            await waiter.wait_all(
+                {str(s.id): expected[str(s.id)] for s in created},
+                runtime.settings.sale_create_wait_seconds,
+            )
     finally:
         for key, future in expected.items():  # the refused ones too, or after an error
             waiter.forget(key, future)
     if not wait:  # the sales as accepted, whatever happened since
-        return [sale_out(s, [{"from_status": None, "to_status": s.status, "reason": "created",
-                              "actor": actor, "at": s.created_at}]) for s in created], refused
+        return [
+            sale_out(
+                s,
+                [
+                    {
+                        "from_status": None,
+                        "to_status": s.status,
+                        "reason": "created",
+                        "actor": actor,
+                        "at": s.created_at,
+                    }
+                ],
+            )
+            for s in created
+        ], refused
     async with runtime.pool.acquire() as conn:
         found = await store.sales_with_history(conn, [s.id for s in created])
     return [sale_out(*found[s.id]) for s in created], refused
@@ -111,10 +136,18 @@ def _prefers_async(prefer: str | None, response: Response) -> bool:
     return True
 
 
-@router.post("/sales", status_code=201, response_model=SaleOut,
-             responses={202: {"model": SaleOut, "description": "accepted, awaiting stock"}})
+@router.post(
+    "/sales",
+    status_code=201,
+    response_model=SaleOut,
+    responses={202: {"model": SaleOut, "description": "accepted, awaiting stock"}},
+)
 async def create_sale(
-    body: SaleIn, tenant: TenantId, actor: Actor, runtime: RuntimeDep, response: Response,
+    body: SaleIn,
+    tenant: TenantId,
+    actor: Actor,
+    runtime: RuntimeDep,
+    response: Response,
     prefer: Annotated[str | None, Header()] = None,
 ) -> SaleOut:
     respond_async = _prefers_async(prefer, response)
@@ -128,21 +161,36 @@ async def create_sale(
     return sale
 
 
-@router.post("/sales/batch", response_model=SalesOut,
-             responses={202: {"model": SalesOut, "description": "accepted, awaiting stock"}})
+@router.post(
+    "/sales/batch",
+    response_model=SalesOut,
+    responses={202: {"model": SalesOut, "description": "accepted, awaiting stock"}},
+)
 async def create_sales(
-    body: SalesIn, tenant: TenantId, actor: Actor, runtime: RuntimeDep, response: Response,
+    body: SalesIn,
+    tenant: TenantId,
+    actor: Actor,
+    runtime: RuntimeDep,
+    response: Response,
     prefer: Annotated[str | None, Header()] = None,
 ) -> SalesOut:
     """Up to 100 sales in one request, each as `POST /sales` would create it; a sale that is
     not valid or whose sale_id exists is reported in `errors` while the others are created."""
     respond_async = _prefers_async(prefer, response)
     valid, errors = _each_valid(body.sales)
-    created, refused = await _create(runtime, [new_sale(s, tenant) for _, s in valid],
-                                     actor, not respond_async)
+    created, refused = await _create(
+        runtime, [new_sale(s, tenant) for _, s in valid], actor, not respond_async
+    )
     index_of = {sale.sale_id: i for i, sale in valid}
-    errors += [CreateError(sale_id=s.sale_id, index=index_of[s.sale_id], code="duplicated",
-                           detail=_taken(s.sale_id)) for s in refused]
+    errors += [
+        CreateError(
+            sale_id=s.sale_id,
+            index=index_of[s.sale_id],
+            code="duplicated",
+            detail=_taken(s.sale_id),
+        )
+        for s in refused
+    ]
     return SalesOut(sales=created, errors=sorted(errors, key=lambda e: e.index))
 
 
@@ -157,16 +205,28 @@ def _each_valid(items: list[dict]) -> tuple[list[tuple[int, SaleIn]], list[Creat
             sale = SaleIn.model_validate(item)
         except ValidationError as invalid:
             given = item.get("sale_id")
-            errors.append(CreateError(
-                sale_id=given if isinstance(given, str) and code_error(given) is None else None,
-                index=index, code="validation", detail="The sale has invalid fields.",
-                errors=[FieldError(field=f"/sales/{index}{pointer(e['loc'])}", message=e["msg"])
-                        for e in invalid.errors()]))
+            errors.append(
+                CreateError(
+                    sale_id=given if isinstance(given, str) and code_error(given) is None else None,
+                    index=index,
+                    code="validation",
+                    detail="The sale has invalid fields.",
+                    errors=[
+                        FieldError(field=f"/sales/{index}{pointer(e['loc'])}", message=e["msg"])
+                        for e in invalid.errors()
+                    ],
+                )
+            )
             continue
         if sale.sale_id in seen:
-            errors.append(CreateError(sale_id=sale.sale_id, index=index, code="duplicated",
-                                      detail=f"sale_id {sale.sale_id!r} appears earlier in"
-                                             " this batch."))
+            errors.append(
+                CreateError(
+                    sale_id=sale.sale_id,
+                    index=index,
+                    code="duplicated",
+                    detail=f"sale_id {sale.sale_id!r} appears earlier in this batch.",
+                )
+            )
             continue
         seen.add(sale.sale_id)
         valid.append((index, sale))
@@ -175,18 +235,31 @@ def _each_valid(items: list[dict]) -> tuple[list[tuple[int, SaleIn]], list[Creat
 
 @router.post("/sales/cancel", response_model=CancelOut, responses=problems(404))
 async def cancel_sale(
-    body: CancelIn, tenant: TenantId, actor: Actor, pool: Pool, if_match: IfMatch = None,
+    body: CancelIn,
+    tenant: TenantId,
+    actor: Actor,
+    pool: Pool,
+    if_match: IfMatch = None,
 ) -> CancelOut:
     """From this answer on the sale can never ship; its stock and fulfillments follow. With
     `If-Match`, only if the sale is still at that version (409 otherwise)."""
     version = expected_version(if_match)
     try:
-        decided = await change_each(pool, tenant, actor, [body.sale_id],
-                                    lambda sale: cancel(sale, body.cancel_reason, version))
+        decided = await change_each(
+            pool,
+            tenant,
+            actor,
+            [body.sale_id],
+            lambda sale: cancel(sale, body.cancel_reason, version),
+        )
     except VersionMismatch as stale:
-        raise Problem("conflict", f"The sale has changed since version {stale.expected}: it is"
-                      f" {stale.sale.status} at version {stale.sale.version}.",
-                      sale_status=stale.sale.status, version=stale.sale.version) from None
+        raise Problem(
+            "conflict",
+            f"The sale has changed since version {stale.expected}: it is"
+            f" {stale.sale.status} at version {stale.sale.version}.",
+            sale_status=stale.sale.status,
+            version=stale.sale.version,
+        ) from None
     sale = _the_one(decided, body.sale_id, "can no longer be canceled")
     return CancelOut(id=sale.id, sale_id=sale.sale_id, status="canceled")
 
@@ -204,7 +277,11 @@ async def get_sale(sale_id: str, tenant: TenantId, pool: Pool, response: Respons
 
 @router.get("/sales")
 async def list_sales(
-    request: Request, response: Response, tenant: TenantId, pool: Pool, page: Page,
+    request: Request,
+    response: Response,
+    tenant: TenantId,
+    pool: Pool,
+    page: Page,
     status: Annotated[list[Status] | None, Query(max_length=len(get_args(Status)))] = None,
     channel: Annotated[Text | None, Query(max_length=64)] = None,
     created_from: Timestamp | None = None,
@@ -212,8 +289,14 @@ async def list_sales(
 ) -> dict:
     async with pool.acquire() as conn:
         sales, total = await store.list_sales(
-            conn, tenant, statuses=status or [], channel=channel, created_from=created_from,
-            created_to=created_to, limit=page.limit, offset=page.offset,
+            conn,
+            tenant,
+            statuses=status or [],
+            channel=channel,
+            created_from=created_from,
+            created_to=created_to,
+            limit=page.limit,
+            offset=page.offset,
         )
     items = [sale_out(s).model_dump(mode="json") for s in sales]
     return paginated(request, response, page, items, total)
@@ -226,9 +309,14 @@ async def claim_for_shipping(
     """Compare-and-set `pending -> in_fulfillment`: each sale is claimed at most once."""
     decided = await change_each(pool, tenant, actor, body.sale_ids, claim)
     errors = [
-        ClaimError(sale_id=sale_id, code="not_found", detail="No such sale.") if sale is None
-        else ClaimError(sale_id=sale_id, code="invalid_status", status=sale.status,
-                        detail=f"Only pending sales can be shipped; this one is {sale.status}.")
+        ClaimError(sale_id=sale_id, code="not_found", detail="No such sale.")
+        if sale is None
+        else ClaimError(
+            sale_id=sale_id,
+            code="invalid_status",
+            status=sale.status,
+            detail=f"Only pending sales can be shipped; this one is {sale.status}.",
+        )
         for sale_id, sale in decided.refused
     ]
     claimed = [events.snapshot(sale).model_dump(mode="json") for sale in decided.accepted]
@@ -245,8 +333,12 @@ async def ship_sales(
     errors = [
         ShipError(sale_id=sale_id, code="not_found", detail=f"No sale with sale_id {sale_id!r}.")
         if sale is None
-        else ShipError(sale_id=sale_id, code="conflict", sale_status=sale.status,
-                       detail=f"The sale is {sale.status} and cannot ship.")
+        else ShipError(
+            sale_id=sale_id,
+            code="conflict",
+            sale_status=sale.status,
+            detail=f"The sale is {sale.status} and cannot ship.",
+        )
         for sale_id, sale in decided.refused
     ]
     shipped = [sale.sale_id for sale in decided.accepted]
@@ -272,4 +364,3 @@ async def ship_sale(sale_id: str, tenant: ShippingTenantId, actor: Actor, pool: 
                 return snapshot_response(sale)
     decided = await change_each(pool, tenant, actor, [sale_id], ship)
     return snapshot_response(_the_one(decided, sale_id, "cannot ship"))
-

@@ -14,7 +14,9 @@ async def start_waiter(runtime: Runtime) -> None:
         """The sales whose reservation outcome is in (the wake-up's key is the sale's id)."""
         rows = await runtime.pool.fetch(
             "SELECT id::text FROM orders.sales"
-            " WHERE id = ANY($1::uuid[]) AND status <> 'awaiting_stock'", list(sale_ids))
+            " WHERE id = ANY($1::uuid[]) AND status <> 'awaiting_stock'",
+            list(sale_ids),
+        )
         return [r["id"] for r in rows]
 
     runtime.extras["waiter"] = Waiter(runtime.pool, STATUS_CHANNEL, settled)

@@ -35,7 +35,10 @@ class Decided:
 
 
 async def change_each(
-    pool: asyncpg.Pool, tenant: UUID, actor: str, sale_ids: Sequence[str],
+    pool: asyncpg.Pool,
+    tenant: UUID,
+    actor: str,
+    sale_ids: Sequence[str],
     decide: Callable[[Sale], StatusChange | None],
 ) -> Decided:
     """Lock the tenant's sales by sale_id (in id order) and let `decide` change each: it

@@ -11,18 +11,27 @@ SOURCE = "/orders"
 def snapshot(sale: Sale) -> c.SaleSnapshot:
     now = utcnow()
     return c.SaleSnapshot(
-        id=sale.id, sale_id=sale.sale_id, status=sale.status, version=sale.version,  # type: ignore[arg-type]
-        shop=c.Shop(**sale.shop), location_id=sale.location_id,
-        lines=[c.SaleLine(**ln) for ln in sale.lines], customer=sale.customer,
-        shipping_address=sale.shipping_address, cancel_reason=sale.cancel_reason,
-        reservation=sale.reservation, fulfillments=sale.fulfillments,
-        created_at=sale.created_at or now, updated_at=now,
+        id=sale.id,
+        sale_id=sale.sale_id,
+        status=sale.status,
+        version=sale.version,  # type: ignore[arg-type]
+        shop=c.Shop(**sale.shop),
+        location_id=sale.location_id,
+        lines=[c.SaleLine(**ln) for ln in sale.lines],
+        customer=sale.customer,
+        shipping_address=sale.shipping_address,
+        cancel_reason=sale.cancel_reason,
+        reservation=sale.reservation,
+        fulfillments=sale.fulfillments,
+        created_at=sale.created_at or now,
+        updated_at=now,
     )
 
 
 def _event(sale: Sale, type_: str, data: c.SaleSnapshot) -> Keyed:
-    event = c.make_event(source=SOURCE, type=type_, tenant_id=sale.tenant_id,
-                         subject=f"sale/{sale.id}", data=data)
+    event = c.make_event(
+        source=SOURCE, type=type_, tenant_id=sale.tenant_id, subject=f"sale/{sale.id}", data=data
+    )
     return c.sale_key(sale.tenant_id, sale.id), event
 
 
@@ -32,7 +41,8 @@ def sale_created(sale: Sale) -> Keyed:
 
 def status_changed(change: StatusChange) -> list[Keyed]:
     data = c.SaleStatusChanged(
-        **snapshot(change.sale).model_dump(), previous_status=change.previous,  # type: ignore[arg-type]
+        **snapshot(change.sale).model_dump(),
+        previous_status=change.previous,  # type: ignore[arg-type]
         reason=change.reason,
     )
     keyed = [_event(change.sale, c.SALE_STATUS_CHANGED, data)]

@@ -54,8 +54,12 @@ def outcome_events(runtime: Runtime) -> Apply:
 CONSUMERS = [
     Consumer(
         topics=[c.STOCK_TOPIC, c.FULFILLMENT_TOPIC],
-        event_types=[*RESERVATION_OUTCOMES, *RESERVATION_ENDINGS, c.FULFILLMENT_CREATED,
-                     c.FULFILLMENT_STATUS_CHANGED],
+        event_types=[
+            *RESERVATION_OUTCOMES,
+            *RESERVATION_ENDINGS,
+            c.FULFILLMENT_CREATED,
+            c.FULFILLMENT_STATUS_CHANGED,
+        ],
         apply=outcome_events,
     ),
 ]

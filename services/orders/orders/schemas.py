@@ -39,9 +39,14 @@ class SalesIn(StrictModel):
     # `errors` while the others are created.
     sales: Annotated[
         list[dict[str, Any]],
-        Field(min_length=1, max_length=MAX_BATCH, description=(
-            "Sales as `POST /sales` takes them. A sale that is not valid, or whose sale_id"
-            " appears earlier in the batch, is answered in `errors`; the others are created.")),
+        Field(
+            min_length=1,
+            max_length=MAX_BATCH,
+            description=(
+                "Sales as `POST /sales` takes them. A sale that is not valid, or whose sale_id"
+                " appears earlier in the batch, is answered in `errors`; the others are created."
+            ),
+        ),
     ]
 
 

@@ -56,11 +56,19 @@ async def insert_sales(
         " actor, at) SELECT id, NULL, $10, 'created', $11, created_at FROM added),"
         f" events AS ({outbox_insert(S, 12, ONLY_ADDED_SALES_EVENTS)})"
         " SELECT id, pg_notify($16, '') FROM added",
-        [s.id for s in sales], [s.sale_id for s in sales], [_json(s.shop) for s in sales],
-        [s.location_id for s in sales], [_json(s.lines) for s in sales],
-        [_json(s.customer) for s in sales], [_json(s.shipping_address) for s in sales],
-        [s.created_at for s in sales], sales[0].tenant_id, sales[0].status, actor,
-        *outbox_arrays(created), outbox_channel(S),
+        [s.id for s in sales],
+        [s.sale_id for s in sales],
+        [_json(s.shop) for s in sales],
+        [s.location_id for s in sales],
+        [_json(s.lines) for s in sales],
+        [_json(s.customer) for s in sales],
+        [_json(s.shipping_address) for s in sales],
+        [s.created_at for s in sales],
+        sales[0].tenant_id,
+        sales[0].status,
+        actor,
+        *outbox_arrays(created),
+        outbox_channel(S),
     )
     return {r["id"] for r in rows}
 
@@ -68,7 +76,8 @@ async def insert_sales(
 async def get_sale(conn: asyncpg.Connection, tenant_id: UUID, sale_id: str) -> Sale | None:
     row = await conn.fetchrow(
         f"SELECT {SALE_COLUMNS} FROM {S}.sales WHERE tenant_id = $1 AND sale_id = $2",
-        tenant_id, sale_id,
+        tenant_id,
+        sale_id,
     )
     return _sale(row) if row else None
 
@@ -87,14 +96,19 @@ async def lock_sales_by_sale_id(
     rows = await conn.fetch(
         f"SELECT {SALE_COLUMNS} FROM {S}.sales WHERE tenant_id = $1 AND sale_id = ANY($2::text[])"
         " ORDER BY id FOR UPDATE",
-        tenant_id, list(sale_ids),
+        tenant_id,
+        list(sale_ids),
     )
     return {r["sale_id"]: _sale(r) for r in rows}
 
 
 async def save(
-    conn: asyncpg.Connection, sales: Sequence[Sale], changes: Sequence[StatusChange],
-    actor: str, events: Sequence[Keyed], status_channel: str,
+    conn: asyncpg.Connection,
+    sales: Sequence[Sale],
+    changes: Sequence[StatusChange],
+    actor: str,
+    events: Sequence[Keyed],
+    status_channel: str,
 ) -> None:
     """Write sales, the history of their status changes and their events in one statement;
     notify `status_channel` with each changed sale's id and the outbox relay once."""
@@ -113,18 +127,28 @@ async def save(
         f" events AS ({outbox_insert(S, 12)} RETURNING 1)"
         " SELECT pg_notify($16, sale::text) FROM history"
         " UNION ALL SELECT pg_notify($17, '') WHERE EXISTS (SELECT FROM events)",
-        [s.id for s in sales], [s.status for s in sales], [s.version for s in sales],
-        [_json(s.reservation) for s in sales], [_json(s.fulfillments) for s in sales],
+        [s.id for s in sales],
+        [s.status for s in sales],
+        [s.version for s in sales],
+        [_json(s.reservation) for s in sales],
+        [_json(s.fulfillments) for s in sales],
         [s.cancel_reason for s in sales],
-        [c.sale.id for c in changes], [c.previous for c in changes],
-        [c.sale.status for c in changes], [c.reason for c in changes], actor,
+        [c.sale.id for c in changes],
+        [c.previous for c in changes],
+        [c.sale.status for c in changes],
+        [c.reason for c in changes],
+        actor,
         *outbox_arrays(events),
-        status_channel, outbox_channel(S),
+        status_channel,
+        outbox_channel(S),
     )
 
 
 async def save_if_unchanged(
-    conn: asyncpg.Connection, change: StatusChange, actor: str, events: Sequence[Keyed],
+    conn: asyncpg.Connection,
+    change: StatusChange,
+    actor: str,
+    events: Sequence[Keyed],
     status_channel: str,
 ) -> bool:
     """Compare-and-set one sale read without a lock: write it, its history and its events
@@ -141,10 +165,18 @@ async def save_if_unchanged(
         f" events AS ({outbox_insert(S, 10, 'EXISTS (SELECT FROM saved)')} RETURNING 1)"
         " SELECT pg_notify($14, sale::text) FROM history"
         " UNION ALL SELECT pg_notify($15, '') WHERE EXISTS (SELECT FROM events)",
-        sale.id, sale.status, sale.version, sale.reservation, sale.fulfillments,  # jsonb codec
-        sale.cancel_reason, change.previous, change.reason, actor,
+        sale.id,
+        sale.status,
+        sale.version,
+        sale.reservation,
+        sale.fulfillments,  # jsonb codec
+        sale.cancel_reason,
+        change.previous,
+        change.reason,
+        actor,
         *outbox_arrays(events),
-        status_channel, outbox_channel(S),
+        status_channel,
+        outbox_channel(S),
     )
     return bool(notified)
 
@@ -173,14 +205,22 @@ async def sales_with_history(
 async def sale_with_history(
     conn: asyncpg.Connection, tenant_id: UUID, sale_id: str
 ) -> tuple[Sale, list[dict[str, Any]]] | None:
-    row = await conn.fetchrow(f"{WITH_HISTORY} WHERE s.tenant_id = $1 AND s.sale_id = $2",
-                              tenant_id, sale_id)
+    row = await conn.fetchrow(
+        f"{WITH_HISTORY} WHERE s.tenant_id = $1 AND s.sale_id = $2", tenant_id, sale_id
+    )
     return _with_history(row) if row else None
 
 
 async def list_sales(
-    conn: asyncpg.Connection, tenant_id: UUID, *, statuses: Sequence[str], channel: str | None,
-    created_from: datetime | None, created_to: datetime | None, limit: int, offset: int,
+    conn: asyncpg.Connection,
+    tenant_id: UUID,
+    *,
+    statuses: Sequence[str],
+    channel: str | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    limit: int,
+    offset: int,
 ) -> tuple[list[Sale], int]:
     where = (
         "tenant_id = $1 AND (cardinality($2::text[]) = 0 OR status = ANY($2::text[]))"
@@ -193,6 +233,8 @@ async def list_sales(
     rows = await conn.fetch(
         f"SELECT {SALE_COLUMNS} FROM {S}.sales WHERE {where}"
         " ORDER BY created_at, id LIMIT $6 OFFSET $7",
-        *args, limit, offset,
+        *args,
+        limit,
+        offset,
     )
     return [_sale(r) for r in rows], total

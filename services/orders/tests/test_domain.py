@@ -13,8 +13,20 @@ from orders.domain import (
 
 
 def sale(status: str) -> Sale:
-    return Sale(uuid.uuid4(), uuid.uuid4(), "S-1", status, 1, {"channel": "web", "shop_name": "x"},
-                "wh-1", [{"sku": "A", "quantity": 1}], None, None, None, None)
+    return Sale(
+        uuid.uuid4(),
+        uuid.uuid4(),
+        "S-1",
+        status,
+        1,
+        {"channel": "web", "shop_name": "x"},
+        "wh-1",
+        [{"sku": "A", "quantity": 1}],
+        None,
+        None,
+        None,
+        None,
+    )
 
 
 def test_pending_sale_is_claimed_once():

@@ -35,31 +35,57 @@ def largest_free_form() -> dict[str, Any]:
 
 
 def largest_sale() -> SaleIn:
-    return SaleIn.model_validate({
-        "sale_id": code("S"),
-        "shop": {"channel": WIDEST * 64, "shop_name": WIDEST * 200},
-        "location_id": code("L"),
-        "lines": [{"sku": code(f"K{i}-"), "quantity": MAX_QUANTITY} for i in range(MAX_LINES)],
-        "customer": largest_free_form(),
-        "shipping_address": largest_free_form(),
-    })
+    return SaleIn.model_validate(
+        {
+            "sale_id": code("S"),
+            "shop": {"channel": WIDEST * 64, "shop_name": WIDEST * 200},
+            "location_id": code("L"),
+            "lines": [{"sku": code(f"K{i}-"), "quantity": MAX_QUANTITY} for i in range(MAX_LINES)],
+            "customer": largest_free_form(),
+            "shipping_address": largest_free_form(),
+        }
+    )
 
 
 def as_sale(body: SaleIn) -> Sale:
     dump = body.model_dump()
     now = datetime.now(UTC)
-    return Sale(uuid.uuid4(), uuid.uuid4(), body.sale_id, "awaiting_stock", 1, dump["shop"],
-                body.location_id, dump["lines"], body.customer, body.shipping_address, None,
-                None, created_at=now, updated_at=now)
+    return Sale(
+        uuid.uuid4(),
+        uuid.uuid4(),
+        body.sale_id,
+        "awaiting_stock",
+        1,
+        dump["shop"],
+        body.location_id,
+        dump["lines"],
+        body.customer,
+        body.shipping_address,
+        None,
+        None,
+        created_at=now,
+        updated_at=now,
+    )
 
 
 def largest_reservation(sale: Sale) -> dict[str, Any]:
     return c.ReservationSnapshot(
-        id=uuid.uuid4(), sale=sale.id, sale_id=sale.sale_id, location_id=sale.location_id,
-        status="active", version=2**31 - 1, updated_at=datetime.now(UTC),
-        lines=[c.ReservationLine(sku=line["sku"], quantity=line["quantity"],
-                                 stock_record_id=uuid.uuid4(), is_bulky=True)
-               for line in sale.lines],
+        id=uuid.uuid4(),
+        sale=sale.id,
+        sale_id=sale.sale_id,
+        location_id=sale.location_id,
+        status="active",
+        version=2**31 - 1,
+        updated_at=datetime.now(UTC),
+        lines=[
+            c.ReservationLine(
+                sku=line["sku"],
+                quantity=line["quantity"],
+                stock_record_id=uuid.uuid4(),
+                is_bulky=True,
+            )
+            for line in sale.lines
+        ],
     ).model_dump(mode="json")
 
 
@@ -76,8 +102,14 @@ def test_the_largest_legal_sale_stays_small_as_it_moves_on():
     """A status change carries the sale with its reservation and fulfillments as well."""
     sale = as_sale(largest_sale())
     sale.reservation = largest_reservation(sale)
-    sale.fulfillments = [{"id": str(uuid.uuid4()), "fulfillment_id": code("F"),
-                          "status": "waiting_for_picking", "tracking_number": code("T")}]
+    sale.fulfillments = [
+        {
+            "id": str(uuid.uuid4()),
+            "fulfillment_id": code("F"),
+            "status": "waiting_for_picking",
+            "tracking_number": code("T"),
+        }
+    ]
     sale.status, sale.version = "canceled", 2**31 - 1
     sale.cancel_reason = "customer_request"
     keyed = events.status_changed(StatusChange(sale, "pending", "customer_request"))

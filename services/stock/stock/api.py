@@ -1,6 +1,5 @@
 """Catalogue routes: products and locations."""
 
-
 from fastapi import APIRouter, Request, Response
 
 from fulfilkit.http.internal import TenantId
@@ -29,8 +28,9 @@ async def list_products(
     request: Request, response: Response, tenant: TenantId, pool: Pool, page: Page
 ) -> dict:
     async with pool.acquire() as conn:
-        rows, total = await store.list_rows(conn, "products", tenant, "sku", page.limit,
-                                            page.offset)
+        rows, total = await store.list_rows(
+            conn, "products", tenant, "sku", page.limit, page.offset
+        )
     items = [Product(**r).model_dump(mode="json") for r in rows]
     return paginated(request, response, page, items, total)
 
@@ -49,9 +49,15 @@ async def patch_product(
     sku: str, body: ProductPatch, tenant: TenantId, pool: Pool, if_match: IfMatch = None
 ) -> dict:
     async with pool.acquire() as conn:
-        row = await store.update_row(conn, "products", "sku", tenant, sku,
-                                     body.model_dump(exclude_unset=True),
-                                     expected_version(if_match))
+        row = await store.update_row(
+            conn,
+            "products",
+            "sku",
+            tenant,
+            sku,
+            body.model_dump(exclude_unset=True),
+            expected_version(if_match),
+        )
         if row is None and await store.get_product(conn, tenant, sku) is None:
             raise Problem("no_content", f"No product with sku {sku!r}.")
     if row is None:
@@ -73,8 +79,9 @@ async def list_locations(
     request: Request, response: Response, tenant: TenantId, pool: Pool, page: Page
 ) -> dict:
     async with pool.acquire() as conn:
-        rows, total = await store.list_rows(conn, "locations", tenant, "location_id",
-                                            page.limit, page.offset)
+        rows, total = await store.list_rows(
+            conn, "locations", tenant, "location_id", page.limit, page.offset
+        )
     items = [Location(**r).model_dump(mode="json") for r in rows]
     return paginated(request, response, page, items, total)
 
@@ -93,9 +100,15 @@ async def patch_location(
     location_id: str, body: LocationPatch, tenant: TenantId, pool: Pool, if_match: IfMatch = None
 ) -> dict:
     async with pool.acquire() as conn:
-        row = await store.update_row(conn, "locations", "location_id", tenant, location_id,
-                                     body.model_dump(exclude_unset=True),
-                                     expected_version(if_match))
+        row = await store.update_row(
+            conn,
+            "locations",
+            "location_id",
+            tenant,
+            location_id,
+            body.model_dump(exclude_unset=True),
+            expected_version(if_match),
+        )
         if row is None and await store.get_location(conn, tenant, location_id) is None:
             raise Problem("no_content", f"No location {location_id!r}.")
     if row is None:

@@ -59,20 +59,34 @@ async def create_stock_record(
     product = None
     async with pool.acquire() as conn:
         product = await store.get_product(conn, tenant, body.sku)
-    record = StockRecord(uuid.uuid4(), tenant, body.location_id, body.sku, body.quantity, 0, 1,
-                         min_level=product["min_level"] if product else 0)
+    record = StockRecord(
+        uuid.uuid4(),
+        tenant,
+        body.location_id,
+        body.sku,
+        body.quantity,
+        0,
+        1,
+        min_level=product["min_level"] if product else 0,
+    )
 
     async def create(conn: asyncpg.Connection) -> None:
         try:
             created = await store.insert_stock_record(conn, record)
         except asyncpg.ForeignKeyViolationError:
-            raise Problem("validation", "The sku or location does not exist.", errors=[
-                {"field": "/sku", "message": "must name an existing product"},
-                {"field": "/location_id", "message": "must name an existing location"},
-            ]) from None
+            raise Problem(
+                "validation",
+                "The sku or location does not exist.",
+                errors=[
+                    {"field": "/sku", "message": "must name an existing product"},
+                    {"field": "/location_id", "message": "must name an existing location"},
+                ],
+            ) from None
         if not created:
-            raise Problem("duplicated", f"A stock record for {body.sku!r} at"
-                                        f" {body.location_id!r} already exists.")
+            raise Problem(
+                "duplicated",
+                f"A stock record for {body.sku!r} at {body.location_id!r} already exists.",
+            )
         await save_changes(conn, [record], [opening_entry(record)], actor)
 
     await in_transaction(pool, create)
@@ -81,13 +95,22 @@ async def create_stock_record(
 
 @router.get("/stock-records")
 async def list_stock_records(
-    request: Request, response: Response, tenant: TenantId, pool: Pool, page: Page,
+    request: Request,
+    response: Response,
+    tenant: TenantId,
+    pool: Pool,
+    page: Page,
     sku: CodeFilter = None,
     location_id: CodeFilter = None,
 ) -> dict:
     async with pool.acquire() as conn:
         rows, total = await store.list_rows(
-            conn, "stock_records", tenant, "location_id, sku", page.limit, page.offset,
+            conn,
+            "stock_records",
+            tenant,
+            "location_id, sku",
+            page.limit,
+            page.offset,
             filters={"sku": sku or [], "location_id": location_id or []},
         )
     items = [StockRecordOut.of(r).model_dump(mode="json") for r in rows]
@@ -108,7 +131,9 @@ async def get_stock_record(record_id: UUID, tenant: TenantId, pool: Pool) -> Sto
 
 
 async def _once(
-    request: Request, pool: asyncpg.Pool, tenant: UUID,
+    request: Request,
+    pool: asyncpg.Pool,
+    tenant: UUID,
     work: Callable[[asyncpg.Connection], Awaitable[Answer]],
 ) -> Response:
     response = await idempotency.once(pool, "stock", tenant, request, work)
@@ -119,15 +144,20 @@ async def _once(
 
 @router.post("/stock-records/update", response_model=RecordsOut)
 async def update_stock_records(
-    request: Request, body: RecordsUpdateIn, tenant: TenantId, actor: Actor, pool: Pool,
+    request: Request,
+    body: RecordsUpdateIn,
+    tenant: TenantId,
+    actor: Actor,
+    pool: Pool,
     if_match: IfMatch = None,
 ) -> Response:
     """Set on-hand quantities, all or none; `compare_quantity`/`version`/If-Match guard them."""
     version = expected_version(if_match)
 
     async def update(conn: asyncpg.Connection) -> Answer:
-        ids = await levels.update_records(conn, tenant, body.stock_records, version, actor,
-                                          body.notes)
+        ids = await levels.update_records(
+            conn, tenant, body.stock_records, version, actor, body.notes
+        )
         return Answer.json(RecordsOut(stock_records=await _records_in(conn, ids)))
 
     return await _once(request, pool, tenant, update)
@@ -138,6 +168,7 @@ async def change_stock_records(
     request: Request, body: RecordsChangeIn, tenant: TenantId, actor: Actor, pool: Pool
 ) -> Response:
     """Add to or subtract from on-hand quantities, all or none."""
+
     async def change(conn: asyncpg.Connection) -> Answer:
         ids = await levels.change_records(conn, tenant, body.stock_records, actor, body.notes)
         return Answer.json(RecordsOut(stock_records=await _records_in(conn, ids)))
@@ -150,6 +181,7 @@ async def stock_level_update(
     request: Request, body: LevelUpdateIn, tenant: TenantId, actor: Actor, pool: Pool
 ) -> Response:
     """`audit` sets the counted quantity, `restock` adds, `loss` subtracts."""
+
     async def update(conn: asyncpg.Connection) -> Answer:
         record_id = await levels.level_update(conn, tenant, body, actor)
         return Answer.json((await _records_in(conn, [record_id]))[0])
@@ -164,15 +196,20 @@ async def transfer_stock(
     async def move(conn: asyncpg.Connection) -> Answer:
         reference, source, destination = await levels.transfer(conn, tenant, body, actor)
         out = await _records_in(conn, [source, destination])
-        return Answer.json(TransferOut(transfer_id=reference, source=out[0],
-                                       destination=out[1]), by_alias=True)
+        return Answer.json(
+            TransferOut(transfer_id=reference, source=out[0], destination=out[1]), by_alias=True
+        )
 
     return await _once(request, pool, tenant, move)
 
 
 @router.get("/movements")
 async def list_movements(
-    request: Request, response: Response, tenant: TenantId, pool: Pool, page: Page,
+    request: Request,
+    response: Response,
+    tenant: TenantId,
+    pool: Pool,
+    page: Page,
     sku: CodeFilter = None,
     location_id: CodeFilter = None,
     reason: Annotated[list[Reason] | None, Query(max_length=len(get_args(Reason)))] = None,
@@ -183,9 +220,16 @@ async def list_movements(
     """The append-only ledger, oldest first."""
     async with pool.acquire() as conn:
         rows, total = await store.list_movements(
-            conn, tenant, skus=sku or [], locations=location_id or [], reasons=reason or [],
-            reference=reference, created_from=created_from, created_to=created_to,
-            limit=page.limit, offset=page.offset,
+            conn,
+            tenant,
+            skus=sku or [],
+            locations=location_id or [],
+            reasons=reason or [],
+            reference=reference,
+            created_from=created_from,
+            created_to=created_to,
+            limit=page.limit,
+            offset=page.offset,
         )
     items = [Movement(**r).model_dump(mode="json") for r in rows]
     return paginated(request, response, page, items, total)
@@ -193,10 +237,20 @@ async def list_movements(
 
 def _report(checked: int, found: list, repaired: int = 0) -> IntegrityReport:
     return IntegrityReport(
-        ok=not found, records_checked=checked, repaired=repaired,
-        discrepancies=[DiscrepancyOut(stock_record_id=d.record_id, location_id=d.location_id,
-                                      sku=d.sku, check=d.check, recorded=d.recorded,
-                                      expected=d.expected) for d in found],
+        ok=not found,
+        records_checked=checked,
+        repaired=repaired,
+        discrepancies=[
+            DiscrepancyOut(
+                stock_record_id=d.record_id,
+                location_id=d.location_id,
+                sku=d.sku,
+                check=d.check,
+                recorded=d.recorded,
+                expected=d.expected,
+            )
+            for d in found
+        ],
     )
 
 

@@ -23,8 +23,9 @@ class BackorderWorker:
     backorders, in case a worker died after claiming a wake-up.
     """
 
-    def __init__(self, pool: asyncpg.Pool, poll_interval: float = 1.0,
-                 sweep_interval: float = 30.0) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, poll_interval: float = 1.0, sweep_interval: float = 30.0
+    ) -> None:
         self._pool = pool
         self._poll_interval = poll_interval
         self._sweep_interval = sweep_interval
@@ -36,8 +37,13 @@ class BackorderWorker:
     async def run(self) -> None:
         """Work for as long as this replica leads; raises when the leader's connection (and
         the lock with it) is lost, for its supervisor to start it again."""
-        async with leadership(self._pool, "stock:backorders", store.BACKORDER_CHANNEL,
-                              self._on_notify, self._poll_interval) as conn:
+        async with leadership(
+            self._pool,
+            "stock:backorders",
+            store.BACKORDER_CHANNEL,
+            self._on_notify,
+            self._poll_interval,
+        ) as conn:
             await self._loop(conn)
 
     async def _loop(self, leader: asyncpg.Connection) -> None:
@@ -65,6 +71,7 @@ class BackorderWorker:
         async with self._pool.acquire() as conn:
             locations = await store.claim_wakeups(conn)
         for tenant_id, location_id in locations:
+
             async def retry(conn: asyncpg.Connection) -> bool:
                 return await retry_backorders(conn, tenant_id, location_id)  # noqa: B023
 

@@ -30,6 +30,7 @@ async def save_changes(
     outgoing = [events.stock_changed(e) for e in entries]
     outgoing += [events.stock_low(r) for r in alerts]
     await add_events(conn, "stock", [*outgoing, *more_events])
-    freed = {(e.tenant_id, e.location_id) for e in entries
-             if e.quantity_change - e.reserved_change > 0}
+    freed = {
+        (e.tenant_id, e.location_id) for e in entries if e.quantity_change - e.reserved_change > 0
+    }
     await store.request_backorder_retry(conn, freed)

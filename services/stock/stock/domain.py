@@ -59,7 +59,10 @@ class LedgerEntry:
 
 
 def apply_change(
-    record: StockRecord, reason: Reason, quantity_change: int, reserved_change: int,
+    record: StockRecord,
+    reason: Reason,
+    quantity_change: int,
+    reserved_change: int,
     reference: str | None = None,
 ) -> LedgerEntry:
     quantity = record.quantity + quantity_change
@@ -80,8 +83,17 @@ def apply_change(
         )
     record.quantity, record.reserved, record.version = quantity, reserved, record.version + 1
     return LedgerEntry(
-        record.id, record.tenant_id, record.location_id, record.sku, reason,
-        quantity_change, reserved_change, quantity, reserved, record.version, reference,
+        record.id,
+        record.tenant_id,
+        record.location_id,
+        record.sku,
+        reason,
+        quantity_change,
+        reserved_change,
+        quantity,
+        reserved,
+        record.version,
+        reference,
     )
 
 
@@ -94,8 +106,17 @@ def set_on_hand(
 def opening_entry(record: StockRecord) -> LedgerEntry:
     """The first ledger row of a new record: its starting quantity, counted in an audit."""
     return LedgerEntry(
-        record.id, record.tenant_id, record.location_id, record.sku, "audit",
-        record.quantity, 0, record.quantity, 0, record.version, "created",
+        record.id,
+        record.tenant_id,
+        record.location_id,
+        record.sku,
+        "audit",
+        record.quantity,
+        0,
+        record.quantity,
+        0,
+        record.version,
+        "created",
     )
 
 
@@ -153,8 +174,10 @@ class ReservationFailed:
 
 
 def _shortfalls(
-    sale: SaleToReserve, records: dict[RecordKey, StockRecord],
-    location_known: bool, known_skus: set[tuple[UUID, str]],
+    sale: SaleToReserve,
+    records: dict[RecordKey, StockRecord],
+    location_known: bool,
+    known_skus: set[tuple[UUID, str]],
 ) -> list[Shortfall]:
     missing = []
     for sku, wanted in sorted(sale.quantities().items()):

@@ -13,30 +13,47 @@ from stock.store import ReservationRow
 
 SOURCE = "/stock"
 RESERVATION_TYPES = {
-    "active": c.STOCK_RESERVED, "released": c.STOCK_RELEASED, "committed": c.STOCK_COMMITTED,
+    "active": c.STOCK_RESERVED,
+    "released": c.STOCK_RELEASED,
+    "committed": c.STOCK_COMMITTED,
 }
 
 
 def stock_changed(entry: LedgerEntry) -> Keyed:
     data = c.StockChanged(
-        id=entry.record_id, location_id=entry.location_id, sku=entry.sku,
-        quantity=entry.quantity_after, reserved=entry.reserved_after,
-        available=entry.quantity_after - entry.reserved_after, version=entry.version_after,
-        updated_at=utcnow(), quantity_change=entry.quantity_change,
-        reserved_change=entry.reserved_change, reason=entry.reason, reference=entry.reference,
+        id=entry.record_id,
+        location_id=entry.location_id,
+        sku=entry.sku,
+        quantity=entry.quantity_after,
+        reserved=entry.reserved_after,
+        available=entry.quantity_after - entry.reserved_after,
+        version=entry.version_after,
+        updated_at=utcnow(),
+        quantity_change=entry.quantity_change,
+        reserved_change=entry.reserved_change,
+        reason=entry.reason,
+        reference=entry.reference,
     )
-    return _level_event(entry.tenant_id, entry.location_id, entry.sku, entry.record_id,
-                        c.STOCK_CHANGED, data)
+    return _level_event(
+        entry.tenant_id, entry.location_id, entry.sku, entry.record_id, c.STOCK_CHANGED, data
+    )
 
 
 def stock_low(record: StockRecord) -> Keyed:
     data = c.StockLow(
-        id=record.id, location_id=record.location_id, sku=record.sku, quantity=record.quantity,
-        reserved=record.reserved, available=record.available, version=record.version,
-        updated_at=utcnow(), min_level=record.min_level,
+        id=record.id,
+        location_id=record.location_id,
+        sku=record.sku,
+        quantity=record.quantity,
+        reserved=record.reserved,
+        available=record.available,
+        version=record.version,
+        updated_at=utcnow(),
+        min_level=record.min_level,
     )
-    return _level_event(record.tenant_id, record.location_id, record.sku, record.id,
-                        c.STOCK_LOW, data)
+    return _level_event(
+        record.tenant_id, record.location_id, record.sku, record.id, c.STOCK_LOW, data
+    )
 
 
 def reservation(row: ReservationRow, bulky: Collection[UUID] = ()) -> Keyed:
@@ -45,11 +62,17 @@ def reservation(row: ReservationRow, bulky: Collection[UUID] = ()) -> Keyed:
     `bulky` holds the ids of stock records whose product is bulky, for shipping's sake.
     """
     data = c.ReservationSnapshot(
-        id=row.id, sale=row.sale, sale_id=row.sale_id, location_id=row.location_id,
+        id=row.id,
+        sale=row.sale,
+        sale_id=row.sale_id,
+        location_id=row.location_id,
         status=row.status,  # type: ignore[arg-type]
-        version=row.version, updated_at=utcnow(),
-        lines=[c.ReservationLine(sku=s, quantity=q, stock_record_id=r, is_bulky=r in bulky)
-               for s, q, r in row.lines],
+        version=row.version,
+        updated_at=utcnow(),
+        lines=[
+            c.ReservationLine(sku=s, quantity=q, stock_record_id=r, is_bulky=r in bulky)
+            for s, q, r in row.lines
+        ],
     )
     return _sale_event(row.tenant_id, row.sale, RESERVATION_TYPES[row.status], data)
 
@@ -57,21 +80,32 @@ def reservation(row: ReservationRow, bulky: Collection[UUID] = ()) -> Keyed:
 def reservation_failed(outcome: ReservationFailed) -> Keyed:
     sale = outcome.sale
     data = c.ReservationFailed(
-        sale=sale.sale, sale_id=sale.sale_id, location_id=sale.location_id,
-        shortfalls=[c.Shortfall(sku=s.sku, requested=s.requested, available=s.available,
-                                reason=s.reason) for s in outcome.shortfalls],
+        sale=sale.sale,
+        sale_id=sale.sale_id,
+        location_id=sale.location_id,
+        shortfalls=[
+            c.Shortfall(sku=s.sku, requested=s.requested, available=s.available, reason=s.reason)
+            for s in outcome.shortfalls
+        ],
     )
     return _sale_event(sale.tenant_id, sale.sale, c.STOCK_RESERVATION_FAILED, data)
 
 
 def _sale_event(tenant_id: UUID, sale: UUID, type_: str, data: BaseModel) -> Keyed:
-    event = c.make_event(source=SOURCE, type=type_, tenant_id=tenant_id,
-                         subject=f"sale/{sale}", data=data)
+    event = c.make_event(
+        source=SOURCE, type=type_, tenant_id=tenant_id, subject=f"sale/{sale}", data=data
+    )
     return c.sale_key(tenant_id, sale), event
 
 
-def _level_event(tenant_id: UUID, location_id: str, sku: str, record_id: UUID, type_: str,
-                 data: BaseModel) -> Keyed:
-    event = c.make_event(source=SOURCE, type=type_, tenant_id=tenant_id,
-                         subject=f"stock-record/{record_id}", data=data)
+def _level_event(
+    tenant_id: UUID, location_id: str, sku: str, record_id: UUID, type_: str, data: BaseModel
+) -> Keyed:
+    event = c.make_event(
+        source=SOURCE,
+        type=type_,
+        tenant_id=tenant_id,
+        subject=f"stock-record/{record_id}",
+        data=data,
+    )
     return c.stock_level_key(tenant_id, location_id, sku), event

@@ -1,6 +1,6 @@
 """Checks that stock figures agree with reservations and the ledger, and rebuilds `reserved`.
 
-    python -m stock.integrity [--tenant UUID] [--rebuild]     (reads DATABASE_URL)
+python -m stock.integrity [--tenant UUID] [--rebuild]     (reads DATABASE_URL)
 """
 
 import argparse
@@ -44,8 +44,9 @@ async def rebuild(conn: asyncpg.Connection, tenant: UUID | None) -> int:
             continue
         ledger_reserved = ledger.get(record.id, (0, 0))[1]
         record.reserved = ledger_reserved
-        entries.append(apply_change(record, "adjustment", 0, expected - ledger_reserved,
-                                    "integrity-rebuild"))
+        entries.append(
+            apply_change(record, "adjustment", 0, expected - ledger_reserved, "integrity-rebuild")
+        )
     await save_changes(conn, list(records.values()), entries, ACTOR)
     return len(entries)
 
@@ -61,18 +62,24 @@ async def _main(tenant: UUID | None, repair: bool) -> int:
     finally:
         await pool.close()
     for d in found:
-        print(f"{d.record_id} {d.location_id}/{d.sku}: {d.check} recorded {d.recorded},"
-              f" expected {d.expected}")
+        print(
+            f"{d.record_id} {d.location_id}/{d.sku}: {d.check} recorded {d.recorded},"
+            f" expected {d.expected}"
+        )
     print(f"checked {checked} stock records: {len(found)} discrepancies")
     return 1 if found else 0
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description="Check stock figures against reservations"
-                                                 " and the ledger.")
+    parser = argparse.ArgumentParser(
+        description="Check stock figures against reservations and the ledger."
+    )
     parser.add_argument("--tenant", type=UUID)
-    parser.add_argument("--rebuild", action="store_true",
-                        help="set reserved to the sum of active reservations first")
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="set reserved to the sum of active reservations first",
+    )
     args = parser.parse_args()
     sys.exit(asyncio.run(_main(args.tenant, args.rebuild)))
 

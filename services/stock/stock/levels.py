@@ -38,8 +38,11 @@ async def _lock_listed(
 ) -> dict[UUID, StockRecord]:
     _refuse_duplicates(ids)
     records = await store.lock_records_by_id(conn, tenant, ids)
-    missing = [{"field": f"/stock_records/{i}/id", "message": f"no stock record {rid}"}
-               for i, rid in enumerate(ids) if rid not in records]
+    missing = [
+        {"field": f"/stock_records/{i}/id", "message": f"no stock record {rid}"}
+        for i, rid in enumerate(ids)
+        if rid not in records
+    ]
     if missing:
         raise Problem("validation", "Some stock records do not exist.", errors=missing)
     return records
@@ -56,60 +59,102 @@ def _apply_all(
         except StockRuleViolation as exc:
             errors.append({"field": field, "message": str(exc), "stock_record_id": str(record.id)})
     if errors:
-        raise Problem("conflict", "Nothing was changed: the request would leave stock below"
-                      " zero or below what is reserved.", errors=errors)
+        raise Problem(
+            "conflict",
+            "Nothing was changed: the request would leave stock below"
+            " zero or below what is reserved.",
+            errors=errors,
+        )
     return entries
 
 
 async def update_records(
-    conn: asyncpg.Connection, tenant: UUID, items: Sequence[RecordUpdate],
-    if_match: int | None, actor: str, notes: str | None,
+    conn: asyncpg.Connection,
+    tenant: UUID,
+    items: Sequence[RecordUpdate],
+    if_match: int | None,
+    actor: str,
+    notes: str | None,
 ) -> list[UUID]:
     """Set on-hand quantities; stale `compare_quantity`, `version` or If-Match refuse all."""
     if if_match is not None and len(items) != 1:
-        raise Problem("validation", "If-Match applies to a single record.", errors=[{
-            "field": "/stock_records", "in": "body",
-            "message": "give `version` per record to update several; If-Match names one"}])
+        raise Problem(
+            "validation",
+            "If-Match applies to a single record.",
+            errors=[
+                {
+                    "field": "/stock_records",
+                    "in": "body",
+                    "message": "give `version` per record to update several; If-Match names one",
+                }
+            ],
+        )
     records = await _lock_listed(conn, tenant, [i.id for i in items])
     stale = []
     for i, item in enumerate(items):
         record = records[item.id]
         expected_version = item.version if item.version is not None else if_match
         if item.compare_quantity is not None and item.compare_quantity != record.quantity:
-            stale.append({"field": f"/stock_records/{i}/compare_quantity",
-                          "message": f"on hand is now {record.quantity}"})
+            stale.append(
+                {
+                    "field": f"/stock_records/{i}/compare_quantity",
+                    "message": f"on hand is now {record.quantity}",
+                }
+            )
         if expected_version is not None and expected_version != record.version:
-            stale.append({"field": f"/stock_records/{i}/version",
-                          "message": f"version is now {record.version}"})
+            stale.append(
+                {
+                    "field": f"/stock_records/{i}/version",
+                    "message": f"version is now {record.version}",
+                }
+            )
     if stale:
-        raise Problem("conflict", "Nothing was changed: some records changed since you read"
-                      " them.", errors=stale)
-    entries = _apply_all([
-        (f"/stock_records/{i}/quantity", records[item.id],
-         lambda r, q=item.quantity: set_on_hand(r, q, "audit"))
-        for i, item in enumerate(items)
-    ])
+        raise Problem(
+            "conflict",
+            "Nothing was changed: some records changed since you read them.",
+            errors=stale,
+        )
+    entries = _apply_all(
+        [
+            (
+                f"/stock_records/{i}/quantity",
+                records[item.id],
+                lambda r, q=item.quantity: set_on_hand(r, q, "audit"),
+            )
+            for i, item in enumerate(items)
+        ]
+    )
     await save_changes(conn, list(records.values()), entries, actor, notes=notes)
     return [i.id for i in items]
 
 
 async def change_records(
-    conn: asyncpg.Connection, tenant: UUID, items: Sequence[RecordChange], actor: str,
+    conn: asyncpg.Connection,
+    tenant: UUID,
+    items: Sequence[RecordChange],
+    actor: str,
     notes: str | None,
 ) -> list[UUID]:
     """Add or subtract on-hand quantities: safe under concurrency, unlike absolute sets."""
     records = await _lock_listed(conn, tenant, [i.id for i in items])
-    entries = _apply_all([
-        (f"/stock_records/{i}/quantity_change", records[item.id],
-         lambda r, d=item.quantity_change: apply_change(r, "adjustment", d, 0))
-        for i, item in enumerate(items)
-    ])
+    entries = _apply_all(
+        [
+            (
+                f"/stock_records/{i}/quantity_change",
+                records[item.id],
+                lambda r, d=item.quantity_change: apply_change(r, "adjustment", d, 0),
+            )
+            for i, item in enumerate(items)
+        ]
+    )
     await save_changes(conn, list(records.values()), entries, actor, notes=notes)
     return [i.id for i in items]
 
 
 async def _lock_or_create(
-    conn: asyncpg.Connection, tenant: UUID, keys: Sequence[tuple[str, str, Field]],
+    conn: asyncpg.Connection,
+    tenant: UUID,
+    keys: Sequence[tuple[str, str, Field]],
 ) -> dict[tuple[UUID, str, str], StockRecord]:
     """Lock the records for (location, SKU) pairs, creating empty ones where missing.
 
@@ -119,15 +164,17 @@ async def _lock_or_create(
         try:
             async with conn.transaction():  # a savepoint, so the lookups below still run
                 await store.insert_stock_record(
-                    conn, StockRecord(uuid.uuid4(), tenant, location_id, sku, 0, 0, 1))
+                    conn, StockRecord(uuid.uuid4(), tenant, location_id, sku, 0, 0, 1)
+                )
         except asyncpg.ForeignKeyViolationError:
             errors = []
             if not await store.get_product(conn, tenant, sku):
                 errors.append({"field": "/sku", "message": f"no product {sku}"})
             if not await store.get_location(conn, tenant, location_id):
                 errors.append({"field": location_field, "message": f"no location {location_id}"})
-            raise Problem("validation", "The sku or location does not exist.",
-                          errors=errors) from None
+            raise Problem(
+                "validation", "The sku or location does not exist.", errors=errors
+            ) from None
     return await store.lock_records(conn, [(tenant, loc, sku) for loc, sku, _ in keys])
 
 
@@ -152,21 +199,37 @@ async def transfer(
 ) -> tuple[str, UUID, UUID]:
     """Move units between two locations in one transaction: both ledger rows or neither."""
     if body.from_location_id == body.to_location_id:
-        raise Problem("validation", "A transfer needs two different locations.",
-                      errors=[{"field": "/to_location_id", "message": "same as from_location_id"}])
+        raise Problem(
+            "validation",
+            "A transfer needs two different locations.",
+            errors=[{"field": "/to_location_id", "message": "same as from_location_id"}],
+        )
     if not await store.record_exists(conn, tenant, body.from_location_id, body.sku):
         raise Problem("conflict", f"There is no stock of {body.sku} at {body.from_location_id}.")
-    records = await _lock_or_create(conn, tenant, [
-        (body.from_location_id, body.sku, "/from_location_id"),
-        (body.to_location_id, body.sku, "/to_location_id"),
-    ])
+    records = await _lock_or_create(
+        conn,
+        tenant,
+        [
+            (body.from_location_id, body.sku, "/from_location_id"),
+            (body.to_location_id, body.sku, "/to_location_id"),
+        ],
+    )
     reference = f"transfer:{uuid.uuid4()}"
     source = records[(tenant, body.from_location_id, body.sku)]
     destination = records[(tenant, body.to_location_id, body.sku)]
-    entries = _apply_all([
-        ("/quantity", source, lambda r: apply_change(r, "transfer", -body.quantity, 0, reference)),
-        ("/quantity", destination,
-         lambda r: apply_change(r, "transfer", body.quantity, 0, reference)),
-    ])
+    entries = _apply_all(
+        [
+            (
+                "/quantity",
+                source,
+                lambda r: apply_change(r, "transfer", -body.quantity, 0, reference),
+            ),
+            (
+                "/quantity",
+                destination,
+                lambda r: apply_change(r, "transfer", body.quantity, 0, reference),
+            ),
+        ]
+    )
     await save_changes(conn, [source, destination], entries, actor, notes=body.notes)
     return reference, source.id, destination.id

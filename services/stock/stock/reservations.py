@@ -43,7 +43,9 @@ def sale_event(event: CloudEvent) -> SaleEvent | None:
     """The stock-relevant meaning of a sale event, or None when it means nothing here."""
     snapshot = c.SaleSnapshot.model_validate(event.data)
     sale = SaleToReserve(
-        sale=snapshot.id, sale_id=snapshot.sale_id, tenant_id=event.tenantid,
+        sale=snapshot.id,
+        sale_id=snapshot.sale_id,
+        tenant_id=event.tenantid,
         location_id=snapshot.location_id,
         lines=tuple((ln.sku, ln.quantity) for ln in snapshot.lines),
     )
@@ -58,8 +60,16 @@ def sale_event(event: CloudEvent) -> SaleEvent | None:
 
 def _new_reservation(outcome: Reserved, status: str = "active") -> ReservationRow:
     sale = outcome.sale
-    return ReservationRow(uuid.uuid4(), sale.tenant_id, sale.sale, sale.sale_id,
-                          sale.location_id, status, 1, list(outcome.lines))
+    return ReservationRow(
+        uuid.uuid4(),
+        sale.tenant_id,
+        sale.sale,
+        sale.sale_id,
+        sale.location_id,
+        status,
+        1,
+        list(outcome.lines),
+    )
 
 
 class _Batch:
@@ -110,8 +120,10 @@ async def apply_sale_events(conn: asyncpg.Connection, batch: list[SaleEvent]) ->
     reservations = await store.reservations_for(conn, keys, lock=True)
     created = [e.sale for e in batch if e.kind == "created"]
     locations, skus, queued = await store.known_for_batch(
-        conn, {(s.tenant_id, s.location_id) for s in created},
-        {(t, sku) for t, _, sku in wanted}, keys,
+        conn,
+        {(s.tenant_id, s.location_id) for s in created},
+        {(t, sku) for t, _, sku in wanted},
+        keys,
     )
 
     out = _Batch(records)
@@ -126,8 +138,14 @@ async def apply_sale_events(conn: asyncpg.Connection, batch: list[SaleEvent]) ->
                 out.outgoing.append(events.reservation(row, out.bulky))
             else:
                 queued.add(e.key)
-                out.backorders.append((*e.key, e.sale.sale_id, e.sale.location_id,
-                                       [{"sku": s, "quantity": q} for s, q in e.sale.lines]))
+                out.backorders.append(
+                    (
+                        *e.key,
+                        e.sale.sale_id,
+                        e.sale.location_id,
+                        [{"sku": s, "quantity": q} for s, q in e.sale.lines],
+                    )
+                )
                 out.outgoing.append(events.reservation_failed(outcome))
         elif e.kind == "canceled":
             if row is None:  # a tombstone, so a late or replayed sale.created reserves nothing
@@ -153,8 +171,16 @@ async def retry_backorders(
     waiting = await store.waiting_backorders(conn, tenant_id, location_id, limit)
     if not waiting:
         return False
-    sales = [SaleToReserve(b.sale, b.sale_id, tenant_id, location_id,
-                           tuple((ln["sku"], ln["quantity"]) for ln in b.lines)) for b in waiting]
+    sales = [
+        SaleToReserve(
+            b.sale,
+            b.sale_id,
+            tenant_id,
+            location_id,
+            tuple((ln["sku"], ln["quantity"]) for ln in b.lines),
+        )
+        for b in waiting
+    ]
     records = await store.lock_records(conn, {k for s in sales for k in s.keys()})
     still_waiting = await store.lock_backorders(conn, [b.seq for b in waiting])
     skus = await store.known_skus(conn, {(tenant_id, sku) for s in sales for sku, _ in s.lines})

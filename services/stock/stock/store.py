@@ -31,7 +31,12 @@ async def insert_product(conn: asyncpg.Connection, tenant_id: UUID, p: dict[str,
     row = await conn.fetchrow(
         f"INSERT INTO {S}.products (tenant_id, sku, name, ean, unit_type, min_level, is_bulky)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING *",
-        tenant_id, p["sku"], p["name"], p.get("ean"), p["unit_type"], p["min_level"],
+        tenant_id,
+        p["sku"],
+        p["name"],
+        p.get("ean"),
+        p["unit_type"],
+        p["min_level"],
         p["is_bulky"],
     )
     return dict(row) if row else {}
@@ -45,8 +50,13 @@ async def get_product(conn: asyncpg.Connection, tenant_id: UUID, sku: str) -> di
 
 
 async def update_row(
-    conn: asyncpg.Connection, table: str, key_column: str, tenant_id: UUID, key: str,
-    changes: dict[str, Any], expected_version: int | None,
+    conn: asyncpg.Connection,
+    table: str,
+    key_column: str,
+    tenant_id: UUID,
+    key: str,
+    changes: dict[str, Any],
+    expected_version: int | None,
 ) -> dict | None:
     """Partial update of a catalogue row; None when missing or not at `expected_version`.
 
@@ -55,7 +65,11 @@ async def update_row(
     if not changes:
         row = await conn.fetchrow(
             f"SELECT * FROM {S}.{table} WHERE tenant_id = $1 AND {key_column} = $2"
-            " AND ($3::int IS NULL OR version = $3)", tenant_id, key, expected_version)
+            " AND ($3::int IS NULL OR version = $3)",
+            tenant_id,
+            key,
+            expected_version,
+        )
         return dict(row) if row else None
     columns = list(changes)
     assignments = "".join(f"{c} = ${i + 4}, " for i, c in enumerate(columns))
@@ -63,13 +77,21 @@ async def update_row(
         f"UPDATE {S}.{table} SET {assignments}version = version + 1, updated_at = now()"
         f" WHERE tenant_id = $1 AND {key_column} = $2 AND ($3::int IS NULL OR version = $3)"
         " RETURNING *",
-        tenant_id, key, expected_version, *(changes[c] for c in columns),
+        tenant_id,
+        key,
+        expected_version,
+        *(changes[c] for c in columns),
     )
     return dict(row) if row else None
 
 
 async def list_rows(
-    conn: asyncpg.Connection, table: str, tenant_id: UUID, order: str, limit: int, offset: int,
+    conn: asyncpg.Connection,
+    table: str,
+    tenant_id: UUID,
+    order: str,
+    limit: int,
+    offset: int,
     filters: dict[str, Sequence[Any]] | None = None,
 ) -> tuple[list[dict], int]:
     """Page through one of this schema's tenant tables, with optional `column = ANY(values)`."""
@@ -83,7 +105,9 @@ async def list_rows(
     rows = await conn.fetch(
         f"SELECT * FROM {S}.{table} WHERE {clause} ORDER BY {order}"
         f" LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}",
-        *args, limit, offset,
+        *args,
+        limit,
+        offset,
     )
     return [dict(r) for r in rows], total
 
@@ -92,7 +116,10 @@ async def insert_location(conn: asyncpg.Connection, tenant_id: UUID, loc: dict[s
     row = await conn.fetchrow(
         f"INSERT INTO {S}.locations (tenant_id, location_id, name, address)"
         " VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING *",
-        tenant_id, loc["location_id"], loc["name"], loc.get("address"),
+        tenant_id,
+        loc["location_id"],
+        loc["name"],
+        loc.get("address"),
     )
     return dict(row) if row else {}
 
@@ -100,13 +127,17 @@ async def insert_location(conn: asyncpg.Connection, tenant_id: UUID, loc: dict[s
 async def get_location(conn: asyncpg.Connection, tenant_id: UUID, location_id: str) -> dict | None:
     row = await conn.fetchrow(
         f"SELECT * FROM {S}.locations WHERE tenant_id = $1 AND location_id = $2",
-        tenant_id, location_id,
+        tenant_id,
+        location_id,
     )
     return dict(row) if row else None
 
 
 async def existing_pairs(
-    conn: asyncpg.Connection, table: str, columns: tuple[str, str], types: tuple[str, str],
+    conn: asyncpg.Connection,
+    table: str,
+    columns: tuple[str, str],
+    types: tuple[str, str],
     keys: Iterable[tuple[Any, Any]],
 ) -> set[tuple[Any, Any]]:
     """Which (tenant, x) pairs exist in `table`, in one round trip."""
@@ -125,8 +156,10 @@ async def known_skus(conn: asyncpg.Connection, keys: Iterable[tuple[UUID, str]])
 
 
 async def known_for_batch(
-    conn: asyncpg.Connection, locations: Iterable[tuple[UUID, str]],
-    skus: Iterable[tuple[UUID, str]], sales: Iterable[tuple[UUID, UUID]],
+    conn: asyncpg.Connection,
+    locations: Iterable[tuple[UUID, str]],
+    skus: Iterable[tuple[UUID, str]],
+    sales: Iterable[tuple[UUID, UUID]],
 ) -> tuple[set[tuple[UUID, str]], set[tuple[UUID, str]], set[tuple[UUID, UUID]]]:
     """Which of these locations and SKUs exist and which of these sales wait in the backorder
     queue: three lookups in one round trip."""
@@ -138,7 +171,9 @@ async def known_for_batch(
         " WHERE (tenant_id, sku) IN (SELECT * FROM unnest($3::uuid[], $4::text[]))"
         f" UNION ALL SELECT 3, tenant_id, NULL, sale FROM {S}.backorders"
         " WHERE (tenant_id, sale) IN (SELECT * FROM unnest($5::uuid[], $6::uuid[]))",
-        *_columns(locations, 2), *_columns(skus, 2), *_columns(sales, 2),
+        *_columns(locations, 2),
+        *_columns(skus, 2),
+        *_columns(sales, 2),
     )
     found: tuple[set, set, set] = (set(), set(), set())
     for r in rows:
@@ -153,7 +188,11 @@ async def insert_stock_record(conn: asyncpg.Connection, record: StockRecord) -> 
     status = await conn.execute(
         f"INSERT INTO {S}.stock_records (id, tenant_id, location_id, sku, quantity, reserved)"
         " VALUES ($1, $2, $3, $4, $5, 0) ON CONFLICT DO NOTHING",
-        record.id, record.tenant_id, record.location_id, record.sku, record.quantity,
+        record.id,
+        record.tenant_id,
+        record.location_id,
+        record.sku,
+        record.quantity,
     )
     return status.endswith("1")
 
@@ -179,16 +218,24 @@ async def lock_records_by_id(
     rows = await conn.fetch(
         f"SELECT {RECORD_COLUMNS} FROM {RECORD_FROM} WHERE ($1::uuid IS NULL OR r.tenant_id = $1)"
         " AND r.id = ANY($2::uuid[]) ORDER BY r.tenant_id, r.location_id, r.sku FOR UPDATE OF r",
-        tenant_id, list(set(ids)),
+        tenant_id,
+        list(set(ids)),
     )
     return {r["id"]: StockRecord(**dict(r)) for r in rows}
 
 
-async def record_exists(conn: asyncpg.Connection, tenant_id: UUID, location_id: str,
-                        sku: str) -> bool:
-    return bool(await conn.fetchval(
-        f"SELECT EXISTS (SELECT 1 FROM {S}.stock_records WHERE tenant_id = $1"
-        " AND location_id = $2 AND sku = $3)", tenant_id, location_id, sku))
+async def record_exists(
+    conn: asyncpg.Connection, tenant_id: UUID, location_id: str, sku: str
+) -> bool:
+    return bool(
+        await conn.fetchval(
+            f"SELECT EXISTS (SELECT 1 FROM {S}.stock_records WHERE tenant_id = $1"
+            " AND location_id = $2 AND sku = $3)",
+            tenant_id,
+            location_id,
+            sku,
+        )
+    )
 
 
 async def get_record(conn: asyncpg.Connection, tenant_id: UUID, record_id: UUID) -> dict | None:
@@ -199,8 +246,9 @@ async def get_record(conn: asyncpg.Connection, tenant_id: UUID, record_id: UUID)
 
 
 async def get_records(conn: asyncpg.Connection, ids: Sequence[UUID]) -> dict[UUID, dict]:
-    rows = await conn.fetch(f"SELECT * FROM {S}.stock_records WHERE id = ANY($1::uuid[])",
-                            list(ids))
+    rows = await conn.fetch(
+        f"SELECT * FROM {S}.stock_records WHERE id = ANY($1::uuid[])", list(ids)
+    )
     return {r["id"]: dict(r) for r in rows}
 
 
@@ -213,13 +261,18 @@ async def save_records(conn: asyncpg.Connection, records: Iterable[StockRecord])
         " version = v.version, low = v.low, updated_at = now()"
         " FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[], $5::bool[])"
         " AS v(id, quantity, reserved, version, low) WHERE r.id = v.id",
-        [r.id for r in records], [r.quantity for r in records],
-        [r.reserved for r in records], [r.version for r in records], [r.low for r in records],
+        [r.id for r in records],
+        [r.quantity for r in records],
+        [r.reserved for r in records],
+        [r.version for r in records],
+        [r.low for r in records],
     )
 
 
 async def insert_movements(
-    conn: asyncpg.Connection, entries: Sequence[LedgerEntry], actor: str,
+    conn: asyncpg.Connection,
+    entries: Sequence[LedgerEntry],
+    actor: str,
     notes: str | None = None,
 ) -> None:
     if not entries:
@@ -230,18 +283,33 @@ async def insert_movements(
         " notes) SELECT t, r, l, s, re, qc, rc, qa, ra, $10, ref, $11 FROM unnest($1::uuid[],"
         " $2::uuid[], $3::text[], $4::text[], $5::text[], $6::int[], $7::int[], $8::int[],"
         " $9::int[], $12::text[]) AS v(t, r, l, s, re, qc, rc, qa, ra, ref)",
-        [e.tenant_id for e in entries], [e.record_id for e in entries],
-        [e.location_id for e in entries], [e.sku for e in entries],
-        [e.reason for e in entries], [e.quantity_change for e in entries],
-        [e.reserved_change for e in entries], [e.quantity_after for e in entries],
-        [e.reserved_after for e in entries], actor, notes, [e.reference for e in entries],
+        [e.tenant_id for e in entries],
+        [e.record_id for e in entries],
+        [e.location_id for e in entries],
+        [e.sku for e in entries],
+        [e.reason for e in entries],
+        [e.quantity_change for e in entries],
+        [e.reserved_change for e in entries],
+        [e.quantity_after for e in entries],
+        [e.reserved_after for e in entries],
+        actor,
+        notes,
+        [e.reference for e in entries],
     )
 
 
 async def list_movements(
-    conn: asyncpg.Connection, tenant_id: UUID, *, skus: Sequence[str],
-    locations: Sequence[str], reasons: Sequence[str], reference: str | None,
-    created_from: datetime | None, created_to: datetime | None, limit: int, offset: int,
+    conn: asyncpg.Connection,
+    tenant_id: UUID,
+    *,
+    skus: Sequence[str],
+    locations: Sequence[str],
+    reasons: Sequence[str],
+    reference: str | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    limit: int,
+    offset: int,
 ) -> tuple[list[dict], int]:
     where = (
         "tenant_id = $1 AND (cardinality($2::text[]) = 0 OR sku = ANY($2))"
@@ -251,12 +319,21 @@ async def list_movements(
         " AND ($6::timestamptz IS NULL OR created_at >= $6)"
         " AND ($7::timestamptz IS NULL OR created_at < $7)"
     )
-    args = (tenant_id, list(skus), list(locations), list(reasons), reference, created_from,
-            created_to)
+    args = (
+        tenant_id,
+        list(skus),
+        list(locations),
+        list(reasons),
+        reference,
+        created_from,
+        created_to,
+    )
     total = await conn.fetchval(f"SELECT count(*) FROM {S}.movements WHERE {where}", *args)
     rows = await conn.fetch(
         f"SELECT * FROM {S}.movements WHERE {where} ORDER BY id LIMIT $8 OFFSET $9",
-        *args, limit, offset,
+        *args,
+        limit,
+        offset,
     )
     return [dict(r) for r in rows], total
 
@@ -307,8 +384,12 @@ async def insert_reservations(conn: asyncpg.Connection, rows: Sequence[Reservati
         f"INSERT INTO {S}.reservations (id, tenant_id, sale, sale_id, location_id, status,"
         " version) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[],"
         " $5::text[], $6::text[], $7::int[])",
-        [r.id for r in rows], [r.tenant_id for r in rows], [r.sale for r in rows],
-        [r.sale_id for r in rows], [r.location_id for r in rows], [r.status for r in rows],
+        [r.id for r in rows],
+        [r.tenant_id for r in rows],
+        [r.sale for r in rows],
+        [r.sale_id for r in rows],
+        [r.location_id for r in rows],
+        [r.status for r in rows],
         [r.version for r in rows],
     )
     lines = [(r.id, line) for r in rows for line in r.lines]
@@ -316,7 +397,9 @@ async def insert_reservations(conn: asyncpg.Connection, rows: Sequence[Reservati
         await conn.execute(
             f"INSERT INTO {S}.reservation_lines (reservation_id, stock_record_id, sku, quantity)"
             " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[])",
-            [rid for rid, _ in lines], [ln[2] for _, ln in lines], [ln[0] for _, ln in lines],
+            [rid for rid, _ in lines],
+            [ln[2] for _, ln in lines],
+            [ln[0] for _, ln in lines],
             [ln[1] for _, ln in lines],
         )
 
@@ -328,7 +411,9 @@ async def update_reservations(conn: asyncpg.Connection, rows: Sequence[Reservati
         f"UPDATE {S}.reservations AS r SET status = v.status, version = v.version,"
         " updated_at = now() FROM unnest($1::uuid[], $2::text[], $3::int[])"
         " AS v(id, status, version) WHERE r.id = v.id",
-        [r.id for r in rows], [r.status for r in rows], [r.version for r in rows],
+        [r.id for r in rows],
+        [r.status for r in rows],
+        [r.version for r in rows],
     )
 
 
@@ -350,8 +435,11 @@ async def insert_backorders(
             f"INSERT INTO {S}.backorders (tenant_id, sale, sale_id, location_id, lines)"
             " SELECT t, s, si, l, ln::jsonb FROM unnest($1::uuid[], $2::uuid[], $3::text[],"
             " $4::text[], $5::text[]) AS v(t, s, si, l, ln) ON CONFLICT DO NOTHING",
-            [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows],
-            [r[3] for r in rows], [orjson.dumps(r[4]).decode() for r in rows],
+            [r[0] for r in rows],
+            [r[1] for r in rows],
+            [r[2] for r in rows],
+            [r[3] for r in rows],
+            [orjson.dumps(r[4]).decode() for r in rows],
         )
 
 
@@ -371,7 +459,9 @@ async def waiting_backorders(
     rows = await conn.fetch(
         f"SELECT seq, tenant_id, sale, sale_id, location_id, lines FROM {S}.backorders"
         " WHERE tenant_id = $1 AND location_id = $2 ORDER BY seq LIMIT $3",
-        tenant_id, location_id, limit,
+        tenant_id,
+        location_id,
+        limit,
     )
     return [BackorderRow(**dict(r)) for r in rows]
 
@@ -400,9 +490,7 @@ async def request_backorder_retry(
 
 
 async def claim_wakeups(conn: asyncpg.Connection) -> list[tuple[UUID, str]]:
-    rows = await conn.fetch(
-        f"DELETE FROM {S}.backorder_wakeups RETURNING tenant_id, location_id"
-    )
+    rows = await conn.fetch(f"DELETE FROM {S}.backorder_wakeups RETURNING tenant_id, location_id")
     return [(r["tenant_id"], r["location_id"]) for r in rows]
 
 

@@ -34,7 +34,9 @@ def test_reserves_every_line_and_records_the_ledger():
     assert isinstance(outcome, Reserved)
     assert (a.reserved, b.reserved, a.version, b.version) == (3, 2, 2, 2)
     assert [(e.sku, e.reserved_change, e.reserved_after) for e in outcome.entries] == [
-        ("A", 3, 3), ("B", 2, 2)]
+        ("A", 3, 3),
+        ("B", 2, 2),
+    ]
 
 
 def test_one_short_line_reserves_nothing():
@@ -42,7 +44,8 @@ def test_one_short_line_reserves_nothing():
     [outcome] = plan([sale(("A", 3), ("B", 2))], [a, b])
     assert isinstance(outcome, ReservationFailed)
     assert [(s.sku, s.requested, s.available, s.reason) for s in outcome.shortfalls] == [
-        ("B", 2, 1, "insufficient_stock")]
+        ("B", 2, 1, "insufficient_stock")
+    ]
     assert (a.reserved, b.reserved) == (0, 0)
 
 

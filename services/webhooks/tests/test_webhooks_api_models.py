@@ -81,10 +81,19 @@ def test_settings_refuse_a_lease_shorter_than_a_request() -> None:
 
 def test_endpoint_views_never_carry_secrets() -> None:
     row = {
-        "id": uuid4(), "url": "https://example.com/", "event_types": ["*"], "headers": {},
-        "description": "", "enabled": True, "ordered": False, "disabled_reason": None, "version": 1,
-        "created_at": datetime.now(UTC), "updated_at": datetime.now(UTC),
-        "secret": "whsec_current", "previous_secret": "whsec_old",
+        "id": uuid4(),
+        "url": "https://example.com/",
+        "event_types": ["*"],
+        "headers": {},
+        "description": "",
+        "enabled": True,
+        "ordered": False,
+        "disabled_reason": None,
+        "version": 1,
+        "created_at": datetime.now(UTC),
+        "updated_at": datetime.now(UTC),
+        "secret": "whsec_current",
+        "previous_secret": "whsec_old",
     }
     dumped = EndpointOut.model_validate(row).model_dump_json()
     assert "whsec_" not in dumped

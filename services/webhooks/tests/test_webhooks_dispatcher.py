@@ -31,15 +31,27 @@ class FakeQueue:
 
     def add(self, endpoint: UUID, count: int, tenant: UUID = TENANT) -> None:
         for n in range(count):
-            self.due[endpoint].append({
-                "id": uuid4(), "endpoint_id": endpoint, "tenant_id": tenant, "url": f"http://hook/{endpoint}",
-                "headers": {}, "secret": "whsec_x", "previous_secret": None,
-                "webhook_id": f"msg_{n}", "payload": b"{}", "attempt_count": 0,
-                "failing": False, "enabled": True, "ordered": False,
-            })
+            self.due[endpoint].append(
+                {
+                    "id": uuid4(),
+                    "endpoint_id": endpoint,
+                    "tenant_id": tenant,
+                    "url": f"http://hook/{endpoint}",
+                    "headers": {},
+                    "secret": "whsec_x",
+                    "previous_secret": None,
+                    "webhook_id": f"msg_{n}",
+                    "payload": b"{}",
+                    "attempt_count": 0,
+                    "failing": False,
+                    "enabled": True,
+                    "ordered": False,
+                }
+            )
 
-    async def claim_due(self, _: Any, limit: int, __: timedelta,
-                        quotas: store.Quotas) -> list[dict[str, Any]]:
+    async def claim_due(
+        self, _: Any, limit: int, __: timedelta, quotas: store.Quotas
+    ) -> list[dict[str, Any]]:
         self.claims.append(dict(quotas.endpoints))
         self.tenant_claims.append(dict(quotas.tenants))
         rows: list[dict[str, Any]] = []
@@ -49,11 +61,14 @@ class FakeQueue:
                 continue
             tenant = queue[0]["tenant_id"]
             tenant_left = quotas.tenants.get(tenant, quotas.tenant_default) - taken[tenant]
-            take = min(quotas.endpoints.get(endpoint, quotas.endpoint_default),
-                       limit - len(rows), tenant_left)
-            rows += queue[:max(take, 0)]
+            take = min(
+                quotas.endpoints.get(endpoint, quotas.endpoint_default),
+                limit - len(rows),
+                tenant_left,
+            )
+            rows += queue[: max(take, 0)]
             taken[tenant] += max(take, 0)
-            del queue[:max(take, 0)]
+            del queue[: max(take, 0)]
         return rows
 
     async def release(self, _: Any, ids: list[UUID]) -> None:
@@ -69,8 +84,9 @@ class FakeSender:
         self.sent: list[str] = []
         self.gates: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
-    async def post(self, url: str, _: dict, __: list, msg_id: str, ___: bytes,
-                   tenant: UUID | None = None) -> Attempt:
+    async def post(
+        self, url: str, _: dict, __: list, msg_id: str, ___: bytes, tenant: UUID | None = None
+    ) -> Attempt:
         self.open[url] += 1
         self.most_open[url] = max(self.most_open[url], self.open[url])
         self.sent.append(url)
@@ -108,9 +124,14 @@ async def rig(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[FakeQueue,
 
 
 def start(sender: FakeSender, **overrides: Any) -> tuple[Dispatcher, asyncio.Task[None]]:
-    settings = WebhookSettings(**{
-        "webhook_max_in_flight_per_endpoint": CAP, "webhook_poll_interval_seconds": 0.02,
-        "webhook_shutdown_grace_seconds": 0, **overrides})
+    settings = WebhookSettings(
+        **{
+            "webhook_max_in_flight_per_endpoint": CAP,
+            "webhook_poll_interval_seconds": 0.02,
+            "webhook_shutdown_grace_seconds": 0,
+            **overrides,
+        }
+    )
     loop = Dispatcher(None, sender, settings)  # type: ignore[arg-type]
     loop._writer = FakeWriter()  # type: ignore[assignment]
     loop._listener = IdleListener()  # type: ignore[assignment]
@@ -172,8 +193,9 @@ async def test_a_hanging_endpoint_does_not_hold_back_another(
         await until(lambda: sender.sent.count(f"http://hook/{healthy}") == 30)
         assert sender.open[f"http://hook/{hanging}"] == CAP
         assert sender.sent.count(f"http://hook/{hanging}") == CAP
-        assert all(q.get(hanging, 0) <= 0 for q in queue.claims[-3:]), \
+        assert all(q.get(hanging, 0) <= 0 for q in queue.claims[-3:]), (
             "a hanging endpoint's quota is spent: nothing more is claimed for it"
+        )
     finally:
         await stop(task)
     assert len(queue.released) == 2 * CAP, "queued and unfinished leases are handed back"
@@ -218,8 +240,9 @@ async def test_a_tenant_with_many_hanging_endpoints_takes_at_most_its_share(
         sender.gates[f"http://hook/{healthy}"].set()
         await until(lambda: sender.sent.count(f"http://hook/{healthy}") == 30)
         assert sum(sender.open[f"http://hook/{e}"] for e in hanging) == 8
-        assert all(q.get(hoarder, 0) <= 0 for q in queue.tenant_claims[-3:]), \
+        assert all(q.get(hoarder, 0) <= 0 for q in queue.tenant_claims[-3:]), (
             "a tenant whose quota is spent gets nothing more claimed"
+        )
     finally:
         await stop(task)
 
@@ -239,8 +262,11 @@ async def test_a_secret_no_key_decrypts_fails_the_attempt_and_the_loop_goes_on(
         await until(lambda: len(loop._writer.outcomes) == 3)  # type: ignore[attr-defined]
     finally:
         await stop(task)
-    [failed] = [o for o in loop._writer.outcomes  # type: ignore[attr-defined]
-                if o.endpoint_id == unreadable]
+    [failed] = [
+        o
+        for o in loop._writer.outcomes  # type: ignore[attr-defined]
+        if o.endpoint_id == unreadable
+    ]
     assert failed.attempt.status_code is None
     assert "not readable with any key of WEBHOOK_SECRET_KEYS" in (failed.attempt.error or "")
     assert failed.verdict.status == "pending" and failed.verdict.retry_in is not None

@@ -52,6 +52,7 @@ class Event:
 
 # --- subscriptions -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("patterns", "event_type", "expected"),
     [
@@ -98,7 +99,8 @@ def test_plan_deliveries_stays_within_the_event_tenant() -> None:
     stock = Event(uuid4(), "stock.changed", tenant_a)
     planned = plan_deliveries([sale, stock], [a_all, a_stock, b_all])
     assert {(e.id, s.endpoint_id) for e, s in planned} == {
-        (sale.id, a_all.endpoint_id), (stock.id, a_all.endpoint_id),
+        (sale.id, a_all.endpoint_id),
+        (stock.id, a_all.endpoint_id),
         (stock.id, a_stock.endpoint_id),
     }
 
@@ -122,6 +124,7 @@ def test_payload_carries_type_timestamp_and_full_data() -> None:
 
 
 # --- headers -------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize(
     "name", ["webhook-id", "Webhook-Timestamp", "WEBHOOK-SIGNATURE", "Content-Type", "Host"]
@@ -148,8 +151,23 @@ def test_custom_headers_are_accepted() -> None:
 
 @pytest.mark.parametrize(
     "value",
-    ["token\n", "token\r", "token\r\n", "a\nb", "\x00", "a\x7fb", "a\x1bb", "a\x0bb",
-     " leading", "trailing ", "trailing\t", "caf\u00e9", "\u00e9", "\u2028", "v" * 1025],
+    [
+        "token\n",
+        "token\r",
+        "token\r\n",
+        "a\nb",
+        "\x00",
+        "a\x7fb",
+        "a\x1bb",
+        "a\x0bb",
+        " leading",
+        "trailing ",
+        "trailing\t",
+        "caf\u00e9",
+        "\u00e9",
+        "\u2028",
+        "v" * 1025,
+    ],
 )
 def test_values_with_control_characters_whitespace_ends_or_non_ascii_are_refused(
     value: str,
@@ -166,8 +184,19 @@ def test_names_that_are_not_short_rfc9110_tokens_are_refused(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["webhook-anything", "Proxy-Authorization", "Transfer-Encoding", "TE", "Upgrade",
-             "Content-Length", "Connection", "Keep-Alive", "Expect", "Trailer"],
+    "name",
+    [
+        "webhook-anything",
+        "Proxy-Authorization",
+        "Transfer-Encoding",
+        "TE",
+        "Upgrade",
+        "Content-Length",
+        "Connection",
+        "Keep-Alive",
+        "Expect",
+        "Trailer",
+    ],
 )
 def test_framing_hop_by_hop_and_platform_headers_are_reserved(name: str) -> None:
     assert "cannot be overridden" in (header_name_error(name) or "")
@@ -184,12 +213,15 @@ def test_header_values_read_masked_and_masked_values_keep_the_stored_ones() -> N
     stored = {"Authorization": "Bearer s3cret", "X-Shop": "42"}
     assert masked_headers(stored) == {"Authorization": "***", "X-Shop": "***"}
     assert merge_masked({"Authorization": "***", "X-New": "1"}, stored) == {
-        "Authorization": "Bearer s3cret", "X-New": "1"}
+        "Authorization": "Bearer s3cret",
+        "X-New": "1",
+    }
     with pytest.raises(KeyError):
         merge_masked({"X-Unknown": "***"}, stored)
 
 
 # --- state machine -------------------------------------------------------------------------
+
 
 def test_pending_finishes_once() -> None:
     ensure_transition(PENDING, SUCCEEDED)
@@ -206,6 +238,7 @@ def test_only_finished_deliveries_can_be_resent() -> None:
 
 
 # --- retries -------------------------------------------------------------------------------
+
 
 def test_parse_schedule() -> None:
     assert parse_schedule("5, 30,120") == (5.0, 30.0, 120.0)
@@ -287,6 +320,7 @@ def test_retry_after_does_not_extend_a_spent_schedule() -> None:
 
 # --- secrets and responses -------------------------------------------------------------------
 
+
 def test_previous_secret_signs_only_during_the_overlap() -> None:
     later = NOW + timedelta(hours=1)
     assert active_secrets("new", "old", later, NOW) == ["new", "old"]
@@ -300,6 +334,7 @@ def test_excerpt_keeps_one_kilobyte_of_storable_text() -> None:
 
 
 # --- disabling, recovery -------------------------------------------------------------------
+
 
 def test_failing_too_long_needs_the_whole_window() -> None:
     since = NOW - timedelta(days=5)
@@ -319,10 +354,18 @@ def test_recover_window() -> None:
 def test_disabled_event_carries_the_endpoint_snapshot_without_secrets() -> None:
     tenant, endpoint = uuid4(), uuid4()
     row = {
-        "id": endpoint, "url": "https://erp.example.com/hooks", "description": "ERP",
-        "event_types": ["sale.*"], "headers": {"Authorization": "Bearer s3cret"},
-        "enabled": False, "ordered": True, "disabled_reason": "the endpoint answered 410 Gone",
-        "version": 4, "created_at": NOW, "updated_at": NOW, "secret": "whsec_x",
+        "id": endpoint,
+        "url": "https://erp.example.com/hooks",
+        "description": "ERP",
+        "event_types": ["sale.*"],
+        "headers": {"Authorization": "Bearer s3cret"},
+        "enabled": False,
+        "ordered": True,
+        "disabled_reason": "the endpoint answered 410 Gone",
+        "version": 4,
+        "created_at": NOW,
+        "updated_at": NOW,
+        "secret": "whsec_x",
     }
     key, event = disabled_event(tenant, row, row["disabled_reason"])
     assert key == f"{tenant}:webhook_endpoint:{endpoint}"

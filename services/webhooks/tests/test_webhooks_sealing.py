@@ -55,10 +55,16 @@ def test_outside_development_a_key_is_required() -> None:
     with pytest.raises(ValidationError, match="WEBHOOK_SECRET_KEYS must be set"):
         WebhookSettings(environment="production", internal_callers=GATEWAY_CALLER)
     with pytest.raises(ValidationError, match="public development key"):
-        WebhookSettings(environment="production", internal_callers=GATEWAY_CALLER,
-                        webhook_secret_keys=f"{NEW},{DEVELOPMENT_KEY}")
-    settings = WebhookSettings(environment="production", internal_callers=GATEWAY_CALLER,
-                               webhook_secret_keys=f" {NEW} , {OLD} ")
+        WebhookSettings(
+            environment="production",
+            internal_callers=GATEWAY_CALLER,
+            webhook_secret_keys=f"{NEW},{DEVELOPMENT_KEY}",
+        )
+    settings = WebhookSettings(
+        environment="production",
+        internal_callers=GATEWAY_CALLER,
+        webhook_secret_keys=f" {NEW} , {OLD} ",
+    )
     assert settings.secret_keys == [NEW, OLD]
     assert NEW not in repr(settings)
 

@@ -119,7 +119,8 @@ async def test_internal_addresses_are_refused_without_a_request(
 
 
 async def test_a_name_that_resolves_too_slowly_fails_the_attempt_with_the_reason(
-    receiver: tuple[Receiver, str], monkeypatch: pytest.MonkeyPatch,
+    receiver: tuple[Receiver, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     server, url = receiver
     released = threading.Event()
@@ -128,12 +129,14 @@ async def test_a_name_that_resolves_too_slowly_fails_the_attempt_with_the_reason
         released.wait(5)
         return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
 
-    monkeypatch.setattr(sending, "BoundedResolver",
-                        functools.partial(BoundedResolver, lookup=slow_dns))
+    monkeypatch.setattr(
+        sending, "BoundedResolver", functools.partial(BoundedResolver, lookup=slow_dns)
+    )
     sender = Sender(settings(webhook_dns_timeout_seconds=0.2, webhook_timeout_seconds=3))
     started = time.monotonic()
-    attempt = await sender.post(url.replace("127.0.0.1", "localhost"), {}, [new_secret()],
-                                "msg_g", BODY)
+    attempt = await sender.post(
+        url.replace("127.0.0.1", "localhost"), {}, [new_secret()], "msg_g", BODY
+    )
     released.set()
     await sender.close()
     assert time.monotonic() - started < 2, "the DNS deadline, not the request timeout"

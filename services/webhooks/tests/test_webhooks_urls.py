@@ -22,8 +22,17 @@ LOCAL = AllowList.parse(["127.0.0.1", "localhost", "::1"])
 
 @pytest.mark.parametrize(
     "url",
-    ["ftp://example.com/", "example.com/hook", "/hook", "http://", "http://u:p@example.com/",
-     "http://example.com:99999/", "http://127.1/", "javascript:alert(1)", "http://x/" + "a" * 3000],
+    [
+        "ftp://example.com/",
+        "example.com/hook",
+        "/hook",
+        "http://",
+        "http://u:p@example.com/",
+        "http://example.com:99999/",
+        "http://127.1/",
+        "javascript:alert(1)",
+        "http://x/" + "a" * 3000,
+    ],
 )
 def test_malformed_urls_are_refused(url: str) -> None:
     assert shape_error(url) is not None
@@ -36,9 +45,23 @@ def test_well_formed_urls_pass_the_shape_check(url: str) -> None:
 
 @pytest.mark.parametrize(
     "address",
-    ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "100.64.0.1",
-     "0.0.0.0", "::1", "::", "fe80::1", "fd00:ec2::254", "::ffff:127.0.0.1", "64:ff9b::a00:1",
-     "224.0.0.1", "2002:7f00:1::1"],
+    [
+        "127.0.0.1",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "::1",
+        "::",
+        "fe80::1",
+        "fd00:ec2::254",
+        "::ffff:127.0.0.1",
+        "64:ff9b::a00:1",
+        "224.0.0.1",
+        "2002:7f00:1::1",
+    ],
 )
 def test_internal_addresses_are_not_public(address: str) -> None:
     assert not is_public(ipaddress.ip_address(address))
@@ -89,8 +112,11 @@ class FixedResolver(AbstractResolver):
     async def resolve(
         self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
     ) -> list[ResolveResult]:
-        return [ResolveResult(hostname=host, host=self.address, port=port, family=family,
-                              proto=0, flags=0)]
+        return [
+            ResolveResult(
+                hostname=host, host=self.address, port=port, family=family, proto=0, flags=0
+            )
+        ]
 
     async def close(self) -> None:
         pass
@@ -110,12 +136,25 @@ async def test_resolver_passes_public_and_allow_listed_names() -> None:
 @pytest.mark.parametrize(
     "address",
     [
-        "::127.0.0.1", "::10.0.0.1", "::8.8.8.8",  # IPv4-compatible, any
-        "::ffff:0:127.0.0.1", "::ffff:0:8.8.8.8",  # IPv4-translated, any
-        "64:ff9b::127.0.0.1", "64:ff9b::10.0.0.1", "64:ff9b::169.254.169.254",  # NAT64
-        "64:ff9b:1::a00:1", "64:ff9b:1:7f00:1::", "64:ff9b:1::8.8.8.8",  # local-use NAT64
-        "192.0.0.1", "192.0.0.8", "192.0.0.9", "192.0.0.10", "192.0.0.170", "192.0.0.255",
-        "198.18.0.1", "100.127.255.254",
+        "::127.0.0.1",
+        "::10.0.0.1",
+        "::8.8.8.8",  # IPv4-compatible, any
+        "::ffff:0:127.0.0.1",
+        "::ffff:0:8.8.8.8",  # IPv4-translated, any
+        "64:ff9b::127.0.0.1",
+        "64:ff9b::10.0.0.1",
+        "64:ff9b::169.254.169.254",  # NAT64
+        "64:ff9b:1::a00:1",
+        "64:ff9b:1:7f00:1::",
+        "64:ff9b:1::8.8.8.8",  # local-use NAT64
+        "192.0.0.1",
+        "192.0.0.8",
+        "192.0.0.9",
+        "192.0.0.10",
+        "192.0.0.170",
+        "192.0.0.255",
+        "198.18.0.1",
+        "100.127.255.254",
     ],
 )
 def test_ipv6_forms_of_internal_and_special_purpose_addresses_are_not_public(
@@ -130,9 +169,16 @@ def test_nat64_of_a_public_address_stays_public() -> None:
 
 @pytest.mark.parametrize(
     "url",
-    ["http://[::127.0.0.1]/hook", "http://[::ffff:0:127.0.0.1]/", "http://[64:ff9b::a00:1]/",
-     "http://[64:ff9b::7f00:1]:8080/", "http://[64:ff9b:1::a00:1]/", "http://192.0.0.170/",
-     "http://[::ffff:7f00:1]/", "http://[0:0:0:0:0:ffff:127.0.0.1]/"],
+    [
+        "http://[::127.0.0.1]/hook",
+        "http://[::ffff:0:127.0.0.1]/",
+        "http://[64:ff9b::a00:1]/",
+        "http://[64:ff9b::7f00:1]:8080/",
+        "http://[64:ff9b:1::a00:1]/",
+        "http://192.0.0.170/",
+        "http://[::ffff:7f00:1]/",
+        "http://[0:0:0:0:0:ffff:127.0.0.1]/",
+    ],
 )
 async def test_ipv6_literals_embedding_internal_addresses_are_refused(url: str) -> None:
     with pytest.raises(UrlRefused):
@@ -144,8 +190,10 @@ async def test_a_name_resolving_internal_is_refused_without_saying_where() -> No
     with pytest.raises(UrlRefused) as refused:
         await check_url("http://intranet.example/hook", NOBODY, FixedResolver("10.1.2.3"))
     assert "10.1.2.3" not in str(refused.value)
-    assert str(refused.value) == \
-        "the host 'intranet.example' resolves to an address that is not public"
+    assert (
+        str(refused.value)
+        == "the host 'intranet.example' resolves to an address that is not public"
+    )
     with pytest.raises(OSError) as at_send:
         await GuardedResolver(NOBODY, FixedResolver("10.1.2.3")).resolve("intranet.example", 80)
     assert "10.1.2.3" not in str(at_send.value)

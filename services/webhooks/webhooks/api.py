@@ -52,6 +52,7 @@ router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], route_class=Str
 
 # --- request and response shapes -------------------------------------------------------------
 
+
 def _valid_url(url: str) -> str:
     if error := shape_error(url):
         raise ValueError(error)
@@ -132,7 +133,8 @@ class EndpointOut(BaseModel):
     url: str
     event_types: list[str]
     headers: dict[str, str] = Field(
-        description=f"Custom header names; every value reads as {MASKED!r} (write-only).")
+        description=f"Custom header names; every value reads as {MASKED!r} (write-only)."
+    )
     description: str
     enabled: bool
     ordered: bool
@@ -201,14 +203,20 @@ class DeliveryOut(BaseModel):
 
 NO_STORE = "no-store"
 # Declared for the OpenAPI and checked like `idempotency.check_key`; `idempotency.once` reads it.
-IdempotencyKey = Annotated[str | None, Header(
-    min_length=1, max_length=255, pattern=r"^[\x21-\x7e]+$",
-    description="Retrying with the same key (per tenant) answers the first request's result"
-    " instead of acting again.",
-)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retrying with the same key (per tenant) answers the first request's result"
+        " instead of acting again.",
+    ),
+]
 
 
 # --- helpers -------------------------------------------------------------------------------
+
 
 def _settings(request: Request) -> WebhookSettings:
     return request.app.state.settings
@@ -237,7 +245,8 @@ async def _check_url(request: Request, url: str, tenant: UUID) -> None:
             await check_url(url, sender.allow, sender.resolver)
     except UrlRefused as exc:
         raise Problem(
-            "validation", "The URL cannot receive webhooks.",
+            "validation",
+            "The URL cannot receive webhooks.",
             errors=[{"field": "/url", "message": str(exc), "in": "body"}],
         ) from None
 
@@ -250,8 +259,11 @@ def _endpoint(row: Any, response: Response | None = None) -> EndpointOut:
 
 def _delivery(row: Any, attempts: list[Any]) -> DeliveryOut:
     return DeliveryOut.model_validate(
-        {**dict(row), "payload": orjson.loads(row["payload"]),
-         "attempts": [dict(a) for a in attempts]}
+        {
+            **dict(row),
+            "payload": orjson.loads(row["payload"]),
+            "attempts": [dict(a) for a in attempts],
+        }
     )
 
 
@@ -265,9 +277,13 @@ async def _delivery_out(pool: Any, tenant: UUID, delivery_id: UUID) -> DeliveryO
 
 # --- endpoints -----------------------------------------------------------------------------
 
+
 @router.post("/endpoints", status_code=201, response_model=EndpointCreated)
 async def create_endpoint(
-    body: EndpointIn, tenant: TenantId, pool: Pool, request: Request,
+    body: EndpointIn,
+    tenant: TenantId,
+    pool: Pool,
+    request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """The answer carries the signing secret: `Cache-Control: no-store`. A retry with the
@@ -280,21 +296,35 @@ async def create_endpoint(
     async def create(conn: asyncpg.Connection) -> Answer:
         if await store.lock_tenant_endpoints(conn, tenant) >= cap:
             raise Problem(
-                "conflict", f"A tenant can have at most {cap} webhook endpoints;"
-                " delete one before creating another.", limit=cap,
+                "conflict",
+                f"A tenant can have at most {cap} webhook endpoints;"
+                " delete one before creating another.",
+                limit=cap,
             )
         secret = new_secret()
-        row = await store.create_endpoint(conn, tenant, uuid4(), body.model_dump(),
-                                          sealer.seal(secret))
+        row = await store.create_endpoint(
+            conn, tenant, uuid4(), body.model_dump(), sealer.seal(secret)
+        )
         created = EndpointCreated(**_endpoint(row).model_dump(), secret=secret)
-        return _with_secret(created, row["secret_generation"], 201, {
-            "Location": f"{request.url.path}/{row['id']}", "ETag": etag(row["version"])})
+        return _with_secret(
+            created,
+            row["secret_generation"],
+            201,
+            {"Location": f"{request.url.path}/{row['id']}", "ETag": etag(row["version"])},
+        )
 
     async def replay(conn: asyncpg.Connection, kept: Answer) -> Answer:
         return await _secret_again(conn, tenant, kept, EndpointCreated, sealer)
 
-    return await idempotency.once(pool, SCHEMA, tenant, request, create, replay,
-                                  fingerprinted_body=fingerprinted_endpoint(body.model_dump()))
+    return await idempotency.once(
+        pool,
+        SCHEMA,
+        tenant,
+        request,
+        create,
+        replay,
+        fingerprinted_body=fingerprinted_endpoint(body.model_dump()),
+    )
 
 
 # The answers below carry a secret, which no idempotency record may hold: the record keeps the
@@ -303,16 +333,23 @@ async def create_endpoint(
 KEPT_GENERATION = "secret_generation"
 
 
-def _with_secret(out: EndpointCreated | SecretRotated, generation: int, status_code: int,
-                 headers: dict[str, str] | None = None) -> Answer:
+def _with_secret(
+    out: EndpointCreated | SecretRotated,
+    generation: int,
+    status_code: int,
+    headers: dict[str, str] | None = None,
+) -> Answer:
     answer = Answer.json(out, status_code, headers={"Cache-Control": NO_STORE, **(headers or {})})
     kept = {**out.model_dump(mode="json", exclude={"secret"}), KEPT_GENERATION: generation}
     return replace(answer, kept=Answer(status_code, orjson.dumps(kept), answer.headers))
 
 
 async def _secret_again(
-    conn: asyncpg.Connection, tenant: UUID, kept: Answer,
-    shape: type[EndpointCreated | SecretRotated], sealer: SecretSealer,
+    conn: asyncpg.Connection,
+    tenant: UUID,
+    kept: Answer,
+    shape: type[EndpointCreated | SecretRotated],
+    sealer: SecretSealer,
 ) -> Answer:
     fields = orjson.loads(kept.body)
     generation = fields.pop(KEPT_GENERATION)
@@ -320,8 +357,11 @@ async def _secret_again(
     if row is None:
         raise Problem("conflict", "The endpoint of this Idempotency-Key has been deleted since.")
     if row["secret_generation"] != generation:
-        raise Problem("conflict", "The endpoint's secret has been rotated again since this"
-                      " Idempotency-Key's request; rotate with a new key for a new secret.")
+        raise Problem(
+            "conflict",
+            "The endpoint's secret has been rotated again since this"
+            " Idempotency-Key's request; rotate with a new key for a new secret.",
+        )
     out = shape.model_validate({**fields, "secret": sealer.open(row["secret"])})
     return Answer.json(out, kept.status_code, headers=kept.headers)
 
@@ -361,8 +401,7 @@ async def update_endpoint(
     try:
         async with pool.acquire() as conn, conn.transaction():
             if MASKED in changes.get("headers", {}).values():
-                changes["headers"] = await _unmasked(conn, tenant, endpoint_id,
-                                                     changes["headers"])
+                changes["headers"] = await _unmasked(conn, tenant, endpoint_id, changes["headers"])
             row = await store.update_endpoint(conn, tenant, endpoint_id, changes, expected)
     except VersionConflict as exc:
         raise Problem("conflict", str(exc)) from None
@@ -371,8 +410,9 @@ async def update_endpoint(
     return _endpoint(row, response)
 
 
-async def _unmasked(conn: Any, tenant: UUID, endpoint_id: UUID,
-                    given: dict[str, str]) -> dict[str, str]:
+async def _unmasked(
+    conn: Any, tenant: UUID, endpoint_id: UUID, given: dict[str, str]
+) -> dict[str, str]:
     current = await store.get_endpoint(conn, tenant, endpoint_id)
     if current is None:
         raise _no_endpoint()
@@ -380,9 +420,15 @@ async def _unmasked(conn: Any, tenant: UUID, endpoint_id: UUID,
         return merge_masked(given, current["headers"])
     except KeyError as missing:
         raise Problem(
-            "validation", "A masked header value can only keep a value already stored.",
-            errors=[{"field": f"/headers/{missing.args[0]}", "in": "body",
-                     "message": f"no stored value of {missing.args[0]!r} to keep"}],
+            "validation",
+            "A masked header value can only keep a value already stored.",
+            errors=[
+                {
+                    "field": f"/headers/{missing.args[0]}",
+                    "in": "body",
+                    "message": f"no stored value of {missing.args[0]!r} to keep",
+                }
+            ],
         ) from None
 
 
@@ -395,7 +441,10 @@ async def delete_endpoint(endpoint_id: UUID, tenant: TenantId, pool: Pool) -> Re
 
 @router.post("/endpoints/{endpoint_id}/rotate-secret", response_model=SecretRotated)
 async def rotate_secret(
-    endpoint_id: UUID, tenant: TenantId, pool: Pool, request: Request,
+    endpoint_id: UUID,
+    tenant: TenantId,
+    pool: Pool,
+    request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """The answer carries the new secret: `Cache-Control: no-store`. A retry with the same
@@ -409,7 +458,9 @@ async def rotate_secret(
         if row is None:
             raise _no_endpoint()
         rotated = SecretRotated(
-            id=row["id"], secret=secret, version=row["version"],
+            id=row["id"],
+            secret=secret,
+            version=row["version"],
             previous_secret_expires_at=row["previous_secret_expires_at"],
         )
         return _with_secret(rotated, row["secret_generation"], 200)
@@ -418,8 +469,9 @@ async def rotate_secret(
         return await _secret_again(conn, tenant, kept, SecretRotated, sealer)
 
     # The request has no body to speak of: the endpoint in the path is all that counts.
-    return await idempotency.once(pool, SCHEMA, tenant, request, rotate, replay,
-                                  fingerprinted_body=b"")
+    return await idempotency.once(
+        pool, SCHEMA, tenant, request, rotate, replay, fingerprinted_body=b""
+    )
 
 
 @router.post("/endpoints/{endpoint_id}/test")
@@ -433,20 +485,25 @@ async def test_endpoint(
     now = datetime.now(UTC)
     sealer = _sealer(request)
     secrets = active_secrets(
-        sealer.open(row["secret"]), sealer.open_optional(row["previous_secret"]),
-        row["previous_secret_expires_at"], now,
+        sealer.open(row["secret"]),
+        sealer.open_optional(row["previous_secret"]),
+        row["previous_secret_expires_at"],
+        now,
     )
     body = webhook_payload(TEST_EVENT_TYPE, now, {"endpoint_id": str(endpoint_id)})
     attempt = await _sender(request).post(
         row["url"], dict(row["headers"]), secrets, f"msg_test_{uuid4().hex}", body, tenant
     )
     return PingResult(
-        success=attempt.succeeded, status_code=attempt.status_code,
-        latency_ms=attempt.latency_ms, error=attempt.error,
+        success=attempt.succeeded,
+        status_code=attempt.status_code,
+        latency_ms=attempt.latency_ms,
+        error=attempt.error,
     )
 
 
 # --- deliveries ----------------------------------------------------------------------------
+
 
 @router.get("/endpoints/{endpoint_id}/deliveries")
 async def list_deliveries(
@@ -500,8 +557,11 @@ async def recover_deliveries(
     """Queue again every failed delivery of the endpoint created since `since` (and before
     `until`), each with a fresh retry schedule and its webhook-id unchanged."""
     if error := recover_window_error(body.since, body.until, datetime.now(UTC)):
-        raise Problem("validation", "Nothing can be recovered in that window.",
-                      errors=[{"field": "/since", "message": error, "in": "body"}])
+        raise Problem(
+            "validation",
+            "Nothing can be recovered in that window.",
+            errors=[{"field": "/since", "message": error, "in": "body"}],
+        )
     async with pool.acquire() as conn, conn.transaction():
         if await store.get_endpoint(conn, tenant, endpoint_id) is None:
             raise _no_endpoint()

@@ -60,23 +60,37 @@ class Target:
         if row["previous_secret"]:
             secrets.append(sealer.open(row["previous_secret"]))
         return cls(
-            row["id"], row["endpoint_id"], row["tenant_id"], row["url"], dict(row["headers"]),
-            secrets, row["webhook_id"], bytes(row["payload"]), row["attempt_count"], row["failing"],
+            row["id"],
+            row["endpoint_id"],
+            row["tenant_id"],
+            row["url"],
+            dict(row["headers"]),
+            secrets,
+            row["webhook_id"],
+            bytes(row["payload"]),
+            row["attempt_count"],
+            row["failing"],
             claimed_at,
         )
 
 
 class Dispatcher:
-    def __init__(self, pool: asyncpg.Pool, sender: Sender, settings: WebhookSettings,
-                 sealer: SecretSealer | None = None) -> None:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        sender: Sender,
+        settings: WebhookSettings,
+        sealer: SecretSealer | None = None,
+    ) -> None:
         self._pool = pool
         self._sealer = sealer or SecretSealer(settings.secret_keys)
         self._sender = sender
         self._settings = settings
         self._schedule = settings.retry_schedule
         self._lease = timedelta(seconds=settings.webhook_lease_seconds)
-        self._usable_for = (settings.webhook_lease_seconds - settings.webhook_timeout_seconds
-                            - LEASE_MARGIN_SECONDS)
+        self._usable_for = (
+            settings.webhook_lease_seconds - settings.webhook_timeout_seconds - LEASE_MARGIN_SECONDS
+        )
         self._cap = settings.webhook_max_in_flight_per_endpoint
         self._max_in_flight = settings.webhook_max_in_flight
         self._tenant_cap = settings.webhook_max_in_flight_per_tenant
@@ -91,8 +105,7 @@ class Dispatcher:
         self._unrecorded: set[UUID] = set()
         self._throttled = False
         self._ordered: set[UUID] = set()  # endpoints whose next events wait on recorded ones
-        self._listener = NotifyListener(settings.database_url, store.NOTIFY_CHANNEL,
-                                        self._wake.set)
+        self._listener = NotifyListener(settings.database_url, store.NOTIFY_CHANNEL, self._wake.set)
 
     async def run(self) -> None:
         writer = asyncio.create_task(self._writer.run())
@@ -153,9 +166,11 @@ class Dispatcher:
                     self._fail_unsent(row, str(exc))
         self._pump()
         more = len(rows) == limit
-        self._throttled = more or any(
-            n >= quota.get(endpoint, depth) for endpoint, n in claimed.items()) or any(
-            n >= tenant_quota.get(tenant, tenant_depth) for tenant, n in by_tenant.items())
+        self._throttled = (
+            more
+            or any(n >= quota.get(endpoint, depth) for endpoint, n in claimed.items())
+            or any(n >= tenant_quota.get(tenant, tenant_depth) for tenant, n in by_tenant.items())
+        )
         return more
 
     def _fail_unsent(self, row: Any, reason: str) -> None:
@@ -165,8 +180,7 @@ class Dispatcher:
         now = datetime.now(UTC)
         attempt = Attempt(now, 0, error=reason)
         verdict = decide(None, row["attempt_count"] + 1, self._schedule, now=now)
-        self._writer.put(Outcome(row["id"], row["endpoint_id"], attempt, verdict,
-                                 row["failing"]))
+        self._writer.put(Outcome(row["id"], row["endpoint_id"], attempt, verdict, row["failing"]))
 
     def _hold(self, target: Target) -> None:
         self._queued.setdefault(target.endpoint_id, deque()).append(target)
@@ -182,9 +196,12 @@ class Dispatcher:
         order = list(self._queued) if first is None else [first, *self._queued]
         for endpoint in order:
             queue = self._queued.get(endpoint)
-            while queue and self._running[endpoint] < self._cap \
-                    and self._tenant_running[queue[0].tenant_id] < self._tenant_cap \
-                    and len(self._tasks) < self._max_in_flight:
+            while (
+                queue
+                and self._running[endpoint] < self._cap
+                and self._tenant_running[queue[0].tenant_id] < self._tenant_cap
+                and len(self._tasks) < self._max_in_flight
+            ):
                 target = queue.popleft()
                 if time.monotonic() - target.claimed_at > self._usable_for:
                     self._drop(target)
@@ -199,8 +216,10 @@ class Dispatcher:
         self._held -= 1
         self._release_tenant(target.tenant_id, running=False)
         self._unrecorded.discard(target.delivery_id)
-        log.info("delivery %s waited too long for a slot; it is due when its lease ends",
-                 target.delivery_id)
+        log.info(
+            "delivery %s waited too long for a slot; it is due when its lease ends",
+            target.delivery_id,
+        )
 
     def _start(self, target: Target) -> None:
         self._running[target.endpoint_id] += 1
@@ -223,28 +242,41 @@ class Dispatcher:
             log.error("delivery %s crashed", target.delivery_id, exc_info=task.exception())
         self._unrecorded.discard(target.delivery_id)
         self._pump(endpoint)
-        if self._throttled and (self._held_by(endpoint) <= self._cap
-                                or self._tenant_held[target.tenant_id] <= self._tenant_cap):
+        if self._throttled and (
+            self._held_by(endpoint) <= self._cap
+            or self._tenant_held[target.tenant_id] <= self._tenant_cap
+        ):
             self._wake.set()
 
     def _release_tenant(self, tenant: UUID, *, running: bool) -> None:
-        for counter in (self._tenant_held, self._tenant_running) if running \
-                else (self._tenant_held,):
+        for counter in (
+            (self._tenant_held, self._tenant_running) if running else (self._tenant_held,)
+        ):
             counter[tenant] -= 1
             if counter[tenant] <= 0:
                 del counter[tenant]
 
     async def _deliver(self, target: Target) -> None:
         attempt = await self._sender.post(
-            target.url, target.headers, target.secrets, target.webhook_id, target.payload,
+            target.url,
+            target.headers,
+            target.secrets,
+            target.webhook_id,
+            target.payload,
             target.tenant_id,
         )
         verdict = decide(
-            attempt.status_code, target.attempts_made + 1, self._schedule,
-            now=datetime.now(UTC), retry_after=attempt.retry_after,
+            attempt.status_code,
+            target.attempts_made + 1,
+            self._schedule,
+            now=datetime.now(UTC),
+            retry_after=attempt.retry_after,
         )
-        self._writer.put(Outcome(target.delivery_id, target.endpoint_id, attempt, verdict,
-                                 target.endpoint_failing))
+        self._writer.put(
+            Outcome(
+                target.delivery_id, target.endpoint_id, attempt, verdict, target.endpoint_failing
+            )
+        )
         self._unrecorded.discard(target.delivery_id)
 
     # --- waking --------------------------------------------------------------------------

@@ -35,8 +35,19 @@ RESPONSE_EXCERPT_BYTES = 1024
 
 # Custom headers: set by the platform, or hop-by-hop, or framing the request.
 RESERVED_HEADERS = frozenset(
-    {"content-type", "content-length", "content-encoding", "transfer-encoding", "host",
-     "connection", "keep-alive", "te", "trailer", "upgrade", "expect"}
+    {
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "transfer-encoding",
+        "host",
+        "connection",
+        "keep-alive",
+        "te",
+        "trailer",
+        "upgrade",
+        "expect",
+    }
 )
 RESERVED_HEADER_PREFIXES = ("webhook-", "proxy-")
 MAX_HEADERS = 20
@@ -62,6 +73,7 @@ class VersionConflict(Exception):
 
 
 # --- subscriptions -----------------------------------------------------------------------
+
 
 def _prefixes(known: Iterable[str]) -> frozenset[str]:
     return frozenset(t.rsplit(".", 1)[0] for t in known if "." in t)
@@ -138,6 +150,7 @@ def webhook_payload(event_type: str, timestamp: datetime, data: Mapping[str, Any
 
 # --- custom headers ----------------------------------------------------------------------
 
+
 def header_name_error(name: str) -> str | None:
     if len(name) > MAX_HEADER_NAME_LENGTH:
         return f"a header name is at most {MAX_HEADER_NAME_LENGTH} characters"
@@ -155,8 +168,10 @@ def header_value_error(value: str) -> str | None:
     if not value.isascii():
         return "a header value must be ASCII (non-ASCII bytes are refused, not re-encoded)"
     if not _HEADER_VALUE.fullmatch(value):
-        return ("a header value may not hold control characters (CR, LF, NUL ...) nor begin"
-                " or end with whitespace")
+        return (
+            "a header value may not hold control characters (CR, LF, NUL ...) nor begin"
+            " or end with whitespace"
+        )
     return None
 
 
@@ -208,6 +223,7 @@ def can_resend(status: DeliveryStatus) -> bool:
 
 # --- retries -----------------------------------------------------------------------------
 
+
 def parse_schedule(text: str) -> tuple[float, ...]:
     """`"5,30,120"` -> (5.0, 30.0, 120.0); empty means no retries."""
     parts = [p.strip() for p in text.split(",") if p.strip()]
@@ -227,8 +243,9 @@ def retry_after_seconds(header: str | None, now: datetime) -> float | None:
         return None
     text = header.strip()
     try:
-        seconds = float(text) if text.isdigit() else (
-            parsedate_to_datetime(text) - now).total_seconds()
+        seconds = (
+            float(text) if text.isdigit() else (parsedate_to_datetime(text) - now).total_seconds()
+        )
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     return min(max(seconds, RETRY_AFTER_MIN_SECONDS), RETRY_AFTER_MAX_SECONDS)
@@ -318,8 +335,11 @@ def disabled_event(
         **{name: endpoint[name] for name in ENDPOINT_SNAPSHOT_FIELDS}, reason=reason
     )
     event = make_event(
-        source=SOURCE, type=WEBHOOK_ENDPOINT_DISABLED, tenant_id=tenant_id,
-        subject=f"webhook_endpoints/{snapshot.id}", data=snapshot,
+        source=SOURCE,
+        type=WEBHOOK_ENDPOINT_DISABLED,
+        tenant_id=tenant_id,
+        subject=f"webhook_endpoints/{snapshot.id}",
+        data=snapshot,
     )
     return endpoint_key(tenant_id, snapshot.id), event
 
@@ -327,11 +347,13 @@ def disabled_event(
 def failing_too_long(failing_since: datetime | None, now: datetime, window: float) -> bool:
     """An endpoint without a success since `failing_since` is disabled once `window` passed
     (0 turns the rule off)."""
-    return window > 0 and failing_since is not None and (
-        now - failing_since).total_seconds() >= window
+    return (
+        window > 0 and failing_since is not None and (now - failing_since).total_seconds() >= window
+    )
 
 
 # --- recovery ----------------------------------------------------------------------------
+
 
 def recover_window_error(since: datetime, until: datetime | None, now: datetime) -> str | None:
     """Why (since, until) cannot select deliveries to recover, or None."""
@@ -344,6 +366,7 @@ def recover_window_error(since: datetime, until: datetime | None, now: datetime)
 
 # --- idempotency ---------------------------------------------------------------------------
 
+
 def fingerprinted_endpoint(fields: Mapping[str, Any]) -> bytes:
     """What stands for an endpoint's body in its `Idempotency-Key` fingerprint: its fields in
     canonical order, custom header values left out (credentials are kept nowhere else, not
@@ -355,6 +378,7 @@ def fingerprinted_endpoint(fields: Mapping[str, Any]) -> bytes:
 
 
 # --- secrets and responses ---------------------------------------------------------------
+
 
 def active_secrets(
     current: str, previous: str | None, previous_expires_at: datetime | None, now: datetime

@@ -17,8 +17,16 @@ async def record_deliveries(conn: asyncpg.Connection, events: list[CloudEvent]) 
         return 0
     payloads = {e.id: webhook_payload(e.type, e.time, e.data) for e, _ in planned}
     rows = [
-        (e.tenantid, s.endpoint_id, e.id, e.type, webhook_id(e.id, s.endpoint_id), payloads[e.id],
-         e.subject, e.time)
+        (
+            e.tenantid,
+            s.endpoint_id,
+            e.id,
+            e.type,
+            webhook_id(e.id, s.endpoint_id),
+            payloads[e.id],
+            e.subject,
+            e.time,
+        )
         for e, s in planned
     ]
     inserted = await store.insert_deliveries(conn, rows)

@@ -80,10 +80,14 @@ class OutcomeWriter:
         """Endpoint health and disabling first (lock order: endpoints, then deliveries), then
         the outcomes. Health is written only when it changes, as the claim saw it."""
         succeeded = {o.endpoint_id for o in batch if o.attempt.succeeded}
-        recovered = {o.endpoint_id for o in batch if o.attempt.succeeded
-                     and (o.endpoint_failing or o.endpoint_id in self._marked)}
-        failing = {o.endpoint_id for o in batch
-                   if not o.attempt.succeeded and not o.endpoint_failing} - succeeded
+        recovered = {
+            o.endpoint_id
+            for o in batch
+            if o.attempt.succeeded and (o.endpoint_failing or o.endpoint_id in self._marked)
+        }
+        failing = {
+            o.endpoint_id for o in batch if not o.attempt.succeeded and not o.endpoint_failing
+        } - succeeded
         async with self._pool.acquire() as conn, conn.transaction():
             if recovered or failing:
                 await store.note_endpoint_health(conn, recovered, failing)
@@ -96,16 +100,21 @@ class OutcomeWriter:
     async def _reasons_to_disable(
         self, conn: asyncpg.Connection, batch: list[Outcome]
     ) -> dict[UUID, str]:
-        reasons = {o.endpoint_id: gone_reason(o.attempt.status_code or 410)
-                   for o in batch if o.verdict.disable_endpoint}
+        reasons = {
+            o.endpoint_id: gone_reason(o.attempt.status_code or 410)
+            for o in batch
+            if o.verdict.disable_endpoint
+        }
         # Only an endpoint already failing when its delivery was claimed can be past the window.
-        failing = {o.endpoint_id for o in batch
-                   if not o.attempt.succeeded and o.endpoint_failing} - set(reasons)
+        failing = {
+            o.endpoint_id for o in batch if not o.attempt.succeeded and o.endpoint_failing
+        } - set(reasons)
         if failing and self._disable_after > 0:
             now = datetime.now(UTC)
             since = await store.failing_since(conn, failing)
-            reasons |= {endpoint: failing_reason(ts) for endpoint, ts in since.items()
-                        if failing_too_long(ts, now, self._disable_after)}
+            reasons |= {
+                endpoint: failing_reason(ts)
+                for endpoint, ts in since.items()
+                if failing_too_long(ts, now, self._disable_after)
+            }
         return reasons
-
-

@@ -24,7 +24,8 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 Lookup = Callable[..., list[tuple[Any, ...]]]
 
 _tenant: contextvars.ContextVar[UUID | None] = contextvars.ContextVar(
-    "webhooks_resolving_tenant", default=None)
+    "webhooks_resolving_tenant", default=None
+)
 
 
 @contextlib.contextmanager
@@ -90,10 +91,16 @@ class BoundedResolver(AbstractResolver):
         for found_family, _, proto, _, address in infos:
             if found_family == socket.AF_INET6 and len(address) < 3:
                 continue  # IPv6 not supported by this Python build
-            results.append(ResolveResult(
-                hostname=host, host=str(address[0]), port=int(address[1]),
-                family=found_family, proto=proto, flags=socket.AI_NUMERICHOST,
-            ))
+            results.append(
+                ResolveResult(
+                    hostname=host,
+                    host=str(address[0]),
+                    port=int(address[1]),
+                    family=found_family,
+                    proto=proto,
+                    flags=socket.AI_NUMERICHOST,
+                )
+            )
         if not results:
             raise OSError(socket.EAI_NONAME, f"{host} has no address")
         return results

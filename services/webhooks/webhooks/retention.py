@@ -37,6 +37,8 @@ async def run_pruner(runtime: Runtime) -> None:
     settings = runtime.settings
     assert isinstance(settings, WebhookSettings)
     older_than = timedelta(seconds=settings.webhook_retention_seconds)
-    await prune_every(settings.webhook_prune_interval_seconds,
-                      lambda: prune(runtime.pool, older_than),
-                      f"finished webhook deliveries older than {older_than}")
+    await prune_every(
+        settings.webhook_prune_interval_seconds,
+        lambda: prune(runtime.pool, older_than),
+        f"finished webhook deliveries older than {older_than}",
+    )

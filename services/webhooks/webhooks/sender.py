@@ -25,7 +25,8 @@ class Sender:
         self.allow = AllowList.parse(settings.allowed_hosts)
         self.timeout = settings.webhook_timeout_seconds
         self.resolver = BoundedResolver(
-            settings.webhook_dns_max_concurrent, settings.webhook_dns_max_concurrent_per_tenant,
+            settings.webhook_dns_max_concurrent,
+            settings.webhook_dns_max_concurrent_per_tenant,
             settings.webhook_dns_timeout_seconds,
         )
         connector = aiohttp.TCPConnector(
@@ -40,7 +41,12 @@ class Sender:
         )
 
     async def post(
-        self, url: str, custom: dict[str, str], secrets: list[str], msg_id: str, body: bytes,
+        self,
+        url: str,
+        custom: dict[str, str],
+        secrets: list[str],
+        msg_id: str,
+        body: bytes,
         tenant: UUID | None = None,
     ) -> Attempt:
         """`tenant`: whose share of name resolution a lookup for this request takes."""
@@ -61,8 +67,11 @@ class Sender:
             ) as response:
                 raw = await _read_excerpt(response)
                 return Attempt(
-                    attempted_at, _elapsed_ms(started), status_code=response.status,
-                    response_body=excerpt(raw), retry_after=response.headers.get("Retry-After"),
+                    attempted_at,
+                    _elapsed_ms(started),
+                    status_code=response.status,
+                    response_body=excerpt(raw),
+                    retry_after=response.headers.get("Retry-After"),
                 )
         except TimeoutError:
             error = f"no answer within {self.timeout:g} s"
@@ -90,8 +99,6 @@ async def _read_excerpt(response: aiohttp.ClientResponse) -> bytes:
 
 def _elapsed_ms(started: float) -> int:
     return round((time.perf_counter() - started) * 1000)
-
-
 
 
 def webhook_settings(runtime: Runtime) -> WebhookSettings:

@@ -41,6 +41,7 @@ PATCHABLE = ("url", "description", "event_types", "headers", "enabled", "ordered
 
 # --- endpoints -----------------------------------------------------------------------------
 
+
 async def create_endpoint(
     db: Executor, tenant_id: UUID, endpoint_id: UUID, fields: Mapping[str, Any], secret: str
 ) -> asyncpg.Record:
@@ -50,8 +51,16 @@ async def create_endpoint(
         "  secret, ordered)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $7 THEN NULL ELSE $8 END, $9, $10)"
         f" RETURNING {ENDPOINT_COLUMNS}",
-        endpoint_id, tenant_id, fields["url"], fields["description"], fields["event_types"],
-        fields["headers"], fields["enabled"], MANUAL_DISABLE_REASON, secret, fields["ordered"],
+        endpoint_id,
+        tenant_id,
+        fields["url"],
+        fields["description"],
+        fields["event_types"],
+        fields["headers"],
+        fields["enabled"],
+        MANUAL_DISABLE_REASON,
+        secret,
+        fields["ordered"],
     )
 
 
@@ -74,7 +83,9 @@ async def list_endpoints(
     rows = await db.fetch(
         f"SELECT {ENDPOINT_COLUMNS} FROM webhooks.endpoints WHERE tenant_id = $1"
         " ORDER BY created_at, id LIMIT $2 OFFSET $3",
-        tenant_id, limit, offset,
+        tenant_id,
+        limit,
+        offset,
     )
     total = await db.fetchval(
         "SELECT count(*) FROM webhooks.endpoints WHERE tenant_id = $1", tenant_id
@@ -86,7 +97,8 @@ async def get_endpoint(db: Executor, tenant_id: UUID, endpoint_id: UUID) -> asyn
     return await db.fetchrow(
         f"SELECT {ENDPOINT_COLUMNS}, secret, previous_secret FROM webhooks.endpoints"
         " WHERE id = $1 AND tenant_id = $2",
-        endpoint_id, tenant_id,
+        endpoint_id,
+        tenant_id,
     )
 
 
@@ -121,7 +133,8 @@ async def _lock_endpoint(
     current = await conn.fetchrow(
         "SELECT enabled, version FROM webhooks.endpoints WHERE id = $1 AND tenant_id = $2"
         " FOR UPDATE",
-        endpoint_id, tenant_id,
+        endpoint_id,
+        tenant_id,
     )
     if current is not None and expected_version not in (None, current["version"]):
         raise VersionConflict(f"the endpoint is at version {current['version']}")
@@ -150,7 +163,8 @@ def _update_statement(
 async def delete_endpoint(db: Executor, tenant_id: UUID, endpoint_id: UUID) -> bool:
     deleted = await db.fetchval(
         "DELETE FROM webhooks.endpoints WHERE id = $1 AND tenant_id = $2 RETURNING id",
-        endpoint_id, tenant_id,
+        endpoint_id,
+        tenant_id,
     )
     return deleted is not None
 
@@ -164,11 +178,15 @@ async def rotate_secret(
         " secret_generation = secret_generation + 1,"
         " updated_at = now() WHERE id = $1 AND tenant_id = $2"
         f" RETURNING {ENDPOINT_COLUMNS}",
-        endpoint_id, tenant_id, secret, overlap,
+        endpoint_id,
+        tenant_id,
+        secret,
+        overlap,
     )
 
 
 # --- secrets at rest ---------------------------------------------------------------------
+
 
 async def stored_secrets(
     db: Executor, after: UUID | None, limit: int, *, plaintext_only: bool
@@ -180,7 +198,9 @@ async def stored_secrets(
         " WHERE ($1::uuid IS NULL OR id > $1)"
         "   AND (NOT $3 OR secret LIKE 'whsec\\_%' OR previous_secret LIKE 'whsec\\_%')"
         " ORDER BY id LIMIT $2",
-        after, limit, plaintext_only,
+        after,
+        limit,
+        plaintext_only,
     )
 
 
@@ -192,7 +212,9 @@ async def replace_secrets(
     status = await db.execute(
         "UPDATE webhooks.endpoints SET secret = $4, previous_secret = $5"
         " WHERE id = $1 AND secret = $2 AND previous_secret IS NOT DISTINCT FROM $3",
-        endpoint_id, *old, *new,
+        endpoint_id,
+        *old,
+        *new,
     )
     return status.endswith(" 1")
 
@@ -226,7 +248,8 @@ async def disable_endpoints(conn: asyncpg.Connection, reasons: Mapping[UUID, str
         " FROM unnest($1::uuid[], $2::text[]) AS r(id, reason)"
         " WHERE e.id = r.id AND e.enabled"
         f" RETURNING e.tenant_id, {_qualified('e', ENDPOINT_COLUMNS)}",
-        list(reasons), list(reasons.values()),
+        list(reasons),
+        list(reasons.values()),
     )
     if rows:
         await pause_deliveries(conn, [r["id"] for r in rows])
@@ -236,6 +259,7 @@ async def disable_endpoints(conn: asyncpg.Connection, reasons: Mapping[UUID, str
 
 
 # --- deliveries from events ------------------------------------------------------------------
+
 
 async def subscriptions(conn: asyncpg.Connection, tenant_ids: Iterable[UUID]) -> list[Subscription]:
     rows = await conn.fetch(
@@ -281,6 +305,7 @@ async def notify_dispatcher(conn: asyncpg.Connection) -> None:
 
 # --- deliveries through the API --------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class DeliveryFilter:
     """Which deliveries of an endpoint to list; None means any. `since`/`until` bound
@@ -294,8 +319,7 @@ class DeliveryFilter:
     until: datetime | None = None
 
     def arguments(self) -> tuple[Any, ...]:
-        return (self.status, self.event_type, self.subject, self.event_id, self.since,
-                self.until)
+        return (self.status, self.event_type, self.subject, self.event_id, self.since, self.until)
 
 
 _FILTERED = (
@@ -318,7 +342,9 @@ async def list_deliveries(
     rows = await db.fetch(
         f"SELECT {DELIVERY_COLUMNS} FROM webhooks.deliveries WHERE {_FILTERED}"
         " ORDER BY created_at DESC, id LIMIT $9 OFFSET $10",
-        *args, limit, offset,
+        *args,
+        limit,
+        offset,
     )
     total = await db.fetchval(f"SELECT count(*) FROM webhooks.deliveries WHERE {_FILTERED}", *args)
     return rows, total
@@ -327,7 +353,8 @@ async def list_deliveries(
 async def get_delivery(db: Executor, tenant_id: UUID, delivery_id: UUID) -> asyncpg.Record | None:
     return await db.fetchrow(
         f"SELECT {DELIVERY_COLUMNS} FROM webhooks.deliveries WHERE id = $1 AND tenant_id = $2",
-        delivery_id, tenant_id,
+        delivery_id,
+        tenant_id,
     )
 
 
@@ -352,7 +379,8 @@ async def lock_delivery(
         "SELECT d.status, e.enabled FROM webhooks.deliveries d"
         " JOIN webhooks.endpoints e ON e.id = d.endpoint_id"
         " WHERE d.id = $1 AND d.tenant_id = $2 FOR UPDATE OF d",
-        delivery_id, tenant_id,
+        delivery_id,
+        tenant_id,
     )
 
 
@@ -389,7 +417,10 @@ async def recover_failed(
         " WHERE e.id = $2 AND e.tenant_id = $1 AND d.endpoint_id = e.id AND d.status = 'failed'"
         " AND d.created_at >= $3 AND ($4::timestamptz IS NULL OR d.created_at < $4)"
         " RETURNING d.id",
-        tenant_id, endpoint_id, since, until,
+        tenant_id,
+        endpoint_id,
+        since,
+        until,
     )
     if rows:
         await notify_dispatcher(conn)
@@ -398,6 +429,7 @@ async def recover_failed(
 
 # --- retention -----------------------------------------------------------------------------
 
+
 async def prune_finished(db: Executor, older_than: timedelta, limit: int) -> int:
     """Delete up to `limit` deliveries finished before `older_than` ago, with their attempts."""
     status = await db.execute(
@@ -405,12 +437,14 @@ async def prune_finished(db: Executor, older_than: timedelta, limit: int) -> int
         " SELECT id FROM webhooks.deliveries WHERE status <> 'pending'"
         " AND completed_at < now() - $1::interval ORDER BY completed_at LIMIT $2"
         " FOR UPDATE SKIP LOCKED)",
-        older_than, limit,
+        older_than,
+        limit,
     )
     return int(status.split()[-1])
 
 
 # --- dispatching ---------------------------------------------------------------------------
+
 
 async def create_dispatch_pool(dsn: str, max_size: int = 4) -> asyncpg.Pool:
     """The dispatcher's own connections, committing without waiting for the WAL flush.
@@ -419,9 +453,13 @@ async def create_dispatch_pool(dsn: str, max_size: int = 4) -> asyncpg.Pool:
     delivery due again, to be sent once more (same webhook-id); the attempt it logged may be
     lost with it. Events become deliveries on the main pool, with synchronous commits.
     """
-    return await create_pool(dsn, min_size=1, max_size=max_size,
-                             application_name="webhooks-dispatch",
-                             settings={"synchronous_commit": "off"})
+    return await create_pool(
+        dsn,
+        min_size=1,
+        max_size=max_size,
+        application_name="webhooks-dispatch",
+        settings={"synchronous_commit": "off"},
+    )
 
 
 async def commit_durably(conn: asyncpg.Connection) -> None:
@@ -511,8 +549,14 @@ async def claim_due(
     and not returned as sendable (`enabled` false).
     """
     return await db.fetch(
-        CLAIM_SQL, limit, list(quotas.endpoints), list(quotas.endpoints.values()),
-        quotas.endpoint_default, lease, list(quotas.tenants), list(quotas.tenants.values()),
+        CLAIM_SQL,
+        limit,
+        list(quotas.endpoints),
+        list(quotas.endpoints.values()),
+        quotas.endpoint_default,
+        lease,
+        list(quotas.tenants),
+        list(quotas.tenants.values()),
         quotas.tenant_default,
     )
 
@@ -544,9 +588,7 @@ async def note_endpoint_health(
         )
 
 
-async def failing_since(
-    conn: asyncpg.Connection, endpoint_ids: set[UUID]
-) -> dict[UUID, datetime]:
+async def failing_since(conn: asyncpg.Connection, endpoint_ids: set[UUID]) -> dict[UUID, datetime]:
     """Of `endpoint_ids`, the enabled ones that are failing, with since when."""
     rows = await conn.fetch(
         "SELECT id, failing_since FROM webhooks.endpoints WHERE id = ANY($1::uuid[])"

@@ -32,10 +32,18 @@ _NAT64 = ipaddress.ip_network("64:ff9b::/96")
 # IPv4 special-purpose, IPv4-compatible (`[::127.0.0.1]`), IPv4-translated
 # (`[::ffff:0:127.0.0.1]`) and local-use NAT64 addresses, which embed IPv4 addresses a
 # translator inside the network would reach.
-REFUSED_NETWORKS = tuple(ipaddress.ip_network(n) for n in (
-    "0.0.0.0/8", "100.64.0.0/10", "192.0.0.0/24", "198.18.0.0/15",
-    "::/96", "::ffff:0:0:0/96", "64:ff9b:1::/48",
-))
+REFUSED_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in (
+        "0.0.0.0/8",
+        "100.64.0.0/10",
+        "192.0.0.0/24",
+        "198.18.0.0/15",
+        "::/96",
+        "::ffff:0:0:0/96",
+        "64:ff9b:1::/48",
+    )
+)
 _DOTTED_NUMBERS = re.compile(r"^[0-9.]+$")
 
 
@@ -95,7 +103,8 @@ def is_public(address: IPAddress) -> bool:
     an IPv6 form of such an IPv4 address."""
     inner = _embedded_ipv4(address)
     return all(
-        a.is_global and not a.is_multicast
+        a.is_global
+        and not a.is_multicast
         and not any(a.version == n.version and a in n for n in REFUSED_NETWORKS)
         for a in (address, inner)
     )
@@ -149,8 +158,9 @@ async def check_url(url: str, allow: AllowList, resolver: AbstractResolver | Non
         await _check_resolved(host, parsed.port or 0, allow, resolver or DefaultResolver())
 
 
-async def _check_resolved(host: str, port: int, allow: AllowList,
-                          resolver: AbstractResolver) -> None:
+async def _check_resolved(
+    host: str, port: int, allow: AllowList, resolver: AbstractResolver
+) -> None:
     try:
         async with asyncio.timeout(DNS_TIMEOUT_SECONDS):
             results = await resolver.resolve(host, port, socket.AF_UNSPEC)

@@ -38,7 +38,8 @@ class NotifyListener:
             conn: asyncpg.Connection | None = None
             try:
                 conn = await asyncpg.connect(
-                    self._dsn, timeout=CONNECT_TIMEOUT_SECONDS,
+                    self._dsn,
+                    timeout=CONNECT_TIMEOUT_SECONDS,
                     server_settings={"application_name": LISTEN_APPLICATION_NAME},
                 )
                 conn.add_termination_listener(_setter(lost))
@@ -52,8 +53,7 @@ class NotifyListener:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("cannot listen for new deliveries, retrying in %.1f s: %r",
-                            delay, exc)
+                log.warning("cannot listen for new deliveries, retrying in %.1f s: %r", delay, exc)
             finally:
                 self.connected = False
                 if conn is not None:
