@@ -47,19 +47,19 @@ LOCAL_HTTP = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
 @dataclass(frozen=True)
-class ServiceSpec:
+class LocalService:
     name: str
     app: str
     default_port: int
     url_env: str | None = None
 
 
-SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec("gateway", "gateway.app:app", 8000),
-    ServiceSpec("orders", "orders.app:app", 8001, "ORDERS_URL"),
-    ServiceSpec("stock", "stock.app:app", 8002, "STOCK_URL"),
-    ServiceSpec("fulfilment", "fulfilment.app:app", 8003, "FULFILMENT_URL"),
-    ServiceSpec("webhooks", "webhooks.app:app", 8004, "WEBHOOKS_URL"),
+SERVICES: tuple[LocalService, ...] = (
+    LocalService("gateway", "gateway.app:create_app", 8000),
+    LocalService("orders", "orders.app:create_app", 8001, "ORDERS_URL"),
+    LocalService("stock", "stock.app:create_app", 8002, "STOCK_URL"),
+    LocalService("fulfilment", "fulfilment.app:create_app", 8003, "FULFILMENT_URL"),
+    LocalService("webhooks", "webhooks.app:create_app", 8004, "WEBHOOKS_URL"),
 )
 
 
@@ -186,13 +186,13 @@ class ServiceProcess:
 
     def command(self) -> list[str]:
         return [
-            python_executable(), "-m", "uvicorn", self.app,
+            python_executable(), "-m", "uvicorn", self.app, "--factory",
             "--host", "127.0.0.1", "--port", str(self.port),
             "--loop", "uvloop", "--http", "httptools", "--no-access-log",
         ]  # fmt: skip
 
     def _marker(self) -> str:
-        return f"{self.app} --host 127.0.0.1 --port {self.port} "
+        return f"{self.app} --factory --host 127.0.0.1 --port {self.port} "
 
     def adopt(self) -> bool:
         """Take over a process started earlier from the pid file; True when one is alive."""

@@ -22,11 +22,12 @@ from pydantic import ValidationError
 
 from fulfilkit.contracts import SOURCE_OF_TOPIC, TOPIC_OF_TYPE, dlq_topic
 from fulfilkit.events import CloudEvent
+from fulfilkit.received import Event, decode_event
 
 log = logging.getLogger(__name__)
 
-Apply = Callable[[asyncpg.Connection, list[CloudEvent]], Awaitable[None]]
-Relevant = Callable[[CloudEvent], bool]
+Apply = Callable[[asyncpg.Connection, list[Event[Any]]], Awaitable[None]]
+Relevant = Callable[[Event[Any]], bool]
 
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.DeadlockDetectedError,
@@ -41,7 +42,7 @@ INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
-def foreign_event_reason(topic: str, event: CloudEvent) -> str | None:
+def foreign_event_reason(topic: str, event: CloudEvent | Event[Any]) -> str | None:
     """Why `event` cannot have been published on `topic` by its owner, or None."""
     if TOPIC_OF_TYPE.get(event.type) != topic:
         return f"foreign event: type {event.type!r} does not belong to topic {topic!r}"
@@ -51,6 +52,20 @@ def foreign_event_reason(topic: str, event: CloudEvent) -> str | None:
             f"foreign event: source {event.source!r} is not {owner!r}, the owner of topic {topic!r}"
         )
     return None
+
+
+def _unreadable_reason(record: Any, error: Exception) -> str:
+    """Why a record that is not a known, valid event was refused: a foreign type is named as
+    such, anything else is unparseable (with the validation error)."""
+    try:
+        envelope = CloudEvent.from_bytes(record.value or b"")
+    except (ValidationError, ValueError):
+        return f"unparseable event: {error}"
+    foreign = foreign_event_reason(record.topic, envelope)
+    if foreign is not None:
+        log.error("event %s on %s dead-lettered: %s", envelope.id, record.topic, foreign)
+        return foreign
+    return f"unparseable event: {error}"
 
 
 class Inbox:
@@ -65,6 +80,7 @@ class Inbox:
         event_types: Sequence[str] | None = None,
         relevant: Relevant | None = None,
         max_attempts: int = 3,
+        typed: bool = False,
     ) -> None:
         self._pool = pool
         self._schema = schema
@@ -74,15 +90,17 @@ class Inbox:
         self._types = frozenset(event_types) if event_types else None
         self._relevant = relevant
         self._max_attempts = max_attempts
+        # Transitional: an untyped consumer gets `data` as a dict, until every one is typed.
+        self._decode = decode_event if typed else CloudEvent.from_bytes
 
     async def handle(self, records: Sequence[Any]) -> None:
         """Apply one polled batch of Kafka ConsumerRecords."""
-        events: list[tuple[Any, CloudEvent]] = []
+        events: list[tuple[Any, Event[Any]]] = []
         for record in records:
             try:
-                event = CloudEvent.from_bytes(record.value or b"")
+                event = self._decode(record.value or b"")
             except (ValidationError, ValueError) as exc:
-                await self._dead_letter(record, f"unparseable event: {exc}")
+                await self._dead_letter(record, _unreadable_reason(record, exc))
                 continue
             foreign = foreign_event_reason(record.topic, event)
             if foreign is not None:
@@ -102,14 +120,14 @@ class Inbox:
             for record, event in events:
                 await self._apply_alone(record, event)
 
-    def _wants(self, event: CloudEvent) -> bool:
+    def _wants(self, event: Event[Any]) -> bool:
         """Events of other types, or that cannot change anything here, are skipped without a
         transaction: with no effect, there is nothing to record or to deduplicate."""
         if self._types is not None and event.type not in self._types:
             return False
         return self._relevant is None or self._relevant(event)
 
-    async def _apply_in_transaction(self, events: list[CloudEvent]) -> None:
+    async def _apply_in_transaction(self, events: list[Event[Any]]) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             fresh = await self._record(conn, [e.id for e in events], "applied")
             unique = {e.id: e for e in events if e.id in fresh}
@@ -126,7 +144,7 @@ class Inbox:
         )
         return {r["event_id"] for r in rows}
 
-    async def _apply_alone(self, record: Any, event: CloudEvent) -> None:
+    async def _apply_alone(self, record: Any, event: Event[Any]) -> None:
         error: Exception | None = None
         for attempt in range(self._max_attempts):
             try:

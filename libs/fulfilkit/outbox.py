@@ -5,7 +5,7 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -24,6 +24,7 @@ from aiokafka.errors import (
 from fulfilkit.contracts import TOPIC_OF_TYPE
 from fulfilkit.db import CONNECTION_ERRORS as DB_CONNECTION_ERRORS
 from fulfilkit.events import CONTENT_TYPE, CloudEvent
+from fulfilkit.faults import crash_point
 from fulfilkit.leader import leadership
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,6 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval: float = 1.0,
         linger: float = 0.0,
-        after_publish: Callable[[list[int]], Awaitable[None]] | None = None,
         park_after: int = 5,
     ) -> None:
         self._pool = pool
@@ -100,7 +100,6 @@ class OutboxRelay:
         self._batch_size = batch_size
         self._poll_interval = poll_interval
         self._linger = linger
-        self._after_publish = after_publish
         self._wake = asyncio.Event()
         self._sent: list[int] = []  # acknowledged by Kafka, deleted with the next query
         self._park_after = park_after
@@ -232,8 +231,8 @@ class OutboxRelay:
         if self._failures:
             for seq in seqs:
                 self._failures.pop(seq, None)
-        if seqs and self._after_publish is not None:
-            await self._after_publish(seqs)
+        if seqs:
+            crash_point("outbox.after_publish")  # published, not yet marked as sent
         self._sent = seqs
         if outage is not None:
             raise outage

@@ -6,10 +6,11 @@ import functools
 import gc
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Generic, TypeVar
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -20,6 +21,7 @@ from starlette.types import ASGIApp
 
 from fulfilkit.contracts import ALL_TOPICS
 from fulfilkit.db import create_pool, migrate
+from fulfilkit.faults import arm
 from fulfilkit.http.middleware import (
     HeadAsGetMiddleware,
     RequestIdMiddleware,
@@ -46,27 +48,38 @@ class Consumer:
 
     topics: Sequence[str]
     event_types: Sequence[str]
-    apply: Callable[["Runtime"], Apply]
+    apply: Callable[["Runtime[Any]"], Apply]
     # Skips, before any database work, events of these types that `apply` would ignore.
     relevant: Relevant | None = None
+    typed: bool = False  # transitional: True hands `apply` `Event`s with typed `data`
+
+
+R = TypeVar("R")
 
 
 @dataclass
-class Runtime:
-    """What a running service holds; reachable from routes as `request.app.state.runtime`."""
+class Runtime(Generic[R]):
+    """What a running service holds; reachable from routes as `request.app.state.runtime`.
+
+    `resources` is what the service itself opened at start (clients, caches), typed by the
+    service; each service's `resources` module says what it holds and how routes get it."""
 
     settings: ServiceSettings
     schema: str
     pool: asyncpg.Pool
     producer: AIOKafkaProducer | None = None
     broker: KafkaBroker | None = None
-    extras: dict[str, Any] = field(default_factory=dict)
+    relay: OutboxRelay | None = None
     loops: Supervisor = field(default_factory=Supervisor)
+    resources: R = None  # type: ignore[assignment]  # set before any route or loop runs
+    extras: dict[str, Any] = field(default_factory=dict)  # transitional, see on_start
 
 
 # A loop that runs for the service's lifetime, supervised (restarted when it fails) and
 # reported by `/ready` under its name: the function's, without a leading `run_`.
-BackgroundTask = Callable[[Runtime], Awaitable[None]]
+BackgroundTask = Callable[[Runtime[Any]], Awaitable[None]]
+# Opens what a service needs beyond its pool and broker, and closes it on the way out.
+OpenResources = Callable[[Runtime[Any]], AbstractAsyncContextManager[Any]]
 
 
 def loop_name(task: BackgroundTask) -> str:
@@ -74,7 +87,9 @@ def loop_name(task: BackgroundTask) -> str:
 
 
 @dataclass(frozen=True)
-class ServiceSpec:
+class ServiceDefinition:
+    """Everything `create_service` needs to know about one service."""
+
     name: str
     settings: ServiceSettings
     migrations: Path
@@ -82,13 +97,15 @@ class ServiceSpec:
     consumers: Sequence[Consumer] = ()
     background: Sequence[BackgroundTask] = ()
     uses_kafka: bool = True
-    on_start: Callable[[Runtime], Awaitable[None]] | None = None
-    on_stop: Callable[[Runtime], Awaitable[None]] | None = None
+    resources: OpenResources | None = None
+    # Transitional hooks and the untyped `Runtime.extras`, until each service has resources.
+    on_start: Callable[[Runtime[Any]], Awaitable[None]] | None = None
+    on_stop: Callable[[Runtime[Any]], Awaitable[None]] | None = None
     # ASGI middleware classes taking the app, applied inside request ids and trailing slashes
     middleware: Sequence[Callable[[ASGIApp], ASGIApp]] = ()
 
 
-async def get_runtime(request: Request) -> Runtime:
+async def get_runtime(request: Request) -> Runtime[Any]:
     return request.app.state.runtime
 
 
@@ -96,11 +113,11 @@ async def get_pool(request: Request) -> asyncpg.Pool:
     return request.app.state.runtime.pool
 
 
-RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+RuntimeDep = Annotated[Runtime[Any], Depends(get_runtime)]
 Pool = Annotated[asyncpg.Pool, Depends(get_pool)]
 
 
-async def _start_runtime(spec: ServiceSpec) -> Runtime:
+async def _start_runtime(spec: ServiceDefinition) -> Runtime[Any]:
     s = spec.settings
     pool = await create_pool(
         s.database_url,
@@ -112,7 +129,7 @@ async def _start_runtime(spec: ServiceSpec) -> Runtime:
     applied = await migrate(pool, spec.name, spec.migrations)
     if applied:
         log.info("applied migrations %s", applied)
-    runtime = Runtime(
+    runtime: Runtime[Any] = Runtime(
         settings=s,
         schema=spec.name,
         pool=pool,
@@ -135,9 +152,15 @@ async def _start_runtime(spec: ServiceSpec) -> Runtime:
             s.kafka_bootstrap_servers, s.kafka_max_request_size, kafka_options
         )
         await runtime.producer.start()
+    return runtime
+
+
+async def _start_consumers(spec: ServiceDefinition, runtime: Runtime[Any]) -> None:
+    """Subscribes the service's consumers; they may use its resources, so they come after."""
+    s = spec.settings
+    if runtime.producer is not None:
         # No dependency injection: the one subscriber takes the message as its decoder hands
-        # it over. With it, FastDepends resolved the message through a synchronous context
-        # field in a worker thread, a thread hop per batch.
+        # it over (FastDepends would resolve it in a worker thread: a thread hop per batch).
         runtime.broker = KafkaBroker(
             s.kafka_bootstrap_servers,
             logger=log,
@@ -147,7 +170,7 @@ async def _start_runtime(spec: ServiceSpec) -> Runtime:
         )
         for consumer in spec.consumers:
             inbox = Inbox(
-                pool,
+                runtime.pool,
                 spec.name,
                 spec.name,
                 runtime.producer,
@@ -155,6 +178,7 @@ async def _start_runtime(spec: ServiceSpec) -> Runtime:
                 event_types=consumer.event_types,
                 relevant=consumer.relevant,
                 max_attempts=s.consumer_max_attempts,
+                typed=consumer.typed,
             )
             subscribe(
                 runtime.broker,
@@ -168,10 +192,9 @@ async def _start_runtime(spec: ServiceSpec) -> Runtime:
                 fetch_min_bytes=s.consumer_fetch_min_bytes,
             )
         await runtime.broker.start()
-    return runtime
 
 
-def _start_loops(spec: ServiceSpec, runtime: Runtime) -> None:
+def _start_loops(spec: ServiceDefinition, runtime: Runtime[Any]) -> None:
     loops = runtime.loops
     for job in spec.background:
         loops.start(loop_name(job), functools.partial(job, runtime))
@@ -197,7 +220,7 @@ def _start_loops(spec: ServiceSpec, runtime: Runtime) -> None:
             linger=s.outbox_linger_ms / 1000,
             park_after=s.outbox_park_after_failures,
         )
-        runtime.extras["relay"] = relay
+        runtime.relay = relay
         loops.start("outbox_relay", relay.run)
     if runtime.broker is not None:
         loops.start("broker_watch", functools.partial(_watch_broker, runtime.broker))
@@ -215,8 +238,8 @@ async def _watch_broker(broker: KafkaBroker) -> None:
             log.warning("Kafka broker reachable again after %.0fs", broker_noise.recovered())
 
 
-async def _stop_runtime(runtime: Runtime) -> None:
-    await runtime.loops.stop()
+async def _stop_runtime(runtime: Runtime[Any]) -> None:
+    await runtime.loops.stop()  # again: a no-op unless start failed half-way
     if runtime.broker is not None:
         await runtime.broker.stop()
     if runtime.producer is not None:
@@ -258,8 +281,8 @@ def _health_router() -> APIRouter:
             "checks": checks,
             "loops": loops,
         }
-        if (relay := runtime.extras.get("relay")) is not None:
-            body["outbox_parked"] = relay.parked  # since this process started
+        if runtime.relay is not None:
+            body["outbox_parked"] = runtime.relay.parked  # since this process started
         return JSONResponse(
             body, status_code=200 if ok else 503, headers=None if ok else {"Retry-After": "5"}
         )
@@ -267,25 +290,36 @@ def _health_router() -> APIRouter:
     return router
 
 
-def create_service(spec: ServiceSpec, **fastapi_kwargs: Any) -> FastAPI:
+def create_service(spec: ServiceDefinition, **fastapi_kwargs: Any) -> FastAPI:
     configure_logging(spec.name, spec.settings.log_level)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        arm(spec.settings.fault_points)
         runtime = await _start_runtime(spec)
         app.state.runtime = runtime
-        if spec.on_start is not None:
-            await spec.on_start(runtime)
-        _start_loops(spec, runtime)
-        # What exists now (modules, routes, models) lives as long as the process: keep it
-        # out of the collector's full passes, which would otherwise walk it every time.
-        gc.collect()
-        gc.freeze()
         try:
-            yield
+            async with contextlib.AsyncExitStack() as resources:
+                if spec.resources is not None:
+                    runtime.resources = await resources.enter_async_context(spec.resources(runtime))
+                if spec.on_start is not None:
+                    await spec.on_start(runtime)
+                await _start_consumers(spec, runtime)
+                _start_loops(spec, runtime)
+                # What exists now (modules, routes, models) lives as long as the process:
+                # keep it out of the collector's full passes, which would walk it each time.
+                gc.collect()
+                gc.freeze()
+                try:
+                    yield
+                finally:
+                    await runtime.loops.stop()
+                    if runtime.broker is not None:
+                        await runtime.broker.stop()
+                        runtime.broker = None
+                    if spec.on_stop is not None:
+                        await spec.on_stop(runtime)
         finally:
-            if spec.on_stop is not None:
-                await spec.on_stop(runtime)
             await _stop_runtime(runtime)
 
     app = FastAPI(lifespan=lifespan, redirect_slashes=False, **fastapi_kwargs)

@@ -102,6 +102,8 @@ class ServiceSettings(BaseSettings):
     kafka_max_request_size: int = Field(default=1048576, ge=1024)
     # An outbox row Kafka refuses this many times (for a reason other than an outage) is parked
     outbox_park_after_failures: int = Field(default=5, ge=1)
+    # Crash points a test arms, comma-separated (`fulfilkit.faults`); development only
+    fault_points: str = ""
 
     @property
     def is_development(self) -> bool:
@@ -158,6 +160,8 @@ class ServiceSettings(BaseSettings):
         if self.is_development:
             return self
         problems = []
+        if self.fault_points.strip():
+            problems.append("FAULT_POINTS arms crash points, which only tests may do")
         secrets = list(self.SECRET_FIELDS)
         if self.kafka_security.uses_sasl:
             secrets.append("kafka_sasl_password")

@@ -2,6 +2,8 @@
 
 import asyncio
 import contextlib
+import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -12,6 +14,7 @@ import pytest
 from fulfilkit import contracts as c
 from fulfilkit.db import create_pool, migrate
 from fulfilkit.events import CloudEvent, utcnow
+from fulfilkit.faults import CRASH_EXIT_STATUS
 from fulfilkit.kafka import make_producer
 from fulfilkit.outbox import OutboxRelay, add_events
 from tests.e2e.stocking import sale_body, stocked_product
@@ -20,9 +23,27 @@ from tests.support import Client, eventually, ref
 
 pytestmark = pytest.mark.integration
 
+LIBS = str(Path(__file__).parents[2] / "libs")
 
-class RelayCrashed(Exception):
-    pass
+
+# Publishes the outbox's rows once, in a process whose relay dies after Kafka acknowledged
+# them and before it marked them sent.
+CRASHING_RELAY = """
+import asyncio, sys
+from fulfilkit.db import create_pool
+from fulfilkit.faults import arm
+from fulfilkit.kafka import make_producer
+from fulfilkit.outbox import OutboxRelay
+
+async def main(database_url, servers):
+    pool = await create_pool(database_url)
+    producer = make_producer(servers)
+    await producer.start()
+    arm("outbox.after_publish")
+    await OutboxRelay(pool, "relaycrash", producer).publish_batch()
+
+asyncio.run(main(*sys.argv[1:]))
+"""
 
 
 def sale_created(tenant_id: str, location: str, sku: str, quantity: int) -> CloudEvent:
@@ -62,11 +83,11 @@ async def test_relay_crash_between_publish_and_mark_still_reserves_once(
         async with pool.acquire() as conn, conn.transaction():
             await add_events(conn, "relaycrash", [(c.sale_key(event.tenantid, event.id), event)])
 
-        async def crash(_: list[int]) -> None:
-            raise RelayCrashed
-
-        with pytest.raises(RelayCrashed):
-            await OutboxRelay(pool, "relaycrash", producer, after_publish=crash).publish_batch()
+        crashed = await asyncio.create_subprocess_exec(
+            sys.executable, "-c", CRASHING_RELAY, infrastructure.database_url,
+            infrastructure.bootstrap_servers, env={**os.environ, "PYTHONPATH": LIBS},
+        )  # fmt: skip
+        assert await asyncio.wait_for(crashed.wait(), 60) == CRASH_EXIT_STATUS
         assert await OutboxRelay(pool, "relaycrash", producer).publish_batch() == 1
 
         copies = [

@@ -79,7 +79,7 @@ async def test_stock_dying_right_after_its_commit_replays_the_change_to_the_retr
         "stock",
         stock.app,
         stock.port,
-        {**platform.env, "FAULT_INJECTION": "crash_after_commit"},
+        {**platform.env, "FAULT_POINTS": "stock.after_commit"},
         log_dir,
     )
     key = ref("idem")

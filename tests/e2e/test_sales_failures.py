@@ -34,7 +34,7 @@ REPLICA_SALES, REPLICA_CLIENTS = 60, 8
 async def extra_process(
     platform: Platform, name: str, app: str, env: Mapping[str, str]
 ) -> AsyncIterator[ServiceProcess]:
-    """One more process of a service (`app` is `<package>.app:app`) on the platform's broker
+    """One more process of a service (`app` is `<package>.app:create_app`) on the platform's broker
     and database, stopped at the end (if it has not died already).
 
     It joins the service's consumer group. Afterwards this waits until the group is back to
@@ -111,10 +111,10 @@ async def test_fulfilment_dying_after_the_claim_leaves_one_fulfillment_from_the_
 ):
     sale_id, _, _ = await pending_sale(tenant, quantity=1, stock=5)
     db = await asyncpg.connect(infrastructure.database_url)
-    env = {**platform.service_env("fulfilment"), "FAULT_INJECTION": "crash_after_claim"}
+    env = {**platform.service_env("fulfilment"), "FAULT_POINTS": "fulfilment.after_claim"}
     try:
         async with extra_process(
-            platform, "fulfilment-faulty", "fulfilment.app:app", env
+            platform, "fulfilment-faulty", "fulfilment.app:create_app", env
         ) as faulty:
             await dies_on(
                 http,
@@ -168,8 +168,10 @@ async def test_fulfilment_dying_after_orders_shipped_is_finished_and_commits_onc
     init = await tenant.post("/fulfillment/shipping/init", {"sale_ids": [sale_id]})
     [fulfillment] = init.body["fulfillments"]
     path = f"/fulfillment/fulfillments/{fulfillment['id']}"
-    env = {**platform.service_env("fulfilment"), "FAULT_INJECTION": "crash_after_ship_call"}
-    async with extra_process(platform, "fulfilment-faulty", "fulfilment.app:app", env) as faulty:
+    env = {**platform.service_env("fulfilment"), "FAULT_POINTS": "fulfilment.after_ship_call"}
+    async with extra_process(
+        platform, "fulfilment-faulty", "fulfilment.app:create_app", env
+    ) as faulty:
         if in_a_batch:
             request = (
                 "/api/v1/fulfillment/fulfillments/status",
@@ -380,7 +382,7 @@ async def test_a_sale_created_on_a_second_orders_replica_answers_pending(
             return response.status, await response.json(), time.monotonic() - started
 
     async with extra_process(
-        platform, "orders-2", "orders.app:app", platform.service_env("orders")
+        platform, "orders-2", "orders.app:create_app", platform.service_env("orders")
     ) as replica:
         # The replica joined the consumer group: wait for the rebalance to settle, with
         # both replicas consuming reservation outcomes, and for a sale that answers fast.
@@ -441,7 +443,9 @@ async def test_creates_whose_wait_runs_out_answer_awaiting_stock_and_reserve_lat
     headers = internal_headers(platform, tenant)
     one, many = ref("S"), [ref("S") for _ in range(3)]
     env = {**platform.service_env("orders"), "SALE_CREATE_WAIT_SECONDS": "0"}
-    async with extra_process(platform, "orders-impatient", "orders.app:app", env) as impatient:
+    async with extra_process(
+        platform, "orders-impatient", "orders.app:create_app", env
+    ) as impatient:
         async with http.post(
             f"{impatient.url}/api/v1/sales",
             headers=headers,
@@ -483,7 +487,7 @@ async def test_a_wave_while_orders_is_unreachable_is_503_and_moves_nothing(
     [closed] = free_ports(1)  # nothing listens there
     env = {**platform.service_env("fulfilment"), "ORDERS_URL": f"http://127.0.0.1:{closed}"}
     async with extra_process(
-        platform, "fulfilment-no-orders", "fulfilment.app:app", env
+        platform, "fulfilment-no-orders", "fulfilment.app:create_app", env
     ) as cut_off:
         async with http.post(
             f"{cut_off.url}/api/v1/fulfillment/fulfillments/status",

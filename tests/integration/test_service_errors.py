@@ -16,7 +16,7 @@ from fastapi import APIRouter, FastAPI, Request
 
 from fulfilkit.http.internal import TenantId
 from fulfilkit.logs import request_id_var
-from fulfilkit.service import ServiceSpec, create_service
+from fulfilkit.service import ServiceDefinition, create_service
 from fulfilkit.settings import ServiceSettings, token_digest
 from services.gateway.tests.harness import listening_socket, wait_until
 from tests.support import ref
@@ -60,7 +60,7 @@ async def service(infrastructure, tmp_path: Path) -> AsyncIterator[tuple[str, Lo
         database_url=infrastructure.database_url, internal_callers={"gateway": token_digest(TOKEN)}
     )
     app: FastAPI = create_service(
-        ServiceSpec(
+        ServiceDefinition(
             name=schema, settings=settings, migrations=tmp_path, routers=[router], uses_kafka=False
         )
     )

@@ -12,6 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
 from fulfilkit.db import CONNECTION_ERRORS
+from fulfilkit.errors import DomainError
 
 log = logging.getLogger(__name__)
 
@@ -149,6 +150,10 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(Problem)
     async def _problem(_: Request, exc: Problem) -> Response:
         return problem_response(exc)
+
+    @app.exception_handler(DomainError)
+    async def _refused(_: Request, exc: DomainError) -> Response:
+        return problem_response(Problem(exc.code, exc.detail, errors=exc.errors, **exc.extra))
 
     @app.exception_handler(RequestValidationError)
     async def _validation(_: Request, exc: RequestValidationError) -> Response:

@@ -1,6 +1,5 @@
 """Fulfilment REST routes: shipping init, fulfillment status, reading fulfillments."""
 
-import os
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
@@ -8,6 +7,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, Field, field_validator
 
 from fulfilkit.db import in_transaction
+from fulfilkit.faults import crash_point
 from fulfilkit.http.internal import Actor, TenantId
 from fulfilkit.http.problems import Problem
 from fulfilkit.http.strict_json import StrictJsonRoute
@@ -70,11 +70,6 @@ class StatusUpdatesOut(BaseModel):
     errors: list[dict[str, Any]]
 
 
-def _crash_if(runtime: RuntimeDep, point: str) -> None:
-    if runtime.settings.fault_injection == point:  # type: ignore[attr-defined]
-        os._exit(70)
-
-
 @router.post("/shipping/init", response_model=ShippingInitOut)
 async def shipping_init(
     body: ShippingInitIn, tenant: TenantId, actor: Actor, runtime: RuntimeDep
@@ -95,7 +90,7 @@ async def shipping_init(
     to_claim = [s for s in sale_ids if s not in live]
     if to_claim:
         answer = await runtime.extras["orders"].claim(tenant, actor, to_claim)
-        _crash_if(runtime, "crash_after_claim")
+        crash_point("fulfilment.after_claim")
         errors += answer["errors"]
         live |= await in_transaction(
             runtime.pool,
@@ -139,7 +134,7 @@ async def change_statuses(
         tenant,
         actor,
         targets,
-        after_orders=lambda: _crash_if(runtime, "crash_after_ship_call"),
+        after_orders=lambda: crash_point("fulfilment.after_ship_call"),
     )
     return StatusUpdatesOut(
         fulfillments=[events.snapshot(f).model_dump(mode="json") for f in outcome.moved],
@@ -161,7 +156,7 @@ async def change_status(
     _check(found.status, body.status)
     if body.status == "shipped":
         await runtime.extras["orders"].ship(tenant, actor, found.sale_id)
-        _crash_if(runtime, "crash_after_ship_call")
+        crash_point("fulfilment.after_ship_call")
     moved = await move_unless_changed(runtime.pool, found, body.status)  # checked above
     if moved is None:  # changed since it was read: decide again under the row's lock
         async with runtime.pool.acquire() as conn, conn.transaction():

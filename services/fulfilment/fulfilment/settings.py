@@ -1,4 +1,4 @@
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 from pydantic import Field, model_validator
 
@@ -18,14 +18,6 @@ class FulfilmentSettings(ServiceSettings):
     default_shipping_provider: str = "fulfil-post"
     # JSON object: {"location:warehouse-1": "fulfil-post", "channel:amazon": "..."}
     shipping_provider_rules: dict[str, str] = Field(default_factory=dict)
-    # Test-only: make the process die at a chosen point, to prove recovery from it.
-    fault_injection: Literal["", "crash_after_claim", "crash_after_ship_call"] = ""
-
-    @model_validator(mode="after")
-    def _faults_only_in_development(self) -> "FulfilmentSettings":
-        if self.fault_injection and not self.is_development:
-            raise ValueError("FAULT_INJECTION is for tests only")
-        return self
 
     @model_validator(mode="after")
     def _providers_exist(self) -> "FulfilmentSettings":

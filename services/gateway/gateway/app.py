@@ -11,7 +11,7 @@ from fastapi.openapi.utils import get_openapi
 
 from fulfilkit.asyncapi import events_document
 from fulfilkit.http.client import internal_session
-from fulfilkit.service import Runtime, ServiceSpec, create_service
+from fulfilkit.service import Runtime, ServiceDefinition, create_service
 from gateway import store
 from gateway.admin_guard import AdminGuardMiddleware
 from gateway.api import STATE_KEY, GatewayState, admin_router, docs_router
@@ -87,7 +87,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 log.exception("pruning idempotency records failed")
             await asyncio.sleep(PRUNE_INTERVAL_SECONDS)
 
-    spec = ServiceSpec(
+    spec = ServiceDefinition(
         name="gateway",
         settings=settings,
         migrations=MIGRATIONS,
@@ -101,11 +101,3 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     return create_service(
         spec, title=TITLE, version=VERSION, openapi_url=None, docs_url=None, redoc_url=None
     )
-
-
-def __getattr__(name: str) -> FastAPI:
-    # `uvicorn gateway.app:app` gets an app built from the environment on first access,
-    # so importing this module (tests, the CLI) reads no settings.
-    if name == "app":
-        return create_app()
-    raise AttributeError(name)

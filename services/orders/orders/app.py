@@ -1,8 +1,10 @@
 from collections.abc import Collection
 from pathlib import Path
 
+from fastapi import FastAPI
+
 from fulfilkit.notify import Waiter
-from fulfilkit.service import Runtime, ServiceSpec, create_service
+from fulfilkit.service import Runtime, ServiceDefinition, create_service
 from orders.api import internal, router
 from orders.changes import STATUS_CHANNEL
 from orders.handlers import CONSUMERS
@@ -26,15 +28,16 @@ async def run_waiter(runtime: Runtime) -> None:
     await runtime.extras["waiter"].run()
 
 
-app = create_service(
-    ServiceSpec(
-        name="orders",
-        settings=OrdersSettings(),
-        migrations=Path(__file__).with_name("migrations"),
-        routers=[router, internal],
-        consumers=CONSUMERS,
-        background=[run_waiter],
-        on_start=start_waiter,
-    ),
-    title="Fulfil orders service",
-)
+def create_app(settings: OrdersSettings | None = None) -> FastAPI:
+    return create_service(
+        ServiceDefinition(
+            name="orders",
+            settings=settings or OrdersSettings(),
+            migrations=Path(__file__).with_name("migrations"),
+            routers=[router, internal],
+            consumers=CONSUMERS,
+            background=[run_waiter],
+            on_start=start_waiter,
+        ),
+        title="Fulfil orders service",
+    )

@@ -1,6 +1,5 @@
 """Stock routes: records, level updates, transfers, the ledger and the integrity check."""
 
-import os
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, get_args
@@ -11,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from fulfilkit import idempotency
 from fulfilkit.db import in_transaction
+from fulfilkit.faults import crash_point
 from fulfilkit.http.internal import Actor, TenantId
 from fulfilkit.http.pagination import Page, paginated
 from fulfilkit.http.preconditions import IfMatch, expected_version
@@ -137,8 +137,7 @@ async def _once(
     work: Callable[[asyncpg.Connection], Awaitable[Answer]],
 ) -> Response:
     response = await idempotency.once(pool, "stock", tenant, request, work)
-    if request.app.state.settings.fault_injection == "crash_after_commit":
-        os._exit(70)
+    crash_point("stock.after_commit")  # committed, not yet answered
     return response
 
 

@@ -1,4 +1,4 @@
-"""Wiring: `uvicorn webhooks.app:app`."""
+"""Wiring: `uvicorn webhooks.app:create_app --factory`."""
 
 from pathlib import Path
 
@@ -12,7 +12,7 @@ from fulfilkit.contracts import (
     WEBHOOKS_TOPIC,
 )
 from fulfilkit.idempotency import keep_keys_bounded
-from fulfilkit.service import Consumer, Runtime, ServiceSpec, create_service
+from fulfilkit.service import Consumer, Runtime, ServiceDefinition, create_service
 from webhooks.api import router
 from webhooks.dispatcher import run_dispatcher
 from webhooks.handlers import deliveries_from_events
@@ -39,9 +39,9 @@ async def _start(runtime: Runtime) -> None:
     await start_sender(runtime)
 
 
-def build_app(settings: WebhookSettings | None = None) -> FastAPI:
+def create_app(settings: WebhookSettings | None = None) -> FastAPI:
     return create_service(
-        ServiceSpec(
+        ServiceDefinition(
             name="webhooks",
             settings=settings or WebhookSettings(),
             migrations=MIGRATIONS,
@@ -58,6 +58,3 @@ def build_app(settings: WebhookSettings | None = None) -> FastAPI:
         ),
         title="Fulfil webhooks",
     )
-
-
-app = build_app()
