@@ -246,14 +246,3 @@ async def ship_sales(
         for sale_id, refusal in shipped.refused
     ]
     return ShipOut(shipped=[sale.sale_id for sale in shipped.done], errors=errors)
-
-
-@internal.post("/sales/{sale_id}/ship", response_class=Response)
-async def ship_sale(sale_id: str, tenant: ShippingTenantId, actor: Actor, pool: Pool) -> Response:
-    """`POST /internal/sales/ship` for one sale, answered with its snapshot."""
-    shipped = await usecases.ship_sales(pool, tenant, actor, [sale_id])
-    if shipped.refused:
-        [(_, refusal)] = shipped.refused
-        raise refusal
-    [sale] = shipped.done
-    return Response(events.snapshot(sale).model_dump_json(), media_type="application/json")
