@@ -16,6 +16,7 @@ from fulfilkit.notify import Waiter
 from fulfilkit.received import Event, decode_event
 from orders import store, usecases
 from orders.domain import NewSale
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -181,17 +182,22 @@ async def test_a_create_that_waits_answers_once_the_reservation_outcome_is_in(po
     listening = asyncio.create_task(sales_waiter.run())
 
     async def reserve_when_created() -> None:
-        while (
-            row := await pool.fetchrow("SELECT id FROM orders.sales WHERE tenant_id = $1", tenant)
-        ) is None:
-            await asyncio.sleep(0.01)
+        row = await eventually(
+            lambda: pool.fetchrow("SELECT id FROM orders.sales WHERE tenant_id = $1", tenant),
+            lambda found: found is not None,
+            timeout=5,
+            interval=0.01,
+            what="the sale",
+        )
         async with pool.acquire() as conn:
             [sale] = (await store.lock_sales(conn, [row["id"]])).values()
         await apply(pool, event(tenant, c.STOCK_RESERVED, reservation(sale)))
 
+    async def is_listening() -> bool:
+        return sales_waiter.listening
+
     try:
-        while not sales_waiter.listening:
-            await asyncio.sleep(0.01)
+        await eventually(is_listening, bool, timeout=5, interval=0.01, what="the listener")
         started = time.monotonic()
         outcome = asyncio.create_task(reserve_when_created())
         created = await usecases.create_sales(
@@ -200,7 +206,8 @@ async def test_a_create_that_waits_answers_once_the_reservation_outcome_is_in(po
         await outcome
     finally:
         listening.cancel()
-    assert time.monotonic() - started < 5
+        await asyncio.gather(listening, return_exceptions=True)
+    assert time.monotonic() - started < 5, "woken by the outcome, not at the deadline"
     [(sale, entries)] = created.sales
     assert (sale.status, sale.reservation["status"]) == ("pending", "active")
     assert [e["to_status"] for e in entries] == ["awaiting_stock", "pending"]
