@@ -118,10 +118,23 @@ async def test_fulfilments_credential_works_on_orders_claim_and_ship_only(
         )
     assert_refused(
         await call(
-            http, f"{orders}/internal/sales/{sale_id}/ship", "POST", token=None, tenant=tenant
+            http,
+            orders + "/internal/sales/ship",
+            "POST",
+            token=None,
+            tenant=tenant,
+            json={"sale_ids": [sale_id]},
         ),
         401,
         "invalid_token",
+    )
+    # one ship path: the batch; there is no single-sale one, not even for fulfilment
+    assert_refused(
+        await call(
+            http, f"{orders}/internal/sales/{sale_id}/ship", "POST", token=fulfilment, tenant=tenant
+        ),
+        404,
+        "no_content",
     )
     assert (await tenant.get(f"/sales/{sale_id}")).body["status"] == "pending"
 
@@ -137,6 +150,17 @@ async def test_fulfilments_credential_works_on_orders_claim_and_ship_only(
     assert [sale["sale_id"] for sale in claimed["claimed"]] == [sale_id]
     assert claimed["errors"] == []
     assert (await tenant.get(f"/sales/{sale_id}")).body["status"] == "in_fulfillment"
+
+    status, shipped, _ = await call(
+        http,
+        orders + "/internal/sales/ship",
+        "POST",
+        token=fulfilment,
+        tenant=tenant,
+        json={"sale_ids": [sale_id]},
+    )
+    assert (status, shipped) == (200, {"shipped": [sale_id], "errors": []})
+    assert (await tenant.get(f"/sales/{sale_id}")).body["status"] == "shipped"
 
 
 def test_the_webhooks_service_holds_no_credential(platform: Platform) -> None:

@@ -1,5 +1,6 @@
 """The sale and its state machine. `orders` is the only writer of a sale's status."""
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -43,6 +44,55 @@ class Sale:
     fulfillments: list[dict[str, Any]] = field(default_factory=list)
     created_at: datetime | None = None
     updated_at: datetime | None = None
+
+
+# A sale's status changes, oldest first: from_status, to_status, reason, actor, at.
+History = list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class NewSale:
+    """What a caller gives to create a sale; the platform adds the rest."""
+
+    sale_id: str
+    shop: dict[str, Any]
+    location_id: str
+    lines: list[dict[str, Any]]
+    customer: dict[str, Any] | None = None
+    shipping_address: dict[str, Any] | None = None
+
+
+def open_sale(tenant_id: UUID, new: NewSale, now: datetime) -> Sale:
+    """A sale as created: waiting for its reservation's outcome."""
+    return Sale(
+        id=uuid.uuid4(),
+        tenant_id=tenant_id,
+        sale_id=new.sale_id,
+        status="awaiting_stock",
+        version=1,
+        shop=new.shop,
+        location_id=new.location_id,
+        lines=new.lines,
+        customer=new.customer,
+        shipping_address=new.shipping_address,
+        cancel_reason=None,
+        reservation=None,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def created_history(sale: Sale, actor: str) -> History:
+    """The history of a sale just created: the one entry its insert wrote."""
+    return [
+        {
+            "from_status": None,
+            "to_status": sale.status,
+            "reason": "created",
+            "actor": actor,
+            "at": sale.created_at,
+        }
+    ]
 
 
 @dataclass(frozen=True)
@@ -121,3 +171,22 @@ def deliver(sale: Sale) -> StatusChange | None:
     if sale.status != "shipped":
         return None
     return transition(sale, "delivered", "fulfillment_delivered")
+
+
+def end_reservation(sale: Sale, reservation: dict[str, Any]) -> None:
+    """A released or committed reservation is kept as it ended; the status does not move."""
+    sale.reservation = reservation
+
+
+def add_fulfillment(sale: Sale, fulfillment: dict[str, Any]) -> None:
+    """A fulfillment created for the sale; the same one twice is kept once."""
+    if all(f["id"] != fulfillment["id"] for f in sale.fulfillments):
+        sale.fulfillments = [*sale.fulfillments, fulfillment]
+
+
+def update_fulfillment(sale: Sale, fulfillment: dict[str, Any]) -> StatusChange | None:
+    """A fulfillment moved on: the sale keeps its latest state, and is delivered with it."""
+    sale.fulfillments = [
+        fulfillment if f["id"] == fulfillment["id"] else f for f in sale.fulfillments
+    ]
+    return deliver(sale) if fulfillment["status"] == "delivered" else None

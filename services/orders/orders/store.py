@@ -1,6 +1,6 @@
 """SQL for the orders schema."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -13,6 +13,8 @@ from fulfilkit.outbox import channel as outbox_channel
 from orders.domain import Sale, StatusChange
 
 S = "orders"
+# Notified with a sale's id whenever its status changes, on commit (`fulfilkit.notify`).
+STATUS_CHANNEL = "orders_sale_status"
 SALE_COLUMNS = (
     "id, tenant_id, sale_id, status, version, shop, location_id, lines, customer,"
     " shipping_address, cancel_reason, reservation, fulfillments, created_at, updated_at"
@@ -73,15 +75,6 @@ async def insert_sales(
     return {r["id"] for r in rows}
 
 
-async def get_sale(conn: asyncpg.Connection, tenant_id: UUID, sale_id: str) -> Sale | None:
-    row = await conn.fetchrow(
-        f"SELECT {SALE_COLUMNS} FROM {S}.sales WHERE tenant_id = $1 AND sale_id = $2",
-        tenant_id,
-        sale_id,
-    )
-    return _sale(row) if row else None
-
-
 async def lock_sales(conn: asyncpg.Connection, ids: Iterable[UUID]) -> dict[UUID, Sale]:
     rows = await conn.fetch(
         f"SELECT {SALE_COLUMNS} FROM {S}.sales WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE",
@@ -108,10 +101,9 @@ async def save(
     changes: Sequence[StatusChange],
     actor: str,
     events: Sequence[Keyed],
-    status_channel: str,
 ) -> None:
     """Write sales, the history of their status changes and their events in one statement;
-    notify `status_channel` with each changed sale's id and the outbox relay once."""
+    notify STATUS_CHANNEL with each changed sale's id and the outbox relay once."""
     if not sales:
         return
     await conn.execute(
@@ -139,46 +131,18 @@ async def save(
         [c.reason for c in changes],
         actor,
         *outbox_arrays(events),
-        status_channel,
+        STATUS_CHANNEL,
         outbox_channel(S),
     )
 
 
-async def save_if_unchanged(
-    conn: asyncpg.Connection,
-    change: StatusChange,
-    actor: str,
-    events: Sequence[Keyed],
-    status_channel: str,
-) -> bool:
-    """Compare-and-set one sale read without a lock: write it, its history and its events
-    only if it is still as read (the version before `change`, and the same reservation and
-    fulfillments, which change without a new version), in one statement. False otherwise."""
-    sale = change.sale
-    notified = await conn.fetch(
-        f"WITH saved AS (UPDATE {S}.sales SET status = $2, version = $3, cancel_reason = $6,"
-        " updated_at = now() WHERE id = $1 AND version = $3 - 1"
-        " AND reservation IS NOT DISTINCT FROM $4::jsonb AND fulfillments = $5::jsonb"
-        " RETURNING id),"
-        f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
-        " actor) SELECT id, $7, $2, $8, $9 FROM saved RETURNING sale),"
-        f" events AS ({outbox_insert(S, 10, 'EXISTS (SELECT FROM saved)')} RETURNING 1)"
-        " SELECT pg_notify($14, sale::text) FROM history"
-        " UNION ALL SELECT pg_notify($15, '') WHERE EXISTS (SELECT FROM events)",
-        sale.id,
-        sale.status,
-        sale.version,
-        sale.reservation,
-        sale.fulfillments,  # jsonb codec
-        sale.cancel_reason,
-        change.previous,
-        change.reason,
-        actor,
-        *outbox_arrays(events),
-        status_channel,
-        outbox_channel(S),
+async def settled(conn: asyncpg.Connection, ids: Collection[str]) -> list[str]:
+    """Those of these sales (platform ids) whose reservation outcome is in."""
+    rows = await conn.fetch(
+        f"SELECT id::text FROM {S}.sales WHERE id = ANY($1::uuid[]) AND status <> 'awaiting_stock'",
+        list(ids),
     )
-    return bool(notified)
+    return [r["id"] for r in rows]
 
 
 WITH_HISTORY = (

@@ -1,14 +1,21 @@
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
 from orders.domain import (
     IllegalTransition,
+    NewSale,
     Sale,
     VersionMismatch,
+    add_fulfillment,
     apply_reservation_outcome,
     cancel,
+    created_history,
+    end_reservation,
+    open_sale,
     transition,
+    update_fulfillment,
 )
 
 
@@ -75,3 +82,57 @@ def test_late_outcomes_change_nothing():
     pending = sale("pending")
     assert apply_reservation_outcome(pending, False, {}) is None
     assert pending.status == "pending"
+
+
+def test_a_new_sale_awaits_stock_at_version_one_with_its_created_entry():
+    tenant, now = uuid.uuid4(), datetime.now(UTC)
+    order = NewSale(
+        "S-1", {"channel": "web", "shop_name": "x"}, "wh-1", [{"sku": "A", "quantity": 1}]
+    )
+    sale = open_sale(tenant, order, now)
+    assert (sale.tenant_id, sale.sale_id, sale.status, sale.version) == (
+        tenant,
+        "S-1",
+        "awaiting_stock",
+        1,
+    )
+    assert (sale.created_at, sale.updated_at, sale.fulfillments) == (now, now, [])
+    assert open_sale(tenant, order, now).id != sale.id
+    assert created_history(sale, "api") == [
+        {
+            "from_status": None,
+            "to_status": "awaiting_stock",
+            "reason": "created",
+            "actor": "api",
+            "at": now,
+        }
+    ]
+
+
+def test_an_ended_reservation_is_kept_without_moving_the_sale():
+    s = sale("canceled")
+    end_reservation(s, {"status": "released"})
+    assert (s.status, s.version, s.reservation) == ("canceled", 1, {"status": "released"})
+
+
+def test_a_fulfillment_is_kept_once_and_follows_its_updates():
+    s = sale("in_fulfillment")
+    add_fulfillment(s, {"id": "f", "status": "waiting_for_picking"})
+    add_fulfillment(s, {"id": "f", "status": "waiting_for_picking"})
+    assert s.fulfillments == [{"id": "f", "status": "waiting_for_picking"}]
+    assert update_fulfillment(s, {"id": "f", "status": "picking"}) is None
+    assert s.fulfillments == [{"id": "f", "status": "picking"}]
+
+
+def test_a_delivered_fulfillment_delivers_a_shipped_sale_once():
+    s = sale("shipped")
+    s.fulfillments = [{"id": "f", "status": "shipped"}]
+    change = update_fulfillment(s, {"id": "f", "status": "delivered"})
+    assert change is not None
+    assert (change.previous, s.status, change.reason) == (
+        "shipped",
+        "delivered",
+        "fulfillment_delivered",
+    )
+    assert update_fulfillment(s, {"id": "f", "status": "delivered"}) is None
+    assert s.fulfillments == [{"id": "f", "status": "delivered"}]

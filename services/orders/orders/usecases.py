@@ -1,0 +1,273 @@
+"""What orders does, one function per use case: sales are created and wait for their stock,
+canceled, claimed and shipped on request, and moved on by the outcomes other services
+publish. Each change is written with its history, its events and the wake-up for waiters in
+one transaction."""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from fulfilkit import contracts as c
+from fulfilkit.errors import Conflict, DomainError, Duplicated, NotFound
+from fulfilkit.events import utcnow
+from fulfilkit.notify import Waiter
+from fulfilkit.received import Event
+from orders import events, store
+from orders.domain import (
+    CancelReason,
+    History,
+    IllegalTransition,
+    NewSale,
+    Sale,
+    StatusChange,
+    VersionMismatch,
+    add_fulfillment,
+    apply_reservation_outcome,
+    cancel,
+    claim,
+    created_history,
+    end_reservation,
+    open_sale,
+    ship,
+    update_fulfillment,
+)
+
+OUTCOMES_ACTOR = "orders:events"
+
+
+@dataclass(frozen=True)
+class Created:
+    sales: list[tuple[Sale, History]]  # those created, in the order given
+    refused: list[tuple[int, Duplicated]]  # the others: their index in the order given, why
+
+
+@dataclass(frozen=True)
+class Changed:
+    done: list[Sale]  # changed, or already as asked; in the order asked
+    refused: list[tuple[str, DomainError]]  # sale_id and why; in the order asked
+
+
+def _no_sale(sale_id: str) -> NotFound:
+    return NotFound(f"No sale with sale_id {sale_id!r}.")
+
+
+async def create_sales(
+    pool: asyncpg.Pool,
+    waiter: Waiter,
+    tenant: UUID,
+    actor: str,
+    new: Sequence[NewSale],
+    wait_seconds: float | None,
+) -> Created:
+    """Create sales; a sale_id taken already, or earlier in `new`, is refused. With
+    `wait_seconds`, each created sale is read back once its reservation outcome is in (or the
+    time is up, then still `awaiting_stock`); without, it is answered as created."""
+    now = utcnow()
+    opened: list[tuple[int, Sale]] = []
+    refused: list[tuple[int, Duplicated]] = []
+    seen: set[str] = set()
+    for index, order in enumerate(new):
+        if order.sale_id in seen:
+            detail = f"sale_id {order.sale_id!r} appears earlier in this batch."
+            refused.append((index, Duplicated(detail)))
+            continue
+        seen.add(order.sale_id)
+        opened.append((index, open_sale(tenant, order, now)))
+    sales = [s for _, s in opened]
+    wait = wait_seconds is not None
+    # expected before the insert: the outcome may be committed before the insert returns
+    expected = {str(s.id): waiter.expect(str(s.id)) for s in sales} if wait else {}
+    try:
+        async with pool.acquire() as conn:
+            inserted = await store.insert_sales(
+                conn, sales, actor, [events.sale_created(s) for s in sales]
+            )
+        created = [s for s in sales if s.id in inserted]
+        if wait:
+            await waiter.wait_all(
+                {str(s.id): expected[str(s.id)] for s in created}, wait_seconds or 0.0
+            )
+    finally:
+        for key, future in expected.items():  # the refused ones too, or after an error
+            waiter.forget(key, future)
+    refused += [
+        (index, Duplicated(f"A sale with sale_id {s.sale_id!r} exists."))
+        for index, s in opened
+        if s.id not in inserted
+    ]
+    refused.sort(key=lambda r: r[0])
+    if not wait:  # the sales as created, whatever happened since
+        return Created([(s, created_history(s, actor)) for s in created], refused)
+    async with pool.acquire() as conn:
+        found = await store.sales_with_history(conn, [s.id for s in created])
+    return Created([found[s.id] for s in created], refused)
+
+
+async def get_sale(pool: asyncpg.Pool, tenant: UUID, sale_id: str) -> tuple[Sale, History]:
+    async with pool.acquire() as conn:
+        found = await store.sale_with_history(conn, tenant, sale_id)
+    if found is None:
+        raise _no_sale(sale_id)
+    return found
+
+
+async def list_sales(
+    pool: asyncpg.Pool,
+    tenant: UUID,
+    *,
+    statuses: Sequence[str],
+    channel: str | None,
+    created_from: datetime | None,
+    created_to: datetime | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Sale], int]:
+    """One page of the tenant's sales, oldest first, and how many match in all."""
+    async with pool.acquire() as conn:
+        return await store.list_sales(
+            conn,
+            tenant,
+            statuses=statuses,
+            channel=channel,
+            created_from=created_from,
+            created_to=created_to,
+            limit=limit,
+            offset=offset,
+        )
+
+
+async def cancel_sale(
+    pool: asyncpg.Pool,
+    tenant: UUID,
+    actor: str,
+    sale_id: str,
+    reason: CancelReason,
+    version: int | None = None,
+) -> Sale:
+    """From now on the sale never ships; canceling it again changes nothing. With `version`,
+    only if the sale is still at that version."""
+    try:
+        changed = await _change_each(
+            pool,
+            tenant,
+            actor,
+            [sale_id],
+            lambda sale: cancel(sale, reason, version),
+            lambda sale: Conflict(
+                f"The sale is {sale.status} and can no longer be canceled.",
+                sale_status=sale.status,
+            ),
+        )
+    except VersionMismatch as stale:
+        raise Conflict(
+            f"The sale has changed since version {stale.expected}: it is"
+            f" {stale.sale.status} at version {stale.sale.version}.",
+            sale_status=stale.sale.status,
+            version=stale.sale.version,
+        ) from None
+    if changed.refused:
+        raise changed.refused[0][1]
+    return changed.done[0]
+
+
+async def claim_sales(
+    pool: asyncpg.Pool, tenant: UUID, actor: str, sale_ids: Sequence[str]
+) -> Changed:
+    """Claim pending sales for shipping (`in_fulfillment`): each sale is claimed once."""
+    return await _change_each(
+        pool,
+        tenant,
+        actor,
+        sale_ids,
+        claim,
+        lambda sale: Conflict(
+            f"Only pending sales can be shipped; this one is {sale.status}.", status=sale.status
+        ),
+        lambda _: NotFound("No such sale."),
+    )
+
+
+async def ship_sales(
+    pool: asyncpg.Pool, tenant: UUID, actor: str, sale_ids: Sequence[str]
+) -> Changed:
+    """Ship sales in fulfillment; one shipped already stays so, any other never ships."""
+    return await _change_each(
+        pool,
+        tenant,
+        actor,
+        sale_ids,
+        ship,
+        lambda sale: Conflict(
+            f"The sale is {sale.status} and cannot ship.", sale_status=sale.status
+        ),
+    )
+
+
+async def _change_each(
+    pool: asyncpg.Pool,
+    tenant: UUID,
+    actor: str,
+    sale_ids: Sequence[str],
+    decide: Callable[[Sale], StatusChange | None],
+    illegal: Callable[[Sale], DomainError],
+    missing: Callable[[str], DomainError] = _no_sale,
+) -> Changed:
+    """Lock the tenant's sales by sale_id (in id order) and let `decide` change each: it
+    returns the change, None when the sale is already there, or raises IllegalTransition to
+    refuse it (`illegal` says why). Every change is saved in the same transaction."""
+    changed = Changed([], [])
+    changes: list[StatusChange] = []
+    async with pool.acquire() as conn, conn.transaction():
+        sales = await store.lock_sales_by_sale_id(conn, tenant, sale_ids)
+        for sale_id in dict.fromkeys(sale_ids):
+            sale = sales.get(sale_id)
+            if sale is None:
+                changed.refused.append((sale_id, missing(sale_id)))
+                continue
+            try:
+                change = decide(sale)
+            except IllegalTransition:
+                changed.refused.append((sale_id, illegal(sale)))
+                continue
+            changes += [change] if change else []
+            changed.done.append(sale)
+        await _save(conn, [ch.sale for ch in changes], changes, actor)
+    return changed
+
+
+async def apply_outcomes(conn: asyncpg.Connection, batch: list[Event[Any]]) -> None:
+    """Apply stock's reservation outcomes and fulfilment's progress to their sales, in the
+    inbox's transaction (which records each event as applied once). An event about a sale
+    this tenant does not have changes nothing."""
+    sales = await store.lock_sales(conn, (e.data.sale for e in batch))
+    changes: list[StatusChange] = []
+    for event in batch:
+        sale = sales.get(event.data.sale)
+        if sale is None or sale.tenant_id != event.tenantid:
+            continue
+        data = event.data.model_dump(mode="json")  # kept on the sale as it was published
+        change = None
+        match event.data:
+            case c.ReservationFailed():
+                change = apply_reservation_outcome(sale, False, data)
+            case c.ReservationSnapshot() if event.type == c.STOCK_RESERVED:
+                change = apply_reservation_outcome(sale, True, data)
+            case c.ReservationSnapshot():  # released or committed
+                end_reservation(sale, data)
+            case c.FulfillmentStatusChanged():
+                change = update_fulfillment(sale, data)
+            case c.FulfillmentSnapshot():  # created
+                add_fulfillment(sale, data)
+        changes += [change] if change else []
+    await _save(conn, list(sales.values()), changes, OUTCOMES_ACTOR)
+
+
+async def _save(
+    conn: asyncpg.Connection, sales: Sequence[Sale], changes: Sequence[StatusChange], actor: str
+) -> None:
+    outgoing = [keyed for change in changes for keyed in events.status_changed(change)]
+    await store.save(conn, sales, changes, actor, outgoing)
