@@ -3,9 +3,9 @@
 
 FastAPI's routing, exception middleware and request objects cost about as much CPU as the
 forwarding itself, and this path needs none of them: it has no parameters to parse, and its
-only errors are problems it raises itself. Everything else (admin API, docs, health) goes
-on to the FastAPI app. Request ids and trailing slashes are handled by the middleware
-around this one, as for every route.
+only errors are problems it raises itself and the domain errors of `usecases.forward_once`.
+Everything else (admin API, docs, health) goes on to the FastAPI app. Request ids and
+trailing slashes are handled by the middleware around this one, as for every route.
 """
 
 import logging

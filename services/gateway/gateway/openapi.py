@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 
 from fulfilkit.http.openapi import document_headers, document_problems, problem_components
+from gateway.domain import API_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,6 @@ DESCRIPTION = (
     " `Authorization: Bearer <API key>`; an optional `X-API-Version: v1` header pins the"
     " version. Errors are RFC 9457 `application/problem+json` documents with a `code`."
 )
-API_PREFIX = "/api/v1"
 FETCH_TIMEOUT_SECONDS = 5.0
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
