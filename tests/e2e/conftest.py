@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from deploy.local.services import SERVICES, Platform, free_ports
-from gateway.auth import SCOPES
+from gateway.domain import SCOPES
 from tests.support import Client, ref
 
 LOG_DIR = Path(__file__).resolve().parents[2] / ".local" / "test-logs"

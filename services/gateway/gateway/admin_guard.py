@@ -5,14 +5,9 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fulfilkit.http.problems import Problem, problem_response
-from gateway.api import STATE_KEY, GatewayState
-from gateway.auth import invalid_token, is_admin
-from gateway.forwarding import ADMIN_PREFIX, ClientGone, read_body
-from gateway.ratelimit import client_address, retry_after
-
-
-def is_admin_path(path: str) -> bool:
-    return path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
+from gateway.checks import ClientGone, invalid_token, read_body
+from gateway.domain import client_address, is_admin, is_admin_path, retry_after
+from gateway.resources import GatewayResources
 
 
 class AdminGuardMiddleware:
@@ -23,11 +18,11 @@ class AdminGuardMiddleware:
         if scope["type"] != "http" or not is_admin_path(scope["path"]):
             await self.app(scope, receive, send)
             return
-        state: GatewayState = scope["app"].state.runtime.extras[STATE_KEY]
+        resources: GatewayResources = scope["app"].state.runtime.resources
         headers = Headers(scope=scope)
         try:
-            check_admin(state, scope, headers.get("authorization"))
-            body = await read_body(receive, headers, state.settings.admin_max_body_bytes)
+            check_admin(resources, scope, headers.get("authorization"))
+            body = await read_body(receive, headers, resources.settings.admin_max_body_bytes)
         except ClientGone:
             return
         except Problem as problem:
@@ -36,17 +31,17 @@ class AdminGuardMiddleware:
         await self.app(scope, replaying(body, receive), send)
 
 
-def check_admin(state: GatewayState, scope: Scope, authorization: str | None) -> None:
+def check_admin(resources: GatewayResources, scope: Scope, authorization: str | None) -> None:
     address = client_address(scope)
-    wait = state.admin_failures.blocked_seconds(address)
+    wait = resources.admin_failures.blocked_seconds(address)
     if wait > 0:
         raise Problem(
             "rate_limit",
             "Too many failed admin attempts from this address.",
             headers={"Retry-After": retry_after(wait)},
         )
-    if not is_admin(authorization, state.settings.admin_token):
-        state.admin_failures.wait_seconds(address)
+    if not is_admin(authorization, resources.settings.admin_token):
+        resources.admin_failures.wait_seconds(address)
         raise invalid_token("This needs the admin token.", missing=authorization is None)
 
 

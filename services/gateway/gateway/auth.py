@@ -1,97 +1,17 @@
-"""Who is calling: API keys (issued, hashed, looked up with a short cache), scopes, admin token."""
+"""Who is calling: API keys looked up by hash, with a short, bounded cache."""
 
-import hashlib
-import hmac
-import secrets
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar, get_args
-from uuid import UUID, uuid4
+from collections.abc import Callable
+from typing import Generic, TypeVar
+from uuid import UUID
 
 import asyncpg
 
-from fulfilkit.http.problems import Problem
 from gateway import store
+from gateway.domain import Caller, hash_api_key, may_be_api_key
 
-API_KEY_PREFIX = "fk_"
-SHOWN_PREFIX_LENGTH = len(API_KEY_PREFIX) + 8
-MAX_API_KEY_LENGTH = 128
-
-ScopeName = Literal[
-    "sales:read",
-    "sales:write",
-    "stock:read",
-    "stock:write",
-    "fulfillment:read",
-    "fulfillment:write",
-    "webhooks:read",
-    "webhooks:write",
-    "admin",
-]
-SCOPES: tuple[str, ...] = get_args(ScopeName)
-READ_METHODS = frozenset({"GET", "HEAD"})
-
-
-ADMIN_ONLY_PATHS = ("/api/v1/stock/integrity",)
-# What a tenant's first key gets unless the admin asks for other scopes.
-DEFAULT_SCOPES: tuple[str, ...] = tuple(s for s in SCOPES if s != "admin")
 V = TypeVar("V")
-
-
-def required_scope(area: str, method: str, path: str = "") -> str:
-    """`area` is a scope family such as `sales`; reading needs `:read`, anything else `:write`.
-
-    Operator endpoints under `ADMIN_ONLY_PATHS` need `admin` whatever the method.
-    """
-    if any(path == p or path.startswith(p + "/") for p in ADMIN_ONLY_PATHS):
-        return "admin"
-    return f"{area}:{'read' if method.upper() in READ_METHODS else 'write'}"
-
-
-def hash_api_key(secret: str) -> bytes:
-    return hashlib.sha256(secret.encode()).digest()
-
-
-def new_api_key(scopes: Iterable[str]) -> store.NewApiKey:
-    secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
-    return store.NewApiKey(
-        id=uuid4(),
-        secret=secret,
-        key_hash=hash_api_key(secret),
-        prefix=secret[:SHOWN_PREFIX_LENGTH],
-        scopes=tuple(dict.fromkeys(scopes)),
-    )
-
-
-def bearer_token(authorization: str | None) -> str | None:
-    scheme, _, token = (authorization or "").partition(" ")
-    token = token.strip()
-    return token if scheme.lower() == "bearer" and token else None
-
-
-def is_admin(authorization: str | None, admin_token: str) -> bool:
-    token = bearer_token(authorization)
-    return token is not None and hmac.compare_digest(token.encode(), admin_token.encode())
-
-
-def invalid_token(detail: str, *, missing: bool = False) -> Problem:
-    challenge = 'Bearer realm="fulfil"'
-    if not missing:
-        challenge += ', error="invalid_token"'
-    return Problem("invalid_token", detail, headers={"WWW-Authenticate": challenge})
-
-
-@dataclass(frozen=True)
-class Caller:
-    key_id: UUID
-    tenant_id: UUID
-    scopes: frozenset[str]
-
-    @property
-    def actor(self) -> str:
-        return f"key:{self.key_id}"
 
 
 class KeyCache:
@@ -118,7 +38,7 @@ class KeyCache:
 
     def cached(self, secret: str) -> tuple[bool, Caller | None]:
         """(known, caller) from memory alone: known is False when only the database can tell."""
-        if not secret.startswith(API_KEY_PREFIX) or len(secret) > MAX_API_KEY_LENGTH:
+        if not may_be_api_key(secret):
             return True, None
         key_hash = hash_api_key(secret)
         now = self._clock()

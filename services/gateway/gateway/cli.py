@@ -21,10 +21,11 @@ from uuid import UUID
 import orjson
 
 from fulfilkit.db import create_pool, migrate
+from fulfilkit.errors import Duplicated, NotFound
 from fulfilkit.settings import ServiceSettings
-from gateway import store
+from gateway import usecases
 from gateway.app import MIGRATIONS
-from gateway.auth import DEFAULT_SCOPES, SCOPES, new_api_key
+from gateway.domain import DEFAULT_SCOPES, SCOPES
 
 
 class CommandFailed(Exception):
@@ -43,43 +44,44 @@ def _print(record: dict[str, Any], as_json: bool) -> None:
 
 
 async def _create_tenant(args: argparse.Namespace) -> dict[str, Any]:
-    key = new_api_key(args.scope or DEFAULT_SCOPES)
     try:
-        tenant = await store.create_tenant(args.pool, args.name, key)
-    except store.TenantNameTaken:
+        created = await usecases.create_tenant(args.pool, args.name, args.scope or DEFAULT_SCOPES)
+    except Duplicated:
         raise CommandFailed(f"a tenant named {args.name!r} already exists") from None
-    print(f"created tenant {tenant.name} ({tenant.id}), key {key.id}", file=sys.stderr)
+    tenant, key = created.tenant, created.first_key
+    print(f"created tenant {tenant.name} ({tenant.id}), key {key.key.id}", file=sys.stderr)
     return {
         "tenant": {
             "id": str(tenant.id),
             "name": tenant.name,
             "created_at": tenant.created_at.isoformat(),
         },
-        "key_id": str(key.id),
+        "key_id": str(key.key.id),
         "api_key": key.secret,
-        "scopes": list(key.scopes),
+        "scopes": list(key.key.scopes),
     }
 
 
 async def _create_key(args: argparse.Namespace) -> dict[str, Any]:
-    tenant = await store.find_tenant(args.pool, args.tenant)
-    if tenant is None:
-        raise CommandFailed(f"no tenant {args.tenant!r}")
-    key = new_api_key(args.scope or DEFAULT_SCOPES)
-    await store.insert_key(args.pool, tenant.id, key)
-    print(f"created key {key.id} for tenant {tenant.name} ({tenant.id})", file=sys.stderr)
+    try:
+        tenant = await usecases.find_tenant(args.pool, args.tenant)
+    except NotFound:
+        raise CommandFailed(f"no tenant {args.tenant!r}") from None
+    key = await usecases.issue_key(args.pool, tenant.id, args.scope or DEFAULT_SCOPES)
+    print(f"created key {key.key.id} for tenant {tenant.name} ({tenant.id})", file=sys.stderr)
     return {
         "tenant_id": str(tenant.id),
-        "key_id": str(key.id),
+        "key_id": str(key.key.id),
         "api_key": key.secret,
-        "scopes": list(key.scopes),
+        "scopes": list(key.key.scopes),
     }
 
 
 async def _revoke_key(args: argparse.Namespace) -> dict[str, Any]:
-    key = await store.revoke_key(args.pool, args.key_id)
-    if key is None:
-        raise CommandFailed(f"no API key {args.key_id}")
+    try:
+        key = await usecases.revoke_key(args.pool, args.key_id)
+    except NotFound:
+        raise CommandFailed(f"no API key {args.key_id}") from None
     print(f"revoked key {key.id} ({key.prefix}...)", file=sys.stderr)
     return {"key_id": str(key.id), "revoked_at": key.revoked_at and key.revoked_at.isoformat()}
 

@@ -3,40 +3,40 @@
 
 FastAPI's routing, exception middleware and request objects cost about as much CPU as the
 forwarding itself, and this path needs none of them: it has no parameters to parse, and its
-only errors are problems it raises itself. Everything else (admin API, docs, health) goes
-on to the FastAPI app. Request ids and trailing slashes are handled by the middleware
-around this one, as for every route.
+only errors are problems it raises itself and the domain errors of `usecases.forward_once`.
+Everything else (admin API, docs, health) goes on to the FastAPI app. Request ids and
+trailing slashes are handled by the middleware around this one, as for every route.
 """
 
 import logging
+from collections.abc import Iterable
 
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from fulfilkit.errors import DomainError
 from fulfilkit.http.problems import Problem, dependency_outage, problem_response
-from gateway import store
-from gateway.api import STATE_KEY, GatewayState, check_api_version
-from gateway.auth import Caller, bearer_token, invalid_token, required_scope
-from gateway.proxy import (
-    API_PREFIX,
+from fulfilkit.idempotency import check_key
+from gateway import usecases
+from gateway.checks import ClientGone, check_api_version, invalid_token, problem_of, read_body
+from gateway.domain import (
+    Caller,
+    StoredResponse,
     UpstreamCall,
-    forward_once,
-    forwarded_headers,
+    bearer_token,
+    client_address,
+    idempotency_key_of,
+    is_forwarded,
+    required_scope,
+    retry_after,
     route_for,
     upstream_path,
 )
-from gateway.ratelimit import client_address, retry_after
+from gateway.resources import GatewayResources
 
 log = logging.getLogger(__name__)
 
-ADMIN_PREFIX = API_PREFIX + "/admin"
-
-
-def is_forwarded(path: str) -> bool:
-    """Paths under /api/v1 belong to the services, except the gateway's own admin API."""
-    return path.startswith(API_PREFIX + "/") and not (
-        path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
-    )
+REQUEST_HEADERS = ("content-type", "accept", "if-match", "prefer", "idempotency-key")
 
 
 class ForwardingMiddleware:
@@ -53,6 +53,9 @@ class ForwardingMiddleware:
             return
         except Problem as problem:
             await problem_response(problem)(scope, receive, send)
+            return
+        except DomainError as error:
+            await problem_response(problem_of(error))(scope, receive, send)
             return
         except Exception as exc:
             if (outage := dependency_outage(exc)) is None:
@@ -72,10 +75,11 @@ class ForwardingMiddleware:
         method: str = scope["method"]
         path: str = scope["path"]
         headers = Headers(scope=scope)
-        state: GatewayState = scope["app"].state.runtime.extras[STATE_KEY]
-        await check_api_version(headers.get("x-api-version"))
-        caller = await caller_of(state, scope, headers.get("authorization"))
-        wait = state.limiter.wait_seconds(caller.key_id)
+        runtime = scope["app"].state.runtime
+        resources: GatewayResources = runtime.resources
+        check_api_version(headers.get("x-api-version"))
+        caller = await caller_of(resources, scope, headers.get("authorization"))
+        wait = resources.limiter.wait_seconds(caller.key_id)
         if wait > 0:
             raise Problem(
                 "rate_limit",
@@ -94,35 +98,28 @@ class ForwardingMiddleware:
             path=upstream_path(scope.get("raw_path"), path),
             query=scope["query_string"].decode("latin-1"),
             headers=forwarded_headers(scope["headers"]),
-            body=await read_body(receive, headers, state.settings.max_request_body_bytes),
+            body=await read_body(receive, headers, resources.settings.max_request_body_bytes),
             tenant_id=caller.tenant_id,
             actor=caller.actor,
         )
-        idempotency_key = call.headers.get("idempotency-key")
-        if method != "POST" or idempotency_key is None:
-            return raw(await state.forwarder.forward(call))
-        fingerprint = store.RequestFingerprint.of(call.method, call.path, call.query, call.body)
+        if (idempotency_key := idempotency_key_of(call)) is not None:
+            check_key(idempotency_key)
         return raw(
-            await forward_once(
-                state.pool,
-                state.idempotency,
-                caller.tenant_id,
-                idempotency_key,
-                fingerprint,
-                lambda: state.forwarder.forward(call),
+            await usecases.forward_once(
+                runtime.pool, resources.idempotency, call, resources.forwarder.forward
             )
         )
 
 
-async def caller_of(state: GatewayState, scope: Scope, authorization: str | None) -> Caller:
+async def caller_of(resources: GatewayResources, scope: Scope, authorization: str | None) -> Caller:
     """The key's caller. Requests without a valid key are limited per client address before
     any database work; a key found in the cache costs nothing more."""
     token = bearer_token(authorization)
-    known, caller = state.keys.cached(token) if token is not None else (True, None)
+    known, caller = resources.keys.cached(token) if token is not None else (True, None)
     if caller is not None:
         return caller
     address = client_address(scope)
-    wait = state.unauthenticated.wait_seconds(address)
+    wait = resources.unauthenticated.wait_seconds(address)
     if wait > 0:
         raise Problem(
             "rate_limit",
@@ -132,42 +129,32 @@ async def caller_of(state: GatewayState, scope: Scope, authorization: str | None
     if token is None:
         raise invalid_token("Send an API key as `Authorization: Bearer <key>`.", missing=True)
     if not known:
-        caller = await state.keys.caller(token)
+        caller = await resources.keys.caller(token)
     if caller is None:
         raise invalid_token("The API key is unknown or revoked.")
-    state.unauthenticated.give_back(address)  # a valid key not cached yet
+    resources.unauthenticated.give_back(address)  # a valid key not cached yet
     return caller
 
 
-async def read_body(receive: Receive, headers: Headers, limit: int) -> bytes:
-    """The whole body, refused with 413 as soon as it is known to exceed `limit` bytes."""
-    declared = headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
-        raise too_large(limit)
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message: Message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientGone
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise too_large(limit)
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return b"".join(chunks)
+def forwarded_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
+    """The client's headers that the service needs, byte for byte, or a 400.
+
+    aiohttp writes header values as UTF-8, so a value passes unchanged when its bytes are
+    UTF-8; any other bytes are refused rather than re-encoded.
+    """
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in raw_headers:
+        name = raw_name.decode("latin-1").lower()
+        if name not in REQUEST_HEADERS:
+            continue
+        try:
+            headers[name] = raw_value.decode("utf-8")
+        except UnicodeDecodeError:
+            raise Problem("invalid_request", f"The {name} header must be UTF-8 text.") from None
+    return headers
 
 
-def too_large(limit: int) -> Problem:
-    return Problem("too_large", f"The request body is larger than {limit} bytes.")
-
-
-class ClientGone(Exception):
-    """The client hung up before its request body arrived; nobody is left to answer."""
-
-
-def raw(answer: store.StoredResponse) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+def raw(answer: StoredResponse) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     """Status, ASGI headers and body; no Content-Length where HTTP forbids one."""
     headers = [
         (name.lower().encode("latin-1"), value.encode("latin-1"))

@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 
 from fulfilkit.http.openapi import document_headers, document_problems, problem_components
+from gateway.domain import API_PREFIX
 
 log = logging.getLogger(__name__)
 
@@ -20,7 +21,6 @@ DESCRIPTION = (
     " `Authorization: Bearer <API key>`; an optional `X-API-Version: v1` header pins the"
     " version. Errors are RFC 9457 `application/problem+json` documents with a `code`."
 )
-API_PREFIX = "/api/v1"
 FETCH_TIMEOUT_SECONDS = 5.0
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
@@ -166,27 +166,26 @@ class PublicApiDocument:
         self,
         session: aiohttp.ClientSession,
         service_urls: Mapping[str, str],
-        gateway_document: Mapping[str, Any],
         ttl_seconds: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._session = session
         self._service_urls = dict(service_urls)
-        self._gateway_document = gateway_document
         self._ttl = ttl_seconds
         self._clock = clock
         self._cached: dict[str, Any] | None = None
         self._expires = 0.0
         self._lock = asyncio.Lock()
 
-    async def get(self) -> dict[str, Any]:
+    async def get(self, gateway_document: Mapping[str, Any]) -> dict[str, Any]:
+        """The merged document, with `gateway_document` (the gateway's own routes) first."""
         async with self._lock:
             if self._cached is not None and self._clock() < self._expires:
                 return self._cached
             names = list(self._service_urls)
             fetched = await asyncio.gather(*(self._fetch(n, self._service_urls[n]) for n in names))
             answered = {n: doc for n, doc in zip(names, fetched, strict=True) if doc is not None}
-            document = merge_openapi(self._gateway_document, answered)
+            document = merge_openapi(gateway_document, answered)
             if len(answered) == len(self._service_urls):
                 self._cached, self._expires = document, self._clock() + self._ttl
             return document

@@ -7,16 +7,12 @@ limiter (Redis, or PostgreSQL) would be needed for an exact platform-wide limit.
 
 The client address is the peer of the connection (uvicorn's `--proxy-headers` and
 `--forwarded-allow-ips` make it the client's behind a trusted proxy); IPv6 clients are
-limited per /64, the block one host usually has.
+limited per /64 (`gateway.domain.client_address`).
 """
 
-import ipaddress
-import math
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-
-from starlette.types import Scope
 
 DEFAULT_MAX_BUCKETS = 100_000
 
@@ -92,23 +88,3 @@ class RateLimiter:
 
     def __len__(self) -> int:
         return len(self._buckets)
-
-
-def client_address(scope: Scope) -> str:
-    """The key of the client's address: the IPv4 address, or the IPv6 /64 it is in."""
-    client = scope.get("client")
-    host = client[0] if client else ""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return host
-    if isinstance(address, ipaddress.IPv6Address):
-        if address.ipv4_mapped is not None:
-            return str(address.ipv4_mapped)
-        return str(ipaddress.IPv6Network((address, 64), strict=False))
-    return host
-
-
-def retry_after(wait_seconds: float) -> str:
-    """The `Retry-After` value: whole seconds, at least 1."""
-    return str(max(1, math.ceil(wait_seconds)))

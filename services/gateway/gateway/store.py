@@ -1,43 +1,20 @@
 """SQL for the gateway's schema: tenants, API keys and idempotency records."""
 
-import hashlib
-from dataclasses import dataclass
-from datetime import datetime, timedelta
-from uuid import UUID, uuid4
+from datetime import timedelta
+from uuid import UUID
 
 import asyncpg
 
+from gateway.domain import (
+    ApiKey,
+    IdempotencyRecord,
+    NewApiKey,
+    RequestFingerprint,
+    StoredResponse,
+    Tenant,
+)
 
-class TenantNameTaken(Exception):
-    pass
-
-
-@dataclass(frozen=True)
-class Tenant:
-    id: UUID
-    name: str
-    created_at: datetime
-
-
-@dataclass(frozen=True)
-class NewApiKey:
-    """A key as it is issued: the secret exists only here, the database keeps its hash."""
-
-    id: UUID
-    secret: str
-    key_hash: bytes
-    prefix: str
-    scopes: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class ApiKey:
-    id: UUID
-    tenant_id: UUID
-    prefix: str
-    scopes: tuple[str, ...]
-    created_at: datetime
-    revoked_at: datetime | None
+Executor = asyncpg.Pool | asyncpg.Connection
 
 
 def _tenant(row: asyncpg.Record) -> Tenant:
@@ -55,57 +32,56 @@ def _api_key(row: asyncpg.Record) -> ApiKey:
     )
 
 
-async def create_tenant(pool: asyncpg.Pool, name: str, first_key: NewApiKey) -> Tenant:
-    async with pool.acquire() as conn, conn.transaction():
-        try:
-            row = await conn.fetchrow(
-                "INSERT INTO gateway.tenants (id, name) VALUES ($1, $2) RETURNING *", uuid4(), name
-            )
-        except asyncpg.UniqueViolationError:
-            raise TenantNameTaken(name) from None
-        tenant = _tenant(row)
-        await insert_key(conn, tenant.id, first_key)
-        return tenant
-
-
-async def find_tenant(pool: asyncpg.Pool, id_or_name: str) -> Tenant | None:
-    try:
-        row = await pool.fetchrow("SELECT * FROM gateway.tenants WHERE id = $1", UUID(id_or_name))
-    except ValueError:
-        row = await pool.fetchrow("SELECT * FROM gateway.tenants WHERE name = $1", id_or_name)
+async def insert_tenant(conn: Executor, tenant_id: UUID, name: str) -> Tenant | None:
+    """The new tenant; None when the name is taken."""
+    row = await conn.fetchrow(
+        "INSERT INTO gateway.tenants (id, name) VALUES ($1, $2)"
+        " ON CONFLICT (name) DO NOTHING RETURNING *",
+        tenant_id,
+        name,
+    )
     return _tenant(row) if row else None
 
 
-async def insert_key(
-    conn: asyncpg.Pool | asyncpg.Connection, tenant_id: UUID, key: NewApiKey
-) -> ApiKey:
+async def find_tenant_by_id(pool: Executor, tenant_id: UUID) -> Tenant | None:
+    row = await pool.fetchrow("SELECT * FROM gateway.tenants WHERE id = $1", tenant_id)
+    return _tenant(row) if row else None
+
+
+async def find_tenant_by_name(pool: Executor, name: str) -> Tenant | None:
+    row = await pool.fetchrow("SELECT * FROM gateway.tenants WHERE name = $1", name)
+    return _tenant(row) if row else None
+
+
+async def insert_key(conn: Executor, tenant_id: UUID, key: NewApiKey) -> ApiKey | None:
+    """The stored key; None when there is no such tenant."""
     row = await conn.fetchrow(
         "INSERT INTO gateway.api_keys (id, tenant_id, key_hash, prefix, scopes)"
-        " VALUES ($1, $2, $3, $4, $5) RETURNING *",
+        " SELECT $1, id, $3, $4, $5 FROM gateway.tenants WHERE id = $2 RETURNING *",
         key.id,
         tenant_id,
         key.key_hash,
         key.prefix,
         list(key.scopes),
     )
-    return _api_key(row)
+    return _api_key(row) if row else None
 
 
-async def find_active_key(pool: asyncpg.Pool, key_hash: bytes) -> ApiKey | None:
+async def find_active_key(pool: Executor, key_hash: bytes) -> ApiKey | None:
     row = await pool.fetchrow(
         "SELECT * FROM gateway.api_keys WHERE key_hash = $1 AND revoked_at IS NULL", key_hash
     )
     return _api_key(row) if row else None
 
 
-async def list_keys(pool: asyncpg.Pool, tenant_id: UUID) -> list[ApiKey]:
+async def list_keys(pool: Executor, tenant_id: UUID) -> list[ApiKey]:
     rows = await pool.fetch(
         "SELECT * FROM gateway.api_keys WHERE tenant_id = $1 ORDER BY created_at, id", tenant_id
     )
     return [_api_key(r) for r in rows]
 
 
-async def revoke_key(pool: asyncpg.Pool, key_id: UUID) -> ApiKey | None:
+async def revoke_key(pool: Executor, key_id: UUID) -> ApiKey | None:
     """Revokes the key (keeping the first revocation time); None when there is no such key."""
     row = await pool.fetchrow(
         "UPDATE gateway.api_keys SET revoked_at = coalesce(revoked_at, now())"
@@ -113,33 +89,6 @@ async def revoke_key(pool: asyncpg.Pool, key_id: UUID) -> ApiKey | None:
         key_id,
     )
     return _api_key(row) if row else None
-
-
-@dataclass(frozen=True)
-class RequestFingerprint:
-    """What makes two requests "the same" for an Idempotency-Key."""
-
-    method: str
-    path: str
-    body_sha256: bytes
-
-    @classmethod
-    def of(cls, method: str, path: str, query: str, body: bytes) -> "RequestFingerprint":
-        target = f"{path}?{query}" if query else path
-        return cls(method.upper(), target, hashlib.sha256(body).digest())
-
-
-@dataclass(frozen=True)
-class StoredResponse:
-    status_code: int
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass(frozen=True)
-class IdempotencyRecord:
-    fingerprint: RequestFingerprint
-    response: StoredResponse | None  # None while in progress, or when the answer is not kept
 
 
 async def claim_idempotency_key(

@@ -1,7 +1,10 @@
 from collections.abc import AsyncIterator
 
+import asyncpg
 import pytest
 
+from fulfilkit.db import create_pool, migrate
+from gateway.app import MIGRATIONS
 from services.gateway.tests.harness import (
     SERVICES,
     FakeService,
@@ -41,3 +44,12 @@ async def start_gateway(
 @pytest.fixture
 async def gateway(start_gateway: StartGateway) -> RunningGateway:
     return await start_gateway()
+
+
+@pytest.fixture
+async def pool(infrastructure) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the gateway's schema, migrated; tests keep apart by their own tenants."""
+    pool = await create_pool(infrastructure.database_url, max_size=4)
+    await migrate(pool, "gateway", MIGRATIONS)
+    yield pool
+    await pool.close()

@@ -1,9 +1,18 @@
 import pytest
 
+from fulfilkit.errors import Conflict
 from fulfilkit.http.problems import Problem
 from fulfilkit.idempotency import check_key as check_idempotency_key
-from gateway.proxy import forwarded_headers, replay, with_public_origin
-from gateway.store import IdempotencyRecord, RequestFingerprint, StoredResponse
+from gateway.checks import problem_of
+from gateway.domain import (
+    IdempotencyRecord,
+    InProgress,
+    RequestFingerprint,
+    StoredResponse,
+    replay,
+    with_public_origin,
+)
+from gateway.forwarding import forwarded_headers
 
 
 def test_the_fingerprint_covers_method_path_query_and_body() -> None:
@@ -30,16 +39,18 @@ def test_a_completed_record_replays_its_response() -> None:
 def test_a_different_request_with_the_same_key_is_a_conflict() -> None:
     first = RequestFingerprint.of("POST", "/api/v1/sales", "", b"{}")
     record = IdempotencyRecord(first, StoredResponse(201, {}, b""))
-    with pytest.raises(Problem) as raised:
+    with pytest.raises(Conflict) as raised:
         replay(record, RequestFingerprint.of("POST", "/api/v1/sales", "", b"{ }"))
+    assert not isinstance(raised.value, InProgress)
     assert raised.value.code == "conflict" and "different request" in raised.value.detail
 
 
 def test_a_record_still_in_progress_is_a_conflict() -> None:
     fingerprint = RequestFingerprint.of("POST", "/api/v1/sales", "", b"{}")
-    with pytest.raises(Problem) as raised:
+    with pytest.raises(InProgress) as raised:
         replay(IdempotencyRecord(fingerprint, None), fingerprint)
     assert raised.value.code == "conflict" and "in progress" in raised.value.detail
+    assert problem_of(raised.value).headers == {"Retry-After": "1"}
 
 
 @pytest.mark.parametrize("key", ["", "k" * 256])

@@ -1,6 +1,7 @@
 import pytest
 
-from gateway.ratelimit import RateLimiter, TokenBucket, client_address, retry_after
+from gateway.domain import client_address, retry_after
+from gateway.ratelimit import RateLimiter, TokenBucket
 
 
 class Clock:

@@ -4,18 +4,20 @@ from uuid import uuid4
 import pytest
 
 from fulfilkit.http.problems import Problem
-from gateway import store
-from gateway.auth import (
+from gateway.auth import KeyCache
+from gateway.domain import (
     SCOPES,
-    KeyCache,
+    ApiKey,
     bearer_token,
     hash_api_key,
     is_admin,
     new_api_key,
     required_scope,
+    route_for,
+    upstream_path,
+    with_public_origin,
 )
 from gateway.forwarding import caller_of
-from gateway.proxy import route_for, upstream_path, with_public_origin
 from gateway.ratelimit import RateLimiter
 
 
@@ -127,7 +129,7 @@ def test_the_admin_token_must_match_exactly() -> None:
 class FakePool:
     """Answers `find_active_key` from a dict and counts the lookups."""
 
-    def __init__(self, keys: dict[bytes, store.ApiKey]) -> None:
+    def __init__(self, keys: dict[bytes, ApiKey]) -> None:
         self.keys = keys
         self.lookups = 0
 
@@ -139,7 +141,7 @@ class FakePool:
 
 async def test_key_lookups_are_cached_for_the_ttl_found_or_not() -> None:
     issued = new_api_key(["sales:read"])
-    stored = store.ApiKey(issued.id, uuid4(), issued.prefix, issued.scopes, None, None)  # type: ignore[arg-type]
+    stored = ApiKey(issued.id, uuid4(), issued.prefix, issued.scopes, None, None)  # type: ignore[arg-type]
     pool = FakePool({issued.key_hash: stored})
     now = [100.0]
     cache = KeyCache(pool, ttl_seconds=5, clock=lambda: now[0])  # type: ignore[arg-type]
@@ -177,7 +179,7 @@ def test_an_empty_admin_token_lets_nobody_in() -> None:
 
 async def test_a_flood_of_unknown_keys_never_evicts_a_key_in_use() -> None:
     issued = new_api_key(["sales:read"])
-    stored = store.ApiKey(issued.id, uuid4(), issued.prefix, issued.scopes, None, None)  # type: ignore[arg-type]
+    stored = ApiKey(issued.id, uuid4(), issued.prefix, issued.scopes, None, None)  # type: ignore[arg-type]
     pool = FakePool({issued.key_hash: stored})
     cache = KeyCache(pool, ttl_seconds=60, max_entries=2, max_missing=3)  # type: ignore[arg-type]
     assert await cache.caller(issued.secret) is not None
@@ -198,7 +200,7 @@ async def test_keys_found_are_kept_least_recently_used_first_out() -> None:
     issued = [new_api_key(["sales:read"]) for _ in range(3)]
     pool = FakePool(
         {
-            key.key_hash: store.ApiKey(key.id, uuid4(), key.prefix, key.scopes, None, None)  # type: ignore[arg-type]
+            key.key_hash: ApiKey(key.id, uuid4(), key.prefix, key.scopes, None, None)  # type: ignore[arg-type]
             for key in issued
         }
     )
@@ -213,7 +215,7 @@ async def test_keys_found_are_kept_least_recently_used_first_out() -> None:
 
 async def test_requests_without_a_valid_key_are_limited_before_any_database_lookup() -> None:
     issued = new_api_key(["sales:read"])
-    stored = store.ApiKey(issued.id, uuid4(), issued.prefix, issued.scopes, None, None)  # type: ignore[arg-type]
+    stored = ApiKey(issued.id, uuid4(), issued.prefix, issued.scopes, None, None)  # type: ignore[arg-type]
     pool = FakePool({issued.key_hash: stored})
     state = SimpleNamespace(
         keys=KeyCache(pool, ttl_seconds=60),  # type: ignore[arg-type]

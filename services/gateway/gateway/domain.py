@@ -1,0 +1,324 @@
+"""The gateway's rules, without I/O: API keys and scopes, which service serves a path, and
+when a request with an Idempotency-Key is forwarded, replayed or refused."""
+
+import hashlib
+import hmac
+import ipaddress
+import math
+import re
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any, Literal, get_args
+from urllib.parse import quote
+from uuid import UUID, uuid4
+
+from fulfilkit.errors import Conflict
+
+API_PREFIX = "/api/v1"
+ADMIN_PREFIX = API_PREFIX + "/admin"
+SUPPORTED_VERSIONS = frozenset({"v1"})
+
+
+def is_supported_version(x_api_version: str | None) -> bool:
+    """The `X-API-Version` header is optional; when sent it must name a version that exists."""
+    return x_api_version is None or x_api_version.strip().lower() in SUPPORTED_VERSIONS
+
+
+# --- tenants, API keys and scopes ------------------------------------------------------------
+
+API_KEY_PREFIX = "fk_"
+SHOWN_PREFIX_LENGTH = len(API_KEY_PREFIX) + 8
+MAX_API_KEY_LENGTH = 128
+
+ScopeName = Literal[
+    "sales:read",
+    "sales:write",
+    "stock:read",
+    "stock:write",
+    "fulfillment:read",
+    "fulfillment:write",
+    "webhooks:read",
+    "webhooks:write",
+    "admin",
+]
+SCOPES: tuple[str, ...] = get_args(ScopeName)
+# What a tenant's first key gets unless the admin asks for other scopes.
+DEFAULT_SCOPES: tuple[str, ...] = tuple(s for s in SCOPES if s != "admin")
+READ_METHODS = frozenset({"GET", "HEAD"})
+ADMIN_ONLY_PATHS = ("/api/v1/stock/integrity",)
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: UUID
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class NewApiKey:
+    """A key as it is issued: the secret exists only here, the database keeps its hash."""
+
+    id: UUID
+    secret: str
+    key_hash: bytes
+    prefix: str
+    scopes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    id: UUID
+    tenant_id: UUID
+    prefix: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A key just stored, with its secret: shown to the caller this once."""
+
+    key: ApiKey
+    secret: str
+
+
+@dataclass(frozen=True)
+class TenantWithKey:
+    tenant: Tenant
+    first_key: IssuedKey
+
+
+@dataclass(frozen=True)
+class Caller:
+    key_id: UUID
+    tenant_id: UUID
+    scopes: frozenset[str]
+
+    @property
+    def actor(self) -> str:
+        return f"key:{self.key_id}"
+
+
+def required_scope(area: str, method: str, path: str = "") -> str:
+    """`area` is a scope family such as `sales`; reading needs `:read`, anything else `:write`.
+
+    Operator endpoints under `ADMIN_ONLY_PATHS` need `admin` whatever the method.
+    """
+    if any(path == p or path.startswith(p + "/") for p in ADMIN_ONLY_PATHS):
+        return "admin"
+    return f"{area}:{'read' if method.upper() in READ_METHODS else 'write'}"
+
+
+def hash_api_key(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def new_api_key(scopes: Iterable[str]) -> NewApiKey:
+    secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    return NewApiKey(
+        id=uuid4(),
+        secret=secret,
+        key_hash=hash_api_key(secret),
+        prefix=secret[:SHOWN_PREFIX_LENGTH],
+        scopes=tuple(dict.fromkeys(scopes)),
+    )
+
+
+def may_be_api_key(token: str) -> bool:
+    """False for tokens no key can be (so no lookup is spent on them)."""
+    return token.startswith(API_KEY_PREFIX) and len(token) <= MAX_API_KEY_LENGTH
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    scheme, _, token = (authorization or "").partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token else None
+
+
+def is_admin(authorization: str | None, admin_token: str) -> bool:
+    token = bearer_token(authorization)
+    return token is not None and hmac.compare_digest(token.encode(), admin_token.encode())
+
+
+# --- which service serves a path -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Route:
+    area: str  # the scope family: `sales` needs sales:read / sales:write
+    service: str  # the upstream that serves it
+
+
+ROUTES: dict[str, Route] = {
+    "sales": Route("sales", "orders"),
+    "products": Route("stock", "stock"),
+    "locations": Route("stock", "stock"),
+    "stock": Route("stock", "stock"),
+    "fulfillment": Route("fulfillment", "fulfilment"),
+    "webhooks": Route("webhooks", "webhooks"),
+}
+
+
+def is_admin_path(path: str) -> bool:
+    return path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
+
+
+def is_forwarded(path: str) -> bool:
+    """Paths under /api/v1 belong to the services, except the gateway's own admin API."""
+    return path.startswith(API_PREFIX + "/") and not is_admin_path(path)
+
+
+def route_for(path: str) -> Route | None:
+    """The route of `/api/v1/<segment>/...` by its first segment; None when nobody serves it."""
+    if not path.startswith(API_PREFIX + "/"):
+        return None
+    segment = path[len(API_PREFIX) + 1 :].split("/", 1)[0]
+    return ROUTES.get(segment)
+
+
+def upstream_path(raw_path: bytes | None, path: str) -> str:
+    """The path to forward, percent-encoded as the client sent it, without a trailing slash.
+
+    `raw_path` keeps escapes such as `%2F` inside a SKU that the decoded `path` has lost.
+    """
+    target = raw_path.decode("utf-8", "replace") if raw_path else path
+    return quote(target, safe="/:@!$&'()*+,;=-._~%").rstrip("/") or "/"
+
+
+_ORIGIN_OF_API_URL = re.compile(r"https?://[^/\s<>\"]+(?=/api/v1(?:[/?#>;\s\"]|$))")
+
+
+def with_public_origin(value: str, public_base_url: str) -> str:
+    """Points absolute API URLs in a `Link` or `Location` value at the gateway: services build
+    them from their own address, which is neither public nor reachable from outside.
+
+    The origin is the configured public base URL, or none (a relative link): never the
+    client's `Host`, which anyone can set. A function as replacement, so that nothing in it
+    is read as a template.
+    """
+    origin = public_base_url.rstrip("/")
+    return _ORIGIN_OF_API_URL.sub(lambda _: origin, value)
+
+
+@dataclass(frozen=True)
+class UpstreamCall:
+    service: str
+    method: str
+    path: str  # percent-encoded
+    query: str
+    headers: Mapping[str, str]  # the client's headers the service needs, lower-case names
+    body: bytes
+    tenant_id: UUID
+    actor: str
+
+
+# --- rate limits -------------------------------------------------------------------------------
+
+
+def client_address(scope: Mapping[str, Any]) -> str:
+    """The key of the ASGI client's address: the IPv4 address, or the IPv6 /64 it is in (the
+    block one host usually has)."""
+    client = scope.get("client")
+    host = client[0] if client else ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return host
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.ipv4_mapped is not None:
+            return str(address.ipv4_mapped)
+        return str(ipaddress.IPv6Network((address, 64), strict=False))
+    return host
+
+
+def retry_after(wait_seconds: float) -> str:
+    """The `Retry-After` value: whole seconds, at least 1."""
+    return str(max(1, math.ceil(wait_seconds)))
+
+
+# --- Idempotency-Key ---------------------------------------------------------------------------
+
+REPLAYED_HEADER = "idempotent-replayed"
+
+
+@dataclass(frozen=True)
+class IdempotencyPolicy:
+    ttl: timedelta
+    forward_again_after: timedelta  # a retry of a request in progress this long goes through
+
+
+@dataclass(frozen=True)
+class RequestFingerprint:
+    """What makes two requests "the same" for an Idempotency-Key."""
+
+    method: str
+    path: str
+    body_sha256: bytes
+
+    @classmethod
+    def of(cls, method: str, path: str, query: str, body: bytes) -> "RequestFingerprint":
+        target = f"{path}?{query}" if query else path
+        return cls(method.upper(), target, hashlib.sha256(body).digest())
+
+
+@dataclass(frozen=True)
+class StoredResponse:
+    status_code: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass(frozen=True)
+class IdempotencyRecord:
+    fingerprint: RequestFingerprint
+    response: StoredResponse | None  # None while in progress, or when the answer is not kept
+
+
+class InProgress(Conflict):
+    """The first request with this key has not been answered yet: retry in a moment."""
+
+    retry_after_seconds = 1
+
+
+def idempotency_key_of(call: UpstreamCall) -> str | None:
+    """The key of a POST that carries one; other methods are idempotent by themselves."""
+    return call.headers.get("idempotency-key") if call.method == "POST" else None
+
+
+def replay(record: IdempotencyRecord, fingerprint: RequestFingerprint) -> StoredResponse:
+    """The stored answer to a retried request; Conflict when the retry is not the same
+    request, InProgress while the first one has no answer yet."""
+    if record.fingerprint != fingerprint:
+        raise Conflict(
+            "This Idempotency-Key was already used with a different request"
+            " (method, path or body); use a new key for a new request."
+        )
+    if record.response is None:
+        raise InProgress(
+            "A request with this Idempotency-Key is still in progress; retry after it completes."
+        )
+    first = record.response
+    return StoredResponse(first.status_code, {**first.headers, REPLAYED_HEADER: "true"}, first.body)
+
+
+class Keep(Enum):
+    """What the record of a forwarded request keeps of the service's answer."""
+
+    NOTHING = "nothing"  # the claim goes: a retry is a new request (5xx: nothing happened)
+    NOT_THE_ANSWER = "not the answer"  # a retry is forwarded again and the service replays
+    ANSWER = "answer"  # a retry gets this answer from the gateway
+
+
+def what_to_keep(response: StoredResponse) -> Keep:
+    """Answers of 500 and above are not kept; answers the service marks
+    `Cache-Control: no-store` (they hold a secret) are not stored here."""
+    if response.status_code >= 500:
+        return Keep.NOTHING
+    if "no-store" in response.headers.get("cache-control", "").lower():
+        return Keep.NOT_THE_ANSWER
+    return Keep.ANSWER

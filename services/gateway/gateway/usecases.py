@@ -1,0 +1,122 @@
+"""What the gateway does, one function per use case: tenants and their API keys (admin API
+and CLI), and forwarding a request once per Idempotency-Key (the public API)."""
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import timedelta
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from fulfilkit.errors import Duplicated, NotFound
+from gateway import store
+from gateway.auth import KeyCache
+from gateway.domain import (
+    ApiKey,
+    IdempotencyPolicy,
+    IssuedKey,
+    Keep,
+    RequestFingerprint,
+    StoredResponse,
+    Tenant,
+    TenantWithKey,
+    UpstreamCall,
+    idempotency_key_of,
+    new_api_key,
+    replay,
+    what_to_keep,
+)
+
+Send = Callable[[UpstreamCall], Awaitable[StoredResponse]]
+
+
+async def create_tenant(pool: asyncpg.Pool, name: str, scopes: Iterable[str]) -> TenantWithKey:
+    """A new tenant and its first API key, with `scopes`; Duplicated when the name is taken."""
+    key = new_api_key(scopes)
+    async with pool.acquire() as conn, conn.transaction():
+        tenant = await store.insert_tenant(conn, uuid4(), name)
+        if tenant is None:
+            raise Duplicated(f"A tenant named {name!r} already exists.")
+        stored = await store.insert_key(conn, tenant.id, key)
+    if stored is None:  # the tenant was inserted in the same transaction
+        raise RuntimeError(f"the first key of tenant {tenant.id} was not stored")
+    return TenantWithKey(tenant, IssuedKey(stored, key.secret))
+
+
+async def find_tenant(pool: asyncpg.Pool, id_or_name: str) -> Tenant:
+    """The tenant with this id, or else with this name; NotFound when there is none."""
+    try:
+        tenant = await store.find_tenant_by_id(pool, UUID(id_or_name))
+    except ValueError:
+        tenant = await store.find_tenant_by_name(pool, id_or_name)
+    if tenant is None:
+        raise NotFound("No such tenant.")
+    return tenant
+
+
+async def issue_key(pool: asyncpg.Pool, tenant_id: UUID, scopes: Iterable[str]) -> IssuedKey:
+    """Another API key for the tenant; NotFound when there is no such tenant."""
+    key = new_api_key(scopes)
+    stored = await store.insert_key(pool, tenant_id, key)
+    if stored is None:
+        raise NotFound("No such tenant.")
+    return IssuedKey(stored, key.secret)
+
+
+async def list_keys(pool: asyncpg.Pool, tenant_id: UUID) -> list[ApiKey]:
+    """The tenant's keys, revoked ones included; NotFound when there is no such tenant."""
+    if await store.find_tenant_by_id(pool, tenant_id) is None:
+        raise NotFound("No such tenant.")
+    return await store.list_keys(pool, tenant_id)
+
+
+async def revoke_key(pool: asyncpg.Pool, key_id: UUID, keys: KeyCache | None = None) -> ApiKey:
+    """Revokes the key at once in `keys` (this process's cache), within its ttl in other
+    gateway processes; NotFound when there is no such key."""
+    key = await store.revoke_key(pool, key_id)
+    if key is None:
+        raise NotFound("No such API key.")
+    if keys is not None:
+        keys.forget(key_id)
+    return key
+
+
+async def forward_once(
+    pool: asyncpg.Pool, policy: IdempotencyPolicy, call: UpstreamCall, send: Send
+) -> StoredResponse:
+    """Sends `call` to its service, a POST with an Idempotency-Key once per (tenant, key) as
+    far as the gateway knows: a retry gets the first answer, Conflict when it is another
+    request or the first is still in progress.
+
+    The key travels with the request and the service keys its effect with it, so whenever
+    the gateway cannot tell (its record lost the answer, the service died, this gateway
+    died) the retry is forwarded again and the service replays.
+    """
+    key = idempotency_key_of(call)
+    if key is None:
+        return await send(call)
+    fingerprint = RequestFingerprint.of(call.method, call.path, call.query, call.body)
+    record = await store.claim_idempotency_key(
+        pool, call.tenant_id, key, fingerprint, policy.ttl, policy.forward_again_after
+    )
+    if record is not None:
+        return replay(record, fingerprint)
+    try:
+        response = await send(call)
+    except BaseException:
+        # shield: a cancelled request (client gone) must still free the key for its retry
+        await asyncio.shield(store.release_idempotency_key(pool, call.tenant_id, key))
+        raise
+    match what_to_keep(response):
+        case Keep.NOTHING:
+            await store.release_idempotency_key(pool, call.tenant_id, key)
+        case Keep.NOT_THE_ANSWER:
+            await store.save_idempotent_response(pool, call.tenant_id, key, None)
+        case Keep.ANSWER:
+            await store.save_idempotent_response(pool, call.tenant_id, key, response)
+    return response
+
+
+async def prune_idempotency_records(pool: asyncpg.Pool, ttl: timedelta) -> int:
+    """Forgets the records of requests older than `ttl`; returns how many."""
+    return await store.prune_idempotency_keys(pool, ttl)
