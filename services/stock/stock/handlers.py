@@ -1,25 +1,43 @@
-"""Kafka-side entry points: sale events in, reservations and stock events out."""
+"""Kafka-side entry points: sale events in, one use-case call per batch."""
+
+from typing import Any
 
 import asyncpg
 
 from fulfilkit import contracts as c
-from fulfilkit.events import CloudEvent
 from fulfilkit.inbox import Apply
+from fulfilkit.received import Event
 from fulfilkit.service import Consumer, Runtime
-from stock.reservations import apply_sale_events, sale_event
+from stock.domain import SaleToReserve
+from stock.usecases.reservations import SaleChange, reserve_sales
+
+KIND_OF_TYPE = {c.SALE_CREATED: "created", c.SALE_CANCELED: "canceled"}
 
 
-def sale_events(runtime: Runtime) -> Apply:
-    async def apply(conn: asyncpg.Connection, batch: list[CloudEvent]) -> None:
-        meaningful = [se for se in map(sale_event, batch) if se is not None]
-        await apply_sale_events(conn, meaningful)
+def changes_stock(event: Event[Any]) -> bool:
+    """Of a sale's status changes only shipping commits stock; the others need no work."""
+    return event.type != c.SALE_STATUS_CHANGED or event.data.status == "shipped"
+
+
+def sale_change(event: Event[c.SaleSnapshot]) -> SaleChange:
+    sale = event.data
+    return SaleChange(
+        KIND_OF_TYPE.get(event.type, "shipped"),  # type: ignore[arg-type]
+        SaleToReserve(
+            sale=sale.id,
+            sale_id=sale.sale_id,
+            tenant_id=event.tenantid,
+            location_id=sale.location_id,
+            lines=tuple((line.sku, line.quantity) for line in sale.lines),
+        ),
+    )
+
+
+def sale_events(runtime: Runtime[None]) -> Apply:
+    async def apply(conn: asyncpg.Connection, batch: list[Event[Any]]) -> None:
+        await reserve_sales(conn, [sale_change(e) for e in batch if changes_stock(e)])
 
     return apply
-
-
-def changes_stock(event: CloudEvent) -> bool:
-    """Of a sale's status changes only shipping commits stock; the others need no work."""
-    return event.type != c.SALE_STATUS_CHANGED or event.data.get("status") == "shipped"
 
 
 CONSUMERS = [
@@ -28,5 +46,6 @@ CONSUMERS = [
         event_types=[c.SALE_CREATED, c.SALE_CANCELED, c.SALE_STATUS_CHANGED],
         apply=sale_events,
         relevant=changes_stock,
+        typed=True,
     ),
 ]
