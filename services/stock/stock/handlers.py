@@ -9,9 +9,14 @@ from fulfilkit.inbox import Apply
 from fulfilkit.received import Event
 from fulfilkit.service import Consumer, Runtime
 from stock.domain import SaleToReserve
-from stock.usecases.reservations import SaleChange, reserve_sales
+from stock.usecases.reservations import SaleChange, SaleChangeKind, reserve_sales
 
-KIND_OF_TYPE = {c.SALE_CREATED: "created", c.SALE_CANCELED: "canceled"}
+# A status change reaches `apply` only when it is to shipped (`changes_stock`).
+KIND_OF_TYPE: dict[str, SaleChangeKind] = {
+    c.SALE_CREATED: "created",
+    c.SALE_CANCELED: "canceled",
+    c.SALE_STATUS_CHANGED: "shipped",
+}
 
 
 def changes_stock(event: Event[Any]) -> bool:
@@ -22,7 +27,7 @@ def changes_stock(event: Event[Any]) -> bool:
 def sale_change(event: Event[c.SaleSnapshot]) -> SaleChange:
     sale = event.data
     return SaleChange(
-        KIND_OF_TYPE.get(event.type, "shipped"),  # type: ignore[arg-type]
+        KIND_OF_TYPE[event.type],
         SaleToReserve(
             sale=sale.id,
             sale_id=sale.sale_id,

@@ -2,9 +2,10 @@
 restock adds, a loss subtracts), change them by a difference, transfer between locations,
 read the ledger.
 
-The writes lock the records they touch in the global order and apply all of a request or
-none. They run in the caller's transaction, which commits the Idempotency-Key's answer with
-them: none of them is keyed by its content, so a retry must not apply it twice.
+Every write locks the records it touches in the global order and applies all of a request
+or none. Updates, changes and transfers run in their caller's transaction, which commits
+the Idempotency-Key's answer with them: none is keyed by its content, so a retry must not
+apply it twice. A new record is keyed by its location and SKU, so it owns its transaction.
 """
 
 import uuid

@@ -34,11 +34,14 @@ ACTOR = "stock:reservations"
 BACKORDER_BATCH = 1000  # sales of one location retried in one transaction
 
 
+SaleChangeKind = Literal["created", "canceled", "shipped"]
+
+
 @dataclass(frozen=True)
 class SaleChange:
     """What happened to a sale, as far as stock cares: it was created, canceled or shipped."""
 
-    kind: Literal["created", "canceled", "shipped"]
+    kind: SaleChangeKind
     sale: SaleToReserve
 
     @property
