@@ -1,7 +1,7 @@
 """Request and response bodies of the stock API, and how they map to the use cases."""
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from uuid import UUID
 
 from fastapi import Query
@@ -15,6 +15,8 @@ from stock.usecases.levels import LevelChange, LevelUpdate, Transfer
 
 MAX_FILTER_VALUES = 100  # values of one list filter (`sku=..&sku=..`)
 CodeFilter = Annotated[list[Code] | None, Query(max_length=MAX_FILTER_VALUES)]
+ReasonFilter = Annotated[list[domain.Reason] | None, Query(max_length=len(get_args(domain.Reason)))]
+ReferenceFilter = Annotated[Text | None, Query(max_length=200)]
 
 Name = Annotated[Text, Field(min_length=1, max_length=200)]
 UnitType = Annotated[Text, Field(min_length=1, max_length=32)]

@@ -1,11 +1,10 @@
 """Stock routes: records, level updates and changes, transfers, the ledger, integrity."""
 
 from collections.abc import Awaitable, Callable
-from typing import Annotated, get_args
 from uuid import UUID
 
 import asyncpg
-from fastapi import APIRouter, Query, Request, Response
+from fastapi import APIRouter, Request, Response
 
 from fulfilkit import idempotency
 from fulfilkit.faults import crash_point
@@ -14,17 +13,18 @@ from fulfilkit.http.pagination import Page, paginated
 from fulfilkit.http.preconditions import IfMatch, expected_version
 from fulfilkit.http.strict_json import StrictJsonRoute
 from fulfilkit.idempotency import Answer
-from fulfilkit.models import Text, Timestamp
+from fulfilkit.models import Timestamp
 from fulfilkit.service import Pool
-from stock.domain import Reason
 from stock.schemas import (
     CodeFilter,
     IntegrityReport,
     LevelUpdateIn,
     Movement,
+    ReasonFilter,
     RecordsChangeIn,
     RecordsOut,
     RecordsUpdateIn,
+    ReferenceFilter,
     StockRecordIn,
     StockRecordOut,
     TransferIn,
@@ -161,8 +161,8 @@ async def list_movements(
     page: Page,
     sku: CodeFilter = None,
     location_id: CodeFilter = None,
-    reason: Annotated[list[Reason] | None, Query(max_length=len(get_args(Reason)))] = None,
-    reference: Annotated[Text | None, Query(max_length=200)] = None,
+    reason: ReasonFilter = None,
+    reference: ReferenceFilter = None,
     created_from: Timestamp | None = None,
     created_to: Timestamp | None = None,
 ) -> dict:
