@@ -134,7 +134,9 @@ async def update_location(
     return _location(row)
 
 
-async def known_skus(conn: asyncpg.Connection, keys: Iterable[tuple[UUID, str]]) -> set:
+async def known_skus(
+    conn: asyncpg.Connection, keys: Iterable[tuple[UUID, str]]
+) -> set[tuple[UUID, str]]:
     """Which (tenant, SKU) pairs name a product, in one round trip."""
     keys = list(keys)
     rows = await conn.fetch(
