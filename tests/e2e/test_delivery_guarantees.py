@@ -149,7 +149,11 @@ async def test_poison_messages_are_dead_lettered_and_the_rest_flows(
     )
     assert found[garbage_key]["dlq-error"].startswith(b"unparseable event")
     assert found[garbage_key]["dlq-topic"] == c.SALES_TOPIC.encode()
-    assert b"ValidationError" in found[bad_key]["dlq-error"]
+    # A typed consumer refuses data that breaks its type's contract as it decodes the record,
+    # before any transaction, and says which field broke it.
+    assert found[bad_key]["dlq-error"].startswith(b"unparseable event")
+    assert b"validation error" in found[bad_key]["dlq-error"]
+    assert b"sale.created`.data.updated_at" in found[bad_key]["dlq-error"]
 
 
 RELAY_BACKENDS = (

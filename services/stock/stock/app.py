@@ -4,8 +4,7 @@ from fastapi import FastAPI
 
 from fulfilkit.idempotency import keep_keys_bounded
 from fulfilkit.service import ServiceDefinition, create_service
-from stock.api import router as catalogue
-from stock.api_stock import router as stock_levels
+from stock.api import ROUTERS
 from stock.backorders import run_backorder_worker
 from stock.handlers import CONSUMERS
 from stock.settings import StockSettings
@@ -17,7 +16,7 @@ def create_app(settings: StockSettings | None = None) -> FastAPI:
             name="stock",
             settings=settings or StockSettings(),
             migrations=Path(__file__).with_name("migrations"),
-            routers=[catalogue, stock_levels],
+            routers=ROUTERS,
             consumers=CONSUMERS,
             background=[run_backorder_worker, keep_keys_bounded],
         ),

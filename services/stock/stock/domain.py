@@ -2,7 +2,8 @@
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Literal
+from datetime import datetime
+from typing import Any, Literal
 from uuid import UUID
 
 Reason = Literal[
@@ -13,6 +14,28 @@ RecordKey = tuple[UUID, str, str]
 
 
 MAX_QUANTITY = 2_000_000_000  # what the integer columns hold, with room to spare
+
+
+@dataclass(frozen=True)
+class Product:
+    sku: str
+    name: str
+    ean: str | None
+    unit_type: str
+    min_level: int
+    is_bulky: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Location:
+    location_id: str
+    name: str
+    address: dict[str, Any] | None
+    version: int
+    created_at: datetime
 
 
 class StockRuleViolation(Exception):
@@ -31,6 +54,7 @@ class StockRecord:
     min_level: int = 0
     low: bool = False
     is_bulky: bool = False
+    updated_at: datetime | None = None  # as last saved; None for a record not yet saved
 
     @property
     def available(self) -> int:
@@ -56,6 +80,25 @@ class LedgerEntry:
     reserved_after: int
     version_after: int
     reference: str | None = None
+
+
+@dataclass(frozen=True)
+class Movement:
+    """A ledger row as stored: the entry, who made it and when."""
+
+    id: int
+    stock_record_id: UUID
+    location_id: str
+    sku: str
+    reason: str
+    quantity_change: int
+    reserved_change: int
+    quantity_after: int
+    reserved_after: int
+    actor: str
+    reference: str | None
+    notes: str | None
+    created_at: datetime
 
 
 def apply_change(
@@ -173,6 +216,23 @@ class ReservationFailed:
     shortfalls: list[Shortfall]
 
 
+@dataclass
+class Reservation:
+    """A sale's reservation: `active` holds its units, `released` and `committed` are final.
+
+    Lines are (sku, quantity, stock record id).
+    """
+
+    id: UUID
+    tenant_id: UUID
+    sale: UUID
+    sale_id: str
+    location_id: str
+    status: str
+    version: int
+    lines: list[tuple[str, int, UUID]]
+
+
 def _shortfalls(
     sale: SaleToReserve,
     records: dict[RecordKey, StockRecord],
@@ -209,16 +269,6 @@ def reserve_sale(
         reserved.entries.append(apply_change(record, "reservation", 0, wanted, sale.sale_id))
         reserved.lines.append((sku, wanted, record.id))
     return reserved
-
-
-def reserve_sales(
-    sales: list[SaleToReserve],
-    records: dict[RecordKey, StockRecord],
-    known_locations: set[tuple[UUID, str]],
-    known_skus: set[tuple[UUID, str]],
-) -> list[Reserved | ReservationFailed]:
-    """Reserve each sale in order, all of its lines or none."""
-    return [reserve_sale(s, records, known_locations, known_skus) for s in sales]
 
 
 def release(

@@ -8,8 +8,7 @@ from pydantic import BaseModel
 from fulfilkit import contracts as c
 from fulfilkit.events import utcnow
 from fulfilkit.outbox import Keyed
-from stock.domain import LedgerEntry, ReservationFailed, StockRecord
-from stock.store import ReservationRow
+from stock.domain import LedgerEntry, Reservation, ReservationFailed, StockRecord
 
 SOURCE = "/stock"
 RESERVATION_TYPES = {
@@ -56,7 +55,7 @@ def stock_low(record: StockRecord) -> Keyed:
     )
 
 
-def reservation(row: ReservationRow, bulky: Collection[UUID] = ()) -> Keyed:
+def reservation(row: Reservation, bulky: Collection[UUID] = ()) -> Keyed:
     """stock.reserved, stock.released or stock.committed, after the reservation's status.
 
     `bulky` holds the ids of stock records whose product is bulky, for shipping's sake.

@@ -1,25 +1,48 @@
-"""Kafka-side entry points: sale events in, reservations and stock events out."""
+"""Kafka-side entry points: sale events in, one use-case call per batch."""
+
+from typing import Any
 
 import asyncpg
 
 from fulfilkit import contracts as c
-from fulfilkit.events import CloudEvent
 from fulfilkit.inbox import Apply
+from fulfilkit.received import Event
 from fulfilkit.service import Consumer, Runtime
-from stock.reservations import apply_sale_events, sale_event
+from stock.domain import SaleToReserve
+from stock.usecases.reservations import SaleChange, SaleChangeKind, reserve_sales
+
+# A status change reaches `apply` only when it is to shipped (`changes_stock`).
+KIND_OF_TYPE: dict[str, SaleChangeKind] = {
+    c.SALE_CREATED: "created",
+    c.SALE_CANCELED: "canceled",
+    c.SALE_STATUS_CHANGED: "shipped",
+}
 
 
-def sale_events(runtime: Runtime) -> Apply:
-    async def apply(conn: asyncpg.Connection, batch: list[CloudEvent]) -> None:
-        meaningful = [se for se in map(sale_event, batch) if se is not None]
-        await apply_sale_events(conn, meaningful)
+def changes_stock(event: Event[Any]) -> bool:
+    """Of a sale's status changes only shipping commits stock; the others need no work."""
+    return event.type != c.SALE_STATUS_CHANGED or event.data.status == "shipped"
+
+
+def sale_change(event: Event[c.SaleSnapshot]) -> SaleChange:
+    sale = event.data
+    return SaleChange(
+        KIND_OF_TYPE[event.type],
+        SaleToReserve(
+            sale=sale.id,
+            sale_id=sale.sale_id,
+            tenant_id=event.tenantid,
+            location_id=sale.location_id,
+            lines=tuple((line.sku, line.quantity) for line in sale.lines),
+        ),
+    )
+
+
+def sale_events(runtime: Runtime[None]) -> Apply:
+    async def apply(conn: asyncpg.Connection, batch: list[Event[Any]]) -> None:
+        await reserve_sales(conn, [sale_change(e) for e in batch if changes_stock(e)])
 
     return apply
-
-
-def changes_stock(event: CloudEvent) -> bool:
-    """Of a sale's status changes only shipping commits stock; the others need no work."""
-    return event.type != c.SALE_STATUS_CHANGED or event.data.get("status") == "shipped"
 
 
 CONSUMERS = [
@@ -28,5 +51,6 @@ CONSUMERS = [
         event_types=[c.SALE_CREATED, c.SALE_CANCELED, c.SALE_STATUS_CHANGED],
         apply=sale_events,
         relevant=changes_stock,
+        typed=True,
     ),
 ]

@@ -1,12 +1,22 @@
-"""Request and response bodies of the stock API."""
+"""Request and response bodies of the stock API, and how they map to the use cases."""
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict, Field
 
+from fulfilkit.errors import Invalid
 from fulfilkit.models import Bool, Code, Int, JsonObject, StrictModel, Text
+from stock import domain
+from stock.usecases.integrity import IntegrityCheck
+from stock.usecases.levels import LevelChange, LevelUpdate, Transfer
+
+MAX_FILTER_VALUES = 100  # values of one list filter (`sku=..&sku=..`)
+CodeFilter = Annotated[list[Code] | None, Query(max_length=MAX_FILTER_VALUES)]
+ReasonFilter = Annotated[list[domain.Reason] | None, Query(max_length=len(get_args(domain.Reason)))]
+ReferenceFilter = Annotated[Text | None, Query(max_length=200)]
 
 Name = Annotated[Text, Field(min_length=1, max_length=200)]
 UnitType = Annotated[Text, Field(min_length=1, max_length=32)]
@@ -35,6 +45,8 @@ class ProductPatch(StrictModel):
 
 
 class Product(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     sku: str
     name: str
     ean: str | None
@@ -53,6 +65,8 @@ class LocationIn(StrictModel):
 
 
 class Location(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     location_id: str
     name: str
     address: dict[str, Any] | None
@@ -77,8 +91,17 @@ class StockRecordOut(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, row: dict[str, Any]) -> "StockRecordOut":
-        return cls(**row, available=row["quantity"] - row["reserved"])
+    def of(cls, record: domain.StockRecord) -> "StockRecordOut":
+        return cls(
+            id=record.id,
+            location_id=record.location_id,
+            sku=record.sku,
+            quantity=record.quantity,
+            reserved=record.reserved,
+            available=record.available,
+            version=record.version,
+            updated_at=record.updated_at,
+        )
 
 
 class LocationPatch(StrictModel):
@@ -100,6 +123,33 @@ class RecordsUpdateIn(StrictModel):
     stock_records: Annotated[list[RecordUpdate], Field(min_length=1, max_length=1000)]
     notes: Notes | None = None
 
+    def updates(self, if_match: int | None) -> list[LevelUpdate]:
+        """Counts that set each record's quantity; If-Match stands for the one record's
+        `version`, so it may come only with a single record."""
+        if if_match is not None and len(self.stock_records) != 1:
+            raise Invalid(
+                "If-Match applies to a single record.",
+                errors=[
+                    {
+                        "field": "/stock_records",
+                        "in": "body",
+                        "message": "give `version` per record to update several;"
+                        " If-Match names one",
+                    }
+                ],
+            )
+        return [
+            LevelUpdate(
+                r.quantity,
+                "audit",
+                record_id=r.id,
+                compare_quantity=r.compare_quantity,
+                version=r.version if r.version is not None else if_match,
+                at=f"/stock_records/{i}",
+            )
+            for i, r in enumerate(self.stock_records)
+        ]
+
 
 class RecordChange(StrictModel):
     id: UUID
@@ -109,6 +159,12 @@ class RecordChange(StrictModel):
 class RecordsChangeIn(StrictModel):
     stock_records: Annotated[list[RecordChange], Field(min_length=1, max_length=1000)]
     notes: Notes | None = None
+
+    def changes(self) -> list[LevelChange]:
+        return [
+            LevelChange(r.id, r.quantity_change, at=f"/stock_records/{i}")
+            for i, r in enumerate(self.stock_records)
+        ]
 
 
 class RecordsOut(BaseModel):
@@ -121,6 +177,12 @@ class LevelUpdateIn(StrictModel):
     quantity: Quantity
     update_type: Literal["audit", "restock", "loss"]
     notes: Notes | None = None
+
+    def update(self) -> LevelUpdate:
+        """The body is the one update of a batch of one."""
+        return LevelUpdate(
+            self.quantity, self.update_type, location_id=self.location_id, sku=self.sku
+        )
 
 
 class TransferIn(StrictModel):
@@ -136,8 +198,18 @@ class TransferOut(BaseModel):
     source: StockRecordOut = Field(serialization_alias="from")
     destination: StockRecordOut = Field(serialization_alias="to")
 
+    @classmethod
+    def of(cls, transfer: Transfer) -> "TransferOut":
+        return cls(
+            transfer_id=transfer.transfer_id,
+            source=StockRecordOut.of(transfer.source),
+            destination=StockRecordOut.of(transfer.destination),
+        )
+
 
 class Movement(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: int
     stock_record_id: UUID
     location_id: str
@@ -167,3 +239,22 @@ class IntegrityReport(BaseModel):
     records_checked: int
     discrepancies: list[DiscrepancyOut]
     repaired: int = 0
+
+    @classmethod
+    def of(cls, check: IntegrityCheck) -> "IntegrityReport":
+        return cls(
+            ok=check.ok,
+            records_checked=check.records_checked,
+            repaired=check.repaired,
+            discrepancies=[
+                DiscrepancyOut(
+                    stock_record_id=d.record_id,
+                    location_id=d.location_id,
+                    sku=d.sku,
+                    check=d.check,
+                    recorded=d.recorded,
+                    expected=d.expected,
+                )
+                for d in check.discrepancies
+            ],
+        )

@@ -9,7 +9,7 @@ from stock.domain import (
     StockRecord,
     StockRuleViolation,
     apply_change,
-    reserve_sales,
+    reserve_sale,
 )
 
 TENANT = uuid.uuid4()
@@ -24,8 +24,10 @@ def sale(*lines: tuple[str, int], location: str = "wh-1") -> SaleToReserve:
 
 
 def plan(sales, records, skus=("A", "B")):
+    """Reserve each sale in order against the same records, as one batch of sales does."""
     by_key = {r.key: r for r in records}
-    return reserve_sales(sales, by_key, {(TENANT, "wh-1")}, {(TENANT, s) for s in skus})
+    known_skus = {(TENANT, s) for s in skus}
+    return [reserve_sale(s, by_key, {(TENANT, "wh-1")}, known_skus) for s in sales]
 
 
 def test_reserves_every_line_and_records_the_ledger():

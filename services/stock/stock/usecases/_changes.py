@@ -25,12 +25,12 @@ async def save_changes(
     touched_ids = {e.record_id for e in entries}
     touched = [r for r in records if r.id in touched_ids]
     alerts = newly_low(touched)
-    await store.save_records(conn, touched)
-    await store.insert_movements(conn, entries, actor, notes)
+    await store.records.save_records(conn, touched)
+    await store.records.insert_movements(conn, entries, actor, notes)
     outgoing = [events.stock_changed(e) for e in entries]
     outgoing += [events.stock_low(r) for r in alerts]
     await add_events(conn, "stock", [*outgoing, *more_events])
     freed = {
         (e.tenant_id, e.location_id) for e in entries if e.quantity_change - e.reserved_change > 0
     }
-    await store.request_backorder_retry(conn, freed)
+    await store.reservations.request_backorder_retry(conn, freed)

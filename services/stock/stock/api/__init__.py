@@ -1,0 +1,6 @@
+"""The stock API: the catalogue (products, locations) and stock levels, one router each."""
+
+from stock.api.catalogue import router as catalogue
+from stock.api.levels import router as levels
+
+ROUTERS = [catalogue, levels]

@@ -1,0 +1,73 @@
+"""Catalogue routes: products and locations."""
+
+from fastapi import APIRouter, Request, Response
+
+from fulfilkit.http.internal import TenantId
+from fulfilkit.http.pagination import Page, paginated
+from fulfilkit.http.preconditions import IfMatch, expected_version
+from fulfilkit.http.strict_json import StrictJsonRoute
+from fulfilkit.service import Pool
+from stock.schemas import Location, LocationIn, LocationPatch, Product, ProductIn, ProductPatch
+from stock.usecases import catalogue
+
+router = APIRouter(prefix="/api/v1", route_class=StrictJsonRoute)
+
+
+@router.post("/products", status_code=201, response_model=Product, tags=["products"])
+async def create_product(body: ProductIn, tenant: TenantId, pool: Pool) -> Product:
+    product = await catalogue.create_product(pool, tenant, **body.model_dump())
+    return Product.model_validate(product)
+
+
+@router.get("/products", tags=["products"])
+async def list_products(
+    request: Request, response: Response, tenant: TenantId, pool: Pool, page: Page
+) -> dict:
+    products, total = await catalogue.list_products(pool, tenant, page.limit, page.offset)
+    items = [Product.model_validate(p).model_dump(mode="json") for p in products]
+    return paginated(request, response, page, items, total)
+
+
+@router.get("/products/{sku}", response_model=Product, tags=["products"])
+async def get_product(sku: str, tenant: TenantId, pool: Pool) -> Product:
+    return Product.model_validate(await catalogue.get_product(pool, tenant, sku))
+
+
+@router.patch("/products/{sku}", response_model=Product, tags=["products"])
+async def patch_product(
+    sku: str, body: ProductPatch, tenant: TenantId, pool: Pool, if_match: IfMatch = None
+) -> Product:
+    product = await catalogue.update_product(
+        pool, tenant, sku, body.model_dump(exclude_unset=True), expected_version(if_match)
+    )
+    return Product.model_validate(product)
+
+
+@router.post("/locations", status_code=201, response_model=Location, tags=["locations"])
+async def create_location(body: LocationIn, tenant: TenantId, pool: Pool) -> Location:
+    location = await catalogue.create_location(pool, tenant, **body.model_dump())
+    return Location.model_validate(location)
+
+
+@router.get("/locations", tags=["locations"])
+async def list_locations(
+    request: Request, response: Response, tenant: TenantId, pool: Pool, page: Page
+) -> dict:
+    locations, total = await catalogue.list_locations(pool, tenant, page.limit, page.offset)
+    items = [Location.model_validate(loc).model_dump(mode="json") for loc in locations]
+    return paginated(request, response, page, items, total)
+
+
+@router.get("/locations/{location_id}", response_model=Location, tags=["locations"])
+async def get_location(location_id: str, tenant: TenantId, pool: Pool) -> Location:
+    return Location.model_validate(await catalogue.get_location(pool, tenant, location_id))
+
+
+@router.patch("/locations/{location_id}", response_model=Location, tags=["locations"])
+async def patch_location(
+    location_id: str, body: LocationPatch, tenant: TenantId, pool: Pool, if_match: IfMatch = None
+) -> Location:
+    location = await catalogue.update_location(
+        pool, tenant, location_id, body.model_dump(exclude_unset=True), expected_version(if_match)
+    )
+    return Location.model_validate(location)

@@ -1,0 +1,202 @@
+"""Products and locations."""
+
+from collections.abc import Iterable
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from stock.domain import Location, Product
+from stock.store._sql import S, columns
+
+PRODUCT_FIELDS = "sku, name, ean, unit_type, min_level, is_bulky, version, created_at, updated_at"
+LOCATION_FIELDS = "location_id, name, address, version, created_at"
+
+
+def _product(row: asyncpg.Record | None) -> Product | None:
+    return Product(**dict(row)) if row else None
+
+
+def _location(row: asyncpg.Record | None) -> Location | None:
+    return Location(**dict(row)) if row else None
+
+
+async def insert_product(
+    conn: asyncpg.Connection,
+    tenant_id: UUID,
+    sku: str,
+    name: str,
+    ean: str | None,
+    unit_type: str,
+    min_level: int,
+    is_bulky: bool,
+) -> Product | None:
+    """The new product, or None when the tenant has one with this SKU already."""
+    row = await conn.fetchrow(
+        f"INSERT INTO {S}.products (tenant_id, sku, name, ean, unit_type, min_level, is_bulky)"
+        f" VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING {PRODUCT_FIELDS}",
+        tenant_id,
+        sku,
+        name,
+        ean,
+        unit_type,
+        min_level,
+        is_bulky,
+    )
+    return _product(row)
+
+
+async def get_product(conn: asyncpg.Connection, tenant_id: UUID, sku: str) -> Product | None:
+    row = await conn.fetchrow(
+        f"SELECT {PRODUCT_FIELDS} FROM {S}.products WHERE tenant_id = $1 AND sku = $2",
+        tenant_id,
+        sku,
+    )
+    return _product(row)
+
+
+async def list_products(
+    conn: asyncpg.Connection, tenant_id: UUID, limit: int, offset: int
+) -> tuple[list[Product], int]:
+    rows, total = await _page(conn, "products", PRODUCT_FIELDS, tenant_id, "sku", limit, offset)
+    return [Product(**dict(r)) for r in rows], total
+
+
+async def update_product(
+    conn: asyncpg.Connection,
+    tenant_id: UUID,
+    sku: str,
+    changes: dict[str, Any],
+    expected_version: int | None,
+) -> Product | None:
+    row = await _update(
+        conn, "products", "sku", PRODUCT_FIELDS, tenant_id, sku, changes, expected_version
+    )
+    return _product(row)
+
+
+async def insert_location(
+    conn: asyncpg.Connection,
+    tenant_id: UUID,
+    location_id: str,
+    name: str,
+    address: dict[str, Any] | None,
+) -> Location | None:
+    """The new location, or None when the tenant has one with this id already."""
+    row = await conn.fetchrow(
+        f"INSERT INTO {S}.locations (tenant_id, location_id, name, address)"
+        f" VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING {LOCATION_FIELDS}",
+        tenant_id,
+        location_id,
+        name,
+        address,
+    )
+    return _location(row)
+
+
+async def get_location(
+    conn: asyncpg.Connection, tenant_id: UUID, location_id: str
+) -> Location | None:
+    row = await conn.fetchrow(
+        f"SELECT {LOCATION_FIELDS} FROM {S}.locations WHERE tenant_id = $1 AND location_id = $2",
+        tenant_id,
+        location_id,
+    )
+    return _location(row)
+
+
+async def list_locations(
+    conn: asyncpg.Connection, tenant_id: UUID, limit: int, offset: int
+) -> tuple[list[Location], int]:
+    rows, total = await _page(
+        conn, "locations", LOCATION_FIELDS, tenant_id, "location_id", limit, offset
+    )
+    return [Location(**dict(r)) for r in rows], total
+
+
+async def update_location(
+    conn: asyncpg.Connection,
+    tenant_id: UUID,
+    location_id: str,
+    changes: dict[str, Any],
+    expected_version: int | None,
+) -> Location | None:
+    row = await _update(
+        conn,
+        "locations",
+        "location_id",
+        LOCATION_FIELDS,
+        tenant_id,
+        location_id,
+        changes,
+        expected_version,
+    )
+    return _location(row)
+
+
+async def known_skus(
+    conn: asyncpg.Connection, keys: Iterable[tuple[UUID, str]]
+) -> set[tuple[UUID, str]]:
+    """Which (tenant, SKU) pairs name a product, in one round trip."""
+    keys = list(keys)
+    rows = await conn.fetch(
+        f"SELECT tenant_id, sku FROM {S}.products WHERE (tenant_id, sku) IN"
+        " (SELECT * FROM unnest($1::uuid[], $2::text[]))",
+        *columns(keys, 2),
+    )
+    return {(r["tenant_id"], r["sku"]) for r in rows}
+
+
+async def _update(
+    conn: asyncpg.Connection,
+    table: str,
+    key_column: str,
+    fields: str,
+    tenant_id: UUID,
+    key: str,
+    changes: dict[str, Any],
+    expected_version: int | None,
+) -> asyncpg.Record | None:
+    """Partial update of a catalogue row; None when missing or not at `expected_version`.
+
+    An empty change set changes nothing (the version stays) but still checks the version.
+    """
+    if not changes:
+        return await conn.fetchrow(
+            f"SELECT {fields} FROM {S}.{table} WHERE tenant_id = $1 AND {key_column} = $2"
+            " AND ($3::int IS NULL OR version = $3)",
+            tenant_id,
+            key,
+            expected_version,
+        )
+    names = list(changes)
+    assignments = "".join(f"{c} = ${i + 4}, " for i, c in enumerate(names))
+    return await conn.fetchrow(
+        f"UPDATE {S}.{table} SET {assignments}version = version + 1, updated_at = now()"
+        f" WHERE tenant_id = $1 AND {key_column} = $2 AND ($3::int IS NULL OR version = $3)"
+        f" RETURNING {fields}",
+        tenant_id,
+        key,
+        expected_version,
+        *(changes[c] for c in names),
+    )
+
+
+async def _page(
+    conn: asyncpg.Connection,
+    table: str,
+    fields: str,
+    tenant_id: UUID,
+    order: str,
+    limit: int,
+    offset: int,
+) -> tuple[list[asyncpg.Record], int]:
+    total = await conn.fetchval(f"SELECT count(*) FROM {S}.{table} WHERE tenant_id = $1", tenant_id)
+    rows = await conn.fetch(
+        f"SELECT {fields} FROM {S}.{table} WHERE tenant_id = $1 ORDER BY {order}"
+        " LIMIT $2 OFFSET $3",
+        tenant_id,
+        limit,
+        offset,
+    )
+    return rows, total

@@ -1,0 +1,188 @@
+"""Reservations with their lines, the backorder queue and its wake-ups."""
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+import orjson
+
+from stock.domain import Reservation
+from stock.store._sql import S, columns
+
+BACKORDER_CHANNEL = "stock_backorders"
+
+
+async def reservations_for(
+    conn: asyncpg.Connection, sales: Iterable[tuple[UUID, UUID]], lock: bool = False
+) -> dict[tuple[UUID, UUID], Reservation]:
+    """The sales' reservations with their lines, in one round trip (none for no sales)."""
+    keys = sorted(set(sales))
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        f"SELECT r.id, r.tenant_id, r.sale, r.sale_id, r.location_id, r.status, r.version,"
+        " (SELECT coalesce(json_agg(json_build_array(l.sku, l.quantity, l.stock_record_id)"
+        f" ORDER BY l.sku), '[]') FROM {S}.reservation_lines l WHERE l.reservation_id = r.id)"
+        f" AS lines FROM {S}.reservations r"
+        " WHERE (r.tenant_id, r.sale) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))"
+        " ORDER BY r.id" + (" FOR UPDATE OF r" if lock else ""),
+        *columns(keys, 2),
+    )
+    found = {}
+    for r in rows:
+        fields = dict(r)
+        fields["lines"] = [(sku, qty, UUID(rid)) for sku, qty, rid in fields["lines"]]
+        found[(r["tenant_id"], r["sale"])] = Reservation(**fields)
+    return found
+
+
+async def insert_reservations(conn: asyncpg.Connection, rows: Sequence[Reservation]) -> None:
+    if not rows:
+        return
+    await conn.execute(
+        f"INSERT INTO {S}.reservations (id, tenant_id, sale, sale_id, location_id, status,"
+        " version) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[],"
+        " $5::text[], $6::text[], $7::int[])",
+        [r.id for r in rows],
+        [r.tenant_id for r in rows],
+        [r.sale for r in rows],
+        [r.sale_id for r in rows],
+        [r.location_id for r in rows],
+        [r.status for r in rows],
+        [r.version for r in rows],
+    )
+    lines = [(r.id, line) for r in rows for line in r.lines]
+    if lines:
+        await conn.execute(
+            f"INSERT INTO {S}.reservation_lines (reservation_id, stock_record_id, sku, quantity)"
+            " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[])",
+            [rid for rid, _ in lines],
+            [ln[2] for _, ln in lines],
+            [ln[0] for _, ln in lines],
+            [ln[1] for _, ln in lines],
+        )
+
+
+async def update_reservations(conn: asyncpg.Connection, rows: Sequence[Reservation]) -> None:
+    if not rows:
+        return
+    await conn.execute(
+        f"UPDATE {S}.reservations AS r SET status = v.status, version = v.version,"
+        " updated_at = now() FROM unnest($1::uuid[], $2::text[], $3::int[])"
+        " AS v(id, status, version) WHERE r.id = v.id",
+        [r.id for r in rows],
+        [r.status for r in rows],
+        [r.version for r in rows],
+    )
+
+
+async def known_for_batch(
+    conn: asyncpg.Connection,
+    locations: Iterable[tuple[UUID, str]],
+    skus: Iterable[tuple[UUID, str]],
+    sales: Iterable[tuple[UUID, UUID]],
+) -> tuple[set[tuple[UUID, str]], set[tuple[UUID, str]], set[tuple[UUID, UUID]]]:
+    """Which of these locations and SKUs exist and which of these sales wait in the backorder
+    queue: three lookups in one round trip."""
+    locations, skus, sales = list(locations), list(skus), list(sales)
+    rows = await conn.fetch(
+        f"SELECT 1 AS kind, tenant_id, location_id AS name, NULL::uuid AS sale FROM {S}.locations"
+        " WHERE (tenant_id, location_id) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))"
+        f" UNION ALL SELECT 2, tenant_id, sku, NULL FROM {S}.products"
+        " WHERE (tenant_id, sku) IN (SELECT * FROM unnest($3::uuid[], $4::text[]))"
+        f" UNION ALL SELECT 3, tenant_id, NULL, sale FROM {S}.backorders"
+        " WHERE (tenant_id, sale) IN (SELECT * FROM unnest($5::uuid[], $6::uuid[]))",
+        *columns(locations, 2),
+        *columns(skus, 2),
+        *columns(sales, 2),
+    )
+    found: tuple[set, set, set] = (set(), set(), set())
+    for r in rows:
+        found[r["kind"] - 1].add((r["tenant_id"], r["sale"] if r["kind"] == 3 else r["name"]))
+    return found
+
+
+@dataclass(frozen=True)
+class Backorder:
+    """A sale waiting for stock: (tenant, sale) is queued once, `seq` orders the queue."""
+
+    tenant_id: UUID
+    sale: UUID
+    sale_id: str
+    location_id: str
+    lines: list[dict[str, Any]]  # [{"sku": ..., "quantity": ...}]
+    seq: int = 0  # given by the database
+
+
+async def insert_backorders(conn: asyncpg.Connection, rows: Sequence[Backorder]) -> None:
+    if rows:
+        await conn.execute(
+            f"INSERT INTO {S}.backorders (tenant_id, sale, sale_id, location_id, lines)"
+            " SELECT t, s, si, l, ln::jsonb FROM unnest($1::uuid[], $2::uuid[], $3::text[],"
+            " $4::text[], $5::text[]) AS v(t, s, si, l, ln) ON CONFLICT DO NOTHING",
+            [r.tenant_id for r in rows],
+            [r.sale for r in rows],
+            [r.sale_id for r in rows],
+            [r.location_id for r in rows],
+            [orjson.dumps(r.lines).decode() for r in rows],
+        )
+
+
+async def delete_backorders(conn: asyncpg.Connection, sales: Iterable[tuple[UUID, UUID]]) -> None:
+    keys = list(sales)
+    if keys:
+        await conn.execute(
+            f"DELETE FROM {S}.backorders WHERE (tenant_id, sale) IN"
+            " (SELECT * FROM unnest($1::uuid[], $2::uuid[]))",
+            *columns(keys, 2),
+        )
+
+
+async def waiting_backorders(
+    conn: asyncpg.Connection, tenant_id: UUID, location_id: str, limit: int
+) -> list[Backorder]:
+    rows = await conn.fetch(
+        f"SELECT seq, tenant_id, sale, sale_id, location_id, lines FROM {S}.backorders"
+        " WHERE tenant_id = $1 AND location_id = $2 ORDER BY seq LIMIT $3",
+        tenant_id,
+        location_id,
+        limit,
+    )
+    return [Backorder(**dict(r)) for r in rows]
+
+
+async def lock_backorders(conn: asyncpg.Connection, seqs: Sequence[int]) -> set[int]:
+    """Lock the queue rows still there (a cancel may have removed some meanwhile)."""
+    rows = await conn.fetch(
+        f"SELECT seq FROM {S}.backorders WHERE seq = ANY($1::bigint[]) ORDER BY seq FOR UPDATE",
+        list(seqs),
+    )
+    return {r["seq"] for r in rows}
+
+
+async def request_backorder_retry(
+    conn: asyncpg.Connection, locations: Iterable[tuple[UUID, str]]
+) -> None:
+    keys = sorted(set(locations))
+    if not keys:
+        return
+    await conn.execute(
+        f"INSERT INTO {S}.backorder_wakeups (tenant_id, location_id)"
+        " SELECT * FROM unnest($1::uuid[], $2::text[]) ON CONFLICT DO NOTHING",
+        *columns(keys, 2),
+    )
+    await conn.execute("SELECT pg_notify($1, '')", BACKORDER_CHANNEL)
+
+
+async def claim_wakeups(conn: asyncpg.Connection) -> list[tuple[UUID, str]]:
+    rows = await conn.fetch(f"DELETE FROM {S}.backorder_wakeups RETURNING tenant_id, location_id")
+    return [(r["tenant_id"], r["location_id"]) for r in rows]
+
+
+async def wake_every_backordered_location(conn: asyncpg.Connection) -> None:
+    await conn.execute(
+        f"INSERT INTO {S}.backorder_wakeups (tenant_id, location_id)"
+        f" SELECT DISTINCT tenant_id, location_id FROM {S}.backorders ON CONFLICT DO NOTHING"
+    )

@@ -1,0 +1,126 @@
+"""Products and locations: the SKUs a tenant stocks and the places it stocks them."""
+
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from fulfilkit.errors import Conflict, Duplicated, NotFound
+from stock import store
+from stock.domain import Location, Product
+
+PRODUCT_CHANGES = frozenset({"name", "ean", "unit_type", "min_level", "is_bulky"})
+LOCATION_CHANGES = frozenset({"name", "address"})
+
+
+async def create_product(
+    pool: asyncpg.Pool,
+    tenant: UUID,
+    sku: str,
+    name: str,
+    *,
+    ean: str | None = None,
+    unit_type: str = "unit",
+    min_level: int = 0,
+    is_bulky: bool = False,
+) -> Product:
+    async with pool.acquire() as conn:
+        product = await store.catalogue.insert_product(
+            conn, tenant, sku, name, ean, unit_type, min_level, is_bulky
+        )
+    if product is None:
+        raise Duplicated(f"A product with sku {sku!r} already exists.")
+    return product
+
+
+async def list_products(
+    pool: asyncpg.Pool, tenant: UUID, limit: int, offset: int
+) -> tuple[list[Product], int]:
+    """A page of products by SKU, and how many there are."""
+    async with pool.acquire() as conn:
+        return await store.catalogue.list_products(conn, tenant, limit, offset)
+
+
+async def get_product(pool: asyncpg.Pool, tenant: UUID, sku: str) -> Product:
+    async with pool.acquire() as conn:
+        product = await store.catalogue.get_product(conn, tenant, sku)
+    if product is None:
+        raise NotFound(f"No product with sku {sku!r}.")
+    return product
+
+
+async def update_product(
+    pool: asyncpg.Pool,
+    tenant: UUID,
+    sku: str,
+    changes: dict[str, Any],
+    expected_version: int | None = None,
+) -> Product:
+    """Change the given fields (of `PRODUCT_CHANGES`); none given changes nothing."""
+    _only(changes, PRODUCT_CHANGES)
+    async with pool.acquire() as conn:
+        product = await store.catalogue.update_product(conn, tenant, sku, changes, expected_version)
+        if product is None and await store.catalogue.get_product(conn, tenant, sku) is None:
+            raise NotFound(f"No product with sku {sku!r}.")
+    if product is None:
+        raise Conflict("The product has changed since the version in If-Match.")
+    return product
+
+
+async def create_location(
+    pool: asyncpg.Pool,
+    tenant: UUID,
+    location_id: str,
+    name: str,
+    address: dict[str, Any] | None = None,
+) -> Location:
+    async with pool.acquire() as conn:
+        location = await store.catalogue.insert_location(conn, tenant, location_id, name, address)
+    if location is None:
+        raise Duplicated(f"Location {location_id!r} already exists.")
+    return location
+
+
+async def list_locations(
+    pool: asyncpg.Pool, tenant: UUID, limit: int, offset: int
+) -> tuple[list[Location], int]:
+    """A page of locations by id, and how many there are."""
+    async with pool.acquire() as conn:
+        return await store.catalogue.list_locations(conn, tenant, limit, offset)
+
+
+async def get_location(pool: asyncpg.Pool, tenant: UUID, location_id: str) -> Location:
+    async with pool.acquire() as conn:
+        location = await store.catalogue.get_location(conn, tenant, location_id)
+    if location is None:
+        raise NotFound(f"No location {location_id!r}.")
+    return location
+
+
+async def update_location(
+    pool: asyncpg.Pool,
+    tenant: UUID,
+    location_id: str,
+    changes: dict[str, Any],
+    expected_version: int | None = None,
+) -> Location:
+    """Change the given fields (of `LOCATION_CHANGES`); none given changes nothing."""
+    _only(changes, LOCATION_CHANGES)
+    async with pool.acquire() as conn:
+        location = await store.catalogue.update_location(
+            conn, tenant, location_id, changes, expected_version
+        )
+        if (
+            location is None
+            and await store.catalogue.get_location(conn, tenant, location_id) is None
+        ):
+            raise NotFound(f"No location {location_id!r}.")
+    if location is None:
+        raise Conflict("The location has changed since the version in If-Match.")
+    return location
+
+
+def _only(changes: dict[str, Any], allowed: frozenset[str]) -> None:
+    # the names become SQL column names: never anything but these
+    if unknown := set(changes) - allowed:
+        raise ValueError(f"not a changeable field: {sorted(unknown)}")

@@ -1,0 +1,230 @@
+"""Reserve stock for sales, release it when they are canceled, commit it when they ship,
+and retry the sales that wait for stock (the backorder queue).
+
+Both use cases run in their caller's transaction (the inbox's, which records the events
+applied with them; the backorder worker's) and lock the records they touch first.
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+from uuid import UUID
+
+import asyncpg
+
+from fulfilkit.db import in_transaction
+from fulfilkit.outbox import Keyed
+from stock import events, store
+from stock.domain import (
+    LedgerEntry,
+    RecordKey,
+    Reservation,
+    Reserved,
+    SaleToReserve,
+    StockRecord,
+    commit,
+    release,
+    reserve_sale,
+)
+from stock.store.reservations import Backorder
+from stock.usecases._changes import save_changes
+
+ACTOR = "stock:reservations"
+BACKORDER_BATCH = 1000  # sales of one location retried in one transaction
+
+
+SaleChangeKind = Literal["created", "canceled", "shipped"]
+
+
+@dataclass(frozen=True)
+class SaleChange:
+    """What happened to a sale, as far as stock cares: it was created, canceled or shipped."""
+
+    kind: SaleChangeKind
+    sale: SaleToReserve
+
+    @property
+    def key(self) -> tuple[UUID, UUID]:
+        return (self.sale.tenant_id, self.sale.sale)
+
+
+def _new_reservation(outcome: Reserved, status: str = "active") -> Reservation:
+    sale = outcome.sale
+    return Reservation(
+        uuid.uuid4(),
+        sale.tenant_id,
+        sale.sale,
+        sale.sale_id,
+        sale.location_id,
+        status,
+        1,
+        list(outcome.lines),
+    )
+
+
+class _Batch:
+    """What one transaction decides, collected so it is written set-wise at the end."""
+
+    def __init__(self, records: dict[RecordKey, StockRecord]) -> None:
+        self.bulky = {r.id for r in records.values() if r.is_bulky}
+        self.entries: list[LedgerEntry] = []
+        self.new: dict[UUID, Reservation] = {}
+        self.changed: dict[UUID, Reservation] = {}
+        self.backorders: list[Backorder] = []
+        self.unqueued: set[tuple[UUID, UUID]] = set()
+        self.outgoing: list[Keyed] = []
+
+    def add(self, row: Reservation) -> Reservation:
+        self.new[row.id] = row
+        return row
+
+    def reserved(self, outcome: Reserved) -> Reservation:
+        row = self.add(_new_reservation(outcome))
+        self.entries += outcome.entries
+        self.outgoing.append(events.reservation(row, self.bulky))
+        return row
+
+    def settle(self, row: Reservation, status: str, entries: list[LedgerEntry]) -> None:
+        row.status, row.version = status, row.version + 1
+        self.entries += entries
+        if row.id not in self.new:
+            self.changed[row.id] = row
+        self.outgoing.append(events.reservation(row, self.bulky))
+
+    async def write(self, conn: asyncpg.Connection, records: list[StockRecord]) -> None:
+        await store.reservations.insert_reservations(conn, list(self.new.values()))
+        await store.reservations.update_reservations(conn, list(self.changed.values()))
+        await store.reservations.insert_backorders(conn, self.backorders)
+        await store.reservations.delete_backorders(conn, self.unqueued)
+        await save_changes(conn, records, self.entries, ACTOR, more_events=self.outgoing)
+
+
+async def reserve_sales(conn: asyncpg.Connection, changes: Sequence[SaleChange]) -> None:
+    """Reserve each created sale, all of its lines or none (else it waits in the backorder
+    queue and `stock.reservation_failed` says why); release the reservations of canceled
+    sales and commit those of shipped ones. The changes apply in order, so sales created
+    together compete for stock in the order they came, and a sale created and canceled in
+    one batch ends released.
+
+    Idempotent per sale: a reservation, once active, released or committed, never repeats;
+    a cancel leaves a released tombstone, so a late or replayed creation reserves nothing.
+    """
+    if not changes:
+        return
+    keys = {e.key for e in changes}
+    # Records to lock for releases and commits; a sale being created reserves fresh ones.
+    known = await store.reservations.reservations_for(
+        conn, {e.key for e in changes if e.kind != "created"}
+    )
+    wanted = {k for e in changes if e.kind == "created" for k in e.sale.keys()}
+    wanted |= {(r.tenant_id, r.location_id, ln[0]) for r in known.values() for ln in r.lines}
+    records = await store.records.lock_records(conn, wanted)
+    by_id = {r.id: r for r in records.values()}
+    reservations = await store.reservations.reservations_for(conn, keys, lock=True)
+    created = [e.sale for e in changes if e.kind == "created"]
+    locations, skus, queued = await store.reservations.known_for_batch(
+        conn,
+        {(s.tenant_id, s.location_id) for s in created},
+        {(t, sku) for t, _, sku in wanted},
+        keys,
+    )
+
+    out = _Batch(records)
+    for e in changes:
+        row = reservations.get(e.key)
+        lines = [(rid, qty) for _, qty, rid in row.lines] if row else []
+        if e.kind == "created" and row is None and e.key not in queued:
+            outcome = reserve_sale(e.sale, records, locations, skus)
+            if isinstance(outcome, Reserved):
+                reservations[e.key] = out.reserved(outcome)
+            else:
+                queued.add(e.key)
+                out.backorders.append(
+                    Backorder(
+                        *e.key,
+                        e.sale.sale_id,
+                        e.sale.location_id,
+                        [{"sku": s, "quantity": q} for s, q in e.sale.lines],
+                    )
+                )
+                out.outgoing.append(events.reservation_failed(outcome))
+        elif e.kind == "canceled":
+            if row is None:  # a tombstone, so a late or replayed sale.created reserves nothing
+                tomb = _new_reservation(Reserved(e.sale, []), "released")
+                reservations[e.key] = out.add(tomb)
+            elif row.status == "active":
+                out.settle(row, "released", release(by_id, lines, e.sale.sale_id))
+            if e.key in queued:
+                queued.discard(e.key)
+                out.unqueued.add(e.key)
+        elif e.kind == "shipped" and row is not None and row.status == "active":
+            out.settle(row, "committed", commit(by_id, lines, e.sale.sale_id))
+    await out.write(conn, list(records.values()))
+
+
+async def retry_backorders(
+    conn: asyncpg.Connection, tenant_id: UUID, location_id: str, limit: int = BACKORDER_BATCH
+) -> bool:
+    """Retry one location's queue, oldest first; each sale that now fits is reserved (by the
+    same rule as `reserve_sales`) and leaves the queue.
+
+    Returns True when the queue had more than `limit` sales, so another round is due.
+    """
+    waiting = await store.reservations.waiting_backorders(conn, tenant_id, location_id, limit)
+    if not waiting:
+        return False
+    sales = [
+        SaleToReserve(
+            b.sale,
+            b.sale_id,
+            tenant_id,
+            location_id,
+            tuple((ln["sku"], ln["quantity"]) for ln in b.lines),
+        )
+        for b in waiting
+    ]
+    records = await store.records.lock_records(conn, {k for s in sales for k in s.keys()})
+    still_waiting = await store.reservations.lock_backorders(conn, [b.seq for b in waiting])
+    skus = await store.catalogue.known_skus(
+        conn, {(tenant_id, sku) for s in sales for sku, _ in s.lines}
+    )
+    locations = {(tenant_id, location_id)}
+    out = _Batch(records)
+    for backorder, sale in zip(waiting, sales, strict=True):
+        if not any(r.available > 0 for r in records.values()):
+            break
+        if backorder.seq not in still_waiting:
+            continue
+        outcome = reserve_sale(sale, records, locations, skus)
+        if isinstance(outcome, Reserved):
+            out.reserved(outcome)
+            out.unqueued.add((tenant_id, sale.sale))
+    await out.write(conn, list(records.values()))
+    return len(waiting) == limit
+
+
+async def retry_woken_backorders(pool: asyncpg.Pool) -> int:
+    """Retry the queue of each location whose stock went up since the last call, each in a
+    transaction of its own, so a restock never waits for a queue. Returns how many queues.
+
+    A location whose queue held more than one round asks to be woken again.
+    """
+    async with pool.acquire() as conn:
+        locations = await store.reservations.claim_wakeups(conn)
+    for tenant_id, location_id in locations:
+
+        async def retry(conn: asyncpg.Connection) -> bool:
+            return await retry_backorders(conn, tenant_id, location_id)  # noqa: B023
+
+        if await in_transaction(pool, retry):
+            async with pool.acquire() as conn:
+                await store.reservations.request_backorder_retry(conn, [(tenant_id, location_id)])
+    return len(locations)
+
+
+async def wake_every_backorder(pool: asyncpg.Pool) -> None:
+    """Ask for a retry of every location that has backorders: a wake-up claimed by a
+    worker that died before retrying would otherwise wait for the next stock increase."""
+    async with pool.acquire() as conn:
+        await store.reservations.wake_every_backordered_location(conn)
