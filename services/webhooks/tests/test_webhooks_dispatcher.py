@@ -13,6 +13,7 @@ import pytest
 from webhooks import dispatcher as dispatching
 from webhooks.dispatcher import Dispatcher, target_of
 from webhooks.domain import Attempt, Outcome
+from webhooks.sealing import SecretSealer
 from webhooks.settings import WebhookSettings
 from webhooks.store import dispatching as store
 
@@ -132,7 +133,8 @@ def start(sender: FakeSender, **overrides: Any) -> tuple[Dispatcher, asyncio.Tas
             **overrides,
         }
     )
-    loop = Dispatcher(None, sender, settings)  # type: ignore[arg-type]
+    sealer = SecretSealer(settings.secret_keys)
+    loop = Dispatcher(None, sender, settings, sealer, asyncio.Event())  # type: ignore[arg-type]
     loop._writer = FakeWriter()  # type: ignore[assignment]
     return loop, asyncio.create_task(loop.run())
 

@@ -19,8 +19,8 @@ from webhooks.domain import (
     decide,
     excerpt,
     failing_too_long,
-    header_error,
     header_name_error,
+    header_value_error,
     headers_error,
     jittered,
     masked_headers,
@@ -121,6 +121,11 @@ def test_payload_carries_type_timestamp_and_full_data() -> None:
 
 
 # --- headers -------------------------------------------------------------------------------
+
+
+def header_error(name: str, value: str) -> str | None:
+    """What the request model checks of one custom header."""
+    return header_name_error(name) or header_value_error(value)
 
 
 @pytest.mark.parametrize(

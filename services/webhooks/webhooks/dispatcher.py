@@ -68,11 +68,11 @@ class Dispatcher:
         pool: asyncpg.Pool,
         sender: Sender,
         settings: WebhookSettings,
-        sealer: SecretSealer | None = None,
-        wake: asyncio.Event | None = None,
+        sealer: SecretSealer,
+        wake: asyncio.Event,
     ) -> None:
         self._pool = pool
-        self._sealer = sealer or SecretSealer(settings.secret_keys)
+        self._sealer = sealer
         self._sender = sender
         self._settings = settings
         self._schedule = settings.retry_schedule
@@ -84,7 +84,7 @@ class Dispatcher:
         self._max_in_flight = settings.webhook_max_in_flight
         self._tenant_cap = settings.webhook_max_in_flight_per_tenant
         self._writer = OutcomeWriter(pool, settings, self._recorded)
-        self._wake = wake or asyncio.Event()
+        self._wake = wake  # set when deliveries may be due: queued, or a slot freed
         self._tasks: dict[asyncio.Task[None], Target] = {}
         self._running: Counter[UUID] = Counter()
         self._queued: dict[UUID, deque[Target]] = {}

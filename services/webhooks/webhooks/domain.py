@@ -270,10 +270,6 @@ def header_value_error(value: str) -> str | None:
     return None
 
 
-def header_error(name: str, value: str) -> str | None:
-    return header_name_error(name) or header_value_error(value)
-
-
 def headers_error(headers: Mapping[str, str]) -> str | None:
     """What is wrong with the set as a whole (each header being valid)."""
     if len(headers) > MAX_HEADERS:
