@@ -17,7 +17,7 @@ from fulfilkit.idempotency import Answer
 from fulfilkit.models import AwareTimestamp, Text
 from fulfilkit.service import Pool
 from webhooks.domain import DeliveryFilter, DeliveryStatus, Endpoint, fingerprinted_endpoint
-from webhooks.resources import Service
+from webhooks.resources import WebhookResources
 from webhooks.schemas import (
     NO_STORE,
     DeliveryOut,
@@ -51,24 +51,24 @@ async def create_endpoint(
     body: EndpointIn,
     tenant: TenantId,
     pool: Pool,
-    service: Service,
+    resources: WebhookResources,
     request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
     """The answer carries the signing secret: `Cache-Control: no-store`. A retry with the
     same `Idempotency-Key` answers the endpoint it created, with its secret."""
     if not await idempotency.has_answer(pool, SCHEMA, tenant, request):
-        await endpoints.check_destination(service, tenant, body.url)
+        await endpoints.check_destination(resources, tenant, body.url)
 
     async def create(conn: asyncpg.Connection) -> Answer:
-        created = await endpoints.create_endpoint(conn, service, tenant, body.new())
+        created = await endpoints.create_endpoint(conn, resources, tenant, body.new())
         endpoint = created.endpoint
         out = EndpointCreated(**EndpointOut.of(endpoint).model_dump(), secret=created.secret)
         headers = {"Location": f"{request.url.path}/{endpoint.id}", "ETag": etag(endpoint.version)}
         return _with_secret(out, endpoint.secret_generation, 201, headers)
 
     async def replay(conn: asyncpg.Connection, kept: Answer) -> Answer:
-        return await _secret_again(conn, service, tenant, kept, EndpointCreated)
+        return await _secret_again(conn, resources, tenant, kept, EndpointCreated)
 
     return await idempotency.once(
         pool,
@@ -100,14 +100,16 @@ def _with_secret(
 
 async def _secret_again(
     conn: asyncpg.Connection,
-    service: Service,
+    resources: WebhookResources,
     tenant: UUID,
     kept: Answer,
     shape: type[EndpointCreated | SecretRotated],
 ) -> Answer:
     fields = orjson.loads(kept.body)
     generation = fields.pop(KEPT_GENERATION)
-    secret = await endpoints.endpoint_secret(conn, service, tenant, UUID(fields["id"]), generation)
+    secret = await endpoints.endpoint_secret(
+        conn, resources, tenant, UUID(fields["id"]), generation
+    )
     out = shape.model_validate({**fields, "secret": secret})
     return Answer.json(out, kept.status_code, headers=kept.headers)
 
@@ -133,13 +135,13 @@ async def update_endpoint(
     body: EndpointPatch,
     tenant: TenantId,
     pool: Pool,
-    service: Service,
+    resources: WebhookResources,
     response: Response,
     if_match: IfMatch = None,
 ) -> EndpointOut:
     expected = expected_version(if_match)
     endpoint = await endpoints.update_endpoint(
-        pool, service, tenant, endpoint_id, body.changes(), expected
+        pool, resources, tenant, endpoint_id, body.changes(), expected
     )
     return _endpoint(endpoint, response)
 
@@ -155,7 +157,7 @@ async def rotate_secret(
     endpoint_id: UUID,
     tenant: TenantId,
     pool: Pool,
-    service: Service,
+    resources: WebhookResources,
     request: Request,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
@@ -163,7 +165,7 @@ async def rotate_secret(
     `Idempotency-Key` answers the secret that rotation produced, without rotating again."""
 
     async def rotate(conn: asyncpg.Connection) -> Answer:
-        rotated = await endpoints.rotate_secret(conn, service, tenant, endpoint_id)
+        rotated = await endpoints.rotate_secret(conn, resources, tenant, endpoint_id)
         endpoint = rotated.endpoint
         out = SecretRotated(
             id=endpoint.id,
@@ -174,7 +176,7 @@ async def rotate_secret(
         return _with_secret(out, endpoint.secret_generation, 200)
 
     async def replay(conn: asyncpg.Connection, kept: Answer) -> Answer:
-        return await _secret_again(conn, service, tenant, kept, SecretRotated)
+        return await _secret_again(conn, resources, tenant, kept, SecretRotated)
 
     # The request has no body to speak of: the endpoint in the path is all that counts.
     return await idempotency.once(
@@ -184,10 +186,10 @@ async def rotate_secret(
 
 @router.post("/endpoints/{endpoint_id}/test")
 async def test_endpoint(
-    endpoint_id: UUID, tenant: TenantId, pool: Pool, service: Service
+    endpoint_id: UUID, tenant: TenantId, pool: Pool, resources: WebhookResources
 ) -> PingResult:
     """Send a signed `webhook.test` ping now and report how the endpoint answered."""
-    return PingResult.of(await endpoints.send_test(pool, service, tenant, endpoint_id))
+    return PingResult.of(await endpoints.send_test(pool, resources, tenant, endpoint_id))
 
 
 # --- deliveries ----------------------------------------------------------------------------

@@ -53,4 +53,4 @@ async def _resources(request: Request) -> Resources:
     return request.app.state.runtime.resources
 
 
-Service = Annotated[Resources, Depends(_resources)]
+WebhookResources = Annotated[Resources, Depends(_resources)]
