@@ -6,7 +6,7 @@ from uuid import uuid4
 import pytest
 from pydantic import ValidationError
 
-from webhooks.api import EndpointIn, EndpointOut, EndpointPatch
+from webhooks.schemas import EndpointIn, EndpointOut, EndpointPatch
 from webhooks.settings import WebhookSettings
 
 
@@ -45,7 +45,7 @@ def test_bad_url_shape_is_refused() -> None:
 
 def test_patch_changes_only_what_was_given() -> None:
     patch = EndpointPatch.model_validate({"enabled": False, "event_types": ["stock.low", "*"]})
-    assert patch.changes() == {"enabled": False, "event_types": ["*"]}
+    assert patch.changes().given() == {"enabled": False, "event_types": ["*"]}
 
 
 def test_patch_refuses_nulls_and_unknown_fields() -> None:

@@ -11,10 +11,11 @@ from uuid import UUID, uuid4
 import pytest
 
 from webhooks import dispatcher as dispatching
-from webhooks import store
-from webhooks.dispatcher import Dispatcher, Target
+from webhooks.dispatcher import Dispatcher, target_of
 from webhooks.domain import Attempt, Outcome
+from webhooks.sealing import SecretSealer
 from webhooks.settings import WebhookSettings
+from webhooks.store import dispatching as store
 
 CAP = 3
 TENANT = uuid4()
@@ -118,8 +119,8 @@ class FakeWriter:
 @pytest.fixture
 async def rig(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[FakeQueue, FakeSender]]:
     queue, sender = FakeQueue(), FakeSender()
-    monkeypatch.setattr(dispatching.store, "claim_due", queue.claim_due)
-    monkeypatch.setattr(dispatching.store, "release", queue.release)
+    monkeypatch.setattr(dispatching.queue, "claim_due", queue.claim_due)
+    monkeypatch.setattr(dispatching.queue, "release", queue.release)
     yield queue, sender
 
 
@@ -132,15 +133,10 @@ def start(sender: FakeSender, **overrides: Any) -> tuple[Dispatcher, asyncio.Tas
             **overrides,
         }
     )
-    loop = Dispatcher(None, sender, settings)  # type: ignore[arg-type]
+    sealer = SecretSealer(settings.secret_keys)
+    loop = Dispatcher(None, sender, settings, sealer, asyncio.Event())  # type: ignore[arg-type]
     loop._writer = FakeWriter()  # type: ignore[assignment]
-    loop._listener = IdleListener()  # type: ignore[assignment]
     return loop, asyncio.create_task(loop.run())
-
-
-class IdleListener:
-    async def run(self) -> None:
-        await asyncio.Event().wait()
 
 
 async def until(condition: Any, timeout: float = 2.0) -> None:
@@ -212,7 +208,7 @@ async def test_a_queued_delivery_whose_lease_would_run_out_is_not_sent(
         old = time.monotonic() - 10  # claimed 10 s ago; usable for 7.5 - 1 - 1 = 5.5 s
         queue.add(endpoint, 1)
         row = queue.due[endpoint].pop()
-        loop._hold(Target.from_row(row, old, loop._sealer))
+        loop._hold(target_of(row, old, loop._sealer))
         loop._pump()
         assert sender.sent == [] and endpoint not in loop._queued
         assert loop._held == 0 and row["id"] not in loop._unrecorded

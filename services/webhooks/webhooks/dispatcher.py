@@ -1,5 +1,6 @@
-"""The background loop: lease due deliveries, POST them concurrently within limits, and hand
-every outcome to the recorder.
+"""The background loop: lease due deliveries, `deliver` them concurrently within limits, and
+hand every outcome to the recorder. `run_listener`, a loop of its own, wakes it when
+deliveries are queued.
 
 A delivery is leased (`next_attempt_at` pushed past the request timeout) before it is sent,
 so a crash at any point leaves it due again later: at least once, never lost.
@@ -18,7 +19,6 @@ import contextlib
 import logging
 import time
 from collections import Counter, deque
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -26,13 +26,15 @@ from uuid import UUID
 import asyncpg
 
 from fulfilkit.service import Runtime
-from webhooks import store
-from webhooks.domain import PENDING, Attempt, Outcome, decide
+from webhooks.domain import PENDING, Outcome, Target, unsent
 from webhooks.recorder import OutcomeWriter
-from webhooks.reseal import sealer_of
+from webhooks.resources import Resources
 from webhooks.sealing import SecretSealer, SecretUnreadable
-from webhooks.sender import Sender, sender_of, webhook_settings
+from webhooks.sender import Sender
 from webhooks.settings import WebhookSettings
+from webhooks.store import NOTIFY_CHANNEL
+from webhooks.store import dispatching as queue
+from webhooks.usecases.deliveries import deliver
 from webhooks.wakeup import NotifyListener
 
 log = logging.getLogger(__name__)
@@ -40,38 +42,24 @@ log = logging.getLogger(__name__)
 LEASE_MARGIN_SECONDS = 1.0
 
 
-@dataclass(frozen=True)
-class Target:
-    delivery_id: UUID
-    endpoint_id: UUID
-    tenant_id: UUID
-    url: str
-    headers: dict[str, str]
-    secrets: list[str]
-    webhook_id: str
-    payload: bytes
-    attempts_made: int
-    endpoint_failing: bool
-    claimed_at: float  # time.monotonic()
-
-    @classmethod
-    def from_row(cls, row: Any, claimed_at: float, sealer: SecretSealer) -> "Target":
-        secrets = [sealer.open(row["secret"])]
-        if row["previous_secret"]:
-            secrets.append(sealer.open(row["previous_secret"]))
-        return cls(
-            row["id"],
-            row["endpoint_id"],
-            row["tenant_id"],
-            row["url"],
-            dict(row["headers"]),
-            secrets,
-            row["webhook_id"],
-            bytes(row["payload"]),
-            row["attempt_count"],
-            row["failing"],
-            claimed_at,
-        )
+def target_of(row: Any, claimed_at: float, sealer: SecretSealer) -> Target:
+    """SecretUnreadable when no key opens a stored secret."""
+    secrets = [sealer.open(row["secret"])]
+    if row["previous_secret"]:
+        secrets.append(sealer.open(row["previous_secret"]))
+    return Target(
+        row["id"],
+        row["endpoint_id"],
+        row["tenant_id"],
+        row["url"],
+        dict(row["headers"]),
+        secrets,
+        row["webhook_id"],
+        bytes(row["payload"]),
+        row["attempt_count"],
+        row["failing"],
+        claimed_at,
+    )
 
 
 class Dispatcher:
@@ -80,10 +68,11 @@ class Dispatcher:
         pool: asyncpg.Pool,
         sender: Sender,
         settings: WebhookSettings,
-        sealer: SecretSealer | None = None,
+        sealer: SecretSealer,
+        wake: asyncio.Event,
     ) -> None:
         self._pool = pool
-        self._sealer = sealer or SecretSealer(settings.secret_keys)
+        self._sealer = sealer
         self._sender = sender
         self._settings = settings
         self._schedule = settings.retry_schedule
@@ -95,7 +84,7 @@ class Dispatcher:
         self._max_in_flight = settings.webhook_max_in_flight
         self._tenant_cap = settings.webhook_max_in_flight_per_tenant
         self._writer = OutcomeWriter(pool, settings, self._recorded)
-        self._wake = asyncio.Event()
+        self._wake = wake  # set when deliveries may be due: queued, or a slot freed
         self._tasks: dict[asyncio.Task[None], Target] = {}
         self._running: Counter[UUID] = Counter()
         self._queued: dict[UUID, deque[Target]] = {}
@@ -105,11 +94,9 @@ class Dispatcher:
         self._unrecorded: set[UUID] = set()
         self._throttled = False
         self._ordered: set[UUID] = set()  # endpoints whose next events wait on recorded ones
-        self._listener = NotifyListener(settings.database_url, store.NOTIFY_CHANNEL, self._wake.set)
 
     async def run(self) -> None:
         writer = asyncio.create_task(self._writer.run())
-        listener = asyncio.create_task(self._listener.run())
         try:
             while True:
                 self._wake.clear()
@@ -119,9 +106,6 @@ class Dispatcher:
                             self._wake.wait(), self._settings.webhook_poll_interval_seconds
                         )
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await listener
             await self._shutdown(writer)
 
     # --- claiming ------------------------------------------------------------------------
@@ -145,9 +129,9 @@ class Dispatcher:
         quota = {endpoint: depth - self._held_by(endpoint) for endpoint in busy}
         tenant_depth = 2 * self._tenant_cap
         tenant_quota = {t: tenant_depth - n for t, n in self._tenant_held.items()}
-        quotas = store.Quotas(quota, depth, tenant_quota, tenant_depth)
+        quotas = queue.Quotas(quota, depth, tenant_quota, tenant_depth)
         try:
-            rows = await store.claim_due(self._pool, limit, self._lease, quotas)
+            rows = await queue.claim_due(self._pool, limit, self._lease, quotas)
         except Exception as exc:
             log.warning("cannot claim webhook deliveries, retrying: %r", exc)
             return False
@@ -161,7 +145,7 @@ class Dispatcher:
                 self._ordered.add(row["endpoint_id"])
             if row["enabled"]:
                 try:
-                    self._hold(Target.from_row(row, now, self._sealer))
+                    self._hold(target_of(row, now, self._sealer))
                 except SecretUnreadable as exc:
                     self._fail_unsent(row, str(exc))
         self._pump()
@@ -177,10 +161,17 @@ class Dispatcher:
         """An attempt that could not be made (a stored secret no key decrypts) fails like one
         without an answer: retried on the schedule, so fixing the keys lets it through."""
         log.error("delivery %s not sent: %s", row["id"], reason)
-        now = datetime.now(UTC)
-        attempt = Attempt(now, 0, error=reason)
-        verdict = decide(None, row["attempt_count"] + 1, self._schedule, now=now)
-        self._writer.put(Outcome(row["id"], row["endpoint_id"], attempt, verdict, row["failing"]))
+        self._writer.put(
+            unsent(
+                row["id"],
+                row["endpoint_id"],
+                row["attempt_count"],
+                row["failing"],
+                reason,
+                self._schedule,
+                datetime.now(UTC),
+            )
+        )
 
     def _hold(self, target: Target) -> None:
         self._queued.setdefault(target.endpoint_id, deque()).append(target)
@@ -257,26 +248,7 @@ class Dispatcher:
                 del counter[tenant]
 
     async def _deliver(self, target: Target) -> None:
-        attempt = await self._sender.post(
-            target.url,
-            target.headers,
-            target.secrets,
-            target.webhook_id,
-            target.payload,
-            target.tenant_id,
-        )
-        verdict = decide(
-            attempt.status_code,
-            target.attempts_made + 1,
-            self._schedule,
-            now=datetime.now(UTC),
-            retry_after=attempt.retry_after,
-        )
-        self._writer.put(
-            Outcome(
-                target.delivery_id, target.endpoint_id, attempt, verdict, target.endpoint_failing
-            )
-        )
+        self._writer.put(await deliver(self._sender, target, self._schedule))
         self._unrecorded.discard(target.delivery_id)
 
     # --- waking --------------------------------------------------------------------------
@@ -306,17 +278,27 @@ class Dispatcher:
         except Exception:
             writer.cancel()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(store.release(self._pool, list(self._unrecorded)), 5)
-        await self._sender.close()
+            await asyncio.wait_for(queue.release(self._pool, list(self._unrecorded)), 5)
 
 
-async def run_dispatcher(runtime: Runtime) -> None:
-    settings = webhook_settings(runtime)
-    pool = await _dispatch_pool(settings)
+async def run_dispatcher(runtime: Runtime[Resources]) -> None:
+    """The dispatcher on a pool of its own, with the service's sender (which outlives it, so
+    a dispatcher restarted by its supervisor sends through the same open session)."""
+    resources = runtime.resources
+    pool = await _dispatch_pool(resources.settings)
     try:
-        await Dispatcher(pool, sender_of(runtime), settings, sealer_of(runtime)).run()
+        dispatcher = Dispatcher(
+            pool, resources.sender, resources.settings, resources.sealer, resources.deliveries_due
+        )
+        await dispatcher.run()
     finally:
         await pool.close()
+
+
+async def run_listener(runtime: Runtime[Resources]) -> None:
+    """LISTEN for new deliveries and wake the dispatcher; it reconnects by itself."""
+    due = runtime.resources.deliveries_due
+    await NotifyListener(runtime.resources.settings.database_url, NOTIFY_CHANNEL, due.set).run()
 
 
 async def _dispatch_pool(settings: WebhookSettings) -> asyncpg.Pool:
@@ -324,7 +306,7 @@ async def _dispatch_pool(settings: WebhookSettings) -> asyncpg.Pool:
     delay = 0.5
     while True:
         try:
-            return await store.create_dispatch_pool(settings.database_url)
+            return await queue.create_dispatch_pool(settings.database_url)
         except Exception as exc:
             log.warning("cannot connect the dispatcher yet, retrying: %r", exc)
             await asyncio.sleep(delay)

@@ -6,7 +6,7 @@ Pure: no I/O. Times and randomness come in as arguments so every rule is testabl
 import random
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal, Protocol, TypeVar
@@ -14,8 +14,7 @@ from uuid import UUID
 
 import orjson
 
-from fulfilkit.contracts import EVENT_TYPES, WEBHOOK_ENDPOINT_DISABLED, EndpointDisabled, make_event
-from fulfilkit.events import CloudEvent
+from fulfilkit.contracts import EVENT_TYPES
 
 WILDCARD = "*"
 TEST_EVENT_TYPE = "webhook.test"
@@ -64,12 +63,108 @@ _HEADER_VALUE = re.compile(r"([\x21-\x7e]([\t\x20-\x7e]*[\x21-\x7e])?)?")
 SOURCE = "webhooks"
 
 
-class InvalidTransition(Exception):
-    pass
+# --- endpoints and deliveries as the use cases see them -------------------------------------
 
 
-class VersionConflict(Exception):
-    """The caller's `If-Match` version is not the current one."""
+@dataclass(frozen=True)
+class NewEndpoint:
+    url: str
+    event_types: list[str]
+    headers: dict[str, str]
+    description: str = ""
+    enabled: bool = True
+    ordered: bool = False
+
+
+@dataclass(frozen=True)
+class EndpointChanges:
+    """A partial update: None leaves a field as it is."""
+
+    url: str | None = None
+    event_types: list[str] | None = None
+    headers: dict[str, str] | None = None
+    description: str | None = None
+    enabled: bool | None = None
+    ordered: bool | None = None
+
+    def given(self) -> dict[str, Any]:
+        return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    id: UUID
+    url: str
+    description: str
+    event_types: list[str]
+    headers: dict[str, str]  # stored values: mask them (`masked_headers`) before showing
+    enabled: bool
+    ordered: bool
+    disabled_reason: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    previous_secret_expires_at: datetime | None
+    secret_generation: int
+    # Sealed (`SecretSealer`), and only where the store was asked for them.
+    secret: str | None = field(default=None, repr=False)
+    previous_secret: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class CreatedEndpoint:
+    endpoint: Endpoint
+    secret: str
+
+
+@dataclass(frozen=True)
+class RotatedSecret:
+    endpoint: Endpoint
+    secret: str
+
+
+@dataclass(frozen=True)
+class LoggedAttempt:
+    attempted_at: datetime
+    status_code: int | None
+    latency_ms: int
+    response_body: str | None
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: UUID
+    endpoint_id: UUID
+    event_id: UUID
+    event_type: str
+    subject: str
+    occurred_at: datetime
+    webhook_id: str
+    payload: bytes
+    status: DeliveryStatus
+    attempt_count: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    attempts: list[LoggedAttempt] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class DeliveryFilter:
+    """Which deliveries of an endpoint to list; None means any. `since`/`until` bound
+    `created_at` (inclusive, exclusive)."""
+
+    status: DeliveryStatus | None = None
+    event_type: str | None = None
+    subject: str | None = None
+    event_id: UUID | None = None
+    since: datetime | None = None
+    until: datetime | None = None
 
 
 # --- subscriptions -----------------------------------------------------------------------
@@ -175,10 +270,6 @@ def header_value_error(value: str) -> str | None:
     return None
 
 
-def header_error(name: str, value: str) -> str | None:
-    return header_name_error(name) or header_value_error(value)
-
-
 def headers_error(headers: Mapping[str, str]) -> str | None:
     """What is wrong with the set as a whole (each header being valid)."""
     if len(headers) > MAX_HEADERS:
@@ -202,23 +293,12 @@ def merge_masked(given: Mapping[str, str], stored: Mapping[str, str]) -> dict[st
     return {name: stored[name] if value == MASKED else value for name, value in given.items()}
 
 
-# --- delivery state machine ----------------------------------------------------------------
-
-TRANSITIONS: Mapping[DeliveryStatus, frozenset[DeliveryStatus]] = {
-    PENDING: frozenset({SUCCEEDED, FAILED}),
-    SUCCEEDED: frozenset({PENDING}),
-    FAILED: frozenset({PENDING}),
-}
-
-
-def ensure_transition(current: DeliveryStatus, target: DeliveryStatus) -> None:
-    if target not in TRANSITIONS[current]:
-        raise InvalidTransition(f"a {current} delivery cannot become {target}")
+# --- deliveries --------------------------------------------------------------------------
 
 
 def can_resend(status: DeliveryStatus) -> bool:
     """Finished deliveries can be queued again; a pending one is already queued."""
-    return PENDING in TRANSITIONS[status]
+    return status != PENDING
 
 
 # --- retries -----------------------------------------------------------------------------
@@ -317,31 +397,38 @@ class Outcome:
     endpoint_failing: bool = False  # as the endpoint stood when the delivery was claimed
 
 
-def endpoint_key(tenant_id: UUID, endpoint_id: UUID) -> str:
-    return f"{tenant_id}:webhook_endpoint:{endpoint_id}"
+@dataclass(frozen=True)
+class Target:
+    """A claimed delivery, ready to send: its endpoint's address, headers and open secrets."""
+
+    delivery_id: UUID
+    endpoint_id: UUID
+    tenant_id: UUID
+    url: str
+    headers: dict[str, str]
+    secrets: list[str]
+    webhook_id: str
+    payload: bytes
+    attempts_made: int
+    endpoint_failing: bool
+    claimed_at: float  # time.monotonic()
 
 
-ENDPOINT_SNAPSHOT_FIELDS = tuple(
-    name for name in EndpointDisabled.model_fields if name not in ("reason",)
-)
-
-
-def disabled_event(
-    tenant_id: UUID, endpoint: Mapping[str, Any], reason: str
-) -> tuple[str, CloudEvent]:
-    """`webhook.endpoint_disabled` with the endpoint's snapshot after the change (no secrets,
-    no custom headers: they may carry credentials)."""
-    snapshot = EndpointDisabled(
-        **{name: endpoint[name] for name in ENDPOINT_SNAPSHOT_FIELDS}, reason=reason
+def unsent(
+    delivery_id: UUID,
+    endpoint_id: UUID,
+    attempts_made: int,
+    endpoint_failing: bool,
+    reason: str,
+    schedule: Sequence[float],
+    now: datetime,
+) -> Outcome:
+    """An attempt that could not be made fails like one without an answer: retried on the
+    schedule, so fixing what stopped it lets it through."""
+    verdict = decide(None, attempts_made + 1, schedule, now=now)
+    return Outcome(
+        delivery_id, endpoint_id, Attempt(now, 0, error=reason), verdict, endpoint_failing
     )
-    event = make_event(
-        source=SOURCE,
-        type=WEBHOOK_ENDPOINT_DISABLED,
-        tenant_id=tenant_id,
-        subject=f"webhook_endpoints/{snapshot.id}",
-        data=snapshot,
-    )
-    return endpoint_key(tenant_id, snapshot.id), event
 
 
 def failing_too_long(failing_since: datetime | None, now: datetime, window: float) -> bool:

@@ -1,19 +1,18 @@
-"""Writes attempt outcomes in batches: each batch in one transaction with the endpoint health
-it changes, any endpoint it disables and the outbox event announcing that."""
+"""Writes attempt outcomes in batches (`record_outcomes`), retrying a batch while the database
+is out, and each outcome alone when the batch as a whole fails."""
 
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any, Final
 from uuid import UUID
 
 import asyncpg
 
 from fulfilkit.inbox import INFRASTRUCTURE_ERRORS
-from webhooks import store
-from webhooks.domain import Outcome, failing_reason, failing_too_long, gone_reason
+from webhooks.domain import Outcome
 from webhooks.settings import WebhookSettings
+from webhooks.usecases.deliveries import record_outcomes
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +37,7 @@ class OutcomeWriter:
         self._disable_after = settings.webhook_disable_after_failing_seconds
         self._on_written = on_written
         self._queue: asyncio.Queue[Any] = asyncio.Queue()
-        self._marked: set[UUID] = set()  # endpoints this writer marked as failing
+        self._marked: frozenset[UUID] = frozenset()  # endpoints this writer marked as failing
 
     def put(self, outcome: Outcome) -> None:
         self._queue.put_nowait(outcome)
@@ -77,44 +76,4 @@ class OutcomeWriter:
                 return
 
     async def _write(self, batch: list[Outcome]) -> None:
-        """Endpoint health and disabling first (lock order: endpoints, then deliveries), then
-        the outcomes. Health is written only when it changes, as the claim saw it."""
-        succeeded = {o.endpoint_id for o in batch if o.attempt.succeeded}
-        recovered = {
-            o.endpoint_id
-            for o in batch
-            if o.attempt.succeeded and (o.endpoint_failing or o.endpoint_id in self._marked)
-        }
-        failing = {
-            o.endpoint_id for o in batch if not o.attempt.succeeded and not o.endpoint_failing
-        } - succeeded
-        async with self._pool.acquire() as conn, conn.transaction():
-            if recovered or failing:
-                await store.note_endpoint_health(conn, recovered, failing)
-            if reasons := await self._reasons_to_disable(conn, batch):
-                await store.commit_durably(conn)  # it publishes an event: no async commit
-                await store.disable_endpoints(conn, reasons)
-            await store.record_outcomes(conn, batch)
-        self._marked = (self._marked | failing) - recovered
-
-    async def _reasons_to_disable(
-        self, conn: asyncpg.Connection, batch: list[Outcome]
-    ) -> dict[UUID, str]:
-        reasons = {
-            o.endpoint_id: gone_reason(o.attempt.status_code or 410)
-            for o in batch
-            if o.verdict.disable_endpoint
-        }
-        # Only an endpoint already failing when its delivery was claimed can be past the window.
-        failing = {
-            o.endpoint_id for o in batch if not o.attempt.succeeded and o.endpoint_failing
-        } - set(reasons)
-        if failing and self._disable_after > 0:
-            now = datetime.now(UTC)
-            since = await store.failing_since(conn, failing)
-            reasons |= {
-                endpoint: failing_reason(ts)
-                for endpoint, ts in since.items()
-                if failing_too_long(ts, now, self._disable_after)
-            }
-        return reasons
+        self._marked = await record_outcomes(self._pool, batch, self._disable_after, self._marked)

@@ -1,25 +1,21 @@
 """Encrypt stored signing secrets with the current key.
 
 At every start the service seals the secrets still stored in plaintext (those saved before
-encryption at rest). `python -m webhooks.reseal` re-encrypts every secret with the first key
-of `WEBHOOK_SECRET_KEYS`: the step of a key rotation after which the old key can be dropped.
+encryption at rest; `webhooks.resources`). `python -m webhooks.reseal` re-encrypts every
+secret with the first key of `WEBHOOK_SECRET_KEYS`: the step of a key rotation after which
+the old key can be dropped.
 """
 
 import asyncio
-import logging
 import sys
 
 import asyncpg
 
 from fulfilkit.db import create_pool
-from fulfilkit.service import Runtime
-from webhooks import store
 from webhooks.sealing import SecretSealer
 from webhooks.settings import WebhookSettings
+from webhooks.store import endpoints as store
 
-log = logging.getLogger(__name__)
-
-SEALER_KEY = "webhooks.sealer"
 PAGE = 500
 
 
@@ -35,19 +31,6 @@ async def reseal(pool: asyncpg.Pool, sealer: SecretSealer, *, plaintext_only: bo
             changed += await store.replace_secrets(pool, row["id"], old, new)
         after = rows[-1]["id"]
     return changed
-
-
-def sealer_of(runtime: Runtime) -> SecretSealer:
-    return runtime.extras[SEALER_KEY]
-
-
-async def start_sealer(runtime: Runtime) -> None:
-    settings = runtime.settings
-    assert isinstance(settings, WebhookSettings)
-    sealer = SecretSealer(settings.secret_keys)
-    runtime.extras[SEALER_KEY] = sealer
-    if sealed := await reseal(runtime.pool, sealer, plaintext_only=True):
-        log.info("encrypted %d stored webhook secrets", sealed)
 
 
 async def main() -> int:

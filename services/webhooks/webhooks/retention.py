@@ -15,8 +15,8 @@ import asyncpg
 
 from fulfilkit.retention import prune_every
 from fulfilkit.service import Runtime
-from webhooks import store
-from webhooks.settings import WebhookSettings
+from webhooks.resources import Resources
+from webhooks.store import deliveries as store
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,8 @@ async def prune(pool: asyncpg.Pool, older_than: timedelta, batch: int = PRUNE_BA
     return removed
 
 
-async def run_pruner(runtime: Runtime) -> None:
-    settings = runtime.settings
-    assert isinstance(settings, WebhookSettings)
+async def run_pruner(runtime: Runtime[Resources]) -> None:
+    settings = runtime.resources.settings
     older_than = timedelta(seconds=settings.webhook_retention_seconds)
     await prune_every(
         settings.webhook_prune_interval_seconds,

@@ -7,14 +7,12 @@ from uuid import UUID
 
 import aiohttp
 
-from fulfilkit.service import Runtime
 from webhooks.domain import Attempt, excerpt
 from webhooks.resolving import BoundedResolver, on_behalf_of
 from webhooks.settings import WebhookSettings
 from webhooks.signing import request_headers
 from webhooks.urls import AllowList, GuardedResolver, literal_refusal
 
-SENDER_KEY = "webhooks.sender"
 DRAIN_LIMIT_BYTES = 64 * 1024
 
 
@@ -99,16 +97,3 @@ async def _read_excerpt(response: aiohttp.ClientResponse) -> bytes:
 
 def _elapsed_ms(started: float) -> int:
     return round((time.perf_counter() - started) * 1000)
-
-
-def webhook_settings(runtime: Runtime) -> WebhookSettings:
-    assert isinstance(runtime.settings, WebhookSettings)
-    return runtime.settings
-
-
-def sender_of(runtime: Runtime) -> "Sender":
-    return runtime.extras[SENDER_KEY]
-
-
-async def start_sender(runtime: Runtime) -> None:
-    runtime.extras[SENDER_KEY] = Sender(webhook_settings(runtime))

@@ -1,0 +1,56 @@
+"""What the webhooks service opens at start: the secret sealer, the HTTP sender shared by the
+API (URL checks, test pings) and the dispatcher, and the signal that deliveries are due."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from fulfilkit.service import Runtime
+from webhooks.reseal import reseal
+from webhooks.sealing import SecretSealer
+from webhooks.sender import Sender
+from webhooks.settings import WebhookSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Resources:
+    settings: WebhookSettings
+    sealer: SecretSealer
+    # Open for the service's lifetime: the dispatcher borrows it, so a restarted dispatcher
+    # finds it open.
+    sender: Sender
+    # Set by the LISTEN loop (and by the dispatcher itself) when deliveries may be due.
+    deliveries_due: asyncio.Event
+
+
+def webhook_settings(runtime: Runtime[Any]) -> WebhookSettings:
+    assert isinstance(runtime.settings, WebhookSettings)
+    return runtime.settings
+
+
+@asynccontextmanager
+async def open_resources(runtime: Runtime[Any]) -> AsyncIterator[Resources]:
+    """Seals the secrets still stored in plaintext (saved before encryption at rest) first."""
+    settings = webhook_settings(runtime)
+    sealer = SecretSealer(settings.secret_keys)
+    if sealed := await reseal(runtime.pool, sealer, plaintext_only=True):
+        log.info("encrypted %d stored webhook secrets", sealed)
+    sender = Sender(settings)
+    try:
+        yield Resources(settings, sealer, sender, asyncio.Event())
+    finally:
+        await sender.close()
+
+
+async def _resources(request: Request) -> Resources:
+    return request.app.state.runtime.resources
+
+
+WebhookResources = Annotated[Resources, Depends(_resources)]

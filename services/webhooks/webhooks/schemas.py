@@ -1,0 +1,211 @@
+"""Request and response models of the routes under /api/v1/webhooks, and how the use cases'
+results map onto them."""
+
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Any
+from uuid import UUID
+
+import orjson
+from fastapi import Header
+from pydantic import AfterValidator, BaseModel, Field
+
+from fulfilkit.models import AwareTimestamp, Bool, StrictModel, Text
+from webhooks.domain import (
+    MASKED,
+    Attempt,
+    Delivery,
+    DeliveryStatus,
+    Endpoint,
+    EndpointChanges,
+    NewEndpoint,
+    header_name_error,
+    header_value_error,
+    headers_error,
+    masked_headers,
+    normalize_patterns,
+    pattern_error,
+)
+from webhooks.urls import shape_error
+
+
+def _valid_url(url: str) -> str:
+    if error := shape_error(url):
+        raise ValueError(error)
+    return url
+
+
+def _valid_pattern(pattern: str) -> str:
+    if error := pattern_error(pattern):
+        raise ValueError(error)
+    return pattern
+
+
+def _valid_header_name(name: str) -> str:
+    if error := header_name_error(name):
+        raise ValueError(error)
+    return name
+
+
+def _valid_header_value(value: str) -> str:
+    if error := header_value_error(value):
+        raise ValueError(error)
+    return value
+
+
+def _valid_headers(headers: dict[str, str]) -> dict[str, str]:
+    if error := headers_error(headers):
+        raise ValueError(error)
+    return headers
+
+
+WebhookUrl = Annotated[str, Field(max_length=2048), AfterValidator(_valid_url)]
+EventTypes = Annotated[
+    list[Annotated[str, AfterValidator(_valid_pattern)]],
+    Field(min_length=1, max_length=100),
+    AfterValidator(normalize_patterns),
+]
+CustomHeaders = Annotated[
+    dict[
+        Annotated[str, AfterValidator(_valid_header_name)],
+        Annotated[str, AfterValidator(_valid_header_value)],
+    ],
+    AfterValidator(_valid_headers),
+]
+
+
+Description = Annotated[Text, Field(max_length=1000)]
+
+
+class EndpointIn(StrictModel):
+    def new(self) -> NewEndpoint:
+        return NewEndpoint(**self.model_dump())
+
+    url: WebhookUrl
+    event_types: EventTypes = Field(default_factory=lambda: ["*"])
+    headers: CustomHeaders = Field(default_factory=dict)
+    description: Description = ""
+    enabled: Bool = True
+    ordered: Bool = Field(
+        default=False,
+        description="Deliver the events of one subject (one sale, one stock record) one at a"
+        " time, in the order they happened; other subjects still go out in parallel.",
+    )
+
+
+class EndpointPatch(StrictModel):
+    """Only the fields given are changed."""
+
+    url: WebhookUrl = ""
+    event_types: EventTypes = Field(default_factory=list)
+    headers: CustomHeaders = Field(default_factory=dict)
+    description: Description = ""
+    enabled: Bool = True
+    ordered: Bool = False
+
+    def changes(self) -> EndpointChanges:
+        return EndpointChanges(**self.model_dump(include=self.model_fields_set))
+
+
+class EndpointOut(BaseModel):
+    id: UUID
+    url: str
+    event_types: list[str]
+    headers: dict[str, str] = Field(
+        description=f"Custom header names; every value reads as {MASKED!r} (write-only)."
+    )
+    description: str
+    enabled: bool
+    ordered: bool
+    disabled_reason: str | None
+    version: int
+    created_at: datetime
+    updated_at: datetime
+    previous_secret_expires_at: datetime | None = None
+
+    @classmethod
+    def of(cls, endpoint: Endpoint) -> "EndpointOut":
+        return cls.model_validate({**asdict(endpoint), "headers": masked_headers(endpoint.headers)})
+
+
+class EndpointCreated(EndpointOut):
+    secret: str = Field(description="The signing secret; shown only in this response.")
+
+
+class SecretRotated(BaseModel):
+    id: UUID
+    secret: str
+    version: int
+    previous_secret_expires_at: datetime | None
+
+
+class PingResult(BaseModel):
+    success: bool
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+
+    @classmethod
+    def of(cls, attempt: Attempt) -> "PingResult":
+        return cls(
+            success=attempt.succeeded,
+            status_code=attempt.status_code,
+            latency_ms=attempt.latency_ms,
+            error=attempt.error,
+        )
+
+
+class RecoverIn(StrictModel):
+    since: AwareTimestamp = Field(description="Failed deliveries created at or after this time.")
+    until: AwareTimestamp | None = Field(default=None, description="... and before this one.")
+
+
+class Recovered(BaseModel):
+    recovered: int = Field(description="How many failed deliveries were queued again.")
+
+
+class AttemptOut(BaseModel):
+    attempted_at: datetime
+    status_code: int | None
+    latency_ms: int
+    response_body: str | None
+    error: str | None
+
+
+class DeliveryOut(BaseModel):
+    id: UUID
+    endpoint_id: UUID
+    event_id: UUID
+    event_type: str
+    subject: str
+    occurred_at: datetime
+    webhook_id: str
+    status: DeliveryStatus
+    attempt_count: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    payload: dict[str, Any]
+    attempts: list[AttemptOut]
+
+    @classmethod
+    def of(cls, delivery: Delivery) -> "DeliveryOut":
+        return cls.model_validate({**asdict(delivery), "payload": orjson.loads(delivery.payload)})
+
+
+NO_STORE = "no-store"
+# Declared for the OpenAPI and checked like `idempotency.check_key`; `idempotency.once` reads it.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retrying with the same key (per tenant) answers the first request's result"
+        " instead of acting again.",
+    ),
+]

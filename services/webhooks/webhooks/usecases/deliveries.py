@@ -1,0 +1,199 @@
+"""Use cases of deliveries: queue them from events, deliver one (an attempt and its verdict),
+record the outcomes, read them, queue finished ones again."""
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from fulfilkit.errors import Conflict, Invalid, NotFound
+from fulfilkit.outbox import add_events
+from fulfilkit.received import Event
+from webhooks.domain import (
+    Delivery,
+    DeliveryFilter,
+    Outcome,
+    Target,
+    can_resend,
+    decide,
+    failing_reason,
+    failing_too_long,
+    gone_reason,
+    plan_deliveries,
+    recover_window_error,
+    webhook_id,
+    webhook_payload,
+)
+from webhooks.events import endpoint_disabled
+from webhooks.sender import Sender
+from webhooks.store import SCHEMA, Executor, dispatching, notify_dispatcher
+from webhooks.store import deliveries as store
+from webhooks.store import endpoints as endpoint_store
+from webhooks.usecases.endpoints import get_endpoint
+
+
+def no_delivery() -> NotFound:
+    return NotFound("No such webhook delivery.")
+
+
+# --- from events -----------------------------------------------------------------------------
+
+
+async def record_deliveries(conn: asyncpg.Connection, events: Sequence[Event[Any]]) -> int:
+    """One delivery per subscribed endpoint of each event's tenant, in the caller's (the
+    inbox's) transaction; the dispatchers are woken when it commits. The payload carries the
+    event's data as its contract model dumps it, which is what its producer published."""
+    subscriptions = await store.subscriptions(conn, (e.tenantid for e in events))
+    planned = plan_deliveries(events, subscriptions)
+    if not planned:
+        return 0
+    payloads = {
+        e.id: webhook_payload(e.type, e.time, e.data.model_dump(mode="json")) for e, _ in planned
+    }
+    rows = [
+        (
+            e.tenantid,
+            s.endpoint_id,
+            e.id,
+            e.type,
+            webhook_id(e.id, s.endpoint_id),
+            payloads[e.id],
+            e.subject,
+            e.time,
+        )
+        for e, s in planned
+    ]
+    inserted = await store.insert_deliveries(conn, rows)
+    if inserted:
+        await notify_dispatcher(conn)
+    return inserted
+
+
+# --- delivering ------------------------------------------------------------------------------
+
+
+async def deliver(sender: Sender, target: Target, schedule: Sequence[float]) -> Outcome:
+    """One signed POST of a claimed delivery, and what follows from its answer: succeeded,
+    failed (the endpoint disabled on a 410), or pending again after the schedule's delay
+    (or the `Retry-After` the endpoint asked for)."""
+    attempt = await sender.post(
+        target.url,
+        target.headers,
+        target.secrets,
+        target.webhook_id,
+        target.payload,
+        target.tenant_id,
+    )
+    verdict = decide(
+        attempt.status_code,
+        target.attempts_made + 1,
+        schedule,
+        now=datetime.now(UTC),
+        retry_after=attempt.retry_after,
+    )
+    return Outcome(
+        target.delivery_id, target.endpoint_id, attempt, verdict, target.endpoint_failing
+    )
+
+
+async def record_outcomes(
+    pool: asyncpg.Pool, batch: Sequence[Outcome], disable_after: float, marked: frozenset[UUID]
+) -> frozenset[UUID]:
+    """Writes a batch of outcomes in one transaction with the endpoint health they change,
+    any endpoint they disable (answered 410, or failing for `disable_after` seconds) and the
+    `webhook.endpoint_disabled` event announcing it.
+
+    Health is written only when it changes, as the claim saw it; `marked`: the endpoints the
+    caller's earlier batches marked as failing. Returns it updated. Lock order: endpoints,
+    then deliveries."""
+    succeeded = {o.endpoint_id for o in batch if o.attempt.succeeded}
+    recovered = {
+        o.endpoint_id
+        for o in batch
+        if o.attempt.succeeded and (o.endpoint_failing or o.endpoint_id in marked)
+    }
+    failing = {
+        o.endpoint_id for o in batch if not o.attempt.succeeded and not o.endpoint_failing
+    } - succeeded
+    async with pool.acquire() as conn, conn.transaction():
+        if recovered or failing:
+            await dispatching.note_endpoint_health(conn, recovered, failing)
+        if reasons := await _reasons_to_disable(conn, batch, disable_after):
+            await dispatching.commit_durably(conn)  # it publishes an event: no async commit
+            disabled = await endpoint_store.disable_endpoints(conn, reasons)
+            if disabled:
+                await endpoint_store.pause_deliveries(conn, [e.id for _, e in disabled])
+                events = [endpoint_disabled(t, e, e.disabled_reason or "") for t, e in disabled]
+                await add_events(conn, SCHEMA, events)
+        await dispatching.record_outcomes(conn, batch)
+    return (marked | failing) - recovered
+
+
+async def _reasons_to_disable(
+    conn: asyncpg.Connection, batch: Sequence[Outcome], disable_after: float
+) -> dict[UUID, str]:
+    reasons = {
+        o.endpoint_id: gone_reason(o.attempt.status_code or 410)
+        for o in batch
+        if o.verdict.disable_endpoint
+    }
+    # Only an endpoint already failing when its delivery was claimed can be past the window.
+    failing = {
+        o.endpoint_id for o in batch if not o.attempt.succeeded and o.endpoint_failing
+    } - set(reasons)
+    if failing and disable_after > 0:
+        now = datetime.now(UTC)
+        since = await dispatching.failing_since(conn, failing)
+        reasons |= {
+            endpoint: failing_reason(ts)
+            for endpoint, ts in since.items()
+            if failing_too_long(ts, now, disable_after)
+        }
+    return reasons
+
+
+# --- through the API -------------------------------------------------------------------------
+
+
+async def list_deliveries(
+    db: Executor, tenant: UUID, endpoint_id: UUID, where: DeliveryFilter, limit: int, offset: int
+) -> tuple[list[Delivery], int]:
+    """Newest first, each with its attempts; filters combine."""
+    await get_endpoint(db, tenant, endpoint_id)
+    return await store.list_deliveries(db, tenant, endpoint_id, where, limit, offset)
+
+
+async def get_delivery(db: Executor, tenant: UUID, delivery_id: UUID) -> Delivery:
+    delivery = await store.get_delivery(db, tenant, delivery_id)
+    if delivery is None:
+        raise no_delivery()
+    return delivery
+
+
+async def resend_delivery(pool: asyncpg.Pool, tenant: UUID, delivery_id: UUID) -> Delivery:
+    """Queue a finished delivery again, with a fresh retry schedule and the same webhook-id."""
+    async with pool.acquire() as conn, conn.transaction():
+        status = await store.lock_delivery(conn, tenant, delivery_id)
+        if status is None:
+            raise no_delivery()
+        if not can_resend(status):
+            raise Conflict("The delivery is still pending; it will be sent.")
+        await store.requeue_delivery(conn, delivery_id)
+    return await get_delivery(pool, tenant, delivery_id)
+
+
+async def recover_deliveries(
+    pool: asyncpg.Pool, tenant: UUID, endpoint_id: UUID, since: datetime, until: datetime | None
+) -> int:
+    """Queue again every failed delivery of the endpoint created since `since` (and before
+    `until`), each with a fresh retry schedule and its webhook-id unchanged; how many."""
+    if error := recover_window_error(since, until, datetime.now(UTC)):
+        raise Invalid(
+            "Nothing can be recovered in that window.",
+            errors=[{"field": "/since", "message": error, "in": "body"}],
+        )
+    async with pool.acquire() as conn, conn.transaction():
+        await get_endpoint(conn, tenant, endpoint_id)
+        return await store.recover_failed(conn, tenant, endpoint_id, since, until)
