@@ -2,10 +2,12 @@
 
 import asyncio
 import uuid
+from typing import Any
 
 from fulfilkit import contracts as c
 from fulfilkit.events import CloudEvent, utcnow
 from fulfilkit.inbox import Inbox
+from fulfilkit.received import Event, decode_event
 from fulfilment.handlers import moves_fulfillments
 from stock.handlers import changes_stock
 
@@ -32,6 +34,11 @@ def sale_event(type_: str, status: str) -> CloudEvent:
 
 def received(event: CloudEvent) -> CloudEvent:  # transitional: consumers read dicts
     return event
+
+
+def decoded(event: CloudEvent) -> Event[Any]:
+    """As a typed consumer's inbox hands it over."""
+    return decode_event(event.to_bytes())
 
 
 class Record:
@@ -62,11 +69,11 @@ def test_stock_acts_only_on_creation_cancellation_and_shipping() -> None:
 
 
 def test_fulfilment_acts_only_on_claims_shipments_and_cancellations() -> None:
-    assert moves_fulfillments(received(sale_event(c.SALE_STATUS_CHANGED, "in_fulfillment")))
-    assert moves_fulfillments(received(sale_event(c.SALE_STATUS_CHANGED, "shipped")))
-    assert moves_fulfillments(received(sale_event(c.SALE_CANCELED, "canceled")))
+    assert moves_fulfillments(decoded(sale_event(c.SALE_STATUS_CHANGED, "in_fulfillment")))
+    assert moves_fulfillments(decoded(sale_event(c.SALE_STATUS_CHANGED, "shipped")))
+    assert moves_fulfillments(decoded(sale_event(c.SALE_CANCELED, "canceled")))
     for status in ("pending", "backordered", "delivered"):
-        assert not moves_fulfillments(received(sale_event(c.SALE_STATUS_CHANGED, status)))
+        assert not moves_fulfillments(decoded(sale_event(c.SALE_STATUS_CHANGED, status)))
 
 
 def test_irrelevant_events_cost_no_transaction() -> None:

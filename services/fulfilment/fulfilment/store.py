@@ -5,8 +5,6 @@ from uuid import UUID
 
 import asyncpg
 
-from fulfilkit.outbox import Keyed, outbox_arrays, outbox_insert
-from fulfilkit.outbox import channel as outbox_channel
 from fulfilment.domain import Fulfillment
 
 S = "fulfilment"
@@ -74,15 +72,6 @@ async def insert_many(conn: asyncpg.Connection, items: Sequence[Fulfillment]) ->
     return [r["id"] for r in rows]
 
 
-async def lock(conn: asyncpg.Connection, tenant_id: UUID, fulfillment: UUID) -> Fulfillment | None:
-    row = await conn.fetchrow(
-        f"SELECT {COLUMNS} FROM {S}.fulfillments WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
-        tenant_id,
-        fulfillment,
-    )
-    return Fulfillment(**dict(row)) if row else None
-
-
 async def live_for_sales(
     conn: asyncpg.Connection, sales: Sequence[tuple[UUID, UUID]], *, lock: bool = False
 ) -> list[Fulfillment]:
@@ -107,23 +96,3 @@ async def save_statuses(conn: asyncpg.Connection, items: Sequence[Fulfillment]) 
             [f.status for f in items],
             [f.version for f in items],
         )
-
-
-async def save_status_if_unchanged(
-    db: asyncpg.Pool | asyncpg.Connection, moved: Fulfillment, event: Keyed
-) -> bool:
-    """Compare-and-set: write `moved` and its event only if the stored row is still the
-    version before it; one statement, no transaction round trips. False when it changed."""
-    row = await db.fetchrow(
-        f"WITH moved AS (UPDATE {S}.fulfillments SET status = $3, version = $4,"
-        " updated_at = now() WHERE tenant_id = $1 AND id = $2 AND version = $4 - 1 RETURNING id),"
-        f" event AS ({outbox_insert(S, 5, 'EXISTS (SELECT FROM moved)')})"
-        " SELECT pg_notify($9, '') FROM moved",
-        moved.tenant_id,
-        moved.id,
-        moved.status,
-        moved.version,
-        *outbox_arrays([event]),
-        outbox_channel(S),
-    )
-    return row is not None
