@@ -45,7 +45,7 @@ def orders_answers() -> Iterator[None]:
 
 @router.post("/shipping/init", response_model=ShippingInitOut)
 async def shipping_init(
-    body: ShippingInitIn, tenant: TenantId, actor: Actor, runtime: RuntimeDep, res: Resources
+    body: ShippingInitIn, tenant: TenantId, actor: Actor, runtime: RuntimeDep, resources: Resources
 ) -> ShippingInitOut:
     """Claim each pending sale for shipping and give it a fulfillment; report the others.
 
@@ -54,7 +54,7 @@ async def shipping_init(
     settings = cast(FulfilmentSettings, runtime.settings)
     with orders_answers():
         outcome = await usecases.init_shipping(
-            runtime.pool, res.orders, settings, tenant, actor, body.sale_ids
+            runtime.pool, resources.orders, settings, tenant, actor, body.sale_ids
         )
     return ShippingInitOut(
         fulfillments=[fulfillment_out(f) for f in outcome.fulfillments],
@@ -71,7 +71,7 @@ async def get_fulfillment(
 
 @router.post("/fulfillments/status", response_model=StatusUpdatesOut)
 async def change_statuses(
-    body: StatusUpdatesIn, tenant: TenantId, actor: Actor, runtime: RuntimeDep, res: Resources
+    body: StatusUpdatesIn, tenant: TenantId, actor: Actor, runtime: RuntimeDep, resources: Resources
 ) -> StatusUpdatesOut:
     """Move up to 100 fulfillments forward, each as `POST /fulfillments/{id}/status` would.
     Those that cannot move are listed in `errors` (`not_found`, or `conflict` for a move
@@ -79,7 +79,7 @@ async def change_statuses(
     updates = [usecases.StatusUpdate(u.id, u.status) for u in body.updates]
     with orders_answers():
         outcome = await usecases.update_fulfillment_statuses(
-            runtime.pool, res.orders, tenant, actor, updates
+            runtime.pool, resources.orders, tenant, actor, updates
         )
     return StatusUpdatesOut(
         fulfillments=[fulfillment_out(f) for f in outcome.fulfillments],
@@ -94,14 +94,14 @@ async def change_status(
     tenant: TenantId,
     actor: Actor,
     runtime: RuntimeDep,
-    res: Resources,
+    resources: Resources,
 ) -> dict[str, Any]:
     """Move a fulfillment forward. `shipped` first asks `orders` to ship the sale, so a
     canceled sale is refused (409) and never leaves the warehouse."""
     with orders_answers():
         outcome = await usecases.update_fulfillment_statuses(
             runtime.pool,
-            res.orders,
+            resources.orders,
             tenant,
             actor,
             [usecases.StatusUpdate(fulfillment_id, body.status)],
