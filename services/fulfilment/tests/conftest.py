@@ -79,12 +79,14 @@ class Sale:
 @dataclass
 class FakeOrders:
     """orders' claim and ship, as orders answers them, over the sales a test gives it.
-    `answer_status` makes every request fail with that status instead."""
+    `answer_status` makes every request fail with that status instead; `answer_body` makes
+    every answer a 200 with that body."""
 
     url: str = ""
     sales: dict[tuple[uuid.UUID, str], Sale] = field(default_factory=dict)
     requests: list[tuple[str, uuid.UUID, list[str]]] = field(default_factory=list)
     answer_status: int | None = None
+    answer_body: bytes | None = None
 
     def add(self, tenant: uuid.UUID, status: str = "pending", **kwargs: Any) -> Sale:
         sale = Sale(uuid.uuid4(), f"S-{uuid.uuid4().hex[:10]}", status, **kwargs)
@@ -102,6 +104,8 @@ class FakeOrders:
         self.requests.append((request.path, tenant, sale_ids))
         if self.answer_status is not None:
             return web.json_response({"detail": "Refused."}, status=self.answer_status)
+        if self.answer_body is not None:
+            return web.Response(body=self.answer_body, content_type="application/json")
         if request.path == "/internal/sales/claim":
             return web.json_response(self.claim(tenant, sale_ids))
         return web.json_response(self.ship(tenant, sale_ids))

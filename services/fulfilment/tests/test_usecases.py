@@ -124,6 +124,19 @@ async def test_init_shipping_writes_nothing_when_orders_does_not_claim(
     assert await outbox(pool, tenant) == []
 
 
+async def test_an_answer_of_orders_that_is_not_a_claim_writes_nothing(pool, orders, session):
+    tenant = uuid.uuid4()
+    sale = orders.add(tenant)
+    orders.answer_body = b'{"claimed": "all of them", "errors": []}'
+
+    with pytest.raises(OrdersUnavailable, match="unreadable"):
+        await usecases.init_shipping(
+            pool, orders.client(session), SETTINGS, tenant, ACTOR, [sale.sale_id]
+        )
+
+    assert await rows(pool, tenant) == {}
+
+
 async def test_init_shipping_says_when_orders_cannot_be_reached(pool, session):
     nobody = OrdersClient(session, "http://127.0.0.1:9", "token")  # nothing listens there
     with pytest.raises(OrdersUnavailable, match="cannot be reached"):
