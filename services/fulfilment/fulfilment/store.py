@@ -5,6 +5,8 @@ from uuid import UUID
 
 import asyncpg
 
+from fulfilkit.outbox import Keyed, outbox_arrays, outbox_insert
+from fulfilkit.outbox import channel as outbox_channel
 from fulfilment.domain import Fulfillment
 
 S = "fulfilment"
@@ -96,3 +98,23 @@ async def save_statuses(conn: asyncpg.Connection, items: Sequence[Fulfillment]) 
             [f.status for f in items],
             [f.version for f in items],
         )
+
+
+async def save_status_if_unchanged(
+    db: asyncpg.Pool | asyncpg.Connection, moved: Fulfillment, event: Keyed
+) -> bool:
+    """Compare-and-set: write `moved` and its (already built) event only if the stored row
+    is still the version before it, in one statement. False when it changed."""
+    row = await db.fetchrow(
+        f"WITH moved AS (UPDATE {S}.fulfillments SET status = $3, version = $4,"
+        " updated_at = now() WHERE tenant_id = $1 AND id = $2 AND version = $4 - 1 RETURNING id),"
+        f" event AS ({outbox_insert(S, 5, 'EXISTS (SELECT FROM moved)')})"
+        " SELECT pg_notify($9, '') FROM moved",
+        moved.tenant_id,
+        moved.id,
+        moved.status,
+        moved.version,
+        *outbox_arrays([event]),
+        outbox_channel(S),
+    )
+    return row is not None

@@ -153,6 +153,8 @@ async def update_fulfillment_statuses(
             )
     if not wanted:
         return Outcome([], refused)
+    if len(wanted) == 1 and (alone := await _move_unless_changed(pool, found, wanted)):
+        return Outcome([alone], refused)
     moved: dict[UUID, Fulfillment] = {}
     async with pool.acquire() as conn, conn.transaction():
         locked = await store.get_many(conn, tenant, list(wanted), lock=True)
@@ -169,6 +171,21 @@ async def update_fulfillment_statuses(
             after = {f.id: f for f in await _move(conn, fulfillments, target)}
             moved |= {f.id: after.get(f.id, f) for f in fulfillments}
     return Outcome([moved[fid] for fid in targets if fid in moved], refused)
+
+
+async def _move_unless_changed(
+    pool: asyncpg.Pool, read: dict[UUID, Fulfillment], wanted: dict[UUID, str]
+) -> Fulfillment | None:
+    """The usual single move in one statement instead of a locking transaction: the
+    fulfillment as read, moved if nobody changed it since. None when somebody did: it is
+    decided again under its lock then."""
+    [(fid, target)] = wanted.items()
+    before = read[fid]
+    after = advance(before, target)  # it can move: checked when read
+    if after is None:
+        return before
+    event = events.fulfillment_status_changed(after, before.status)
+    return after if await store.save_status_if_unchanged(pool, after, event) else None
 
 
 async def get_fulfillment(pool: asyncpg.Pool, tenant: UUID, fulfillment: str) -> Fulfillment:

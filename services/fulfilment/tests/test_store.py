@@ -7,7 +7,8 @@ import asyncpg
 import pytest
 
 from fulfilkit.events import utcnow
-from fulfilment import store
+from fulfilkit.received import decode_event
+from fulfilment import events, store
 from fulfilment.domain import Fulfillment, fulfillment_number
 
 pytestmark = pytest.mark.integration
@@ -101,3 +102,27 @@ async def test_locking_reads_hold_the_rows_until_the_transaction_ends(pool):
                     await store.live_for_sales(other, [(tenant, f.sale)], lock=True)
     async with pool.acquire() as conn, conn.transaction():
         assert await store.live_for_sales(conn, [(tenant, f.sale)], lock=True) == [f]
+
+
+async def test_save_status_if_unchanged_writes_only_over_the_version_it_read(pool):
+    tenant = uuid.uuid4()
+    f = new(tenant)
+    await insert(pool, f)
+    picking = dataclasses.replace(f, status="picking", version=2)
+    packed_from_stale_read = dataclasses.replace(f, status="packed", version=2)
+
+    assert await store.save_status_if_unchanged(
+        pool, picking, events.fulfillment_status_changed(picking, f.status)
+    )
+    assert not await store.save_status_if_unchanged(
+        pool,
+        packed_from_stale_read,
+        events.fulfillment_status_changed(packed_from_stale_read, f.status),
+    )
+
+    async with pool.acquire() as conn:
+        assert await store.get(conn, tenant, f.id) == picking
+    published = await pool.fetch(
+        "SELECT payload FROM fulfilment.outbox WHERE key LIKE $1", f"{tenant}:%"
+    )
+    assert [decode_event(r["payload"]).data.status for r in published] == ["picking"]
