@@ -153,8 +153,10 @@ async def update_fulfillment_statuses(
             )
     if not wanted:
         return Outcome([], refused)
-    if len(wanted) == 1 and (alone := await _move_unless_changed(pool, found, wanted)):
-        return Outcome([alone], refused)
+    if len(wanted) == 1:
+        [(fid, target)] = wanted.items()
+        if (alone := await _move_unless_changed(pool, found[fid], target)) is not None:
+            return Outcome([alone], refused)
     moved: dict[UUID, Fulfillment] = {}
     async with pool.acquire() as conn, conn.transaction():
         locked = await store.get_many(conn, tenant, list(wanted), lock=True)
@@ -174,17 +176,15 @@ async def update_fulfillment_statuses(
 
 
 async def _move_unless_changed(
-    pool: asyncpg.Pool, read: dict[UUID, Fulfillment], wanted: dict[UUID, str]
+    pool: asyncpg.Pool, read: Fulfillment, target: str
 ) -> Fulfillment | None:
-    """The usual single move in one statement instead of a locking transaction: the
-    fulfillment as read, moved if nobody changed it since. None when somebody did: it is
-    decided again under its lock then."""
-    [(fid, target)] = wanted.items()
-    before = read[fid]
-    after = advance(before, target)  # it can move: checked when read
+    """The usual single move in one statement instead of a locking transaction: `read`
+    moved to `target` if nobody changed it since. None when somebody did: it is decided
+    again under its lock then."""
+    after = advance(read, target)  # it can move: checked when read
     if after is None:
-        return before
-    event = events.fulfillment_status_changed(after, before.status)
+        return read
+    event = events.fulfillment_status_changed(after, read.status)
     return after if await store.save_status_if_unchanged(pool, after, event) else None
 
 
