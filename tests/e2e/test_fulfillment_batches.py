@@ -140,3 +140,42 @@ async def test_another_tenants_fulfillment_is_not_found_and_stays(
     still = await other_tenant.get(f"/fulfillment/fulfillments/{theirs['id']}")
     assert still.body["status"] == "waiting_for_picking"
     assert await sale_status(other_tenant, theirs["sale_id"]) == "in_fulfillment"
+
+
+async def test_one_fulfillment_moved_alone_is_answered_as_its_batch_item(tenant: Client):
+    """`POST /fulfillments/{id}/status` is a batch of one: what the batch lists as an item's
+    error, the single request answers as its problem (404 or 409, same detail and fields)."""
+    (canceled, shipped), _ = await claimed(tenant, 2)
+    cancel = await tenant.post(
+        "/sales/cancel", {"sale_id": canceled["sale_id"], "cancel_reason": "customer_request"}
+    )
+    assert cancel.status == 200
+    await eventually(
+        lambda: tenant.get(f"/fulfillment/fulfillments/{canceled['id']}"),
+        lambda r: r.body["status"] == "canceled",
+        what="fulfillment canceled",
+    )
+    first = await tenant.post(
+        f"/fulfillment/fulfillments/{shipped['id']}/status", {"status": "shipped"}
+    )
+    assert (first.status, first.body["status"]) == (200, "shipped"), first
+
+    for fid, status, answer in [
+        (str(uuid.uuid4()), "packed", 404),
+        ("not-a-uuid", "packed", 404),
+        (shipped["id"], "picking", 409),
+        (canceled["id"], "shipped", 409),
+        (shipped["id"], "shipped", 200),
+    ]:
+        single = await tenant.post(f"/fulfillment/fulfillments/{fid}/status", {"status": status})
+        batch = await tenant.post(BATCH, {"updates": [{"id": fid, "status": status}]})
+        assert single.status == answer, (fid, status, single)
+        if answer == 200:
+            assert batch.body == {"fulfillments": [single.body], "errors": []}
+            continue
+        [error] = batch.body["errors"]
+        assert single.problem_code == ("no_content" if answer == 404 else "conflict")
+        assert error["code"] == ("not_found" if answer == 404 else "conflict")
+        problem = {k: v for k, v in single.body.items() if k not in ("type", "title", "status")}
+        item = {k: v for k, v in error.items() if k != "id"}
+        assert problem == {**item, "code": single.problem_code}, (single, batch)

@@ -2,6 +2,7 @@
 
 import asyncio
 import uuid
+from typing import Any
 
 from fulfilkit import contracts as c
 from fulfilkit.events import CloudEvent, utcnow
@@ -31,12 +32,8 @@ def sale_event(type_: str, status: str) -> CloudEvent:
     )
 
 
-def received(event: CloudEvent) -> CloudEvent:  # transitional: consumers read dicts
-    return event
-
-
-def typed(event: CloudEvent) -> Event:
-    """The event as a typed consumer receives it."""
+def decoded(event: CloudEvent) -> Event[Any]:
+    """As a typed consumer's inbox hands it over."""
     return decode_event(event.to_bytes())
 
 
@@ -60,19 +57,19 @@ class NoDatabase:
 
 
 def test_stock_acts_only_on_creation_cancellation_and_shipping() -> None:
-    assert changes_stock(typed(sale_event(c.SALE_CREATED, "awaiting_stock")))
-    assert changes_stock(typed(sale_event(c.SALE_CANCELED, "canceled")))
-    assert changes_stock(typed(sale_event(c.SALE_STATUS_CHANGED, "shipped")))
+    assert changes_stock(decoded(sale_event(c.SALE_CREATED, "awaiting_stock")))
+    assert changes_stock(decoded(sale_event(c.SALE_CANCELED, "canceled")))
+    assert changes_stock(decoded(sale_event(c.SALE_STATUS_CHANGED, "shipped")))
     for status in ("pending", "backordered", "in_fulfillment", "delivered", "canceled"):
-        assert not changes_stock(typed(sale_event(c.SALE_STATUS_CHANGED, status)))
+        assert not changes_stock(decoded(sale_event(c.SALE_STATUS_CHANGED, status)))
 
 
 def test_fulfilment_acts_only_on_claims_shipments_and_cancellations() -> None:
-    assert moves_fulfillments(received(sale_event(c.SALE_STATUS_CHANGED, "in_fulfillment")))
-    assert moves_fulfillments(received(sale_event(c.SALE_STATUS_CHANGED, "shipped")))
-    assert moves_fulfillments(received(sale_event(c.SALE_CANCELED, "canceled")))
+    assert moves_fulfillments(decoded(sale_event(c.SALE_STATUS_CHANGED, "in_fulfillment")))
+    assert moves_fulfillments(decoded(sale_event(c.SALE_STATUS_CHANGED, "shipped")))
+    assert moves_fulfillments(decoded(sale_event(c.SALE_CANCELED, "canceled")))
     for status in ("pending", "backordered", "delivered"):
-        assert not moves_fulfillments(received(sale_event(c.SALE_STATUS_CHANGED, status)))
+        assert not moves_fulfillments(decoded(sale_event(c.SALE_STATUS_CHANGED, status)))
 
 
 def test_irrelevant_events_cost_no_transaction() -> None:

@@ -1,7 +1,10 @@
 """Fulfillments, their state machine and shipping-provider choice. No I/O here."""
 
+import dataclasses
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 STATUS_ORDER = ("waiting_for_picking", "picking", "packed", "shipped", "delivered")
@@ -77,7 +80,22 @@ def why_not(current: str, target: str) -> str | None:
     return None
 
 
-def is_bulky(sale: dict) -> bool:
+def advance(f: Fulfillment, target: str) -> Fulfillment | None:
+    """`f` moved to `target` (one version later), or None when it is there already.
+
+    Raises IllegalTransition if it cannot move there."""
+    status = next_status(f.status, target)
+    if status is None:
+        return None
+    return dataclasses.replace(f, status=status, version=f.version + 1)
+
+
+def movable(fulfillments: Sequence[Fulfillment], target: str) -> list[Fulfillment]:
+    """Those that can move to `target` (where the others are simply left alone)."""
+    return [f for f in fulfillments if why_not(f.status, target) is None]
+
+
+def is_bulky(reservation: Mapping[str, Any] | None) -> bool:
     """A shipment is bulky when any reserved line's product is."""
-    lines = (sale.get("reservation") or {}).get("lines") or []
+    lines = (reservation or {}).get("lines") or []
     return any(line.get("is_bulky") for line in lines)

@@ -8,7 +8,7 @@ SOURCE = "/fulfilment"
 
 
 def snapshot(f: Fulfillment) -> c.FulfillmentSnapshot:
-    fields = dict(vars(f))  # shallow: every field is a scalar (asdict deep-copies, slowly)
+    fields = dict(vars(f))  # every field is a scalar: a shallow copy is enough
     fields.pop("tenant_id")
     return c.FulfillmentSnapshot(**fields)
 

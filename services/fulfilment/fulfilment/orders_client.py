@@ -1,15 +1,69 @@
-"""The synchronous asks to `orders`, which alone decides a sale's status."""
+"""The synchronous asks to `orders`, which alone decides a sale's status.
 
-from typing import Any
+Both are batches of up to 100 sales. When orders does not do what was asked at all, the
+client raises `OrdersRefused` or `OrdersUnavailable`; the routes say how each is answered.
+"""
+
+from typing import Any, TypeVar
 from uuid import UUID
 
 import aiohttp
+import orjson
+from pydantic import BaseModel, ValidationError
 
+from fulfilkit import contracts as c
 from fulfilkit.http.internal import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, TENANT_HEADER
-from fulfilkit.http.problems import CODE_OF_STATUS, Problem
 from fulfilkit.logs import request_id_var
 
 _CLIENT_ERRORS = (400, 404, 409, 413, 422)
+
+
+class OrdersError(Exception):
+    """orders did not do what was asked, for none of the sales."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class OrdersRefused(OrdersError):
+    """orders refused the request itself (`status` is its 4xx answer): asking again the same
+    way gets the same answer."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+
+
+class OrdersUnavailable(OrdersError):
+    """orders could not be asked, or could not answer: asking again later may work."""
+
+
+class ClaimRefusal(BaseModel):
+    sale_id: str
+    code: str  # not_found, invalid_status
+    detail: str
+    status: str | None = None  # the sale's, when it is not pending
+
+
+class Claimed(BaseModel):
+    claimed: list[c.SaleSnapshot]
+    errors: list[ClaimRefusal]
+
+
+class ShipRefusal(BaseModel):
+    sale_id: str
+    code: str  # not_found, conflict
+    detail: str
+    sale_status: str | None = None
+
+
+class Shipped(BaseModel):
+    shipped: list[str]  # sale_ids now shipped (or already shipped or delivered)
+    errors: list[ShipRefusal]
+
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class OrdersClient:
@@ -18,9 +72,20 @@ class OrdersClient:
         self._base_url = base_url.rstrip("/")
         self._token = token
 
-    async def _post(
-        self, path: str, tenant_id: UUID, actor: str, body: Any = None
-    ) -> tuple[int, dict[str, Any]]:
+    async def claim(self, tenant_id: UUID, actor: str, sale_ids: list[str]) -> Claimed:
+        """Claim pending sales for shipping (`pending -> in_fulfillment`), each at most once."""
+        raw = await self._for_sales("/internal/sales/claim", tenant_id, actor, sale_ids, "claim")
+        return _parsed(Claimed, raw, "claim")
+
+    async def ship_many(self, tenant_id: UUID, actor: str, sale_ids: list[str]) -> Shipped:
+        """Ship sales in fulfillment; a sale that cannot ship (canceled, say) is reported."""
+        raw = await self._for_sales("/internal/sales/ship", tenant_id, actor, sale_ids, "shipment")
+        return _parsed(Shipped, raw, "shipment")
+
+    async def _for_sales(
+        self, path: str, tenant_id: UUID, actor: str, sale_ids: list[str], what: str
+    ) -> bytes:
+        """The body of orders' 200 answer, parsed by the caller straight into its model."""
         headers = {
             INTERNAL_TOKEN_HEADER: self._token,
             TENANT_HEADER: str(tenant_id),
@@ -29,52 +94,29 @@ class OrdersClient:
         }
         try:
             async with self._session.post(
-                f"{self._base_url}{path}", json=body, headers=headers
+                f"{self._base_url}{path}", json={"sale_ids": sale_ids}, headers=headers
             ) as response:
-                return response.status, await response.json(content_type=None)
+                status, raw = response.status, await response.read()
+            body = orjson.loads(raw) if status != 200 else None
         except (aiohttp.ClientError, TimeoutError, ValueError):
-            raise Problem(
-                "unavailable", "The orders service cannot be reached.", headers={"Retry-After": "1"}
-            ) from None
-
-    async def claim(self, tenant_id: UUID, actor: str, sale_ids: list[str]) -> dict[str, Any]:
-        """Claim pending sales for shipping: `{"claimed": [snapshots], "errors": [...]}`."""
-        return await self._for_sales("/internal/sales/claim", tenant_id, actor, sale_ids, "claim")
-
-    async def ship_many(self, tenant_id: UUID, actor: str, sale_ids: list[str]) -> dict[str, Any]:
-        """Ship up to 100 sales: `{"shipped": [sale_ids], "errors": [{sale_id, code, ...}]}`."""
-        return await self._for_sales("/internal/sales/ship", tenant_id, actor, sale_ids, "shipment")
-
-    async def _for_sales(
-        self, path: str, tenant_id: UUID, actor: str, sale_ids: list[str], what: str
-    ) -> dict[str, Any]:
-        status, body = await self._post(path, tenant_id, actor, {"sale_ids": sale_ids})
+            raise OrdersUnavailable("The orders service cannot be reached.") from None
         if status != 200:
             raise refusal(status, body, what)
-        return body
-
-    async def ship(self, tenant_id: UUID, actor: str, sale_id: str) -> dict[str, Any]:
-        """Move the sale to `shipped`; a canceled sale is refused with 409 `conflict`."""
-        status, body = await self._post(f"/internal/sales/{sale_id}/ship", tenant_id, actor)
-        if status == 409:
-            raise Problem(
-                "conflict",
-                f"The sale cannot ship: {body.get('detail')}",
-                sale_status=body.get("sale_status"),
-            )
-        if status != 200:
-            raise refusal(status, body, "shipment")
-        return body
+        return raw
 
 
-def refusal(status: int, body: Any, what: str) -> Problem:
-    """What to answer when orders does not answer 200: its refusals of what was asked are
-    this request's client errors (never a 503, which invites the same request again); an
-    authentication failure between services or a server error means orders could not do it."""
+def _parsed(model: type[M], raw: bytes, what: str) -> M:
+    try:
+        return model.model_validate_json(raw)
+    except ValidationError:
+        raise OrdersUnavailable(f"orders answered a {what} with an unreadable body") from None
+
+
+def refusal(status: int, body: Any, what: str) -> OrdersError:
+    """What a non-200 answer of orders means: its refusals of what was asked are the
+    request's own client errors (never worth repeating); an authentication failure between
+    services or a server error means orders could not do it now."""
     if status in _CLIENT_ERRORS:
-        code = CODE_OF_STATUS[status]
         detail = body.get("detail") if isinstance(body, dict) else None
-        return Problem(code, f"orders refused the {what}: {detail or 'no reason given'}")
-    return Problem(
-        "unavailable", f"orders answered {status} to a {what}", headers={"Retry-After": "1"}
-    )
+        return OrdersRefused(status, f"orders refused the {what}: {detail or 'no reason given'}")
+    return OrdersUnavailable(f"orders answered {status} to a {what}")

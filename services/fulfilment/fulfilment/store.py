@@ -74,15 +74,6 @@ async def insert_many(conn: asyncpg.Connection, items: Sequence[Fulfillment]) ->
     return [r["id"] for r in rows]
 
 
-async def lock(conn: asyncpg.Connection, tenant_id: UUID, fulfillment: UUID) -> Fulfillment | None:
-    row = await conn.fetchrow(
-        f"SELECT {COLUMNS} FROM {S}.fulfillments WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
-        tenant_id,
-        fulfillment,
-    )
-    return Fulfillment(**dict(row)) if row else None
-
-
 async def live_for_sales(
     conn: asyncpg.Connection, sales: Sequence[tuple[UUID, UUID]], *, lock: bool = False
 ) -> list[Fulfillment]:
@@ -112,8 +103,8 @@ async def save_statuses(conn: asyncpg.Connection, items: Sequence[Fulfillment]) 
 async def save_status_if_unchanged(
     db: asyncpg.Pool | asyncpg.Connection, moved: Fulfillment, event: Keyed
 ) -> bool:
-    """Compare-and-set: write `moved` and its event only if the stored row is still the
-    version before it; one statement, no transaction round trips. False when it changed."""
+    """Compare-and-set: write `moved` and its (already built) event only if the stored row
+    is still the version before it, in one statement. False when it changed."""
     row = await db.fetchrow(
         f"WITH moved AS (UPDATE {S}.fulfillments SET status = $3, version = $4,"
         " updated_at = now() WHERE tenant_id = $1 AND id = $2 AND version = $4 - 1 RETURNING id),"

@@ -1,0 +1,39 @@
+"""What fulfilment opens at start beyond its pool and broker: the client of `orders`."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated, Any, cast
+
+from fastapi import Depends, Request
+
+from fulfilkit.http.client import internal_session
+from fulfilkit.service import Runtime
+from fulfilment.orders_client import OrdersClient
+from fulfilment.settings import FulfilmentSettings
+
+ORDERS_MAX_CONNECTIONS = 100
+
+
+@dataclass(frozen=True)
+class FulfilmentResources:
+    orders: OrdersClient
+
+
+@asynccontextmanager
+async def open_resources(runtime: Runtime[Any]) -> AsyncIterator[FulfilmentResources]:
+    settings = cast(FulfilmentSettings, runtime.settings)
+    session = internal_session(ORDERS_MAX_CONNECTIONS, settings.orders_timeout_seconds)
+    try:
+        yield FulfilmentResources(
+            orders=OrdersClient(session, settings.orders_url, settings.internal_token)
+        )
+    finally:
+        await session.close()
+
+
+async def get_resources(request: Request) -> FulfilmentResources:
+    return request.app.state.runtime.resources
+
+
+Resources = Annotated[FulfilmentResources, Depends(get_resources)]

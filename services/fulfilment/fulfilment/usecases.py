@@ -1,0 +1,322 @@
+"""Fulfilment's use cases: claim sales for shipping, move fulfillments forward (pick, pack,
+mark fulfillments shipped, deliver), read one, and follow the sales' own events.
+
+`orders` alone decides a sale's status, so a fulfillment is created only for a sale orders
+claimed, and marked shipped only after orders shipped its sale. If this service dies in
+between, `follow_sales` (fed by the sale's events) finishes the job.
+"""
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from uuid import UUID
+
+import asyncpg
+
+from fulfilkit import contracts as c
+from fulfilkit.db import in_transaction
+from fulfilkit.errors import NotFound
+from fulfilkit.events import utcnow
+from fulfilkit.faults import crash_point
+from fulfilkit.models import code_error
+from fulfilkit.outbox import Keyed, add_events
+from fulfilkit.received import Event
+from fulfilment import events, store
+from fulfilment.domain import (
+    Fulfillment,
+    advance,
+    choose_provider,
+    fulfillment_number,
+    is_bulky,
+    movable,
+    why_not,
+)
+from fulfilment.orders_client import OrdersClient
+from fulfilment.providers import PROVIDERS
+from fulfilment.settings import FulfilmentSettings
+
+SCHEMA = "fulfilment"
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An item of a batch that was left as it was, and why; the others proceed."""
+
+    item: str  # the sale_id or fulfillment id, as asked
+    code: str  # validation, not_found, invalid_status (claims) or conflict
+    detail: str
+    extra: dict[str, Any] = field(default_factory=dict)  # fulfillment_status, sale_status...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    fulfillments: list[Fulfillment]  # in the order asked
+    refused: list[Refusal]
+
+
+@dataclass(frozen=True)
+class StatusUpdate:
+    fulfillment: str  # its id, as asked: one that is no uuid is simply not found
+    status: str
+
+
+def _uuid(text: str) -> UUID | None:
+    try:
+        return UUID(text)
+    except ValueError:
+        return None
+
+
+def _not_found(fulfillment: str) -> Refusal:
+    return Refusal(fulfillment, "not_found", f"No fulfillment {fulfillment!r}.")
+
+
+async def init_shipping(
+    pool: asyncpg.Pool,
+    orders: OrdersClient,
+    settings: FulfilmentSettings,
+    tenant: UUID,
+    actor: str,
+    sale_ids: Sequence[str],
+) -> Outcome:
+    """Claim each pending sale for shipping and give it a fulfillment; report the others.
+
+    A sale that already has a fulfillment keeps it (asking again answers the same), so only
+    the others are claimed on orders.
+    """
+    sale_ids = list(dict.fromkeys(sale_ids))
+    refused = [
+        Refusal(s, "validation", f"A sale_id {error}.")
+        for s in sale_ids
+        if (error := code_error(s)) is not None
+    ]
+    sale_ids = [s for s in sale_ids if code_error(s) is None]
+    async with pool.acquire() as conn:
+        existing = await store.by_sale_ids(conn, tenant, sale_ids)
+    to_claim = [s for s in sale_ids if s not in existing]
+    if to_claim:
+        answer = await orders.claim(tenant, actor, to_claim)
+        crash_point("fulfilment.after_claim")
+        refused += [
+            Refusal(e.sale_id, e.code, e.detail, {"status": e.status}) for e in answer.errors
+        ]
+        existing |= await in_transaction(
+            pool, lambda conn: _ensure_fulfillments(conn, settings, tenant, answer.claimed)
+        )
+    return Outcome([existing[s] for s in sale_ids if s in existing], refused)
+
+
+async def update_fulfillment_statuses(
+    pool: asyncpg.Pool,
+    orders: OrdersClient,
+    tenant: UUID,
+    actor: str,
+    updates: Sequence[StatusUpdate],
+) -> Outcome:
+    """Move each fulfillment forward to its status; report those that cannot move.
+
+    To mark fulfillments shipped, orders ships their sales first (one ask for the batch): a
+    sale that cannot ship (canceled, say) leaves its fulfillment where it was and never
+    leaves the warehouse. One read decides, then one locking transaction decides again and
+    moves what still can.
+    """
+    refused = [_not_found(u.fulfillment) for u in updates if _uuid(u.fulfillment) is None]
+    targets = {fid: u.status for u in updates if (fid := _uuid(u.fulfillment)) is not None}
+    async with pool.acquire() as conn:
+        found = await store.get_many(conn, tenant, list(targets))
+    wanted: dict[UUID, str] = {}
+    for fid, target in targets.items():
+        current = found.get(fid)
+        if current is None:
+            refused.append(_not_found(str(fid)))
+        elif (why := why_not(current.status, target)) is not None:
+            refused.append(
+                Refusal(str(fid), "conflict", why, {"fulfillment_status": current.status})
+            )
+        else:
+            wanted[fid] = target
+    to_ship = {found[fid].sale_id: fid for fid, target in wanted.items() if target == "shipped"}
+    if to_ship:
+        answer = await orders.ship_many(tenant, actor, list(to_ship))
+        crash_point("fulfilment.after_ship_call")
+        for error in answer.errors:
+            fid = to_ship[error.sale_id]
+            del wanted[fid]
+            refused.append(
+                Refusal(
+                    str(fid),
+                    "conflict",
+                    f"The sale cannot ship: {error.detail}",
+                    {"sale_status": error.sale_status},
+                )
+            )
+    if not wanted:
+        return Outcome([], refused)
+    if len(wanted) == 1:
+        [(fid, target)] = wanted.items()
+        if (alone := await _move_unless_changed(pool, found[fid], target)) is not None:
+            return Outcome([alone], refused)
+    moved: dict[UUID, Fulfillment] = {}
+    async with pool.acquire() as conn, conn.transaction():
+        locked = await store.get_many(conn, tenant, list(wanted), lock=True)
+        by_target: dict[str, list[Fulfillment]] = {}
+        for fid, target in wanted.items():
+            current = locked[fid]  # fulfillments are never deleted
+            if (why := why_not(current.status, target)) is not None:
+                refused.append(
+                    Refusal(str(fid), "conflict", why, {"fulfillment_status": current.status})
+                )
+            else:
+                by_target.setdefault(target, []).append(current)
+        for target, fulfillments in by_target.items():
+            after = {f.id: f for f in await _move(conn, fulfillments, target)}
+            moved |= {f.id: after.get(f.id, f) for f in fulfillments}
+    return Outcome([moved[fid] for fid in targets if fid in moved], refused)
+
+
+async def _move_unless_changed(
+    pool: asyncpg.Pool, read: Fulfillment, target: str
+) -> Fulfillment | None:
+    """The usual single move in one statement instead of a locking transaction: `read`
+    moved to `target` if nobody changed it since. None when somebody did: it is decided
+    again under its lock then."""
+    after = advance(read, target)  # it can move: checked when read
+    if after is None:
+        return read
+    event = events.fulfillment_status_changed(after, read.status)
+    return after if await store.save_status_if_unchanged(pool, after, event) else None
+
+
+async def get_fulfillment(pool: asyncpg.Pool, tenant: UUID, fulfillment: str) -> Fulfillment:
+    key = _uuid(fulfillment)
+    found = None
+    if key is not None:
+        async with pool.acquire() as conn:
+            found = await store.get(conn, tenant, key)
+    if found is None:
+        raise NotFound(f"No fulfillment {fulfillment!r}.")
+    return found
+
+
+async def follow_sales(
+    conn: asyncpg.Connection,
+    settings: FulfilmentSettings,
+    batch: Sequence[Event[c.SaleStatusChanged]],
+) -> None:
+    """Make the fulfillments say what the sales' events say, in the consumer's transaction:
+    a claimed sale has a fulfillment, a shipped or canceled sale's live fulfillment follows.
+
+    Usually the request that claimed, shipped or canceled the sale has done it already; this
+    finishes what a crash between orders' answer and that request's own write left undone.
+    """
+    claimed: dict[UUID, list[c.SaleSnapshot]] = {}
+    for event in batch:
+        if event.type == c.SALE_STATUS_CHANGED and event.data.status == "in_fulfillment":
+            claimed.setdefault(event.tenantid, []).append(event.data)
+    for tenant, sales in sorted(claimed.items()):
+        await _ensure_fulfillments(conn, settings, tenant, sales)
+    targets: dict[tuple[UUID, UUID], str] = {}  # the batch's last word on each sale
+    for event in batch:
+        if event.type == c.SALE_CANCELED:
+            targets[(event.tenantid, event.data.id)] = "canceled"
+        elif event.data.status == "shipped":
+            targets[(event.tenantid, event.data.id)] = "shipped"
+    if targets:
+        await _move_live(conn, targets)
+
+
+async def _ensure_fulfillments(
+    conn: asyncpg.Connection,
+    settings: FulfilmentSettings,
+    tenant: UUID,
+    sales: Sequence[c.SaleSnapshot],
+) -> dict[str, Fulfillment]:
+    """The fulfillment of each claimed sale, created if missing; by sale_id.
+
+    A unique index keeps one fulfillment per sale, so concurrent callers (the request and
+    the consumer) end with the same one, and a canceled one is never replaced.
+    """
+    existing = await store.by_sale_ids(conn, tenant, [s.sale_id for s in sales])
+    # One insertion order everywhere, so concurrent callers never deadlock on the index.
+    missing = sorted((s for s in sales if s.sale_id not in existing), key=lambda s: str(s.id))
+    by_provider: dict[str, list[c.SaleSnapshot]] = {}
+    for sale in missing:
+        provider = choose_provider(
+            settings.shipping_provider_rules,
+            sale.location_id,
+            sale.shop.channel,
+            settings.default_shipping_provider,
+        )
+        by_provider.setdefault(provider, []).append(sale)
+    now = utcnow()
+    created: list[Fulfillment] = []
+    for name, group in by_provider.items():
+        numbers = await PROVIDERS[name].allocate(conn, len(group))
+        for sale, number in zip(group, numbers, strict=True):
+            fid = uuid.uuid4()
+            created.append(
+                Fulfillment(
+                    id=fid,
+                    tenant_id=tenant,
+                    fulfillment_id=fulfillment_number(fid),
+                    sale=sale.id,
+                    sale_id=sale.sale_id,
+                    location=sale.location_id,
+                    status="waiting_for_picking",
+                    shipping_provider=name,
+                    tracking_number=number,
+                    is_bulky=is_bulky(sale.reservation),
+                    version=1,
+                    date_created=now,
+                )
+            )
+    if not created:
+        return existing
+    created.sort(key=lambda f: str(f.sale))
+    added = set(await store.insert_many(conn, created))
+    await add_events(
+        conn, SCHEMA, [events.fulfillment_created(f) for f in created if f.id in added]
+    )
+    return await store.by_sale_ids(conn, tenant, [s.sale_id for s in sales])
+
+
+async def _move(
+    conn: asyncpg.Connection, fulfillments: Sequence[Fulfillment], target: str
+) -> list[Fulfillment]:
+    """Move fulfillments (locked by the caller) to `target`, publishing each change; returns
+    those that changed. Raises IllegalTransition if any of them cannot move."""
+    outgoing: list[Keyed] = []
+    changed: list[Fulfillment] = []
+    for f in fulfillments:
+        if (after := advance(f, target)) is not None:
+            outgoing.append(events.fulfillment_status_changed(after, f.status))
+            changed.append(after)
+    await store.save_statuses(conn, changed)
+    await add_events(conn, SCHEMA, outgoing)
+    return changed
+
+
+async def _move_live(conn: asyncpg.Connection, targets: dict[tuple[UUID, UUID], str]) -> None:
+    """Move the sales' live fulfillments to their targets, leaving alone those that cannot.
+
+    A plain read decides first and only what still has to move is locked (one query for the
+    batch) and decided again. That is safe because statuses only move forward: a
+    fulfillment that cannot move to its target now cannot later either.
+    """
+
+    def to_move(fulfillments: list[Fulfillment]) -> dict[str, list[Fulfillment]]:
+        return {
+            target: movable(
+                [f for f in fulfillments if targets[(f.tenant_id, f.sale)] == target], target
+            )
+            for target in ("shipped", "canceled")
+        }
+
+    pending = to_move(await store.live_for_sales(conn, list(targets)))
+    candidates = {(f.tenant_id, f.sale) for chosen in pending.values() for f in chosen}
+    if not candidates:
+        return
+    locked = to_move(await store.live_for_sales(conn, sorted(candidates), lock=True))
+    for target, chosen in locked.items():
+        await _move(conn, chosen, target)

@@ -1,0 +1,380 @@
+"""Each use case against a real PostgreSQL and a real HTTP stand-in for orders."""
+
+import uuid
+from typing import Any
+
+import asyncpg
+import pytest
+
+from fulfilkit import contracts as c
+from fulfilkit.errors import NotFound
+from fulfilkit.events import utcnow
+from fulfilkit.received import Event, decode_event
+from fulfilment import usecases
+from fulfilment.orders_client import OrdersClient, OrdersRefused, OrdersUnavailable
+from fulfilment.settings import FulfilmentSettings
+from fulfilment.usecases import Refusal, StatusUpdate
+
+pytestmark = pytest.mark.integration
+
+ACTOR = "test"
+SETTINGS = FulfilmentSettings(
+    shipping_provider_rules={"location:wh-freight": "fulfil-freight"},
+)
+
+
+async def outbox(pool: asyncpg.Pool, tenant: uuid.UUID) -> list[Event[Any]]:
+    rows = await pool.fetch(
+        "SELECT payload FROM fulfilment.outbox WHERE key LIKE $1 ORDER BY seq", f"{tenant}:%"
+    )
+    return [decode_event(r["payload"]) for r in rows]
+
+
+async def rows(pool: asyncpg.Pool, tenant: uuid.UUID) -> dict[str, tuple[str, int]]:
+    found = await pool.fetch(
+        "SELECT sale_id, status, version FROM fulfilment.fulfillments WHERE tenant_id = $1",
+        tenant,
+    )
+    return {r["sale_id"]: (r["status"], r["version"]) for r in found}
+
+
+async def shipping(pool, orders, session, tenant, count: int) -> list:
+    sales = [orders.add(tenant) for _ in range(count)]
+    outcome = await usecases.init_shipping(
+        pool, orders.client(session), SETTINGS, tenant, ACTOR, [s.sale_id for s in sales]
+    )
+    assert outcome.refused == []
+    return outcome.fulfillments
+
+
+# init_shipping
+
+
+async def test_init_shipping_claims_each_sale_and_gives_it_one_fulfillment(pool, orders, session):
+    tenant = uuid.uuid4()
+    post = orders.add(tenant)
+    freight = orders.add(tenant, location_id="wh-freight", bulky=True)
+    canceled = orders.add(tenant, status="canceled")
+    asked = [post.sale_id, "not a sale id", freight.sale_id, canceled.sale_id, "S-missing"]
+
+    outcome = await usecases.init_shipping(
+        pool, orders.client(session), SETTINGS, tenant, ACTOR, asked
+    )
+
+    assert [(f.sale_id, f.sale, f.status) for f in outcome.fulfillments] == [
+        (post.sale_id, post.id, "waiting_for_picking"),
+        (freight.sale_id, freight.id, "waiting_for_picking"),
+    ]
+    by_sale = {f.sale_id: f for f in outcome.fulfillments}
+    assert by_sale[post.sale_id].shipping_provider == "fulfil-post"
+    assert by_sale[post.sale_id].tracking_number.startswith("FP")
+    assert by_sale[freight.sale_id].shipping_provider == "fulfil-freight"
+    assert (by_sale[post.sale_id].is_bulky, by_sale[freight.sale_id].is_bulky) == (False, True)
+    assert [(r.item, r.code, r.extra) for r in outcome.refused] == [
+        ("not a sale id", "validation", {}),
+        (canceled.sale_id, "invalid_status", {"status": "canceled"}),
+        ("S-missing", "not_found", {"status": None}),
+    ]
+    assert outcome.refused[0].detail.startswith("A sale_id must be 1-64 characters")
+    # the invalid id never reached orders
+    assert orders.requests == [
+        (
+            "/internal/sales/claim",
+            tenant,
+            [post.sale_id, freight.sale_id, canceled.sale_id, "S-missing"],
+        )
+    ]
+    published = await outbox(pool, tenant)
+    assert sorted((e.type, e.data.sale_id) for e in published) == sorted(
+        [(c.FULFILLMENT_CREATED, post.sale_id), (c.FULFILLMENT_CREATED, freight.sale_id)]
+    )
+    assert {e.data.id for e in published} == {f.id for f in outcome.fulfillments}
+
+
+async def test_init_shipping_again_answers_the_same_without_asking_orders(pool, orders, session):
+    tenant = uuid.uuid4()
+    first = await shipping(pool, orders, session, tenant, 2)
+    orders.requests.clear()
+
+    again = await usecases.init_shipping(
+        pool, orders.client(session), SETTINGS, tenant, ACTOR, [f.sale_id for f in first]
+    )
+
+    assert again.fulfillments == first and again.refused == []
+    assert orders.requests == []
+    assert len(await outbox(pool, tenant)) == 2
+
+
+@pytest.mark.parametrize(
+    ("status", "error"), [(422, OrdersRefused), (401, OrdersUnavailable), (503, OrdersUnavailable)]
+)
+async def test_init_shipping_writes_nothing_when_orders_does_not_claim(
+    pool, orders, session, status, error
+):
+    tenant = uuid.uuid4()
+    sale = orders.add(tenant)
+    orders.answer_status = status
+
+    with pytest.raises(error):
+        await usecases.init_shipping(
+            pool, orders.client(session), SETTINGS, tenant, ACTOR, [sale.sale_id]
+        )
+
+    assert await rows(pool, tenant) == {}
+    assert await outbox(pool, tenant) == []
+
+
+async def test_an_answer_of_orders_that_is_not_a_claim_writes_nothing(pool, orders, session):
+    tenant = uuid.uuid4()
+    sale = orders.add(tenant)
+    orders.answer_body = b'{"claimed": "all of them", "errors": []}'
+
+    with pytest.raises(OrdersUnavailable, match="unreadable"):
+        await usecases.init_shipping(
+            pool, orders.client(session), SETTINGS, tenant, ACTOR, [sale.sale_id]
+        )
+
+    assert await rows(pool, tenant) == {}
+
+
+async def test_init_shipping_says_when_orders_cannot_be_reached(pool, session):
+    nobody = OrdersClient(session, "http://127.0.0.1:9", "token")  # nothing listens there
+    with pytest.raises(OrdersUnavailable, match="cannot be reached"):
+        await usecases.init_shipping(pool, nobody, SETTINGS, uuid.uuid4(), ACTOR, ["S-1"])
+
+
+# update_fulfillment_statuses
+
+
+async def test_marking_fulfillments_shipped_ships_their_sales_on_orders_first(
+    pool, orders, session
+):
+    tenant = uuid.uuid4()
+    a, b, c_ = await shipping(pool, orders, session, tenant, 3)
+    orders.requests.clear()
+
+    outcome = await usecases.update_fulfillment_statuses(
+        pool,
+        orders.client(session),
+        tenant,
+        ACTOR,
+        [
+            StatusUpdate(str(a.id), "shipped"),
+            StatusUpdate(str(b.id), "picking"),
+            StatusUpdate(str(c_.id), "shipped"),
+        ],
+    )
+
+    assert outcome.refused == []
+    assert [(f.id, f.status, f.version) for f in outcome.fulfillments] == [
+        (a.id, "shipped", 2),
+        (b.id, "picking", 2),
+        (c_.id, "shipped", 2),
+    ]
+    # one ask for the batch, through orders' batch ship only
+    assert orders.requests == [("/internal/sales/ship", tenant, [a.sale_id, c_.sale_id])]
+    assert orders.sales[(tenant, a.sale_id)].status == "shipped"
+    assert orders.sales[(tenant, b.sale_id)].status == "in_fulfillment"
+    assert await rows(pool, tenant) == {
+        a.sale_id: ("shipped", 2),
+        b.sale_id: ("picking", 2),
+        c_.sale_id: ("shipped", 2),
+    }
+    changes = [e for e in await outbox(pool, tenant) if e.type == c.FULFILLMENT_STATUS_CHANGED]
+    assert sorted((e.data.sale_id, e.data.previous_status, e.data.status) for e in changes) == (
+        sorted(
+            [
+                (a.sale_id, "waiting_for_picking", "shipped"),
+                (b.sale_id, "waiting_for_picking", "picking"),
+                (c_.sale_id, "waiting_for_picking", "shipped"),
+            ]
+        )
+    )
+
+
+async def test_what_cannot_move_is_reported_and_stays_while_the_rest_moves(pool, orders, session):
+    tenant, other = uuid.uuid4(), uuid.uuid4()
+    canceled, ahead, fine = await shipping(pool, orders, session, tenant, 3)
+    [theirs] = await shipping(pool, orders, session, other, 1)
+    client = orders.client(session)
+    await usecases.update_fulfillment_statuses(
+        pool, client, tenant, ACTOR, [StatusUpdate(str(ahead.id), "packed")]
+    )
+    orders.sales[(tenant, canceled.sale_id)].status = "canceled"
+
+    outcome = await usecases.update_fulfillment_statuses(
+        pool,
+        client,
+        tenant,
+        ACTOR,
+        [
+            StatusUpdate(str(canceled.id), "shipped"),
+            StatusUpdate(str(ahead.id), "picking"),
+            StatusUpdate("not-a-uuid", "packed"),
+            StatusUpdate(str(theirs.id), "packed"),
+            StatusUpdate(str(fine.id), "delivered"),
+        ],
+    )
+
+    assert outcome.fulfillments == []
+    assert outcome.refused == [
+        Refusal("not-a-uuid", "not_found", "No fulfillment 'not-a-uuid'."),
+        Refusal(
+            str(ahead.id),
+            "conflict",
+            "A packed fulfillment cannot go back to picking.",
+            {"fulfillment_status": "packed"},
+        ),
+        Refusal(str(theirs.id), "not_found", f"No fulfillment {str(theirs.id)!r}."),
+        Refusal(
+            str(fine.id),
+            "conflict",
+            "A waiting_for_picking fulfillment must be shipped before delivered.",
+            {"fulfillment_status": "waiting_for_picking"},
+        ),
+        Refusal(
+            str(canceled.id),
+            "conflict",
+            "The sale cannot ship: The sale is canceled and cannot ship.",
+            {"sale_status": "canceled"},
+        ),
+    ]
+    assert await rows(pool, tenant) == {
+        canceled.sale_id: ("waiting_for_picking", 1),
+        ahead.sale_id: ("packed", 2),
+        fine.sale_id: ("waiting_for_picking", 1),
+    }
+    assert await rows(pool, other) == {theirs.sale_id: ("waiting_for_picking", 1)}
+
+
+async def test_a_fulfillment_already_there_is_answered_as_it_is(pool, orders, session):
+    tenant = uuid.uuid4()
+    [f] = await shipping(pool, orders, session, tenant, 1)
+    client = orders.client(session)
+    [shipped] = (
+        await usecases.update_fulfillment_statuses(
+            pool, client, tenant, ACTOR, [StatusUpdate(str(f.id), "shipped")]
+        )
+    ).fulfillments
+    published = len(await outbox(pool, tenant))
+
+    again = await usecases.update_fulfillment_statuses(
+        pool, client, tenant, ACTOR, [StatusUpdate(str(f.id), "shipped")]
+    )
+
+    assert again.fulfillments == [shipped] and again.refused == []
+    assert len(await outbox(pool, tenant)) == published, "nothing moved, nothing published"
+
+
+async def test_a_move_writes_nothing_when_orders_cannot_ship(pool, orders, session):
+    tenant = uuid.uuid4()
+    [f] = await shipping(pool, orders, session, tenant, 1)
+    orders.answer_status = 500
+
+    with pytest.raises(OrdersUnavailable, match="orders answered 500 to a shipment"):
+        await usecases.update_fulfillment_statuses(
+            pool, orders.client(session), tenant, ACTOR, [StatusUpdate(str(f.id), "shipped")]
+        )
+
+    assert await rows(pool, tenant) == {f.sale_id: ("waiting_for_picking", 1)}
+
+
+# get_fulfillment
+
+
+async def test_get_fulfillment_finds_only_the_tenants_own(pool, orders, session):
+    tenant = uuid.uuid4()
+    [f] = await shipping(pool, orders, session, tenant, 1)
+
+    assert await usecases.get_fulfillment(pool, tenant, str(f.id)) == f
+    for tenant_, asked in ((uuid.uuid4(), str(f.id)), (tenant, "F-none")):
+        with pytest.raises(NotFound, match="No fulfillment"):
+            await usecases.get_fulfillment(pool, tenant_, asked)
+
+
+# follow_sales
+
+
+def sale_event(
+    tenant: uuid.UUID, sale: uuid.UUID, sale_id: str, status: str, type_: str = ""
+) -> Event[Any]:
+    now = utcnow()
+    data = c.SaleStatusChanged(
+        id=sale,
+        sale_id=sale_id,
+        status=status,  # type: ignore[arg-type]
+        previous_status="pending",
+        version=2,
+        shop=c.Shop(channel="web", shop_name="t"),
+        location_id="wh-freight",
+        lines=[c.SaleLine(sku="A", quantity=1)],
+        reservation={"lines": [{"sku": "A", "quantity": 1, "is_bulky": True}]},
+        created_at=now,
+        updated_at=now,
+    )
+    event = c.make_event(
+        source="/orders",
+        type=type_ or (c.SALE_CANCELED if status == "canceled" else c.SALE_STATUS_CHANGED),
+        tenant_id=tenant,
+        subject=f"sale/{sale}",
+        data=data,
+    )
+    return decode_event(event.to_bytes())
+
+
+async def follow(pool: asyncpg.Pool, batch: list[Event[Any]]) -> None:
+    async with pool.acquire() as conn, conn.transaction():
+        await usecases.follow_sales(conn, SETTINGS, batch)
+
+
+async def test_follow_sales_gives_a_claimed_sale_its_fulfillment_once(pool):
+    tenant, sale = uuid.uuid4(), uuid.uuid4()
+    claimed = sale_event(tenant, sale, "S-claimed", "in_fulfillment")
+
+    await follow(pool, [claimed, claimed])
+    await follow(pool, [claimed])
+
+    assert await rows(pool, tenant) == {"S-claimed": ("waiting_for_picking", 1)}
+    [created] = await outbox(pool, tenant)
+    assert created.type == c.FULFILLMENT_CREATED
+    assert (created.data.sale, created.data.shipping_provider, created.data.is_bulky) == (
+        sale,
+        "fulfil-freight",
+        True,
+    )
+
+
+async def test_follow_sales_finishes_shipments_and_cancellations(pool, orders, session):
+    tenant = uuid.uuid4()
+    to_ship, to_cancel, shipped = await shipping(pool, orders, session, tenant, 3)
+    await usecases.update_fulfillment_statuses(
+        pool, orders.client(session), tenant, ACTOR, [StatusUpdate(str(shipped.id), "shipped")]
+    )
+
+    await follow(
+        pool,
+        [
+            sale_event(tenant, to_ship.sale, to_ship.sale_id, "shipped"),
+            sale_event(tenant, to_cancel.sale, to_cancel.sale_id, "shipped"),
+            sale_event(tenant, to_cancel.sale, to_cancel.sale_id, "canceled"),  # its last word
+            sale_event(tenant, shipped.sale, shipped.sale_id, "canceled"),  # too late: left alone
+        ],
+    )
+
+    assert await rows(pool, tenant) == {
+        to_ship.sale_id: ("shipped", 2),
+        to_cancel.sale_id: ("canceled", 2),
+        shipped.sale_id: ("shipped", 2),
+    }
+    changes = [
+        (e.data.sale_id, e.data.status)
+        for e in await outbox(pool, tenant)
+        if e.type == c.FULFILLMENT_STATUS_CHANGED
+    ]
+    assert sorted(changes) == sorted(
+        [
+            (shipped.sale_id, "shipped"),
+            (to_ship.sale_id, "shipped"),
+            (to_cancel.sale_id, "canceled"),
+        ]
+    )
