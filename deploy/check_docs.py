@@ -1,4 +1,5 @@
-"""Checks README.md, CONTRIBUTING.md, docs/*.md and deploy/**/README.md: every link and every repository path they name exists.
+"""Checks README.md, CONTRIBUTING.md, docs/*.md and deploy/**/README.md: every link and
+every repository path they name exists.
 
     python deploy/check_docs.py   (part of `make lint`)
 

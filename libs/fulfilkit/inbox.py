@@ -80,7 +80,6 @@ class Inbox:
         event_types: Sequence[str] | None = None,
         relevant: Relevant | None = None,
         max_attempts: int = 3,
-        typed: bool = False,
     ) -> None:
         self._pool = pool
         self._schema = schema
@@ -90,15 +89,13 @@ class Inbox:
         self._types = frozenset(event_types) if event_types else None
         self._relevant = relevant
         self._max_attempts = max_attempts
-        # Transitional: an untyped consumer gets `data` as a dict, until every one is typed.
-        self._decode = decode_event if typed else CloudEvent.from_bytes
 
     async def handle(self, records: Sequence[Any]) -> None:
         """Apply one polled batch of Kafka ConsumerRecords."""
         events: list[tuple[Any, Event[Any]]] = []
         for record in records:
             try:
-                event = self._decode(record.value or b"")
+                event = decode_event(record.value or b"")
             except (ValidationError, ValueError) as exc:
                 await self._dead_letter(record, _unreadable_reason(record, exc))
                 continue

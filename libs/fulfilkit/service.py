@@ -51,7 +51,6 @@ class Consumer:
     apply: Callable[["Runtime[Any]"], Apply]
     # Skips, before any database work, events of these types that `apply` would ignore.
     relevant: Relevant | None = None
-    typed: bool = False  # transitional: True hands `apply` `Event`s with typed `data`
 
 
 R = TypeVar("R")
@@ -72,7 +71,6 @@ class Runtime(Generic[R]):
     relay: OutboxRelay | None = None
     loops: Supervisor = field(default_factory=Supervisor)
     resources: R = None  # type: ignore[assignment]  # set before any route or loop runs
-    extras: dict[str, Any] = field(default_factory=dict)  # transitional, see on_start
 
 
 # A loop that runs for the service's lifetime, supervised (restarted when it fails) and
@@ -98,9 +96,6 @@ class ServiceDefinition:
     background: Sequence[BackgroundTask] = ()
     uses_kafka: bool = True
     resources: OpenResources | None = None
-    # Transitional hooks and the untyped `Runtime.extras`, until each service has resources.
-    on_start: Callable[[Runtime[Any]], Awaitable[None]] | None = None
-    on_stop: Callable[[Runtime[Any]], Awaitable[None]] | None = None
     # ASGI middleware classes taking the app, applied inside request ids and trailing slashes
     middleware: Sequence[Callable[[ASGIApp], ASGIApp]] = ()
 
@@ -178,7 +173,6 @@ async def _start_consumers(spec: ServiceDefinition, runtime: Runtime[Any]) -> No
                 event_types=consumer.event_types,
                 relevant=consumer.relevant,
                 max_attempts=s.consumer_max_attempts,
-                typed=consumer.typed,
             )
             subscribe(
                 runtime.broker,
@@ -302,8 +296,6 @@ def create_service(spec: ServiceDefinition, **fastapi_kwargs: Any) -> FastAPI:
             async with contextlib.AsyncExitStack() as resources:
                 if spec.resources is not None:
                     runtime.resources = await resources.enter_async_context(spec.resources(runtime))
-                if spec.on_start is not None:
-                    await spec.on_start(runtime)
                 await _start_consumers(spec, runtime)
                 _start_loops(spec, runtime)
                 # What exists now (modules, routes, models) lives as long as the process:
@@ -317,8 +309,6 @@ def create_service(spec: ServiceDefinition, **fastapi_kwargs: Any) -> FastAPI:
                     if runtime.broker is not None:
                         await runtime.broker.stop()
                         runtime.broker = None
-                    if spec.on_stop is not None:
-                        await spec.on_stop(runtime)
         finally:
             await _stop_runtime(runtime)
 

@@ -86,7 +86,6 @@ def test_irrelevant_events_cost_no_transaction() -> None:
         apply,  # type: ignore[arg-type]
         event_types=[c.SALE_STATUS_CHANGED],
         relevant=changes_stock,
-        typed=True,
     )
     records = [Record(sale_event(c.SALE_STATUS_CHANGED, s)) for s in ("pending", "delivered")]
     records.append(Record(sale_event(c.SALE_CREATED, "awaiting_stock")))  # not its types

@@ -33,6 +33,5 @@ CONSUMERS = [
         event_types=[c.SALE_STATUS_CHANGED, c.SALE_CANCELED],
         apply=sale_events,
         relevant=moves_fulfillments,
-        typed=True,
     ),
 ]

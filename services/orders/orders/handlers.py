@@ -24,6 +24,5 @@ CONSUMERS = [
             c.FULFILLMENT_STATUS_CHANGED,
         ],
         apply=outcomes,
-        typed=True,
     ),
 ]

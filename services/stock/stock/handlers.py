@@ -51,6 +51,5 @@ CONSUMERS = [
         event_types=[c.SALE_CREATED, c.SALE_CANCELED, c.SALE_STATUS_CHANGED],
         apply=sale_events,
         relevant=changes_stock,
-        typed=True,
     ),
 ]

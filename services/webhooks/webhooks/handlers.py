@@ -30,6 +30,5 @@ CONSUMERS = [
         topics=[SALES_TOPIC, STOCK_TOPIC, FULFILLMENT_TOPIC, WEBHOOKS_TOPIC],
         event_types=EVENT_TYPES,
         apply=deliveries_from_events,
-        typed=True,
     )
 ]
