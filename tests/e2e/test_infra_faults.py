@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import os
 import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -198,7 +199,8 @@ async def crash_postgres_and_recover(
             ("GET", "/sales", None),
             ("GET", f"/stock/stock-records?sku={sku}", None),
             ("GET", "/webhooks/endpoints", None),
-            ("GET", "/fulfillment/fulfillments/F-000000000000", None),
+            # a well-formed id: one that cannot exist is refused without the database
+            ("GET", f"/fulfillment/fulfillments/{uuid.uuid4()}", None),
             ("POST", "/admin/tenants", {"name": ref("tenant")}),  # the gateway's own
         ):
             caller = admin if path.startswith("/admin") else tenant
