@@ -1,4 +1,9 @@
-"""Session fixtures: the real Kafka broker and PostgreSQL server every integration test uses.
+"""The test tiers, and the real Kafka broker and PostgreSQL server every integration test uses.
+
+Tiers (`make unit`, `make integration`, `make e2e`): a test under tests/e2e, tests/fuzz or
+tests/chaos runs the whole platform and is marked `e2e` here by its path; a test that uses the
+`infrastructure` fixture (or is marked `integration` by hand) is `integration`; the rest are
+unit tests and need nothing running.
 
 `KAFKA_BOOTSTRAP_SERVERS` and `DATABASE_URL` win when both are set (as `make test` sets
 them); otherwise the tests start their own through `tests.infra`.
@@ -10,12 +15,26 @@ fail-closed checks of production have their own tests, which clear ENVIRONMENT).
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
 from tests.infra import provide_infrastructure
 
 os.environ.setdefault("ENVIRONMENT", "development")
+
+
+ROOT = Path(__file__).resolve().parent
+E2E_DIRS = tuple(ROOT / "tests" / name for name in ("e2e", "fuzz", "chaos"))
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.path.is_relative_to(d) for d in E2E_DIRS):
+            item.add_marker(pytest.mark.e2e)
+        elif "infrastructure" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.integration)
 
 
 @dataclass(frozen=True)
