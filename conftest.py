@@ -19,6 +19,10 @@ from pathlib import Path
 
 import pytest
 
+from deploy.local.infra import run_async
+from fulfilkit.contracts import ALL_TOPICS
+from fulfilkit.kafka import ensure_topics
+from fulfilkit.settings import ServiceSettings
 from tests.infra import provide_infrastructure
 
 os.environ.setdefault("ENVIRONMENT", "development")
@@ -46,4 +50,7 @@ class Infrastructure:
 @pytest.fixture(scope="session")
 def infrastructure() -> Iterator[Infrastructure]:
     with provide_infrastructure() as (bootstrap, dsn):
+        # as every service does when it starts, so that a test needs no service to have run
+        partitions = ServiceSettings.model_fields["kafka_partitions"].default
+        run_async(lambda: ensure_topics(bootstrap, ALL_TOPICS, partitions))
         yield Infrastructure(bootstrap, dsn)
