@@ -5,19 +5,21 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install up down status test unit lint audit lock bench chaos fuzz clean
+.PHONY: help install up down status test unit integration e2e lint audit lock bench chaos fuzz clean
 
 help:
-	@echo "make up      start Kafka, PostgreSQL and every service (no Docker needed)"
-	@echo "make down    stop everything 'make up' started"
-	@echo "make test    install, start a fresh Kafka and PostgreSQL, run the whole suite"
-	@echo "make unit    only the fast tests that need no infrastructure"
-	@echo "make fuzz    schemathesis over the public API, longer than in make test (FUZZ_* settings)"
-	@echo "make lint    ruff and the architecture contracts"
-	@echo "make audit   pip-audit over the locked dependencies"
-	@echo "make lock    re-lock requirements*.txt (with hashes) from requirements*.in"
-	@echo "make bench   the benchmarks in bench/ (not part of make test)"
-	@echo "make chaos   infrastructure faults under load, full outages (not part of make test)"
+	@echo "make up           start Kafka, PostgreSQL and every service (no Docker needed)"
+	@echo "make down         stop everything 'make up' started"
+	@echo "make test         install, start a fresh Kafka and PostgreSQL, run all three tiers below"
+	@echo "make unit         the fast tests that need nothing running"
+	@echo "make integration  tests on a fresh Kafka and PostgreSQL, without the services running"
+	@echo "make e2e          the whole platform on a fresh Kafka and PostgreSQL (tests/e2e, fuzz, chaos)"
+	@echo "make fuzz         schemathesis over the public API, longer than in make test (FUZZ_* settings)"
+	@echo "make lint         ruff and the architecture contracts"
+	@echo "make audit        pip-audit over the locked dependencies"
+	@echo "make lock         re-lock requirements*.txt (with hashes) from requirements*.in"
+	@echo "make bench        the benchmarks in bench/ (not part of make test)"
+	@echo "make chaos        infrastructure faults under load, full outages (not part of make test)"
 
 $(STAMP): requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +41,16 @@ status: $(STAMP)
 test: $(STAMP)
 	$(PY) -m deploy.local infra -- $(PY) -m pytest $(PYTEST_ARGS)
 
+# The tiers by marker: `e2e` is set by path and `integration` by the `infrastructure`
+# fixture (root conftest.py); e2e tests may carry `integration` as well.
 unit: $(STAMP)
-	$(PY) -m pytest -m "not integration" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not integration and not e2e" $(PYTEST_ARGS)
+
+integration: $(STAMP)
+	$(PY) -m deploy.local infra -- $(PY) -m pytest -m "integration and not e2e" $(PYTEST_ARGS)
+
+e2e: $(STAMP)
+	$(PY) -m deploy.local infra -- $(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
 # The run inside `make test` is short and seeded; this one is longer and picks a new seed.
 fuzz: $(STAMP)

@@ -20,10 +20,6 @@ def arm(points: str | frozenset[str]) -> None:
     _armed = frozenset(name.strip() for name in names if name.strip())
 
 
-def armed() -> frozenset[str]:
-    return _armed
-
-
 def crash_point(name: str) -> None:
     if _armed and name in _armed:
         os._exit(CRASH_EXIT_STATUS)

@@ -1,5 +1,6 @@
--- Shared by every service, created in its own schema: the transactional outbox,
--- the idempotent-consumer inbox, and stored responses for Idempotency-Key.
+-- Shared by every service, created in its own schema: the transactional outbox and the
+-- idempotent-consumer inbox as first created. The messaging_*.sql scripts after it (in the
+-- order of `fulfilkit.db.SHARED_SCRIPTS`) change them and add the other shared tables.
 CREATE TABLE {schema}.outbox (
     seq          bigserial PRIMARY KEY,
     event_id     uuid        NOT NULL UNIQUE,

@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 
 from deploy.local.services import SERVICES, Platform, free_ports
+from fulfilkit.http.client import KEEPALIVE_SECONDS
 from gateway.domain import SCOPES
 from tests.support import Client, ref
 
@@ -54,7 +55,12 @@ def platform(infrastructure) -> Iterator[Platform]:
 
 @pytest.fixture(scope="session")
 async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
+    # lets an idle connection go before uvicorn closes it, or a request may be written into
+    # a closing connection ("Server disconnected", "Can not write request body")
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS),
+        timeout=aiohttp.ClientTimeout(total=30),
+    ) as session:
         yield session
 
 
