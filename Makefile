@@ -62,6 +62,7 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
+	$(PY) deploy/check_docs.py
 
 audit: $(STAMP)
 	$(PY) deploy/audit.py requirements-dev.txt

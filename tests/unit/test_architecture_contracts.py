@@ -144,11 +144,6 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return copy_tree(tmp_path_factory.mktemp("pristine"))
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="main is mid-restructuring (issue 12): stock.events imports stock.store; "
-    "remove this mark once make lint passes on main",
-)
 def test_the_unplanted_copy_keeps_every_contract(pristine: Path) -> None:
     run = lint_imports(pristine)
 
