@@ -2,7 +2,7 @@
 
 The bytes of a record are parsed once, by one discriminated union over every event type,
 straight into `Event[<its data model>]`; `bench/event_decoding.py` measures this against
-parsing the envelope and then its data (docs/architecture.md has the figures).
+parsing the envelope and then its data (docs/benchmarks.md has the figures).
 """
 
 from datetime import datetime

@@ -1,11 +1,7 @@
 """What a client sees at the edges: auth, tenancy, bad input, duplicates, paths."""
 
-import pytest
-
 from tests.e2e.stocking import sale_body, stocked_product
 from tests.support import Client, ref
-
-pytestmark = pytest.mark.integration
 
 PROBLEM = "application/problem+json"
 

@@ -6,7 +6,6 @@ import pytest
 
 from deploy.local.services import SERVICES, Platform
 
-pytestmark = pytest.mark.integration
 NAMES = [spec.name for spec in SERVICES]
 
 

@@ -21,8 +21,6 @@ from tests.e2e.stocking import sale_body, stocked_product
 from tests.kafka_tools import produce, read_all
 from tests.support import Client, eventually, ref
 
-pytestmark = pytest.mark.integration
-
 LIBS = str(Path(__file__).parents[2] / "libs")
 
 
@@ -93,7 +91,7 @@ async def test_relay_crash_between_publish_and_mark_still_reserves_once(
         copies = [
             r
             for r in await read_all(infrastructure.bootstrap_servers, c.SALES_TOPIC)
-            if orjson.loads(r.value).get("id") == str(event.id)
+            if f'"id":"{event.id}"'.encode() in (r.value or b"")  # other records may not be JSON
         ]
         assert len(copies) == 2, "the crash should have made the relay publish twice"
 

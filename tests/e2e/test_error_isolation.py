@@ -9,13 +9,9 @@ be (a real input that fails in the database layer); should it ever be refused ea
 
 import uuid
 
-import pytest
-
 from deploy.local.services import Platform
 from tests.e2e.stocking import stocked_product
 from tests.support import Client, ref
-
-pytestmark = pytest.mark.integration
 
 ROUNDS = 20
 

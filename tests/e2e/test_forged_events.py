@@ -1,15 +1,11 @@
 """An event written straight to Kafka by someone other than the topic's owner is refused:
 dead-lettered with the reason, with no effect, while real events flow on."""
 
-import pytest
-
 from fulfilkit import contracts as c
 from tests.e2e.sale_events import event, snapshot
 from tests.e2e.stocking import sale_body, stocked_product
 from tests.kafka_tools import produce, read_all
 from tests.support import Client, eventually, ref
-
-pytestmark = pytest.mark.integration
 
 
 async def test_forged_sale_events_are_dead_lettered_with_the_reason_and_change_nothing(

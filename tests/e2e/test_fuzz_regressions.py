@@ -13,8 +13,6 @@ from deploy.local.services import Platform
 from tests.e2e.stocking import sale_body, stocked_product
 from tests.support import Answer, Client, ref
 
-pytestmark = pytest.mark.integration
-
 PROBLEM = "application/problem+json"
 
 

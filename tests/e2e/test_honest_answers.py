@@ -12,7 +12,6 @@ from deploy.local.services import Platform
 from tests.e2e.stocking import stocked_product
 from tests.support import Client
 
-pytestmark = pytest.mark.integration
 HEX_ID = re.compile(r"[0-9a-f]{32}")
 
 

@@ -11,8 +11,6 @@ import pytest
 from tests.e2e.stocking import sale_body, stocked_product
 from tests.support import Answer, Client, ref
 
-pytestmark = pytest.mark.integration
-
 PROBLEM = "application/problem+json"
 TITLES = {"validation": (422, "Validation failed"), "invalid_request": (400, "Invalid request")}
 

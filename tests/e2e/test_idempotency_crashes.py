@@ -19,8 +19,6 @@ from deploy.local.services import Platform, ServiceProcess
 from tests.e2e.stocking import stocked_product
 from tests.support import Answer, Client, eventually, ref
 
-pytestmark = pytest.mark.integration
-
 CHANGE = "/stock/stock-records/change"
 
 

@@ -35,8 +35,6 @@ from deploy.local.services import Platform
 from tests.e2e.stocking import sale_body, stocked_product
 from tests.support import Answer, Client, Receiver, eventually, ref
 
-pytestmark = pytest.mark.integration
-
 SCHEMAS_WITH_OUTBOX = ("orders", "stock", "fulfilment", "webhooks")
 REQUEST_TIMEOUT = 40.0  # above the gateway's upstream timeout: a hang shows as a timeout here
 

@@ -5,13 +5,11 @@ counts only with a valid caller credential."""
 from typing import Any
 
 import aiohttp
-import pytest
 
 from deploy.local.services import Platform
 from tests.e2e.stocking import sale_body, stocked_product
 from tests.support import Client, ref
 
-pytestmark = pytest.mark.integration
 PROBLEM_JSON = "application/problem+json"
 PUBLIC_PATHS = {
     "orders": "/api/v1/sales",

@@ -4,15 +4,12 @@ import uuid
 
 import asyncpg
 import orjson
-import pytest
 
 from fulfilkit import contracts as c
 from tests.e2e.sale_events import as_status, event, publish, snapshot
 from tests.e2e.stocking import sale_body, stocked_product
 from tests.kafka_tools import read_all
 from tests.support import Client, eventually, ref
-
-pytestmark = pytest.mark.integration
 
 
 async def record_of(client: Client, sku: str) -> dict:

@@ -2,12 +2,9 @@
 
 import asyncio
 
-import pytest
-
 from tests.e2e.stocking import sale_body, stocked_product
 from tests.support import Client, eventually, ref
 
-pytestmark = pytest.mark.integration
 BATCH = "/sales/batch"
 
 

@@ -24,8 +24,6 @@ from fulfilkit import contracts as c
 from tests.e2e.stocking import sale_body, stocked_product
 from tests.support import Client, eventually, ref
 
-pytestmark = pytest.mark.integration
-
 BURST, BURST_CLIENTS = 300, 24
 REPLICA_SALES, REPLICA_CLIENTS = 60, 8
 

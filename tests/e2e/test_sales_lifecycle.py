@@ -1,11 +1,7 @@
 """A sale from creation to delivery or cancellation, as a client sees it."""
 
-import pytest
-
 from tests.e2e.stocking import sale_body, stocked_product
 from tests.support import Client, eventually, ref
-
-pytestmark = pytest.mark.integration
 
 
 async def pending_sale(

@@ -14,12 +14,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-import pytest
 
 from tests.e2e.stocking import sale_body, stocked_product
 from tests.support import Answer, Client, eventually, ref
-
-pytestmark = pytest.mark.integration
 
 SALES, QUANTITY, CLIENTS, BYSTANDERS = 300, 2, 32, 10
 FINAL = ("canceled", "shipped")

@@ -4,8 +4,6 @@ import pytest
 
 from tests.support import Answer, Client, ref
 
-pytestmark = pytest.mark.integration
-
 
 async def patch(client: Client, path: str, body: dict, if_match: str | None = None) -> Answer:
     headers = {"If-Match": if_match} if if_match is not None else None

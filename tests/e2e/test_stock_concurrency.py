@@ -2,12 +2,8 @@
 
 import asyncio
 
-import pytest
-
 from tests.e2e.stocking import sale_body, stocked_product
 from tests.support import Client, eventually, ref
-
-pytestmark = pytest.mark.integration
 
 SALES, UNITS, SALE_CLIENTS, DELTA_CLIENTS, DELTA_ROUNDS = 2000, 500, 48, 6, 25
 

@@ -4,15 +4,12 @@ import asyncio
 import uuid
 
 import asyncpg
-import pytest
 
 from deploy.local.services import ServiceProcess
 from fulfilkit import contracts as c
 from tests.e2e.sale_events import event, publish, snapshot
 from tests.e2e.stocking import stocked_product
 from tests.support import Client, eventually
-
-pytestmark = pytest.mark.integration
 
 SALES = 3000
 

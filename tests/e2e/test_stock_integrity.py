@@ -8,12 +8,9 @@ from pathlib import Path
 from uuid import UUID
 
 import asyncpg
-import pytest
 
 from tests.e2e.stocking import sale_body, stocked_product
 from tests.support import Client, ref
-
-pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -11,8 +11,6 @@ from tests.e2e.stocking import sale_body, stocked_product
 from tests.kafka_tools import read_all
 from tests.support import Client, eventually, ref
 
-pytestmark = pytest.mark.integration
-
 UPDATE = "/stock/stock-records/update"
 CHANGE = "/stock/stock-records/change"
 LEVELS = "/stock/stock-level-updates"

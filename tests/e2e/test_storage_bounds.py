@@ -4,14 +4,10 @@ acknowledged yet."""
 
 import uuid
 
-import pytest
-
 from fulfilkit import contracts as c
 from fulfilkit.db import create_pool
 from tests.e2e.stocking import sale_body, stocked_product
 from tests.support import Client, eventually, ref
-
-pytestmark = pytest.mark.integration
 
 
 async def test_every_service_schema_has_the_index_the_pruner_needs(platform, infrastructure):

@@ -2,13 +2,10 @@
 
 import json
 
-import pytest
 from standardwebhooks.webhooks import Webhook
 
 from tests.e2e.stocking import sale_body, stocked_product
 from tests.support import Client, Receiver, eventually, ref
-
-pytestmark = pytest.mark.integration
 
 
 async def test_sale_is_reserved_claimed_shipped_and_announced(tenant: Client):

@@ -2,8 +2,6 @@
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from tests.e2e.webhook_tools import (
     StockRecord,
     deliveries,
@@ -12,8 +10,6 @@ from tests.e2e.webhook_tools import (
     started,
 )
 from tests.support import Client, eventually
-
-pytestmark = pytest.mark.integration
 
 
 async def test_endpoint_crud(tenant: Client):

@@ -4,15 +4,12 @@ and the receiver deduplicates by `webhook-id`."""
 import asyncio
 from collections import Counter
 
-import pytest
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
 from tests.e2e.stocking import sale_body, stocked_product
 from tests.e2e.webhook_tools import Arrival, Hook, polled, register, started
 from tests.support import Client, eventually, ref
-
-pytestmark = pytest.mark.integration
 
 SALES = 100
 EVENTS_PER_SALE = 2  # sale.created, then sale.status_changed to pending

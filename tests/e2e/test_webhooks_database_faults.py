@@ -2,12 +2,9 @@
 connections are terminated by the server, and deliveries go on, woken by LISTEN again."""
 
 import asyncpg
-import pytest
 
 from tests.e2e.webhook_tools import StockRecord, polled, received_count, register, started
 from tests.support import Client, eventually
-
-pytestmark = pytest.mark.integration
 
 LISTEN_APP = "webhooks-listen"
 DISPATCH_APPS = (LISTEN_APP, "webhooks-dispatch")

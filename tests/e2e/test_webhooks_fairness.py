@@ -9,13 +9,10 @@ import asyncio
 import statistics
 import time
 
-import pytest
 from aiohttp import web
 
 from tests.e2e.webhook_tools import Arrival, Hook, StockRecord, polled, register, started
 from tests.support import Client, eventually
-
-pytestmark = pytest.mark.integration
 
 BLACKHOLED_ENDPOINTS = 30
 A_EVENTS = 20

@@ -6,8 +6,6 @@ import pytest
 from tests.e2e.webhook_tools import StockRecord, received_count, register, started
 from tests.support import Client
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.mark.parametrize(
     ("headers", "field"),

@@ -19,8 +19,6 @@ from standardwebhooks.webhooks import Webhook
 from tests.e2e.webhook_tools import StockRecord, received_count, started
 from tests.support import Answer, Client, ref
 
-pytestmark = pytest.mark.integration
-
 
 class ServiceCaller:
     """One tenant's calls to the webhooks service, as the gateway makes them."""

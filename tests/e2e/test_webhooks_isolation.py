@@ -17,8 +17,6 @@ from tests.e2e.webhook_tools import (
 )
 from tests.support import Client, eventually
 
-pytestmark = pytest.mark.integration
-
 PER_ENDPOINT = 10  # WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT (default)
 HEALTHY_BOUND_SECONDS = 2.0
 EVENTS = 40

@@ -1,14 +1,11 @@
 """Ordered endpoints: one subject's events arrive in the order they happened, one at a time,
 while other subjects keep flowing."""
 
-import pytest
 from aiohttp import web
 
 from tests.e2e.stocking import sale_body, stocked_product
 from tests.e2e.webhook_tools import Arrival, Hook, deliveries, polled, register, started
 from tests.support import Client, eventually, ref
-
-pytestmark = pytest.mark.integration
 
 HOLD_SECONDS = 3  # Retry-After of the failed first attempt
 

@@ -6,7 +6,6 @@ import uuid
 from datetime import timedelta
 
 import asyncpg
-import pytest
 from aiohttp import web
 
 from fulfilkit.db import create_pool
@@ -20,8 +19,6 @@ from tests.e2e.webhook_tools import (
 )
 from tests.support import Client, eventually
 from webhooks.retention import prune
-
-pytestmark = pytest.mark.integration
 
 RETENTION = timedelta(days=30)
 

@@ -9,7 +9,6 @@ from datetime import UTC, datetime, timedelta
 
 import asyncpg
 import orjson
-import pytest
 from aiohttp import web
 from standardwebhooks.webhooks import Webhook
 
@@ -26,8 +25,6 @@ from tests.e2e.webhook_tools import (
 )
 from tests.kafka_tools import read_all
 from tests.support import Client, eventually
-
-pytestmark = pytest.mark.integration
 
 
 def scripted(*statuses: int):

@@ -8,14 +8,11 @@ import sys
 from uuid import UUID
 
 import asyncpg
-import pytest
 from cryptography.fernet import Fernet
 from standardwebhooks.webhooks import Webhook
 
 from tests.e2e.webhook_tools import StockRecord, received_count, register, started
 from tests.support import Client
-
-pytestmark = pytest.mark.integration
 
 
 def sealing_key(platform) -> Fernet:

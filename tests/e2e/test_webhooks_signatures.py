@@ -10,8 +10,6 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from tests.e2e.webhook_tools import StockRecord, received_count, register, started
 from tests.support import Client, eventually
 
-pytestmark = pytest.mark.integration
-
 STRANGER = "whsec_" + base64.b64encode(b"not the endpoint's secret, 32 b.").decode()
 
 
