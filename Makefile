@@ -39,7 +39,7 @@ status: $(STAMP)
 	$(PY) -m deploy.local status
 
 test: $(STAMP)
-	$(PY) -m deploy.local infra -- $(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m deploy.local infra -- $(PY) -m pytest --durations=15 $(PYTEST_ARGS)
 
 # The tiers by marker: `e2e` is set by path and `integration` by the `infrastructure`
 # fixture (root conftest.py); e2e tests may carry `integration` as well.

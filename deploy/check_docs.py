@@ -87,7 +87,7 @@ def main() -> int:
                     fail(page, f"link {target}: no heading #{fragment}")
         for code in re.findall(r"`([^`\n]+)`", body):
             for token in code.split():
-                token = token.strip("(),;:")
+                token = token.strip("(),;:'\"")
                 if not (token.startswith(TOP) or token.endswith(SUFFIXES)) or "/" not in token:
                     continue
                 if re.search(r"[<>*{}$]|NNN|\.\.\.", token) or token.startswith("http"):
