@@ -136,6 +136,48 @@ async def save(
     )
 
 
+async def get_sale(conn: asyncpg.Connection, tenant_id: UUID, sale_id: str) -> Sale | None:
+    row = await conn.fetchrow(
+        f"SELECT {SALE_COLUMNS} FROM {S}.sales WHERE tenant_id = $1 AND sale_id = $2",
+        tenant_id,
+        sale_id,
+    )
+    return _sale(row) if row else None
+
+
+async def save_if_unchanged(
+    conn: asyncpg.Connection, change: StatusChange, actor: str, events: Sequence[Keyed]
+) -> bool:
+    """Compare-and-set one sale read without a lock: write it, its history and its events
+    only if it is still as read (the version before `change`, and the same reservation and
+    fulfillments, which change without a new version), in one statement. False otherwise."""
+    sale = change.sale
+    notified = await conn.fetch(
+        f"WITH saved AS (UPDATE {S}.sales SET status = $2, version = $3, cancel_reason = $6,"
+        " updated_at = now() WHERE id = $1 AND version = $3 - 1"
+        " AND reservation IS NOT DISTINCT FROM $4::text::jsonb"
+        " AND fulfillments = $5::text::jsonb RETURNING id),"
+        f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
+        " actor) SELECT id, $7, $2, $8, $9 FROM saved RETURNING sale),"
+        f" events AS ({outbox_insert(S, 10, 'EXISTS (SELECT FROM saved)')} RETURNING 1)"
+        " SELECT pg_notify($14, sale::text) FROM history"
+        " UNION ALL SELECT pg_notify($15, '') WHERE EXISTS (SELECT FROM events)",
+        sale.id,
+        sale.status,
+        sale.version,
+        _json(sale.reservation),
+        _json(sale.fulfillments),
+        sale.cancel_reason,
+        change.previous,
+        change.reason,
+        actor,
+        *outbox_arrays(events),
+        STATUS_CHANNEL,
+        outbox_channel(S),
+    )
+    return bool(notified)
+
+
 async def settled(conn: asyncpg.Connection, ids: Collection[str]) -> list[str]:
     """Those of these sales (platform ids) whose reservation outcome is in."""
     rows = await conn.fetch(

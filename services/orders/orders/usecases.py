@@ -195,6 +195,8 @@ async def ship_sales(
     pool: asyncpg.Pool, tenant: UUID, actor: str, sale_ids: Sequence[str]
 ) -> Changed:
     """Ship sales in fulfillment; one shipped already stays so, any other never ships."""
+    if len(sale_ids) == 1 and (sale := await _ship_unless_changed(pool, tenant, actor, *sale_ids)):
+        return Changed([sale], [])
     return await _change_each(
         pool,
         tenant,
@@ -205,6 +207,19 @@ async def ship_sales(
             f"The sale is {sale.status} and cannot ship.", sale_status=sale.status
         ),
     )
+
+
+async def _ship_unless_changed(
+    pool: asyncpg.Pool, tenant: UUID, actor: str, sale_id: str
+) -> Sale | None:
+    """The usual shipment of one sale, in two statements and without a lock: read it, then
+    write it only if nothing changed it meanwhile. None leaves the decision to the lock."""
+    async with pool.acquire() as conn:
+        sale = await store.get_sale(conn, tenant, sale_id)
+        if sale is None or sale.status != "in_fulfillment" or (change := ship(sale)) is None:
+            return None
+        saved = await store.save_if_unchanged(conn, change, actor, events.status_changed(change))
+    return sale if saved else None
 
 
 async def _change_each(

@@ -15,7 +15,7 @@ from fulfilkit.errors import Conflict, Duplicated, NotFound
 from fulfilkit.notify import Waiter
 from fulfilkit.received import Event, decode_event
 from orders import store, usecases
-from orders.domain import NewSale
+from orders.domain import NewSale, ship
 from tests.support import eventually
 
 pytestmark = pytest.mark.integration
@@ -365,6 +365,37 @@ async def test_sales_in_fulfillment_ship_and_shipping_twice_is_once(pool, tenant
     assert [(s.sale_id, s.status, s.version) for s in again.done] == [("S-1", "shipped", 4)]
     assert again.refused == []
     assert await published(pool, tenant) == before, "no second event"
+
+
+async def test_one_sale_ships_by_compare_and_set_with_its_history_and_event(pool, tenant):
+    sale = await at(pool, tenant, "in_fulfillment", "S-1")
+    before = await published(pool, tenant)
+    shipped = await usecases.ship_sales(pool, tenant, "fulfilment", ["S-1"])
+    assert [(s.sale_id, s.status, s.version) for s in shipped.done] == [("S-1", "shipped", 4)]
+    assert (await history(pool, sale.id))[-1] == (
+        "in_fulfillment", "shipped", "fulfillment_shipped", "fulfilment",
+    )  # fmt: skip
+    after = await published(pool, tenant)
+    assert [(t, d["status"]) for t, d in after[len(before) :]] == [
+        (c.SALE_STATUS_CHANGED, "shipped")
+    ]
+
+
+async def test_a_sale_changed_after_it_was_read_is_not_overwritten(pool, tenant):
+    """The compare-and-set writes only the sale as read: a reservation recorded on it since
+    (without a new version) makes it refuse, and nothing is written."""
+    sale = await at(pool, tenant, "in_fulfillment", "S-1")
+    read, _ = await usecases.get_sale(pool, tenant, "S-1")
+    change = ship(read)
+    assert change is not None
+    await pool.execute(
+        "UPDATE orders.sales SET reservation = '{\"changed\": true}' WHERE id = $1", sale.id
+    )
+    async with pool.acquire() as conn:
+        assert not await store.save_if_unchanged(conn, change, "fulfilment", [])
+    assert await status_of(pool, tenant, "S-1") == "in_fulfillment"
+    shipped = await usecases.ship_sales(pool, tenant, "fulfilment", ["S-1"])  # under the lock
+    assert [(s.status, s.reservation) for s in shipped.done] == [("shipped", {"changed": True})]
 
 
 async def test_a_pending_sale_does_not_ship_before_it_is_claimed(pool, tenant):
