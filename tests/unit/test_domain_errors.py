@@ -1,14 +1,12 @@
 """A route that raises a `fulfilkit.errors` class answers problem+json with that code's status,
 the detail, `errors` when given and every extra field: the body a `Problem` gives."""
 
-from typing import Any
-
-import orjson
 import pytest
 from fastapi import FastAPI
 
 from fulfilkit.errors import Conflict, DomainError, Duplicated, Invalid, NotFound
 from fulfilkit.http.problems import PROBLEM_JSON, Problem, install_problem_handlers
+from tests.asgi import asgi_get
 
 FIELDS = [{"field": "/lines/0/quantity", "message": "must be positive", "in": "body"}]
 
@@ -22,37 +20,6 @@ def app_raising(error: Exception) -> FastAPI:
         raise error
 
     return app
-
-
-async def get(app: FastAPI, path: str) -> tuple[int, dict[str, str], Any]:
-    """(status, headers, parsed body) of a GET, straight through the ASGI interface."""
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-    }
-    await app(scope, receive, send)
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    body = b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
-    headers = {k.decode().lower(): v.decode() for k, v in start["headers"]}
-    return start["status"], headers, orjson.loads(body)
 
 
 @pytest.mark.parametrize(
@@ -70,7 +37,7 @@ async def test_each_domain_error_answers_problem_json_with_its_code_and_status(
 ) -> None:
     error = error_class("The sale cannot change now.", errors=FIELDS, sale_id="S-1", version=3)
 
-    answered, headers, body = await get(app_raising(error), "/refused")
+    answered, headers, body = await asgi_get(app_raising(error), "/refused")
 
     assert (answered, headers["content-type"]) == (status, PROBLEM_JSON)
     assert body == {
@@ -92,8 +59,8 @@ async def test_a_domain_error_answers_the_body_a_problem_gives(
     refused = error_class("No such sale.", reason="gone")
     problem = Problem(error_class.code, "No such sale.", reason="gone")
 
-    from_error = await get(app_raising(refused), "/refused")
-    from_problem = await get(app_raising(problem), "/refused")
+    from_error = await asgi_get(app_raising(refused), "/refused")
+    from_problem = await asgi_get(app_raising(problem), "/refused")
 
     assert from_error == from_problem
     assert "errors" not in from_error[2]  # only when given
