@@ -1,12 +1,15 @@
 """Requests straight through an ASGI app, with no server and no socket."""
 
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 from starlette.types import ASGIApp
 
 
-async def asgi_get(app: ASGIApp, path: str) -> tuple[int, dict[str, str], Any]:
+async def asgi_get(
+    app: ASGIApp, path: str, headers: Sequence[tuple[bytes, bytes]] = ()
+) -> tuple[int, dict[str, str], Any]:
     """(status, lower-cased headers, parsed JSON body) of one GET, as a server would make it."""
     sent: list[dict[str, Any]] = []
 
@@ -26,7 +29,7 @@ async def asgi_get(app: ASGIApp, path: str) -> tuple[int, dict[str, str], Any]:
         "raw_path": path.encode(),
         "query_string": b"",
         "root_path": "",
-        "headers": [],
+        "headers": list(headers),
         "client": ("127.0.0.1", 50000),
         "server": ("127.0.0.1", 80),
     }

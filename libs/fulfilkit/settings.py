@@ -8,6 +8,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from fulfilkit.kafka_security import KafkaSecurity, SaslMechanism, SecurityProtocol
+from fulfilkit.logs import LogFormat
 
 DEVELOPMENT = "development"
 MIN_SECRET_LENGTH = 32
@@ -93,6 +94,11 @@ class ServiceSettings(BaseSettings):
     inbox_prune_interval_seconds: float = Field(default=3600, gt=0)
     idempotency_ttl_hours: float = Field(default=24, gt=0)
     log_level: str = "INFO"
+    # `text` (for people) or `json` (one object a line, for a log collector)
+    log_format: LogFormat = "text"
+    # Apply the schema's migrations at start; when false, `python -m <service> migrate` does,
+    # and the service refuses to start until its schema is up to date
+    migrate_on_start: bool = True
     # How long a request or loop waits for a database connection before it answers 503
     db_acquire_timeout_seconds: float = Field(default=10.0, gt=0)
     # A failed background loop is started again after this delay, doubled up to the maximum
@@ -108,6 +114,11 @@ class ServiceSettings(BaseSettings):
     @property
     def is_development(self) -> bool:
         return self.environment.strip().lower() == DEVELOPMENT
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format_any_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("internal_callers")
     @classmethod

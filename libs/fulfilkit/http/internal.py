@@ -13,6 +13,7 @@ from uuid import UUID
 from fastapi import Depends, Request
 
 from fulfilkit.http.problems import Problem
+from fulfilkit.logs import tenant_var
 from fulfilkit.settings import ServiceSettings
 
 INTERNAL_TOKEN_HEADER = "X-Internal-Token"
@@ -33,7 +34,8 @@ def verify_caller(request: Request, allowed: frozenset[str]) -> str:
 
 
 def tenant_vouched_by(*callers: str) -> Callable[[Request], Awaitable[UUID]]:
-    """A dependency: the tenant in X-Tenant-Id, when one of `callers` sent the request."""
+    """A dependency: the tenant in X-Tenant-Id, when one of `callers` sent the request. The
+    request's log lines say it from here on (`RequestIdMiddleware` forgets it after)."""
     allowed = frozenset(callers)
 
     # Read from `request.headers` rather than declared as `Header()` parameters: these headers
@@ -42,9 +44,11 @@ def tenant_vouched_by(*callers: str) -> Callable[[Request], Awaitable[UUID]]:
     async def tenant(request: Request) -> UUID:
         verify_caller(request, allowed)
         try:
-            return UUID(request.headers.get(TENANT_HEADER) or "")
+            tenant_id = UUID(request.headers.get(TENANT_HEADER) or "")
         except ValueError:
             raise Problem("invalid_token", "No tenant was given by the caller.") from None
+        tenant_var.set(tenant_id)
+        return tenant_id
 
     return tenant
 

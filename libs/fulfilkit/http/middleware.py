@@ -5,7 +5,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fulfilkit.http.problems import Problem, dependency_outage, problem_response
-from fulfilkit.logs import request_id_var
+from fulfilkit.logs import request_id_var, tenant_var
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,8 @@ def request_id_of(given: bytes | None) -> str:
 
 
 class RequestIdMiddleware:
-    """Takes X-Request-Id from the caller (or makes one), logs with it and echoes it back."""
+    """Takes X-Request-Id from the caller (or makes one), logs with it and echoes it back.
+    The tenant, once a route knows it (`fulfilkit.logs.tenant_var`), lasts as long."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -33,6 +34,7 @@ class RequestIdMiddleware:
             return
         request_id = request_id_of(dict(scope["headers"]).get(REQUEST_ID_HEADER))
         token = request_id_var.set(request_id)
+        tenant_token = tenant_var.set(None)
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -47,6 +49,7 @@ class RequestIdMiddleware:
         try:
             await self.app(scope, receive, send_with_id)
         finally:
+            tenant_var.reset(tenant_token)
             request_id_var.reset(token)
 
 

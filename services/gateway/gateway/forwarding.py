@@ -17,6 +17,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fulfilkit.errors import DomainError
 from fulfilkit.http.problems import Problem, dependency_outage, problem_response
 from fulfilkit.idempotency import check_key
+from fulfilkit.logs import tenant_var
 from gateway import usecases
 from gateway.checks import ClientGone, check_api_version, invalid_token, problem_of, read_body
 from gateway.domain import (
@@ -79,6 +80,7 @@ class ForwardingMiddleware:
         resources: GatewayResources = runtime.resources
         check_api_version(headers.get("x-api-version"))
         caller = await caller_of(resources, scope, headers.get("authorization"))
+        tenant_var.set(caller.tenant_id)  # for the request's log lines, until it ends
         wait = resources.limiter.wait_seconds(caller.key_id)
         if wait > 0:
             raise Problem(
