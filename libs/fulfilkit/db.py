@@ -99,17 +99,74 @@ async def create_pool(
     return pool
 
 
+class SchemaMismatch(RuntimeError):
+    """The schema in the database is not the one this code was written for."""
+
+    def __init__(self, message: str, schema: str, migrations: list[str]) -> None:
+        super().__init__(message)
+        self.schema = schema
+        self.migrations = migrations
+
+
+class SchemaNewerThanCode(SchemaMismatch):
+    """The schema has migrations this code does not have: a newer release applied them."""
+
+    def __init__(self, schema: str, unknown: list[str]) -> None:
+        super().__init__(
+            f"the {schema} schema is newer than this code: it has migrations this release"
+            f" does not know ({', '.join(unknown)}); run a release that has them, or restore"
+            " the database from before they were applied",
+            schema,
+            unknown,
+        )
+
+
+class SchemaBehindCode(SchemaMismatch):
+    """The schema lacks migrations this code needs (and is not to apply them itself)."""
+
+    def __init__(self, schema: str, missing: list[str]) -> None:
+        super().__init__(
+            f"the {schema} schema lacks migrations this code needs ({', '.join(missing)}):"
+            f" run `python -m {schema} migrate` first (MIGRATE_ON_START is false)",
+            schema,
+            missing,
+        )
+
+
+def migration_scripts(schema: str, migrations_dir: Path) -> list[tuple[str, str]]:
+    """(name, SQL) of every migration of `schema`, in the order they apply: the shared
+    messaging tables, then the service's own `NNN_*.sql` files."""
+    scripts = [(name, path.read_text().format(schema=schema)) for name, path in SHARED_SCRIPTS]
+    return scripts + [(p.stem, p.read_text()) for p in sorted(migrations_dir.glob("*.sql"))]
+
+
+async def _applied(conn: asyncpg.Connection, schema: str) -> list[str]:
+    """Names in `<schema>.schema_migrations`, in the order applied; none when it is missing."""
+    if await conn.fetchval("SELECT to_regclass($1)", f"{schema}.schema_migrations") is None:
+        return []
+    rows = await conn.fetch(f"SELECT name FROM {schema}.schema_migrations ORDER BY applied_at")
+    return [r["name"] for r in rows]
+
+
+def _unknown(applied: list[str], scripts: list[tuple[str, str]]) -> list[str]:
+    known = {name for name, _ in scripts}
+    return [name for name in applied if name not in known]
+
+
 async def migrate(pool: asyncpg.Pool, schema: str, migrations_dir: Path) -> list[str]:
     """Apply the shared messaging tables, then the service's `NNN_*.sql` files, in order, once.
 
     Safe to run concurrently from several replicas: an advisory lock serialises them.
-    Returns the names applied by this call.
+    Returns the names applied by this call. Raises `SchemaNewerThanCode`, applying nothing,
+    when the schema has a migration this code does not have.
     """
-    scripts = [(name, path.read_text().format(schema=schema)) for name, path in SHARED_SCRIPTS]
-    scripts += [(p.stem, p.read_text()) for p in sorted(migrations_dir.glob("*.sql"))]
+    scripts = migration_scripts(schema, migrations_dir)
     applied: list[str] = []
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", f"migrate:{schema}")
+        done = await _applied(conn, schema)
+        if unknown := _unknown(done, scripts):
+            raise SchemaNewerThanCode(schema, unknown)
         # A service's own role owns its schema but may not create schemas (fulfilkit.db_roles)
         if not await conn.fetchval("SELECT true FROM pg_namespace WHERE nspname = $1", schema):
             await conn.execute(f"CREATE SCHEMA {schema}")
@@ -117,7 +174,6 @@ async def migrate(pool: asyncpg.Pool, schema: str, migrations_dir: Path) -> list
             f"CREATE TABLE IF NOT EXISTS {schema}.schema_migrations"
             " (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
         )
-        done = {r["name"] for r in await conn.fetch(f"SELECT name FROM {schema}.schema_migrations")}
         for name, sql in scripts:
             if name in done:
                 continue
@@ -125,6 +181,18 @@ async def migrate(pool: asyncpg.Pool, schema: str, migrations_dir: Path) -> list
             await conn.execute(f"INSERT INTO {schema}.schema_migrations (name) VALUES ($1)", name)
             applied.append(name)
     return applied
+
+
+async def check_schema(pool: asyncpg.Pool, schema: str, migrations_dir: Path) -> None:
+    """Raise `SchemaNewerThanCode` or `SchemaBehindCode` unless the schema has exactly the
+    migrations this code has (for a service that does not migrate at start)."""
+    scripts = migration_scripts(schema, migrations_dir)
+    async with pool.acquire() as conn:
+        done = await _applied(conn, schema)
+    if unknown := _unknown(done, scripts):
+        raise SchemaNewerThanCode(schema, unknown)
+    if missing := [name for name, _ in scripts if name not in set(done)]:
+        raise SchemaBehindCode(schema, missing)
 
 
 async def in_transaction(

@@ -20,7 +20,7 @@ from faststream.kafka import KafkaBroker
 from starlette.types import ASGIApp
 
 from fulfilkit.contracts import ALL_TOPICS
-from fulfilkit.db import create_pool, migrate
+from fulfilkit.db import SchemaMismatch, check_schema, create_pool, migrate
 from fulfilkit.faults import arm
 from fulfilkit.http.middleware import (
     HeadAsGetMiddleware,
@@ -121,9 +121,7 @@ async def _start_runtime(spec: ServiceDefinition) -> Runtime[Any]:
         application_name=spec.name,
         acquire_timeout=s.db_acquire_timeout_seconds,
     )
-    applied = await migrate(pool, spec.name, spec.migrations)
-    if applied:
-        log.info("applied migrations %s", applied)
+    await _prepare_schema(spec, pool)
     runtime: Runtime[Any] = Runtime(
         settings=s,
         schema=spec.name,
@@ -148,6 +146,22 @@ async def _start_runtime(spec: ServiceDefinition) -> Runtime[Any]:
         )
         await runtime.producer.start()
     return runtime
+
+
+async def _prepare_schema(spec: ServiceDefinition, pool: asyncpg.Pool) -> None:
+    """Migrate (MIGRATE_ON_START, the default) or check that the schema is up to date; either
+    way refuse to start on a schema this code does not match."""
+    try:
+        if spec.settings.migrate_on_start:
+            applied = await migrate(pool, spec.name, spec.migrations)
+            if applied:
+                log.info("applied migrations %s", applied)
+        else:
+            await check_schema(pool, spec.name, spec.migrations)
+    except SchemaMismatch as exc:
+        log.critical("refusing to start: %s", exc)
+        await pool.close()
+        raise
 
 
 async def _start_consumers(spec: ServiceDefinition, runtime: Runtime[Any]) -> None:
@@ -285,7 +299,7 @@ def _health_router() -> APIRouter:
 
 
 def create_service(spec: ServiceDefinition, **fastapi_kwargs: Any) -> FastAPI:
-    configure_logging(spec.name, spec.settings.log_level)
+    configure_logging(spec.name, spec.settings.log_level, spec.settings.log_format)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
