@@ -17,7 +17,7 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import uvicorn
 
@@ -82,7 +82,10 @@ def where(dsn: str) -> str:
     """The server and database of `dsn`, without its credentials."""
     try:
         parts = urlsplit(dsn)
-        return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or '/'}"
+        query = {key: values[-1] for key, values in parse_qs(parts.query).items()}
+        host = query.get("host") or parts.hostname or "localhost"
+        port = query.get("port") or parts.port or 5432
+        return f"{host}:{port}{parts.path or '/'}"
     except ValueError:
         return "DATABASE_URL"
 

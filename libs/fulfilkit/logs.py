@@ -35,8 +35,9 @@ class JsonFormatter(OrjsonFormatter):
     then `request_id`, `tenant`, `trace_id` and `span_id` when known, `exception` and `stack`
     when there is one, and any `extra` the caller passed."""
 
-    # What the record holds that is said otherwise (or not at all) in the line.
-    SKIPPED = frozenset({*RESERVED_ATTRS, "request_id", "message", "asctime"})
+    # What the record holds that is said otherwise (or not at all) in the line; uvicorn's
+    # `color_message` is its message again, with terminal colour codes.
+    SKIPPED = frozenset({*RESERVED_ATTRS, "request_id", "message", "asctime", "color_message"})
 
     def __init__(self, service: str) -> None:
         super().__init__(

@@ -5,11 +5,8 @@ import os
 import subprocess
 import urllib.error
 import urllib.request
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -28,27 +25,6 @@ OWN_FIRST_MIGRATION = {
     "webhooks": "001_init",
 }
 FUTURE = "999_from_a_newer_release"
-
-
-@dataclass(frozen=True)
-class Database:
-    url: str
-    name: str
-
-
-@pytest.fixture
-async def database(infrastructure) -> AsyncIterator[Database]:
-    """A database of its own: the schemas here are broken on purpose."""
-    name = f"migrate_tests_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(infrastructure.database_url)
-    try:
-        await admin.execute(f"CREATE DATABASE {name}")
-        yield Database(
-            urlunsplit(urlsplit(infrastructure.database_url)._replace(path=f"/{name}")), name
-        )
-        await admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
-    finally:
-        await admin.close()
 
 
 def environment(service: str, database_url: str, **settings: str) -> dict[str, str]:
