@@ -33,7 +33,7 @@ class _RequestIdFilter(logging.Filter):
 class JsonFormatter(OrjsonFormatter):
     """One JSON object a line: `time` (ISO 8601, UTC), `level`, `service`, `logger`, `message`,
     then `request_id`, `tenant`, `trace_id` and `span_id` when known, `exception` and `stack`
-    when there is one, and any `extra` the caller passed."""
+    when there is one, and any `extra` the caller passed (under another name than these)."""
 
     # What the record holds that is said otherwise (or not at all) in the line; uvicorn's
     # `color_message` is its message again, with terminal colour codes.
@@ -69,7 +69,10 @@ class JsonFormatter(OrjsonFormatter):
             log_data["span_id"] = format(span.span_id, "016x")
         for key, value in message_dict.items():
             log_data[self.rename_fields.get(key, key)] = value
-        merge_record_extra(record, log_data, reserved=self._skip_fields)
+        extra: dict[str, Any] = {}
+        merge_record_extra(record, extra, reserved=self._skip_fields)
+        for key, value in extra.items():  # never in place of a field above
+            log_data.setdefault(key, value)
 
 
 class BrokerNoise(logging.Filter):

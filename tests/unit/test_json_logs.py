@@ -70,7 +70,7 @@ def test_a_line_inside_a_request_and_span_has_its_ids(restored, capsys) -> None:
     request_token, tenant_token = request_id_var.set("req-42"), tenant_var.set(tenant)
     try:
         with trace.use_span(NonRecordingSpan(context)):
-            log.warning("slow answer", extra={"sale": "S-1"})
+            log.warning("slow answer", extra={"sale": "S-1", "service": "not-orders"})
     finally:
         tenant_var.reset(tenant_token)
         request_id_var.reset(request_token)
@@ -81,6 +81,7 @@ def test_a_line_inside_a_request_and_span_has_its_ids(restored, capsys) -> None:
     assert line["span_id"] == "b7ad6b7169203331"
     assert line["level"] == "WARNING"
     assert line["sale"] == "S-1", "extra fields are kept"
+    assert line["service"] == "orders", "but never in place of the line's own"
     assert "exception" not in line
 
 
