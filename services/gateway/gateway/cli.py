@@ -20,7 +20,7 @@ from uuid import UUID
 
 import orjson
 
-from fulfilkit.db import create_pool, migrate
+from fulfilkit.db import SchemaMismatch, create_pool, migrate
 from fulfilkit.errors import Duplicated, NotFound
 from fulfilkit.settings import ServiceSettings
 from gateway import usecases
@@ -134,7 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         record = asyncio.run(_run(args))
-    except CommandFailed as exc:
+    except (CommandFailed, SchemaMismatch) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     _print(record, args.json)
