@@ -20,12 +20,6 @@ DeadLetterId = Annotated[int, Path(ge=1, le=MAX_ID, description="The dead letter
 FilterText = Annotated[str | None, Query(max_length=300)]
 
 
-class HeaderOut(BaseModel):
-    key: str
-    value: str | None = Field(None, description="The header's value, when it is UTF-8 text.")
-    value_base64: str | None = Field(None, description="The header's value otherwise.")
-
-
 class DeadLetterOut(BaseModel):
     id: int
     consumer: str = Field(description="The consumer (the service) that gave up on it.")
@@ -48,7 +42,10 @@ class DeadLetterOut(BaseModel):
 class DeadLetterDetailOut(DeadLetterOut):
     value: str | None = Field(description="The record's value, when it is UTF-8 text.")
     value_base64: str = Field(description="The record's value, byte for byte.")
-    headers: list[HeaderOut]
+    headers: list[dict[str, str]] = Field(
+        description="The record's headers, in order: each a `key` and either `value` (UTF-8"
+        " text) or `value_base64`."
+    )
 
 
 class CursorPagination(BaseModel):
