@@ -39,7 +39,7 @@ Outcome = Literal["replayed", "already_replayed", "not_replayable", "not_found"]
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
-MAX_IDS = 1000
+MAX_IDS = 500  # ids of a replay or purge: their JSON fits ADMIN_MAX_BODY_BYTES
 _SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _CURSOR = re.compile(r"^[1-9][0-9]{0,17}$")
 

@@ -280,3 +280,30 @@ async def test_the_services_answer_only_the_gateway(platform: Platform, http):
     token = platform.internal_tokens["gateway"]
     async with http.get(url, headers={"X-Internal-Token": token}) as answer:
         assert answer.status == 200
+
+
+async def test_the_admin_routes_are_in_the_api_document(platform: Platform, http):
+    async with http.get(f"{platform.gateway_url}/openapi.json") as answer:
+        document = await answer.json()
+    paths = document["paths"]
+    operations = {
+        (method.upper(), path)
+        for path, item in paths.items()
+        if path.startswith("/api/v1/admin/dead-letters")
+        for method in item
+        if method in ("get", "post", "delete")
+    }
+    assert operations == {
+        ("GET", "/api/v1/admin/dead-letters"),
+        ("GET", "/api/v1/admin/dead-letters/{dead_letter_id}"),
+        ("POST", "/api/v1/admin/dead-letters/{dead_letter_id}/replay"),
+        ("POST", "/api/v1/admin/dead-letters/replay"),
+        ("POST", "/api/v1/admin/dead-letters/purge"),
+        ("DELETE", "/api/v1/admin/dead-letters/{dead_letter_id}"),
+    }
+    listing = paths["/api/v1/admin/dead-letters"]["get"]
+    assert listing["security"] == [{"adminToken": []}]
+    [service] = [p for p in listing["parameters"] if p["name"] == "service"]
+    assert service["required"] is True
+    assert service["schema"]["enum"] == ["orders", "stock", "fulfilment", "webhooks"]
+    assert "/internal/dead-letters" not in paths
