@@ -9,9 +9,13 @@ consumed again later.
 An event whose type does not belong to the topic it came on, or whose source is not the
 service owning that topic, is dead-lettered unread: whoever can write to a topic must not
 be able to speak for another service (or, through it, for a tenant).
+
+Every dead letter is also kept in `<schema>.dead_letters` (with the record, the error and
+whether it can be replayed), where `fulfilkit.deadletters` lists, replays and purges them.
 """
 
 import asyncio
+import base64
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -54,18 +58,51 @@ def foreign_event_reason(topic: str, event: CloudEvent | Event[Any]) -> str | No
     return None
 
 
+def _envelope(record: Any) -> CloudEvent | None:
+    try:
+        return CloudEvent.from_bytes(record.value or b"")
+    except (ValidationError, ValueError):
+        return None
+
+
 def _unreadable_reason(record: Any, error: Exception) -> str:
     """Why a record that is not a known, valid event was refused: a foreign type is named as
     such, anything else is unparseable (with the validation error)."""
-    try:
-        envelope = CloudEvent.from_bytes(record.value or b"")
-    except (ValidationError, ValueError):
+    envelope = _envelope(record)
+    if envelope is None:
         return f"unparseable event: {error}"
     foreign = foreign_event_reason(record.topic, envelope)
     if foreign is not None:
         log.error("event %s on %s dead-lettered: %s", envelope.id, record.topic, foreign)
         return foreign
     return f"unparseable event: {error}"
+
+
+MAX_ERROR_CHARS = 4000
+MAX_TYPE_CHARS = 200
+
+
+def _text(value: str, limit: int) -> str:
+    """Fit for a text column: PostgreSQL refuses NUL characters, which a hostile record has."""
+    return value.replace("\x00", "\ufffd")[:limit]
+
+
+def _headers_json(headers: Sequence[tuple[str, bytes]] | None) -> list[dict[str, str]]:
+    """A record's headers as JSON: values as text when they are, else base64."""
+    kept = []
+    for key, value in headers or ():
+        raw = bytes(value or b"")
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            text = None
+        entry = {"key": _text(str(key), 1000)}
+        if text is None or "\x00" in text:
+            entry["value_base64"] = base64.b64encode(raw).decode()
+        else:
+            entry["value"] = text
+        kept.append(entry)
+    return kept
 
 
 class Inbox:
@@ -97,12 +134,12 @@ class Inbox:
             try:
                 event = decode_event(record.value or b"")
             except (ValidationError, ValueError) as exc:
-                await self._dead_letter(record, _unreadable_reason(record, exc))
+                await self._dead_letter(record, _unreadable_reason(record, exc), _envelope(record))
                 continue
             foreign = foreign_event_reason(record.topic, event)
             if foreign is not None:
                 log.error("event %s on %s dead-lettered: %s", event.id, record.topic, foreign)
-                await self._dead_letter(record, foreign)
+                await self._dead_letter(record, foreign, event)
                 continue
             if self._wants(event):
                 events.append((record, event))
@@ -153,11 +190,24 @@ class Inbox:
                 error = exc
                 await asyncio.sleep(0.05 * 2**attempt)
         log.error("event %s (%s) dead-lettered: %r", event.id, event.type, error)
-        await self._dead_letter(record, f"{type(error).__name__}: {error}")
-        async with self._pool.acquire() as conn:
-            await self._record(conn, [event.id], "dead_lettered")
+        await self._dead_letter(record, f"{type(error).__name__}: {error}", event, replayable=True)
 
-    async def _dead_letter(self, record: Any, error: str) -> None:
+    async def _dead_letter(
+        self,
+        record: Any,
+        error: str,
+        event: CloudEvent | Event[Any] | None = None,
+        *,
+        replayable: bool = False,
+    ) -> None:
+        """Send the record to `<topic>.dlq` and keep it in `dead_letters`; a `replayable` one
+        (a valid event its apply refused) is also marked in the inbox, in the same
+        transaction, so that Kafka handing it over again skips it until it is replayed.
+
+        Kafka or PostgreSQL unreachable is raised: the batch is consumed again, and the record
+        dead-lettered again (one row: rows are unique by the record's topic, partition and
+        offset). A row PostgreSQL refuses for its content is logged and left out: the record
+        is on the `.dlq` topic, and the consumer goes on."""
         headers = list(record.headers or []) + [
             ("dlq-error", error[:2000].encode()),
             ("dlq-consumer", self._consumer.encode()),
@@ -167,4 +217,49 @@ class Inbox:
         ]
         await self._producer.send_and_wait(
             dlq_topic(record.topic), value=record.value, key=record.key, headers=headers
+        )
+        try:
+            async with self._pool.acquire() as conn, conn.transaction():
+                await self._keep(conn, record, error, event, replayable)
+                if replayable and event is not None:
+                    await self._record(conn, [event.id], "dead_lettered")
+        except INFRASTRUCTURE_ERRORS:
+            raise
+        except Exception:
+            log.exception(
+                "dead letter of %s[%s]@%s not kept in %s.dead_letters (it is on %s)",
+                record.topic,
+                record.partition,
+                record.offset,
+                self._schema,
+                dlq_topic(record.topic),
+            )
+            if replayable and event is not None:
+                async with self._pool.acquire() as conn:
+                    await self._record(conn, [event.id], "dead_lettered")
+
+    async def _keep(
+        self,
+        conn: asyncpg.Connection,
+        record: Any,
+        error: str,
+        event: CloudEvent | Event[Any] | None,
+        replayable: bool,
+    ) -> None:
+        await conn.execute(
+            f"INSERT INTO {self._schema}.dead_letters (consumer, event_id, event_type, topic,"
+            " kafka_partition, kafka_offset, key, value, headers, error, replayable)"
+            " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+            " ON CONFLICT (consumer, topic, kafka_partition, kafka_offset) DO NOTHING",
+            self._consumer,
+            event.id if event is not None else None,
+            _text(event.type, MAX_TYPE_CHARS) if event is not None else None,
+            record.topic,
+            record.partition,
+            record.offset,
+            record.key,
+            record.value or b"",
+            _headers_json(record.headers),
+            _text(error, MAX_ERROR_CHARS),
+            replayable,
         )

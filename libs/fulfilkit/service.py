@@ -22,6 +22,7 @@ from starlette.types import ASGIApp
 from fulfilkit.contracts import ALL_TOPICS
 from fulfilkit.db import SchemaMismatch, check_schema, create_pool, migrate
 from fulfilkit.faults import arm
+from fulfilkit.http import deadletters
 from fulfilkit.http.middleware import (
     HeadAsGetMiddleware,
     RequestIdMiddleware,
@@ -298,6 +299,12 @@ def _health_router() -> APIRouter:
     return router
 
 
+def _install_dead_letters(app: FastAPI, spec: ServiceDefinition) -> None:
+    """A service with consumers answers its dead letters to the gateway (`/internal/...`)."""
+    if spec.consumers:
+        app.include_router(deadletters.router)
+
+
 def create_service(spec: ServiceDefinition, **fastapi_kwargs: Any) -> FastAPI:
     configure_logging(spec.name, spec.settings.log_level, spec.settings.log_format)
 
@@ -338,4 +345,5 @@ def create_service(spec: ServiceDefinition, **fastapi_kwargs: Any) -> FastAPI:
     app.include_router(_health_router())
     for router in spec.routers:
         app.include_router(router)
+    _install_dead_letters(app, spec)
     return app

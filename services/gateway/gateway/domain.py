@@ -164,6 +164,10 @@ ROUTES: dict[str, Route] = {
 }
 
 
+# The services with consumers, whose dead letters the admin API reaches.
+DeadLetterService = Literal["orders", "stock", "fulfilment", "webhooks"]
+
+
 def is_admin_path(path: str) -> bool:
     return path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
 
@@ -213,7 +217,7 @@ class UpstreamCall:
     query: str
     headers: Mapping[str, str]  # the client's headers the service needs, lower-case names
     body: bytes
-    tenant_id: UUID
+    tenant_id: UUID | None  # None: an operator's call through the admin API, for no tenant
     actor: str
 
 

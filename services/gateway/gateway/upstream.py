@@ -122,6 +122,7 @@ class Forwarder:
         headers = dict(call.headers)
         headers["X-Request-Id"] = request_id_var.get()
         headers[INTERNAL_TOKEN_HEADER] = self._internal_token
-        headers[TENANT_HEADER] = str(call.tenant_id)
+        if call.tenant_id is not None:
+            headers[TENANT_HEADER] = str(call.tenant_id)
         headers[ACTOR_HEADER] = call.actor
         return headers

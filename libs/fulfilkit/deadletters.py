@@ -1,0 +1,395 @@
+"""Events a consumer gave up on, kept in `<schema>.dead_letters` by the inbox: list them, show
+one, replay them once the cause is fixed, purge them.
+
+A replay is one transaction: it deletes the inbox's `dead_lettered` mark of that consumer
+and event, and puts the original record into the service's own outbox, whose relay
+publishes it to the original topic (every other consumer's inbox skips it by its event
+id). The dead letter stays, marked `replayed`; should the event fail again, it comes back
+as a new dead letter.
+
+    python -m fulfilkit.deadletters list --service stock [--consumer C] [--topic T]
+        [--type TYPE] [--state dead|replayed] [--limit 100] [--cursor CURSOR]
+    python -m fulfilkit.deadletters show --service stock ID
+    python -m fulfilkit.deadletters replay --service stock ID [ID ...]
+    python -m fulfilkit.deadletters purge --service stock (ID [ID ...] | --older-than TIME)
+
+Each reads `DATABASE_URL` and prints JSON, one object a line.
+"""
+
+import argparse
+import asyncio
+import base64
+import os
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+import asyncpg
+import orjson
+
+from fulfilkit.outbox import channel
+
+Db = asyncpg.Connection | asyncpg.Pool
+State = Literal["dead", "replayed"]
+Outcome = Literal["replayed", "already_replayed", "not_replayable", "not_found"]
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+MAX_IDS = 500  # ids of a replay or purge: their JSON fits ADMIN_MAX_BODY_BYTES
+_SCHEMA = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_CURSOR = re.compile(r"^[1-9][0-9]{0,17}$")
+
+_COLUMNS = (
+    "id, consumer, event_id, event_type, topic, kafka_partition, kafka_offset, key, error,"
+    " replayable, failed_at, state, replayed_at"
+)
+
+
+class InvalidCursor(ValueError):
+    """A cursor this module did not give out."""
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: int
+    consumer: str
+    event_id: UUID | None  # None: the record was not a readable event
+    event_type: str | None
+    topic: str  # where the record was consumed from
+    partition: int
+    offset: int
+    key: str | None
+    error: str
+    replayable: bool
+    failed_at: datetime
+    state: State
+    replayed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class DeadLetterDetail(DeadLetter):
+    value: str | None  # the record's value as text, when it is UTF-8
+    value_base64: str  # the record's value, byte for byte
+    headers: list[dict[str, str]]  # the record's headers: `key`, `value` or `value_base64`
+
+
+@dataclass(frozen=True)
+class DeadLetterPage:
+    data: list[DeadLetter]
+    next_cursor: str | None  # None on the last page
+
+
+@dataclass(frozen=True)
+class Replayed:
+    id: int
+    outcome: Outcome
+    detail: str
+
+
+def schema_name(service: str) -> str:
+    """A service's schema, checked before it goes into SQL."""
+    if not _SCHEMA.match(service):
+        raise ValueError(f"{service!r} is not a service name")
+    return service
+
+
+def decode_cursor(cursor: str | None) -> int:
+    """The id after which a page starts (0: from the oldest)."""
+    if cursor is None:
+        return 0
+    if not _CURSOR.match(cursor):
+        raise InvalidCursor(f"{cursor!r} is not a cursor this API gave")
+    return int(cursor)
+
+
+def _key_text(key: bytes | None) -> str | None:
+    return None if key is None else key.decode(errors="replace")
+
+
+def _row(r: asyncpg.Record) -> dict[str, Any]:
+    return {
+        "id": r["id"],
+        "consumer": r["consumer"],
+        "event_id": r["event_id"],
+        "event_type": r["event_type"],
+        "topic": r["topic"],
+        "partition": r["kafka_partition"],
+        "offset": r["kafka_offset"],
+        "key": _key_text(r["key"]),
+        "error": r["error"],
+        "replayable": r["replayable"],
+        "failed_at": r["failed_at"],
+        "state": r["state"],
+        "replayed_at": r["replayed_at"],
+    }
+
+
+async def list_dead_letters(
+    db: Db,
+    schema: str,
+    *,
+    consumer: str | None = None,
+    topic: str | None = None,
+    event_type: str | None = None,
+    state: State | None = None,
+    limit: int = DEFAULT_LIMIT,
+    cursor: str | None = None,
+) -> DeadLetterPage:
+    """One page of dead letters, oldest first; `next_cursor` fetches the next page."""
+    after = decode_cursor(cursor)
+    limit = max(1, min(limit, MAX_LIMIT))
+    rows = await db.fetch(
+        f"SELECT {_COLUMNS} FROM {schema_name(schema)}.dead_letters WHERE id > $1"
+        " AND ($2::text IS NULL OR consumer = $2) AND ($3::text IS NULL OR topic = $3)"
+        " AND ($4::text IS NULL OR event_type = $4) AND ($5::text IS NULL OR state = $5)"
+        " ORDER BY id LIMIT $6",
+        after,
+        consumer,
+        topic,
+        event_type,
+        state,
+        limit + 1,
+    )
+    page = [DeadLetter(**_row(r)) for r in rows[:limit]]
+    return DeadLetterPage(page, str(page[-1].id) if len(rows) > limit else None)
+
+
+async def get_dead_letter(db: Db, schema: str, dead_letter_id: int) -> DeadLetterDetail | None:
+    """One dead letter with the record's value and headers, or None."""
+    r = await db.fetchrow(
+        f"SELECT {_COLUMNS}, value, headers FROM {schema_name(schema)}.dead_letters WHERE id = $1",
+        dead_letter_id,
+    )
+    if r is None:
+        return None
+    value: bytes = r["value"]
+    try:
+        text: str | None = value.decode()
+    except UnicodeDecodeError:
+        text = None
+    return DeadLetterDetail(
+        **_row(r),
+        value=text,
+        value_base64=base64.b64encode(value).decode(),
+        headers=list(r["headers"] or []),
+    )
+
+
+async def replay(pool: asyncpg.Pool, schema: str, ids: Sequence[int]) -> list[Replayed]:
+    """Replays the dead letters `ids` in one transaction: for each replayable one not yet
+    replayed, the inbox's mark goes, the record goes into `<schema>.outbox`, and the dead
+    letter is marked `replayed`. Returns the outcome of each id, in the order given."""
+    schema = schema_name(schema)
+    wanted = list(dict.fromkeys(ids))
+    async with pool.acquire() as conn, conn.transaction():
+        rows = {
+            r["id"]: r
+            for r in await conn.fetch(
+                "SELECT id, consumer, event_id, topic, key, value, replayable, state, error"
+                f" FROM {schema}.dead_letters WHERE id = ANY($1::bigint[]) ORDER BY id"
+                " FOR UPDATE",
+                wanted,
+            )
+        }
+        outcomes: dict[int, Replayed] = {}
+        chosen = []
+        for dead_letter_id in wanted:
+            r = rows.get(dead_letter_id)
+            refused = _refusal(dead_letter_id, r)
+            if refused is not None:
+                outcomes[dead_letter_id] = refused
+                continue
+            chosen.append(r)
+            outcomes[dead_letter_id] = Replayed(
+                dead_letter_id,
+                "replayed",
+                f"Event {r['event_id']} is back in the {schema} outbox for {r['topic']}.",
+            )
+        if chosen:
+            await conn.execute(
+                f"DELETE FROM {schema}.inbox i USING unnest($1::text[], $2::uuid[])"
+                " AS d(consumer, event_id) WHERE i.consumer = d.consumer"
+                " AND i.event_id = d.event_id AND i.outcome = 'dead_lettered'",
+                [r["consumer"] for r in chosen],
+                [r["event_id"] for r in chosen],
+            )
+            await conn.execute(
+                f"INSERT INTO {schema}.outbox (event_id, topic, key, payload)"
+                " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[])",
+                [r["event_id"] for r in chosen],
+                [r["topic"] for r in chosen],
+                [(r["key"] or b"").decode() for r in chosen],
+                [r["value"] for r in chosen],
+            )
+            await conn.execute(
+                f"UPDATE {schema}.dead_letters SET state = 'replayed', replayed_at = now()"
+                " WHERE id = ANY($1::bigint[])",
+                [r["id"] for r in chosen],
+            )
+            await conn.execute("SELECT pg_notify($1, '')", channel(schema))
+    return [outcomes[i] for i in wanted]
+
+
+def _refusal(dead_letter_id: int, r: asyncpg.Record | None) -> Replayed | None:
+    if r is None:
+        return Replayed(dead_letter_id, "not_found", f"No dead letter {dead_letter_id}.")
+    if r["state"] == "replayed":
+        return Replayed(
+            dead_letter_id,
+            "already_replayed",
+            f"Dead letter {dead_letter_id} was replayed already; should the event have failed"
+            " again, it is a newer dead letter.",
+        )
+    if not r["replayable"] or r["event_id"] is None:
+        return Replayed(
+            dead_letter_id,
+            "not_replayable",
+            f"Dead letter {dead_letter_id} cannot be replayed: the record would be refused"
+            f" again ({r['error'][:200]}). Purge it instead.",
+        )
+    try:
+        (r["key"] or b"").decode()
+    except UnicodeDecodeError:
+        return Replayed(
+            dead_letter_id,
+            "not_replayable",
+            f"Dead letter {dead_letter_id} cannot be replayed: its key is not UTF-8.",
+        )
+    return None
+
+
+async def purge(
+    db: Db,
+    schema: str,
+    *,
+    ids: Sequence[int] | None = None,
+    older_than: datetime | None = None,
+) -> int:
+    """Deletes the dead letters `ids`, or those that failed before `older_than`; returns how
+    many went. One of the two must be given."""
+    if (ids is None) == (older_than is None):
+        raise ValueError("purge either ids or those older than a time")
+    status = await db.execute(
+        f"DELETE FROM {schema_name(schema)}.dead_letters"
+        " WHERE id = ANY($1::bigint[]) OR failed_at < $2",
+        list(ids or []),
+        older_than,
+    )
+    return int(status.split()[-1])
+
+
+# --- command line ----------------------------------------------------------------------------
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, UUID | datetime):
+        return value.isoformat() if isinstance(value, datetime) else str(value)
+    raise TypeError(type(value))
+
+
+def _print(value: Any) -> None:
+    sys.stdout.write(orjson.dumps(value, default=_json_default).decode() + "\n")
+
+
+async def _main(args: argparse.Namespace) -> int:
+    schema = schema_name(args.service)
+    pool = await asyncpg.create_pool(
+        os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+        min_size=1,
+        max_size=1,
+        init=_jsonb,
+    )
+    try:
+        if args.command == "list":
+            page = await list_dead_letters(
+                pool,
+                schema,
+                consumer=args.consumer,
+                topic=args.topic,
+                event_type=args.type,
+                state=args.state,
+                limit=args.limit,
+                cursor=args.cursor,
+            )
+            for row in page.data:
+                _print(asdict(row))
+            if page.next_cursor is not None:
+                print(f"next page: --cursor {page.next_cursor}", file=sys.stderr)
+            return 0
+        if args.command == "show":
+            found = await get_dead_letter(pool, schema, args.id)
+            if found is None:
+                print(f"no dead letter {args.id} in {schema}", file=sys.stderr)
+                return 1
+            _print(asdict(found))
+            return 0
+        if args.command == "replay":
+            outcomes = await replay(pool, schema, args.ids)
+            for outcome in outcomes:
+                _print(asdict(outcome))
+            return 0 if all(o.outcome == "replayed" for o in outcomes) else 1
+        purged = await purge(pool, schema, ids=args.ids or None, older_than=args.older_than)
+        _print({"purged": purged})
+        return 0
+    finally:
+        await pool.close()
+
+
+async def _jsonb(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec(
+        "jsonb",
+        encoder=lambda v: orjson.dumps(v).decode(),
+        decoder=orjson.loads,
+        schema="pg_catalog",
+    )
+
+
+def _time(text: str) -> datetime:
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} has no time zone (add +00:00 or Z)")
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m fulfilkit.deadletters",
+        description="Events a service's consumer gave up on: list, show, replay, purge.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text)
+        sub.add_argument("--service", required=True, help="the service (its schema): stock, ...")
+        return sub
+
+    listing = command("list", "print dead letters as JSON lines, oldest first")
+    listing.add_argument("--consumer")
+    listing.add_argument("--topic")
+    listing.add_argument("--type", help="event type, e.g. sale.created")
+    listing.add_argument("--state", choices=["dead", "replayed"])
+    listing.add_argument("--limit", type=int, default=DEFAULT_LIMIT)
+    listing.add_argument("--cursor", help="where the previous page ended")
+    show = command("show", "print one dead letter with its value, headers and error")
+    show.add_argument("id", type=int)
+    again = command("replay", "publish dead letters again, once their cause is fixed")
+    again.add_argument("ids", type=int, nargs="+")
+    gone = command("purge", "delete dead letters")
+    gone.add_argument("ids", type=int, nargs="*")
+    gone.add_argument("--older-than", type=_time, help="ISO time with zone: all that failed before")
+    args = parser.parse_args(argv)
+    if args.command == "purge" and bool(args.ids) == (args.older_than is not None):
+        parser.error("purge takes ids or --older-than, not both and not neither")
+    try:
+        return asyncio.run(_main(args))
+    except (ValueError, asyncpg.PostgresError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
