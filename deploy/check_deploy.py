@@ -21,7 +21,7 @@ Kubernetes manifests under deploy/k8s/ (the base and every overlay, as kustomize
   PodDisruptionBudget and a NetworkPolicy; only the gateway (and fulfilment, towards orders)
   may reach the internal services; the migration Job runs `python -m <service> migrate` for
   each service; HorizontalPodAutoscalers name Deployments that exist; the topic settings in
-  the ConfigMap validate as the services' settings do.
+  the ConfigMap validate as the services' settings do; every Secret holds placeholders only.
 Exit 1 when anything fails, naming each problem.
 """
 
@@ -67,6 +67,7 @@ KUSTOMIZE_VERSION = "v5.8.2"  # v5.8.3 needs Go 1.27
 COMPOSE_GO_VERSION = "v2.16.2"
 KUBERNETES_VERSION = "1.33.0"
 POSTGRES_MAJOR = "18"
+PLACEHOLDER = "REPLACE-ME"  # the only value a Secret in the repository may hold
 
 
 # ---------------------------------------------------------------------------------- tools
@@ -442,6 +443,16 @@ def check_manifests(docs: list[Mapping[str, Any]], *, production: bool = False) 
             problems.append(f"{_name(config)}: KAFKA_REPLICATION_FACTOR below 3 in production")
     if not by_kind.get("Secret"):
         problems.append("no Secret")
+    for secret in by_kind.get("Secret", []):
+        for key, value in {
+            **(secret.get("stringData") or {}),
+            **(secret.get("data") or {}),
+        }.items():
+            if value != PLACEHOLDER and not key.endswith("_USERNAME"):
+                problems.append(
+                    f"{_name(secret)}: {key} is not the placeholder {PLACEHOLDER!r}: real"
+                    " secrets stay out of the repository (docs/operations.md)"
+                )
     return problems
 
 

@@ -206,9 +206,14 @@ def min_isr_above_replicas(docs: list[Doc]) -> None:
     find(docs, "ConfigMap", "fulfil-config")["data"]["KAFKA_MIN_INSYNC_REPLICAS"] = "2"
 
 
+def a_real_secret(docs: list[Doc]) -> None:
+    find(docs, "Secret", "fulfil-gateway")["stringData"]["ADMIN_TOKEN"] = "s3cr3t-" * 6
+
+
 @pytest.mark.parametrize(
     ("breaks", "message"),
     [
+        (a_real_secret, "Secret/fulfil-gateway: ADMIN_TOKEN is not the placeholder"),
         (no_readiness, "Deployment/stock container stock: no readinessProbe on /ready"),
         (liveness_on_ready, "no livenessProbe on /health"),
         (no_limits, "no cpu and memory limits"),
