@@ -364,7 +364,18 @@ def check_manifests(docs: list[Mapping[str, Any]], *, production: bool = False) 
         spec = deployment["spec"]
         pod = spec["template"]["spec"]
         labels = spec["template"]["metadata"].get("labels") or {}
-        if production and spec.get("replicas", 1) < 2:
+        scalers = [
+            h
+            for h in by_kind.get("HorizontalPodAutoscaler", [])
+            if h["spec"]["scaleTargetRef"].get("name") == name
+        ]
+        if scalers and "replicas" in spec:
+            problems.append(
+                f"Deployment/{name}: sets replicas, which undoes its HorizontalPodAutoscaler's"
+                " work at every apply"
+            )
+        least = scalers[0]["spec"].get("minReplicas", 1) if scalers else spec.get("replicas", 1)
+        if production and least < 2:
             problems.append(f"Deployment/{name}: fewer than 2 replicas in production")
         if not (pod.get("securityContext") or {}).get("runAsNonRoot"):
             problems.append(f"Deployment/{name}: the pod does not set runAsNonRoot")

@@ -206,6 +206,10 @@ def min_isr_above_replicas(docs: list[Doc]) -> None:
     find(docs, "ConfigMap", "fulfil-config")["data"]["KAFKA_MIN_INSYNC_REPLICAS"] = "2"
 
 
+def replicas_beside_an_autoscaler(docs: list[Doc]) -> None:
+    find(docs, "Deployment", "gateway")["spec"]["replicas"] = 3
+
+
 def a_real_secret(docs: list[Doc]) -> None:
     find(docs, "Secret", "fulfil-gateway")["stringData"]["ADMIN_TOKEN"] = "s3cr3t-" * 6
 
@@ -214,6 +218,7 @@ def a_real_secret(docs: list[Doc]) -> None:
     ("breaks", "message"),
     [
         (a_real_secret, "Secret/fulfil-gateway: ADMIN_TOKEN is not the placeholder"),
+        (replicas_beside_an_autoscaler, "Deployment/gateway: sets replicas, which undoes"),
         (no_readiness, "Deployment/stock container stock: no readinessProbe on /ready"),
         (liveness_on_ready, "no livenessProbe on /health"),
         (no_limits, "no cpu and memory limits"),
@@ -244,5 +249,6 @@ def test_a_manifest_the_kubernetes_schema_refuses_fails():
 
 def test_production_needs_replicas_and_a_replicated_kafka():
     problems = cd.check_manifests(base_manifests(), production=True)
-    assert "Deployment/orders: fewer than 2 replicas in production" in problems
+    assert "Deployment/orders: fewer than 2 replicas in production" in problems  # HPA min 1
+    assert "Deployment/webhooks: fewer than 2 replicas in production" in problems
     assert "ConfigMap/fulfil-config: KAFKA_REPLICATION_FACTOR below 3 in production" in problems
