@@ -3,9 +3,10 @@ Kubernetes manifests under deploy/k8s/ (the base and every overlay, as kustomize
 
     python deploy/check_deploy.py   (part of `make lint`)
 
-- Compose: valid against the compose-spec JSON schema (from the Go module
-  github.com/compose-spec/compose-go/v2, pinned below, fetched once through the Go module
-  proxy into Go's module cache, checksum-verified by go.sum's database), plus what the
+- Compose: every `$` interpolation well formed; valid against the compose-spec JSON schema
+  (from the Go module github.com/compose-spec/compose-go/v2, pinned below, fetched once
+  through the Go module proxy into Go's module cache, checksum-verified by the Go checksum
+  database), plus what the
   platform needs: Kafka's KAFKA_LOG_DIRS is the mount point of a named volume, PostgreSQL 18
   with its volume at /var/lib/postgresql (18's layout), a healthcheck on every long-running
   service, every service built from deploy/Dockerfile waits for its own one-shot
@@ -264,6 +265,24 @@ def check_compose(compose: Mapping[str, Any], schema: Mapping[str, Any] | None) 
     return problems
 
 
+_VARIABLE = re.compile(
+    r"\$(?:\$|[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*(?:(?::?[-?+])[^{}$]*)?\})"
+)
+
+
+def check_interpolation(text: str) -> list[str]:
+    """Every `$` is `$$` (a literal dollar), `$NAME` or `${NAME}` with an optional
+    `:-default`, `-default`, `:?error`, `?error`, `:+alt` or `+alt`, as compose interpolates."""
+    problems = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.lstrip().startswith("#"):
+            continue
+        rest = _VARIABLE.sub("", line)
+        if "$" in rest:
+            problems.append(f"line {number}: interpolation compose cannot read: {line.strip()}")
+    return problems
+
+
 # ----------------------------------------------------------------------------- Dockerfile
 
 
@@ -479,6 +498,7 @@ def main() -> int:
 
     compose = yaml.load(COMPOSE_FILE.read_text(), Loader=LOADER)
     problems += [f"docker-compose.yml: {p}" for p in check_compose(compose, compose_schema())]
+    problems += [f"docker-compose.yml: {p}" for p in check_interpolation(COMPOSE_FILE.read_text())]
     problems += check_dockerfile(DOCKERFILE.read_text() if DOCKERFILE.exists() else "")
 
     overlays = [K8S / "base", *sorted(p for p in (K8S / "overlays").iterdir() if p.is_dir())]

@@ -102,6 +102,15 @@ def test_a_broken_compose_file_fails(
     assert any(message in p for p in problems), problems
 
 
+def test_interpolation_compose_cannot_read_fails():
+    text = cd.COMPOSE_FILE.read_text()
+    assert cd.check_interpolation(text) == []
+    broken = text.replace("${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD}", "${POSTGRES_PASSWORD")
+    [problem] = cd.check_interpolation(broken)
+    assert "interpolation compose cannot read: POSTGRES_PASSWORD: ${POSTGRES_PASSWORD" in problem
+    assert cd.check_interpolation("command: echo $(date)") != []  # a shell's `$` needs `$$`
+
+
 DOCKERFILE = cd.DOCKERFILE.read_text()
 
 
