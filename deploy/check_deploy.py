@@ -64,7 +64,7 @@ TOPIC_SETTINGS = (
     "KAFKA_DLQ_RETENTION_MS",
 )
 
-KUSTOMIZE_VERSION = "v5.8.2"  # v5.8.3 needs Go 1.27
+KUSTOMIZE_VERSION = "v5.8.2"  # needs Go 1.26 to build (v5.8.3 needs 1.27)
 COMPOSE_GO_VERSION = "v2.16.2"
 KUBERNETES_VERSION = "1.33.0"
 POSTGRES_MAJOR = "18"
@@ -93,7 +93,7 @@ def kustomize() -> Path:
         print(f"building kustomize {KUSTOMIZE_VERSION} into {target} (once)", file=sys.stderr)
         subprocess.run(
             [_go(), "install", f"sigs.k8s.io/kustomize/kustomize/v5@{KUSTOMIZE_VERSION}"],
-            env={**os.environ, "GOBIN": str(target), "GOTOOLCHAIN": "local"},
+            env={**os.environ, "GOBIN": str(target)},
             check=True,
         )
     return binary
@@ -115,7 +115,6 @@ def compose_schema() -> dict[str, Any]:
             capture_output=True,
             text=True,
             check=True,
-            env={**os.environ, "GOTOOLCHAIN": "local"},
         )
         module_dir = Path(json.loads(found.stdout)["Dir"])
         TOOLS.mkdir(parents=True, exist_ok=True)
