@@ -129,7 +129,8 @@ def render(overlay: Path, binary: Path | None = None) -> list[dict[str, Any]]:
         text=True,
     )
     if out.returncode != 0:
-        raise ValueError(f"kustomize build {overlay.relative_to(ROOT)}: {out.stderr.strip()}")
+        shown = overlay.relative_to(ROOT) if overlay.is_relative_to(ROOT) else overlay
+        raise ValueError(f"kustomize build {shown}: {out.stderr.strip()}")
     return [doc for doc in yaml.load_all(out.stdout, Loader=LOADER) if doc]
 
 

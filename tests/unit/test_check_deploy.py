@@ -2,6 +2,7 @@
 variant an operator could be bitten by, naming the problem."""
 
 import copy
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -261,3 +262,32 @@ def test_production_needs_replicas_and_a_replicated_kafka():
     assert "Deployment/orders: fewer than 2 replicas in production" in problems  # HPA min 1
     assert "Deployment/webhooks: fewer than 2 replicas in production" in problems
     assert "ConfigMap/fulfil-config: KAFKA_REPLICATION_FACTOR below 3 in production" in problems
+
+
+@pytest.fixture(scope="module")
+def kustomize() -> Path:
+    return cd.kustomize()  # pinned, built once into .cache/tools (make lint builds it first)
+
+
+def test_an_overlay_that_breaks_the_base_fails_after_rendering(kustomize: Path, tmp_path: Path):
+    (tmp_path / "kustomization.yaml").write_text(
+        f"resources: [{os.path.relpath(cd.K8S / 'base', tmp_path)}]\n"
+        "patches:\n"
+        "  - target: {kind: Deployment, name: webhooks}\n"
+        "    patch: |\n"
+        "      - op: move\n"  # a typo: livenessProbes
+        "        from: /spec/template/spec/containers/0/livenessProbe\n"
+        "        path: /spec/template/spec/containers/0/livenessProbes\n"
+    )
+    docs = cd.render(tmp_path, kustomize)
+    assert cd.check_manifests(docs) == [
+        "Deployment/webhooks container webhooks: no livenessProbe on /health"
+    ]
+    [problem] = cd.schema_problems(docs, cd.KUBERNETES_VERSION)
+    assert problem.startswith("Deployment/webhooks: ") and "livenessProbes" in problem
+
+
+def test_an_overlay_kustomize_cannot_render_fails(kustomize: Path, tmp_path: Path):
+    (tmp_path / "kustomization.yaml").write_text("resources: [missing.yaml]\n")
+    with pytest.raises(ValueError, match=r"kustomize build .*missing\.yaml"):
+        cd.render(tmp_path, kustomize)
