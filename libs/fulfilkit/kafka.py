@@ -9,7 +9,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
@@ -76,10 +76,16 @@ async def ensure_topics(
             # aiokafka reports per-topic errors in the response instead of raising them.
             for name, code, *_ in response.topic_errors:
                 if code not in (0, TopicAlreadyExistsError.errno):
-                    raise RuntimeError(f"cannot create topic {name}: Kafka error {code}")
+                    error = for_code(code)
+                    raise RuntimeError(
+                        f"cannot create topic {name} ({partitions} partitions, replication"
+                        f" factor {replication_factor}): Kafka error {code}, {error.__name__}"
+                        f" ({getattr(error, 'description', '')})"
+                    )
         older = [n for n in names if n in existing]
         if older:
             _warn_about_drift(await _topic_configs(admin, older, wanted), wanted, bootstrap)
+            _warn_about_layout(await admin.describe_topics(older), partitions, replication_factor)
     finally:
         await admin.close()
 
@@ -95,6 +101,28 @@ async def _topic_configs(
         for response in responses
         for resource in response.resources
     }
+
+
+def _warn_about_layout(
+    topics: Iterable[Mapping[str, Any]], partitions: int, replication_factor: int
+) -> None:
+    """Partitions and replicas of a topic change only by hand: adding partitions moves keys
+    (their events could be applied out of order meanwhile), replicas need a reassignment."""
+    for topic in topics:
+        found = topic.get("partitions") or []
+        replicas = min((len(p.get("replicas") or ()) for p in found), default=0)
+        if found and (len(found) != partitions or replicas != replication_factor):
+            log.warning(
+                "topic %s has %d partitions and replication factor %d where the settings say"
+                " %d and %d (KAFKA_PARTITIONS, KAFKA_REPLICATION_FACTOR); Kafka changes them"
+                " only by hand: kafka-topics.sh --alter --partitions, kafka-reassign-partitions.sh"
+                " (docs/operations.md)",
+                topic.get("topic"),
+                len(found),
+                replicas,
+                partitions,
+                replication_factor,
+            )
 
 
 def _warn_about_drift(

@@ -75,8 +75,26 @@ async def test_created_topics_carry_the_configured_retention_and_replicas(
     assert "retention.ms=3600000 where the settings say retention.ms=7200000" in warning
     assert f"--entity-name {topic} --add-config retention.ms=7200000" in warning
 
+    # ... and with more partitions and replicas than the topic has: left alone, told.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="fulfilkit.kafka"):
+        await ensure_topics(bootstrap, names, 6, 3, min_insync_replicas=2, dlq_retention_ms=-1)
+    assert (await described(bootstrap, [topic]))[topic]["partitions"] == 3
+    warnings = [r.getMessage() for r in caplog.records if f"topic {topic} " in r.getMessage()]
+    assert any(
+        "3 partitions and replication factor 1 where the settings say 6 and 3" in w
+        for w in warnings
+    ), warnings
+    assert any(
+        "has min.insync.replicas=1, retention.ms=3600000 where the settings say"
+        " min.insync.replicas=2" in w
+        for w in warnings
+    ), warnings
+
 
 async def test_a_replication_factor_larger_than_the_cluster_stops_the_start(infrastructure):
     topic = ref("toomany").replace(":", "-")
-    with pytest.raises(RuntimeError, match=f"cannot create topic {topic}"):
+    with pytest.raises(
+        RuntimeError, match=f"cannot create topic {topic} .*InvalidReplicationFactorError"
+    ):
         await ensure_topics(infrastructure.bootstrap_servers, [topic], 1, 3, min_insync_replicas=2)
