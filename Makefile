@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install up down status test unit integration e2e lint audit lock bench chaos fuzz clean
+.PHONY: help install up down status test unit integration e2e lint check-deploy audit lock bench chaos fuzz clean
 
 help:
 	@echo "make up           start Kafka, PostgreSQL and every service (no Docker needed)"
@@ -15,7 +15,8 @@ help:
 	@echo "make integration  tests on a fresh Kafka and PostgreSQL, without the services running"
 	@echo "make e2e          the whole platform on a fresh Kafka and PostgreSQL (tests/e2e, fuzz, chaos)"
 	@echo "make fuzz         schemathesis over the public API, longer than in make test (FUZZ_* settings)"
-	@echo "make lint         ruff and the architecture contracts"
+	@echo "make lint         ruff, the architecture contracts, the docs' links, check-deploy"
+	@echo "make check-deploy compose file, Dockerfile and Kubernetes manifests, offline (needs Go once)"
 	@echo "make audit        pip-audit over the locked dependencies"
 	@echo "make lock         re-lock requirements*.txt (with hashes) from requirements*.in"
 	@echo "make bench        the benchmarks in bench/ (not part of make test)"
@@ -63,6 +64,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports
 	$(PY) deploy/check_docs.py
+	$(PY) deploy/check_deploy.py
+
+# kustomize and the compose schema are fetched once through Go's module proxy (.cache/tools)
+check-deploy: $(STAMP)
+	$(PY) deploy/check_deploy.py
 
 audit: $(STAMP)
 	$(PY) deploy/audit.py requirements-dev.txt

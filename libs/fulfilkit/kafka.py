@@ -9,7 +9,7 @@ from typing import Any
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.errors import TopicAlreadyExistsError, for_code
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
@@ -19,34 +19,131 @@ from fulfilkit.inbox import Inbox
 log = logging.getLogger(__name__)
 
 
+DAY_MS = 86_400_000
+
+
+def topic_configs(
+    name: str,
+    min_insync_replicas: int = 1,
+    retention_ms: int = 7 * DAY_MS,
+    dlq_retention_ms: int = 30 * DAY_MS,
+) -> dict[str, str]:
+    """The topic-level settings the platform gives `name`: dead-letter topics (`*.dlq`) keep
+    their records `dlq_retention_ms`, the others `retention_ms` (-1: for ever)."""
+    retention = dlq_retention_ms if name.endswith(".dlq") else retention_ms
+    return {"min.insync.replicas": str(min_insync_replicas), "retention.ms": str(retention)}
+
+
 async def ensure_topics(
     bootstrap: str,
     names: Iterable[str],
     partitions: int,
     replication_factor: int = 1,
     client_options: Mapping[str, Any] | None = None,
+    *,
+    min_insync_replicas: int = 1,
+    retention_ms: int = 7 * DAY_MS,
+    dlq_retention_ms: int = 30 * DAY_MS,
 ) -> None:
-    """Create the platform's topics with a set partition count (never rely on auto-create).
-    `client_options`: TLS and SASL (`KafkaSecurity.client_options()`)."""
+    """Create the platform's topics with a set partition count (never rely on auto-create),
+    replication factor, `min.insync.replicas` and retention (`topic_configs`).
+    `client_options`: TLS and SASL (`KafkaSecurity.client_options()`).
+
+    Topics that exist already are left as they are (Kafka has no safe way to change only some
+    of a topic's settings through this client): a setting that differs from theirs is logged
+    as a warning naming the command that changes it."""
+    names = list(names)
+    wanted = {
+        n: topic_configs(n, min_insync_replicas, retention_ms, dlq_retention_ms) for n in names
+    }
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **(client_options or {}))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [n for n in names if n not in existing]
-        if not missing:
-            return
-        response = await admin.create_topics(
-            [
-                NewTopic(n, num_partitions=partitions, replication_factor=replication_factor)
-                for n in missing
-            ]
-        )
-        # aiokafka reports per-topic errors in the response instead of raising them.
-        for name, code, *_ in response.topic_errors:
-            if code not in (0, TopicAlreadyExistsError.errno):
-                raise RuntimeError(f"cannot create topic {name}: Kafka error {code}")
+        if missing:
+            response = await admin.create_topics(
+                [
+                    NewTopic(
+                        n,
+                        num_partitions=partitions,
+                        replication_factor=replication_factor,
+                        topic_configs=wanted[n],
+                    )
+                    for n in missing
+                ]
+            )
+            # aiokafka reports per-topic errors in the response instead of raising them.
+            for name, code, *_ in response.topic_errors:
+                if code not in (0, TopicAlreadyExistsError.errno):
+                    error = for_code(code)
+                    raise RuntimeError(
+                        f"cannot create topic {name} ({partitions} partitions, replication"
+                        f" factor {replication_factor}): Kafka error {code}, {error.__name__}"
+                        f" ({getattr(error, 'description', '')})"
+                    )
+        older = [n for n in names if n in existing]
+        if older:
+            _warn_about_drift(await _topic_configs(admin, older, wanted), wanted, bootstrap)
+            _warn_about_layout(await admin.describe_topics(older), partitions, replication_factor)
     finally:
         await admin.close()
+
+
+async def _topic_configs(
+    admin: AIOKafkaAdminClient, names: list[str], wanted: Mapping[str, Mapping[str, str]]
+) -> dict[str, dict[str, str]]:
+    responses = await admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, n, dict.fromkeys(wanted[n])) for n in names]
+    )
+    return {
+        resource[3]: {entry[0]: entry[1] for entry in resource[4]}
+        for response in responses
+        for resource in response.resources
+    }
+
+
+def _warn_about_layout(
+    topics: Iterable[Mapping[str, Any]], partitions: int, replication_factor: int
+) -> None:
+    """Partitions and replicas of a topic change only by hand: adding partitions moves keys
+    (their events could be applied out of order meanwhile), replicas need a reassignment."""
+    for topic in topics:
+        found = topic.get("partitions") or []
+        replicas = min((len(p.get("replicas") or ()) for p in found), default=0)
+        if found and (len(found) != partitions or replicas != replication_factor):
+            log.warning(
+                "topic %s has %d partitions and replication factor %d where the settings say"
+                " %d and %d (KAFKA_PARTITIONS, KAFKA_REPLICATION_FACTOR); Kafka changes them"
+                " only by hand: kafka-topics.sh --alter --partitions, kafka-reassign-partitions.sh"
+                " (docs/operations.md)",
+                topic.get("topic"),
+                len(found),
+                replicas,
+                partitions,
+                replication_factor,
+            )
+
+
+def _warn_about_drift(
+    actual: Mapping[str, Mapping[str, str]],
+    wanted: Mapping[str, Mapping[str, str]],
+    bootstrap: str,
+) -> None:
+    for name, configs in sorted(actual.items()):
+        differ = {k: v for k, v in wanted[name].items() if configs.get(k) not in (None, v)}
+        if differ:
+            log.warning(
+                "topic %s has %s where the settings say %s; to change it: kafka-configs.sh"
+                " --bootstrap-server %s --alter --entity-type topics --entity-name %s"
+                " --add-config %s",
+                name,
+                ", ".join(f"{k}={configs[k]}" for k in differ),
+                ", ".join(f"{k}={v}" for k, v in differ.items()),
+                bootstrap,
+                name,
+                ",".join(f"{k}={v}" for k, v in differ.items()),
+            )
 
 
 def make_producer(

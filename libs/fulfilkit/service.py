@@ -134,7 +134,14 @@ async def _start_runtime(spec: ServiceDefinition) -> Runtime[Any]:
     if spec.uses_kafka:
         kafka_options = s.kafka_security.client_options()
         await ensure_topics(
-            s.kafka_bootstrap_servers, ALL_TOPICS, s.kafka_partitions, client_options=kafka_options
+            s.kafka_bootstrap_servers,
+            ALL_TOPICS,
+            s.kafka_partitions,
+            s.kafka_replication_factor,
+            client_options=kafka_options,
+            min_insync_replicas=s.kafka_min_insync_replicas,
+            retention_ms=s.kafka_retention_ms,
+            dlq_retention_ms=s.kafka_dlq_retention_ms,
         )
         await check_message_size(
             s.kafka_bootstrap_servers,

@@ -79,6 +79,13 @@ class ServiceSettings(BaseSettings):
     # digests for one caller accepts each (while its token is being rotated)
     internal_callers: dict[str, str | list[str]] = Field(default_factory=dict)
     kafka_partitions: int = Field(default=8, ge=1)
+    # Topics the platform creates (`fulfilkit.kafka.ensure_topics`); 1 and 1 suit the local
+    # single broker, a production cluster takes 3 and 2 (docs/operations.md)
+    kafka_replication_factor: int = Field(default=1, ge=1)
+    kafka_min_insync_replicas: int = Field(default=1, ge=1)
+    # How long topics keep records (-1: for ever); dead-letter topics (`*.dlq`) their own
+    kafka_retention_ms: int = Field(default=7 * 86_400_000, ge=-1)
+    kafka_dlq_retention_ms: int = Field(default=30 * 86_400_000, ge=-1)
     db_pool_min_size: int = Field(default=2, ge=1)
     db_pool_max_size: int = Field(default=20, ge=1)
     outbox_batch_size: int = Field(default=500, ge=1)
@@ -142,6 +149,23 @@ class ServiceSettings(BaseSettings):
         if bad:
             raise ValueError(f"the digests of {bad} are not SHA-256 in hex (64 characters)")
         return normalised
+
+    @field_validator("kafka_retention_ms", "kafka_dlq_retention_ms")
+    @classmethod
+    def _retention(cls, value: int) -> int:
+        if value == 0:
+            raise ValueError("a retention of 0 ms would delete every record at once; -1 keeps them")
+        return value
+
+    @model_validator(mode="after")
+    def _replicas_consistent(self) -> "ServiceSettings":
+        if self.kafka_min_insync_replicas > self.kafka_replication_factor:
+            raise ValueError(
+                f"KAFKA_MIN_INSYNC_REPLICAS ({self.kafka_min_insync_replicas}) is larger than"
+                f" KAFKA_REPLICATION_FACTOR ({self.kafka_replication_factor}): no write could"
+                " ever be acknowledged"
+            )
+        return self
 
     @cached_property
     def kafka_security(self) -> KafkaSecurity:
