@@ -36,6 +36,7 @@ from fulfilkit.outbox import OutboxRelay
 from fulfilkit.retention import run_inbox_pruner
 from fulfilkit.settings import ServiceSettings
 from fulfilkit.supervise import Supervisor
+from fulfilkit.tracing import TracingMiddleware, setup_tracing
 
 log = logging.getLogger(__name__)
 
@@ -284,6 +285,13 @@ def _health_router() -> APIRouter:
     return router
 
 
+def _install_tracing(app: FastAPI, spec: ServiceDefinition) -> None:
+    """Trace context for every request (outermost: the whole request is inside its span);
+    spans are exported only when the `OTEL_*` variables configure an exporter."""
+    setup_tracing(spec.name)
+    app.add_middleware(TracingMiddleware)
+
+
 def create_service(spec: ServiceDefinition, **fastapi_kwargs: Any) -> FastAPI:
     configure_logging(spec.name, spec.settings.log_level)
 
@@ -321,6 +329,7 @@ def create_service(spec: ServiceDefinition, **fastapi_kwargs: Any) -> FastAPI:
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(UnhandledErrorMiddleware)  # inside the request id: answers carry it
     app.add_middleware(RequestIdMiddleware)
+    _install_tracing(app, spec)
     app.include_router(_health_router())
     for router in spec.routers:
         app.include_router(router)

@@ -30,7 +30,13 @@ TOPIC = c.dlq_topic(c.SALES_TOPIC)
 async def add_rows(pool, schema: str, key: str, payloads: list[bytes]) -> list[uuid.UUID]:
     ids = [uuid.uuid4() for _ in payloads]
     await pool.execute(
-        outbox_insert(schema, 1), ids, [TOPIC] * len(ids), [key] * len(ids), payloads
+        outbox_insert(schema, 1),
+        ids,
+        [TOPIC] * len(ids),
+        [key] * len(ids),
+        payloads,
+        [None] * len(ids),
+        [None] * len(ids),
     )
     return ids
 
