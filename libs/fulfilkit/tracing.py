@@ -87,6 +87,7 @@ def setup_tracing(service: str) -> None:
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
     name = os.environ.get("OTEL_SERVICE_NAME") or service
+    # shuts down at exit (the SDK's default), sending its last batch
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: name}))
     for exporter_name in names:
         if exporter_name == "otlp":
@@ -97,7 +98,9 @@ def setup_tracing(service: str) -> None:
             provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
         else:
             log.warning("OTEL_TRACES_EXPORTER %r is not supported; ignored", exporter_name)
-    trace.set_tracer_provider(provider)
+    # Not made the global provider: FastAPI (0.16x) and other libraries start spans of their
+    # own whenever one is set (a second server span per request, and spans around every
+    # dependency and serialization); the platform's spans are these, named by route.
     _state.tracer = provider.get_tracer(TRACER_NAME)
     log.info("exporting spans as %s to %s", name, ", ".join(names))
 
@@ -268,7 +271,8 @@ def set_route(method: str, route: str) -> None:
 
 class TracingMiddleware:
     """Continues the caller's `traceparent` (a malformed one is ignored: a new trace starts)
-    with a server span named by method and route template, current for the whole request."""
+    with a server span, current for the whole request; `RouteNamingMiddleware` names it by
+    method and route template."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -305,45 +309,32 @@ class TracingMiddleware:
             try:
                 await self.app(scope, receive, send_noting_status)
             finally:
-                _finish_server_span(server, scope, method, status[0])
+                _finish_server_span(server, status[0])
 
 
-def _finish_server_span(server: Span, scope: Scope, method: str, status: int) -> None:
+def _finish_server_span(server: Span, status: int) -> None:
     if status:
         server.set_attribute("http.response.status_code", status)
         if status >= 500:
             server.set_status(Status(StatusCode.ERROR))
-    if "http.route" in (getattr(server, "attributes", None) or {}):
-        return
-    route = _route_template(scope)
-    if route is not None:
-        server.update_name(f"{method} {route}")
-        server.set_attribute("http.route", route)
 
 
-def _route_template(scope: Scope) -> str | None:
-    """The path template of the route that served the request (matched again: the routing
-    saw a copy of the scope), or None when none did."""
-    app = scope.get("app")
-    router = getattr(app, "router", None)
-    if router is None:
-        return None
-    from starlette.routing import Match
+class RouteNamingMiddleware:
+    """Innermost, around the router (installed only when spans are recorded): names the
+    server span by the template of the route that served the request, which the router puts
+    in the scope it was given (the outer middleware saw an earlier copy of it)."""
 
-    path = scope["path"]
-    probe = dict(
-        scope,
-        path=path.rstrip("/") or "/",
-        method="GET" if scope["method"] == "HEAD" else scope["method"],
-    )
-    partial = None
-    for route in router.routes:
-        match, _ = route.matches(probe)
-        if match is Match.FULL:
-            return getattr(route, "path", None)
-        if match is Match.PARTIAL and partial is None:
-            partial = getattr(route, "path", None)
-    return partial
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            route = scope.get("route") if scope["type"] == "http" else None
+            path = getattr(route, "path", None)
+            if path is not None:
+                set_route(scope["method"], path)
 
 
 # --- consumers and the outbox ------------------------------------------------------------------

@@ -14,6 +14,7 @@ from opentelemetry.trace import SpanKind
 from fulfilkit import tracing
 from fulfilkit.outbox import record_headers
 from fulfilkit.tracing import (
+    RouteNamingMiddleware,
     TracingMiddleware,
     consuming,
     current_traceparent,
@@ -111,6 +112,7 @@ def app_seeing_its_trace() -> FastAPI:
     async def boom() -> None:
         raise RuntimeError("boom")
 
+    app.add_middleware(RouteNamingMiddleware)
     app.add_middleware(TracingMiddleware)
     return app
 
