@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from fulfilkit.contracts import SOURCE_OF_TOPIC, TOPIC_OF_TYPE, dlq_topic
 from fulfilkit.events import CloudEvent
 from fulfilkit.received import Event, decode_event
-from fulfilkit.tracing import consuming, record_context
+from fulfilkit.tracing import consuming, record_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class Inbox:
                 (
                     record.key.decode("utf-8", "replace") if record.key is not None else None,
                     event.id,
-                    record_context(record.headers),
+                    record_traceparent(record.headers),
                 )
                 for record, event in events
             ],

@@ -13,6 +13,7 @@ which is what `docs/observability.md` measured as the cheapest way to keep ids f
 import logging
 import os
 import random
+import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -40,7 +41,6 @@ TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
 _TRACEPARENT_BYTES = TRACEPARENT.encode()
 _TRACESTATE_BYTES = TRACESTATE.encode()
-_HEX = frozenset("0123456789abcdef")
 SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 TRACER_NAME = "fulfilkit"
 
@@ -112,12 +112,18 @@ def exporting() -> bool:
 # --- W3C trace context -------------------------------------------------------------------------
 
 
-def parse_traceparent(
-    value: str | bytes | None, state: str | bytes | None = None
-) -> SpanContext | None:
-    """The remote span context a W3C `traceparent` names, or None when it is missing or
-    malformed (the caller then starts a new trace; a bad header is never an error). Versions
-    above 00 are read by their first four fields, as the specification asks."""
+# Version 00, as W3C Trace Context writes it: lower-case hex, neither id all zeros.
+_TRACEPARENT_00 = re.compile(r"00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
+# A later version: its first four fields read as version 00's, then `-` or the end.
+_TRACEPARENT_LATER = re.compile(
+    r"(?!ff)[0-9a-f]{2}-((?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2})(-.*)?"
+)
+
+
+def usable_traceparent(value: str | bytes | None) -> str | None:
+    """`value` as a version-00 `traceparent` when it is a valid one (a later version is read
+    by its first four fields, as the specification asks), else None: a malformed header is
+    ignored, never an error."""
     if value is None:
         return None
     if isinstance(value, bytes):
@@ -125,29 +131,28 @@ def parse_traceparent(
             value = value.decode("ascii")
         except UnicodeDecodeError:
             return None
-    value = value.strip()
-    parts = value.split("-")
-    if len(parts) < 4 or len(value) < 55:
+    value = value.strip(" \t")
+    if _TRACEPARENT_00.fullmatch(value):
+        return value
+    later = _TRACEPARENT_LATER.fullmatch(value)
+    if later is None or value.startswith("00"):
         return None
-    version, trace_hex, span_hex, flags_hex = parts[:4]
-    if (
-        len(version) != 2
-        or len(trace_hex) != 32
-        or len(span_hex) != 16
-        or len(flags_hex) != 2
-        or not _HEX.issuperset(version + trace_hex + span_hex + flags_hex)
-        or version == "ff"
-        or (version == "00" and len(parts) != 4)
-    ):
-        return None
-    trace_id, span_id = int(trace_hex, 16), int(span_hex, 16)
-    if not trace_id or not span_id:
+    return f"00-{later.group(1)}"
+
+
+def parse_traceparent(
+    value: str | bytes | None, state: str | bytes | None = None
+) -> SpanContext | None:
+    """The remote span context of a `traceparent` (and `tracestate`), or None when it is
+    missing or malformed (the caller then starts a new trace)."""
+    text = usable_traceparent(value)
+    if text is None:
         return None
     return SpanContext(
-        trace_id,
-        span_id,
+        int(text[3:35], 16),
+        int(text[36:52], 16),
         is_remote=True,
-        trace_flags=TraceFlags(int(flags_hex, 16) & TraceFlags.SAMPLED),
+        trace_flags=TraceFlags(int(text[53:55], 16) & TraceFlags.SAMPLED),
         trace_state=_trace_state(state),
     )
 
@@ -191,15 +196,12 @@ def trace_headers(span_context: SpanContext | None = None) -> dict[str, str]:
     return headers
 
 
-def record_context(headers: Iterable[tuple[str, bytes]] | None) -> SpanContext | None:
-    """The span context a Kafka record's headers carry, or None."""
-    parent = state = None
+def record_traceparent(headers: Iterable[tuple[str, bytes]] | None) -> str | None:
+    """The valid `traceparent` a Kafka record's headers carry, or None."""
     for name, value in headers or ():
         if name == TRACEPARENT:
-            parent = value
-        elif name == TRACESTATE:
-            state = value
-    return parse_traceparent(parent, state) if parent is not None else None
+            return usable_traceparent(value)
+    return None
 
 
 # --- spans -------------------------------------------------------------------------------------
@@ -373,36 +375,40 @@ def outgoing_traceparents(keys: Sequence[str]) -> list[str | None]:
 
 
 @contextmanager
-def consuming(name: str, events: Sequence[tuple[Any, Any, SpanContext | None]]) -> Iterator[None]:
-    """A consumer span around one applied batch of `(key, event id, context)`: the child of
-    the events' trace when they all share one, else a new trace; linked to every distinct
-    event context either way. The events' contexts are where `outgoing_traceparents` and
-    `incoming_traceparent` find them."""
-    contexts: dict[tuple[int, int], SpanContext] = {}
+def consuming(name: str, events: Sequence[tuple[str | None, Any, str | None]]) -> Iterator[None]:
+    """A consumer span around one applied batch of `(key, event id, traceparent)`: the child
+    of the events' trace when they all share one, else a new trace; when recorded, linked to
+    every distinct event context. The events' `traceparent`s are where
+    `outgoing_traceparents` and `incoming_traceparent` find them."""
     by_key: dict[str, str] = {}
     by_event: dict[Any, str] = {}
-    for key, event_id, ctx in events:
-        if ctx is None:
+    for key, event_id, traceparent in events:
+        if traceparent is None:
             continue
-        contexts.setdefault((ctx.trace_id, ctx.span_id), ctx)
-        traceparent = format_traceparent(ctx)
         if key is not None:
             by_key[key] = traceparent
         by_event[event_id] = traceparent
-    linked = list(contexts.values())
-    parent = linked[0] if linked and len({c.trace_id for c in linked}) == 1 else None
+    parent = None
+    if by_event:
+        first = next(iter(by_event.values()))
+        if all(t[3:35] == first[3:35] for t in by_event.values()):
+            parent = parse_traceparent(first)
     token = _incoming.set(Incoming(by_key, by_event))
     try:
-        attributes = {
-            "messaging.operation.type": "process",
-            "messaging.batch.message_count": len(events),
-        }
+        if _state.tracer is None:
+            with span(name, parent=parent, kind=SpanKind.CONSUMER):
+                yield
+            return
+        linked = [parse_traceparent(t) for t in dict.fromkeys(by_event.values())]
         with span(
             name,
             parent=parent,
             kind=SpanKind.CONSUMER,
-            links=linked if _state.tracer is not None else (),
-            attributes=attributes if _state.tracer is not None else None,
+            links=[c for c in linked if c is not None],
+            attributes={
+                "messaging.operation.type": "process",
+                "messaging.batch.message_count": len(events),
+            },
         ):
             yield
     finally:

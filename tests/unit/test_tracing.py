@@ -23,7 +23,7 @@ from fulfilkit.tracing import (
     incoming_traceparent,
     outgoing_traceparents,
     parse_traceparent,
-    record_context,
+    record_traceparent,
     span,
 )
 
@@ -73,10 +73,10 @@ def test_record_headers_carry_the_rows_traceparent_next_to_the_content_type() ->
     assert record_headers(None) == [("content-type", b"application/cloudevents+json")]
     headers = record_headers(GOOD)
     assert headers[1] == ("traceparent", GOOD.encode())
-    assert format_traceparent(record_context(headers)) == GOOD  # type: ignore[arg-type]
-    assert record_context([("content-type", b"x")]) is None
-    assert record_context([("traceparent", b"nonsense")]) is None
-    assert record_context(None) is None
+    assert record_traceparent(headers) == GOOD
+    assert record_traceparent([("content-type", b"x")]) is None
+    assert record_traceparent([("traceparent", b"nonsense")]) is None
+    assert record_traceparent(None) is None
 
 
 @pytest.mark.parametrize(
@@ -227,7 +227,8 @@ def context_of(trace_hex: str, span_hex: str) -> Any:
 async def test_events_a_batch_causes_carry_the_trace_of_the_event_with_their_key() -> None:
     a = context_of("a" * 32, "1" * 16)
     b = context_of("b" * 32, "2" * 16)
-    with consuming("stock process", [("t:sale:1", "e1", a), ("t:sale:2", "e2", b)]):
+    events = [("t:sale:1", "e1", format_traceparent(a)), ("t:sale:2", "e2", format_traceparent(b))]
+    with consuming("stock process", events):
         batch = current_traceparent()
         assert batch is not None and batch.split("-")[1] not in ("a" * 32, "b" * 32)
         assert outgoing_traceparents(["t:sale:2", "t:sale:1", "t:sale:9"]) == [
@@ -246,9 +247,10 @@ async def test_a_batch_of_one_trace_continues_it_and_links_every_event(
 ) -> None:
     a1, a2 = context_of("a" * 32, "1" * 16), context_of("a" * 32, "2" * 16)
     c = context_of("c" * 32, "3" * 16)
-    with consuming("stock process", [("k1", "e1", a1), ("k2", "e2", a2), ("k3", "e3", None)]):
+    a1_, a2_, c_ = (format_traceparent(x) for x in (a1, a2, c))
+    with consuming("stock process", [("k1", "e1", a1_), ("k2", "e2", a2_), ("k3", "e3", None)]):
         pass
-    with consuming("stock process", [("k1", "e1", a1), ("k3", "e3", c)]):
+    with consuming("stock process", [("k1", "e1", a1_), ("k3", "e3", c_)]):
         pass
     one_trace, mixed = recorded.get_finished_spans()
     assert one_trace.kind == SpanKind.CONSUMER
