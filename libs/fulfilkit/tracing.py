@@ -260,8 +260,9 @@ def _child_of(parent: SpanContext | None) -> SpanContext:
 
 
 def set_route(method: str, route: str) -> None:
-    """Names the current server span by its route template (`POST /api/v1/sales`); for
-    routes the middleware cannot match itself (the gateway's forwarding)."""
+    """Names the current server span by its route template (`POST /api/v1/sales`): what
+    `RouteNamingMiddleware` does for routed requests, and the gateway's forwarding for its
+    own (which never reach the router)."""
     current = trace.get_current_span()
     if current.is_recording():
         current.update_name(f"{method} {route}")
