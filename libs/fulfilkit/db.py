@@ -16,6 +16,7 @@ SHARED_SCRIPTS = (
     ("000_messaging_outbox_parked", HERE / "messaging_outbox_parked.sql"),
     ("000_messaging_idempotency", HERE / "messaging_idempotency.sql"),
     ("000_messaging_dead_letters", HERE / "messaging_dead_letters.sql"),
+    ("000_messaging_outbox_trace_context", HERE / "messaging_outbox_trace_context.sql"),
 )
 T = TypeVar("T")
 RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)

@@ -18,6 +18,7 @@ import asyncio
 import base64
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any
 
 import asyncpg
@@ -27,6 +28,7 @@ from pydantic import ValidationError
 from fulfilkit.contracts import SOURCE_OF_TOPIC, TOPIC_OF_TYPE, dlq_topic
 from fulfilkit.events import CloudEvent
 from fulfilkit.received import Event, decode_event
+from fulfilkit.tracing import consuming, record_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -146,13 +148,30 @@ class Inbox:
         if not events:
             return
         try:
-            await self._apply_in_transaction([e for _, e in events])
+            with self._traced(events):
+                await self._apply_in_transaction([e for _, e in events])
         except INFRASTRUCTURE_ERRORS:
             raise
         except Exception:
             log.warning("batch of %d failed; applying one by one", len(events), exc_info=True)
             for record, event in events:
-                await self._apply_alone(record, event)
+                with self._traced([(record, event)]):
+                    await self._apply_alone(record, event)
+
+    def _traced(self, events: Sequence[tuple[Any, Event[Any]]]) -> AbstractContextManager[None]:
+        """One consumer span per applied batch, continuing the trace context of its events
+        (the `traceparent` record header), where the events it causes find it."""
+        return consuming(
+            f"{self._consumer} process",
+            [
+                (
+                    record.key.decode("utf-8", "replace") if record.key is not None else None,
+                    event.id,
+                    record_traceparent(record.headers),
+                )
+                for record, event in events
+            ],
+        )
 
     def _wants(self, event: Event[Any]) -> bool:
         """Events of other types, or that cannot change anything here, are skipped without a

@@ -26,6 +26,7 @@ from fulfilkit.db import CONNECTION_ERRORS as DB_CONNECTION_ERRORS
 from fulfilkit.events import CONTENT_TYPE, CloudEvent
 from fulfilkit.faults import crash_point
 from fulfilkit.leader import leadership
+from fulfilkit.tracing import TRACEPARENT, outgoing_traceparents
 
 log = logging.getLogger(__name__)
 
@@ -43,24 +44,32 @@ def channel(schema: str) -> str:
 
 def outbox_insert(schema: str, first: int, only_if: str | None = None) -> str:
     """SQL that inserts the events passed as `outbox_arrays(...)` at parameters `$first` to
-    `$first+3`: for a data-modifying CTE, so that a caller writes its state change and its
+    `$first+5`: for a data-modifying CTE, so that a caller writes its state change and its
     events in one statement. `only_if` conditions the insert (`EXISTS (SELECT FROM saved)`)."""
     p = first
     sql = (
-        f"INSERT INTO {schema}.outbox (event_id, topic, key, payload) SELECT e.* FROM"
-        f" unnest(${p}::uuid[], ${p + 1}::text[], ${p + 2}::text[], ${p + 3}::bytea[])"
-        " AS e(event_id, topic, key, payload)"
+        f"INSERT INTO {schema}.outbox (event_id, topic, key, payload, event_type, traceparent)"
+        f" SELECT e.* FROM unnest(${p}::uuid[], ${p + 1}::text[], ${p + 2}::text[],"
+        f" ${p + 3}::bytea[], ${p + 4}::text[], ${p + 5}::text[])"
+        " AS e(event_id, topic, key, payload, event_type, traceparent)"
     )
     return f"{sql} WHERE {only_if}" if only_if else sql
 
 
-def outbox_arrays(events: Sequence[Keyed]) -> tuple[list[Any], list[str], list[str], list[bytes]]:
-    """The four arrays `outbox_insert` reads: event ids, topics, keys, payloads."""
+def outbox_arrays(
+    events: Sequence[Keyed],
+) -> tuple[list[Any], list[str], list[str], list[bytes], list[str], list[str | None]]:
+    """The six arrays `outbox_insert` reads: event ids, topics, keys, payloads, event types
+    and the `traceparent` each event carries (`fulfilkit.tracing.outgoing_traceparents`:
+    the current request's, or in a consumer batch the incoming event's of the same key)."""
+    keys = [k for k, _ in events]
     return (
         [e.id for _, e in events],
         [TOPIC_OF_TYPE[e.type] for _, e in events],
-        [k for k, _ in events],
+        keys,
         [e.to_bytes() for _, e in events],
+        [e.type for _, e in events],
+        outgoing_traceparents(keys),
     )
 
 
@@ -69,7 +78,7 @@ async def add_events(conn: asyncpg.Connection, schema: str, events: Sequence[Key
     if not events:
         return
     await conn.execute(
-        f"WITH added AS ({outbox_insert(schema, 1)} RETURNING 1) SELECT pg_notify($5, '')",
+        f"WITH added AS ({outbox_insert(schema, 1)} RETURNING 1) SELECT pg_notify($7, '')",
         *outbox_arrays(events),
         channel(schema),
     )
@@ -109,16 +118,18 @@ class OutboxRelay:
         self._last_failure_log = 0.0
         self._park_sql = (
             f"WITH moved AS (DELETE FROM {schema}.outbox WHERE seq = ANY($1::bigint[])"
-            " RETURNING seq, event_id, topic, key, payload, created_at)"
+            " RETURNING seq, event_id, topic, key, payload, created_at, event_type, traceparent)"
             f" INSERT INTO {schema}.outbox_parked"
-            " (seq, event_id, topic, key, payload, created_at, reason)"
-            " SELECT m.seq, m.event_id, m.topic, m.key, m.payload, m.created_at, r.reason"
+            " (seq, event_id, topic, key, payload, created_at, event_type, traceparent, reason)"
+            " SELECT m.seq, m.event_id, m.topic, m.key, m.payload, m.created_at, m.event_type,"
+            " m.traceparent, r.reason"
             " FROM moved m JOIN unnest($1::bigint[], $2::text[]) AS r(seq, reason)"
             " ON r.seq = m.seq"
         )
         self._next_batch_sql = (
             f"WITH sent AS (DELETE FROM {schema}.outbox WHERE seq = ANY($1::bigint[]))"
-            f" SELECT seq, topic, key, payload, event_id FROM {schema}.outbox"
+            " SELECT seq, topic, key, payload, event_id, event_type, traceparent"
+            f" FROM {schema}.outbox"
             " WHERE seq <> ALL($1::bigint[]) ORDER BY seq LIMIT $2"
         )
 
@@ -252,7 +263,7 @@ class OutboxRelay:
                             row["topic"],
                             value=row["payload"],
                             key=row["key"].encode(),
-                            headers=[("content-type", CONTENT_TYPE.encode())],
+                            headers=record_headers(row["traceparent"]),
                         ),
                     )
                 )
@@ -289,6 +300,17 @@ class OutboxRelay:
                 reason,
             )
         self.parked += len(rows)
+
+
+_CONTENT_TYPE_HEADER = ("content-type", CONTENT_TYPE.encode())
+
+
+def record_headers(traceparent: str | None) -> list[tuple[str, bytes]]:
+    """`content-type`, and the row's `traceparent` when it has one (the CloudEvents
+    distributed-tracing extension, as a Kafka header: the JSON envelope stays as it is)."""
+    if traceparent is None:
+        return [_CONTENT_TYPE_HEADER]
+    return [_CONTENT_TYPE_HEADER, (TRACEPARENT, traceparent.encode())]
 
 
 class Refusal(enum.Enum):

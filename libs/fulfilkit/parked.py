@@ -65,9 +65,11 @@ async def requeue(db: Db, schema: str, seqs: list[int]) -> int:
     how many were moved."""
     moved = await db.fetchval(
         f"WITH back AS (DELETE FROM {schema}.outbox_parked WHERE seq = ANY($1::bigint[])"
-        "  RETURNING seq, event_id, topic, key, payload),"
-        f" added AS (INSERT INTO {schema}.outbox (event_id, topic, key, payload)"
-        "  SELECT event_id, topic, key, payload FROM back ORDER BY seq RETURNING 1)"
+        "  RETURNING seq, event_id, topic, key, payload, event_type, traceparent),"
+        f" added AS (INSERT INTO {schema}.outbox"
+        "  (event_id, topic, key, payload, event_type, traceparent)"
+        "  SELECT event_id, topic, key, payload, event_type, traceparent FROM back"
+        "  ORDER BY seq RETURNING 1)"
         " SELECT count(*) FROM added, LATERAL (SELECT pg_notify($2, '')) AS woken",
         seqs,
         channel(schema),

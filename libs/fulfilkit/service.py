@@ -37,6 +37,12 @@ from fulfilkit.outbox import OutboxRelay
 from fulfilkit.retention import run_inbox_pruner
 from fulfilkit.settings import ServiceSettings
 from fulfilkit.supervise import Supervisor
+from fulfilkit.tracing import (
+    RouteNamingMiddleware,
+    TracingMiddleware,
+    exporting,
+    setup_tracing,
+)
 
 log = logging.getLogger(__name__)
 
@@ -312,6 +318,15 @@ def _install_dead_letters(app: FastAPI, spec: ServiceDefinition) -> None:
         app.include_router(deadletters.router)
 
 
+def _install_tracing(app: FastAPI, spec: ServiceDefinition) -> None:
+    """Trace context for every request (outermost: the whole request is inside its span);
+    spans are exported only when the `OTEL_*` variables configure an exporter, and only then
+    named by route template (by a middleware around the router: installed first)."""
+    setup_tracing(spec.name)
+    if exporting():
+        app.add_middleware(RouteNamingMiddleware)
+
+
 def create_service(spec: ServiceDefinition, **fastapi_kwargs: Any) -> FastAPI:
     configure_logging(spec.name, spec.settings.log_level, spec.settings.log_format)
 
@@ -343,12 +358,14 @@ def create_service(spec: ServiceDefinition, **fastapi_kwargs: Any) -> FastAPI:
     app = FastAPI(lifespan=lifespan, redirect_slashes=False, **fastapi_kwargs)
     app.state.settings = spec.settings
     install_problem_handlers(app)
+    _install_tracing(app, spec)
     for middleware in spec.middleware:  # each one added wraps those added before it
         app.add_middleware(middleware)
     app.add_middleware(StripTrailingSlashMiddleware)
     app.add_middleware(HeadAsGetMiddleware)
     app.add_middleware(UnhandledErrorMiddleware)  # inside the request id: answers carry it
     app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(TracingMiddleware)
     app.include_router(_health_router())
     for router in spec.routers:
         app.include_router(router)

@@ -105,7 +105,9 @@ async def test_the_relay_publishes_again_after_its_connection_is_killed(
     loops = Supervisor(first_delay=0.1, max_delay=1.0)
 
     async def add(payload: bytes) -> None:
-        await execute(dsn, outbox_insert(schema, 1), [uuid.uuid4()], [TOPIC], [key], [payload])
+        await execute(
+            dsn, outbox_insert(schema, 1), [uuid.uuid4()], [TOPIC], [key], [payload], [None], [None]
+        )
 
     async def published() -> list[bytes]:
         return [r.value for r in await read_all(bootstrap, TOPIC) if r.key == key.encode()]

@@ -18,6 +18,7 @@ SHARED = [
     "000_messaging_outbox_parked",
     "000_messaging_idempotency",
     "000_messaging_dead_letters",
+    "000_messaging_outbox_trace_context",
 ]
 
 

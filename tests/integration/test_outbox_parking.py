@@ -25,12 +25,21 @@ pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]
 # No service consumes dead-letter topics: rows sent there touch nothing else in the suite.
 TOPIC = c.dlq_topic(c.SALES_TOPIC)
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
-async def add_rows(pool, schema: str, key: str, payloads: list[bytes]) -> list[uuid.UUID]:
+async def add_rows(
+    pool, schema: str, key: str, payloads: list[bytes], traceparent: str | None = None
+) -> list[uuid.UUID]:
     ids = [uuid.uuid4() for _ in payloads]
     await pool.execute(
-        outbox_insert(schema, 1), ids, [TOPIC] * len(ids), [key] * len(ids), payloads
+        outbox_insert(schema, 1),
+        ids,
+        [TOPIC] * len(ids),
+        [key] * len(ids),
+        payloads,
+        [c.SALE_CREATED] * len(ids),
+        [traceparent] * len(ids),
     )
     return ids
 
@@ -137,7 +146,7 @@ async def test_a_parked_row_goes_out_once_requeued_under_a_limit_that_fits(
     await large.start()
     try:
         await migrate(pool, schema, tmp_path)
-        [event_id] = await add_rows(pool, schema, key, [payload])
+        [event_id] = await add_rows(pool, schema, key, [payload], TRACEPARENT)
         assert await OutboxRelay(pool, schema, small).publish_batch() == 0
         [parked] = await list_parked(pool, [schema])
         assert parked.event_id == event_id
@@ -149,6 +158,12 @@ async def test_a_parked_row_goes_out_once_requeued_under_a_limit_that_fits(
         assert await relay.publish_batch() == 0  # deletes what the first call published
         assert await pool.fetchval(f"SELECT count(*) FROM {schema}.outbox") == 0
         assert await published(infrastructure.bootstrap_servers, key) == [payload]
+        [record] = [
+            r
+            for r in await read_all(infrastructure.bootstrap_servers, TOPIC)
+            if r.key == key.encode()
+        ]
+        assert dict(record.headers)["traceparent"] == TRACEPARENT.encode(), "kept while parked"
     finally:
         await small.stop()
         await large.stop()

@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from fulfilkit import contracts as c
 from fulfilkit.http.internal import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, TENANT_HEADER
 from fulfilkit.logs import request_id_var
+from fulfilkit.tracing import SpanKind, span, trace_headers
 
 _CLIENT_ERRORS = (400, 404, 409, 413, 422)
 
@@ -86,20 +87,22 @@ class OrdersClient:
         self, path: str, tenant_id: UUID, actor: str, sale_ids: list[str], what: str
     ) -> bytes:
         """The body of orders' 200 answer, parsed by the caller straight into its model."""
-        headers = {
-            INTERNAL_TOKEN_HEADER: self._token,
-            TENANT_HEADER: str(tenant_id),
-            ACTOR_HEADER: actor,
-            "X-Request-Id": request_id_var.get(),
-        }
-        try:
-            async with self._session.post(
-                f"{self._base_url}{path}", json={"sale_ids": sale_ids}, headers=headers
-            ) as response:
-                status, raw = response.status, await response.read()
-            body = orjson.loads(raw) if status != 200 else None
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            raise OrdersUnavailable("The orders service cannot be reached.") from None
+        with span(f"POST {path}", kind=SpanKind.CLIENT, attributes={"server.address": "orders"}):
+            headers = {
+                INTERNAL_TOKEN_HEADER: self._token,
+                TENANT_HEADER: str(tenant_id),
+                ACTOR_HEADER: actor,
+                "X-Request-Id": request_id_var.get(),
+                **trace_headers(),
+            }
+            try:
+                async with self._session.post(
+                    f"{self._base_url}{path}", json={"sale_ids": sale_ids}, headers=headers
+                ) as response:
+                    status, raw = response.status, await response.read()
+                body = orjson.loads(raw) if status != 200 else None
+            except (aiohttp.ClientError, TimeoutError, ValueError):
+                raise OrdersUnavailable("The orders service cannot be reached.") from None
         if status != 200:
             raise refusal(status, body, what)
         return raw

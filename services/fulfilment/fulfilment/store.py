@@ -109,7 +109,7 @@ async def save_status_if_unchanged(
         f"WITH moved AS (UPDATE {S}.fulfillments SET status = $3, version = $4,"
         " updated_at = now() WHERE tenant_id = $1 AND id = $2 AND version = $4 - 1 RETURNING id),"
         f" event AS ({outbox_insert(S, 5, 'EXISTS (SELECT FROM moved)')})"
-        " SELECT pg_notify($9, '') FROM moved",
+        " SELECT pg_notify($11, '') FROM moved",
         moved.tenant_id,
         moved.id,
         moved.status,

@@ -185,6 +185,13 @@ def route_for(path: str) -> Route | None:
     return ROUTES.get(segment)
 
 
+def route_template(path: str) -> str:
+    """A bounded name for a forwarded path (its span's): `/api/v1/sales`, or
+    `/api/v1/sales/{path}` for anything under it; the service's own span has the template."""
+    segment, _, rest = path[len(API_PREFIX) + 1 :].rstrip("/").partition("/")
+    return f"{API_PREFIX}/{segment}/{{path}}" if rest else f"{API_PREFIX}/{segment}"
+
+
 def upstream_path(raw_path: bytes | None, path: str) -> str:
     """The path to forward, percent-encoded as the client sent it, without a trailing slash.
 

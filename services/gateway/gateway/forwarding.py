@@ -18,6 +18,7 @@ from fulfilkit.errors import DomainError
 from fulfilkit.http.problems import Problem, dependency_outage, problem_response
 from fulfilkit.idempotency import check_key
 from fulfilkit.logs import tenant_var
+from fulfilkit.tracing import set_route
 from gateway import usecases
 from gateway.checks import ClientGone, check_api_version, invalid_token, problem_of, read_body
 from gateway.domain import (
@@ -31,6 +32,7 @@ from gateway.domain import (
     required_scope,
     retry_after,
     route_for,
+    route_template,
     upstream_path,
 )
 from gateway.resources import GatewayResources
@@ -91,6 +93,7 @@ class ForwardingMiddleware:
         route = route_for(path)
         if route is None:
             raise Problem("no_content", "No such resource.")
+        set_route(method, route_template(path))
         needed = required_scope(route.area, method, path.rstrip("/"))
         if needed not in caller.scopes:
             raise Problem("no_permission", f"This API key lacks the {needed!r} scope.")

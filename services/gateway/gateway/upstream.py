@@ -10,6 +10,7 @@ from yarl import URL
 from fulfilkit.http.internal import ACTOR_HEADER, INTERNAL_TOKEN_HEADER, TENANT_HEADER
 from fulfilkit.http.problems import Problem
 from fulfilkit.logs import request_id_var
+from fulfilkit.tracing import SpanKind, span, trace_headers
 from gateway.domain import StoredResponse, UpstreamCall, with_public_origin
 from gateway.settings import GatewaySettings
 
@@ -91,14 +92,21 @@ class Forwarder:
             ) from None
 
     async def _send(self, call: UpstreamCall) -> StoredResponse:
-        async with self._session.request(
-            call.method,
-            self._url(call),
-            data=call.body or None,
-            headers=self._headers(call),
-            allow_redirects=False,
-        ) as upstream:
-            body = await upstream.read()
+        # A client span (the service's server span is its child): `traceparent` names it.
+        with span(
+            f"{call.method} {call.service}",
+            kind=SpanKind.CLIENT,
+            attributes={"http.request.method": call.method, "server.address": call.service},
+        ) as client:
+            async with self._session.request(
+                call.method,
+                self._url(call),
+                data=call.body or None,
+                headers=self._headers(call),
+                allow_redirects=False,
+            ) as upstream:
+                body = await upstream.read()
+            client.set_attribute("http.response.status_code", upstream.status)
         return StoredResponse(upstream.status, self._answer_headers(upstream), body)
 
     def _answer_headers(self, upstream: aiohttp.ClientResponse) -> dict[str, str]:
@@ -125,4 +133,5 @@ class Forwarder:
         if call.tenant_id is not None:
             headers[TENANT_HEADER] = str(call.tenant_id)
         headers[ACTOR_HEADER] = call.actor
+        headers.update(trace_headers())
         return headers

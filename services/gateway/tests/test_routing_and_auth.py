@@ -14,6 +14,7 @@ from gateway.domain import (
     new_api_key,
     required_scope,
     route_for,
+    route_template,
     upstream_path,
     with_public_origin,
 )
@@ -239,3 +240,10 @@ async def test_requests_without_a_valid_key_are_limited_before_any_database_look
     with pytest.raises(Problem) as refused:
         await caller_of(state, other, "Bearer fk_unknown-3")  # type: ignore[arg-type]
     assert refused.value.code == "invalid_token"
+
+
+def test_a_forwarded_requests_span_is_named_by_a_bounded_template() -> None:
+    assert route_template("/api/v1/sales") == "/api/v1/sales"
+    assert route_template("/api/v1/sales/") == "/api/v1/sales"
+    assert route_template("/api/v1/sales/S-1/cancel") == "/api/v1/sales/{path}"
+    assert route_template("/api/v1/stock/stock-records/abc") == "/api/v1/stock/{path}"

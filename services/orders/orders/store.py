@@ -57,7 +57,7 @@ async def insert_sales(
         f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
         " actor, at) SELECT id, NULL, $10, 'created', $11, created_at FROM added),"
         f" events AS ({outbox_insert(S, 12, ONLY_ADDED_SALES_EVENTS)})"
-        " SELECT id, pg_notify($16, '') FROM added",
+        " SELECT id, pg_notify($18, '') FROM added",
         [s.id for s in sales],
         [s.sale_id for s in sales],
         [_json(s.shop) for s in sales],
@@ -117,8 +117,8 @@ async def save(
         " actor) SELECT h.*, $11 FROM unnest($7::uuid[], $8::text[], $9::text[], $10::text[])"
         " AS h RETURNING sale),"
         f" events AS ({outbox_insert(S, 12)} RETURNING 1)"
-        " SELECT pg_notify($16, sale::text) FROM history"
-        " UNION ALL SELECT pg_notify($17, '') WHERE EXISTS (SELECT FROM events)",
+        " SELECT pg_notify($18, sale::text) FROM history"
+        " UNION ALL SELECT pg_notify($19, '') WHERE EXISTS (SELECT FROM events)",
         [s.id for s in sales],
         [s.status for s in sales],
         [s.version for s in sales],
@@ -160,8 +160,8 @@ async def save_if_unchanged(
         f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
         " actor) SELECT id, $7, $2, $8, $9 FROM saved RETURNING sale),"
         f" events AS ({outbox_insert(S, 10, 'EXISTS (SELECT FROM saved)')} RETURNING 1)"
-        " SELECT pg_notify($14, sale::text) FROM history"
-        " UNION ALL SELECT pg_notify($15, '') WHERE EXISTS (SELECT FROM events)",
+        " SELECT pg_notify($16, sale::text) FROM history"
+        " UNION ALL SELECT pg_notify($17, '') WHERE EXISTS (SELECT FROM events)",
         sale.id,
         sale.status,
         sale.version,

@@ -38,7 +38,17 @@ async def queue(
     for _ in range(count):
         event = uuid4()
         rows.append(
-            (tenant, endpoint_id, event, "stock.changed", f"msg_{event.hex}", b"{}", subject, now)
+            (
+                tenant,
+                endpoint_id,
+                event,
+                "stock.changed",
+                f"msg_{event.hex}",
+                b"{}",
+                subject,
+                now,
+                None,
+            )
         )
         now += timedelta(milliseconds=1)
     async with pool.acquire() as conn, conn.transaction():
@@ -73,7 +83,7 @@ async def test_insert_deliveries_skips_disabled_endpoints_and_pairs_already_queu
     now = datetime.now(UTC)
     event = uuid4()
     rows = [
-        (tenant, e, event, "stock.changed", f"msg_{e.hex}", b"{}", "stock/a", now)
+        (tenant, e, event, "stock.changed", f"msg_{e.hex}", b"{}", "stock/a", now, None)
         for e in (on, off)
     ]
     async with pool.acquire() as conn, conn.transaction():

@@ -47,6 +47,7 @@ class FakeQueue:
                     "failing": False,
                     "enabled": True,
                     "ordered": False,
+                    "traceparent": None,
                 }
             )
 
@@ -86,7 +87,14 @@ class FakeSender:
         self.gates: dict[str, asyncio.Event] = defaultdict(asyncio.Event)
 
     async def post(
-        self, url: str, _: dict, __: list, msg_id: str, ___: bytes, tenant: UUID | None = None
+        self,
+        url: str,
+        _: dict,
+        __: list,
+        msg_id: str,
+        ___: bytes,
+        tenant: UUID | None = None,
+        traceparent: str | None = None,
     ) -> Attempt:
         self.open[url] += 1
         self.most_open[url] = max(self.most_open[url], self.open[url])

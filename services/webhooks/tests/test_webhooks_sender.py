@@ -73,6 +73,29 @@ async def test_posts_a_verifiable_signed_body(receiver: tuple[Receiver, str]) ->
     assert Webhook(secret).verify(body, headers)["type"] == "stock.low"
 
 
+async def test_every_attempt_sends_a_child_of_the_events_traceparent(
+    receiver: tuple[Receiver, str],
+) -> None:
+    server, url = receiver
+    sender = Sender(settings())
+    event = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    custom = {"Traceparent": "00-11111111111111111111111111111111-2222222222222222-01"}
+    for _ in range(2):
+        await sender.post(url, custom, [new_secret()], "msg_t", BODY, traceparent=event)
+    await sender.post(url, {}, [new_secret()], "msg_u", BODY)  # a delivery kept none
+    await sender.close()
+    sent = [headers["traceparent"] for headers, _ in server.requests]
+    assert [len([k for k in h if k.lower() == "traceparent"]) for h, _ in server.requests] == [
+        1,
+        1,
+        1,
+    ], "the platform's header only, never an older endpoint's custom one"
+    first, second, fresh = (t.split("-") for t in sent)
+    assert first[1] == second[1] == "0af7651916cd43dd8448eb211c80319c"
+    assert first[2] != second[2] != "b7ad6b7169203331", "each attempt a span of its own"
+    assert fresh[1] != first[1] and len(fresh[1]) == 32, "no traceparent kept: a new trace"
+
+
 async def test_keeps_one_kilobyte_of_the_answer(receiver: tuple[Receiver, str]) -> None:
     server, url = receiver
     server.status, server.reply = 503, b"x" * 10_000

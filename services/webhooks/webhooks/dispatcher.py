@@ -59,6 +59,7 @@ def target_of(row: Any, claimed_at: float, sealer: SecretSealer) -> Target:
         row["attempt_count"],
         row["failing"],
         claimed_at,
+        row["traceparent"],
     )
 
 

@@ -46,6 +46,8 @@ RESERVED_HEADERS = frozenset(
         "trailer",
         "upgrade",
         "expect",
+        "traceparent",  # the event's trace context: set by the platform on every attempt
+        "tracestate",
     }
 )
 RESERVED_HEADER_PREFIXES = ("webhook-", "proxy-")
@@ -412,6 +414,7 @@ class Target:
     attempts_made: int
     endpoint_failing: bool
     claimed_at: float  # time.monotonic()
+    traceparent: str | None = None  # of the event that caused the delivery
 
 
 def unsent(

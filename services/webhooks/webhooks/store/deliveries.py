@@ -40,7 +40,7 @@ async def subscriptions(conn: asyncpg.Connection, tenant_ids: Iterable[UUID]) ->
 
 async def insert_deliveries(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> int:
     """Rows of (tenant_id, endpoint_id, event_id, event_type, webhook_id, payload, subject,
-    occurred_at), set-wise, taking `seq` in the order given (the order events arrived).
+    occurred_at, traceparent), set-wise, taking `seq` in the order given (the order events arrived).
 
     An (event, endpoint) pair already delivered or queued is skipped, so replays never double.
     """
@@ -50,13 +50,13 @@ async def insert_deliveries(conn: asyncpg.Connection, rows: Sequence[tuple[Any, 
     inserted = await conn.fetch(
         "INSERT INTO webhooks.deliveries"
         " (tenant_id, endpoint_id, event_id, event_type, webhook_id, payload, subject,"
-        "  occurred_at, next_attempt_at)"
+        "  occurred_at, traceparent, next_attempt_at)"
         " SELECT p.tenant_id, p.endpoint_id, p.event_id, p.event_type, p.webhook_id, p.payload,"
-        "        p.subject, p.occurred_at, now()"
+        "        p.subject, p.occurred_at, p.traceparent, now()"
         " FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bytea[],"
-        "             $7::text[], $8::timestamptz[]) WITH ORDINALITY"
+        "             $7::text[], $8::timestamptz[], $9::text[]) WITH ORDINALITY"
         "   AS p(tenant_id, endpoint_id, event_id, event_type, webhook_id, payload, subject,"
-        "        occurred_at, position)"
+        "        occurred_at, traceparent, position)"
         " JOIN webhooks.endpoints e"
         "   ON e.id = p.endpoint_id AND e.tenant_id = p.tenant_id AND e.enabled"
         " ORDER BY p.position"

@@ -90,7 +90,7 @@ FROM picked p, webhooks.endpoints e
 WHERE d.id = p.id AND e.id = d.endpoint_id
 RETURNING d.id, d.endpoint_id, d.tenant_id, d.webhook_id, d.payload, d.attempt_count,
           e.enabled, e.ordered, e.failing_since IS NOT NULL AS failing, e.url, e.headers,
-          e.secret,
+          e.secret, d.traceparent,
           CASE WHEN e.previous_secret_expires_at > now() THEN e.previous_secret END
               AS previous_secret
 """

@@ -11,6 +11,7 @@ import asyncpg
 from fulfilkit.errors import Conflict, Invalid, NotFound
 from fulfilkit.outbox import add_events
 from fulfilkit.received import Event
+from fulfilkit.tracing import incoming_traceparent
 from webhooks.domain import (
     Delivery,
     DeliveryFilter,
@@ -44,7 +45,8 @@ def no_delivery() -> NotFound:
 async def record_deliveries(conn: asyncpg.Connection, events: Sequence[Event[Any]]) -> int:
     """One delivery per subscribed endpoint of each event's tenant, in the caller's (the
     inbox's) transaction; the dispatchers are woken when it commits. The payload carries the
-    event's data as its contract model dumps it, which is what its producer published."""
+    event's data as its contract model dumps it, which is what its producer published; each
+    delivery keeps the `traceparent` its event came with."""
     subscriptions = await store.subscriptions(conn, (e.tenantid for e in events))
     planned = plan_deliveries(events, subscriptions)
     if not planned:
@@ -62,6 +64,7 @@ async def record_deliveries(conn: asyncpg.Connection, events: Sequence[Event[Any
             payloads[e.id],
             e.subject,
             e.time,
+            incoming_traceparent(e.id),
         )
         for e, s in planned
     ]
@@ -85,6 +88,7 @@ async def deliver(sender: Sender, target: Target, schedule: Sequence[float]) -> 
         target.webhook_id,
         target.payload,
         target.tenant_id,
+        target.traceparent,
     )
     verdict = decide(
         attempt.status_code,
