@@ -189,7 +189,8 @@ async def replay(pool: asyncpg.Pool, schema: str, ids: Sequence[int]) -> list[Re
         rows = {
             r["id"]: r
             for r in await conn.fetch(
-                "SELECT id, consumer, event_id, topic, key, value, replayable, state, error"
+                "SELECT id, consumer, event_id, event_type, topic, key, value, headers,"
+                " replayable, state, error"
                 f" FROM {schema}.dead_letters WHERE id = ANY($1::bigint[]) ORDER BY id"
                 " FOR UPDATE",
                 wanted,
@@ -218,12 +219,15 @@ async def replay(pool: asyncpg.Pool, schema: str, ids: Sequence[int]) -> list[Re
                 [r["event_id"] for r in chosen],
             )
             await conn.execute(
-                f"INSERT INTO {schema}.outbox (event_id, topic, key, payload)"
-                " SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[])",
+                f"INSERT INTO {schema}.outbox"
+                " (event_id, topic, key, payload, event_type, traceparent) SELECT * FROM"
+                " unnest($1::uuid[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[])",
                 [r["event_id"] for r in chosen],
                 [r["topic"] for r in chosen],
                 [(r["key"] or b"").decode() for r in chosen],
                 [r["value"] for r in chosen],
+                [r["event_type"] for r in chosen],
+                [_traceparent(r["headers"]) for r in chosen],
             )
             await conn.execute(
                 f"UPDATE {schema}.dead_letters SET state = 'replayed', replayed_at = now()"
@@ -232,6 +236,14 @@ async def replay(pool: asyncpg.Pool, schema: str, ids: Sequence[int]) -> list[Re
             )
             await conn.execute("SELECT pg_notify($1, '')", channel(schema))
     return [outcomes[i] for i in wanted]
+
+
+def _traceparent(headers: Any) -> str | None:
+    """The trace the dead-lettered record belonged to: a replay continues it."""
+    for header in (orjson.loads(headers) if isinstance(headers, str | bytes) else headers) or ():
+        if header.get("key") == "traceparent":
+            return header.get("value")
+    return None
 
 
 def _refusal(dead_letter_id: int, r: asyncpg.Record | None) -> Replayed | None:
