@@ -3,6 +3,7 @@
 import asyncio
 import time
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 
 
@@ -43,3 +44,13 @@ async def read_all(bootstrap: str, topic: str, timeout: float = 20.0) -> list[Co
         return records
     finally:
         await consumer.stop()
+
+
+def as_event(record: ConsumerRecord) -> dict | None:
+    """A record's value as a JSON object with a type, or None: some tests put garbage on the
+    platform's topics on purpose (forged and unreadable records), and the rest skip it."""
+    try:
+        value = orjson.loads(record.value or b"")
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) and isinstance(value.get("data"), dict) else None

@@ -18,7 +18,7 @@ from fulfilkit.faults import CRASH_EXIT_STATUS
 from fulfilkit.kafka import make_producer
 from fulfilkit.outbox import OutboxRelay, add_events
 from tests.e2e.stocking import sale_body, stocked_product
-from tests.kafka_tools import produce, read_all
+from tests.kafka_tools import as_event, produce, read_all
 from tests.support import Client, eventually, ref
 
 LIBS = str(Path(__file__).parents[2] / "libs")
@@ -271,9 +271,9 @@ async def test_a_lingering_relay_publishes_everything_in_order_and_keeps_nothing
 
         async def published() -> list[str]:
             return [
-                orjson.loads(r.value)["id"]
+                e["id"]
                 for r in await read_all(infrastructure.bootstrap_servers, c.SALES_TOPIC)
-                if r.key == key.encode()
+                if r.key == key.encode() and (e := as_event(r)) is not None
             ]
 
         ids = await eventually(

@@ -3,12 +3,11 @@
 import uuid
 
 import asyncpg
-import orjson
 
 from fulfilkit import contracts as c
 from tests.e2e.sale_events import as_status, event, publish, snapshot
 from tests.e2e.stocking import sale_body, stocked_product
-from tests.kafka_tools import read_all
+from tests.kafka_tools import as_event, read_all
 from tests.support import Client, eventually, ref
 
 
@@ -101,7 +100,9 @@ async def test_all_lines_or_none(tenant: Client):
 
 async def reservation_failure(bootstrap: str, sale_uuid: str) -> dict | None:
     for record in await read_all(bootstrap, c.STOCK_TOPIC):
-        value = orjson.loads(record.value)
+        value = as_event(record)
+        if value is None:
+            continue
         if value["type"] == c.STOCK_RESERVATION_FAILED and value["data"]["sale"] == sale_uuid:
             return value["data"]
     return None

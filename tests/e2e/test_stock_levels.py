@@ -3,12 +3,11 @@ that announce every change on the real broker."""
 
 from dataclasses import dataclass
 
-import orjson
 import pytest
 
 from fulfilkit import contracts as c
 from tests.e2e.stocking import sale_body, stocked_product
-from tests.kafka_tools import read_all
+from tests.kafka_tools import as_event, read_all
 from tests.support import Client, eventually, ref
 
 UPDATE = "/stock/stock-records/update"
@@ -72,8 +71,8 @@ async def stock_events(bootstrap: str, record_id: str) -> list[dict]:
     """Every event on stock.events about one stock record, in partition order."""
     found = []
     for message in await read_all(bootstrap, c.STOCK_TOPIC):
-        event = orjson.loads(message.value)
-        if event.get("data", {}).get("id") == record_id:
+        event = as_event(message)
+        if event is not None and event["data"].get("id") == record_id:
             found.append(event)
     return found
 
@@ -751,7 +750,7 @@ async def test_every_change_is_announced_as_stock_changed_on_the_broker(
     assert events[2]["data"]["reference"] == h.sale_id
 
     messages = await read_all(infrastructure.bootstrap_servers, c.STOCK_TOPIC)
-    keys = {m.key for m in messages if orjson.loads(m.value)["data"].get("id") == record_id}
+    keys = {m.key for m in messages if (as_event(m) or {"data": {}})["data"].get("id") == record_id}
     assert keys == {f"{tenant.tenant_id}:stock:{h.location}:{h.record['sku']}".encode()}
 
 
