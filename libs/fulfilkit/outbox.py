@@ -26,6 +26,7 @@ from fulfilkit.db import CONNECTION_ERRORS as DB_CONNECTION_ERRORS
 from fulfilkit.events import CONTENT_TYPE, CloudEvent
 from fulfilkit.faults import crash_point
 from fulfilkit.leader import leadership
+from fulfilkit.metrics import UNTYPED, event_published
 
 log = logging.getLogger(__name__)
 
@@ -269,6 +270,7 @@ class OutboxRelay:
                 raise result
             else:
                 acked.append(row)
+                event_published(self._schema, row["topic"], UNTYPED)  # the row's type, soon
         return acked, refused
 
     async def _park(

@@ -17,9 +17,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from fulfilkit.errors import DomainError
 from fulfilkit.http.problems import Problem, dependency_outage, problem_response
 from fulfilkit.idempotency import check_key
+from fulfilkit.metrics import name_route
 from gateway import usecases
 from gateway.checks import ClientGone, check_api_version, invalid_token, problem_of, read_body
 from gateway.domain import (
+    API_PREFIX,
+    ROUTES,
     Caller,
     StoredResponse,
     UpstreamCall,
@@ -47,6 +50,8 @@ class ForwardingMiddleware:
         if scope["type"] != "http" or not is_forwarded(scope["path"]):
             await self.app(scope, receive, send)
             return
+        if (template := forwarded_route(scope["path"])) is not None:
+            name_route(scope, template)
         try:
             status, headers, body = await self._answer(scope, receive)
         except ClientGone:
@@ -134,6 +139,16 @@ async def caller_of(resources: GatewayResources, scope: Scope, authorization: st
         raise invalid_token("The API key is unknown or revoked.")
     resources.unauthenticated.give_back(address)  # a valid key not cached yet
     return caller
+
+
+def forwarded_route(path: str) -> str | None:
+    """The metrics' route label of a forwarded path: `/api/v1/sales` or `/api/v1/sales/{path}`
+    (the service that answers it labels it by its own route template); None when no service
+    serves it."""
+    segment, _, rest = path[len(API_PREFIX) + 1 :].partition("/")
+    if segment not in ROUTES:
+        return None
+    return f"{API_PREFIX}/{segment}" + ("/{path}" if rest.strip("/") else "")
 
 
 def forwarded_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
