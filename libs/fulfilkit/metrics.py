@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import TopicPartition
+from aiokafka.errors import KafkaError
+from aiokafka.protocol.offset import OffsetRequest
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import Response
 from faststream.kafka import KafkaBroker
@@ -307,7 +309,8 @@ class Readings:
 
 class PlatformSource:
     """One service's gauges: read at most once per `cache_seconds`, each read bounded by
-    `timeout` seconds; a part that fails is left out and reported as down."""
+    `timeout` seconds; a part that fails is left out, reported as down and read again at the
+    next scrape."""
 
     def __init__(
         self,
@@ -350,15 +353,16 @@ class PlatformSource:
                 return_exceptions=True,
             )
             for (name, _), result in zip(parts, results, strict=True):
-                readings.up[name] = not isinstance(result, BaseException)
-                if isinstance(result, BaseException):
-                    log.debug("metrics of %s from %s unavailable: %r", self.service, name, result)
+                up = readings.up[name] = not isinstance(result, BaseException)
+                if not up and self.readings.up.get(name, True):  # once, when it goes down
+                    log.warning("metrics of %s cannot read %s: %r", self.service, name, result)
             if not readings.up.get("database", True):
                 readings.gauges = {}
             if not readings.up.get("kafka", True):
                 readings.lag, readings.dlq = [], []
             self.readings = readings
-            self._read_at = time.monotonic()
+            if all(readings.up.values()):  # while a source is down, each scrape tries again
+                self._read_at = time.monotonic()
 
     async def _read_database(self, readings: Readings) -> None:
         async with self.pool.acquire(timeout=self.timeout) as conn:
@@ -369,36 +373,76 @@ class PlatformSource:
                 ]
 
     async def _read_kafka(self, readings: Readings) -> None:
-        consumer = None
+        """Lag from each consumer (the service's name is its group), dead-letter topics'
+        depth through the producer's client."""
         assert self.broker is not None
         for subscriber in self.broker.subscribers:
             consumer = getattr(subscriber, "consumer", None)
             if consumer is None:
                 continue
-            group = getattr(consumer, "_group_id", None) or self.service
             assigned = sorted(consumer.assignment())
             if not assigned:
                 continue
             ends = await consumer.end_offsets(assigned)
-            for tp in assigned:
-                position = await consumer.position(tp)
-                lag = max(ends.get(tp, position) - position, 0)
-                readings.lag.append(((group, tp.topic, str(tp.partition)), float(lag)))
-        if consumer is None or not self.dlq_topics:
+            positions = await asyncio.gather(
+                *(_position(consumer, tp, self.timeout / 4) for tp in assigned)
+            )
+            for tp, position in zip(assigned, positions, strict=True):
+                if position is not None and tp in ends:  # None: just assigned, not known yet
+                    lag = max(ends[tp] - position, 0)
+                    readings.lag.append(((self.service, tp.topic, str(tp.partition)), lag))
+        if not self.dlq_topics:
             return
         partitions = [
             TopicPartition(topic, p)
             for topic in self.dlq_topics
             for p in sorted(await self.producer.partitions_for(topic) or ())
         ]
-        if not partitions:
-            return
-        begins = await consumer.beginning_offsets(partitions)
-        ends = await consumer.end_offsets(partitions)
+        begins = await list_offsets(self.producer.client, partitions, EARLIEST)
+        ends = await list_offsets(self.producer.client, partitions, LATEST)
         depth: dict[str, float] = {topic: 0.0 for topic in self.dlq_topics}
         for tp in partitions:
             depth[tp.topic] += max(ends.get(tp, 0) - begins.get(tp, 0), 0)
         readings.dlq = [((topic,), value) for topic, value in depth.items()]
+
+
+LATEST, EARLIEST = -1, -2
+
+
+async def _position(consumer: Any, tp: TopicPartition, timeout: float) -> int | None:
+    """The consumer's next offset on `tp`; None while it is still looking it up."""
+    try:
+        return int(await asyncio.wait_for(consumer.position(tp), timeout))
+    except (TimeoutError, KafkaError):
+        return None
+
+
+async def list_offsets(
+    client: Any, partitions: Sequence[TopicPartition], when: int
+) -> dict[TopicPartition, int]:
+    """The first (`EARLIEST`) or next (`LATEST`) offset of each partition, one request per
+    leader, through a client that knows the partitions' topics (`partitions_for`).
+
+    Not a consumer's `beginning_offsets`: for a topic it does not subscribe to, a consumer
+    refreshes its metadata first, and waits for it, at every call."""
+    by_leader: dict[int, dict[str, list[tuple[int, int]]]] = {}
+    for tp in partitions:
+        leader = client.cluster.leader_for_partition(tp)
+        if leader is not None and leader >= 0:
+            by_leader.setdefault(leader, {}).setdefault(tp.topic, []).append((tp.partition, when))
+    answers = await asyncio.gather(
+        *(
+            client.send(leader, OffsetRequest(-1, 0, list(topics.items())))
+            for leader, topics in by_leader.items()
+        )
+    )
+    return {
+        TopicPartition(topic, partition): info[-1]
+        for answer in answers
+        for topic, parts in answer.topics
+        for partition, error, *info in parts
+        if error == 0 and info
+    }
 
 
 LAG = (
