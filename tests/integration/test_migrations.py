@@ -17,6 +17,7 @@ SHARED = [
     "000_messaging_lean_indexes",
     "000_messaging_outbox_parked",
     "000_messaging_idempotency",
+    "000_messaging_inbox_dead_lettered",
 ]
 
 
