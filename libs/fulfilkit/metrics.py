@@ -53,6 +53,8 @@ UNMATCHED = "unmatched"
 ROUTE_KEY = "fulfil.metrics.route"
 # The event type label until the outbox relay selects the type of each row.
 UNTYPED = "unknown"
+# The status label of a request that ended without an answer: the client left before it.
+CLIENT_GONE = 499
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -144,7 +146,8 @@ class HttpMetricsMiddleware:
 
     Outermost, so that it sees the status any middleware answered with. The route is the
     matched route's template (`/sales/{sale_id}`), the one `name_route` gave, or
-    `unmatched`; an unknown method is `other`."""
+    `unmatched`; an unknown method is `other`; a request that ended without an answer (the
+    client left) has status 499."""
 
     def __init__(self, app: ASGIApp, service: str) -> None:
         self.app = app
@@ -156,7 +159,7 @@ class HttpMetricsMiddleware:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        status = 500
+        status = 0
         named: list[str | None] = [None]
         scope[ROUTE_KEY] = named
 
@@ -168,7 +171,11 @@ class HttpMetricsMiddleware:
 
         try:
             await self.app(scope, receive, send_counted)
+        except BaseException:
+            status = status or 500  # what the server answers in its place
+            raise
         finally:
+            status = status or CLIENT_GONE
             method = scope["method"]
             key = (_route_of(scope, named), method if method in KNOWN_METHODS else "other", status)
             children = self._children.get(key)

@@ -12,9 +12,17 @@ from typing import Any
 import asyncpg
 import pytest
 from fastapi import APIRouter
+from prometheus_client import REGISTRY, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from fulfilkit.metrics import PlatformSource, messaging_gauges, unwatch, watch
+from fulfilkit.metrics import (
+    HttpMetricsMiddleware,
+    PlatformSource,
+    messaging_gauges,
+    name_route,
+    unwatch,
+    watch,
+)
 from fulfilkit.service import ServiceDefinition, create_service
 from fulfilkit.settings import ServiceSettings
 
@@ -177,3 +185,25 @@ async def test_metrics_answer_at_once_while_the_database_is_down(database: str) 
     ]
     assert samples(text, "fulfil_outbox_backlog_rows", service=name) == []  # no stale value
     assert requests_of(text, name) == {}  # the scrape itself is counted once it answered
+
+
+async def test_a_request_left_without_an_answer_is_counted_apart_from_errors() -> None:
+    async def gone(scope: Any, receive: Any, send: Any) -> None:
+        name_route(scope, "/api/v1/sales")  # as the gateway's forwarding names its paths
+
+    async def failing(scope: Any, receive: Any, send: Any) -> None:
+        raise RuntimeError("before any answer")
+
+    await HttpMetricsMiddleware(gone, "metrics-gone")(
+        {"type": "http", "method": "POST", "path": "/api/v1/sales"}, None, None
+    )
+    with pytest.raises(RuntimeError):
+        await HttpMetricsMiddleware(failing, "metrics-gone")(
+            {"type": "http", "method": "GET", "path": "/x"}, None, None
+        )
+
+    text = generate_latest(REGISTRY)
+    assert requests_of(text, "metrics-gone") == {
+        ("/api/v1/sales", "POST", "499"): 1,
+        ("unmatched", "GET", "500"): 1,
+    }
