@@ -6,6 +6,8 @@ from typing import Any, TypeVar
 import asyncpg
 import orjson
 
+from fulfilkit.metrics import until_commit
+
 HERE = Path(__file__).parent
 # Every service's schema gets these first, in this order, then its own `NNN_*.sql`.
 SHARED_SCRIPTS = (
@@ -17,6 +19,7 @@ SHARED_SCRIPTS = (
     ("000_messaging_idempotency", HERE / "messaging_idempotency.sql"),
     ("000_messaging_dead_letters", HERE / "messaging_dead_letters.sql"),
     ("000_messaging_outbox_trace_context", HERE / "messaging_outbox_trace_context.sql"),
+    ("000_messaging_inbox_dead_lettered", HERE / "messaging_inbox_dead_lettered.sql"),
 )
 T = TypeVar("T")
 RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
@@ -203,8 +206,9 @@ async def in_transaction(
     """Run `work` in a transaction; retry it when PostgreSQL chose it as a deadlock victim."""
     for attempt in range(attempts):
         try:
-            async with pool.acquire() as conn, conn.transaction():
-                return await work(conn)
+            with until_commit():  # what `work` counts, it counts once it committed
+                async with pool.acquire() as conn, conn.transaction():
+                    return await work(conn)
         except RETRYABLE:
             if attempt == attempts - 1:
                 raise

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from fulfilkit.contracts import SOURCE_OF_TOPIC, TOPIC_OF_TYPE, dlq_topic
 from fulfilkit.events import CloudEvent
+from fulfilkit.metrics import batch_consumed, event_consumed, event_dead_lettered, until_commit
 from fulfilkit.received import Event, decode_event
 from fulfilkit.tracing import consuming, record_traceparent
 
@@ -131,6 +132,7 @@ class Inbox:
 
     async def handle(self, records: Sequence[Any]) -> None:
         """Apply one polled batch of Kafka ConsumerRecords."""
+        batch_consumed(self._schema, len(records))
         events: list[tuple[Any, Event[Any]]] = []
         for record in records:
             try:
@@ -138,6 +140,7 @@ class Inbox:
             except (ValidationError, ValueError) as exc:
                 await self._dead_letter(record, _unreadable_reason(record, exc), _envelope(record))
                 continue
+            event_consumed(self._schema, record.topic, event.type)
             foreign = foreign_event_reason(record.topic, event)
             if foreign is not None:
                 log.error("event %s on %s dead-lettered: %s", event.id, record.topic, foreign)
@@ -181,6 +184,10 @@ class Inbox:
         return self._relevant is None or self._relevant(event)
 
     async def _apply_in_transaction(self, events: list[Event[Any]]) -> None:
+        with until_commit():  # what the use cases count, they count once it committed
+            await self._apply_committed(events)
+
+    async def _apply_committed(self, events: list[Event[Any]]) -> None:
         async with self._pool.acquire() as conn, conn.transaction():
             fresh = await self._record(conn, [e.id for e in events], "applied")
             unique = {e.id: e for e in events if e.id in fresh}
@@ -237,6 +244,7 @@ class Inbox:
         await self._producer.send_and_wait(
             dlq_topic(record.topic), value=record.value, key=record.key, headers=headers
         )
+        event_dead_lettered(self._schema, record.topic)
         try:
             async with self._pool.acquire() as conn, conn.transaction():
                 await self._keep(conn, record, error, event, replayable)

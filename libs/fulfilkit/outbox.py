@@ -27,6 +27,7 @@ from fulfilkit.events import CONTENT_TYPE, CloudEvent
 from fulfilkit.faults import crash_point
 from fulfilkit.leader import leadership
 from fulfilkit.tracing import TRACEPARENT, outgoing_traceparents
+from fulfilkit.metrics import UNTYPED, event_published
 
 log = logging.getLogger(__name__)
 
@@ -280,6 +281,7 @@ class OutboxRelay:
                 raise result
             else:
                 acked.append(row)
+                event_published(self._schema, row["topic"], row["event_type"] or UNTYPED)
         return acked, refused
 
     async def _park(

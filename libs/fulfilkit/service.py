@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse
 from faststream.kafka import KafkaBroker
 from starlette.types import ASGIApp
 
-from fulfilkit.contracts import ALL_TOPICS
+from fulfilkit.contracts import ALL_TOPICS, dlq_topic
 from fulfilkit.db import SchemaMismatch, check_schema, create_pool, migrate
 from fulfilkit.faults import arm
 from fulfilkit.http import deadletters
@@ -33,6 +33,15 @@ from fulfilkit.http.problems import install_problem_handlers
 from fulfilkit.inbox import Apply, Inbox, Relevant
 from fulfilkit.kafka import check_message_size, ensure_topics, make_producer, subscribe
 from fulfilkit.logs import broker_noise, configure_logging
+from fulfilkit.metrics import (
+    GaugeQuery,
+    PlatformSource,
+    broker_middleware,
+    install_http_metrics,
+    messaging_gauges,
+    unwatch,
+    watch,
+)
 from fulfilkit.outbox import OutboxRelay
 from fulfilkit.retention import run_inbox_pruner
 from fulfilkit.settings import ServiceSettings
@@ -105,6 +114,8 @@ class ServiceDefinition:
     resources: OpenResources | None = None
     # ASGI middleware classes taking the app, applied inside request ids and trailing slashes
     middleware: Sequence[Callable[[ASGIApp], ASGIApp]] = ()
+    # Gauges read from the service's database when `/metrics` is scraped (`fulfilkit.metrics`)
+    gauges: Sequence[GaugeQuery] = ()
 
 
 async def get_runtime(request: Request) -> Runtime[Any]:
@@ -190,6 +201,7 @@ async def _start_consumers(spec: ServiceDefinition, runtime: Runtime[Any]) -> No
             security=s.kafka_security.broker_security(),
             log_level=logging.DEBUG,
             apply_types=False,
+            middlewares=[broker_middleware(spec.name)],
         )
         for consumer in spec.consumers:
             inbox = Inbox(
@@ -327,6 +339,26 @@ def _install_tracing(app: FastAPI, spec: ServiceDefinition) -> None:
         app.add_middleware(RouteNamingMiddleware)
 
 
+def _watch_metrics(spec: ServiceDefinition, runtime: Runtime[Any]) -> None:
+    """`/metrics` reads the service's gauges: outbox and inbox when it uses Kafka (with its
+    consumers' lag and the depth of their dead-letter topics), and its own."""
+    s = spec.settings
+    gauges = [*(messaging_gauges(spec.name) if spec.uses_kafka else ()), *spec.gauges]
+    topics = sorted({t for consumer in spec.consumers for t in consumer.topics})
+    watch(
+        PlatformSource(
+            spec.name,
+            gauges,
+            pool=runtime.pool,
+            broker=runtime.broker,
+            producer=runtime.producer,
+            dlq_topics=[dlq_topic(t) for t in topics],
+            timeout=s.metrics_timeout_seconds,
+            cache_seconds=s.metrics_cache_seconds,
+        )
+    )
+
+
 def create_service(spec: ServiceDefinition, **fastapi_kwargs: Any) -> FastAPI:
     configure_logging(spec.name, spec.settings.log_level, spec.settings.log_format)
 
@@ -341,6 +373,7 @@ def create_service(spec: ServiceDefinition, **fastapi_kwargs: Any) -> FastAPI:
                     runtime.resources = await resources.enter_async_context(spec.resources(runtime))
                 await _start_consumers(spec, runtime)
                 _start_loops(spec, runtime)
+                _watch_metrics(spec, runtime)
                 # What exists now (modules, routes, models) lives as long as the process:
                 # keep it out of the collector's full passes, which would walk it each time.
                 gc.collect()
@@ -348,6 +381,7 @@ def create_service(spec: ServiceDefinition, **fastapi_kwargs: Any) -> FastAPI:
                 try:
                     yield
                 finally:
+                    unwatch(spec.name)
                     await runtime.loops.stop()
                     if runtime.broker is not None:
                         await runtime.broker.stop()
@@ -366,6 +400,7 @@ def create_service(spec: ServiceDefinition, **fastapi_kwargs: Any) -> FastAPI:
     app.add_middleware(UnhandledErrorMiddleware)  # inside the request id: answers carry it
     app.add_middleware(RequestIdMiddleware)
     app.add_middleware(TracingMiddleware)
+    install_http_metrics(app, spec.name)  # outermost: sees every answer
     app.include_router(_health_router())
     for router in spec.routers:
         app.include_router(router)

@@ -115,6 +115,10 @@ class ServiceSettings(BaseSettings):
     kafka_max_request_size: int = Field(default=1048576, ge=1024)
     # An outbox row Kafka refuses this many times (for a reason other than an outage) is parked
     outbox_park_after_failures: int = Field(default=5, ge=1)
+    # `/metrics` reads its gauges (database, Kafka offsets) at most this often, each read
+    # bounded by the timeout: a scrape never holds up the service, and answers when they are down
+    metrics_cache_seconds: float = Field(default=5.0, ge=0)
+    metrics_timeout_seconds: float = Field(default=1.0, gt=0)
     # Crash points a test arms, comma-separated (`fulfilkit.faults`); development only
     fault_points: str = ""
 

@@ -19,6 +19,7 @@ SHARED = [
     "000_messaging_idempotency",
     "000_messaging_dead_letters",
     "000_messaging_outbox_trace_context",
+    "000_messaging_inbox_dead_lettered",
 ]
 
 

@@ -19,9 +19,12 @@ from fulfilkit.http.problems import Problem, dependency_outage, problem_response
 from fulfilkit.idempotency import check_key
 from fulfilkit.logs import tenant_var
 from fulfilkit.tracing import set_route
+from fulfilkit.metrics import name_route
 from gateway import usecases
 from gateway.checks import ClientGone, check_api_version, invalid_token, problem_of, read_body
 from gateway.domain import (
+    API_PREFIX,
+    ROUTES,
     Caller,
     StoredResponse,
     UpstreamCall,
@@ -50,6 +53,8 @@ class ForwardingMiddleware:
         if scope["type"] != "http" or not is_forwarded(scope["path"]):
             await self.app(scope, receive, send)
             return
+        if (template := forwarded_route(scope["path"])) is not None:
+            name_route(scope, template)
         try:
             status, headers, body = await self._answer(scope, receive)
         except ClientGone:
@@ -139,6 +144,14 @@ async def caller_of(resources: GatewayResources, scope: Scope, authorization: st
         raise invalid_token("The API key is unknown or revoked.")
     resources.unauthenticated.give_back(address)  # a valid key not cached yet
     return caller
+
+
+def forwarded_route(path: str) -> str | None:
+    """The metrics' route label of a forwarded path: `/api/v1/sales` or `/api/v1/sales/{path}`
+    (the service that answers it labels it by its own route template); None when no service
+    serves it."""
+    segment = path[len(API_PREFIX) + 1 :].partition("/")[0]
+    return route_template(path) if segment in ROUTES else None
 
 
 def forwarded_headers(raw_headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:

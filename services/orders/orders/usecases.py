@@ -14,6 +14,7 @@ import asyncpg
 from fulfilkit import contracts as c
 from fulfilkit.errors import Conflict, DomainError, Duplicated, NotFound
 from fulfilkit.events import utcnow
+from fulfilkit.metrics import after_commit, sale_transitions
 from fulfilkit.notify import Waiter
 from fulfilkit.received import Event
 from orders import events, store
@@ -219,6 +220,8 @@ async def _ship_unless_changed(
         if sale is None or sale.status != "in_fulfillment" or (change := ship(sale)) is None:
             return None
         saved = await store.save_if_unchanged(conn, change, actor, events.status_changed(change))
+    if saved:
+        sale_transitions([(change.previous, change.sale.status)])
     return sale if saved else None
 
 
@@ -251,6 +254,7 @@ async def _change_each(
             changes += [change] if change else []
             changed.done.append(sale)
         await _save(conn, [ch.sale for ch in changes], changes, actor)
+    sale_transitions((ch.previous, ch.sale.status) for ch in changes)
     return changed
 
 
@@ -279,6 +283,8 @@ async def apply_outcomes(conn: asyncpg.Connection, batch: list[Event[Any]]) -> N
                 add_fulfillment(sale, data)
         changes += [change] if change else []
     await _save(conn, list(sales.values()), changes, OUTCOMES_ACTOR)
+    moved = [(ch.previous, ch.sale.status) for ch in changes]
+    after_commit(lambda: sale_transitions(moved))
 
 
 async def _save(

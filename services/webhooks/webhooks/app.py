@@ -5,6 +5,7 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from fulfilkit.idempotency import keep_keys_bounded
+from fulfilkit.metrics import GaugeQuery
 from fulfilkit.service import ServiceDefinition, create_service
 from webhooks.api import router
 from webhooks.dispatcher import run_dispatcher, run_listener
@@ -12,6 +13,25 @@ from webhooks.handlers import CONSUMERS
 from webhooks.resources import open_resources
 from webhooks.retention import run_pruner
 from webhooks.settings import WebhookSettings
+
+GAUGES = [
+    GaugeQuery(
+        "fulfil_webhooks_pending_deliveries",
+        "Webhook deliveries not yet succeeded or failed for good",
+        "SELECT count(*) FROM webhooks.deliveries WHERE status = 'pending'",
+    ),
+    GaugeQuery(
+        "fulfil_webhooks_oldest_pending_age_seconds",
+        "Age of the oldest pending webhook delivery (0 when there is none)",
+        "SELECT coalesce(extract(epoch FROM now() - min(created_at)), 0)"
+        " FROM webhooks.deliveries WHERE status = 'pending'",
+    ),
+    GaugeQuery(
+        "fulfil_webhooks_disabled_endpoints",
+        "Webhook endpoints disabled (by their owner or after failing for too long)",
+        "SELECT count(*) FROM webhooks.endpoints WHERE NOT enabled",
+    ),
+]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -26,6 +46,7 @@ def create_app(settings: WebhookSettings | None = None) -> FastAPI:
             consumers=CONSUMERS,
             background=[run_dispatcher, run_listener, run_pruner, keep_keys_bounded],
             resources=open_resources,
+            gauges=GAUGES,
         ),
         title="Fulfil webhooks",
     )

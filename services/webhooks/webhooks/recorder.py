@@ -10,13 +10,15 @@ from uuid import UUID
 import asyncpg
 
 from fulfilkit.inbox import INFRASTRUCTURE_ERRORS
-from webhooks.domain import Outcome
+from fulfilkit.metrics import webhook_attempts
+from webhooks.domain import PENDING, Outcome
 from webhooks.settings import WebhookSettings
 from webhooks.usecases.deliveries import record_outcomes
 
 log = logging.getLogger(__name__)
 
 WRITE_BATCH = 500
+RETRYING = "retrying"  # the outcome label of an attempt that failed and will be retried
 # Worth retrying whole: the database or the connection failed, not this batch. A server
 # shutting down or restarting (`AdminShutdownError`, `CrashShutdownError`) is one of them.
 RETRYABLE = (*INFRASTRUCTURE_ERRORS, asyncpg.exceptions.OperatorInterventionError)
@@ -61,6 +63,9 @@ class OutcomeWriter:
         while True:
             try:
                 await self._write(batch)
+                webhook_attempts(
+                    RETRYING if o.verdict.status == PENDING else o.verdict.status for o in batch
+                )
                 self._on_written(batch)
                 return
             except RETRYABLE as exc:

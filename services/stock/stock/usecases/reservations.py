@@ -14,6 +14,7 @@ from uuid import UUID
 import asyncpg
 
 from fulfilkit.db import in_transaction
+from fulfilkit.metrics import after_commit, reservations
 from fulfilkit.outbox import Keyed
 from stock import events, store
 from stock.domain import (
@@ -74,6 +75,7 @@ class _Batch:
         self.backorders: list[Backorder] = []
         self.unqueued: set[tuple[UUID, UUID]] = set()
         self.outgoing: list[Keyed] = []
+        self.outcomes: list[str] = []  # counted once the transaction committed
 
     def add(self, row: Reservation) -> Reservation:
         self.new[row.id] = row
@@ -81,12 +83,14 @@ class _Batch:
 
     def reserved(self, outcome: Reserved) -> Reservation:
         row = self.add(_new_reservation(outcome))
+        self.outcomes.append("reserved")
         self.entries += outcome.entries
         self.outgoing.append(events.reservation(row, self.bulky))
         return row
 
     def settle(self, row: Reservation, status: str, entries: list[LedgerEntry]) -> None:
         row.status, row.version = status, row.version + 1
+        self.outcomes.append(status)
         self.entries += entries
         if row.id not in self.new:
             self.changed[row.id] = row
@@ -98,6 +102,8 @@ class _Batch:
         await store.reservations.insert_backorders(conn, self.backorders)
         await store.reservations.delete_backorders(conn, self.unqueued)
         await save_changes(conn, records, self.entries, ACTOR, more_events=self.outgoing)
+        outcomes = self.outcomes + ["backordered"] * len(self.backorders)
+        after_commit(lambda: reservations(outcomes))
 
 
 async def reserve_sales(conn: asyncpg.Connection, changes: Sequence[SaleChange]) -> None:
