@@ -26,8 +26,8 @@ from fulfilkit.db import CONNECTION_ERRORS as DB_CONNECTION_ERRORS
 from fulfilkit.events import CONTENT_TYPE, CloudEvent
 from fulfilkit.faults import crash_point
 from fulfilkit.leader import leadership
-from fulfilkit.tracing import TRACEPARENT, outgoing_traceparents
 from fulfilkit.metrics import UNTYPED, event_published
+from fulfilkit.tracing import TRACEPARENT, outgoing_traceparents
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ from fulfilkit.errors import DomainError
 from fulfilkit.http.problems import Problem, dependency_outage, problem_response
 from fulfilkit.idempotency import check_key
 from fulfilkit.logs import tenant_var
-from fulfilkit.tracing import set_route
 from fulfilkit.metrics import name_route
+from fulfilkit.tracing import set_route
 from gateway import usecases
 from gateway.checks import ClientGone, check_api_version, invalid_token, problem_of, read_body
 from gateway.domain import (
