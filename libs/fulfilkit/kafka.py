@@ -20,10 +20,12 @@ from fulfilkit.inbox import Inbox
 
 log = logging.getLogger(__name__)
 
-# How long an idle consumer's fetch waits at the broker for a first record (Kafka's default
-# fetch.max.wait.ms): an idle consumer asks about twice a second, and the broker answers as
-# soon as a record arrives.
-IDLE_FETCH_WAIT_MS = 500
+# How long an idle consumer's fetch waits at the broker for a first record: the broker answers
+# as soon as one arrives, so this sets how often an idle consumer asks, not how late a record
+# comes. Other requests of the consumer's fetch connection (metadata, offsets after a
+# rebalance) may wait behind a held fetch for up to this long.
+IDLE_FETCH_WAIT_MS = 2000
+FETCHER_RECHECK_MS = 1000
 
 
 async def ensure_topics(
@@ -196,6 +198,10 @@ def subscribe(
         auto_offset_reset="earliest",
         fetch_max_wait_ms=fetch_max_wait_ms,
         fetch_min_bytes=fetch_min_bytes,
+        # aiokafka's fetch routine wakes this often even while its fetch is held at the broker
+        # (default 200 ms), to look for work nothing told it about; records, rebalances,
+        # seeks and offset resets all wake it at once.
+        consumer_timeout_ms=FETCHER_RECHECK_MS,
         ack_policy=AckPolicy.MANUAL,
         decoder=_the_message,
         title=f"{group_id}:{','.join(topics)}",
