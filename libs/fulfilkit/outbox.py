@@ -91,6 +91,7 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_interval: float = 1.0,
+        idle_check: float = 5.0,
         linger: float = 0.0,
         park_after: int = 5,
     ) -> None:
@@ -99,6 +100,7 @@ class OutboxRelay:
         self._producer = producer
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._idle_check = idle_check
         self._linger = linger
         self._wake = asyncio.Event()
         self._sent: list[int] = []  # acknowledged by Kafka, deleted with the next query
@@ -182,8 +184,10 @@ class OutboxRelay:
                 else:
                     self._succeeded()
                 if not published and not self._sent:
+                    # Every commit that adds rows notifies, and the notification ends this
+                    # wait: looking anyway now and then only covers a row added without one.
                     with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                        await asyncio.wait_for(self._wake.wait(), self._idle_check)
                 elif self._linger and published < self._batch_size:
                     # Busy but not full: wait a moment so that the next batch is bigger (a
                     # quiet relay, woken by one commit, still publishes it at once).
