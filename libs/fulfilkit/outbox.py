@@ -136,7 +136,13 @@ class OutboxRelay:
             self._on_notify,
             self._poll_interval,
         ) as conn:
-            await self._loop(conn)
+            # A lost connection ends an idle wait at once: the next query raises, and the
+            # relay queues up for the lock again instead of sleeping on a dead listener.
+            conn.add_termination_listener(self._on_notify)
+            try:
+                await self._loop(conn)
+            finally:
+                conn.remove_termination_listener(self._on_notify)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
@@ -184,8 +190,9 @@ class OutboxRelay:
                 else:
                     self._succeeded()
                 if not published and not self._sent:
-                    # Every commit that adds rows notifies, and the notification ends this
-                    # wait: looking anyway now and then only covers a row added without one.
+                    # Every commit that adds rows notifies, and the notification (or the loss
+                    # of this connection) ends this wait: looking anyway now and then only
+                    # covers a row added without one, or a connection that died silently.
                     with contextlib.suppress(asyncio.TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), self._idle_check)
                 elif self._linger and published < self._batch_size:
