@@ -329,6 +329,11 @@ def server_properties(layout: KafkaLayout, port: int, controller_port: int) -> s
         # nothing for this long (default 500 ms), and the broker replays each one: a one-node
         # cluster at rest need not do that twice a second.
         "metadata.max.idle.interval.ms": "5000",
+        # Every request-handler and network thread (the broker's and the controller's) wakes
+        # about three times a second when idle; Kafka's defaults (8 and 3) are sized for
+        # bigger machines than the one a local broker shares with the whole platform.
+        "num.io.threads": "4",
+        "num.network.threads": "2",
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 
