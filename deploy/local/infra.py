@@ -325,6 +325,15 @@ def server_properties(layout: KafkaLayout, port: int, controller_port: int) -> s
         "auto.create.topics.enable": "false",
         # Kafka's default, stated: the services' KAFKA_MAX_REQUEST_SIZE must not exceed it
         "message.max.bytes": "1048588",
+        # The controller appends a no-op record to the metadata log when it has written
+        # nothing for this long (default 500 ms), and the broker replays each one: a one-node
+        # cluster at rest need not do that twice a second.
+        "metadata.max.idle.interval.ms": "5000",
+        # Every request-handler and network thread (the broker's and the controller's) wakes
+        # about three times a second when idle; Kafka's defaults (8 and 3) are sized for
+        # bigger machines than the one a local broker shares with the whole platform.
+        "num.io.threads": "4",
+        "num.network.threads": "2",
     }
     return "".join(f"{key}={value}\n" for key, value in settings.items())
 

@@ -186,7 +186,7 @@ class ServiceProcess:
 
     def command(self) -> list[str]:
         return [
-            python_executable(), "-m", "uvicorn", self.app, "--factory",
+            python_executable(), "-m", "fulfilkit.serve", self.app, "--factory",
             "--host", "127.0.0.1", "--port", str(self.port),
             "--loop", "uvloop", "--http", "httptools", "--no-access-log",
         ]  # fmt: skip

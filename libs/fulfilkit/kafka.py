@@ -4,19 +4,28 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterable, Mapping
-from typing import Any
+from itertools import chain
+from typing import Any, cast
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError, for_code
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
+from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from fulfilkit.inbox import Inbox
 
 log = logging.getLogger(__name__)
+
+# How long an idle consumer's fetch waits at the broker for a first record: the broker answers
+# as soon as one arrives, so this sets how often an idle consumer asks, not how late a record
+# comes. Other requests of the consumer's fetch connection (metadata, offsets after a
+# rebalance) may wait behind a held fetch for up to this long.
+IDLE_FETCH_WAIT_MS = 2000
+FETCHER_RECHECK_MS = 1000
 
 
 DAY_MS = 86_400_000
@@ -206,36 +215,97 @@ async def _the_message(message: KafkaMessage) -> KafkaMessage:
     return message
 
 
+class LongPollBatchSubscriber(BatchSubscriber):
+    """FastStream's batch subscriber without the sleep after an empty poll.
+
+    FastStream's `BatchSubscriber` sleeps as long as its poll timeout after a poll that found
+    nothing, so records arriving meanwhile wait for the sleep to end: its poll timeout has to
+    stay short (a busy loop when idle) or every hop of an event gets slower. aiokafka's
+    `getmany` returns as soon as records arrive, so without that sleep the poll can be long: an
+    idle consumer wakes once per poll timeout, and a record is handed over at once.
+    Only `get_msg` differs (no new slots): `subscribe` turns the subscriber FastStream made,
+    with the broker's middlewares and settings, into this class."""
+
+    __slots__ = ()
+
+    async def start(self) -> None:
+        await super().start()
+        if self.consumer is not None:
+            fetch_long_when_idle(self.consumer)
+
+    async def get_msg(self, consumer: AIOKafkaConsumer) -> tuple[ConsumerRecord, ...]:
+        records = await consumer.getmany(
+            timeout_ms=self.batch_timeout_ms, max_records=self.max_records
+        )
+        return tuple(chain.from_iterable(records.values()))
+
+
+def fetch_long_when_idle(
+    consumer: AIOKafkaConsumer, idle_wait_ms: int = IDLE_FETCH_WAIT_MS
+) -> None:
+    """After a fetch that brought nothing, ask the broker for any record (`fetch.min.bytes`
+    1) with a wait of `idle_wait_ms`; after one that brought records, for the consumer's own
+    `fetch_min_bytes` and `fetch_max_wait_ms` again.
+
+    A consumer that lets the broker gather records (a large `fetch_min_bytes`, a short
+    `fetch_max_wait_ms`: fewer, bigger batches under load) would otherwise fetch every
+    `fetch_max_wait_ms` when idle, and the broker pays for every one. Under load nothing
+    changes; the first record after a quiet spell is answered at once instead of after the
+    wait. Set on aiokafka's fetcher, which reads both values whenever it builds a request."""
+    fetcher = consumer._fetcher
+    busy = (fetcher._fetch_max_wait_ms, fetcher._fetch_min_bytes)
+    idle = (max(busy[0], idle_wait_ms), 1)
+    if busy == idle:
+        return
+    fetch = fetcher._proc_fetch_request
+
+    async def fetch_then_adapt(assignment: Any, node_id: int, request: Any) -> bool:
+        got_records = await fetch(assignment, node_id, request)
+        fetcher._fetch_max_wait_ms, fetcher._fetch_min_bytes = busy if got_records else idle
+        return got_records
+
+    fetcher._proc_fetch_request = fetch_then_adapt
+
+
 def subscribe(
     broker: KafkaBroker,
     inbox: Inbox,
     *topics: str,
     group_id: str,
     max_records: int = 500,
-    poll_timeout_ms: int = 5,
+    poll_timeout_ms: int = 1000,
     commit_interval: float = 0.2,
     fetch_max_wait_ms: int = 500,
     fetch_min_bytes: int = 1,
     retry_backoff: float = 1.0,
-) -> None:
-    """Consume `topics` in batches through `inbox`; commit offsets only after it applied them."""
+) -> LongPollBatchSubscriber:
+    """Consume `topics` in batches through `inbox`; commit offsets only after it applied them.
+
+    An idle consumer waits up to `poll_timeout_ms` for records and is woken as soon as they
+    arrive (`LongPollBatchSubscriber`): the timeout sets how often an idle consumer wakes, not
+    how late an event is handled."""
     last_commit = [0.0]
 
-    @broker.subscriber(
+    subscriber = broker.subscriber(
         *topics,
         group_id=group_id,
         batch=True,
         max_records=max_records,
-        # FastStream waits this long for records and, when none came, sleeps as long again:
-        # keep it short, or every hop of an event adds up to twice this much latency.
         batch_timeout_ms=poll_timeout_ms,
         auto_offset_reset="earliest",
         fetch_max_wait_ms=fetch_max_wait_ms,
         fetch_min_bytes=fetch_min_bytes,
+        # aiokafka's fetch routine wakes this often even while its fetch is held at the broker
+        # (default 200 ms), to look for work nothing told it about; records, rebalances,
+        # seeks and offset resets all wake it at once.
+        consumer_timeout_ms=FETCHER_RECHECK_MS,
         ack_policy=AckPolicy.MANUAL,
         decoder=_the_message,
         title=f"{group_id}:{','.join(topics)}",
     )
+    subscriber.__class__ = LongPollBatchSubscriber
+
+    @subscriber
     async def consume(message: KafkaMessage) -> None:
         records = message.raw_message
         try:
@@ -252,3 +322,5 @@ def subscribe(
         if now - last_commit[0] >= commit_interval:
             last_commit[0] = now
             await message.ack()
+
+    return cast(LongPollBatchSubscriber, subscriber)

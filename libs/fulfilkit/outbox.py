@@ -101,6 +101,7 @@ class OutboxRelay:
         *,
         batch_size: int = 500,
         poll_interval: float = 1.0,
+        idle_check: float = 5.0,
         linger: float = 0.0,
         park_after: int = 5,
     ) -> None:
@@ -109,6 +110,7 @@ class OutboxRelay:
         self._producer = producer
         self._batch_size = batch_size
         self._poll_interval = poll_interval
+        self._idle_check = idle_check
         self._linger = linger
         self._wake = asyncio.Event()
         self._sent: list[int] = []  # acknowledged by Kafka, deleted with the next query
@@ -146,7 +148,13 @@ class OutboxRelay:
             self._on_notify,
             self._poll_interval,
         ) as conn:
-            await self._loop(conn)
+            # A lost connection ends an idle wait at once: the next query raises, and the
+            # relay queues up for the lock again instead of sleeping on a dead listener.
+            conn.add_termination_listener(self._on_notify)
+            try:
+                await self._loop(conn)
+            finally:
+                conn.remove_termination_listener(self._on_notify)
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
@@ -194,8 +202,11 @@ class OutboxRelay:
                 else:
                     self._succeeded()
                 if not published and not self._sent:
+                    # Every commit that adds rows notifies, and the notification (or the loss
+                    # of this connection) ends this wait: looking anyway now and then only
+                    # covers a row added without one, or a connection that died silently.
                     with contextlib.suppress(asyncio.TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                        await asyncio.wait_for(self._wake.wait(), self._idle_check)
                 elif self._linger and published < self._batch_size:
                     # Busy but not full: wait a moment so that the next batch is bigger (a
                     # quiet relay, woken by one commit, still publishes it at once).

@@ -251,6 +251,7 @@ def _start_loops(spec: ServiceDefinition, runtime: Runtime[Any]) -> None:
             runtime.producer,
             batch_size=s.outbox_batch_size,
             poll_interval=s.outbox_poll_interval_seconds,
+            idle_check=s.outbox_idle_check_seconds,
             linger=s.outbox_linger_ms / 1000,
             park_after=s.outbox_park_after_failures,
         )

@@ -90,10 +90,12 @@ class ServiceSettings(BaseSettings):
     db_pool_max_size: int = Field(default=20, ge=1)
     outbox_batch_size: int = Field(default=500, ge=1)
     outbox_poll_interval_seconds: float = Field(default=1.0, gt=0)
+    # An idle relay looks at its outbox this often even without a notification
+    outbox_idle_check_seconds: float = Field(default=5.0, gt=0)
     outbox_linger_ms: float = Field(default=0, ge=0, le=1000)
     consumer_max_records: int = Field(default=500, ge=1)
     consumer_max_attempts: int = Field(default=3, ge=1)
-    consumer_poll_timeout_ms: int = Field(default=5, ge=1)
+    consumer_poll_timeout_ms: int = Field(default=1000, ge=1)
     consumer_commit_interval_seconds: float = Field(default=0.2, ge=0)
     consumer_fetch_max_wait_ms: int = Field(default=500, ge=0)
     consumer_fetch_min_bytes: int = Field(default=1, ge=1)
