@@ -381,7 +381,9 @@ class PlatformSource:
 
     async def _read_kafka(self, readings: Readings) -> None:
         """Lag from each consumer (the service's name is its group), dead-letter topics'
-        depth through the producer's client."""
+        depth. Offsets are asked through the producer's client: on the consumer's own
+        connection the request would queue behind a fetch the broker may hold for seconds
+        while the consumer is idle (`fulfilkit.kafka.fetch_long_when_idle`)."""
         assert self.broker is not None
         for subscriber in self.broker.subscribers:
             consumer = getattr(subscriber, "consumer", None)
@@ -390,7 +392,9 @@ class PlatformSource:
             assigned = sorted(consumer.assignment())
             if not assigned:
                 continue
-            ends = await consumer.end_offsets(assigned)
+            for topic in {tp.topic for tp in assigned}:
+                await self.producer.partitions_for(topic)  # the producer's client learns it
+            ends = await list_offsets(self.producer.client, assigned, LATEST)
             positions = await asyncio.gather(
                 *(_position(consumer, tp, self.timeout / 4) for tp in assigned)
             )
