@@ -25,6 +25,7 @@ from fulfilkit.metrics import (
 )
 from fulfilkit.service import ServiceDefinition, create_service
 from fulfilkit.settings import ServiceSettings
+from tests.asgi import asgi_request
 
 router = APIRouter()
 
@@ -57,31 +58,8 @@ def service(name: str) -> Any:
 
 
 async def call(app: Any, method: str, path: str) -> tuple[int, bytes]:
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": [],
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-    }
-    await app(scope, receive, send)
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    return start["status"], b"".join(m.get("body", b"") for m in sent if "body" in m)
+    status, _, body = await asgi_request(app, method, path)
+    return status, body
 
 
 def samples(text: bytes, name: str, **labels: str) -> list[tuple[dict[str, str], float]]:

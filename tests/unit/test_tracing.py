@@ -26,6 +26,7 @@ from fulfilkit.tracing import (
     record_traceparent,
     span,
 )
+from tests.asgi import asgi_request
 
 TRACE = "0af7651916cd43dd8448eb211c80319c"
 GOOD = f"00-{TRACE}-b7ad6b7169203331-01"
@@ -120,34 +121,8 @@ def app_seeing_its_trace() -> FastAPI:
 async def call(
     app: Any, path: str, headers: list[tuple[bytes, bytes]], method: str = "GET"
 ) -> tuple[int, bytes]:
-    sent: list[dict[str, Any]] = []
-
-    async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict[str, Any]) -> None:
-        sent.append(message)
-
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": method,
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "query_string": b"",
-        "root_path": "",
-        "headers": headers,
-        "client": ("127.0.0.1", 50000),
-        "server": ("127.0.0.1", 80),
-    }
-    try:
-        await app(scope, receive, send)
-    except RuntimeError:
-        pass
-    start = next(m for m in sent if m["type"] == "http.response.start")
-    return start["status"], b"".join(m.get("body", b"") for m in sent if "body" in m)
+    status, _, body = await asgi_request(app, method, path, headers, raise_after_answer=False)
+    return status, body
 
 
 async def traceparent_seen(headers: list[tuple[bytes, bytes]]) -> str:
