@@ -18,6 +18,8 @@ from webhooks.resources import Resources
 from webhooks.sealing import SecretSealer
 from webhooks.sender import Sender
 from webhooks.settings import WebhookSettings
+from webhooks.store import NOTIFY_CHANNEL
+from webhooks.wakeup import NotifyListener
 
 # The sender refuses loopback addresses unless allowed: the receiver listens on one.
 LOOPBACK = "127.0.0.1,localhost,::1"
@@ -46,7 +48,9 @@ async def resources() -> AsyncIterator[Resources]:
     )
     sender = Sender(settings)
     try:
-        yield Resources(settings, SecretSealer(settings.secret_keys), sender, asyncio.Event())
+        due = asyncio.Event()
+        listener = NotifyListener(settings.database_url, NOTIFY_CHANNEL, due.set)
+        yield Resources(settings, SecretSealer(settings.secret_keys), sender, due, listener)
     finally:
         await sender.close()
 

@@ -5,6 +5,7 @@ own endpoints' deliveries (a quota of 0 for every other endpoint), and makes its
 due only inside the transaction that claims them.
 """
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid4
@@ -13,7 +14,7 @@ import asyncpg
 import pytest
 
 from webhooks.domain import Attempt, DeliveryFilter, NewEndpoint, Outcome, Verdict
-from webhooks.store import deliveries, dispatching, endpoints
+from webhooks.store import NOTIFY_CHANNEL, deliveries, dispatching, endpoints
 
 pytestmark = pytest.mark.integration
 
@@ -329,3 +330,50 @@ async def test_replace_secrets_only_while_the_stored_ones_are_unchanged(
     )
     plaintext = await endpoints.stored_secrets(pool, None, 100_000, plaintext_only=True)
     assert endpoint_id in {r["id"] for r in plaintext}
+
+
+async def test_next_due_in_reads_the_earliest_pending_delivery(
+    pool: asyncpg.Pool,
+    tenants: Any,
+) -> None:
+    tenant = tenants()
+    ids = await queue(pool, tenant, await endpoint(pool, tenant), 1)
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE webhooks.deliveries SET next_attempt_at = now() - interval '1 hour'"
+            " WHERE id = $1",
+            ids[0],
+        )
+        due_in = await dispatching.next_due_in(conn)
+        assert due_in is not None and due_in <= -3599, "the earliest is at most this one"
+        await conn.execute(
+            "UPDATE webhooks.deliveries SET next_attempt_at = NULL WHERE id = $1", ids[0]
+        )
+
+
+async def test_release_wakes_every_listening_dispatcher(
+    pool: asyncpg.Pool,
+    tenants: Any,
+) -> None:
+    tenant = tenants()
+    busy = await endpoint(pool, tenant)
+    ids = await queue(pool, tenant, busy, 1)
+    heard: asyncio.Queue[str] = asyncio.Queue()
+
+    def hear(_conn: object, _pid: int, channel: str, _payload: str) -> None:
+        heard.put_nowait(channel)
+
+    listening = await pool.acquire()
+    try:
+        await listening.add_listener(NOTIFY_CHANNEL, hear)
+        async with pool.acquire() as conn, conn.transaction():
+            await due(conn, ids)
+            await dispatching.claim_due(conn, 10, LEASE, only(busy))
+        await dispatching.release(pool, ids)
+        assert await asyncio.wait_for(heard.get(), 5) == NOTIFY_CHANNEL
+    finally:
+        await listening.remove_listener(NOTIFY_CHANNEL, hear)
+        await pool.release(listening)
+        await pool.execute(
+            "UPDATE webhooks.deliveries SET next_attempt_at = NULL WHERE tenant_id = $1", tenant
+        )

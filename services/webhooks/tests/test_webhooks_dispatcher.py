@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from webhooks import dispatcher as dispatching
-from webhooks.dispatcher import Dispatcher, target_of
+from webhooks.dispatcher import Dispatcher, idle_wait, target_of
 from webhooks.domain import Attempt, Outcome
 from webhooks.sealing import SecretSealer
 from webhooks.settings import WebhookSettings
@@ -76,6 +76,9 @@ class FakeQueue:
     async def release(self, _: Any, ids: list[UUID]) -> None:
         self.released += ids
 
+    async def next_due_in(self, _: Any) -> float | None:
+        return 0.0 if any(self.due.values()) else None
+
 
 class FakeSender:
     """Holds every request until its endpoint is released."""
@@ -129,10 +132,13 @@ async def rig(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[tuple[FakeQueue,
     queue, sender = FakeQueue(), FakeSender()
     monkeypatch.setattr(dispatching.queue, "claim_due", queue.claim_due)
     monkeypatch.setattr(dispatching.queue, "release", queue.release)
+    monkeypatch.setattr(dispatching.queue, "next_due_in", queue.next_due_in)
     yield queue, sender
 
 
-def start(sender: FakeSender, **overrides: Any) -> tuple[Dispatcher, asyncio.Task[None]]:
+def start(
+    sender: FakeSender, *, listening: bool = False, **overrides: Any
+) -> tuple[Dispatcher, asyncio.Task[None]]:
     settings = WebhookSettings(
         **{
             "webhook_max_in_flight_per_endpoint": CAP,
@@ -142,7 +148,14 @@ def start(sender: FakeSender, **overrides: Any) -> tuple[Dispatcher, asyncio.Tas
         }
     )
     sealer = SecretSealer(settings.secret_keys)
-    loop = Dispatcher(None, sender, settings, sealer, asyncio.Event())  # type: ignore[arg-type]
+    loop = Dispatcher(
+        None,  # type: ignore[arg-type]
+        sender,
+        settings,
+        sealer,
+        asyncio.Event(),
+        lambda: listening,
+    )
     loop._writer = FakeWriter()  # type: ignore[assignment]
     return loop, asyncio.create_task(loop.run())
 
@@ -275,3 +288,50 @@ async def test_a_secret_no_key_decrypts_fails_the_attempt_and_the_loop_goes_on(
     assert "not readable with any key of WEBHOOK_SECRET_KEYS" in (failed.attempt.error or "")
     assert failed.verdict.status == "pending" and failed.verdict.retry_in is not None
     assert f"http://hook/{unreadable}" not in sender.sent
+
+
+def test_an_idle_dispatcher_sleeps_until_the_next_delivery_is_due_within_its_longest_wait() -> None:
+    assert idle_wait(None, 0.5, 5) == 5, "nothing pending: the longest wait"
+    assert idle_wait(2.0, 0.5, 5) == 2.0, "a retry due in 2 s"
+    assert idle_wait(60.0, 0.5, 5) == 5, "never longer than the longest wait"
+    assert idle_wait(0.0, 0.5, 5) == 0.5, "due but held back (a subject's tail): poll"
+    assert idle_wait(-3.0, 0.5, 5) == 0.5
+
+
+async def test_a_listening_dispatcher_with_nothing_due_sleeps_until_woken(
+    rig: tuple[FakeQueue, FakeSender],
+) -> None:
+    """A short poll interval and a long idle wait: claims stop while nothing is due and
+    notifications are heard, and a wake-up sends a new delivery at once."""
+    queue, sender = rig
+    endpoint = uuid4()
+    loop, task = start(
+        sender, listening=True, webhook_poll_interval_seconds=0.01, webhook_idle_wait_seconds=30
+    )
+    try:
+        await until(lambda: len(queue.claims) == 1)
+        window = time.monotonic() + 0.3  # 30 claims at the poll interval
+        while time.monotonic() < window:
+            await asyncio.sleep(0.01)
+        assert len(queue.claims) == 1, "an idle dispatcher that hears notifications polls not"
+        queue.add(endpoint, 1)
+        loop._wake.set()
+        await until(lambda: sender.sent == [f"http://hook/{endpoint}"])
+    finally:
+        sender.gates[f"http://hook/{endpoint}"].set()
+        await stop(task)
+
+
+async def test_a_dispatcher_that_hears_no_notifications_polls(
+    rig: tuple[FakeQueue, FakeSender],
+) -> None:
+    queue, sender = rig
+    _, task = start(sender, listening=False, webhook_poll_interval_seconds=0.01)
+    try:
+        await until(lambda: len(queue.claims) >= 5)
+        endpoint = uuid4()
+        queue.add(endpoint, 1)
+        await until(lambda: sender.sent == [f"http://hook/{endpoint}"])
+        sender.gates[f"http://hook/{endpoint}"].set()
+    finally:
+        await stop(task)

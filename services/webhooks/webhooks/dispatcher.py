@@ -2,6 +2,11 @@
 hand every outcome to the recorder. `run_listener`, a loop of its own, wakes it when
 deliveries are queued.
 
+With nothing to claim it sleeps until the next delivery falls due (a retry, a lease that
+ends), at most `WEBHOOK_IDLE_WAIT_SECONDS`, woken sooner by a notification. It polls every
+`WEBHOOK_POLL_INTERVAL_SECONDS` instead while nobody listens (notifications would be lost),
+while limits hold due deliveries back, or while due deliveries wait on their subject's head.
+
 A delivery is leased (`next_attempt_at` pushed past the request timeout) before it is sent,
 so a crash at any point leaves it due again later: at least once, never lost.
 
@@ -19,6 +24,7 @@ import contextlib
 import logging
 import time
 from collections import Counter, deque
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -32,14 +38,23 @@ from webhooks.resources import Resources
 from webhooks.sealing import SecretSealer, SecretUnreadable
 from webhooks.sender import Sender
 from webhooks.settings import WebhookSettings
-from webhooks.store import NOTIFY_CHANNEL
 from webhooks.store import dispatching as queue
 from webhooks.usecases.deliveries import deliver
-from webhooks.wakeup import NotifyListener
 
 log = logging.getLogger(__name__)
 
 LEASE_MARGIN_SECONDS = 1.0
+
+
+def idle_wait(due_in: float | None, poll: float, longest: float) -> float:
+    """How long to sleep with nothing claimed while notifications are heard: until the next
+    delivery is due (`due_in` seconds; None when none is pending), at most `longest`. One due
+    already was held back (an ordered subject's tail, say): poll for its turn."""
+    if due_in is None:
+        return longest
+    if due_in <= 0:
+        return poll
+    return min(due_in, longest)
 
 
 def target_of(row: Any, claimed_at: float, sealer: SecretSealer) -> Target:
@@ -71,6 +86,7 @@ class Dispatcher:
         settings: WebhookSettings,
         sealer: SecretSealer,
         wake: asyncio.Event,
+        listening: Callable[[], bool] = lambda: False,
     ) -> None:
         self._pool = pool
         self._sealer = sealer
@@ -86,6 +102,7 @@ class Dispatcher:
         self._tenant_cap = settings.webhook_max_in_flight_per_tenant
         self._writer = OutcomeWriter(pool, settings, self._recorded)
         self._wake = wake  # set when deliveries may be due: queued, or a slot freed
+        self._listening = listening  # whether notifications reach `wake` now
         self._tasks: dict[asyncio.Task[None], Target] = {}
         self._running: Counter[UUID] = Counter()
         self._queued: dict[UUID, deque[Target]] = {}
@@ -103,11 +120,22 @@ class Dispatcher:
                 self._wake.clear()
                 if not await self._claim_and_send():
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(
-                            self._wake.wait(), self._settings.webhook_poll_interval_seconds
-                        )
+                        await asyncio.wait_for(self._wake.wait(), await self._idle_wait())
         finally:
             await self._shutdown(writer)
+
+    async def _idle_wait(self) -> float:
+        settings = self._settings
+        if self._throttled or not self._listening():
+            return settings.webhook_poll_interval_seconds
+        try:
+            due_in = await queue.next_due_in(self._pool)
+        except Exception as exc:
+            log.warning("cannot read when the next delivery is due: %r", exc)
+            return settings.webhook_poll_interval_seconds
+        return idle_wait(
+            due_in, settings.webhook_poll_interval_seconds, settings.webhook_idle_wait_seconds
+        )
 
     # --- claiming ------------------------------------------------------------------------
 
@@ -255,9 +283,11 @@ class Dispatcher:
     # --- waking --------------------------------------------------------------------------
 
     def _recorded(self, batch: list[Outcome]) -> None:
-        """A finished head of an ordered subject lets the subject's next event go: claim now."""
+        """A finished head of an ordered subject lets the subject's next event go: claim now.
+        A retry scheduled may fall due before the sleep that began before it ends: look again.
+        """
         ordered = self._ordered
-        if any(o.verdict.status != PENDING and o.endpoint_id in ordered for o in batch):
+        if any(o.verdict.status == PENDING or o.endpoint_id in ordered for o in batch):
             self._wake.set()
 
     # --- stopping ------------------------------------------------------------------------
@@ -289,7 +319,12 @@ async def run_dispatcher(runtime: Runtime[Resources]) -> None:
     pool = await _dispatch_pool(resources.settings)
     try:
         dispatcher = Dispatcher(
-            pool, resources.sender, resources.settings, resources.sealer, resources.deliveries_due
+            pool,
+            resources.sender,
+            resources.settings,
+            resources.sealer,
+            resources.deliveries_due,
+            lambda: resources.listener.connected,
         )
         await dispatcher.run()
     finally:
@@ -298,8 +333,7 @@ async def run_dispatcher(runtime: Runtime[Resources]) -> None:
 
 async def run_listener(runtime: Runtime[Resources]) -> None:
     """LISTEN for new deliveries and wake the dispatcher; it reconnects by itself."""
-    due = runtime.resources.deliveries_due
-    await NotifyListener(runtime.resources.settings.database_url, NOTIFY_CHANNEL, due.set).run()
+    await runtime.resources.listener.run()
 
 
 async def _dispatch_pool(settings: WebhookSettings) -> asyncpg.Pool:

@@ -15,6 +15,8 @@ from webhooks.reseal import reseal
 from webhooks.sealing import SecretSealer
 from webhooks.sender import Sender
 from webhooks.settings import WebhookSettings
+from webhooks.store import NOTIFY_CHANNEL
+from webhooks.wakeup import NotifyListener
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,9 @@ class Resources:
     sender: Sender
     # Set by the LISTEN loop (and by the dispatcher itself) when deliveries may be due.
     deliveries_due: asyncio.Event
+    # The LISTEN loop (run by `dispatcher.run_listener`); the dispatcher sleeps longer while
+    # it is connected.
+    listener: NotifyListener
 
 
 def webhook_settings(runtime: Runtime[Any]) -> WebhookSettings:
@@ -44,7 +49,9 @@ async def open_resources(runtime: Runtime[Any]) -> AsyncIterator[Resources]:
         log.info("encrypted %d stored webhook secrets", sealed)
     sender = Sender(settings)
     try:
-        yield Resources(settings, sealer, sender, asyncio.Event())
+        due = asyncio.Event()
+        listener = NotifyListener(settings.database_url, NOTIFY_CHANNEL, due.set)
+        yield Resources(settings, sealer, sender, due, listener)
     finally:
         await sender.close()
 

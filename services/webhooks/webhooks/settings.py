@@ -25,6 +25,7 @@ class WebhookSettings(ServiceSettings):
     webhook_lease_seconds: float = Field(default=60, gt=0)
     webhook_retry_schedule_seconds: str = "5,30,120,600,1800,3600,7200,14400,28800"
     webhook_poll_interval_seconds: float = Field(default=0.5, gt=0)
+    webhook_idle_wait_seconds: float = Field(default=5, gt=0)
     webhook_disable_after_failing_seconds: float = Field(default=432000, ge=0)
     webhook_shutdown_grace_seconds: float = Field(default=5, ge=0)
     webhook_retention_seconds: float = Field(default=30 * 86400, gt=0)

@@ -1,9 +1,10 @@
 """LISTEN for new deliveries on a connection of its own, reconnecting whenever it is lost.
 
-The dispatcher polls on a short interval whatever happens here: a notification only wakes it
-sooner. So while the database is down, or this connection is being re-established, deliveries
-still go out at the poll interval, and every (re)connection wakes the dispatcher once, since
-notifications sent while nobody listened are lost.
+While this is connected the dispatcher sleeps until its next delivery is due (at most
+`WEBHOOK_IDLE_WAIT_SECONDS`) and a notification wakes it sooner. While it is not (the
+database down, this connection being re-established) the dispatcher polls at the short
+`WEBHOOK_POLL_INTERVAL_SECONDS`, and every (re)connection wakes it once, since notifications
+sent while nobody listened are lost.
 """
 
 import asyncio

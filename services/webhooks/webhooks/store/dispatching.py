@@ -10,7 +10,7 @@ import asyncpg
 
 from fulfilkit.db import create_pool
 from webhooks.domain import Outcome
-from webhooks.store import Executor
+from webhooks.store import NOTIFY_CHANNEL, Executor
 
 
 async def create_dispatch_pool(dsn: str, max_size: int = 4) -> asyncpg.Pool:
@@ -128,13 +128,26 @@ async def claim_due(
     )
 
 
+async def next_due_in(db: Executor) -> float | None:
+    """Seconds until the earliest pending delivery is due (negative when one is due already,
+    None when none is pending and scheduled), from the `deliveries_due` index."""
+    return await db.fetchval(
+        "SELECT extract(epoch FROM min(next_attempt_at) - now())::float8"
+        " FROM webhooks.deliveries WHERE status = 'pending' AND next_attempt_at IS NOT NULL"
+    )
+
+
 async def release(db: Executor, delivery_ids: Sequence[UUID]) -> None:
-    """Hand back leases of deliveries that were claimed but never attempted."""
+    """Hand back leases of deliveries that were claimed but never attempted, waking every
+    dispatcher (another replica's, when this one stops)."""
     await db.execute(
-        "UPDATE webhooks.deliveries SET next_attempt_at = now()"
+        "WITH released AS ("
+        " UPDATE webhooks.deliveries SET next_attempt_at = now()"
         " WHERE id = ANY($1::uuid[]) AND status || '' = 'pending'"  # by primary key: see RECORD_SQL
-        " AND next_attempt_at IS NOT NULL",
+        " AND next_attempt_at IS NOT NULL RETURNING 1)"
+        " SELECT pg_notify($2, '') WHERE EXISTS (SELECT 1 FROM released)",
         list(delivery_ids),
+        NOTIFY_CHANNEL,
     )
 
 
