@@ -97,3 +97,53 @@ def test_endpoint_views_never_carry_secrets() -> None:
     }
     dumped = EndpointOut.model_validate(row).model_dump_json()
     assert "whsec_" not in dumped
+
+
+def test_filters_are_kept_as_given_without_repeats() -> None:
+    endpoint = EndpointIn.model_validate(
+        {
+            "url": "https://example.com/",
+            "filters": {
+                "sale.status_changed": {"status": ["shipped", "canceled", "shipped"]},
+                "fulfillment.status_changed": {"status": ["delivered"]},
+            },
+        }
+    )
+    assert endpoint.new().filters == {
+        "sale.status_changed": {"status": ["shipped", "canceled"]},
+        "fulfillment.status_changed": {"status": ["delivered"]},
+    }
+    assert EndpointIn(url="https://example.com/").new().filters == {}
+
+
+@pytest.mark.parametrize(
+    ("filters", "loc"),
+    [
+        ({"stock.changed": {"status": ["shipped"]}}, ("filters", "stock.changed")),
+        ({"sale.canceled": {"status": ["canceled"]}}, ("filters", "sale.canceled")),
+        (
+            {"sale.status_changed": {"status": ["packed"]}},
+            ("filters", "sale.status_changed", "status", 0),
+        ),
+        (
+            {"fulfillment.status_changed": {"status": ["shipped", "backordered"]}},
+            ("filters", "fulfillment.status_changed", "status", 1),
+        ),
+        ({"sale.status_changed": {"status": []}}, ("filters", "sale.status_changed", "status")),
+        (
+            {"sale.status_changed": {"status": "shipped"}},
+            ("filters", "sale.status_changed", "status"),
+        ),
+    ],
+)
+def test_unknown_filter_types_and_statuses_are_refused_where_they_are(
+    filters: dict[str, object], loc: tuple[object, ...]
+) -> None:
+    with pytest.raises(ValidationError) as info:
+        EndpointIn.model_validate({"url": "https://example.com/", "filters": filters})
+    assert [e["loc"] for e in info.value.errors()] == [loc]
+
+
+def test_patch_can_clear_the_filters() -> None:
+    patch = EndpointPatch.model_validate({"filters": {}})
+    assert patch.changes().given() == {"filters": {}}

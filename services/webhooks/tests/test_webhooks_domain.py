@@ -3,14 +3,16 @@
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
+from typing import get_args
 from uuid import UUID, uuid4
 
 import orjson
 import pytest
 
-from fulfilkit.contracts import EVENT_TYPES
+from fulfilkit.contracts import EVENT_TYPES, FulfillmentStatus, SaleStatus
 from webhooks.domain import (
     FAILED,
+    FILTERABLE_STATUSES,
     PENDING,
     SUCCEEDED,
     Subscription,
@@ -28,10 +30,12 @@ from webhooks.domain import (
     merge_masked,
     normalize_patterns,
     parse_schedule,
+    passes,
     pattern_error,
     plan_deliveries,
     recover_window_error,
     retry_after_seconds,
+    status_filters,
     webhook_id,
     webhook_payload,
 )
@@ -342,3 +346,51 @@ def test_recover_window() -> None:
     assert recover_window_error(NOW - timedelta(hours=1), NOW, NOW) is None
     assert recover_window_error(NOW + timedelta(seconds=1), None, NOW) == "since is in the future"
     assert recover_window_error(NOW, NOW, NOW) == "until must be later than since"
+
+
+@dataclass(frozen=True)
+class _Data:
+    status: str
+
+
+@dataclass(frozen=True)
+class _StatusEvent:
+    id: UUID
+    type: str
+    tenantid: UUID
+    data: _Data
+
+
+def test_plan_deliveries_keeps_only_the_filtered_statuses() -> None:
+    tenant = uuid4()
+    shipped_only = Subscription(
+        uuid4(),
+        tenant,
+        ("sale.*", "fulfillment.*"),
+        status_filters({"sale.status_changed": {"status": ["shipped", "canceled"]}}),
+    )
+    every = Subscription(uuid4(), tenant, ("*",))
+    shipped = _StatusEvent(uuid4(), "sale.status_changed", tenant, _Data("shipped"))
+    packed = _StatusEvent(uuid4(), "sale.status_changed", tenant, _Data("in_fulfillment"))
+    # A type the endpoint does not filter passes whole, whatever its status.
+    fulfillment = _StatusEvent(uuid4(), "fulfillment.status_changed", tenant, _Data("packed"))
+    planned = plan_deliveries([shipped, packed, fulfillment], [shipped_only, every])
+    assert {(e.id, s.endpoint_id) for e, s in planned} == {
+        (shipped.id, shipped_only.endpoint_id),
+        (fulfillment.id, shipped_only.endpoint_id),
+        (shipped.id, every.endpoint_id),
+        (packed.id, every.endpoint_id),
+        (fulfillment.id, every.endpoint_id),
+    }
+
+
+def test_a_filtered_type_without_a_status_does_not_pass() -> None:
+    statuses = status_filters({"fulfillment.status_changed": {"status": ["shipped"]}})
+    event = Event(uuid4(), "fulfillment.status_changed", uuid4())
+    assert not passes(statuses, event)
+    assert passes(statuses, Event(uuid4(), "sale.created", uuid4()))
+
+
+def test_filterable_statuses_are_the_contracts() -> None:
+    assert FILTERABLE_STATUSES["sale.status_changed"] == get_args(SaleStatus)
+    assert FILTERABLE_STATUSES["fulfillment.status_changed"] == get_args(FulfillmentStatus)

@@ -9,12 +9,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any, Literal, Protocol, TypeVar
+from typing import Any, Literal, Protocol, TypeVar, get_args
 from uuid import UUID
 
 import orjson
 
-from fulfilkit.contracts import EVENT_TYPES
+from fulfilkit.contracts import (
+    EVENT_TYPES,
+    FULFILLMENT_STATUS_CHANGED,
+    SALE_STATUS_CHANGED,
+    FulfillmentStatus,
+    SaleStatus,
+)
 
 WILDCARD = "*"
 TEST_EVENT_TYPE = "webhook.test"
@@ -64,6 +70,15 @@ _HEADER_VALUE = re.compile(r"([\x21-\x7e]([\t\x20-\x7e]*[\x21-\x7e])?)?")
 
 SOURCE = "webhooks"
 
+# Event types an endpoint can filter on, and the statuses each can name: a filter keeps only
+# the events whose `data.status` (the status the entity moved to) is among those listed.
+FILTERABLE_STATUSES: dict[str, tuple[str, ...]] = {
+    SALE_STATUS_CHANGED: get_args(SaleStatus),
+    FULFILLMENT_STATUS_CHANGED: get_args(FulfillmentStatus),
+}
+# {event type: {"status": [statuses]}}, as stored and shown.
+Filters = dict[str, dict[str, list[str]]]
+
 
 # --- endpoints and deliveries as the use cases see them -------------------------------------
 
@@ -76,6 +91,7 @@ class NewEndpoint:
     description: str = ""
     enabled: bool = True
     ordered: bool = False
+    filters: Filters = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -88,6 +104,7 @@ class EndpointChanges:
     description: str | None = None
     enabled: bool | None = None
     ordered: bool | None = None
+    filters: Filters | None = None
 
     def given(self) -> dict[str, Any]:
         return {f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
@@ -108,6 +125,7 @@ class Endpoint:
     updated_at: datetime
     previous_secret_expires_at: datetime | None
     secret_generation: int
+    filters: Filters = field(default_factory=dict)
     # Sealed (`SecretSealer`), and only where the store was asked for them.
     secret: str | None = field(default=None, repr=False)
     previous_secret: str | None = field(default=None, repr=False)
@@ -214,6 +232,22 @@ class Subscription:
     endpoint_id: UUID
     tenant_id: UUID
     patterns: tuple[str, ...]
+    # Event type -> the statuses that pass; a type without an entry passes whole.
+    statuses: Mapping[str, frozenset[str]] = field(default_factory=dict)
+
+
+def status_filters(filters: Mapping[str, Mapping[str, Sequence[str]]]) -> dict[str, frozenset[str]]:
+    """Stored filters as `Subscription.statuses`."""
+    return {event_type: frozenset(f.get("status", ())) for event_type, f in filters.items()}
+
+
+def passes(statuses: Mapping[str, frozenset[str]], event: EventLike) -> bool:
+    """Whether an event passes an endpoint's filters: its type is not filtered, or the status
+    in its data is one the filter names."""
+    wanted = statuses.get(event.type)
+    if wanted is None:
+        return True
+    return getattr(getattr(event, "data", None), "status", None) in wanted
 
 
 E = TypeVar("E", bound=EventLike)
@@ -222,7 +256,8 @@ E = TypeVar("E", bound=EventLike)
 def plan_deliveries(
     events: Sequence[E], subscriptions: Iterable[Subscription]
 ) -> list[tuple[E, Subscription]]:
-    """One (event, endpoint) pair per subscribed endpoint of the event's own tenant."""
+    """One (event, endpoint) pair per subscribed endpoint of the event's own tenant whose
+    filters the event passes."""
     by_tenant: dict[UUID, list[Subscription]] = {}
     for sub in subscriptions:
         by_tenant.setdefault(sub.tenant_id, []).append(sub)
@@ -230,7 +265,7 @@ def plan_deliveries(
         (event, sub)
         for event in events
         for sub in by_tenant.get(event.tenantid, ())
-        if matches(sub.patterns, event.type)
+        if matches(sub.patterns, event.type) and passes(sub.statuses, event)
     ]
 
 

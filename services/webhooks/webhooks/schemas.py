@@ -8,8 +8,9 @@ from uuid import UUID
 
 import orjson
 from fastapi import Header
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
+from fulfilkit.contracts import FulfillmentStatus, SaleStatus
 from fulfilkit.models import AwareTimestamp, Bool, StrictModel, Text
 from webhooks.domain import (
     MASKED,
@@ -18,6 +19,7 @@ from webhooks.domain import (
     DeliveryStatus,
     Endpoint,
     EndpointChanges,
+    Filters,
     NewEndpoint,
     header_name_error,
     header_value_error,
@@ -77,6 +79,48 @@ CustomHeaders = Annotated[
 Description = Annotated[Text, Field(max_length=1000)]
 
 
+def _deduplicated(statuses: list[str]) -> list[str]:
+    return list(dict.fromkeys(statuses))
+
+
+class SaleStatusFilter(StrictModel):
+    status: Annotated[list[SaleStatus], Field(min_length=1), AfterValidator(_deduplicated)] = Field(
+        description="Statuses the sale moved to that are delivered; others are not."
+    )
+
+
+class FulfillmentStatusFilter(StrictModel):
+    status: Annotated[
+        list[FulfillmentStatus], Field(min_length=1), AfterValidator(_deduplicated)
+    ] = Field(description="Statuses the fulfillment moved to that are delivered; others are not.")
+
+
+class EndpointFilters(StrictModel):
+    """Per event type, which of its events the endpoint receives. Only the types below can be
+    filtered; an event type without a filter is delivered whole (as `event_types` selects)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_by_name=False)
+
+    sale_status_changed: SaleStatusFilter | None = Field(default=None, alias="sale.status_changed")
+    fulfillment_status_changed: FulfillmentStatusFilter | None = Field(
+        default=None, alias="fulfillment.status_changed"
+    )
+
+
+def _filters_dict(filters: EndpointFilters) -> Filters:
+    return filters.model_dump(by_alias=True, exclude_none=True)
+
+
+FILTERS_DESCRIPTION = (
+    'Deliver only the status changes to the statuses named, e.g. `{"sale.status_changed":'
+    ' {"status": ["shipped", "canceled"]}}`; `{}` filters nothing.'
+)
+# Validated as the model, kept (and dumped) as the plain dict it stands for.
+EndpointFiltersIn = Annotated[
+    EndpointFilters, AfterValidator(_filters_dict), PlainSerializer(dict, return_type=Filters)
+]
+
+
 class EndpointIn(StrictModel):
     def new(self) -> NewEndpoint:
         return NewEndpoint(**self.model_dump())
@@ -91,6 +135,7 @@ class EndpointIn(StrictModel):
         description="Deliver the events of one subject (one sale, one stock record) one at a"
         " time, in the order they happened; other subjects still go out in parallel.",
     )
+    filters: EndpointFiltersIn = Field(default_factory=lambda: {}, description=FILTERS_DESCRIPTION)
 
 
 class EndpointPatch(StrictModel):
@@ -102,6 +147,9 @@ class EndpointPatch(StrictModel):
     description: Description = ""
     enabled: Bool = True
     ordered: Bool = False
+    filters: EndpointFiltersIn = Field(
+        default_factory=lambda: {}, description=f"{FILTERS_DESCRIPTION} Replaces them whole."
+    )
 
     def changes(self) -> EndpointChanges:
         return EndpointChanges(**self.model_dump(include=self.model_fields_set))
@@ -117,6 +165,11 @@ class EndpointOut(BaseModel):
     description: str
     enabled: bool
     ordered: bool
+    filters: dict[str, dict[str, list[str]]] = Field(
+        default_factory=dict,
+        description='Per event type, the statuses delivered (`{"sale.status_changed":'
+        ' {"status": ["shipped"]}}`); `{}` when the endpoint filters nothing.',
+    )
     disabled_reason: str | None
     version: int
     created_at: datetime

@@ -7,7 +7,14 @@ from uuid import UUID
 
 import asyncpg
 
-from webhooks.domain import Delivery, DeliveryFilter, DeliveryStatus, LoggedAttempt, Subscription
+from webhooks.domain import (
+    Delivery,
+    DeliveryFilter,
+    DeliveryStatus,
+    LoggedAttempt,
+    Subscription,
+    status_filters,
+)
 from webhooks.store import Executor, notify_dispatcher
 
 DELIVERY_COLUMNS = (
@@ -31,11 +38,14 @@ def delivery_of(row: Any, attempts: Sequence[Any] = ()) -> Delivery:
 
 async def subscriptions(conn: asyncpg.Connection, tenant_ids: Iterable[UUID]) -> list[Subscription]:
     rows = await conn.fetch(
-        "SELECT id, tenant_id, event_types FROM webhooks.endpoints"
+        "SELECT id, tenant_id, event_types, filters FROM webhooks.endpoints"
         " WHERE enabled AND tenant_id = ANY($1::uuid[])",
         list(set(tenant_ids)),
     )
-    return [Subscription(r["id"], r["tenant_id"], tuple(r["event_types"])) for r in rows]
+    return [
+        Subscription(r["id"], r["tenant_id"], tuple(r["event_types"]), status_filters(r["filters"]))
+        for r in rows
+    ]
 
 
 async def insert_deliveries(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> int:

@@ -13,12 +13,12 @@ from webhooks.store import Executor, notify_dispatcher
 MANUAL_DISABLE_REASON = "disabled through the API"
 ENDPOINT_COLUMNS = (
     "id, url, description, event_types, headers, enabled, ordered, disabled_reason, version,"
-    " created_at, updated_at, previous_secret_expires_at, secret_generation"
+    " created_at, updated_at, previous_secret_expires_at, secret_generation, filters"
 )
 
 
 def endpoint_of(row: Any) -> Endpoint:
-    return Endpoint(**{**row, "headers": dict(row["headers"])})
+    return Endpoint(**{**row, "headers": dict(row["headers"]), "filters": dict(row["filters"])})
 
 
 async def create_endpoint(
@@ -27,8 +27,8 @@ async def create_endpoint(
     row = await db.fetchrow(
         "INSERT INTO webhooks.endpoints"
         " (id, tenant_id, url, description, event_types, headers, enabled, disabled_reason,"
-        "  secret, ordered)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $7 THEN NULL ELSE $8 END, $9, $10)"
+        "  secret, ordered, filters)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, CASE WHEN $7 THEN NULL ELSE $8 END, $9, $10, $11)"
         f" RETURNING {ENDPOINT_COLUMNS}",
         endpoint_id,
         tenant_id,
@@ -40,6 +40,7 @@ async def create_endpoint(
         MANUAL_DISABLE_REASON,
         secret,
         new.ordered,
+        new.filters,
     )
     return endpoint_of(row)
 

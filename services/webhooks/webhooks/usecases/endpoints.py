@@ -31,7 +31,7 @@ from webhooks.store import Executor, notify_dispatcher
 from webhooks.store import endpoints as store
 from webhooks.urls import UrlRefused, check_url
 
-PATCHABLE = ("url", "description", "event_types", "headers", "enabled", "ordered")
+PATCHABLE = ("url", "description", "event_types", "headers", "enabled", "ordered", "filters")
 
 
 def no_endpoint() -> NotFound:
