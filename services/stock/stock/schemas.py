@@ -11,7 +11,7 @@ from fulfilkit.errors import Invalid
 from fulfilkit.models import Bool, Code, Int, JsonObject, StrictModel, Text
 from stock import domain
 from stock.usecases.integrity import IntegrityCheck
-from stock.usecases.levels import LevelChange, LevelUpdate, Transfer
+from stock.usecases.levels import LevelChange, LevelUpdate, QuantityBasis, Transfer
 
 MAX_FILTER_VALUES = 100  # values of one list filter (`sku=..&sku=..`)
 CodeFilter = Annotated[list[Code] | None, Query(max_length=MAX_FILTER_VALUES)]
@@ -110,6 +110,14 @@ class LocationPatch(StrictModel):
 
 
 Notes = Annotated[Text, Field(max_length=1000)]
+Basis = Annotated[
+    QuantityBasis,
+    Field(
+        description="What `quantity` counts: `on_hand` (the default: units at the location,"
+        " reserved ones included) or `available` (units free to sell; the platform adds the"
+        " open reservations to get on hand). `compare_quantity` is read on the same basis."
+    ),
+]
 
 
 class RecordUpdate(StrictModel):
@@ -121,6 +129,7 @@ class RecordUpdate(StrictModel):
 
 class RecordsUpdateIn(StrictModel):
     stock_records: Annotated[list[RecordUpdate], Field(min_length=1, max_length=1000)]
+    quantity_basis: Basis = "on_hand"
     notes: Notes | None = None
 
     def updates(self, if_match: int | None) -> list[LevelUpdate]:
@@ -145,6 +154,7 @@ class RecordsUpdateIn(StrictModel):
                 record_id=r.id,
                 compare_quantity=r.compare_quantity,
                 version=r.version if r.version is not None else if_match,
+                basis=self.quantity_basis,
                 at=f"/stock_records/{i}",
             )
             for i, r in enumerate(self.stock_records)
@@ -176,12 +186,18 @@ class LevelUpdateIn(StrictModel):
     location_id: Code
     quantity: Quantity
     update_type: Literal["audit", "restock", "loss"]
+    quantity_basis: Basis = "on_hand"
     notes: Notes | None = None
 
     def update(self) -> LevelUpdate:
-        """The body is the one update of a batch of one."""
+        """The body is the one update of a batch of one. A `restock` or a `loss` moves on hand
+        and available alike, so only an `audit` reads the basis."""
         return LevelUpdate(
-            self.quantity, self.update_type, location_id=self.location_id, sku=self.sku
+            self.quantity,
+            self.update_type,
+            location_id=self.location_id,
+            sku=self.sku,
+            basis=self.quantity_basis,
         )
 
 

@@ -1,10 +1,13 @@
-"""Catalogue routes: products and locations."""
+"""Catalogue routes: products and locations. Single answers carry the entity's `version` as
+their `ETag`, which `If-Match` on a PATCH takes back."""
+
+from typing import Protocol, TypeVar
 
 from fastapi import APIRouter, Request, Response
 
 from fulfilkit.http.internal import TenantId
 from fulfilkit.http.pagination import Page, paginated
-from fulfilkit.http.preconditions import IfMatch, expected_version
+from fulfilkit.http.preconditions import IfMatch, etag, expected_version
 from fulfilkit.http.strict_json import StrictJsonRoute
 from fulfilkit.service import Pool
 from stock.schemas import Location, LocationIn, LocationPatch, Product, ProductIn, ProductPatch
@@ -13,10 +16,26 @@ from stock.usecases import catalogue
 router = APIRouter(prefix="/api/v1", route_class=StrictJsonRoute)
 
 
+class _Versioned(Protocol):
+    @property
+    def version(self) -> int: ...
+
+
+V = TypeVar("V", bound=_Versioned)
+
+
+def _tagged(response: Response, entity: V) -> V:
+    """The entity, with its version as the answer's ETag (what `If-Match` takes back)."""
+    response.headers["ETag"] = etag(entity.version)
+    return entity
+
+
 @router.post("/products", status_code=201, response_model=Product, tags=["products"])
-async def create_product(body: ProductIn, tenant: TenantId, pool: Pool) -> Product:
+async def create_product(
+    body: ProductIn, tenant: TenantId, pool: Pool, response: Response
+) -> Product:
     product = await catalogue.create_product(pool, tenant, **body.model_dump())
-    return Product.model_validate(product)
+    return Product.model_validate(_tagged(response, product))
 
 
 @router.get("/products", tags=["products"])
@@ -29,24 +48,31 @@ async def list_products(
 
 
 @router.get("/products/{sku}", response_model=Product, tags=["products"])
-async def get_product(sku: str, tenant: TenantId, pool: Pool) -> Product:
-    return Product.model_validate(await catalogue.get_product(pool, tenant, sku))
+async def get_product(sku: str, tenant: TenantId, pool: Pool, response: Response) -> Product:
+    return Product.model_validate(_tagged(response, await catalogue.get_product(pool, tenant, sku)))
 
 
 @router.patch("/products/{sku}", response_model=Product, tags=["products"])
 async def patch_product(
-    sku: str, body: ProductPatch, tenant: TenantId, pool: Pool, if_match: IfMatch = None
+    sku: str,
+    body: ProductPatch,
+    tenant: TenantId,
+    pool: Pool,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> Product:
     product = await catalogue.update_product(
         pool, tenant, sku, body.model_dump(exclude_unset=True), expected_version(if_match)
     )
-    return Product.model_validate(product)
+    return Product.model_validate(_tagged(response, product))
 
 
 @router.post("/locations", status_code=201, response_model=Location, tags=["locations"])
-async def create_location(body: LocationIn, tenant: TenantId, pool: Pool) -> Location:
+async def create_location(
+    body: LocationIn, tenant: TenantId, pool: Pool, response: Response
+) -> Location:
     location = await catalogue.create_location(pool, tenant, **body.model_dump())
-    return Location.model_validate(location)
+    return Location.model_validate(_tagged(response, location))
 
 
 @router.get("/locations", tags=["locations"])
@@ -59,15 +85,23 @@ async def list_locations(
 
 
 @router.get("/locations/{location_id}", response_model=Location, tags=["locations"])
-async def get_location(location_id: str, tenant: TenantId, pool: Pool) -> Location:
-    return Location.model_validate(await catalogue.get_location(pool, tenant, location_id))
+async def get_location(
+    location_id: str, tenant: TenantId, pool: Pool, response: Response
+) -> Location:
+    location = await catalogue.get_location(pool, tenant, location_id)
+    return Location.model_validate(_tagged(response, location))
 
 
 @router.patch("/locations/{location_id}", response_model=Location, tags=["locations"])
 async def patch_location(
-    location_id: str, body: LocationPatch, tenant: TenantId, pool: Pool, if_match: IfMatch = None
+    location_id: str,
+    body: LocationPatch,
+    tenant: TenantId,
+    pool: Pool,
+    response: Response,
+    if_match: IfMatch = None,
 ) -> Location:
     location = await catalogue.update_location(
         pool, tenant, location_id, body.model_dump(exclude_unset=True), expected_version(if_match)
     )
-    return Location.model_validate(location)
+    return Location.model_validate(_tagged(response, location))

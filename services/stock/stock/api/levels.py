@@ -10,11 +10,12 @@ from fulfilkit import idempotency
 from fulfilkit.faults import crash_point
 from fulfilkit.http.internal import Actor, TenantId
 from fulfilkit.http.pagination import Page, paginated
-from fulfilkit.http.preconditions import IfMatch, expected_version
+from fulfilkit.http.preconditions import IfMatch, etag, expected_version
 from fulfilkit.http.strict_json import StrictJsonRoute
 from fulfilkit.idempotency import Answer
 from fulfilkit.models import Timestamp
 from fulfilkit.service import Pool
+from stock.domain import StockRecord
 from stock.schemas import (
     CodeFilter,
     IntegrityReport,
@@ -35,13 +36,20 @@ from stock.usecases import integrity, levels
 router = APIRouter(prefix="/api/v1/stock", tags=["stock"], route_class=StrictJsonRoute)
 
 
+def _etag(records: list[StockRecord]) -> dict[str, str]:
+    """An answer about one record carries its version as the `ETag` (what `If-Match` takes
+    back on the next update); an answer about several carries none."""
+    return {"ETag": etag(records[0].version)} if len(records) == 1 else {}
+
+
 @router.post("/stock-records", status_code=201, response_model=StockRecordOut)
 async def create_stock_record(
-    body: StockRecordIn, tenant: TenantId, actor: Actor, pool: Pool
+    body: StockRecordIn, tenant: TenantId, actor: Actor, pool: Pool, response: Response
 ) -> StockRecordOut:
     record = await levels.create_stock_record(
         pool, tenant, body.location_id, body.sku, body.quantity, actor
     )
+    response.headers.update(_etag([record]))
     return StockRecordOut.of(record)
 
 
@@ -68,8 +76,12 @@ async def list_stock_records(
 
 
 @router.get("/stock-records/{record_id}", response_model=StockRecordOut)
-async def get_stock_record(record_id: UUID, tenant: TenantId, pool: Pool) -> StockRecordOut:
-    return StockRecordOut.of(await levels.get_stock_record(pool, tenant, record_id))
+async def get_stock_record(
+    record_id: UUID, tenant: TenantId, pool: Pool, response: Response
+) -> StockRecordOut:
+    record = await levels.get_stock_record(pool, tenant, record_id)
+    response.headers.update(_etag([record]))
+    return StockRecordOut.of(record)
 
 
 # The writes below are not keyed by their content (a retry would change stock again), so
@@ -96,12 +108,15 @@ async def update_stock_records(
     pool: Pool,
     if_match: IfMatch = None,
 ) -> Response:
-    """Set on-hand quantities, all or none; `compare_quantity`/`version`/If-Match guard them."""
+    """Set quantities, all or none: on hand, or (`quantity_basis: "available"`) available, the
+    open reservations added. `compare_quantity`/`version`/If-Match guard them; an update of
+    one record answers its new version as the `ETag`."""
     updates = body.updates(expected_version(if_match))
 
     async def update(conn: asyncpg.Connection) -> Answer:
         records = await levels.update_stock(conn, tenant, updates, actor, body.notes)
-        return Answer.json(RecordsOut(stock_records=[StockRecordOut.of(r) for r in records]))
+        out = RecordsOut(stock_records=[StockRecordOut.of(r) for r in records])
+        return Answer.json(out, headers=_etag(records))
 
     return await _once(request, pool, tenant, update)
 
@@ -123,11 +138,13 @@ async def change_stock_records(
 async def stock_level_update(
     request: Request, body: LevelUpdateIn, tenant: TenantId, actor: Actor, pool: Pool
 ) -> Response:
-    """`audit` sets the counted quantity, `restock` adds, `loss` subtracts."""
+    """`audit` sets the counted quantity (on hand, or available with `quantity_basis:
+    "available"`), `restock` adds, `loss` subtracts. The answer's `ETag` is the record's
+    version."""
 
     async def update(conn: asyncpg.Connection) -> Answer:
         [record] = await levels.update_stock(conn, tenant, [body.update()], actor, body.notes)
-        return Answer.json(StockRecordOut.of(record))
+        return Answer.json(StockRecordOut.of(record), headers=_etag([record]))
 
     return await _once(request, pool, tenant, update)
 

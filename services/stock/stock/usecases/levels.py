@@ -33,6 +33,8 @@ from stock.domain import (
 from stock.usecases._changes import save_changes
 
 UpdateKind = Literal["audit", "restock", "loss"]
+# What a count's quantity stands for: on hand, or available (on hand less the reservations).
+QuantityBasis = Literal["on_hand", "available"]
 
 
 @dataclass(frozen=True)
@@ -42,8 +44,11 @@ class LevelUpdate:
 
     The record is named by `record_id`, or by `location_id` and `sku` (and then created empty
     when the location has none for the SKU yet). `compare_quantity` and `version`, when
-    given, must be the record's current ones. `at` is the JSON pointer of this item in the
-    request ('' for the whole body), so that a refusal names the field at fault.
+    given, must be the record's current ones. With `basis` "available", a count's
+    `quantity` (and `compare_quantity`) is what is available: on hand is set to it plus the
+    record's open reservations, as they stand under the record's lock. `at` is the JSON
+    pointer of this item in the request ('' for the whole body), so that a refusal names the
+    field at fault.
     """
 
     quantity: int
@@ -53,7 +58,12 @@ class LevelUpdate:
     sku: str | None = None
     compare_quantity: int | None = None
     version: int | None = None
+    basis: QuantityBasis = "on_hand"
     at: str = ""
+
+    def counted(self, record: StockRecord) -> int:
+        """The record's quantity on this update's basis."""
+        return record.available if self.basis == "available" else record.quantity
 
 
 @dataclass(frozen=True)
@@ -136,11 +146,13 @@ async def update_stock(
     records = await _lock(conn, tenant, updates)
     stale = []
     for update, record in zip(updates, records, strict=True):
-        if update.compare_quantity is not None and update.compare_quantity != record.quantity:
+        counted = update.counted(record)
+        if update.compare_quantity is not None and update.compare_quantity != counted:
+            basis = "available" if update.basis == "available" else "on hand"
             stale.append(
                 {
                     "field": f"{update.at}/compare_quantity",
-                    "message": f"on hand is now {record.quantity}",
+                    "message": f"{basis} is now {counted}",
                 }
             )
         if update.version is not None and update.version != record.version:
@@ -264,6 +276,8 @@ def _level_change(record: StockRecord, update: LevelUpdate) -> LedgerEntry:
         return apply_change(record, "restock", update.quantity, 0)
     if update.kind == "loss":
         return apply_change(record, "loss", -update.quantity, 0)
+    if update.basis == "available":
+        return set_on_hand(record, update.quantity + record.reserved, "audit")
     return set_on_hand(record, update.quantity, "audit")
 
 
