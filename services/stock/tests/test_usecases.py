@@ -241,6 +241,38 @@ async def test_update_stock_refuses_all_when_one_is_stale_or_breaks_a_rule(pool,
     assert [(r.quantity, r.version) for r in records] == [(5, 1), (5, 1)], "nothing changed"
 
 
+async def test_an_available_count_adds_the_reservations_open_when_it_applies(pool, tenant, stocked):
+    a = await stocked("A", 10)
+    await in_tx(pool, reservations.reserve_sales, [SaleChange("created", sale(tenant, ("A", 3)))])
+    # The warehouse counted 6 free units before a second sale reserved 2 more: those 2 are
+    # still on the shelf, so on hand is 6 + the 5 reserved when the count lands.
+    await in_tx(pool, reservations.reserve_sales, [SaleChange("created", sale(tenant, ("A", 2)))])
+    count = LevelUpdate(6, record_id=a.id, basis="available", compare_quantity=5)
+    [counted] = await in_tx(pool, levels.update_stock, tenant, [count], "t")
+    assert (counted.quantity, counted.reserved, counted.available) == (11, 5, 6)
+    assert [m[2:] for m in await movements(pool, tenant, reasons=["audit"])] == [
+        ("audit", 10, 0),
+        ("audit", 1, 0),
+    ]
+
+    with pytest.raises(Conflict) as stale:
+        await in_tx(
+            pool,
+            levels.update_stock,
+            tenant,
+            [LevelUpdate(0, record_id=a.id, basis="available", compare_quantity=11)],
+            "t",
+        )
+    assert stale.value.errors == [{"field": "/compare_quantity", "message": "available is now 6"}]
+    # Zero available keeps the reserved units on hand; on hand below them is refused.
+    [emptied] = await in_tx(
+        pool, levels.update_stock, tenant, [LevelUpdate(0, record_id=a.id, basis="available")], "t"
+    )
+    assert (emptied.quantity, emptied.reserved, emptied.available) == (5, 5, 0)
+    with pytest.raises(Conflict):
+        await in_tx(pool, levels.update_stock, tenant, [LevelUpdate(4, record_id=a.id)], "t")
+
+
 async def test_change_stock_adds_and_subtracts_all_or_none(pool, tenant, stocked):
     a, b = await stocked("A", 5), await stocked("B", 1)
     changed = await in_tx(
