@@ -265,7 +265,7 @@ def plan_deliveries(
         (event, sub)
         for event in events
         for sub in by_tenant.get(event.tenantid, ())
-        if matches(sub.patterns, event.type) and passes(sub.statuses, event)
+        if matches(sub.patterns, event.type) and (not sub.statuses or passes(sub.statuses, event))
     ]
 
 
