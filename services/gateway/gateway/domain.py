@@ -30,6 +30,7 @@ SUPPORTED_VERSIONS = ("v1",)  # oldest first
 CURRENT_VERSION = SUPPORTED_VERSIONS[-1]  # what a request naming none gets
 VERSION_RESPONSE_HEADER = "api-version"
 _VERSION_VALUE = re.compile(r"[vV]?([0-9]{1,4})")
+_SPELLINGS = {f"{prefix}{v[1:]}": v for v in SUPPORTED_VERSIONS for prefix in ("", "v", "V")}
 
 
 class UnsupportedVersion(ValueError):
@@ -39,6 +40,8 @@ class UnsupportedVersion(ValueError):
 def version_named(value: str) -> str | None:
     """`v1` for `1`, `v1`, `V1` (spaces around ignored); None when the value names none we
     serve."""
+    if (known := _SPELLINGS.get(value)) is not None:
+        return known
     match = _VERSION_VALUE.fullmatch(value.strip())
     name = f"v{int(match.group(1))}" if match else None
     return name if name in SUPPORTED_VERSIONS else None
@@ -48,7 +51,7 @@ def requested_version(sent: Iterable[tuple[str, str]]) -> str:
     """The version a request asks for from its (lower-case name, value) headers: the current
     one when no version header is sent; UnsupportedVersion when one names a version that does
     not exist, or two name different versions."""
-    named: dict[str, str] = {}
+    chosen: tuple[str, str] | None = None  # (header, version) of the first version header
     for name, value in sent:
         if name not in VERSION_HEADERS:
             continue
@@ -60,11 +63,14 @@ def requested_version(sent: Iterable[tuple[str, str]]) -> str:
                 " or `X-OAKRA-API-VERSION: v1`; none means the current version,"
                 f" {CURRENT_VERSION})."
             )
-        named[name] = version
-    if len(set(named.values())) > 1:
-        asked = ", ".join(f"{name}: {version}" for name, version in named.items())
-        raise UnsupportedVersion(f"The version headers name different versions ({asked}).")
-    return next(iter(named.values()), CURRENT_VERSION)
+        if chosen is None:
+            chosen = (name, version)
+        elif chosen[1] != version:
+            raise UnsupportedVersion(
+                f"The version headers name different versions ({chosen[0]}: {chosen[1]},"
+                f" {name}: {version})."
+            )
+    return CURRENT_VERSION if chosen is None else chosen[1]
 
 
 def served_version(sent: Iterable[tuple[str, str]]) -> str:

@@ -12,18 +12,25 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fulfilkit.http.problems import Problem, problem_response
 from gateway.checks import check_api_version
-from gateway.domain import VERSION_HEADERS, VERSION_RESPONSE_HEADER, served_version
+from gateway.domain import (
+    CURRENT_VERSION,
+    VERSION_HEADERS,
+    VERSION_RESPONSE_HEADER,
+    served_version,
+)
 
 _VERSION_HEADERS = frozenset(name.encode() for name in VERSION_HEADERS)
 _RESPONSE_HEADER = VERSION_RESPONSE_HEADER.encode()
+_CURRENT = CURRENT_VERSION.encode()
 
 
 def version_headers(scope: Scope) -> list[tuple[str, str]]:
-    """The request's version headers as (lower-case name, value); most requests have none."""
+    """The request's version headers as (name, value); most requests have none. ASGI servers
+    give header names in lower case."""
     return [
-        (name.decode("latin-1").lower(), value.decode("latin-1"))
+        (name.decode("latin-1"), value.decode("latin-1"))
         for name, value in scope["headers"]
-        if name.lower() in _VERSION_HEADERS
+        if name in _VERSION_HEADERS
     ]
 
 
@@ -42,7 +49,8 @@ class ApiVersionCheckMiddleware:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and is_api_path(scope["path"]):
             try:
-                check_api_version(version_headers(scope))
+                if sent := version_headers(scope):
+                    check_api_version(sent)
             except Problem as problem:
                 await problem_response(problem)(scope, receive, send)
                 return
@@ -59,16 +67,13 @@ class ApiVersionHeaderMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        version = served_version(version_headers(scope)).encode()
+        sent = version_headers(scope)
+        version = served_version(sent).encode() if sent else _CURRENT
 
         async def send_with_version(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = [
-                    (name, value)
-                    for name, value in message.get("headers", [])
-                    if name.lower() != _RESPONSE_HEADER
-                ]
-                message["headers"] = [*headers, (_RESPONSE_HEADER, version)]
+                # Nothing inside sets it (the gateway does not pass a service's on): append.
+                message["headers"] = [*message.get("headers", ()), (_RESPONSE_HEADER, version)]
             await send(message)
 
         await self.app(scope, receive, send_with_version)
