@@ -246,3 +246,40 @@ async def test_every_list_takes_page_numbers_and_sends_the_page_headers(tenant: 
         if total > 1:
             assert links(by_page)["next"] == f"{path}?pageNumber=2&pageSize=1", path
     assert (await tenant.get("/sales")).body["pagination"]["total_count"] == 3
+
+
+async def test_the_public_document_declares_versions_and_pages(platform, http):
+    async with http.get(f"{platform.gateway_url}/openapi.json") as response:
+        document = await response.json()
+    shared = document["components"]["responses"]
+    lists = []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            parameters = {(p["in"], p["name"]): p for p in operation.get("parameters", [])}
+            for name in ("X-API-Version", "Accept-Version", "X-OAKRA-API-VERSION"):
+                assert ("header", name) in parameters, (method, path, name)
+                assert parameters["header", name]["required"] is False
+            for status, response_doc in operation["responses"].items():
+                ref = response_doc.get("$ref")
+                declared = shared[ref.rsplit("/", 1)[-1]] if ref else response_doc
+                assert declared["headers"]["API-Version"]["required"] is True, (path, status)
+            if ("query", "pageNumber") in parameters:
+                lists.append(path)
+                assert ("query", "pageSize") in parameters, path
+                assert set(operation["responses"]["200"]["headers"]) >= {
+                    "Total-Count",
+                    "Total-Elements",
+                    "Total-Pages",
+                    "Page-Number",
+                    "Page-Size",
+                    "Link",
+                }, path
+    assert set(lists) >= {
+        "/api/v1/locations",
+        "/api/v1/products",
+        "/api/v1/sales",
+        "/api/v1/stock/movements",
+        "/api/v1/stock/stock-records",
+        "/api/v1/webhooks/endpoints",
+        "/api/v1/webhooks/endpoints/{endpoint_id}/deliveries",
+    }
