@@ -85,9 +85,7 @@ async def test_an_unknown_version_is_400_naming_the_supported_ones_and_changes_n
     assert set(body) == {"type", "title", "status", "detail", "code", "supported_versions"}
     assert body["title"] == "Invalid request"
     assert body["supported_versions"] == ["v1"]
-    assert body["detail"].startswith(
-        f"Unknown API version {value!r} in {name.lower()}; supported: v1 ("
-    )
+    assert body["detail"].startswith(f"Unknown API version {value!r} in {name}; supported: v1 (")
     assert len(refused.headers["X-Request-Id"]) >= 16
     missing = await tenant.get(f"/locations/{location}")
     assert_problem(missing, 404, "no_content")

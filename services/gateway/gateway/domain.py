@@ -25,7 +25,12 @@ ADMIN_PREFIX = API_PREFIX + "/admin"
 # The headers that name a version, as integrators of the reference products send them: the
 # platform's own `X-API-Version: v1`, `Accept-Version: 1` and `X-OAKRA-API-VERSION: v1`. Each
 # takes `1` or `v1` in any case; when several are sent they must name the same version.
-VERSION_HEADERS = ("x-api-version", "accept-version", "x-oakra-api-version")
+HEADER_NAMES = {  # lower case as read -> as written in the docs and in problems
+    "x-api-version": "X-API-Version",
+    "accept-version": "Accept-Version",
+    "x-oakra-api-version": "X-OAKRA-API-VERSION",
+}
+VERSION_HEADERS = tuple(HEADER_NAMES)
 SUPPORTED_VERSIONS = ("v1",)  # oldest first
 CURRENT_VERSION = SUPPORTED_VERSIONS[-1]  # what a request naming none gets
 VERSION_RESPONSE_HEADER = "api-version"
@@ -58,7 +63,7 @@ def requested_version(sent: Iterable[tuple[str, str]]) -> str:
         version = version_named(value)
         if version is None:
             raise UnsupportedVersion(
-                f"Unknown API version {value!r} in {name}; supported: "
+                f"Unknown API version {value!r} in {HEADER_NAMES[name]}; supported: "
                 f"{', '.join(SUPPORTED_VERSIONS)} (`Accept-Version: 1`, `X-API-Version: v1`"
                 " or `X-OAKRA-API-VERSION: v1`; none means the current version,"
                 f" {CURRENT_VERSION})."
@@ -67,8 +72,8 @@ def requested_version(sent: Iterable[tuple[str, str]]) -> str:
             chosen = (name, version)
         elif chosen[1] != version:
             raise UnsupportedVersion(
-                f"The version headers name different versions ({chosen[0]}: {chosen[1]},"
-                f" {name}: {version})."
+                "The version headers name different versions"
+                f" ({HEADER_NAMES[chosen[0]]}: {chosen[1]}, {HEADER_NAMES[name]}: {version})."
             )
     return CURRENT_VERSION if chosen is None else chosen[1]
 

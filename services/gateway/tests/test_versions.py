@@ -44,7 +44,7 @@ def test_an_unknown_version_is_refused_naming_the_header_and_the_supported_ones(
         requested_version([("x-api-version", "v1"), ("accept-version", "2")])
 
     detail = str(refused.value)
-    assert detail.startswith("Unknown API version '2' in accept-version; supported: v1 ")
+    assert detail.startswith("Unknown API version '2' in Accept-Version; supported: v1 ")
     assert "`Accept-Version: 1`" in detail and "`X-OAKRA-API-VERSION: v1`" in detail
 
 

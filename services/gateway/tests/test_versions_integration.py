@@ -69,7 +69,7 @@ async def test_an_unknown_version_is_400_and_never_reaches_the_service(
 
     answer = await gateway.call("GET", "/api/v1/sales", key=tenant["api_key"], headers={name: "v2"})
 
-    assert_unknown_version(*answer, f"Unknown API version 'v2' in {name.lower()}; ")
+    assert_unknown_version(*answer, f"Unknown API version 'v2' in {name}; ")
     assert fakes["orders"].requests_to("/api/v1/sales") == []
 
 
@@ -79,14 +79,14 @@ async def test_one_wrong_header_among_right_ones_is_refused(gateway: RunningGate
 
     answer = await gateway.call("GET", "/api/v1/products", key=tenant["api_key"], headers=headers)
 
-    assert_unknown_version(*answer, "Unknown API version '2' in accept-version; ")
+    assert_unknown_version(*answer, "Unknown API version '2' in Accept-Version; ")
 
 
 async def test_the_version_is_checked_before_the_key_and_on_the_admin_api(
     gateway: RunningGateway,
 ) -> None:
     without_key = await gateway.call("GET", "/api/v1/sales", headers={"Accept-Version": "0"})
-    assert_unknown_version(*without_key, "Unknown API version '0' in accept-version; ")
+    assert_unknown_version(*without_key, "Unknown API version '0' in Accept-Version; ")
 
     admin = await gateway.call(
         "POST",
@@ -95,7 +95,7 @@ async def test_the_version_is_checked_before_the_key_and_on_the_admin_api(
         json={"name": ref("gw-tenant")},
         headers={"X-OAKRA-API-VERSION": "v3"},
     )
-    assert_unknown_version(*admin, "Unknown API version 'v3' in x-oakra-api-version; ")
+    assert_unknown_version(*admin, "Unknown API version 'v3' in X-OAKRA-API-VERSION; ")
 
     status, body, headers = await gateway.call(
         "POST",
