@@ -37,6 +37,23 @@ def shadowed_paths(document: dict[str, Any]) -> list[str]:
     )
 
 
+def paged_lists(document: dict[str, Any]) -> list[str]:
+    """The paths whose GET is a list: it takes `pageNumber` beside `limit`/`offset`.
+
+    Each paging style alone is schema-valid, and so is the request with both, which the
+    services refuse with 400 (`fulfilkit.http.pagination`): OpenAPI cannot say that two
+    optional parameters exclude each other.
+    """
+    return sorted(
+        path
+        for path, item in document["paths"].items()
+        if any(
+            p.get("in") == "query" and p.get("name") == "pageNumber"
+            for p in item.get("get", {}).get("parameters", [])
+        )
+    )
+
+
 def fuzz_config(
     settings: FuzzSettings,
     base_url: str,
@@ -87,6 +104,16 @@ def fuzz_config(
                     },
                 }
                 for path in shadowed_paths(document)
+            ]
+            + [
+                {
+                    "include-path": path,
+                    "include-method": "GET",
+                    "checks": {
+                        "positive_data_acceptance": {"expected-statuses": [*ACCEPTED, "422", "400"]}
+                    },
+                }
+                for path in paged_lists(document)
             ],
         }
     )

@@ -37,23 +37,96 @@ IF_MATCH_SCHEMA: dict[str, Any] = {
 }
 API_VERSIONS = ("v1",)
 API_VERSION_SCHEMA: dict[str, Any] = {"type": "string", "enum": list(API_VERSIONS)}
-API_VERSION_PARAMETER: dict[str, Any] = {
-    "name": "X-API-Version",
-    "in": "header",
-    "required": False,
-    "description": "Pins the API version; only `v1` exists.",
-    "schema": API_VERSION_SCHEMA,
+ACCEPT_VERSION_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "enum": [v.removeprefix("v") for v in API_VERSIONS],
 }
+_SAME_VERSION = (
+    f" Optional: without any version header the current version ({API_VERSIONS[-1]})"
+    " answers. Each of `X-API-Version`, `Accept-Version` and `X-OAKRA-API-VERSION` takes `1`"
+    " or `v1`; sent together they must agree. An unknown version is 400 `invalid_request`."
+)
+API_VERSION_PARAMETERS: tuple[dict[str, Any], ...] = (
+    {
+        "name": "X-API-Version",
+        "in": "header",
+        "required": False,
+        "description": "Pins the API version; only `v1` exists." + _SAME_VERSION,
+        "schema": API_VERSION_SCHEMA,
+    },
+    {
+        "name": "Accept-Version",
+        "in": "header",
+        "required": False,
+        "description": "The API version in the form warehouse integrations send: `1`."
+        + _SAME_VERSION,
+        "schema": ACCEPT_VERSION_SCHEMA,
+    },
+    {
+        "name": "X-OAKRA-API-VERSION",
+        "in": "header",
+        "required": False,
+        "description": "The API version in the form fulfilment integrations send: `v1`."
+        + _SAME_VERSION,
+        "schema": API_VERSION_SCHEMA,
+    },
+)
 HEADER_SCHEMAS: Mapping[str, dict[str, Any]] = {
     "if-match": IF_MATCH_SCHEMA,
     "x-api-version": API_VERSION_SCHEMA,
+    "accept-version": ACCEPT_VERSION_SCHEMA,
+    "x-oakra-api-version": API_VERSION_SCHEMA,
 }
+
+# Sent with every answer, errors included.
+API_VERSION_HEADER: dict[str, Any] = {
+    "description": "The API version this answer speaks: the one asked for, or the current one.",
+    "required": True,
+    "schema": API_VERSION_SCHEMA,
+}
+_COUNT: dict[str, Any] = {"type": "integer", "minimum": 0}
+# Sent with every page of a list (`fulfilkit.http.pagination`).
+PAGINATION_HEADERS: Mapping[str, dict[str, Any]] = {
+    "Total-Count": {
+        "description": "How many items the list holds, over all pages.",
+        "required": True,
+        "schema": _COUNT,
+    },
+    "Total-Elements": {
+        "description": "The same as `Total-Count`, under the name warehouse integrations read.",
+        "required": True,
+        "schema": _COUNT,
+    },
+    "Total-Pages": {
+        "description": "How many pages of `Page-Size` items the list holds (0 when empty).",
+        "required": True,
+        "schema": _COUNT,
+    },
+    "Page-Number": {
+        "description": "The page answered, from 1: the one whose items start at `offset`.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    },
+    "Page-Size": {
+        "description": "Items per page: `pageSize`, or `limit`.",
+        "required": True,
+        "schema": {"type": "integer", "minimum": 1},
+    },
+    "Link": {
+        "description": 'The `rel="next"` and `rel="prev"` pages, when there are, in the'
+        " paging style of the request (`limit`/`offset` or `pageNumber`/`pageSize`).",
+        "required": False,
+        "schema": {"type": "string"},
+    },
+}
+PAGE_PARAMETER = "pagenumber"  # a list operation is one that takes `pageNumber`
 
 # status -> (name under components/responses, description)
 PROBLEMS: Mapping[str, tuple[str, str]] = {
     "400": (
         "InvalidRequest",
-        "Invalid request: malformed JSON, an unknown `X-API-Version`, a bad header.",
+        "Invalid request: malformed JSON, an unknown API version, a bad header, both paging"
+        " styles at once.",
     ),
     "401": ("InvalidToken", "Missing, unknown or revoked credentials (`invalid_token`)."),
     "403": ("NoPermission", "The API key lacks the scope this operation needs."),
@@ -75,6 +148,7 @@ WRITE_METHODS = frozenset({"post", "put", "patch", "delete"})
 def problem_response(description: str) -> dict[str, Any]:
     return {
         "description": description,
+        "headers": {"API-Version": dict(API_VERSION_HEADER)},
         "content": {PROBLEM_JSON: {"schema": {"$ref": PROBLEM_REF}}},
     }
 
@@ -144,16 +218,31 @@ def document_problems(
 
 
 def document_headers(operation: dict[str, Any]) -> dict[str, Any]:
-    """Gives the shared headers their real formats and declares `X-API-Version`."""
+    """Gives the shared headers their real formats and declares the version headers; every
+    answer sends `API-Version`, and a list's (an operation taking `pageNumber`) answers send
+    the pagination headers."""
     parameters = operation.setdefault("parameters", [])
     declared = set()
     for parameter in parameters:
-        if not isinstance(parameter, dict) or parameter.get("in") != "header":
+        if not isinstance(parameter, dict):
             continue
         name = str(parameter.get("name", "")).lower()
+        if parameter.get("in") != "header":
+            declared.add(f"{parameter.get('in')}:{name}")
+            continue
         declared.add(name)
         if name in HEADER_SCHEMAS:
             parameter["schema"] = dict(HEADER_SCHEMAS[name])
-    if "x-api-version" not in declared:
-        parameters.append(dict(API_VERSION_PARAMETER))
+    for version_parameter in API_VERSION_PARAMETERS:
+        if version_parameter["name"].lower() not in declared:
+            parameters.append(dict(version_parameter))
+    is_list = f"query:{PAGE_PARAMETER}" in declared
+    for status, response in operation.get("responses", {}).items():
+        if not isinstance(response, dict) or "$ref" in response:
+            continue  # a shared response: its component declares the headers
+        headers = response.setdefault("headers", {})
+        headers.setdefault("API-Version", dict(API_VERSION_HEADER))
+        if is_list and str(status) == "200":
+            for name, header in PAGINATION_HEADERS.items():
+                headers.setdefault(name, dict(header))
     return operation

@@ -18,7 +18,7 @@ from fulfilkit.http.openapi import problems
 from fulfilkit.http.strict_json import StrictJsonRoute
 from fulfilkit.service import Pool
 from gateway import usecases
-from gateway.checks import check_api_version, invalid_token
+from gateway.checks import invalid_token
 from gateway.domain import (
     ADMIN_PREFIX,
     DeadLetterService,
@@ -34,12 +34,7 @@ Authorization = Annotated[str | None, Header(include_in_schema=False)]
 
 
 # Dependencies are `async def` so that FastAPI runs them inline, not in its thread pool.
-async def _api_version(
-    x_api_version: Annotated[str | None, Header(description="Optional; only `v1` exists.")] = None,
-) -> None:
-    check_api_version(x_api_version)
-
-
+# (The API version is checked for every /api path by `gateway.versions`.)
 async def _require_admin(resources: Resources, authorization: Authorization = None) -> None:
     if not is_admin(authorization, resources.settings.admin_token):
         raise invalid_token("This needs the admin token.", missing=authorization is None)
@@ -50,7 +45,7 @@ async def _require_admin(resources: Resources, authorization: Authorization = No
 admin_router = APIRouter(
     prefix=ADMIN_PREFIX,
     tags=["admin"],
-    dependencies=[Depends(_api_version), Depends(_require_admin)],
+    dependencies=[Depends(_require_admin)],
     route_class=StrictJsonRoute,
 )
 

@@ -14,6 +14,7 @@ from gateway.forwarding import ForwardingMiddleware
 from gateway.openapi import TITLE, VERSION
 from gateway.resources import GatewayResources, open_resources
 from gateway.settings import GatewaySettings
+from gateway.versions import ApiVersionCheckMiddleware, ApiVersionHeaderMiddleware
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 PRUNE_INTERVAL_SECONDS = 600.0
@@ -34,11 +35,16 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         settings=settings or GatewaySettings(),
         migrations=MIGRATIONS,
         routers=[admin_router, docs_router],
-        middleware=[ForwardingMiddleware, AdminGuardMiddleware],
+        # the version check wraps both doors: a bad version is refused before anything else
+        middleware=[ForwardingMiddleware, AdminGuardMiddleware, ApiVersionCheckMiddleware],
         background=[prune_idempotency_records],
         uses_kafka=False,
         resources=open_resources,
     )
-    return create_service(
+    app = create_service(
         definition, title=TITLE, version=VERSION, openapi_url=None, docs_url=None, redoc_url=None
     )
+    # Outside every middleware create_service adds (the unhandled-error one's 500 included):
+    # every answer says which API version it speaks.
+    app.add_middleware(ApiVersionHeaderMiddleware)
+    return app

@@ -1,17 +1,25 @@
 """What every door of the gateway (admin routes, admin guard, forwarding) checks before
 anything else, answered as HTTP problems: API version, admin token, body size."""
 
+from collections.abc import Iterable
+
 from starlette.datastructures import Headers
 from starlette.types import Message, Receive
 
 from fulfilkit.errors import DomainError
 from fulfilkit.http.problems import Problem
-from gateway.domain import InProgress, is_supported_version
+from gateway.domain import SUPPORTED_VERSIONS, InProgress, UnsupportedVersion, requested_version
 
 
-def check_api_version(x_api_version: str | None) -> None:
-    if not is_supported_version(x_api_version):
-        raise Problem("invalid_request", f"Unknown API version {x_api_version!r}; use v1.")
+def check_api_version(sent: Iterable[tuple[str, str]]) -> str:
+    """The version the request asks for (the current one when it names none), or a 400
+    `invalid_request` naming the supported versions."""
+    try:
+        return requested_version(sent)
+    except UnsupportedVersion as refused:
+        raise Problem(
+            "invalid_request", str(refused), supported_versions=list(SUPPORTED_VERSIONS)
+        ) from None
 
 
 def invalid_token(detail: str, *, missing: bool = False) -> Problem:

@@ -19,12 +19,72 @@ from fulfilkit.errors import Conflict
 
 API_PREFIX = "/api/v1"
 ADMIN_PREFIX = API_PREFIX + "/admin"
-SUPPORTED_VERSIONS = frozenset({"v1"})
+
+# --- API versions ------------------------------------------------------------------------------
+
+# The headers that name a version, as integrators of the reference products send them: the
+# platform's own `X-API-Version: v1`, `Accept-Version: 1` and `X-OAKRA-API-VERSION: v1`. Each
+# takes `1` or `v1` in any case; when several are sent they must name the same version.
+HEADER_NAMES = {  # lower case as read -> as written in the docs and in problems
+    "x-api-version": "X-API-Version",
+    "accept-version": "Accept-Version",
+    "x-oakra-api-version": "X-OAKRA-API-VERSION",
+}
+VERSION_HEADERS = tuple(HEADER_NAMES)
+SUPPORTED_VERSIONS = ("v1",)  # oldest first
+CURRENT_VERSION = SUPPORTED_VERSIONS[-1]  # what a request naming none gets
+VERSION_RESPONSE_HEADER = "api-version"
+_VERSION_VALUE = re.compile(r"[vV]?([0-9]{1,4})")
+_SPELLINGS = {f"{prefix}{v[1:]}": v for v in SUPPORTED_VERSIONS for prefix in ("", "v", "V")}
 
 
-def is_supported_version(x_api_version: str | None) -> bool:
-    """The `X-API-Version` header is optional; when sent it must name a version that exists."""
-    return x_api_version is None or x_api_version.strip().lower() in SUPPORTED_VERSIONS
+class UnsupportedVersion(ValueError):
+    """A version header names no version this platform serves, or two name different ones."""
+
+
+def version_named(value: str) -> str | None:
+    """`v1` for `1`, `v1`, `V1` (spaces around ignored); None when the value names none we
+    serve."""
+    if (known := _SPELLINGS.get(value)) is not None:
+        return known
+    match = _VERSION_VALUE.fullmatch(value.strip())
+    name = f"v{int(match.group(1))}" if match else None
+    return name if name in SUPPORTED_VERSIONS else None
+
+
+def requested_version(sent: Iterable[tuple[str, str]]) -> str:
+    """The version a request asks for from its (lower-case name, value) headers: the current
+    one when no version header is sent; UnsupportedVersion when one names a version that does
+    not exist, or two name different versions."""
+    chosen: tuple[str, str] | None = None  # (header, version) of the first version header
+    for name, value in sent:
+        if name not in VERSION_HEADERS:
+            continue
+        version = version_named(value)
+        if version is None:
+            raise UnsupportedVersion(
+                f"Unknown API version {value!r} in {HEADER_NAMES[name]}; supported: "
+                f"{', '.join(SUPPORTED_VERSIONS)} (`Accept-Version: 1`, `X-API-Version: v1`"
+                " or `X-OAKRA-API-VERSION: v1`; none means the current version,"
+                f" {CURRENT_VERSION})."
+            )
+        if chosen is None:
+            chosen = (name, version)
+        elif chosen[1] != version:
+            raise UnsupportedVersion(
+                "The version headers name different versions"
+                f" ({HEADER_NAMES[chosen[0]]}: {chosen[1]}, {HEADER_NAMES[name]}: {version})."
+            )
+    return CURRENT_VERSION if chosen is None else chosen[1]
+
+
+def served_version(sent: Iterable[tuple[str, str]]) -> str:
+    """The version an answer says it speaks (`API-Version`): the one asked for, or the current
+    one when none or an unsupported one was asked for (the refusal speaks the current one)."""
+    try:
+        return requested_version(sent)
+    except UnsupportedVersion:
+        return CURRENT_VERSION
 
 
 # --- tenants, API keys and scopes ------------------------------------------------------------

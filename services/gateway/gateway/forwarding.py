@@ -1,5 +1,6 @@
 """The public API's hot path: every `/api/v1/...` request outside the admin API is checked
-(version, key, rate limit, scope) and forwarded here, at the ASGI level.
+(key, rate limit, scope; its version is checked by `gateway.versions` before it gets here)
+and forwarded here, at the ASGI level.
 
 FastAPI's routing, exception middleware and request objects cost about as much CPU as the
 forwarding itself, and this path needs none of them: it has no parameters to parse, and its
@@ -21,7 +22,7 @@ from fulfilkit.logs import tenant_var
 from fulfilkit.metrics import name_route
 from fulfilkit.tracing import set_route
 from gateway import usecases
-from gateway.checks import ClientGone, check_api_version, invalid_token, problem_of, read_body
+from gateway.checks import ClientGone, invalid_token, problem_of, read_body
 from gateway.domain import (
     API_PREFIX,
     ROUTES,
@@ -85,7 +86,6 @@ class ForwardingMiddleware:
         headers = Headers(scope=scope)
         runtime = scope["app"].state.runtime
         resources: GatewayResources = runtime.resources
-        check_api_version(headers.get("x-api-version"))
         caller = await caller_of(resources, scope, headers.get("authorization"))
         tenant_var.set(caller.tenant_id)  # for the request's log lines, until it ends
         wait = resources.limiter.wait_seconds(caller.key_id)

@@ -18,8 +18,11 @@ TITLE = "Fulfil API"
 VERSION = "v1"
 DESCRIPTION = (
     "The public API of the Fulfil order-fulfilment platform. Authenticate with"
-    " `Authorization: Bearer <API key>`; an optional `X-API-Version: v1` header pins the"
-    " version. Errors are RFC 9457 `application/problem+json` documents with a `code`."
+    " `Authorization: Bearer <API key>`. An optional version header (`X-API-Version: v1`,"
+    " `Accept-Version: 1` or `X-OAKRA-API-VERSION: v1`) pins the version; without one the"
+    " current version answers, and every answer names its version in `API-Version`. Lists"
+    " page by `limit`/`offset` or `pageNumber`/`pageSize`. Errors are RFC 9457"
+    " `application/problem+json` documents with a `code`."
 )
 FETCH_TIMEOUT_SECONDS = 5.0
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
