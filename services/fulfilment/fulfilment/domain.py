@@ -99,3 +99,13 @@ def is_bulky(reservation: Mapping[str, Any] | None) -> bool:
     """A shipment is bulky when any reserved line's product is."""
     lines = (reservation or {}).get("lines") or []
     return any(line.get("is_bulky") for line in lines)
+
+
+@dataclass(frozen=True)
+class ShippingDetails:
+    """Where a fulfillment ships to, as its sale said when it was claimed: its label's
+    recipient. Free-form, as the client sent it."""
+
+    fulfillment: UUID
+    customer: dict[str, Any] | None
+    shipping_address: dict[str, Any] | None
