@@ -74,7 +74,7 @@ async def test_a_claimed_sale_has_a_printable_label_and_none_before(
         "London SW1Y 4JH",
         "GB",
     ]
-    assert lines[lines.index("FROM") + 1] == location
+    assert lines[lines.index("FROM") + 1 : lines.index("TO")] == ["Main warehouse"]
     assert f"Fulfillment {fulfillment['fulfillment_id']} Sale {sale_id}" in lines
     assert "BULKY" not in lines
 
@@ -84,11 +84,18 @@ async def test_a_claimed_sale_has_a_printable_label_and_none_before(
     assert json.loads(raw)["code"] == "no_content"
 
 
-async def test_a_bulky_shipment_is_marked_on_its_label(tenant: Client):
+async def test_a_bulky_shipment_is_marked_and_sent_from_its_locations_address(tenant: Client):
     sku, location = ref("SKU"), ref("wh")
     product = await tenant.post("/products", {"sku": sku, "name": "Sofa", "is_bulky": True})
     assert product.status == 201, product
-    loc = await tenant.post("/locations", {"location_id": location, "name": "Big warehouse"})
+    loc = await tenant.post(
+        "/locations",
+        {
+            "location_id": location,
+            "name": "Big warehouse",
+            "address": {"address1": "1 Dock Road", "city": "Bergen", "postcode": "5003"},
+        },
+    )
     assert loc.status == 201, loc
     record = await tenant.post(
         "/stock/stock-records", {"sku": sku, "location_id": location, "quantity": 1}
@@ -106,6 +113,11 @@ async def test_a_bulky_shipment_is_marked_on_its_label(tenant: Client):
     assert status == 200, pdf
     lines = page_lines(pdf)
     assert "BULKY" in lines and fulfillment["tracking_number"] in lines
+    assert lines[lines.index("FROM") + 1 : lines.index("TO")] == [
+        "Big warehouse",
+        "1 Dock Road",
+        "Bergen 5003",
+    ]
     assert lines[lines.index("TO") + 1 :][:3] == ["Ada", "Oslo", "NO"]
 
 

@@ -128,13 +128,14 @@ async def insert_shipping_details(
     """Where new fulfillments ship to, as their sales said; a fulfillment keeps its first."""
     if details:
         await conn.execute(
-            f"INSERT INTO {S}.shipping_details (id, customer, shipping_address)"
-            " SELECT id, customer::jsonb, address::jsonb"
-            " FROM unnest($1::uuid[], $2::text[], $3::text[]) AS v(id, customer, address)"
-            " ON CONFLICT (id) DO NOTHING",
+            f"INSERT INTO {S}.shipping_details (id, customer, shipping_address, sender)"
+            " SELECT id, customer::jsonb, address::jsonb, sender::jsonb"
+            " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])"
+            " AS v(id, customer, address, sender) ON CONFLICT (id) DO NOTHING",
             [d.fulfillment for d in details],
             [_json(d.customer) for d in details],
             [_json(d.shipping_address) for d in details],
+            [_json(d.sender) for d in details],
         )
 
 
@@ -145,7 +146,7 @@ async def with_shipping_details(
     in one read; None when the tenant has no such fulfillment."""
     row = await conn.fetchrow(
         f"SELECT {', '.join('f.' + c.strip() for c in COLUMNS.split(','))},"
-        " d.id AS details, d.customer, d.shipping_address"
+        " d.id AS details, d.customer, d.shipping_address, d.sender"
         f" FROM {S}.fulfillments f LEFT JOIN {S}.shipping_details d ON d.id = f.id"
         " WHERE f.tenant_id = $1 AND f.id = $2",
         tenant_id,
@@ -156,7 +157,8 @@ async def with_shipping_details(
     fields = dict(row)
     details_id = fields.pop("details")
     customer, address = fields.pop("customer"), fields.pop("shipping_address")
-    details = None if details_id is None else ShippingDetails(details_id, customer, address)
+    sender = fields.pop("sender")
+    details = None if details_id is None else ShippingDetails(details_id, customer, address, sender)
     return Fulfillment(**fields), details
 
 

@@ -31,6 +31,7 @@ from fulfilment.domain import (
     fulfillment_number,
     is_bulky,
     movable,
+    sender_of,
     why_not,
 )
 from fulfilment.orders_client import OrdersClient
@@ -211,13 +212,16 @@ async def label_of(pool: asyncpg.Pool, tenant: UUID, fulfillment: str) -> labels
     if found is None:
         raise NotFound(f"No fulfillment {fulfillment!r}.")
     f, details = found
-    recipient = None
+    recipient, sender = None, labels.Party(f.location)
     if details is not None and details.shipping_address:
         recipient = labels.party(details.shipping_address, "", details.customer)
+    if details is not None and details.sender is not None:
+        where = details.sender
+        sender = labels.Party(where["name"], labels.address_lines(where["address"]))
     return labels.Label(
         tracking_number=f.tracking_number,
         provider=f.shipping_provider,
-        sender=labels.Party(f.location),
+        sender=sender,
         recipient=recipient,
         is_bulky=f.is_bulky,
         fulfillment_number=f.fulfillment_id,
@@ -307,7 +311,12 @@ async def _ensure_fulfillments(
     await store.insert_shipping_details(
         conn,
         [
-            ShippingDetails(f.id, ships_to[f.sale].customer, ships_to[f.sale].shipping_address)
+            ShippingDetails(
+                f.id,
+                ships_to[f.sale].customer,
+                ships_to[f.sale].shipping_address,
+                sender_of(ships_to[f.sale].reservation),
+            )
             for f in created
             if f.id in added
         ],

@@ -35,6 +35,7 @@ class AddressedSale:
     bulky: bool = False
     customer: dict[str, Any] | None = None
     shipping_address: dict[str, Any] | None = None
+    location: dict[str, Any] | None = None  # as stock's reservation names it
 
     def snapshot(self) -> dict[str, Any]:
         now = datetime.now(UTC).isoformat()
@@ -49,7 +50,10 @@ class AddressedSale:
             "lines": [line],
             "customer": self.customer,
             "shipping_address": self.shipping_address,
-            "reservation": {"lines": [{**line, "is_bulky": self.bulky}]},
+            "reservation": {
+                "lines": [{**line, "is_bulky": self.bulky}],
+                **({"location": self.location} if self.location else {}),
+            },
             "created_at": now,
             "updated_at": now,
         }
@@ -65,7 +69,12 @@ def claimable(orders, tenant: uuid.UUID, **kwargs: Any) -> AddressedSale:
 async def test_a_label_prints_where_shipping_init_said_the_sale_goes(pool, orders, session):
     tenant = uuid.uuid4()
     sale = claimable(
-        orders, tenant, bulky=True, customer={"name": "Ada Lovelace"}, shipping_address=ADDRESS
+        orders,
+        tenant,
+        bulky=True,
+        customer={"name": "Ada Lovelace"},
+        shipping_address=ADDRESS,
+        location={"name": "Main warehouse", "address": {"street": "1 Dock Rd", "city": "Bergen"}},
     )
     outcome = await usecases.init_shipping(
         pool, orders.client(session), SETTINGS, tenant, ACTOR, [sale.sale_id]
@@ -77,7 +86,7 @@ async def test_a_label_prints_where_shipping_init_said_the_sale_goes(pool, order
     assert label == labels.Label(
         tracking_number=f.tracking_number,
         provider="fulfil-post",
-        sender=Party("wh-1"),
+        sender=Party("Main warehouse", ("1 Dock Rd", "Bergen")),
         recipient=Party("Ada Lovelace", ("Storgata 1", "Oslo 0155", "NO")),
         is_bulky=True,
         fulfillment_number=f.fulfillment_id,
@@ -91,13 +100,14 @@ async def test_a_label_prints_where_shipping_init_said_the_sale_goes(pool, order
 
 async def test_a_sale_without_an_address_still_gets_a_label_saying_so(pool, orders, session):
     tenant = uuid.uuid4()
-    sale = claimable(orders, tenant)
+    sale = claimable(orders, tenant, location={"name": "Depot", "address": None})
     outcome = await usecases.init_shipping(
         pool, orders.client(session), SETTINGS, tenant, ACTOR, [sale.sale_id]
     )
     [f] = outcome.fulfillments
 
-    assert (await usecases.label_of(pool, tenant, str(f.id))).recipient is None
+    label = await usecases.label_of(pool, tenant, str(f.id))
+    assert (label.sender, label.recipient) == (Party("Depot"), None)
 
 
 async def test_the_consumer_records_the_address_when_it_creates_the_fulfillment(pool):
@@ -114,6 +124,7 @@ async def test_the_consumer_records_the_address_when_it_creates_the_fulfillment(
         lines=[c.SaleLine(sku="A", quantity=1)],
         customer={"first_name": "Grace", "last_name": "Hopper"},
         shipping_address={"line1": "1 Navy Way", "city": "Arlington"},
+        reservation={"lines": [], "location": {"name": "Yard 2", "address": {"zip": "22202"}}},
         created_at=now,
         updated_at=now,
     )
@@ -132,9 +143,21 @@ async def test_the_consumer_records_the_address_when_it_creates_the_fulfillment(
         [f] = (await store.by_sale_ids(conn, tenant, ["S-followed"])).values()
     label = await usecases.label_of(pool, tenant, str(f.id))
     assert (label.sender, label.recipient) == (
-        Party("wh-2"),
+        Party("Yard 2", ("22202",)),
         Party("Grace Hopper", ("1 Navy Way", "Arlington")),
     )
+
+
+async def test_a_reservation_that_names_no_location_leaves_its_id_as_sender(pool, orders, session):
+    tenant = uuid.uuid4()
+    sale = claimable(orders, tenant, shipping_address=ADDRESS)
+    [f] = (
+        await usecases.init_shipping(
+            pool, orders.client(session), SETTINGS, tenant, ACTOR, [sale.sale_id]
+        )
+    ).fulfillments
+
+    assert (await usecases.label_of(pool, tenant, str(f.id))).sender == Party("wh-1")
 
 
 async def test_no_label_before_shipping_init_nor_for_another_tenant(pool, orders, session):
