@@ -179,16 +179,18 @@ class _Page:
         if len(wrapped) > room:
             wrapped = wrapped[:room]
             if wrapped:
-                wrapped[-1] = self._fit(wrapped[-1] + ELLIPSIS, font, size)
+                wrapped[-1] = self.fit(wrapped[-1] + ELLIPSIS, font, size)
         self.canvas.setFont(font, size)
         y = top - size
         for line in wrapped:
             self.canvas.drawString(MARGIN, y, line)
             y -= leading
-        return y + size - leading
+        return y + size  # the last line's descent: where the next block may start
 
-    def _fit(self, text: str, font: str, size: float) -> str:
-        while len(text) > len(ELLIPSIS) and self.canvas.stringWidth(text, font, size) > self.width:
+    def fit(self, text: str, font: str, size: float, width: float | None = None) -> str:
+        """`text`, cut and ended with an ellipsis if it is wider than `width` (the page's)."""
+        width = self.width if width is None else width
+        while len(text) > len(ELLIPSIS) and self.canvas.stringWidth(text, font, size) > width:
             text = text[: -len(ELLIPSIS) - 1] + ELLIPSIS
         return text
 
@@ -220,7 +222,8 @@ def render(label: Label) -> bytes:
 
     # provider, and the BULKY mark in a black box at the right
     canvas.setFont(BOLD, 16)
-    canvas.drawString(MARGIN, top - 16, page._fit(label.provider, BOLD, 16)[:60])
+    room = page.width - (80 if label.is_bulky else 0)
+    canvas.drawString(MARGIN, top - 16, page.fit(label.provider[:200], BOLD, 16, room))
     if label.is_bulky:
         canvas.setFillColorRGB(0, 0, 0)
         canvas.rect(width - MARGIN - 72, top - 22, 72, 24, stroke=0, fill=1)
@@ -232,18 +235,20 @@ def render(label: Label) -> bytes:
     page.rule(top)
 
     # sender
-    top = page.block(["FROM"], top - 4, top - 14, 7, BOLD)
-    top = page.block([label.sender.name, *label.sender.address], top, top - 52, 8)
-    page.rule(top - 4)
+    top = page.block(["FROM"], top - 6, top - 16, 7, BOLD)
+    top = page.block([label.sender.name, *label.sender.address], top - 2, top - 50, 8)
+    page.rule(top - 6)
 
     # recipient: the largest text of the label, down to the barcode's box
     barcode_top = 2.3 * inch
-    top = page.block(["TO"], top - 8, top - 18, 7, BOLD)
+    top = page.block(["TO"], top - 12, top - 22, 7, BOLD)
     if label.recipient is None:
-        page.block(["No shipping address is recorded for this sale."], top, barcode_top, 11, BOLD)
+        message = "No shipping address is recorded for this sale."
+        page.block([message], top - 3, barcode_top, 11, BOLD)
     else:
-        top = page.block([label.recipient.name], top, barcode_top, 13, BOLD)
-        page.block(list(label.recipient.address), top, barcode_top + 6, 12)
+        name = [label.recipient.name] if label.recipient.name else []
+        top = page.block(name, top - 3, barcode_top, 13, BOLD)
+        page.block(list(label.recipient.address), top - 4, barcode_top + 6, 12)
     page.rule(barcode_top)
 
     # tracking number as a barcode, and as text below it
