@@ -6,7 +6,7 @@ import json
 import pypdf
 
 from tests.e2e.stocking import sale_body, stocked_product
-from tests.support import Client, ref
+from tests.support import Client, eventually, ref
 
 PDF = "application/pdf"
 
@@ -130,3 +130,29 @@ async def test_the_label_is_in_the_public_openapi_document_as_a_pdf(tenant: Clie
         PDF: {"schema": {"type": "string", "format": "binary"}}
     }
     assert operation["responses"]["404"] == {"$ref": "#/components/responses/NotFound"}
+
+
+async def test_a_canceled_fulfillments_label_says_not_to_ship_it(tenant: Client):
+    sku, location, _ = await stocked_product(tenant, quantity=1)
+    sale_id = ref("S")
+    created = await tenant.post("/sales", sale_body(sale_id, location, (sku, 1)))
+    assert created.body["status"] == "pending", created
+    init = await tenant.post("/fulfillment/shipping/init", {"sale_ids": [sale_id]})
+    [fulfillment] = init.body["fulfillments"]
+    _, _, before = await label(tenant, fulfillment["id"])
+    assert "CANCELED - DO NOT SHIP" not in page_lines(before)
+
+    canceled = await tenant.post(
+        "/sales/cancel", {"sale_id": sale_id, "cancel_reason": "customer_request"}
+    )
+    assert canceled.status == 200, canceled
+
+    async def lines_now() -> list[str]:
+        status, _, pdf = await label(tenant, fulfillment["id"])
+        assert status == 200, pdf
+        return page_lines(pdf)
+
+    lines = await eventually(
+        lines_now, lambda lines: "CANCELED - DO NOT SHIP" in lines, what="the label crossed out"
+    )
+    assert fulfillment["tracking_number"] in lines
