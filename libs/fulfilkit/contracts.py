@@ -131,11 +131,22 @@ class ReservationLine(BaseModel):
     is_bulky: bool = False
 
 
+class ReservationLocation(BaseModel):
+    """The location a reservation's units are at, as it was when the event was published:
+    its name and free-form address. Shipping labels print it as their sender."""
+
+    name: str
+    address: dict[str, Any] | None = None
+
+
 class ReservationSnapshot(BaseModel):
     id: UUID
     sale: UUID
     sale_id: str
     location_id: str
+    # added in data version 1 (additive): absent from events published before, and None when
+    # the location is not in the catalogue
+    location: ReservationLocation | None = None
     status: ReservationStatus
     lines: list[ReservationLine]
     version: int

@@ -4,14 +4,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from fulfilkit.errors import Conflict, NotFound
 from fulfilkit.http.internal import Actor, TenantId
+from fulfilkit.http.openapi import problems
 from fulfilkit.http.problems import CODE_OF_STATUS, Problem
 from fulfilkit.http.strict_json import StrictJsonRoute
 from fulfilkit.service import RuntimeDep
-from fulfilment import usecases
+from fulfilment import labels, usecases
 from fulfilment.orders_client import OrdersRefused, OrdersUnavailable
 from fulfilment.resources import Resources
 from fulfilment.schemas import (
@@ -28,6 +29,7 @@ from fulfilment.settings import FulfilmentSettings
 router = APIRouter(prefix="/api/v1/fulfillment", tags=["fulfillment"], route_class=StrictJsonRoute)
 
 ORDERS_RETRY_AFTER = {"Retry-After": "1"}
+PDF = "application/pdf"
 
 
 @contextmanager
@@ -67,6 +69,37 @@ async def get_fulfillment(
     fulfillment_id: str, tenant: TenantId, runtime: RuntimeDep
 ) -> dict[str, Any]:
     return fulfillment_out(await usecases.get_fulfillment(runtime.pool, tenant, fulfillment_id))
+
+
+class PdfResponse(Response):
+    media_type = PDF
+
+
+@router.get(
+    "/fulfillments/{fulfillment_id}/label",
+    response_class=PdfResponse,
+    responses={
+        200: {
+            "description": "The shipping label: a one-page 4 x 6 inch PDF.",
+            "content": {PDF: {"schema": {"type": "string", "format": "binary"}}},
+        },
+        **problems(404),
+    },
+)
+async def get_label(fulfillment_id: str, tenant: TenantId, runtime: RuntimeDep) -> PdfResponse:
+    """The fulfillment's printable shipping label: sender, recipient address, shipping
+    provider, the tracking number as a Code 128 barcode and as text, and a BULKY mark when
+    the shipment is. A label exists from shipping init on (a fulfillment is what shipping
+    init creates): 404 before, as for another tenant's fulfillment. A canceled fulfillment's
+    label is still served, crossed out as not to be shipped."""
+    label = await usecases.label_of(runtime.pool, tenant, fulfillment_id)
+    return PdfResponse(
+        labels.render(label),  # about 3 ms of CPU: not worth a thread
+        headers={
+            "Content-Disposition": f'inline; filename="label-{label.tracking_number}.pdf"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @router.post("/fulfillments/status", response_model=StatusUpdatesOut)

@@ -99,3 +99,25 @@ def is_bulky(reservation: Mapping[str, Any] | None) -> bool:
     """A shipment is bulky when any reserved line's product is."""
     lines = (reservation or {}).get("lines") or []
     return any(line.get("is_bulky") for line in lines)
+
+
+@dataclass(frozen=True)
+class ShippingDetails:
+    """Where a fulfillment ships from and to, as its sale said when it was claimed: its
+    label's sender (the location's `{name, address}` as stock's reservation named it, or
+    None) and recipient (free-form, as the client sent them)."""
+
+    fulfillment: UUID
+    customer: dict[str, Any] | None
+    shipping_address: dict[str, Any] | None
+    sender: dict[str, Any] | None = None
+
+
+def sender_of(reservation: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The location a sale's reservation names (`{name, address}`), or None when it names
+    none (a reservation published before stock named locations)."""
+    location = (reservation or {}).get("location")
+    if not isinstance(location, Mapping) or not isinstance(location.get("name"), str):
+        return None
+    address = location.get("address")
+    return {"name": location["name"], "address": address if isinstance(address, dict) else None}

@@ -1,13 +1,15 @@
 """SQL for the fulfilment schema."""
 
 from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from fulfilkit.outbox import Keyed, outbox_arrays, outbox_insert
 from fulfilkit.outbox import channel as outbox_channel
-from fulfilment.domain import Fulfillment
+from fulfilment.domain import Fulfillment, ShippingDetails
 
 S = "fulfilment"
 COLUMNS = (
@@ -118,3 +120,48 @@ async def save_status_if_unchanged(
         outbox_channel(S),
     )
     return row is not None
+
+
+async def insert_shipping_details(
+    conn: asyncpg.Connection, details: Sequence[ShippingDetails]
+) -> None:
+    """Where new fulfillments ship to, as their sales said; a fulfillment keeps its first."""
+    if details:
+        await conn.execute(
+            f"INSERT INTO {S}.shipping_details (id, customer, shipping_address, sender)"
+            " SELECT id, customer::jsonb, address::jsonb, sender::jsonb"
+            " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])"
+            " AS v(id, customer, address, sender) ON CONFLICT (id) DO NOTHING",
+            [d.fulfillment for d in details],
+            [_json(d.customer) for d in details],
+            [_json(d.shipping_address) for d in details],
+            [_json(d.sender) for d in details],
+        )
+
+
+async def with_shipping_details(
+    conn: asyncpg.Connection, tenant_id: UUID, fulfillment: UUID
+) -> tuple[Fulfillment, ShippingDetails | None] | None:
+    """The tenant's fulfillment and where it ships to (None when that was never recorded),
+    in one read; None when the tenant has no such fulfillment."""
+    row = await conn.fetchrow(
+        f"SELECT {', '.join('f.' + c.strip() for c in COLUMNS.split(','))},"
+        " d.id AS details, d.customer, d.shipping_address, d.sender"
+        f" FROM {S}.fulfillments f LEFT JOIN {S}.shipping_details d ON d.id = f.id"
+        " WHERE f.tenant_id = $1 AND f.id = $2",
+        tenant_id,
+        fulfillment,
+    )
+    if row is None:
+        return None
+    fields = dict(row)
+    details_id = fields.pop("details")
+    customer, address = fields.pop("customer"), fields.pop("shipping_address")
+    sender = fields.pop("sender")
+    details = None if details_id is None else ShippingDetails(details_id, customer, address, sender)
+    return Fulfillment(**fields), details
+
+
+def _json(value: Any) -> str | None:
+    """jsonb values go into unnest() as text: a list would be read as a nested array."""
+    return None if value is None else orjson.dumps(value).decode()

@@ -22,14 +22,16 @@ from fulfilkit.faults import crash_point
 from fulfilkit.models import code_error
 from fulfilkit.outbox import Keyed, add_events
 from fulfilkit.received import Event
-from fulfilment import events, store
+from fulfilment import events, labels, store
 from fulfilment.domain import (
     Fulfillment,
+    ShippingDetails,
     advance,
     choose_provider,
     fulfillment_number,
     is_bulky,
     movable,
+    sender_of,
     why_not,
 )
 from fulfilment.orders_client import OrdersClient
@@ -199,6 +201,36 @@ async def get_fulfillment(pool: asyncpg.Pool, tenant: UUID, fulfillment: str) ->
     return found
 
 
+async def label_of(pool: asyncpg.Pool, tenant: UUID, fulfillment: str) -> labels.Label:
+    """The shipping label of one of the tenant's fulfillments, which exists from shipping
+    init on; NotFound before, and for an id the tenant has no fulfillment under."""
+    key = _uuid(fulfillment)
+    found = None
+    if key is not None:
+        async with pool.acquire() as conn:
+            found = await store.with_shipping_details(conn, tenant, key)
+    if found is None:
+        raise NotFound(f"No fulfillment {fulfillment!r}.")
+    f, details = found
+    recipient, sender = None, labels.Party(f.location)
+    if details is not None and details.shipping_address:
+        recipient = labels.party(details.shipping_address, "", details.customer)
+    if details is not None and details.sender is not None:
+        where = details.sender
+        sender = labels.Party(where["name"], labels.address_lines(where["address"]))
+    return labels.Label(
+        tracking_number=f.tracking_number,
+        provider=f.shipping_provider,
+        sender=sender,
+        recipient=recipient,
+        is_bulky=f.is_bulky,
+        fulfillment_number=f.fulfillment_id,
+        sale_id=f.sale_id,
+        date_created=f.date_created,
+        canceled=f.status == "canceled",
+    )
+
+
 async def follow_sales(
     conn: asyncpg.Connection,
     settings: FulfilmentSettings,
@@ -275,6 +307,20 @@ async def _ensure_fulfillments(
         return existing
     created.sort(key=lambda f: str(f.sale))
     added = set(await store.insert_many(conn, created))
+    ships_to = {s.id: s for s in missing}
+    await store.insert_shipping_details(
+        conn,
+        [
+            ShippingDetails(
+                f.id,
+                ships_to[f.sale].customer,
+                ships_to[f.sale].shipping_address,
+                sender_of(ships_to[f.sale].reservation),
+            )
+            for f in created
+            if f.id in added
+        ],
+    )
     await add_events(
         conn, SCHEMA, [events.fulfillment_created(f) for f in created if f.id in added]
     )

@@ -12,6 +12,7 @@ from fulfilment.domain import (
     is_bulky,
     movable,
     next_status,
+    sender_of,
     tracking_number,
     why_not,
 )
@@ -83,3 +84,11 @@ def test_a_shipment_is_bulky_when_any_reserved_line_is():
     assert not is_bulky(None)
     assert not is_bulky({"lines": [{"sku": "A", "is_bulky": False}]})
     assert is_bulky({"lines": [{"sku": "A"}, {"sku": "B", "is_bulky": True}]})
+
+
+def test_the_sender_is_the_location_the_reservation_names():
+    located = {"lines": [], "location": {"name": "Depot", "address": {"city": "Oslo"}}}
+    assert sender_of(located) == {"name": "Depot", "address": {"city": "Oslo"}}
+    assert sender_of({"location": {"name": "Depot"}}) == {"name": "Depot", "address": None}
+    for unnamed in (None, {}, {"lines": []}, {"location": None}, {"location": {"name": 3}}):
+        assert sender_of(unnamed) is None

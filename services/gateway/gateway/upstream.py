@@ -32,6 +32,7 @@ RESPONSE_HEADERS = frozenset(
         b"allow",
         b"cache-control",
         b"idempotent-replayed",
+        b"content-disposition",
     }
 )
 LINK_HEADERS = frozenset({b"link", b"location"})

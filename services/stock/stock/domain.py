@@ -1,6 +1,7 @@
 """Stock rules: records, the ledger, all-or-nothing reservations, low levels. No I/O here."""
 
 from collections import Counter
+from collections.abc import Container
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -36,6 +37,15 @@ class Location:
     address: dict[str, Any] | None
     version: int
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class Place:
+    """A location as a reservation names it, for shipping: its name and address (free-form,
+    or None)."""
+
+    name: str
+    address: dict[str, Any] | None
 
 
 class StockRuleViolation(Exception):
@@ -255,7 +265,7 @@ def _shortfalls(
 def reserve_sale(
     sale: SaleToReserve,
     records: dict[RecordKey, StockRecord],
-    known_locations: set[tuple[UUID, str]],
+    known_locations: Container[tuple[UUID, str]],
     known_skus: set[tuple[UUID, str]],
 ) -> Reserved | ReservationFailed:
     """Reserve all of a sale's lines or none; `records` are updated in place."""

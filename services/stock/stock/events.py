@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from fulfilkit import contracts as c
 from fulfilkit.events import utcnow
 from fulfilkit.outbox import Keyed
-from stock.domain import LedgerEntry, Reservation, ReservationFailed, StockRecord
+from stock.domain import LedgerEntry, Place, Reservation, ReservationFailed, StockRecord
 
 SOURCE = "/stock"
 RESERVATION_TYPES = {
@@ -55,16 +55,20 @@ def stock_low(record: StockRecord) -> Keyed:
     )
 
 
-def reservation(row: Reservation, bulky: Collection[UUID] = ()) -> Keyed:
+def reservation(
+    row: Reservation, bulky: Collection[UUID] = (), place: Place | None = None
+) -> Keyed:
     """stock.reserved, stock.released or stock.committed, after the reservation's status.
 
-    `bulky` holds the ids of stock records whose product is bulky, for shipping's sake.
+    `bulky` holds the ids of stock records whose product is bulky, and `place` the name and
+    address of the location, for shipping's sake (a label's sender).
     """
     data = c.ReservationSnapshot(
         id=row.id,
         sale=row.sale,
         sale_id=row.sale_id,
         location_id=row.location_id,
+        location=None if place is None else c.ReservationLocation(**vars(place)),
         status=row.status,  # type: ignore[arg-type]
         version=row.version,
         updated_at=utcnow(),

@@ -343,6 +343,7 @@ async def test_reserve_sales_reserves_every_line_or_backorders_the_sale(pool, te
         ("A", 2, False),
         ("B", 1, True),
     ]
+    assert reserved.data.location == c.ReservationLocation(name="location wh-1", address=None)
     [failed] = await events_of(pool, tenant, c.STOCK_RESERVATION_FAILED)
     assert [(s.sku, s.requested, s.available, s.reason) for s in failed.data.shortfalls] == [
         ("A", 2, 1, "insufficient_stock")
@@ -387,8 +388,10 @@ async def test_reserve_sales_releases_canceled_and_commits_shipped(pool, tenant,
     assert await reservation_of(pool, tenant, shipped) == "committed"
     record = await levels.get_stock_record(pool, tenant, a.id)
     assert (record.quantity, record.reserved) == (3, 0)
-    assert len(await events_of(pool, tenant, c.STOCK_RELEASED)) == 1
-    assert len(await events_of(pool, tenant, c.STOCK_COMMITTED)) == 1
+    [released] = await events_of(pool, tenant, c.STOCK_RELEASED)
+    [committed] = await events_of(pool, tenant, c.STOCK_COMMITTED)
+    where = c.ReservationLocation(name="location wh-1", address=None)
+    assert released.data.location == committed.data.location == where
     # a late creation of a canceled sale reserves nothing (its tombstone remains)
     late = sale(tenant, ("A", 1))
     await in_tx(pool, reservations.reserve_sales, [SaleChange("canceled", late)])
@@ -417,8 +420,13 @@ async def test_retry_backorders_reserves_in_queue_order_what_now_fits(pool, tena
     assert not await in_tx(pool, reservations.retry_backorders, tenant, "wh-1"), "no more rounds"
     assert await queued(pool, tenant) == [first.sale_id, second.sale_id], "nothing fits yet"
     await in_tx(pool, levels.change_stock, tenant, [LevelChange(a.id, 3)], "t")
+    await catalogue.update_location(pool, tenant, "wh-1", {"address": {"city": "Oslo"}}, None)
     await in_tx(pool, reservations.retry_backorders, tenant, "wh-1")
     assert await reservation_of(pool, tenant, first) == "active"
+    [reserved] = await events_of(pool, tenant, c.STOCK_RESERVED)
+    assert reserved.data.location == c.ReservationLocation(
+        name="location wh-1", address={"city": "Oslo"}
+    ), "the location as it is when the units are reserved"
     assert await queued(pool, tenant) == [second.sale_id]
     assert await in_tx(pool, reservations.retry_backorders, tenant, "wh-1", 1), "a full round"
 

@@ -8,7 +8,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from stock.domain import Reservation
+from stock.domain import Place, Reservation
 from stock.store._sql import S, columns
 
 BACKORDER_CHANNEL = "stock_backorders"
@@ -83,25 +83,33 @@ async def known_for_batch(
     locations: Iterable[tuple[UUID, str]],
     skus: Iterable[tuple[UUID, str]],
     sales: Iterable[tuple[UUID, UUID]],
-) -> tuple[set[tuple[UUID, str]], set[tuple[UUID, str]], set[tuple[UUID, UUID]]]:
-    """Which of these locations and SKUs exist and which of these sales wait in the backorder
-    queue: three lookups in one round trip."""
+) -> tuple[dict[tuple[UUID, str], Place], set[tuple[UUID, str]], set[tuple[UUID, UUID]]]:
+    """Which of these locations exist (with their names and addresses) and SKUs exist and
+    which of these sales wait in the backorder queue: three lookups in one round trip."""
     locations, skus, sales = list(locations), list(skus), list(sales)
     rows = await conn.fetch(
-        f"SELECT 1 AS kind, tenant_id, location_id AS name, NULL::uuid AS sale FROM {S}.locations"
+        f"SELECT 1 AS kind, tenant_id, location_id AS code, NULL::uuid AS sale, name, address"
+        f" FROM {S}.locations"
         " WHERE (tenant_id, location_id) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))"
-        f" UNION ALL SELECT 2, tenant_id, sku, NULL FROM {S}.products"
+        f" UNION ALL SELECT 2, tenant_id, sku, NULL, NULL, NULL FROM {S}.products"
         " WHERE (tenant_id, sku) IN (SELECT * FROM unnest($3::uuid[], $4::text[]))"
-        f" UNION ALL SELECT 3, tenant_id, NULL, sale FROM {S}.backorders"
+        f" UNION ALL SELECT 3, tenant_id, NULL, sale, NULL, NULL FROM {S}.backorders"
         " WHERE (tenant_id, sale) IN (SELECT * FROM unnest($5::uuid[], $6::uuid[]))",
         *columns(locations, 2),
         *columns(skus, 2),
         *columns(sales, 2),
     )
-    found: tuple[set, set, set] = (set(), set(), set())
+    places: dict[tuple[UUID, str], Place] = {}
+    known_skus: set[tuple[UUID, str]] = set()
+    queued: set[tuple[UUID, UUID]] = set()
     for r in rows:
-        found[r["kind"] - 1].add((r["tenant_id"], r["sale"] if r["kind"] == 3 else r["name"]))
-    return found
+        if r["kind"] == 1:
+            places[(r["tenant_id"], r["code"])] = Place(r["name"], r["address"])
+        elif r["kind"] == 2:
+            known_skus.add((r["tenant_id"], r["code"]))
+        else:
+            queued.add((r["tenant_id"], r["sale"]))
+    return places, known_skus, queued
 
 
 @dataclass(frozen=True)
