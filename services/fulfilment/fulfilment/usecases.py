@@ -29,6 +29,7 @@ from fulfilment.domain import (
     choose_provider,
     fulfillment_number,
     is_bulky,
+    location_name,
     movable,
     why_not,
 )
@@ -269,6 +270,10 @@ async def _ensure_fulfillments(
                     is_bulky=is_bulky(sale.reservation),
                     version=1,
                     date_created=now,
+                    shop_channel=sale.shop.channel,
+                    shop_name=sale.shop.shop_name,
+                    sale_date_created=sale.created_at,
+                    location_name=location_name(sale.location_id, sale.reservation),
                 )
             )
     if not created:

@@ -1,6 +1,7 @@
 """Stock rules: records, the ledger, all-or-nothing reservations, low levels. No I/O here."""
 
 from collections import Counter
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -255,7 +256,7 @@ def _shortfalls(
 def reserve_sale(
     sale: SaleToReserve,
     records: dict[RecordKey, StockRecord],
-    known_locations: set[tuple[UUID, str]],
+    known_locations: Collection[tuple[UUID, str]],
     known_skus: set[tuple[UUID, str]],
 ) -> Reserved | ReservationFailed:
     """Reserve all of a sale's lines or none; `records` are updated in place."""

@@ -1,6 +1,6 @@
 """Turns stock outcomes into the platform's events (contracts in fulfilkit.contracts)."""
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -55,16 +55,22 @@ def stock_low(record: StockRecord) -> Keyed:
     )
 
 
-def reservation(row: Reservation, bulky: Collection[UUID] = ()) -> Keyed:
+def reservation(
+    row: Reservation,
+    bulky: Collection[UUID] = (),
+    location_names: Mapping[tuple[UUID, str], str] | None = None,
+) -> Keyed:
     """stock.reserved, stock.released or stock.committed, after the reservation's status.
 
-    `bulky` holds the ids of stock records whose product is bulky, for shipping's sake.
+    `bulky` holds the ids of stock records whose product is bulky, and `location_names` the
+    names of locations by (tenant, location_id), for shipping's sake.
     """
     data = c.ReservationSnapshot(
         id=row.id,
         sale=row.sale,
         sale_id=row.sale_id,
         location_id=row.location_id,
+        location_name=(location_names or {}).get((row.tenant_id, row.location_id)),
         status=row.status,  # type: ignore[arg-type]
         version=row.version,
         updated_at=utcnow(),

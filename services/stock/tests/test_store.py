@@ -151,7 +151,11 @@ async def test_the_backorder_queue_and_its_wakeups(pool, tenant):
             [(tenant, "B"), (tenant, "Z")],
             [(tenant, first)],
         )
-        assert (locations, skus, queued) == ({(tenant, "wh-1")}, {(tenant, "B")}, {(tenant, first)})
+        assert (locations, skus, queued) == (
+            {(tenant, "wh-1"): "wh-1"},
+            {(tenant, "B")},
+            {(tenant, first)},
+        )
         await store.reservations.delete_backorders(conn, [(tenant, first)])
         async with conn.transaction():
             still = await store.reservations.lock_backorders(conn, [b.seq for b in waiting])

@@ -83,25 +83,41 @@ async def known_for_batch(
     locations: Iterable[tuple[UUID, str]],
     skus: Iterable[tuple[UUID, str]],
     sales: Iterable[tuple[UUID, UUID]],
-) -> tuple[set[tuple[UUID, str]], set[tuple[UUID, str]], set[tuple[UUID, UUID]]]:
-    """Which of these locations and SKUs exist and which of these sales wait in the backorder
-    queue: three lookups in one round trip."""
+) -> tuple[dict[tuple[UUID, str], str], set[tuple[UUID, str]], set[tuple[UUID, UUID]]]:
+    """Which of these locations exist (with their names), which of these SKUs exist and which
+    of these sales wait in the backorder queue: three lookups in one round trip."""
     locations, skus, sales = list(locations), list(skus), list(sales)
     rows = await conn.fetch(
-        f"SELECT 1 AS kind, tenant_id, location_id AS name, NULL::uuid AS sale FROM {S}.locations"
+        f"SELECT 1 AS kind, tenant_id, location_id AS key, name, NULL::uuid AS sale"
+        f" FROM {S}.locations"
         " WHERE (tenant_id, location_id) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))"
-        f" UNION ALL SELECT 2, tenant_id, sku, NULL FROM {S}.products"
+        f" UNION ALL SELECT 2, tenant_id, sku, NULL, NULL FROM {S}.products"
         " WHERE (tenant_id, sku) IN (SELECT * FROM unnest($3::uuid[], $4::text[]))"
-        f" UNION ALL SELECT 3, tenant_id, NULL, sale FROM {S}.backorders"
+        f" UNION ALL SELECT 3, tenant_id, NULL, NULL, sale FROM {S}.backorders"
         " WHERE (tenant_id, sale) IN (SELECT * FROM unnest($5::uuid[], $6::uuid[]))",
         *columns(locations, 2),
         *columns(skus, 2),
         *columns(sales, 2),
     )
-    found: tuple[set, set, set] = (set(), set(), set())
+    names: dict[tuple[UUID, str], str] = {}
+    known_skus: set[tuple[UUID, str]] = set()
+    queued: set[tuple[UUID, UUID]] = set()
     for r in rows:
-        found[r["kind"] - 1].add((r["tenant_id"], r["sale"] if r["kind"] == 3 else r["name"]))
-    return found
+        if r["kind"] == 1:
+            names[(r["tenant_id"], r["key"])] = r["name"]
+        elif r["kind"] == 2:
+            known_skus.add((r["tenant_id"], r["key"]))
+        else:
+            queued.add((r["tenant_id"], r["sale"]))
+    return names, known_skus, queued
+
+
+async def location_names(
+    conn: asyncpg.Connection, keys: Iterable[tuple[UUID, str]]
+) -> dict[tuple[UUID, str], str]:
+    """The names of these locations (those that exist), by (tenant, location_id)."""
+    names, _, _ = await known_for_batch(conn, keys, (), ())
+    return names
 
 
 @dataclass(frozen=True)

@@ -67,8 +67,13 @@ def _new_reservation(outcome: Reserved, status: str = "active") -> Reservation:
 class _Batch:
     """What one transaction decides, collected so it is written set-wise at the end."""
 
-    def __init__(self, records: dict[RecordKey, StockRecord]) -> None:
+    def __init__(
+        self,
+        records: dict[RecordKey, StockRecord],
+        location_names: dict[tuple[UUID, str], str],
+    ) -> None:
         self.bulky = {r.id for r in records.values() if r.is_bulky}
+        self.location_names = location_names
         self.entries: list[LedgerEntry] = []
         self.new: dict[UUID, Reservation] = {}
         self.changed: dict[UUID, Reservation] = {}
@@ -85,7 +90,7 @@ class _Batch:
         row = self.add(_new_reservation(outcome))
         self.outcomes.append("reserved")
         self.entries += outcome.entries
-        self.outgoing.append(events.reservation(row, self.bulky))
+        self.outgoing.append(events.reservation(row, self.bulky, self.location_names))
         return row
 
     def settle(self, row: Reservation, status: str, entries: list[LedgerEntry]) -> None:
@@ -94,7 +99,7 @@ class _Batch:
         self.entries += entries
         if row.id not in self.new:
             self.changed[row.id] = row
-        self.outgoing.append(events.reservation(row, self.bulky))
+        self.outgoing.append(events.reservation(row, self.bulky, self.location_names))
 
     async def write(self, conn: asyncpg.Connection, records: list[StockRecord]) -> None:
         await store.reservations.insert_reservations(conn, list(self.new.values()))
@@ -128,15 +133,16 @@ async def reserve_sales(conn: asyncpg.Connection, changes: Sequence[SaleChange])
     records = await store.records.lock_records(conn, wanted)
     by_id = {r.id: r for r in records.values()}
     reservations = await store.reservations.reservations_for(conn, keys, lock=True)
-    created = [e.sale for e in changes if e.kind == "created"]
+    # Every sale's location is looked up, not only those of created ones: its name goes
+    # into each reservation event, for shipping's sake.
     locations, skus, queued = await store.reservations.known_for_batch(
         conn,
-        {(s.tenant_id, s.location_id) for s in created},
+        {(e.sale.tenant_id, e.sale.location_id) for e in changes},
         {(t, sku) for t, _, sku in wanted},
         keys,
     )
 
-    out = _Batch(records)
+    out = _Batch(records, locations)
     for e in changes:
         row = reservations.get(e.key)
         lines = [(rid, qty) for _, qty, rid in row.lines] if row else []
@@ -195,8 +201,8 @@ async def retry_backorders(
     skus = await store.catalogue.known_skus(
         conn, {(tenant_id, sku) for s in sales for sku, _ in s.lines}
     )
-    locations = {(tenant_id, location_id)}
-    out = _Batch(records)
+    locations = await store.reservations.location_names(conn, [(tenant_id, location_id)])
+    out = _Batch(records, locations)
     for backorder, sale in zip(waiting, sales, strict=True):
         if not any(r.available > 0 for r in records.values()):
             break
