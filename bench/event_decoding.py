@@ -84,6 +84,7 @@ def _fulfillment(sale: c.SaleStatusChanged) -> c.FulfillmentSnapshot:
         tracking_number="TRK123",
         is_bulky=False,
         date_created=utcnow(),
+        sale_id=sale.sale_id,
         version=1,
     )
 

@@ -212,7 +212,8 @@ class ShippingProvider(BaseModel):
 
 class FulfillmentSnapshot(BaseModel):
     """A fulfillment (data version 2): `sale`, `location` and `shipping_provider` are
-    objects; version 1 had the sale's uuid and the two codes as strings."""
+    objects; version 1 had the sale's uuid and the two codes as strings. `sale_id` (the
+    sale's, also in `sale`) and `version` are the platform's own, beside the common shape."""
 
     id: UUID
     sale: FulfillmentSale
@@ -223,6 +224,7 @@ class FulfillmentSnapshot(BaseModel):
     tracking_number: str
     date_created: datetime
     is_bulky: bool
+    sale_id: str
     version: int
 
 

@@ -32,6 +32,7 @@ def snapshot(f: Fulfillment) -> c.FulfillmentSnapshot:
         tracking_number=f.tracking_number,
         date_created=f.date_created,
         is_bulky=f.is_bulky,
+        sale_id=f.sale_id,
         version=f.version,
     )
 

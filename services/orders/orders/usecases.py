@@ -278,6 +278,7 @@ async def apply_outcomes(conn: asyncpg.Connection, batch: list[Event[Any]]) -> N
             case c.ReservationSnapshot():  # released or committed
                 end_reservation(sale, data)
             case c.FulfillmentStatusChanged() | c.FulfillmentStatusChangedV1():
+                del data["previous_status"]  # the sale shows the fulfillment as it is now
                 change = update_fulfillment(sale, data)
             case c.FulfillmentSnapshot() | c.FulfillmentSnapshotV1():  # created
                 add_fulfillment(sale, data)
