@@ -311,6 +311,7 @@ async def test_reserve_sales_reserves_every_line_or_backorders_the_sale(pool, te
         ("A", 2, False),
         ("B", 1, True),
     ]
+    assert reserved.data.location_name == "location wh-1", "named for shipping's sake"
     [failed] = await events_of(pool, tenant, c.STOCK_RESERVATION_FAILED)
     assert [(s.sku, s.requested, s.available, s.reason) for s in failed.data.shortfalls] == [
         ("A", 2, 1, "insufficient_stock")
@@ -355,8 +356,14 @@ async def test_reserve_sales_releases_canceled_and_commits_shipped(pool, tenant,
     assert await reservation_of(pool, tenant, shipped) == "committed"
     record = await levels.get_stock_record(pool, tenant, a.id)
     assert (record.quantity, record.reserved) == (3, 0)
-    assert len(await events_of(pool, tenant, c.STOCK_RELEASED)) == 1
-    assert len(await events_of(pool, tenant, c.STOCK_COMMITTED)) == 1
+    ended = [
+        *await events_of(pool, tenant, c.STOCK_RELEASED),
+        *await events_of(pool, tenant, c.STOCK_COMMITTED),
+    ]
+    assert [(e.type, e.data.location_name) for e in ended] == [
+        (c.STOCK_RELEASED, "location wh-1"),
+        (c.STOCK_COMMITTED, "location wh-1"),
+    ]
     # a late creation of a canceled sale reserves nothing (its tombstone remains)
     late = sale(tenant, ("A", 1))
     await in_tx(pool, reservations.reserve_sales, [SaleChange("canceled", late)])
@@ -387,6 +394,8 @@ async def test_retry_backorders_reserves_in_queue_order_what_now_fits(pool, tena
     await in_tx(pool, levels.change_stock, tenant, [LevelChange(a.id, 3)], "t")
     await in_tx(pool, reservations.retry_backorders, tenant, "wh-1")
     assert await reservation_of(pool, tenant, first) == "active"
+    [reserved] = await events_of(pool, tenant, c.STOCK_RESERVED)
+    assert (reserved.data.sale_id, reserved.data.location_name) == (first.sale_id, "location wh-1")
     assert await queued(pool, tenant) == [second.sale_id]
     assert await in_tx(pool, reservations.retry_backorders, tenant, "wh-1", 1), "a full round"
 
