@@ -71,14 +71,20 @@ def _fulfillment(sale: c.SaleStatusChanged) -> c.FulfillmentSnapshot:
     return c.FulfillmentSnapshot(
         id=uuid4(),
         fulfillment_id=f"F-{uuid4().hex[:8]}",
-        sale=sale.id,
-        sale_id=sale.sale_id,
-        location=sale.location_id,
+        sale=c.FulfillmentSale(
+            id=sale.id,
+            shop=c.FulfillmentShop(id=uuid4(), channel="web", shop_name="Main"),
+            sale_id=sale.sale_id,
+            date_created=sale.created_at,
+            status="in_fulfillment",
+        ),
+        location=c.FulfillmentLocation(name="Warehouse 1", location_id=sale.location_id),
         status="waiting_for_picking",
-        shipping_provider="dhl",
+        shipping_provider=c.ShippingProvider(name="DHL", shipping_provider_id="dhl"),
         tracking_number="TRK123",
         is_bulky=False,
         date_created=utcnow(),
+        sale_id=sale.sale_id,
         version=1,
     )
 

@@ -22,18 +22,23 @@ DESCRIPTION = (
     " snapshot of the entity after the change plus what changed. Records of one entity share"
     " a partition key, so they arrive in order. Delivery is at least once: deduplicate by"
     " `id`. A record a service could not apply after bounded retries is copied to"
-    " `<topic>.dlq` with the error in its headers."
+    " `<topic>.dlq` with the error in its headers. `dataversion` says which shape `data` has;"
+    " it goes up when a type's data changes incompatibly, and what changed is written in the"
+    " platform's events changelog."
 )
 
 
 def envelope_model(event_type: str) -> type[BaseModel]:
-    """The envelope of `event_type`: CloudEvent with its `type` fixed and `data` typed."""
+    """The envelope of `event_type`: CloudEvent with its `type` and `dataversion` fixed and
+    `data` typed."""
     name = "".join(part.title() for part in event_type.replace(".", "_").split("_")) + "Event"
+    version = c.data_version(event_type)
     model: type[BaseModel] = create_model(
         name,
         __base__=CloudEvent,
-        __doc__=f"A `{event_type}` record.",
+        __doc__=f"A `{event_type}` record, data version {version}.",
         type=(Literal[event_type], ...),  # type: ignore[valid-type]
+        dataversion=(Literal[version], version),  # type: ignore[valid-type]
         data=(c.DATA_MODEL_OF_TYPE[event_type], ...),
     )
     return model
@@ -47,7 +52,10 @@ def events_document(bootstrap_servers: str, version: str = "1") -> dict[str, Any
             topic,
             title=event_type,
             schema=envelope_model(event_type),
-            description=f"`{event_type}` records on `{topic}`, keyed by {key}.",
+            description=(
+                f"`{event_type}` records on `{topic}`, keyed by {key}; `data` is at data"
+                f" version {c.data_version(event_type)} (`dataversion`)."
+            ),
         )
     spec = AsyncAPI(broker, title=TITLE, version=version, description=DESCRIPTION)
     document: dict[str, Any] = spec.to_specification().to_jsonable()

@@ -1,12 +1,16 @@
 """Event types, their topics, partition keys and versioned data models.
 
 Every event's `data` is the full snapshot of the entity after the change plus what changed.
-Bump `dataversion` on the envelope when a model changes incompatibly.
+When a type's model changes incompatibly (a field changes type, or goes), its version in
+`DATA_VERSION_OF_TYPE` goes up (the envelope's `dataversion`), and the model it replaces
+stays in `EARLIER_DATA_MODELS`, so that records published before the change (still on the
+topic, or replayed from a dead letter) are still read. Adding a field is not a new version.
 """
 
 from datetime import datetime
+from functools import lru_cache
 from typing import Any, Literal
-from uuid import UUID
+from uuid import UUID, uuid5
 
 from pydantic import BaseModel
 
@@ -70,9 +74,28 @@ FulfillmentStatus = Literal[
 ReservationStatus = Literal["active", "committed", "released"]
 
 
+# Shop ids are derived, not registered: the same channel and shop name always give the same
+# id, in every service and in every event ever published, without a lookup or a write.
+SHOP_ID_NAMESPACE = UUID("6f1c1f4e-5b8a-4c59-9d0e-3b1f5f3f8a10")
+
+
+@lru_cache(maxsize=4096)  # a tenant has few shops and every sale names one: hashed once each
+def shop_id(channel: str, shop_name: str) -> UUID:
+    """The stable id of the shop called `shop_name` on `channel` (UUIDv5 of both names)."""
+    return uuid5(SHOP_ID_NAMESPACE, f"{channel}\n{shop_name}")
+
+
 class Shop(BaseModel):
+    """A sale's shop. `id` is `shop_id(channel, shop_name)`, set by every producer; it is
+    absent only from records published before shops had ids."""
+
+    id: UUID | None = None
     channel: str
     shop_name: str
+
+    @classmethod
+    def named(cls, channel: str, shop_name: str) -> "Shop":
+        return cls(id=shop_id(channel, shop_name), channel=channel, shop_name=shop_name)
 
 
 class SaleLine(BaseModel):
@@ -167,7 +190,59 @@ class ReservationFailed(BaseModel):
     shortfalls: list[Shortfall]
 
 
+class FulfillmentShop(BaseModel):
+    id: UUID
+    channel: str
+    shop_name: str
+
+
+class FulfillmentSale(BaseModel):
+    """The sale a fulfillment ships, as the fulfillment shows it. `status` is the sale's
+    status that the fulfillment's own status implies (`in_fulfillment` until shipped, then
+    `shipped`, `delivered`, or `canceled` with it)."""
+
+    id: UUID
+    shop: FulfillmentShop
+    sale_id: str
+    date_created: datetime
+    status: SaleStatus
+
+
+class FulfillmentLocation(BaseModel):
+    name: str
+    location_id: str
+
+
+class ShippingProvider(BaseModel):
+    name: str  # for people: "Fulfil Post"
+    shipping_provider_id: str  # for programs: "fulfil-post"
+
+
 class FulfillmentSnapshot(BaseModel):
+    """A fulfillment (data version 2): `sale`, `location` and `shipping_provider` are
+    objects; version 1 had the sale's uuid and the two codes as strings. `sale_id` (the
+    sale's, also in `sale`) and `version` are the platform's own, beside the common shape."""
+
+    id: UUID
+    sale: FulfillmentSale
+    location: FulfillmentLocation
+    fulfillment_id: str
+    status: FulfillmentStatus
+    shipping_provider: ShippingProvider
+    tracking_number: str
+    date_created: datetime
+    is_bulky: bool
+    sale_id: str
+    version: int
+
+
+class FulfillmentStatusChanged(FulfillmentSnapshot):
+    previous_status: FulfillmentStatus
+
+
+class FulfillmentSnapshotV1(BaseModel):
+    """A fulfillment as data version 1 carried it, read only: nothing publishes it now."""
+
     id: UUID
     fulfillment_id: str
     sale: UUID
@@ -181,7 +256,7 @@ class FulfillmentSnapshot(BaseModel):
     version: int
 
 
-class FulfillmentStatusChanged(FulfillmentSnapshot):
+class FulfillmentStatusChangedV1(FulfillmentSnapshotV1):
     previous_status: FulfillmentStatus
 
 
@@ -216,6 +291,34 @@ DATA_MODEL_OF_TYPE: dict[str, type[BaseModel]] = {
     FULFILLMENT_STATUS_CHANGED: FulfillmentStatusChanged,
     WEBHOOK_ENDPOINT_DISABLED: EndpointDisabled,
 }
+# The `dataversion` of each type's events; a type not listed is at version "1".
+DATA_VERSION_OF_TYPE = {
+    FULFILLMENT_CREATED: "2",
+    FULFILLMENT_STATUS_CHANGED: "2",
+}
+
+
+def data_version(event_type: str) -> str:
+    return DATA_VERSION_OF_TYPE.get(event_type, "1")
+
+
+# Models of earlier data versions that consumers still read, by (type, dataversion).
+EARLIER_DATA_MODELS: dict[tuple[str, str], type[BaseModel]] = {
+    (FULFILLMENT_CREATED, "1"): FulfillmentSnapshotV1,
+    (FULFILLMENT_STATUS_CHANGED, "1"): FulfillmentStatusChangedV1,
+}
+
+
+def sale_of(data: BaseModel) -> UUID:
+    """The uuid of the sale an event of a sale's key is about, whatever its data version."""
+    sale = getattr(data, "sale", None)
+    if isinstance(sale, FulfillmentSale):
+        return sale.id
+    if isinstance(sale, UUID):
+        return sale
+    return data.id  # type: ignore[attr-defined, no-any-return]  # the sale's own events
+
+
 # What the partition key of each event type's records is made of (all events of one entity
 # on one partition, in order); the `*_key` functions below build them.
 SALE_KEY = "`<tenant id>:sale:<sale uuid>`"
@@ -251,5 +354,6 @@ def make_event(
         type=type,
         tenantid=tenant_id,
         subject=subject,
+        dataversion=data_version(type),
         data=data.model_dump(mode="json"),
     )

@@ -11,7 +11,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, create_model
 
-from fulfilkit.contracts import DATA_MODEL_OF_TYPE
+from fulfilkit.contracts import DATA_MODEL_OF_TYPE, EARLIER_DATA_MODELS
 
 D = TypeVar("D", bound=BaseModel)
 
@@ -33,12 +33,29 @@ class Event(BaseModel, Generic[D]):
     data: D
 
 
-def _typed(event_type: str, model: type[BaseModel]) -> type[Event[Any]]:
+def _data_model(event_type: str) -> Any:
+    """The model of `event_type`'s data: its current version's, or else (for records published
+    before a change) an earlier version's, tried in that order."""
+    earlier = [m for (t, _), m in EARLIER_DATA_MODELS.items() if t == event_type]
+    if not earlier:
+        return DATA_MODEL_OF_TYPE[event_type]
+    return Annotated[
+        Union[(DATA_MODEL_OF_TYPE[event_type], *earlier)],
+        Field(union_mode="left_to_right"),
+    ]
+
+
+def _typed(event_type: str) -> type[Event[Any]]:
     name = "Event_" + event_type.replace(".", "_")
-    return create_model(name, __base__=Event[model], type=(Literal[event_type], ...))  # type: ignore[valid-type]
+    return create_model(
+        name,
+        __base__=Event[Any],
+        type=(Literal[event_type], ...),  # type: ignore[valid-type]
+        data=(_data_model(event_type), ...),
+    )
 
 
-_MEMBERS = tuple(_typed(t, m) for t, m in DATA_MODEL_OF_TYPE.items())
+_MEMBERS = tuple(_typed(t) for t in DATA_MODEL_OF_TYPE)
 _DECODER: TypeAdapter[Event[Any]] = TypeAdapter(
     Annotated[Union[_MEMBERS], Field(discriminator="type")]  # noqa: UP007
 )
@@ -46,5 +63,5 @@ _DECODER: TypeAdapter[Event[Any]] = TypeAdapter(
 
 def decode_event(raw: bytes) -> Event[Any]:
     """Parses a record's value; raises `pydantic.ValidationError` when it is not a known
-    event type carrying valid data for that type."""
+    event type carrying valid data for a version of that type still read."""
     return _DECODER.validate_json(raw)

@@ -183,10 +183,16 @@ async def test_shipping_provider_follows_rules_and_bulky_products(tenant: Client
 
     init = await tenant.post("/fulfillment/shipping/init", {"sale_ids": [freight, web]})
     by_sale = {f["sale_id"]: f for f in init.body["fulfillments"]}
-    assert by_sale[freight]["shipping_provider"] == "fulfil-freight"
+    assert by_sale[freight]["shipping_provider"] == {
+        "name": "Fulfil Freight",
+        "shipping_provider_id": "fulfil-freight",
+    }
     assert by_sale[freight]["tracking_number"].startswith("FF")
     assert by_sale[freight]["is_bulky"] is True
-    assert by_sale[web]["shipping_provider"] == "fulfil-post"
+    assert by_sale[web]["shipping_provider"] == {
+        "name": "Fulfil Post",
+        "shipping_provider_id": "fulfil-post",
+    }
     assert by_sale[web]["is_bulky"] is False
     assert by_sale[web]["tracking_number"] != by_sale[freight]["tracking_number"]
     assert set(by_sale[web]) >= {

@@ -67,7 +67,7 @@ async def test_a_claimed_sale_has_a_printable_label_and_none_before(
     assert pdf.startswith(b"%PDF-")
     lines = page_lines(pdf)
     assert tracking in lines, "the tracking number reads back from the label's text"
-    assert lines[0] == "fulfil-post"
+    assert lines[0] == "Fulfil Post", "the provider's name for people"
     assert lines[lines.index("TO") + 1 :][:4] == [
         "Ada Lovelace",
         "12 St James's Square",

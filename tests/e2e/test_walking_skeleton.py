@@ -38,7 +38,7 @@ async def test_sale_is_reserved_claimed_shipped_and_announced(tenant: Client):
         [fulfillment] = init.body["fulfillments"]
         assert fulfillment["status"] == "waiting_for_picking"
         assert fulfillment["tracking_number"].startswith("FP")
-        assert fulfillment["location"] == location
+        assert fulfillment["location"]["location_id"] == location
         assert init.body["errors"] == []
 
         sale = await tenant.get(f"/sales/{sale_id}")

@@ -31,7 +31,8 @@ async def test_signatures_verify_before_and_during_a_secret_rotation(tenant: Cli
         await received_count(hook, 1, what="the opening stock.changed")
         [before] = hook.received
         payload = Webhook(old_secret).verify(before.body, before.headers)
-        assert set(payload) == {"type", "timestamp", "data"}
+        assert set(payload) == {"type", "timestamp", "dataversion", "data"}
+        assert payload["dataversion"] == "1"
         assert payload["type"] == "stock.changed"
         assert payload["data"]["id"] == record.id and payload["data"]["quantity"] == 5
         assert payload["data"]["version"] >= 1

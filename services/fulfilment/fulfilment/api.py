@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, cast
+from typing import cast
 
 from fastapi import APIRouter, Response
 
@@ -16,6 +16,7 @@ from fulfilment import labels, usecases
 from fulfilment.orders_client import OrdersRefused, OrdersUnavailable
 from fulfilment.resources import Resources
 from fulfilment.schemas import (
+    FulfillmentOut,
     ShippingInitIn,
     ShippingInitOut,
     StatusIn,
@@ -64,10 +65,10 @@ async def shipping_init(
     )
 
 
-@router.get("/fulfillments/{fulfillment_id}")
+@router.get("/fulfillments/{fulfillment_id}", response_model=FulfillmentOut)
 async def get_fulfillment(
     fulfillment_id: str, tenant: TenantId, runtime: RuntimeDep
-) -> dict[str, Any]:
+) -> FulfillmentOut:
     return fulfillment_out(await usecases.get_fulfillment(runtime.pool, tenant, fulfillment_id))
 
 
@@ -120,7 +121,7 @@ async def change_statuses(
     )
 
 
-@router.post("/fulfillments/{fulfillment_id}/status")
+@router.post("/fulfillments/{fulfillment_id}/status", response_model=FulfillmentOut)
 async def change_status(
     fulfillment_id: str,
     body: StatusIn,
@@ -128,7 +129,7 @@ async def change_status(
     actor: Actor,
     runtime: RuntimeDep,
     resources: Resources,
-) -> dict[str, Any]:
+) -> FulfillmentOut:
     """Move a fulfillment forward. `shipped` first asks `orders` to ship the sale, so a
     canceled sale is refused (409) and never leaves the warehouse."""
     with orders_answers():

@@ -21,13 +21,43 @@ class Fulfillment:
     fulfillment_id: str
     sale: UUID
     sale_id: str
-    location: str
+    location: str  # the location's code (location_id)
     status: str
-    shipping_provider: str
+    shipping_provider: str  # the provider's code (shipping_provider_id)
     tracking_number: str
     is_bulky: bool
     version: int
     date_created: datetime
+    # what the fulfillment shows of its sale and location, copied when it was created
+    shop_channel: str
+    shop_name: str
+    sale_date_created: datetime
+    location_name: str
+
+
+# The sale's status that each status of its fulfillment implies: orders claims the sale before
+# the fulfillment exists, ships it before the fulfillment is marked shipped, delivers it on the
+# fulfillment's delivery, and a fulfillment is canceled only with its sale.
+SALE_STATUS_OF = {
+    "waiting_for_picking": "in_fulfillment",
+    "picking": "in_fulfillment",
+    "packed": "in_fulfillment",
+    "shipped": "shipped",
+    "delivered": "delivered",
+    "canceled": "canceled",
+}
+
+
+def sale_status(fulfillment_status: str) -> str:
+    return SALE_STATUS_OF[fulfillment_status]
+
+
+def location_name(location_id: str, reservation: Mapping[str, Any] | None) -> str:
+    """The location's name as the sale's reservation gives it (`location.name`), else its
+    code."""
+    location = (reservation or {}).get("location")
+    name = location.get("name") if isinstance(location, Mapping) else None
+    return name if isinstance(name, str) and name else location_id
 
 
 def fulfillment_number(fulfillment: UUID) -> str:

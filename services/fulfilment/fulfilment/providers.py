@@ -8,7 +8,8 @@ from fulfilment.domain import tracking_number
 
 
 class ShippingProvider(Protocol):
-    name: str
+    name: str  # its code, the `shipping_provider_id` clients see and settings name
+    display_name: str  # what people read: the `name` clients see
 
     async def allocate(self, conn: asyncpg.Connection, count: int) -> list[str]:
         """Unique tracking numbers for `count` new fulfillments."""
@@ -18,8 +19,9 @@ class ShippingProvider(Protocol):
 class BuiltinProvider:
     """Allocates numbers from a database sequence: unique, gap-tolerant, no network call."""
 
-    def __init__(self, name: str, prefix: str) -> None:
+    def __init__(self, name: str, display_name: str, prefix: str) -> None:
         self.name = name
+        self.display_name = display_name
         self._prefix = prefix
 
     async def allocate(self, conn: asyncpg.Connection, count: int) -> list[str]:
@@ -31,7 +33,13 @@ class BuiltinProvider:
 
 
 BUILTIN: tuple[ShippingProvider, ...] = (
-    BuiltinProvider("fulfil-post", "FP"),
-    BuiltinProvider("fulfil-freight", "FF"),
+    BuiltinProvider("fulfil-post", "Fulfil Post", "FP"),
+    BuiltinProvider("fulfil-freight", "Fulfil Freight", "FF"),
 )
 PROVIDERS: dict[str, ShippingProvider] = {p.name: p for p in BUILTIN}
+
+
+def display_name(code: str) -> str:
+    """The provider's name for people; a code no provider has any more is its own name."""
+    provider = PROVIDERS.get(code)
+    return provider.display_name if provider is not None else code

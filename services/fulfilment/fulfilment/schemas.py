@@ -5,6 +5,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, Field, field_validator
 
+from fulfilkit import contracts as c
 from fulfilkit.models import StrictModel, Text
 from fulfilment import events
 from fulfilment.domain import Fulfillment
@@ -20,8 +21,12 @@ class ShippingInitIn(StrictModel):
     sale_ids: Annotated[list[BatchItemId], Field(min_length=1, max_length=MAX_BATCH)]
 
 
+# A fulfillment as every route shows it: the model of its events' data (version 2).
+FulfillmentOut = c.FulfillmentSnapshot
+
+
 class ShippingInitOut(BaseModel):
-    fulfillments: list[dict[str, Any]]
+    fulfillments: list[FulfillmentOut]
     errors: list[dict[str, Any]]
 
 
@@ -56,12 +61,12 @@ class StatusUpdatesIn(StrictModel):
 
 
 class StatusUpdatesOut(BaseModel):
-    fulfillments: list[dict[str, Any]]
+    fulfillments: list[FulfillmentOut]
     errors: list[dict[str, Any]]
 
 
-def fulfillment_out(f: Fulfillment) -> dict[str, Any]:
-    return events.snapshot(f).model_dump(mode="json")
+def fulfillment_out(f: Fulfillment) -> FulfillmentOut:
+    return events.snapshot(f)
 
 
 def refusal_out(refusal: Refusal, item_field: str) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from fulfilment.domain import Fulfillment, ShippingDetails
 S = "fulfilment"
 COLUMNS = (
     "id, tenant_id, fulfillment_id, sale, sale_id, location, status, shipping_provider,"
-    " tracking_number, is_bulky, version, date_created"
+    " tracking_number, is_bulky, version, date_created, shop_channel, shop_name,"
+    " sale_date_created, location_name"
 )
 
 
@@ -58,7 +59,8 @@ async def insert_many(conn: asyncpg.Connection, items: Sequence[Fulfillment]) ->
         f"INSERT INTO {S}.fulfillments ({COLUMNS})"
         " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[],"
         " $6::text[], $7::text[], $8::text[], $9::text[], $10::bool[], $11::int[],"
-        " $12::timestamptz[]) ON CONFLICT (tenant_id, sale) DO NOTHING"
+        " $12::timestamptz[], $13::text[], $14::text[], $15::timestamptz[], $16::text[])"
+        " ON CONFLICT (tenant_id, sale) DO NOTHING"
         " RETURNING id",
         [f.id for f in items],
         [f.tenant_id for f in items],
@@ -72,6 +74,10 @@ async def insert_many(conn: asyncpg.Connection, items: Sequence[Fulfillment]) ->
         [f.is_bulky for f in items],
         [f.version for f in items],
         [f.date_created for f in items],
+        [f.shop_channel for f in items],
+        [f.shop_name for f in items],
+        [f.sale_date_created for f in items],
+        [f.location_name for f in items],
     )
     return [r["id"] for r in rows]
 

@@ -30,12 +30,13 @@ from fulfilment.domain import (
     choose_provider,
     fulfillment_number,
     is_bulky,
+    location_name,
     movable,
     sender_of,
     why_not,
 )
 from fulfilment.orders_client import OrdersClient
-from fulfilment.providers import PROVIDERS
+from fulfilment.providers import PROVIDERS, display_name
 from fulfilment.settings import FulfilmentSettings
 
 SCHEMA = "fulfilment"
@@ -220,7 +221,7 @@ async def label_of(pool: asyncpg.Pool, tenant: UUID, fulfillment: str) -> labels
         sender = labels.Party(where["name"], labels.address_lines(where["address"]))
     return labels.Label(
         tracking_number=f.tracking_number,
-        provider=f.shipping_provider,
+        provider=display_name(f.shipping_provider),
         sender=sender,
         recipient=recipient,
         is_bulky=f.is_bulky,
@@ -301,6 +302,10 @@ async def _ensure_fulfillments(
                     is_bulky=is_bulky(sale.reservation),
                     version=1,
                     date_created=now,
+                    shop_channel=sale.shop.channel,
+                    shop_name=sale.shop.shop_name,
+                    sale_date_created=sale.created_at,
+                    location_name=location_name(sale.location_id, sale.reservation),
                 )
             )
     if not created:

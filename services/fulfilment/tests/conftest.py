@@ -54,6 +54,8 @@ class Sale:
     location_id: str = "wh-1"
     channel: str = "web"
     bulky: bool = False
+    location_name: str | None = None  # in the reservation, as stock publishes it
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def snapshot(self) -> dict[str, Any]:
         now = datetime.now(UTC).isoformat()
@@ -69,9 +71,10 @@ class Sale:
             "reservation": {
                 "lines": [
                     {**lines[0], "stock_record_id": str(uuid.uuid4()), "is_bulky": self.bulky}
-                ]
+                ],
+                **({"location": {"name": self.location_name}} if self.location_name else {}),
             },
-            "created_at": now,
+            "created_at": self.created_at.isoformat(),
             "updated_at": now,
         }
 

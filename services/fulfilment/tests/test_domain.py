@@ -32,6 +32,10 @@ def fulfillment(status: str, version: int = 1) -> Fulfillment:
         is_bulky=False,
         version=version,
         date_created=datetime.now(UTC),
+        shop_channel="web",
+        shop_name="Main",
+        sale_date_created=datetime.now(UTC),
+        location_name="Warehouse 1",
     )
 
 

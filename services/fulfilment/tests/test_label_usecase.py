@@ -85,7 +85,7 @@ async def test_a_label_prints_where_shipping_init_said_the_sale_goes(pool, order
 
     assert label == labels.Label(
         tracking_number=f.tracking_number,
-        provider="fulfil-post",
+        provider="Fulfil Post",
         sender=Party("Main warehouse", ("1 Dock Rd", "Bergen")),
         recipient=Party("Ada Lovelace", ("Storgata 1", "Oslo 0155", "NO")),
         is_bulky=True,

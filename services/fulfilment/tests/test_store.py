@@ -29,6 +29,10 @@ def new(tenant: uuid.UUID, sale: uuid.UUID | None = None, status: str = "waiting
         is_bulky=False,
         version=1,
         date_created=utcnow(),
+        shop_channel="web",
+        shop_name="Main",
+        sale_date_created=utcnow(),
+        location_name="Warehouse 1",
     )
 
 

@@ -52,7 +52,7 @@ async def shipping(pool, orders, session, tenant, count: int) -> list:
 
 async def test_init_shipping_claims_each_sale_and_gives_it_one_fulfillment(pool, orders, session):
     tenant = uuid.uuid4()
-    post = orders.add(tenant)
+    post = orders.add(tenant, location_name="Warehouse One")
     freight = orders.add(tenant, location_id="wh-freight", bulky=True)
     canceled = orders.add(tenant, status="canceled")
     asked = [post.sale_id, "not a sale id", freight.sale_id, canceled.sale_id, "S-missing"]
@@ -70,6 +70,15 @@ async def test_init_shipping_claims_each_sale_and_gives_it_one_fulfillment(pool,
     assert by_sale[post.sale_id].tracking_number.startswith("FP")
     assert by_sale[freight.sale_id].shipping_provider == "fulfil-freight"
     assert (by_sale[post.sale_id].is_bulky, by_sale[freight.sale_id].is_bulky) == (False, True)
+    # what the fulfillment copies from its sale: the shop, when it was created, the location's
+    # name where the reservation gives one (else the location is named by its code)
+    assert [
+        (f.shop_channel, f.shop_name, f.sale_date_created, f.location, f.location_name)
+        for f in outcome.fulfillments
+    ] == [
+        ("web", "test", post.created_at, "wh-1", "Warehouse One"),
+        ("web", "test", freight.created_at, "wh-freight", "wh-freight"),
+    ]
     assert [(r.item, r.code, r.extra) for r in outcome.refused] == [
         ("not a sale id", "validation", {}),
         (canceled.sale_id, "invalid_status", {"status": "canceled"}),
@@ -85,7 +94,8 @@ async def test_init_shipping_claims_each_sale_and_gives_it_one_fulfillment(pool,
         )
     ]
     published = await outbox(pool, tenant)
-    assert sorted((e.type, e.data.sale_id) for e in published) == sorted(
+    assert {e.dataversion for e in published} == {"2"}
+    assert sorted((e.type, e.data.sale.sale_id) for e in published) == sorted(
         [(c.FULFILLMENT_CREATED, post.sale_id), (c.FULFILLMENT_CREATED, freight.sale_id)]
     )
     assert {e.data.id for e in published} == {f.id for f in outcome.fulfillments}
@@ -181,12 +191,15 @@ async def test_marking_fulfillments_shipped_ships_their_sales_on_orders_first(
         c_.sale_id: ("shipped", 2),
     }
     changes = [e for e in await outbox(pool, tenant) if e.type == c.FULFILLMENT_STATUS_CHANGED]
-    assert sorted((e.data.sale_id, e.data.previous_status, e.data.status) for e in changes) == (
+    assert sorted(
+        (e.data.sale.sale_id, e.data.previous_status, e.data.status, e.data.sale.status)
+        for e in changes
+    ) == (
         sorted(
             [
-                (a.sale_id, "waiting_for_picking", "shipped"),
-                (b.sale_id, "waiting_for_picking", "picking"),
-                (c_.sale_id, "waiting_for_picking", "shipped"),
+                (a.sale_id, "waiting_for_picking", "shipped", "shipped"),
+                (b.sale_id, "waiting_for_picking", "picking", "in_fulfillment"),
+                (c_.sale_id, "waiting_for_picking", "shipped", "shipped"),
             ]
         )
     )
@@ -337,9 +350,10 @@ async def test_follow_sales_gives_a_claimed_sale_its_fulfillment_once(pool):
     assert await rows(pool, tenant) == {"S-claimed": ("waiting_for_picking", 1)}
     [created] = await outbox(pool, tenant)
     assert created.type == c.FULFILLMENT_CREATED
-    assert (created.data.sale, created.data.shipping_provider, created.data.is_bulky) == (
+    assert created.dataversion == "2"
+    assert (created.data.sale.id, created.data.shipping_provider, created.data.is_bulky) == (
         sale,
-        "fulfil-freight",
+        c.ShippingProvider(name="Fulfil Freight", shipping_provider_id="fulfil-freight"),
         True,
     )
 
@@ -367,7 +381,7 @@ async def test_follow_sales_finishes_shipments_and_cancellations(pool, orders, s
         shipped.sale_id: ("shipped", 2),
     }
     changes = [
-        (e.data.sale_id, e.data.status)
+        (e.data.sale.sale_id, e.data.status)
         for e in await outbox(pool, tenant)
         if e.type == c.FULFILLMENT_STATUS_CHANGED
     ]

@@ -43,7 +43,8 @@ ShippingTenantId = Annotated[uuid.UUID, Depends(tenant_vouched_by("fulfilment"))
 
 def sale_out(sale: Sale, history: History | None = None) -> SaleOut:
     # vars(), not dataclasses.asdict(): SaleOut copies what it keeps, so no deep copy first
-    return SaleOut(**vars(sale), status_history=history or [])
+    fields = vars(sale) | {"shop": events.shop(sale).model_dump(mode="json")}
+    return SaleOut(**fields, status_history=history or [])
 
 
 def new_sale(body: SaleIn) -> NewSale:

@@ -8,6 +8,11 @@ from orders.domain import Sale, StatusChange
 SOURCE = "/orders"
 
 
+def shop(sale: Sale) -> c.Shop:
+    """The sale's shop with its id (derived from its names, see `fulfilkit.contracts.shop_id`)."""
+    return c.Shop.named(sale.shop["channel"], sale.shop["shop_name"])
+
+
 def snapshot(sale: Sale) -> c.SaleSnapshot:
     now = utcnow()
     return c.SaleSnapshot(
@@ -15,7 +20,7 @@ def snapshot(sale: Sale) -> c.SaleSnapshot:
         sale_id=sale.sale_id,
         status=sale.status,
         version=sale.version,  # type: ignore[arg-type]
-        shop=c.Shop(**sale.shop),
+        shop=shop(sale),
         location_id=sale.location_id,
         lines=[c.SaleLine(**ln) for ln in sale.lines],
         customer=sale.customer,

@@ -262,10 +262,10 @@ async def apply_outcomes(conn: asyncpg.Connection, batch: list[Event[Any]]) -> N
     """Apply stock's reservation outcomes and fulfilment's progress to their sales, in the
     inbox's transaction (which records each event as applied once). An event about a sale
     this tenant does not have changes nothing."""
-    sales = await store.lock_sales(conn, (e.data.sale for e in batch))
+    sales = await store.lock_sales(conn, (c.sale_of(e.data) for e in batch))
     changes: list[StatusChange] = []
     for event in batch:
-        sale = sales.get(event.data.sale)
+        sale = sales.get(c.sale_of(event.data))
         if sale is None or sale.tenant_id != event.tenantid:
             continue
         data = event.data.model_dump(mode="json")  # kept on the sale as it was published
@@ -277,9 +277,10 @@ async def apply_outcomes(conn: asyncpg.Connection, batch: list[Event[Any]]) -> N
                 change = apply_reservation_outcome(sale, True, data)
             case c.ReservationSnapshot():  # released or committed
                 end_reservation(sale, data)
-            case c.FulfillmentStatusChanged():
+            case c.FulfillmentStatusChanged() | c.FulfillmentStatusChangedV1():
+                del data["previous_status"]  # the sale shows the fulfillment as it is now
                 change = update_fulfillment(sale, data)
-            case c.FulfillmentSnapshot():  # created
+            case c.FulfillmentSnapshot() | c.FulfillmentSnapshotV1():  # created
                 add_fulfillment(sale, data)
         changes += [change] if change else []
     await _save(conn, list(sales.values()), changes, OUTCOMES_ACTOR)

@@ -121,7 +121,14 @@ def test_webhook_id_is_stable_per_event_and_endpoint() -> None:
 def test_payload_carries_type_timestamp_and_full_data() -> None:
     data = {"id": str(uuid4()), "status": "pending", "version": 3}
     body = orjson.loads(webhook_payload("sale.created", NOW, data))
-    assert body == {"type": "sale.created", "timestamp": "2025-01-02T03:04:05Z", "data": data}
+    assert body == {
+        "type": "sale.created",
+        "timestamp": "2025-01-02T03:04:05Z",
+        "dataversion": "1",
+        "data": data,
+    }
+    body = orjson.loads(webhook_payload("fulfillment.created", NOW, data, "2"))
+    assert body["dataversion"] == "2"
 
 
 # --- headers -------------------------------------------------------------------------------

@@ -274,9 +274,14 @@ def webhook_id(event_id: UUID, endpoint_id: UUID) -> str:
     return f"msg_{event_id.hex}_{endpoint_id.hex[:8]}"
 
 
-def webhook_payload(event_type: str, timestamp: datetime, data: Mapping[str, Any]) -> bytes:
+def webhook_payload(
+    event_type: str, timestamp: datetime, data: Mapping[str, Any], dataversion: str = "1"
+) -> bytes:
+    """A delivery's body: the event's type, time, data, and which shape that data has (the
+    event's `dataversion`, so a receiver can tell a changed shape from a broken one)."""
     return orjson.dumps(
-        {"type": event_type, "timestamp": timestamp, "data": data}, option=orjson.OPT_UTC_Z
+        {"type": event_type, "timestamp": timestamp, "dataversion": dataversion, "data": data},
+        option=orjson.OPT_UTC_Z,
     )
 
 

@@ -52,7 +52,8 @@ async def record_deliveries(conn: asyncpg.Connection, events: Sequence[Event[Any
     if not planned:
         return 0
     payloads = {
-        e.id: webhook_payload(e.type, e.time, e.data.model_dump(mode="json")) for e, _ in planned
+        e.id: webhook_payload(e.type, e.time, e.data.model_dump(mode="json"), e.dataversion)
+        for e, _ in planned
     }
     rows = [
         (
