@@ -193,6 +193,10 @@ async def test_a_fulfillment_recorded_before_addresses_were_has_a_label_without_
         is_bulky=False,
         version=1,
         date_created=utcnow(),
+        shop_channel="web",
+        shop_name="Shop",
+        sale_date_created=utcnow(),
+        location_name="wh-1",
     )
     async with pool.acquire() as conn:
         await store.insert_many(conn, [older])
