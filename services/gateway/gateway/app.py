@@ -1,5 +1,6 @@
 """Wiring: settings, pool and migrations (via fulfilkit), the gateway's resources, the
-middleware of the public and admin API, routes and the idempotency-record pruner."""
+middleware of the public, self-service and admin API, routes, the pruners of idempotency
+records and access tokens, and the listener for revocations."""
 
 from pathlib import Path
 
@@ -9,10 +10,11 @@ from fulfilkit.retention import prune_every
 from fulfilkit.service import Runtime, ServiceDefinition, create_service
 from gateway import usecases
 from gateway.admin_guard import AdminGuardMiddleware
-from gateway.api import admin_router, docs_router
+from gateway.api import admin_router, docs_router, oauth_router, self_service_router
 from gateway.forwarding import ForwardingMiddleware
 from gateway.openapi import TITLE, VERSION
 from gateway.resources import GatewayResources, open_resources
+from gateway.self_service_guard import SelfServiceGuardMiddleware
 from gateway.settings import GatewaySettings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -28,14 +30,26 @@ async def prune_idempotency_records(runtime: Runtime[GatewayResources]) -> None:
     )
 
 
+async def prune_access_tokens(runtime: Runtime[GatewayResources]) -> None:
+    await prune_every(
+        PRUNE_INTERVAL_SECONDS,
+        lambda: usecases.prune_access_tokens(runtime.pool),
+        "expired access tokens",
+    )
+
+
+async def listen_for_revocations(runtime: Runtime[GatewayResources]) -> None:
+    await runtime.resources.revocations.run()
+
+
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     definition = ServiceDefinition(
         name="gateway",
         settings=settings or GatewaySettings(),
         migrations=MIGRATIONS,
-        routers=[admin_router, docs_router],
-        middleware=[ForwardingMiddleware, AdminGuardMiddleware],
-        background=[prune_idempotency_records],
+        routers=[admin_router, oauth_router, self_service_router, docs_router],
+        middleware=[ForwardingMiddleware, AdminGuardMiddleware, SelfServiceGuardMiddleware],
+        background=[prune_idempotency_records, prune_access_tokens, listen_for_revocations],
         uses_kafka=False,
         resources=open_resources,
     )
