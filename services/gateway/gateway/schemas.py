@@ -31,8 +31,10 @@ class NewTenant(BaseModel):
     )
 
 
+# Stripped before its length is checked (a blank name is refused), then checked as `Text`.
 CredentialName = Annotated[
-    Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)
+    Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)],
+    *Text.__metadata__,
 ]
 
 
