@@ -48,7 +48,8 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         settings=settings or GatewaySettings(),
         migrations=MIGRATIONS,
         routers=[admin_router, oauth_router, self_service_router, docs_router],
-        middleware=[ForwardingMiddleware, AdminGuardMiddleware, SelfServiceGuardMiddleware],
+        # each wraps those before it: forwarded requests never reach the self-service guard
+        middleware=[SelfServiceGuardMiddleware, ForwardingMiddleware, AdminGuardMiddleware],
         background=[prune_idempotency_records, prune_access_tokens, listen_for_revocations],
         uses_kafka=False,
         resources=open_resources,

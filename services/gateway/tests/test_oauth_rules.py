@@ -158,6 +158,9 @@ def test_client_ids_are_uuids() -> None:
         ("/api/v1/api-keys", False),
         ("/api/v1/api-keys/abc", False),
         ("/api/v1/api-keysx", True),
+        ("/api/v1/oauth", False),
+        ("/api/v1", False),
+        ("/api/v1x/sales", False),
         ("/api/v1/admin/tenants", False),
     ],
 )
