@@ -129,7 +129,7 @@ self_service_router = APIRouter(
 )
 
 
-def _page_links(request: Request, response: Response, resources: Resources) -> None:
+def _public_links(response: Response, resources: Resources) -> None:
     if link := response.headers.get("Link"):
         response.headers["Link"] = with_public_origin(link, resources.settings.public_base_url)
 
@@ -138,7 +138,7 @@ def _page_links(request: Request, response: Response, resources: Resources) -> N
     "/api-keys", status_code=status.HTTP_201_CREATED, openapi_extra=TENANT_ADMIN_SECURITY
 )
 async def create_api_key(
-    body: NewNamedKey, caller: TenantAdmin, pool: Pool, request: Request, response: Response
+    body: NewNamedKey, caller: TenantAdmin, pool: Pool, response: Response
 ) -> CreatedKey:
     """A new API key of the caller's tenant, with a name and scopes. The secret `api_key` is
     in this answer only (`Cache-Control: no-store`); needs the `admin` scope."""
@@ -160,7 +160,7 @@ async def list_api_keys(
     """The tenant's API keys, oldest first, revoked ones included; never their secrets."""
     keys, total = await usecases.page_keys(pool, caller.tenant_id, page.limit, page.offset)
     answer = paginated(request, response, page, [KeyOut.of(k) for k in keys], total)
-    _page_links(request, response, resources)
+    _public_links(response, resources)
     return KeyPage.model_validate(answer)
 
 
@@ -205,7 +205,7 @@ async def list_oauth_clients(
     """The tenant's OAuth2 clients, oldest first, revoked ones included; never secrets."""
     clients, total = await usecases.page_clients(pool, caller.tenant_id, page.limit, page.offset)
     answer = paginated(request, response, page, [ClientOut.of(c) for c in clients], total)
-    _page_links(request, response, resources)
+    _public_links(response, resources)
     return ClientPage.model_validate(answer)
 
 
@@ -303,12 +303,22 @@ async def issue_token(request: Request, pool: Pool, resources: Resources) -> Res
                 OAuthError("too_many_requests", "Too many failed attempts from this address.", 429),
                 {"Retry-After": retry_after(wait)},
             )
-        token = await usecases.issue_access_token(pool, token_request, settings.oauth_token_seconds)
+        client = await usecases.authenticate_client(pool, token_request)
+        resources.unauthenticated.give_back(address)
+        # a client's tokens and its requests share one bucket: minting tokens buys no rate
+        wait = resources.limiter.wait_seconds(client.id)
+        if wait > 0:
+            return _oauth_error(
+                OAuthError("too_many_requests", "Too many requests for this client.", 429),
+                {"Retry-After": retry_after(wait)},
+            )
+        token = await usecases.issue_access_token(
+            pool, client, token_request.scope, settings.oauth_token_seconds
+        )
     except ClientGone:
         return Response(status_code=status.HTTP_400_BAD_REQUEST)
     except OAuthError as error:
         return _oauth_error(error)
-    resources.unauthenticated.give_back(address)
     return JSONResponse(TokenOut.of(token).model_dump(), headers=NO_STORE_HEADERS)
 
 

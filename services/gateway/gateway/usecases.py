@@ -142,22 +142,26 @@ async def revoke_client(
     return client
 
 
-async def issue_access_token(
-    pool: asyncpg.Pool, request: TokenRequest, lifetime_seconds: int
-) -> AccessToken:
-    """An access token for an active client whose secret matches, with the scopes asked for
-    (all of the client's by default); OAuthError otherwise (`invalid_client`,
-    `invalid_scope`)."""
+async def authenticate_client(pool: asyncpg.Pool, request: TokenRequest) -> OAuthClient:
+    """The active client whose id and secret the request carries; `invalid_client` when
+    there is none or the secret does not match."""
     client_id = client_id_of(request.client_id)
     found = await store.find_active_client(pool, client_id) if client_id is not None else None
     if found is None or not secret_matches(request.client_secret, found.secret_hash):
         raise invalid_client()
-    scopes = granted_scopes(request.scope, found.client.scopes)
+    return found.client
+
+
+async def issue_access_token(
+    pool: asyncpg.Pool, client: OAuthClient, scope: str | None, lifetime_seconds: int
+) -> AccessToken:
+    """An access token for the client, with the scopes asked for in `scope` (all of the
+    client's by default); OAuthError `invalid_scope` for one it lacks, `invalid_client` when
+    it was revoked meanwhile."""
+    scopes = granted_scopes(scope, client.scopes)
     token = new_secret(ACCESS_TOKEN_PREFIX)
-    if not await store.insert_access_token(
-        pool, found.client.id, token.hash, scopes, lifetime_seconds
-    ):
-        raise invalid_client()  # revoked since it was found
+    if not await store.insert_access_token(pool, client.id, token.hash, scopes, lifetime_seconds):
+        raise invalid_client()
     return AccessToken(token.secret, scopes, lifetime_seconds)
 
 

@@ -251,6 +251,24 @@ async def test_failed_token_requests_are_limited_per_address(start_gateway: Star
     assert limited[1]["error"] == "too_many_requests" and int(limited[2]["Retry-After"]) >= 1
 
 
+async def test_a_clients_token_requests_share_its_rate_limit(start_gateway: StartGateway) -> None:
+    gateway = await start_gateway(rate_limit_per_second=0.01, rate_limit_burst=2)
+    tenant = await admin_tenant(gateway)
+    client = await new_client(gateway, tenant["api_key"], ["sales:read"])
+    token = await token_of(gateway, client)
+    assert (await gateway.call("GET", "/api/v1/sales", key=token))[0] == 200
+
+    limited = await request_token(
+        gateway,
+        {"grant_type": "client_credentials"},
+        basic=(client["client_id"], client["client_secret"]),
+    )
+
+    assert limited[0] == 429, limited[1]
+    assert limited[1]["error"] == "too_many_requests" and int(limited[2]["Retry-After"]) >= 1
+    assert_problem(await gateway.call("GET", "/api/v1/sales", key=token), 429, "rate_limit")
+
+
 # --- self-service: keys and clients ------------------------------------------------------------
 
 
