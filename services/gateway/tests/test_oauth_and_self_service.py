@@ -1,7 +1,12 @@
 """OAuth2 client credentials and a tenant's own keys and clients, end to end through real
 gateways (two of them where revocation must cross replicas) on real PostgreSQL."""
 
+import asyncio
 import base64
+import json
+import os
+import sys
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus, urlencode
 from uuid import UUID
@@ -520,5 +525,59 @@ async def test_a_replica_that_missed_revocations_forgets_its_cache_when_it_liste
         lambda answer: answer[0] == 401,
         timeout=10,
         what="the listener, connected again, empties the cache",
+    )
+    assert_problem(refused, 401, "invalid_token")
+
+
+async def run_cli(gateway: RunningGateway, *args: str) -> str:
+    service_root = Path(__file__).resolve().parents[1]
+    repo = service_root.parents[1]
+    env = {
+        **os.environ,
+        "DATABASE_URL": gateway.settings.database_url,
+        "PYTHONPATH": os.pathsep.join([str(service_root), str(repo / "libs"), str(repo)]),
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "gateway.cli",
+        *args,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    assert process.returncode == 0, err.decode()
+    return out.decode()
+
+
+async def test_a_key_the_cli_revokes_is_refused_by_a_running_gateway_at_once(
+    start_gateway: StartGateway,
+) -> None:
+    gateway = await start_gateway(**LONG_CACHE)
+    tenant = await admin_tenant(gateway)
+    record = json.loads(
+        await run_cli(
+            gateway,
+            "--json",
+            "create-key",
+            tenant["tenant"]["id"],
+            "--scope",
+            "sales:read",
+            "--name",
+            "nightly export",
+        )
+    )
+    assert (await gateway.call("GET", "/api/v1/sales", key=record["api_key"]))[0] == 200
+    _, listing, _ = await gateway.call("GET", "/api/v1/api-keys", key=tenant["api_key"])
+    assert [k["name"] for k in listing["data"]] == [None, "nightly export"]
+
+    await run_cli(gateway, "revoke-key", record["key_id"])
+
+    refused = await eventually(
+        lambda: gateway.call("GET", "/api/v1/sales", key=record["api_key"]),
+        lambda answer: answer[0] != 200,
+        timeout=2,
+        what="the gateway refuses the key the CLI revoked",
     )
     assert_problem(refused, 401, "invalid_token")
