@@ -38,6 +38,7 @@ class KeyCache:
         self._clock = clock
         self._found: LruCache[Caller] = LruCache(max_entries)
         self._missing: LruCache[bool] = LruCache(max_missing)
+        self._revocations = 0  # moves with every forget: a look-up it overtook is not kept
 
     def cached(self, secret: str) -> tuple[bool, Caller | None]:
         """(known, caller) from memory alone: known is False when only the database can tell."""
@@ -55,6 +56,7 @@ class KeyCache:
         if known:
             return caller
         key_hash = hash_api_key(secret)
+        revocations = self._revocations
         ttl = self._ttl
         caller: Caller | None = None
         if is_access_token(secret):
@@ -70,17 +72,20 @@ class KeyCache:
         if caller is None:
             self._missing.put(key_hash, expires, True)
             return None
-        self._found.put(key_hash, expires, caller)
-        self._missing.pop(key_hash)
+        if revocations == self._revocations:  # else it may be what was revoked meanwhile
+            self._found.put(key_hash, expires, caller)
+            self._missing.pop(key_hash)
         return caller
 
     def forget(self, key_id: UUID) -> None:
         """Drops the API key `key_id`, or every access token of the client `key_id`."""
+        self._revocations += 1
         self._found.drop_where(lambda caller: caller.key_id == key_id)
 
     def forget_all(self) -> None:
         """Drops every key found (revocations may have been missed); unknown keys stay
         unknown, since nothing revoked becomes valid."""
+        self._revocations += 1
         self._found.clear()
 
     def __len__(self) -> int:
