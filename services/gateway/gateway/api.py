@@ -2,10 +2,13 @@
 endpoint, and the docs (the rest of /api/v1 is forwarded by `gateway.forwarding`)."""
 
 import functools
+from collections.abc import Awaitable, Callable
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 from urllib.parse import urlencode
 from uuid import UUID
 
+import asyncpg
 import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response, status
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -13,17 +16,21 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import HTMLResponse, JSONResponse
 
 from fulfilkit import deadletters as dead_letter_store
+from fulfilkit import idempotency
 from fulfilkit.http import deadletters as dl
 from fulfilkit.http.openapi import PROBLEM_JSON, PROBLEM_REF, problems
 from fulfilkit.http.pagination import Page, paginated
 from fulfilkit.http.problems import Problem
 from fulfilkit.http.strict_json import StrictJsonRoute
+from fulfilkit.idempotency import Answer
 from fulfilkit.service import Pool
 from gateway import usecases
 from gateway.checks import ClientGone, check_api_version, invalid_token, read_body
 from gateway.domain import (
     ADMIN_PREFIX,
+    API_KEYS_PATH,
     API_PREFIX,
+    CLIENTS_PATH,
     SCOPES,
     Caller,
     DeadLetterService,
@@ -43,6 +50,7 @@ from gateway.schemas import (
     CreatedClient,
     CreatedKey,
     CreatedTenant,
+    IdempotencyKey,
     KeyList,
     KeyOut,
     KeyPage,
@@ -107,6 +115,7 @@ async def revoke_key(key_id: UUID, pool: Pool, resources: Resources) -> Response
 # --- a tenant's own API keys and OAuth2 clients (guarded by gateway.self_service_guard) ------
 
 NO_STORE = "no-store"
+SCHEMA = "gateway"  # where `idempotency.once` keeps the self-service creates' keys
 TENANT_ADMIN_SECURITY = {"security": [{"apiKey": []}, {"oauth2": ["admin"]}]}
 
 
@@ -135,17 +144,51 @@ def _public_links(response: Response, resources: Resources) -> None:
 
 
 @self_service_router.post(
-    "/api-keys", status_code=status.HTTP_201_CREATED, openapi_extra=TENANT_ADMIN_SECURITY
+    "/api-keys",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CreatedKey,
+    responses=problems(409),
+    openapi_extra=TENANT_ADMIN_SECURITY,
 )
 async def create_api_key(
-    body: NewNamedKey, caller: TenantAdmin, pool: Pool, response: Response
-) -> CreatedKey:
+    body: NewNamedKey,
+    caller: TenantAdmin,
+    pool: Pool,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """A new API key of the caller's tenant, with a name and scopes. The secret `api_key` is
-    in this answer only (`Cache-Control: no-store`); needs the `admin` scope."""
-    issued = await usecases.issue_key(pool, caller.tenant_id, body.scopes, body.name)
-    response.headers["Cache-Control"] = NO_STORE
-    response.headers["Location"] = f"{API_PREFIX}/api-keys/{issued.key.id}"
-    return CreatedKey.issued(issued)
+    in this answer only (`Cache-Control: no-store`); needs the `admin` scope. A retry with
+    the same `Idempotency-Key` creates nothing: 409 naming the key made the first time."""
+
+    async def create(conn: asyncpg.Connection) -> Answer:
+        issued = await usecases.issue_key(conn, caller.tenant_id, body.scopes, body.name)
+        headers = {"Cache-Control": NO_STORE, "Location": f"{API_KEYS_PATH}/{issued.key.id}"}
+        kept = Answer.json(KeyOut.of(issued.key), status.HTTP_201_CREATED, headers=headers)
+        answer = Answer.json(CreatedKey.issued(issued), status.HTTP_201_CREATED, headers=headers)
+        return replace(answer, kept=kept)
+
+    return await idempotency.once(
+        pool, SCHEMA, caller.tenant_id, request, create, _secret_shown_once("API key")
+    )
+
+
+def _secret_shown_once(
+    what: str,
+) -> Callable[[asyncpg.Connection, Answer], Awaitable[Answer]]:
+    """A replay of a create: the secret was shown once and only its hash is kept, so the
+    first answer cannot be made again; 409 naming what the first request created."""
+
+    async def refuse(_conn: asyncpg.Connection, kept: Answer) -> Answer:
+        created = orjson.loads(kept.body)
+        name = created.get("id") or created.get("client_id")
+        raise Problem(
+            "conflict",
+            f"This Idempotency-Key already created {what} {name}; its secret was shown only"
+            " in that answer. If it was lost, revoke that one and create another.",
+        )
+
+    return refuse
 
 
 @self_service_router.get("/api-keys", openapi_extra=TENANT_ADMIN_SECURITY)
@@ -179,18 +222,35 @@ async def revoke_api_key(
 
 
 @self_service_router.post(
-    "/oauth/clients", status_code=status.HTTP_201_CREATED, openapi_extra=TENANT_ADMIN_SECURITY
+    "/oauth/clients",
+    status_code=status.HTTP_201_CREATED,
+    response_model=CreatedClient,
+    responses=problems(409),
+    openapi_extra=TENANT_ADMIN_SECURITY,
 )
 async def create_oauth_client(
-    body: NewClient, caller: TenantAdmin, pool: Pool, response: Response
-) -> CreatedClient:
+    body: NewClient,
+    caller: TenantAdmin,
+    pool: Pool,
+    request: Request,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
     """A new OAuth2 client of the caller's tenant for the client credentials grant
     (`POST /api/v1/oauth/token`), with a name and the scopes its tokens may have. The
-    `client_secret` is in this answer only (`Cache-Control: no-store`); needs `admin`."""
-    issued = await usecases.create_client(pool, caller.tenant_id, body.name, body.scopes)
-    response.headers["Cache-Control"] = NO_STORE
-    response.headers["Location"] = f"{API_PREFIX}/oauth/clients/{issued.client.id}"
-    return CreatedClient.issued(issued)
+    `client_secret` is in this answer only (`Cache-Control: no-store`); needs `admin`. A
+    retry with the same `Idempotency-Key` creates nothing: 409 naming the first client."""
+
+    async def create(conn: asyncpg.Connection) -> Answer:
+        issued = await usecases.create_client(conn, caller.tenant_id, body.name, body.scopes)
+        location = f"{CLIENTS_PATH}/{issued.client.id}"
+        headers = {"Cache-Control": NO_STORE, "Location": location}
+        kept = Answer.json(ClientOut.of(issued.client), status.HTTP_201_CREATED, headers=headers)
+        answer = Answer.json(CreatedClient.issued(issued), status.HTTP_201_CREATED, headers=headers)
+        return replace(answer, kept=kept)
+
+    return await idempotency.once(
+        pool, SCHEMA, caller.tenant_id, request, create, _secret_shown_once("OAuth client")
+    )
 
 
 @self_service_router.get("/oauth/clients", openapi_extra=TENANT_ADMIN_SECURITY)

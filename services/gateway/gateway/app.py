@@ -6,6 +6,7 @@ from pathlib import Path
 
 from fastapi import FastAPI
 
+from fulfilkit.idempotency import keep_keys_bounded
 from fulfilkit.retention import prune_every
 from fulfilkit.service import Runtime, ServiceDefinition, create_service
 from gateway import usecases
@@ -50,7 +51,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         routers=[admin_router, oauth_router, self_service_router, docs_router],
         # each wraps those before it: forwarded requests never reach the self-service guard
         middleware=[SelfServiceGuardMiddleware, ForwardingMiddleware, AdminGuardMiddleware],
-        background=[prune_idempotency_records, prune_access_tokens, listen_for_revocations],
+        background=[
+            prune_idempotency_records,
+            keep_keys_bounded,  # the self-service creates' keys (`gateway.idempotent_requests`)
+            prune_access_tokens,
+            listen_for_revocations,
+        ],
         uses_kafka=False,
         resources=open_resources,
     )

@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
+from fastapi import Header
 from pydantic import BaseModel, Field, StringConstraints
 
 from fulfilkit.models import Text
@@ -30,6 +31,17 @@ class NewTenant(BaseModel):
         description="The first key's scopes; every scope but `admin` when left out.",
     )
 
+
+# Declared for the OpenAPI and checked like `idempotency.check_key`; `idempotency.once` reads it.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="A retry with the same key (per tenant) creates nothing again.",
+    ),
+]
 
 # Stripped before its length is checked (a blank name is refused), then checked as `Text`.
 CredentialName = Annotated[

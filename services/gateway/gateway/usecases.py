@@ -67,7 +67,7 @@ async def find_tenant(pool: asyncpg.Pool, id_or_name: str) -> Tenant:
 
 
 async def issue_key(
-    pool: asyncpg.Pool, tenant_id: UUID, scopes: Iterable[str], name: str | None = None
+    pool: store.Executor, tenant_id: UUID, scopes: Iterable[str], name: str | None = None
 ) -> IssuedKey:
     """Another API key for the tenant; NotFound when there is no such tenant."""
     key = new_api_key(scopes, name)
@@ -109,7 +109,7 @@ async def revoke_key(
 
 
 async def create_client(
-    pool: asyncpg.Pool, tenant_id: UUID, name: str, scopes: Iterable[str]
+    pool: store.Executor, tenant_id: UUID, name: str, scopes: Iterable[str]
 ) -> IssuedClient:
     """A new OAuth2 client of the tenant, with its secret; NotFound when there is no such
     tenant."""

@@ -327,6 +327,32 @@ async def test_an_admin_key_creates_lists_and_revokes_its_tenants_keys(
     assert listing["data"][1]["revoked_at"] is not None
 
 
+async def test_a_retried_create_with_its_idempotency_key_creates_nothing_again(
+    gateway: RunningGateway,
+) -> None:
+    tenant = await admin_tenant(gateway)
+    admin_key = tenant["api_key"]
+    for path, body, id_field in (
+        ("/api/v1/api-keys", {"name": "erp", "scopes": ["sales:read"]}, "id"),
+        ("/api/v1/oauth/clients", {"name": "wms", "scopes": ["stock:read"]}, "client_id"),
+    ):
+        key = {"Idempotency-Key": ref("create")}
+        status, first, _ = await gateway.call("POST", path, key=admin_key, json=body, headers=key)
+        assert status == 201, first
+
+        retried = await gateway.call("POST", path, key=admin_key, json=body, headers=key)
+        other = await gateway.call(
+            "POST", path, key=admin_key, json={**body, "name": "other"}, headers=key
+        )
+
+        assert_problem(retried, 409, "conflict")
+        assert first[id_field] in retried[1]["detail"] and "secret" in retried[1]["detail"]
+        assert_problem(other, 409, "conflict")
+        assert "different request" in other[1]["detail"]
+        _, listing, _ = await gateway.call("GET", path, key=admin_key)
+        assert [item["name"] for item in listing["data"]].count(body["name"]) == 1
+
+
 async def test_self_service_needs_an_admin_key_of_the_same_tenant(
     gateway: RunningGateway,
 ) -> None:
