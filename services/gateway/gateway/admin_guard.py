@@ -2,10 +2,10 @@
 token and the body's size are checked before FastAPI reads or parses anything."""
 
 from starlette.datastructures import Headers
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from fulfilkit.http.problems import Problem, problem_response
-from gateway.checks import ClientGone, invalid_token, read_body
+from gateway.checks import ClientGone, invalid_token, read_body, replaying
 from gateway.domain import client_address, is_admin, is_admin_path, retry_after
 from gateway.resources import GatewayResources
 
@@ -43,17 +43,3 @@ def check_admin(resources: GatewayResources, scope: Scope, authorization: str | 
     if not is_admin(authorization, resources.settings.admin_token):
         resources.admin_failures.wait_seconds(address)
         raise invalid_token("This needs the admin token.", missing=authorization is None)
-
-
-def replaying(body: bytes, receive: Receive) -> Receive:
-    """A `receive` that hands the app the body already read, then waits as the real one."""
-    pending = True
-
-    async def replay() -> Message:
-        nonlocal pending
-        if pending:
-            pending = False
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()
-
-    return replay

@@ -1,18 +1,21 @@
 """Wiring: settings, pool and migrations (via fulfilkit), the gateway's resources, the
-middleware of the public and admin API, routes and the idempotency-record pruner."""
+middleware of the public, self-service and admin API, routes, the pruners of idempotency
+records and access tokens, and the listener for revocations."""
 
 from pathlib import Path
 
 from fastapi import FastAPI
 
+from fulfilkit.idempotency import keep_keys_bounded
 from fulfilkit.retention import prune_every
 from fulfilkit.service import Runtime, ServiceDefinition, create_service
 from gateway import usecases
 from gateway.admin_guard import AdminGuardMiddleware
-from gateway.api import admin_router, docs_router
+from gateway.api import admin_router, docs_router, oauth_router, self_service_router
 from gateway.forwarding import ForwardingMiddleware
 from gateway.openapi import TITLE, VERSION
 from gateway.resources import GatewayResources, open_resources
+from gateway.self_service_guard import SelfServiceGuardMiddleware
 from gateway.settings import GatewaySettings
 from gateway.versions import ApiVersionCheckMiddleware, ApiVersionHeaderMiddleware
 
@@ -29,15 +32,38 @@ async def prune_idempotency_records(runtime: Runtime[GatewayResources]) -> None:
     )
 
 
+async def prune_access_tokens(runtime: Runtime[GatewayResources]) -> None:
+    await prune_every(
+        PRUNE_INTERVAL_SECONDS,
+        lambda: usecases.prune_access_tokens(runtime.pool),
+        "expired access tokens",
+    )
+
+
+async def listen_for_revocations(runtime: Runtime[GatewayResources]) -> None:
+    await runtime.resources.revocations.run()
+
+
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     definition = ServiceDefinition(
         name="gateway",
         settings=settings or GatewaySettings(),
         migrations=MIGRATIONS,
-        routers=[admin_router, docs_router],
-        # the version check wraps both doors: a bad version is refused before anything else
-        middleware=[ForwardingMiddleware, AdminGuardMiddleware, ApiVersionCheckMiddleware],
-        background=[prune_idempotency_records],
+        routers=[admin_router, oauth_router, self_service_router, docs_router],
+        # each wraps those before it: forwarded requests never reach the self-service guard,
+        # and the version check wraps every door, so a bad version is refused before anything
+        middleware=[
+            SelfServiceGuardMiddleware,
+            ForwardingMiddleware,
+            AdminGuardMiddleware,
+            ApiVersionCheckMiddleware,
+        ],
+        background=[
+            prune_idempotency_records,
+            keep_keys_bounded,  # the self-service creates' keys (`gateway.idempotent_requests`)
+            prune_access_tokens,
+            listen_for_revocations,
+        ],
         uses_kafka=False,
         resources=open_resources,
     )

@@ -1,4 +1,5 @@
-"""Who is calling: API keys looked up by hash, with a short, bounded cache."""
+"""Who is calling: API keys and OAuth2 access tokens looked up by hash, with a short,
+bounded cache that revocations empty at once (`gateway.revocations`)."""
 
 import time
 from collections import OrderedDict
@@ -9,17 +10,19 @@ from uuid import UUID
 import asyncpg
 
 from gateway import store
-from gateway.domain import Caller, hash_api_key, may_be_api_key
+from gateway.domain import Caller, hash_api_key, is_access_token, may_be_api_key
 
 V = TypeVar("V")
 
 
 class KeyCache:
-    """Looks API keys up by hash, remembering answers for `ttl_seconds`.
+    """Looks API keys and access tokens up by hash, remembering answers for `ttl_seconds`
+    (an access token at most until it expires).
 
     Keys found and keys not found are kept apart, each a bounded LRU: a flood of unknown keys
-    only ever evicts other unknown keys, never a key in use. A key revoked through another
-    gateway process keeps working here for at most `ttl_seconds`.
+    only ever evicts other unknown keys, never a key in use. A revocation is forgotten at once
+    when its notification arrives (`forget`); without notifications (their channel down) a key
+    revoked through another gateway process keeps working here for at most `ttl_seconds`.
     """
 
     def __init__(
@@ -35,6 +38,7 @@ class KeyCache:
         self._clock = clock
         self._found: LruCache[Caller] = LruCache(max_entries)
         self._missing: LruCache[bool] = LruCache(max_missing)
+        self._revocations = 0  # moves with every forget: a look-up it overtook is not kept
 
     def cached(self, secret: str) -> tuple[bool, Caller | None]:
         """(known, caller) from memory alone: known is False when only the database can tell."""
@@ -52,18 +56,37 @@ class KeyCache:
         if known:
             return caller
         key_hash = hash_api_key(secret)
-        key = await store.find_active_key(self._pool, key_hash)
-        expires = self._clock() + self._ttl
-        if key is None:
+        revocations = self._revocations
+        ttl = self._ttl
+        caller: Caller | None = None
+        if is_access_token(secret):
+            token = await store.find_active_access_token(self._pool, key_hash)
+            if token is not None:
+                caller, remaining = token
+                ttl = min(ttl, remaining)
+        else:
+            key = await store.find_active_key(self._pool, key_hash)
+            if key is not None:
+                caller = Caller(key.id, key.tenant_id, frozenset(key.scopes))
+        expires = self._clock() + ttl
+        if caller is None:
             self._missing.put(key_hash, expires, True)
             return None
-        caller = Caller(key.id, key.tenant_id, frozenset(key.scopes))
-        self._found.put(key_hash, expires, caller)
-        self._missing.pop(key_hash)
+        if revocations == self._revocations:  # else it may be what was revoked meanwhile
+            self._found.put(key_hash, expires, caller)
+            self._missing.pop(key_hash)
         return caller
 
     def forget(self, key_id: UUID) -> None:
+        """Drops the API key `key_id`, or every access token of the client `key_id`."""
+        self._revocations += 1
         self._found.drop_where(lambda caller: caller.key_id == key_id)
+
+    def forget_all(self) -> None:
+        """Drops every key found (revocations may have been missed); unknown keys stay
+        unknown, since nothing revoked becomes valid."""
+        self._revocations += 1
+        self._found.clear()
 
     def __len__(self) -> int:
         return len(self._found) + len(self._missing)
@@ -95,6 +118,9 @@ class LruCache(Generic[V]):
 
     def pop(self, key: bytes) -> None:
         self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
 
     def drop_where(self, stale: Callable[[V], bool]) -> None:
         for key in [k for k, (_, v) in self._entries.items() if stale(v)]:

@@ -1,14 +1,25 @@
-"""What every door of the gateway (admin routes, admin guard, forwarding) checks before
-anything else, answered as HTTP problems: API version, admin token, body size."""
+"""What every door of the gateway (admin routes, admin guard, self-service guard,
+forwarding) checks before anything else, answered as HTTP problems: API version, API key or
+admin token, body size."""
 
 from collections.abc import Iterable
 
 from starlette.datastructures import Headers
-from starlette.types import Message, Receive
+from starlette.types import Message, Receive, Scope
 
 from fulfilkit.errors import DomainError
 from fulfilkit.http.problems import Problem
-from gateway.domain import SUPPORTED_VERSIONS, InProgress, UnsupportedVersion, requested_version
+from gateway.domain import (
+    SUPPORTED_VERSIONS,
+    Caller,
+    InProgress,
+    UnsupportedVersion,
+    bearer_token,
+    client_address,
+    requested_version,
+    retry_after,
+)
+from gateway.resources import GatewayResources
 
 
 def check_api_version(sent: Iterable[tuple[str, str]]) -> str:
@@ -63,3 +74,42 @@ async def read_body(receive: Receive, headers: Headers, limit: int) -> bytes:
 
 def too_large(limit: int) -> Problem:
     return Problem("too_large", f"The request body is larger than {limit} bytes.")
+
+
+async def caller_of(resources: GatewayResources, scope: Scope, authorization: str | None) -> Caller:
+    """The key's caller. Requests without a valid key are limited per client address before
+    any database work; a key found in the cache costs nothing more."""
+    token = bearer_token(authorization)
+    known, caller = resources.keys.cached(token) if token is not None else (True, None)
+    if caller is not None:
+        return caller
+    address = client_address(scope)
+    wait = resources.unauthenticated.wait_seconds(address)
+    if wait > 0:
+        raise Problem(
+            "rate_limit",
+            "Too many requests without a valid API key from this address.",
+            headers={"Retry-After": retry_after(wait)},
+        )
+    if token is None:
+        raise invalid_token("Send an API key as `Authorization: Bearer <key>`.", missing=True)
+    if not known:
+        caller = await resources.keys.caller(token)
+    if caller is None:
+        raise invalid_token("The API key or access token is unknown, expired or revoked.")
+    resources.unauthenticated.give_back(address)  # a valid key not cached yet
+    return caller
+
+
+def replaying(body: bytes, receive: Receive) -> Receive:
+    """A `receive` that hands the app the body already read, then waits as the real one."""
+    pending = True
+
+    async def replay() -> Message:
+        nonlocal pending
+        if pending:
+            pending = False
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay

@@ -1,7 +1,7 @@
 """Operator commands against the gateway's database (DATABASE_URL), e.g. for first setup.
 
     python -m gateway.cli create-tenant NAME [--scope S ...]   prints the first API key
-    python -m gateway.cli create-key TENANT [--scope S ...]
+    python -m gateway.cli create-key TENANT [--scope S ...] [--name NAME]
 
 Keys get every scope but `admin` unless --scope says otherwise.
     python -m gateway.cli revoke-key KEY_ID
@@ -67,7 +67,7 @@ async def _create_key(args: argparse.Namespace) -> dict[str, Any]:
         tenant = await usecases.find_tenant(args.pool, args.tenant)
     except NotFound:
         raise CommandFailed(f"no tenant {args.tenant!r}") from None
-    key = await usecases.issue_key(args.pool, tenant.id, args.scope or DEFAULT_SCOPES)
+    key = await usecases.issue_key(args.pool, tenant.id, args.scope or DEFAULT_SCOPES, args.name)
     print(f"created key {key.key.id} for tenant {tenant.name} ({tenant.id})", file=sys.stderr)
     return {
         "tenant_id": str(tenant.id),
@@ -111,8 +111,11 @@ def _parser() -> argparse.ArgumentParser:
         choices=SCOPES,
         help="repeatable; every scope but admin when left out",
     )
+    key.add_argument("--name", help="what the key is for, shown in key listings")
     key.set_defaults(run=_create_key)
-    revoke = commands.add_parser("revoke-key", help="revoke an API key")
+    revoke = commands.add_parser(
+        "revoke-key", help="revoke an API key (every running gateway refuses it at once)"
+    )
     revoke.add_argument("key_id", type=UUID)
     revoke.set_defaults(run=_revoke_key)
     return parser

@@ -1,6 +1,7 @@
 """The gateway's rules, without I/O: API keys and scopes, which service serves a path, and
 when a request with an Idempotency-Key is forwarded, replayed or refused."""
 
+import base64
 import hashlib
 import hmac
 import ipaddress
@@ -12,12 +13,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any, Literal, get_args
-from urllib.parse import quote
+from urllib.parse import parse_qsl, quote, unquote_plus
 from uuid import UUID, uuid4
 
 from fulfilkit.errors import Conflict
 
 API_PREFIX = "/api/v1"
+API_PREFIX_SLASH = API_PREFIX + "/"
+# The first segments under /api/v1 the gateway answers itself, never forwarded.
+GATEWAY_SEGMENTS = frozenset({"admin", "oauth", "api-keys"})
+GATEWAY_PREFIXES = tuple(API_PREFIX_SLASH + segment for segment in sorted(GATEWAY_SEGMENTS))
 ADMIN_PREFIX = API_PREFIX + "/admin"
 
 # --- API versions ------------------------------------------------------------------------------
@@ -90,6 +95,8 @@ def served_version(sent: Iterable[tuple[str, str]]) -> str:
 # --- tenants, API keys and scopes ------------------------------------------------------------
 
 API_KEY_PREFIX = "fk_"
+ACCESS_TOKEN_PREFIX = "fkt_"  # an OAuth2 access token: a bearer credential like a key
+CLIENT_SECRET_PREFIX = "fks_"  # an OAuth2 client's secret: never a bearer credential
 SHOWN_PREFIX_LENGTH = len(API_KEY_PREFIX) + 8
 MAX_API_KEY_LENGTH = 128
 
@@ -127,6 +134,7 @@ class NewApiKey:
     key_hash: bytes
     prefix: str
     scopes: tuple[str, ...]
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,7 @@ class ApiKey:
     scopes: tuple[str, ...]
     created_at: datetime
     revoked_at: datetime | None
+    name: str | None = None
 
 
 @dataclass(frozen=True)
@@ -155,13 +164,17 @@ class TenantWithKey:
 
 @dataclass(frozen=True)
 class Caller:
+    """Who sent a request: an API key, or an OAuth2 client by one of its access tokens (then
+    `key_id` is the client's id, so that its tokens share one rate limit and one revocation)."""
+
     key_id: UUID
     tenant_id: UUID
     scopes: frozenset[str]
+    kind: Literal["key", "client"] = "key"
 
     @property
     def actor(self) -> str:
-        return f"key:{self.key_id}"
+        return f"{self.kind}:{self.key_id}"
 
 
 def required_scope(area: str, method: str, path: str = "") -> str:
@@ -178,7 +191,7 @@ def hash_api_key(secret: str) -> bytes:
     return hashlib.sha256(secret.encode()).digest()
 
 
-def new_api_key(scopes: Iterable[str]) -> NewApiKey:
+def new_api_key(scopes: Iterable[str], name: str | None = None) -> NewApiKey:
     secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
     return NewApiKey(
         id=uuid4(),
@@ -186,12 +199,19 @@ def new_api_key(scopes: Iterable[str]) -> NewApiKey:
         key_hash=hash_api_key(secret),
         prefix=secret[:SHOWN_PREFIX_LENGTH],
         scopes=tuple(dict.fromkeys(scopes)),
+        name=name,
     )
 
 
 def may_be_api_key(token: str) -> bool:
-    """False for tokens no key can be (so no lookup is spent on them)."""
-    return token.startswith(API_KEY_PREFIX) and len(token) <= MAX_API_KEY_LENGTH
+    """False for tokens no key or access token can be (so no lookup is spent on them)."""
+    return token.startswith((API_KEY_PREFIX, ACCESS_TOKEN_PREFIX)) and (
+        len(token) <= MAX_API_KEY_LENGTH
+    )
+
+
+def is_access_token(token: str) -> bool:
+    return token.startswith(ACCESS_TOKEN_PREFIX)
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -203,6 +223,178 @@ def bearer_token(authorization: str | None) -> str | None:
 def is_admin(authorization: str | None, admin_token: str) -> bool:
     token = bearer_token(authorization)
     return token is not None and hmac.compare_digest(token.encode(), admin_token.encode())
+
+
+# --- OAuth2 client credentials (RFC 6749 sections 2.3.1, 4.4 and 5) -------------------------
+
+TOKEN_PATH = API_PREFIX + "/oauth/token"
+API_KEYS_PATH = API_PREFIX + "/api-keys"
+CLIENTS_PATH = API_PREFIX + "/oauth/clients"
+SELF_SERVICE_PREFIXES = (API_KEYS_PATH, CLIENTS_PATH)
+MAX_CLIENT_CREDENTIAL_LENGTH = 200
+SELF_SERVICE_SCOPE = "admin"
+
+
+@dataclass(frozen=True)
+class NewSecret:
+    """A secret as it is issued: the secret exists only here, the database keeps its hash."""
+
+    secret: str
+    hash: bytes
+    prefix: str
+
+
+def new_secret(prefix: str) -> NewSecret:
+    secret = prefix + secrets.token_urlsafe(32)
+    return NewSecret(secret, hash_api_key(secret), secret[: len(prefix) + 8])
+
+
+@dataclass(frozen=True)
+class OAuthClient:
+    id: UUID  # also its `client_id`
+    tenant_id: UUID
+    name: str
+    secret_prefix: str
+    scopes: tuple[str, ...]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class IssuedClient:
+    """A client just stored, with its secret: shown to the caller this once."""
+
+    client: OAuthClient
+    secret: str
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    """A client that authenticated: its record (active, secret checked)."""
+
+    client: OAuthClient
+    secret_hash: bytes
+
+
+@dataclass(frozen=True)
+class AccessToken:
+    token: str
+    scopes: tuple[str, ...]
+    expires_in: int  # seconds
+
+
+class OAuthError(Exception):
+    """An error of the token endpoint, answered as RFC 6749 section 5.2 says: JSON with
+    `error` and `error_description`; `invalid_client` is 401 with a `WWW-Authenticate`."""
+
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+
+
+def invalid_client(description: str = "Unknown client, or wrong secret.") -> OAuthError:
+    return OAuthError("invalid_client", description, 401)
+
+
+@dataclass(frozen=True)
+class TokenRequest:
+    client_id: str
+    client_secret: str
+    scope: str | None  # as asked for: space-delimited, None when absent
+
+
+def parse_token_request(
+    content_type: str | None, body: bytes, authorization: str | None
+) -> TokenRequest:
+    """The client credentials grant's request: form fields in the body (parameters without a
+    value count as absent, a repeated one is refused), the client authenticated by HTTP Basic
+    or by `client_id` and `client_secret` fields, never both."""
+    media_type = (content_type or "").split(";", 1)[0].strip().lower()
+    if media_type != "application/x-www-form-urlencoded":
+        raise OAuthError(
+            "invalid_request", "Send the parameters as application/x-www-form-urlencoded."
+        )
+    try:
+        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+    except (UnicodeDecodeError, ValueError):
+        raise OAuthError("invalid_request", "The body is not a valid form.") from None
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name in params:
+            raise OAuthError("invalid_request", f"The {name!r} parameter is repeated.")
+        params[name] = value
+    params = {name: value for name, value in params.items() if value}
+    grant_type = params.get("grant_type")
+    if grant_type is None:
+        raise OAuthError("invalid_request", "The grant_type parameter is missing.")
+    basic = basic_credentials(authorization)
+    in_body = "client_id" in params or "client_secret" in params
+    if basic is not None and in_body:
+        raise OAuthError(
+            "invalid_request",
+            "Authenticate the client one way: HTTP Basic or client_id and client_secret.",
+        )
+    client_id, client_secret = basic or (
+        params.get("client_id", ""),
+        params.get("client_secret", ""),
+    )
+    if not client_id or not client_secret:
+        raise invalid_client("Authenticate the client by HTTP Basic or client_id and secret.")
+    if grant_type != "client_credentials":
+        raise OAuthError(
+            "unsupported_grant_type", "Only the client_credentials grant is supported."
+        )
+    return TokenRequest(client_id, client_secret, params.get("scope"))
+
+
+def basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    """(client_id, client_secret) of an HTTP Basic `Authorization`, each form-urlencoded
+    before the base64 (RFC 6749 section 2.3.1); None without Basic; invalid_client when
+    malformed."""
+    scheme, _, encoded = (authorization or "").strip().partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        raise invalid_client("The Basic credentials are not valid base64 of UTF-8.") from None
+    client_id, colon, client_secret = decoded.partition(":")
+    if not colon:
+        raise invalid_client("The Basic credentials lack the ':' between id and secret.")
+    return unquote_plus(client_id), unquote_plus(client_secret)
+
+
+def granted_scopes(requested: str | None, allowed: Iterable[str]) -> tuple[str, ...]:
+    """The token's scopes: the client's, or the part of them asked for; invalid_scope when
+    asking for one the client lacks."""
+    allowed = tuple(allowed)
+    if requested is None:
+        return allowed
+    asked = tuple(dict.fromkeys(requested.split()))
+    if not asked:
+        return allowed
+    if missing := [s for s in asked if s not in allowed]:
+        raise OAuthError(
+            "invalid_scope",
+            f"This client may not have {' '.join(missing)!r}; it may have {' '.join(allowed)!r}.",
+        )
+    return asked
+
+
+def client_id_of(client_id: str) -> UUID | None:
+    """The client's id, or None when `client_id` cannot be one (no lookup is spent)."""
+    if len(client_id) > MAX_CLIENT_CREDENTIAL_LENGTH:
+        return None
+    try:
+        return UUID(client_id)
+    except ValueError:
+        return None
+
+
+def secret_matches(secret: str, secret_hash: bytes) -> bool:
+    return hmac.compare_digest(hash_api_key(secret), secret_hash)
 
 
 # --- which service serves a path -------------------------------------------------------------
@@ -232,9 +424,20 @@ def is_admin_path(path: str) -> bool:
     return path == ADMIN_PREFIX or path.startswith(ADMIN_PREFIX + "/")
 
 
+def is_self_service_path(path: str) -> bool:
+    """A tenant's own API keys and OAuth2 clients, managed with an `admin`-scoped key."""
+    return any(path == p or path.startswith(p + "/") for p in SELF_SERVICE_PREFIXES)
+
+
 def is_forwarded(path: str) -> bool:
-    """Paths under /api/v1 belong to the services, except the gateway's own admin API."""
-    return path.startswith(API_PREFIX + "/") and not is_admin_path(path)
+    """Paths under /api/v1 belong to the services, except the gateway's own: the admin API,
+    the OAuth2 endpoints and the tenant's keys. Every request asks: the common answer costs
+    two `startswith`."""
+    if not path.startswith(API_PREFIX_SLASH):
+        return False
+    if not path.startswith(GATEWAY_PREFIXES):
+        return True
+    return path[len(API_PREFIX_SLASH) :].partition("/")[0] not in GATEWAY_SEGMENTS
 
 
 def route_for(path: str) -> Route | None:

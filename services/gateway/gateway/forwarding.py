@@ -22,15 +22,12 @@ from fulfilkit.logs import tenant_var
 from fulfilkit.metrics import name_route
 from fulfilkit.tracing import set_route
 from gateway import usecases
-from gateway.checks import ClientGone, invalid_token, problem_of, read_body
+from gateway.checks import ClientGone, caller_of, problem_of, read_body
 from gateway.domain import (
     API_PREFIX,
     ROUTES,
-    Caller,
     StoredResponse,
     UpstreamCall,
-    bearer_token,
-    client_address,
     idempotency_key_of,
     is_forwarded,
     required_scope,
@@ -119,31 +116,6 @@ class ForwardingMiddleware:
                 runtime.pool, resources.idempotency, call, resources.forwarder.forward
             )
         )
-
-
-async def caller_of(resources: GatewayResources, scope: Scope, authorization: str | None) -> Caller:
-    """The key's caller. Requests without a valid key are limited per client address before
-    any database work; a key found in the cache costs nothing more."""
-    token = bearer_token(authorization)
-    known, caller = resources.keys.cached(token) if token is not None else (True, None)
-    if caller is not None:
-        return caller
-    address = client_address(scope)
-    wait = resources.unauthenticated.wait_seconds(address)
-    if wait > 0:
-        raise Problem(
-            "rate_limit",
-            "Too many requests without a valid API key from this address.",
-            headers={"Retry-After": retry_after(wait)},
-        )
-    if token is None:
-        raise invalid_token("Send an API key as `Authorization: Bearer <key>`.", missing=True)
-    if not known:
-        caller = await resources.keys.caller(token)
-    if caller is None:
-        raise invalid_token("The API key is unknown or revoked.")
-    resources.unauthenticated.give_back(address)  # a valid key not cached yet
-    return caller
 
 
 def forwarded_route(path: str) -> str | None:

@@ -10,7 +10,7 @@ from typing import Any
 import aiohttp
 
 from fulfilkit.http.openapi import document_headers, document_problems, problem_components
-from gateway.domain import API_PREFIX
+from gateway.domain import API_PREFIX, TOKEN_PATH
 
 log = logging.getLogger(__name__)
 
@@ -18,17 +18,48 @@ TITLE = "Fulfil API"
 VERSION = "v1"
 DESCRIPTION = (
     "The public API of the Fulfil order-fulfilment platform. Authenticate with"
-    " `Authorization: Bearer <API key>`. An optional version header (`X-API-Version: v1`,"
-    " `Accept-Version: 1` or `X-OAKRA-API-VERSION: v1`) pins the version; without one the"
-    " current version answers, and every answer names its version in `API-Version`. Lists"
-    " page by `limit`/`offset` or `pageNumber`/`pageSize`. Errors are RFC 9457"
-    " `application/problem+json` documents with a `code`."
+    " `Authorization: Bearer <API key>`, or with an OAuth2 access token from"
+    " `POST /api/v1/oauth/token` (client credentials). An optional version header"
+    " (`X-API-Version: v1`, `Accept-Version: 1` or `X-OAKRA-API-VERSION: v1`) pins the"
+    " version; without one the current version answers, and every answer names its version in"
+    " `API-Version`. Lists page by `limit`/`offset` or `pageNumber`/`pageSize`. Errors are"
+    " RFC 9457 `application/problem+json` documents with a `code`, except the token"
+    " endpoint's, which follow RFC 6749."
 )
 FETCH_TIMEOUT_SECONDS = 5.0
 HTTP_METHODS = frozenset({"get", "put", "post", "delete", "options", "head", "patch", "trace"})
 
 SECURITY_SCHEMES = {
-    "apiKey": {"type": "http", "scheme": "bearer", "description": "A tenant's API key, `fk_...`"},
+    "apiKey": {
+        "type": "http",
+        "scheme": "bearer",
+        "description": "A tenant's API key, `fk_...`, or an OAuth2 access token, `fkt_...`",
+    },
+    "oauth2": {
+        "type": "oauth2",
+        "description": "A tenant's OAuth2 client, by the client credentials grant",
+        "flows": {
+            "clientCredentials": {
+                "tokenUrl": TOKEN_PATH,
+                "scopes": {
+                    "sales:read": "Read sales",
+                    "sales:write": "Create, change and cancel sales",
+                    "stock:read": "Read products, locations and stock",
+                    "stock:write": "Change products, locations and stock",
+                    "fulfillment:read": "Read fulfillments",
+                    "fulfillment:write": "Initiate and change fulfillments",
+                    "webhooks:read": "Read webhook endpoints and deliveries",
+                    "webhooks:write": "Change webhook endpoints",
+                    "admin": "Operator endpoints; a tenant's own keys and clients",
+                },
+            }
+        },
+    },
+    "clientBasic": {
+        "type": "http",
+        "scheme": "basic",
+        "description": "An OAuth2 client's `client_id` and `client_secret` (token endpoint)",
+    },
     "adminToken": {
         "type": "http",
         "scheme": "bearer",
@@ -129,8 +160,10 @@ def merge_openapi(
                     merged.setdefault(method, operation)
                 elif method in merged:
                     log.warning("%s %s is defined twice; keeping the first", method, path)
+                elif service == "gateway" and path == TOKEN_PATH:
+                    merged[method] = document_headers(operation)  # RFC 6749 errors, no problems
                 elif service == "gateway":
-                    operation["security"] = [{"adminToken": []}]
+                    operation.setdefault("security", [{"adminToken": []}])
                     merged[method] = _public_operation(path, method, operation, forwarded=False)
                 else:
                     operation.setdefault("tags", [service])

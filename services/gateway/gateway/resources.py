@@ -17,6 +17,7 @@ from gateway.auth import KeyCache
 from gateway.domain import IdempotencyPolicy
 from gateway.openapi import VERSION, PublicApiDocument
 from gateway.ratelimit import RateLimiter
+from gateway.revocations import RevocationListener
 from gateway.settings import GatewaySettings
 from gateway.upstream import Forwarder, upstream_urls
 
@@ -26,6 +27,7 @@ class GatewayResources:
     settings: GatewaySettings
     forwarder: Forwarder
     keys: KeyCache
+    revocations: RevocationListener  # empties `keys` of what other processes revoke
     limiter: RateLimiter  # per API key
     unauthenticated: RateLimiter  # per client address, requests without a valid key
     admin_failures: RateLimiter  # per client address, failed admin-token attempts
@@ -39,18 +41,20 @@ async def open_resources(runtime: Runtime[GatewayResources]) -> AsyncIterator[Ga
     settings = cast(GatewaySettings, runtime.settings)
     session = internal_session(settings.upstream_max_connections, settings.upstream_timeout_seconds)
     services = upstream_urls(settings)
+    keys = KeyCache(
+        runtime.pool,
+        settings.api_key_cache_seconds,
+        max_entries=settings.api_key_cache_size,
+        max_missing=settings.api_key_negative_cache_size,
+    )
     try:
         yield GatewayResources(
             settings=settings,
             forwarder=Forwarder(
                 session, services, settings.internal_token, settings.public_base_url
             ),
-            keys=KeyCache(
-                runtime.pool,
-                settings.api_key_cache_seconds,
-                max_entries=settings.api_key_cache_size,
-                max_missing=settings.api_key_negative_cache_size,
-            ),
+            keys=keys,
+            revocations=RevocationListener(runtime.pool, keys),
             limiter=RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst),
             unauthenticated=RateLimiter(
                 settings.unauthenticated_rate_limit_per_second,

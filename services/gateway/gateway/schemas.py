@@ -1,13 +1,24 @@
-"""The admin API's request and response bodies."""
+"""The request and response bodies of the gateway's own routes: the admin API, a tenant's
+own keys and OAuth2 clients, and the token endpoint."""
 
 from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
+from fastapi import Header
 from pydantic import BaseModel, Field, StringConstraints
 
 from fulfilkit.models import Text
-from gateway.domain import DEFAULT_SCOPES, ApiKey, IssuedKey, ScopeName, TenantWithKey
+from gateway.domain import (
+    DEFAULT_SCOPES,
+    AccessToken,
+    ApiKey,
+    IssuedClient,
+    IssuedKey,
+    OAuthClient,
+    ScopeName,
+    TenantWithKey,
+)
 
 TenantName = Annotated[Text, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
@@ -21,7 +32,40 @@ class NewTenant(BaseModel):
     )
 
 
+# Declared for the OpenAPI and checked like `idempotency.check_key`; `idempotency.once` reads it.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="A retry with the same key (per tenant) creates nothing again.",
+    ),
+]
+
+# Stripped before its length is checked (a blank name is refused), then checked as `Text`.
+CredentialName = Annotated[
+    Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)],
+    *Text.__metadata__,
+]
+
+
 class NewKey(BaseModel):
+    scopes: list[ScopeName] = Field(min_length=1)
+    name: CredentialName | None = None
+
+
+class NewNamedKey(BaseModel):
+    """A key a tenant makes for itself: a name to tell it by, and its scopes."""
+
+    name: CredentialName
+    scopes: list[ScopeName] = Field(min_length=1)
+
+
+class NewClient(BaseModel):
+    """An OAuth2 client: a name to tell it by, and the scopes its tokens may have."""
+
+    name: CredentialName
     scopes: list[ScopeName] = Field(min_length=1)
 
 
@@ -51,7 +95,8 @@ class CreatedTenant(BaseModel):
 class KeyOut(BaseModel):
     id: UUID
     tenant_id: UUID
-    prefix: str
+    name: str | None = Field(description="None for keys the operator made without one.")
+    prefix: str = Field(description="The key's first characters, to recognise it by.")
     scopes: list[str]
     created_at: datetime
     revoked_at: datetime | None
@@ -61,6 +106,7 @@ class KeyOut(BaseModel):
         return cls(
             id=key.id,
             tenant_id=key.tenant_id,
+            name=key.name,
             prefix=key.prefix,
             scopes=list(key.scopes),
             created_at=key.created_at,
@@ -78,3 +124,77 @@ class CreatedKey(KeyOut):
 
 class KeyList(BaseModel):
     data: list[KeyOut]
+
+
+class PageInfo(BaseModel):
+    total_count: int
+    offset: int
+    limit: int
+
+
+class KeyPage(BaseModel):
+    data: list[KeyOut]
+    pagination: PageInfo
+
+
+class ClientOut(BaseModel):
+    client_id: UUID = Field(description="The `client_id` to ask for tokens with.")
+    tenant_id: UUID
+    name: str
+    secret_prefix: str = Field(description="The secret's first characters, to recognise it by.")
+    scopes: list[str] = Field(description="The scopes its access tokens may have.")
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, client: OAuthClient) -> "ClientOut":
+        return cls(
+            client_id=client.id,
+            tenant_id=client.tenant_id,
+            name=client.name,
+            secret_prefix=client.secret_prefix,
+            scopes=list(client.scopes),
+            created_at=client.created_at,
+            revoked_at=client.revoked_at,
+        )
+
+
+class CreatedClient(ClientOut):
+    client_secret: str = Field(description="Shown only in this response; store it safely.")
+
+    @classmethod
+    def issued(cls, issued: IssuedClient) -> "CreatedClient":
+        return cls(**ClientOut.of(issued.client).model_dump(), client_secret=issued.secret)
+
+
+class ClientPage(BaseModel):
+    data: list[ClientOut]
+    pagination: PageInfo
+
+
+class TokenOut(BaseModel):
+    """RFC 6749 section 5.1."""
+
+    access_token: str = Field(description="Send it as `Authorization: Bearer <token>`.")
+    token_type: str = Field(description="Always `Bearer`.")
+    expires_in: int = Field(description="Seconds from now until the token stops working.")
+    scope: str = Field(description="The token's scopes, space-delimited.")
+
+    @classmethod
+    def of(cls, token: AccessToken) -> "TokenOut":
+        return cls(
+            access_token=token.token,
+            token_type="Bearer",
+            expires_in=token.expires_in,
+            scope=" ".join(token.scopes),
+        )
+
+
+class OAuthErrorOut(BaseModel):
+    """RFC 6749 section 5.2."""
+
+    error: str = Field(
+        description="`invalid_request`, `invalid_client`, `invalid_scope`,"
+        " `unsupported_grant_type` or `too_many_requests`."
+    )
+    error_description: str

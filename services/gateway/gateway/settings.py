@@ -35,6 +35,8 @@ class GatewaySettings(ServiceSettings):
     api_key_cache_seconds: float = Field(default=5, ge=0)
     api_key_cache_size: int = Field(default=100_000, ge=1)
     api_key_negative_cache_size: int = Field(default=10_000, ge=1)
+    # How long an OAuth2 access token from POST /api/v1/oauth/token works (`expires_in`).
+    oauth_token_seconds: int = Field(default=3600, ge=1, le=86_400)
     idempotency_ttl_hours: float = Field(default=24, gt=0)
     # A retry of a request still in progress after this long is forwarded again (the service
     # keys the effect with the Idempotency-Key and replays or waits for the first attempt).

@@ -1,4 +1,5 @@
-"""SQL for the gateway's schema: tenants, API keys and idempotency records."""
+"""SQL for the gateway's schema: tenants, API keys, OAuth2 clients and their access tokens,
+and idempotency records."""
 
 from datetime import timedelta
 from uuid import UUID
@@ -7,14 +8,22 @@ import asyncpg
 
 from gateway.domain import (
     ApiKey,
+    Caller,
+    ClientCredentials,
     IdempotencyRecord,
     NewApiKey,
+    NewSecret,
+    OAuthClient,
     RequestFingerprint,
     StoredResponse,
     Tenant,
 )
 
 Executor = asyncpg.Pool | asyncpg.Connection
+
+# Every gateway process LISTENs here and forgets the credential named in the payload (the id
+# of an API key or of an OAuth2 client): sent by the revoking transaction, on its commit.
+REVOCATIONS_CHANNEL = "gateway_revocations"
 
 
 def _tenant(row: asyncpg.Record) -> Tenant:
@@ -26,6 +35,19 @@ def _api_key(row: asyncpg.Record) -> ApiKey:
         id=row["id"],
         tenant_id=row["tenant_id"],
         prefix=row["prefix"],
+        scopes=tuple(row["scopes"]),
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
+        name=row["name"],
+    )
+
+
+def _client(row: asyncpg.Record) -> OAuthClient:
+    return OAuthClient(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        name=row["name"],
+        secret_prefix=row["secret_prefix"],
         scopes=tuple(row["scopes"]),
         created_at=row["created_at"],
         revoked_at=row["revoked_at"],
@@ -56,13 +78,14 @@ async def find_tenant_by_name(pool: Executor, name: str) -> Tenant | None:
 async def insert_key(conn: Executor, tenant_id: UUID, key: NewApiKey) -> ApiKey | None:
     """The stored key; None when there is no such tenant."""
     row = await conn.fetchrow(
-        "INSERT INTO gateway.api_keys (id, tenant_id, key_hash, prefix, scopes)"
-        " SELECT $1, id, $3, $4, $5 FROM gateway.tenants WHERE id = $2 RETURNING *",
+        "INSERT INTO gateway.api_keys (id, tenant_id, key_hash, prefix, scopes, name)"
+        " SELECT $1, id, $3, $4, $5, $6 FROM gateway.tenants WHERE id = $2 RETURNING *",
         key.id,
         tenant_id,
         key.key_hash,
         key.prefix,
         list(key.scopes),
+        key.name,
     )
     return _api_key(row) if row else None
 
@@ -81,14 +104,152 @@ async def list_keys(pool: Executor, tenant_id: UUID) -> list[ApiKey]:
     return [_api_key(r) for r in rows]
 
 
-async def revoke_key(pool: Executor, key_id: UUID) -> ApiKey | None:
-    """Revokes the key (keeping the first revocation time); None when there is no such key."""
+async def page_keys(
+    pool: Executor, tenant_id: UUID, limit: int, offset: int
+) -> tuple[list[ApiKey], int]:
+    """A page of the tenant's keys, oldest first, and how many there are."""
+    rows = await pool.fetch(
+        "SELECT * FROM gateway.api_keys WHERE tenant_id = $1"
+        " ORDER BY created_at, id LIMIT $2 OFFSET $3",
+        tenant_id,
+        limit,
+        offset,
+    )
+    total = await pool.fetchval(
+        "SELECT count(*) FROM gateway.api_keys WHERE tenant_id = $1", tenant_id
+    )
+    return [_api_key(r) for r in rows], total
+
+
+async def revoke_key(pool: Executor, key_id: UUID, tenant_id: UUID | None = None) -> ApiKey | None:
+    """Revokes the key (keeping the first revocation time) and tells every gateway process
+    on commit; None when there is no such key (of `tenant_id`, when given)."""
     row = await pool.fetchrow(
-        "UPDATE gateway.api_keys SET revoked_at = coalesce(revoked_at, now())"
-        " WHERE id = $1 RETURNING *",
+        "WITH revoked AS ("
+        " UPDATE gateway.api_keys SET revoked_at = coalesce(revoked_at, now())"
+        " WHERE id = $1 AND ($2::uuid IS NULL OR tenant_id = $2) RETURNING *)"
+        " SELECT revoked.*, pg_notify($3, revoked.id::text) FROM revoked",
         key_id,
+        tenant_id,
+        REVOCATIONS_CHANNEL,
     )
     return _api_key(row) if row else None
+
+
+# --- OAuth2 clients and access tokens ----------------------------------------------------
+
+
+async def insert_client(
+    pool: Executor,
+    client_id: UUID,
+    tenant_id: UUID,
+    name: str,
+    scopes: tuple[str, ...],
+    secret: NewSecret,
+) -> OAuthClient | None:
+    """The stored client; None when there is no such tenant."""
+    row = await pool.fetchrow(
+        "INSERT INTO gateway.oauth_clients"
+        " (id, tenant_id, name, secret_hash, secret_prefix, scopes)"
+        " SELECT $1, id, $3, $4, $5, $6 FROM gateway.tenants WHERE id = $2 RETURNING *",
+        client_id,
+        tenant_id,
+        name,
+        secret.hash,
+        secret.prefix,
+        list(scopes),
+    )
+    return _client(row) if row else None
+
+
+async def page_clients(
+    pool: Executor, tenant_id: UUID, limit: int, offset: int
+) -> tuple[list[OAuthClient], int]:
+    """A page of the tenant's clients, oldest first, and how many there are."""
+    rows = await pool.fetch(
+        "SELECT * FROM gateway.oauth_clients WHERE tenant_id = $1"
+        " ORDER BY created_at, id LIMIT $2 OFFSET $3",
+        tenant_id,
+        limit,
+        offset,
+    )
+    total = await pool.fetchval(
+        "SELECT count(*) FROM gateway.oauth_clients WHERE tenant_id = $1", tenant_id
+    )
+    return [_client(r) for r in rows], total
+
+
+async def find_active_client(pool: Executor, client_id: UUID) -> ClientCredentials | None:
+    row = await pool.fetchrow(
+        "SELECT * FROM gateway.oauth_clients WHERE id = $1 AND revoked_at IS NULL", client_id
+    )
+    return ClientCredentials(_client(row), bytes(row["secret_hash"])) if row else None
+
+
+async def revoke_client(pool: Executor, client_id: UUID, tenant_id: UUID) -> OAuthClient | None:
+    """Revokes the client, deletes its access tokens and tells every gateway process on
+    commit; None when the tenant has no such client."""
+    row = await pool.fetchrow(
+        "WITH revoked AS ("
+        " UPDATE gateway.oauth_clients SET revoked_at = coalesce(revoked_at, now())"
+        " WHERE id = $1 AND tenant_id = $2 RETURNING *),"
+        " gone AS (DELETE FROM gateway.access_tokens t USING revoked"
+        " WHERE t.client_id = revoked.id)"
+        " SELECT revoked.*, pg_notify($3, revoked.id::text) FROM revoked",
+        client_id,
+        tenant_id,
+        REVOCATIONS_CHANNEL,
+    )
+    return _client(row) if row else None
+
+
+async def insert_access_token(
+    pool: Executor, client_id: UUID, token_hash: bytes, scopes: tuple[str, ...], seconds: int
+) -> bool:
+    """Stores a token valid for `seconds`; False when the client is revoked meanwhile."""
+    inserted = await pool.fetchval(
+        "INSERT INTO gateway.access_tokens (token_hash, client_id, scopes, expires_at)"
+        " SELECT $2, id, $3, now() + make_interval(secs => $4) FROM gateway.oauth_clients"
+        " WHERE id = $1 AND revoked_at IS NULL RETURNING true",
+        client_id,
+        token_hash,
+        list(scopes),
+        seconds,
+    )
+    return bool(inserted)
+
+
+async def find_active_access_token(
+    pool: Executor, token_hash: bytes
+) -> tuple[Caller, float] | None:
+    """The caller of an unexpired token of an active client, and the seconds it has left
+    (by the database's clock, which issued it)."""
+    row = await pool.fetchrow(
+        "SELECT c.id, c.tenant_id, t.scopes,"
+        " extract(epoch FROM t.expires_at - now())::float8 AS remaining"
+        " FROM gateway.access_tokens t JOIN gateway.oauth_clients c ON c.id = t.client_id"
+        " WHERE t.token_hash = $1 AND t.expires_at > now() AND c.revoked_at IS NULL",
+        token_hash,
+    )
+    if row is None:
+        return None
+    caller = Caller(row["id"], row["tenant_id"], frozenset(row["scopes"]), kind="client")
+    return caller, row["remaining"]
+
+
+async def prune_access_tokens(pool: Executor, batch: int = 5000) -> int:
+    """Deletes expired access tokens in batches (short transactions); returns how many."""
+    total = 0
+    while True:
+        status = await pool.execute(
+            "DELETE FROM gateway.access_tokens WHERE token_hash = ANY(ARRAY("
+            " SELECT token_hash FROM gateway.access_tokens WHERE expires_at < now() LIMIT $1))",
+            batch,
+        )
+        deleted = int(status.split()[-1])
+        total += deleted
+        if deleted < batch:
+            return total
 
 
 async def claim_idempotency_key(

@@ -1,5 +1,6 @@
 """What the gateway does, one function per use case: tenants and their API keys (admin API
-and CLI), and forwarding a request once per Idempotency-Key (the public API)."""
+and CLI), a tenant's own keys and OAuth2 clients (self-service), access tokens for clients,
+and forwarding a request once per Idempotency-Key (the public API)."""
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
@@ -12,18 +13,29 @@ from fulfilkit.errors import Duplicated, NotFound
 from gateway import store
 from gateway.auth import KeyCache
 from gateway.domain import (
+    ACCESS_TOKEN_PREFIX,
+    CLIENT_SECRET_PREFIX,
+    AccessToken,
     ApiKey,
     IdempotencyPolicy,
+    IssuedClient,
     IssuedKey,
     Keep,
+    OAuthClient,
     RequestFingerprint,
     StoredResponse,
     Tenant,
     TenantWithKey,
+    TokenRequest,
     UpstreamCall,
+    client_id_of,
+    granted_scopes,
     idempotency_key_of,
+    invalid_client,
     new_api_key,
+    new_secret,
     replay,
+    secret_matches,
     what_to_keep,
 )
 
@@ -54,9 +66,11 @@ async def find_tenant(pool: asyncpg.Pool, id_or_name: str) -> Tenant:
     return tenant
 
 
-async def issue_key(pool: asyncpg.Pool, tenant_id: UUID, scopes: Iterable[str]) -> IssuedKey:
+async def issue_key(
+    pool: store.Executor, tenant_id: UUID, scopes: Iterable[str], name: str | None = None
+) -> IssuedKey:
     """Another API key for the tenant; NotFound when there is no such tenant."""
-    key = new_api_key(scopes)
+    key = new_api_key(scopes, name)
     stored = await store.insert_key(pool, tenant_id, key)
     if stored is None:
         raise NotFound("No such tenant.")
@@ -70,15 +84,90 @@ async def list_keys(pool: asyncpg.Pool, tenant_id: UUID) -> list[ApiKey]:
     return await store.list_keys(pool, tenant_id)
 
 
-async def revoke_key(pool: asyncpg.Pool, key_id: UUID, keys: KeyCache | None = None) -> ApiKey:
-    """Revokes the key at once in `keys` (this process's cache), within its ttl in other
-    gateway processes; NotFound when there is no such key."""
-    key = await store.revoke_key(pool, key_id)
+async def page_keys(
+    pool: asyncpg.Pool, tenant_id: UUID, limit: int, offset: int
+) -> tuple[list[ApiKey], int]:
+    """A page of the tenant's keys, revoked ones included, and how many there are."""
+    return await store.page_keys(pool, tenant_id, limit, offset)
+
+
+async def revoke_key(
+    pool: asyncpg.Pool,
+    key_id: UUID,
+    keys: KeyCache | None = None,
+    tenant_id: UUID | None = None,
+) -> ApiKey:
+    """Revokes the key: at once in `keys` (this process's cache), and in other gateway
+    processes when they hear the notification its transaction sends (`gateway.revocations`).
+    NotFound when there is no such key, or when it is not `tenant_id`'s."""
+    key = await store.revoke_key(pool, key_id, tenant_id)
     if key is None:
         raise NotFound("No such API key.")
     if keys is not None:
         keys.forget(key_id)
     return key
+
+
+async def create_client(
+    pool: store.Executor, tenant_id: UUID, name: str, scopes: Iterable[str]
+) -> IssuedClient:
+    """A new OAuth2 client of the tenant, with its secret; NotFound when there is no such
+    tenant."""
+    secret = new_secret(CLIENT_SECRET_PREFIX)
+    client = await store.insert_client(
+        pool, uuid4(), tenant_id, name, tuple(dict.fromkeys(scopes)), secret
+    )
+    if client is None:
+        raise NotFound("No such tenant.")
+    return IssuedClient(client, secret.secret)
+
+
+async def page_clients(
+    pool: asyncpg.Pool, tenant_id: UUID, limit: int, offset: int
+) -> tuple[list[OAuthClient], int]:
+    """A page of the tenant's clients, revoked ones included, and how many there are."""
+    return await store.page_clients(pool, tenant_id, limit, offset)
+
+
+async def revoke_client(
+    pool: asyncpg.Pool, tenant_id: UUID, client_id: UUID, keys: KeyCache | None = None
+) -> OAuthClient:
+    """Revokes the client and every access token it has, as `revoke_key` does a key;
+    NotFound when the tenant has no such client."""
+    client = await store.revoke_client(pool, client_id, tenant_id)
+    if client is None:
+        raise NotFound("No such OAuth client.")
+    if keys is not None:
+        keys.forget(client_id)
+    return client
+
+
+async def authenticate_client(pool: asyncpg.Pool, request: TokenRequest) -> OAuthClient:
+    """The active client whose id and secret the request carries; `invalid_client` when
+    there is none or the secret does not match."""
+    client_id = client_id_of(request.client_id)
+    found = await store.find_active_client(pool, client_id) if client_id is not None else None
+    if found is None or not secret_matches(request.client_secret, found.secret_hash):
+        raise invalid_client()
+    return found.client
+
+
+async def issue_access_token(
+    pool: asyncpg.Pool, client: OAuthClient, scope: str | None, lifetime_seconds: int
+) -> AccessToken:
+    """An access token for the client, with the scopes asked for in `scope` (all of the
+    client's by default); OAuthError `invalid_scope` for one it lacks, `invalid_client` when
+    it was revoked meanwhile."""
+    scopes = granted_scopes(scope, client.scopes)
+    token = new_secret(ACCESS_TOKEN_PREFIX)
+    if not await store.insert_access_token(pool, client.id, token.hash, scopes, lifetime_seconds):
+        raise invalid_client()
+    return AccessToken(token.secret, scopes, lifetime_seconds)
+
+
+async def prune_access_tokens(pool: asyncpg.Pool) -> int:
+    """Forgets expired access tokens; returns how many."""
+    return await store.prune_access_tokens(pool)
 
 
 async def forward_once(

@@ -39,7 +39,12 @@ def test_only_public_paths_are_kept_and_admin_paths_need_the_admin_token() -> No
     assert set(merged["paths"]) == {"/api/v1/admin/tenants", "/api/v1/products"}
     assert merged["info"]["title"] == "Fulfil API" and merged["info"]["version"] == "v1"
     assert merged["security"] == [{"apiKey": []}]
-    assert set(merged["components"]["securitySchemes"]) == {"apiKey", "adminToken"}
+    assert set(merged["components"]["securitySchemes"]) == {
+        "apiKey",
+        "adminToken",
+        "oauth2",
+        "clientBasic",
+    }
     admin = merged["paths"]["/api/v1/admin/tenants"]["post"]
     assert admin["security"] == [{"adminToken": []}]
     products = merged["paths"]["/api/v1/products"]["get"]
