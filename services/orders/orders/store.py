@@ -244,3 +244,24 @@ async def list_sales(
         offset,
     )
     return [_sale(r) for r in rows], total
+
+
+async def known_skus(conn: asyncpg.Connection, tenant_id: UUID, skus: Collection[str]) -> set[str]:
+    """Those of these SKUs that the tenant's catalogue holds (as far as orders has heard)."""
+    rows = await conn.fetch(
+        f"SELECT sku FROM {S}.catalogue WHERE tenant_id = $1 AND sku = ANY($2::text[])",
+        tenant_id,
+        list(skus),
+    )
+    return {r["sku"] for r in rows}
+
+
+async def add_to_catalogue(conn: asyncpg.Connection, skus: Sequence[tuple[UUID, str]]) -> None:
+    """Record SKUs (tenant, sku) as in the catalogue; one known already stays as it is."""
+    if skus:
+        await conn.execute(
+            f"INSERT INTO {S}.catalogue (tenant_id, sku) SELECT * FROM unnest($1::uuid[],"
+            " $2::text[]) ORDER BY 1, 2 ON CONFLICT DO NOTHING",
+            [t for t, _ in skus],
+            [s for _, s in skus],
+        )
