@@ -204,6 +204,6 @@ def stock_issues(sale: Sale) -> list[dict[str, Any]]:
     ]
 
 
-def unknown_lines(new: NewSale, known: set[str]) -> list[tuple[int, str]]:
-    """The lines (index, sku) of a sale whose SKU is not in the catalogue."""
-    return [(i, line["sku"]) for i, line in enumerate(new.lines) if line["sku"] not in known]
+def lines_naming(new: NewSale, skus: set[str]) -> list[tuple[int, str]]:
+    """The lines (index, sku) of a sale that name one of `skus`."""
+    return [(i, line["sku"]) for i, line in enumerate(new.lines) if line["sku"] in skus]

@@ -34,9 +34,9 @@ from orders.domain import (
     claim,
     created_history,
     end_reservation,
+    lines_naming,
     open_sale,
     ship,
-    unknown_lines,
     update_fulfillment,
 )
 
@@ -119,35 +119,47 @@ async def create_sales(
             continue
         seen.add(order.sale_id)
         unique.append((index, order))
-    skus = {line["sku"] for _, order in unique for line in order.lines}
     opened: list[tuple[int, Sale]] = []
     wait = wait_seconds is not None
     expected: dict[str, asyncio.Future[None]] = {}
     inserted: set[UUID] = set()
 
-    async def insert(conn: asyncpg.Connection, missing: set[str]) -> None:
+    async def insert(conn: asyncpg.Connection, missing: set[str]) -> set[str]:
+        """Insert the sales that name no SKU of `missing`, if the catalogue holds every SKU
+        they name; else insert nothing and return the SKUs it lacks."""
         nonlocal expected, inserted
+        opened.clear()
         for index, order in unique:
-            if outside := unknown_lines(order, skus - missing):
-                refused.append((index, _outside_catalogue(outside)))
-            else:
+            if not lines_naming(order, missing):
                 opened.append((index, open_sale(tenant, order, now)))
         sales = [s for _, s in opened]
+        for key, future in expected.items():  # of an attempt that inserted nothing
+            waiter.forget(key, future)
         # expected before the insert: the outcome may be committed before it returns
         expected = {str(s.id): waiter.expect(str(s.id)) for s in sales} if wait else {}
-        inserted = await store.insert_sales(
-            conn, sales, actor, [events.sale_created(s) for s in sales]
+        inserted, lacking = await store.insert_sales_of_known_skus(
+            conn,
+            sales,
+            actor,
+            [events.sale_created(s) for s in sales],
+            {line["sku"] for s in sales for line in s.lines},
         )
+        return lacking
 
     try:
-        async with pool.acquire() as conn:  # the usual case: every SKU known, one connection
-            missing = skus - await store.known_skus(conn, tenant, skus)
-            if not missing:
-                await insert(conn, missing)
-        if missing:
-            missing = await _still_unknown(pool, tenant, missing, catalogue_wait_seconds)
-            async with pool.acquire() as conn:
-                await insert(conn, missing)
+        # the usual case: the catalogue holds every SKU, one statement checks and inserts
+        async with pool.acquire() as conn:
+            lacking = await insert(conn, set())
+        if lacking:
+            lacking = await _still_unknown(pool, tenant, lacking, catalogue_wait_seconds)
+            async with pool.acquire() as conn:  # without the sales naming what still lacks
+                if await insert(conn, lacking):  # products are never deleted: cannot be
+                    raise RuntimeError("a SKU left orders' copy of the catalogue")
+        refused += [
+            (index, _outside_catalogue(outside))
+            for index, order in unique
+            if (outside := lines_naming(order, lacking))
+        ]
         created = [s for _, s in opened if s.id in inserted]
         if wait:
             await waiter.wait_all(

@@ -13,10 +13,10 @@ from orders.domain import (
     cancel,
     created_history,
     end_reservation,
+    lines_naming,
     open_sale,
     stock_issues,
     transition,
-    unknown_lines,
     update_fulfillment,
 )
 
@@ -158,12 +158,12 @@ def test_a_backordered_sale_has_one_issue_per_short_line():
     assert stock_issues(s) == []
 
 
-def test_unknown_lines_are_named_by_their_index():
+def test_lines_naming_skus_are_named_by_their_index():
     order = NewSale(
         "S-1",
         {"channel": "web", "shop_name": "x"},
         "wh-1",
         [{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 1}, {"sku": "B", "quantity": 2}],
     )
-    assert unknown_lines(order, {"A", "B"}) == []
-    assert unknown_lines(order, {"A"}) == [(1, "B"), (2, "B")]
+    assert lines_naming(order, set()) == []
+    assert lines_naming(order, {"B", "C"}) == [(1, "B"), (2, "B")]
