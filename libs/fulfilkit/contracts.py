@@ -41,6 +41,7 @@ STOCK_COMMITTED = "stock.committed"
 FULFILLMENT_CREATED = "fulfillment.created"
 FULFILLMENT_STATUS_CHANGED = "fulfillment.status_changed"
 WEBHOOK_ENDPOINT_DISABLED = "webhook.endpoint_disabled"
+PRODUCT_CREATED = "product.created"
 
 TOPIC_OF_TYPE = {
     SALE_CREATED: SALES_TOPIC,
@@ -55,6 +56,7 @@ TOPIC_OF_TYPE = {
     FULFILLMENT_CREATED: FULFILLMENT_TOPIC,
     FULFILLMENT_STATUS_CHANGED: FULFILLMENT_TOPIC,
     WEBHOOK_ENDPOINT_DISABLED: WEBHOOKS_TOPIC,
+    PRODUCT_CREATED: STOCK_TOPIC,
 }
 EVENT_TYPES = tuple(TOPIC_OF_TYPE)
 # The `source` of every event on a topic: the one service that publishes there.
@@ -260,6 +262,20 @@ class FulfillmentStatusChangedV1(FulfillmentSnapshotV1):
     previous_status: FulfillmentStatus
 
 
+class ProductSnapshot(BaseModel):
+    """A product of the tenant's catalogue (stock's `/products`), as created."""
+
+    sku: str
+    name: str
+    ean: str | None = None
+    unit_type: str
+    min_level: int
+    is_bulky: bool
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
 class EndpointDisabled(BaseModel):
     """A webhook endpoint's snapshot after it was disabled (secrets and custom headers,
     which may carry credentials, are left out), plus why."""
@@ -290,6 +306,7 @@ DATA_MODEL_OF_TYPE: dict[str, type[BaseModel]] = {
     FULFILLMENT_CREATED: FulfillmentSnapshot,
     FULFILLMENT_STATUS_CHANGED: FulfillmentStatusChanged,
     WEBHOOK_ENDPOINT_DISABLED: EndpointDisabled,
+    PRODUCT_CREATED: ProductSnapshot,
 }
 # The `dataversion` of each type's events; a type not listed is at version "1".
 DATA_VERSION_OF_TYPE = {
@@ -324,11 +341,13 @@ def sale_of(data: BaseModel) -> UUID:
 SALE_KEY = "`<tenant id>:sale:<sale uuid>`"
 STOCK_LEVEL_KEY = "`<tenant id>:stock:<location_id>:<sku>`"
 ENDPOINT_KEY = "`<tenant id>:webhook_endpoint:<endpoint uuid>`"
+PRODUCT_KEY = "`<tenant id>:product:<sku>`"
 KEY_OF_TYPE = {
     **{event_type: SALE_KEY for event_type in TOPIC_OF_TYPE},
     STOCK_CHANGED: STOCK_LEVEL_KEY,
     STOCK_LOW: STOCK_LEVEL_KEY,
     WEBHOOK_ENDPOINT_DISABLED: ENDPOINT_KEY,
+    PRODUCT_CREATED: PRODUCT_KEY,
 }
 
 
@@ -338,6 +357,10 @@ def sale_key(tenant_id: UUID, sale: UUID) -> str:
 
 def stock_level_key(tenant_id: UUID, location_id: str, sku: str) -> str:
     return f"{tenant_id}:stock:{location_id}:{sku}"
+
+
+def product_key(tenant_id: UUID, sku: str) -> str:
+    return f"{tenant_id}:product:{sku}"
 
 
 def make_event(

@@ -277,7 +277,7 @@ class Lifecycles:
         if created is None:
             self.ledger.gave_up["POST /sales"] += 1
             return
-        if created.status not in (201, 202):
+        if created.status not in (201, 202, 228):
             return  # a 409 duplicated: an earlier attempt stored it and lost the answer
         self.ledger.created.add(sale_id)
         if not await self._pending(api, sale_id):

@@ -238,7 +238,7 @@ class Scenario:
             record=False,
             retry_for=max(1.0, deadline - time.monotonic()),
         )
-        if created is None or created.status not in (201, 202):
+        if created is None or created.status not in (201, 202, 228):
             return False
         while time.monotonic() < deadline:
             if all(

@@ -61,6 +61,7 @@ async def test_a_taken_sale_id_is_reported_and_the_others_are_created(
     assert (again.status, again.body["sales"]) == (200, []), again
     assert [e["sale_id"] for e in again.body["errors"]] == [fresh]
 
+    assert (await other_tenant.post("/products", {"sku": sku, "name": "Theirs"})).status == 201
     elsewhere = await other_tenant.post(BATCH, {"sales": [sale_body(taken, location, (sku, 1))]})
     assert elsewhere.status == 200 and elsewhere.body["errors"] == [], "sale_ids are per tenant"
     assert [s["sale_id"] for s in elsewhere.body["sales"]] == [taken]

@@ -76,8 +76,11 @@ async def test_short_stock_backorders_and_shipping_init_reports_it(tenant: Clien
     sku, location, _ = await stocked_product(tenant, quantity=1)
     sale_id = ref("S")
     created = await tenant.post("/sales", sale_body(sale_id, location, (sku, 2)))
-    assert created.status == 201, created
+    assert created.status == 228, created  # created with issues
     assert created.body["status"] == "backordered"
+    assert created.body["issues"] == [
+        {"sku": sku, "requested": 2, "available": 1, "reason": "insufficient_stock"}
+    ]
 
     init = await tenant.post("/fulfillment/shipping/init", {"sale_ids": [sale_id, "missing"]})
     assert init.status == 200

@@ -72,16 +72,21 @@ async def test_no_event_of_one_tenant_reaches_another_tenants_endpoint(
         for _ in range(5):
             await their_record.restock()
         my_record = await StockRecord.create(tenant, quantity=3)
-        await received_count(theirs, 6, what="the other tenant's own events")
-        await received_count(mine, 1, what="my own event")
+        # each tenant's product.created, then its record's stock.changed events
+        await received_count(theirs, 7, what="the other tenant's own events")
+        await received_count(mine, 2, what="my own events")
 
         # An event's deliveries to every endpoint are created in one transaction, so once the
         # other tenant's endpoint got all of its events, mine would have a delivery for any
         # of them it was (wrongly) sent: it has only its own.
         queued = await deliveries(tenant, endpoint["id"])
-        assert {d["subject"] for d in queued} == {my_record.subject}
-        assert [a.json["data"]["id"] for a in mine.received] == [my_record.id]
-        assert {a.json["data"]["id"] for a in theirs.received} == {their_record.id}
+        assert {d["subject"] for d in queued} == {my_record.subject, f"product/{my_record.sku}"}
+
+        def about(arrival) -> str:  # the stock record's id, or the product's SKU
+            return arrival.json["data"].get("id") or arrival.json["data"]["sku"]
+
+        assert {about(a) for a in mine.received} == {my_record.id, my_record.sku}
+        assert {about(a) for a in theirs.received} == {their_record.id, their_record.sku}
         for arrival in mine.received:
             Webhook(endpoint["secret"]).verify(arrival.body, arrival.headers)
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import ValidationError
 
 from fulfilkit.bounds import pointer
-from fulfilkit.errors import NotFound
+from fulfilkit.errors import DomainError, Duplicated, NotFound
 from fulfilkit.http.internal import Actor, TenantId, tenant_vouched_by
 from fulfilkit.http.openapi import problems
 from fulfilkit.http.pagination import Page, paginated
@@ -17,7 +17,7 @@ from fulfilkit.http.strict_json import StrictJsonRoute
 from fulfilkit.models import Text, Timestamp, code_error
 from fulfilkit.service import Pool
 from orders import events, usecases
-from orders.domain import History, NewSale, Sale, Status
+from orders.domain import History, NewSale, Sale, Status, stock_issues
 from orders.resources import Resources
 from orders.schemas import (
     CancelIn,
@@ -44,7 +44,7 @@ ShippingTenantId = Annotated[uuid.UUID, Depends(tenant_vouched_by("fulfilment"))
 def sale_out(sale: Sale, history: History | None = None) -> SaleOut:
     # vars(), not dataclasses.asdict(): SaleOut copies what it keeps, so no deep copy first
     fields = vars(sale) | {"shop": events.shop(sale).model_dump(mode="json")}
-    return SaleOut(**fields, status_history=history or [])
+    return SaleOut(**fields, status_history=history or [], issues=stock_issues(sale))
 
 
 def new_sale(body: SaleIn) -> NewSale:
@@ -69,11 +69,30 @@ def _wait_seconds(resources: Resources, prefer: str | None, response: Response) 
     return None
 
 
+# A sale created in a state stock refused: the reference warehouse API's "228 Created with
+# issues", which a client that checks only the status code still notices.
+CREATED_WITH_ISSUES = 228
+
+
 @router.post(
     "/sales",
     status_code=201,
     response_model=SaleOut,
-    responses={202: {"model": SaleOut, "description": "accepted, awaiting stock"}},
+    responses={
+        201: {"description": "Created and reserved: `pending`, `issues` empty."},
+        202: {
+            "model": SaleOut,
+            "description": "Created, reservation outcome not in yet (`Prefer: respond-async`,"
+            " or `SALE_CREATE_WAIT_SECONDS` ran out): `awaiting_stock`; poll `Location`.",
+        },
+        CREATED_WITH_ISSUES: {
+            "model": SaleOut,
+            "description": "Created with issues: the sale exists but stock could not reserve"
+            " it, so it is `backordered` (reserved by itself once stock arrives);"
+            " `issues` lists each short line with `sku`, `requested`, `available` and"
+            " `reason`.",
+        },
+    },
 )
 async def create_sale(
     body: SaleIn,
@@ -84,17 +103,29 @@ async def create_sale(
     response: Response,
     prefer: Annotated[str | None, Header()] = None,
 ) -> SaleOut:
+    """Creates a sale and, unless `Prefer: respond-async`, waits for stock to reserve it:
+    201 reserved, 228 created with issues (short of stock), 202 still waiting. A line whose
+    SKU is not in the catalogue (`/products`) is 422 with a pointer to it
+    (`/lines/<i>/sku`), and nothing is created."""
     wait = _wait_seconds(resources, prefer, response)
     created = await usecases.create_sales(
-        pool, resources.waiter, tenant, actor, [new_sale(body)], wait
+        pool,
+        resources.waiter,
+        tenant,
+        actor,
+        [new_sale(body)],
+        wait,
+        resources.catalogue_wait_seconds,
     )
     if created.refused:
-        [(_, taken)] = created.refused
-        raise taken
+        [(_, refusal)] = created.refused
+        raise refusal
     [sale] = [sale_out(*found) for found in created.sales]
     response.headers["Location"] = f"/api/v1/sales/{sale.sale_id}"
     if sale.status == "awaiting_stock":
         response.status_code = 202
+    elif sale.issues:
+        response.status_code = CREATED_WITH_ISSUES
     return sale
 
 
@@ -113,24 +144,44 @@ async def create_sales(
     prefer: Annotated[str | None, Header()] = None,
 ) -> SalesOut:
     """Up to 100 sales in one request, each as `POST /sales` would create it; a sale that is
-    not valid or whose sale_id exists is reported in `errors` while the others are created."""
+    not valid, names a SKU outside the catalogue, or whose sale_id exists is reported in
+    `errors` while the others are created. Each sale created short of stock carries its
+    `issues`, as `POST /sales` answers with 228."""
     wait = _wait_seconds(resources, prefer, response)
     valid, errors = _each_valid(body.sales)
     created = await usecases.create_sales(
-        pool, resources.waiter, tenant, actor, [new_sale(s) for _, s in valid], wait
+        pool,
+        resources.waiter,
+        tenant,
+        actor,
+        [new_sale(s) for _, s in valid],
+        wait,
+        resources.catalogue_wait_seconds,
     )
-    errors += [
-        CreateError(
-            sale_id=valid[at][1].sale_id,
-            index=valid[at][0],
-            code="duplicated",
-            detail=refusal.detail,
-        )
-        for at, refusal in created.refused
-    ]
+    errors += [_create_error(valid[at], refusal) for at, refusal in created.refused]
     return SalesOut(
         sales=[sale_out(*found) for found in created.sales],
         errors=sorted(errors, key=lambda e: e.index),
+    )
+
+
+def _create_error(given: tuple[int, SaleIn], refusal: DomainError) -> CreateError:
+    """A refused sale of a batch: its sale_id taken (`duplicated`), or SKUs outside the
+    catalogue (`validation`, with pointers into the batch's body)."""
+    index, sale = given
+    if isinstance(refusal, Duplicated):
+        return CreateError(
+            sale_id=sale.sale_id, index=index, code="duplicated", detail=refusal.detail
+        )
+    return CreateError(
+        sale_id=sale.sale_id,
+        index=index,
+        code="validation",
+        detail=refusal.detail,
+        errors=[
+            FieldError(field=f"/sales/{index}{e['field']}", message=e["message"])
+            for e in refusal.errors or []
+        ],
     )
 
 

@@ -190,3 +190,20 @@ def update_fulfillment(sale: Sale, fulfillment: dict[str, Any]) -> StatusChange 
         fulfillment if f["id"] == fulfillment["id"] else f for f in sale.fulfillments
     ]
     return deliver(sale) if fulfillment["status"] == "delivered" else None
+
+
+def stock_issues(sale: Sale) -> list[dict[str, Any]]:
+    """Why a sale created short of stock is not reserved: one entry per short line (`sku`,
+    `requested`, `available`, `reason`), from stock's reservation failure; empty for a sale
+    that is not backordered."""
+    if sale.status != "backordered" or not sale.reservation:
+        return []
+    return [
+        {key: short[key] for key in ("sku", "requested", "available", "reason")}
+        for short in sale.reservation.get("shortfalls", [])
+    ]
+
+
+def lines_naming(new: NewSale, skus: set[str]) -> list[tuple[int, str]]:
+    """The lines (index, sku) of a sale that name one of `skus`."""
+    return [(i, line["sku"]) for i, line in enumerate(new.lines) if line["sku"] in skus]

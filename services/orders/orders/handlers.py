@@ -1,4 +1,5 @@
-"""Kafka-side entry points: reservation and fulfilment outcomes in, sale changes out."""
+"""Kafka-side entry points: reservation and fulfilment outcomes and new products in, sale
+changes out."""
 
 from typing import Any
 
@@ -22,6 +23,7 @@ CONSUMERS = [
             c.STOCK_COMMITTED,
             c.FULFILLMENT_CREATED,
             c.FULFILLMENT_STATUS_CHANGED,
+            c.PRODUCT_CREATED,  # orders' copy of the catalogue
         ],
         apply=outcomes,
     ),

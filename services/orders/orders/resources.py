@@ -18,6 +18,8 @@ class OrdersResources:
     # wakes a create request when its sales' reservation outcomes are committed, on any replica
     waiter: Waiter
     create_wait_seconds: float  # how long a create request waits for them
+    # how long a create waits for a SKU its catalogue copy lacks (created a moment ago?)
+    catalogue_wait_seconds: float
 
 
 @asynccontextmanager
@@ -33,6 +35,7 @@ async def open_resources(runtime: Runtime[Any]) -> AsyncIterator[OrdersResources
     yield OrdersResources(
         waiter=Waiter(pool, store.STATUS_CHANNEL, settled),
         create_wait_seconds=settings.sale_create_wait_seconds,
+        catalogue_wait_seconds=settings.sale_catalogue_wait_seconds,
     )
 
 

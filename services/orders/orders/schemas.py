@@ -58,6 +58,15 @@ class StatusHistoryEntry(BaseModel):
     at: datetime
 
 
+class StockIssue(BaseModel):
+    """A line of a sale created short of stock: what it asked for, what there was, why."""
+
+    sku: str
+    requested: int
+    available: int  # at the sale's location when stock decided
+    reason: Literal["insufficient_stock", "unknown_location", "unknown_sku"]
+
+
 class SaleOut(BaseModel):
     id: UUID
     sale_id: str
@@ -74,6 +83,9 @@ class SaleOut(BaseModel):
     status_history: list[StatusHistoryEntry] = []
     created_at: datetime
     updated_at: datetime
+    # while the sale is backordered, each line stock could not reserve (why `POST /sales`
+    # answered 228); empty otherwise
+    issues: list[StockIssue] = []
 
 
 class FieldError(BaseModel):
@@ -90,7 +102,8 @@ class CreateError(BaseModel):
 
 
 class SalesOut(BaseModel):
-    sales: list[SaleOut]  # in the order asked for, without those in errors
+    # in the order asked for, without those in errors; each with its stock `issues`
+    sales: list[SaleOut]
     errors: list[CreateError]
 
 

@@ -43,12 +43,29 @@ async def insert_sales(
     whose sale_id is taken is left out with its history and event. Rows go in in sale_id
     order, so two concurrent batches sharing sale_ids wait for each other in the same order
     instead of deadlocking on the unique index."""
+    inserted, _ = await insert_sales_of_known_skus(conn, sales, actor, created, ())
+    return inserted
+
+
+async def insert_sales_of_known_skus(
+    conn: asyncpg.Connection,
+    sales: Sequence[Sale],
+    actor: str,
+    created: Sequence[Keyed],
+    skus: Collection[str],
+) -> tuple[set[UUID], set[str]]:
+    """As `insert_sales`, in the same one statement, if the tenant's catalogue holds every
+    one of `skus`: (the ids inserted, no SKU). Otherwise nothing is written: (no id, the
+    SKUs the catalogue lacks)."""
     if not sales:
-        return set()
-    rows = await conn.fetch(
-        f"WITH new AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],"
+        return set(), set()
+    row = await conn.fetchrow(
+        f"WITH missing AS (SELECT m.sku FROM unnest($19::text[]) AS m(sku) WHERE NOT EXISTS"
+        f" (SELECT FROM {S}.catalogue c WHERE c.tenant_id = $9 AND c.sku = m.sku)),"
+        " new AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],"
         " $5::text[], $6::text[], $7::text[], $8::timestamptz[], $12::uuid[]) AS n(id, sale_id,"
-        " shop, location_id, lines, customer, shipping_address, created_at, event_id)),"
+        " shop, location_id, lines, customer, shipping_address, created_at, event_id)"
+        " WHERE NOT EXISTS (SELECT FROM missing)),"
         f" added AS (INSERT INTO {S}.sales (id, tenant_id, sale_id, status, version, shop,"
         " location_id, lines, customer, shipping_address, created_at, updated_at)"
         " SELECT id, $9, sale_id, $10, 1, shop::jsonb, location_id, lines::jsonb,"
@@ -56,8 +73,10 @@ async def insert_sales(
         " ORDER BY sale_id ON CONFLICT (tenant_id, sale_id) DO NOTHING RETURNING id, created_at),"
         f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
         " actor, at) SELECT id, NULL, $10, 'created', $11, created_at FROM added),"
-        f" events AS ({outbox_insert(S, 12, ONLY_ADDED_SALES_EVENTS)})"
-        " SELECT id, pg_notify($18, '') FROM added",
+        f" events AS ({outbox_insert(S, 12, ONLY_ADDED_SALES_EVENTS)}),"
+        " notified AS (SELECT id, pg_notify($18, '') FROM added)"
+        " SELECT (SELECT array_agg(id) FROM notified) AS inserted,"
+        " (SELECT array_agg(sku) FROM missing) AS missing",
         [s.id for s in sales],
         [s.sale_id for s in sales],
         [_json(s.shop) for s in sales],
@@ -71,8 +90,9 @@ async def insert_sales(
         actor,
         *outbox_arrays(created),
         outbox_channel(S),
+        list(skus),
     )
-    return {r["id"] for r in rows}
+    return set(row["inserted"] or ()), set(row["missing"] or ())
 
 
 async def lock_sales(conn: asyncpg.Connection, ids: Iterable[UUID]) -> dict[UUID, Sale]:
@@ -244,3 +264,24 @@ async def list_sales(
         offset,
     )
     return [_sale(r) for r in rows], total
+
+
+async def known_skus(conn: asyncpg.Connection, tenant_id: UUID, skus: Collection[str]) -> set[str]:
+    """Those of these SKUs that the tenant's catalogue holds (as far as orders has heard)."""
+    rows = await conn.fetch(
+        f"SELECT sku FROM {S}.catalogue WHERE tenant_id = $1 AND sku = ANY($2::text[])",
+        tenant_id,
+        list(skus),
+    )
+    return {r["sku"] for r in rows}
+
+
+async def add_to_catalogue(conn: asyncpg.Connection, skus: Sequence[tuple[UUID, str]]) -> None:
+    """Record SKUs (tenant, sku) as in the catalogue; one known already stays as it is."""
+    if skus:
+        await conn.execute(
+            f"INSERT INTO {S}.catalogue (tenant_id, sku) SELECT * FROM unnest($1::uuid[],"
+            " $2::text[]) ORDER BY 1, 2 ON CONFLICT DO NOTHING",
+            [t for t, _ in skus],
+            [s for _, s in skus],
+        )

@@ -3,6 +3,8 @@ canceled, claimed and shipped on request, and moved on by the outcomes other ser
 publish. Each change is written with its history, its events and the wake-up for waiters in
 one transaction."""
 
+import asyncio
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,7 +14,7 @@ from uuid import UUID
 import asyncpg
 
 from fulfilkit import contracts as c
-from fulfilkit.errors import Conflict, DomainError, Duplicated, NotFound
+from fulfilkit.errors import Conflict, DomainError, Duplicated, Invalid, NotFound
 from fulfilkit.events import utcnow
 from fulfilkit.metrics import after_commit, sale_transitions
 from fulfilkit.notify import Waiter
@@ -32,6 +34,7 @@ from orders.domain import (
     claim,
     created_history,
     end_reservation,
+    lines_naming,
     open_sale,
     ship,
     update_fulfillment,
@@ -43,7 +46,9 @@ OUTCOMES_ACTOR = "orders:events"
 @dataclass(frozen=True)
 class Created:
     sales: list[tuple[Sale, History]]  # those created, in the order given
-    refused: list[tuple[int, Duplicated]]  # the others: their index in the order given, why
+    # the others: their index in the order given, why (Duplicated, or Invalid for SKUs
+    # outside the catalogue, with a pointer `/lines/<i>/sku` to each)
+    refused: list[tuple[int, DomainError]]
 
 
 @dataclass(frozen=True)
@@ -52,8 +57,41 @@ class Changed:
     refused: list[tuple[str, DomainError]]  # sale_id and why; in the order asked
 
 
+# How often a create that names SKUs the catalogue copy lacks looks again, while it waits
+# for stock's `product.created` to arrive.
+CATALOGUE_POLL_SECONDS = 0.05
+
+
 def _no_sale(sale_id: str) -> NotFound:
     return NotFound(f"No sale with sale_id {sale_id!r}.")
+
+
+def _outside_catalogue(lines: list[tuple[int, str]]) -> Invalid:
+    return Invalid(
+        "The sale names SKUs that are not in the catalogue; create the products first.",
+        errors=[
+            {
+                "field": f"/lines/{index}/sku",
+                "message": f"No product with sku {sku!r} in the catalogue.",
+                "in": "body",
+            }
+            for index, sku in lines
+        ],
+    )
+
+
+async def _still_unknown(
+    pool: asyncpg.Pool, tenant: UUID, missing: set[str], wait_seconds: float
+) -> set[str]:
+    """Those of `missing` that orders' copy of the catalogue still lacks after waiting up to
+    `wait_seconds` for them (a product created a moment ago may not have reached the copy
+    yet); no connection is held while waiting."""
+    deadline = time.monotonic() + wait_seconds
+    while missing and (left := deadline - time.monotonic()) > 0:
+        await asyncio.sleep(min(CATALOGUE_POLL_SECONDS, left))
+        async with pool.acquire() as conn:
+            missing = missing - await store.known_skus(conn, tenant, missing)
+    return missing
 
 
 async def create_sales(
@@ -63,31 +101,66 @@ async def create_sales(
     actor: str,
     new: Sequence[NewSale],
     wait_seconds: float | None,
+    catalogue_wait_seconds: float = 0.0,
 ) -> Created:
-    """Create sales; a sale_id taken already, or earlier in `new`, is refused. With
-    `wait_seconds`, each created sale is read back once its reservation outcome is in (or the
-    time is up, then still `awaiting_stock`); without, it is answered as created."""
+    """Create sales; a sale_id taken already, or earlier in `new`, is refused, and so is a
+    sale naming a SKU outside the catalogue (after waiting up to `catalogue_wait_seconds`
+    for the catalogue copy to learn it). With `wait_seconds`, each created sale is read back
+    once its reservation outcome is in (or the time is up, then still `awaiting_stock`);
+    without, it is answered as created."""
     now = utcnow()
-    opened: list[tuple[int, Sale]] = []
-    refused: list[tuple[int, Duplicated]] = []
+    refused: list[tuple[int, DomainError]] = []
     seen: set[str] = set()
+    unique: list[tuple[int, NewSale]] = []
     for index, order in enumerate(new):
         if order.sale_id in seen:
             detail = f"sale_id {order.sale_id!r} appears earlier in this batch."
             refused.append((index, Duplicated(detail)))
             continue
         seen.add(order.sale_id)
-        opened.append((index, open_sale(tenant, order, now)))
-    sales = [s for _, s in opened]
+        unique.append((index, order))
+    opened: list[tuple[int, Sale]] = []
     wait = wait_seconds is not None
-    # expected before the insert: the outcome may be committed before the insert returns
-    expected = {str(s.id): waiter.expect(str(s.id)) for s in sales} if wait else {}
+    expected: dict[str, asyncio.Future[None]] = {}
+    inserted: set[UUID] = set()
+
+    async def insert(conn: asyncpg.Connection, missing: set[str]) -> set[str]:
+        """Insert the sales that name no SKU of `missing`, if the catalogue holds every SKU
+        they name; else insert nothing and return the SKUs it lacks."""
+        nonlocal expected, inserted
+        opened.clear()
+        for index, order in unique:
+            if not lines_naming(order, missing):
+                opened.append((index, open_sale(tenant, order, now)))
+        sales = [s for _, s in opened]
+        for key, future in expected.items():  # of an attempt that inserted nothing
+            waiter.forget(key, future)
+        # expected before the insert: the outcome may be committed before it returns
+        expected = {str(s.id): waiter.expect(str(s.id)) for s in sales} if wait else {}
+        inserted, lacking = await store.insert_sales_of_known_skus(
+            conn,
+            sales,
+            actor,
+            [events.sale_created(s) for s in sales],
+            {line["sku"] for s in sales for line in s.lines},
+        )
+        return lacking
+
     try:
+        # the usual case: the catalogue holds every SKU, one statement checks and inserts
         async with pool.acquire() as conn:
-            inserted = await store.insert_sales(
-                conn, sales, actor, [events.sale_created(s) for s in sales]
-            )
-        created = [s for s in sales if s.id in inserted]
+            lacking = await insert(conn, set())
+        if lacking:
+            lacking = await _still_unknown(pool, tenant, lacking, catalogue_wait_seconds)
+            async with pool.acquire() as conn:  # without the sales naming what still lacks
+                if await insert(conn, lacking):  # products are never deleted: cannot be
+                    raise RuntimeError("a SKU left orders' copy of the catalogue")
+        refused += [
+            (index, _outside_catalogue(outside))
+            for index, order in unique
+            if (outside := lines_naming(order, lacking))
+        ]
+        created = [s for _, s in opened if s.id in inserted]
         if wait:
             await waiter.wait_all(
                 {str(s.id): expected[str(s.id)] for s in created}, wait_seconds or 0.0
@@ -261,10 +334,14 @@ async def _change_each(
 async def apply_outcomes(conn: asyncpg.Connection, batch: list[Event[Any]]) -> None:
     """Apply stock's reservation outcomes and fulfilment's progress to their sales, in the
     inbox's transaction (which records each event as applied once). An event about a sale
-    this tenant does not have changes nothing."""
-    sales = await store.lock_sales(conn, (c.sale_of(e.data) for e in batch))
+    this tenant does not have changes nothing. A new product of stock's catalogue joins
+    orders' copy of it."""
+    products = [(e.tenantid, e.data.sku) for e in batch if isinstance(e.data, c.ProductSnapshot)]
+    await store.add_to_catalogue(conn, products)
+    about_sales = [e for e in batch if not isinstance(e.data, c.ProductSnapshot)]
+    sales = await store.lock_sales(conn, (c.sale_of(e.data) for e in about_sales))
     changes: list[StatusChange] = []
-    for event in batch:
+    for event in about_sales:
         sale = sales.get(c.sale_of(event.data))
         if sale is None or sale.tenant_id != event.tenantid:
             continue

@@ -39,5 +39,9 @@ async def pool(infrastructure) -> AsyncIterator[asyncpg.Pool]:
 
 
 @pytest.fixture
-def tenant() -> uuid.UUID:
-    return uuid.uuid4()
+async def tenant(pool: asyncpg.Pool) -> uuid.UUID:
+    """A new tenant whose catalogue holds the SKU the tests' sales order, "A" (as stock's
+    `product.created` would have put it in orders' copy)."""
+    tenant = uuid.uuid4()
+    await pool.execute("INSERT INTO orders.catalogue (tenant_id, sku) VALUES ($1, 'A')", tenant)
+    return tenant

@@ -13,7 +13,9 @@ from orders.domain import (
     cancel,
     created_history,
     end_reservation,
+    lines_naming,
     open_sale,
+    stock_issues,
     transition,
     update_fulfillment,
 )
@@ -136,3 +138,32 @@ def test_a_delivered_fulfillment_delivers_a_shipped_sale_once():
     )
     assert update_fulfillment(s, {"id": "f", "status": "delivered"}) is None
     assert s.fulfillments == [{"id": "f", "status": "delivered"}]
+
+
+def test_a_backordered_sale_has_one_issue_per_short_line():
+    s = sale("awaiting_stock")
+    failed = {
+        "sale": str(s.id),
+        "sale_id": "S-1",
+        "location_id": "wh-1",
+        "shortfalls": [
+            {"sku": "A", "requested": 3, "available": 1, "reason": "insufficient_stock"},
+            {"sku": "B", "requested": 1, "available": 0, "reason": "unknown_location"},
+        ],
+    }
+    assert stock_issues(s) == []
+    apply_reservation_outcome(s, False, failed)
+    assert stock_issues(s) == failed["shortfalls"]
+    s.status = "pending"  # reserved since (a restock): no issue left
+    assert stock_issues(s) == []
+
+
+def test_lines_naming_skus_are_named_by_their_index():
+    order = NewSale(
+        "S-1",
+        {"channel": "web", "shop_name": "x"},
+        "wh-1",
+        [{"sku": "A", "quantity": 1}, {"sku": "B", "quantity": 1}, {"sku": "B", "quantity": 2}],
+    )
+    assert lines_naming(order, set()) == []
+    assert lines_naming(order, {"B", "C"}) == [(1, "B"), (2, "B")]

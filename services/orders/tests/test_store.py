@@ -81,6 +81,24 @@ async def test_insert_leaves_out_taken_sale_ids_with_their_history_and_event(poo
         assert await store.insert_sales(conn, [], "tester", []) == set()
 
 
+async def test_sales_naming_a_sku_outside_the_catalogue_are_not_written_at_all(pool, tenant):
+    one, two = new(tenant, "S-1"), new(tenant, "S-2")
+    async with pool.acquire() as conn:
+        written = await store.insert_sales_of_known_skus(
+            conn, [one, two], "tester", [keyed(one), keyed(two)], {"A", "B", "C"}
+        )
+        assert written == (set(), {"B", "C"})  # the tenant's catalogue holds only "A"
+        assert await store.sales_with_history(conn, [one.id, two.id]) == {}
+        assert await outbox(pool, tenant) == []
+        assert await store.known_skus(conn, tenant, {"A", "B"}) == {"A"}
+        await store.add_to_catalogue(conn, [(tenant, "B"), (tenant, "C"), (tenant, "B")])
+        written = await store.insert_sales_of_known_skus(
+            conn, [one, two], "tester", [keyed(one), keyed(two)], {"A", "B", "C"}
+        )
+        assert written == ({one.id, two.id}, set())
+    assert await outbox(pool, tenant) == ["S-1", "S-2"]
+
+
 async def test_locks_find_sales_by_id_and_by_the_tenants_sale_id(pool, tenant):
     one, two = new(tenant, "S-1"), new(tenant, "S-2")
     await insert(pool, one, two)

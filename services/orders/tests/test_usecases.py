@@ -11,7 +11,7 @@ import orjson
 import pytest
 
 from fulfilkit import contracts as c
-from fulfilkit.errors import Conflict, Duplicated, NotFound
+from fulfilkit.errors import Conflict, Duplicated, Invalid, NotFound
 from fulfilkit.notify import Waiter
 from fulfilkit.received import Event, decode_event
 from orders import store, usecases
@@ -29,6 +29,16 @@ def order(sale_id: str, channel: str = "web") -> NewSale:
         lines=[{"sku": "A", "quantity": 2}],
         customer={"name": "Ada"},
     )
+
+
+async def in_catalogue(pool, tenant: uuid.UUID, *skus: str) -> uuid.UUID:
+    """The tenant, with these SKUs in orders' copy of its catalogue."""
+    await pool.execute(
+        "INSERT INTO orders.catalogue (tenant_id, sku) SELECT $1, unnest($2::text[])",
+        tenant,
+        list(skus),
+    )
+    return tenant
 
 
 def waiter(pool) -> Waiter:
@@ -179,7 +189,7 @@ async def test_a_taken_sale_id_is_refused_and_the_others_are_created(pool, tenan
     ]
     assert [d["sale_id"] for _, d in await published(pool, tenant)] == ["S-1", "S-2", "S-3"]
     # another tenant's sale_ids are its own
-    other = uuid.uuid4()
+    other = await in_catalogue(pool, uuid.uuid4(), "A")
     assert len(await create(pool, other, "S-1")) == 1
 
 
@@ -226,6 +236,85 @@ async def test_a_create_that_waits_in_vain_answers_the_sale_still_awaiting_stock
     [(sale, entries)] = created.sales
     assert sale.status == "awaiting_stock"
     assert [e["to_status"] for e in entries] == ["awaiting_stock"]
+
+
+# the catalogue
+
+
+def product(sku: str) -> c.ProductSnapshot:
+    now = datetime.now(UTC)
+    return c.ProductSnapshot(
+        sku=sku,
+        name=sku,
+        unit_type="unit",
+        min_level=0,
+        is_bulky=False,
+        version=1,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+async def test_a_sale_naming_skus_outside_the_catalogue_is_refused_with_pointers(pool, tenant):
+    strange = NewSale(
+        sale_id="S-2",
+        shop={"channel": "web", "shop_name": "Shop"},
+        location_id="wh-1",
+        lines=[
+            {"sku": "A", "quantity": 1},
+            {"sku": "NOPE", "quantity": 1},
+            {"sku": "B", "quantity": 2},
+        ],
+    )
+    started = time.monotonic()
+    created = await usecases.create_sales(
+        pool, waiter(pool), tenant, "tester", [order("S-1"), strange], None, 0.2
+    )
+    assert time.monotonic() - started >= 0.2, "waited for the catalogue copy to learn them"
+    assert [s.sale_id for s, _ in created.sales] == ["S-1"]
+    [(index, refusal)] = created.refused
+    assert (index, type(refusal)) == (1, Invalid)
+    assert refusal.errors == [
+        {
+            "field": "/lines/1/sku",
+            "message": "No product with sku 'NOPE' in the catalogue.",
+            "in": "body",
+        },
+        {
+            "field": "/lines/2/sku",
+            "message": "No product with sku 'B' in the catalogue.",
+            "in": "body",
+        },
+    ]
+    assert [d["sale_id"] for _, d in await published(pool, tenant)] == ["S-1"]
+    assert (
+        await pool.fetchval("SELECT count(*) FROM orders.sales WHERE tenant_id = $1", tenant) == 1
+    )
+
+
+async def test_a_product_created_a_moment_ago_is_waited_for(pool):
+    other = await in_catalogue(pool, uuid.uuid4())
+    announced = product("A")
+
+    async def announce_later() -> None:
+        await asyncio.sleep(0.2)
+        await apply(pool, event(other, c.PRODUCT_CREATED, announced))
+
+    later = asyncio.create_task(announce_later())
+    created = await usecases.create_sales(
+        pool, waiter(pool), other, "tester", [order("S-1")], None, 5.0
+    )
+    await later
+    assert [s.sale_id for s, _ in created.sales] == ["S-1"] and created.refused == []
+    # the same event again changes nothing; another tenant's catalogue is its own
+    await apply(pool, event(other, c.PRODUCT_CREATED, announced))
+    assert (
+        await pool.fetchval("SELECT count(*) FROM orders.catalogue WHERE tenant_id = $1", other)
+        == 1
+    )
+    third = uuid.uuid4()
+    refused = await usecases.create_sales(pool, waiter(pool), third, "t", [order("S-1")], None)
+    assert [type(e) for _, e in refused.refused] == [Invalid]
 
 
 # get_sale, list_sales

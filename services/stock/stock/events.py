@@ -8,7 +8,7 @@ from pydantic import BaseModel
 from fulfilkit import contracts as c
 from fulfilkit.events import utcnow
 from fulfilkit.outbox import Keyed
-from stock.domain import LedgerEntry, Place, Reservation, ReservationFailed, StockRecord
+from stock.domain import LedgerEntry, Place, Product, Reservation, ReservationFailed, StockRecord
 
 SOURCE = "/stock"
 RESERVATION_TYPES = {
@@ -36,6 +36,18 @@ def stock_changed(entry: LedgerEntry) -> Keyed:
     return _level_event(
         entry.tenant_id, entry.location_id, entry.sku, entry.record_id, c.STOCK_CHANGED, data
     )
+
+
+def product_created(tenant_id: UUID, product: Product) -> Keyed:
+    """The catalogue's new SKU, for those who keep a copy of the catalogue (orders)."""
+    event = c.make_event(
+        source=SOURCE,
+        type=c.PRODUCT_CREATED,
+        tenant_id=tenant_id,
+        subject=f"product/{product.sku}",
+        data=c.ProductSnapshot(**vars(product)),
+    )
+    return c.product_key(tenant_id, product.sku), event
 
 
 def stock_low(record: StockRecord) -> Keyed:

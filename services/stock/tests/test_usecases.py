@@ -21,12 +21,14 @@ pytestmark = pytest.mark.integration
 
 
 async def events_of(pool: asyncpg.Pool, tenant: UUID, type_: str | None = None) -> list[Event]:
+    """The tenant's events in the outbox of `type_`, or without one, of stock levels and
+    reservations (not the catalogue's `product.created`)."""
     rows = await pool.fetch(
         "SELECT payload FROM stock.outbox WHERE convert_from(payload, 'UTF8') LIKE $1 ORDER BY seq",
         f"%{tenant}%",
     )
     found = [decode_event(bytes(r["payload"])) for r in rows]
-    return [e for e in found if type_ is None or e.type == type_]
+    return [e for e in found if e.type == type_ or (type_ is None and e.type != c.PRODUCT_CREATED)]
 
 
 async def movements(pool: asyncpg.Pool, tenant: UUID, **filters: Any) -> list[tuple]:
@@ -77,6 +79,22 @@ async def test_create_product_refuses_a_duplicated_sku(pool, tenant):
     with pytest.raises(Duplicated):
         await catalogue.create_product(pool, tenant, "A", "Another apple")
     assert (await catalogue.create_product(pool, uuid.uuid4(), "A", "Theirs")).name == "Theirs"
+    # announced once, for orders' copy of the catalogue, keyed by tenant and SKU
+    [announced] = await events_of(pool, tenant, c.PRODUCT_CREATED)
+    assert announced.subject == "product/A"
+    assert announced.data.model_dump() == {
+        "sku": "A",
+        "name": "Apple",
+        "ean": None,
+        "unit_type": "unit",
+        "min_level": 3,
+        "is_bulky": True,
+        "version": 1,
+        "created_at": made.created_at,
+        "updated_at": made.updated_at,
+    }
+    key = await pool.fetchval("SELECT key FROM stock.outbox WHERE event_id = $1", announced.id)
+    assert key == f"{tenant}:product:A"
 
 
 async def test_list_products_pages_by_sku(pool, tenant):

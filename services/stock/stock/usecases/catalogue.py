@@ -6,7 +6,8 @@ from uuid import UUID
 import asyncpg
 
 from fulfilkit.errors import Conflict, Duplicated, NotFound
-from stock import store
+from fulfilkit.outbox import add_events
+from stock import events, store
 from stock.domain import Location, Product
 
 PRODUCT_CHANGES = frozenset({"name", "ean", "unit_type", "min_level", "is_bulky"})
@@ -24,10 +25,14 @@ async def create_product(
     min_level: int = 0,
     is_bulky: bool = False,
 ) -> Product:
-    async with pool.acquire() as conn:
+    """A new SKU in the tenant's catalogue, announced with `product.created` in the same
+    transaction (orders keeps its copy of the catalogue from these events)."""
+    async with pool.acquire() as conn, conn.transaction():
         product = await store.catalogue.insert_product(
             conn, tenant, sku, name, ean, unit_type, min_level, is_bulky
         )
+        if product is not None:
+            await add_events(conn, "stock", [events.product_created(tenant, product)])
     if product is None:
         raise Duplicated(f"A product with sku {sku!r} already exists.")
     return product
