@@ -8,12 +8,14 @@ answer), the header outside everything (so the 500 the unhandled-error middlewar
 and every 404, 429 or 503 from any door, carries it too).
 """
 
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from fulfilkit.http.problems import Problem, problem_response
 from gateway.checks import check_api_version
 from gateway.domain import (
     CURRENT_VERSION,
+    TOKEN_PATH,
     VERSION_HEADERS,
     VERSION_RESPONSE_HEADER,
     served_version,
@@ -52,9 +54,21 @@ class ApiVersionCheckMiddleware:
                 if sent := version_headers(scope):
                     check_api_version(sent)
             except Problem as problem:
-                await problem_response(problem)(scope, receive, send)
+                await refusal(scope["path"], problem)(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+def refusal(path: str, problem: Problem) -> ASGIApp:
+    """A problem document, except on the OAuth2 token endpoint, whose errors follow RFC 6749
+    (the client libraries that call it read nothing else)."""
+    if path == TOKEN_PATH:
+        return JSONResponse(
+            {"error": "invalid_request", "error_description": problem.detail},
+            status_code=400,
+            headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+        )
+    return problem_response(problem)
 
 
 class ApiVersionHeaderMiddleware:

@@ -107,6 +107,25 @@ async def test_the_version_is_checked_before_the_key_and_on_the_admin_api(
     assert status == 201 and headers["API-Version"] == "v1", body
 
 
+async def test_the_token_endpoint_refuses_an_unknown_version_in_its_own_error_format(
+    gateway: RunningGateway,
+) -> None:
+    """OAuth2 client libraries read RFC 6749 errors only: the token endpoint's 400 is one."""
+    status, body, headers = await gateway.call(
+        "POST", "/api/v1/oauth/token", headers={"X-OAKRA-API-VERSION": "AAA"}
+    )
+
+    assert status == 400, body
+    assert headers["Content-Type"].startswith("application/json")
+    assert headers["Cache-Control"] == "no-store"
+    assert headers["API-Version"] == "v1"
+    assert set(body) == {"error", "error_description"}
+    assert body["error"] == "invalid_request"
+    assert body["error_description"].startswith(
+        "Unknown API version 'AAA' in X-OAKRA-API-VERSION; supported: v1"
+    )
+
+
 async def test_outside_the_api_the_version_headers_are_not_read(
     gateway: RunningGateway,
 ) -> None:

@@ -34,15 +34,20 @@ async def run_backorder_worker(runtime: Runtime[None]) -> None:
     async with leadership(
         pool, LEADER_LOCK, BACKORDER_CHANNEL, lambda *_: woken.set(), poll
     ) as leader:
-        last_sweep = -float("inf")  # sweep at once: wake-ups may have been missed meanwhile
-        while True:
-            if leader.is_closed():  # the lock and the LISTEN went with it
-                raise ConnectionError("the backorder worker lost its leadership connection")
-            woken.clear()
-            if time.monotonic() - last_sweep > sweep_every:
-                last_sweep = time.monotonic()
-                await leader.execute("SELECT 1")  # still leading? raises if not
-                await wake_every_backorder(pool)
-            await retry_woken_backorders(pool)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(woken.wait(), poll)
+        # a lost connection takes the lock and the LISTEN with it: stop waiting at once
+        leader.add_termination_listener(woken_by_loss := lambda _: woken.set())
+        try:
+            last_sweep = -float("inf")  # sweep at once: wake-ups may have been missed meanwhile
+            while True:
+                if leader.is_closed():  # the lock and the LISTEN went with it
+                    raise ConnectionError("the backorder worker lost its leadership connection")
+                woken.clear()
+                if time.monotonic() - last_sweep > sweep_every:
+                    last_sweep = time.monotonic()
+                    await leader.execute("SELECT 1")  # still leading? raises if not
+                    await wake_every_backorder(pool)
+                await retry_woken_backorders(pool)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken.wait(), poll)
+        finally:
+            leader.remove_termination_listener(woken_by_loss)
