@@ -12,11 +12,12 @@ exporter and environment variables included, is what is tested.
 
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import aiohttp
 import orjson
 import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
@@ -204,6 +205,18 @@ class OtlpReceiver:
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+@pytest.fixture(scope="module")
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """This module's own session, which never reuses a connection: `exported` restarts the
+    services, and a request written into a connection the old gateway left behind fails
+    ("Can not write request body")."""
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(force_close=True),
+        timeout=aiohttp.ClientTimeout(total=30),
+    ) as session:
+        yield session
 
 
 @pytest.fixture(scope="module")
