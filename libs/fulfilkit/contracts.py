@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any, Literal
 from uuid import UUID, uuid5
 
-from pydantic import BaseModel
+from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
 
 from fulfilkit.events import CloudEvent
 
@@ -103,6 +103,28 @@ class Shop(BaseModel):
 class SaleLine(BaseModel):
     sku: str
     quantity: int
+    # the line's custom properties; absent (not null) when the sale gave none, so that a
+    # line is published as it was before properties existed
+    properties: dict[str, str | int | float | bool] | None = None
+
+    @model_serializer(mode="wrap")
+    def _without_absent_properties(self, handler: SerializerFunctionWrapHandler) -> Any:
+        dumped = handler(self)
+        if isinstance(dumped, dict) and dumped.get("properties") is None:
+            dumped.pop("properties", None)
+        return dumped
+
+
+class Money(BaseModel):
+    """An amount (a decimal number written as a string) in an ISO 4217 currency."""
+
+    amount: str
+    currency: str
+
+
+class RequiredDates(BaseModel):
+    ship_by: datetime | None = None
+    deliver_by: datetime | None = None
 
 
 class SaleSnapshot(BaseModel):
@@ -120,6 +142,14 @@ class SaleSnapshot(BaseModel):
     fulfillments: list[dict[str, Any]] = []
     created_at: datetime
     updated_at: datetime
+    # the optional details (docs/api-guide.md, "Order details"); added without a new
+    # dataversion: a reader that does not know them ignores them
+    priority: Literal["normal", "urgent"] = "normal"
+    instructions: str | None = None
+    required_dates: RequiredDates | None = None
+    invoice_value: Money | None = None
+    cash_on_delivery: Money | None = None
+    properties: dict[str, str | int | float | bool] | None = None
 
 
 class SaleStatusChanged(SaleSnapshot):

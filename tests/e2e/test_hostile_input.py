@@ -76,9 +76,9 @@ async def test_an_oversized_customer_is_refused_at_the_customer(tenant: Client):
     [
         ("customer", {f"k{i}": "x" * 1000 for i in range(20)}, "bytes as JSON; at most 16384"),
         ("customer", {"a": {"b": {"c": {"d": {"e": {"f": 1}}}}}}, "nested deeper than 5 levels"),
-        ("shipping_address", {f"line{i}": "x" for i in range(65)}, "64"),
-        ("shipping_address", {"street": "x" * 1001}, "at most 1000 characters"),
-        ("shipping_address", {"k" * 101: "x"}, "at most 100 characters"),
+        ("customer", {f"line{i}": "x" for i in range(65)}, "64"),
+        ("customer", {"street": "x" * 1001}, "at most 1000 characters"),
+        ("customer", {"k" * 101: "x"}, "at most 100 characters"),
         ("customer", {"id": 2**53}, "integers must be within"),
         ("customer", {"score": 1e16}, "numbers must be finite and within"),
         ("customer", ["not", "an", "object"], "valid dictionary"),
@@ -96,7 +96,8 @@ async def test_the_largest_legal_customer_and_address_are_taken(tenant: Client):
     sale_id = ref("S")
     body = sale_body(sale_id, location, (sku, 1))
     body["customer"] = {f"k{i:02}": "x" * 250 for i in range(62)}  # 16,059 bytes
-    body["shipping_address"] = {"a": {"b": {"c": {"d": [1, 2.5, None, True]}}}}
+    # the address is structured (tests/e2e/test_order_details.py has its bounds)
+    body["shipping_address"] = {"lines": ["x" * 200] * 3, "city": "x" * 200, "country": "NO"}
     created = await tenant.post("/sales", body)
     assert created.status in (201, 202), created
     assert created.body["customer"] == body["customer"]

@@ -5,12 +5,14 @@ The page is 4 x 6 inches, the size thermal label printers take, and holds the se
 recipient's address, the shipping provider, the tracking number as a Code 128 barcode and as
 text, and a BULKY mark when the shipment is.
 
-Addresses are free-form JSON objects (see docs/api-limits.md): the usual keys (those of the
-reference warehouse API's `Address`, `address1`, `city`, `postcode`, and their common
-variants) are laid out in postal order and any other text value follows, so nothing the
-client sent is lost. Text is set in the PDF standard fonts, which cover Latin-1: a character
-outside it prints as a box. Long values wrap, and a block that does not fit its space ends in
-an ellipsis rather than running over the barcode.
+Addresses are a sale's structured address (`name`, `company`, `lines`, `city`, `region`,
+`postcode`, `country`, `phone`, `email`) or a location's free-form JSON object (see
+docs/api-limits.md): the usual keys (those of the reference warehouse API's `Address`,
+`address1`, `city`, `postcode`, and their common variants) are laid out in postal order and
+any other text value follows, so nothing the client sent is lost. Text is set in the PDF
+standard fonts, which cover Latin-1: a character outside it prints as a box. Long values
+wrap, and a block that does not fit its space ends in an ellipsis rather than running over
+the barcode.
 """
 
 import io
@@ -127,6 +129,10 @@ def address_lines(address: Mapping[str, Any] | None) -> tuple[str, ...]:
     used: set[str] = set()
     address_name(address, used)
     lines = [company] if (company := _first(address, COMPANY_KEYS, used)) else []
+    # a sale's structured address: its street lines, in order, one printed line each
+    if isinstance(street := address.get("lines"), list):
+        used.add("lines")
+        lines += [text for line in street if (text := text_of(line))]
     for key in STREET_KEYS:
         if key in address and (text := text_of(address[key])):
             used.add(key)

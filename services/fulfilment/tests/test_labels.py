@@ -145,6 +145,28 @@ def test_a_long_address_is_cut_before_the_barcode():
         ),
         ({"city": "Oslo", "country": "NO"}, ("Oslo", "NO")),
         (
+            {
+                "name": "Ada Lovelace",
+                "company": "Engines Ltd",
+                "lines": ["Unit 2", "1 Main Street"],
+                "city": "London",
+                "region": "Greater London",
+                "postcode": "N1 9GU",
+                "country": "GB",
+                "phone": "+44 20 7946 0000",
+                "email": "ada@example.com",
+            },
+            (
+                "Engines Ltd",
+                "Unit 2",
+                "1 Main Street",
+                "London, Greater London N1 9GU",
+                "GB",
+                "+44 20 7946 0000",
+                "ada@example.com",
+            ),
+        ),
+        (
             {"line1": "  5 Rue   de Rivoli ", "zip": 75001, "city": "Paris", "door": ["A", 3]},
             ("5 Rue de Rivoli", "Paris 75001", "A, 3"),
         ),

@@ -17,6 +17,7 @@ from fulfilkit.http.strict_json import StrictJsonRoute
 from fulfilkit.models import Text, Timestamp, code_error
 from fulfilkit.service import Pool
 from orders import events, usecases
+from orders.details import Priority
 from orders.domain import History, NewSale, Sale, Status, stock_issues
 from orders.resources import Resources
 from orders.schemas import (
@@ -43,20 +44,42 @@ ShippingTenantId = Annotated[uuid.UUID, Depends(tenant_vouched_by("fulfilment"))
 
 def sale_out(sale: Sale, history: History | None = None) -> SaleOut:
     # vars(), not dataclasses.asdict(): SaleOut copies what it keeps, so no deep copy first
-    fields = vars(sale) | {"shop": events.shop(sale).model_dump(mode="json")}
-    return SaleOut(**fields, status_history=history or [], issues=stock_issues(sale))
+    fields = {k: v for k, v in vars(sale).items() if k not in ("ship_by", "deliver_by")}
+    fields |= {"shop": events.shop(sale).model_dump(mode="json")}
+    return SaleOut(
+        **fields,
+        required_dates=sale.required_dates,
+        status_history=history or [],
+        issues=stock_issues(sale),
+    )
 
 
 def new_sale(body: SaleIn) -> NewSale:
-    dump = body.model_dump()
+    dump = body.model_dump(mode="json")
+    dates = body.required_dates
     return NewSale(
         sale_id=body.sale_id,
         shop=dump["shop"],
         location_id=body.location_id,
-        lines=dump["lines"],
+        # a line without properties is stored (and published) as before: sku and quantity
+        lines=[{k: v for k, v in line.items() if v is not None} for line in dump["lines"]],
         customer=body.customer,
-        shipping_address=body.shipping_address,
+        shipping_address=_address(body),
+        priority=body.priority,
+        instructions=body.instructions,
+        ship_by=dates.ship_by if dates else None,
+        deliver_by=dates.deliver_by if dates else None,
+        invoice_value=dump["invoice_value"],
+        cash_on_delivery=dump["cash_on_delivery"],
+        properties=body.properties,
     )
+
+
+def _address(body: SaleIn) -> dict | None:
+    """The structured address, without the fields not given."""
+    if body.shipping_address is None:
+        return None
+    return body.shipping_address.model_dump(exclude_none=True)
 
 
 def _wait_seconds(resources: Resources, prefer: str | None, response: Response) -> float | None:
@@ -243,7 +266,20 @@ async def list_sales(
     channel: Annotated[Text | None, Query(max_length=64)] = None,
     created_from: Timestamp | None = None,
     created_to: Timestamp | None = None,
+    priority: Priority | None = None,
+    ship_by_before: Annotated[
+        Timestamp | None, Query(description="Sales to ship before this moment (excluded).")
+    ] = None,
+    ship_by_after: Annotated[
+        Timestamp | None,
+        Query(
+            description="Sales to ship at or after this moment; with either ship_by filter,"
+            " sales without `required_dates.ship_by` are left out."
+        ),
+    ] = None,
 ) -> dict:
+    """The tenant's sales, oldest first; `priority=urgent` and the `ship_by_*` filters
+    narrow them to those to hurry."""
     sales, total = await usecases.list_sales(
         pool,
         tenant,
@@ -251,6 +287,9 @@ async def list_sales(
         channel=channel,
         created_from=created_from,
         created_to=created_to,
+        priority=priority,
+        ship_by_before=ship_by_before,
+        ship_by_after=ship_by_after,
         limit=page.limit,
         offset=page.offset,
     )

@@ -44,6 +44,20 @@ class Sale:
     fulfillments: list[dict[str, Any]] = field(default_factory=list)
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    # the optional details (docs/api-guide.md, "Order details")
+    priority: str = "normal"
+    instructions: str | None = None
+    ship_by: datetime | None = None
+    deliver_by: datetime | None = None
+    invoice_value: dict[str, Any] | None = None
+    cash_on_delivery: dict[str, Any] | None = None
+    properties: dict[str, Any] | None = None
+
+    @property
+    def required_dates(self) -> dict[str, datetime | None] | None:
+        if self.ship_by is None and self.deliver_by is None:
+            return None
+        return {"ship_by": self.ship_by, "deliver_by": self.deliver_by}
 
 
 # A sale's status changes, oldest first: from_status, to_status, reason, actor, at.
@@ -60,6 +74,13 @@ class NewSale:
     lines: list[dict[str, Any]]
     customer: dict[str, Any] | None = None
     shipping_address: dict[str, Any] | None = None
+    priority: str = "normal"
+    instructions: str | None = None
+    ship_by: datetime | None = None
+    deliver_by: datetime | None = None
+    invoice_value: dict[str, Any] | None = None
+    cash_on_delivery: dict[str, Any] | None = None
+    properties: dict[str, Any] | None = None
 
 
 def open_sale(tenant_id: UUID, new: NewSale, now: datetime) -> Sale:
@@ -79,6 +100,13 @@ def open_sale(tenant_id: UUID, new: NewSale, now: datetime) -> Sale:
         reservation=None,
         created_at=now,
         updated_at=now,
+        priority=new.priority,
+        instructions=new.instructions,
+        ship_by=new.ship_by,
+        deliver_by=new.deliver_by,
+        invoice_value=new.invoice_value,
+        cash_on_delivery=new.cash_on_delivery,
+        properties=new.properties,
     )
 
 

@@ -30,6 +30,12 @@ def snapshot(sale: Sale) -> c.SaleSnapshot:
         fulfillments=sale.fulfillments,
         created_at=sale.created_at or now,
         updated_at=now,
+        priority=sale.priority,  # type: ignore[arg-type]
+        instructions=sale.instructions,
+        required_dates=sale.required_dates,  # type: ignore[arg-type]
+        invoice_value=sale.invoice_value,  # type: ignore[arg-type]
+        cash_on_delivery=sale.cash_on_delivery,  # type: ignore[arg-type]
+        properties=sale.properties,
     )
 
 

@@ -4,9 +4,20 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, Field
+import orjson
+from pydantic import BaseModel, Field, field_validator
 
 from fulfilkit.models import Code, Int, JsonObject, StrictModel, Text
+from orders.details import (
+    MAX_INSTRUCTIONS,
+    MAX_LINES_PROPERTIES_BYTES,
+    Address,
+    LineProperties,
+    Money,
+    Priority,
+    RequiredDates,
+    SaleProperties,
+)
 
 MAX_LINES = 500
 MAX_QUANTITY = 1_000_000
@@ -20,6 +31,7 @@ class ShopIn(StrictModel):
 class LineIn(StrictModel):
     sku: Code
     quantity: Annotated[Int, Field(gt=0, le=MAX_QUANTITY)]
+    properties: LineProperties | None = None
 
 
 class SaleIn(StrictModel):
@@ -28,7 +40,24 @@ class SaleIn(StrictModel):
     location_id: Code
     lines: Annotated[list[LineIn], Field(min_length=1, max_length=MAX_LINES)]
     customer: JsonObject | None = None
-    shipping_address: JsonObject | None = None
+    shipping_address: Address | None = None
+    priority: Priority = "normal"
+    instructions: Annotated[Text, Field(max_length=MAX_INSTRUCTIONS)] | None = None
+    required_dates: RequiredDates | None = None
+    invoice_value: Money | None = None
+    cash_on_delivery: Money | None = None
+    properties: SaleProperties | None = None
+
+    @field_validator("lines")
+    @classmethod
+    def _line_properties_fit(cls, lines: list[LineIn]) -> list[LineIn]:
+        size = sum(len(orjson.dumps(line.properties)) for line in lines if line.properties)
+        if size > MAX_LINES_PROPERTIES_BYTES:
+            raise ValueError(
+                f"the lines' properties take {size} bytes as JSON together; at most"
+                f" {MAX_LINES_PROPERTIES_BYTES}"
+            )
+        return lines
 
 
 MAX_BATCH = 100
@@ -77,6 +106,12 @@ class SaleOut(BaseModel):
     lines: list[dict[str, Any]]
     customer: dict[str, Any] | None
     shipping_address: dict[str, Any] | None
+    priority: Priority = "normal"
+    instructions: str | None = None
+    required_dates: dict[str, Any] | None = None
+    invoice_value: dict[str, Any] | None = None
+    cash_on_delivery: dict[str, Any] | None = None
+    properties: dict[str, Any] | None = None
     cancel_reason: str | None
     reservation: dict[str, Any] | None
     fulfillments: list[dict[str, Any]]

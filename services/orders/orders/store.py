@@ -17,7 +17,8 @@ S = "orders"
 STATUS_CHANNEL = "orders_sale_status"
 SALE_COLUMNS = (
     "id, tenant_id, sale_id, status, version, shop, location_id, lines, customer,"
-    " shipping_address, cancel_reason, reservation, fulfillments, created_at, updated_at"
+    " shipping_address, cancel_reason, reservation, fulfillments, created_at, updated_at,"
+    " priority, instructions, ship_by, deliver_by, invoice_value, cash_on_delivery, properties"
 )
 
 
@@ -63,13 +64,19 @@ async def insert_sales_of_known_skus(
         f"WITH missing AS (SELECT m.sku FROM unnest($19::text[]) AS m(sku) WHERE NOT EXISTS"
         f" (SELECT FROM {S}.catalogue c WHERE c.tenant_id = $9 AND c.sku = m.sku)),"
         " new AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],"
-        " $5::text[], $6::text[], $7::text[], $8::timestamptz[], $12::uuid[]) AS n(id, sale_id,"
-        " shop, location_id, lines, customer, shipping_address, created_at, event_id)"
+        " $5::text[], $6::text[], $7::text[], $8::timestamptz[], $12::uuid[], $20::text[],"
+        " $21::text[], $22::timestamptz[], $23::timestamptz[], $24::text[], $25::text[],"
+        " $26::text[]) AS n(id, sale_id, shop, location_id, lines, customer, shipping_address,"
+        " created_at, event_id, priority, instructions, ship_by, deliver_by, invoice_value,"
+        " cash_on_delivery, properties)"
         " WHERE NOT EXISTS (SELECT FROM missing)),"
         f" added AS (INSERT INTO {S}.sales (id, tenant_id, sale_id, status, version, shop,"
-        " location_id, lines, customer, shipping_address, created_at, updated_at)"
+        " location_id, lines, customer, shipping_address, created_at, updated_at, priority,"
+        " instructions, ship_by, deliver_by, invoice_value, cash_on_delivery, properties)"
         " SELECT id, $9, sale_id, $10, 1, shop::jsonb, location_id, lines::jsonb,"
-        " customer::jsonb, shipping_address::jsonb, created_at, created_at FROM new"
+        " customer::jsonb, shipping_address::jsonb, created_at, created_at, priority,"
+        " instructions, ship_by, deliver_by, invoice_value::jsonb, cash_on_delivery::jsonb,"
+        " properties::jsonb FROM new"
         " ORDER BY sale_id ON CONFLICT (tenant_id, sale_id) DO NOTHING RETURNING id, created_at),"
         f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
         " actor, at) SELECT id, NULL, $10, 'created', $11, created_at FROM added),"
@@ -91,6 +98,13 @@ async def insert_sales_of_known_skus(
         *outbox_arrays(created),
         outbox_channel(S),
         list(skus),
+        [s.priority for s in sales],
+        [s.instructions for s in sales],
+        [s.ship_by for s in sales],
+        [s.deliver_by for s in sales],
+        [_json(s.invoice_value) for s in sales],
+        [_json(s.cash_on_delivery) for s in sales],
+        [_json(s.properties) for s in sales],
     )
     return set(row["inserted"] or ()), set(row["missing"] or ())
 
@@ -245,20 +259,37 @@ async def list_sales(
     channel: str | None,
     created_from: datetime | None,
     created_to: datetime | None,
+    priority: str | None = None,
+    ship_by_before: datetime | None = None,
+    ship_by_after: datetime | None = None,
     limit: int,
     offset: int,
 ) -> tuple[list[Sale], int]:
+    """A page of sales and how many match. `ship_by_before`/`ship_by_after` leave out the
+    sales without a ship-by date."""
     where = (
         "tenant_id = $1 AND (cardinality($2::text[]) = 0 OR status = ANY($2::text[]))"
         " AND ($3::text IS NULL OR shop->>'channel' = $3)"
         " AND ($4::timestamptz IS NULL OR created_at >= $4)"
         " AND ($5::timestamptz IS NULL OR created_at < $5)"
+        " AND ($6::text IS NULL OR priority = $6)"
+        " AND ($7::timestamptz IS NULL OR ship_by < $7)"
+        " AND ($8::timestamptz IS NULL OR ship_by >= $8)"
     )
-    args = (tenant_id, list(statuses), channel, created_from, created_to)
+    args = (
+        tenant_id,
+        list(statuses),
+        channel,
+        created_from,
+        created_to,
+        priority,
+        ship_by_before,
+        ship_by_after,
+    )
     total = await conn.fetchval(f"SELECT count(*) FROM {S}.sales WHERE {where}", *args)
     rows = await conn.fetch(
         f"SELECT {SALE_COLUMNS} FROM {S}.sales WHERE {where}"
-        " ORDER BY created_at, id LIMIT $6 OFFSET $7",
+        " ORDER BY created_at, id LIMIT $9 OFFSET $10",
         *args,
         limit,
         offset,

@@ -197,6 +197,9 @@ async def list_sales(
     channel: str | None,
     created_from: datetime | None,
     created_to: datetime | None,
+    priority: str | None = None,
+    ship_by_before: datetime | None = None,
+    ship_by_after: datetime | None = None,
     limit: int,
     offset: int,
 ) -> tuple[list[Sale], int]:
@@ -209,6 +212,9 @@ async def list_sales(
             channel=channel,
             created_from=created_from,
             created_to=created_to,
+            priority=priority,
+            ship_by_before=ship_by_before,
+            ship_by_after=ship_by_after,
             limit=limit,
             offset=offset,
         )
