@@ -15,12 +15,12 @@ from pydantic import (
     AliasChoices,
     Field,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from fulfilkit.bounds import JS_SAFE_INT
-from fulfilkit.models import AwareTimestamp, StrictModel, Text
+from fulfilkit.models import STORABLE_PATTERN, AwareTimestamp, StrictModel, Text
 
 # ISO 4217 active codes, plus XXX (no currency) left out on purpose: an amount needs one.
 CURRENCIES = frozenset(
@@ -57,6 +57,8 @@ MAX_SALE_PROPERTIES = 50
 MAX_LINE_PROPERTIES = 20
 MAX_PROPERTY_KEY = 64
 MAX_PROPERTY_TEXT = 500
+# integers and other numbers alike: exact in JavaScript, written without an exponent
+MAX_PROPERTY_NUMBER = 10**15
 # the sale's properties, as the events write them (orjson)
 MAX_SALE_PROPERTIES_BYTES = 8 * 1024
 # all lines' properties together, as the events write them (orjson), so that a sale of 500
@@ -112,13 +114,9 @@ def _scalar(value: Any) -> Any:
     """A property's value: text, a number or a boolean (no null, object or array)."""
     if isinstance(value, bool):
         return value
-    if isinstance(value, int):
-        if abs(value) > JS_SAFE_INT:
-            raise ValueError(f"integers must be within ±{JS_SAFE_INT}")
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value) or abs(value) > 1e15:
-            raise ValueError("numbers must be finite and within ±1e+15")
+    if isinstance(value, int | float):
+        if not math.isfinite(value) or abs(value) > MAX_PROPERTY_NUMBER:
+            raise ValueError("numbers must be finite and within ±1e15")
         return value
     if isinstance(value, str):
         if len(value) > MAX_PROPERTY_TEXT:
@@ -145,36 +143,50 @@ def _fits(max_bytes: int) -> AfterValidator:
     return AfterValidator(check)
 
 
-PropertyKey = Annotated[
-    Text, Field(json_schema_extra={"minLength": 1, "maxLength": MAX_PROPERTY_KEY})
-]
-PropertyValue = Annotated[
-    Any,
-    AfterValidator(_scalar),
-    Field(
-        json_schema_extra={
-            "anyOf": [
-                {"type": "string", "maxLength": MAX_PROPERTY_TEXT},
-                {"type": "number", "minimum": -1e15, "maximum": 1e15},
-                {"type": "boolean"},
-            ]
-        }
-    ),
-]
+def _too_many(max_entries: int) -> AfterValidator:
+    def check(given: dict[str, Any]) -> dict[str, Any]:
+        if len(given) > max_entries:
+            raise ValueError(f"at most {max_entries} properties, not {len(given)}")
+        return given
+
+    return AfterValidator(check)
 
 
 def properties(max_entries: int, max_bytes: int | None = None) -> Any:
+    """The type of custom properties, and its JSON Schema (stated by hand: pydantic would
+    write a dict's key bounds as `patternProperties` and its count as `maxLength`)."""
+    description = (
+        f"At most {max_entries} custom properties: keys of 1-{MAX_PROPERTY_KEY} characters,"
+        f" values text (at most {MAX_PROPERTY_TEXT} characters), numbers within"
+        " ±1e15 or booleans" + (f"; at most {max_bytes} bytes as JSON." if max_bytes else ".")
+    )
+    schema = {
+        "type": "object",
+        "description": description,
+        "maxProperties": max_entries,
+        "propertyNames": {
+            "minLength": 1,
+            "maxLength": MAX_PROPERTY_KEY,
+            "pattern": STORABLE_PATTERN,
+        },
+        "additionalProperties": {
+            "anyOf": [
+                {"type": "string", "maxLength": MAX_PROPERTY_TEXT, "pattern": STORABLE_PATTERN},
+                {
+                    "type": "number",
+                    "minimum": -MAX_PROPERTY_NUMBER,
+                    "maximum": MAX_PROPERTY_NUMBER,
+                },
+                {"type": "boolean"},
+            ]
+        },
+    }
     return Annotated[
-        dict[PropertyKey, PropertyValue],
+        dict[Text, Annotated[Any, AfterValidator(_scalar)]],
+        _too_many(max_entries),
         AfterValidator(_keys),
         *([_fits(max_bytes)] if max_bytes else []),
-        Field(
-            max_length=max_entries,
-            description=f"At most {max_entries} custom properties: keys of 1-"
-            f"{MAX_PROPERTY_KEY} characters, values text (at most {MAX_PROPERTY_TEXT}"
-            " characters), numbers or booleans"
-            + (f"; at most {max_bytes} bytes as JSON." if max_bytes else "."),
-        ),
+        WithJsonSchema(schema),
     ]
 
 
@@ -210,8 +222,14 @@ LEGACY_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _named(field: str) -> AliasChoices:
-    return AliasChoices(field, *LEGACY_KEYS.get(field, ()))
+def _named(field: str, description: str = "", **extra: Any) -> Any:
+    """The field, also read from its legacy keys (which the description lists)."""
+    legacy = LEGACY_KEYS[field]
+    return Field(
+        validation_alias=AliasChoices(field, *legacy),
+        description=f"{description}Also read from {', '.join(legacy)}.",
+        **extra,
+    )
 
 
 class Address(StrictModel):
@@ -219,34 +237,37 @@ class Address(StrictModel):
     alpha-2 code (`fr` is taken as `FR`). Legacy free-form keys are mapped (`zip` to
     `postcode`, `line1`-`line3` to `lines`, ...); any other key is refused."""
 
-    name: Annotated[AddressText | None, Field(validation_alias=_named("name"))] = None
-    company: Annotated[AddressText | None, Field(validation_alias=_named("company"))] = None
+    name: Annotated[AddressText | None, _named("name")] = None
+    company: Annotated[AddressText | None, _named("company")] = None
     lines: Annotated[
         list[AddressText] | None, Field(min_length=1, max_length=MAX_ADDRESS_LINES)
     ] = None
-    city: Annotated[AddressText | None, Field(validation_alias=_named("city"))] = None
-    region: Annotated[AddressText | None, Field(validation_alias=_named("region"))] = None
+    city: Annotated[AddressText | None, _named("city")] = None
+    region: Annotated[AddressText | None, _named("region")] = None
     postcode: Annotated[
         Annotated[Text, Field(min_length=1, max_length=32)] | None,
-        Field(validation_alias=_named("postcode")),
+        _named("postcode"),
     ] = None
     country: Annotated[
         Annotated[str, Field(min_length=2, max_length=2, pattern="^[A-Za-z]{2}$")] | None,
         AfterValidator(lambda c: None if c is None else _country(c)),
-        Field(validation_alias=_named("country")),
+        _named("country"),
     ] = None
     phone: Annotated[str, Field(max_length=32, pattern=_PHONE)] | None = None
     email: Annotated[str, Field(max_length=254, pattern=_EMAIL)] | None = None
     # legacy single street lines, folded into `lines`
-    line1: Annotated[AddressText | None, Field(validation_alias=_named("line1"), exclude=True)] = (
-        None
-    )
-    line2: Annotated[AddressText | None, Field(validation_alias=_named("line2"), exclude=True)] = (
-        None
-    )
-    line3: Annotated[AddressText | None, Field(validation_alias=_named("line3"), exclude=True)] = (
-        None
-    )
+    line1: Annotated[
+        AddressText | None,
+        _named("line1", "The old form of lines[0], answered in `lines`. ", exclude=True),
+    ] = None
+    line2: Annotated[
+        AddressText | None,
+        _named("line2", "The old form of lines[1], answered in `lines`. ", exclude=True),
+    ] = None
+    line3: Annotated[
+        AddressText | None,
+        _named("line3", "The old form of lines[2], answered in `lines`. ", exclude=True),
+    ] = None
 
     @model_validator(mode="before")
     @classmethod
