@@ -55,7 +55,7 @@ def sale_out(sale: Sale, history: History | None = None) -> SaleOut:
 
 
 def new_sale(body: SaleIn) -> NewSale:
-    dump = body.model_dump(mode="json")
+    dump = body.model_dump()  # JSON types only: dates are taken from the model
     dates = body.required_dates
     return NewSale(
         sale_id=body.sale_id,

@@ -222,6 +222,11 @@ LEGACY_KEYS: dict[str, tuple[str, ...]] = {
 }
 
 
+# each key an address may be sent with, by the field it fills
+_FIELD_OF_KEY = {key: field for field, legacy in LEGACY_KEYS.items() for key in (field, *legacy)}
+_STREET = frozenset({"line1", "line2", "line3"})
+
+
 def _named(field: str, description: str = "", **extra: Any) -> Any:
     """The field, also read from its legacy keys (which the description lists)."""
     legacy = LEGACY_KEYS[field]
@@ -273,13 +278,14 @@ class Address(StrictModel):
     @classmethod
     def _one_key_each(cls, given: Any) -> Any:
         if isinstance(given, dict):
-            for field, legacy in LEGACY_KEYS.items():
-                sent = [k for k in (field, *legacy) if k in given]
-                if len(sent) > 1:
-                    raise ValueError(f"{' and '.join(sent)} are the same field: send one")
-            if "lines" in given and any(
-                k in given for f in ("line1", "line2", "line3") for k in (f, *LEGACY_KEYS[f])
-            ):
+            seen: dict[str, str] = {}
+            for key in given:
+                if (field := _FIELD_OF_KEY.get(key)) is None:
+                    continue
+                if field in seen:
+                    raise ValueError(f"{seen[field]} and {key} are the same field: send one")
+                seen[field] = key
+            if "lines" in given and not _STREET.isdisjoint(seen):
                 raise ValueError("send the street as lines or as line1-line3, not both")
         return given
 
