@@ -2,6 +2,7 @@
 by fulfilment."""
 
 import uuid
+from datetime import UTC
 from typing import Annotated, get_args
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -67,8 +68,9 @@ def new_sale(body: SaleIn) -> NewSale:
         shipping_address=_address(body),
         priority=body.priority,
         instructions=body.instructions,
-        ship_by=dates.ship_by if dates else None,
-        deliver_by=dates.deliver_by if dates else None,
+        # in UTC, as the database gives them back: every event writes the same moment alike
+        ship_by=dates.ship_by.astimezone(UTC) if dates and dates.ship_by else None,
+        deliver_by=dates.deliver_by.astimezone(UTC) if dates and dates.deliver_by else None,
         invoice_value=dump["invoice_value"],
         cash_on_delivery=dump["cash_on_delivery"],
         properties=body.properties,
