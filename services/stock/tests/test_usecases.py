@@ -92,6 +92,10 @@ async def test_create_product_refuses_a_duplicated_sku(pool, tenant):
         "version": 1,
         "created_at": made.created_at,
         "updated_at": made.updated_at,
+        "backorders": "allow",
+        "out_of_stock_threshold": 0,
+        "preorder": None,
+        "infinite": False,
     }
     key = await pool.fetchval("SELECT key FROM stock.outbox WHERE event_id = $1", announced.id)
     assert key == f"{tenant}:product:A"
