@@ -271,3 +271,30 @@ async def test_the_product_view_shows_total_and_per_location_stock(tenant: Clien
     bare = (await tenant.get(f"/products/{await product(tenant, None, 0)}")).body
     assert bare["stock_level"] == {"quantity": 0, "reserved": 0, "available": 0, "sellable": 0}
     assert bare["location_stock_levels"] == []
+
+
+async def test_a_policy_that_frees_stock_retries_the_waiting_sales(tenant: Client):
+    at = await location(tenant)
+    held = await product(tenant, at, 3, out_of_stock_threshold=3)
+    waiting = sale(at, (held, 2))
+    assert (await tenant.post("/sales", waiting)).status == 228
+    lowered = await tenant.call("PATCH", f"/products/{held}", json={"out_of_stock_threshold": 1})
+    assert lowered.status == 200, lowered
+    await eventually(
+        lambda: tenant.get(f"/sales/{waiting['sale_id']}"),
+        lambda answer: answer.body["status"] == "pending",
+        what="the sale reserved once the threshold fell",
+    )
+    assert (await record_of(tenant, held))["sellable"] == 0
+
+    service = await product(tenant, None, 0)
+    queued = sale(at, (service, 1))
+    assert (await tenant.post("/sales", queued)).status == 228
+    endless = await tenant.call("PATCH", f"/products/{service}", json={"infinite": True})
+    assert endless.status == 200, endless
+    reserved = await eventually(
+        lambda: tenant.get(f"/sales/{queued['sale_id']}"),
+        lambda answer: answer.body["status"] == "pending",
+        what="the sale reserved once its product became infinite",
+    )
+    assert (reserved.body["issues"], reserved.body["reservation"]["lines"]) == ([], [])

@@ -221,3 +221,16 @@ async def wake_every_backordered_location(conn: asyncpg.Connection) -> None:
         f"INSERT INTO {S}.backorder_wakeups (tenant_id, location_id)"
         f" SELECT DISTINCT tenant_id, location_id FROM {S}.backorders ON CONFLICT DO NOTHING"
     )
+
+
+async def wake_locations_with_backorders(
+    conn: asyncpg.Connection, tenant_id: UUID, sku: str
+) -> None:
+    """Ask for a retry of each location whose backorder queue has a sale naming `sku`."""
+    rows = await conn.fetch(
+        f"SELECT DISTINCT location_id FROM {S}.backorders b WHERE b.tenant_id = $1"
+        " AND b.lines @> jsonb_build_array(jsonb_build_object('sku', $2::text))",
+        tenant_id,
+        sku,
+    )
+    await request_backorder_retry(conn, [(tenant_id, r["location_id"]) for r in rows])

@@ -11,6 +11,8 @@ from stock import events, store
 from stock.domain import Location, Product, StockRecord
 
 POLICY_FIELDS = frozenset({"backorders", "out_of_stock_threshold", "preorder", "infinite"})
+# policy changes that may let a waiting sale fit: a lower threshold, or infinite
+FREES_STOCK = frozenset({"out_of_stock_threshold", "infinite"})
 PRODUCT_CHANGES = frozenset({"name", "ean", "unit_type", "min_level", "is_bulky"}) | POLICY_FIELDS
 LOCATION_CHANGES = frozenset({"name", "address"})
 
@@ -85,10 +87,13 @@ async def update_product(
 ) -> Product:
     """Change the given fields (of `PRODUCT_CHANGES`); none given changes nothing."""
     _only(changes, PRODUCT_CHANGES)
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
         product = await store.catalogue.update_product(conn, tenant, sku, changes, expected_version)
         if product is None and await store.catalogue.get_product(conn, tenant, sku) is None:
             raise NotFound(f"No product with sku {sku!r}.")
+        if product is not None and changes.keys() & FREES_STOCK:
+            # sales waiting for this product may fit now: retry its locations' queues
+            await store.reservations.wake_locations_with_backorders(conn, tenant, sku)
     if product is None:
         raise Conflict("The product has changed since the version in If-Match.")
     return product

@@ -217,8 +217,9 @@ async def retry_backorders(
         (),
     )
     out = _Batch(records, locations)
+    endless = any(p.infinite for p in policies.values())  # a sale may need no stock at all
     for backorder, sale in zip(waiting, sales, strict=True):
-        if not any(r.available > 0 for r in records.values()):
+        if not endless and not any(r.sellable > 0 for r in records.values()):
             break
         if backorder.seq not in still_waiting:
             continue
