@@ -298,3 +298,25 @@ async def test_a_policy_that_frees_stock_retries_the_waiting_sales(tenant: Clien
         what="the sale reserved once its product became infinite",
     )
     assert (reserved.body["issues"], reserved.body["reservation"]["lines"]) == ([], [])
+
+
+async def test_a_batch_lists_a_denied_sale_canceled_with_its_issues(tenant: Client):
+    at = await location(tenant)
+    denied = await product(tenant, at, 0, backorders="deny")
+    fits = await product(tenant, at, 5)
+    refused, reserved = sale(at, (denied, 1)), sale(at, (fits, 1))
+    answer = await tenant.post("/sales/batch", {"sales": [refused, reserved]})
+    assert answer.status == 200, answer
+    assert answer.body["errors"] == []
+    by_id = {s["sale_id"]: s for s in answer.body["sales"]}
+    assert (by_id[refused["sale_id"]]["status"], by_id[refused["sale_id"]]["cancel_reason"]) == (
+        "canceled",
+        "backorder_denied",
+    )
+    assert by_id[refused["sale_id"]]["issues"] == [
+        {"sku": denied, "requested": 1, "available": 0, "reason": "backorder_denied"}
+    ]
+    assert (by_id[reserved["sale_id"]]["status"], by_id[reserved["sale_id"]]["issues"]) == (
+        "pending",
+        [],
+    )
