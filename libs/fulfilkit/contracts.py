@@ -12,7 +12,7 @@ from functools import lru_cache
 from typing import Any, Literal
 from uuid import UUID, uuid5
 
-from pydantic import BaseModel, SerializerFunctionWrapHandler, model_serializer
+from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
 from fulfilkit.events import CloudEvent
 
@@ -208,11 +208,22 @@ class ReservationSnapshot(BaseModel):
     updated_at: datetime
 
 
+class Preorder(BaseModel):
+    """A product's pre-order terms: when more is expected, and how many days it takes."""
+
+    expected_at: datetime | None = None
+    lead_time_days: int | None = None
+
+
 class Shortfall(BaseModel):
     sku: str
     requested: int
-    available: int
-    reason: Literal["insufficient_stock", "unknown_sku", "unknown_location"]
+    available: int  # what the sale could take: available less the product's threshold
+    # `backorder_denied` (added, additive): the product's backorder policy refuses the sale
+    # (`deny`, or its cap would be passed); the sale is not queued and nothing is reserved
+    reason: Literal["insufficient_stock", "unknown_sku", "unknown_location", "backorder_denied"]
+    # added (additive): the product's pre-order terms, left out when it has none
+    preorder: Preorder | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class ReservationFailed(BaseModel):
@@ -304,6 +315,11 @@ class ProductSnapshot(BaseModel):
     version: int
     created_at: datetime
     updated_at: datetime
+    # stock policies (added, additive; absent from events published before)
+    backorders: Literal["allow", "deny"] | dict[str, int] = "allow"
+    out_of_stock_threshold: int = 0
+    preorder: Preorder | None = None
+    infinite: bool = False
 
 
 class EndpointDisabled(BaseModel):

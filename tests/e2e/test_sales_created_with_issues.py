@@ -244,9 +244,10 @@ async def test_the_merged_openapi_documents_228_and_the_issues(tenant: Client):
     created = schemas[ref_228.rsplit("/", 1)[1]]
     issue_ref = created["properties"]["issues"]["items"]["$ref"]
     issue = schemas[issue_ref.rsplit("/", 1)[1]]
-    assert set(issue["properties"]) == {"sku", "requested", "available", "reason"}
+    assert set(issue["properties"]) == {"sku", "requested", "available", "reason", "preorder"}
     assert issue["properties"]["reason"]["enum"] == [
         "insufficient_stock",
         "unknown_location",
         "unknown_sku",
+        "backorder_denied",  # stock policies: the product's backorders are denied
     ]

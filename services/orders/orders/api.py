@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from pydantic import ValidationError
 
 from fulfilkit.bounds import pointer
-from fulfilkit.errors import DomainError, Duplicated, NotFound
+from fulfilkit.errors import DomainError, Duplicated, Invalid, NotFound
 from fulfilkit.http.internal import Actor, TenantId, tenant_vouched_by
 from fulfilkit.http.openapi import problems
 from fulfilkit.http.pagination import Page, paginated
@@ -19,7 +19,7 @@ from fulfilkit.models import Text, Timestamp, code_error
 from fulfilkit.service import Pool
 from orders import events, usecases
 from orders.details import Priority
-from orders.domain import History, NewSale, Sale, Status, stock_issues
+from orders.domain import BACKORDER_DENIED, History, NewSale, Sale, Status, stock_issues
 from orders.resources import Resources
 from orders.schemas import (
     CancelIn,
@@ -131,7 +131,9 @@ async def create_sale(
     """Creates a sale and, unless `Prefer: respond-async`, waits for stock to reserve it:
     201 reserved, 228 created with issues (short of stock), 202 still waiting. A line whose
     SKU is not in the catalogue (`/products`) is 422 with a pointer to it
-    (`/lines/<i>/sku`), and nothing is created."""
+    (`/lines/<i>/sku`), and nothing is created. A sale short of a product whose backorders
+    are denied (or capped) is 422 with a pointer to each such line (`/lines/<i>/quantity`):
+    stock reserved nothing, and the sale stays `canceled` with `backorder_denied`."""
     wait = _wait_seconds(resources, prefer, response)
     created = await usecases.create_sales(
         pool,
@@ -147,11 +149,33 @@ async def create_sale(
         raise refusal
     [sale] = [sale_out(*found) for found in created.sales]
     response.headers["Location"] = f"/api/v1/sales/{sale.sale_id}"
+    if sale.cancel_reason == BACKORDER_DENIED:
+        raise _backorder_denied(body, sale)
     if sale.status == "awaiting_stock":
         response.status_code = 202
     elif sale.issues:
         response.status_code = CREATED_WITH_ISSUES
     return sale
+
+
+def _backorder_denied(body: SaleIn, sale: SaleOut) -> Invalid:
+    """The 422 of a sale stock refused because a product may not be backordered: a pointer
+    to each line of a denied SKU. The sale exists, `canceled` with `backorder_denied`."""
+    denied = {i.sku: i for i in sale.issues if i.reason == BACKORDER_DENIED}
+    return Invalid(
+        f"Sale {sale.sale_id!r} is short of products that may not be backordered; nothing"
+        " was reserved and the sale is canceled (cancel_reason backorder_denied).",
+        errors=[
+            {
+                "field": f"/lines/{index}/quantity",
+                "in": "body",
+                "message": f"backorders of {line.sku!r} are denied: {denied[line.sku].requested}"
+                f" asked, {denied[line.sku].available} sellable",
+            }
+            for index, line in enumerate(body.lines)
+            if line.sku in denied
+        ],
+    )
 
 
 @router.post(

@@ -143,6 +143,15 @@ def transition(sale: Sale, target: str, reason: str | None = None) -> StatusChan
     return StatusChange(sale, previous, reason)
 
 
+# A short line's product may not be backordered (this far): stock reserved nothing and did
+# not queue the sale, so it ends `canceled` with this reason.
+BACKORDER_DENIED = "backorder_denied"
+
+
+def backorder_denied(failure: dict[str, Any]) -> bool:
+    return any(s.get("reason") == BACKORDER_DENIED for s in failure.get("shortfalls", []))
+
+
 def apply_reservation_outcome(
     sale: Sale, reserved: bool, reservation: dict[str, Any]
 ) -> StatusChange | None:
@@ -151,6 +160,9 @@ def apply_reservation_outcome(
     Outcomes that arrive after the sale moved on (for example canceled) change nothing.
     """
     sale.reservation = reservation
+    if not reserved and sale.status == "awaiting_stock" and backorder_denied(reservation):
+        sale.cancel_reason = BACKORDER_DENIED
+        return transition(sale, "canceled", BACKORDER_DENIED)
     target = "pending" if reserved else "backordered"
     if sale.status == target or not can_transition(sale.status, target):
         return None
@@ -223,11 +235,15 @@ def update_fulfillment(sale: Sale, fulfillment: dict[str, Any]) -> StatusChange 
 def stock_issues(sale: Sale) -> list[dict[str, Any]]:
     """Why a sale created short of stock is not reserved: one entry per short line (`sku`,
     `requested`, `available`, `reason`), from stock's reservation failure; empty for a sale
-    that is not backordered."""
-    if sale.status != "backordered" or not sale.reservation:
+    that is not backordered, nor canceled because a product's backorders are denied. A
+    line whose product has pre-order terms carries them (`preorder`)."""
+    denied = sale.status == "canceled" and sale.cancel_reason == BACKORDER_DENIED
+    if not (sale.status == "backordered" or denied) or not sale.reservation:
         return []
+    keys = ("sku", "requested", "available", "reason")
     return [
-        {key: short[key] for key in ("sku", "requested", "available", "reason")}
+        {key: short[key] for key in keys}
+        | ({"preorder": short["preorder"]} if short.get("preorder") else {})
         for short in sale.reservation.get("shortfalls", [])
     ]
 

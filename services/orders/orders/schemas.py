@@ -92,8 +92,11 @@ class StockIssue(BaseModel):
 
     sku: str
     requested: int
-    available: int  # at the sale's location when stock decided
-    reason: Literal["insufficient_stock", "unknown_location", "unknown_sku"]
+    available: int  # at the sale's location when stock decided (sellable: less the threshold)
+    # backorder_denied: the product's backorders are denied (or capped): the sale is canceled
+    reason: Literal["insufficient_stock", "unknown_location", "unknown_sku", "backorder_denied"]
+    # the product's pre-order terms {expected_at, lead_time_days}; left out when it has none
+    preorder: dict[str, Any] | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class SaleOut(BaseModel):

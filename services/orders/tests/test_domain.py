@@ -167,3 +167,30 @@ def test_lines_naming_skus_are_named_by_their_index():
     )
     assert lines_naming(order, set()) == []
     assert lines_naming(order, {"B", "C"}) == [(1, "B"), (2, "B")]
+
+
+def test_a_sale_refused_by_a_backorder_policy_is_canceled_with_its_issues():
+    s = sale("awaiting_stock")
+    terms = {"expected_at": None, "lead_time_days": 5}
+    failed = {
+        "sale": str(s.id),
+        "sale_id": "S-1",
+        "location_id": "wh-1",
+        "shortfalls": [
+            {"sku": "A", "requested": 3, "available": 1, "reason": "backorder_denied"},
+            {"sku": "B", "requested": 2, "available": 0, "reason": "insufficient_stock"},
+        ],
+    }
+    failed["shortfalls"][1]["preorder"] = terms
+    change = apply_reservation_outcome(s, False, failed)
+    assert change is not None
+    assert (change.previous, s.status, change.reason, s.cancel_reason) == (
+        "awaiting_stock",
+        "canceled",
+        "backorder_denied",
+        "backorder_denied",
+    )
+    assert stock_issues(s) == failed["shortfalls"]
+    # a late duplicate of the outcome changes nothing
+    assert apply_reservation_outcome(s, False, failed) is None
+    assert s.status == "canceled"

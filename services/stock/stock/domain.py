@@ -1,7 +1,7 @@
 """Stock rules: records, the ledger, all-or-nothing reservations, low levels. No I/O here."""
 
 from collections import Counter
-from collections.abc import Container
+from collections.abc import Container, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -10,7 +10,9 @@ from uuid import UUID
 Reason = Literal[
     "audit", "restock", "loss", "adjustment", "reservation", "release", "commit", "transfer"
 ]
-ShortfallReason = Literal["insufficient_stock", "unknown_sku", "unknown_location"]
+ShortfallReason = Literal[
+    "insufficient_stock", "unknown_sku", "unknown_location", "backorder_denied"
+]
 RecordKey = tuple[UUID, str, str]
 
 
@@ -28,6 +30,37 @@ class Product:
     version: int
     created_at: datetime
     updated_at: datetime
+    backorders: "str | dict[str, int]" = "allow"  # "allow", "deny" or {"cap": N}
+    out_of_stock_threshold: int = 0
+    preorder: dict[str, Any] | None = None  # {"expected_at": ..., "lead_time_days": ...}
+    infinite: bool = False
+
+    @property
+    def policy(self) -> "Policy":
+        return Policy.of(self.backorders, self.preorder, self.infinite)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """How a product behaves when a sale asks for more than its location can sell.
+
+    `cap` is None for `allow`, 0 for `deny`, N for `{"cap": N}`: how many units of the
+    product may wait in one location's backorder queue. The threshold itself is on the
+    stock record (`sellable`), read in the statement that locks it."""
+
+    cap: int | None = None
+    preorder: dict[str, Any] | None = None
+    infinite: bool = False
+
+    @classmethod
+    def of(
+        cls,
+        backorders: "str | dict[str, int]",
+        preorder: dict[str, Any] | None = None,
+        infinite: bool = False,
+    ) -> "Policy":
+        cap = backorders["cap"] if isinstance(backorders, dict) else None
+        return cls(0 if backorders == "deny" else cap, preorder, infinite)
 
 
 @dataclass(frozen=True)
@@ -65,10 +98,17 @@ class StockRecord:
     low: bool = False
     is_bulky: bool = False
     updated_at: datetime | None = None  # as last saved; None for a record not yet saved
+    threshold: int = 0  # the product's out_of_stock_threshold
+    infinite: bool = False  # the product's
 
     @property
     def available(self) -> int:
         return self.quantity - self.reserved
+
+    @property
+    def sellable(self) -> int:
+        """What a sale may reserve: available less the product's out_of_stock_threshold."""
+        return max(0, self.available - self.threshold)
 
     @property
     def key(self) -> RecordKey:
@@ -209,8 +249,9 @@ class SaleToReserve:
 class Shortfall:
     sku: str
     requested: int
-    available: int
+    available: int  # sellable, when short of stock
     reason: ShortfallReason
+    preorder: dict[str, Any] | None = None  # the product's, on a line short of stock
 
 
 @dataclass
@@ -224,6 +265,12 @@ class Reserved:
 class ReservationFailed:
     sale: SaleToReserve
     shortfalls: list[Shortfall]
+
+    @property
+    def denied(self) -> bool:
+        """A line's product may not be backordered (this far): the sale is refused, not
+        queued."""
+        return any(s.reason == "backorder_denied" for s in self.shortfalls)
 
 
 @dataclass
@@ -243,22 +290,33 @@ class Reservation:
     lines: list[tuple[str, int, UUID]]
 
 
+Policies = Mapping[tuple[UUID, str], Policy]
+QueuedUnits = dict[RecordKey, int]
+
+
 def _shortfalls(
     sale: SaleToReserve,
     records: dict[RecordKey, StockRecord],
     location_known: bool,
-    known_skus: set[tuple[UUID, str]],
+    policies: Policies,
+    queued: QueuedUnits,
 ) -> list[Shortfall]:
     missing = []
     for sku, wanted in sorted(sale.quantities().items()):
         record = records.get((sale.tenant_id, sale.location_id, sku))
-        available = record.available if record else 0
+        policy = policies.get((sale.tenant_id, sku))
+        sellable = record.sellable if record else 0
         if not location_known:
             missing.append(Shortfall(sku, wanted, 0, "unknown_location"))
-        elif (sale.tenant_id, sku) not in known_skus:
+        elif policy is None:
             missing.append(Shortfall(sku, wanted, 0, "unknown_sku"))
-        elif available < wanted:
-            missing.append(Shortfall(sku, wanted, available, "insufficient_stock"))
+        elif policy.infinite:
+            continue
+        elif sellable < wanted:
+            waiting = queued.get((sale.tenant_id, sale.location_id, sku), 0)
+            denied = policy.cap is not None and waiting + wanted > policy.cap
+            reason: ShortfallReason = "backorder_denied" if denied else "insufficient_stock"
+            missing.append(Shortfall(sku, wanted, sellable, reason, policy.preorder))
     return missing
 
 
@@ -266,15 +324,23 @@ def reserve_sale(
     sale: SaleToReserve,
     records: dict[RecordKey, StockRecord],
     known_locations: Container[tuple[UUID, str]],
-    known_skus: set[tuple[UUID, str]],
+    policies: Policies,
+    queued: QueuedUnits | None = None,
 ) -> Reserved | ReservationFailed:
-    """Reserve all of a sale's lines or none; `records` are updated in place."""
+    """Reserve all of a sale's lines or none; `records` are updated in place.
+
+    A line may take a record's sellable units (available less the threshold); a line of an
+    infinite product takes nothing and is not in the reservation. `queued` counts the units
+    per record key already waiting in the backorder queue, for products with a cap (`deny`
+    is a cap of 0); a short line over its cap is `backorder_denied`."""
     location_known = (sale.tenant_id, sale.location_id) in known_locations
-    shortfalls = _shortfalls(sale, records, location_known, known_skus)
+    shortfalls = _shortfalls(sale, records, location_known, policies, queued or {})
     if shortfalls:
         return ReservationFailed(sale, shortfalls)
     reserved = Reserved(sale, [])
     for sku, wanted in sorted(sale.quantities().items()):
+        if policies[(sale.tenant_id, sku)].infinite:
+            continue
         record = records[(sale.tenant_id, sale.location_id, sku)]
         reserved.entries.append(apply_change(record, "reservation", 0, wanted, sale.sale_id))
         reserved.lines.append((sku, wanted, record.id))

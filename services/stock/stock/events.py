@@ -99,7 +99,13 @@ def reservation_failed(outcome: ReservationFailed) -> Keyed:
         sale_id=sale.sale_id,
         location_id=sale.location_id,
         shortfalls=[
-            c.Shortfall(sku=s.sku, requested=s.requested, available=s.available, reason=s.reason)
+            c.Shortfall(
+                sku=s.sku,
+                requested=s.requested,
+                available=s.available,
+                reason=s.reason,
+                preorder=s.preorder,  # type: ignore[arg-type]
+            )
             for s in outcome.shortfalls
         ],
     )

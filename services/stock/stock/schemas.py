@@ -5,7 +5,15 @@ from typing import Annotated, Any, Literal, get_args
 from uuid import UUID
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
+from pydantic_core import PydanticCustomError
 
 from fulfilkit.errors import Invalid
 from fulfilkit.models import Bool, Code, Int, JsonObject, StrictModel, Text
@@ -25,6 +33,45 @@ Quantity = Annotated[Int, Field(ge=0, le=2_000_000_000)]
 Ean = Annotated[str, Field(pattern=r"^[0-9]{8,14}$")]
 
 
+class BackorderCap(StrictModel):
+    cap: Annotated[Int, Field(ge=1, le=2_000_000_000)]
+
+
+def _one_backorders_error(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+    """One error at `/backorders` for a value that is none of its forms, rather than one per
+    form of the union (pointers naming the union's members)."""
+    try:
+        return handler(value)
+    except ValidationError:
+        raise PydanticCustomError(
+            "backorders", 'must be "allow", "deny" or {"cap": N} with N from 1 to 2000000000'
+        ) from None
+
+
+Backorders = Annotated[
+    Literal["allow", "deny"] | BackorderCap,
+    WrapValidator(_one_backorders_error),
+    Field(
+        description='Whether a sale short of this product may wait for stock: `"allow"` (the'
+        ' default), `"deny"` (it fails with `backorder_denied`), or `{"cap": N}` (at most N'
+        " units of the product wait in one location's backorder queue)."
+    ),
+]
+Threshold = Annotated[
+    Int,
+    Field(
+        ge=0,
+        le=1_000_000_000,
+        description="Units held back at each location: sellable = available - threshold.",
+    ),
+]
+
+
+class Preorder(StrictModel):
+    expected_at: datetime | None = None
+    lead_time_days: Annotated[Int, Field(ge=0, le=3650)] | None = None
+
+
 class ProductIn(StrictModel):
     sku: Code
     name: Name
@@ -32,6 +79,12 @@ class ProductIn(StrictModel):
     unit_type: UnitType = "unit"
     min_level: MinLevel = 0
     is_bulky: Bool = False
+    backorders: Backorders = "allow"
+    out_of_stock_threshold: Threshold = 0
+    preorder: Preorder | None = Field(
+        None, description="Shown on the issues of a sale backordered for this product."
+    )
+    infinite: Bool = Field(False, description="Never reserved or depleted (digital goods).")
 
 
 # In patches a field left out is left alone. Only nullable columns accept an explicit null:
@@ -42,6 +95,21 @@ class ProductPatch(StrictModel):
     unit_type: UnitType = None  # type: ignore[assignment]
     min_level: MinLevel = None  # type: ignore[assignment]
     is_bulky: Bool = None  # type: ignore[assignment]
+    backorders: Backorders = None  # type: ignore[assignment]
+    out_of_stock_threshold: Threshold = None  # type: ignore[assignment]
+    preorder: Preorder | None = None
+    infinite: Bool = None  # type: ignore[assignment]
+
+
+class StockLevel(BaseModel):
+    quantity: int
+    reserved: int
+    available: int
+    sellable: int
+
+
+class LocationStockLevel(StockLevel):
+    location_id: str
 
 
 class Product(BaseModel):
@@ -53,9 +121,40 @@ class Product(BaseModel):
     unit_type: str
     min_level: int
     is_bulky: bool
+    backorders: Literal["allow", "deny"] | BackorderCap
+    out_of_stock_threshold: int
+    preorder: Preorder | None
+    infinite: bool
     version: int
     created_at: datetime
     updated_at: datetime
+
+
+class ProductWithStock(Product):
+    """A product with its stock: the totals over its locations, and each location's."""
+
+    stock_level: StockLevel
+    location_stock_levels: list[LocationStockLevel]
+
+    @classmethod
+    def of(cls, product: domain.Product, records: list[domain.StockRecord]) -> "ProductWithStock":
+        levels = [
+            LocationStockLevel(
+                location_id=r.location_id,
+                quantity=r.quantity,
+                reserved=r.reserved,
+                available=r.available,
+                sellable=r.sellable,
+            )
+            for r in records
+        ]
+        total = StockLevel(
+            **{f: sum(getattr(lv, f) for lv in levels) for f in StockLevel.model_fields}
+        )
+        return cls.model_validate(
+            Product.model_validate(product).model_dump()
+            | {"stock_level": total, "location_stock_levels": levels}
+        )
 
 
 class LocationIn(StrictModel):
@@ -87,6 +186,10 @@ class StockRecordOut(BaseModel):
     quantity: int
     reserved: int
     available: int
+    sellable: int = Field(
+        description="What sales may reserve: available less the product's"
+        " out_of_stock_threshold (never below 0)."
+    )
     version: int
     updated_at: datetime
 
@@ -99,6 +202,7 @@ class StockRecordOut(BaseModel):
             quantity=record.quantity,
             reserved=record.reserved,
             available=record.available,
+            sellable=record.sellable,
             version=record.version,
             updated_at=record.updated_at,
         )

@@ -35,7 +35,8 @@ async def test_products_made_before_the_migration_are_announced_once(infrastruct
             " false, 0)",
             tenant,
         )
-        assert await migrate(pool, "stock", MIGRATIONS) == ["003_announce_products"]
+        applied = await migrate(pool, "stock", MIGRATIONS)
+        assert applied == ["003_announce_products", "004_stock_policies"]
         rows = await pool.fetch("SELECT key, payload, event_type, topic FROM stock.outbox")
         events = sorted((decode_event(bytes(r["payload"])) for r in rows), key=lambda e: e.subject)
         assert sorted((r["key"], r["event_type"], r["topic"]) for r in rows) == [
@@ -64,6 +65,11 @@ async def test_products_made_before_the_migration_are_announced_once(infrastruct
                 "version": 1,
                 "created_at": row["created_at"],
                 "updated_at": row["updated_at"],
+                # stock policies, added later: their defaults
+                "backorders": "allow",
+                "out_of_stock_threshold": 0,
+                "preorder": None,
+                "infinite": False,
             }
         assert await migrate(pool, "stock", MIGRATIONS) == [], "announced once"
     finally:

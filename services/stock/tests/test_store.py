@@ -5,7 +5,7 @@ import uuid
 import pytest
 
 from stock import store
-from stock.domain import LedgerEntry, Place, Reservation, StockRecord
+from stock.domain import LedgerEntry, Place, Policy, Reservation, StockRecord
 from stock.store.reservations import Backorder
 
 pytestmark = pytest.mark.integration
@@ -151,8 +151,13 @@ async def test_the_backorder_queue_and_its_wakeups(pool, tenant):
             [(tenant, "B"), (tenant, "Z")],
             [(tenant, first)],
         )
-        assert (skus, queued) == ({(tenant, "B")}, {(tenant, first)})
+        assert (skus, queued) == ({(tenant, "B"): Policy()}, {(tenant, first)})
         assert locations == {(tenant, "wh-1"): Place("wh-1", None)}
+        async with conn.transaction():
+            units = await store.reservations.queued_units(
+                conn, [(tenant, "wh-1", "A"), (tenant, "wh-1", "B"), (tenant, "wh-2", "A")]
+            )
+        assert units == {(tenant, "wh-1", "A"): 2}
         await store.reservations.delete_backorders(conn, [(tenant, first)])
         async with conn.transaction():
             still = await store.reservations.lock_backorders(conn, [b.seq for b in waiting])

@@ -92,6 +92,10 @@ async def test_create_product_refuses_a_duplicated_sku(pool, tenant):
         "version": 1,
         "created_at": made.created_at,
         "updated_at": made.updated_at,
+        "backorders": "allow",
+        "out_of_stock_threshold": 0,
+        "preorder": None,
+        "infinite": False,
     }
     key = await pool.fetchval("SELECT key FROM stock.outbox WHERE event_id = $1", announced.id)
     assert key == f"{tenant}:product:A"
@@ -378,6 +382,38 @@ async def test_reserve_sales_names_unknown_skus_and_locations(pool, tenant, stoc
         for e in await events_of(pool, tenant, c.STOCK_RESERVATION_FAILED)
     ]
     assert reasons == ["unknown_sku", "unknown_location"]
+
+
+async def test_a_denied_backorder_reserves_nothing_queues_nothing_and_never_repeats(
+    pool, tenant, stocked
+):
+    a = await stocked("A", 5)
+    await stocked("B", 1, backorders="deny")
+    refused = SaleChange("created", sale(tenant, ("A", 2), ("B", 2)))
+    await in_tx(pool, reservations.reserve_sales, [refused])
+    await in_tx(pool, reservations.reserve_sales, [refused])  # a replay
+    assert (await levels.get_stock_record(pool, tenant, a.id)).reserved == 0
+    assert await queued(pool, tenant) == []
+    assert await reservation_of(pool, tenant, refused.sale) == "released"  # the tombstone
+    [failed] = await events_of(pool, tenant, c.STOCK_RESERVATION_FAILED)
+    assert [(s.sku, s.requested, s.available, s.reason) for s in failed.data.shortfalls] == [
+        ("B", 2, 1, "backorder_denied")
+    ]
+
+
+async def test_a_cap_counts_what_waits_in_one_batch_and_across_batches(pool, tenant, stocked):
+    await stocked("A", 0, backorders={"cap": 3})
+    first, second, third = (sale(tenant, ("A", 2)), sale(tenant, ("A", 2)), sale(tenant, ("A", 1)))
+    await in_tx(
+        pool, reservations.reserve_sales, [SaleChange("created", s) for s in (first, second)]
+    )
+    await in_tx(pool, reservations.reserve_sales, [SaleChange("created", third)])
+    assert await queued(pool, tenant) == [first.sale_id, third.sale_id]
+    reasons = [
+        e.data.shortfalls[0].reason
+        for e in await events_of(pool, tenant, c.STOCK_RESERVATION_FAILED)
+    ]
+    assert reasons == ["insufficient_stock", "backorder_denied", "insufficient_stock"]
 
 
 async def test_reserve_sales_replayed_reserves_once(pool, tenant, stocked):

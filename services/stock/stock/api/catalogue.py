@@ -10,7 +10,15 @@ from fulfilkit.http.pagination import Page, paginated
 from fulfilkit.http.preconditions import IfMatch, etag, expected_version
 from fulfilkit.http.strict_json import StrictJsonRoute
 from fulfilkit.service import Pool
-from stock.schemas import Location, LocationIn, LocationPatch, Product, ProductIn, ProductPatch
+from stock.schemas import (
+    Location,
+    LocationIn,
+    LocationPatch,
+    Product,
+    ProductIn,
+    ProductPatch,
+    ProductWithStock,
+)
 from stock.usecases import catalogue
 
 router = APIRouter(prefix="/api/v1", route_class=StrictJsonRoute)
@@ -34,7 +42,7 @@ def _tagged(response: Response, entity: V) -> V:
 async def create_product(
     body: ProductIn, tenant: TenantId, pool: Pool, response: Response
 ) -> Product:
-    product = await catalogue.create_product(pool, tenant, **body.model_dump())
+    product = await catalogue.create_product(pool, tenant, **body.model_dump(mode="json"))
     return Product.model_validate(_tagged(response, product))
 
 
@@ -47,9 +55,14 @@ async def list_products(
     return paginated(request, response, page, items, total)
 
 
-@router.get("/products/{sku}", response_model=Product, tags=["products"])
-async def get_product(sku: str, tenant: TenantId, pool: Pool, response: Response) -> Product:
-    return Product.model_validate(_tagged(response, await catalogue.get_product(pool, tenant, sku)))
+@router.get("/products/{sku}", response_model=ProductWithStock, tags=["products"])
+async def get_product(
+    sku: str, tenant: TenantId, pool: Pool, response: Response
+) -> ProductWithStock:
+    """The product with its stock: `stock_level` totals its locations' records and
+    `location_stock_levels` lists each (`quantity`, `reserved`, `available`, `sellable`)."""
+    product, records = await catalogue.get_product_with_stock(pool, tenant, sku)
+    return ProductWithStock.of(_tagged(response, product), records)
 
 
 @router.patch("/products/{sku}", response_model=Product, tags=["products"])
@@ -62,7 +75,11 @@ async def patch_product(
     if_match: IfMatch = None,
 ) -> Product:
     product = await catalogue.update_product(
-        pool, tenant, sku, body.model_dump(exclude_unset=True), expected_version(if_match)
+        pool,
+        tenant,
+        sku,
+        body.model_dump(mode="json", exclude_unset=True),
+        expected_version(if_match),
     )
     return Product.model_validate(_tagged(response, product))
 

@@ -9,7 +9,10 @@ import asyncpg
 from stock.domain import Location, Product
 from stock.store._sql import S, columns
 
-PRODUCT_FIELDS = "sku, name, ean, unit_type, min_level, is_bulky, version, created_at, updated_at"
+PRODUCT_FIELDS = (
+    "sku, name, ean, unit_type, min_level, is_bulky, version, created_at, updated_at,"
+    " backorders, out_of_stock_threshold, preorder, infinite"
+)
 LOCATION_FIELDS = "location_id, name, address, version, created_at"
 
 
@@ -30,11 +33,17 @@ async def insert_product(
     unit_type: str,
     min_level: int,
     is_bulky: bool,
+    policies: dict[str, Any] | None = None,
 ) -> Product | None:
-    """The new product, or None when the tenant has one with this SKU already."""
+    """The new product, or None when the tenant has one with this SKU already. `policies`
+    holds those of `backorders`, `out_of_stock_threshold`, `preorder` and `infinite` given."""
+    policy = {"backorders": "allow", "out_of_stock_threshold": 0, "preorder": None}
+    policy |= {"infinite": False} | (policies or {})
     row = await conn.fetchrow(
-        f"INSERT INTO {S}.products (tenant_id, sku, name, ean, unit_type, min_level, is_bulky)"
-        f" VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING RETURNING {PRODUCT_FIELDS}",
+        f"INSERT INTO {S}.products (tenant_id, sku, name, ean, unit_type, min_level, is_bulky,"
+        " backorders, out_of_stock_threshold, preorder, infinite)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING"
+        f" RETURNING {PRODUCT_FIELDS}",
         tenant_id,
         sku,
         name,
@@ -42,6 +51,10 @@ async def insert_product(
         unit_type,
         min_level,
         is_bulky,
+        policy["backorders"],
+        policy["out_of_stock_threshold"],
+        policy["preorder"],
+        policy["infinite"],
     )
     return _product(row)
 

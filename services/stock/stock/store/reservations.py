@@ -8,7 +8,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from stock.domain import Place, Reservation
+from stock.domain import Place, Policy, RecordKey, Reservation
 from stock.store._sql import S, columns
 
 BACKORDER_CHANNEL = "stock_backorders"
@@ -83,33 +83,60 @@ async def known_for_batch(
     locations: Iterable[tuple[UUID, str]],
     skus: Iterable[tuple[UUID, str]],
     sales: Iterable[tuple[UUID, UUID]],
-) -> tuple[dict[tuple[UUID, str], Place], set[tuple[UUID, str]], set[tuple[UUID, UUID]]]:
-    """Which of these locations exist (with their names and addresses) and SKUs exist and
-    which of these sales wait in the backorder queue: three lookups in one round trip."""
+) -> tuple[dict[tuple[UUID, str], Place], dict[tuple[UUID, str], Policy], set[tuple[UUID, UUID]]]:
+    """Which of these locations exist (with their names and addresses), which SKUs exist
+    (with their stock policies) and which of these sales wait in the backorder queue: three
+    lookups in one round trip."""
     locations, skus, sales = list(locations), list(skus), list(sales)
     rows = await conn.fetch(
-        f"SELECT 1 AS kind, tenant_id, location_id AS code, NULL::uuid AS sale, name, address"
-        f" FROM {S}.locations"
+        f"SELECT 1 AS kind, tenant_id, location_id AS code, NULL::uuid AS sale, name, address,"
+        f" NULL::jsonb AS policy FROM {S}.locations"
         " WHERE (tenant_id, location_id) IN (SELECT * FROM unnest($1::uuid[], $2::text[]))"
-        f" UNION ALL SELECT 2, tenant_id, sku, NULL, NULL, NULL FROM {S}.products"
+        f" UNION ALL SELECT 2, tenant_id, sku, NULL, NULL, NULL, jsonb_build_array(backorders,"
+        f" preorder, infinite) FROM {S}.products"
         " WHERE (tenant_id, sku) IN (SELECT * FROM unnest($3::uuid[], $4::text[]))"
-        f" UNION ALL SELECT 3, tenant_id, NULL, sale, NULL, NULL FROM {S}.backorders"
+        f" UNION ALL SELECT 3, tenant_id, NULL, sale, NULL, NULL, NULL FROM {S}.backorders"
         " WHERE (tenant_id, sale) IN (SELECT * FROM unnest($5::uuid[], $6::uuid[]))",
         *columns(locations, 2),
         *columns(skus, 2),
         *columns(sales, 2),
     )
     places: dict[tuple[UUID, str], Place] = {}
-    known_skus: set[tuple[UUID, str]] = set()
+    policies: dict[tuple[UUID, str], Policy] = {}
     queued: set[tuple[UUID, UUID]] = set()
     for r in rows:
         if r["kind"] == 1:
             places[(r["tenant_id"], r["code"])] = Place(r["name"], r["address"])
         elif r["kind"] == 2:
-            known_skus.add((r["tenant_id"], r["code"]))
+            policies[(r["tenant_id"], r["code"])] = Policy.of(*r["policy"])
         else:
             queued.add((r["tenant_id"], r["sale"]))
-    return places, known_skus, queued
+    return places, policies, queued
+
+
+async def queued_units(conn: asyncpg.Connection, keys: Iterable[RecordKey]) -> dict[RecordKey, int]:
+    """How many units of each SKU wait in each location's backorder queue, for the products
+    with a backorder cap. Takes a transaction-scoped lock per key first (in one order), so
+    two transactions never both count the queue before either adds to it."""
+    keys = sorted(set(keys))
+    if not keys:
+        return {}
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('stock:backorders:' || t::text || ':'"
+        " || l || ':' || s, 0)) FROM unnest($1::uuid[], $2::text[], $3::text[]) AS k(t, l, s)"
+        " ORDER BY t, l, s",
+        *columns(keys, 3),
+    )
+    rows = await conn.fetch(
+        f"SELECT b.tenant_id, b.location_id, ln->>'sku' AS sku,"
+        f" sum((ln->>'quantity')::bigint) AS units FROM {S}.backorders b,"
+        " jsonb_array_elements(b.lines) ln"
+        " WHERE (b.tenant_id, b.location_id, ln->>'sku') IN"
+        " (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]))"
+        " GROUP BY 1, 2, 3",
+        *columns(keys, 3),
+    )
+    return {(r["tenant_id"], r["location_id"], r["sku"]): r["units"] for r in rows}
 
 
 @dataclass(frozen=True)
@@ -194,3 +221,16 @@ async def wake_every_backordered_location(conn: asyncpg.Connection) -> None:
         f"INSERT INTO {S}.backorder_wakeups (tenant_id, location_id)"
         f" SELECT DISTINCT tenant_id, location_id FROM {S}.backorders ON CONFLICT DO NOTHING"
     )
+
+
+async def wake_locations_with_backorders(
+    conn: asyncpg.Connection, tenant_id: UUID, sku: str
+) -> None:
+    """Ask for a retry of each location whose backorder queue has a sale naming `sku`."""
+    rows = await conn.fetch(
+        f"SELECT DISTINCT location_id FROM {S}.backorders b WHERE b.tenant_id = $1"
+        " AND b.lines @> jsonb_build_array(jsonb_build_object('sku', $2::text))",
+        tenant_id,
+        sku,
+    )
+    await request_backorder_retry(conn, [(tenant_id, r["location_id"]) for r in rows])

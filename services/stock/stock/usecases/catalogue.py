@@ -8,9 +8,12 @@ import asyncpg
 from fulfilkit.errors import Conflict, Duplicated, NotFound
 from fulfilkit.outbox import add_events
 from stock import events, store
-from stock.domain import Location, Product
+from stock.domain import Location, Product, StockRecord
 
-PRODUCT_CHANGES = frozenset({"name", "ean", "unit_type", "min_level", "is_bulky"})
+POLICY_FIELDS = frozenset({"backorders", "out_of_stock_threshold", "preorder", "infinite"})
+# policy changes that may let a waiting sale fit: a lower threshold, or infinite
+FREES_STOCK = frozenset({"out_of_stock_threshold", "infinite"})
+PRODUCT_CHANGES = frozenset({"name", "ean", "unit_type", "min_level", "is_bulky"}) | POLICY_FIELDS
 LOCATION_CHANGES = frozenset({"name", "address"})
 
 
@@ -24,12 +27,15 @@ async def create_product(
     unit_type: str = "unit",
     min_level: int = 0,
     is_bulky: bool = False,
+    **policies: Any,
 ) -> Product:
     """A new SKU in the tenant's catalogue, announced with `product.created` in the same
-    transaction (orders keeps its copy of the catalogue from these events)."""
+    transaction (orders keeps its copy of the catalogue from these events). `policies` are
+    the product's stock policies (`POLICY_FIELDS`) given; the others take their defaults."""
+    _only(policies, POLICY_FIELDS)
     async with pool.acquire() as conn, conn.transaction():
         product = await store.catalogue.insert_product(
-            conn, tenant, sku, name, ean, unit_type, min_level, is_bulky
+            conn, tenant, sku, name, ean, unit_type, min_level, is_bulky, policies
         )
         if product is not None:
             await add_events(conn, "stock", [events.product_created(tenant, product)])
@@ -54,6 +60,24 @@ async def get_product(pool: asyncpg.Pool, tenant: UUID, sku: str) -> Product:
     return product
 
 
+MAX_LOCATIONS_SHOWN = 1000  # per-location levels on a product's view
+
+
+async def get_product_with_stock(
+    pool: asyncpg.Pool, tenant: UUID, sku: str
+) -> tuple[Product, list[StockRecord]]:
+    """The product and its stock record at each location (by location id, the first
+    `MAX_LOCATIONS_SHOWN`), read in one snapshot."""
+    async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
+        product = await store.catalogue.get_product(conn, tenant, sku)
+        if product is None:
+            raise NotFound(f"No product with sku {sku!r}.")
+        records, _ = await store.records.list_records(
+            conn, tenant, [sku], [], MAX_LOCATIONS_SHOWN, 0
+        )
+    return product, records
+
+
 async def update_product(
     pool: asyncpg.Pool,
     tenant: UUID,
@@ -63,10 +87,13 @@ async def update_product(
 ) -> Product:
     """Change the given fields (of `PRODUCT_CHANGES`); none given changes nothing."""
     _only(changes, PRODUCT_CHANGES)
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
         product = await store.catalogue.update_product(conn, tenant, sku, changes, expected_version)
         if product is None and await store.catalogue.get_product(conn, tenant, sku) is None:
             raise NotFound(f"No product with sku {sku!r}.")
+        if product is not None and changes.keys() & FREES_STOCK:
+            # sales waiting for this product may fit now: retry its locations' queues
+            await store.reservations.wake_locations_with_backorders(conn, tenant, sku)
     if product is None:
         raise Conflict("The product has changed since the version in If-Match.")
     return product

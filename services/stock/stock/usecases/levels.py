@@ -103,6 +103,8 @@ async def create_stock_record(
             raise Duplicated(f"A stock record for {sku!r} at {location_id!r} already exists.")
         product = await store.catalogue.get_product(conn, tenant, sku)
         record.min_level = product.min_level if product else 0
+        record.threshold = product.out_of_stock_threshold if product else 0
+        record.infinite = product.infinite if product else False
         await save_changes(conn, [record], [opening_entry(record)], actor)
         return (await _read(conn, tenant, [record.id]))[0]
 

@@ -138,22 +138,31 @@ async def reserve_sales(conn: asyncpg.Connection, changes: Sequence[SaleChange])
     records = await store.records.lock_records(conn, wanted)
     by_id = {r.id: r for r in records.values()}
     reservations = await store.reservations.reservations_for(conn, keys, lock=True)
-    locations, skus, queued = await store.reservations.known_for_batch(
+    locations, policies, queued = await store.reservations.known_for_batch(
         conn,
         {(e.sale.tenant_id, e.sale.location_id) for e in changes},
         {(t, sku) for t, _, sku in wanted},
         keys,
     )
+    capped = {k for k in wanted if (p := policies.get((k[0], k[2]))) and p.cap}
+    units = await store.reservations.queued_units(conn, capped)
 
     out = _Batch(records, locations)
     for e in changes:
         row = reservations.get(e.key)
         lines = [(rid, qty) for _, qty, rid in row.lines] if row else []
         if e.kind == "created" and row is None and e.key not in queued:
-            outcome = reserve_sale(e.sale, records, locations, skus)
+            outcome = reserve_sale(e.sale, records, locations, policies, units)
             if isinstance(outcome, Reserved):
                 reservations[e.key] = out.reserved(outcome)
+            elif outcome.denied:  # refused, not queued; a replay finds the tombstone
+                reservations[e.key] = out.add(_new_reservation(Reserved(e.sale, []), "released"))
+                out.outgoing.append(events.reservation_failed(outcome))
             else:
+                for sku, quantity in e.sale.lines:
+                    key = (e.sale.tenant_id, e.sale.location_id, sku)
+                    if key in capped:
+                        units[key] = units.get(key, 0) + quantity
                 queued.add(e.key)
                 out.backorders.append(
                     Backorder(
@@ -201,19 +210,20 @@ async def retry_backorders(
     ]
     records = await store.records.lock_records(conn, {k for s in sales for k in s.keys()})
     still_waiting = await store.reservations.lock_backorders(conn, [b.seq for b in waiting])
-    locations, skus, _ = await store.reservations.known_for_batch(
+    locations, policies, _ = await store.reservations.known_for_batch(
         conn,
         [(tenant_id, location_id)],
         {(tenant_id, sku) for s in sales for sku, _ in s.lines},
         (),
     )
     out = _Batch(records, locations)
+    endless = any(p.infinite for p in policies.values())  # a sale may need no stock at all
     for backorder, sale in zip(waiting, sales, strict=True):
-        if not any(r.available > 0 for r in records.values()):
+        if not endless and not any(r.sellable > 0 for r in records.values()):
             break
         if backorder.seq not in still_waiting:
             continue
-        outcome = reserve_sale(sale, records, locations, skus)
+        outcome = reserve_sale(sale, records, locations, policies)
         if isinstance(outcome, Reserved):
             out.reserved(outcome)
             out.unqueued.add((tenant_id, sale.sale))
