@@ -3,9 +3,9 @@ nor fetches every few milliseconds, and an event published after a quiet spell i
 handled at once.
 
 A subscriber that went back to a short poll (FastStream's `batch_timeout_ms`, slept again
-after every empty poll) or to fetching every `fetch_max_wait_ms` when nothing comes wakes
-hundreds of times in the quiet seconds counted here; one whose long poll kept FastStream's
-sleep after an empty poll hands an event over up to a poll timeout late.
+after every empty poll) or to fetching every `fetch_max_wait_ms` when nothing comes makes
+the polls and fetches counted here within milliseconds, not seconds; one whose long poll
+kept FastStream's sleep after an empty poll hands an event over up to a poll timeout late.
 """
 
 import asyncio
@@ -32,7 +32,7 @@ from tests.support import eventually, ref
 
 pytestmark = pytest.mark.integration
 
-QUIET_SECONDS = 3.0
+POLLS, FETCHES = 4, 3  # counted from an idle start
 POLL_TIMEOUT_MS = ServiceSettings.model_fields["consumer_poll_timeout_ms"].default
 
 
@@ -107,18 +107,31 @@ async def consuming(infrastructure) -> AsyncIterator[tuple[str, Handled, LongPol
 
 async def test_an_idle_consumer_neither_busy_polls_nor_fetches_often(consuming) -> None:
     _, _, subscriber = consuming
-    assert subscriber.consumer is not None
-    await asyncio.sleep(1.0)  # past the first fetches after the assignment
-    counted = count_wakeups(subscriber.consumer)
-    await asyncio.sleep(QUIET_SECONDS)  # nothing to wait for: the quiet is what is measured
+    consumer = subscriber.consumer
+    assert consumer is not None
+    fetcher = consumer._fetcher
+    await eventually(  # past the first fetches after the assignment: it fetches as when idle
+        lambda: asyncio.sleep(0, fetcher._fetch_max_wait_ms),
+        lambda wait: wait == IDLE_FETCH_WAIT_MS,
+        what="the idle fetch wait",
+    )
+    counted = count_wakeups(consumer)
+    started = time.monotonic()
+    await eventually(
+        lambda: asyncio.sleep(0, (counted.polls, counted.fetches)),
+        lambda seen: seen[0] >= POLLS and seen[1] >= FETCHES,
+        timeout=30,
+        interval=0.01,
+        what=f"{POLLS} polls and {FETCHES} fetches",
+    )
+    took = time.monotonic() - started
 
-    # One poll per poll timeout (the default) and one fetch per idle fetch wait, and one of
-    # each in flight at either end: a few a second at most, where busy polling or fetching
-    # would be in the hundreds.
+    # The first of each may be in flight at the start: POLLS polls start no sooner than
+    # POLLS - 1 poll timeouts later, FETCHES fetches no sooner than FETCHES - 1 idle fetch
+    # waits. Busy polling or fetching gets there within milliseconds.
     assert POLL_TIMEOUT_MS >= 500 and IDLE_FETCH_WAIT_MS >= 500
-    most = 2 * QUIET_SECONDS + 2
-    assert counted.polls <= most, f"{counted.polls} polls in {QUIET_SECONDS}s"
-    assert counted.fetches <= most, f"{counted.fetches} fetches in {QUIET_SECONDS}s"
+    fewest = max((POLLS - 1) * POLL_TIMEOUT_MS, (FETCHES - 1) * IDLE_FETCH_WAIT_MS) / 1000
+    assert took >= 0.9 * fewest, f"{counted} in {took:.2f}s"
 
 
 async def test_an_event_after_a_quiet_spell_is_handled_at_once(infrastructure, consuming) -> None:

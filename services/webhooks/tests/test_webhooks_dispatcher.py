@@ -29,6 +29,7 @@ class FakeQueue:
         self.claims: list[dict[UUID, int]] = []
         self.tenant_claims: list[dict[UUID, int]] = []
         self.released: list[UUID] = []
+        self.next_due: float | None = None  # when nothing is due: seconds until a retry
 
     def add(self, endpoint: UUID, count: int, tenant: UUID = TENANT) -> None:
         for n in range(count):
@@ -77,7 +78,7 @@ class FakeQueue:
         self.released += ids
 
     async def next_due_in(self, _: Any) -> float | None:
-        return 0.0 if any(self.due.values()) else None
+        return 0.0 if any(self.due.values()) else self.next_due
 
 
 class FakeSender:
@@ -301,19 +302,21 @@ def test_an_idle_dispatcher_sleeps_until_the_next_delivery_is_due_within_its_lon
 async def test_a_listening_dispatcher_with_nothing_due_sleeps_until_woken(
     rig: tuple[FakeQueue, FakeSender],
 ) -> None:
-    """A short poll interval and a long idle wait: claims stop while nothing is due and
-    notifications are heard, and a wake-up sends a new delivery at once."""
+    """A short poll interval and a long idle wait: while nothing is due and notifications are
+    heard it claims again only when the next retry falls due, and a wake-up sends a new
+    delivery at once."""
     queue, sender = rig
     endpoint = uuid4()
+    queue.next_due = 0.3  # a retry due in 0.3 s: 30 claims at the poll interval
     loop, task = start(
         sender, listening=True, webhook_poll_interval_seconds=0.01, webhook_idle_wait_seconds=30
     )
     try:
         await until(lambda: len(queue.claims) == 1)
-        window = time.monotonic() + 0.3  # 30 claims at the poll interval
-        while time.monotonic() < window:
-            await asyncio.sleep(0.01)
-        assert len(queue.claims) == 1, "an idle dispatcher that hears notifications polls not"
+        first = time.monotonic()
+        await until(lambda: len(queue.claims) == 2)
+        assert time.monotonic() - first >= 0.25, "claimed again when the retry fell due"
+        queue.next_due = None  # nothing pending: it sleeps the 30 s idle wait
         queue.add(endpoint, 1)
         loop._wake.set()
         await until(lambda: sender.sent == [f"http://hook/{endpoint}"])
