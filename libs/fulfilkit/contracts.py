@@ -32,6 +32,7 @@ ALL_TOPICS = DOMAIN_TOPICS + tuple(dlq_topic(t) for t in DOMAIN_TOPICS)
 SALE_CREATED = "sale.created"
 SALE_STATUS_CHANGED = "sale.status_changed"
 SALE_CANCELED = "sale.canceled"
+SALE_UPDATED = "sale.updated"
 STOCK_CHANGED = "stock.changed"
 STOCK_LOW = "stock.low"
 STOCK_RESERVED = "stock.reserved"
@@ -47,6 +48,7 @@ TOPIC_OF_TYPE = {
     SALE_CREATED: SALES_TOPIC,
     SALE_STATUS_CHANGED: SALES_TOPIC,
     SALE_CANCELED: SALES_TOPIC,
+    SALE_UPDATED: SALES_TOPIC,
     STOCK_CHANGED: STOCK_TOPIC,
     STOCK_LOW: STOCK_TOPIC,
     STOCK_RESERVED: STOCK_TOPIC,
@@ -128,12 +130,15 @@ class RequiredDates(BaseModel):
 
 
 class SaleSnapshot(BaseModel):
+    """A sale (data version 2: `location_id` may be null, for a sale routed by stock; in
+    version 1 it was always the location the client named)."""
+
     id: UUID
     sale_id: str
     status: SaleStatus
     version: int
     shop: Shop
-    location_id: str
+    location_id: str | None
     lines: list[SaleLine]
     customer: dict[str, Any] | None = None
     shipping_address: dict[str, Any] | None = None
@@ -150,11 +155,22 @@ class SaleSnapshot(BaseModel):
     invoice_value: Money | None = None
     cash_on_delivery: Money | None = None
     properties: dict[str, str | int | float | bool] | None = None
+    # added: whether stock may split the sale across locations when it routes it (a sale
+    # without `location_id`); where the sale ships from is in its `reservation`
+    allow_split: bool = True
 
 
 class SaleStatusChanged(SaleSnapshot):
     previous_status: SaleStatus
     reason: str | None = None
+
+
+class SaleUpdated(SaleSnapshot):
+    """A sale after an edit (`PATCH /sales/{sale_id}`): `changed` names the top-level fields
+    the edit changed (`lines`, `shipping_address`, `location_id`, ...)."""
+
+    previous_status: SaleStatus
+    changed: list[str]
 
 
 class StockRecordSnapshot(BaseModel):
@@ -184,6 +200,9 @@ class ReservationLine(BaseModel):
     quantity: int
     stock_record_id: UUID
     is_bulky: bool = False
+    # added (additive): the location the units are at, given only when it is not the
+    # reservation's `location_id` (a line of a split sale's other part)
+    location_id: str | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class ReservationLocation(BaseModel):
@@ -192,6 +211,13 @@ class ReservationLocation(BaseModel):
 
     name: str
     address: dict[str, Any] | None = None
+
+
+class ReservationPlace(BaseModel):
+    """One more location a split sale's reservation holds units at."""
+
+    location_id: str
+    location: ReservationLocation | None = None
 
 
 class ReservationSnapshot(BaseModel):
@@ -206,6 +232,12 @@ class ReservationSnapshot(BaseModel):
     lines: list[ReservationLine]
     version: int
     updated_at: datetime
+    # added (additive): for a sale split across locations, the locations other than
+    # `location_id` that some lines are at (each line names its own); left out otherwise
+    other_locations: list[ReservationPlace] = Field([], exclude_if=lambda v: not v)
+    # added (additive): the sale's version this reservation answers (its creation's, or its
+    # last edit's); absent from events published before
+    sale_version: int | None = None
 
 
 class Preorder(BaseModel):
@@ -227,10 +259,15 @@ class Shortfall(BaseModel):
 
 
 class ReservationFailed(BaseModel):
+    """Why a sale could not be reserved (data version 2: `location_id`, where the sale waits,
+    is null when the tenant has no location to route it to)."""
+
     sale: UUID
     sale_id: str
-    location_id: str
+    location_id: str | None
     shortfalls: list[Shortfall]
+    # added (additive): the sale's version this outcome answers
+    sale_version: int | None = None
 
 
 class FulfillmentShop(BaseModel):
@@ -343,6 +380,7 @@ DATA_MODEL_OF_TYPE: dict[str, type[BaseModel]] = {
     SALE_CREATED: SaleSnapshot,
     SALE_STATUS_CHANGED: SaleStatusChanged,
     SALE_CANCELED: SaleStatusChanged,
+    SALE_UPDATED: SaleUpdated,
     STOCK_CHANGED: StockChanged,
     STOCK_LOW: StockLow,
     STOCK_RESERVED: ReservationSnapshot,
@@ -356,6 +394,11 @@ DATA_MODEL_OF_TYPE: dict[str, type[BaseModel]] = {
 }
 # The `dataversion` of each type's events; a type not listed is at version "1".
 DATA_VERSION_OF_TYPE = {
+    # version 2 widened a field to nullable: the current model reads version 1 as it is
+    SALE_CREATED: "2",
+    SALE_STATUS_CHANGED: "2",
+    SALE_CANCELED: "2",
+    STOCK_RESERVATION_FAILED: "2",
     FULFILLMENT_CREATED: "2",
     FULFILLMENT_STATUS_CHANGED: "2",
 }

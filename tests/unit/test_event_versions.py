@@ -58,14 +58,51 @@ def test_a_shop_id_is_derived_from_its_channel_and_name_alone():
     )
 
 
-def test_fulfillment_events_are_published_at_version_2_and_others_at_1():
+def test_fulfillment_sale_and_failure_events_are_published_at_version_2_and_others_at_1():
     assert record(c.FULFILLMENT_CREATED, fulfillment()).dataversion == "2"
     changed = c.FulfillmentStatusChanged(
         **dict(fulfillment("picking")), previous_status="waiting_for_picking"
     )
     assert record(c.FULFILLMENT_STATUS_CHANGED, changed).dataversion == "2"
     failed = c.ReservationFailed(sale=uuid.uuid4(), sale_id="S", location_id="x", shortfalls=[])
-    assert record(c.STOCK_RESERVATION_FAILED, failed).dataversion == "1"
+    assert record(c.STOCK_RESERVATION_FAILED, failed).dataversion == "2"
+    reserved = c.ReservationSnapshot(
+        id=uuid.uuid4(),
+        sale=uuid.uuid4(),
+        sale_id="S",
+        location_id="x",
+        status="active",
+        lines=[],
+        version=1,
+        updated_at=NOW,
+    )
+    assert record(c.STOCK_RESERVED, reserved).dataversion == "1"
+
+
+def test_version_2_sale_and_failure_models_read_version_1_records_as_they_are():
+    """Version 2 only let `location_id` be null (a routed sale; a failure with nowhere to
+    wait): a version 1 record, which always had a string, reads into the same model."""
+    sale = {
+        "id": str(uuid.uuid4()),
+        "sale_id": "S-1",
+        "status": "awaiting_stock",
+        "version": 1,
+        "shop": {"channel": "web", "shop_name": "Main"},
+        "location_id": "WH-1",
+        "lines": [{"sku": "A", "quantity": 1}],
+        "created_at": NOW.isoformat(),
+        "updated_at": NOW.isoformat(),
+    }
+    event = record(c.SALE_CREATED, c.SaleSnapshot.model_validate(sale))
+    v1 = event.model_copy(update={"dataversion": "1"})
+    received = decode_event(v1.to_bytes())
+    assert received.dataversion == "1"
+    assert received.data.location_id == "WH-1" and received.data.allow_split is True
+    routed = decode_event(
+        record(c.SALE_CREATED, c.SaleSnapshot.model_validate(sale | {"location_id": None}))
+        .to_bytes()
+    )
+    assert routed.dataversion == "2" and routed.data.location_id is None
 
 
 def test_a_version_2_record_is_read_into_the_nested_model():
@@ -115,7 +152,8 @@ def test_the_asyncapi_document_fixes_each_types_data_version():
     schemas = events_document("localhost:9092")["components"]["schemas"]
     created = schemas["FulfillmentCreatedEvent"]
     assert created["properties"]["dataversion"]["const"] == "2"
-    assert schemas["SaleCreatedEvent"]["properties"]["dataversion"]["const"] == "1"
+    assert schemas["SaleCreatedEvent"]["properties"]["dataversion"]["const"] == "2"
+    assert schemas["StockReservedEvent"]["properties"]["dataversion"]["const"] == "1"
     snapshot = schemas["FulfillmentSnapshot"]
     assert snapshot["properties"]["sale"]["$ref"].endswith("/FulfillmentSale")
     assert snapshot["properties"]["location"]["$ref"].endswith("/FulfillmentLocation")
