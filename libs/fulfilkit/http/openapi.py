@@ -138,6 +138,10 @@ PROBLEMS: Mapping[str, tuple[str, str]] = {
     ),
     "413": ("TooLarge", "The request body is larger than the gateway accepts."),
     "422": ("ValidationFailed", "Invalid fields, each listed in `errors` with a JSON pointer."),
+    "428": (
+        "PreconditionRequired",
+        "The change needs `If-Match` with the version read (`precondition_required`).",
+    ),
     "429": ("RateLimited", "Too many requests; see `Retry-After`."),
     "503": ("Unavailable", "A service or the database is unavailable; see `Retry-After`."),
     "504": ("Timeout", "A service did not answer in time."),

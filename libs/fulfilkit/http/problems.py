@@ -28,6 +28,7 @@ TITLES = {
     "conflict": (409, "Conflict"),
     "too_large": (413, "Request too large"),
     "validation": (422, "Validation failed"),
+    "precondition_required": (428, "Precondition required"),
     "rate_limit": (429, "Rate limit exceeded"),
     "internal": (500, "Internal error"),
     "unavailable": (503, "Service unavailable"),

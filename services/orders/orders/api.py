@@ -14,6 +14,7 @@ from fulfilkit.http.internal import Actor, TenantId, tenant_vouched_by
 from fulfilkit.http.openapi import problems
 from fulfilkit.http.pagination import Page, paginated
 from fulfilkit.http.preconditions import IfMatch, etag, expected_version
+from fulfilkit.http.problems import Problem
 from fulfilkit.http.strict_json import StrictJsonRoute
 from fulfilkit.models import Text, Timestamp, code_error
 from fulfilkit.service import Pool
@@ -28,6 +29,7 @@ from orders.schemas import (
     ClaimOut,
     CreateError,
     FieldError,
+    SaleEdit,
     SaleIdsIn,
     SaleIn,
     SaleOut,
@@ -55,6 +57,11 @@ def sale_out(sale: Sale, history: History | None = None) -> SaleOut:
     )
 
 
+def _lines(dump: list[dict]) -> list[dict]:
+    # a line without properties is stored (and published) as before: sku and quantity
+    return [{k: v for k, v in line.items() if v is not None} for line in dump]
+
+
 def new_sale(body: SaleIn) -> NewSale:
     dump = body.model_dump()  # JSON types only: dates are taken from the model
     dates = body.required_dates
@@ -62,8 +69,7 @@ def new_sale(body: SaleIn) -> NewSale:
         sale_id=body.sale_id,
         shop=dump["shop"],
         location_id=body.location_id,
-        # a line without properties is stored (and published) as before: sku and quantity
-        lines=[{k: v for k, v in line.items() if v is not None} for line in dump["lines"]],
+        lines=_lines(dump["lines"]),
         customer=body.customer,
         shipping_address=_address(body),
         priority=body.priority,
@@ -77,7 +83,7 @@ def new_sale(body: SaleIn) -> NewSale:
     )
 
 
-def _address(body: SaleIn) -> dict | None:
+def _address(body: SaleIn | SaleEdit) -> dict | None:
     """The structured address, without the fields not given."""
     if body.shipping_address is None:
         return None
@@ -158,7 +164,7 @@ async def create_sale(
     return sale
 
 
-def _backorder_denied(body: SaleIn, sale: SaleOut) -> Invalid:
+def _backorder_denied(body: SaleIn | SaleEdit, sale: SaleOut) -> Invalid:
     """The 422 of a sale stock refused because a product may not be backordered: a pointer
     to each line of a denied SKU. The sale exists, `canceled` with `backorder_denied`."""
     denied = {i.sku: i for i in sale.issues if i.reason == BACKORDER_DENIED}
@@ -272,6 +278,92 @@ async def cancel_sale(
         pool, tenant, actor, body.sale_id, body.cancel_reason, expected_version(if_match)
     )
     return CancelOut(id=sale.id, sale_id=sale.sale_id, status="canceled")
+
+
+def edited_fields(body: SaleEdit) -> dict:
+    """The fields an edit gives, as the sale keeps them (the same forms as `new_sale`)."""
+    dump = body.model_dump(include=body.model_fields_set)
+    fields = {}
+    for name in (n for n in SaleEdit.model_fields if n in body.model_fields_set):
+        if name == "lines":
+            fields[name] = _lines(dump["lines"])
+        elif name == "shipping_address":
+            fields[name] = _address(body)
+        elif name == "required_dates":
+            dates = body.required_dates
+            ship_by = dates.ship_by.astimezone(UTC) if dates and dates.ship_by else None
+            deliver_by = dates.deliver_by.astimezone(UTC) if dates and dates.deliver_by else None
+            given = ship_by is not None or deliver_by is not None
+            fields[name] = {"ship_by": ship_by, "deliver_by": deliver_by} if given else None
+        elif name in ("customer", "properties"):
+            fields[name] = getattr(body, name)  # as given, like at create
+        else:
+            fields[name] = dump[name]
+    return fields
+
+
+@router.patch(
+    "/sales/{sale_id}",
+    response_model=SaleOut,
+    responses={
+        200: {
+            "description": "Edited (or already as asked). After an edit of `lines` or"
+            " `location_id`, stock's answer is in: `pending`, or `backordered` with `issues`."
+        },
+        202: {
+            "model": SaleOut,
+            "description": "Edited; stock has not answered the new lines yet"
+            " (`Prefer: respond-async`, or `SALE_CREATE_WAIT_SECONDS` ran out):"
+            " `awaiting_stock`.",
+        },
+        **problems(404, 409, 428),
+    },
+)
+async def edit_sale(
+    sale_id: str,
+    body: SaleEdit,
+    tenant: TenantId,
+    actor: Actor,
+    pool: Pool,
+    resources: Resources,
+    response: Response,
+    if_match: IfMatch = None,
+    prefer: Annotated[str | None, Header()] = None,
+) -> SaleOut:
+    """Changes an open sale (`awaiting_stock`, `backordered` or `pending`): its lines, its
+    location, its address or customer, its details. `If-Match` (the sale's ETag) is
+    required: 428 without it, 409 with the current `version` when the sale has changed
+    since. Each field is validated as `POST /sales` validates it. An edit of the lines or
+    the location releases the sale's reservation and asks stock again: unless
+    `Prefer: respond-async`, the answer waits for stock's outcome as a create does
+    (`pending`, or `backordered` with `issues`; 202 while still `awaiting_stock`)."""
+    if if_match is None:
+        raise Problem(
+            "precondition_required",
+            "An edit needs If-Match with the version you read (the sale's ETag, such as"
+            ' `"3"`), so that it never overwrites a change you have not seen.',
+        )
+    version = expected_version(if_match)
+    wait = _wait_seconds(resources, prefer, response)
+    response.status_code = 200
+    sale, history = await usecases.edit_sale(
+        pool,
+        resources.waiter,
+        tenant,
+        actor,
+        sale_id,
+        version,
+        edited_fields(body),
+        wait,
+        resources.catalogue_wait_seconds,
+    )
+    response.headers["ETag"] = etag(sale.version)
+    out = sale_out(sale, history)
+    if sale.cancel_reason == BACKORDER_DENIED and "lines" in body.model_fields_set:
+        raise _backorder_denied(body, out)
+    if sale.status == "awaiting_stock" and sale.reservation_version == sale.version:
+        response.status_code = 202
+    return out
 
 
 @router.get("/sales/{sale_id}", response_model=SaleOut)

@@ -52,6 +52,10 @@ class Sale:
     invoice_value: dict[str, Any] | None = None
     cash_on_delivery: dict[str, Any] | None = None
     properties: dict[str, Any] | None = None
+    # the version of the sale's last change that asked stock for a new reservation (its
+    # creation, or an edit of its lines or location): an outcome answering an older version
+    # is stale ("Editing a sale" in docs/api-guide.md)
+    reservation_version: int = 1
 
     @property
     def required_dates(self) -> dict[str, datetime | None] | None:
@@ -152,13 +156,25 @@ def backorder_denied(failure: dict[str, Any]) -> bool:
     return any(s.get("reason") == BACKORDER_DENIED for s in failure.get("shortfalls", []))
 
 
+def stale_outcome(sale: Sale, reservation: dict[str, Any]) -> bool:
+    """Whether a reservation event answers a version of the sale older than its last edit
+    that changed what to reserve: stock has been asked again since, so the event says
+    nothing about the sale as it is. An event without `sale_version` (published before
+    edits existed) is never stale."""
+    answered = reservation.get("sale_version")
+    return answered is not None and answered < sale.reservation_version
+
+
 def apply_reservation_outcome(
     sale: Sale, reserved: bool, reservation: dict[str, Any]
 ) -> StatusChange | None:
     """stock.reserved makes a waiting sale pending; a failure makes it backordered.
 
-    Outcomes that arrive after the sale moved on (for example canceled) change nothing.
+    Outcomes that arrive after the sale moved on (for example canceled) change nothing, nor
+    do those that answer a version before the sale's last reservation-changing edit.
     """
+    if stale_outcome(sale, reservation):
+        return None
     sale.reservation = reservation
     if not reserved and sale.status == "awaiting_stock" and backorder_denied(reservation):
         sale.cancel_reason = BACKORDER_DENIED
@@ -214,8 +230,10 @@ def deliver(sale: Sale) -> StatusChange | None:
 
 
 def end_reservation(sale: Sale, reservation: dict[str, Any]) -> None:
-    """A released or committed reservation is kept as it ended; the status does not move."""
-    sale.reservation = reservation
+    """A released or committed reservation is kept as it ended; the status does not move.
+    One that answers a version before the sale's last reservation-changing edit is stale."""
+    if not stale_outcome(sale, reservation):
+        sale.reservation = reservation
 
 
 def add_fulfillment(sale: Sale, fulfillment: dict[str, Any]) -> None:
@@ -251,3 +269,73 @@ def stock_issues(sale: Sale) -> list[dict[str, Any]]:
 def lines_naming(new: NewSale, skus: set[str]) -> list[tuple[int, str]]:
     """The lines (index, sku) of a sale that name one of `skus`."""
     return [(i, line["sku"]) for i, line in enumerate(new.lines) if line["sku"] in skus]
+
+
+# --- edits ("Editing a sale" in docs/api-guide.md) -------------------------------------------
+
+# A sale can be edited until shipping starts: then its lines are on their way to a picker.
+EDITABLE = frozenset({"awaiting_stock", "backordered", "pending"})
+# The fields whose change asks stock for a new reservation; the others change the sale only.
+RESERVATION_FIELDS = ("lines", "location_id", "allow_split")
+EDITED = "edited"
+
+
+class NotEditable(Exception):
+    """The sale's status no longer allows an edit (shipping started, or it is canceled)."""
+
+    def __init__(self, sale: Sale) -> None:
+        super().__init__(f"sale {sale.sale_id} is {sale.status} and can no longer be edited")
+        self.sale = sale
+
+
+@dataclass(frozen=True)
+class Edit:
+    sale: Sale
+    previous: str  # the status before the edit
+    changed: list[str]  # the top-level fields changed, in the order given
+
+    @property
+    def moves_reservation(self) -> bool:
+        return any(name in RESERVATION_FIELDS for name in self.changed)
+
+    @property
+    def status_change(self) -> StatusChange:
+        """The edit as the status history records it (from and to may be the same)."""
+        return StatusChange(self.sale, self.previous, EDITED)
+
+
+def _current(sale: Sale, name: str) -> Any:
+    return sale.required_dates if name == "required_dates" else getattr(sale, name)
+
+
+def edit(sale: Sale, fields: dict[str, Any], version: int | None) -> Edit | None:
+    """Change `fields` (top-level field names and their new values, as the sale keeps them;
+    `required_dates` as `{"ship_by", "deliver_by"}` or None) of the sale at `version` (None:
+    whatever its version, for `If-Match: *`).
+
+    A stale version is refused first (VersionMismatch), then a sale past `pending`
+    (NotEditable). Fields given with their current values change nothing; when none
+    changes, neither does the sale (None). Otherwise the version goes up once, and an edit
+    of the lines, location or `allow_split` takes the sale back to `awaiting_stock`, its
+    reservation cleared, until stock answers this version (`reservation_version`)."""
+    if version is not None and sale.version != version:
+        raise VersionMismatch(sale, version)
+    if sale.status not in EDITABLE:
+        raise NotEditable(sale)
+    changed = [name for name, value in fields.items() if _current(sale, name) != value]
+    if not changed:
+        return None
+    for name in changed:
+        if name == "required_dates":
+            dates = fields[name] or {}
+            sale.ship_by, sale.deliver_by = dates.get("ship_by"), dates.get("deliver_by")
+        else:
+            setattr(sale, name, fields[name])
+    previous = sale.status
+    sale.version += 1
+    result = Edit(sale, previous, changed)
+    if result.moves_reservation:
+        sale.status = "awaiting_stock"
+        sale.reservation = None
+        sale.reservation_version = sale.version
+    return result

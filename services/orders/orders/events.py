@@ -3,7 +3,7 @@
 from fulfilkit import contracts as c
 from fulfilkit.events import utcnow
 from fulfilkit.outbox import Keyed
-from orders.domain import Sale, StatusChange
+from orders.domain import Edit, Sale, StatusChange
 
 SOURCE = "/orders"
 
@@ -60,3 +60,13 @@ def status_changed(change: StatusChange) -> list[Keyed]:
     if change.sale.status == "canceled":
         keyed.append(_event(change.sale, c.SALE_CANCELED, data))
     return keyed
+
+
+def sale_updated(edit: Edit) -> Keyed:
+    """The sale after an edit, with the status it had before and the fields it changed."""
+    data = c.SaleUpdated(
+        **snapshot(edit.sale).model_dump(),
+        previous_status=edit.previous,  # type: ignore[arg-type]
+        changed=edit.changed,
+    )
+    return _event(edit.sale, c.SALE_UPDATED, data)

@@ -51,13 +51,47 @@ class SaleIn(StrictModel):
     @field_validator("lines")
     @classmethod
     def _line_properties_fit(cls, lines: list[LineIn]) -> list[LineIn]:
-        size = sum(len(orjson.dumps(line.properties)) for line in lines if line.properties)
-        if size > MAX_LINES_PROPERTIES_BYTES:
-            raise ValueError(
-                f"the lines' properties take {size} bytes as JSON together; at most"
-                f" {MAX_LINES_PROPERTIES_BYTES}"
-            )
-        return lines
+        return _line_properties_fit(lines)
+
+
+def _line_properties_fit(lines: list[LineIn]) -> list[LineIn]:
+    size = sum(len(orjson.dumps(line.properties)) for line in lines if line.properties)
+    if size > MAX_LINES_PROPERTIES_BYTES:
+        raise ValueError(
+            f"the lines' properties take {size} bytes as JSON together; at most"
+            f" {MAX_LINES_PROPERTIES_BYTES}"
+        )
+    return lines
+
+
+def _without_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+# A field of an edit that may be left out but not be null: its schema has no `null` default.
+_NOT_NULL = Field(json_schema_extra=_without_default)
+
+
+class SaleEdit(StrictModel):
+    """What `PATCH /sales/{sale_id}` changes: any of these fields, each validated as
+    `POST /sales` validates it. A field left out keeps its value; `null` clears an optional
+    one (`lines`, `location_id` and `priority` cannot be null)."""
+
+    lines: Annotated[list[LineIn], Field(min_length=1, max_length=MAX_LINES), _NOT_NULL] = None  # type: ignore[assignment]
+    location_id: Annotated[Code, _NOT_NULL] = None  # type: ignore[assignment]
+    customer: JsonObject | None = None
+    shipping_address: Address | None = None
+    priority: Annotated[Priority, _NOT_NULL] = None  # type: ignore[assignment]
+    instructions: Annotated[Text, Field(max_length=MAX_INSTRUCTIONS)] | None = None
+    required_dates: RequiredDates | None = None
+    invoice_value: Money | None = None
+    cash_on_delivery: Money | None = None
+    properties: SaleProperties | None = None
+
+    @field_validator("lines")
+    @classmethod
+    def _line_properties_fit(cls, lines: list[LineIn]) -> list[LineIn]:
+        return _line_properties_fit(lines)
 
 
 MAX_BATCH = 100

@@ -10,7 +10,7 @@ import orjson
 
 from fulfilkit.outbox import Keyed, outbox_arrays, outbox_insert
 from fulfilkit.outbox import channel as outbox_channel
-from orders.domain import Sale, StatusChange
+from orders.domain import Edit, Sale, StatusChange
 
 S = "orders"
 # Notified with a sale's id whenever its status changes, on commit (`fulfilkit.notify`).
@@ -18,7 +18,8 @@ STATUS_CHANNEL = "orders_sale_status"
 SALE_COLUMNS = (
     "id, tenant_id, sale_id, status, version, shop, location_id, lines, customer,"
     " shipping_address, cancel_reason, reservation, fulfillments, created_at, updated_at,"
-    " priority, instructions, ship_by, deliver_by, invoice_value, cash_on_delivery, properties"
+    " priority, instructions, ship_by, deliver_by, invoice_value, cash_on_delivery, properties,"
+    " reservation_version"
 )
 
 
@@ -166,6 +167,48 @@ async def save(
         actor,
         *outbox_arrays(events),
         STATUS_CHANNEL,
+        outbox_channel(S),
+    )
+
+
+async def save_edit(conn: asyncpg.Connection, edit: Edit, actor: str, event: Keyed) -> None:
+    """Write an edited sale (locked by the caller), its history entry (reason `edited`) and
+    its `sale.updated` event in one statement. Unlike `save`, it does not notify
+    STATUS_CHANNEL: an edit is not an outcome a waiting request wants, and the PATCH that
+    waits for the new reservation's outcome expects its sale before this commits."""
+    sale = edit.sale
+    await conn.execute(
+        f"WITH saved AS (UPDATE {S}.sales SET status = $2, version = $3, lines = $4::text::jsonb,"
+        " location_id = $5, customer = $6::text::jsonb, shipping_address = $7::text::jsonb,"
+        " priority = $8, instructions = $9, ship_by = $10, deliver_by = $11,"
+        " invoice_value = $12::text::jsonb, cash_on_delivery = $13::text::jsonb,"
+        " properties = $14::text::jsonb,"
+        " reservation = $15::text::jsonb, reservation_version = $16, updated_at = now()"
+        " WHERE id = $1 RETURNING id),"
+        f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
+        " actor) SELECT id, $17, $2, $18, $19 FROM saved),"
+        f" events AS ({outbox_insert(S, 20)} RETURNING 1)"
+        " SELECT pg_notify($26, '') WHERE EXISTS (SELECT FROM events)",
+        sale.id,
+        sale.status,
+        sale.version,
+        _json(sale.lines),
+        sale.location_id,
+        _json(sale.customer),
+        _json(sale.shipping_address),
+        sale.priority,
+        sale.instructions,
+        sale.ship_by,
+        sale.deliver_by,
+        _json(sale.invoice_value),
+        _json(sale.cash_on_delivery),
+        _json(sale.properties),
+        _json(sale.reservation),
+        sale.reservation_version,
+        edit.previous,
+        edit.status_change.reason,
+        actor,
+        *outbox_arrays([event]),
         outbox_channel(S),
     )
 

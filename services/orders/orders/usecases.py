@@ -22,9 +22,11 @@ from fulfilkit.received import Event
 from orders import events, store
 from orders.domain import (
     CancelReason,
+    Edit,
     History,
     IllegalTransition,
     NewSale,
+    NotEditable,
     Sale,
     StatusChange,
     VersionMismatch,
@@ -33,6 +35,7 @@ from orders.domain import (
     cancel,
     claim,
     created_history,
+    edit,
     end_reservation,
     lines_naming,
     open_sale,
@@ -252,6 +255,69 @@ async def cancel_sale(
     if changed.refused:
         raise changed.refused[0][1]
     return changed.done[0]
+
+
+async def edit_sale(
+    pool: asyncpg.Pool,
+    waiter: Waiter,
+    tenant: UUID,
+    actor: str,
+    sale_id: str,
+    version: int | None,
+    fields: dict[str, Any],
+    wait_seconds: float | None,
+    catalogue_wait_seconds: float = 0.0,
+) -> tuple[Sale, History]:
+    """Edit the sale at `version` (`domain.edit`), with its history entry (reason `edited`)
+    and `sale.updated` in one transaction. New lines naming SKUs outside the catalogue are
+    refused (Invalid, pointers `/lines/<i>/sku`) as at create. With `wait_seconds`, an edit
+    that asked stock for a new reservation is answered once its outcome is in (or the time is
+    up, then still `awaiting_stock`)."""
+    if lines := fields.get("lines"):
+        skus = {line["sku"] for line in lines}
+        async with pool.acquire() as conn:
+            missing = skus - await store.known_skus(conn, tenant, skus)
+        missing = await _still_unknown(pool, tenant, missing, catalogue_wait_seconds)
+        if missing:
+            raise _outside_catalogue(
+                [(i, line["sku"]) for i, line in enumerate(lines) if line["sku"] in missing]
+            )
+    future: asyncio.Future[None] | None = None
+    done: Edit | None = None
+    try:
+        async with pool.acquire() as conn, conn.transaction():
+            sales = await store.lock_sales_by_sale_id(conn, tenant, [sale_id])
+            if (sale := sales.get(sale_id)) is None:
+                raise _no_sale(sale_id)
+            try:
+                done = edit(sale, fields, version)
+            except VersionMismatch:
+                raise Conflict(
+                    f"The sale has changed since version {version}: it is {sale.status} at"
+                    f" version {sale.version}. Read it again and edit that version.",
+                    sale_status=sale.status,
+                    version=sale.version,
+                ) from None
+            except NotEditable:
+                raise Conflict(
+                    f"The sale is {sale.status}: a sale can be edited only while"
+                    " awaiting_stock, backordered or pending (before shipping starts).",
+                    sale_status=sale.status,
+                    version=sale.version,
+                ) from None
+            if done is not None:
+                if done.moves_reservation and wait_seconds is not None:
+                    # expected before the commit: the outcome may be in right after it
+                    future = waiter.expect(str(sale.id))
+                await store.save_edit(conn, done, actor, events.sale_updated(done))
+        if done is not None and done.previous != done.sale.status:
+            sale_transitions([(done.previous, done.sale.status)])
+        if future is not None:
+            await waiter.wait_all({str(sale.id): future}, wait_seconds or 0.0)
+    finally:
+        if future is not None:
+            waiter.forget(str(sale.id), future)
+    return await get_sale(pool, tenant, sale_id)
 
 
 async def claim_sales(

@@ -6,12 +6,14 @@ import pytest
 from orders.domain import (
     IllegalTransition,
     NewSale,
+    NotEditable,
     Sale,
     VersionMismatch,
     add_fulfillment,
     apply_reservation_outcome,
     cancel,
     created_history,
+    edit,
     end_reservation,
     lines_naming,
     open_sale,
@@ -194,3 +196,105 @@ def test_a_sale_refused_by_a_backorder_policy_is_canceled_with_its_issues():
     # a late duplicate of the outcome changes nothing
     assert apply_reservation_outcome(s, False, failed) is None
     assert s.status == "canceled"
+
+
+# --- edits -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", ["awaiting_stock", "backordered", "pending"])
+def test_an_open_sale_takes_an_edit_of_its_details_and_keeps_its_status(status):
+    s = sale(status)
+    s.reservation = {"sale_version": 1, "lines": []}
+    done = edit(s, {"priority": "urgent", "instructions": "ring twice"}, 1)
+    assert done is not None
+    assert (done.previous, s.status, s.version, done.changed) == (
+        status,
+        status,
+        2,
+        ["priority", "instructions"],
+    )
+    assert not done.moves_reservation
+    assert (s.priority, s.instructions, s.reservation_version) == ("urgent", "ring twice", 1)
+    assert s.reservation == {"sale_version": 1, "lines": []}  # untouched
+    assert done.status_change.reason == "edited"
+
+
+@pytest.mark.parametrize("status", ["awaiting_stock", "backordered", "pending"])
+@pytest.mark.parametrize(
+    "fields", [{"lines": [{"sku": "A", "quantity": 2}]}, {"location_id": "wh-2"}]
+)
+def test_an_edit_of_what_to_reserve_waits_for_stock_again(status, fields):
+    s = sale(status)
+    s.reservation = {"sale_version": 1}
+    done = edit(s, fields, 1)
+    assert done is not None and done.moves_reservation
+    assert (done.previous, s.status, s.version, s.reservation_version) == (
+        status,
+        "awaiting_stock",
+        2,
+        2,
+    )
+    assert s.reservation is None
+
+
+@pytest.mark.parametrize("status", ["in_fulfillment", "shipped", "delivered", "canceled"])
+def test_a_sale_past_pending_cannot_be_edited(status):
+    s = sale(status)
+    with pytest.raises(NotEditable):
+        edit(s, {"priority": "urgent"}, 1)
+    assert (s.version, s.priority) == (1, "normal")
+
+
+def test_a_stale_version_is_refused_before_anything_else():
+    s = sale("shipped")
+    with pytest.raises(VersionMismatch):
+        edit(s, {"priority": "urgent"}, 2)
+    s = sale("pending")
+    with pytest.raises(VersionMismatch):
+        edit(s, {}, 7)
+    assert s.version == 1
+
+
+def test_an_edit_to_the_values_the_sale_has_changes_nothing():
+    s = sale("pending")
+    assert edit(s, {"lines": [{"sku": "A", "quantity": 1}], "priority": "normal"}, 1) is None
+    assert edit(s, {}, 1) is None
+    assert (s.status, s.version) == ("pending", 1)
+
+
+def test_required_dates_are_edited_together_and_cleared_with_null():
+    s = sale("pending")
+    ship_by = datetime(2030, 1, 2, tzinfo=UTC)
+    done = edit(s, {"required_dates": {"ship_by": ship_by, "deliver_by": None}}, 1)
+    assert done is not None and done.changed == ["required_dates"]
+    assert (s.ship_by, s.deliver_by) == (ship_by, None)
+    assert edit(s, {"required_dates": {"ship_by": ship_by, "deliver_by": None}}, 2) is None
+    edit(s, {"required_dates": None}, 2)
+    assert (s.ship_by, s.deliver_by, s.required_dates, s.version) == (None, None, None, 3)
+
+
+def test_an_outcome_older_than_the_last_reservation_edit_changes_nothing():
+    s = sale("pending")
+    edit(s, {"lines": [{"sku": "A", "quantity": 5}]}, 1)  # version 2, asks stock again
+    late = {"sale_version": 1, "lines": [{"sku": "A", "quantity": 1}]}
+    assert apply_reservation_outcome(s, True, late) is None
+    assert apply_reservation_outcome(s, False, {"sale_version": 1, "shortfalls": []}) is None
+    end_reservation(s, {"sale_version": 1, "status": "released"})
+    assert (s.status, s.reservation) == ("awaiting_stock", None)
+    answer = {"sale_version": 2, "lines": [{"sku": "A", "quantity": 5}]}
+    change = apply_reservation_outcome(s, True, answer)
+    assert change is not None and (s.status, s.reservation) == ("pending", answer)
+
+
+def test_a_detail_edit_keeps_outcomes_of_the_reservation_current():
+    s = sale("awaiting_stock")
+    edit(s, {"instructions": "fragile"}, 1)  # version 2; the reservation asked at 1 holds
+    assert apply_reservation_outcome(s, True, {"sale_version": 1}) is not None
+    assert s.status == "pending"
+
+
+def test_outcomes_without_a_sale_version_apply_as_before():
+    s = sale("pending")
+    edit(s, {"location_id": "wh-2"}, 1)
+    assert apply_reservation_outcome(s, False, {"shortfalls": []}) is not None
+    assert s.status == "backordered"
