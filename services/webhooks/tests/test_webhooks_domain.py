@@ -400,4 +400,5 @@ def test_a_filtered_type_without_a_status_does_not_pass() -> None:
 
 def test_filterable_statuses_are_the_contracts() -> None:
     assert FILTERABLE_STATUSES["sale.status_changed"] == get_args(SaleStatus)
+    assert FILTERABLE_STATUSES["sale.updated"] == get_args(SaleStatus)
     assert FILTERABLE_STATUSES["fulfillment.status_changed"] == get_args(FulfillmentStatus)

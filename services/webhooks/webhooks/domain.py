@@ -18,6 +18,7 @@ from fulfilkit.contracts import (
     EVENT_TYPES,
     FULFILLMENT_STATUS_CHANGED,
     SALE_STATUS_CHANGED,
+    SALE_UPDATED,
     FulfillmentStatus,
     SaleStatus,
 )
@@ -71,9 +72,11 @@ _HEADER_VALUE = re.compile(r"([\x21-\x7e]([\t\x20-\x7e]*[\x21-\x7e])?)?")
 SOURCE = "webhooks"
 
 # Event types an endpoint can filter on, and the statuses each can name: a filter keeps only
-# the events whose `data.status` (the status the entity moved to) is among those listed.
+# the events whose `data.status` (the status the entity moved to, or is in after an edit)
+# is among those listed.
 FILTERABLE_STATUSES: dict[str, tuple[str, ...]] = {
     SALE_STATUS_CHANGED: get_args(SaleStatus),
+    SALE_UPDATED: get_args(SaleStatus),
     FULFILLMENT_STATUS_CHANGED: get_args(FulfillmentStatus),
 }
 # {event type: {"status": [statuses]}}, as stored and shown.
