@@ -52,6 +52,14 @@ def sale_status(fulfillment_status: str) -> str:
     return SALE_STATUS_OF[fulfillment_status]
 
 
+def ships_from(location_id: str | None, reservation: Mapping[str, Any] | None) -> str:
+    """Where a sale ships from: the location it named, or for a routed sale (none named) the
+    location stock reserved it at (its reservation's `location_id`)."""
+    if location_id is not None:
+        return location_id
+    return str((reservation or {}).get("location_id") or "")
+
+
 def location_name(location_id: str, reservation: Mapping[str, Any] | None) -> str:
     """The location's name as the sale's reservation gives it (`location.name`), else its
     code."""

@@ -33,6 +33,7 @@ from fulfilment.domain import (
     location_name,
     movable,
     sender_of,
+    ships_from,
     why_not,
 )
 from fulfilment.orders_client import OrdersClient
@@ -277,7 +278,7 @@ async def _ensure_fulfillments(
     for sale in missing:
         provider = choose_provider(
             settings.shipping_provider_rules,
-            sale.location_id,
+            ships_from(sale.location_id, sale.reservation),
             sale.shop.channel,
             settings.default_shipping_provider,
         )
@@ -295,7 +296,7 @@ async def _ensure_fulfillments(
                     fulfillment_id=fulfillment_number(fid),
                     sale=sale.id,
                     sale_id=sale.sale_id,
-                    location=sale.location_id,
+                    location=ships_from(sale.location_id, sale.reservation),
                     status="waiting_for_picking",
                     shipping_provider=name,
                     tracking_number=number,
@@ -305,7 +306,9 @@ async def _ensure_fulfillments(
                     shop_channel=sale.shop.channel,
                     shop_name=sale.shop.shop_name,
                     sale_date_created=sale.created_at,
-                    location_name=location_name(sale.location_id, sale.reservation),
+                    location_name=location_name(
+                        ships_from(sale.location_id, sale.reservation), sale.reservation
+                    ),
                 )
             )
     if not created:

@@ -19,7 +19,7 @@ SALE_COLUMNS = (
     "id, tenant_id, sale_id, status, version, shop, location_id, lines, customer,"
     " shipping_address, cancel_reason, reservation, fulfillments, created_at, updated_at,"
     " priority, instructions, ship_by, deliver_by, invoice_value, cash_on_delivery, properties,"
-    " reservation_version"
+    " allow_split, reservation_version"
 )
 
 
@@ -67,17 +67,18 @@ async def insert_sales_of_known_skus(
         " new AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],"
         " $5::text[], $6::text[], $7::text[], $8::timestamptz[], $12::uuid[], $20::text[],"
         " $21::text[], $22::timestamptz[], $23::timestamptz[], $24::text[], $25::text[],"
-        " $26::text[]) AS n(id, sale_id, shop, location_id, lines, customer, shipping_address,"
-        " created_at, event_id, priority, instructions, ship_by, deliver_by, invoice_value,"
-        " cash_on_delivery, properties)"
+        " $26::text[], $27::bool[]) AS n(id, sale_id, shop, location_id, lines, customer,"
+        " shipping_address, created_at, event_id, priority, instructions, ship_by, deliver_by,"
+        " invoice_value, cash_on_delivery, properties, allow_split)"
         " WHERE NOT EXISTS (SELECT FROM missing)),"
         f" added AS (INSERT INTO {S}.sales (id, tenant_id, sale_id, status, version, shop,"
         " location_id, lines, customer, shipping_address, created_at, updated_at, priority,"
-        " instructions, ship_by, deliver_by, invoice_value, cash_on_delivery, properties)"
+        " instructions, ship_by, deliver_by, invoice_value, cash_on_delivery, properties,"
+        " allow_split)"
         " SELECT id, $9, sale_id, $10, 1, shop::jsonb, location_id, lines::jsonb,"
         " customer::jsonb, shipping_address::jsonb, created_at, created_at, priority,"
         " instructions, ship_by, deliver_by, invoice_value::jsonb, cash_on_delivery::jsonb,"
-        " properties::jsonb FROM new"
+        " properties::jsonb, allow_split FROM new"
         " ORDER BY sale_id ON CONFLICT (tenant_id, sale_id) DO NOTHING RETURNING id, created_at),"
         f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
         " actor, at) SELECT id, NULL, $10, 'created', $11, created_at FROM added),"
@@ -106,6 +107,7 @@ async def insert_sales_of_known_skus(
         [_json(s.invoice_value) for s in sales],
         [_json(s.cash_on_delivery) for s in sales],
         [_json(s.properties) for s in sales],
+        [s.allow_split for s in sales],
     )
     return set(row["inserted"] or ()), set(row["missing"] or ())
 
@@ -183,12 +185,12 @@ async def save_edit(conn: asyncpg.Connection, edit: Edit, actor: str, event: Key
         " priority = $8, instructions = $9, ship_by = $10, deliver_by = $11,"
         " invoice_value = $12::text::jsonb, cash_on_delivery = $13::text::jsonb,"
         " properties = $14::text::jsonb,"
-        " reservation = $15::text::jsonb, reservation_version = $16, updated_at = now()"
-        " WHERE id = $1 RETURNING id),"
+        " reservation = $15::text::jsonb, reservation_version = $16, allow_split = $20,"
+        " updated_at = now() WHERE id = $1 RETURNING id),"
         f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
         " actor) SELECT id, $17, $2, $18, $19 FROM saved),"
-        f" events AS ({outbox_insert(S, 20)} RETURNING 1)"
-        " SELECT pg_notify($26, '') WHERE EXISTS (SELECT FROM events)",
+        f" events AS ({outbox_insert(S, 21)} RETURNING 1)"
+        " SELECT pg_notify($27, '') WHERE EXISTS (SELECT FROM events)",
         sale.id,
         sale.status,
         sale.version,
@@ -208,6 +210,7 @@ async def save_edit(conn: asyncpg.Connection, edit: Edit, actor: str, event: Key
         edit.previous,
         edit.status_change.reason,
         actor,
+        sale.allow_split,
         *outbox_arrays([event]),
         outbox_channel(S),
     )

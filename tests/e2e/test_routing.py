@@ -1,0 +1,277 @@
+"""Routing, through the gateway: a sale without `location_id` is reserved whole at the
+first location in routing order that can, else split across the fewest locations, else
+backordered at the default location; `allocations` on the sale say where its units are.
+Cancel releases every part; many concurrent routed sales never oversell."""
+
+import asyncio
+from typing import Any
+
+from tests.support import Client, eventually, ref
+
+SHOP = {"channel": "web", "shop_name": "Routing shop"}
+
+
+async def location(client: Client, priority: int = 0, default: bool = False) -> str:
+    code = ref("wh")
+    body = {"location_id": code, "name": f"Warehouse {code}", "routing_priority": priority}
+    answer = await client.post("/locations", body | ({"is_default": True} if default else {}))
+    assert answer.status == 201, answer
+    assert answer.body["routing_priority"] == priority
+    assert answer.body["is_default"] is default
+    return code
+
+
+async def product(client: Client, stock: dict[str, int], **policies: Any) -> str:
+    """A new product with `stock[location]` units on hand at each location."""
+    sku = ref("SKU")
+    created = await client.post("/products", {"sku": sku, "name": "Widget", **policies})
+    assert created.status == 201, created
+    for at, quantity in stock.items():
+        record = {"sku": sku, "location_id": at, "quantity": quantity}
+        assert (await client.post("/stock/stock-records", record)).status == 201
+    return sku
+
+
+def routed(*lines: tuple[str, int], **fields: Any) -> dict[str, Any]:
+    return {
+        "sale_id": ref("S"),
+        "shop": SHOP,
+        "lines": [{"sku": sku, "quantity": q} for sku, q in lines],
+        **fields,
+    }
+
+
+async def records(client: Client, *skus: str) -> dict[tuple[str, str], tuple[int, int]]:
+    """(location, sku) -> (quantity, reserved)."""
+    found = {}
+    for sku in skus:
+        for r in (await client.get("/stock/stock-records", sku=sku)).body["data"]:
+            found[(r["location_id"], r["sku"])] = (r["quantity"], r["reserved"])
+    return found
+
+
+def allocated(sale: dict[str, Any]) -> list[tuple[str, list[tuple[str, int]]]]:
+    """The sale's allocations in their order, each one's lines by SKU."""
+    return [
+        (a["location_id"], sorted((ln["sku"], ln["quantity"]) for ln in a["lines"]))
+        for a in sale["allocations"]
+    ]
+
+
+async def test_a_routed_sale_is_reserved_whole_at_the_first_location_in_routing_order(
+    tenant: Client,
+):
+    far = await location(tenant, priority=5)
+    near = await location(tenant, priority=1)
+    also_near = await location(tenant, priority=1, default=True)
+    sku = await product(tenant, {far: 10, near: 10, also_near: 10})
+    answer = await tenant.post("/sales", routed((sku, 3)))
+    assert answer.status == 201, answer
+    sale = answer.body
+    assert sale["status"] == "pending"
+    assert sale["location_id"] is None
+    assert sale["allow_split"] is True
+    # same priority: the default first
+    assert allocated(sale) == [(also_near, [(sku, 3)])]
+    assert sale["reservation"]["location_id"] == also_near
+    assert "other_locations" not in sale["reservation"]
+    assert all("location_id" not in line for line in sale["reservation"]["lines"])
+    assert sale["reservation"]["sale_version"] == 1
+    fetched = (await tenant.get(f"/sales/{sale['sale_id']}")).body
+    assert allocated(fetched) == allocated(sale)
+    listed = (await tenant.get("/sales", status="pending")).body["data"]
+    assert [allocated(s) for s in listed if s["sale_id"] == sale["sale_id"]] == [allocated(sale)]
+    assert await records(tenant, sku) == {
+        (far, sku): (10, 0),
+        (near, sku): (10, 0),
+        (also_near, sku): (10, 3),
+    }
+    # a sale naming a location is reserved there, as before
+    named = await tenant.post("/sales", routed((sku, 2), location_id=far))
+    assert named.status == 201, named
+    assert named.body["location_id"] == far
+    assert allocated(named.body) == [(far, [(sku, 2)])]
+
+
+async def test_a_sale_no_location_can_fill_is_split_across_the_fewest(tenant: Client):
+    first = await location(tenant, priority=1)
+    second = await location(tenant, priority=2)
+    third = await location(tenant, priority=3)
+    mug = await product(tenant, {first: 2, second: 1, third: 5})
+    cup = await product(tenant, {first: 4, second: 9, third: 0})
+    # no location has 5 mugs and 3 cups; {first, second} has 3 mugs; {first, third} has 7
+    # mugs and 4 cups ({second, third} too, but it comes later in routing order)
+    answer = await tenant.post("/sales", routed((mug, 5), (cup, 3)))
+    assert answer.status == 201, answer
+    sale = answer.body
+    assert sale["status"] == "pending"
+    # the reservation is at the location holding the most units (first: 2 mugs + 3 cups)
+    assert allocated(sale) == [(first, sorted([(cup, 3), (mug, 2)])), (third, [(mug, 3)])]
+    reservation = sale["reservation"]
+    assert reservation["location_id"] == first
+    assert [p["location_id"] for p in reservation["other_locations"]] == [third]
+    assert reservation["other_locations"][0]["location"]["name"] == f"Warehouse {third}"
+    assert {(ln["sku"], ln.get("location_id")) for ln in reservation["lines"]} == {
+        (cup, None),
+        (mug, None),
+        (mug, third),
+    }
+    assert await records(tenant, mug, cup) == {
+        (first, mug): (2, 2),
+        (second, mug): (1, 0),
+        (third, mug): (5, 3),
+        (first, cup): (4, 3),
+        (second, cup): (9, 0),
+        (third, cup): (0, 0),
+    }
+    assert (await tenant.get("/stock/integrity")).body["ok"] is True
+
+
+async def test_a_sale_that_may_not_split_waits_at_the_default(tenant: Client):
+    home = await location(tenant, priority=9, default=True)
+    other = await location(tenant, priority=1)
+    sku = await product(tenant, {home: 2, other: 2})
+    answer = await tenant.post("/sales", routed((sku, 3), allow_split=False))
+    assert answer.status == 228, answer
+    sale = answer.body
+    assert sale["status"] == "backordered"
+    assert sale["allow_split"] is False
+    assert sale["allocations"] == []
+    assert sale["reservation"]["location_id"] == home
+    assert sale["reservation"]["sale_version"] == 1
+    assert [(i["sku"], i["requested"], i["available"], i["reason"]) for i in sale["issues"]] == [
+        (sku, 3, 2, "insufficient_stock")
+    ]
+    assert await records(tenant, sku) == {(home, sku): (2, 0), (other, sku): (2, 0)}
+    # split allowed, the same sale is reserved at both
+    split = await tenant.post("/sales", routed((sku, 3)))
+    assert split.status == 201, split
+    assert allocated(split.body) == [(other, [(sku, 2)]), (home, [(sku, 1)])]
+
+
+async def test_a_sale_short_everywhere_waits_at_the_default_and_a_restock_elsewhere_fills_it(
+    tenant: Client,
+):
+    home = await location(tenant, priority=5, default=True)
+    other = await location(tenant, priority=1)
+    sku = await product(tenant, {home: 1, other: 1})
+    answer = await tenant.post("/sales", routed((sku, 4)))
+    assert answer.status == 228, answer
+    sale = answer.body
+    assert sale["status"] == "backordered"
+    assert sale["reservation"]["location_id"] == home
+    # split allowed: what every location together can sell
+    assert [(i["requested"], i["available"]) for i in sale["issues"]] == [(4, 2)]
+    [record] = [
+        r
+        for r in (await tenant.get("/stock/stock-records", sku=sku)).body["data"]
+        if r["location_id"] == other
+    ]
+    restock = await tenant.post(
+        "/stock/stock-records/update",
+        {"stock_records": [{"id": record["id"], "quantity": 5}]},
+    )
+    assert restock.status in (200, 207), restock
+    filled = await eventually(
+        lambda: tenant.get(f"/sales/{sale['sale_id']}"),
+        lambda a: a.body["status"] == "pending",
+        what="the backordered routed sale reserved after a restock elsewhere",
+    )
+    # 4 fit at `other` alone now: no split
+    assert allocated(filled.body) == [(other, [(sku, 4)])]
+    assert await records(tenant, sku) == {(home, sku): (1, 0), (other, sku): (5, 4)}
+    assert (await tenant.get("/stock/integrity")).body["ok"] is True
+
+
+async def test_canceling_a_split_sale_releases_every_part(tenant: Client):
+    first = await location(tenant, priority=1)
+    second = await location(tenant, priority=2)
+    sku = await product(tenant, {first: 3, second: 3})
+    before = await records(tenant, sku)
+    answer = await tenant.post("/sales", routed((sku, 5)))
+    assert answer.status == 201, answer
+    assert allocated(answer.body) == [(first, [(sku, 3)]), (second, [(sku, 2)])]
+    assert await records(tenant, sku) == {(first, sku): (3, 3), (second, sku): (3, 2)}
+    sale_id = answer.body["sale_id"]
+    canceled = await tenant.post(
+        "/sales/cancel", {"sale_id": sale_id, "cancel_reason": "customer_request"}
+    )
+    assert canceled.status == 200, canceled
+    after = await eventually(
+        lambda: tenant.get(f"/sales/{sale_id}"),
+        lambda a: (a.body["reservation"] or {}).get("status") == "released",
+        what="the split sale's reservation released",
+    )
+    assert after.body["allocations"] == []
+    assert await records(tenant, sku) == before
+    assert (await tenant.get("/stock/integrity")).body["ok"] is True
+
+
+async def test_a_routed_sale_without_any_location_is_backordered_as_unknown_location(
+    tenant: Client,
+):
+    sku = await product(tenant, {})
+    answer = await tenant.post("/sales", routed((sku, 1)))
+    assert answer.status == 228, answer
+    assert answer.body["status"] == "backordered"
+    assert answer.body["reservation"]["location_id"] is None
+    assert [(i["sku"], i["reason"]) for i in answer.body["issues"]] == [(sku, "unknown_location")]
+
+
+async def test_a_routed_sale_ships_from_where_it_is_reserved(tenant: Client):
+    far = await location(tenant, priority=2)
+    near = await location(tenant, priority=1)
+    sku = await product(tenant, {far: 5, near: 5})
+    answer = await tenant.post("/sales", routed((sku, 2)))
+    assert answer.status == 201, answer
+    sale_id = answer.body["sale_id"]
+    init = await tenant.post("/fulfillment/shipping/init", {"sale_ids": [sale_id]})
+    assert init.status == 200, init
+    [fulfillment] = init.body["fulfillments"]
+    assert fulfillment["location"]["location_id"] == near
+
+
+async def test_concurrent_routed_sales_never_oversell_three_locations(tenant: Client):
+    places = [await location(tenant, priority=p) for p in (1, 2, 3)]
+    mug = await product(tenant, {places[0]: 6, places[1]: 5, places[2]: 4})
+    cup = await product(tenant, {places[0]: 3, places[1]: 8, places[2]: 5})
+    wanted = [((mug, 1 + i % 3), (cup, 1 + i % 2)) for i in range(24)]
+
+    async def sell(lines: tuple[tuple[str, int], ...], split: bool) -> str:
+        body = routed(*lines, allow_split=split)
+        answer = await tenant.post("/sales", body, headers={"Prefer": "respond-async"})
+        assert answer.status == 202, answer
+        return body["sale_id"]
+
+    sale_ids = await asyncio.gather(*(sell(w, i % 4 != 0) for i, w in enumerate(wanted)))
+
+    async def settled() -> list[dict[str, Any]]:
+        return [(await tenant.get(f"/sales/{s}")).body for s in sale_ids]
+
+    sales = await eventually(
+        settled,
+        lambda ss: all(s["status"] != "awaiting_stock" for s in ss),
+        what="every routed sale settled",
+    )
+    stock = await records(tenant, mug, cup)
+    assert all(0 <= reserved <= quantity for quantity, reserved in stock.values())
+    reserved_by_key: dict[tuple[str, str], int] = {}
+    for sale in sales:
+        asked = {ln["sku"]: ln["quantity"] for ln in sale["lines"]}
+        if sale["status"] == "pending":
+            got: dict[str, int] = {}
+            for place in sale["allocations"]:
+                for ln in place["lines"]:
+                    got[ln["sku"]] = got.get(ln["sku"], 0) + ln["quantity"]
+                    key = (place["location_id"], ln["sku"])
+                    reserved_by_key[key] = reserved_by_key.get(key, 0) + ln["quantity"]
+            assert got == asked, sale
+            if not sale["allow_split"]:
+                assert len(sale["allocations"]) == 1, sale
+        else:
+            assert sale["status"] == "backordered", sale
+            assert sale["allocations"] == []
+    assert {k: v for k, v in reserved_by_key.items()} == {
+        k: reserved for k, (_, reserved) in stock.items() if reserved
+    }
+    assert (await tenant.get("/stock/integrity")).body["ok"] is True
