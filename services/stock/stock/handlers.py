@@ -11,16 +11,25 @@ from fulfilkit.service import Consumer, Runtime
 from stock.domain import SaleToReserve
 from stock.usecases.reservations import SaleChange, SaleChangeKind, reserve_sales
 
-# A status change reaches `apply` only when it is to shipped (`changes_stock`).
+# A status change reaches `apply` only when it is to shipped, an edit only when it changed
+# what to reserve (`changes_stock`).
 KIND_OF_TYPE: dict[str, SaleChangeKind] = {
     c.SALE_CREATED: "created",
+    c.SALE_UPDATED: "edited",
     c.SALE_CANCELED: "canceled",
     c.SALE_STATUS_CHANGED: "shipped",
 }
 
 
+# The fields of a sale whose edit changes what stock reserves for it.
+RESERVATION_FIELDS = frozenset({"lines", "location_id", "allow_split"})
+
+
 def changes_stock(event: Event[Any]) -> bool:
-    """Of a sale's status changes only shipping commits stock; the others need no work."""
+    """Of a sale's status changes only shipping commits stock, and of its edits only those
+    of its lines or location reserve it again; the others need no work."""
+    if event.type == c.SALE_UPDATED:
+        return not RESERVATION_FIELDS.isdisjoint(event.data.changed)
     return event.type != c.SALE_STATUS_CHANGED or event.data.status == "shipped"
 
 
@@ -50,7 +59,7 @@ def sale_events(runtime: Runtime[None]) -> Apply:
 CONSUMERS = [
     Consumer(
         topics=[c.SALES_TOPIC],
-        event_types=[c.SALE_CREATED, c.SALE_CANCELED, c.SALE_STATUS_CHANGED],
+        event_types=[c.SALE_CREATED, c.SALE_UPDATED, c.SALE_CANCELED, c.SALE_STATUS_CHANGED],
         apply=sale_events,
         relevant=changes_stock,
     ),

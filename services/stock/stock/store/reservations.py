@@ -58,6 +58,10 @@ async def insert_reservations(conn: asyncpg.Connection, rows: Sequence[Reservati
         [r.version for r in rows],
         [r.sale_version for r in rows],
     )
+    await _insert_lines(conn, rows)
+
+
+async def _insert_lines(conn: asyncpg.Connection, rows: Sequence[Reservation]) -> None:
     lines = [(r.id, line) for r in rows for line in r.lines]
     if lines:
         await conn.execute(
@@ -81,6 +85,42 @@ async def update_reservations(conn: asyncpg.Connection, rows: Sequence[Reservati
         [r.status for r in rows],
         [r.version for r in rows],
     )
+
+
+async def rewrite_reservations(conn: asyncpg.Connection, rows: Sequence[Reservation]) -> None:
+    """Write reservations whose lines changed (a sale's edit): their place, status, version
+    and sale version, and their lines anew."""
+    if not rows:
+        return
+    await conn.execute(
+        f"UPDATE {S}.reservations AS r SET location_id = v.location_id, status = v.status,"
+        " version = v.version, sale_version = v.sale_version, updated_at = now()"
+        " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::int[])"
+        " AS v(id, location_id, status, version, sale_version) WHERE r.id = v.id",
+        [r.id for r in rows],
+        [r.location_id for r in rows],
+        [r.status for r in rows],
+        [r.version for r in rows],
+        [r.sale_version for r in rows],
+    )
+    await conn.execute(
+        f"DELETE FROM {S}.reservation_lines WHERE reservation_id = ANY($1::uuid[])",
+        [r.id for r in rows],
+    )
+    await _insert_lines(conn, rows)
+
+
+async def delete_reservations(conn: asyncpg.Connection, ids: Iterable[UUID]) -> None:
+    """Forget reservations that hold nothing any more: a sale edited to lines that do not
+    fit waits in the backorder queue, as a sale created short does, without a row."""
+    ids = sorted(set(ids))
+    if ids:
+        await conn.execute(
+            f"WITH lines AS (DELETE FROM {S}.reservation_lines"
+            " WHERE reservation_id = ANY($1::uuid[]))"
+            f" DELETE FROM {S}.reservations WHERE id = ANY($1::uuid[])",
+            ids,
+        )
 
 
 async def known_for_batch(
@@ -157,6 +197,22 @@ class Backorder:
     routed: bool = False  # the sale names no location: routed again on each retry
     allow_split: bool = True
     sale_version: int | None = None
+
+
+async def backorders_of(
+    conn: asyncpg.Connection, sales: Iterable[tuple[UUID, UUID]]
+) -> dict[tuple[UUID, UUID], Backorder]:
+    """The queued entries of these sales (an edited sale's, to take it off its queue)."""
+    keys = sorted(set(sales))
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        f"SELECT seq, tenant_id, sale, sale_id, location_id, lines, routed, allow_split,"
+        f" sale_version FROM {S}.backorders"
+        " WHERE (tenant_id, sale) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))",
+        *columns(keys, 2),
+    )
+    return {(r["tenant_id"], r["sale"]): Backorder(**dict(r)) for r in rows}
 
 
 async def insert_backorders(conn: asyncpg.Connection, rows: Sequence[Backorder]) -> None:

@@ -41,12 +41,15 @@ ACTOR = "stock:reservations"
 BACKORDER_BATCH = 1000  # sales of one location retried in one transaction
 
 
-SaleChangeKind = Literal["created", "canceled", "shipped"]
+SaleChangeKind = Literal["created", "edited", "canceled", "shipped"]
+# The changes that reserve a sale's lines: its creation, and an edit of what to reserve.
+RESERVING = ("created", "edited")
 
 
 @dataclass(frozen=True)
 class SaleChange:
-    """What happened to a sale, as far as stock cares: it was created, canceled or shipped."""
+    """What happened to a sale, as far as stock cares: it was created, edited (its lines or
+    location), canceled or shipped."""
 
     kind: SaleChangeKind
     sale: SaleToReserve
@@ -119,6 +122,11 @@ class _Batch:
         self.changed: dict[UUID, Reservation] = {}
         self.backorders: list[Backorder] = []
         self.unqueued: set[tuple[UUID, UUID]] = set()
+        # an edit's: rows whose lines changed, rows gone (the sale waits in the queue), and
+        # queue entries taken out before this batch queues anything
+        self.rewritten: dict[UUID, Reservation] = {}
+        self.dropped: set[UUID] = set()
+        self.requeued: set[tuple[UUID, UUID]] = set()
         self.outgoing: list[Keyed] = []
         self.outcomes: list[str] = []  # counted once the transaction committed
 
@@ -145,6 +153,33 @@ class _Batch:
             events.reservation(row, self.bulky, self._place(row), self._elsewhere(row))
         )
 
+    def rewrite(self, row: Reservation, outcome: Reserved | None) -> None:
+        """An edited sale's row holds `outcome`'s lines now (active), or nothing (released,
+        when its new lines were refused); a new version, answering the edit's."""
+        sale = outcome.sale if outcome else None
+        if outcome is not None and sale is not None:
+            row.location_id = outcome.location_id or sale.location_id or ""
+            row.lines = list(outcome.lines)
+            row.at = {rid: loc for rid, loc in outcome.at.items() if loc != row.location_id}
+            row.status = "active"
+            self.outcomes.append("reserved")
+            self.entries += outcome.entries
+        else:
+            row.lines, row.at, row.status = [], {}, "released"
+        row.version += 1
+        if row.id not in self.new:
+            self.rewritten[row.id] = row
+        if outcome is not None:
+            self.outgoing.append(
+                events.reservation(row, self.bulky, self._place(row), self._elsewhere(row))
+            )
+
+    def drop(self, row: Reservation) -> None:
+        if self.new.pop(row.id, None) is None:
+            self.dropped.add(row.id)
+        self.changed.pop(row.id, None)
+        self.rewritten.pop(row.id, None)
+
     def _place(self, row: Reservation) -> Place | None:
         return self.places.get((row.tenant_id, row.location_id))
 
@@ -152,8 +187,11 @@ class _Batch:
         return [(loc, self.places.get((row.tenant_id, loc))) for loc in row.elsewhere()]
 
     async def write(self, conn: asyncpg.Connection, records: list[StockRecord]) -> None:
+        await store.reservations.delete_reservations(conn, self.dropped)
+        await store.reservations.delete_backorders(conn, self.requeued)
         await store.reservations.insert_reservations(conn, list(self.new.values()))
         await store.reservations.update_reservations(conn, list(self.changed.values()))
+        await store.reservations.rewrite_reservations(conn, list(self.rewritten.values()))
         await store.reservations.insert_backorders(conn, self.backorders)
         await store.reservations.delete_backorders(conn, self.unqueued)
         await save_changes(conn, records, self.entries, ACTOR, more_events=self.outgoing)
@@ -179,7 +217,7 @@ async def reserve_sales(conn: asyncpg.Connection, changes: Sequence[SaleChange])
     known = await store.reservations.reservations_for(
         conn, {e.key for e in changes if e.kind != "created"}
     )
-    created = [e.sale for e in changes if e.kind == "created"]
+    created = [e.sale for e in changes if e.kind in RESERVING]
     sites, site_places = await store.reservations.sites_of(
         conn, {s.tenant_id for s in created if s.routed}
     )
@@ -198,9 +236,23 @@ async def reserve_sales(conn: asyncpg.Connection, changes: Sequence[SaleChange])
     locations |= site_places
     capped = {k for k in wanted if (p := policies.get((k[0], k[2]))) and p.cap}
     units = await store.reservations.queued_units(conn, capped)
+    waiting = await store.reservations.backorders_of(
+        conn, {e.key for e in changes if e.kind == "edited" and e.key in queued}
+    )
 
     out = _Batch(records, locations)
     for e in changes:
+        if e.kind == "edited":
+            _edit(
+                e.sale,
+                out,
+                reservations,
+                queued,
+                waiting,
+                records,
+                Known(locations, sites, policies, units, capped),
+            )
+            continue
         row = reservations.get(e.key)
         lines = [(rid, qty) for _, qty, rid in row.lines] if row else []
         if e.kind == "created" and row is None and e.key not in queued:
@@ -232,6 +284,87 @@ async def reserve_sales(conn: asyncpg.Connection, changes: Sequence[SaleChange])
         elif e.kind == "shipped" and row is not None and row.status == "active":
             out.settle(row, "committed", commit(by_id, lines, e.sale.sale_id))
     await out.write(conn, list(records.values()))
+
+
+@dataclass(frozen=True)
+class Known:
+    """What a batch read besides records and reservations: the places, each routed tenant's
+    sites, the products' policies, and the units queued at capped records."""
+
+    places: dict[tuple[UUID, str], Place]
+    sites: Mapping[UUID, list[Site]]
+    policies: Policies
+    units: dict[RecordKey, int]
+    capped: set[RecordKey]
+
+
+def _edit(
+    sale: SaleToReserve,
+    out: _Batch,
+    reservations: dict[tuple[UUID, UUID], Reservation],
+    queued: set[tuple[UUID, UUID]],
+    waiting: dict[tuple[UUID, UUID], Backorder],
+    records: dict[RecordKey, StockRecord],
+    known: Known,
+) -> None:
+    """A sale's lines or location were edited: release what it holds (or take it off its
+    backorder queue) and reserve its new lines, all of them or none, in this transaction;
+    routed when it names no location. Short, it waits in the queue again without a
+    reservation row, as a sale created short; refused (backorders denied), its row is a
+    released tombstone. Each outcome answers the edit's version (`sale_version`).
+
+    An edit not newer than the version the sale's row or queue entry answers is stale (a
+    replay, or overtaken): it changes nothing. So does one of a sale already committed."""
+    key = (sale.tenant_id, sale.sale)
+    row = reservations.get(key)
+    entry = next((b for b in out.backorders if (b.tenant_id, b.sale) == key), None)
+    entry = (entry or waiting.get(key)) if key in queued else None
+    answered = row.sale_version if row is not None else entry.sale_version if entry else None
+    if answered is not None and sale.version is not None and sale.version <= answered:
+        return
+    if row is not None and row.status == "committed":
+        return
+    by_id = {r.id: r for r in records.values()}
+    if row is not None and row.status == "active":
+        held = [(rid, qty) for _, qty, rid in row.lines]
+        out.entries += release(by_id, held, sale.sale_id)
+    if entry is not None:
+        for line in entry.lines:
+            at = (sale.tenant_id, entry.location_id, line["sku"])
+            if at in known.capped:
+                known.units[at] = known.units.get(at, 0) - line["quantity"]
+        queued.discard(key)
+        if entry in out.backorders:
+            out.backorders.remove(entry)
+        else:
+            out.requeued.add(key)
+    outcome = _reserve_one(sale, records, known.places, known.sites, known.policies, known.units)
+    if isinstance(outcome, Reserved):
+        if row is None:
+            reservations[key] = out.reserved(outcome)
+        else:
+            row.sale_version = sale.version
+            out.rewrite(row, outcome)
+        return
+    out.outgoing.append(events.reservation_failed(outcome))
+    if outcome.denied:  # refused, not queued: the sale is canceled, its row a tombstone
+        if row is None:
+            reservations[key] = out.add(_new_reservation(Reserved(sale, []), "released"))
+        else:
+            row.sale_version = sale.version
+            out.rewrite(row, None)
+        return
+    if row is not None:
+        out.drop(row)
+        del reservations[key]
+    if outcome.location_id is None:  # routed, and the tenant has no location
+        return
+    for sku, quantity in sale.lines:
+        at = (sale.tenant_id, outcome.location_id, sku)
+        if at in known.capped:
+            known.units[at] = known.units.get(at, 0) + quantity
+    queued.add(key)
+    out.backorders.append(_backorder(outcome))
 
 
 async def retry_backorders(

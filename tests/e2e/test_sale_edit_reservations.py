@@ -1,0 +1,199 @@
+"""An edit of a sale's lines or location moves its reservation, against real Kafka and
+PostgreSQL: stock releases what the sale held (or takes it off the backorder queue) and
+reserves the new lines in one transaction, all or nothing; short, the sale is backordered
+with issues; denied, it is canceled; stock records before and after, and the integrity
+check stays clean (docs/api-guide.md, "Editing a sale")."""
+
+from typing import Any
+
+from tests.e2e.test_sale_edits import patch
+from tests.e2e.test_stock_policies import location, product, record_of, sale
+from tests.support import Client, eventually
+
+
+async def figures(client: Client, *skus: str) -> list[tuple[int, int, int]]:
+    """(quantity, reserved, available) of each SKU's one record."""
+    out = []
+    for sku in skus:
+        r = await record_of(client, sku)
+        out.append((r["quantity"], r["reserved"], r["available"]))
+    return out
+
+
+async def restock(client: Client, sku: str, at: str, quantity: int) -> None:
+    answer = await client.post(
+        "/stock/stock-level-updates",
+        {"sku": sku, "location_id": at, "quantity": quantity, "update_type": "restock"},
+    )
+    assert answer.status in (200, 201), answer
+
+
+async def integrity_ok(client: Client) -> None:
+    answer = await client.get("/stock/integrity")
+    assert answer.status == 200 and answer.body["ok"], answer
+
+
+def history(sale_body: dict[str, Any]) -> list[tuple[str | None, str, str | None]]:
+    return [(h["from_status"], h["to_status"], h["reason"]) for h in sale_body["status_history"]]
+
+
+async def created(client: Client, body: dict[str, Any], status: str) -> dict[str, Any]:
+    answer = await client.post("/sales", body)
+    assert answer.body["status"] == status, answer
+    return answer.body
+
+
+async def test_new_lines_replace_the_reservation_in_one_step(tenant: Client):
+    at = await location(tenant)
+    mug, cup = await product(tenant, at, 10), await product(tenant, at, 10)
+    sale_ = await created(tenant, sale(at, (mug, 2)), "pending")
+    assert await figures(tenant, mug, cup) == [(10, 2, 8), (10, 0, 10)]
+
+    lines = [{"sku": cup, "quantity": 3}, {"sku": mug, "quantity": 1}]
+    answer = await patch(tenant, sale_["sale_id"], {"lines": lines}, 2)
+    assert answer.status == 200, answer
+    edited = answer.body
+    assert (edited["status"], edited["version"], edited["issues"]) == ("pending", 4, [])
+    assert answer.headers["ETag"] == '"4"'
+    assert edited["lines"] == lines
+    assert history(edited)[-2:] == [
+        ("pending", "awaiting_stock", "edited"),
+        ("awaiting_stock", "pending", "stock_reserved"),
+    ]
+    reservation = edited["reservation"]
+    assert reservation["sale_version"] == 3 and reservation["status"] == "active"
+    assert reservation["id"] == sale_["reservation"]["id"]  # one reservation per sale
+    assert reservation["version"] == sale_["reservation"]["version"] + 1
+    assert sorted((ln["sku"], ln["quantity"]) for ln in reservation["lines"]) == sorted(
+        [(cup, 3), (mug, 1)]
+    )
+    assert await figures(tenant, mug, cup) == [(10, 1, 9), (10, 3, 7)]
+    await integrity_ok(tenant)
+
+
+async def test_new_lines_that_do_not_fit_backorder_the_sale_until_stock_arrives(
+    tenant: Client,
+):
+    at = await location(tenant)
+    mug = await product(tenant, at, 5)
+    sale_ = await created(tenant, sale(at, (mug, 2)), "pending")
+
+    answer = await patch(tenant, sale_["sale_id"], {"lines": [{"sku": mug, "quantity": 7}]}, 2)
+    assert answer.status == 200, answer
+    edited = answer.body
+    assert (edited["status"], edited["version"]) == ("backordered", 4)
+    assert edited["issues"] == [
+        {"sku": mug, "requested": 7, "available": 5, "reason": "insufficient_stock"}
+    ]
+    assert history(edited)[-1] == ("awaiting_stock", "backordered", "stock_short")
+    # the 2 units it held are released, nothing is held for the 7 it asks now
+    assert await figures(tenant, mug) == [(5, 0, 5)]
+    await integrity_ok(tenant)
+
+    await restock(tenant, mug, at, 3)
+    filled = await eventually(
+        lambda: tenant.get(f"/sales/{sale_['sale_id']}"),
+        lambda a: a.body["status"] == "pending",
+        what="the edited sale reserved once stock arrived",
+    )
+    assert filled.body["reservation"]["sale_version"] == 3
+    assert [(ln["sku"], ln["quantity"]) for ln in filled.body["reservation"]["lines"]] == [(mug, 7)]
+    assert await figures(tenant, mug) == [(8, 7, 1)]
+    await integrity_ok(tenant)
+
+
+async def test_a_backordered_sale_edited_to_fit_leaves_the_queue(tenant: Client):
+    at = await location(tenant)
+    mug = await product(tenant, at, 3)
+    sale_ = await created(tenant, sale(at, (mug, 5)), "backordered")
+    answer = await patch(tenant, sale_["sale_id"], {"lines": [{"sku": mug, "quantity": 3}]}, 2)
+    assert answer.status == 200 and answer.body["status"] == "pending", answer
+    assert answer.body["issues"] == []
+    assert await figures(tenant, mug) == [(3, 3, 0)]
+    # a restock later finds nothing of it in the queue: nothing is reserved twice
+    other = await created(tenant, sale(at, (mug, 1)), "backordered")
+    await restock(tenant, mug, at, 1)
+    await eventually(
+        lambda: tenant.get(f"/sales/{other['sale_id']}"),
+        lambda a: a.body["status"] == "pending",
+        what="the other backordered sale reserved",
+    )
+    assert await figures(tenant, mug) == [(4, 4, 0)]
+    read = await tenant.get(f"/sales/{sale_['sale_id']}")
+    assert (read.body["status"], read.body["version"]) == ("pending", 4)
+    await integrity_ok(tenant)
+
+
+async def test_a_new_location_moves_the_reservation_there(tenant: Client):
+    first, second = await location(tenant), await location(tenant)
+    mug = await product(tenant, first, 4)
+    assert (
+        await tenant.post(
+            "/stock/stock-records", {"sku": mug, "location_id": second, "quantity": 6}
+        )
+    ).status == 201
+    sale_ = await created(tenant, sale(first, (mug, 4)), "pending")
+
+    answer = await patch(tenant, sale_["sale_id"], {"location_id": second}, 2)
+    assert answer.status == 200, answer
+    assert (answer.body["status"], answer.body["location_id"]) == ("pending", second)
+    assert answer.body["reservation"]["location_id"] == second
+    by_location = {
+        r["location_id"]: (r["reserved"], r["available"])
+        for r in (await tenant.get("/stock/stock-records", sku=mug)).body["data"]
+    }
+    assert by_location == {first: (0, 4), second: (4, 2)}
+    await integrity_ok(tenant)
+
+
+async def test_an_edit_to_a_product_that_denies_backorders_cancels_the_sale(tenant: Client):
+    at = await location(tenant)
+    mug = await product(tenant, at, 5)
+    scarce = await product(tenant, at, 1, backorders="deny")
+    sale_ = await created(tenant, sale(at, (mug, 2)), "pending")
+    lines = [{"sku": mug, "quantity": 2}, {"sku": scarce, "quantity": 3}]
+    answer = await patch(tenant, sale_["sale_id"], {"lines": lines}, 2)
+    assert answer.status == 422, answer
+    assert answer.body["code"] == "validation"
+    assert [e["field"] for e in answer.body["errors"]] == ["/lines/1/quantity"]
+    read = (await tenant.get(f"/sales/{sale_['sale_id']}")).body
+    assert (read["status"], read["cancel_reason"]) == ("canceled", "backorder_denied")
+    assert await figures(tenant, mug, scarce) == [(5, 0, 5), (1, 0, 1)]
+    await integrity_ok(tenant)
+
+
+async def test_respond_async_answers_202_then_the_outcome_shows(tenant: Client):
+    at = await location(tenant)
+    mug = await product(tenant, at, 5)
+    sale_ = await created(tenant, sale(at, (mug, 1)), "pending")
+    answer = await patch(
+        tenant,
+        sale_["sale_id"],
+        {"lines": [{"sku": mug, "quantity": 2}]},
+        2,
+        Prefer="respond-async",
+    )
+    assert answer.status == 202, answer
+    assert answer.headers["Preference-Applied"] == "respond-async"
+    assert (answer.body["status"], answer.body["version"]) == ("awaiting_stock", 3)
+    assert answer.body["reservation"] is None
+    done = await eventually(
+        lambda: tenant.get(f"/sales/{sale_['sale_id']}"),
+        lambda a: a.body["status"] == "pending",
+        what="the edited sale reserved",
+    )
+    assert done.body["version"] == 4
+    assert await figures(tenant, mug) == [(5, 2, 3)]
+
+
+async def test_an_edit_of_details_alone_leaves_stock_as_it_is(tenant: Client):
+    at = await location(tenant)
+    mug = await product(tenant, at, 5)
+    sale_ = await created(tenant, sale(at, (mug, 2)), "pending")
+    answer = await patch(tenant, sale_["sale_id"], {"priority": "urgent"}, 2)
+    assert (answer.status, answer.body["status"], answer.body["version"]) == (200, "pending", 3)
+    again = await patch(tenant, sale_["sale_id"], {"lines": sale_["lines"]}, 3)  # same lines
+    assert (again.status, again.body["version"]) == (200, 3)
+    assert await figures(tenant, mug) == [(5, 2, 3)]
+    reservations = await tenant.get(f"/sales/{sale_['sale_id']}")
+    assert reservations.body["reservation"] == sale_["reservation"]
