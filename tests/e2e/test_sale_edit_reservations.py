@@ -4,10 +4,19 @@ reserves the new lines in one transaction, all or nothing; short, the sale is ba
 with issues; denied, it is canceled; stock records before and after, and the integrity
 check stays clean (docs/api-guide.md, "Editing a sale")."""
 
+import uuid
 from typing import Any
 
+import asyncpg
+
+from fulfilkit import contracts as c
+from tests.e2e.sale_events import event, publish
+from tests.e2e.test_routing import allocated, records
+from tests.e2e.test_routing import location as routing_location
+from tests.e2e.test_routing import product as routed_product
 from tests.e2e.test_sale_edits import patch
 from tests.e2e.test_stock_policies import location, product, record_of, sale
+from tests.kafka_tools import produce
 from tests.support import Client, eventually
 
 
@@ -197,3 +206,124 @@ async def test_an_edit_of_details_alone_leaves_stock_as_it_is(tenant: Client):
     assert await figures(tenant, mug) == [(5, 2, 3)]
     reservations = await tenant.get(f"/sales/{sale_['sale_id']}")
     assert reservations.body["reservation"] == sale_["reservation"]
+
+
+# --- routed sales ----------------------------------------------------------------------------
+
+
+async def test_an_edit_to_no_location_routes_the_sale_and_may_split_it(tenant: Client):
+    first = await routing_location(tenant, 1, default=True)
+    second = await routing_location(tenant, 2)
+    mug = await routed_product(tenant, {first: 3, second: 4})
+    sale_ = await created(tenant, sale(first, (mug, 2)), "pending")
+    answer = await patch(
+        tenant, sale_["sale_id"], {"location_id": None, "lines": [{"sku": mug, "quantity": 5}]}, 2
+    )
+    assert answer.status == 200, answer
+    edited = answer.body
+    assert (edited["status"], edited["location_id"], edited["version"]) == ("pending", None, 4)
+    # split: the first location in routing order gives what it has, the next the rest
+    assert allocated(edited) == [(first, [(mug, 3)]), (second, [(mug, 2)])]
+    assert await records(tenant, mug) == {(first, mug): (3, 3), (second, mug): (4, 2)}
+
+    # not split any more: no one location holds 5, so it waits at the default, holding nothing
+    answer = await patch(tenant, sale_["sale_id"], {"allow_split": False}, 4)
+    assert answer.status == 200, answer
+    assert (answer.body["status"], answer.body["allow_split"]) == ("backordered", False)
+    assert answer.body["allocations"] == []
+    assert [i["sku"] for i in answer.body["issues"]] == [mug]
+    assert await records(tenant, mug) == {(first, mug): (3, 0), (second, mug): (4, 0)}
+
+    # fewer units: whole at the first location in routing order that can
+    answer = await patch(tenant, sale_["sale_id"], {"lines": [{"sku": mug, "quantity": 3}]}, 6)
+    assert answer.status == 200 and answer.body["status"] == "pending", answer
+    assert allocated(answer.body) == [(first, [(mug, 3)])]
+    assert await records(tenant, mug) == {(first, mug): (3, 3), (second, mug): (4, 0)}
+    await integrity_ok(tenant)
+
+    cancel = await tenant.post(
+        "/sales/cancel", {"sale_id": sale_["sale_id"], "cancel_reason": "other"}
+    )
+    assert cancel.status == 200, cancel
+    await eventually(
+        lambda: records(tenant, mug),
+        lambda found: found == {(first, mug): (3, 0), (second, mug): (4, 0)},
+        what="every part released",
+    )
+    await integrity_ok(tenant)
+
+
+# --- late and replayed events ----------------------------------------------------------------
+
+
+async def test_stock_ignores_an_edit_not_newer_than_what_it_reserved(
+    tenant: Client, infrastructure
+):
+    at = await location(tenant)
+    mug = await product(tenant, at, 10)
+    sale_ = await created(tenant, sale(at, (mug, 2)), "pending")
+    answer = await patch(tenant, sale_["sale_id"], {"lines": [{"sku": mug, "quantity": 3}]}, 2)
+    assert answer.status == 200 and answer.body["reservation"]["sale_version"] == 3, answer
+    # the same edit replayed with other lines, and an older one
+    stale = [
+        c.SaleUpdated.model_validate(
+            answer.body
+            | {"version": version, "lines": [{"sku": mug, "quantity": units}]}
+            | {"previous_status": "pending", "changed": ["lines"]}
+        )
+        for version, units in ((3, 7), (2, 1))
+    ]
+    replays = [event(c.SALE_UPDATED, tenant.tenant_id, data) for data in stale]
+    await publish(infrastructure.bootstrap_servers, replays)
+    await applied(infrastructure.database_url, "stock", [e.id for e in replays])
+    assert await figures(tenant, mug) == [(10, 3, 7)]
+    read = (await tenant.get(f"/sales/{sale_['sale_id']}")).body
+    assert (read["status"], read["version"], read["reservation"]) == (
+        "pending",
+        4,
+        answer.body["reservation"],
+    )
+    await integrity_ok(tenant)
+
+
+async def test_orders_ignores_an_outcome_older_than_the_last_edit(tenant: Client, infrastructure):
+    at = await location(tenant)
+    mug = await product(tenant, at, 10)
+    sale_ = await created(tenant, sale(at, (mug, 2)), "pending")
+    answer = await patch(tenant, sale_["sale_id"], {"lines": [{"sku": mug, "quantity": 20}]}, 2)
+    assert (answer.status, answer.body["status"], answer.body["version"]) == (
+        200,
+        "backordered",
+        4,
+    ), answer
+    # the first reservation's answer arriving late: it answers version 1
+    late = c.ReservationSnapshot.model_validate(sale_["reservation"] | {"sale_version": 1})
+    forged = c.make_event(
+        source="/stock",
+        type=c.STOCK_RESERVED,
+        tenant_id=uuid.UUID(tenant.tenant_id),
+        subject=f"sale/{sale_['id']}",
+        data=late,
+    )
+    key = c.sale_key(forged.tenantid, uuid.UUID(sale_["id"])).encode()
+    await produce(infrastructure.bootstrap_servers, c.STOCK_TOPIC, [(key, forged.to_bytes())])
+    await applied(infrastructure.database_url, "orders", [forged.id])
+    read = (await tenant.get(f"/sales/{sale_['sale_id']}")).body
+    assert (read["status"], read["version"]) == ("backordered", 4)
+    assert read["issues"] == answer.body["issues"] and read["reservation"]["sale_version"] == 3
+
+
+async def applied(database_url: str, schema: str, event_ids: list[Any]) -> None:
+    """Wait until `schema`'s consumer has applied these events (its inbox holds them)."""
+    db = await asyncpg.connect(database_url)
+    try:
+        await eventually(
+            lambda: db.fetchval(
+                f"SELECT count(*) FROM {schema}.inbox WHERE event_id = ANY($1::uuid[])",
+                event_ids,
+            ),
+            lambda n: n == len(event_ids),
+            what=f"{schema} applied the events",
+        )
+    finally:
+        await db.close()

@@ -290,6 +290,16 @@ async def cancel_sale(
     return CancelOut(id=sale.id, sale_id=sale.sale_id, status="canceled")
 
 
+REQUIRED_IF_MATCH = {
+    "name": "If-Match",
+    "in": "header",
+    "required": True,
+    "description": 'The version of the sale this edit is for: its ETag (`"3"`), or `*`'
+    " for whatever version it is at. Without it: 428 `precondition_required`.",
+    "schema": {"type": "string"},  # given its real format with the other shared headers
+}
+
+
 def edited_fields(body: SaleEdit) -> dict:
     """The fields an edit gives, as the sale keeps them (the same forms as `new_sale`)."""
     dump = body.model_dump(include=body.model_fields_set)
@@ -328,16 +338,19 @@ def edited_fields(body: SaleEdit) -> dict:
         },
         **problems(404, 409, 428),
     },
+    # required, but its absence is answered 428 (not a 422 about a missing field): read by
+    # the route, declared here
+    openapi_extra={"parameters": [REQUIRED_IF_MATCH]},
 )
 async def edit_sale(
     sale_id: str,
     body: SaleEdit,
+    request: Request,
     tenant: TenantId,
     actor: Actor,
     pool: Pool,
     resources: Resources,
     response: Response,
-    if_match: IfMatch = None,
     prefer: Annotated[str | None, Header()] = None,
 ) -> SaleOut:
     """Changes an open sale (`awaiting_stock`, `backordered` or `pending`): its lines, its
@@ -347,7 +360,7 @@ async def edit_sale(
     the location releases the sale's reservation and asks stock again: unless
     `Prefer: respond-async`, the answer waits for stock's outcome as a create does
     (`pending`, or `backordered` with `issues`; 202 while still `awaiting_stock`)."""
-    if if_match is None:
+    if (if_match := request.headers.get("if-match")) is None:
         raise Problem(
             "precondition_required",
             "An edit needs If-Match with the version you read (the sale's ETag, such as"
