@@ -81,6 +81,11 @@ def fuzz_config(
                 # A schema-valid request can still name a product, location, record or sale the
                 # tenant does not have: the services answer 422 pointing at that field.
                 "positive_data_acceptance": {"expected-statuses": [*ACCEPTED, "422"]},
+                # A change that needs If-Match answers its absence with 428
+                # `precondition_required` (PATCH /sales/{sale_id}), as RFC 6585 has it.
+                "missing_required_header": {
+                    "expected-statuses": ["400", "401", "403", "406", "415", "422", "428"]
+                },
                 **{name: {"enabled": False} for name in settings.exclude_checks},
             },
             "generation": {
