@@ -411,3 +411,28 @@ async def test_routed_split_and_single_sales_and_cancels_race_without_oversellin
             assert len(sale["allocations"]) == 1, sale
     assert held == {k: reserved for k, (_, reserved) in stock.items() if reserved}
     assert (await tenant.get("/stock/integrity")).body["ok"] is True
+
+
+async def test_a_sale_whose_lines_are_each_at_one_location_only_is_split(tenant: Client):
+    first = await location(tenant, priority=0)
+    second = await location(tenant, priority=1)
+    here = await product(tenant, {first: 7})
+    there = await product(tenant, {second: 4})
+    answers = await asyncio.gather(
+        tenant.post("/sales", routed((here, 1), (there, 1))),
+        tenant.post(
+            "/sales/batch",
+            {
+                "sales": [
+                    routed((here, 1), (there, 1)) if i % 2 else routed((here, 1), location_id=first)
+                    for i in range(6)
+                ]
+            },
+        ),
+    )
+    assert answers[0].status == 201, answers[0]
+    for sale in [answers[0].body, *answers[1].body["sales"]]:
+        if sale["location_id"] is None:
+            assert allocated(sale) == [(first, [(here, 1)]), (second, [(there, 1)])], sale
+        else:
+            assert allocated(sale) == [(first, [(here, 1)])], sale
