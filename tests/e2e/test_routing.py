@@ -275,3 +275,164 @@ async def test_concurrent_routed_sales_never_oversell_three_locations(tenant: Cl
         k: reserved for k, (_, reserved) in stock.items() if reserved
     }
     assert (await tenant.get("/stock/integrity")).body["ok"] is True
+
+
+async def patch(client: Client, path: str, body: dict, if_match: str | None = None):
+    headers = {"If-Match": if_match} if if_match is not None else None
+    return await client.call("PATCH", path, json=body, headers=headers)
+
+
+async def test_a_location_shows_its_routing_fields_and_one_default_at_most(tenant: Client):
+    plain = ref("wh")
+    created = await tenant.post("/locations", {"location_id": plain, "name": "Plain"})
+    assert created.status == 201, created
+    assert (created.body["is_default"], created.body["routing_priority"]) == (False, 0)
+    first = await location(tenant, priority=-3, default=True)
+    second = await location(tenant, priority=7)
+    made_default = await patch(tenant, f"/locations/{second}", {"is_default": True})
+    assert made_default.status == 200, made_default
+    assert made_default.body["is_default"] is True
+    assert made_default.body["routing_priority"] == 7
+    assert made_default.body["version"] == 2
+    # the other default stopped being one: a new version of it
+    was_default = (await tenant.get(f"/locations/{first}")).body
+    assert (was_default["is_default"], was_default["version"]) == (False, 2)
+    assert was_default["routing_priority"] == -3
+    listed = (await tenant.get("/locations", pageSize=100)).body["data"]
+    assert [loc["location_id"] for loc in listed if loc["is_default"]] == [second]
+    # a new default made at create unsets it too
+    third = await location(tenant, default=True)
+    listed = (await tenant.get("/locations", pageSize=100)).body["data"]
+    assert [loc["location_id"] for loc in listed if loc["is_default"]] == [third]
+    # priority alone changes nothing else
+    moved = await patch(tenant, f"/locations/{plain}", {"routing_priority": 2})
+    assert (moved.body["routing_priority"], moved.body["is_default"]) == (2, False)
+    unset = await patch(tenant, f"/locations/{third}", {"is_default": False})
+    assert unset.body["is_default"] is False
+    listed = (await tenant.get("/locations", pageSize=100)).body["data"]
+    assert [loc for loc in listed if loc["is_default"]] == []
+
+
+async def test_a_stale_default_change_is_conflict_and_leaves_the_old_default(tenant: Client):
+    old = await location(tenant, default=True)
+    other = await location(tenant)
+    assert (await patch(tenant, f"/locations/{other}", {"name": "Renamed"})).status == 200
+    stale = await patch(tenant, f"/locations/{other}", {"is_default": True}, if_match='"1"')
+    assert stale.status == 409, stale
+    assert stale.problem_code == "conflict"
+    assert (await tenant.get(f"/locations/{old}")).body["is_default"] is True
+    assert (await tenant.get(f"/locations/{other}")).body["is_default"] is False
+
+
+async def test_concurrent_defaults_leave_exactly_one(tenant: Client):
+    places = [await location(tenant) for _ in range(6)]
+    answers = await asyncio.gather(
+        *(patch(tenant, f"/locations/{p}", {"is_default": True}) for p in places)
+    )
+    assert all(a.status == 200 for a in answers), answers
+    listed = (await tenant.get("/locations", pageSize=100)).body["data"]
+    assert len([loc for loc in listed if loc["is_default"]]) == 1
+
+
+async def test_invalid_routing_fields_are_422_with_pointers(tenant: Client):
+    answer = await tenant.post(
+        "/locations",
+        {"location_id": ref("wh"), "name": "X", "is_default": "yes", "routing_priority": 1.5},
+    )
+    assert answer.status == 422, answer
+    assert {e["field"] for e in answer.body["errors"]} == {"/is_default", "/routing_priority"}
+    code = await location(tenant)
+    nulls = await patch(
+        tenant, f"/locations/{code}", {"is_default": None, "routing_priority": 10**7}
+    )
+    assert nulls.status == 422, nulls
+    assert {e["field"] for e in nulls.body["errors"]} == {"/is_default", "/routing_priority"}
+    sale = await tenant.post("/sales", routed(("X", 1), allow_split="no"))
+    assert sale.status == 422, sale
+    assert {e["field"] for e in sale.body["errors"]} == {"/allow_split"}
+
+
+async def test_routed_split_and_single_sales_and_cancels_race_without_overselling(
+    tenant: Client,
+):
+    """Routed sales (split or not), sales naming a location and cancels of some of them, all
+    at once over three locations: no record below zero or above its quantity, the ledger
+    and the reservations agree, and each pending sale's allocations are its lines."""
+    places = [await location(tenant, priority=p) for p in (1, 2, 3)]
+    mug = await product(tenant, {places[0]: 7, places[1]: 5, places[2]: 6})
+    cup = await product(tenant, {places[0]: 4, places[1]: 9, places[2]: 3})
+    bodies = []
+    for i in range(30):
+        lines = ((mug, 1 + i % 3), (cup, 1 + i % 2))
+        at = {"location_id": places[i % 3]} if i % 5 == 0 else {}
+        bodies.append(routed(*lines, allow_split=i % 4 != 0, **at))
+
+    async def sell(body: dict[str, Any]) -> None:
+        answer = await tenant.post("/sales", body, headers={"Prefer": "respond-async"})
+        assert answer.status == 202, answer
+
+    async def cancel(body: dict[str, Any]) -> None:
+        await sell(body)
+        answer = await tenant.post(
+            "/sales/cancel", {"sale_id": body["sale_id"], "cancel_reason": "other"}
+        )
+        assert answer.status == 200, answer
+
+    await asyncio.gather(*(cancel(b) if i % 6 == 5 else sell(b) for i, b in enumerate(bodies)))
+
+    async def settled() -> list[dict[str, Any]]:
+        return [(await tenant.get(f"/sales/{b['sale_id']}")).body for b in bodies]
+
+    def done(sales: list[dict[str, Any]]) -> bool:
+        return all(
+            s["status"] in ("pending", "backordered")
+            or (s["status"] == "canceled" and (s["reservation"] or {}).get("status") != "active")
+            for s in sales
+        )
+
+    sales = await eventually(settled, done, what="every sale settled, cancels released")
+    stock = await records(tenant, mug, cup)
+    assert all(0 <= reserved <= quantity for quantity, reserved in stock.values()), stock
+    held: dict[tuple[str, str], int] = {}
+    for sale in sales:
+        if sale["status"] != "pending":
+            assert sale["allocations"] == [], sale
+            continue
+        got: dict[str, int] = {}
+        for place in sale["allocations"]:
+            for ln in place["lines"]:
+                got[ln["sku"]] = got.get(ln["sku"], 0) + ln["quantity"]
+                key = (place["location_id"], ln["sku"])
+                held[key] = held.get(key, 0) + ln["quantity"]
+        assert got == {ln["sku"]: ln["quantity"] for ln in sale["lines"]}, sale
+        if sale["location_id"] is not None:
+            assert [a["location_id"] for a in sale["allocations"]] == [sale["location_id"]]
+        elif not sale["allow_split"]:
+            assert len(sale["allocations"]) == 1, sale
+    assert held == {k: reserved for k, (_, reserved) in stock.items() if reserved}
+    assert (await tenant.get("/stock/integrity")).body["ok"] is True
+
+
+async def test_a_sale_whose_lines_are_each_at_one_location_only_is_split(tenant: Client):
+    first = await location(tenant, priority=0)
+    second = await location(tenant, priority=1)
+    here = await product(tenant, {first: 7})
+    there = await product(tenant, {second: 4})
+    answers = await asyncio.gather(
+        tenant.post("/sales", routed((here, 1), (there, 1))),
+        tenant.post(
+            "/sales/batch",
+            {
+                "sales": [
+                    routed((here, 1), (there, 1)) if i % 2 else routed((here, 1), location_id=first)
+                    for i in range(6)
+                ]
+            },
+        ),
+    )
+    assert answers[0].status == 201, answers[0]
+    for sale in [answers[0].body, *answers[1].body["sales"]]:
+        if sale["location_id"] is None:
+            assert allocated(sale) == [(first, [(here, 1)]), (second, [(there, 1)])], sale
+        else:
+            assert allocated(sale) == [(first, [(here, 1)])], sale
