@@ -156,9 +156,8 @@ class _Batch:
     def rewrite(self, row: Reservation, outcome: Reserved | None) -> None:
         """An edited sale's row holds `outcome`'s lines now (active), or nothing (released,
         when its new lines were refused); a new version, answering the edit's."""
-        sale = outcome.sale if outcome else None
-        if outcome is not None and sale is not None:
-            row.location_id = outcome.location_id or sale.location_id or ""
+        if outcome is not None:
+            row.location_id = outcome.location_id or outcome.sale.location_id or ""
             row.lines = list(outcome.lines)
             row.at = {rid: loc for rid, loc in outcome.at.items() if loc != row.location_id}
             row.status = "active"
@@ -240,18 +239,12 @@ async def reserve_sales(conn: asyncpg.Connection, changes: Sequence[SaleChange])
         conn, {e.key for e in changes if e.kind == "edited" and e.key in queued}
     )
 
+    known = Known(records, by_id, locations, sites, policies, units, capped)
+
     out = _Batch(records, locations)
     for e in changes:
         if e.kind == "edited":
-            _edit(
-                e.sale,
-                out,
-                reservations,
-                queued,
-                waiting,
-                records,
-                Known(locations, sites, policies, units, capped),
-            )
+            _edit(e.sale, out, reservations, queued, waiting, known)
             continue
         row = reservations.get(e.key)
         lines = [(rid, qty) for _, qty, rid in row.lines] if row else []
@@ -288,9 +281,12 @@ async def reserve_sales(conn: asyncpg.Connection, changes: Sequence[SaleChange])
 
 @dataclass(frozen=True)
 class Known:
-    """What a batch read besides records and reservations: the places, each routed tenant's
-    sites, the products' policies, and the units queued at capped records."""
+    """What a batch read besides its reservations and queue: the records it locked (also by
+    id), the places, each routed tenant's sites, the products' policies, and the units
+    queued at capped records."""
 
+    records: dict[RecordKey, StockRecord]
+    by_id: dict[UUID, StockRecord]
     places: dict[tuple[UUID, str], Place]
     sites: Mapping[UUID, list[Site]]
     policies: Policies
@@ -304,7 +300,6 @@ def _edit(
     reservations: dict[tuple[UUID, UUID], Reservation],
     queued: set[tuple[UUID, UUID]],
     waiting: dict[tuple[UUID, UUID], Backorder],
-    records: dict[RecordKey, StockRecord],
     known: Known,
 ) -> None:
     """A sale's lines or location were edited: release what it holds (or take it off its
@@ -324,10 +319,9 @@ def _edit(
         return
     if row is not None and row.status == "committed":
         return
-    by_id = {r.id: r for r in records.values()}
     if row is not None and row.status == "active":
         held = [(rid, qty) for _, qty, rid in row.lines]
-        out.entries += release(by_id, held, sale.sale_id)
+        out.entries += release(known.by_id, held, sale.sale_id)
     if entry is not None:
         for line in entry.lines:
             at = (sale.tenant_id, entry.location_id, line["sku"])
@@ -338,7 +332,9 @@ def _edit(
             out.backorders.remove(entry)
         else:
             out.requeued.add(key)
-    outcome = _reserve_one(sale, records, known.places, known.sites, known.policies, known.units)
+    outcome = _reserve_one(
+        sale, known.records, known.places, known.sites, known.policies, known.units
+    )
     if isinstance(outcome, Reserved):
         if row is None:
             reservations[key] = out.reserved(outcome)
