@@ -147,3 +147,15 @@ def test_unknown_filter_types_and_statuses_are_refused_where_they_are(
 def test_patch_can_clear_the_filters() -> None:
     patch = EndpointPatch.model_validate({"filters": {}})
     assert patch.changes().given() == {"filters": {}}
+
+
+def test_sale_updated_can_be_filtered_on_the_status_after_the_edit() -> None:
+    endpoint = EndpointIn.model_validate(
+        {"url": "https://example.com/", "filters": {"sale.updated": {"status": ["awaiting_stock"]}}}
+    )
+    assert endpoint.new().filters == {"sale.updated": {"status": ["awaiting_stock"]}}
+    with pytest.raises(ValidationError) as info:
+        EndpointIn.model_validate(
+            {"url": "https://example.com/", "filters": {"sale.updated": {"status": ["packed"]}}}
+        )
+    assert [e["loc"] for e in info.value.errors()] == [("filters", "sale.updated", "status", 0)]

@@ -89,6 +89,13 @@ class SaleStatusFilter(StrictModel):
     )
 
 
+class SaleEditFilter(StrictModel):
+    status: Annotated[list[SaleStatus], Field(min_length=1), AfterValidator(_deduplicated)] = Field(
+        description="Statuses the sale is in after the edit that are delivered (an edit of its"
+        " lines or location makes it `awaiting_stock`); others are not."
+    )
+
+
 class FulfillmentStatusFilter(StrictModel):
     status: Annotated[
         list[FulfillmentStatus], Field(min_length=1), AfterValidator(_deduplicated)
@@ -102,6 +109,7 @@ class EndpointFilters(StrictModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False, validate_by_name=False)
 
     sale_status_changed: SaleStatusFilter | None = Field(default=None, alias="sale.status_changed")
+    sale_updated: SaleEditFilter | None = Field(default=None, alias="sale.updated")
     fulfillment_status_changed: FulfillmentStatusFilter | None = Field(
         default=None, alias="fulfillment.status_changed"
     )
