@@ -283,6 +283,16 @@ RESERVATION_FIELDS = ("lines", "location_id", "allow_split")
 EDITED = "edited"
 
 
+def moves_reservation(changed: list[str], location_id: str | None) -> bool:
+    """Whether an edit of these fields asks stock for a new reservation: one of the lines or
+    the location does, and one of `allow_split` when the sale is routed (no location): a
+    sale at a location is never split, whatever `allow_split` says."""
+    return any(
+        name in RESERVATION_FIELDS and (name != "allow_split" or location_id is None)
+        for name in changed
+    )
+
+
 class NotEditable(Exception):
     """The sale's status no longer allows an edit (shipping started, or it is canceled)."""
 
@@ -299,7 +309,7 @@ class Edit:
 
     @property
     def moves_reservation(self) -> bool:
-        return any(name in RESERVATION_FIELDS for name in self.changed)
+        return moves_reservation(self.changed, self.sale.location_id)
 
     @property
     def status_change(self) -> StatusChange:

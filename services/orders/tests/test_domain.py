@@ -298,3 +298,14 @@ def test_outcomes_without_a_sale_version_apply_as_before():
     edit(s, {"location_id": "wh-2"}, 1)
     assert apply_reservation_outcome(s, False, {"shortfalls": []}) is not None
     assert s.status == "backordered"
+
+
+def test_allow_split_moves_the_reservation_of_a_routed_sale_only():
+    located = sale("pending")
+    done = edit(located, {"allow_split": False}, 1)
+    assert done is not None and done.changed == ["allow_split"]
+    assert not done.moves_reservation and located.status == "pending"
+    routed = sale("pending")
+    routed.location_id = None
+    done = edit(routed, {"allow_split": False}, 1)
+    assert done is not None and done.moves_reservation and routed.status == "awaiting_stock"

@@ -28,8 +28,9 @@ RESERVATION_FIELDS = frozenset({"lines", "location_id", "allow_split"})
 def changes_stock(event: Event[Any]) -> bool:
     """Of a sale's status changes only shipping commits stock, and of its edits only those
     of its lines or location reserve it again; the others need no work."""
-    if event.type == c.SALE_UPDATED:
-        return not RESERVATION_FIELDS.isdisjoint(event.data.changed)
+    if event.type == c.SALE_UPDATED:  # allow_split matters to a routed sale alone
+        fields = set(event.data.changed) - ({"allow_split"} if event.data.location_id else set())
+        return not RESERVATION_FIELDS.isdisjoint(fields)
     return event.type != c.SALE_STATUS_CHANGED or event.data.status == "shipped"
 
 

@@ -56,3 +56,50 @@ def test_each_relevant_sale_event_is_one_change(type_, kind):
 
 def test_other_status_changes_are_not_for_stock():
     assert not changes_stock(received(c.SALE_STATUS_CHANGED, "delivered"))
+
+
+def updated(changed: list[str], location_id: str | None = "wh-1"):
+    now = utcnow()
+    data = c.SaleUpdated(
+        id=uuid.uuid4(),
+        sale_id="S-1",
+        status="awaiting_stock",
+        previous_status="pending",
+        changed=changed,
+        version=4,
+        shop=c.Shop(channel="web", shop_name="t"),
+        location_id=location_id,
+        allow_split=False,
+        lines=[c.SaleLine(sku="A", quantity=3)],
+        created_at=now,
+        updated_at=now,
+    )
+    event = c.make_event(
+        source="/orders", type=c.SALE_UPDATED, tenant_id=TENANT, subject="sale/1", data=data
+    )
+    return decode_event(event.to_bytes())
+
+
+@pytest.mark.parametrize(
+    ("changed", "location_id"),
+    [(["lines"], "wh-1"), (["priority", "location_id"], "wh-2"), (["allow_split"], None)],
+)
+def test_an_edit_of_what_to_reserve_is_an_edited_change(changed, location_id):
+    event = updated(changed, location_id)
+    assert changes_stock(event)
+    change = sale_change(event)
+    assert change.kind == "edited"
+    assert (change.sale.location_id, change.sale.lines, change.sale.version) == (
+        location_id,
+        (("A", 3),),
+        4,
+    )
+    assert change.sale.allow_split is False
+
+
+@pytest.mark.parametrize(
+    ("changed", "location_id"),
+    [(["priority", "shipping_address"], "wh-1"), (["allow_split"], "wh-1")],
+)
+def test_other_edits_are_not_for_stock(changed, location_id):
+    assert not changes_stock(updated(changed, location_id))
