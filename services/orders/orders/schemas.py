@@ -105,7 +105,9 @@ class StockIssue(BaseModel):
 
     sku: str
     requested: int
-    available: int  # at the sale's location when stock decided (sellable: less the threshold)
+    # at the sale's location when stock decided (sellable: less the threshold); for a routed
+    # sale, at every location together (or at the waiting one, when it may not be split)
+    available: int
     # backorder_denied: the product's backorders are denied (or capped): the sale is canceled
     reason: Literal["insufficient_stock", "unknown_location", "unknown_sku", "backorder_denied"]
     # the product's pre-order terms {expected_at, lead_time_days}; left out when it has none
