@@ -1,8 +1,9 @@
-"""Edits, shipping (shipping init, then mark shipped) and cancels race for the same sales, in
-random order, against real Kafka and PostgreSQL. Whatever wins: no stock below zero, the
-integrity check is clean, every shipped sale committed exactly its final lines, no canceled
-sale shipped, every open sale holds exactly its lines, and every sale's final version has
-its history (one entry per version)."""
+"""Edits (of lines, and of the location), shipping (shipping init, then mark shipped) and
+cancels race for the same sales, in random order, against real Kafka and PostgreSQL.
+Whatever wins: no stock below zero, the integrity check is clean, every shipped sale
+committed exactly its final lines at its final location, no canceled sale shipped, every
+open sale holds exactly its lines, and every sale's final version has its history (one
+entry per version)."""
 
 import asyncio
 import json
@@ -20,7 +21,8 @@ from tests.e2e.test_stock_policies import location, product, sale
 from tests.support import Answer, Client, eventually
 
 SALES, CLIENTS = 80, 24
-STOCK = {"A": 150, "B": 12}  # B runs short: some edits backorder their sale
+# units on hand at each of two locations; B runs short: some edits backorder their sale
+STOCK = {"first": {"A": 150, "B": 12}, "second": {"A": 40, "B": 4}}
 CHOICES = [[("A", 1)], [("A", 2)], [("A", 1), ("B", 1)], [("B", 2)], [("B", 1), ("A", 3)]]
 
 Op = Callable[[], Awaitable[None]]
@@ -31,6 +33,7 @@ class Race:
     tenant: Client
     rng: random.Random
     skus: dict[str, str]  # "A" -> the real sku
+    locations: dict[str, str]  # "first" -> the real location_id
     ops: list[Op] = field(default_factory=list)
     answers: Counter = field(default_factory=Counter)
     unexpected: list[tuple[str, Answer]] = field(default_factory=list)
@@ -48,6 +51,9 @@ class Race:
 
     def edit_op(self, sale_id: str) -> Op:
         lines = [{"sku": self.skus[k], "quantity": q} for k, q in self.rng.choice(CHOICES)]
+        body: dict[str, Any] = {"lines": lines}
+        if self.rng.random() < 0.3:  # and moved to a location, maybe the one it is at
+            body["location_id"] = self.rng.choice(list(self.locations.values()))
         prefer = {"Prefer": "respond-async"} if self.rng.random() < 0.5 else {}
         stale = self.rng.random() < 0.2
 
@@ -56,7 +62,7 @@ class Race:
             if stale:  # read, then edit what was read: a change in between makes it 409
                 read = await self.tenant.get(f"/sales/{sale_id}")
                 version = read.body["version"]
-            answer = await patch(self.tenant, sale_id, {"lines": lines}, version, **prefer)
+            answer = await patch(self.tenant, sale_id, body, version, **prefer)
             self._note("edit", answer, (200, 202))
 
         return edit
@@ -117,12 +123,15 @@ class Race:
         await asyncio.gather(*(worker() for _ in range(clients)))
 
 
+Units = dict[tuple[str, str], int]  # (location_id, sku) -> units
+
+
 @dataclass
 class Seen:
     sales: dict[str, dict[str, Any]]  # sale_id -> status, version, lines, history, fulfillments
-    held: dict[str, tuple[str, dict[str, int]]]  # sale_id -> reservation status, sku -> units
-    committed: dict[str, dict[str, int]]  # sale_id -> sku -> units the ledger committed
-    records: dict[str, dict[str, Any]]  # sku -> the stock record
+    held: dict[str, tuple[str, Units]]  # sale_id -> reservation status, where its units are
+    committed: dict[str, Units]  # sale_id -> the units the ledger committed, where
+    records: dict[tuple[str, str], dict[str, Any]]  # (location_id, sku) -> the stock record
     integrity: dict[str, Any]
 
 
@@ -132,12 +141,15 @@ async def observe(db: asyncpg.Connection, tenant: Client, skus: dict[str, str]) 
         r["sale_id"]: {
             "status": r["status"],
             "version": r["version"],
-            "lines": {ln["sku"]: ln["quantity"] for ln in json.loads(r["lines"])},
+            # where the sale asks for its units: its lines at its location
+            "lines": {
+                (r["location_id"], ln["sku"]): ln["quantity"] for ln in json.loads(r["lines"])
+            },
             "history": list(r["history"]),
             "fulfillments": [f["status"] for f in json.loads(r["fulfillments"])],
         }
         for r in await db.fetch(
-            "SELECT s.sale_id, s.status, s.version, s.lines::text AS lines,"
+            "SELECT s.sale_id, s.status, s.version, s.location_id, s.lines::text AS lines,"
             " s.fulfillments::text AS fulfillments,"
             " array_agg(h.to_status ORDER BY h.id) AS history"
             " FROM orders.sales s JOIN orders.status_history h ON h.sale = s.id"
@@ -145,25 +157,29 @@ async def observe(db: asyncpg.Connection, tenant: Client, skus: dict[str, str]) 
             tenant_id,
         )
     }
-    held: dict[str, tuple[str, dict[str, int]]] = {}
+    held: dict[str, tuple[str, Units]] = {}
     for r in await db.fetch(
-        "SELECT r.sale_id, r.status, l.sku, l.quantity FROM stock.reservations r"
-        " LEFT JOIN stock.reservation_lines l ON l.reservation_id = r.id WHERE r.tenant_id = $1",
+        "SELECT r.sale_id, r.status, k.location_id, l.sku, l.quantity FROM stock.reservations r"
+        " LEFT JOIN stock.reservation_lines l ON l.reservation_id = r.id"
+        " LEFT JOIN stock.stock_records k ON k.id = l.stock_record_id WHERE r.tenant_id = $1",
         tenant_id,
     ):
         _, lines = held.setdefault(r["sale_id"], (r["status"], {}))
         if r["sku"] is not None:
-            lines[r["sku"]] = lines.get(r["sku"], 0) + r["quantity"]
-    committed: dict[str, dict[str, int]] = defaultdict(dict)
+            at = (r["location_id"], r["sku"])
+            lines[at] = lines.get(at, 0) + r["quantity"]
+    committed: dict[str, Units] = defaultdict(dict)
     for r in await db.fetch(
-        "SELECT reference, sku, -sum(reserved_change) AS units FROM stock.movements"
-        " WHERE tenant_id = $1 AND reason = 'commit' GROUP BY reference, sku",
+        "SELECT m.reference, k.location_id, k.sku, -sum(m.reserved_change) AS units"
+        " FROM stock.movements m JOIN stock.stock_records k ON k.id = m.stock_record_id"
+        " WHERE m.tenant_id = $1 AND m.reason = 'commit' GROUP BY 1, 2, 3",
         tenant_id,
     ):
-        committed[r["reference"]][r["sku"]] = r["units"]
+        committed[r["reference"]][(r["location_id"], r["sku"])] = r["units"]
     records = {}
     for sku in skus.values():
-        [records[sku]] = (await tenant.get("/stock/stock-records", sku=sku)).body["data"]
+        for record in (await tenant.get("/stock/stock-records", sku=sku)).body["data"]:
+            records[(record["location_id"], sku)] = record
     integrity = (await tenant.get("/stock/integrity")).body
     return Seen(sales, held, dict(committed), records, integrity)
 
@@ -208,13 +224,14 @@ def violations(seen: Seen, race: Race, sale_ids: list[str]) -> list[str]:
         elif status == "backordered":
             if held_status == "active":
                 bad.append(f"{where}: holds {held} while backordered")
-    for key, stocked in STOCK.items():
-        sku = race.skus[key]
-        record = seen.records[sku]
-        figures = (record["quantity"], record["reserved"])
-        expected = (stocked - shipped[sku], reserved[sku])
-        if figures != expected or record["available"] < 0:
-            bad.append(f"{key}: (quantity, reserved) {figures} != {expected}: {record}")
+    for place, stocked in STOCK.items():
+        for key, quantity in stocked.items():
+            at = (race.locations[place], race.skus[key])
+            record = seen.records[at]
+            figures = (record["quantity"], record["reserved"])
+            expected = (quantity - shipped[at], reserved[at])
+            if figures != expected or record["available"] < 0:
+                bad.append(f"{place} {key}: (quantity, reserved) {figures} != {expected}")
     if not seen.integrity["ok"]:
         bad.append(f"integrity: {seen.integrity}")
     return bad
@@ -223,11 +240,15 @@ def violations(seen: Seen, race: Race, sale_ids: list[str]) -> list[str]:
 async def test_edits_shipping_and_cancels_race_and_every_invariant_holds(
     tenant: Client, infrastructure
 ):
-    at = await location(tenant)
-    skus = {key: await product(tenant, at, quantity) for key, quantity in STOCK.items()}
+    locations = {place: await location(tenant) for place in STOCK}
+    skus = {key: await product(tenant, None, 0) for key in STOCK["first"]}
+    for place, stocked in STOCK.items():
+        for key, quantity in stocked.items():
+            record = {"sku": skus[key], "location_id": locations[place], "quantity": quantity}
+            assert (await tenant.post("/stock/stock-records", record)).status == 201
     seed = random.randrange(2**32)
     rng = random.Random(seed)
-    bodies = [sale(at, (skus["A"], 1)) for _ in range(SALES)]
+    bodies = [sale(locations["first"], (skus["A"], 1)) for _ in range(SALES)]
     sale_ids = [b["sale_id"] for b in bodies]
     sem = asyncio.Semaphore(16)
 
@@ -238,7 +259,7 @@ async def test_edits_shipping_and_cancels_race_and_every_invariant_holds(
 
     await asyncio.gather(*map(create, bodies))
 
-    race = Race(tenant, rng, skus)
+    race = Race(tenant, rng, skus, locations)
     for sale_id in sale_ids:
         for _ in range(rng.randint(1, 3)):
             race.add(race.edit_op(sale_id))
@@ -272,7 +293,8 @@ async def test_edits_shipping_and_cancels_race_and_every_invariant_holds(
         await db.close()
 
     final = Counter(s["status"] for s in seen.sales.values())
-    edited = sum(1 for s in seen.sales.values() if s["version"] > 2)
-    # the race raced: sales were edited, shipped and canceled
-    assert final["shipped"] > 0 and final["canceled"] > 0 and edited > 0, (final, race.answers)
-    assert race.answers[("edit", 409)] > 0, race.answers
+    moved = sum(1 for s in seen.sales.values() if (locations["second"], skus["A"]) in s["lines"])
+    edited = race.answers[("edit", 200)] + race.answers[("edit", 202)]
+    # the race raced: sales were edited (some moved), shipped and canceled; edits were refused
+    assert final["shipped"] > 0 and final["canceled"] > 0, (final, race.answers)
+    assert edited > 0 and moved > 0 and race.answers[("edit", 409)] > 0, race.answers
