@@ -3,6 +3,7 @@ PostgreSQL: the old reservation (or queue entry) goes and the new lines are rese
 same transaction, edits mixed with creations and cancels in one batch, edits not newer than
 what stock answered, and a sale edited short retried after a restock."""
 
+import asyncio
 import dataclasses
 import uuid
 from uuid import UUID
@@ -16,6 +17,7 @@ from fulfilkit.received import decode_event
 from stock.domain import SaleToReserve
 from stock.usecases import integrity, levels, reservations
 from stock.usecases.reservations import SaleChange
+from tests.support import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -199,4 +201,34 @@ async def test_a_queued_sale_edited_under_a_cap_does_not_count_its_old_lines(poo
         (c.STOCK_RESERVATION_FAILED, 1),
         (c.STOCK_RESERVATION_FAILED, 2),
     ]
+    await clean(pool, tenant)
+
+
+async def test_an_edit_of_a_queued_sale_waits_for_a_retry_holding_its_old_records(
+    pool, tenant, stocked
+):
+    """A retry of a queue locks the records of its sales' lines, then their queue entries;
+    an edit of a queued sale to lines elsewhere locks those old records too, so the two
+    never both decide about the sale (the retry reserving the old lines, the edit queuing
+    or reserving the new ones)."""
+    old = await stocked("X", 0, "wh-1")
+    await stocked("Y", 5, "wh-2")
+    s = sale(tenant, "wh-1", ("X", 2))
+    await apply(pool, SaleChange("created", s))
+    assert await queued(pool, s) == [("wh-1", [("X", 2)], 1)]
+    async with pool.acquire() as retry, retry.transaction():
+        await retry.execute("SELECT FROM stock.stock_records WHERE id = $1 FOR UPDATE", old.id)
+        editing = asyncio.create_task(apply(pool, edited(s, 2, ("Y", 1), location="wh-2")))
+        await eventually(
+            lambda: pool.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                " AND datname = current_database() AND query LIKE '%stock_records%'"
+            ),
+            lambda n: n >= 1,
+            what="the edit waiting for the old record",
+        )
+        assert not editing.done()
+    await editing
+    assert await held(pool, s) == ("active", 2, ["(Y,1,wh-2)"])
+    assert await queued(pool, s) == []
     await clean(pool, tenant)

@@ -217,10 +217,18 @@ async def reserve_sales(conn: asyncpg.Connection, changes: Sequence[SaleChange])
         conn, {e.key for e in changes if e.kind != "created"}
     )
     created = [e.sale for e in changes if e.kind in RESERVING]
+    # An edited sale waiting in a queue: the records a retry of that queue would lock for
+    # it are locked too, so the two never decide about the sale at the same time.
+    was_queued = await store.reservations.backorders_of(
+        conn, {e.key for e in changes if e.kind == "edited"}
+    )
     sites, site_places = await store.reservations.sites_of(
-        conn, {s.tenant_id for s in created if s.routed}
+        conn,
+        {s.tenant_id for s in created if s.routed}
+        | {b.tenant_id for b in was_queued.values() if b.routed},
     )
     wanted = {k for s in created for k in s.keys(sites.get(s.tenant_id, ()))}
+    wanted |= {k for b in was_queued.values() for k in _queued_keys(b, sites)}
     # the places of the events: each sale's location, each reservation's and its lines'
     held = {(r.tenant_id, r.location_of(ln[2])) for r in known.values() for ln in r.lines}
     held |= {(r.tenant_id, r.location_id) for r in known.values()}
@@ -241,12 +249,12 @@ async def reserve_sales(conn: asyncpg.Connection, changes: Sequence[SaleChange])
         conn, {e.key for e in changes if e.kind == "edited" and e.key in queued}
     )
 
-    known = Known(records, by_id, locations, sites, policies, units, capped)
+    read = Known(records, by_id, locations, sites, policies, units, capped)
 
     out = _Batch(records, locations)
     for e in changes:
         if e.kind == "edited":
-            _edit(e.sale, out, reservations, queued, waiting, known)
+            _edit(e.sale, out, reservations, queued, waiting, read)
             continue
         row = reservations.get(e.key)
         lines = [(rid, qty) for _, qty, rid in row.lines] if row else []
@@ -279,6 +287,17 @@ async def reserve_sales(conn: asyncpg.Connection, changes: Sequence[SaleChange])
         elif e.kind == "shipped" and row is not None and row.status == "active":
             out.settle(row, "committed", commit(by_id, lines, e.sale.sale_id))
     await out.write(conn, list(records.values()))
+
+
+def _queued_keys(entry: Backorder, sites: Mapping[UUID, list[Site]]) -> set[RecordKey]:
+    """The records a retry of its queue locks for a queued sale: its lines at its location,
+    or at each of its tenant's locations when it is routed."""
+    at = [s.location_id for s in sites.get(entry.tenant_id, ())] if entry.routed else []
+    return {
+        (entry.tenant_id, location, line["sku"])
+        for location in at or [entry.location_id]
+        for line in entry.lines
+    }
 
 
 @dataclass(frozen=True)
