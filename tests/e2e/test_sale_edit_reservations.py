@@ -364,3 +364,19 @@ async def test_a_webhook_filtered_on_awaiting_stock_gets_only_the_edits_that_mov
         assert data["changed"] == ["lines"] and data["reservation"] is None
     finally:
         await hook.stop()
+
+
+async def test_a_move_to_where_a_product_that_denies_backorders_is_short_cancels_the_sale(
+    tenant: Client,
+):
+    first, second = await location(tenant), await location(tenant)
+    scarce = await product(tenant, first, 5, backorders="deny")
+    sale_ = await created(tenant, sale(first, (scarce, 2)), "pending")
+    answer = await patch(tenant, sale_["sale_id"], {"location_id": second}, 2)
+    assert answer.status == 200, answer  # no lines in the body to point at
+    assert (answer.body["status"], answer.body["cancel_reason"]) == ("canceled", "backorder_denied")
+    assert [(i["sku"], i["requested"], i["reason"]) for i in answer.body["issues"]] == [
+        (scarce, 2, "backorder_denied")
+    ]
+    assert await figures(tenant, scarce) == [(5, 0, 5)]
+    await integrity_ok(tenant)
