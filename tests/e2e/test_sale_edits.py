@@ -3,6 +3,7 @@ required and checked, each field is validated as at create, only open sales chan
 edit writes a history entry, a `sale.updated` event and its webhook (docs/api-guide.md,
 "Editing a sale")."""
 
+import asyncio
 from typing import Any
 
 import orjson
@@ -231,3 +232,18 @@ async def test_a_sale_in_fulfillment_or_canceled_cannot_be_edited(tenant: Client
     assert_conflict(answer, "canceled", 3)
     read = await tenant.get(f"/sales/{canceled['sale_id']}")
     assert (read.body["status"], read.body["version"]) == ("canceled", 3)
+
+
+async def test_concurrent_edits_of_one_version_apply_once(tenant: Client):
+    _, _, sale = await pending_sale(tenant)
+    sale_id = sale["sale_id"]
+    answers = await asyncio.gather(
+        *(patch(tenant, sale_id, {"instructions": f"note {i}"}, 2) for i in range(8))
+    )
+    assert sorted(a.status for a in answers) == [200] + [409] * 7, answers
+    [won] = [a for a in answers if a.status == 200]
+    for lost in (a for a in answers if a.status == 409):
+        assert (lost.body["sale_status"], lost.body["version"]) == ("pending", 3), lost
+    read = (await tenant.get(f"/sales/{sale_id}")).body
+    assert (read["version"], read["instructions"]) == (3, won.body["instructions"])
+    assert [h["reason"] for h in read["status_history"]].count("edited") == 1
