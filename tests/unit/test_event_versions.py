@@ -99,8 +99,9 @@ def test_version_2_sale_and_failure_models_read_version_1_records_as_they_are():
     assert received.dataversion == "1"
     assert received.data.location_id == "WH-1" and received.data.allow_split is True
     routed = decode_event(
-        record(c.SALE_CREATED, c.SaleSnapshot.model_validate(sale | {"location_id": None}))
-        .to_bytes()
+        record(
+            c.SALE_CREATED, c.SaleSnapshot.model_validate(sale | {"location_id": None})
+        ).to_bytes()
     )
     assert routed.dataversion == "2" and routed.data.location_id is None
 
