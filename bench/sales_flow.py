@@ -8,7 +8,11 @@ DATABASE_URL (`make bench` provides them), drives the public API through the gat
 prints the figures with the command line that produced them.
 
     python bench/sales_flow.py --sales 4000 --warmup 4000 --concurrency 64 --skus 100 \
-        --create-batch 20 --mark waves
+        --create-batch 20 --mark waves [--split-share 0.2]
+
+With `--split-share S`, that share of the sales names no location and needs two: one line of
+a SKU stocked at `wh-1` only, one of a SKU stocked at `wh-2` only, so stock routes it and
+splits it; the others name `wh-1` as before.
 """
 
 import argparse
@@ -22,6 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import aiohttp
@@ -71,9 +76,28 @@ class Api:
             await asyncio.sleep(0.02)
 
 
+@dataclass(frozen=True)
+class Stocked:
+    """The tenant's SKUs: `skus` at `wh-1`; `elsewhere` at `wh-2` only, for the split share
+    of sales (`split_share`), each of which takes one of each."""
+
+    skus: list[str]
+    elsewhere: list[str] = field(default_factory=list)
+    split_share: float = 0.0
+
+    def splits(self, n: int) -> bool:
+        """Whether the n-th sale is split: `split_share` of them, spread evenly."""
+        return int((n + 1) * self.split_share) > int(n * self.split_share)
+
+
 async def new_tenant(
-    session: aiohttp.ClientSession, gateway: str, admin: str, skus: int, per_sku: int
-) -> tuple[Api, list[str]]:
+    session: aiohttp.ClientSession,
+    gateway: str,
+    admin: str,
+    skus: int,
+    per_sku: int,
+    split_share: float = 0.0,
+) -> tuple[Api, Stocked]:
     async with session.post(
         f"{gateway}/api/v1/admin/tenants",
         json={"name": f"bench-{uuid.uuid4().hex[:8]}"},
@@ -82,22 +106,36 @@ async def new_tenant(
         api = Api(session, gateway, (await r.json())["api_key"])
     assert (await api.post("/locations", {"location_id": "wh-1", "name": "W"}))[0] == 201
     names = [f"SKU-{i:05d}" for i in range(skus)]
-    for sku in names:
+    elsewhere = [f"SPLIT-{i:05d}" for i in range(max(1, skus // 5))] if split_share else []
+    if elsewhere:
+        body = {"location_id": "wh-2", "name": "W2", "routing_priority": 1}
+        assert (await api.post("/locations", body))[0] == 201
+    # every sale takes one unit at wh-1; the split ones one more at wh-2, from fewer SKUs
+    per_other = int(per_sku * len(names) * split_share / max(1, len(elsewhere))) + 10
+    stock = [(n, "wh-1", per_sku) for n in names] + [(n, "wh-2", per_other) for n in elsewhere]
+    for sku, at, quantity in stock:
         assert (await api.post("/products", {"sku": sku, "name": sku}))[0] == 201
         status, _ = await api.post(
-            "/stock/stock-records", {"sku": sku, "location_id": "wh-1", "quantity": per_sku}
+            "/stock/stock-records", {"sku": sku, "location_id": at, "quantity": quantity}
         )
         assert status == 201
-    return api, names
+    return api, Stocked(names, elsewhere, split_share)
 
 
-def sale(n: int, skus: list[str]) -> dict:
-    return {
+def sale(n: int, stocked: Stocked) -> dict:
+    skus = stocked.skus
+    body = {
         "sale_id": f"B-{uuid.uuid4().hex[:12]}",
         "shop": {"channel": "web", "shop_name": "bench"},
         "location_id": "wh-1",
         "lines": [{"sku": skus[n % len(skus)], "quantity": 1}],
     }
+    if stocked.splits(n):  # routed: wh-1 has the first line, only wh-2 the second
+        del body["location_id"]
+        # the k-th split sale takes the k-th of those SKUs, round the list
+        other = stocked.elsewhere[int(n * stocked.split_share) % len(stocked.elsewhere)]
+        body["lines"].append({"sku": other, "quantity": 1})
+    return body
 
 
 async def create_pending(api: Api, body: dict) -> float:
@@ -117,7 +155,7 @@ async def create_pending_batch(api: Api, bodies: list[dict]) -> float:
 
 
 async def lifecycles(
-    api: Api, skus: list[str], total: int, concurrency: int, waves: bool, create_batch: int = 1
+    api: Api, skus: Stocked, total: int, concurrency: int, waves: bool, create_batch: int = 1
 ) -> tuple[float, list[float]]:
     """create (one request per sale, or `create_batch` sales a request) -> pending ->
     shipping init (batches of up to 100) -> shipped (one request per fulfillment, or waves of
@@ -212,7 +250,7 @@ async def analyze(database_url: str) -> None:
         await conn.close()
 
 
-async def at_fixed_rate(api: Api, skus: list[str], rate: float, seconds: float) -> list[float]:
+async def at_fixed_rate(api: Api, skus: Stocked, rate: float, seconds: float) -> list[float]:
     """Open loop: start one create every 1/rate s, whatever the answers are doing."""
     tasks = []
     started = time.perf_counter()
@@ -225,7 +263,7 @@ async def at_fixed_rate(api: Api, skus: list[str], rate: float, seconds: float) 
 
 
 async def at_fixed_rate_batched(
-    api: Api, skus: list[str], rate: float, seconds: float, most: int, senders: int = 4
+    api: Api, skus: Stocked, rate: float, seconds: float, most: int, senders: int = 4
 ) -> list[float]:
     """Sales arrive every 1/rate s; each of `senders` importers sends whatever has arrived,
     up to `most` a request, as soon as its previous request is answered. A sale's latency
@@ -270,7 +308,9 @@ async def run(args: argparse.Namespace, gateway: str, admin: str, meter: CpuMete
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         need = args.warmup + args.sales + int(args.rate or 500) * args.seconds + 100
-        api, skus = await new_tenant(session, gateway, admin, args.skus, need // args.skus + 10)
+        api, skus = await new_tenant(
+            session, gateway, admin, args.skus, need // args.skus + 10, args.split_share
+        )
         # The broker's JVM compiles its hot paths during the first minute or so; measured
         # cold, Kafka costs about twice its steady-state CPU per event.
         warmup_seconds, _ = await lifecycles(
@@ -306,6 +346,11 @@ async def run(args: argparse.Namespace, gateway: str, admin: str, meter: CpuMete
         f" {elapsed:.1f}s = {args.sales / elapsed:,.0f}/s, {args.concurrency} sales in flight,"
         f" {args.skus} SKUs, created {created}, marked shipped {marked}"
     )
+    if args.split_share:
+        print(
+            f"  of which {args.split_share:.0%} named no location and were split across wh-1"
+            " and wh-2 (two lines each); the others named wh-1 (one line)"
+        )
     print(f"  create-to-pending under that load: {ms(create_latencies)}")
     print(f"  {lifecycle_cpu}")
     sent = (
@@ -349,7 +394,15 @@ def main() -> None:
         help="mark fulfillments shipped in waves of up to 100 a request"
         " (POST /fulfillments/status) or one request each",
     )
+    parser.add_argument(
+        "--split-share",
+        type=float,
+        default=0.0,
+        help="share of sales (0 to 1) that name no location and need two (routed, split)",
+    )
     args = parser.parse_args()
+    if not 0 <= args.split_share <= 1:
+        parser.error("--split-share is a share, from 0 to 1")
     args.waves = args.mark == "waves"
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
     ports = dict(zip([s.name for s in SERVICES], free_ports(len(SERVICES)), strict=True))

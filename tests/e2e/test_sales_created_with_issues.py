@@ -44,6 +44,8 @@ def assert_is_sale(body: dict[str, Any], sent: dict[str, Any], status: str) -> N
         "created_at",
         "updated_at",
         "issues",
+        "allow_split",
+        "allocations",
     }
     assert body["sale_id"] == sent["sale_id"]
     assert body["status"] == status

@@ -19,7 +19,15 @@ from fulfilkit.models import Text, Timestamp, code_error
 from fulfilkit.service import Pool
 from orders import events, usecases
 from orders.details import Priority
-from orders.domain import BACKORDER_DENIED, History, NewSale, Sale, Status, stock_issues
+from orders.domain import (
+    BACKORDER_DENIED,
+    History,
+    NewSale,
+    Sale,
+    Status,
+    allocations,
+    stock_issues,
+)
 from orders.resources import Resources
 from orders.schemas import (
     CancelIn,
@@ -53,6 +61,7 @@ def sale_out(sale: Sale, history: History | None = None) -> SaleOut:
         required_dates=sale.required_dates,
         status_history=history or [],
         issues=stock_issues(sale),
+        allocations=allocations(sale),
     )
 
 
@@ -75,6 +84,7 @@ def new_sale(body: SaleIn) -> NewSale:
         invoice_value=dump["invoice_value"],
         cash_on_delivery=dump["cash_on_delivery"],
         properties=body.properties,
+        allow_split=body.allow_split,
     )
 
 

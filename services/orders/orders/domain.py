@@ -35,7 +35,7 @@ class Sale:
     status: str
     version: int
     shop: dict[str, Any]
-    location_id: str
+    location_id: str | None  # None: stock routes the sale (see `allocations`)
     lines: list[dict[str, Any]]
     customer: dict[str, Any] | None
     shipping_address: dict[str, Any] | None
@@ -52,6 +52,7 @@ class Sale:
     invoice_value: dict[str, Any] | None = None
     cash_on_delivery: dict[str, Any] | None = None
     properties: dict[str, Any] | None = None
+    allow_split: bool = True  # a routed sale may be split across locations
     # the parts shipped so far, {location_id, shipped_at}, in the order they shipped
     shipped_parts: list[dict[str, Any]] = field(default_factory=list)
 
@@ -72,7 +73,7 @@ class NewSale:
 
     sale_id: str
     shop: dict[str, Any]
-    location_id: str
+    location_id: str | None
     lines: list[dict[str, Any]]
     customer: dict[str, Any] | None = None
     shipping_address: dict[str, Any] | None = None
@@ -83,6 +84,7 @@ class NewSale:
     invoice_value: dict[str, Any] | None = None
     cash_on_delivery: dict[str, Any] | None = None
     properties: dict[str, Any] | None = None
+    allow_split: bool = True
 
 
 def open_sale(tenant_id: UUID, new: NewSale, now: datetime) -> Sale:
@@ -109,6 +111,7 @@ def open_sale(tenant_id: UUID, new: NewSale, now: datetime) -> Sale:
         invoice_value=new.invoice_value,
         cash_on_delivery=new.cash_on_delivery,
         properties=new.properties,
+        allow_split=new.allow_split,
     )
 
 
@@ -318,3 +321,22 @@ def stock_issues(sale: Sale) -> list[dict[str, Any]]:
 def lines_naming(new: NewSale, skus: set[str]) -> list[tuple[int, str]]:
     """The lines (index, sku) of a sale that name one of `skus`."""
     return [(i, line["sku"]) for i, line in enumerate(new.lines) if line["sku"] in skus]
+
+
+def allocations(sale: Sale) -> list[dict[str, Any]]:
+    """Where the sale's units are reserved: one entry per location (`location_id`, `lines`
+    of `sku` and `quantity`), the reservation's location first, then the others as stock
+    listed them. Empty while nothing is reserved (waiting, backordered) and once the
+    reservation is released; a committed one (shipped) keeps them."""
+    reservation = sale.reservation
+    if not reservation or reservation.get("status") not in ("active", "committed"):
+        return []
+    primary = reservation.get("location_id")
+    order = [primary] + [p["location_id"] for p in reservation.get("other_locations") or []]
+    by_location: dict[str, list[dict[str, Any]]] = {}
+    for line in reservation.get("lines") or []:
+        where = line.get("location_id") or primary
+        if where not in order:
+            order.append(where)
+        by_location.setdefault(where, []).append({"sku": line["sku"], "quantity": line["quantity"]})
+    return [{"location_id": loc, "lines": by_location[loc]} for loc in order if loc in by_location]

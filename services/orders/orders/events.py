@@ -36,6 +36,7 @@ def snapshot(sale: Sale) -> c.SaleSnapshot:
         invoice_value=sale.invoice_value,  # type: ignore[arg-type]
         cash_on_delivery=sale.cash_on_delivery,  # type: ignore[arg-type]
         properties=sale.properties,
+        allow_split=sale.allow_split,
         shipped_parts=sale.shipped_parts,  # type: ignore[arg-type]
     )
 

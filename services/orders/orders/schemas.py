@@ -7,7 +7,7 @@ from uuid import UUID
 import orjson
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from fulfilkit.models import Code, Int, JsonObject, StrictModel, Text
+from fulfilkit.models import Bool, Code, Int, JsonObject, StrictModel, Text
 from orders.details import (
     MAX_INSTRUCTIONS,
     MAX_LINES_PROPERTIES_BYTES,
@@ -37,7 +37,13 @@ class LineIn(StrictModel):
 class SaleIn(StrictModel):
     sale_id: Code
     shop: ShopIn
-    location_id: Code
+    location_id: Annotated[
+        Code | None,
+        Field(
+            description="The location to reserve and ship from; left out (or null), stock"
+            " routes the sale over the tenant's locations (see `allocations`)."
+        ),
+    ] = None
     lines: Annotated[list[LineIn], Field(min_length=1, max_length=MAX_LINES)]
     customer: JsonObject | None = None
     shipping_address: Address | None = None
@@ -47,6 +53,13 @@ class SaleIn(StrictModel):
     invoice_value: Money | None = None
     cash_on_delivery: Money | None = None
     properties: SaleProperties | None = None
+    allow_split: Annotated[
+        Bool,
+        Field(
+            description="Whether a routed sale (no `location_id`) may be split across"
+            " locations when no one location can fill it; false: it waits for one to."
+        ),
+    ] = True
 
     @field_validator("lines")
     @classmethod
@@ -99,6 +112,18 @@ class StockIssue(BaseModel):
     preorder: dict[str, Any] | None = Field(None, exclude_if=lambda v: v is None)
 
 
+class AllocationLine(BaseModel):
+    sku: str
+    quantity: int
+
+
+class Allocation(BaseModel):
+    """The units of a sale reserved at one location."""
+
+    location_id: str
+    lines: list[AllocationLine]
+
+
 class ShippedPart(BaseModel):
     """A part of a sale that has left: the units at one location of its reservation."""
 
@@ -112,7 +137,8 @@ class SaleOut(BaseModel):
     status: str
     version: int
     shop: dict[str, Any]
-    location_id: str
+    location_id: str | None  # as asked: None for a routed sale
+    allow_split: bool = True
     lines: list[dict[str, Any]]
     customer: dict[str, Any] | None
     shipping_address: dict[str, Any] | None
@@ -131,6 +157,9 @@ class SaleOut(BaseModel):
     # while the sale is backordered, each line stock could not reserve (why `POST /sales`
     # answered 228); empty otherwise
     issues: list[StockIssue] = []
+    # where the sale's units are reserved, one entry per location (the reservation's own
+    # first); empty while nothing is reserved and after a release
+    allocations: list[Allocation] = []
     # the parts of the sale that have shipped, one per location it ships from, in the order
     # they shipped; the sale is `shipped` once every location has
     shipped_parts: list[ShippedPart] = []

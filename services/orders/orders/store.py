@@ -19,7 +19,7 @@ SALE_COLUMNS = (
     "id, tenant_id, sale_id, status, version, shop, location_id, lines, customer,"
     " shipping_address, cancel_reason, reservation, fulfillments, created_at, updated_at,"
     " priority, instructions, ship_by, deliver_by, invoice_value, cash_on_delivery, properties,"
-    " shipped_parts"
+    " allow_split, shipped_parts"
 )
 
 
@@ -67,17 +67,18 @@ async def insert_sales_of_known_skus(
         " new AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],"
         " $5::text[], $6::text[], $7::text[], $8::timestamptz[], $12::uuid[], $20::text[],"
         " $21::text[], $22::timestamptz[], $23::timestamptz[], $24::text[], $25::text[],"
-        " $26::text[]) AS n(id, sale_id, shop, location_id, lines, customer, shipping_address,"
-        " created_at, event_id, priority, instructions, ship_by, deliver_by, invoice_value,"
-        " cash_on_delivery, properties)"
+        " $26::text[], $27::bool[]) AS n(id, sale_id, shop, location_id, lines, customer,"
+        " shipping_address, created_at, event_id, priority, instructions, ship_by, deliver_by,"
+        " invoice_value, cash_on_delivery, properties, allow_split)"
         " WHERE NOT EXISTS (SELECT FROM missing)),"
         f" added AS (INSERT INTO {S}.sales (id, tenant_id, sale_id, status, version, shop,"
         " location_id, lines, customer, shipping_address, created_at, updated_at, priority,"
-        " instructions, ship_by, deliver_by, invoice_value, cash_on_delivery, properties)"
+        " instructions, ship_by, deliver_by, invoice_value, cash_on_delivery, properties,"
+        " allow_split)"
         " SELECT id, $9, sale_id, $10, 1, shop::jsonb, location_id, lines::jsonb,"
         " customer::jsonb, shipping_address::jsonb, created_at, created_at, priority,"
         " instructions, ship_by, deliver_by, invoice_value::jsonb, cash_on_delivery::jsonb,"
-        " properties::jsonb FROM new"
+        " properties::jsonb, allow_split FROM new"
         " ORDER BY sale_id ON CONFLICT (tenant_id, sale_id) DO NOTHING RETURNING id, created_at),"
         f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
         " actor, at) SELECT id, NULL, $10, 'created', $11, created_at FROM added),"
@@ -106,6 +107,7 @@ async def insert_sales_of_known_skus(
         [_json(s.invoice_value) for s in sales],
         [_json(s.cash_on_delivery) for s in sales],
         [_json(s.properties) for s in sales],
+        [s.allow_split for s in sales],
     )
     return set(row["inserted"] or ()), set(row["missing"] or ())
 

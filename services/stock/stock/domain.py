@@ -1,11 +1,13 @@
 """Stock rules: records, the ledger, all-or-nothing reservations, low levels. No I/O here."""
 
 from collections import Counter
-from collections.abc import Container, Mapping
+from collections.abc import Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
+
+from stock.routing import Site, primary, route, waiting_location
 
 Reason = Literal[
     "audit", "restock", "loss", "adjustment", "reservation", "release", "commit", "transfer"
@@ -70,6 +72,9 @@ class Location:
     address: dict[str, Any] | None
     version: int
     created_at: datetime
+    is_default: bool = False  # the tenant's default: where a routed sale waits for stock
+    routing_priority: int = 0  # lower first when a sale is routed
+    updated_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -229,11 +234,19 @@ def newly_low(records: list[StockRecord]) -> list[StockRecord]:
 
 @dataclass(frozen=True)
 class SaleToReserve:
+    """A sale as stock reserves it: `location_id` None routes it (`stock.routing`)."""
+
     sale: UUID
     sale_id: str
     tenant_id: UUID
-    location_id: str
+    location_id: str | None
     lines: tuple[tuple[str, int], ...]
+    version: int | None = None  # the sale's, published with the outcome (`sale_version`)
+    allow_split: bool = True
+
+    @property
+    def routed(self) -> bool:
+        return self.location_id is None
 
     def quantities(self) -> Counter[str]:
         wanted: Counter[str] = Counter()
@@ -241,8 +254,12 @@ class SaleToReserve:
             wanted[sku] += quantity
         return wanted
 
-    def keys(self) -> set[RecordKey]:
-        return {(self.tenant_id, self.location_id, sku) for sku, _ in self.lines}
+    def keys(self, sites: "Iterable[Site]" = ()) -> set[RecordKey]:
+        """The records the sale reads: at its location, or at each of `sites` (its tenant's
+        locations) when it is routed."""
+        if self.location_id is not None:
+            return {(self.tenant_id, self.location_id, sku) for sku, _ in self.lines}
+        return {(self.tenant_id, s.location_id, sku) for s in sites for sku, _ in self.lines}
 
 
 @dataclass(frozen=True)
@@ -259,12 +276,22 @@ class Reserved:
     sale: SaleToReserve
     lines: list[tuple[str, int, UUID]]
     entries: list[LedgerEntry] = field(default_factory=list)
+    # a routed sale's: its primary location, and where each line's record is (by id)
+    location_id: str | None = None
+    at: dict[UUID, str] = field(default_factory=dict)
 
 
 @dataclass
 class ReservationFailed:
     sale: SaleToReserve
     shortfalls: list[Shortfall]
+    # a routed sale's: the location it waits at (None: the tenant has no location)
+    waits_at: str | None = None
+
+    @property
+    def location_id(self) -> str | None:
+        """Where the sale waits for stock: its own location, or the one routing chose."""
+        return self.sale.location_id if self.sale.location_id is not None else self.waits_at
 
     @property
     def denied(self) -> bool:
@@ -288,6 +315,21 @@ class Reservation:
     status: str
     version: int
     lines: list[tuple[str, int, UUID]]
+    # where each line's record is, by record id, when not at `location_id` (a split sale)
+    at: dict[UUID, str] = field(default_factory=dict)
+    sale_version: int | None = None
+
+    def location_of(self, record_id: UUID) -> str:
+        return self.at.get(record_id, self.location_id)
+
+    def elsewhere(self) -> list[str]:
+        """The locations other than `location_id` that lines are at, most units first (then
+        by location_id)."""
+        units: dict[str, int] = {}
+        for _, quantity, rid in self.lines:
+            if (where := self.location_of(rid)) != self.location_id:
+                units[where] = units.get(where, 0) + quantity
+        return sorted(units, key=lambda loc: (-units[loc], loc))
 
 
 Policies = Mapping[tuple[UUID, str], Policy]
@@ -344,6 +386,68 @@ def reserve_sale(
         record = records[(sale.tenant_id, sale.location_id, sku)]
         reserved.entries.append(apply_change(record, "reservation", 0, wanted, sale.sale_id))
         reserved.lines.append((sku, wanted, record.id))
+    return reserved
+
+
+def reserve_routed(
+    sale: SaleToReserve,
+    records: dict[RecordKey, StockRecord],
+    sites: Iterable[Site],
+    policies: Policies,
+    queued: QueuedUnits | None = None,
+) -> Reserved | ReservationFailed:
+    """Reserve a sale that names no location at the locations `stock.routing` picks among
+    `sites` (its tenant's), all of its lines or none; `records` are updated in place.
+
+    Policies apply as for a sale at one location: a location sells a record's sellable
+    units; an infinite product's line takes nothing; a sale that cannot be reserved waits at
+    the routing's waiting location, and its backorder policy (cap, deny) counts that
+    location's queue. A short line's `available` is what every location together can sell
+    when the sale may be split, else what the waiting location can."""
+    sites = list(sites)
+    tenant = sale.tenant_id
+    wanted = sale.quantities()
+    waits_at = waiting_location(sites)
+    if waits_at is None:
+        shortfalls = [Shortfall(sku, n, 0, "unknown_location") for sku, n in sorted(wanted.items())]
+        return ReservationFailed(sale, shortfalls, None)
+    unknown = [sku for sku in sorted(wanted) if (tenant, sku) not in policies]
+    if unknown:
+        shortfalls = [Shortfall(sku, wanted[sku], 0, "unknown_sku") for sku in unknown]
+        return ReservationFailed(sale, shortfalls, waits_at)
+    finite = {sku: n for sku, n in wanted.items() if not policies[(tenant, sku)].infinite}
+    sellable = {
+        (s.location_id, sku): r.sellable
+        for s in sites
+        for sku in finite
+        if (r := records.get((tenant, s.location_id, sku)))
+    }
+    plan = route(finite, sellable, sites, sale.allow_split)
+    if plan is None:
+        shortfalls = []
+        for sku, n in sorted(finite.items()):
+            if sale.allow_split:
+                there = sum(sellable.get((s.location_id, sku), 0) for s in sites)
+            else:
+                there = sellable.get((waits_at, sku), 0)
+            if there >= n:
+                continue
+            policy = policies[(tenant, sku)]
+            waiting = (queued or {}).get((tenant, waits_at, sku), 0)
+            denied = policy.cap is not None and waiting + n > policy.cap
+            reason: ShortfallReason = "backorder_denied" if denied else "insufficient_stock"
+            shortfalls.append(Shortfall(sku, n, there, reason, policy.preorder))
+        # never empty: had every line enough (together, or at the waiting location when
+        # not split), the route would have found it
+        return ReservationFailed(sale, shortfalls, waits_at)
+    # an empty plan (only infinite products) is placed at the first location in routing order
+    where = primary(plan, sites) if plan else min(sites, key=lambda s: s.rank).location_id
+    reserved = Reserved(sale, [], location_id=where)
+    for location, sku, quantity in plan:
+        record = records[(tenant, location, sku)]
+        reserved.entries.append(apply_change(record, "reservation", 0, quantity, sale.sale_id))
+        reserved.lines.append((sku, quantity, record.id))
+        reserved.at[record.id] = location
     return reserved
 
 

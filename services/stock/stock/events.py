@@ -1,6 +1,6 @@
 """Turns stock outcomes into the platform's events (contracts in fulfilkit.contracts)."""
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -67,27 +67,41 @@ def stock_low(record: StockRecord) -> Keyed:
     )
 
 
+def _location(place: Place | None) -> c.ReservationLocation | None:
+    return None if place is None else c.ReservationLocation(**vars(place))
+
+
 def reservation(
-    row: Reservation, bulky: Collection[UUID] = (), place: Place | None = None
+    row: Reservation,
+    bulky: Collection[UUID] = (),
+    place: Place | None = None,
+    elsewhere: Sequence[tuple[str, Place | None]] = (),
 ) -> Keyed:
     """stock.reserved, stock.released or stock.committed, after the reservation's status.
 
     `bulky` holds the ids of stock records whose product is bulky, and `place` the name and
-    address of the location, for shipping's sake (a label's sender).
+    address of the location, for shipping's sake (a label's sender); `elsewhere` the other
+    locations a split sale's lines are at, with theirs.
     """
     data = c.ReservationSnapshot(
         id=row.id,
         sale=row.sale,
         sale_id=row.sale_id,
         location_id=row.location_id,
-        location=None if place is None else c.ReservationLocation(**vars(place)),
+        location=_location(place),
         status=row.status,  # type: ignore[arg-type]
         version=row.version,
         updated_at=utcnow(),
         lines=[
-            c.ReservationLine(sku=s, quantity=q, stock_record_id=r, is_bulky=r in bulky)
+            c.ReservationLine(
+                sku=s, quantity=q, stock_record_id=r, is_bulky=r in bulky, location_id=row.at.get(r)
+            )
             for s, q, r in row.lines
         ],
+        other_locations=[
+            c.ReservationPlace(location_id=loc, location=_location(p)) for loc, p in elsewhere
+        ],
+        sale_version=row.sale_version,
     )
     return _sale_event(row.tenant_id, row.sale, RESERVATION_TYPES[row.status], data)
 
@@ -97,7 +111,8 @@ def reservation_failed(outcome: ReservationFailed) -> Keyed:
     data = c.ReservationFailed(
         sale=sale.sale,
         sale_id=sale.sale_id,
-        location_id=sale.location_id,
+        location_id=outcome.location_id,
+        sale_version=sale.version,
         shortfalls=[
             c.Shortfall(
                 sku=s.sku,

@@ -34,6 +34,8 @@ def sale_change(event: Event[c.SaleSnapshot]) -> SaleChange:
             tenant_id=event.tenantid,
             location_id=sale.location_id,
             lines=tuple((line.sku, line.quantity) for line in sale.lines),
+            version=sale.version,
+            allow_split=sale.allow_split,
         ),
     )
 

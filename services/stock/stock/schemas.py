@@ -157,10 +157,31 @@ class ProductWithStock(Product):
         )
 
 
+RoutingPriority = Annotated[
+    Int,
+    Field(
+        ge=-1_000_000,
+        le=1_000_000,
+        description="Where the location comes when a sale without `location_id` is routed:"
+        " lower first; ties go to the default location, then by `location_id`.",
+    ),
+]
+IsDefault = Annotated[
+    Bool,
+    Field(
+        description="The tenant's default location (at most one): a routed sale that no"
+        " location can fill waits for stock here. Setting it unsets the tenant's other"
+        " default (a new version of that location), in the same transaction."
+    ),
+]
+
+
 class LocationIn(StrictModel):
     location_id: Code
     name: Name
     address: JsonObject | None = None
+    is_default: IsDefault = False
+    routing_priority: RoutingPriority = 0
 
 
 class Location(BaseModel):
@@ -169,6 +190,8 @@ class Location(BaseModel):
     location_id: str
     name: str
     address: dict[str, Any] | None
+    is_default: bool
+    routing_priority: int
     version: int
     created_at: datetime
 
@@ -211,6 +234,8 @@ class StockRecordOut(BaseModel):
 class LocationPatch(StrictModel):
     name: Name = None  # type: ignore[assignment]
     address: JsonObject | None = None
+    is_default: IsDefault = None  # type: ignore[assignment]
+    routing_priority: RoutingPriority = None  # type: ignore[assignment]
 
 
 Notes = Annotated[Text, Field(max_length=1000)]

@@ -36,7 +36,9 @@ async def test_products_made_before_the_migration_are_announced_once(infrastruct
             tenant,
         )
         applied = await migrate(pool, "stock", MIGRATIONS)
-        assert applied == ["003_announce_products", "004_stock_policies"]
+        # the announcement and every migration after it
+        assert applied == sorted(p.stem for p in MIGRATIONS.glob("*.sql") if p.stem >= "003")
+        assert applied[0] == "003_announce_products"
         rows = await pool.fetch("SELECT key, payload, event_type, topic FROM stock.outbox")
         events = sorted((decode_event(bytes(r["payload"])) for r in rows), key=lambda e: e.subject)
         assert sorted((r["key"], r["event_type"], r["topic"]) for r in rows) == [

@@ -13,7 +13,9 @@ PRODUCT_FIELDS = (
     "sku, name, ean, unit_type, min_level, is_bulky, version, created_at, updated_at,"
     " backorders, out_of_stock_threshold, preorder, infinite"
 )
-LOCATION_FIELDS = "location_id, name, address, version, created_at"
+LOCATION_FIELDS = (
+    "location_id, name, address, version, created_at, is_default, routing_priority, updated_at"
+)
 
 
 def _product(row: asyncpg.Record | None) -> Product | None:
@@ -94,17 +96,40 @@ async def insert_location(
     location_id: str,
     name: str,
     address: dict[str, Any] | None,
+    is_default: bool = False,
+    routing_priority: int = 0,
 ) -> Location | None:
-    """The new location, or None when the tenant has one with this id already."""
+    """The new location, or None when the tenant has one with this id already. A new
+    default needs the old one unset first (`unset_default`, same transaction)."""
     row = await conn.fetchrow(
-        f"INSERT INTO {S}.locations (tenant_id, location_id, name, address)"
-        f" VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING RETURNING {LOCATION_FIELDS}",
+        f"INSERT INTO {S}.locations (tenant_id, location_id, name, address, is_default,"
+        f" routing_priority) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING"
+        f" RETURNING {LOCATION_FIELDS}",
         tenant_id,
         location_id,
         name,
         address,
+        is_default,
+        routing_priority,
     )
     return _location(row)
+
+
+async def unset_default(conn: asyncpg.Connection, tenant_id: UUID, location_id: str) -> None:
+    """Make no location but `location_id` the tenant's default (a new version of the one
+    that was), for the caller to make `location_id` the default in the same transaction.
+    A transaction-scoped lock per tenant makes two such changes take turns."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock("
+        "hashtextextended('stock:default-location:' || $1::uuid::text, 0))",
+        tenant_id,
+    )
+    await conn.execute(
+        f"UPDATE {S}.locations SET is_default = false, version = version + 1, updated_at = now()"
+        " WHERE tenant_id = $1 AND is_default AND location_id <> $2",
+        tenant_id,
+        location_id,
+    )
 
 
 async def get_location(

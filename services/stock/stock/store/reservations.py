@@ -9,6 +9,7 @@ import asyncpg
 import orjson
 
 from stock.domain import Place, Policy, RecordKey, Reservation
+from stock.routing import Site
 from stock.store._sql import S, columns
 
 BACKORDER_CHANNEL = "stock_backorders"
@@ -23,9 +24,10 @@ async def reservations_for(
         return {}
     rows = await conn.fetch(
         f"SELECT r.id, r.tenant_id, r.sale, r.sale_id, r.location_id, r.status, r.version,"
-        " (SELECT coalesce(json_agg(json_build_array(l.sku, l.quantity, l.stock_record_id)"
-        f" ORDER BY l.sku), '[]') FROM {S}.reservation_lines l WHERE l.reservation_id = r.id)"
-        f" AS lines FROM {S}.reservations r"
+        " r.sale_version, (SELECT coalesce(json_agg(json_build_array(l.sku, l.quantity,"
+        " l.stock_record_id, s.location_id) ORDER BY l.sku, s.location_id), '[]')"
+        f" FROM {S}.reservation_lines l JOIN {S}.stock_records s ON s.id = l.stock_record_id"
+        f" WHERE l.reservation_id = r.id) AS lines FROM {S}.reservations r"
         " WHERE (r.tenant_id, r.sale) IN (SELECT * FROM unnest($1::uuid[], $2::uuid[]))"
         " ORDER BY r.id" + (" FOR UPDATE OF r" if lock else ""),
         *columns(keys, 2),
@@ -33,7 +35,9 @@ async def reservations_for(
     found = {}
     for r in rows:
         fields = dict(r)
-        fields["lines"] = [(sku, qty, UUID(rid)) for sku, qty, rid in fields["lines"]]
+        lines = fields.pop("lines")
+        fields["lines"] = [(sku, qty, UUID(rid)) for sku, qty, rid, _ in lines]
+        fields["at"] = {UUID(rid): loc for _, _, rid, loc in lines if loc != fields["location_id"]}
         found[(r["tenant_id"], r["sale"])] = Reservation(**fields)
     return found
 
@@ -43,8 +47,8 @@ async def insert_reservations(conn: asyncpg.Connection, rows: Sequence[Reservati
         return
     await conn.execute(
         f"INSERT INTO {S}.reservations (id, tenant_id, sale, sale_id, location_id, status,"
-        " version) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[],"
-        " $5::text[], $6::text[], $7::int[])",
+        " version, sale_version) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[],"
+        " $4::text[], $5::text[], $6::text[], $7::int[], $8::int[])",
         [r.id for r in rows],
         [r.tenant_id for r in rows],
         [r.sale for r in rows],
@@ -52,6 +56,7 @@ async def insert_reservations(conn: asyncpg.Connection, rows: Sequence[Reservati
         [r.location_id for r in rows],
         [r.status for r in rows],
         [r.version for r in rows],
+        [r.sale_version for r in rows],
     )
     lines = [(r.id, line) for r in rows for line in r.lines]
     if lines:
@@ -149,19 +154,27 @@ class Backorder:
     location_id: str
     lines: list[dict[str, Any]]  # [{"sku": ..., "quantity": ...}]
     seq: int = 0  # given by the database
+    routed: bool = False  # the sale names no location: routed again on each retry
+    allow_split: bool = True
+    sale_version: int | None = None
 
 
 async def insert_backorders(conn: asyncpg.Connection, rows: Sequence[Backorder]) -> None:
     if rows:
         await conn.execute(
-            f"INSERT INTO {S}.backorders (tenant_id, sale, sale_id, location_id, lines)"
-            " SELECT t, s, si, l, ln::jsonb FROM unnest($1::uuid[], $2::uuid[], $3::text[],"
-            " $4::text[], $5::text[]) AS v(t, s, si, l, ln) ON CONFLICT DO NOTHING",
+            f"INSERT INTO {S}.backorders (tenant_id, sale, sale_id, location_id, lines, routed,"
+            " allow_split, sale_version) SELECT t, s, si, l, ln::jsonb, ro, sp, sv"
+            " FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::text[],"
+            " $6::bool[], $7::bool[], $8::int[]) AS v(t, s, si, l, ln, ro, sp, sv)"
+            " ON CONFLICT DO NOTHING",
             [r.tenant_id for r in rows],
             [r.sale for r in rows],
             [r.sale_id for r in rows],
             [r.location_id for r in rows],
             [orjson.dumps(r.lines).decode() for r in rows],
+            [r.routed for r in rows],
+            [r.allow_split for r in rows],
+            [r.sale_version for r in rows],
         )
 
 
@@ -179,7 +192,8 @@ async def waiting_backorders(
     conn: asyncpg.Connection, tenant_id: UUID, location_id: str, limit: int
 ) -> list[Backorder]:
     rows = await conn.fetch(
-        f"SELECT seq, tenant_id, sale, sale_id, location_id, lines FROM {S}.backorders"
+        f"SELECT seq, tenant_id, sale, sale_id, location_id, lines, routed, allow_split,"
+        f" sale_version FROM {S}.backorders"
         " WHERE tenant_id = $1 AND location_id = $2 ORDER BY seq LIMIT $3",
         tenant_id,
         location_id,
@@ -205,7 +219,10 @@ async def request_backorder_retry(
         return
     await conn.execute(
         f"INSERT INTO {S}.backorder_wakeups (tenant_id, location_id)"
-        " SELECT * FROM unnest($1::uuid[], $2::text[]) ON CONFLICT DO NOTHING",
+        " SELECT * FROM unnest($1::uuid[], $2::text[])"
+        # a routed sale may be filled from any of its tenant's locations: its queue wakes too
+        f" UNION SELECT DISTINCT tenant_id, location_id FROM {S}.backorders"
+        " WHERE routed AND tenant_id = ANY($1::uuid[]) ON CONFLICT DO NOTHING",
         *columns(keys, 2),
     )
     await conn.execute("SELECT pg_notify($1, '')", BACKORDER_CHANNEL)
@@ -234,3 +251,24 @@ async def wake_locations_with_backorders(
         sku,
     )
     await request_backorder_retry(conn, [(tenant_id, r["location_id"]) for r in rows])
+
+
+async def sites_of(
+    conn: asyncpg.Connection, tenants: Iterable[UUID]
+) -> tuple[dict[UUID, list[Site]], dict[tuple[UUID, str], Place]]:
+    """Every location of these tenants, as routing sees them and as reservations name them
+    (one round trip; none for no tenant)."""
+    tenants = sorted(set(tenants))
+    if not tenants:
+        return {}, {}
+    rows = await conn.fetch(
+        f"SELECT tenant_id, location_id, name, address, routing_priority, is_default"
+        f" FROM {S}.locations WHERE tenant_id = ANY($1::uuid[])",
+        tenants,
+    )
+    sites: dict[UUID, list[Site]] = {t: [] for t in tenants}
+    places = {}
+    for r in rows:
+        sites[r["tenant_id"]].append(Site(r["location_id"], r["routing_priority"], r["is_default"]))
+        places[(r["tenant_id"], r["location_id"])] = Place(r["name"], r["address"])
+    return sites, places

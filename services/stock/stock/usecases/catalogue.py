@@ -14,7 +14,7 @@ POLICY_FIELDS = frozenset({"backorders", "out_of_stock_threshold", "preorder", "
 # policy changes that may let a waiting sale fit: a lower threshold, or infinite
 FREES_STOCK = frozenset({"out_of_stock_threshold", "infinite"})
 PRODUCT_CHANGES = frozenset({"name", "ean", "unit_type", "min_level", "is_bulky"}) | POLICY_FIELDS
-LOCATION_CHANGES = frozenset({"name", "address"})
+LOCATION_CHANGES = frozenset({"name", "address", "is_default", "routing_priority"})
 
 
 async def create_product(
@@ -105,11 +105,18 @@ async def create_location(
     location_id: str,
     name: str,
     address: dict[str, Any] | None = None,
+    is_default: bool = False,
+    routing_priority: int = 0,
 ) -> Location:
-    async with pool.acquire() as conn:
-        location = await store.catalogue.insert_location(conn, tenant, location_id, name, address)
-    if location is None:
-        raise Duplicated(f"Location {location_id!r} already exists.")
+    """A new location; a new default unsets the tenant's other one in the same transaction."""
+    async with pool.acquire() as conn, conn.transaction():
+        if is_default:
+            await store.catalogue.unset_default(conn, tenant, location_id)
+        location = await store.catalogue.insert_location(
+            conn, tenant, location_id, name, address, is_default, routing_priority
+        )
+        if location is None:
+            raise Duplicated(f"Location {location_id!r} already exists.")
     return location
 
 
@@ -138,17 +145,16 @@ async def update_location(
 ) -> Location:
     """Change the given fields (of `LOCATION_CHANGES`); none given changes nothing."""
     _only(changes, LOCATION_CHANGES)
-    async with pool.acquire() as conn:
+    async with pool.acquire() as conn, conn.transaction():
+        if changes.get("is_default"):  # the tenant's other default stops being one
+            await store.catalogue.unset_default(conn, tenant, location_id)
         location = await store.catalogue.update_location(
             conn, tenant, location_id, changes, expected_version
         )
-        if (
-            location is None
-            and await store.catalogue.get_location(conn, tenant, location_id) is None
-        ):
-            raise NotFound(f"No location {location_id!r}.")
-    if location is None:
-        raise Conflict("The location has changed since the version in If-Match.")
+        if location is None:  # raised inside, so the other default stays as it was
+            if await store.catalogue.get_location(conn, tenant, location_id) is None:
+                raise NotFound(f"No location {location_id!r}.")
+            raise Conflict("The location has changed since the version in If-Match.")
     return location
 
 

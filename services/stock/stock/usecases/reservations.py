@@ -6,7 +6,7 @@ applied with them; the backorder worker's) and lock the records they touch first
 """
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Container, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 from uuid import UUID
@@ -20,15 +20,20 @@ from stock import events, store
 from stock.domain import (
     LedgerEntry,
     Place,
+    Policies,
+    QueuedUnits,
     RecordKey,
     Reservation,
+    ReservationFailed,
     Reserved,
     SaleToReserve,
     StockRecord,
     commit,
     release,
+    reserve_routed,
     reserve_sale,
 )
+from stock.routing import Site
 from stock.store.reservations import Backorder
 from stock.usecases._changes import save_changes
 
@@ -52,17 +57,50 @@ class SaleChange:
 
 
 def _new_reservation(outcome: Reserved, status: str = "active") -> Reservation:
+    """The reservation row of an outcome; a routed sale reserved nothing at (a tombstone)
+    is at "" (the column is not null)."""
     sale = outcome.sale
+    location = outcome.location_id or sale.location_id or ""
     return Reservation(
         uuid.uuid4(),
         sale.tenant_id,
         sale.sale,
         sale.sale_id,
-        sale.location_id,
+        location,
         status,
         1,
         list(outcome.lines),
+        {rid: loc for rid, loc in outcome.at.items() if loc != location},
+        sale.version,
     )
+
+
+def _backorder(failed: ReservationFailed) -> Backorder:
+    sale = failed.sale
+    return Backorder(
+        sale.tenant_id,
+        sale.sale,
+        sale.sale_id,
+        failed.location_id or "",
+        [{"sku": s, "quantity": q} for s, q in sale.lines],
+        routed=sale.routed,
+        allow_split=sale.allow_split,
+        sale_version=sale.version,
+    )
+
+
+def _reserve_one(
+    sale: SaleToReserve,
+    records: dict[RecordKey, StockRecord],
+    places: Container[tuple[UUID, str]],
+    sites: Mapping[UUID, list[Site]],
+    policies: Policies,
+    queued: QueuedUnits | None = None,
+) -> Reserved | ReservationFailed:
+    """A sale at its location, or routed over its tenant's locations."""
+    if sale.routed:
+        return reserve_routed(sale, records, sites.get(sale.tenant_id, ()), policies, queued)
+    return reserve_sale(sale, records, places, policies, queued)
 
 
 class _Batch:
@@ -92,7 +130,9 @@ class _Batch:
         row = self.add(_new_reservation(outcome))
         self.outcomes.append("reserved")
         self.entries += outcome.entries
-        self.outgoing.append(events.reservation(row, self.bulky, self._place(row)))
+        self.outgoing.append(
+            events.reservation(row, self.bulky, self._place(row), self._elsewhere(row))
+        )
         return row
 
     def settle(self, row: Reservation, status: str, entries: list[LedgerEntry]) -> None:
@@ -101,10 +141,15 @@ class _Batch:
         self.entries += entries
         if row.id not in self.new:
             self.changed[row.id] = row
-        self.outgoing.append(events.reservation(row, self.bulky, self._place(row)))
+        self.outgoing.append(
+            events.reservation(row, self.bulky, self._place(row), self._elsewhere(row))
+        )
 
     def _place(self, row: Reservation) -> Place | None:
         return self.places.get((row.tenant_id, row.location_id))
+
+    def _elsewhere(self, row: Reservation) -> list[tuple[str, Place | None]]:
+        return [(loc, self.places.get((row.tenant_id, loc))) for loc in row.elsewhere()]
 
     async def write(self, conn: asyncpg.Connection, records: list[StockRecord]) -> None:
         await store.reservations.insert_reservations(conn, list(self.new.values()))
@@ -129,21 +174,28 @@ async def reserve_sales(conn: asyncpg.Connection, changes: Sequence[SaleChange])
     if not changes:
         return
     keys = {e.key for e in changes}
-    # Records to lock for releases and commits; a sale being created reserves fresh ones.
+    # Records to lock for releases and commits; a sale being created reserves fresh ones,
+    # at its location or, routed, at any of its tenant's.
     known = await store.reservations.reservations_for(
         conn, {e.key for e in changes if e.kind != "created"}
     )
-    wanted = {k for e in changes if e.kind == "created" for k in e.sale.keys()}
-    wanted |= {(r.tenant_id, r.location_id, ln[0]) for r in known.values() for ln in r.lines}
+    created = [e.sale for e in changes if e.kind == "created"]
+    sites, site_places = await store.reservations.sites_of(
+        conn, {s.tenant_id for s in created if s.routed}
+    )
+    wanted = {k for s in created for k in s.keys(sites.get(s.tenant_id, ()))}
+    held = {(r.tenant_id, r.location_of(ln[2])) for r in known.values() for ln in r.lines}
+    wanted |= {(r.tenant_id, r.location_of(ln[2]), ln[0]) for r in known.values() for ln in r.lines}
     records = await store.records.lock_records(conn, wanted)
     by_id = {r.id: r for r in records.values()}
     reservations = await store.reservations.reservations_for(conn, keys, lock=True)
     locations, policies, queued = await store.reservations.known_for_batch(
         conn,
-        {(e.sale.tenant_id, e.sale.location_id) for e in changes},
+        {(s.tenant_id, s.location_id) for s in created if not s.routed} | held,
         {(t, sku) for t, _, sku in wanted},
         keys,
     )
+    locations |= site_places
     capped = {k for k in wanted if (p := policies.get((k[0], k[2]))) and p.cap}
     units = await store.reservations.queued_units(conn, capped)
 
@@ -152,26 +204,21 @@ async def reserve_sales(conn: asyncpg.Connection, changes: Sequence[SaleChange])
         row = reservations.get(e.key)
         lines = [(rid, qty) for _, qty, rid in row.lines] if row else []
         if e.kind == "created" and row is None and e.key not in queued:
-            outcome = reserve_sale(e.sale, records, locations, policies, units)
+            outcome = _reserve_one(e.sale, records, locations, sites, policies, units)
             if isinstance(outcome, Reserved):
                 reservations[e.key] = out.reserved(outcome)
             elif outcome.denied:  # refused, not queued; a replay finds the tombstone
                 reservations[e.key] = out.add(_new_reservation(Reserved(e.sale, []), "released"))
                 out.outgoing.append(events.reservation_failed(outcome))
+            elif outcome.location_id is None:  # routed, and the tenant has no location
+                out.outgoing.append(events.reservation_failed(outcome))
             else:
                 for sku, quantity in e.sale.lines:
-                    key = (e.sale.tenant_id, e.sale.location_id, sku)
+                    key = (e.sale.tenant_id, outcome.location_id, sku)
                     if key in capped:
                         units[key] = units.get(key, 0) + quantity
                 queued.add(e.key)
-                out.backorders.append(
-                    Backorder(
-                        *e.key,
-                        e.sale.sale_id,
-                        e.sale.location_id,
-                        [{"sku": s, "quantity": q} for s, q in e.sale.lines],
-                    )
-                )
+                out.backorders.append(_backorder(outcome))
                 out.outgoing.append(events.reservation_failed(outcome))
         elif e.kind == "canceled":
             if row is None:  # a tombstone, so a late or replayed sale.created reserves nothing
@@ -203,12 +250,19 @@ async def retry_backorders(
             b.sale,
             b.sale_id,
             tenant_id,
-            location_id,
+            None if b.routed else location_id,
             tuple((ln["sku"], ln["quantity"]) for ln in b.lines),
+            b.sale_version,
+            b.allow_split,
         )
         for b in waiting
     ]
-    records = await store.records.lock_records(conn, {k for s in sales for k in s.keys()})
+    sites, site_places = await store.reservations.sites_of(
+        conn, [tenant_id] if any(s.routed for s in sales) else []
+    )
+    records = await store.records.lock_records(
+        conn, {k for s in sales for k in s.keys(sites.get(tenant_id, ()))}
+    )
     still_waiting = await store.reservations.lock_backorders(conn, [b.seq for b in waiting])
     locations, policies, _ = await store.reservations.known_for_batch(
         conn,
@@ -216,6 +270,7 @@ async def retry_backorders(
         {(tenant_id, sku) for s in sales for sku, _ in s.lines},
         (),
     )
+    locations |= site_places
     out = _Batch(records, locations)
     endless = any(p.infinite for p in policies.values())  # a sale may need no stock at all
     for backorder, sale in zip(waiting, sales, strict=True):
@@ -223,7 +278,7 @@ async def retry_backorders(
             break
         if backorder.seq not in still_waiting:
             continue
-        outcome = reserve_sale(sale, records, locations, policies)
+        outcome = _reserve_one(sale, records, locations, sites, policies)
         if isinstance(outcome, Reserved):
             out.reserved(outcome)
             out.unqueued.add((tenant_id, sale.sale))
