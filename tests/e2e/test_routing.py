@@ -147,6 +147,47 @@ async def test_a_sale_that_may_not_split_waits_at_the_default(tenant: Client):
     split = await tenant.post("/sales", routed((sku, 3)))
     assert split.status == 201, split
     assert allocated(split.body) == [(other, [(sku, 2)]), (home, [(sku, 1)])]
+    # 3 arrive at `other`: the waiting sale is routed again, whole, there
+    [record] = [
+        r
+        for r in (await tenant.get("/stock/stock-records", sku=sku)).body["data"]
+        if r["location_id"] == other
+    ]
+    restock = await tenant.post(
+        "/stock/stock-records/update", {"stock_records": [{"id": record["id"], "quantity": 5}]}
+    )
+    assert restock.status == 200, restock
+    filled = await eventually(
+        lambda: tenant.get(f"/sales/{sale['sale_id']}"),
+        lambda a: a.body["status"] == "pending",
+        what="the sale that may not split reserved whole after a restock",
+    )
+    assert allocated(filled.body) == [(other, [(sku, 3)])]
+    assert await records(tenant, sku) == {(home, sku): (2, 1), (other, sku): (5, 5)}
+
+
+async def test_a_routed_sale_short_of_a_product_that_denies_backorders_is_refused(
+    tenant: Client,
+):
+    home = await location(tenant, priority=1, default=True)
+    other = await location(tenant, priority=2)
+    sku = await product(tenant, {home: 1, other: 1}, backorders="deny")
+    body = routed((sku, 3))
+    answer = await tenant.post("/sales", body)
+    assert answer.status == 422, answer
+    assert answer.body["code"] == "validation"
+    assert [e["field"] for e in answer.body["errors"]] == ["/lines/0/quantity"]
+    sale = (await tenant.get(f"/sales/{body['sale_id']}")).body
+    assert (sale["status"], sale["cancel_reason"], sale["allocations"]) == (
+        "canceled",
+        "backorder_denied",
+        [],
+    )
+    assert await records(tenant, sku) == {(home, sku): (1, 0), (other, sku): (1, 0)}
+    # two units fit split: reserved at both, the policy does not stand in the way
+    fits = await tenant.post("/sales", routed((sku, 2)))
+    assert fits.status == 201, fits
+    assert allocated(fits.body) == [(home, [(sku, 1)]), (other, [(sku, 1)])]
 
 
 async def test_a_sale_short_everywhere_waits_at_the_default_and_a_restock_elsewhere_fills_it(

@@ -105,7 +105,9 @@ class StockIssue(BaseModel):
 
     sku: str
     requested: int
-    available: int  # at the sale's location when stock decided (sellable: less the threshold)
+    # at the sale's location when stock decided (sellable: less the threshold); for a routed
+    # sale, at every location together (or at the waiting one, when it may not be split)
+    available: int
     # backorder_denied: the product's backorders are denied (or capped): the sale is canceled
     reason: Literal["insufficient_stock", "unknown_location", "unknown_sku", "backorder_denied"]
     # the product's pre-order terms {expected_at, lead_time_days}; left out when it has none
@@ -137,7 +139,10 @@ class SaleOut(BaseModel):
     status: str
     version: int
     shop: dict[str, Any]
-    location_id: str | None  # as asked: None for a routed sale
+    location_id: str | None = Field(
+        description="The location the client named; null for a sale stock routes (where its"
+        " units are reserved is `allocations`)."
+    )
     allow_split: bool = True
     lines: list[dict[str, Any]]
     customer: dict[str, Any] | None
@@ -157,12 +162,19 @@ class SaleOut(BaseModel):
     # while the sale is backordered, each line stock could not reserve (why `POST /sales`
     # answered 228); empty otherwise
     issues: list[StockIssue] = []
-    # where the sale's units are reserved, one entry per location (the reservation's own
-    # first); empty while nothing is reserved and after a release
-    allocations: list[Allocation] = []
-    # the parts of the sale that have shipped, one per location it ships from, in the order
-    # they shipped; the sale is `shipped` once every location has
-    shipped_parts: list[ShippedPart] = []
+    allocations: list[Allocation] = Field(
+        [],
+        description="Where the sale's units are reserved: one entry per location, the"
+        " reservation's own first. Empty while nothing is reserved (`awaiting_stock`,"
+        " `backordered`) and once the reservation is released; a shipped sale keeps them.",
+    )
+    shipped_parts: list[ShippedPart] = Field(
+        [],
+        description="The parts of the sale that have shipped, one per location it ships from"
+        " (`allocations`), in the order they shipped. A sale split across locations stays"
+        " `in_fulfillment` until every location has shipped its part, and cannot be canceled"
+        " once any has.",
+    )
 
 
 class FieldError(BaseModel):

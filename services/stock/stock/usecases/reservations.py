@@ -184,14 +184,16 @@ async def reserve_sales(conn: asyncpg.Connection, changes: Sequence[SaleChange])
         conn, {s.tenant_id for s in created if s.routed}
     )
     wanted = {k for s in created for k in s.keys(sites.get(s.tenant_id, ()))}
+    # the places of the events: each sale's location, each reservation's and its lines'
     held = {(r.tenant_id, r.location_of(ln[2])) for r in known.values() for ln in r.lines}
+    held |= {(r.tenant_id, r.location_id) for r in known.values()}
     wanted |= {(r.tenant_id, r.location_of(ln[2]), ln[0]) for r in known.values() for ln in r.lines}
     records = await store.records.lock_records(conn, wanted)
     by_id = {r.id: r for r in records.values()}
     reservations = await store.reservations.reservations_for(conn, keys, lock=True)
     locations, policies, queued = await store.reservations.known_for_batch(
         conn,
-        {(s.tenant_id, s.location_id) for s in created if not s.routed} | held,
+        {(e.sale.tenant_id, e.sale.location_id) for e in changes if not e.sale.routed} | held,
         {(t, sku) for t, _, sku in wanted},
         keys,
     )
