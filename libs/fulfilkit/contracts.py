@@ -129,6 +129,13 @@ class RequiredDates(BaseModel):
     deliver_by: datetime | None = None
 
 
+class ShippedPart(BaseModel):
+    """A part of a sale that has left: what one location of its reservation shipped."""
+
+    location_id: str
+    shipped_at: datetime
+
+
 class SaleSnapshot(BaseModel):
     """A sale (data version 2: `location_id` may be null, for a sale routed by stock; in
     version 1 it was always the location the client named)."""
@@ -158,6 +165,10 @@ class SaleSnapshot(BaseModel):
     # added: whether stock may split the sale across locations when it routes it (a sale
     # without `location_id`); where the sale ships from is in its `reservation`
     allow_split: bool = True
+    # added (additive): the parts of the sale that have shipped, one per location of its
+    # reservation, in the order they shipped; the sale is `shipped` once every location
+    # has. Left out while none has.
+    shipped_parts: list[ShippedPart] = Field([], exclude_if=lambda v: not v)
 
 
 class SaleStatusChanged(SaleSnapshot):

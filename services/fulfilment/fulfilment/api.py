@@ -50,7 +50,9 @@ def orders_answers() -> Iterator[None]:
 async def shipping_init(
     body: ShippingInitIn, tenant: TenantId, actor: Actor, runtime: RuntimeDep, resources: Resources
 ) -> ShippingInitOut:
-    """Claim each pending sale for shipping and give it a fulfillment; report the others.
+    """Claim each pending sale for shipping and give it a fulfillment per location it ships
+    from (one, unless stock split it across locations); report the others. A sale's
+    fulfillments are together in the answer, the location holding most of its units first.
 
     Calling it again for the same sales returns the fulfillments they already have.
     """
@@ -130,7 +132,8 @@ async def change_status(
     runtime: RuntimeDep,
     resources: Resources,
 ) -> FulfillmentOut:
-    """Move a fulfillment forward. `shipped` first asks `orders` to ship the sale, so a
+    """Move a fulfillment forward. `shipped` first asks `orders` to ship the sale (its part
+    at this fulfillment's location: a split sale is shipped with its last part), so a
     canceled sale is refused (409) and never leaves the warehouse."""
     with orders_answers():
         outcome = await usecases.update_fulfillment_statuses(

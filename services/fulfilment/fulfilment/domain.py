@@ -33,6 +33,9 @@ class Fulfillment:
     shop_name: str
     sale_date_created: datetime
     location_name: str
+    # its place among its sale's fulfillments: 0 for the reservation's own location, then
+    # the other locations of a split sale in the order the reservation lists them
+    part: int = 0
 
 
 # The sale's status that each status of its fulfillment implies: orders claims the sale before
@@ -50,22 +53,6 @@ SALE_STATUS_OF = {
 
 def sale_status(fulfillment_status: str) -> str:
     return SALE_STATUS_OF[fulfillment_status]
-
-
-def ships_from(location_id: str | None, reservation: Mapping[str, Any] | None) -> str:
-    """Where a sale ships from: the location it named, or for a routed sale (none named) the
-    location stock reserved it at (its reservation's `location_id`)."""
-    if location_id is not None:
-        return location_id
-    return str((reservation or {}).get("location_id") or "")
-
-
-def location_name(location_id: str, reservation: Mapping[str, Any] | None) -> str:
-    """The location's name as the sale's reservation gives it (`location.name`), else its
-    code."""
-    location = (reservation or {}).get("location")
-    name = location.get("name") if isinstance(location, Mapping) else None
-    return name if isinstance(name, str) and name else location_id
 
 
 def fulfillment_number(fulfillment: UUID) -> str:
@@ -133,12 +120,6 @@ def movable(fulfillments: Sequence[Fulfillment], target: str) -> list[Fulfillmen
     return [f for f in fulfillments if why_not(f.status, target) is None]
 
 
-def is_bulky(reservation: Mapping[str, Any] | None) -> bool:
-    """A shipment is bulky when any reserved line's product is."""
-    lines = (reservation or {}).get("lines") or []
-    return any(line.get("is_bulky") for line in lines)
-
-
 @dataclass(frozen=True)
 class ShippingDetails:
     """Where a fulfillment ships from and to, as its sale said when it was claimed: its
@@ -159,3 +140,59 @@ def sender_of(reservation: Mapping[str, Any] | None) -> dict[str, Any] | None:
         return None
     address = location.get("address")
     return {"name": location["name"], "address": address if isinstance(address, dict) else None}
+
+
+@dataclass(frozen=True)
+class Part:
+    """What one location ships of a claimed sale: one fulfillment each. `location` is the
+    place as stock's reservation named it (`{name, address}`), or None when it did not;
+    `lines` are the reservation's lines at that location."""
+
+    location_id: str
+    location: Mapping[str, Any] | None
+    lines: list[Mapping[str, Any]]
+
+    @property
+    def is_bulky(self) -> bool:
+        """A shipment is bulky when any of its reserved lines' product is."""
+        return any(line.get("is_bulky") for line in self.lines)
+
+    @property
+    def name(self) -> str:
+        """The location's name as the reservation gives it, else its code."""
+        name = self.location.get("name") if isinstance(self.location, Mapping) else None
+        return name if isinstance(name, str) and name else self.location_id
+
+    @property
+    def sender(self) -> dict[str, Any] | None:
+        """The location as the label's sender (`{name, address}`), or None when the
+        reservation did not name it."""
+        return sender_of({"location": self.location})
+
+
+class NothingToShip(ValueError):
+    """A claimed sale whose reservation names no location, and that names none itself."""
+
+
+def parts_of(location_id: str | None, reservation: Mapping[str, Any] | None) -> list[Part]:
+    """The parts a claimed sale ships, one per location its reservation holds units at: the
+    reservation's own `location_id` first (a line there names no location of its own), then
+    each of its `other_locations` in order, with the lines that name it. A sale reserved at
+    one location is one part. A sale whose reservation names no location ships from its own
+    `location_id` (reservations published before stock named their location)."""
+    reservation = reservation or {}
+    primary = reservation.get("location_id") or location_id
+    if not isinstance(primary, str) or not primary:
+        raise NothingToShip("the sale's reservation names no location to ship from")
+    places: dict[str, Mapping[str, Any] | None] = {primary: reservation.get("location")}
+    for place in reservation.get("other_locations") or []:
+        if isinstance(place, Mapping) and isinstance(place.get("location_id"), str):
+            places.setdefault(place["location_id"], place.get("location"))
+    lines: dict[str, list[Mapping[str, Any]]] = {where: [] for where in places}
+    for line in reservation.get("lines") or []:
+        where = line.get("location_id") or primary
+        if where not in lines:  # a line at a place other_locations does not list
+            places[where] = None
+            lines[where] = []
+        lines[where].append(line)
+    return [Part(where, places[where], lines[where]) for where in places]

@@ -1,7 +1,8 @@
 """The synchronous asks to `orders`, which alone decides a sale's status.
 
-Both are batches of up to 100 sales. When orders does not do what was asked at all, the
-client raises `OrdersRefused` or `OrdersUnavailable`; the routes say how each is answered.
+Both are batches of up to 100 sales (shipments: parts of sales). When orders does not do
+what was asked at all, the client raises `OrdersRefused` or `OrdersUnavailable`; the routes
+say how each is answered.
 """
 
 from typing import Any, TypeVar
@@ -54,13 +55,14 @@ class Claimed(BaseModel):
 
 class ShipRefusal(BaseModel):
     sale_id: str
+    location_id: str | None = None  # the part refused, when a part was asked for
     code: str  # not_found, conflict
     detail: str
     sale_status: str | None = None
 
 
 class Shipped(BaseModel):
-    shipped: list[str]  # sale_ids now shipped (or already shipped or delivered)
+    shipped: list[str]  # sale_ids whose part asked for shipped (now or before)
     errors: list[ShipRefusal]
 
 
@@ -75,16 +77,22 @@ class OrdersClient:
 
     async def claim(self, tenant_id: UUID, actor: str, sale_ids: list[str]) -> Claimed:
         """Claim pending sales for shipping (`pending -> in_fulfillment`), each at most once."""
-        raw = await self._for_sales("/internal/sales/claim", tenant_id, actor, sale_ids, "claim")
+        body = {"sale_ids": sale_ids}
+        raw = await self._for_sales("/internal/sales/claim", tenant_id, actor, body, "claim")
         return _parsed(Claimed, raw, "claim")
 
-    async def ship_many(self, tenant_id: UUID, actor: str, sale_ids: list[str]) -> Shipped:
-        """Ship sales in fulfillment; a sale that cannot ship (canceled, say) is reported."""
-        raw = await self._for_sales("/internal/sales/ship", tenant_id, actor, sale_ids, "shipment")
+    async def ship_parts(
+        self, tenant_id: UUID, actor: str, parts: list[tuple[str, str]]
+    ) -> Shipped:
+        """Ship parts of sales in fulfillment, each a (sale_id, location_id): a sale ships
+        when every location it ships from has; a part that cannot ship (its sale canceled,
+        say) is reported."""
+        body = {"parts": [{"sale_id": sale_id, "location_id": where} for sale_id, where in parts]}
+        raw = await self._for_sales("/internal/sales/ship", tenant_id, actor, body, "shipment")
         return _parsed(Shipped, raw, "shipment")
 
     async def _for_sales(
-        self, path: str, tenant_id: UUID, actor: str, sale_ids: list[str], what: str
+        self, path: str, tenant_id: UUID, actor: str, body: dict[str, Any], what: str
     ) -> bytes:
         """The body of orders' 200 answer, parsed by the caller straight into its model."""
         with span(f"POST {path}", kind=SpanKind.CLIENT, attributes={"server.address": "orders"}):
@@ -97,7 +105,7 @@ class OrdersClient:
             }
             try:
                 async with self._session.post(
-                    f"{self._base_url}{path}", json={"sale_ids": sale_ids}, headers=headers
+                    f"{self._base_url}{path}", json=body, headers=headers
                 ) as response:
                     status, raw = response.status, await response.read()
                 body = orjson.loads(raw) if status != 200 else None

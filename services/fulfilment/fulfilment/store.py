@@ -15,20 +15,24 @@ S = "fulfilment"
 COLUMNS = (
     "id, tenant_id, fulfillment_id, sale, sale_id, location, status, shipping_provider,"
     " tracking_number, is_bulky, version, date_created, shop_channel, shop_name,"
-    " sale_date_created, location_name"
+    " sale_date_created, location_name, part"
 )
 
 
 async def by_sale_ids(
     conn: asyncpg.Connection, tenant_id: UUID, sale_ids: Sequence[str]
-) -> dict[str, Fulfillment]:
+) -> dict[str, list[Fulfillment]]:
+    """The fulfillments of each of these sales that has any: one per part, in part order."""
     rows = await conn.fetch(
         f"SELECT {COLUMNS} FROM {S}.fulfillments WHERE tenant_id = $1"
-        " AND sale_id = ANY($2::text[])",
+        " AND sale_id = ANY($2::text[]) ORDER BY sale_id, part",
         tenant_id,
         list(sale_ids),
     )
-    return {r["sale_id"]: Fulfillment(**dict(r)) for r in rows}
+    found: dict[str, list[Fulfillment]] = {}
+    for r in rows:
+        found.setdefault(r["sale_id"], []).append(Fulfillment(**dict(r)))
+    return found
 
 
 async def get(conn: asyncpg.Connection, tenant_id: UUID, fulfillment: UUID) -> Fulfillment | None:
@@ -54,13 +58,14 @@ async def get_many(
 
 
 async def insert_many(conn: asyncpg.Connection, items: Sequence[Fulfillment]) -> list[UUID]:
-    """Insert new fulfillments; a sale that already has one keeps it. Returns the ids added."""
+    """Insert new fulfillments; a part of a sale (its location) that already has one keeps
+    it. Returns the ids added."""
     rows = await conn.fetch(
         f"INSERT INTO {S}.fulfillments ({COLUMNS})"
         " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[],"
         " $6::text[], $7::text[], $8::text[], $9::text[], $10::bool[], $11::int[],"
-        " $12::timestamptz[], $13::text[], $14::text[], $15::timestamptz[], $16::text[])"
-        " ON CONFLICT (tenant_id, sale) DO NOTHING"
+        " $12::timestamptz[], $13::text[], $14::text[], $15::timestamptz[], $16::text[],"
+        " $17::smallint[]) ON CONFLICT (tenant_id, sale, location) DO NOTHING"
         " RETURNING id",
         [f.id for f in items],
         [f.tenant_id for f in items],
@@ -78,6 +83,7 @@ async def insert_many(conn: asyncpg.Connection, items: Sequence[Fulfillment]) ->
         [f.shop_name for f in items],
         [f.sale_date_created for f in items],
         [f.location_name for f in items],
+        [f.part for f in items],
     )
     return [r["id"] for r in rows]
 

@@ -25,15 +25,13 @@ from fulfilkit.received import Event
 from fulfilment import events, labels, store
 from fulfilment.domain import (
     Fulfillment,
+    Part,
     ShippingDetails,
     advance,
     choose_provider,
     fulfillment_number,
-    is_bulky,
-    location_name,
     movable,
-    sender_of,
-    ships_from,
+    parts_of,
     why_not,
 )
 from fulfilment.orders_client import OrdersClient
@@ -55,7 +53,9 @@ class Refusal:
 
 @dataclass(frozen=True)
 class Outcome:
-    fulfillments: list[Fulfillment]  # in the order asked
+    # in the order asked; a sale's fulfillments (one per location it ships from) together,
+    # in part order
+    fulfillments: list[Fulfillment]
     refused: list[Refusal]
 
 
@@ -84,10 +84,11 @@ async def init_shipping(
     actor: str,
     sale_ids: Sequence[str],
 ) -> Outcome:
-    """Claim each pending sale for shipping and give it a fulfillment; report the others.
+    """Claim each pending sale for shipping and give it one fulfillment per location it
+    ships from (one for a sale reserved at one location); report the others.
 
-    A sale that already has a fulfillment keeps it (asking again answers the same), so only
-    the others are claimed on orders.
+    A sale that already has its fulfillments keeps them (asking again answers the same), so
+    only the others are claimed on orders.
     """
     sale_ids = list(dict.fromkeys(sale_ids))
     refused = [
@@ -108,7 +109,7 @@ async def init_shipping(
         existing |= await in_transaction(
             pool, lambda conn: _ensure_fulfillments(conn, settings, tenant, answer.claimed)
         )
-    return Outcome([existing[s] for s in sale_ids if s in existing], refused)
+    return Outcome([f for s in sale_ids for f in existing.get(s, [])], refused)
 
 
 async def update_fulfillment_statuses(
@@ -120,10 +121,10 @@ async def update_fulfillment_statuses(
 ) -> Outcome:
     """Move each fulfillment forward to its status; report those that cannot move.
 
-    To mark fulfillments shipped, orders ships their sales first (one ask for the batch): a
-    sale that cannot ship (canceled, say) leaves its fulfillment where it was and never
-    leaves the warehouse. One read decides, then one locking transaction decides again and
-    moves what still can.
+    To mark fulfillments shipped, orders ships their parts of their sales first (one ask for
+    the batch; a sale is shipped once every part is): a part that cannot ship (its sale
+    canceled, say) leaves its fulfillment where it was and never leaves the warehouse. One
+    read decides, then one locking transaction decides again and moves what still can.
     """
     refused = [_not_found(u.fulfillment) for u in updates if _uuid(u.fulfillment) is None]
     targets = {fid: u.status for u in updates if (fid := _uuid(u.fulfillment)) is not None}
@@ -140,21 +141,28 @@ async def update_fulfillment_statuses(
             )
         else:
             wanted[fid] = target
-    to_ship = {found[fid].sale_id: fid for fid, target in wanted.items() if target == "shipped"}
+    to_ship = {
+        (found[fid].sale_id, found[fid].location): fid
+        for fid, target in wanted.items()
+        if target == "shipped"
+    }
     if to_ship:
-        answer = await orders.ship_many(tenant, actor, list(to_ship))
+        answer = await orders.ship_parts(tenant, actor, list(to_ship))
         crash_point("fulfilment.after_ship_call")
         for error in answer.errors:
-            fid = to_ship[error.sale_id]
-            del wanted[fid]
-            refused.append(
-                Refusal(
-                    str(fid),
-                    "conflict",
-                    f"The sale cannot ship: {error.detail}",
-                    {"sale_status": error.sale_status},
+            for (sale_id, where), fid in to_ship.items():
+                if sale_id != error.sale_id or error.location_id not in (None, where):
+                    continue
+                if wanted.pop(fid, None) is None:
+                    continue
+                refused.append(
+                    Refusal(
+                        str(fid),
+                        "conflict",
+                        f"The sale cannot ship: {error.detail}",
+                        {"sale_status": error.sale_status},
+                    )
                 )
-            )
     if not wanted:
         return Outcome([], refused)
     if len(wanted) == 1:
@@ -265,72 +273,69 @@ async def _ensure_fulfillments(
     settings: FulfilmentSettings,
     tenant: UUID,
     sales: Sequence[c.SaleSnapshot],
-) -> dict[str, Fulfillment]:
-    """The fulfillment of each claimed sale, created if missing; by sale_id.
+) -> dict[str, list[Fulfillment]]:
+    """The fulfillments of each claimed sale, one per part (location it ships from), created
+    where missing; by sale_id.
 
-    A unique index keeps one fulfillment per sale, so concurrent callers (the request and
-    the consumer) end with the same one, and a canceled one is never replaced.
+    A unique index keeps one fulfillment per part, so concurrent callers (the request and
+    the consumer) end with the same ones, and a canceled one is never replaced.
     """
+    sales = list({s.id: s for s in sales}.values())
     existing = await store.by_sale_ids(conn, tenant, [s.sale_id for s in sales])
+    have = {(f.sale, f.location) for found in existing.values() for f in found}
     # One insertion order everywhere, so concurrent callers never deadlock on the index.
-    missing = sorted((s for s in sales if s.sale_id not in existing), key=lambda s: str(s.id))
-    by_provider: dict[str, list[c.SaleSnapshot]] = {}
-    for sale in missing:
+    missing = sorted(
+        (
+            (sale, index, part)
+            for sale in sales
+            for index, part in enumerate(parts_of(sale.location_id, sale.reservation))
+            if (sale.id, part.location_id) not in have
+        ),
+        key=lambda m: (str(m[0].id), m[2].location_id),
+    )
+    by_provider: dict[str, list[tuple[c.SaleSnapshot, int, Part]]] = {}
+    for sale, index, part in missing:
         provider = choose_provider(
             settings.shipping_provider_rules,
-            ships_from(sale.location_id, sale.reservation),
+            part.location_id,
             sale.shop.channel,
             settings.default_shipping_provider,
         )
-        by_provider.setdefault(provider, []).append(sale)
+        by_provider.setdefault(provider, []).append((sale, index, part))
     now = utcnow()
-    created: list[Fulfillment] = []
+    created: list[tuple[Fulfillment, ShippingDetails]] = []
     for name, group in by_provider.items():
         numbers = await PROVIDERS[name].allocate(conn, len(group))
-        for sale, number in zip(group, numbers, strict=True):
+        for (sale, index, part), number in zip(group, numbers, strict=True):
             fid = uuid.uuid4()
-            created.append(
-                Fulfillment(
-                    id=fid,
-                    tenant_id=tenant,
-                    fulfillment_id=fulfillment_number(fid),
-                    sale=sale.id,
-                    sale_id=sale.sale_id,
-                    location=ships_from(sale.location_id, sale.reservation),
-                    status="waiting_for_picking",
-                    shipping_provider=name,
-                    tracking_number=number,
-                    is_bulky=is_bulky(sale.reservation),
-                    version=1,
-                    date_created=now,
-                    shop_channel=sale.shop.channel,
-                    shop_name=sale.shop.shop_name,
-                    sale_date_created=sale.created_at,
-                    location_name=location_name(
-                        ships_from(sale.location_id, sale.reservation), sale.reservation
-                    ),
-                )
+            f = Fulfillment(
+                id=fid,
+                tenant_id=tenant,
+                fulfillment_id=fulfillment_number(fid),
+                sale=sale.id,
+                sale_id=sale.sale_id,
+                location=part.location_id,
+                status="waiting_for_picking",
+                shipping_provider=name,
+                tracking_number=number,
+                is_bulky=part.is_bulky,
+                version=1,
+                date_created=now,
+                shop_channel=sale.shop.channel,
+                shop_name=sale.shop.shop_name,
+                sale_date_created=sale.created_at,
+                location_name=part.name,
+                part=index,
             )
+            details = ShippingDetails(fid, sale.customer, sale.shipping_address, part.sender)
+            created.append((f, details))
     if not created:
         return existing
-    created.sort(key=lambda f: str(f.sale))
-    added = set(await store.insert_many(conn, created))
-    ships_to = {s.id: s for s in missing}
-    await store.insert_shipping_details(
-        conn,
-        [
-            ShippingDetails(
-                f.id,
-                ships_to[f.sale].customer,
-                ships_to[f.sale].shipping_address,
-                sender_of(ships_to[f.sale].reservation),
-            )
-            for f in created
-            if f.id in added
-        ],
-    )
+    created.sort(key=lambda fd: (str(fd[0].sale), fd[0].location))
+    added = set(await store.insert_many(conn, [f for f, _ in created]))
+    await store.insert_shipping_details(conn, [d for f, d in created if f.id in added])
     await add_events(
-        conn, SCHEMA, [events.fulfillment_created(f) for f in created if f.id in added]
+        conn, SCHEMA, [events.fulfillment_created(f) for f, _ in created if f.id in added]
     )
     return await store.by_sale_ids(conn, tenant, [s.sale_id for s in sales])
 

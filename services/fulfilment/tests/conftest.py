@@ -51,11 +51,14 @@ class Sale:
     id: uuid.UUID
     sale_id: str
     status: str
-    location_id: str = "wh-1"
+    location_id: str | None = "wh-1"
     channel: str = "web"
     bulky: bool = False
     location_name: str | None = None  # in the reservation, as stock publishes it
     created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    # the whole reservation, for a split sale (else one line at `location_id`)
+    reservation: dict[str, Any] | None = None
+    shipped_parts: set[str] = field(default_factory=set)  # the locations shipped
 
     def snapshot(self) -> dict[str, Any]:
         now = datetime.now(UTC).isoformat()
@@ -68,7 +71,8 @@ class Sale:
             "shop": {"channel": self.channel, "shop_name": "test"},
             "location_id": self.location_id,
             "lines": lines,
-            "reservation": {
+            "reservation": self.reservation
+            or {
                 "lines": [
                     {**lines[0], "stock_record_id": str(uuid.uuid4()), "is_bulky": self.bulky}
                 ],
@@ -77,6 +81,12 @@ class Sale:
             "created_at": self.created_at.isoformat(),
             "updated_at": now,
         }
+
+    def locations(self) -> set[str]:
+        """Where the sale ships from: its reservation's locations."""
+        reservation = self.reservation or {}
+        primary = reservation.get("location_id") or self.location_id
+        return {primary} | {p["location_id"] for p in reservation.get("other_locations", [])}
 
 
 @dataclass
@@ -88,6 +98,8 @@ class FakeOrders:
     url: str = ""
     sales: dict[tuple[uuid.UUID, str], Sale] = field(default_factory=dict)
     requests: list[tuple[str, uuid.UUID, list[str]]] = field(default_factory=list)
+    # the parts each shipment asked for, (sale_id, location_id)
+    parts_asked: list[list[tuple[str, str]]] = field(default_factory=list)
     answer_status: int | None = None
     answer_body: bytes | None = None
 
@@ -103,15 +115,19 @@ class FakeOrders:
         assert request.headers[INTERNAL_TOKEN_HEADER] == TOKEN
         assert request.headers[ACTOR_HEADER]
         tenant = uuid.UUID(request.headers[TENANT_HEADER])
-        sale_ids = (await request.json())["sale_ids"]
+        body = await request.json()
+        parts = [(p["sale_id"], p["location_id"]) for p in body.get("parts", [])]
+        sale_ids = body["sale_ids"] if "sale_ids" in body else [s for s, _ in parts]
         self.requests.append((request.path, tenant, sale_ids))
+        if parts:
+            self.parts_asked.append(parts)
         if self.answer_status is not None:
             return web.json_response({"detail": "Refused."}, status=self.answer_status)
         if self.answer_body is not None:
             return web.Response(body=self.answer_body, content_type="application/json")
         if request.path == "/internal/sales/claim":
             return web.json_response(self.claim(tenant, sale_ids))
-        return web.json_response(self.ship(tenant, sale_ids))
+        return web.json_response(self.ship(tenant, parts))
 
     def claim(self, tenant: uuid.UUID, sale_ids: list[str]) -> dict[str, Any]:
         claimed, errors = [], []
@@ -140,15 +156,16 @@ class FakeOrders:
                 claimed.append(sale.snapshot())
         return {"claimed": claimed, "errors": errors}
 
-    def ship(self, tenant: uuid.UUID, sale_ids: list[str]) -> dict[str, Any]:
+    def ship(self, tenant: uuid.UUID, parts: list[tuple[str, str]]) -> dict[str, Any]:
         shipped, errors = [], []
-        for sale_id in sale_ids:
+        for sale_id, where in parts:
             sale = self.sales.get((tenant, sale_id))
             if sale is None or sale.status not in ("in_fulfillment", "shipped", "delivered"):
                 status = None if sale is None else sale.status
                 errors.append(
                     {
                         "sale_id": sale_id,
+                        "location_id": where,
                         "code": "conflict" if sale else "not_found",
                         "sale_status": status,
                         "detail": f"The sale is {status} and cannot ship.",
@@ -156,9 +173,11 @@ class FakeOrders:
                 )
             else:
                 if sale.status == "in_fulfillment":
-                    sale.status = "shipped"
+                    sale.shipped_parts.add(where)
+                    if sale.shipped_parts >= sale.locations():
+                        sale.status = "shipped"
                 shipped.append(sale_id)
-        return {"shipped": shipped, "errors": errors}
+        return {"shipped": list(dict.fromkeys(shipped)), "errors": errors}
 
 
 @pytest.fixture

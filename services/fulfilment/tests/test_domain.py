@@ -6,12 +6,14 @@ import pytest
 from fulfilment.domain import (
     Fulfillment,
     IllegalTransition,
+    NothingToShip,
+    Part,
     advance,
     check_digit,
     choose_provider,
-    is_bulky,
     movable,
     next_status,
+    parts_of,
     sender_of,
     tracking_number,
     why_not,
@@ -85,9 +87,12 @@ def test_why_not_says_it_as_a_sentence_and_movable_leaves_the_others_alone():
 
 
 def test_a_shipment_is_bulky_when_any_reserved_line_is():
-    assert not is_bulky(None)
-    assert not is_bulky({"lines": [{"sku": "A", "is_bulky": False}]})
-    assert is_bulky({"lines": [{"sku": "A"}, {"sku": "B", "is_bulky": True}]})
+    [none] = parts_of("wh-1", None)
+    assert not none.is_bulky
+    [light] = parts_of("wh-1", {"lines": [{"sku": "A", "is_bulky": False}]})
+    assert not light.is_bulky
+    [bulky] = parts_of("wh-1", {"lines": [{"sku": "A"}, {"sku": "B", "is_bulky": True}]})
+    assert bulky.is_bulky
 
 
 def test_the_sender_is_the_location_the_reservation_names():
@@ -96,3 +101,73 @@ def test_the_sender_is_the_location_the_reservation_names():
     assert sender_of({"location": {"name": "Depot"}}) == {"name": "Depot", "address": None}
     for unnamed in (None, {}, {"lines": []}, {"location": None}, {"location": {"name": 3}}):
         assert sender_of(unnamed) is None
+
+
+def test_the_location_is_named_as_the_reservation_names_it_else_by_its_code():
+    def name(reservation):
+        [part] = parts_of("wh-1", reservation)
+        return part.name
+
+    assert name({"location": {"name": "Main"}, "lines": []}) == "Main"
+    assert name({"lines": []}) == "wh-1"
+    assert name({"location": None}) == "wh-1"
+    assert name(None) == "wh-1"
+
+
+DEPOT = {"name": "Depot", "address": {"city": "Oslo"}}
+ANNEX = {"name": "Annex", "address": None}
+
+
+def test_a_sale_reserved_at_one_location_is_one_part_with_every_line():
+    lines = [{"sku": "A", "quantity": 2}, {"sku": "B", "quantity": 1, "is_bulky": True}]
+    reservation = {"location_id": "wh-a", "location": DEPOT, "lines": lines}
+
+    assert parts_of("wh-a", reservation) == [Part("wh-a", DEPOT, lines)]
+    # a routed sale (no location_id of its own) ships from where stock reserved it
+    assert parts_of(None, reservation) == [Part("wh-a", DEPOT, lines)]
+    [part] = parts_of(None, reservation)
+    assert (part.name, part.sender, part.is_bulky) == ("Depot", DEPOT, True)
+
+
+def test_a_split_sale_is_one_part_per_location_the_reservation_s_own_first():
+    here = {"sku": "A", "quantity": 3}
+    there = {"sku": "A", "quantity": 1, "location_id": "wh-b", "is_bulky": True}
+    elsewhere = {"sku": "C", "quantity": 1, "location_id": "wh-c"}
+    reservation = {
+        "location_id": "wh-a",
+        "location": DEPOT,
+        "lines": [there, here, elsewhere],
+        "other_locations": [
+            {"location_id": "wh-c"},  # stock did not name it
+            {"location_id": "wh-b", "location": ANNEX},
+        ],
+    }
+
+    parts = parts_of(None, reservation)
+
+    assert parts == [
+        Part("wh-a", DEPOT, [here]),
+        Part("wh-c", None, [elsewhere]),
+        Part("wh-b", ANNEX, [there]),
+    ]
+    assert [(p.name, p.sender, p.is_bulky) for p in parts] == [
+        ("Depot", DEPOT, False),
+        ("wh-c", None, False),
+        ("Annex", ANNEX, True),
+    ]
+
+
+def test_a_line_at_a_location_the_reservation_does_not_list_is_a_part_all_the_same():
+    stray = {"sku": "B", "quantity": 1, "location_id": "wh-z"}
+    reservation = {"location_id": "wh-a", "lines": [{"sku": "A", "quantity": 1}, stray]}
+
+    assert [(p.location_id, p.lines) for p in parts_of(None, reservation)] == [
+        ("wh-a", [{"sku": "A", "quantity": 1}]),
+        ("wh-z", [stray]),
+    ]
+
+
+def test_a_sale_with_no_location_anywhere_has_nothing_to_ship():
+    for reservation in (None, {}, {"lines": [{"sku": "A", "quantity": 1}]}):
+        with pytest.raises(NothingToShip):
+            parts_of(None, reservation)

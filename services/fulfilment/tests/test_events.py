@@ -8,7 +8,7 @@ import pytest
 
 from fulfilkit import contracts as c
 from fulfilment import events
-from fulfilment.domain import Fulfillment, location_name
+from fulfilment.domain import Fulfillment
 
 SALE_CREATED = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 MADE = SALE_CREATED + timedelta(minutes=5)
@@ -92,10 +92,3 @@ def test_a_status_change_event_is_the_snapshot_plus_the_previous_status():
         **events.snapshot(f).model_dump(mode="json"),
         "previous_status": "picking",
     }
-
-
-def test_the_location_is_named_as_the_reservation_names_it_else_by_its_code():
-    assert location_name("wh-1", {"location": {"name": "Main"}, "lines": []}) == "Main"
-    assert location_name("wh-1", {"lines": []}) == "wh-1"
-    assert location_name("wh-1", {"location": None}) == "wh-1"
-    assert location_name("wh-1", None) == "wh-1"

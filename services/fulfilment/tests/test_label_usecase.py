@@ -140,7 +140,7 @@ async def test_the_consumer_records_the_address_when_it_creates_the_fulfillment(
         await usecases.follow_sales(conn, SETTINGS, [decode_event(event.to_bytes())])
 
     async with pool.acquire() as conn:
-        [f] = (await store.by_sale_ids(conn, tenant, ["S-followed"])).values()
+        [[f]] = (await store.by_sale_ids(conn, tenant, ["S-followed"])).values()
     label = await usecases.label_of(pool, tenant, str(f.id))
     assert (label.sender, label.recipient) == (
         Party("Yard 2", ("22202",)),

@@ -41,18 +41,37 @@ async def insert(pool: asyncpg.Pool, *items: Fulfillment) -> list[uuid.UUID]:
         return await store.insert_many(conn, items)
 
 
-async def test_insert_many_keeps_the_first_fulfillment_of_a_sale(pool):
+async def test_insert_many_keeps_the_first_fulfillment_of_a_sale_s_part(pool):
     tenant = uuid.uuid4()
     first = new(tenant)
     second = dataclasses.replace(new(tenant), sale=first.sale, sale_id=first.sale_id)
     other = new(tenant)
 
     assert await insert(pool, first, other) == [first.id, other.id]
-    assert await insert(pool, second) == [], "a sale has one fulfillment"
+    assert await insert(pool, second) == [], "a part of a sale has one fulfillment"
 
     async with pool.acquire() as conn:
         found = await store.by_sale_ids(conn, tenant, [first.sale_id, other.sale_id, "S-none"])
-    assert found == {first.sale_id: first, other.sale_id: other}
+    assert found == {first.sale_id: [first], other.sale_id: [other]}
+
+
+async def test_a_split_sale_has_one_fulfillment_per_location_read_in_part_order(pool):
+    tenant = uuid.uuid4()
+    primary = new(tenant)
+    elsewhere = [
+        dataclasses.replace(
+            new(tenant), sale=primary.sale, sale_id=primary.sale_id, location=where, part=part
+        )
+        for where, part in (("wh-c", 2), ("wh-b", 1))
+    ]
+    again = dataclasses.replace(elsewhere[0], id=uuid.uuid4(), tracking_number="FP-again")
+
+    assert await insert(pool, *elsewhere, primary) == [*(f.id for f in elsewhere), primary.id]
+    assert await insert(pool, again) == [], "the part at wh-c has its fulfillment"
+
+    async with pool.acquire() as conn:
+        found = await store.by_sale_ids(conn, tenant, [primary.sale_id])
+    assert found == {primary.sale_id: [primary, elsewhere[1], elsewhere[0]]}
 
 
 async def test_reads_see_only_the_tenants_own(pool):
@@ -66,6 +85,7 @@ async def test_reads_see_only_the_tenants_own(pool):
         assert await store.get_many(conn, tenant, [mine.id, uuid.uuid4()]) == {mine.id: mine}
         assert await store.get_many(conn, stranger, [mine.id]) == {}
         assert await store.by_sale_ids(conn, stranger, [mine.sale_id]) == {}
+        assert await store.by_sale_ids(conn, tenant, [mine.sale_id]) == {mine.sale_id: [mine]}
 
 
 async def test_save_statuses_writes_status_and_version(pool):

@@ -10,7 +10,7 @@ from fulfilkit import contracts as c
 from fulfilkit.errors import NotFound
 from fulfilkit.events import utcnow
 from fulfilkit.received import Event, decode_event
-from fulfilment import usecases
+from fulfilment import store, usecases
 from fulfilment.orders_client import OrdersClient, OrdersRefused, OrdersUnavailable
 from fulfilment.settings import FulfilmentSettings
 from fulfilment.usecases import Refusal, StatusUpdate
@@ -392,3 +392,224 @@ async def test_follow_sales_finishes_shipments_and_cancellations(pool, orders, s
             (to_cancel.sale_id, "canceled"),
         ]
     )
+
+
+# split sales: one fulfillment per location the sale ships from
+
+DEPOT = {"name": "Depot", "address": {"address1": "1 Quay", "city": "Oslo"}}
+
+
+def split_reservation(bulky_elsewhere: bool = True) -> dict[str, Any]:
+    """A routed sale's reservation as stock publishes it: most units at wh-1, one line at
+    wh-freight (the other location), which stock names."""
+    return {
+        "id": str(uuid.uuid4()),
+        "location_id": "wh-1",
+        "location": DEPOT,
+        "status": "active",
+        "lines": [
+            {"sku": "A", "quantity": 2, "stock_record_id": str(uuid.uuid4())},
+            {
+                "sku": "A",
+                "quantity": 1,
+                "stock_record_id": str(uuid.uuid4()),
+                "location_id": "wh-freight",
+                "is_bulky": bulky_elsewhere,
+            },
+        ],
+        "other_locations": [
+            {"location_id": "wh-freight", "location": {"name": "Freight yard", "address": None}}
+        ],
+    }
+
+
+async def test_init_shipping_gives_a_split_sale_one_fulfillment_per_location(pool, orders, session):
+    tenant = uuid.uuid4()
+    split = orders.add(tenant, location_id=None, reservation=split_reservation())
+    single = orders.add(tenant)
+
+    outcome = await usecases.init_shipping(
+        pool, orders.client(session), SETTINGS, tenant, ACTOR, [split.sale_id, single.sale_id]
+    )
+
+    assert outcome.refused == []
+    # one list; the split sale's fulfillments together, its reservation's own location first
+    assert [
+        (f.sale_id, f.location, f.location_name, f.part, f.shipping_provider, f.is_bulky)
+        for f in outcome.fulfillments
+    ] == [
+        (split.sale_id, "wh-1", "Depot", 0, "fulfil-post", False),
+        (split.sale_id, "wh-freight", "Freight yard", 1, "fulfil-freight", True),
+        (single.sale_id, "wh-1", "wh-1", 0, "fulfil-post", False),
+    ]
+    first, second, _ = outcome.fulfillments
+    assert first.tracking_number.startswith("FP") and second.tracking_number.startswith("FF")
+    assert first.id != second.id and first.fulfillment_id != second.fulfillment_id
+    assert {f.status for f in outcome.fulfillments} == {"waiting_for_picking"}
+    # each part's label sends from its own location
+    assert (await usecases.label_of(pool, tenant, str(first.id))).sender.name == "Depot"
+    assert (await usecases.label_of(pool, tenant, str(second.id))).sender.name == "Freight yard"
+    created = [e for e in await outbox(pool, tenant) if e.type == c.FULFILLMENT_CREATED]
+    assert sorted((e.data.sale.sale_id, e.data.location.location_id) for e in created) == sorted(
+        [(split.sale_id, "wh-1"), (split.sale_id, "wh-freight"), (single.sale_id, "wh-1")]
+    )
+
+    orders.requests.clear()
+    again = await usecases.init_shipping(
+        pool, orders.client(session), SETTINGS, tenant, ACTOR, [single.sale_id, split.sale_id]
+    )
+    assert again.fulfillments == [outcome.fulfillments[2], *outcome.fulfillments[:2]]
+    assert orders.requests == [], "a sale with its fulfillments is not claimed again"
+
+
+async def test_the_request_and_the_consumer_agree_on_one_fulfillment_per_part(
+    pool, orders, session
+):
+    tenant = uuid.uuid4()
+    split = orders.add(tenant, location_id=None, reservation=split_reservation())
+    # the consumer saw the claim first (the request died after orders answered, say) ...
+    claimed = c.SaleStatusChanged.model_validate(
+        {**split.snapshot(), "status": "in_fulfillment", "previous_status": "pending"}
+    )
+    event = c.make_event(
+        source="/orders",
+        type=c.SALE_STATUS_CHANGED,
+        tenant_id=tenant,
+        subject=f"sale/{split.id}",
+        data=claimed,
+    )
+    await follow(pool, [decode_event(event.to_bytes())] * 2)
+    followed = await store_parts(pool, tenant, split.sale_id)
+    assert [f.location for f in followed] == ["wh-1", "wh-freight"]
+
+    # ... and the same claim, answered to a request, finds them and adds none
+    async with pool.acquire() as conn, conn.transaction():
+        found = await usecases._ensure_fulfillments(conn, SETTINGS, tenant, [claimed])
+    assert found == {split.sale_id: followed}
+    assert len(await outbox(pool, tenant)) == 2
+
+
+async def store_parts(pool: asyncpg.Pool, tenant: uuid.UUID, sale_id: str) -> list:
+    async with pool.acquire() as conn:
+        return (await store.by_sale_ids(conn, tenant, [sale_id]))[sale_id]
+
+
+async def test_marking_a_part_shipped_ships_that_part_of_the_sale(pool, orders, session):
+    tenant = uuid.uuid4()
+    split = orders.add(tenant, location_id=None, reservation=split_reservation())
+    here, there = (
+        await usecases.init_shipping(
+            pool, orders.client(session), SETTINGS, tenant, ACTOR, [split.sale_id]
+        )
+    ).fulfillments
+    client = orders.client(session)
+
+    first = await usecases.update_fulfillment_statuses(
+        pool, client, tenant, ACTOR, [StatusUpdate(str(there.id), "shipped")]
+    )
+
+    assert [(f.id, f.status) for f in first.fulfillments] == [(there.id, "shipped")]
+    assert orders.parts_asked == [[(split.sale_id, "wh-freight")]]
+    assert orders.sales[(tenant, split.sale_id)].status == "in_fulfillment", "a part is left"
+    assert await rows_by_location(pool, tenant) == {
+        "wh-1": ("waiting_for_picking", 1),
+        "wh-freight": ("shipped", 2),
+    }
+
+    last = await usecases.update_fulfillment_statuses(
+        pool, client, tenant, ACTOR, [StatusUpdate(str(here.id), "shipped")]
+    )
+
+    assert [(f.id, f.status) for f in last.fulfillments] == [(here.id, "shipped")]
+    assert orders.parts_asked[-1] == [(split.sale_id, "wh-1")]
+    assert orders.sales[(tenant, split.sale_id)].status == "shipped"
+
+
+async def test_a_wave_ships_both_parts_of_a_sale_in_one_ask(pool, orders, session):
+    tenant = uuid.uuid4()
+    split = orders.add(tenant, location_id=None, reservation=split_reservation())
+    here, there = (
+        await usecases.init_shipping(
+            pool, orders.client(session), SETTINGS, tenant, ACTOR, [split.sale_id]
+        )
+    ).fulfillments
+
+    outcome = await usecases.update_fulfillment_statuses(
+        pool,
+        orders.client(session),
+        tenant,
+        ACTOR,
+        [StatusUpdate(str(here.id), "shipped"), StatusUpdate(str(there.id), "shipped")],
+    )
+
+    assert outcome.refused == []
+    assert [(f.id, f.status) for f in outcome.fulfillments] == [
+        (here.id, "shipped"),
+        (there.id, "shipped"),
+    ]
+    assert orders.parts_asked == [[(split.sale_id, "wh-1"), (split.sale_id, "wh-freight")]]
+    assert orders.sales[(tenant, split.sale_id)].status == "shipped"
+
+
+async def test_the_parts_of_a_canceled_split_sale_are_refused_and_stay(pool, orders, session):
+    tenant = uuid.uuid4()
+    split = orders.add(tenant, location_id=None, reservation=split_reservation())
+    here, there = (
+        await usecases.init_shipping(
+            pool, orders.client(session), SETTINGS, tenant, ACTOR, [split.sale_id]
+        )
+    ).fulfillments
+    orders.sales[(tenant, split.sale_id)].status = "canceled"
+
+    outcome = await usecases.update_fulfillment_statuses(
+        pool,
+        orders.client(session),
+        tenant,
+        ACTOR,
+        [StatusUpdate(str(there.id), "shipped"), StatusUpdate(str(here.id), "packed")],
+    )
+
+    assert [(f.id, f.status) for f in outcome.fulfillments] == [(here.id, "packed")]
+    assert outcome.refused == [
+        Refusal(
+            str(there.id),
+            "conflict",
+            "The sale cannot ship: The sale is canceled and cannot ship.",
+            {"sale_status": "canceled"},
+        )
+    ]
+    # and the sale's cancellation, when its event comes, cancels every part
+    await follow(pool, [sale_event(tenant, split.id, split.sale_id, "canceled")])
+    assert await rows_by_location(pool, tenant) == {
+        "wh-1": ("canceled", 3),
+        "wh-freight": ("canceled", 2),
+    }
+
+
+async def test_a_split_sale_shipped_moves_every_part_its_requests_left(pool, orders, session):
+    tenant = uuid.uuid4()
+    split = orders.add(tenant, location_id=None, reservation=split_reservation())
+    here, _ = (
+        await usecases.init_shipping(
+            pool, orders.client(session), SETTINGS, tenant, ACTOR, [split.sale_id]
+        )
+    ).fulfillments
+    await usecases.update_fulfillment_statuses(
+        pool, orders.client(session), tenant, ACTOR, [StatusUpdate(str(here.id), "shipped")]
+    )
+
+    # the last part was shipped on orders, and fulfilment died before recording it
+    await follow(pool, [sale_event(tenant, split.id, split.sale_id, "shipped")])
+
+    assert await rows_by_location(pool, tenant) == {
+        "wh-1": ("shipped", 2),
+        "wh-freight": ("shipped", 2),
+    }
+
+
+async def rows_by_location(pool: asyncpg.Pool, tenant: uuid.UUID) -> dict[str, tuple[str, int]]:
+    found = await pool.fetch(
+        "SELECT location, status, version FROM fulfilment.fulfillments WHERE tenant_id = $1",
+        tenant,
+    )
+    return {r["location"]: (r["status"], r["version"]) for r in found}

@@ -44,6 +44,7 @@ from orders.schemas import (
     SalesIn,
     SalesOut,
     ShipError,
+    ShipIn,
     ShipOut,
 )
 
@@ -460,21 +461,23 @@ async def claim_for_shipping(
 
 
 @internal.post("/sales/ship", response_model=ShipOut)
-async def ship_sales(
-    body: SaleIdsIn, tenant: ShippingTenantId, actor: Actor, pool: Pool
-) -> ShipOut:
-    """Up to 100 sales in one transaction: each sale in fulfillment ships, one already
-    shipped stays so, any other is reported and never ships."""
-    shipped = await usecases.ship_sales(pool, tenant, actor, body.sale_ids)
+async def ship_sales(body: ShipIn, tenant: ShippingTenantId, actor: Actor, pool: Pool) -> ShipOut:
+    """Up to 100 sales, or parts of sales, in one transaction: each part of a sale in
+    fulfillment ships (the sale once all its parts have), a part already shipped stays so,
+    any other is reported and never ships."""
+    parts = [(p.sale_id, p.location_id) for p in body.parts or []]
+    parts += [(sale_id, None) for sale_id in body.sale_ids or []]
+    shipped = await usecases.ship_parts(pool, tenant, actor, parts)
     errors = [
-        ShipError(sale_id=sale_id, code="not_found", detail=refusal.detail)
+        ShipError(sale_id=sale_id, location_id=where, code="not_found", detail=refusal.detail)
         if isinstance(refusal, NotFound)
         else ShipError(
             sale_id=sale_id,
+            location_id=where,
             code="conflict",
             sale_status=refusal.extra["sale_status"],
             detail=refusal.detail,
         )
-        for sale_id, refusal in shipped.refused
+        for sale_id, where, refusal in shipped.refused
     ]
     return ShipOut(shipped=[sale.sale_id for sale in shipped.done], errors=errors)

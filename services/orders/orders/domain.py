@@ -57,6 +57,8 @@ class Sale:
     # is stale ("Editing a sale" in docs/api-guide.md)
     reservation_version: int = 1
     allow_split: bool = True  # a routed sale may be split across locations
+    # the parts shipped so far, {location_id, shipped_at}, in the order they shipped
+    shipped_parts: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def required_dates(self) -> dict[str, datetime | None] | None:
@@ -203,11 +205,14 @@ class VersionMismatch(Exception):
 
 def cancel(sale: Sale, reason: CancelReason, version: int | None = None) -> StatusChange | None:
     """Cancel before shipping, and only at `version` if one is given; cancelling a canceled
-    sale again changes nothing, whatever the version asked for (the outcome wanted holds)."""
+    sale again changes nothing, whatever the version asked for (the outcome wanted holds).
+    A sale of which any part has shipped cannot be canceled."""
     if sale.status == "canceled":
         return None
     if version is not None and sale.version != version:
         raise VersionMismatch(sale, version)
+    if sale.shipped_parts:
+        raise IllegalTransition(sale.sale_id, sale.status, "canceled")
     change = transition(sale, "canceled", reason)
     sale.cancel_reason = reason
     return change
@@ -218,18 +223,75 @@ def claim(sale: Sale) -> StatusChange:
     return transition(sale, "in_fulfillment", "shipping_init")
 
 
-def ship(sale: Sale) -> StatusChange | None:
-    """Only a sale in fulfillment can ship, so a canceled sale never does; shipping twice is
-    the same as once."""
+def ship_locations(sale: Sale) -> list[str]:
+    """The locations a sale ships from, one part each: its reservation's own `location_id`
+    first, then those of its lines elsewhere (`other_locations`, for a sale split across
+    locations). A sale whose reservation names no location ships from its own."""
+    reservation = sale.reservation or {}
+    primary = reservation.get("location_id") or sale.location_id
+    found = [primary] if primary else []
+    for place in reservation.get("other_locations") or []:
+        found.append(place.get("location_id"))
+    for line in reservation.get("lines") or []:
+        found.append(line.get("location_id"))
+    return [where for where in dict.fromkeys(found) if isinstance(where, str) and where]
+
+
+class NotAPart(Exception):
+    """The sale ships nothing from the location asked for."""
+
+    def __init__(self, sale: Sale, location_id: str) -> None:
+        super().__init__(f"sale {sale.sale_id} ships nothing from {location_id}")
+        self.sale, self.location_id = sale, location_id
+
+
+def ship_part(sale: Sale, location_id: str | None, at: datetime) -> StatusChange | None:
+    """The part of a sale in fulfillment at `location_id` has left (None: the whole sale);
+    the sale is shipped when every location it ships from has. Only a sale in fulfillment
+    ships, so a canceled sale never does; shipping a part twice is the same as once. Raises
+    IllegalTransition for a sale that cannot ship, NotAPart for a location it does not ship
+    from."""
     if sale.status in ("shipped", "delivered"):
         return None
-    return transition(sale, "shipped", "fulfillment_shipped")
+    if sale.status != "in_fulfillment":
+        raise IllegalTransition(sale.sale_id, sale.status, "shipped")
+    locations = ship_locations(sale)
+    if location_id is not None and location_id not in locations:
+        raise NotAPart(sale, location_id)
+    shipped = {part["location_id"] for part in sale.shipped_parts}
+    stamp = at.isoformat()
+    added = [
+        {"location_id": where, "shipped_at": stamp}
+        for where in (locations if location_id is None else [location_id])
+        if where not in shipped
+    ]
+    sale.shipped_parts = [*sale.shipped_parts, *added]
+    if shipped.union(p["location_id"] for p in added).issuperset(locations):
+        return transition(sale, "shipped", "fulfillment_shipped")
+    return None
+
+
+def ship(sale: Sale, at: datetime) -> StatusChange | None:
+    """The whole sale has left: every part of it."""
+    return ship_part(sale, None, at)
 
 
 def deliver(sale: Sale) -> StatusChange | None:
+    """A shipped sale is delivered once the fulfillment of every location it ships from is
+    (as orders has heard of them)."""
     if sale.status != "shipped":
         return None
+    delivered = {_location_of(f) for f in sale.fulfillments if f.get("status") == "delivered"}
+    if not delivered.issuperset(ship_locations(sale)):
+        return None
     return transition(sale, "delivered", "fulfillment_delivered")
+
+
+def _location_of(fulfillment: dict[str, Any]) -> str | None:
+    """A fulfillment's location code: `location.location_id` (data version 2), or the code
+    itself (version 1)."""
+    location = fulfillment.get("location")
+    return location.get("location_id") if isinstance(location, dict) else location
 
 
 def end_reservation(sale: Sale, reservation: dict[str, Any]) -> None:
@@ -246,10 +308,15 @@ def add_fulfillment(sale: Sale, fulfillment: dict[str, Any]) -> None:
 
 
 def update_fulfillment(sale: Sale, fulfillment: dict[str, Any]) -> StatusChange | None:
-    """A fulfillment moved on: the sale keeps its latest state, and is delivered with it."""
-    sale.fulfillments = [
-        fulfillment if f["id"] == fulfillment["id"] else f for f in sale.fulfillments
-    ]
+    """A fulfillment moved on: the sale keeps its latest state, and is delivered once the
+    fulfillments of all its parts are."""
+    kept = [f for f in sale.fulfillments if f["id"] != fulfillment["id"]]
+    if len(kept) == len(sale.fulfillments):  # one orders had not heard of: kept from now on
+        sale.fulfillments = [*sale.fulfillments, fulfillment]
+    else:
+        sale.fulfillments = [
+            fulfillment if f["id"] == fulfillment["id"] else f for f in sale.fulfillments
+        ]
     return deliver(sale) if fulfillment["status"] == "delivered" else None
 
 

@@ -37,6 +37,7 @@ def snapshot(sale: Sale) -> c.SaleSnapshot:
         cash_on_delivery=sale.cash_on_delivery,  # type: ignore[arg-type]
         properties=sale.properties,
         allow_split=sale.allow_split,
+        shipped_parts=sale.shipped_parts,  # type: ignore[arg-type]
     )
 
 

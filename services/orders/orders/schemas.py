@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 import orjson
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from fulfilkit.models import Bool, Code, Int, JsonObject, StrictModel, Text
 from orders.details import (
@@ -165,6 +165,13 @@ class Allocation(BaseModel):
     lines: list[AllocationLine]
 
 
+class ShippedPart(BaseModel):
+    """A part of a sale that has left: the units at one location of its reservation."""
+
+    location_id: str
+    shipped_at: datetime
+
+
 class SaleOut(BaseModel):
     id: UUID
     sale_id: str
@@ -199,6 +206,13 @@ class SaleOut(BaseModel):
         description="Where the sale's units are reserved: one entry per location, the"
         " reservation's own first. Empty while nothing is reserved (`awaiting_stock`,"
         " `backordered`) and once the reservation is released; a shipped sale keeps them.",
+    )
+    shipped_parts: list[ShippedPart] = Field(
+        [],
+        description="The parts of the sale that have shipped, one per location it ships from"
+        " (`allocations`), in the order they shipped. A sale split across locations stays"
+        " `in_fulfillment` until every location has shipped its part, and cannot be canceled"
+        " once any has.",
     )
 
 
@@ -239,15 +253,39 @@ class ClaimOut(BaseModel):
     errors: list[ClaimError]
 
 
+class PartIn(StrictModel):
+    """A part of a sale: its units at one location of its reservation."""
+
+    sale_id: Code
+    location_id: Code
+
+
+class ShipIn(StrictModel):
+    """What a shipment is about: whole sales (`sale_ids`, every part of each), or parts of
+    sales (`parts`); one of the two."""
+
+    sale_ids: Annotated[list[Code], Field(min_length=1, max_length=100)] | None = None
+    parts: Annotated[list[PartIn], Field(min_length=1, max_length=100)] | None = None
+
+    @model_validator(mode="after")
+    def _one_of_the_two(self) -> "ShipIn":
+        if (self.sale_ids is None) == (self.parts is None):
+            raise ValueError("give either sale_ids or parts")
+        return self
+
+
 class ShipError(BaseModel):
     sale_id: str
+    location_id: str | None = None  # the part refused, when parts were asked for
     code: Literal["not_found", "conflict"]
     detail: str
     sale_status: str | None = None
 
 
 class ShipOut(BaseModel):
-    shipped: list[str]  # sale_ids now shipped (or already shipped or delivered)
+    # sale_ids whose part asked for shipped, now or before (the sale itself is shipped once
+    # all of its parts are)
+    shipped: list[str]
     errors: list[ShipError]
 
 

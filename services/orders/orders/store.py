@@ -19,7 +19,7 @@ SALE_COLUMNS = (
     "id, tenant_id, sale_id, status, version, shop, location_id, lines, customer,"
     " shipping_address, cancel_reason, reservation, fulfillments, created_at, updated_at,"
     " priority, instructions, ship_by, deliver_by, invoice_value, cash_on_delivery, properties,"
-    " allow_split, reservation_version"
+    " allow_split, reservation_version, shipped_parts"
 )
 
 
@@ -146,9 +146,10 @@ async def save(
     await conn.execute(
         f"WITH saved AS (UPDATE {S}.sales AS s SET status = v.status, version = v.version,"
         " reservation = v.reservation::jsonb, fulfillments = v.fulfillments::jsonb,"
-        " cancel_reason = v.cancel_reason, updated_at = now()"
-        " FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[])"
-        " AS v(id, status, version, reservation, fulfillments, cancel_reason)"
+        " cancel_reason = v.cancel_reason, shipped_parts = v.shipped_parts::jsonb,"
+        " updated_at = now() FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[],"
+        " $5::text[], $6::text[], $20::text[])"
+        " AS v(id, status, version, reservation, fulfillments, cancel_reason, shipped_parts)"
         " WHERE s.id = v.id RETURNING s.id),"
         f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
         " actor) SELECT h.*, $11 FROM unnest($7::uuid[], $8::text[], $9::text[], $10::text[])"
@@ -170,6 +171,7 @@ async def save(
         *outbox_arrays(events),
         STATUS_CHANNEL,
         outbox_channel(S),
+        [_json(s.shipped_parts) for s in sales],
     )
 
 
@@ -226,17 +228,22 @@ async def get_sale(conn: asyncpg.Connection, tenant_id: UUID, sale_id: str) -> S
 
 
 async def save_if_unchanged(
-    conn: asyncpg.Connection, change: StatusChange, actor: str, events: Sequence[Keyed]
+    conn: asyncpg.Connection,
+    change: StatusChange,
+    actor: str,
+    events: Sequence[Keyed],
+    shipped_parts_read: Sequence[dict[str, Any]] = (),
 ) -> bool:
     """Compare-and-set one sale read without a lock: write it, its history and its events
-    only if it is still as read (the version before `change`, and the same reservation and
-    fulfillments, which change without a new version), in one statement. False otherwise."""
+    only if it is still as read (the version before `change`, and the same reservation,
+    fulfillments and shipped parts, which change without a new version; the parts as read
+    are `shipped_parts_read`), in one statement. False otherwise."""
     sale = change.sale
     notified = await conn.fetch(
         f"WITH saved AS (UPDATE {S}.sales SET status = $2, version = $3, cancel_reason = $6,"
-        " updated_at = now() WHERE id = $1 AND version = $3 - 1"
-        " AND reservation IS NOT DISTINCT FROM $4::text::jsonb"
-        " AND fulfillments = $5::text::jsonb RETURNING id),"
+        " shipped_parts = $18::text::jsonb, updated_at = now() WHERE id = $1"
+        " AND version = $3 - 1 AND reservation IS NOT DISTINCT FROM $4::text::jsonb"
+        " AND fulfillments = $5::text::jsonb AND shipped_parts = $19::text::jsonb RETURNING id),"
         f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
         " actor) SELECT id, $7, $2, $8, $9 FROM saved RETURNING sale),"
         f" events AS ({outbox_insert(S, 10, 'EXISTS (SELECT FROM saved)')} RETURNING 1)"
@@ -254,6 +261,8 @@ async def save_if_unchanged(
         *outbox_arrays(events),
         STATUS_CHANNEL,
         outbox_channel(S),
+        _json(sale.shipped_parts),
+        _json(list(shipped_parts_read)),
     )
     return bool(notified)
 

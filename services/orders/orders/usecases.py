@@ -26,6 +26,7 @@ from orders.domain import (
     History,
     IllegalTransition,
     NewSale,
+    NotAPart,
     NotEditable,
     Sale,
     StatusChange,
@@ -39,7 +40,8 @@ from orders.domain import (
     end_reservation,
     lines_naming,
     open_sale,
-    ship,
+    ship_locations,
+    ship_part,
     update_fulfillment,
 )
 
@@ -58,6 +60,13 @@ class Created:
 class Changed:
     done: list[Sale]  # changed, or already as asked; in the order asked
     refused: list[tuple[str, DomainError]]  # sale_id and why; in the order asked
+
+
+@dataclass(frozen=True)
+class PartsShipped:
+    done: list[Sale]  # the sales of the parts shipped (now or before), each once, as asked
+    # sale_id, location_id (None: the whole sale) and why; in the order asked
+    refused: list[tuple[str, str | None, DomainError]]
 
 
 # How often a create that names SKUs the catalogue copy lacks looks again, while it waits
@@ -240,10 +249,7 @@ async def cancel_sale(
             actor,
             [sale_id],
             lambda sale: cancel(sale, reason, version),
-            lambda sale: Conflict(
-                f"The sale is {sale.status} and can no longer be canceled.",
-                sale_status=sale.status,
-            ),
+            _cannot_cancel,
         )
     except VersionMismatch as stale:
         raise Conflict(
@@ -320,6 +326,20 @@ async def edit_sale(
     return await get_sale(pool, tenant, sale_id)
 
 
+def _cannot_cancel(sale: Sale) -> Conflict:
+    if sale.status == "in_fulfillment" and sale.shipped_parts:
+        shipped = [part["location_id"] for part in sale.shipped_parts]
+        return Conflict(
+            f"Part of the sale has shipped (from {', '.join(shipped)}): it can no longer be"
+            " canceled.",
+            sale_status=sale.status,
+            shipped_locations=shipped,
+        )
+    return Conflict(
+        f"The sale is {sale.status} and can no longer be canceled.", sale_status=sale.status
+    )
+
+
 async def claim_sales(
     pool: asyncpg.Pool, tenant: UUID, actor: str, sale_ids: Sequence[str]
 ) -> Changed:
@@ -337,34 +357,74 @@ async def claim_sales(
     )
 
 
-async def ship_sales(
-    pool: asyncpg.Pool, tenant: UUID, actor: str, sale_ids: Sequence[str]
-) -> Changed:
-    """Ship sales in fulfillment; one shipped already stays so, any other never ships."""
-    if len(sale_ids) == 1 and (sale := await _ship_unless_changed(pool, tenant, actor, *sale_ids)):
-        return Changed([sale], [])
-    return await _change_each(
-        pool,
-        tenant,
-        actor,
-        sale_ids,
-        ship,
-        lambda sale: Conflict(
-            f"The sale is {sale.status} and cannot ship.", sale_status=sale.status
-        ),
-    )
+async def ship_parts(
+    pool: asyncpg.Pool, tenant: UUID, actor: str, parts: Sequence[tuple[str, str | None]]
+) -> PartsShipped:
+    """Ship parts of sales in fulfillment, each (sale_id, location_id): the units of the
+    sale at that location of its reservation (None: every part). A sale is shipped once
+    every location it ships from has; a part shipped already stays so; a part of a sale that
+    is not in fulfillment (canceled, say) never ships."""
+    parts = list(dict.fromkeys(parts))
+    now = utcnow()
+    if len(parts) == 1 and (sale := await _ship_unless_changed(pool, tenant, actor, *parts[0])):
+        return PartsShipped([sale], [])
+    done: dict[str, Sale] = {}
+    refused: list[tuple[str, str | None, DomainError]] = []
+    changes: list[StatusChange] = []
+    touched: dict[UUID, Sale] = {}
+    async with pool.acquire() as conn, conn.transaction():
+        sales = await store.lock_sales_by_sale_id(conn, tenant, [s for s, _ in parts])
+        for sale_id, where in parts:
+            sale = sales.get(sale_id)
+            if sale is None:
+                refused.append((sale_id, where, _no_sale(sale_id)))
+                continue
+            shipped_before = len(sale.shipped_parts)
+            try:
+                change = ship_part(sale, where, now)
+            except IllegalTransition:
+                refused.append((sale_id, where, _cannot_ship(sale)))
+                continue
+            except NotAPart:
+                detail = (
+                    f"The sale ships nothing from {where!r}; it ships from"
+                    f" {', '.join(ship_locations(sale))}."
+                )
+                refused.append((sale_id, where, Conflict(detail, sale_status=sale.status)))
+                continue
+            changes += [change] if change else []
+            if change or len(sale.shipped_parts) != shipped_before:
+                touched[sale.id] = sale
+            done.setdefault(sale_id, sale)
+        await _save(conn, list(touched.values()), changes, actor)
+    sale_transitions((ch.previous, ch.sale.status) for ch in changes)
+    return PartsShipped(list(done.values()), refused)
+
+
+def _cannot_ship(sale: Sale) -> Conflict:
+    return Conflict(f"The sale is {sale.status} and cannot ship.", sale_status=sale.status)
 
 
 async def _ship_unless_changed(
-    pool: asyncpg.Pool, tenant: UUID, actor: str, sale_id: str
+    pool: asyncpg.Pool, tenant: UUID, actor: str, sale_id: str, location_id: str | None
 ) -> Sale | None:
-    """The usual shipment of one sale, in two statements and without a lock: read it, then
-    write it only if nothing changed it meanwhile. None leaves the decision to the lock."""
+    """The usual shipment of a sale's last (or only) part, in two statements and without a
+    lock: read it, then write it only if nothing changed it meanwhile. None leaves the
+    decision to the lock (and so does a part that leaves others to ship)."""
     async with pool.acquire() as conn:
         sale = await store.get_sale(conn, tenant, sale_id)
-        if sale is None or sale.status != "in_fulfillment" or (change := ship(sale)) is None:
+        if sale is None or sale.status != "in_fulfillment":
             return None
-        saved = await store.save_if_unchanged(conn, change, actor, events.status_changed(change))
+        shipped_before = list(sale.shipped_parts)
+        try:
+            change = ship_part(sale, location_id, utcnow())
+        except NotAPart:
+            return None
+        if change is None:
+            return None
+        saved = await store.save_if_unchanged(
+            conn, change, actor, events.status_changed(change), shipped_before
+        )
     if saved:
         sale_transitions([(change.previous, change.sale.status)])
     return sale if saved else None

@@ -6,6 +6,7 @@ import pytest
 from orders.domain import (
     IllegalTransition,
     NewSale,
+    NotAPart,
     NotEditable,
     Sale,
     VersionMismatch,
@@ -17,6 +18,9 @@ from orders.domain import (
     end_reservation,
     lines_naming,
     open_sale,
+    ship,
+    ship_locations,
+    ship_part,
     stock_issues,
     transition,
     update_fulfillment,
@@ -130,16 +134,17 @@ def test_a_fulfillment_is_kept_once_and_follows_its_updates():
 
 def test_a_delivered_fulfillment_delivers_a_shipped_sale_once():
     s = sale("shipped")
-    s.fulfillments = [{"id": "f", "status": "shipped"}]
-    change = update_fulfillment(s, {"id": "f", "status": "delivered"})
+    where = {"name": "Warehouse 1", "location_id": "wh-1"}
+    s.fulfillments = [{"id": "f", "status": "shipped", "location": where}]
+    change = update_fulfillment(s, {"id": "f", "status": "delivered", "location": where})
     assert change is not None
     assert (change.previous, s.status, change.reason) == (
         "shipped",
         "delivered",
         "fulfillment_delivered",
     )
-    assert update_fulfillment(s, {"id": "f", "status": "delivered"}) is None
-    assert s.fulfillments == [{"id": "f", "status": "delivered"}]
+    assert update_fulfillment(s, {"id": "f", "status": "delivered", "location": where}) is None
+    assert s.fulfillments == [{"id": "f", "status": "delivered", "location": where}]
 
 
 def test_a_backordered_sale_has_one_issue_per_short_line():
@@ -309,3 +314,111 @@ def test_allow_split_moves_the_reservation_of_a_routed_sale_only():
     routed.location_id = None
     done = edit(routed, {"allow_split": False}, 1)
     assert done is not None and done.moves_reservation and routed.status == "awaiting_stock"
+
+
+# split sales: one part per location of the reservation
+
+AT = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+
+def split_sale(status: str = "in_fulfillment") -> Sale:
+    """A routed sale (no location of its own) reserved at wh-a, with a line at wh-b."""
+    s = sale(status)
+    s.location_id = None  # type: ignore[assignment]  # a routed sale
+    s.reservation = {
+        "location_id": "wh-a",
+        "lines": [
+            {"sku": "A", "quantity": 2, "stock_record_id": "r1"},
+            {"sku": "B", "quantity": 1, "stock_record_id": "r2", "location_id": "wh-b"},
+        ],
+        "other_locations": [{"location_id": "wh-b", "location": {"name": "B"}}],
+    }
+    return s
+
+
+def test_a_sale_ships_from_its_reservation_s_locations_its_own_first():
+    assert ship_locations(split_sale()) == ["wh-a", "wh-b"]
+    single = sale("in_fulfillment")
+    assert ship_locations(single) == ["wh-1"], "no reservation: the sale's own location"
+    single.reservation = {"location_id": "wh-1", "lines": [{"sku": "A", "quantity": 1}]}
+    assert ship_locations(single) == ["wh-1"]
+
+
+def test_a_split_sale_ships_when_its_last_part_does():
+    s = split_sale()
+
+    assert ship_part(s, "wh-b", AT) is None, "a part is left: still in fulfillment"
+    assert (s.status, s.version) == ("in_fulfillment", 1)
+    assert s.shipped_parts == [{"location_id": "wh-b", "shipped_at": AT.isoformat()}]
+    assert ship_part(s, "wh-b", AT) is None, "the same part again changes nothing"
+    assert len(s.shipped_parts) == 1
+
+    change = ship_part(s, "wh-a", AT)
+
+    assert change is not None
+    assert (change.previous, s.status, s.version, change.reason) == (
+        "in_fulfillment",
+        "shipped",
+        2,
+        "fulfillment_shipped",
+    )
+    assert [p["location_id"] for p in s.shipped_parts] == ["wh-b", "wh-a"]
+    assert ship_part(s, "wh-a", AT) is None, "shipped already"
+
+
+def test_shipping_a_whole_sale_ships_every_part_at_once():
+    s = split_sale()
+    change = ship(s, AT)
+    assert change is not None and s.status == "shipped"
+    assert [p["location_id"] for p in s.shipped_parts] == ["wh-a", "wh-b"]
+
+
+def test_a_part_the_sale_does_not_ship_from_is_refused_and_changes_nothing():
+    s = split_sale()
+    with pytest.raises(NotAPart):
+        ship_part(s, "wh-z", AT)
+    assert (s.status, s.shipped_parts) == ("in_fulfillment", [])
+
+
+@pytest.mark.parametrize("status", ["pending", "awaiting_stock", "backordered", "canceled"])
+def test_no_part_of_a_sale_out_of_fulfillment_ships(status):
+    s = split_sale(status)
+    with pytest.raises(IllegalTransition):
+        ship_part(s, "wh-a", AT)
+    assert s.shipped_parts == []
+
+
+def test_a_sale_with_a_part_shipped_cannot_be_canceled():
+    s = split_sale()
+    ship_part(s, "wh-b", AT)
+    with pytest.raises(IllegalTransition):
+        cancel(s, "customer_request")
+    assert (s.status, s.cancel_reason) == ("in_fulfillment", None)
+
+
+def test_a_split_sale_in_fulfillment_with_no_part_shipped_can_be_canceled():
+    s = split_sale()
+    change = cancel(s, "customer_request")
+    assert change is not None and s.status == "canceled"
+
+
+def test_a_split_sale_is_delivered_when_every_part_s_fulfillment_is():
+    s = split_sale()
+    ship(s, AT)
+
+    def fulfillment(fid: str, where: str, status: str) -> dict:
+        return {"id": fid, "status": status, "location": {"name": where, "location_id": where}}
+
+    s.fulfillments = [fulfillment("fa", "wh-a", "shipped"), fulfillment("fb", "wh-b", "shipped")]
+    assert update_fulfillment(s, fulfillment("fb", "wh-b", "delivered")) is None
+    assert s.status == "shipped"
+    change = update_fulfillment(s, fulfillment("fa", "wh-a", "delivered"))
+    assert change is not None and s.status == "delivered"
+
+
+def test_a_fulfillment_orders_had_not_heard_of_is_kept_when_it_moves():
+    s = sale("shipped")
+    moved = {"id": "f", "status": "delivered", "location": "wh-1"}  # data version 1
+    change = update_fulfillment(s, moved)
+    assert change is not None and s.status == "delivered"
+    assert s.fulfillments == [moved]

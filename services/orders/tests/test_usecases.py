@@ -134,6 +134,11 @@ async def status_of(pool, tenant, sale_id: str) -> str:
     return sale.status
 
 
+def whole(*sale_ids: str) -> list[tuple[str, None]]:
+    """Whole sales, as parts to ship: every part of each."""
+    return [(sale_id, None) for sale_id in sale_ids]
+
+
 async def at(pool, tenant, status: str, sale_id: str = "S-1"):
     """A sale of `tenant` moved to `status` the way the platform moves it."""
     [sale] = await create(pool, tenant, sale_id)
@@ -143,7 +148,7 @@ async def at(pool, tenant, status: str, sale_id: str = "S-1"):
     if status in ("in_fulfillment", "shipped"):
         await usecases.claim_sales(pool, tenant, "fulfilment", [sale_id])
     if status == "shipped":
-        await usecases.ship_sales(pool, tenant, "fulfilment", [sale_id])
+        await usecases.ship_parts(pool, tenant, "fulfilment", whole(sale_id))
     if status == "canceled":
         await usecases.cancel_sale(pool, tenant, "tester", sale_id, "other")
     assert await status_of(pool, tenant, sale_id) == status
@@ -443,20 +448,20 @@ async def test_pending_sales_are_claimed_once(pool, tenant):
     )
 
 
-# ship_sales
+# ship_parts
 
 
 async def test_sales_in_fulfillment_ship_and_shipping_twice_is_once(pool, tenant):
     await at(pool, tenant, "in_fulfillment", "S-1")
     await at(pool, tenant, "canceled", "S-2")
-    shipped = await usecases.ship_sales(pool, tenant, "fulfilment", ["S-1", "S-2", "S-9"])
+    shipped = await usecases.ship_parts(pool, tenant, "fulfilment", whole("S-1", "S-2", "S-9"))
     assert [(s.sale_id, s.status) for s in shipped.done] == [("S-1", "shipped")]
-    assert [(sale_id, type(e), e.detail, e.extra) for sale_id, e in shipped.refused] == [
+    assert [(sale_id, type(e), e.detail, e.extra) for sale_id, _, e in shipped.refused] == [
         ("S-2", Conflict, "The sale is canceled and cannot ship.", {"sale_status": "canceled"}),
         ("S-9", NotFound, "No sale with sale_id 'S-9'.", {}),
     ]
     before = await published(pool, tenant)
-    again = await usecases.ship_sales(pool, tenant, "fulfilment", ["S-1"])
+    again = await usecases.ship_parts(pool, tenant, "fulfilment", whole("S-1"))
     assert [(s.sale_id, s.status, s.version) for s in again.done] == [("S-1", "shipped", 4)]
     assert again.refused == []
     assert await published(pool, tenant) == before, "no second event"
@@ -465,7 +470,7 @@ async def test_sales_in_fulfillment_ship_and_shipping_twice_is_once(pool, tenant
 async def test_one_sale_ships_by_compare_and_set_with_its_history_and_event(pool, tenant):
     sale = await at(pool, tenant, "in_fulfillment", "S-1")
     before = await published(pool, tenant)
-    shipped = await usecases.ship_sales(pool, tenant, "fulfilment", ["S-1"])
+    shipped = await usecases.ship_parts(pool, tenant, "fulfilment", whole("S-1"))
     assert [(s.sale_id, s.status, s.version) for s in shipped.done] == [("S-1", "shipped", 4)]
     assert (await history(pool, sale.id))[-1] == (
         "in_fulfillment", "shipped", "fulfillment_shipped", "fulfilment",
@@ -481,7 +486,7 @@ async def test_a_sale_changed_after_it_was_read_is_not_overwritten(pool, tenant)
     (without a new version) makes it refuse, and nothing is written."""
     sale = await at(pool, tenant, "in_fulfillment", "S-1")
     read, _ = await usecases.get_sale(pool, tenant, "S-1")
-    change = ship(read)
+    change = ship(read, datetime.now(UTC))
     assert change is not None
     await pool.execute(
         "UPDATE orders.sales SET reservation = '{\"changed\": true}' WHERE id = $1", sale.id
@@ -489,15 +494,15 @@ async def test_a_sale_changed_after_it_was_read_is_not_overwritten(pool, tenant)
     async with pool.acquire() as conn:
         assert not await store.save_if_unchanged(conn, change, "fulfilment", [])
     assert await status_of(pool, tenant, "S-1") == "in_fulfillment"
-    shipped = await usecases.ship_sales(pool, tenant, "fulfilment", ["S-1"])  # under the lock
+    shipped = await usecases.ship_parts(pool, tenant, "fulfilment", whole("S-1"))  # under the lock
     assert [(s.status, s.reservation) for s in shipped.done] == [("shipped", {"changed": True})]
 
 
 async def test_a_pending_sale_does_not_ship_before_it_is_claimed(pool, tenant):
     await at(pool, tenant, "pending")
-    shipped = await usecases.ship_sales(pool, tenant, "fulfilment", ["S-1"])
+    shipped = await usecases.ship_parts(pool, tenant, "fulfilment", whole("S-1"))
     assert shipped.done == []
-    assert [e.extra for _, e in shipped.refused] == [{"sale_status": "pending"}]
+    assert [e.extra for _, _, e in shipped.refused] == [{"sale_status": "pending"}]
 
 
 # apply_outcomes
@@ -605,3 +610,124 @@ async def test_a_fulfillment_published_at_data_version_1_is_still_applied(pool, 
     found, _ = await usecases.get_sale(pool, tenant, "S-1")
     kept = {k: v for k, v in old.items() if k != "previous_status"}
     assert (found.status, found.fulfillments) == ("delivered", [kept])
+
+
+# split sales: shipped part by part
+
+
+def split_reservation(sale) -> c.ReservationSnapshot:
+    """Most units at wh-1, one at wh-2: a sale stock split across two locations."""
+    return c.ReservationSnapshot(
+        id=uuid.uuid4(),
+        sale=sale.id,
+        sale_id=sale.sale_id,
+        location_id="wh-1",
+        status="active",
+        lines=[
+            c.ReservationLine(sku="A", quantity=1, stock_record_id=uuid.uuid4()),
+            c.ReservationLine(
+                sku="A", quantity=1, stock_record_id=uuid.uuid4(), location_id="wh-2"
+            ),
+        ],
+        other_locations=[c.ReservationPlace(location_id="wh-2")],
+        version=1,
+        updated_at=datetime.now(UTC),
+    )
+
+
+async def split_in_fulfillment(pool, tenant, sale_id: str = "S-1"):
+    [sale] = await create(pool, tenant, sale_id)
+    await apply(pool, event(tenant, c.STOCK_RESERVED, split_reservation(sale)))
+    await usecases.claim_sales(pool, tenant, "fulfilment", [sale_id])
+    assert await status_of(pool, tenant, sale_id) == "in_fulfillment"
+    return sale
+
+
+async def test_a_split_sale_ships_part_by_part_and_is_shipped_with_its_last(pool, tenant):
+    sale = await split_in_fulfillment(pool, tenant)
+    before = await published(pool, tenant)
+
+    first = await usecases.ship_parts(pool, tenant, "fulfilment", [("S-1", "wh-2")])
+
+    assert [(s.sale_id, s.status, s.version) for s in first.done] == [("S-1", "in_fulfillment", 3)]
+    assert first.refused == []
+    found, _ = await usecases.get_sale(pool, tenant, "S-1")
+    assert (found.status, [p["location_id"] for p in found.shipped_parts]) == (
+        "in_fulfillment",
+        ["wh-2"],
+    )
+    assert await published(pool, tenant) == before, "no status change, no event"
+    again = await usecases.ship_parts(pool, tenant, "fulfilment", [("S-1", "wh-2")])
+    assert [(s.status, len(s.shipped_parts)) for s in again.done] == [("in_fulfillment", 1)]
+
+    last = await usecases.ship_parts(pool, tenant, "fulfilment", [("S-1", "wh-1")])
+
+    assert [(s.sale_id, s.status, s.version) for s in last.done] == [("S-1", "shipped", 4)]
+    found, _ = await usecases.get_sale(pool, tenant, "S-1")
+    assert [p["location_id"] for p in found.shipped_parts] == ["wh-2", "wh-1"]
+    assert (await history(pool, sale.id))[-1] == (
+        "in_fulfillment", "shipped", "fulfillment_shipped", "fulfilment",
+    )  # fmt: skip
+    [(kind, data)] = (await published(pool, tenant))[len(before) :]
+    assert (kind, data["status"]) == (c.SALE_STATUS_CHANGED, "shipped")
+    assert [p["location_id"] for p in data["shipped_parts"]] == ["wh-2", "wh-1"]
+
+
+async def test_a_split_sale_with_a_part_shipped_cannot_be_canceled(pool, tenant):
+    await split_in_fulfillment(pool, tenant)
+    await usecases.ship_parts(pool, tenant, "fulfilment", [("S-1", "wh-2")])
+
+    with pytest.raises(Conflict) as refused:
+        await usecases.cancel_sale(pool, tenant, "tester", "S-1", "customer_request")
+
+    assert refused.value.detail == (
+        "Part of the sale has shipped (from wh-2): it can no longer be canceled."
+    )
+    assert refused.value.extra == {"sale_status": "in_fulfillment", "shipped_locations": ["wh-2"]}
+    assert await status_of(pool, tenant, "S-1") == "in_fulfillment"
+
+
+async def test_a_canceled_split_sale_ships_no_part(pool, tenant):
+    await split_in_fulfillment(pool, tenant)
+    await usecases.cancel_sale(pool, tenant, "tester", "S-1", "customer_request")
+
+    shipped = await usecases.ship_parts(
+        pool, tenant, "fulfilment", [("S-1", "wh-2"), ("S-1", "wh-1")]
+    )
+
+    assert shipped.done == []
+    assert [(s, w, e.extra) for s, w, e in shipped.refused] == [
+        ("S-1", "wh-2", {"sale_status": "canceled"}),
+        ("S-1", "wh-1", {"sale_status": "canceled"}),
+    ]
+    found, _ = await usecases.get_sale(pool, tenant, "S-1")
+    assert (found.status, found.shipped_parts) == ("canceled", [])
+
+
+async def test_a_part_at_a_location_the_sale_does_not_ship_from_is_refused(pool, tenant):
+    await split_in_fulfillment(pool, tenant)
+
+    shipped = await usecases.ship_parts(pool, tenant, "fulfilment", [("S-1", "wh-9")])
+
+    assert shipped.done == []
+    [(sale_id, where, refusal)] = shipped.refused
+    assert (sale_id, where, type(refusal), refusal.detail) == (
+        "S-1",
+        "wh-9",
+        Conflict,
+        "The sale ships nothing from 'wh-9'; it ships from wh-1, wh-2.",
+    )
+
+
+async def test_both_parts_shipped_at_once_ship_the_sale_once(pool, tenant):
+    sale = await split_in_fulfillment(pool, tenant)
+
+    await asyncio.gather(
+        usecases.ship_parts(pool, tenant, "fulfilment", [("S-1", "wh-1")]),
+        usecases.ship_parts(pool, tenant, "fulfilment", [("S-1", "wh-2")]),
+    )
+
+    found, _ = await usecases.get_sale(pool, tenant, "S-1")
+    assert found.status == "shipped"
+    assert sorted(p["location_id"] for p in found.shipped_parts) == ["wh-1", "wh-2"]
+    assert [h[1] for h in await history(pool, sale.id)].count("shipped") == 1
