@@ -50,7 +50,7 @@ async def test_every_service_replaces_an_unusable_request_id_even_on_health_and_
     "path, allowed",
     [
         ("/sales", "GET, HEAD, POST"),
-        ("/sales/S-1", "GET, HEAD"),
+        ("/sales/S-1", "GET, HEAD, PATCH"),
         ("/products", "GET, HEAD, POST"),
         ("/products/SKU-1", "GET, HEAD, PATCH"),
         ("/stock/transfers", "POST"),

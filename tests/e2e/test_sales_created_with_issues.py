@@ -46,6 +46,7 @@ def assert_is_sale(body: dict[str, Any], sent: dict[str, Any], status: str) -> N
         "issues",
         "allow_split",
         "allocations",
+        "shipped_parts",
     }
     assert body["sale_id"] == sent["sale_id"]
     assert body["status"] == status
@@ -58,6 +59,15 @@ def assert_is_sale(body: dict[str, Any], sent: dict[str, Any], status: str) -> N
     assert body["shipping_address"] == sent["shipping_address"]
     assert body["cancel_reason"] is None
     assert body["fulfillments"] == []
+    assert body["shipped_parts"] == []
+    assert body["allow_split"] is True
+    # reserved: one allocation, at the sale's location, of every line (by SKU)
+    lines = sorted(
+        ({"sku": ln["sku"], "quantity": ln["quantity"]} for ln in sent["lines"]), key=str
+    )
+    where = [{"location_id": sent["location_id"], "lines": lines}]
+    allocations = [a | {"lines": sorted(a["lines"], key=str)} for a in body["allocations"]]
+    assert allocations == (where if status == "pending" else [])
     datetime.fromisoformat(body["created_at"])
     datetime.fromisoformat(body["updated_at"])
     moves = [(h["from_status"], h["to_status"], h["reason"]) for h in body["status_history"]]
