@@ -43,6 +43,8 @@ FULFILLMENT_CREATED = "fulfillment.created"
 FULFILLMENT_STATUS_CHANGED = "fulfillment.status_changed"
 WEBHOOK_ENDPOINT_DISABLED = "webhook.endpoint_disabled"
 PRODUCT_CREATED = "product.created"
+RETURN_CREATED = "return.created"
+RETURN_STATUS_CHANGED = "return.status_changed"
 
 TOPIC_OF_TYPE = {
     SALE_CREATED: SALES_TOPIC,
@@ -59,6 +61,9 @@ TOPIC_OF_TYPE = {
     FULFILLMENT_STATUS_CHANGED: FULFILLMENT_TOPIC,
     WEBHOOK_ENDPOINT_DISABLED: WEBHOOKS_TOPIC,
     PRODUCT_CREATED: STOCK_TOPIC,
+    # a sale's returns: on the sales topic, keyed by their sale, so they stay in order with it
+    RETURN_CREATED: SALES_TOPIC,
+    RETURN_STATUS_CHANGED: SALES_TOPIC,
 }
 EVENT_TYPES = tuple(TOPIC_OF_TYPE)
 # The `source` of every event on a topic: the one service that publishes there.
@@ -370,6 +375,47 @@ class ProductSnapshot(BaseModel):
     infinite: bool = False
 
 
+ReturnStatus = Literal["requested", "received", "closed"]
+ReturnReason = Literal["damaged", "wrong_item", "no_longer_needed", "other"]
+
+
+class ReturnLine(BaseModel):
+    sku: str
+    quantity: int
+
+
+class ReturnReceivedLine(BaseModel):
+    """What came back of a returned SKU and what becomes of it: `restock` makes it sellable
+    again at `location_id`, `discard` records it (inspected at `location_id`) without."""
+
+    sku: str
+    quantity: int
+    disposition: Literal["restock", "discard"]
+    location_id: str
+
+
+class ReturnSnapshot(BaseModel):
+    """A return of a shipped sale's units. `sale` is the sale's platform id (its events are
+    keyed by it), `sale_id` the client's; `received_lines` are empty until it is received."""
+
+    id: UUID
+    sale: UUID
+    sale_id: str
+    status: ReturnStatus
+    version: int
+    reason: ReturnReason
+    lines: list[ReturnLine]
+    received_lines: list[ReturnReceivedLine] = []
+    created_at: datetime
+    updated_at: datetime
+    received_at: datetime | None = None
+    closed_at: datetime | None = None
+
+
+class ReturnStatusChanged(ReturnSnapshot):
+    previous_status: ReturnStatus
+
+
 class EndpointDisabled(BaseModel):
     """A webhook endpoint's snapshot after it was disabled (secrets and custom headers,
     which may carry credentials, are left out), plus why."""
@@ -402,6 +448,8 @@ DATA_MODEL_OF_TYPE: dict[str, type[BaseModel]] = {
     FULFILLMENT_STATUS_CHANGED: FulfillmentStatusChanged,
     WEBHOOK_ENDPOINT_DISABLED: EndpointDisabled,
     PRODUCT_CREATED: ProductSnapshot,
+    RETURN_CREATED: ReturnSnapshot,
+    RETURN_STATUS_CHANGED: ReturnStatusChanged,
 }
 # The `dataversion` of each type's events; a type not listed is at version "1".
 DATA_VERSION_OF_TYPE = {

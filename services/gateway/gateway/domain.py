@@ -408,6 +408,7 @@ class Route:
 
 ROUTES: dict[str, Route] = {
     "sales": Route("sales", "orders"),
+    "returns": Route("sales", "orders"),  # a sale's returns: orders owns both
     "products": Route("stock", "stock"),
     "locations": Route("stock", "stock"),
     "stock": Route("stock", "stock"),

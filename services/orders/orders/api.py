@@ -30,6 +30,7 @@ from orders.domain import (
     stock_issues,
 )
 from orders.resources import Resources
+from orders.returns import RETURNABLE, Return
 from orders.schemas import (
     CancelIn,
     CancelOut,
@@ -41,6 +42,7 @@ from orders.schemas import (
     SaleIdsIn,
     SaleIn,
     SaleOut,
+    SaleReturn,
     SalesIn,
     SalesOut,
     ShipError,
@@ -54,7 +56,9 @@ internal = APIRouter(prefix="/internal", include_in_schema=False, route_class=St
 ShippingTenantId = Annotated[uuid.UUID, Depends(tenant_vouched_by("fulfilment"))]
 
 
-def sale_out(sale: Sale, history: History | None = None) -> SaleOut:
+def sale_out(
+    sale: Sale, history: History | None = None, returns: list[Return] | None = None
+) -> SaleOut:
     # vars(), not dataclasses.asdict(): SaleOut copies what it keeps, so no deep copy first
     fields = {k: v for k, v in vars(sale).items() if k not in ("ship_by", "deliver_by")}
     fields |= {"shop": events.shop(sale).model_dump(mode="json")}
@@ -64,6 +68,10 @@ def sale_out(sale: Sale, history: History | None = None) -> SaleOut:
         status_history=history or [],
         issues=stock_issues(sale),
         allocations=allocations(sale),
+        returns=[
+            SaleReturn(id=r.id, status=r.status, reason=r.reason, lines=r.lines)  # type: ignore[arg-type]
+            for r in returns or []
+        ],
     )
 
 
@@ -394,7 +402,13 @@ async def edit_sale(
 async def get_sale(sale_id: str, tenant: TenantId, pool: Pool, response: Response) -> SaleOut:
     sale, history = await usecases.get_sale(pool, tenant, sale_id)
     response.headers["ETag"] = etag(sale.version)
-    return sale_out(sale, history)
+    returns = await usecases.returns_of_sales(pool, [sale.id]) if _may_have_returns(sale) else {}
+    return sale_out(sale, history, returns.get(sale.id))
+
+
+def _may_have_returns(sale: Sale) -> bool:
+    """Only a sale that has shipped can have returns: the others are not looked up."""
+    return sale.status in RETURNABLE
 
 
 @router.get("/sales")
@@ -435,7 +449,8 @@ async def list_sales(
         limit=page.limit,
         offset=page.offset,
     )
-    items = [sale_out(s).model_dump(mode="json") for s in sales]
+    returns = await usecases.returns_of_sales(pool, [s.id for s in sales if _may_have_returns(s)])
+    items = [sale_out(s, None, returns.get(s.id)).model_dump(mode="json") for s in sales]
     return paginated(request, response, page, items, total)
 
 

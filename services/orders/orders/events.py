@@ -4,6 +4,7 @@ from fulfilkit import contracts as c
 from fulfilkit.events import utcnow
 from fulfilkit.outbox import Keyed
 from orders.domain import Edit, Sale, StatusChange
+from orders.returns import Return, ReturnChange
 
 SOURCE = "/orders"
 
@@ -72,3 +73,29 @@ def sale_updated(edit: Edit) -> Keyed:
         changed=edit.changed,
     )
     return _event(edit.sale, c.SALE_UPDATED, data)
+
+
+# --- returns ("Returns" in docs/api-guide.md): keyed by their sale, in order with it ---------
+
+
+def return_snapshot(ret: Return) -> c.ReturnSnapshot:
+    return c.ReturnSnapshot.model_validate(vars(ret) | {"version": ret.version})
+
+
+def _return_event(ret: Return, type_: str, data: c.ReturnSnapshot) -> Keyed:
+    event = c.make_event(
+        source=SOURCE, type=type_, tenant_id=ret.tenant_id, subject=f"return/{ret.id}", data=data
+    )
+    return c.sale_key(ret.tenant_id, ret.sale), event
+
+
+def return_created(ret: Return) -> Keyed:
+    return _return_event(ret, c.RETURN_CREATED, return_snapshot(ret))
+
+
+def return_status_changed(change: ReturnChange) -> Keyed:
+    data = c.ReturnStatusChanged(
+        **return_snapshot(change.ret).model_dump(),
+        previous_status=change.previous,  # type: ignore[arg-type]
+    )
+    return _return_event(change.ret, c.RETURN_STATUS_CHANGED, data)

@@ -214,6 +214,11 @@ class SaleOut(BaseModel):
         " `in_fulfillment` until every location has shipped its part, and cannot be canceled"
         " once any has.",
     )
+    returns: list["SaleReturn"] = Field(
+        [],
+        description="The sale's returns, oldest first (`/returns`): id, status, reason and"
+        " lines. Shown by `GET /sales/{sale_id}` and `GET /sales`.",
+    )
 
 
 class FieldError(BaseModel):
@@ -298,3 +303,79 @@ class CancelOut(BaseModel):
     id: UUID
     sale_id: str
     status: Literal["canceled"]
+
+
+# --- returns ("Returns" in docs/api-guide.md) -------------------------------------------------
+
+ReturnReason = Literal["damaged", "wrong_item", "no_longer_needed", "other"]
+ReturnStatus = Literal["requested", "received", "closed"]
+
+
+class ReturnLineIn(StrictModel):
+    sku: Code
+    quantity: Annotated[Int, Field(gt=0, le=MAX_QUANTITY)]
+
+
+class ReturnIn(StrictModel):
+    sale_id: Code
+    reason: ReturnReason
+    lines: Annotated[list[ReturnLineIn], Field(min_length=1, max_length=MAX_LINES)]
+
+
+class ReceivedLineIn(StrictModel):
+    sku: Code
+    quantity: Annotated[Int, Field(gt=0, le=MAX_QUANTITY)]
+    disposition: Annotated[
+        Literal["restock", "discard"],
+        Field(
+            description="`restock`: sellable again at `location_id` (on-hand up, ledger"
+            " reason `return`); `discard`: recorded (ledger reason `discard`, no quantity"
+            " change) where it was inspected."
+        ),
+    ]
+    location_id: Code
+
+
+class ReceiveIn(StrictModel):
+    lines: Annotated[list[ReceivedLineIn], Field(min_length=1, max_length=MAX_LINES)]
+
+
+class ReturnLineOut(BaseModel):
+    sku: str
+    quantity: int
+
+
+class ReceivedLineOut(BaseModel):
+    sku: str
+    quantity: int
+    disposition: Literal["restock", "discard"]
+    location_id: str
+
+
+class ReturnOut(BaseModel):
+    id: UUID
+    sale_id: str
+    status: ReturnStatus
+    version: int
+    reason: ReturnReason
+    lines: list[ReturnLineOut]
+    received_lines: list[ReceivedLineOut] = Field(
+        [], description="What came back, with each line's disposition; empty until received."
+    )
+    created_at: datetime
+    updated_at: datetime
+    received_at: datetime | None = None
+    closed_at: datetime | None = None
+
+
+class SaleReturn(BaseModel):
+    """A return of the sale, as `GET /sales/{sale_id}` shows it (`GET /returns/{id}` has it
+    all)."""
+
+    id: UUID
+    status: ReturnStatus
+    reason: ReturnReason
+    lines: list[ReturnLineOut]
+
+
+SaleOut.model_rebuild()  # its `returns` are declared above SaleReturn

@@ -8,9 +8,10 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from fulfilkit.outbox import Keyed, outbox_arrays, outbox_insert
+from fulfilkit.outbox import Keyed, add_events, outbox_arrays, outbox_insert
 from fulfilkit.outbox import channel as outbox_channel
 from orders.domain import Edit, Sale, StatusChange
+from orders.returns import Return
 
 S = "orders"
 # Notified with a sale's id whenever its status changes, on commit (`fulfilkit.notify`).
@@ -371,3 +372,125 @@ async def add_to_catalogue(conn: asyncpg.Connection, skus: Sequence[tuple[UUID, 
             [t for t, _ in skus],
             [s for _, s in skus],
         )
+
+
+# --- returns ----------------------------------------------------------------------------------
+
+RETURN_COLUMNS = (
+    "id, tenant_id, sale, sale_id, status, version, reason, lines, received_lines,"
+    " created_at, updated_at, received_at, closed_at"
+)
+
+
+def _return(row: asyncpg.Record) -> Return:
+    return Return(**dict(row))
+
+
+async def lock_sale_for_return(
+    conn: asyncpg.Connection, tenant_id: UUID, sale_id: str
+) -> Sale | None:
+    """The sale, locked: its returns are decided one at a time."""
+    row = await conn.fetchrow(
+        f"SELECT {SALE_COLUMNS} FROM {S}.sales WHERE tenant_id = $1 AND sale_id = $2 FOR UPDATE",
+        tenant_id,
+        sale_id,
+    )
+    return _sale(row) if row else None
+
+
+async def returns_of_sale(conn: asyncpg.Connection, sale: UUID) -> list[Return]:
+    rows = await conn.fetch(
+        f"SELECT {RETURN_COLUMNS} FROM {S}.returns WHERE sale = $1 ORDER BY created_at, id", sale
+    )
+    return [_return(r) for r in rows]
+
+
+async def returns_of_sales(
+    conn: asyncpg.Connection, sales: Collection[UUID]
+) -> dict[UUID, list[Return]]:
+    """The returns of each of these sales, oldest first (a sale without any is left out)."""
+    rows = await conn.fetch(
+        f"SELECT {RETURN_COLUMNS} FROM {S}.returns WHERE sale = ANY($1::uuid[])"
+        " ORDER BY created_at, id",
+        list(sales),
+    )
+    found: dict[UUID, list[Return]] = {}
+    for row in rows:
+        found.setdefault(row["sale"], []).append(_return(row))
+    return found
+
+
+async def insert_return(conn: asyncpg.Connection, ret: Return, event: Keyed) -> None:
+    await conn.execute(
+        f"INSERT INTO {S}.returns (id, tenant_id, sale, sale_id, status, version, reason, lines,"
+        " created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8::text::jsonb, $9, $9)",
+        ret.id,
+        ret.tenant_id,
+        ret.sale,
+        ret.sale_id,
+        ret.status,
+        ret.version,
+        ret.reason,
+        _json(ret.lines),
+        ret.created_at,
+    )
+    await add_events(conn, S, [event])
+
+
+async def lock_return(conn: asyncpg.Connection, tenant_id: UUID, return_id: UUID) -> Return | None:
+    row = await conn.fetchrow(
+        f"SELECT {RETURN_COLUMNS} FROM {S}.returns WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+        tenant_id,
+        return_id,
+    )
+    return _return(row) if row else None
+
+
+async def save_return(conn: asyncpg.Connection, ret: Return, event: Keyed) -> None:
+    await conn.execute(
+        f"UPDATE {S}.returns SET status = $2, version = $3, received_lines = $4::text::jsonb,"
+        " updated_at = $5, received_at = $6, closed_at = $7 WHERE id = $1",
+        ret.id,
+        ret.status,
+        ret.version,
+        _json(ret.received_lines),
+        ret.updated_at,
+        ret.received_at,
+        ret.closed_at,
+    )
+    await add_events(conn, S, [event])
+
+
+async def get_return(conn: asyncpg.Connection, tenant_id: UUID, return_id: UUID) -> Return | None:
+    row = await conn.fetchrow(
+        f"SELECT {RETURN_COLUMNS} FROM {S}.returns WHERE tenant_id = $1 AND id = $2",
+        tenant_id,
+        return_id,
+    )
+    return _return(row) if row else None
+
+
+async def list_returns(
+    conn: asyncpg.Connection,
+    tenant_id: UUID,
+    *,
+    statuses: Sequence[str],
+    sale_id: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Return], int]:
+    """A page of returns, oldest first, and how many match."""
+    where = (
+        "tenant_id = $1 AND (cardinality($2::text[]) = 0 OR status = ANY($2::text[]))"
+        " AND ($3::text IS NULL OR sale_id = $3)"
+    )
+    args = (tenant_id, list(statuses), sale_id)
+    total = await conn.fetchval(f"SELECT count(*) FROM {S}.returns WHERE {where}", *args)
+    rows = await conn.fetch(
+        f"SELECT {RETURN_COLUMNS} FROM {S}.returns WHERE {where}"
+        " ORDER BY created_at, id LIMIT $4 OFFSET $5",
+        *args,
+        limit,
+        offset,
+    )
+    return [_return(r) for r in rows], total

@@ -44,6 +44,16 @@ from orders.domain import (
     ship_part,
     update_fulfillment,
 )
+from orders.returns import (
+    BeyondShipped,
+    IllegalReturnTransition,
+    InvalidReceipt,
+    Return,
+    SaleNotReturnable,
+    receive,
+    request_return,
+)
+from orders.returns import close as close_
 
 OUTCOMES_ACTOR = "orders:events"
 
@@ -502,3 +512,122 @@ async def _save(
 ) -> None:
     outgoing = [keyed for change in changes for keyed in events.status_changed(change)]
     await store.save(conn, sales, changes, actor, outgoing)
+
+
+# --- returns ("Returns" in docs/api-guide.md) -------------------------------------------------
+
+
+async def create_return(
+    conn: asyncpg.Connection,
+    tenant: UUID,
+    sale_id: str,
+    reason: str,
+    lines: list[dict[str, Any]],
+) -> Return:
+    """A return of a shipped or delivered sale, with its `return.created`, in the caller's
+    transaction. The sale's row is locked, so two returns of one sale are decided one after
+    the other and never claim the same units twice."""
+    sale = await store.lock_sale_for_return(conn, tenant, sale_id)
+    if sale is None:
+        raise _no_sale(sale_id)
+    earlier = await store.returns_of_sale(conn, sale.id)
+    try:
+        ret = request_return(
+            tenant, sale.id, sale.sale_id, sale.status, sale.lines, earlier, reason, lines, utcnow()
+        )
+    except SaleNotReturnable:
+        raise Conflict(
+            f"The sale is {sale.status}: only a shipped or delivered sale can be returned.",
+            sale_status=sale.status,
+        ) from None
+    except BeyondShipped as beyond:
+        raise Conflict(
+            "The return asks for more than the sale may still return: what shipped less what"
+            " its earlier returns claim.",
+            errors=[
+                {
+                    "field": f"/lines/{e.index}/quantity",
+                    "message": f"{e.asked} of {e.sku!r} asked, {e.remaining} may still be returned",
+                }
+                for e in beyond.excesses
+            ],
+            remaining={e.sku: e.remaining for e in beyond.excesses},
+        ) from None
+    await store.insert_return(conn, ret, events.return_created(ret))
+    return ret
+
+
+def _no_return(return_id: UUID) -> NotFound:
+    return NotFound(f"No return {return_id}.")
+
+
+async def receive_return(
+    conn: asyncpg.Connection, tenant: UUID, return_id: UUID, lines: list[dict[str, Any]]
+) -> Return:
+    """What came back of a requested return, with `return.status_changed` (to `received`)
+    in the caller's transaction; stock restocks and records the discards from that event."""
+    ret = await store.lock_return(conn, tenant, return_id)
+    if ret is None:
+        raise _no_return(return_id)
+    try:
+        change = receive(ret, lines, utcnow())
+    except IllegalReturnTransition:
+        raise Conflict(
+            f"The return is {ret.status}: only a requested return can be received.",
+            return_status=ret.status,
+        ) from None
+    except InvalidReceipt as invalid:
+        raise Invalid(
+            "Some received lines do not match the return.",
+            errors=[{"field": e.field, "message": e.message} for e in invalid.errors],
+        ) from None
+    await store.save_return(conn, ret, events.return_status_changed(change))
+    return ret
+
+
+async def close_return(conn: asyncpg.Connection, tenant: UUID, return_id: UUID) -> Return:
+    """A received return is closed (closing it again changes nothing)."""
+    ret = await store.lock_return(conn, tenant, return_id)
+    if ret is None:
+        raise _no_return(return_id)
+    try:
+        change = close_(ret, utcnow())
+    except IllegalReturnTransition:
+        raise Conflict(
+            f"The return is {ret.status}: only a received return can be closed.",
+            return_status=ret.status,
+        ) from None
+    if change is not None:
+        await store.save_return(conn, ret, events.return_status_changed(change))
+    return ret
+
+
+async def get_return(pool: asyncpg.Pool, tenant: UUID, return_id: UUID) -> Return:
+    async with pool.acquire() as conn:
+        ret = await store.get_return(conn, tenant, return_id)
+    if ret is None:
+        raise _no_return(return_id)
+    return ret
+
+
+async def list_returns(
+    pool: asyncpg.Pool,
+    tenant: UUID,
+    *,
+    statuses: Sequence[str],
+    sale_id: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Return], int]:
+    async with pool.acquire() as conn:
+        return await store.list_returns(
+            conn, tenant, statuses=statuses, sale_id=sale_id, limit=limit, offset=offset
+        )
+
+
+async def returns_of_sales(pool: asyncpg.Pool, sales: Sequence[UUID]) -> dict[UUID, list[Return]]:
+    """The returns of each sale (left out: a sale without any)."""
+    if not sales:
+        return {}
+    async with pool.acquire() as conn:
+        return await store.returns_of_sales(conn, sales)
