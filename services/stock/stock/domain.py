@@ -10,7 +10,18 @@ from uuid import UUID
 from stock.routing import Site, primary, route, waiting_location
 
 Reason = Literal[
-    "audit", "restock", "loss", "adjustment", "reservation", "release", "commit", "transfer"
+    "audit",
+    "restock",
+    "loss",
+    "adjustment",
+    "reservation",
+    "release",
+    "commit",
+    "transfer",
+    # a returned sale's units: `return` puts them back on hand, `discard` records those
+    # that will never be sold again (no quantity change); reference `return:<return id>`
+    "return",
+    "discard",
 ]
 ShortfallReason = Literal[
     "insufficient_stock", "unknown_sku", "unknown_location", "backorder_denied"

@@ -10,6 +10,7 @@ from fulfilkit.received import Event
 from fulfilkit.service import Consumer, Runtime
 from stock.domain import SaleToReserve
 from stock.usecases.reservations import SaleChange, SaleChangeKind, reserve_sales
+from stock.usecases.returns import ReceivedReturn, ReturnLine, apply_returns
 
 # A status change reaches `apply` only when it is to shipped, an edit only when it changed
 # what to reserve (`changes_stock`).
@@ -27,7 +28,10 @@ RESERVATION_FIELDS = frozenset({"lines", "location_id", "allow_split"})
 
 def changes_stock(event: Event[Any]) -> bool:
     """Of a sale's status changes only shipping commits stock, and of its edits only those
-    of its lines or location reserve it again; the others need no work."""
+    of its lines or location reserve it again; of a return's, only its receipt brings units
+    back. The others need no work."""
+    if event.type == c.RETURN_STATUS_CHANGED:
+        return bool(event.data.status == "received")
     if event.type == c.SALE_UPDATED:  # allow_split matters to a routed sale alone
         fields = set(event.data.changed) - ({"allow_split"} if event.data.location_id else set())
         return not RESERVATION_FIELDS.isdisjoint(fields)
@@ -50,9 +54,27 @@ def sale_change(event: Event[c.SaleSnapshot]) -> SaleChange:
     )
 
 
+def received_return(event: Event[c.ReturnStatusChanged]) -> ReceivedReturn:
+    ret = event.data
+    return ReceivedReturn(
+        tenant_id=event.tenantid,
+        return_id=ret.id,
+        lines=tuple(
+            ReturnLine(line.sku, line.quantity, line.disposition, line.location_id)
+            for line in ret.received_lines
+        ),
+    )
+
+
 def sale_events(runtime: Runtime[None]) -> Apply:
     async def apply(conn: asyncpg.Connection, batch: list[Event[Any]]) -> None:
-        await reserve_sales(conn, [sale_change(e) for e in batch if changes_stock(e)])
+        relevant = [e for e in batch if changes_stock(e)]
+        returned = [e for e in relevant if e.type == c.RETURN_STATUS_CHANGED]
+        # units back first: a sale of this batch waiting for them may take them at once
+        await apply_returns(conn, [received_return(e) for e in returned])
+        await reserve_sales(
+            conn, [sale_change(e) for e in relevant if e.type != c.RETURN_STATUS_CHANGED]
+        )
 
     return apply
 
@@ -60,7 +82,13 @@ def sale_events(runtime: Runtime[None]) -> Apply:
 CONSUMERS = [
     Consumer(
         topics=[c.SALES_TOPIC],
-        event_types=[c.SALE_CREATED, c.SALE_UPDATED, c.SALE_CANCELED, c.SALE_STATUS_CHANGED],
+        event_types=[
+            c.SALE_CREATED,
+            c.SALE_UPDATED,
+            c.SALE_CANCELED,
+            c.SALE_STATUS_CHANGED,
+            c.RETURN_STATUS_CHANGED,  # received: its units come back (`usecases.returns`)
+        ],
         apply=sale_events,
         relevant=changes_stock,
     ),
