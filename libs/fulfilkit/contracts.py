@@ -375,7 +375,7 @@ class ProductSnapshot(BaseModel):
     infinite: bool = False
 
 
-ReturnStatus = Literal["requested", "received", "closed"]
+ReturnStatus = Literal["requested", "received", "closed", "canceled"]
 ReturnReason = Literal["damaged", "wrong_item", "no_longer_needed", "other"]
 
 
@@ -410,6 +410,7 @@ class ReturnSnapshot(BaseModel):
     updated_at: datetime
     received_at: datetime | None = None
     closed_at: datetime | None = None
+    canceled_at: datetime | None = None
 
 
 class ReturnStatusChanged(ReturnSnapshot):

@@ -80,6 +80,7 @@ async def test_a_return_of_a_shipped_sale_is_created_read_listed_and_shown_on_th
         "updated_at",
         "received_at",
         "closed_at",
+        "canceled_at",
     }
     uuid.UUID(ret["id"])
     assert ret["sale_id"] == sold["sale_id"]
@@ -153,8 +154,15 @@ async def test_returns_are_refused_beyond_what_shipped_and_for_sales_not_shipped
         },
     )
     assert (other_sku.status, other_sku.problem_code) == (409, "conflict"), other_sku
-    assert (await tenant.post("/returns", asking(1))).status == 201  # the last one
+    last = await tenant.post("/returns", asking(1))
+    assert last.status == 201, last
     assert (await tenant.post("/returns", asking(1))).status == 409
+    canceled = await tenant.post(f"/returns/{last.body['id']}/cancel")
+    assert canceled.status == 200, canceled
+    assert (canceled.body["status"], canceled.body["version"]) == ("canceled", 2)
+    assert canceled.body["canceled_at"] is not None
+    assert (await tenant.post(f"/returns/{last.body['id']}/cancel")).body["version"] == 2
+    assert (await tenant.post("/returns", asking(1))).status == 201, "a canceled one frees"
 
     pending_sku, location, _ = await stocked_product(tenant, quantity=5)
     pending = ref("S")
@@ -177,7 +185,7 @@ async def test_returns_are_refused_beyond_what_shipped_and_for_sales_not_shipped
     assert (invalid.status, invalid.problem_code) == (422, "validation"), invalid
     assert {e["field"] for e in invalid.body["errors"]} == {"/reason", "/lines"}
     listed = await tenant.get("/returns", sale_id=sold["sale_id"])
-    assert len(listed.body["data"]) == 2, "a refused return makes nothing"
+    assert len(listed.body["data"]) == 3, "a refused return makes nothing"
 
 
 async def test_an_idempotency_key_makes_one_return(tenant: Client):
@@ -239,6 +247,9 @@ async def test_receiving_restocks_and_records_discards_then_the_return_closes(te
     assert received.headers["ETag"] == '"2"'
     again = await tenant.post(f"{path}/receive", {"lines": [restock(sku, 1, location)]})
     assert (again.status, again.problem_code) == (409, "conflict"), again
+    late_cancel = await tenant.post(f"{path}/cancel")
+    assert (late_cancel.status, late_cancel.problem_code) == (409, "conflict"), late_cancel
+    assert late_cancel.body["return_status"] == "received"
 
     await eventually(
         lambda: on_hand(tenant, record), lambda q: q == 9, what="the restocked units on hand"

@@ -92,6 +92,19 @@ async def close_return(request: Request, return_id: UUID, tenant: TenantId, pool
     return await _once(request, pool, tenant, close)
 
 
+@router.post("/returns/{return_id}/cancel", response_model=ReturnOut, responses=problems(404, 409))
+async def cancel_return(
+    request: Request, return_id: UUID, tenant: TenantId, pool: Pool
+) -> Response:
+    """A requested return whose units will not come is `canceled` (409 once received):
+    what it asked for may be returned again. Canceling it again changes nothing."""
+
+    async def cancel(conn: asyncpg.Connection) -> Answer:
+        return _answer(await usecases.cancel_return(conn, tenant, return_id))
+
+    return await _once(request, pool, tenant, cancel)
+
+
 @router.get("/returns/{return_id}", response_model=ReturnOut, responses=problems(404))
 async def get_return(
     return_id: UUID, tenant: TenantId, pool: Pool, response: Response

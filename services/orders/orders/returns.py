@@ -1,9 +1,10 @@
-"""Returns of shipped sales and their state machine: `requested -> received -> closed`. No
-I/O here.
+"""Returns of shipped sales and their state machine: `requested -> received -> closed`, or
+`requested -> canceled`. No I/O here.
 
-A sale may take back, per SKU, what it shipped less what its earlier returns claim; a
-return is received with each line's disposition (`restock` or `discard`) and location, at
-most what it asked for of each SKU, and is closed by hand afterwards."""
+A sale may take back, per SKU, what it shipped less what its earlier returns (but the
+canceled ones) claim; a return is received with each line's disposition (`restock` or
+`discard`) and location, at most what it asked for of each SKU, and is closed by hand
+afterwards. A return whose units never come is canceled while still requested."""
 
 import uuid
 from collections import Counter
@@ -12,16 +13,17 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-ReturnStatus = Literal["requested", "received", "closed"]
+ReturnStatus = Literal["requested", "received", "closed", "canceled"]
 ReturnReason = Literal["damaged", "wrong_item", "no_longer_needed", "other"]
 Disposition = Literal["restock", "discard"]
 
 # The statuses of a sale whose units have left, and so can come back.
 RETURNABLE = frozenset({"shipped", "delivered"})
 TRANSITIONS: dict[str, frozenset[str]] = {
-    "requested": frozenset({"received"}),
+    "requested": frozenset({"received", "canceled"}),
     "received": frozenset({"closed"}),
     "closed": frozenset(),
+    "canceled": frozenset(),
 }
 
 
@@ -40,6 +42,7 @@ class Return:
     updated_at: datetime | None = None
     received_at: datetime | None = None
     closed_at: datetime | None = None
+    canceled_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -101,10 +104,11 @@ def per_sku(lines: list[dict[str, Any]]) -> Counter[str]:
 
 def returnable(sale_lines: list[dict[str, Any]], earlier: list[Return]) -> Counter[str]:
     """What may still come back of each SKU: what shipped (every line of a shipped sale)
-    less what the sale's earlier returns claim, whatever their status."""
+    less what the sale's earlier returns claim, whatever their status but canceled."""
     left = per_sku(sale_lines)
     for ret in earlier:
-        left.subtract(per_sku(ret.lines))
+        if ret.status != "canceled":
+            left.subtract(per_sku(ret.lines))
     return left
 
 
@@ -207,4 +211,15 @@ def close(ret: Return, now: datetime) -> ReturnChange | None:
         return None
     change = _transition(ret, "closed", now)
     ret.closed_at = now
+    return change
+
+
+def cancel(ret: Return, now: datetime) -> ReturnChange | None:
+    """A requested return whose units will not come: it no longer counts against what the
+    sale may return. Canceling a canceled one again changes nothing (None); a received or
+    closed return cannot be canceled (its units are back)."""
+    if ret.status == "canceled":
+        return None
+    change = _transition(ret, "canceled", now)
+    ret.canceled_at = now
     return change

@@ -308,7 +308,7 @@ class CancelOut(BaseModel):
 # --- returns ("Returns" in docs/api-guide.md) -------------------------------------------------
 
 ReturnReason = Literal["damaged", "wrong_item", "no_longer_needed", "other"]
-ReturnStatus = Literal["requested", "received", "closed"]
+ReturnStatus = Literal["requested", "received", "closed", "canceled"]
 
 
 class ReturnLineIn(StrictModel):
@@ -366,6 +366,7 @@ class ReturnOut(BaseModel):
     updated_at: datetime
     received_at: datetime | None = None
     closed_at: datetime | None = None
+    canceled_at: datetime | None = None
 
 
 class SaleReturn(BaseModel):

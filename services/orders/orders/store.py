@@ -378,7 +378,7 @@ async def add_to_catalogue(conn: asyncpg.Connection, skus: Sequence[tuple[UUID, 
 
 RETURN_COLUMNS = (
     "id, tenant_id, sale, sale_id, status, version, reason, lines, received_lines,"
-    " created_at, updated_at, received_at, closed_at"
+    " created_at, updated_at, received_at, closed_at, canceled_at"
 )
 
 
@@ -449,7 +449,7 @@ async def lock_return(conn: asyncpg.Connection, tenant_id: UUID, return_id: UUID
 async def save_return(conn: asyncpg.Connection, ret: Return, event: Keyed) -> None:
     await conn.execute(
         f"UPDATE {S}.returns SET status = $2, version = $3, received_lines = $4::text::jsonb,"
-        " updated_at = $5, received_at = $6, closed_at = $7 WHERE id = $1",
+        " updated_at = $5, received_at = $6, closed_at = $7, canceled_at = $8 WHERE id = $1",
         ret.id,
         ret.status,
         ret.version,
@@ -457,6 +457,7 @@ async def save_return(conn: asyncpg.Connection, ret: Return, event: Keyed) -> No
         ret.updated_at,
         ret.received_at,
         ret.closed_at,
+        ret.canceled_at,
     )
     await add_events(conn, S, [event])
 

@@ -53,6 +53,7 @@ from orders.returns import (
     receive,
     request_return,
 )
+from orders.returns import cancel as cancel_return_
 from orders.returns import close as close_
 
 OUTCOMES_ACTOR = "orders:events"
@@ -595,6 +596,24 @@ async def close_return(conn: asyncpg.Connection, tenant: UUID, return_id: UUID) 
     except IllegalReturnTransition:
         raise Conflict(
             f"The return is {ret.status}: only a received return can be closed.",
+            return_status=ret.status,
+        ) from None
+    if change is not None:
+        await store.save_return(conn, ret, events.return_status_changed(change))
+    return ret
+
+
+async def cancel_return(conn: asyncpg.Connection, tenant: UUID, return_id: UUID) -> Return:
+    """A requested return is canceled: its units no longer count against what the sale may
+    return (canceling it again changes nothing)."""
+    ret = await store.lock_return(conn, tenant, return_id)
+    if ret is None:
+        raise _no_return(return_id)
+    try:
+        change = cancel_return_(ret, utcnow())
+    except IllegalReturnTransition:
+        raise Conflict(
+            f"The return is {ret.status}: only a requested return can be canceled.",
             return_status=ret.status,
         ) from None
     if change is not None:

@@ -13,6 +13,7 @@ from orders.returns import (
     InvalidReceipt,
     Return,
     SaleNotReturnable,
+    cancel,
     close,
     receive,
     request_return,
@@ -133,3 +134,20 @@ def test_a_return_is_received_once_and_closed_after():
     assert (ret.status, ret.version, ret.closed_at) == ("closed", 3, NOW)
     assert close(ret, NOW) is None  # again: nothing changes
     assert ret.version == 3
+
+
+def test_a_canceled_return_no_longer_counts_and_only_a_requested_one_cancels():
+    first = ask([{"sku": "A", "quantity": 5}])
+    with pytest.raises(BeyondShipped):
+        ask([{"sku": "A", "quantity": 1}], [first])
+    change = cancel(first, NOW)
+    assert change is not None and change.previous == "requested"
+    assert (first.status, first.version, first.canceled_at) == ("canceled", 2, NOW)
+    assert cancel(first, NOW) is None and first.version == 2  # again: nothing changes
+    assert returnable(SHIPPED, [first]) == {"A": 5, "B": 1}
+    again = ask([{"sku": "A", "quantity": 5}], [first])
+    with pytest.raises(IllegalReturnTransition):
+        receive(first, [line()], NOW)
+    receive(again, [line()], NOW)
+    with pytest.raises(IllegalReturnTransition):
+        cancel(again, NOW)
