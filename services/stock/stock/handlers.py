@@ -68,13 +68,17 @@ def received_return(event: Event[c.ReturnStatusChanged]) -> ReceivedReturn:
 
 def sale_events(runtime: Runtime[None]) -> Apply:
     async def apply(conn: asyncpg.Connection, batch: list[Event[Any]]) -> None:
-        relevant = [e for e in batch if changes_stock(e)]
-        returned = [e for e in relevant if e.type == c.RETURN_STATUS_CHANGED]
+        sales: list[SaleChange] = []
+        returns: list[ReceivedReturn] = []
+        for e in batch:  # one pass: a batch of sales pays one type check per event more
+            if e.type == c.RETURN_STATUS_CHANGED:
+                if e.data.status == "received":
+                    returns.append(received_return(e))
+            elif changes_stock(e):
+                sales.append(sale_change(e))
         # units back first: a sale of this batch waiting for them may take them at once
-        await apply_returns(conn, [received_return(e) for e in returned])
-        await reserve_sales(
-            conn, [sale_change(e) for e in relevant if e.type != c.RETURN_STATUS_CHANGED]
-        )
+        await apply_returns(conn, returns)
+        await reserve_sales(conn, sales)
 
     return apply
 
