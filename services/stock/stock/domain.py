@@ -10,7 +10,15 @@ from uuid import UUID
 from stock.routing import Site, primary, route, waiting_location
 
 Reason = Literal[
-    "audit", "restock", "loss", "adjustment", "reservation", "release", "commit", "transfer"
+    "audit",
+    "restock",
+    "loss",
+    "adjustment",
+    "reservation",
+    "release",
+    "commit",
+    "transfer",
+    "receipt",
 ]
 ShortfallReason = Literal[
     "insufficient_stock", "unknown_sku", "unknown_location", "backorder_denied"
