@@ -395,3 +395,48 @@ async def test_a_webhook_delivers_the_received_order(tenant: Client):
         assert data["lines"] == [{"sku": sku, "quantity": 2, "received": 2}]
     finally:
         await hook.stop()
+
+
+# A backordered line's expected arrival
+
+
+async def test_a_short_line_shows_when_an_inbound_order_would_fill_it(tenant: Client):
+    location, sku = await new_location(tenant), await new_product(tenant)
+    sale_id = ref("S")
+    sale = await tenant.post("/sales", sale_body(sale_id, location, (sku, 4)))
+    assert (sale.status, sale.body["status"]) == (228, "backordered"), sale
+    assert "expected_at" not in sale.body["issues"][0]
+
+    async def issues() -> list[dict]:
+        return (await tenant.get(f"/sales/{sale_id}")).body["issues"]
+
+    small = await create(tenant, location, (sku, 3), expected_at="2030-01-01T00:00:00Z")
+    big = await create(tenant, location, (sku, 4), expected_at="2030-02-01T00:00:00Z")
+    assert (small.status, big.status) == (201, 201)
+    shown = await eventually(
+        issues, lambda i: i[0].get("expected_at") is not None, what="an expected arrival"
+    )
+    assert shown == [
+        {
+            "sku": sku,
+            "requested": 4,
+            "available": 0,
+            "reason": "insufficient_stock",
+            "expected_at": "2030-02-01T00:00:00Z",
+        }
+    ], "the first order that would fill the line, not the first order"
+
+    sooner = await tenant.call(
+        "PATCH", f"{PATH}/{small.body['id']}", json={"lines": [{"sku": sku, "quantity": 4}]}
+    )
+    assert sooner.status == 200, sooner
+    await eventually(
+        issues,
+        lambda i: i[0].get("expected_at") == "2030-01-01T00:00:00Z",
+        what="the sooner arrival",
+    )
+    for order in (small, big):
+        canceled = await tenant.post(f"{PATH}/{order.body['id']}/cancel")
+        assert canceled.status == 200, canceled
+    await eventually(issues, lambda i: "expected_at" not in i[0], what="no arrival")
+    assert (await tenant.get(f"/sales/{sale_id}")).body["status"] == "backordered"

@@ -1,6 +1,6 @@
 """Turns stock outcomes into the platform's events (contracts in fulfilkit.contracts)."""
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 from uuid import UUID
 
@@ -108,8 +108,13 @@ def reservation(
     return _sale_event(row.tenant_id, row.sale, RESERVATION_TYPES[row.status], data)
 
 
-def reservation_failed(outcome: ReservationFailed) -> Keyed:
+def reservation_failed(
+    outcome: ReservationFailed, arrivals: Mapping[str, datetime] | None = None
+) -> Keyed:
+    """Why a sale could not be reserved; `arrivals` holds, by SKU, when an inbound order
+    expected at the sale's location would fill its short line."""
     sale = outcome.sale
+    arrivals = arrivals or {}
     data = c.ReservationFailed(
         sale=sale.sale,
         sale_id=sale.sale_id,
@@ -122,6 +127,7 @@ def reservation_failed(outcome: ReservationFailed) -> Keyed:
                 available=s.available,
                 reason=s.reason,
                 preorder=s.preorder,  # type: ignore[arg-type]
+                expected_at=arrivals.get(s.sku),
             )
             for s in outcome.shortfalls
         ],

@@ -1,13 +1,15 @@
 """Inbound orders, their lines and receipts."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from uuid import UUID
 
 import asyncpg
 
+from stock.domain import RecordKey, StockRecord
 from stock.inbound import InboundLine, InboundOrder, ReceiptLine
-from stock.store._sql import S
+from stock.store._sql import RECORD_COLUMNS, RECORD_FROM, S, columns
+from stock.store.reservations import Backorder
 
 ORDER_FIELDS = (
     "o.id, o.tenant_id, o.reference, o.supplier, o.location_id, o.expected_at, o.urgent,"
@@ -223,3 +225,35 @@ async def location_exists(conn: asyncpg.Connection, tenant_id: UUID, location_id
             location_id,
         )
     )
+
+
+async def waiting_for(
+    conn: asyncpg.Connection, tenant_id: UUID, location_id: str, skus: Sequence[str], limit: int
+) -> list[Backorder]:
+    """The sales waiting in a location's backorder queue with a line of one of `skus`,
+    oldest first."""
+    rows = await conn.fetch(
+        f"SELECT seq, tenant_id, sale, sale_id, location_id, lines, routed, allow_split,"
+        f" sale_version FROM {S}.backorders b WHERE tenant_id = $1 AND location_id = $2"
+        " AND EXISTS (SELECT 1 FROM jsonb_array_elements(b.lines) l"
+        " WHERE l->>'sku' = ANY($3::text[])) ORDER BY seq LIMIT $4",
+        tenant_id,
+        location_id,
+        list(skus),
+        limit,
+    )
+    return [Backorder(**dict(r)) for r in rows]
+
+
+async def read_records(
+    conn: asyncpg.Connection, keys: Iterable[RecordKey]
+) -> dict[RecordKey, StockRecord]:
+    """Records as they stand, unlocked (a look, not a change)."""
+    keys = sorted(set(keys))
+    rows = await conn.fetch(
+        f"SELECT {RECORD_COLUMNS} FROM {RECORD_FROM} WHERE (r.tenant_id, r.location_id, r.sku)"
+        " IN (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]))",
+        *columns(keys, 3),
+    )
+    records = [StockRecord(**dict(r)) for r in rows]
+    return {r.key: r for r in records}

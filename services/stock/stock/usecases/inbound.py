@@ -21,6 +21,7 @@ from fulfilkit.outbox import Keyed, add_events
 from stock import events, store
 from stock.domain import StockRecord, apply_change
 from stock.inbound import (
+    EXPECTED,
     InboundLine,
     InboundOrder,
     InboundRuleViolation,
@@ -34,6 +35,7 @@ from stock.inbound import close as close_order
 from stock.inbound import receive as receive_lines
 from stock.usecases._changes import save_changes
 from stock.usecases.levels import _apply_all, _lock_or_create
+from stock.usecases.reservations import announce_waiting
 
 # the fields a PATCH may change (lines replace the order's lines)
 CHANGEABLE = frozenset(
@@ -90,6 +92,7 @@ async def create_inbound_order(
             raise Duplicated(f"An inbound order with reference {reference!r} already exists.")
         saved = await _read(conn, tenant, order.id)
         await add_events(conn, "stock", [events.inbound_order_created(saved)])
+        await _announce(conn, None, saved)
     return saved
 
 
@@ -157,6 +160,7 @@ async def update_inbound_order(
             await add_events(
                 conn, "stock", [events.inbound_order_status_changed(saved, order.status)]
             )
+        await _announce(conn, order, saved)
     return saved
 
 
@@ -169,6 +173,7 @@ async def cancel_inbound_order(
         canceled = _refuse_violation(cancel_order, order)
         saved = await store.inbound.save_order(conn, canceled, lines_changed=False)
         await add_events(conn, "stock", [events.inbound_order_status_changed(saved, order.status)])
+        await _announce(conn, order, saved)
     return saved
 
 
@@ -185,6 +190,7 @@ async def close_inbound_order(
         closed = _refuse_violation(lambda o: close_order(o, reason), order)
         saved = await store.inbound.save_order(conn, closed, lines_changed=False)
         await add_events(conn, "stock", [events.inbound_order_status_changed(saved, order.status)])
+        await _announce(conn, order, saved)
     return saved
 
 
@@ -236,6 +242,7 @@ async def receive(
     if saved.status != order.status:
         more.append(events.inbound_order_status_changed(saved, order.status))
     await save_changes(conn, list(records.values()), entries, actor, notes=None, more_events=more)
+    await _announce(conn, order, saved)
     return saved, receipt_id
 
 
@@ -255,6 +262,17 @@ async def incoming_read(
 ) -> list[int]:
     async with pool.acquire() as conn:
         return await incoming(conn, tenant, records)
+
+
+async def _announce(
+    conn: asyncpg.Connection, before: InboundOrder | None, after: InboundOrder
+) -> None:
+    """Re-announce the sales waiting where the order was or is expected, for its SKUs: what
+    it brings, and when, may have changed their short lines' expected arrival."""
+    orders = [o for o in (before, after) if o is not None and o.status in EXPECTED]
+    skus = {line.sku for o in orders for line in o.lines}
+    for location in sorted({o.location_id for o in orders}):
+        await announce_waiting(conn, after.tenant_id, location, skus)
 
 
 def check_new_status_or_invalid(status: str) -> None:
