@@ -70,9 +70,17 @@ async def _insert_lines(conn: asyncpg.Connection, order: InboundOrder) -> None:
 async def get_order(
     conn: asyncpg.Connection, tenant_id: UUID, order_id: UUID, *, lock: bool = False
 ) -> InboundOrder | None:
+    if lock:
+        # locked first, then read in a statement of its own: a statement that waited for
+        # the lock would read the lines as they were before the holder's change
+        await conn.execute(
+            f"SELECT 1 FROM {S}.inbound_orders WHERE tenant_id = $1 AND id = $2 FOR UPDATE",
+            tenant_id,
+            order_id,
+        )
     row = await conn.fetchrow(
         f"SELECT {ORDER_FIELDS}, {LINES} FROM {S}.inbound_orders o"
-        " WHERE o.tenant_id = $1 AND o.id = $2" + (" FOR UPDATE OF o" if lock else ""),
+        " WHERE o.tenant_id = $1 AND o.id = $2",
         tenant_id,
         order_id,
     )
