@@ -440,3 +440,29 @@ async def test_a_short_line_shows_when_an_inbound_order_would_fill_it(tenant: Cl
         assert canceled.status == 200, canceled
     await eventually(issues, lambda i: "expected_at" not in i[0], what="no arrival")
     assert (await tenant.get(f"/sales/{sale_id}")).body["status"] == "backordered"
+
+
+async def test_a_webhook_filter_on_the_status_an_order_moved_to(tenant: Client):
+    hook = await started()
+    try:
+        endpoint = await register(
+            tenant,
+            hook.url,
+            event_types=["inbound_order.status_changed"],
+            filters={"inbound_order.status_changed": {"status": ["received"]}},
+        )
+        assert endpoint["filters"] == {"inbound_order.status_changed": {"status": ["received"]}}
+        location, sku = await new_location(tenant), await new_product(tenant)
+        order = (await create(tenant, location, (sku, 3))).body
+        await receive(tenant, order["id"], {"sku": sku, "quantity": 1, "reason": "short"})
+        await receive(tenant, order["id"], {"sku": sku, "quantity": 2})
+        await received_count(hook, 1)
+        [arrival] = hook.received
+        data = arrival.json["data"]
+        assert (arrival.type, data["previous_status"], data["status"]) == (
+            "inbound_order.status_changed",
+            "receiving",
+            "received",
+        )
+    finally:
+        await hook.stop()

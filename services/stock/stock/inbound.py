@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
+MAX_QUANTITY = 2_000_000_000  # what the integer columns hold, with room to spare
 InboundStatus = Literal["draft", "open", "receiving", "received", "closed", "canceled"]
 EDITABLE: frozenset[str] = frozenset({"draft", "open"})
 RECEIVABLE: frozenset[str] = frozenset({"open", "receiving"})
@@ -140,6 +141,14 @@ def receive(order: InboundOrder, lines: Sequence[ReceiptLine]) -> Received:
             errors.append({"field": f"/lines/{i}/sku", "message": "not on the inbound order"})
         elif line.sku in seen:
             errors.append({"field": f"/lines/{i}/sku", "message": "listed twice"})
+        elif expected.received + line.quantity > MAX_QUANTITY:
+            errors.append(
+                {
+                    "field": f"/lines/{i}/quantity",
+                    "message": f"would make {expected.received + line.quantity} received,"
+                    f" more than the {MAX_QUANTITY} a line can hold",
+                }
+            )
         elif line.quantity != expected.outstanding and not line.reason:
             more_or_less = "more" if line.quantity > expected.outstanding else "less"
             errors.append(

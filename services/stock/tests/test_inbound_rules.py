@@ -130,3 +130,10 @@ def test_first_arrival_is_the_earliest_order_that_would_fill_the_line():
     assert first_arrival(5, [(later, 5), (NOW, 4), (None, 50)]) == later
     assert first_arrival(4, [(later, 5), (NOW, 4)]) == NOW
     assert first_arrival(6, [(later, 5), (NOW, 4), (None, 50)]) is None
+
+
+def test_received_never_passes_what_a_line_can_hold():
+    full = order(lines=(("A", 10),), received=[("A", 1_999_999_999)])
+    with pytest.raises(ReceiptInvalid) as refused:
+        receive(full, [ReceiptLine("A", 2, "again")])
+    assert [e["field"] for e in refused.value.errors] == ["/lines/0/quantity"]

@@ -17,9 +17,11 @@ import orjson
 from fulfilkit.contracts import (
     EVENT_TYPES,
     FULFILLMENT_STATUS_CHANGED,
+    INBOUND_ORDER_STATUS_CHANGED,
     SALE_STATUS_CHANGED,
     SALE_UPDATED,
     FulfillmentStatus,
+    InboundOrderStatus,
     SaleStatus,
 )
 
@@ -78,6 +80,7 @@ FILTERABLE_STATUSES: dict[str, tuple[str, ...]] = {
     SALE_STATUS_CHANGED: get_args(SaleStatus),
     SALE_UPDATED: get_args(SaleStatus),
     FULFILLMENT_STATUS_CHANGED: get_args(FulfillmentStatus),
+    INBOUND_ORDER_STATUS_CHANGED: get_args(InboundOrderStatus),
 }
 # {event type: {"status": [statuses]}}, as stored and shown.
 Filters = dict[str, dict[str, list[str]]]
