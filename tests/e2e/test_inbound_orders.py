@@ -125,7 +125,8 @@ async def test_the_default_location_is_taken_when_none_is_named(tenant: Client):
 
 async def test_refusals_name_the_field(tenant: Client, other_tenant: Client):
     location, sku = await new_location(tenant), await new_product(tenant)
-    unknown = await create(tenant, location, (sku, 1), ("NOPE-" + ref("x"), 2), (sku, 3))
+    unknown_sku = ref("NOPE")
+    unknown = await create(tenant, location, (sku, 1), (unknown_sku, 2), (sku, 3))
     assert (unknown.status, unknown.problem_code) == (422, "validation"), unknown
     assert pointers(unknown) == ["/lines/1/sku", "/lines/2/sku"]
     nowhere = await create(tenant, "no-such-place", (sku, 1))
@@ -140,7 +141,19 @@ async def test_refusals_name_the_field(tenant: Client, other_tenant: Client):
     first = await create(tenant, location, (sku, 1), reference="PO-SAME")
     assert first.status == 201, first
     again = await create(tenant, location, (sku, 1), reference="PO-SAME")
-    assert (again.status, again.problem_code) == (409, "duplicated"), again
+    assert again.status == 409, again
+    assert again.headers["Content-Type"].startswith("application/problem+json")
+    assert again.body == {
+        "type": "urn:fulfil:problem:duplicated",
+        "title": again.body["title"],
+        "status": 409,
+        "detail": "An inbound order with reference 'PO-SAME' already exists.",
+        "code": "duplicated",
+    }
+    assert unknown.body["errors"] == [
+        {"field": "/lines/1/sku", "message": f"no product {unknown_sku}"},
+        {"field": "/lines/2/sku", "message": "listed twice"},
+    ]
 
     hidden = await other_tenant.get(f"{PATH}/{first.body['id']}")
     assert (hidden.status, hidden.problem_code) == (404, "no_content"), hidden

@@ -199,21 +199,22 @@ async def incoming(
 
 
 async def expected_arrivals(
-    conn: asyncpg.Connection, tenant_id: UUID, location_id: str, skus: Sequence[str]
-) -> dict[str, list[tuple[datetime | None, int]]]:
-    """(expected_at, outstanding units) of each expected order at the location, by SKU."""
+    conn: asyncpg.Connection, keys: Iterable[RecordKey]
+) -> dict[RecordKey, list[tuple[datetime | None, int]]]:
+    """(expected_at, outstanding units) of each expected order, by (tenant, location, SKU)."""
+    keys = sorted(set(keys))
     rows = await conn.fetch(
-        f"SELECT l.sku, o.expected_at, greatest(l.quantity - l.received, 0) AS n"
+        f"SELECT o.tenant_id, o.location_id, l.sku, o.expected_at,"
+        " greatest(l.quantity - l.received, 0) AS n"
         f" FROM {S}.inbound_orders o JOIN {S}.inbound_order_lines l ON l.inbound_order_id = o.id"
-        " WHERE o.tenant_id = $1 AND o.location_id = $2 AND o.status IN ('open', 'receiving')"
-        " AND l.sku = ANY($3::text[])",
-        tenant_id,
-        location_id,
-        list(skus),
+        " WHERE o.status IN ('open', 'receiving') AND (o.tenant_id, o.location_id, l.sku) IN"
+        " (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[]))",
+        *columns(keys, 3),
     )
-    found: dict[str, list[tuple[datetime | None, int]]] = {}
+    found: dict[RecordKey, list[tuple[datetime | None, int]]] = {}
     for r in rows:
-        found.setdefault(r["sku"], []).append((r["expected_at"], r["n"]))
+        key = (r["tenant_id"], r["location_id"], r["sku"])
+        found.setdefault(key, []).append((r["expected_at"], r["n"]))
     return found
 
 

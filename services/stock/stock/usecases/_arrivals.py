@@ -17,24 +17,27 @@ async def arrivals(
     conn: asyncpg.Connection, failures: Sequence[ReservationFailed]
 ) -> list[Arrivals]:
     """For each failure, the expected arrival of each short line that an inbound order at
-    its location would fill (lines none would fill are left out)."""
-    out: list[Arrivals] = []
-    for failed in failures:
-        short = {
+    its location would fill (lines none would fill are left out); one round trip for all."""
+    short = [
+        {
             s.sku: s.requested - s.available
             for s in failed.shortfalls
-            if s.reason == "insufficient_stock"
+            if s.reason == "insufficient_stock" and failed.location_id is not None
         }
-        if not short or failed.location_id is None:
-            out.append({})
-            continue
-        orders = await store.inbound.expected_arrivals(
-            conn, failed.sale.tenant_id, failed.location_id, sorted(short)
-        )
-        found = {
-            sku: at
-            for sku, wanted in short.items()
-            if (at := first_arrival(wanted, orders.get(sku, []))) is not None
-        }
+        for failed in failures
+    ]
+    keys = {
+        (failed.sale.tenant_id, failed.location_id, sku)
+        for failed, lines in zip(failures, short, strict=True)
+        for sku in lines
+    }
+    orders = await store.inbound.expected_arrivals(conn, keys) if keys else {}
+    out: list[Arrivals] = []
+    for failed, lines in zip(failures, short, strict=True):
+        found = {}
+        for sku, wanted in lines.items():
+            key = (failed.sale.tenant_id, failed.location_id or "", sku)
+            if (at := first_arrival(wanted, orders.get(key, []))) is not None:
+                found[sku] = at
         out.append(found)
     return out
