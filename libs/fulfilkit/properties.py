@@ -1,6 +1,6 @@
-"""Custom properties as the platform validates them everywhere (a sale's, a line's, an inbound
-order's): string keys, scalar values (text, number, boolean), bounded in count and size.
-The same rules as the sales API's (`orders.details`), for services that cannot import it."""
+"""Custom properties as the platform validates them everywhere (a sale's and its lines' in
+`orders.details`, an inbound order's in stock): string keys, scalar values (text, number,
+boolean), bounded in count and size."""
 
 import math
 from typing import Annotated, Any
