@@ -2,6 +2,7 @@
 what each answers field by field, the 409/422 problems, on-hand and the ledger after each
 receipt, `incoming` on stock records, the events on the real broker and a webhook."""
 
+import uuid
 from typing import Any
 
 from fulfilkit import contracts as c
@@ -282,6 +283,20 @@ async def test_receipts_raise_on_hand_with_ledger_rows_and_move_the_status(tenan
     more = await receive(tenant, order["id"], {"sku": sku, "quantity": 1, "reason": "late"})
     assert (more.status, more.problem_code) == (409, "conflict"), more
     await integrity_clean(tenant)
+
+    listed = await tenant.get(f"{PATH}/{order['id']}/receipts")
+    assert listed.status == 200, listed
+    assert listed.body["pagination"] == {"total_count": 2, "offset": 0, "limit": 100}
+    shown = listed.body["data"]
+    assert [r["id"] for r in shown] == [first.body["receipt_id"], last.body["receipt_id"]]
+    assert set(shown[0]) == {"id", "lines", "actor", "created_at"}
+    assert shown[0]["lines"] == [{"sku": sku, "quantity": 6, "reason": "rest next week"}]
+    assert shown[1]["lines"] == [
+        {"sku": sku, "quantity": 4, "reason": None},
+        {"sku": other, "quantity": 5, "reason": "one spare"},
+    ]
+    nowhere = await tenant.get(f"{PATH}/{uuid.uuid4()}/receipts")
+    assert (nowhere.status, nowhere.problem_code) == (404, "no_content"), nowhere
 
 
 async def test_a_receipt_is_applied_once_per_idempotency_key(tenant: Client):

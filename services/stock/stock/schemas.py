@@ -528,6 +528,22 @@ class ReceiptIn(StrictModel):
         return [ReceiptLine(x.sku, x.quantity, x.reason) for x in self.lines]
 
 
+class ReceiptLineOut(BaseModel):
+    sku: str
+    quantity: int
+    reason: str | None
+
+
+class ReceiptShown(BaseModel):
+    """A receipt as listed: its id (the `reference` of its ledger rows), what came in, who
+    received it and when."""
+
+    id: UUID
+    lines: list[ReceiptLineOut]
+    actor: str
+    created_at: datetime
+
+
 class ReceiptOut(BaseModel):
     receipt_id: UUID
     inbound_order: InboundOrderOut

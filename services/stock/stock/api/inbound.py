@@ -26,6 +26,7 @@ from stock.schemas import (
     InboundStatusFilter,
     ReceiptIn,
     ReceiptOut,
+    ReceiptShown,
 )
 from stock.usecases import inbound
 
@@ -158,3 +159,16 @@ async def receive(
     response = await idempotency.once(pool, "stock", tenant, request, work)
     crash_point("stock.after_commit")  # committed, not yet answered
     return response
+
+
+@router.get("/{order_id}/receipts")
+async def list_receipts(
+    request: Request, response: Response, order_id: UUID, tenant: TenantId, pool: Pool, page: Page
+) -> dict:
+    """The order's receipts, oldest first: what came in, with the reasons given for lines
+    more or less than expected."""
+    receipts, total = await inbound.list_receipts(
+        pool, tenant, order_id, limit=page.limit, offset=page.offset
+    )
+    items = [ReceiptShown.model_validate(r).model_dump(mode="json") for r in receipts]
+    return paginated(request, response, page, items, total)

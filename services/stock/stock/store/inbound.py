@@ -2,6 +2,7 @@
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
@@ -266,3 +267,23 @@ async def read_records(
     )
     records = [StockRecord(**dict(r)) for r in rows]
     return {r.key: r for r in records}
+
+
+async def list_receipts(
+    conn: asyncpg.Connection, tenant_id: UUID, order_id: UUID, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of an order's receipts, oldest first, and how many it has."""
+    total = await conn.fetchval(
+        f"SELECT count(*) FROM {S}.inbound_receipts WHERE tenant_id = $1 AND inbound_order_id = $2",
+        tenant_id,
+        order_id,
+    )
+    rows = await conn.fetch(
+        f"SELECT id, lines, actor, created_at FROM {S}.inbound_receipts WHERE tenant_id = $1"
+        " AND inbound_order_id = $2 ORDER BY created_at, id LIMIT $3 OFFSET $4",
+        tenant_id,
+        order_id,
+        limit,
+        offset,
+    )
+    return [dict(r) for r in rows], total

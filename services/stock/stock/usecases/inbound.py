@@ -128,6 +128,15 @@ async def list_inbound_orders(
         )
 
 
+async def list_receipts(
+    pool: asyncpg.Pool, tenant: UUID, order_id: UUID, *, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """A page of the order's receipts, oldest first (`id`, `lines`, `actor`, `created_at`)."""
+    async with pool.acquire() as conn:
+        await _read(conn, tenant, order_id)  # 404 for an order that is not the tenant's
+        return await store.inbound.list_receipts(conn, tenant, order_id, limit, offset)
+
+
 async def update_inbound_order(
     pool: asyncpg.Pool,
     tenant: UUID,
