@@ -127,7 +127,8 @@ def close(order: InboundOrder, reason: str) -> InboundOrder:
 def receive(order: InboundOrder, lines: Sequence[ReceiptLine]) -> Received:
     """Apply a receipt: each line adds to its SKU's `received`. A line over or under what is
     still expected of its SKU must give a reason; every SKU must be on the order, once. The
-    order becomes `received` when every line has come in full, else `receiving`."""
+    order becomes `received` when every line has come in full, else `receiving` once
+    anything came in."""
     if order.status not in RECEIVABLE:
         raise InboundRuleViolation(
             f"Inbound order {order.reference} is {order.status}: only an open or receiving"
@@ -166,7 +167,9 @@ def receive(order: InboundOrder, lines: Sequence[ReceiptLine]) -> Received:
         replace(line, received=line.received + units.get(line.sku, 0)) for line in order.lines
     )
     done = all(line.received >= line.quantity for line in new_lines)
-    status: InboundStatus = "received" if done else "receiving"
+    # a receipt of nothing (every line 0, with its reason) leaves an open order open
+    started = any(line.received for line in new_lines)
+    status: InboundStatus = "received" if done else "receiving" if started else order.status
     return Received(replace(order, lines=new_lines, status=status), units)
 
 

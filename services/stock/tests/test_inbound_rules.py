@@ -137,3 +137,9 @@ def test_received_never_passes_what_a_line_can_hold():
     with pytest.raises(ReceiptInvalid) as refused:
         receive(full, [ReceiptLine("A", 2, "again")])
     assert [e["field"] for e in refused.value.errors] == ["/lines/0/quantity"]
+
+
+def test_a_receipt_of_nothing_leaves_an_open_order_open():
+    nothing = receive(order(), [ReceiptLine("A", 0, "truck empty")])
+    assert nothing.order.status == "open" and nothing.units == {"A": 0}
+    assert cancel(nothing.order).status == "canceled", "still nothing received"
