@@ -45,6 +45,9 @@ WEBHOOK_ENDPOINT_DISABLED = "webhook.endpoint_disabled"
 PRODUCT_CREATED = "product.created"
 RETURN_CREATED = "return.created"
 RETURN_STATUS_CHANGED = "return.status_changed"
+INBOUND_ORDER_CREATED = "inbound_order.created"
+INBOUND_ORDER_STATUS_CHANGED = "inbound_order.status_changed"
+INBOUND_ORDER_RECEIVED = "inbound_order.received"
 
 TOPIC_OF_TYPE = {
     SALE_CREATED: SALES_TOPIC,
@@ -64,6 +67,9 @@ TOPIC_OF_TYPE = {
     # a sale's returns: on the sales topic, keyed by their sale, so they stay in order with it
     RETURN_CREATED: SALES_TOPIC,
     RETURN_STATUS_CHANGED: SALES_TOPIC,
+    INBOUND_ORDER_CREATED: STOCK_TOPIC,
+    INBOUND_ORDER_STATUS_CHANGED: STOCK_TOPIC,
+    INBOUND_ORDER_RECEIVED: STOCK_TOPIC,
 }
 EVENT_TYPES = tuple(TOPIC_OF_TYPE)
 # The `source` of every event on a topic: the one service that publishes there.
@@ -272,6 +278,9 @@ class Shortfall(BaseModel):
     reason: Literal["insufficient_stock", "unknown_sku", "unknown_location", "backorder_denied"]
     # added (additive): the product's pre-order terms, left out when it has none
     preorder: Preorder | None = Field(None, exclude_if=lambda v: v is None)
+    # added (additive): when the first open inbound order at the sale's location whose
+    # incoming units would fill the line is expected, left out when none would
+    expected_at: datetime | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class ReservationFailed(BaseModel):
@@ -434,6 +443,56 @@ class EndpointDisabled(BaseModel):
     reason: str
 
 
+InboundOrderStatus = Literal["draft", "open", "receiving", "received", "closed", "canceled"]
+
+
+class InboundOrderLine(BaseModel):
+    sku: str
+    quantity: int  # expected
+    received: int
+
+
+class InboundOrderSnapshot(BaseModel):
+    """A delivery expected from a supplier at a location (stock's `/inbound-orders`)."""
+
+    id: UUID
+    reference: str
+    supplier: str | None
+    location_id: str
+    expected_at: datetime | None
+    urgent: bool
+    instructions: str | None
+    properties: dict[str, str | int | float | bool] | None
+    status: InboundOrderStatus
+    close_reason: str | None
+    lines: list[InboundOrderLine]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class InboundOrderStatusChanged(InboundOrderSnapshot):
+    previous_status: InboundOrderStatus
+
+
+class ReceiptLine(BaseModel):
+    sku: str
+    quantity: int
+    reason: str | None = None
+
+
+class Receipt(BaseModel):
+    id: UUID
+    lines: list[ReceiptLine]
+    created_at: datetime
+
+
+class InboundOrderReceived(InboundOrderSnapshot):
+    """The inbound order after a receipt, and the receipt."""
+
+    receipt: Receipt
+
+
 DATA_MODEL_OF_TYPE: dict[str, type[BaseModel]] = {
     SALE_CREATED: SaleSnapshot,
     SALE_STATUS_CHANGED: SaleStatusChanged,
@@ -451,6 +510,9 @@ DATA_MODEL_OF_TYPE: dict[str, type[BaseModel]] = {
     PRODUCT_CREATED: ProductSnapshot,
     RETURN_CREATED: ReturnSnapshot,
     RETURN_STATUS_CHANGED: ReturnStatusChanged,
+    INBOUND_ORDER_CREATED: InboundOrderSnapshot,
+    INBOUND_ORDER_STATUS_CHANGED: InboundOrderStatusChanged,
+    INBOUND_ORDER_RECEIVED: InboundOrderReceived,
 }
 # The `dataversion` of each type's events; a type not listed is at version "1".
 DATA_VERSION_OF_TYPE = {
@@ -491,12 +553,16 @@ SALE_KEY = "`<tenant id>:sale:<sale uuid>`"
 STOCK_LEVEL_KEY = "`<tenant id>:stock:<location_id>:<sku>`"
 ENDPOINT_KEY = "`<tenant id>:webhook_endpoint:<endpoint uuid>`"
 PRODUCT_KEY = "`<tenant id>:product:<sku>`"
+INBOUND_ORDER_KEY = "`<tenant id>:inbound_order:<inbound order uuid>`"
 KEY_OF_TYPE = {
     **{event_type: SALE_KEY for event_type in TOPIC_OF_TYPE},
     STOCK_CHANGED: STOCK_LEVEL_KEY,
     STOCK_LOW: STOCK_LEVEL_KEY,
     WEBHOOK_ENDPOINT_DISABLED: ENDPOINT_KEY,
     PRODUCT_CREATED: PRODUCT_KEY,
+    INBOUND_ORDER_CREATED: INBOUND_ORDER_KEY,
+    INBOUND_ORDER_STATUS_CHANGED: INBOUND_ORDER_KEY,
+    INBOUND_ORDER_RECEIVED: INBOUND_ORDER_KEY,
 }
 
 
@@ -510,6 +576,10 @@ def stock_level_key(tenant_id: UUID, location_id: str, sku: str) -> str:
 
 def product_key(tenant_id: UUID, sku: str) -> str:
     return f"{tenant_id}:product:{sku}"
+
+
+def inbound_order_key(tenant_id: UUID, inbound_order: UUID) -> str:
+    return f"{tenant_id}:inbound_order:{inbound_order}"
 
 
 def make_event(

@@ -256,7 +256,14 @@ async def test_the_merged_openapi_documents_228_and_the_issues(tenant: Client):
     created = schemas[ref_228.rsplit("/", 1)[1]]
     issue_ref = created["properties"]["issues"]["items"]["$ref"]
     issue = schemas[issue_ref.rsplit("/", 1)[1]]
-    assert set(issue["properties"]) == {"sku", "requested", "available", "reason", "preorder"}
+    assert set(issue["properties"]) == {
+        "sku",
+        "requested",
+        "available",
+        "reason",
+        "preorder",
+        "expected_at",
+    }
     assert issue["properties"]["reason"]["enum"] == [
         "insufficient_stock",
         "unknown_location",

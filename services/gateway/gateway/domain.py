@@ -412,6 +412,7 @@ ROUTES: dict[str, Route] = {
     "products": Route("stock", "stock"),
     "locations": Route("stock", "stock"),
     "stock": Route("stock", "stock"),
+    "inbound-orders": Route("stock", "stock"),
     "fulfillment": Route("fulfillment", "fulfilment"),
     "webhooks": Route("webhooks", "webhooks"),
 }

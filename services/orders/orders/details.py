@@ -5,22 +5,25 @@ docs/api-limits.md). Validated here so that each error points at the field it is
 Currencies (ISO 4217) and countries (ISO 3166-1 alpha-2) are lists in code: validating them
 never needs the network."""
 
-import math
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-import orjson
 from pydantic import (
     AfterValidator,
     AliasChoices,
     Field,
     ValidationInfo,
-    WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from fulfilkit.models import STORABLE_PATTERN, AwareTimestamp, StrictModel, Text
+from fulfilkit.models import AwareTimestamp, StrictModel, Text
+from fulfilkit.properties import (  # noqa: F401  (the bounds are read here by their users)
+    MAX_PROPERTY_KEY,
+    MAX_PROPERTY_NUMBER,
+    MAX_PROPERTY_TEXT,
+    properties,
+)
 
 # ISO 4217 active codes, plus XXX (no currency) left out on purpose: an amount needs one.
 CURRENCIES = frozenset(
@@ -55,10 +58,6 @@ AMOUNT_PATTERN = r"^[0-9]{1,15}(\.[0-9]{1,4})?$"
 # Custom properties: string keys, scalar values (text, number, boolean).
 MAX_SALE_PROPERTIES = 50
 MAX_LINE_PROPERTIES = 20
-MAX_PROPERTY_KEY = 64
-MAX_PROPERTY_TEXT = 500
-# integers and other numbers alike: exact in JavaScript, written without an exponent
-MAX_PROPERTY_NUMBER = 10**15
 # the sale's properties, as the events write them (orjson)
 MAX_SALE_PROPERTIES_BYTES = 8 * 1024
 # all lines' properties together, as the events write them (orjson), so that a sale of 500
@@ -108,86 +107,6 @@ class RequiredDates(StrictModel):
         if value is not None and ship_by is not None and value < ship_by:
             raise ValueError("must not be before ship_by")
         return value
-
-
-def _scalar(value: Any) -> Any:
-    """A property's value: text, a number or a boolean (no null, object or array)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        if not math.isfinite(value) or abs(value) > MAX_PROPERTY_NUMBER:
-            raise ValueError("numbers must be finite and within ±1e15")
-        return value
-    if isinstance(value, str):
-        if len(value) > MAX_PROPERTY_TEXT:
-            raise ValueError(f"text must be at most {MAX_PROPERTY_TEXT} characters")
-        return value
-    raise ValueError("must be text, a number or a boolean")
-
-
-def _keys(given: dict[str, Any]) -> dict[str, Any]:
-    """Keys of 1-MAX_PROPERTY_KEY characters; a bad key is reported at its object, with the
-    key in the message (as free-form objects' keys are)."""
-    for key in given:
-        if not 1 <= len(key) <= MAX_PROPERTY_KEY:
-            raise ValueError(f"key {key[:80]!r}: keys must be 1-{MAX_PROPERTY_KEY} characters")
-    return given
-
-
-def _fits(max_bytes: int) -> AfterValidator:
-    def check(given: dict[str, Any]) -> dict[str, Any]:
-        if (size := len(orjson.dumps(given))) > max_bytes:
-            raise ValueError(f"takes {size} bytes as JSON; at most {max_bytes}")
-        return given
-
-    return AfterValidator(check)
-
-
-def _too_many(max_entries: int) -> AfterValidator:
-    def check(given: dict[str, Any]) -> dict[str, Any]:
-        if len(given) > max_entries:
-            raise ValueError(f"at most {max_entries} properties, not {len(given)}")
-        return given
-
-    return AfterValidator(check)
-
-
-def properties(max_entries: int, max_bytes: int | None = None) -> Any:
-    """The type of custom properties, and its JSON Schema (stated by hand: pydantic would
-    write a dict's key bounds as `patternProperties` and its count as `maxLength`)."""
-    description = (
-        f"At most {max_entries} custom properties: keys of 1-{MAX_PROPERTY_KEY} characters,"
-        f" values text (at most {MAX_PROPERTY_TEXT} characters), numbers within"
-        " ±1e15 or booleans" + (f"; at most {max_bytes} bytes as JSON." if max_bytes else ".")
-    )
-    schema = {
-        "type": "object",
-        "description": description,
-        "maxProperties": max_entries,
-        "propertyNames": {
-            "minLength": 1,
-            "maxLength": MAX_PROPERTY_KEY,
-            "pattern": STORABLE_PATTERN,
-        },
-        "additionalProperties": {
-            "anyOf": [
-                {"type": "string", "maxLength": MAX_PROPERTY_TEXT, "pattern": STORABLE_PATTERN},
-                {
-                    "type": "number",
-                    "minimum": -MAX_PROPERTY_NUMBER,
-                    "maximum": MAX_PROPERTY_NUMBER,
-                },
-                {"type": "boolean"},
-            ]
-        },
-    }
-    return Annotated[
-        dict[Text, Annotated[Any, AfterValidator(_scalar)]],
-        _too_many(max_entries),
-        AfterValidator(_keys),
-        *([_fits(max_bytes)] if max_bytes else []),
-        WithJsonSchema(schema),
-    ]
 
 
 SaleProperties = properties(MAX_SALE_PROPERTIES, MAX_SALE_PROPERTIES_BYTES)

@@ -324,7 +324,9 @@ def stock_issues(sale: Sale) -> list[dict[str, Any]]:
     """Why a sale created short of stock is not reserved: one entry per short line (`sku`,
     `requested`, `available`, `reason`), from stock's reservation failure; empty for a sale
     that is not backordered, nor canceled because a product's backorders are denied. A
-    line whose product has pre-order terms carries them (`preorder`)."""
+    line whose product has pre-order terms carries them (`preorder`), and one that an
+    inbound order expected at the location would fill, its expected arrival
+    (`expected_at`)."""
     denied = sale.status == "canceled" and sale.cancel_reason == BACKORDER_DENIED
     if not (sale.status == "backordered" or denied) or not sale.reservation:
         return []
@@ -332,6 +334,7 @@ def stock_issues(sale: Sale) -> list[dict[str, Any]]:
     return [
         {key: short[key] for key in keys}
         | ({"preorder": short["preorder"]} if short.get("preorder") else {})
+        | ({"expected_at": short["expected_at"]} if short.get("expected_at") else {})
         for short in sale.reservation.get("shortfalls", [])
     ]
 

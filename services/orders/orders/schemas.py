@@ -151,6 +151,9 @@ class StockIssue(BaseModel):
     reason: Literal["insufficient_stock", "unknown_location", "unknown_sku", "backorder_denied"]
     # the product's pre-order terms {expected_at, lead_time_days}; left out when it has none
     preorder: dict[str, Any] | None = Field(None, exclude_if=lambda v: v is None)
+    # when the first inbound order expected at the location that would fill the line is
+    # expected; left out when none would
+    expected_at: datetime | None = Field(None, exclude_if=lambda v: v is None)
 
 
 class AllocationLine(BaseModel):

@@ -22,6 +22,7 @@ Reason = Literal[
     # that will never be sold again (no quantity change); reference `return:<return id>`
     "return",
     "discard",
+    "receipt",
 ]
 ShortfallReason = Literal[
     "insufficient_stock", "unknown_sku", "unknown_location", "backorder_denied"

@@ -1,6 +1,7 @@
 """Turns stock outcomes into the platform's events (contracts in fulfilkit.contracts)."""
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
 from uuid import UUID
 
 from pydantic import BaseModel
@@ -9,6 +10,7 @@ from fulfilkit import contracts as c
 from fulfilkit.events import utcnow
 from fulfilkit.outbox import Keyed
 from stock.domain import LedgerEntry, Place, Product, Reservation, ReservationFailed, StockRecord
+from stock.inbound import InboundOrder, ReceiptLine
 
 SOURCE = "/stock"
 RESERVATION_TYPES = {
@@ -106,8 +108,13 @@ def reservation(
     return _sale_event(row.tenant_id, row.sale, RESERVATION_TYPES[row.status], data)
 
 
-def reservation_failed(outcome: ReservationFailed) -> Keyed:
+def reservation_failed(
+    outcome: ReservationFailed, arrivals: Mapping[str, datetime] | None = None
+) -> Keyed:
+    """Why a sale could not be reserved; `arrivals` holds, by SKU, when an inbound order
+    expected at the sale's location would fill its short line."""
     sale = outcome.sale
+    arrivals = arrivals or {}
     data = c.ReservationFailed(
         sale=sale.sale,
         sale_id=sale.sale_id,
@@ -120,11 +127,71 @@ def reservation_failed(outcome: ReservationFailed) -> Keyed:
                 available=s.available,
                 reason=s.reason,
                 preorder=s.preorder,  # type: ignore[arg-type]
+                expected_at=arrivals.get(s.sku),
             )
             for s in outcome.shortfalls
         ],
     )
     return _sale_event(sale.tenant_id, sale.sale, c.STOCK_RESERVATION_FAILED, data)
+
+
+def _inbound_fields(order: InboundOrder) -> dict:
+    return {
+        "id": order.id,
+        "reference": order.reference,
+        "supplier": order.supplier,
+        "location_id": order.location_id,
+        "expected_at": order.expected_at,
+        "urgent": order.urgent,
+        "instructions": order.instructions,
+        "properties": order.properties,
+        "status": order.status,
+        "close_reason": order.close_reason,
+        "lines": [
+            c.InboundOrderLine(sku=line.sku, quantity=line.quantity, received=line.received)
+            for line in order.lines
+        ],
+        "version": order.version,
+        "created_at": order.created_at,
+        "updated_at": order.updated_at,
+    }
+
+
+def inbound_order_created(order: InboundOrder) -> Keyed:
+    return _inbound_event(
+        order, c.INBOUND_ORDER_CREATED, c.InboundOrderSnapshot(**_inbound_fields(order))
+    )
+
+
+def inbound_order_status_changed(order: InboundOrder, previous_status: str) -> Keyed:
+    data = c.InboundOrderStatusChanged(
+        **_inbound_fields(order),
+        previous_status=previous_status,  # type: ignore[arg-type]
+    )
+    return _inbound_event(order, c.INBOUND_ORDER_STATUS_CHANGED, data)
+
+
+def inbound_order_received(
+    order: InboundOrder, receipt_id: UUID, lines: Sequence[ReceiptLine], created_at: datetime
+) -> Keyed:
+    receipt = c.Receipt(
+        id=receipt_id,
+        lines=[c.ReceiptLine(sku=x.sku, quantity=x.quantity, reason=x.reason) for x in lines],
+        created_at=created_at,
+    )
+    data = c.InboundOrderReceived(**_inbound_fields(order), receipt=receipt)
+    return _inbound_event(order, c.INBOUND_ORDER_RECEIVED, data)
+
+
+def _inbound_event(order: InboundOrder, type_: str, data: BaseModel) -> Keyed:
+    event = c.make_event(
+        source=SOURCE,
+        type=type_,
+        tenant_id=order.tenant_id,
+        subject=f"inbound-order/{order.id}",
+        data=data,
+    )
+    return c.inbound_order_key(order.tenant_id, order.id), event
 
 
 def _sale_event(tenant_id: UUID, sale: UUID, type_: str, data: BaseModel) -> Keyed:

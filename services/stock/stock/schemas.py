@@ -16,11 +16,15 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from fulfilkit.errors import Invalid
-from fulfilkit.models import Bool, Code, Int, JsonObject, StrictModel, Text
+from fulfilkit.models import AwareTimestamp, Bool, Code, Int, JsonObject, StrictModel, Text
+from fulfilkit.properties import properties
 from stock import domain
+from stock.inbound import InboundOrder, ReceiptLine
 from stock.usecases.integrity import IntegrityCheck
 from stock.usecases.levels import LevelChange, LevelUpdate, QuantityBasis, Transfer
 
+MAX_INBOUND_PROPERTIES = 50  # as a sale's
+MAX_INBOUND_PROPERTIES_BYTES = 8 * 1024
 MAX_FILTER_VALUES = 100  # values of one list filter (`sku=..&sku=..`)
 CodeFilter = Annotated[list[Code] | None, Query(max_length=MAX_FILTER_VALUES)]
 ReasonFilter = Annotated[list[domain.Reason] | None, Query(max_length=len(get_args(domain.Reason)))]
@@ -215,10 +219,16 @@ class StockRecordOut(BaseModel):
     )
     version: int
     updated_at: datetime
+    incoming: int = Field(
+        0,
+        description="Units open inbound orders (`open` or `receiving`) at the location still"
+        " bring of the SKU: expected, not yet received.",
+    )
 
     @classmethod
-    def of(cls, record: domain.StockRecord) -> "StockRecordOut":
+    def of(cls, record: domain.StockRecord, incoming: int = 0) -> "StockRecordOut":
         return cls(
+            incoming=incoming,
             id=record.id,
             location_id=record.location_id,
             sku=record.sku,
@@ -344,11 +354,11 @@ class TransferOut(BaseModel):
     destination: StockRecordOut = Field(serialization_alias="to")
 
     @classmethod
-    def of(cls, transfer: Transfer) -> "TransferOut":
+    def of(cls, transfer: Transfer, incoming: tuple[int, int] = (0, 0)) -> "TransferOut":
         return cls(
             transfer_id=transfer.transfer_id,
-            source=StockRecordOut.of(transfer.source),
-            destination=StockRecordOut.of(transfer.destination),
+            source=StockRecordOut.of(transfer.source, incoming[0]),
+            destination=StockRecordOut.of(transfer.destination, incoming[1]),
         )
 
 
@@ -403,3 +413,141 @@ class IntegrityReport(BaseModel):
                 for d in check.discrepancies
             ],
         )
+
+
+# --- inbound orders ----------------------------------------------------------------------
+
+MAX_INBOUND_LINES = 500
+InboundQuantity = Annotated[Int, Field(gt=0, le=1_000_000_000)]
+ReceivedQuantity = Annotated[Int, Field(ge=0, le=1_000_000_000)]
+Reference = Annotated[Text, Field(min_length=1, max_length=100)]
+Supplier = Annotated[Text, Field(min_length=1, max_length=200)]
+Instructions = Annotated[Text, Field(max_length=1000)]
+InboundProperties = properties(MAX_INBOUND_PROPERTIES, MAX_INBOUND_PROPERTIES_BYTES)
+InboundStatusIn = Annotated[
+    Literal["draft", "open"],
+    Field(description="`draft` (not yet expected) or `open` (expected: incoming)."),
+]
+InboundStatusFilter = Annotated[
+    list[Literal["draft", "open", "receiving", "received", "closed", "canceled"]] | None,
+    Query(max_length=6),
+]
+
+
+class InboundLineIn(StrictModel):
+    sku: Code
+    quantity: InboundQuantity
+
+
+InboundLines = Annotated[list[InboundLineIn], Field(min_length=1, max_length=MAX_INBOUND_LINES)]
+
+
+class InboundOrderIn(StrictModel):
+    reference: Annotated[Reference, Field(description="The tenant's own, unique in the tenant.")]
+    supplier: Supplier | None = None
+    location_id: Annotated[
+        Code | None,
+        Field(description="Where the goods arrive; left out, the tenant's default location."),
+    ] = None
+    expected_at: AwareTimestamp | None = None
+    urgent: Bool = False
+    instructions: Instructions | None = None
+    properties: InboundProperties | None = None
+    lines: InboundLines
+    status: InboundStatusIn = "open"
+
+
+class InboundOrderPatch(StrictModel):
+    supplier: Supplier | None = None
+    location_id: Code = None  # type: ignore[assignment]
+    expected_at: AwareTimestamp | None = None
+    urgent: Bool = None  # type: ignore[assignment]
+    instructions: Instructions | None = None
+    properties: InboundProperties | None = None
+    lines: InboundLines = None  # type: ignore[assignment]
+    status: InboundStatusIn = None  # type: ignore[assignment]
+
+    def changes(self) -> dict[str, Any]:
+        given = {name: getattr(self, name) for name in self.model_fields_set}
+        if "lines" in given:
+            given["lines"] = [(line.sku, line.quantity) for line in self.lines]
+        return given
+
+
+class InboundLineOut(BaseModel):
+    sku: str
+    quantity: int = Field(description="Expected.")
+    received: int = Field(description="Received so far, by every receipt together.")
+
+
+class InboundOrderOut(BaseModel):
+    id: UUID
+    reference: str
+    supplier: str | None
+    location_id: str
+    expected_at: datetime | None
+    urgent: bool
+    instructions: str | None
+    properties: dict[str, Any] | None
+    status: Literal["draft", "open", "receiving", "received", "closed", "canceled"]
+    close_reason: str | None
+    lines: list[InboundLineOut]
+    version: int
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, order: InboundOrder) -> "InboundOrderOut":
+        fields = {name: getattr(order, name) for name in cls.model_fields if name != "lines"}
+        lines = [
+            InboundLineOut(sku=x.sku, quantity=x.quantity, received=x.received) for x in order.lines
+        ]
+        return cls(**fields, lines=lines)
+
+
+class ReceiptLineIn(StrictModel):
+    sku: Code
+    quantity: ReceivedQuantity
+    reason: (
+        Annotated[
+            Text,
+            Field(
+                min_length=1,
+                max_length=500,
+                description="Required when the quantity is more or less than still expected.",
+            ),
+        ]
+        | None
+    ) = None
+
+
+class ReceiptIn(StrictModel):
+    lines: Annotated[list[ReceiptLineIn], Field(min_length=1, max_length=MAX_INBOUND_LINES)]
+
+    def receipt(self) -> list[ReceiptLine]:
+        return [ReceiptLine(x.sku, x.quantity, x.reason) for x in self.lines]
+
+
+class ReceiptLineOut(BaseModel):
+    sku: str
+    quantity: int
+    reason: str | None
+
+
+class ReceiptShown(BaseModel):
+    """A receipt as listed: its id (the `reference` of its ledger rows), what came in, who
+    received it and when."""
+
+    id: UUID
+    lines: list[ReceiptLineOut]
+    actor: str
+    created_at: datetime
+
+
+class ReceiptOut(BaseModel):
+    receipt_id: UUID
+    inbound_order: InboundOrderOut
+
+
+class CloseIn(StrictModel):
+    reason: Annotated[Text, Field(min_length=1, max_length=500)]

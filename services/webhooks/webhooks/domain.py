@@ -17,10 +17,12 @@ import orjson
 from fulfilkit.contracts import (
     EVENT_TYPES,
     FULFILLMENT_STATUS_CHANGED,
+    INBOUND_ORDER_STATUS_CHANGED,
     RETURN_STATUS_CHANGED,
     SALE_STATUS_CHANGED,
     SALE_UPDATED,
     FulfillmentStatus,
+    InboundOrderStatus,
     ReturnStatus,
     SaleStatus,
 )
@@ -81,6 +83,7 @@ FILTERABLE_STATUSES: dict[str, tuple[str, ...]] = {
     SALE_UPDATED: get_args(SaleStatus),
     FULFILLMENT_STATUS_CHANGED: get_args(FulfillmentStatus),
     RETURN_STATUS_CHANGED: get_args(ReturnStatus),
+    INBOUND_ORDER_STATUS_CHANGED: get_args(InboundOrderStatus),
 }
 # {event type: {"status": [statuses]}}, as stored and shown.
 Filters = dict[str, dict[str, list[str]]]

@@ -10,7 +10,7 @@ import orjson
 from fastapi import Header
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer
 
-from fulfilkit.contracts import FulfillmentStatus, SaleStatus
+from fulfilkit.contracts import FulfillmentStatus, InboundOrderStatus, SaleStatus
 from fulfilkit.models import AwareTimestamp, Bool, StrictModel, Text
 from webhooks.domain import (
     MASKED,
@@ -102,6 +102,12 @@ class FulfillmentStatusFilter(StrictModel):
     ] = Field(description="Statuses the fulfillment moved to that are delivered; others are not.")
 
 
+class InboundOrderStatusFilter(StrictModel):
+    status: Annotated[
+        list[InboundOrderStatus], Field(min_length=1), AfterValidator(_deduplicated)
+    ] = Field(description="Statuses the inbound order moved to that are delivered; others are not.")
+
+
 class EndpointFilters(StrictModel):
     """Per event type, which of its events the endpoint receives. Only the types below can be
     filtered; an event type without a filter is delivered whole (as `event_types` selects)."""
@@ -112,6 +118,9 @@ class EndpointFilters(StrictModel):
     sale_updated: SaleEditFilter | None = Field(default=None, alias="sale.updated")
     fulfillment_status_changed: FulfillmentStatusFilter | None = Field(
         default=None, alias="fulfillment.status_changed"
+    )
+    inbound_order_status_changed: InboundOrderStatusFilter | None = Field(
+        default=None, alias="inbound_order.status_changed"
     )
 
 

@@ -31,9 +31,24 @@ from stock.schemas import (
     TransferIn,
     TransferOut,
 )
-from stock.usecases import integrity, levels
+from stock.usecases import inbound, integrity, levels
 
 router = APIRouter(prefix="/api/v1/stock", tags=["stock"], route_class=StrictJsonRoute)
+
+
+async def _out(
+    conn: asyncpg.Connection, tenant: UUID, records: list[StockRecord]
+) -> list[StockRecordOut]:
+    """The records as answered, each with its `incoming` units."""
+    incoming = await inbound.incoming(conn, tenant, records)
+    return [StockRecordOut.of(r, n) for r, n in zip(records, incoming, strict=True)]
+
+
+async def _read_out(
+    pool: asyncpg.Pool, tenant: UUID, records: list[StockRecord]
+) -> list[StockRecordOut]:
+    incoming = await inbound.incoming_read(pool, tenant, records)
+    return [StockRecordOut.of(r, n) for r, n in zip(records, incoming, strict=True)]
 
 
 def _etag(records: list[StockRecord]) -> dict[str, str]:
@@ -50,7 +65,7 @@ async def create_stock_record(
         pool, tenant, body.location_id, body.sku, body.quantity, actor
     )
     response.headers.update(_etag([record]))
-    return StockRecordOut.of(record)
+    return (await _read_out(pool, tenant, [record]))[0]
 
 
 @router.get("/stock-records")
@@ -71,7 +86,7 @@ async def list_stock_records(
         limit=page.limit,
         offset=page.offset,
     )
-    items = [StockRecordOut.of(r).model_dump(mode="json") for r in records]
+    items = [r.model_dump(mode="json") for r in await _read_out(pool, tenant, records)]
     return paginated(request, response, page, items, total)
 
 
@@ -81,7 +96,7 @@ async def get_stock_record(
 ) -> StockRecordOut:
     record = await levels.get_stock_record(pool, tenant, record_id)
     response.headers.update(_etag([record]))
-    return StockRecordOut.of(record)
+    return (await _read_out(pool, tenant, [record]))[0]
 
 
 # The writes below are not keyed by their content (a retry would change stock again), so
@@ -115,7 +130,7 @@ async def update_stock_records(
 
     async def update(conn: asyncpg.Connection) -> Answer:
         records = await levels.update_stock(conn, tenant, updates, actor, body.notes)
-        out = RecordsOut(stock_records=[StockRecordOut.of(r) for r in records])
+        out = RecordsOut(stock_records=await _out(conn, tenant, records))
         return Answer.json(out, headers=_etag(records))
 
     return await _once(request, pool, tenant, update)
@@ -129,7 +144,7 @@ async def change_stock_records(
 
     async def change(conn: asyncpg.Connection) -> Answer:
         records = await levels.change_stock(conn, tenant, body.changes(), actor, body.notes)
-        return Answer.json(RecordsOut(stock_records=[StockRecordOut.of(r) for r in records]))
+        return Answer.json(RecordsOut(stock_records=await _out(conn, tenant, records)))
 
     return await _once(request, pool, tenant, change)
 
@@ -144,7 +159,8 @@ async def stock_level_update(
 
     async def update(conn: asyncpg.Connection) -> Answer:
         [record] = await levels.update_stock(conn, tenant, [body.update()], actor, body.notes)
-        return Answer.json(StockRecordOut.of(record), headers=_etag([record]))
+        [out] = await _out(conn, tenant, [record])
+        return Answer.json(out, headers=_etag([record]))
 
     return await _once(request, pool, tenant, update)
 
@@ -164,7 +180,10 @@ async def transfer_stock(
             actor,
             body.notes,
         )
-        return Answer.json(TransferOut.of(transfer), by_alias=True)
+        source, destination = await inbound.incoming(
+            conn, tenant, [transfer.source, transfer.destination]
+        )
+        return Answer.json(TransferOut.of(transfer, (source, destination)), by_alias=True)
 
     return await _once(request, pool, tenant, move)
 

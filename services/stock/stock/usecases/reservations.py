@@ -6,8 +6,8 @@ applied with them; the backorder worker's) and lock the records they touch first
 """
 
 import uuid
-from collections.abc import Container, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Container, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Literal
 from uuid import UUID
 
@@ -15,7 +15,7 @@ import asyncpg
 
 from fulfilkit.db import in_transaction
 from fulfilkit.metrics import after_commit, reservations
-from fulfilkit.outbox import Keyed
+from fulfilkit.outbox import Keyed, add_events
 from stock import events, store
 from stock.domain import (
     LedgerEntry,
@@ -35,6 +35,7 @@ from stock.domain import (
 )
 from stock.routing import Site
 from stock.store.reservations import Backorder
+from stock.usecases._arrivals import arrivals
 from stock.usecases._changes import save_changes
 
 ACTOR = "stock:reservations"
@@ -129,6 +130,13 @@ class _Batch:
         self.requeued: set[tuple[UUID, UUID]] = set()
         self.outgoing: list[Keyed] = []
         self.outcomes: list[str] = []  # counted once the transaction committed
+        self.failures: list[tuple[int, ReservationFailed]] = []
+
+    def failed(self, outcome: ReservationFailed) -> None:
+        """`stock.reservation_failed`, with its short lines' expected arrivals added at the
+        end (`write`), in its place among the batch's events."""
+        self.failures.append((len(self.outgoing), outcome))
+        self.outgoing.append(events.reservation_failed(outcome))
 
     def add(self, row: Reservation) -> Reservation:
         self.new[row.id] = row
@@ -186,6 +194,11 @@ class _Batch:
         return [(loc, self.places.get((row.tenant_id, loc))) for loc in row.elsewhere()]
 
     async def write(self, conn: asyncpg.Connection, records: list[StockRecord]) -> None:
+        if self.failures:
+            found = await arrivals(conn, [f for _, f in self.failures])
+            for (at, failure), expected in zip(self.failures, found, strict=True):
+                if expected:
+                    self.outgoing[at] = events.reservation_failed(failure, expected)
         await store.reservations.delete_reservations(conn, self.dropped)
         await store.reservations.delete_backorders(conn, self.requeued)
         await store.reservations.insert_reservations(conn, list(self.new.values()))
@@ -264,9 +277,9 @@ async def reserve_sales(conn: asyncpg.Connection, changes: Sequence[SaleChange])
                 reservations[e.key] = out.reserved(outcome)
             elif outcome.denied:  # refused, not queued; a replay finds the tombstone
                 reservations[e.key] = out.add(_new_reservation(Reserved(e.sale, []), "released"))
-                out.outgoing.append(events.reservation_failed(outcome))
+                out.failed(outcome)
             elif outcome.location_id is None:  # routed, and the tenant has no location
-                out.outgoing.append(events.reservation_failed(outcome))
+                out.failed(outcome)
             else:
                 for sku, quantity in e.sale.lines:
                     key = (e.sale.tenant_id, outcome.location_id, sku)
@@ -274,7 +287,7 @@ async def reserve_sales(conn: asyncpg.Connection, changes: Sequence[SaleChange])
                         units[key] = units.get(key, 0) + quantity
                 queued.add(e.key)
                 out.backorders.append(_backorder(outcome))
-                out.outgoing.append(events.reservation_failed(outcome))
+                out.failed(outcome)
         elif e.kind == "canceled":
             if row is None:  # a tombstone, so a late or replayed sale.created reserves nothing
                 tomb = _new_reservation(Reserved(e.sale, []), "released")
@@ -363,7 +376,7 @@ def _edit(
             row.sale_version = sale.version
             out.rewrite(row, outcome)
         return
-    out.outgoing.append(events.reservation_failed(outcome))
+    out.failed(outcome)
     if outcome.denied:  # refused, not queued: the sale is canceled, its row a tombstone
         if row is None:
             reservations[key] = out.add(_new_reservation(Reserved(sale, []), "released"))
@@ -460,3 +473,63 @@ async def wake_every_backorder(pool: asyncpg.Pool) -> None:
     worker that died before retrying would otherwise wait for the next stock increase."""
     async with pool.acquire() as conn:
         await store.reservations.wake_every_backordered_location(conn)
+
+
+ANNOUNCE_LIMIT = 1000  # waiting sales of one location re-announced in one transaction
+
+
+async def announce_waiting(
+    conn: asyncpg.Connection, tenant_id: UUID, location_id: str, skus: Collection[str]
+) -> None:
+    """A fresh `stock.reservation_failed` (same `sale_version`) for each sale waiting at the
+    location with a line of one of `skus`, so that its short lines' expected arrivals are
+    current after an inbound order there changed. Nothing is reserved here: a sale that
+    would fit now is left to the backorder worker. The queue rows are locked, so a worker
+    reserving one of these sales answers after this announcement, never before."""
+    waiting = await store.inbound.waiting_for(
+        conn, tenant_id, location_id, sorted(skus), ANNOUNCE_LIMIT
+    )
+    still_waiting = await store.reservations.lock_backorders(conn, [b.seq for b in waiting])
+    waiting = [b for b in waiting if b.seq in still_waiting]
+    if not waiting:
+        return
+    sales = [
+        SaleToReserve(
+            b.sale,
+            b.sale_id,
+            tenant_id,
+            None if b.routed else location_id,
+            tuple((ln["sku"], ln["quantity"]) for ln in b.lines),
+            b.sale_version,
+            b.allow_split,
+        )
+        for b in waiting
+    ]
+    sites, site_places = await store.reservations.sites_of(
+        conn, [tenant_id] if any(s.routed for s in sales) else []
+    )
+    records = await store.inbound.read_records(
+        conn, {k for s in sales for k in s.keys(sites.get(tenant_id, ()))}
+    )
+    locations, policies, _ = await store.reservations.known_for_batch(
+        conn,
+        [(tenant_id, location_id)],
+        {(tenant_id, sku) for s in sales for sku, _ in s.lines},
+        (),
+    )
+    locations |= site_places
+    failures = []
+    for sale in sales:
+        looked = {k: replace(r) for k, r in records.items()}  # nothing is reserved
+        outcome = _reserve_one(sale, looked, locations, sites, policies)
+        if isinstance(outcome, ReservationFailed) and not outcome.denied:
+            failures.append(outcome)
+    found = await arrivals(conn, failures)
+    await add_events(
+        conn,
+        "stock",
+        [
+            events.reservation_failed(f, expected)
+            for f, expected in zip(failures, found, strict=True)
+        ],
+    )
