@@ -47,6 +47,7 @@ def assert_is_sale(body: dict[str, Any], sent: dict[str, Any], status: str) -> N
         "allow_split",
         "allocations",
         "shipped_parts",
+        "returns",
     }
     assert body["sale_id"] == sent["sale_id"]
     assert body["status"] == status
@@ -60,6 +61,7 @@ def assert_is_sale(body: dict[str, Any], sent: dict[str, Any], status: str) -> N
     assert body["cancel_reason"] is None
     assert body["fulfillments"] == []
     assert body["shipped_parts"] == []
+    assert body["returns"] == []
     assert body["allow_split"] is True
     # reserved: one allocation, at the sale's location, of every line (by SKU)
     lines = sorted(
