@@ -105,6 +105,9 @@ async def test_a_bundle_shows_its_components_and_refuses_bad_ones_with_pointers(
     empty = await tenant.post("/products", {"sku": ref("KIT"), "name": "K", "components": []})
     assert empty.status == 422, empty
     assert [e["field"] for e in empty.body["errors"]] == ["/components"]
+    unsaid = await tenant.call("PATCH", f"/products/{a}", json={"components": [{"sku": b}]})
+    assert unsaid.status == 422, unsaid
+    assert [e["field"] for e in unsaid.body["errors"]] == ["/components/0/quantity"]
 
 
 async def test_a_cycle_is_422_at_any_depth(tenant: Client):

@@ -76,7 +76,7 @@ class Preorder(StrictModel):
 
 class Component(StrictModel):
     sku: Code
-    quantity: Annotated[Int, Field(ge=1, le=1_000_000)] = 1
+    quantity: Annotated[Int, Field(ge=1, le=1_000_000)]
 
 
 Components = Annotated[
