@@ -365,6 +365,13 @@ class FulfillmentStatusChangedV1(FulfillmentSnapshotV1):
     previous_status: FulfillmentStatus
 
 
+class BundleComponent(BaseModel):
+    """One component of a bundle: units of `sku` per bundle."""
+
+    sku: str
+    quantity: int
+
+
 class ProductSnapshot(BaseModel):
     """A product of the tenant's catalogue (stock's `/products`), as created."""
 
@@ -382,6 +389,10 @@ class ProductSnapshot(BaseModel):
     out_of_stock_threshold: int = 0
     preorder: Preorder | None = None
     infinite: bool = False
+    # a bundle's (added, additive): its components ([{sku, quantity}]) and whether it is
+    # assembled into stock of its own
+    components: list[BundleComponent] | None = None
+    assembled: bool = False
 
 
 ReturnStatus = Literal["requested", "received", "closed", "canceled"]

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
+from stock.bundles import Components, expand, per_bundle
 from stock.routing import Site, primary, route, waiting_location
 
 Reason = Literal[
@@ -23,6 +24,7 @@ Reason = Literal[
     "return",
     "discard",
     "receipt",
+    "build",
 ]
 ShortfallReason = Literal[
     "insufficient_stock", "unknown_sku", "unknown_location", "backorder_denied"
@@ -48,6 +50,8 @@ class Product:
     out_of_stock_threshold: int = 0
     preorder: dict[str, Any] | None = None  # {"expected_at": ..., "lead_time_days": ...}
     infinite: bool = False
+    components: list[dict[str, Any]] | None = None  # [{"sku", "quantity"}]: a bundle
+    assembled: bool = False  # a bundle built into stock of its own
 
     @property
     def policy(self) -> "Policy":
@@ -255,23 +259,32 @@ class SaleToReserve:
     lines: tuple[tuple[str, int], ...]
     version: int | None = None  # the sale's, published with the outcome (`sale_version`)
     allow_split: bool = True
+    # the bundles its lines name that reserve their components (`stock.bundles`)
+    bundles: tuple[tuple[str, Components], ...] = ()
 
     @property
     def routed(self) -> bool:
         return self.location_id is None
 
+    def needs(self) -> tuple[tuple[str, int], ...]:
+        """The lines as stock reserves them: each bundle line as its components."""
+        if not self.bundles:
+            return self.lines
+        return tuple(expand(self.lines, dict(self.bundles)))
+
     def quantities(self) -> Counter[str]:
         wanted: Counter[str] = Counter()
-        for sku, quantity in self.lines:
+        for sku, quantity in self.needs():
             wanted[sku] += quantity
         return wanted
 
     def keys(self, sites: "Iterable[Site]" = ()) -> set[RecordKey]:
         """The records the sale reads: at its location, or at each of `sites` (its tenant's
         locations) when it is routed."""
+        needs = self.needs()
         if self.location_id is not None:
-            return {(self.tenant_id, self.location_id, sku) for sku, _ in self.lines}
-        return {(self.tenant_id, s.location_id, sku) for s in sites for sku, _ in self.lines}
+            return {(self.tenant_id, self.location_id, sku) for sku, _ in needs}
+        return {(self.tenant_id, s.location_id, sku) for s in sites for sku, _ in needs}
 
 
 @dataclass(frozen=True)
@@ -281,6 +294,44 @@ class Shortfall:
     available: int  # sellable, when short of stock
     reason: ShortfallReason
     preorder: dict[str, Any] | None = None  # the product's, on a line short of stock
+
+
+_WORST: tuple[ShortfallReason, ...] = (
+    "unknown_location",
+    "unknown_sku",
+    "backorder_denied",
+    "insufficient_stock",
+)
+
+
+def name_bundles(sale: SaleToReserve, shortfalls: list[Shortfall]) -> list[Shortfall]:
+    """The shortfalls of a sale's components as the sale's lines name them: a bundle line
+    short of any component is short itself, its `available` how many bundles the short
+    components could make (the worst reason of theirs); a line of a stocked SKU keeps its
+    own. Unchanged for a sale without bundles."""
+    if not sale.bundles:
+        return shortfalls
+    definitions = dict(sale.bundles)
+    short = {s.sku: s for s in shortfalls}
+    sent: Counter[str] = Counter()
+    for sku, quantity in sale.lines:
+        sent[sku] += quantity
+    named = []
+    for sku, quantity in sorted(sent.items()):
+        if sku not in definitions:
+            if sku in short:
+                s = short[sku]
+                named.append(Shortfall(sku, quantity, s.available, s.reason, s.preorder))
+            continue
+        need = per_bundle(sku, definitions)
+        theirs = [short[c] for c in need if c in short]
+        if not theirs:
+            continue
+        reason = min((s.reason for s in theirs), key=_WORST.index)
+        can = min(s.available // need[s.sku] for s in theirs)
+        preorder = next((s.preorder for s in theirs if s.preorder), None)
+        named.append(Shortfall(sku, quantity, can, reason, preorder))
+    return named
 
 
 @dataclass
@@ -390,7 +441,7 @@ def reserve_sale(
     location_known = (sale.tenant_id, sale.location_id) in known_locations
     shortfalls = _shortfalls(sale, records, location_known, policies, queued or {})
     if shortfalls:
-        return ReservationFailed(sale, shortfalls)
+        return ReservationFailed(sale, name_bundles(sale, shortfalls))
     reserved = Reserved(sale, [])
     for sku, wanted in sorted(sale.quantities().items()):
         if policies[(sale.tenant_id, sku)].infinite:
@@ -422,11 +473,11 @@ def reserve_routed(
     waits_at = waiting_location(sites)
     if waits_at is None:
         shortfalls = [Shortfall(sku, n, 0, "unknown_location") for sku, n in sorted(wanted.items())]
-        return ReservationFailed(sale, shortfalls, None)
+        return ReservationFailed(sale, name_bundles(sale, shortfalls), None)
     unknown = [sku for sku in sorted(wanted) if (tenant, sku) not in policies]
     if unknown:
         shortfalls = [Shortfall(sku, wanted[sku], 0, "unknown_sku") for sku in unknown]
-        return ReservationFailed(sale, shortfalls, waits_at)
+        return ReservationFailed(sale, name_bundles(sale, shortfalls), waits_at)
     finite = {sku: n for sku, n in wanted.items() if not policies[(tenant, sku)].infinite}
     sellable = {
         (s.location_id, sku): r.sellable
@@ -451,7 +502,7 @@ def reserve_routed(
             shortfalls.append(Shortfall(sku, n, there, reason, policy.preorder))
         # never empty: had every line enough (together, or at the waiting location when
         # not split), the route would have found it
-        return ReservationFailed(sale, shortfalls, waits_at)
+        return ReservationFailed(sale, name_bundles(sale, shortfalls), waits_at)
     # an empty plan (only infinite products) is placed at the first location in routing order
     where = primary(plan, sites) if plan else min(sites, key=lambda s: s.rank).location_id
     reserved = Reserved(sale, [], location_id=where)

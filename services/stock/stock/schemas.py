@@ -6,6 +6,7 @@ from uuid import UUID
 
 from fastapi import Query
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -20,6 +21,7 @@ from fulfilkit.models import AwareTimestamp, Bool, Code, Int, JsonObject, Strict
 from fulfilkit.properties import properties
 from stock import domain
 from stock.inbound import InboundOrder, ReceiptLine
+from stock.usecases.bundles import Build, DerivedLevel
 from stock.usecases.integrity import IntegrityCheck
 from stock.usecases.levels import LevelChange, LevelUpdate, QuantityBasis, Transfer
 
@@ -76,6 +78,31 @@ class Preorder(StrictModel):
     lead_time_days: Annotated[Int, Field(ge=0, le=3650)] | None = None
 
 
+class Component(StrictModel):
+    sku: Code
+    quantity: Annotated[Int, Field(ge=1, le=1_000_000)]
+
+
+Components = Annotated[
+    list[Component],
+    Field(
+        min_length=1,
+        max_length=100,
+        description="Makes the product a bundle of these products (each SKU once, each an"
+        " existing product, none leading back to this one). A sale line of a bundle that is"
+        " not `assembled` reserves its components (the line's quantity times each"
+        " component's), all or none.",
+    ),
+]
+Assembled = Annotated[
+    Bool,
+    Field(
+        description="A bundle built into stock of its own (`POST /stock/builds`), then reserved"
+        " like any product; otherwise its availability is derived from its components."
+    ),
+]
+
+
 class ProductIn(StrictModel):
     sku: Code
     name: Name
@@ -89,6 +116,8 @@ class ProductIn(StrictModel):
         None, description="Shown on the issues of a sale backordered for this product."
     )
     infinite: Bool = Field(False, description="Never reserved or depleted (digital goods).")
+    components: Components | None = None
+    assembled: Assembled = False
 
 
 # In patches a field left out is left alone. Only nullable columns accept an explicit null:
@@ -103,6 +132,8 @@ class ProductPatch(StrictModel):
     out_of_stock_threshold: Threshold = None  # type: ignore[assignment]
     preorder: Preorder | None = None
     infinite: Bool = None  # type: ignore[assignment]
+    components: Components | None = None
+    assembled: Assembled = None  # type: ignore[assignment]
 
 
 class StockLevel(BaseModel):
@@ -110,6 +141,13 @@ class StockLevel(BaseModel):
     reserved: int
     available: int
     sellable: int
+    derived: bool = Field(
+        False,
+        exclude_if=lambda derived: not derived,
+        description="Present (true) only for a bundle that is not assembled: it has no stock"
+        " of its own, and its level is what its components can make (each figure but"
+        " `reserved`, which is 0).",
+    )
 
 
 class LocationStockLevel(StockLevel):
@@ -129,6 +167,8 @@ class Product(BaseModel):
     out_of_stock_threshold: int
     preorder: Preorder | None
     infinite: bool
+    components: list[Component] | None
+    assembled: bool
     version: int
     created_at: datetime
     updated_at: datetime
@@ -141,7 +181,12 @@ class ProductWithStock(Product):
     location_stock_levels: list[LocationStockLevel]
 
     @classmethod
-    def of(cls, product: domain.Product, records: list[domain.StockRecord]) -> "ProductWithStock":
+    def of(
+        cls,
+        product: domain.Product,
+        records: list[domain.StockRecord],
+        derived: list[DerivedLevel] = (),  # type: ignore[assignment]
+    ) -> "ProductWithStock":
         levels = [
             LocationStockLevel(
                 location_id=r.location_id,
@@ -151,9 +196,21 @@ class ProductWithStock(Product):
                 sellable=r.sellable,
             )
             for r in records
+        ] + [
+            LocationStockLevel(
+                location_id=d.location_id,
+                quantity=d.available,
+                reserved=0,
+                available=d.available,
+                sellable=d.available,
+                derived=True,
+            )
+            for d in derived
         ]
+        figures = ("quantity", "reserved", "available", "sellable")
         total = StockLevel(
-            **{f: sum(getattr(lv, f) for lv in levels) for f in StockLevel.model_fields}
+            **{f: sum(getattr(lv, f) for lv in levels) for f in figures},
+            derived=product.components is not None and not product.assembled,
         )
         return cls.model_validate(
             Product.model_validate(product).model_dump()
@@ -337,6 +394,70 @@ class LevelUpdateIn(StrictModel):
             location_id=self.location_id,
             sku=self.sku,
             basis=self.quantity_basis,
+        )
+
+
+class DerivedRecordOut(BaseModel):
+    """A bundle that is not assembled, at a location: what its components can make."""
+
+    id: None = None
+    location_id: str
+    sku: str
+    quantity: int
+    reserved: int = 0
+    available: int
+    sellable: int
+    incoming: int = 0  # inbound orders bring components, not the bundle
+    version: None = None
+    updated_at: None = None
+    derived: bool = True
+
+    @classmethod
+    def of(cls, level: DerivedLevel) -> "DerivedRecordOut":
+        n = level.available
+        return cls(
+            location_id=level.location_id, sku=level.sku, quantity=n, available=n, sellable=n
+        )
+
+
+def _not_zero(value: int) -> int:
+    if value == 0:
+        raise ValueError("must not be 0: build (positive) or take apart (negative)")
+    return value
+
+
+class BuildIn(StrictModel):
+    sku: Code
+    location_id: Code
+    quantity: Annotated[
+        Int,
+        Field(
+            ge=-1_000_000_000,
+            le=1_000_000_000,
+            description="Units of the bundle to build; negative takes units apart.",
+        ),
+        AfterValidator(_not_zero),
+    ]
+    notes: Notes | None = None
+
+
+class BuildOut(BaseModel):
+    build_id: str
+    sku: str
+    location_id: str
+    quantity: int
+    bundle: StockRecordOut
+    components: list[StockRecordOut]
+
+    @classmethod
+    def of(cls, build: Build) -> "BuildOut":
+        return cls(
+            build_id=build.build_id,
+            sku=build.sku,
+            location_id=build.location_id,
+            quantity=build.quantity,
+            bundle=StockRecordOut.of(build.bundle),
+            components=[StockRecordOut.of(r) for r in build.components],
         )
 
 

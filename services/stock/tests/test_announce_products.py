@@ -72,6 +72,9 @@ async def test_products_made_before_the_migration_are_announced_once(infrastruct
                 "out_of_stock_threshold": 0,
                 "preorder": None,
                 "infinite": False,
+                # a bundle's fields, added later: their defaults
+                "components": None,
+                "assembled": False,
             }
         assert await migrate(pool, "stock", MIGRATIONS) == [], "announced once"
     finally:

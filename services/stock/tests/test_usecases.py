@@ -96,6 +96,9 @@ async def test_create_product_refuses_a_duplicated_sku(pool, tenant):
         "out_of_stock_threshold": 0,
         "preorder": None,
         "infinite": False,
+        # a bundle's fields, added later: their defaults
+        "components": None,
+        "assembled": False,
     }
     key = await pool.fetchval("SELECT key FROM stock.outbox WHERE event_id = $1", announced.id)
     assert key == f"{tenant}:product:A"

@@ -60,9 +60,11 @@ async def get_product(
     sku: str, tenant: TenantId, pool: Pool, response: Response
 ) -> ProductWithStock:
     """The product with its stock: `stock_level` totals its locations' records and
-    `location_stock_levels` lists each (`quantity`, `reserved`, `available`, `sellable`)."""
-    product, records = await catalogue.get_product_with_stock(pool, tenant, sku)
-    return ProductWithStock.of(_tagged(response, product), records)
+    `location_stock_levels` lists each (`quantity`, `reserved`, `available`, `sellable`).
+    A bundle that is not assembled shows what its components can make at each location
+    (`derived: true`)."""
+    product, records, derived = await catalogue.get_product_with_stock(pool, tenant, sku)
+    return ProductWithStock.of(_tagged(response, product), records, derived)
 
 
 @router.patch("/products/{sku}", response_model=Product, tags=["products"])

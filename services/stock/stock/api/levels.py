@@ -17,7 +17,10 @@ from fulfilkit.models import Timestamp
 from fulfilkit.service import Pool
 from stock.domain import StockRecord
 from stock.schemas import (
+    BuildIn,
+    BuildOut,
     CodeFilter,
+    DerivedRecordOut,
     IntegrityReport,
     LevelUpdateIn,
     Movement,
@@ -31,7 +34,7 @@ from stock.schemas import (
     TransferIn,
     TransferOut,
 )
-from stock.usecases import inbound, integrity, levels
+from stock.usecases import bundles, inbound, integrity, levels
 
 router = APIRouter(prefix="/api/v1/stock", tags=["stock"], route_class=StrictJsonRoute)
 
@@ -78,15 +81,15 @@ async def list_stock_records(
     sku: CodeFilter = None,
     location_id: CodeFilter = None,
 ) -> dict:
-    records, total = await levels.list_stock_records(
-        pool,
-        tenant,
-        skus=sku or [],
-        locations=location_id or [],
-        limit=page.limit,
-        offset=page.offset,
+    """Records by location and SKU. A bundle that is not assembled, named by `sku`, has no
+    record: after the records come its derived rows, one per location holding any of its
+    components (`derived: true`, `id`, `version` and `updated_at` null, `reserved` 0, the
+    other figures what its components can make)."""
+    records, derived, total = await bundles.list_records_and_derived(
+        pool, tenant, sku or [], location_id or [], page.limit, page.offset
     )
     items = [r.model_dump(mode="json") for r in await _read_out(pool, tenant, records)]
+    items += [DerivedRecordOut.of(d).model_dump(mode="json") for d in derived]
     return paginated(request, response, page, items, total)
 
 
@@ -186,6 +189,24 @@ async def transfer_stock(
         return Answer.json(TransferOut.of(transfer, (source, destination)), by_alias=True)
 
     return await _once(request, pool, tenant, move)
+
+
+@router.post("/builds", response_model=BuildOut)
+async def build_bundle(
+    request: Request, body: BuildIn, tenant: TenantId, actor: Actor, pool: Pool
+) -> Response:
+    """Build units of an assembled bundle from its components at a location, or (a
+    negative `quantity`) take them apart: the components' and the bundle's ledger rows
+    (reason `build`) share the build's id as reference, all or none. 409 when a component
+    (or the bundle taken apart) is short."""
+
+    async def build(conn: asyncpg.Connection) -> Answer:
+        made = await bundles.build_bundle(
+            conn, tenant, body.sku, body.location_id, body.quantity, actor, body.notes
+        )
+        return Answer.json(BuildOut.of(made))
+
+    return await _once(request, pool, tenant, build)
 
 
 @router.get("/movements")

@@ -6,12 +6,13 @@ from uuid import UUID
 
 import asyncpg
 
+from stock.bundles import Components, components_of
 from stock.domain import Location, Product
 from stock.store._sql import S, columns
 
 PRODUCT_FIELDS = (
     "sku, name, ean, unit_type, min_level, is_bulky, version, created_at, updated_at,"
-    " backorders, out_of_stock_threshold, preorder, infinite"
+    " backorders, out_of_stock_threshold, preorder, infinite, components, assembled"
 )
 LOCATION_FIELDS = (
     "location_id, name, address, version, created_at, is_default, routing_priority, updated_at"
@@ -38,13 +39,15 @@ async def insert_product(
     policies: dict[str, Any] | None = None,
 ) -> Product | None:
     """The new product, or None when the tenant has one with this SKU already. `policies`
-    holds those of `backorders`, `out_of_stock_threshold`, `preorder` and `infinite` given."""
+    holds those of `backorders`, `out_of_stock_threshold`, `preorder` and `infinite` given,
+    and a bundle's `components` and `assembled`."""
     policy = {"backorders": "allow", "out_of_stock_threshold": 0, "preorder": None}
-    policy |= {"infinite": False} | (policies or {})
+    policy |= {"infinite": False, "components": None, "assembled": False} | (policies or {})
     row = await conn.fetchrow(
         f"INSERT INTO {S}.products (tenant_id, sku, name, ean, unit_type, min_level, is_bulky,"
-        " backorders, out_of_stock_threshold, preorder, infinite)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING"
+        " backorders, out_of_stock_threshold, preorder, infinite, components, assembled)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        " ON CONFLICT DO NOTHING"
         f" RETURNING {PRODUCT_FIELDS}",
         tenant_id,
         sku,
@@ -57,6 +60,8 @@ async def insert_product(
         policy["out_of_stock_threshold"],
         policy["preorder"],
         policy["infinite"],
+        policy["components"],
+        policy["assembled"],
     )
     return _product(row)
 
@@ -183,6 +188,52 @@ async def known_skus(
         *columns(keys, 2),
     )
     return {(r["tenant_id"], r["sku"]) for r in rows}
+
+
+async def bundle_definitions(
+    conn: asyncpg.Connection, keys: Iterable[tuple[UUID, str]]
+) -> dict[UUID, dict[str, Components]]:
+    """Per tenant, the components of the bundles among these SKUs that are not assembled,
+    and of such bundles among their components in turn (one round trip; nothing for SKUs
+    that are no such bundle)."""
+    keys = list(keys)
+    if not keys:
+        return {}
+    rows = await conn.fetch(
+        f"WITH RECURSIVE b(tenant_id, sku, components) AS (SELECT tenant_id, sku, components"
+        f" FROM {S}.products WHERE (tenant_id, sku) IN"
+        " (SELECT * FROM unnest($1::uuid[], $2::text[]))"
+        " AND components IS NOT NULL AND NOT assembled"
+        " UNION SELECT p.tenant_id, p.sku, p.components FROM b"
+        f" CROSS JOIN LATERAL jsonb_array_elements(b.components) c JOIN {S}.products p"
+        " ON p.tenant_id = b.tenant_id AND p.sku = c->>'sku'"
+        " WHERE p.components IS NOT NULL AND NOT p.assembled)"
+        " SELECT tenant_id, sku, components FROM b",
+        *columns(keys, 2),
+    )
+    found: dict[UUID, dict[str, Components]] = {}
+    for r in rows:
+        found.setdefault(r["tenant_id"], {})[r["sku"]] = components_of(r["components"]) or ()
+    return found
+
+
+async def bundles_of_tenant(conn: asyncpg.Connection, tenant_id: UUID) -> dict[str, Components]:
+    """Every bundle of the tenant with its components, assembled or not (to refuse a
+    cycle)."""
+    rows = await conn.fetch(
+        f"SELECT sku, components FROM {S}.products WHERE tenant_id = $1 AND components IS NOT NULL",
+        tenant_id,
+    )
+    return {r["sku"]: components_of(r["components"]) or () for r in rows}
+
+
+async def lock_bundles(conn: asyncpg.Connection, tenant_id: UUID) -> None:
+    """A transaction-scoped lock per tenant, so two changes of components take turns (two
+    bundles made each other's component at once would otherwise form a cycle)."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended('stock:bundles:' || $1::uuid::text, 0))",
+        tenant_id,
+    )
 
 
 async def _update(

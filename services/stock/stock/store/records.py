@@ -66,6 +66,17 @@ async def record_exists(
     )
 
 
+async def has_stock(conn: asyncpg.Connection, tenant_id: UUID, sku: str) -> bool:
+    """Whether any location holds or reserves units of the SKU (its records, locked)."""
+    rows = await conn.fetch(
+        f"SELECT quantity, reserved FROM {S}.stock_records WHERE tenant_id = $1 AND sku = $2"
+        " ORDER BY location_id FOR UPDATE",
+        tenant_id,
+        sku,
+    )
+    return any(r["quantity"] or r["reserved"] for r in rows)
+
+
 async def get_records(
     conn: asyncpg.Connection, tenant_id: UUID, ids: Sequence[UUID]
 ) -> dict[UUID, StockRecord]:

@@ -5,15 +5,20 @@ from uuid import UUID
 
 import asyncpg
 
-from fulfilkit.errors import Conflict, Duplicated, NotFound
+from fulfilkit.errors import Conflict, Duplicated, Invalid, NotFound
 from fulfilkit.outbox import add_events
 from stock import events, store
+from stock.bundles import component_errors, components_of
 from stock.domain import Location, Product, StockRecord
+from stock.usecases.bundles import DerivedLevel, derived_levels
 
 POLICY_FIELDS = frozenset({"backorders", "out_of_stock_threshold", "preorder", "infinite"})
 # policy changes that may let a waiting sale fit: a lower threshold, or infinite
 FREES_STOCK = frozenset({"out_of_stock_threshold", "infinite"})
-PRODUCT_CHANGES = frozenset({"name", "ean", "unit_type", "min_level", "is_bulky"}) | POLICY_FIELDS
+BUNDLE_FIELDS = frozenset({"components", "assembled"})
+PRODUCT_CHANGES = (
+    frozenset({"name", "ean", "unit_type", "min_level", "is_bulky"}) | POLICY_FIELDS | BUNDLE_FIELDS
+)
 LOCATION_CHANGES = frozenset({"name", "address", "is_default", "routing_priority"})
 
 
@@ -31,9 +36,12 @@ async def create_product(
 ) -> Product:
     """A new SKU in the tenant's catalogue, announced with `product.created` in the same
     transaction (orders keeps its copy of the catalogue from these events). `policies` are
-    the product's stock policies (`POLICY_FIELDS`) given; the others take their defaults."""
-    _only(policies, POLICY_FIELDS)
+    the product's stock policies (`POLICY_FIELDS`) given, and a bundle's `components` and
+    `assembled`; the others take their defaults."""
+    _only(policies, POLICY_FIELDS | BUNDLE_FIELDS)
     async with pool.acquire() as conn, conn.transaction():
+        if policies.get("components") is not None:
+            await _check_components(conn, tenant, sku, policies["components"])
         product = await store.catalogue.insert_product(
             conn, tenant, sku, name, ean, unit_type, min_level, is_bulky, policies
         )
@@ -65,17 +73,21 @@ MAX_LOCATIONS_SHOWN = 1000  # per-location levels on a product's view
 
 async def get_product_with_stock(
     pool: asyncpg.Pool, tenant: UUID, sku: str
-) -> tuple[Product, list[StockRecord]]:
+) -> tuple[Product, list[StockRecord], list[DerivedLevel]]:
     """The product and its stock record at each location (by location id, the first
-    `MAX_LOCATIONS_SHOWN`), read in one snapshot."""
+    `MAX_LOCATIONS_SHOWN`), read in one snapshot; for a bundle that is not assembled, what
+    its components let it sell at each location instead (derived, no record of its own)."""
     async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read"):
         product = await store.catalogue.get_product(conn, tenant, sku)
         if product is None:
             raise NotFound(f"No product with sku {sku!r}.")
+        if product.components is not None and not product.assembled:
+            derived = await derived_levels(conn, tenant, [sku])
+            return product, [], derived[:MAX_LOCATIONS_SHOWN]
         records, _ = await store.records.list_records(
             conn, tenant, [sku], [], MAX_LOCATIONS_SHOWN, 0
         )
-    return product, records
+    return product, records, []
 
 
 async def update_product(
@@ -88,6 +100,8 @@ async def update_product(
     """Change the given fields (of `PRODUCT_CHANGES`); none given changes nothing."""
     _only(changes, PRODUCT_CHANGES)
     async with pool.acquire() as conn, conn.transaction():
+        if changes.keys() & BUNDLE_FIELDS:
+            await _check_bundle_change(conn, tenant, sku, changes)
         product = await store.catalogue.update_product(conn, tenant, sku, changes, expected_version)
         if product is None and await store.catalogue.get_product(conn, tenant, sku) is None:
             raise NotFound(f"No product with sku {sku!r}.")
@@ -156,6 +170,38 @@ async def update_location(
                 raise NotFound(f"No location {location_id!r}.")
             raise Conflict("The location has changed since the version in If-Match.")
     return location
+
+
+async def _check_components(
+    conn: asyncpg.Connection, tenant: UUID, sku: str, components: list[dict[str, Any]]
+) -> None:
+    """Refuse (422, a pointer per bad component) components that name no product, the
+    product itself, or lead back to it; takes the tenant's bundle lock first, so two
+    changes of components never form a cycle between them."""
+    await store.catalogue.lock_bundles(conn, tenant)
+    pairs = components_of(components) or ()
+    known = await store.catalogue.known_skus(conn, [(tenant, c) for c, _ in pairs])
+    bundles = await store.catalogue.bundles_of_tenant(conn, tenant)
+    errors = component_errors(sku, pairs, {c for _, c in known}, bundles)
+    if errors:
+        raise Invalid(
+            "Some components cannot be part of this bundle.",
+            errors=[{"field": f"/components/{i}/sku", "message": m} for i, m in errors],
+        )
+
+
+async def _check_bundle_change(
+    conn: asyncpg.Connection, tenant: UUID, sku: str, changes: dict[str, Any]
+) -> None:
+    """A product's components or `assembled` change only while it has no stock and no
+    units reserved at any location (409 otherwise)."""
+    if await store.records.has_stock(conn, tenant, sku):
+        raise Conflict(
+            "A product's components or assembled change only while it has no stock and"
+            " nothing reserved."
+        )
+    if changes.get("components") is not None:
+        await _check_components(conn, tenant, sku, changes["components"])
 
 
 def _only(changes: dict[str, Any], allowed: frozenset[str]) -> None:

@@ -86,7 +86,8 @@ def _backorder(failed: ReservationFailed) -> Backorder:
         sale.sale,
         sale.sale_id,
         failed.location_id or "",
-        [{"sku": s, "quantity": q} for s, q in sale.lines],
+        # a bundle line waits as its components (the composition when the sale came)
+        [{"sku": s, "quantity": q} for s, q in sale.needs()],
         routed=sale.routed,
         allow_split=sale.allow_split,
         sale_version=sale.version,
@@ -223,6 +224,7 @@ async def reserve_sales(conn: asyncpg.Connection, changes: Sequence[SaleChange])
     """
     if not changes:
         return
+    changes = await _expanded(conn, changes)
     keys = {e.key for e in changes}
     # Records to lock for releases and commits; a sale being created reserves fresh ones,
     # at its location or, routed, at any of its tenant's.
@@ -281,7 +283,7 @@ async def reserve_sales(conn: asyncpg.Connection, changes: Sequence[SaleChange])
             elif outcome.location_id is None:  # routed, and the tenant has no location
                 out.failed(outcome)
             else:
-                for sku, quantity in e.sale.lines:
+                for sku, quantity in e.sale.needs():
                     key = (e.sale.tenant_id, outcome.location_id, sku)
                     if key in capped:
                         units[key] = units.get(key, 0) + quantity
@@ -300,6 +302,24 @@ async def reserve_sales(conn: asyncpg.Connection, changes: Sequence[SaleChange])
         elif e.kind == "shipped" and row is not None and row.status == "active":
             out.settle(row, "committed", commit(by_id, lines, e.sale.sale_id))
     await out.write(conn, list(records.values()))
+
+
+async def _expanded(conn: asyncpg.Connection, changes: Sequence[SaleChange]) -> list[SaleChange]:
+    """The changes, each sale to reserve knowing the bundles its lines name (expanded into
+    their components before the records to lock are chosen); as they are without bundles."""
+    asked = {
+        (e.sale.tenant_id, sku) for e in changes if e.kind in RESERVING for sku, _ in e.sale.lines
+    }
+    definitions = await store.catalogue.bundle_definitions(conn, asked)
+    if not definitions:
+        return list(changes)
+    out = []
+    for e in changes:
+        mine = definitions.get(e.sale.tenant_id)
+        if e.kind in RESERVING and mine and any(sku in mine for sku, _ in e.sale.lines):
+            e = SaleChange(e.kind, replace(e.sale, bundles=tuple(sorted(mine.items()))))
+        out.append(e)
+    return out
 
 
 def _queued_keys(entry: Backorder, sites: Mapping[UUID, list[Site]]) -> set[RecordKey]:
@@ -389,7 +409,7 @@ def _edit(
         del reservations[key]
     if outcome.location_id is None:  # routed, and the tenant has no location
         return
-    for sku, quantity in sale.lines:
+    for sku, quantity in sale.needs():
         at = (sale.tenant_id, outcome.location_id, sku)
         if at in known.capped:
             known.units[at] = known.units.get(at, 0) + quantity
