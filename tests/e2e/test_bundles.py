@@ -250,6 +250,7 @@ async def test_a_bundle_shows_what_its_components_can_make_derived(tenant: Clien
             "reserved": 0,
             "available": n,
             "sellable": n,
+            "incoming": 0,
             "version": None,
             "updated_at": None,
             "derived": True,
