@@ -73,12 +73,27 @@ def _unreadable_reason(record: Any, error: Exception) -> str:
     such, anything else is unparseable (with the validation error)."""
     envelope = _envelope(record)
     if envelope is None:
-        return f"unparseable event: {error}"
+        return f"unparseable event: {_described(error)}"
     foreign = foreign_event_reason(record.topic, envelope)
     if foreign is not None:
         log.error("event %s on %s dead-lettered: %s", envelope.id, record.topic, foreign)
         return foreign
-    return f"unparseable event: {error}"
+    return f"unparseable event: {_described(error)}"
+
+
+def _described(error: Exception) -> str:
+    """A validation error as one line per broken field (where, then what), without the
+    offending input or the documentation links pydantic adds: short enough that every field
+    fits the dead letter's error header, however many types the consumer decodes."""
+    if not isinstance(error, ValidationError):
+        return str(error)
+    fields = [
+        ".".join(f"`{part}`" if "." in str(part) else str(part) for part in e["loc"])
+        + f": {e['msg']}"
+        for e in error.errors(include_url=False, include_input=False)
+    ]
+    count = error.error_count()
+    return f"{count} validation error{'s' if count != 1 else ''}: " + "; ".join(fields)
 
 
 MAX_ERROR_CHARS = 4000
