@@ -588,34 +588,35 @@ async def receive_return(
 
 async def close_return(conn: asyncpg.Connection, tenant: UUID, return_id: UUID) -> Return:
     """A received return is closed (closing it again changes nothing)."""
-    ret = await store.lock_return(conn, tenant, return_id)
-    if ret is None:
-        raise _no_return(return_id)
-    try:
-        change = close_(ret, utcnow())
-    except IllegalReturnTransition:
-        raise Conflict(
-            f"The return is {ret.status}: only a received return can be closed.",
-            return_status=ret.status,
-        ) from None
-    if change is not None:
-        await store.save_return(conn, ret, events.return_status_changed(change))
-    return ret
+    return await _move_return(
+        conn, tenant, return_id, close_, "only a received return can be closed"
+    )
 
 
 async def cancel_return(conn: asyncpg.Connection, tenant: UUID, return_id: UUID) -> Return:
     """A requested return is canceled: its units no longer count against what the sale may
     return (canceling it again changes nothing)."""
+    return await _move_return(
+        conn, tenant, return_id, cancel_return_, "only a requested return can be canceled"
+    )
+
+
+async def _move_return(
+    conn: asyncpg.Connection,
+    tenant: UUID,
+    return_id: UUID,
+    decide: Callable[[Return, datetime], Any],
+    only: str,
+) -> Return:
+    """Lock the return and let `decide` move it (None: it is there already); a move it
+    refuses is 409 `conflict`, saying `only` which returns can make it."""
     ret = await store.lock_return(conn, tenant, return_id)
     if ret is None:
         raise _no_return(return_id)
     try:
-        change = cancel_return_(ret, utcnow())
+        change = decide(ret, utcnow())
     except IllegalReturnTransition:
-        raise Conflict(
-            f"The return is {ret.status}: only a requested return can be canceled.",
-            return_status=ret.status,
-        ) from None
+        raise Conflict(f"The return is {ret.status}: {only}.", return_status=ret.status) from None
     if change is not None:
         await store.save_return(conn, ret, events.return_status_changed(change))
     return ret
