@@ -8,7 +8,12 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def main() -> None:
-    paths = [ROOT, ROOT / "libs", ROOT / "clients/python", *sorted(p for p in (ROOT / "services").iterdir() if p.is_dir())]
+    paths = [
+        ROOT,
+        ROOT / "libs",
+        ROOT / "clients/python",
+        *sorted(p for p in (ROOT / "services").iterdir() if p.is_dir()),
+    ]
     target = Path(site.getsitepackages()[0]) / "fulfil-platform.pth"
     target.write_text("".join(f"{p}\n" for p in paths))
     print(f"wrote {target}", file=sys.stderr)
