@@ -84,6 +84,16 @@ class CpuMeter:
         return time.monotonic() - started
 
     @staticmethod
+    def ms_per_unit(
+        before: Mapping[str, float], after: Mapping[str, float], units: int
+    ) -> dict[str, float]:
+        """CPU milliseconds per unit, in all (`all`) and for each component."""
+        spent = {name: max(0.0, after[name] - before.get(name, 0.0)) for name in after}
+        return {"all": sum(spent.values()) * 1000 / units} | {
+            name: seconds * 1000 / units for name, seconds in spent.items()
+        }
+
+    @staticmethod
     def per_unit(
         before: Mapping[str, float], after: Mapping[str, float], units: int, unit: str
     ) -> str:

@@ -33,6 +33,7 @@ import aiohttp
 import asyncpg
 
 from bench.cpu import CpuMeter
+from bench.report import Report
 from deploy.local.services import SERVICES, Platform, free_ports
 
 QUIET = {
@@ -156,25 +157,30 @@ async def create_pending_batch(api: Api, bodies: list[dict]) -> float:
 
 async def lifecycles(
     api: Api, skus: Stocked, total: int, concurrency: int, waves: bool, create_batch: int = 1
-) -> tuple[float, list[float]]:
+) -> tuple[float, list[float], list[float]]:
     """create (one request per sale, or `create_batch` sales a request) -> pending ->
     shipping init (batches of up to 100) -> shipped (one request per fulfillment, or waves of
-    up to 100 with `waves`), pipelined; `concurrency` sales being created at a time."""
+    up to 100 with `waves`), pipelined; `concurrency` sales being created at a time.
+    Returns the elapsed seconds, each sale's create-to-pending latency and when it was
+    pending (seconds from the start)."""
     to_ship: asyncio.Queue[str] = asyncio.Queue()
     to_mark: asyncio.Queue[str] = asyncio.Queue()
     latencies: list[float] = []
+    pending_at: list[float] = []
     numbers = iter(range(total))
 
     async def creator() -> None:
         for n in numbers:
             body = sale(n, skus)
             latencies.append(await create_pending(api, body))
+            pending_at.append(time.perf_counter() - started)
             to_ship.put_nowait(body["sale_id"])
 
     async def batch_creator() -> None:
         while bodies := [sale(n, skus) for n in itertools.islice(numbers, create_batch)]:
             latency = await create_pending_batch(api, bodies)
             latencies.extend([latency] * len(bodies))
+            pending_at.extend([time.perf_counter() - started] * len(bodies))
             for body in bodies:
                 to_ship.put_nowait(body["sale_id"])
 
@@ -236,7 +242,7 @@ async def lifecycles(
         to_mark.put_nowait(DONE)
     await asyncio.gather(*markers)
     await api.until_committed()
-    return time.perf_counter() - started, latencies
+    return time.perf_counter() - started, latencies, pending_at
 
 
 async def analyze(database_url: str) -> None:
@@ -313,15 +319,17 @@ async def run(args: argparse.Namespace, gateway: str, admin: str, meter: CpuMete
         )
         # The broker's JVM compiles its hot paths during the first minute or so; measured
         # cold, Kafka costs about twice its steady-state CPU per event.
-        warmup_seconds, _ = await lifecycles(
+        warmup_seconds, _, _ = await lifecycles(
             api, skus, args.warmup, args.concurrency, args.waves, args.create_batch
         )
         await analyze(os.environ["DATABASE_URL"])
         before = meter.snapshot()
-        elapsed, create_latencies = await lifecycles(
+        elapsed, create_latencies, pending_at = await lifecycles(
             api, skus, args.sales, args.concurrency, args.waves, args.create_batch
         )
-        lifecycle_cpu = meter.per_unit(before, meter.snapshot(), args.sales, "lifecycle")
+        after = meter.snapshot()
+        lifecycle_cpu = meter.per_unit(before, after, args.sales, "lifecycle")
+        lifecycle_ms = meter.ms_per_unit(before, after, args.sales)
         rate = args.rate or round(args.sales / elapsed / 2)
         # from a settled system: not while autovacuum cleans up after the burst
         settled_seconds = await meter.until_quiet()
@@ -332,6 +340,16 @@ async def run(args: argparse.Namespace, gateway: str, admin: str, meter: CpuMete
             else await at_fixed_rate(api, skus, rate, args.seconds)
         )
         create_cpu = meter.per_unit(before, meter.snapshot(), len(fixed), "create")
+    report = Report("sales_flow")
+    report.figure("lifecycles/s", args.sales / elapsed, "1/s")
+    for component, cpu_ms in lifecycle_ms.items():
+        name = "CPU ms per lifecycle" + ("" if component == "all" else f", {component}")
+        report.figure(name, cpu_ms, "ms")
+    report.latency("create-to-pending under the burst", [v * 1000 for v in create_latencies])
+    report.timeline("sales pending", pending_at)
+    report.figure("fixed create rate", rate, "1/s")
+    report.latency("create-to-pending at half the rate", [v * 1000 for v in fixed])
+    report.save([sys.executable, *sys.argv])
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(
         f"machine: {os.cpu_count()} cores, {host.platform()}; client, services, Kafka and"

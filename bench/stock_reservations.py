@@ -33,6 +33,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from single_service import single_service
 
+from bench.report import Report
 from fulfilkit import contracts as c
 from fulfilkit.events import CONTENT_TYPE, utcnow
 
@@ -57,6 +58,7 @@ class Result:
     produce: float
     latencies_ms: list[float]
     verified: str
+    reserved_at: list[float]  # seconds from the first send
 
 
 class StockApi:
@@ -225,8 +227,9 @@ async def reserve(
     events: StockEvents,
     messages: list[tuple[str, bytes, bytes]],
     timeout: float,
-) -> tuple[float, float, list[float]]:
-    """Produce `messages` and await every reservation: (elapsed, produce time, latencies)."""
+) -> tuple[float, float, list[float], list[float]]:
+    """Produce `messages` and await every reservation: (elapsed, produce time, latencies, when
+    each was reserved from the first send)."""
     wanted = {sale for sale, _, _ in messages}
     await events.mark()
     waiting = asyncio.create_task(events.wait_for(wanted, reservation_of(wanted), timeout))
@@ -237,7 +240,8 @@ async def reserve(
         waiting.cancel()
     sales = [sale for sale, _, _ in messages]
     latencies = [arrivals[sale] - sent for sale, sent in zip(sales, sent_at, strict=True)]
-    return max(arrivals.values()) - sent_at[0], acked - sent_at[0], latencies
+    reserved_at = [at - sent_at[0] for at in arrivals.values()]
+    return max(arrivals.values()) - sent_at[0], acked - sent_at[0], latencies, reserved_at
 
 
 async def verify(api: StockApi, sold: Counter[str], quantity: int) -> str:
@@ -274,10 +278,19 @@ async def scenario(
     # Let the outbox relay publish the records' opening stock.changed before the clock starts.
     await events.wait_for(ids, opening_stock, timeout)
     messages = [sale_created(tenant, n, skus[n % len(skus)]) for n in range(total)]
-    elapsed, produce_time, latencies = await reserve(producer, events, messages, timeout)
+    elapsed, produce_time, latencies, reserved_at = await reserve(
+        producer, events, messages, timeout
+    )
     verified = await verify(api, sold, quantity)
     return Result(
-        name, total, len(skus), elapsed, produce_time, [v * 1000 for v in latencies], verified
+        name,
+        total,
+        len(skus),
+        elapsed,
+        produce_time,
+        [v * 1000 for v in latencies],
+        verified,
+        reserved_at,
     )
 
 
@@ -357,6 +370,12 @@ def report(results: list[Result]) -> None:
             f" = {r.sales / r.produce:,.0f} events/s"
         )
         print(f"  verified: {r.verified}")
+    saved = Report("stock_reservations")
+    for r in results:
+        saved.figure(f"{r.name}: reservations/s", r.sales / r.elapsed, "1/s")
+        saved.latency(f"{r.name}: send-to-reserved", r.latencies_ms)
+        saved.timeline(f"{r.name}: reserved", r.reserved_at)
+    saved.save([sys.executable, *sys.argv])
 
 
 def main() -> None:

@@ -34,6 +34,7 @@ from aiokafka import AIOKafkaProducer
 from single_service import single_service
 from standardwebhooks.webhooks import Webhook
 
+from bench.report import Report
 from fulfilkit import contracts as c
 from fulfilkit.events import CONTENT_TYPE, utcnow
 
@@ -183,7 +184,9 @@ async def steady(
     return [at - event_time for at, event_time in receiver.arrivals.values()]
 
 
-async def run(args: argparse.Namespace, url: str, token: str, bootstrap: str) -> list[str]:
+async def run(
+    args: argparse.Namespace, url: str, token: str, bootstrap: str, report: Report
+) -> list[str]:
     receiver = Receiver()
     app = web.Application()
     app.router.add_post("/hooks/{name}", receiver.handle)
@@ -208,6 +211,14 @@ async def run(args: argparse.Namespace, url: str, token: str, bootstrap: str) ->
                 producer, receiver, tenant, args.burst, args.endpoints, args.timeout
             )
             total = args.burst * args.endpoints
+            report.figure("burst: deliveries/s", total / elapsed, "1/s")
+            report.timeline(
+                "burst: delivered",
+                [
+                    at - min(a for a, _ in receiver.arrivals.values())
+                    for at, _ in receiver.arrivals.values()
+                ],
+            )
             lines.append(
                 f"burst: {args.burst:,} events x {args.endpoints} endpoint(s) = {total:,}"
                 f" deliveries in {elapsed:.1f}s = {total / elapsed:,.0f} deliveries/s"
@@ -228,6 +239,7 @@ async def run(args: argparse.Namespace, url: str, token: str, bootstrap: str) ->
                     args.timeout,
                 )
             ]
+            report.latency(f"steady {args.rate}/s: commit-to-delivery", latencies)
             lines.append(
                 f"steady: {args.rate} events/s for {args.seconds:g}s x {args.endpoints}"
                 f" endpoint(s): commit-to-delivery p50 {statistics.median(latencies):.1f} ms,"
@@ -251,8 +263,11 @@ def main() -> None:
     )
     parser.add_argument("--timeout", type=float, default=300.0)
     args = parser.parse_args()
+    report = Report("webhook_delivery")
+    report.figure("endpoints", args.endpoints, "")
     with single_service("webhooks") as service:
-        lines = asyncio.run(run(args, service.url, service.token, service.bootstrap))
+        lines = asyncio.run(run(args, service.url, service.token, service.bootstrap, report))
+    report.save([sys.executable, *sys.argv])
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(
         f"machine: {os.cpu_count()} cores, {host.platform()}; receiver, producer, webhooks,"
