@@ -9,7 +9,19 @@ from typing import Any
 
 import httpx
 
-from fulfil_client._async_resources import AsyncAdmin, AsyncSales
+from fulfil_client._async_resources import (
+    AsyncAdmin,
+    AsyncApiKeys,
+    AsyncFulfillment,
+    AsyncInboundOrders,
+    AsyncLocations,
+    AsyncOAuthClients,
+    AsyncProducts,
+    AsyncReturns,
+    AsyncSales,
+    AsyncStock,
+    AsyncWebhooks,
+)
 from fulfil_client._core import Call, ClientCredentials, Core, RetryPolicy, env_default
 from fulfil_client._transport import AsyncTransport, json_body
 
@@ -63,6 +75,15 @@ class AsyncClient:
         self._http = http_client or httpx.AsyncClient(timeout=timeout, transport=transport)
         self._transport = AsyncTransport(self._core, self._http)
         self.sales = AsyncSales(self)
+        self.returns = AsyncReturns(self)
+        self.products = AsyncProducts(self)
+        self.locations = AsyncLocations(self)
+        self.stock = AsyncStock(self)
+        self.inbound_orders = AsyncInboundOrders(self)
+        self.fulfillment = AsyncFulfillment(self)
+        self.webhooks = AsyncWebhooks(self)
+        self.api_keys = AsyncApiKeys(self)
+        self.oauth_clients = AsyncOAuthClients(self)
         self.admin = AsyncAdmin(self)
 
     @property

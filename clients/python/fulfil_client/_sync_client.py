@@ -9,7 +9,19 @@ from typing import Any
 import httpx
 
 from fulfil_client._core import Call, ClientCredentials, Core, RetryPolicy, env_default
-from fulfil_client._sync_resources import Admin, Sales
+from fulfil_client._sync_resources import (
+    Admin,
+    ApiKeys,
+    Fulfillment,
+    InboundOrders,
+    Locations,
+    OAuthClients,
+    Products,
+    Returns,
+    Sales,
+    Stock,
+    Webhooks,
+)
 from fulfil_client._transport import Transport, json_body
 
 DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=5.0)
@@ -62,6 +74,15 @@ class Client:
         self._http = http_client or httpx.Client(timeout=timeout, transport=transport)
         self._transport = Transport(self._core, self._http)
         self.sales = Sales(self)
+        self.returns = Returns(self)
+        self.products = Products(self)
+        self.locations = Locations(self)
+        self.stock = Stock(self)
+        self.inbound_orders = InboundOrders(self)
+        self.fulfillment = Fulfillment(self)
+        self.webhooks = Webhooks(self)
+        self.api_keys = ApiKeys(self)
+        self.oauth_clients = OAuthClients(self)
         self.admin = Admin(self)
 
     @property

@@ -10,6 +10,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel
 
+from fulfil_client import list_models as lm
 from fulfil_client import models as m
 from fulfil_client._core import Auth, Call, QueryValue, if_match
 from fulfil_client._operations import operation
@@ -36,6 +37,10 @@ def _body(body: Body | None) -> Any:
     if isinstance(body, BaseModel):
         return body.model_dump(mode="json", by_alias=True, exclude_unset=True)
     return dict(body)
+
+
+def _many(value: str | list[str] | None) -> list[str] | None:
+    return [value] if isinstance(value, str) else value
 
 
 def _pages(
@@ -194,6 +199,617 @@ class Sales(Resource):
             idempotency_key=idempotency_key,
         )
         return self._model(call, m.CancelOut)
+
+
+# --- returns ---------------------------------------------------------------------------
+
+
+class Returns(Resource):
+    @operation("POST", P + "/returns")
+    def create(
+        self, body: m.ReturnIn | Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> m.ReturnOut:
+        call = self._call("POST", P + "/returns", json=_body(body), idempotency_key=idempotency_key)
+        return self._model(call, m.ReturnOut)
+
+    @operation("GET", P + "/returns")
+    def list(
+        self,
+        *,
+        status: str | list[str] | None = None,
+        sale_id: str | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> Paginator[m.ReturnOut]:
+        params = _pages(limit, offset, status=_many(status), sale_id=sale_id)
+        return self._list(self._call("GET", P + "/returns", params=params), m.ReturnOut)
+
+    @operation("GET", P + "/returns/{return_id}")
+    def get(self, return_id: str) -> m.ReturnOut:
+        return self._model(self._call("GET", f"{P}/returns/{_seg(return_id)}"), m.ReturnOut)
+
+    @operation("POST", P + "/returns/{return_id}/receive")
+    def receive(self, return_id: str, body: m.ReceiveIn | Mapping[str, Any]) -> m.ReturnOut:
+        call = self._call("POST", f"{P}/returns/{_seg(return_id)}/receive", json=_body(body))
+        return self._model(call, m.ReturnOut)
+
+    @operation("POST", P + "/returns/{return_id}/close")
+    def close(self, return_id: str) -> m.ReturnOut:
+        call = self._call("POST", f"{P}/returns/{_seg(return_id)}/close")
+        return self._model(call, m.ReturnOut)
+
+    @operation("POST", P + "/returns/{return_id}/cancel")
+    def cancel(self, return_id: str) -> m.ReturnOut:
+        call = self._call("POST", f"{P}/returns/{_seg(return_id)}/cancel")
+        return self._model(call, m.ReturnOut)
+
+
+# --- catalogue ---------------------------------------------------------------------------
+
+
+class Products(Resource):
+    @operation("POST", P + "/products")
+    def create(
+        self, body: m.ProductIn | Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> m.Product:
+        call = self._call(
+            "POST", P + "/products", json=_body(body), idempotency_key=idempotency_key
+        )
+        return self._model(call, m.Product)
+
+    @operation("GET", P + "/products")
+    def list(self, *, limit: int | None = None, offset: int | None = None) -> Paginator[m.Product]:
+        return self._list(
+            self._call("GET", P + "/products", params=_pages(limit, offset)), m.Product
+        )
+
+    @operation("GET", P + "/products/{sku}")
+    def get(self, sku: str) -> m.ProductWithStock:
+        """The product with its stock level, in all and per location."""
+        call = self._call("GET", f"{P}/products/{_seg(sku)}")
+        return self._model(call, m.ProductWithStock)
+
+    @operation("PATCH", P + "/products/{sku}")
+    def update(
+        self,
+        sku: str,
+        changes: m.ProductPatch | Mapping[str, Any],
+        *,
+        version: int | str | None = None,
+    ) -> m.Product:
+        call = self._call(
+            "PATCH", f"{P}/products/{_seg(sku)}", json=_body(changes), headers=if_match(version)
+        )
+        return self._model(call, m.Product)
+
+
+class Locations(Resource):
+    @operation("POST", P + "/locations")
+    def create(
+        self, body: m.LocationIn | Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> m.Location:
+        call = self._call(
+            "POST", P + "/locations", json=_body(body), idempotency_key=idempotency_key
+        )
+        return self._model(call, m.Location)
+
+    @operation("GET", P + "/locations")
+    def list(self, *, limit: int | None = None, offset: int | None = None) -> Paginator[m.Location]:
+        return self._list(
+            self._call("GET", P + "/locations", params=_pages(limit, offset)), m.Location
+        )
+
+    @operation("GET", P + "/locations/{location_id}")
+    def get(self, location_id: str) -> m.Location:
+        call = self._call("GET", f"{P}/locations/{_seg(location_id)}")
+        return self._model(call, m.Location)
+
+    @operation("PATCH", P + "/locations/{location_id}")
+    def update(
+        self,
+        location_id: str,
+        changes: m.LocationPatch | Mapping[str, Any],
+        *,
+        version: int | str | None = None,
+    ) -> m.Location:
+        call = self._call(
+            "PATCH",
+            f"{P}/locations/{_seg(location_id)}",
+            json=_body(changes),
+            headers=if_match(version),
+        )
+        return self._model(call, m.Location)
+
+
+# --- stock -------------------------------------------------------------------------------
+
+
+class Stock(Resource):
+    @operation("POST", P + "/stock/stock-records")
+    def create_record(
+        self, body: m.StockRecordIn | Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> m.StockRecordOut:
+        call = self._call(
+            "POST", P + "/stock/stock-records", json=_body(body), idempotency_key=idempotency_key
+        )
+        return self._model(call, m.StockRecordOut)
+
+    @operation("GET", P + "/stock/stock-records")
+    def records(
+        self,
+        *,
+        sku: str | list[str] | None = None,
+        location_id: str | list[str] | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> Paginator[lm.StockRow]:
+        """Records by location and SKU, then an unassembled bundle's derived rows."""
+        params = _pages(limit, offset, sku=_many(sku), location_id=_many(location_id))
+        call = self._call("GET", P + "/stock/stock-records", params=params)
+        return self._list(call, lm.StockRow)
+
+    @operation("GET", P + "/stock/stock-records/{record_id}")
+    def get_record(self, record_id: str) -> m.StockRecordOut:
+        call = self._call("GET", f"{P}/stock/stock-records/{_seg(record_id)}")
+        return self._model(call, m.StockRecordOut)
+
+    @operation("POST", P + "/stock/stock-records/change")
+    def change_records(
+        self, body: m.RecordsChangeIn | Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> m.RecordsOut:
+        """Relative changes to several records, all or nothing."""
+        call = self._call(
+            "POST",
+            P + "/stock/stock-records/change",
+            json=_body(body),
+            idempotency_key=idempotency_key,
+        )
+        return self._model(call, m.RecordsOut)
+
+    @operation("POST", P + "/stock/stock-records/update")
+    def update_records(
+        self,
+        body: m.RecordsUpdateIn | Mapping[str, Any],
+        *,
+        version: int | str | None = None,
+        idempotency_key: str | None = None,
+    ) -> m.RecordsOut:
+        """Absolute quantities for several records, all or nothing; `version` (`If-Match`)
+        only with a single record."""
+        call = self._call(
+            "POST",
+            P + "/stock/stock-records/update",
+            json=_body(body),
+            headers=if_match(version),
+            idempotency_key=idempotency_key,
+        )
+        return self._model(call, m.RecordsOut)
+
+    @operation("POST", P + "/stock/stock-level-updates")
+    def update_level(
+        self, body: m.LevelUpdateIn | Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> m.StockRecordOut:
+        """An audit, restock or loss of one SKU at one location, with notes."""
+        call = self._call(
+            "POST",
+            P + "/stock/stock-level-updates",
+            json=_body(body),
+            idempotency_key=idempotency_key,
+        )
+        return self._model(call, m.StockRecordOut)
+
+    @operation("GET", P + "/stock/movements")
+    def movements(
+        self,
+        *,
+        sku: str | list[str] | None = None,
+        location_id: str | list[str] | None = None,
+        reason: str | list[str] | None = None,
+        reference: str | None = None,
+        created_from: datetime | None = None,
+        created_to: datetime | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> Paginator[lm.Movement]:
+        """The append-only ledger, oldest first."""
+        params = _pages(
+            limit,
+            offset,
+            sku=_many(sku),
+            location_id=_many(location_id),
+            reason=_many(reason),
+            reference=reference,
+            created_from=created_from,
+            created_to=created_to,
+        )
+        return self._list(self._call("GET", P + "/stock/movements", params=params), lm.Movement)
+
+    @operation("POST", P + "/stock/transfers")
+    def transfer(
+        self, body: m.TransferIn | Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> m.TransferOut:
+        call = self._call(
+            "POST", P + "/stock/transfers", json=_body(body), idempotency_key=idempotency_key
+        )
+        return self._model(call, m.TransferOut)
+
+    @operation("POST", P + "/stock/builds")
+    def build(
+        self, body: m.BuildIn | Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> m.BuildOut:
+        """Assembles bundles from their components at a location."""
+        call = self._call(
+            "POST", P + "/stock/builds", json=_body(body), idempotency_key=idempotency_key
+        )
+        return self._model(call, m.BuildOut)
+
+    @operation("GET", P + "/stock/integrity")
+    def check_integrity(self) -> m.IntegrityReport:
+        """Does every record's `reserved` equal its reservations, and its ledger sum? (The
+        `admin` scope.)"""
+        return self._model(self._call("GET", P + "/stock/integrity"), m.IntegrityReport)
+
+    @operation("POST", P + "/stock/integrity/rebuild")
+    def rebuild_integrity(self) -> m.IntegrityReport:
+        call = self._call("POST", P + "/stock/integrity/rebuild")
+        return self._model(call, m.IntegrityReport)
+
+
+class InboundOrders(Resource):
+    @operation("POST", P + "/inbound-orders")
+    def create(
+        self, body: m.InboundOrderIn | Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> m.InboundOrderOut:
+        call = self._call(
+            "POST", P + "/inbound-orders", json=_body(body), idempotency_key=idempotency_key
+        )
+        return self._model(call, m.InboundOrderOut)
+
+    @operation("GET", P + "/inbound-orders")
+    def list(
+        self,
+        *,
+        status: str | list[str] | None = None,
+        location_id: str | list[str] | None = None,
+        sku: str | list[str] | None = None,
+        expected_from: datetime | None = None,
+        expected_to: datetime | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> Paginator[m.InboundOrderOut]:
+        params = _pages(
+            limit,
+            offset,
+            status=_many(status),
+            location_id=_many(location_id),
+            sku=_many(sku),
+            expected_from=expected_from,
+            expected_to=expected_to,
+        )
+        call = self._call("GET", P + "/inbound-orders", params=params)
+        return self._list(call, m.InboundOrderOut)
+
+    @operation("GET", P + "/inbound-orders/{order_id}")
+    def get(self, order_id: str) -> m.InboundOrderOut:
+        call = self._call("GET", f"{P}/inbound-orders/{_seg(order_id)}")
+        return self._model(call, m.InboundOrderOut)
+
+    @operation("PATCH", P + "/inbound-orders/{order_id}")
+    def update(
+        self,
+        order_id: str,
+        changes: m.InboundOrderPatch | Mapping[str, Any],
+        *,
+        version: int | str | None = None,
+    ) -> m.InboundOrderOut:
+        call = self._call(
+            "PATCH",
+            f"{P}/inbound-orders/{_seg(order_id)}",
+            json=_body(changes),
+            headers=if_match(version),
+        )
+        return self._model(call, m.InboundOrderOut)
+
+    @operation("POST", P + "/inbound-orders/{order_id}/cancel")
+    def cancel(self, order_id: str, *, version: int | str | None = None) -> m.InboundOrderOut:
+        call = self._call(
+            "POST", f"{P}/inbound-orders/{_seg(order_id)}/cancel", headers=if_match(version)
+        )
+        return self._model(call, m.InboundOrderOut)
+
+    @operation("POST", P + "/inbound-orders/{order_id}/close")
+    def close(
+        self, order_id: str, reason: str, *, version: int | str | None = None
+    ) -> m.InboundOrderOut:
+        call = self._call(
+            "POST",
+            f"{P}/inbound-orders/{_seg(order_id)}/close",
+            json={"reason": reason},
+            headers=if_match(version),
+        )
+        return self._model(call, m.InboundOrderOut)
+
+    @operation("POST", P + "/inbound-orders/{order_id}/receipts")
+    def receive(
+        self,
+        order_id: str,
+        body: m.ReceiptIn | Mapping[str, Any],
+        *,
+        idempotency_key: str | None = None,
+    ) -> m.ReceiptOut:
+        call = self._call(
+            "POST",
+            f"{P}/inbound-orders/{_seg(order_id)}/receipts",
+            json=_body(body),
+            idempotency_key=idempotency_key,
+        )
+        return self._model(call, m.ReceiptOut)
+
+    @operation("GET", P + "/inbound-orders/{order_id}/receipts")
+    def receipts(
+        self, order_id: str, *, limit: int | None = None, offset: int | None = None
+    ) -> Paginator[lm.Receipt]:
+        call = self._call(
+            "GET", f"{P}/inbound-orders/{_seg(order_id)}/receipts", params=_pages(limit, offset)
+        )
+        return self._list(call, lm.Receipt)
+
+
+# --- fulfilment --------------------------------------------------------------------------
+
+
+class Fulfillment(Resource):
+    @operation("POST", P + "/fulfillment/shipping/init")
+    def init_shipping(
+        self, body: m.ShippingInitIn | Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> m.ShippingInitOut:
+        """Creates fulfillments for up to 100 sales; `errors` names the ones that failed."""
+        call = self._call(
+            "POST",
+            P + "/fulfillment/shipping/init",
+            json=_body(body),
+            idempotency_key=idempotency_key,
+        )
+        return self._model(call, m.ShippingInitOut)
+
+    @operation("GET", P + "/fulfillment/fulfillments/{fulfillment_id}")
+    def get(self, fulfillment_id: str) -> m.FulfillmentSnapshot:
+        call = self._call("GET", f"{P}/fulfillment/fulfillments/{_seg(fulfillment_id)}")
+        return self._model(call, m.FulfillmentSnapshot)
+
+    @operation("GET", P + "/fulfillment/fulfillments/{fulfillment_id}/label")
+    def label(self, fulfillment_id: str) -> bytes:
+        """The shipping label, a PDF."""
+        call = self._call(
+            "GET",
+            f"{P}/fulfillment/fulfillments/{_seg(fulfillment_id)}/label",
+            headers={"Accept": "application/pdf"},
+        )
+        return (self._send(call)).content
+
+    @operation("POST", P + "/fulfillment/fulfillments/{fulfillment_id}/status")
+    def set_status(
+        self, fulfillment_id: str, status: Literal["picking", "packed", "shipped", "delivered"]
+    ) -> m.FulfillmentSnapshot:
+        call = self._call(
+            "POST",
+            f"{P}/fulfillment/fulfillments/{_seg(fulfillment_id)}/status",
+            json={"status": status},
+        )
+        return self._model(call, m.FulfillmentSnapshot)
+
+    @operation("POST", P + "/fulfillment/fulfillments/status")
+    def set_statuses(
+        self, body: m.StatusUpdatesIn | Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> m.StatusUpdatesOut:
+        call = self._call(
+            "POST",
+            P + "/fulfillment/fulfillments/status",
+            json=_body(body),
+            idempotency_key=idempotency_key,
+        )
+        return self._model(call, m.StatusUpdatesOut)
+
+
+# --- webhooks ----------------------------------------------------------------------------
+
+
+class WebhookEndpoints(Resource):
+    @operation("POST", P + "/webhooks/endpoints")
+    def create(
+        self, body: m.EndpointIn | Mapping[str, Any], *, idempotency_key: str | None = None
+    ) -> m.EndpointCreated:
+        """An endpoint and its signing `secret` (`whsec_...`), shown only in this answer."""
+        call = self._call(
+            "POST", P + "/webhooks/endpoints", json=_body(body), idempotency_key=idempotency_key
+        )
+        return self._model(call, m.EndpointCreated)
+
+    @operation("GET", P + "/webhooks/endpoints")
+    def list(
+        self, *, limit: int | None = None, offset: int | None = None
+    ) -> Paginator[m.EndpointOut]:
+        call = self._call("GET", P + "/webhooks/endpoints", params=_pages(limit, offset))
+        return self._list(call, m.EndpointOut)
+
+    @operation("GET", P + "/webhooks/endpoints/{endpoint_id}")
+    def get(self, endpoint_id: str) -> m.EndpointOut:
+        call = self._call("GET", f"{P}/webhooks/endpoints/{_seg(endpoint_id)}")
+        return self._model(call, m.EndpointOut)
+
+    @operation("PATCH", P + "/webhooks/endpoints/{endpoint_id}")
+    def update(
+        self,
+        endpoint_id: str,
+        changes: m.EndpointPatch | Mapping[str, Any],
+        *,
+        version: int | str | None = None,
+    ) -> m.EndpointOut:
+        call = self._call(
+            "PATCH",
+            f"{P}/webhooks/endpoints/{_seg(endpoint_id)}",
+            json=_body(changes),
+            headers=if_match(version),
+        )
+        return self._model(call, m.EndpointOut)
+
+    @operation("DELETE", P + "/webhooks/endpoints/{endpoint_id}")
+    def delete(self, endpoint_id: str) -> None:
+        self._none(self._call("DELETE", f"{P}/webhooks/endpoints/{_seg(endpoint_id)}"))
+
+    @operation("GET", P + "/webhooks/endpoints/{endpoint_id}/deliveries")
+    def deliveries(
+        self,
+        endpoint_id: str,
+        *,
+        status: Literal["pending", "succeeded", "failed"] | None = None,
+        event_type: str | None = None,
+        subject: str | None = None,
+        event_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> Paginator[m.DeliveryOut]:
+        """The endpoint's deliveries; `subject` is the sale's key for sale events."""
+        params = _pages(
+            limit,
+            offset,
+            status=status,
+            event_type=event_type,
+            subject=subject,
+            event_id=event_id,
+            since=since,
+            until=until,
+        )
+        call = self._call(
+            "GET", f"{P}/webhooks/endpoints/{_seg(endpoint_id)}/deliveries", params=params
+        )
+        return self._list(call, m.DeliveryOut)
+
+    @operation("POST", P + "/webhooks/endpoints/{endpoint_id}/recover")
+    def recover(
+        self, endpoint_id: str, since: datetime, until: datetime | None = None
+    ) -> m.Recovered:
+        """Sends again every failed delivery created since `since` (and before `until`)."""
+        body: dict[str, Any] = {"since": since.isoformat()}
+        if until is not None:
+            body["until"] = until.isoformat()
+        call = self._call("POST", f"{P}/webhooks/endpoints/{_seg(endpoint_id)}/recover", json=body)
+        return self._model(call, m.Recovered)
+
+    @operation("POST", P + "/webhooks/endpoints/{endpoint_id}/rotate-secret")
+    def rotate_secret(
+        self, endpoint_id: str, *, idempotency_key: str | None = None
+    ) -> m.SecretRotated:
+        """A new signing secret; the previous one keeps signing until
+        `previous_secret_expires_at`."""
+        call = self._call(
+            "POST",
+            f"{P}/webhooks/endpoints/{_seg(endpoint_id)}/rotate-secret",
+            idempotency_key=idempotency_key,
+        )
+        return self._model(call, m.SecretRotated)
+
+    @operation("POST", P + "/webhooks/endpoints/{endpoint_id}/test")
+    def test(self, endpoint_id: str) -> m.PingResult:
+        """Sends a test event now and says how the endpoint answered."""
+        call = self._call("POST", f"{P}/webhooks/endpoints/{_seg(endpoint_id)}/test")
+        return self._model(call, m.PingResult)
+
+
+class WebhookDeliveries(Resource):
+    @operation("GET", P + "/webhooks/deliveries/{delivery_id}")
+    def get(self, delivery_id: str) -> m.DeliveryOut:
+        """A delivery with its payload and every attempt."""
+        call = self._call("GET", f"{P}/webhooks/deliveries/{_seg(delivery_id)}")
+        return self._model(call, m.DeliveryOut)
+
+    @operation("POST", P + "/webhooks/deliveries/{delivery_id}/resend")
+    def resend(self, delivery_id: str) -> m.DeliveryOut:
+        call = self._call("POST", f"{P}/webhooks/deliveries/{_seg(delivery_id)}/resend")
+        return self._model(call, m.DeliveryOut)
+
+
+class Webhooks:
+    def __init__(self, client: Client) -> None:
+        self.endpoints = WebhookEndpoints(client)
+        self.deliveries = WebhookDeliveries(client)
+
+
+# --- a tenant's own credentials (the `admin` scope) ----------------------------------------
+
+
+class ApiKeys(Resource):
+    @operation("POST", P + "/api-keys")
+    def create(
+        self,
+        name: str,
+        scopes: list[str] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> m.CreatedKey:
+        """A new key for the caller's tenant; its secret (`api_key`) is shown only here."""
+        body: dict[str, Any] = {"name": name}
+        if scopes is not None:
+            body["scopes"] = scopes
+        call = self._call("POST", P + "/api-keys", json=body, idempotency_key=idempotency_key)
+        return self._model(call, m.CreatedKey)
+
+    @operation("GET", P + "/api-keys")
+    def list(self, *, limit: int | None = None, offset: int | None = None) -> Paginator[m.KeyOut]:
+        return self._list(
+            self._call("GET", P + "/api-keys", params=_pages(limit, offset)), m.KeyOut
+        )
+
+    @operation("DELETE", P + "/api-keys/{key_id}")
+    def revoke(self, key_id: str) -> None:
+        self._none(self._call("DELETE", f"{P}/api-keys/{_seg(key_id)}"))
+
+
+class OAuthClients(Resource):
+    @operation("POST", P + "/oauth/clients")
+    def create(
+        self,
+        name: str,
+        scopes: list[str] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> m.CreatedClient:
+        """A new OAuth2 client; its `client_secret` is shown only here."""
+        body: dict[str, Any] = {"name": name}
+        if scopes is not None:
+            body["scopes"] = scopes
+        call = self._call("POST", P + "/oauth/clients", json=body, idempotency_key=idempotency_key)
+        return self._model(call, m.CreatedClient)
+
+    @operation("GET", P + "/oauth/clients")
+    def list(
+        self, *, limit: int | None = None, offset: int | None = None
+    ) -> Paginator[m.ClientOut]:
+        call = self._call("GET", P + "/oauth/clients", params=_pages(limit, offset))
+        return self._list(call, m.ClientOut)
+
+    @operation("DELETE", P + "/oauth/clients/{client_id}")
+    def revoke(self, client_id: str) -> None:
+        self._none(self._call("DELETE", f"{P}/oauth/clients/{_seg(client_id)}"))
+
+    @operation("POST", P + "/oauth/token")
+    def token(self, client_id: str, client_secret: str, scope: str | None = None) -> m.TokenOut:
+        """Asks the token endpoint directly (the client does this itself when given
+        client credentials)."""
+        form = {"grant_type": "client_credentials"}
+        if scope:
+            form["scope"] = scope
+        request = httpx.Request(
+            "POST",
+            self._client._core.url(P + "/oauth/token"),
+            data=form,
+            headers={"Accept": "application/json"},
+        )
+        request = next(httpx.BasicAuth(client_id, client_secret).auth_flow(request))
+        response = self._client._http.send(request)
+        return m.TokenOut.model_validate(self._client._core.check(response).json())
 
 
 # --- admin (the admin token) ---------------------------------------------------------------
