@@ -6,7 +6,11 @@ serves."""
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -304,3 +308,36 @@ async def test_429s_are_retried_after_retry_after_with_the_same_idempotency_key(
     assert len(by_key) == 5  # one key per call, kept over its retries
     assert all(statuses[-1] == 201 for statuses in by_key.values())
     assert any(statuses[:-1] and set(statuses[:-1]) == {429} for statuses in by_key.values())
+
+
+WALKTHROUGH = Path(__file__).resolve().parents[2] / "clients/python/examples/walkthrough.py"
+
+
+async def test_the_readme_walkthrough_runs_with_the_client(
+    platform: Platform, tenant: Client
+) -> None:
+    env = {**os.environ, "FULFIL_URL": platform.gateway_url, "FULFIL_API_KEY": tenant.key or ""}
+    env.pop("FULFIL_ADMIN_TOKEN", None)
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, str(WALKTHROUGH)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0].startswith("webhook secret, shown once: whsec_")
+    assert lines[1:6] == [
+        "SO-1001 pending",
+        "warehouse-1 2 48",
+        "backordered [('MUG-01', 60, 48)]",
+        "409 conflict",
+        "canceled",
+    ]
+    assert lines[6].startswith("waiting_for_picking ")
+    assert lines[7] == "b'%PDF-'"
+    assert "pending" in lines[8]  # then in_fulfillment, shipped as the events arrive
+    assert lines[9].startswith("[") and "reservation" in lines[9]
+    assert lines[10].startswith("404 no_content ")
