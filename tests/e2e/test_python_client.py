@@ -201,6 +201,18 @@ async def test_the_admin_api_through_the_client(platform: Platform) -> None:
         revoked = {str(k.id): k.revoked_at for k in await admin.admin.tenants.keys(tenant_id)}
         assert revoked[str(key.id)] is not None
 
+        shown = await admin.admin.tenants.get(tenant_id)
+        assert (str(shown.id), shown.name) == (tenant_id, name)
+        assert (shown.keys.active, shown.keys.revoked) == (1, 1)
+        listed = [t async for t in admin.admin.tenants.list(limit=50)]
+        assert tenant_id in {str(t.id) for t in listed}
+        assert len(listed) == (await admin.admin.tenants.list(limit=1).first_page()).total_count
+
+        overview = await admin.admin.overview()
+        assert {s.service for s in overview.services} >= {"orders", "stock", "webhooks"}
+        integrity = await admin.admin.stock.check_integrity(tenant_id)
+        assert integrity.ok and integrity.discrepancies == []
+
         page = await admin.admin.dead_letters.list("orders", state="dead", limit=5).first_page()
         assert page.limit == 5 and all(d.state == "dead" for d in page.items)
         with pytest.raises(fc.NotFound):
@@ -243,6 +255,8 @@ async def test_a_real_webhook_is_verified_and_parsed(platform: Platform, tenant:
                 lambda found: len(found) == 1,
                 what="the delivery succeeded",
             )
+            across = await client.webhooks.deliveries.list(subject=delivered[0].subject).to_list()
+            assert [d.id for d in across] == [delivered[0].id]
             one = await client.webhooks.deliveries.get(str(delivered[0].id))
             assert (one.event_type, one.webhook_id) == ("sale.created", arrival.webhook_id)
             assert one.attempts and one.attempts[0].status_code == 200

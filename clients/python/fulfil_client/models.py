@@ -56,6 +56,7 @@ class AttemptOut(_Model):
     latency_ms: int
     response_body: str | None
     error: str | None
+    request_headers: dict[str, str] | None = Field(default=None)
 
 
 class BackorderCap(_Model):
@@ -122,6 +123,13 @@ class Component(_Model):
     quantity: int
 
 
+class ConsumerLagOut(_Model):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    group: str
+    topic: str
+    lag: int
+
+
 class CreateError(_Model):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
     sale_id: str | None
@@ -167,6 +175,12 @@ class CursorPagination(_Model):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
     limit: int
     next_cursor: str | None
+
+
+class DeadLetterCounts(_Model):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    dead: int
+    replayed: int
 
 
 class DeadLetterDetailOut(_Model):
@@ -259,6 +273,7 @@ class EndpointCreated(_Model):
     created_at: datetime
     updated_at: datetime
     previous_secret_expires_at: datetime | None = Field(default=None)
+    stats: EndpointStatsOut | None = Field(default=None)
     secret: str
 
 
@@ -303,6 +318,7 @@ class EndpointOut(_Model):
     created_at: datetime
     updated_at: datetime
     previous_secret_expires_at: datetime | None = Field(default=None)
+    stats: EndpointStatsOut | None = Field(default=None)
 
 
 class EndpointPatch(_Model):
@@ -316,6 +332,18 @@ class EndpointPatch(_Model):
     enabled: bool | None = Field(default=True)
     ordered: bool | None = Field(default=False)
     filters: EndpointFilters | None = Field(default=None)
+
+
+class EndpointStatsOut(_Model):
+    """Health over the last 24 hours (the current hour and the 24 whole hours before it)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    success_rate: float | None
+    deliveries: int
+    failed: int
+    last_failure_at: datetime | None
+    last_failure_status: int | None
+    last_failure_error: str | None
 
 
 class FieldError(_Model):
@@ -451,6 +479,20 @@ class IntegrityReport(_Model):
     records_checked: int
     discrepancies: list[DiscrepancyOut]
     repaired: int | None = Field(default=0)
+
+
+class IntegrityReportOut(_Model):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    ok: bool
+    records_checked: int
+    discrepancies: list[DiscrepancyOut]
+    repaired: int
+
+
+class KeyCounts(_Model):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    active: int
+    revoked: int
 
 
 class KeyList(_Model):
@@ -628,6 +670,11 @@ class OAuthErrorOut(_Model):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
     error: str
     error_description: str
+
+
+class OverviewOut(_Model):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    services: list[ServiceOverview]
 
 
 class PageInfo(_Model):
@@ -1020,6 +1067,17 @@ class SecretRotated(_Model):
     previous_secret_expires_at: datetime | None
 
 
+class ServiceOverview(_Model):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    service: str
+    status: Literal["ready", "not_ready", "unreachable"]
+    checks: dict[str, bool] | None
+    consumer_lag: list[ConsumerLagOut] | None
+    outbox_backlog_rows: int | None
+    dead_letters: DeadLetterCounts | None
+    error: str | None = Field(default=None)
+
+
 class ShippedPart(_Model):
     """A part of a sale that has left: the units at one location of its reservation."""
 
@@ -1124,11 +1182,25 @@ class StockRecordOut(_Model):
     incoming: int | None = Field(default=0)
 
 
+class TenantDetail(_Model):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    id: UUID
+    name: str
+    created_at: datetime
+    keys: KeyCounts
+
+
 class TenantOut(_Model):
     model_config = ConfigDict(extra="allow", populate_by_name=True)
     id: UUID
     name: str
     created_at: datetime
+
+
+class TenantPage(_Model):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    data: list[TenantDetail]
+    pagination: PageInfo
 
 
 class TokenOut(_Model):
@@ -1171,11 +1243,13 @@ SCHEMAS = (
     "ClientPage",
     "CloseIn",
     "Component",
+    "ConsumerLagOut",
     "CreateError",
     "CreatedClient",
     "CreatedKey",
     "CreatedTenant",
     "CursorPagination",
+    "DeadLetterCounts",
     "DeadLetterDetailOut",
     "DeadLetterOut",
     "DeadLetterPageOut",
@@ -1186,6 +1260,7 @@ SCHEMAS = (
     "EndpointIn",
     "EndpointOut",
     "EndpointPatch",
+    "EndpointStatsOut",
     "FieldError",
     "FulfillmentLocation",
     "FulfillmentSale",
@@ -1199,6 +1274,8 @@ SCHEMAS = (
     "InboundOrderPatch",
     "InboundOrderStatusFilter",
     "IntegrityReport",
+    "IntegrityReportOut",
+    "KeyCounts",
     "KeyList",
     "KeyOut",
     "KeyPage",
@@ -1214,6 +1291,7 @@ SCHEMAS = (
     "NewNamedKey",
     "NewTenant",
     "OAuthErrorOut",
+    "OverviewOut",
     "PageInfo",
     "PingResult",
     "Preorder",
@@ -1254,6 +1332,7 @@ SCHEMAS = (
     "SalesIn",
     "SalesOut",
     "SecretRotated",
+    "ServiceOverview",
     "ShippedPart",
     "ShippingInitIn",
     "ShippingInitOut",
@@ -1268,7 +1347,9 @@ SCHEMAS = (
     "StockLevel",
     "StockRecordIn",
     "StockRecordOut",
+    "TenantDetail",
     "TenantOut",
+    "TenantPage",
     "TokenOut",
     "TransferIn",
     "TransferOut",
