@@ -846,6 +846,7 @@ class AsyncOAuthClients(AsyncResource):
             self._client._core.url(P + "/oauth/token"),
             data=form,
             headers={"Accept": "application/json"},
+            extensions={"timeout": self._client._core.timeouts()},
         )
         request = next(httpx.BasicAuth(client_id, client_secret).auth_flow(request))
         response = await self._client._http.send(request)
