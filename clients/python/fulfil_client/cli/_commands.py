@@ -25,31 +25,9 @@ from fulfil_client.cli._app import (
 )
 from fulfil_client.errors import Conflict
 
-API = "/api/v1"
 SERVICES = ("orders", "stock", "fulfilment", "webhooks")
 SCOPES_HELP = "A scope (repeat for several): sales:read, sales:write, stock:read, ... admin."
 REPLAY_BATCH = 500  # the most ids the API takes in one replay or purge
-
-
-def _request(method: str, path: str, *, admin: bool = False, **kwargs: Any) -> Any:
-    return settings().client().request(method, API + path, admin=admin, **kwargs)
-
-
-def _all_pages(path: str, params: dict[str, Any], *, admin: bool, limit: int | None) -> list[Any]:
-    """Every item of a `limit`/`offset` list (or the first `limit`)."""
-    items: list[Any] = []
-    offset = 0
-    while True:
-        page_size = 100 if limit is None else min(100, limit - len(items))
-        body = _request(
-            "GET", path, admin=admin, params={**params, "limit": page_size, "offset": offset}
-        )
-        items += body["data"]
-        offset += len(body["data"])
-        if not body["data"] or offset >= body["pagination"]["total_count"]:
-            return items
-        if limit is not None and len(items) >= limit:
-            return items
 
 
 # --- tenants (admin token) --------------------------------------------------------------------
@@ -86,7 +64,8 @@ def tenants_create(name: str, scopes: tuple[str, ...]) -> None:
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many (default: all).")
 def tenants_list(limit: int | None) -> None:
     """Every tenant, oldest first, with its active and revoked key counts."""
-    found = _all_pages("/admin/tenants", {}, admin=True, limit=limit)
+    pages = settings().client().admin.tenants.list(limit=min(limit or 100, 100))
+    found = plain(pages.to_list(limit))
     if settings().json:
         return emit_json(found)
     table(
@@ -103,7 +82,7 @@ def tenants_list(limit: int | None) -> None:
 @click.argument("tenant_id")
 def tenants_show(tenant_id: str) -> None:
     """One tenant with its key counts."""
-    found = _request("GET", f"/admin/tenants/{tenant_id}", admin=True)
+    found = plain(settings().client().admin.tenants.get(tenant_id))
     if settings().json:
         return emit_json(found)
     fields(
@@ -331,9 +310,8 @@ def _integrity(report: dict[str, Any]) -> int:
 @tenant_option
 def integrity_check(tenant_id: str | None) -> int:
     """Checks every record's `reserved` against its reservations, and the ledger."""
-    params = {"tenant_id": tenant_id} if tenant_id else None
     with progress("checking stock integrity", None):
-        report = _request("GET", "/admin/stock/integrity", admin=True, params=params)
+        report = plain(settings().client().admin.stock.check_integrity(tenant_id))
     return _integrity(report)
 
 
@@ -341,9 +319,8 @@ def integrity_check(tenant_id: str | None) -> int:
 @tenant_option
 def integrity_rebuild(tenant_id: str | None) -> int:
     """Rebuilds `reserved` from the active reservations, then checks again."""
-    params = {"tenant_id": tenant_id} if tenant_id else None
     with progress("rebuilding reserved quantities", None):
-        report = _request("POST", "/admin/stock/integrity/rebuild", admin=True, params=params)
+        report = plain(settings().client().admin.stock.rebuild_integrity(tenant_id))
     return _integrity(report)
 
 
@@ -405,18 +382,21 @@ def deliveries_list(
     limit: int,
 ) -> None:
     """Deliveries, newest first, each with its attempts (in --json)."""
-    params = {
-        "endpoint_id": endpoint_id,
-        "status": status,
-        "event_type": event_type,
-        "subject": subject,
-        "event_id": event_id,
-        "since": since.isoformat() if since else None,
-        "until": until.isoformat() if until else None,
-    }
-    found = _all_pages(
-        "/webhooks/deliveries", {k: v for k, v in params.items() if v}, admin=False, limit=limit
+    pages = (
+        settings()
+        .client()
+        .webhooks.deliveries.list(
+            endpoint_id=endpoint_id,
+            status=status,  # type: ignore[arg-type]
+            event_type=event_type,
+            subject=subject,
+            event_id=event_id,
+            since=since,
+            until=until,
+            limit=min(limit, 100),
+        )
     )
+    found = plain(pages.to_list(limit))
     if settings().json:
         return emit_json(found)
     table(f"{len(found)} deliveries", DELIVERY_COLUMNS, [_delivery_row(d) for d in found])
@@ -533,7 +513,7 @@ def sales_cancel(sale_id: str, reason: str, version: int | None) -> None:
 def overview() -> int:
     """Every service at a glance: readiness, consumer lag, outbox backlog, dead letters.
     Exit 1 when any service is not ready or unreachable."""
-    found = _request("GET", "/admin/overview", admin=True)
+    found = plain(settings().client().admin.overview())
     services = found["services"]
     if settings().json:
         emit_json(found)
