@@ -192,6 +192,10 @@ async def test_sales_get_and_cancel_with_if_match(tenant: Client, tenant_env: di
     assert got.json["lines"][0]["sku"] == sku and got.json["lines"][0]["quantity"] == 2
     human = await fulfil("sales", "get", sale_id, env=tenant_env)
     assert human.code == 0 and sale_id in human.out and sku in human.out
+    searched = await fulfil("sales", "list", "--sale-id", sale_id[:-2], "--json", env=tenant_env)
+    assert searched.code == 0, searched
+    assert [s["sale_id"] for s in searched.json] == [sale_id]
+    assert searched.json[0]["version"] == got.json["version"]
 
     stale = await fulfil(
         "sales",

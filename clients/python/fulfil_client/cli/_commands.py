@@ -463,6 +463,35 @@ def sales() -> None:
     pass
 
 
+@command(sales, "list")
+@click.option("--sale-id", "sale_id", help="Sales whose sale_id starts with this.")
+@click.option("--status", "statuses", multiple=True, help="A status (repeat for several).")
+@click.option("--channel")
+@click.option("--limit", type=click.IntRange(min=1), default=50, show_default=True)
+def sales_list(
+    sale_id: str | None, statuses: tuple[str, ...], channel: str | None, limit: int
+) -> None:
+    """The tenant's sales, oldest first; --sale-id searches by a prefix of the sale_id."""
+    pages = (
+        settings()
+        .client()
+        .sales.list(
+            sale_id=sale_id, status=list(statuses) or None, channel=channel, limit=min(limit, 100)
+        )
+    )
+    found = plain(pages.to_list(limit))
+    if settings().json:
+        return emit_json(found)
+    table(
+        f"{len(found)} sales",
+        ["sale_id", "status", "version", "channel", "created_at"],
+        [
+            (s["sale_id"], s["status"], s["version"], s["shop"].get("channel"), s["created_at"])
+            for s in found
+        ],
+    )
+
+
 @command(sales, "get")
 @click.argument("sale_id")
 def sales_get(sale_id: str) -> None:
