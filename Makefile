@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install up down status test unit integration e2e lint check-deploy audit lock bench chaos fuzz clean
+.PHONY: help install up down status test unit integration e2e browser lint check-deploy audit lock bench chaos fuzz clean
 
 help:
 	@echo "make up           start Kafka, PostgreSQL and every service (no Docker needed)"
@@ -39,8 +39,12 @@ down: $(STAMP)
 status: $(STAMP)
 	$(PY) -m deploy.local status
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m deploy.local infra -- $(PY) -m pytest --durations=15 $(PYTEST_ARGS)
+
+# Debian's Chromium for the console's browser tests (apt-get when /usr/bin/chromium is missing)
+browser:
+	$(PYTHON) deploy/install_browser.py
 
 # The tiers by marker: `e2e` is set by path and `integration` by the `infrastructure`
 # fixture (root conftest.py); e2e tests may carry `integration` as well.
@@ -50,7 +54,7 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m deploy.local infra -- $(PY) -m pytest -m "integration and not e2e" $(PYTEST_ARGS)
 
-e2e: $(STAMP)
+e2e: $(STAMP) browser
 	$(PY) -m deploy.local infra -- $(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
 # The run inside `make test` is short and seeded; this one is longer and picks a new seed.

@@ -1,0 +1,350 @@
+"""The console in a real headless Chromium (Debian's package, driven by Playwright through
+`executable_path`; `deploy/install_browser.py` installs it) against the real platform: sign-in
+with a key and with the admin token, a sale watched to `pending` and canceled from its page
+(and the If-Match conflict), a delivery resent, tenants kept apart, CSRF, framing and CSP, no
+secret in any page or URL. A screenshot of each main page goes to
+`.local/test-artifacts/console/`. One browser for the module; each session its own context."""
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+
+from deploy.local.services import Platform
+from tests.e2e.stocking import sale_body, stocked_product
+from tests.support import Client, Receiver, eventually, ref
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / ".local" / "test-artifacts" / "console"
+CHROMIUM = os.environ.get("CONSOLE_CHROMIUM", "/usr/bin/chromium")
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+TIMEOUT_MS = 20_000
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(
+            f"{CHROMIUM} is missing: `make browser` (deploy/install_browser.py) installs it"
+        )
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    async with async_playwright() as playwright:
+        # launch() gives every run a fresh, temporary user data dir; nothing is downloaded
+        chromium = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=ARGS, headless=True
+        )
+        yield chromium
+        await chromium.close()
+
+
+class Console:
+    """One browser context (one cookie jar) signed in with one secret."""
+
+    def __init__(self, context: BrowserContext, page: Page, secrets: list[str]) -> None:
+        self.context = context
+        self.page = page
+        self.secrets = secrets  # never in a page's HTML or URL
+
+    async def open(self, path: str, screenshot: str | None = None) -> Any:
+        response = await self.page.goto(path)
+        await self.check_no_secret()
+        if screenshot:
+            await self.page.screenshot(path=ARTIFACTS / f"{screenshot}.png", full_page=True)
+        return response
+
+    async def check_no_secret(self) -> None:
+        html = await self.page.content()
+        for secret in self.secrets:
+            assert secret not in html, f"a secret is in the page {self.page.url}"
+            assert secret not in self.page.url
+
+    async def close(self) -> None:
+        await self.context.close()
+
+
+async def sign_in(browser: Browser, platform: Platform, secret: str, *also_secret: str) -> Console:
+    context = await browser.new_context(base_url=platform.gateway_url)
+    context.set_default_timeout(TIMEOUT_MS)
+    page = await context.new_page()
+    console = Console(context, page, [secret, platform.admin_token, *also_secret])
+    await console.open("/console/sign-in", screenshot="sign-in")
+    await page.fill("input[name=secret]", secret)
+    async with page.expect_navigation():
+        await page.click("main button[type=submit]")
+    await console.check_no_secret()
+    return console
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    started = await Receiver().start()
+    yield started
+    await started.stop()
+
+
+async def test_a_tenant_watches_a_sale_become_pending_cancels_it_and_resends_a_delivery(
+    browser: Browser, platform: Platform, tenant: Client, receiver: Receiver
+):
+    endpoint = await tenant.post(
+        "/webhooks/endpoints", {"url": receiver.url, "event_types": ["sale.*"]}
+    )
+    assert endpoint.status == 201, endpoint
+    sku, location, record = await stocked_product(tenant, quantity=2)
+    short = ref("SO")
+    created = await tenant.post("/sales", sale_body(short, location, (sku, 5)))
+    assert (created.status, created.body["status"]) == (228, "backordered")
+
+    console = await sign_in(browser, platform, tenant.key)
+    try:
+        page = console.page
+        assert page.url.endswith("/console/sales"), (await page.content())[-1500:]
+        cookie = next(c for c in await console.context.cookies() if c["name"] == "fulfil_console")
+        assert (cookie["httpOnly"], cookie["sameSite"], cookie["path"]) == (
+            True,
+            "Strict",
+            "/console",
+        )
+        assert cookie["value"] != tenant.key
+
+        # the backordered sale's page, then stock arrives: pending without a reload
+        await console.open(f"/console/sales/{short}")
+        status = page.locator("#sale-status")
+        assert await status.text_content() == "backordered"
+        await page.evaluate("window.stillTheSamePage = true")
+        restocked = await tenant.post(
+            "/stock/stock-level-updates",
+            {"sku": sku, "location_id": location, "quantity": 10, "update_type": "restock"},
+        )
+        assert restocked.status == 200, restocked
+        await expect(status).to_have_text("pending", timeout=TIMEOUT_MS)
+        assert await page.evaluate("window.stillTheSamePage") is True
+        assert await page.locator("#timeline tbody tr").count() == 3  # live timeline too
+        await page.screenshot(path=ARTIFACTS / "sale.png", full_page=True)
+
+        # the list finds it by sale_id
+        await console.open(f"/console/sales?sale_id={short}", screenshot="sales")
+        assert await page.locator(f"a[href='/console/sales/{short}']").count() == 1
+
+        # its deliveries arrived; resend the first, which goes out again and succeeds live
+        await eventually(
+            lambda: _delivered(tenant, endpoint.body["id"], created.body["id"]),
+            lambda found: len(found) >= 2 and all(d["status"] == "succeeded" for d in found),
+            what="the sale's deliveries",
+        )
+        await console.open(f"/console/sales/{short}")
+        rows = page.locator("table.deliveries tbody tr")
+        assert await rows.count() >= 2
+        before = len(receiver.received)
+        async with page.expect_navigation():
+            await rows.first.locator("button", has_text="Resend").click()
+        assert "The delivery is queued again." in await page.content()
+        cells = page.locator("table.deliveries [data-field=status]")
+        await eventually(
+            cells.all_text_contents,
+            lambda texts: set(texts) == {"succeeded"},
+            what="the resent delivery succeeding on the page",
+        )
+        await eventually(lambda: _count(receiver), lambda n: n > before, what="the resent delivery")
+
+        # cancel from the page, with a reason: the actor is the key that signed in
+        await page.select_option("form.cancel select[name=reason]", "customer_request")
+        async with page.expect_navigation():
+            await page.click("form.cancel button")
+        assert await page.locator("#sale-status").text_content() == "canceled"
+        sale = await tenant.get(f"/sales/{short}")
+        assert sale.body["status"] == "canceled"
+        last = sale.body["status_history"][-1]
+        assert last["reason"] == "customer_request"
+        assert last["actor"].startswith("key:")
+
+        # another sale moves while its page is open: the cancel is refused and says so
+        moving = ref("SO")
+        assert (await tenant.post("/sales", sale_body(moving, location, (sku, 1)))).status == 201
+        await console.open(f"/console/sales/{moving}")
+        seen = (await tenant.get(f"/sales/{moving}")).body["version"]
+        edited = await tenant.call(
+            "PATCH",
+            f"/sales/{moving}",
+            json={"lines": [{"sku": sku, "quantity": 2}]},
+            headers={"If-Match": f'"{seen}"'},
+        )
+        assert edited.status == 200, edited
+        await page.select_option("form.cancel select[name=reason]", "other")
+        response_status = []
+        page.on("response", lambda r: response_status.append(r.status))
+        await page.click("form.cancel button")
+        await page.wait_for_selector("#conflict")
+        assert 409 in response_status
+        assert "moved meanwhile" in await page.locator("#conflict").text_content()
+        assert (await tenant.get(f"/sales/{moving}")).body["status"] == "pending"
+
+        # stock: the record, its ledger, and the update form
+        await console.open(f"/console/stock?sku={sku}", screenshot="stock")
+        assert await page.locator("tbody tr").count() == 1
+        await console.open(f"/console/stock/records/{record['id']}")
+        await page.select_option("#stock-update select[name=update_type]", "loss")
+        await page.fill("#stock-update input[name=quantity]", "1")
+        await page.fill("#stock-update input[name=notes]", "dropped one")
+        async with page.expect_navigation():
+            await page.click("#stock-update button")
+        assert "The stock level is updated." in await page.content()
+        assert "dropped one" in await page.locator("table").first.text_content()
+        await page.screenshot(path=ARTIFACTS / "stock-record.png", full_page=True)
+
+        # webhooks: endpoints, the endpoint's log, a delivery's attempts, a test event
+        await console.open("/console/webhooks", screenshot="webhooks")
+        assert await page.locator(f"a[href='/console/webhooks/{endpoint.body['id']}']").count()
+        await console.open(f"/console/webhooks/{endpoint.body['id']}")
+        await page.click("text=Send a test event")
+        await page.wait_for_selector("#ping-result")
+        assert "delivered" in await page.locator("#ping-result").text_content()
+        await page.screenshot(path=ARTIFACTS / "endpoint.png", full_page=True)
+        first = page.locator("table.deliveries tbody tr td a").first
+        async with page.expect_navigation():
+            await first.click()
+        assert "Attempts" in await page.content()
+        await console.check_no_secret()
+        await page.screenshot(path=ARTIFACTS / "delivery.png", full_page=True)
+
+        # a tenant's session is no operator's
+        refused = await console.open("/console/operator")
+        assert refused.status == 403
+    finally:
+        await console.close()
+
+
+async def _delivered(tenant: Client, endpoint_id: str, sale_uuid: str) -> list[dict]:
+    answer = await tenant.get(
+        f"/webhooks/endpoints/{endpoint_id}/deliveries", subject=f"sale/{sale_uuid}"
+    )
+    return answer.body["data"]
+
+
+async def _count(receiver: Receiver) -> int:
+    return len(receiver.received)
+
+
+async def test_a_tenant_never_sees_another_tenants_sale_stock_or_endpoint(
+    browser: Browser, platform: Platform, tenant: Client, other_tenant: Client
+):
+    theirs = ref("SO")
+    sku, location, record = await stocked_product(other_tenant, quantity=3)
+    assert (await other_tenant.post("/sales", sale_body(theirs, location, (sku, 1)))).status == 201
+    endpoint = await other_tenant.post(
+        "/webhooks/endpoints", {"url": "http://127.0.0.1:9/hooks", "event_types": ["sale.*"]}
+    )
+    assert endpoint.status == 201, endpoint
+    console = await sign_in(browser, platform, tenant.key, other_tenant.key)
+    try:
+        for path in (
+            f"/console/sales/{theirs}",
+            f"/console/stock/records/{record['id']}",
+            f"/console/webhooks/{endpoint.body['id']}",
+        ):
+            answer = await console.open(path)
+            assert answer.status == 404, path
+        await console.open(f"/console/sales?sale_id={theirs}")
+        assert theirs not in await console.page.locator("table").text_content()
+        await console.open(f"/console/stock?sku={sku}")
+        assert sku not in await console.page.locator("table").text_content()
+        await console.open("/console/webhooks")
+        assert endpoint.body["id"] not in await console.page.content()
+    finally:
+        await console.close()
+
+
+async def test_forms_refuse_a_missing_csrf_token_and_another_origin_and_pages_refuse_framing(
+    browser: Browser, platform: Platform, tenant: Client
+):
+    sku, location, _ = await stocked_product(tenant, quantity=3)
+    sale_id = ref("SO")
+    assert (await tenant.post("/sales", sale_body(sale_id, location, (sku, 1)))).status == 201
+    console = await sign_in(browser, platform, tenant.key)
+    try:
+        page = await console.open(f"/console/sales/{sale_id}")
+        headers = page.headers
+        assert headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in headers["content-security-policy"]
+        assert "default-src 'self'" in headers["content-security-policy"]
+        assert "unsafe-inline" not in headers["content-security-policy"]
+        assert headers["cache-control"] == "no-store"
+        token = await console.page.get_attribute("form.cancel input[name=csrf_token]", "value")
+        version = await console.page.get_attribute("form.cancel input[name=version]", "value")
+        url = f"/console/sales/{sale_id}/cancel"
+        form = {"version": version, "reason": "other"}
+        same = {"Origin": platform.gateway_url}
+
+        without = await console.context.request.post(url, form=form, headers=same)
+        assert without.status == 403
+        forged = await console.context.request.post(
+            url, form={**form, "csrf_token": "x" * 43}, headers=same
+        )
+        assert forged.status == 403
+        elsewhere = await console.context.request.post(
+            url, form={**form, "csrf_token": token}, headers={"Origin": "http://evil.example"}
+        )
+        assert elsewhere.status == 403
+        cross_site = await console.context.request.post(
+            url, form={**form, "csrf_token": token}, headers={"Sec-Fetch-Site": "cross-site"}
+        )
+        assert cross_site.status == 403
+        assert (await tenant.get(f"/sales/{sale_id}")).body["status"] == "pending"
+
+        # a revoked key ends its console session at the next request
+        admin = Client(tenant.session, platform.gateway_url, platform.admin_token)
+        keys = await admin.get(f"/admin/tenants/{tenant.tenant_id}/keys")
+        [key] = [k for k in keys.body["data"] if tenant.key.startswith(k["prefix"])]
+        assert (await admin.call("DELETE", f"/admin/keys/{key['id']}")).status == 204
+        await console.open("/console/sales")
+        assert "/console/sign-in" in console.page.url
+    finally:
+        await console.close()
+
+
+async def test_the_operator_signs_in_with_the_admin_token(
+    browser: Browser, platform: Platform, tenant: Client
+):
+    console = await sign_in(browser, platform, platform.admin_token, tenant.key)
+    try:
+        page = console.page
+        assert page.url.endswith("/console/operator")
+        await page.screenshot(path=ARTIFACTS / "operator.png", full_page=True)
+        await console.open(
+            "/console/operator/dead-letters?service=stock", screenshot="dead-letters"
+        )
+        assert await page.locator("h1").text_content() == "Dead letters"
+        await console.open(f"/console/operator/tenants/{tenant.tenant_id}", screenshot="tenant")
+        assert tenant.key[:11] in await page.content()  # the key's shown prefix, never more
+        await console.open("/console/operator/integrity")
+        refused = await console.open("/console/sales")
+        assert refused.status == 403
+        await page.goto("/console/operator")
+        async with page.expect_navigation():
+            await page.click("header form.sign-out button")
+        assert "/console/sign-in" in page.url
+        await console.open("/console/operator")
+        assert "/console/sign-in" in page.url
+    finally:
+        await console.close()
+
+
+async def test_a_wrong_secret_is_refused_and_opens_no_session(browser: Browser, platform: Platform):
+    console = await sign_in(browser, platform, "fk_" + "x" * 40)
+    try:
+        assert "/console/sign-in" in console.page.url
+        assert "unknown, revoked or wrong" in await console.page.content()
+        assert not [c for c in await console.context.cookies() if c["name"] == "fulfil_console"]
+    finally:
+        await console.close()
