@@ -34,6 +34,7 @@ from fulfilkit.inbox import Apply, Inbox, Relevant
 from fulfilkit.kafka import check_message_size, ensure_topics, make_producer, subscribe
 from fulfilkit.logs import broker_noise, configure_logging
 from fulfilkit.metrics import (
+    PLATFORM,
     GaugeQuery,
     PlatformSource,
     broker_middleware,
@@ -282,6 +283,38 @@ async def _stop_runtime(runtime: Runtime[Any]) -> None:
     await runtime.pool.close()
 
 
+async def readiness(runtime: "Runtime[Any]") -> tuple[bool, dict[str, Any]]:
+    """What `/ready` answers: whether the database, the broker and every loop are up."""
+    checks = {"database": False}
+    if runtime.broker is not None:
+        checks["broker"] = False
+    with contextlib.suppress(Exception):
+        async with runtime.pool.acquire(timeout=2) as conn:
+            checks["database"] = await conn.fetchval("SELECT 1", timeout=2) == 1
+    if runtime.broker is not None:
+        with contextlib.suppress(Exception):
+            checks["broker"] = bool(await runtime.broker.ping(timeout=2))
+    down = set(runtime.loops.down())
+    checks.update({f"loop:{name}": name not in down for name in runtime.loops.loops})
+    ok = all(checks.values())
+    loops = {
+        name: {
+            "up": name not in down,
+            "failures": status.failures,
+            "last_error": status.last_error,
+        }
+        for name, status in runtime.loops.loops.items()
+    }
+    body: dict[str, Any] = {
+        "status": "ok" if ok else "unavailable",
+        "checks": checks,
+        "loops": loops,
+    }
+    if runtime.relay is not None:
+        body["outbox_parked"] = runtime.relay.parked  # since this process started
+    return ok, body
+
+
 def _health_router() -> APIRouter:
     router = APIRouter(include_in_schema=False)
 
@@ -291,33 +324,7 @@ def _health_router() -> APIRouter:
 
     @router.get("/ready")
     async def ready(runtime: RuntimeDep) -> JSONResponse:
-        checks = {"database": False}
-        if runtime.broker is not None:
-            checks["broker"] = False
-        with contextlib.suppress(Exception):
-            async with runtime.pool.acquire(timeout=2) as conn:
-                checks["database"] = await conn.fetchval("SELECT 1", timeout=2) == 1
-        if runtime.broker is not None:
-            with contextlib.suppress(Exception):
-                checks["broker"] = bool(await runtime.broker.ping(timeout=2))
-        down = set(runtime.loops.down())
-        checks.update({f"loop:{name}": name not in down for name in runtime.loops.loops})
-        ok = all(checks.values())
-        loops = {
-            name: {
-                "up": name not in down,
-                "failures": status.failures,
-                "last_error": status.last_error,
-            }
-            for name, status in runtime.loops.loops.items()
-        }
-        body: dict[str, Any] = {
-            "status": "ok" if ok else "unavailable",
-            "checks": checks,
-            "loops": loops,
-        }
-        if runtime.relay is not None:
-            body["outbox_parked"] = runtime.relay.parked  # since this process started
+        ok, body = await readiness(runtime)
         return JSONResponse(
             body, status_code=200 if ok else 503, headers=None if ok else {"Retry-After": "5"}
         )
@@ -326,9 +333,67 @@ def _health_router() -> APIRouter:
 
 
 def _install_dead_letters(app: FastAPI, spec: ServiceDefinition) -> None:
-    """A service with consumers answers its dead letters to the gateway (`/internal/...`)."""
+    """A service with consumers answers its dead letters to the gateway (`/internal/...`);
+    every service that uses Kafka answers its overview (`/internal/overview`)."""
     if spec.consumers:
         app.include_router(deadletters.router)
+    if spec.uses_kafka:
+        app.include_router(_overview_router(spec))
+
+
+OVERVIEW_PATH = "/internal/overview"
+
+
+def _overview_router(spec: ServiceDefinition) -> APIRouter:
+    """`GET /internal/overview`, for the gateway's `GET /api/v1/admin/overview`: readiness,
+    consumer lag per group and topic (summed over partitions, as `/metrics` last read it,
+    read again when stale, within `METRICS_TIMEOUT_SECONDS`), outbox backlog rows and dead
+    letters by state. An internal endpoint rather than `/metrics`: dead letters by state are
+    not gauges, and the gateway gets one small JSON answer instead of a text exposition to
+    parse."""
+    router = APIRouter(include_in_schema=False, dependencies=[Depends(deadletters.gateway_only)])
+
+    @router.get(OVERVIEW_PATH)
+    async def overview(runtime: RuntimeDep) -> dict[str, Any]:
+        ok, ready_body = await readiness(runtime)
+        timeout = spec.settings.metrics_timeout_seconds
+        body: dict[str, Any] = {
+            "ready": ok,
+            "checks": ready_body["checks"],
+            "consumer_lag": await _consumer_lag(spec.name),
+            "outbox_backlog_rows": None,
+            "dead_letters": None,
+        }
+        with contextlib.suppress(Exception):
+            async with runtime.pool.acquire(timeout=timeout) as conn:
+                if spec.uses_kafka:
+                    body["outbox_backlog_rows"] = await conn.fetchval(
+                        f"SELECT count(*) FROM {spec.name}.outbox", timeout=timeout
+                    )
+                if spec.consumers:
+                    rows = await conn.fetch(
+                        f"SELECT state, count(*) AS n FROM {spec.name}.dead_letters GROUP BY state",
+                        timeout=timeout,
+                    )
+                    found = {r["state"]: r["n"] for r in rows}
+                    body["dead_letters"] = {st: found.get(st, 0) for st in ("dead", "replayed")}
+        return body
+
+    return router
+
+
+async def _consumer_lag(service: str) -> list[dict[str, Any]]:
+    source = PLATFORM.sources.get(service)
+    if source is None:
+        return []
+    await source.refresh()  # bounded by the source's timeout; cached between reads
+    summed: dict[tuple[str, str], float] = {}
+    for (group, topic, _partition), lag in source.readings.lag:
+        summed[group, topic] = summed.get((group, topic), 0) + lag
+    return [
+        {"group": group, "topic": topic, "lag": int(lag)}
+        for (group, topic), lag in sorted(summed.items())
+    ]
 
 
 def _install_tracing(app: FastAPI, spec: ServiceDefinition) -> None:

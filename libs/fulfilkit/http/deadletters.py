@@ -95,14 +95,14 @@ class Purged(BaseModel):
     purged: int = Field(description="How many dead letters were deleted.")
 
 
-async def _gateway_only(request: Request) -> None:
+async def gateway_only(request: Request) -> None:
     verify_caller(request, frozenset({"gateway"}))
 
 
 router = APIRouter(
     prefix=PREFIX,
     include_in_schema=False,
-    dependencies=[Depends(_gateway_only)],
+    dependencies=[Depends(gateway_only)],
     route_class=StrictJsonRoute,
 )
 

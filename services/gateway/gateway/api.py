@@ -32,6 +32,7 @@ from gateway.domain import (
     API_PREFIX,
     CLIENTS_PATH,
     SCOPES,
+    STOCK_OPERATOR_PREFIX,
     Caller,
     DeadLetterService,
     OAuthError,
@@ -51,6 +52,7 @@ from gateway.schemas import (
     CreatedKey,
     CreatedTenant,
     IdempotencyKey,
+    IntegrityReportOut,
     KeyList,
     KeyOut,
     KeyPage,
@@ -59,6 +61,9 @@ from gateway.schemas import (
     NewNamedKey,
     NewTenant,
     OAuthErrorOut,
+    OverviewOut,
+    TenantDetail,
+    TenantPage,
     TokenOut,
 )
 
@@ -87,6 +92,23 @@ async def create_tenant(body: NewTenant, pool: Pool) -> CreatedTenant:
     """Creates a tenant and its first API key, with the scopes asked for (every scope but
     `admin` when none are given)."""
     return CreatedTenant.of(await usecases.create_tenant(pool, body.name, body.scopes))
+
+
+@admin_router.get("/tenants")
+async def list_tenants(
+    pool: Pool, page: Page, request: Request, response: Response, resources: Resources
+) -> TenantPage:
+    """Every tenant, oldest first, with how many of its keys are active and revoked."""
+    found, total = await usecases.page_tenants(pool, page.limit, page.offset)
+    answer = paginated(request, response, page, [TenantDetail.of(t) for t in found], total)
+    _public_links(response, resources)
+    return TenantPage.model_validate(answer)
+
+
+@admin_router.get("/tenants/{tenant_id}", responses=problems(404))
+async def get_tenant(tenant_id: UUID, pool: Pool) -> TenantDetail:
+    """One tenant with how many of its keys are active and revoked."""
+    return TenantDetail.of(await usecases.get_tenant(pool, tenant_id))
 
 
 @admin_router.post("/tenants/{tenant_id}/keys", status_code=status.HTTP_201_CREATED)
@@ -498,6 +520,71 @@ async def purge_dead_letter(
 ) -> Response:
     """Deletes one dead letter."""
     return await _ask(resources, service, "DELETE", f"/{dead_letter_id}")
+
+
+# --- the operator's overview and the stock integrity check ---------------------------------
+
+
+@admin_router.get("/overview")
+async def overview(resources: Resources) -> OverviewOut:
+    """Each service at a glance: readiness, consumer lag per group and topic (summed over
+    partitions), outbox backlog rows and dead letters by state, asked of every service at
+    once. A service that does not answer within `OVERVIEW_TIMEOUT_SECONDS` (or answers
+    nothing usable) shows `unreachable`; the answer never waits longer for it."""
+    return OverviewOut.model_validate(
+        {
+            "services": await usecases.overview(
+                resources.forwarder.forward, resources.settings.overview_timeout_seconds
+            )
+        }
+    )
+
+
+IntegrityTenant = Annotated[
+    UUID | None, Query(description="One tenant's stock records; every tenant's when left out.")
+]
+
+
+@admin_router.get(
+    "/stock/integrity", response_model=IntegrityReportOut, responses=problems(422, 503)
+)
+async def check_stock_integrity(
+    resources: Resources, tenant_id: IntegrityTenant = None
+) -> Response:
+    """Does every stock record's `reserved` equal its active reservations, and its ledger
+    sum? Over every tenant's records, or `tenant_id`'s. `ok` is false while any disagree."""
+    return await _ask_stock(resources, "GET", "/integrity", tenant_id)
+
+
+@admin_router.post(
+    "/stock/integrity/rebuild", response_model=IntegrityReportOut, responses=problems(422, 503)
+)
+async def rebuild_stock_integrity(
+    resources: Resources, tenant_id: IntegrityTenant = None
+) -> Response:
+    """Sets `reserved` to the sum of active reservations where they differ (with a ledger
+    adjustment), then checks again; `repaired` says how many records it set right."""
+    return await _ask_stock(resources, "POST", "/integrity/rebuild", tenant_id)
+
+
+async def _ask_stock(
+    resources: Resources, method: str, path: str, tenant_id: UUID | None
+) -> Response:
+    answer = await resources.forwarder.forward(
+        UpstreamCall(
+            service="stock",
+            method=method,
+            path=STOCK_OPERATOR_PREFIX + path,
+            query=urlencode({"tenant_id": str(tenant_id)}) if tenant_id else "",
+            headers={},
+            body=b"",
+            tenant_id=None,
+            actor="admin",
+        )
+    )
+    return Response(
+        answer.body, status_code=answer.status_code, media_type=answer.headers.get("content-type")
+    )
 
 
 # --- documentation -------------------------------------------------------------------------

@@ -24,6 +24,9 @@ API_PREFIX_SLASH = API_PREFIX + "/"
 GATEWAY_SEGMENTS = frozenset({"admin", "oauth", "api-keys"})
 GATEWAY_PREFIXES = tuple(API_PREFIX_SLASH + segment for segment in sorted(GATEWAY_SEGMENTS))
 ADMIN_PREFIX = API_PREFIX + "/admin"
+STOCK_OPERATOR_PREFIX = "/internal/stock"  # stock's routes for the admin API
+OVERVIEW_PATH = "/internal/overview"  # every service's, for GET /api/v1/admin/overview
+OVERVIEW_SERVICES = ("orders", "stock", "fulfilment", "webhooks")
 
 # --- API versions ------------------------------------------------------------------------------
 
@@ -123,6 +126,15 @@ class Tenant:
     id: UUID
     name: str
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class TenantSummary:
+    """A tenant with how many of its API keys are active and how many revoked."""
+
+    tenant: Tenant
+    active_keys: int
+    revoked_keys: int
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 own keys and OAuth2 clients, and the token endpoint."""
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 from uuid import UUID
 
 from fastapi import Header
@@ -17,6 +17,7 @@ from gateway.domain import (
     IssuedKey,
     OAuthClient,
     ScopeName,
+    TenantSummary,
     TenantWithKey,
 )
 
@@ -73,6 +74,25 @@ class TenantOut(BaseModel):
     id: UUID
     name: str
     created_at: datetime
+
+
+class KeyCounts(BaseModel):
+    active: int = Field(description="Keys not revoked.")
+    revoked: int
+
+
+class TenantDetail(TenantOut):
+    keys: KeyCounts
+
+    @classmethod
+    def of(cls, found: TenantSummary) -> "TenantDetail":
+        tenant = found.tenant
+        return cls(
+            id=tenant.id,
+            name=tenant.name,
+            created_at=tenant.created_at,
+            keys=KeyCounts(active=found.active_keys, revoked=found.revoked_keys),
+        )
 
 
 class CreatedTenant(BaseModel):
@@ -137,6 +157,11 @@ class KeyPage(BaseModel):
     pagination: PageInfo
 
 
+class TenantPage(BaseModel):
+    data: list[TenantDetail]
+    pagination: PageInfo
+
+
 class ClientOut(BaseModel):
     client_id: UUID = Field(description="The `client_id` to ask for tokens with.")
     tenant_id: UUID
@@ -198,3 +223,54 @@ class OAuthErrorOut(BaseModel):
         " `unsupported_grant_type` or `too_many_requests`."
     )
     error_description: str
+
+
+# --- the operator's overview and the stock integrity check (admin API) -------------------
+
+
+class ConsumerLagOut(BaseModel):
+    group: str = Field(description="The consumer group (the service's name).")
+    topic: str
+    lag: int = Field(description="Records not yet fetched, summed over the partitions.")
+
+
+class DeadLetterCounts(BaseModel):
+    dead: int = Field(description="Waiting for a replay or a purge.")
+    replayed: int
+
+
+class ServiceOverview(BaseModel):
+    service: str
+    status: Literal["ready", "not_ready", "unreachable"] = Field(
+        description="`unreachable`: no answer within the bound, or no usable one; the other"
+        " fields are then null."
+    )
+    checks: dict[str, bool] | None = Field(
+        description="What `/ready` checks: database, broker, each loop."
+    )
+    consumer_lag: list[ConsumerLagOut] | None
+    outbox_backlog_rows: int | None = Field(description="Outbox rows not yet published.")
+    dead_letters: DeadLetterCounts | None
+    error: str | None = Field(default=None, description="Why it is `unreachable`.")
+
+
+class OverviewOut(BaseModel):
+    services: list[ServiceOverview]
+
+
+class DiscrepancyOut(BaseModel):
+    stock_record_id: UUID
+    location_id: str
+    sku: str
+    check: str
+    recorded: int
+    expected: int
+
+
+class IntegrityReportOut(BaseModel):
+    ok: bool = Field(description="True when nothing disagrees.")
+    records_checked: int
+    discrepancies: list[DiscrepancyOut]
+    repaired: int = Field(
+        description="Records whose `reserved` a rebuild set right (0 on a check)."
+    )

@@ -31,6 +31,8 @@ class GatewaySettings(ServiceSettings):
     admin_failures_burst: int = Field(default=10, ge=1)
     admin_max_body_bytes: int = Field(default=16_384, ge=1)
     upstream_timeout_seconds: float = Field(default=30, gt=0)
+    # GET /api/v1/admin/overview: how long it waits for each service (asked at once).
+    overview_timeout_seconds: float = Field(default=3, gt=0)
     upstream_max_connections: int = Field(default=200, ge=1)
     api_key_cache_seconds: float = Field(default=5, ge=0)
     api_key_cache_size: int = Field(default=100_000, ge=1)

@@ -17,6 +17,7 @@ from gateway.domain import (
     RequestFingerprint,
     StoredResponse,
     Tenant,
+    TenantSummary,
 )
 
 Executor = asyncpg.Pool | asyncpg.Connection
@@ -68,6 +69,34 @@ async def insert_tenant(conn: Executor, tenant_id: UUID, name: str) -> Tenant | 
 async def find_tenant_by_id(pool: Executor, tenant_id: UUID) -> Tenant | None:
     row = await pool.fetchrow("SELECT * FROM gateway.tenants WHERE id = $1", tenant_id)
     return _tenant(row) if row else None
+
+
+_TENANT_SUMMARY = (
+    "SELECT t.id, t.name, t.created_at,"
+    " (SELECT count(*) FROM gateway.api_keys k"
+    "  WHERE k.tenant_id = t.id AND k.revoked_at IS NULL) AS active_keys,"
+    " (SELECT count(*) FROM gateway.api_keys k"
+    "  WHERE k.tenant_id = t.id AND k.revoked_at IS NOT NULL) AS revoked_keys"
+    " FROM gateway.tenants t"
+)
+
+
+def _summary(row: asyncpg.Record) -> TenantSummary:
+    return TenantSummary(_tenant(row), row["active_keys"], row["revoked_keys"])
+
+
+async def page_tenants(pool: Executor, limit: int, offset: int) -> tuple[list[TenantSummary], int]:
+    """A page of tenants, oldest first, with their key counts, and how many there are."""
+    rows = await pool.fetch(
+        f"{_TENANT_SUMMARY} ORDER BY t.created_at, t.id LIMIT $1 OFFSET $2", limit, offset
+    )
+    total = await pool.fetchval("SELECT count(*) FROM gateway.tenants")
+    return [_summary(r) for r in rows], total
+
+
+async def find_tenant_summary(pool: Executor, tenant_id: UUID) -> TenantSummary | None:
+    row = await pool.fetchrow(f"{_TENANT_SUMMARY} WHERE t.id = $1", tenant_id)
+    return _summary(row) if row else None
 
 
 async def find_tenant_by_name(pool: Executor, name: str) -> Tenant | None:

@@ -5,9 +5,11 @@ and forwarding a request once per Idempotency-Key (the public API)."""
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
+from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
+import orjson
 
 from fulfilkit.errors import Duplicated, NotFound
 from gateway import store
@@ -15,6 +17,8 @@ from gateway.auth import KeyCache
 from gateway.domain import (
     ACCESS_TOKEN_PREFIX,
     CLIENT_SECRET_PREFIX,
+    OVERVIEW_PATH,
+    OVERVIEW_SERVICES,
     AccessToken,
     ApiKey,
     IdempotencyPolicy,
@@ -25,6 +29,7 @@ from gateway.domain import (
     RequestFingerprint,
     StoredResponse,
     Tenant,
+    TenantSummary,
     TenantWithKey,
     TokenRequest,
     UpstreamCall,
@@ -75,6 +80,21 @@ async def issue_key(
     if stored is None:
         raise NotFound("No such tenant.")
     return IssuedKey(stored, key.secret)
+
+
+async def page_tenants(
+    pool: asyncpg.Pool, limit: int, offset: int
+) -> tuple[list[TenantSummary], int]:
+    """A page of tenants, oldest first, with their key counts, and how many there are."""
+    return await store.page_tenants(pool, limit, offset)
+
+
+async def get_tenant(pool: asyncpg.Pool, tenant_id: UUID) -> TenantSummary:
+    """The tenant with its key counts; NotFound when there is no such tenant."""
+    found = await store.find_tenant_summary(pool, tenant_id)
+    if found is None:
+        raise NotFound("No such tenant.")
+    return found
 
 
 async def list_keys(pool: asyncpg.Pool, tenant_id: UUID) -> list[ApiKey]:
@@ -209,3 +229,50 @@ async def forward_once(
 async def prune_idempotency_records(pool: asyncpg.Pool, ttl: timedelta) -> int:
     """Forgets the records of requests older than `ttl`; returns how many."""
     return await store.prune_idempotency_keys(pool, ttl)
+
+
+# --- the operator's overview ---------------------------------------------------------------
+
+
+async def overview(send: Send, timeout: float) -> list[dict[str, Any]]:
+    """Every service's overview, asked at once; one that does not answer in `timeout`
+    seconds (or not usably) is `unreachable`, never waited for longer."""
+    answers = await asyncio.gather(
+        *(_service_overview(send, service, timeout) for service in OVERVIEW_SERVICES)
+    )
+    return list(answers)
+
+
+async def _service_overview(send: Send, service: str, timeout: float) -> dict[str, Any]:
+    call = UpstreamCall(service, "GET", OVERVIEW_PATH, "", {}, b"", None, "admin")
+    try:
+        answer = await asyncio.wait_for(send(call), timeout)
+        if answer.status_code != 200:
+            return _unreachable(service, f"it answered {answer.status_code}")
+        found = orjson.loads(answer.body)
+    except TimeoutError:
+        return _unreachable(service, f"no answer within {timeout:g} s")
+    except ValueError:
+        return _unreachable(service, "its answer was not JSON")
+    except Exception as exc:  # the forwarder's 503 problem, or anything else: not a 500 here
+        return _unreachable(service, getattr(exc, "detail", None) or type(exc).__name__)
+    return {
+        "service": service,
+        "status": "ready" if found.get("ready") else "not_ready",
+        "checks": found.get("checks"),
+        "consumer_lag": found.get("consumer_lag"),
+        "outbox_backlog_rows": found.get("outbox_backlog_rows"),
+        "dead_letters": found.get("dead_letters"),
+    }
+
+
+def _unreachable(service: str, why: str) -> dict[str, Any]:
+    return {
+        "service": service,
+        "status": "unreachable",
+        "checks": None,
+        "consumer_lag": None,
+        "outbox_backlog_rows": None,
+        "dead_letters": None,
+        "error": why,
+    }

@@ -433,9 +433,18 @@ async def list_sales(
             " sales without `required_dates.ship_by` are left out."
         ),
     ] = None,
+    sale_id: Annotated[
+        Text | None,
+        Query(
+            min_length=1,
+            max_length=100,
+            description="Sales whose sale_id starts with this (a prefix match; the whole"
+            " sale_id finds that sale). `%` and `_` match themselves.",
+        ),
+    ] = None,
 ) -> dict:
     """The tenant's sales, oldest first; `priority=urgent` and the `ship_by_*` filters
-    narrow them to those to hurry."""
+    narrow them to those to hurry, `sale_id` to those a person searches for."""
     sales, total = await usecases.list_sales(
         pool,
         tenant,
@@ -446,6 +455,7 @@ async def list_sales(
         priority=priority,
         ship_by_before=ship_by_before,
         ship_by_after=ship_by_after,
+        sale_id_prefix=sale_id,
         limit=page.limit,
         offset=page.offset,
     )

@@ -307,6 +307,12 @@ async def sale_with_history(
     return _with_history(row) if row else None
 
 
+def _like_prefix(prefix: str) -> str:
+    """A LIKE pattern matching what starts with `prefix`, its wildcards taken literally."""
+    escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
 async def list_sales(
     conn: asyncpg.Connection,
     tenant_id: UUID,
@@ -318,11 +324,12 @@ async def list_sales(
     priority: str | None = None,
     ship_by_before: datetime | None = None,
     ship_by_after: datetime | None = None,
+    sale_id_prefix: str | None = None,
     limit: int,
     offset: int,
 ) -> tuple[list[Sale], int]:
     """A page of sales and how many match. `ship_by_before`/`ship_by_after` leave out the
-    sales without a ship-by date."""
+    sales without a ship-by date; `sale_id_prefix` keeps those whose sale_id starts so."""
     where = (
         "tenant_id = $1 AND (cardinality($2::text[]) = 0 OR status = ANY($2::text[]))"
         " AND ($3::text IS NULL OR shop->>'channel' = $3)"
@@ -331,6 +338,7 @@ async def list_sales(
         " AND ($6::text IS NULL OR priority = $6)"
         " AND ($7::timestamptz IS NULL OR ship_by < $7)"
         " AND ($8::timestamptz IS NULL OR ship_by >= $8)"
+        " AND ($9::text IS NULL OR sale_id LIKE $9 ESCAPE '\\')"
     )
     args = (
         tenant_id,
@@ -341,11 +349,12 @@ async def list_sales(
         priority,
         ship_by_before,
         ship_by_after,
+        None if sale_id_prefix is None else _like_prefix(sale_id_prefix),
     )
     total = await conn.fetchval(f"SELECT count(*) FROM {S}.sales WHERE {where}", *args)
     rows = await conn.fetch(
         f"SELECT {SALE_COLUMNS} FROM {S}.sales WHERE {where}"
-        " ORDER BY created_at, id LIMIT $9 OFFSET $10",
+        " ORDER BY created_at, id LIMIT $10 OFFSET $11",
         *args,
         limit,
         offset,

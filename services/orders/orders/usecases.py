@@ -223,6 +223,7 @@ async def list_sales(
     priority: str | None = None,
     ship_by_before: datetime | None = None,
     ship_by_after: datetime | None = None,
+    sale_id_prefix: str | None = None,
     limit: int,
     offset: int,
 ) -> tuple[list[Sale], int]:
@@ -238,6 +239,7 @@ async def list_sales(
             priority=priority,
             ship_by_before=ship_by_before,
             ship_by_after=ship_by_after,
+            sale_id_prefix=sale_id_prefix,
             limit=limit,
             offset=offset,
         )

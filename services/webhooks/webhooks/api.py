@@ -16,7 +16,13 @@ from fulfilkit.http.strict_json import StrictJsonRoute
 from fulfilkit.idempotency import Answer
 from fulfilkit.models import AwareTimestamp, Text
 from fulfilkit.service import Pool
-from webhooks.domain import DeliveryFilter, DeliveryStatus, Endpoint, fingerprinted_endpoint
+from webhooks.domain import (
+    DeliveryFilter,
+    DeliveryStatus,
+    Endpoint,
+    EndpointStats,
+    fingerprinted_endpoint,
+)
 from webhooks.resources import WebhookResources
 from webhooks.schemas import (
     NO_STORE,
@@ -37,10 +43,12 @@ from webhooks.usecases import deliveries, endpoints
 router = APIRouter(prefix="/api/v1/webhooks", tags=["webhooks"], route_class=StrictJsonRoute)
 
 
-def _endpoint(endpoint: Endpoint, response: Response | None = None) -> EndpointOut:
+def _endpoint(
+    endpoint: Endpoint, response: Response | None = None, stats: EndpointStats | None = None
+) -> EndpointOut:
     if response is not None:
         response.headers["ETag"] = etag(endpoint.version)
-    return EndpointOut.of(endpoint)
+    return EndpointOut.of(endpoint, stats)
 
 
 # --- endpoints -----------------------------------------------------------------------------
@@ -118,15 +126,21 @@ async def _secret_again(
 async def list_endpoints(
     tenant: TenantId, pool: Pool, page: Page, request: Request, response: Response
 ) -> dict[str, Any]:
+    """Oldest first, each with its `stats`: health over the last 24 hours."""
     found, total = await endpoints.list_endpoints(pool, tenant, page.limit, page.offset)
-    return paginated(request, response, page, [_endpoint(e) for e in found], total)
+    stats = await endpoints.stats_of(pool, [e.id for e in found])
+    items = [_endpoint(e, stats=stats[e.id]) for e in found]
+    return paginated(request, response, page, items, total)
 
 
 @router.get("/endpoints/{endpoint_id}")
 async def get_endpoint(
     endpoint_id: UUID, tenant: TenantId, pool: Pool, response: Response
 ) -> EndpointOut:
-    return _endpoint(await endpoints.get_endpoint(pool, tenant, endpoint_id), response)
+    """The endpoint with its `stats`: health over the last 24 hours."""
+    endpoint = await endpoints.get_endpoint(pool, tenant, endpoint_id)
+    stats = await endpoints.stats_of(pool, [endpoint.id])
+    return _endpoint(endpoint, response, stats[endpoint.id])
 
 
 @router.patch("/endpoints/{endpoint_id}")
@@ -213,6 +227,38 @@ async def list_deliveries(
     """Newest first, each with its attempts; filters combine."""
     where = DeliveryFilter(status, event_type, subject, event_id, since, until)
     found, total = await deliveries.list_deliveries(
+        pool, tenant, endpoint_id, where, page.limit, page.offset
+    )
+    items = [DeliveryOut.of(d) for d in found]
+    return paginated(request, response, page, items, total)
+
+
+@router.get("/deliveries")
+async def list_all_deliveries(
+    tenant: TenantId,
+    pool: Pool,
+    page: Page,
+    request: Request,
+    response: Response,
+    endpoint_id: Annotated[UUID | None, Query(description="One endpoint's only.")] = None,
+    status: Annotated[DeliveryStatus | None, Query()] = None,
+    event_type: Annotated[Text | None, Query(max_length=200)] = None,
+    subject: Annotated[
+        Text | None,
+        Query(
+            max_length=500,
+            description="The event's subject: `sale/<id>` (a sale's `id`, not its `sale_id`)"
+            " for the sale's and its reservation's events.",
+        ),
+    ] = None,
+    event_id: Annotated[UUID | None, Query()] = None,
+    since: Annotated[AwareTimestamp | None, Query(description="created at or after")] = None,
+    until: Annotated[AwareTimestamp | None, Query(description="created before")] = None,
+) -> dict[str, Any]:
+    """Deliveries across the tenant's endpoints, newest first, each with its attempts;
+    filters combine (`subject=sale/<id>`: the deliveries of a sale's events)."""
+    where = DeliveryFilter(status, event_type, subject, event_id, since, until)
+    found, total = await deliveries.list_tenant_deliveries(
         pool, tenant, endpoint_id, where, page.limit, page.offset
     )
     items = [DeliveryOut.of(d) for d in found]

@@ -159,6 +159,30 @@ class LoggedAttempt:
     latency_ms: int
     response_body: str | None
     error: str | None
+    request_headers: dict[str, str] | None = None  # as `recorded_headers` kept them
+
+
+@dataclass(frozen=True)
+class EndpointStats:
+    """An endpoint's health over `STATS_WINDOW`: deliveries that finished (succeeded or
+    finally failed) and its last failed attempt."""
+
+    deliveries: int = 0
+    failed: int = 0
+    last_failure_at: datetime | None = None
+    last_failure_status: int | None = None
+    last_failure_error: str | None = None
+
+    @property
+    def success_rate(self) -> float | None:
+        """Succeeded / finished; None when nothing finished in the window."""
+        if not self.deliveries:
+            return None
+        return round((self.deliveries - self.failed) / self.deliveries, 4)
+
+
+STATS_WINDOW_HOURS = 24  # the current hour and the 24 whole hours before it
+STATS_KEPT_HOURS = 48
 
 
 @dataclass(frozen=True)
@@ -333,6 +357,21 @@ def headers_error(headers: Mapping[str, str]) -> str | None:
     return None
 
 
+SIGNATURE_HEADER = "webhook-signature"
+
+
+def recorded_headers(sent: Mapping[str, str], custom: Mapping[str, str]) -> dict[str, str]:
+    """The headers of an attempt as the delivery log keeps them: without the signature
+    (derived from the secret) and with every custom header's value masked (they may carry
+    credentials)."""
+    custom_names = {name.lower() for name in custom}
+    return {
+        name: MASKED if name.lower() in custom_names else value
+        for name, value in sent.items()
+        if name.lower() != SIGNATURE_HEADER
+    }
+
+
 def masked_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Header values are write-only: they may carry the receiver's credentials."""
     return dict.fromkeys(headers, MASKED)
@@ -433,6 +472,7 @@ class Attempt:
     response_body: str | None = None
     error: str | None = None
     retry_after: str | None = None
+    request_headers: dict[str, str] | None = None  # as `recorded_headers` kept them
 
     @property
     def succeeded(self) -> bool:

@@ -3,6 +3,9 @@
 `WEBHOOK_PRUNE_INTERVAL_SECONDS`. (Consumed event ids go by `fulfilkit.retention`, as in
 every service.)
 
+Endpoint health rows (`endpoint_stats`, one per endpoint and hour) older than
+`STATS_KEPT_HOURS` go with them.
+
 Pending deliveries are never pruned, whatever their age. Replicas may prune at the same time;
 they skip each other's rows. (Idempotency keys go by `fulfilkit.idempotency`, as in every
 service that keys its writes.)
@@ -15,6 +18,7 @@ import asyncpg
 
 from fulfilkit.retention import prune_every
 from fulfilkit.service import Runtime
+from webhooks.domain import STATS_KEPT_HOURS
 from webhooks.resources import Resources
 from webhooks.store import deliveries as store
 
@@ -30,6 +34,7 @@ async def prune(pool: asyncpg.Pool, older_than: timedelta, batch: int = PRUNE_BA
         removed += n
         if n < batch:
             break
+    await store.prune_endpoint_stats(pool, STATS_KEPT_HOURS)
     return removed
 
 

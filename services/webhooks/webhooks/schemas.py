@@ -19,6 +19,7 @@ from webhooks.domain import (
     DeliveryStatus,
     Endpoint,
     EndpointChanges,
+    EndpointStats,
     Filters,
     NewEndpoint,
     header_name_error,
@@ -172,6 +173,30 @@ class EndpointPatch(StrictModel):
         return EndpointChanges(**self.model_dump(include=self.model_fields_set))
 
 
+class EndpointStatsOut(BaseModel):
+    """Health over the last 24 hours (the current hour and the 24 whole hours before it)."""
+
+    success_rate: float | None = Field(
+        description="Succeeded / finished deliveries, 0 to 1; null when none finished."
+    )
+    deliveries: int = Field(description="Deliveries that finished: succeeded or failed.")
+    failed: int = Field(description="Deliveries that failed for good (retries exhausted).")
+    last_failure_at: datetime | None = Field(description="The last failed attempt.")
+    last_failure_status: int | None = Field(description="Its HTTP status; null: no answer.")
+    last_failure_error: str | None = Field(description="Its error (timeout, refused...).")
+
+    @classmethod
+    def of(cls, stats: EndpointStats) -> "EndpointStatsOut":
+        return cls(
+            success_rate=stats.success_rate,
+            deliveries=stats.deliveries,
+            failed=stats.failed,
+            last_failure_at=stats.last_failure_at,
+            last_failure_status=stats.last_failure_status,
+            last_failure_error=stats.last_failure_error,
+        )
+
+
 class EndpointOut(BaseModel):
     id: UUID
     url: str
@@ -192,10 +217,17 @@ class EndpointOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     previous_secret_expires_at: datetime | None = None
+    stats: EndpointStatsOut | None = Field(
+        default=None,
+        description="Health over the last 24 hours; on `GET` of endpoints (one or a page).",
+    )
 
     @classmethod
-    def of(cls, endpoint: Endpoint) -> "EndpointOut":
-        return cls.model_validate({**asdict(endpoint), "headers": masked_headers(endpoint.headers)})
+    def of(cls, endpoint: Endpoint, stats: EndpointStats | None = None) -> "EndpointOut":
+        out = {**asdict(endpoint), "headers": masked_headers(endpoint.headers)}
+        if stats is not None:
+            out["stats"] = EndpointStatsOut.of(stats)
+        return cls.model_validate(out)
 
 
 class EndpointCreated(EndpointOut):
@@ -238,8 +270,13 @@ class AttemptOut(BaseModel):
     attempted_at: datetime
     status_code: int | None
     latency_ms: int
-    response_body: str | None
+    response_body: str | None = Field(description="The first KB of the endpoint's answer.")
     error: str | None
+    request_headers: dict[str, str] | None = Field(
+        default=None,
+        description="The headers sent, without `webhook-signature`; custom header values"
+        " read `***`. Null for attempts logged before headers were kept.",
+    )
 
 
 class DeliveryOut(BaseModel):

@@ -15,7 +15,7 @@ from fulfilkit.tracing import (
     span,
     trace_headers,
 )
-from webhooks.domain import Attempt, excerpt
+from webhooks.domain import Attempt, excerpt, recorded_headers
 from webhooks.resolving import BoundedResolver, on_behalf_of
 from webhooks.settings import WebhookSettings
 from webhooks.signing import request_headers
@@ -83,6 +83,7 @@ class Sender:
             return Attempt(attempted_at, 0, error=refusal)
         headers = request_headers(secrets, msg_id, int(time.time()), body, _untraced(custom))
         headers.update(trace_headers())
+        kept = recorded_headers(headers, custom)
         try:
             async with self._session.post(
                 url, data=body, headers=headers, allow_redirects=False
@@ -94,12 +95,13 @@ class Sender:
                     status_code=response.status,
                     response_body=excerpt(raw),
                     retry_after=response.headers.get("Retry-After"),
+                    request_headers=kept,
                 )
         except TimeoutError:
             error = f"no answer within {self.timeout:g} s"
         except Exception as exc:  # any failure of one request is that attempt's error
             error = excerpt(f"{type(exc).__name__}: {exc}".encode())
-        return Attempt(attempted_at, _elapsed_ms(started), error=error)
+        return Attempt(attempted_at, _elapsed_ms(started), error=error, request_headers=kept)
 
     async def close(self) -> None:
         await self._session.close()

@@ -11,6 +11,7 @@ from webhooks.domain import (
     Delivery,
     DeliveryFilter,
     DeliveryStatus,
+    EndpointStats,
     LoggedAttempt,
     Subscription,
     status_filters,
@@ -117,6 +118,91 @@ async def list_deliveries(
     return [delivery_of(r, attempts[r["id"]]) for r in rows], total
 
 
+# Across the tenant's endpoints (`endpoint_id` optional): its own clause, so that each
+# query's plan takes its own index (by endpoint, by tenant, or by tenant and subject).
+_FILTERED_TENANT_WIDE = (
+    "tenant_id = $1 AND ($2::uuid IS NULL OR endpoint_id = $2)"
+    " AND ($3::text IS NULL OR status = $3)"
+    " AND ($4::text IS NULL OR event_type = $4) AND ($5::text IS NULL OR subject = $5)"
+    " AND ($6::uuid IS NULL OR event_id = $6) AND ($7::timestamptz IS NULL OR created_at >= $7)"
+    " AND ($8::timestamptz IS NULL OR created_at < $8)"
+)
+
+
+async def list_tenant_deliveries(
+    db: Executor,
+    tenant_id: UUID,
+    endpoint_id: UUID | None,
+    where: DeliveryFilter,
+    limit: int,
+    offset: int,
+) -> tuple[list[Delivery], int]:
+    """Every endpoint's deliveries (or one's), newest first, each with its attempts."""
+    if endpoint_id is not None:
+        return await list_deliveries(db, tenant_id, endpoint_id, where, limit, offset)
+    args = (
+        tenant_id,
+        None,
+        where.status,
+        where.event_type,
+        where.subject,
+        where.event_id,
+        where.since,
+        where.until,
+    )
+    rows = await db.fetch(
+        f"SELECT {DELIVERY_COLUMNS} FROM webhooks.deliveries WHERE {_FILTERED_TENANT_WIDE}"
+        " ORDER BY created_at DESC, id LIMIT $9 OFFSET $10",
+        *args,
+        limit,
+        offset,
+    )
+    total = await db.fetchval(
+        f"SELECT count(*) FROM webhooks.deliveries WHERE {_FILTERED_TENANT_WIDE}", *args
+    )
+    attempts = await _attempts_of(db, [r["id"] for r in rows])
+    return [delivery_of(r, attempts[r["id"]]) for r in rows], total
+
+
+async def endpoint_stats(
+    db: Executor, endpoint_ids: Sequence[UUID], window_hours: int
+) -> dict[UUID, EndpointStats]:
+    """The endpoints' health over the current hour and the `window_hours` before it, from
+    the rolling table (at most `window_hours + 1` rows each)."""
+    rows = await db.fetch(
+        "SELECT endpoint_id, sum(succeeded + failed)::int AS deliveries,"
+        " sum(failed)::int AS failed, max(last_failure_at) AS last_failure_at,"
+        " (array_agg(last_failure_status ORDER BY last_failure_at DESC NULLS LAST))[1]"
+        "   AS last_failure_status,"
+        " (array_agg(last_failure_error ORDER BY last_failure_at DESC NULLS LAST))[1]"
+        "   AS last_failure_error"
+        " FROM webhooks.endpoint_stats WHERE endpoint_id = ANY($1::uuid[])"
+        " AND hour >= date_trunc('hour', now()) - make_interval(hours => $2)"
+        " GROUP BY endpoint_id",
+        list(endpoint_ids),
+        window_hours,
+    )
+    found = {i: EndpointStats() for i in endpoint_ids}
+    for r in rows:
+        found[r["endpoint_id"]] = EndpointStats(
+            deliveries=r["deliveries"],
+            failed=r["failed"],
+            last_failure_at=r["last_failure_at"],
+            last_failure_status=r["last_failure_status"] if r["last_failure_at"] else None,
+            last_failure_error=r["last_failure_error"] if r["last_failure_at"] else None,
+        )
+    return found
+
+
+async def prune_endpoint_stats(db: Executor, kept_hours: int) -> int:
+    status = await db.execute(
+        "DELETE FROM webhooks.endpoint_stats"
+        " WHERE hour < date_trunc('hour', now()) - make_interval(hours => $1)",
+        kept_hours,
+    )
+    return int(status.split()[-1])
+
+
 async def get_delivery(db: Executor, tenant_id: UUID, delivery_id: UUID) -> Delivery | None:
     """With its attempts."""
     row = await db.fetchrow(
@@ -134,8 +220,9 @@ async def _attempts_of(
     db: Executor, delivery_ids: Sequence[UUID]
 ) -> dict[UUID, list[asyncpg.Record]]:
     rows = await db.fetch(
-        "SELECT delivery_id, attempted_at, status_code, latency_ms, response_body, error"
-        " FROM webhooks.attempts WHERE delivery_id = ANY($1::uuid[]) ORDER BY delivery_id, id",
+        "SELECT delivery_id, attempted_at, status_code, latency_ms, response_body, error,"
+        " request_headers FROM webhooks.attempts WHERE delivery_id = ANY($1::uuid[])"
+        " ORDER BY delivery_id, id",
         list(delivery_ids),
     )
     found: dict[UUID, list[asyncpg.Record]] = {i: [] for i in delivery_ids}

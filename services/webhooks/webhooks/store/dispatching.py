@@ -7,6 +7,7 @@ from datetime import datetime, timedelta
 from uuid import UUID
 
 import asyncpg
+import orjson
 
 from fulfilkit.db import create_pool
 from webhooks.domain import Outcome
@@ -181,8 +182,9 @@ async def failing_since(conn: asyncpg.Connection, endpoint_ids: set[UUID]) -> di
 RECORD_SQL = """
 WITH r AS (
     SELECT * FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::timestamptz[], $5::int[],
-                         $6::text[], $7::int[], $8::text[])
-        AS r(id, status, retry_in, attempted_at, status_code, error, latency_ms, response_body)
+                         $6::text[], $7::int[], $8::text[], $9::text[])
+        AS r(id, status, retry_in, attempted_at, status_code, error, latency_ms, response_body,
+             request_headers)
 ), updated AS (
     UPDATE webhooks.deliveries d SET status = r.status,
         attempt_count = d.attempt_count + 1, last_attempt_at = r.attempted_at,
@@ -196,11 +198,37 @@ WITH r AS (
       -- large backlog and stale statistics the planner would scan the whole queue instead
       -- of probing the primary key once per outcome.
       AND d.status || '' = 'pending'
-    RETURNING d.id
+    RETURNING d.id, d.endpoint_id
+), counted AS (
+    -- Endpoint health (`endpoint_stats`): one row per endpoint and hour, locked in order.
+    INSERT INTO webhooks.endpoint_stats AS s
+        (endpoint_id, hour, succeeded, failed, last_failure_at, last_failure_status,
+         last_failure_error)
+    SELECT u.endpoint_id, date_trunc('hour', r.attempted_at),
+           count(*) FILTER (WHERE r.status = 'succeeded'),
+           count(*) FILTER (WHERE r.status = 'failed'),
+           max(r.attempted_at) FILTER (WHERE NOT r.ok),
+           (array_agg(r.status_code ORDER BY r.attempted_at DESC) FILTER (WHERE NOT r.ok))[1],
+           (array_agg(r.error ORDER BY r.attempted_at DESC) FILTER (WHERE NOT r.ok))[1]
+    FROM (SELECT *, coalesce(status_code BETWEEN 200 AND 299, false) AS ok FROM r) r
+    JOIN updated u USING (id)
+    GROUP BY 1, 2
+    ORDER BY 1, 2
+    ON CONFLICT (endpoint_id, hour) DO UPDATE SET
+        succeeded = s.succeeded + EXCLUDED.succeeded,
+        failed = s.failed + EXCLUDED.failed,
+        last_failure_status = CASE WHEN EXCLUDED.last_failure_at >= s.last_failure_at
+            OR s.last_failure_at IS NULL THEN EXCLUDED.last_failure_status
+            ELSE s.last_failure_status END,
+        last_failure_error = CASE WHEN EXCLUDED.last_failure_at >= s.last_failure_at
+            OR s.last_failure_at IS NULL THEN EXCLUDED.last_failure_error
+            ELSE s.last_failure_error END,
+        last_failure_at = greatest(s.last_failure_at, EXCLUDED.last_failure_at)
 )
 INSERT INTO webhooks.attempts
-    (delivery_id, attempted_at, status_code, latency_ms, response_body, error)
-SELECT r.id, r.attempted_at, r.status_code, r.latency_ms, r.response_body, r.error
+    (delivery_id, attempted_at, status_code, latency_ms, response_body, error, request_headers)
+SELECT r.id, r.attempted_at, r.status_code, r.latency_ms, r.response_body, r.error,
+       r.request_headers::jsonb
 FROM r JOIN updated USING (id)
 """
 
@@ -218,5 +246,10 @@ async def record_outcomes(conn: asyncpg.Connection, outcomes: Sequence[Outcome])
         [o.attempt.error for o in outcomes],
         [o.attempt.latency_ms for o in outcomes],
         [o.attempt.response_body for o in outcomes],
+        [_headers_json(o.attempt.request_headers) for o in outcomes],
     )
     return int(status.split()[-1])
+
+
+def _headers_json(headers: dict[str, str] | None) -> str | None:
+    return None if headers is None else orjson.dumps(headers).decode()

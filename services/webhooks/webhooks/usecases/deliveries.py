@@ -170,6 +170,21 @@ async def list_deliveries(
     return await store.list_deliveries(db, tenant, endpoint_id, where, limit, offset)
 
 
+async def list_tenant_deliveries(
+    db: Executor,
+    tenant: UUID,
+    endpoint_id: UUID | None,
+    where: DeliveryFilter,
+    limit: int,
+    offset: int,
+) -> tuple[list[Delivery], int]:
+    """Deliveries across the tenant's endpoints (or one's: NotFound when it is not the
+    tenant's), newest first, each with its attempts; filters combine."""
+    if endpoint_id is not None:
+        await get_endpoint(db, tenant, endpoint_id)
+    return await store.list_tenant_deliveries(db, tenant, endpoint_id, where, limit, offset)
+
+
 async def get_delivery(db: Executor, tenant: UUID, delivery_id: UUID) -> Delivery:
     delivery = await store.get_delivery(db, tenant, delivery_id)
     if delivery is None:

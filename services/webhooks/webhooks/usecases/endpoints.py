@@ -5,6 +5,7 @@ on the connection of the transaction `fulfilkit.idempotency.once` opens for the 
 `endpoint_secret` answers a replay of either with the secret of the generation it produced.
 """
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
@@ -13,11 +14,13 @@ import asyncpg
 from fulfilkit.errors import Conflict, Invalid, NotFound
 from webhooks.domain import (
     MASKED,
+    STATS_WINDOW_HOURS,
     TEST_EVENT_TYPE,
     Attempt,
     CreatedEndpoint,
     Endpoint,
     EndpointChanges,
+    EndpointStats,
     NewEndpoint,
     RotatedSecret,
     active_secrets,
@@ -28,6 +31,7 @@ from webhooks.resolving import on_behalf_of
 from webhooks.resources import Resources
 from webhooks.signing import new_secret
 from webhooks.store import Executor, notify_dispatcher
+from webhooks.store import deliveries as delivery_store
 from webhooks.store import endpoints as store
 from webhooks.urls import UrlRefused, check_url
 
@@ -103,6 +107,11 @@ async def list_endpoints(
     db: Executor, tenant: UUID, limit: int, offset: int
 ) -> tuple[list[Endpoint], int]:
     return await store.list_endpoints(db, tenant, limit, offset)
+
+
+async def stats_of(db: Executor, endpoint_ids: Sequence[UUID]) -> dict[UUID, EndpointStats]:
+    """Each endpoint's health over the last `STATS_WINDOW_HOURS` hours."""
+    return await delivery_store.endpoint_stats(db, endpoint_ids, STATS_WINDOW_HOURS)
 
 
 async def get_endpoint(db: Executor, tenant: UUID, endpoint_id: UUID) -> Endpoint:
