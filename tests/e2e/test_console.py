@@ -321,6 +321,9 @@ async def test_the_operator_signs_in_with_the_admin_token(
         page = console.page
         assert page.url.endswith("/console/operator")
         await page.screenshot(path=ARTIFACTS / "operator.png", full_page=True)
+        overview = page.locator("#overview tbody tr")
+        assert await overview.count() == 4  # orders, stock, fulfilment, webhooks
+        assert "ready" in await overview.first.text_content()
         await console.open(
             "/console/operator/dead-letters?service=stock", screenshot="dead-letters"
         )
@@ -328,6 +331,11 @@ async def test_the_operator_signs_in_with_the_admin_token(
         await console.open(f"/console/operator/tenants/{tenant.tenant_id}", screenshot="tenant")
         assert tenant.key[:11] in await page.content()  # the key's shown prefix, never more
         await console.open("/console/operator/integrity")
+        await page.fill("input[name=tenant_id]", tenant.tenant_id)
+        async with page.expect_navigation():
+            await page.click("button[value=check]")
+        assert "everything agrees" in await page.locator("#integrity-report").text_content()
+        await page.screenshot(path=ARTIFACTS / "integrity.png", full_page=True)
         refused = await console.open("/console/sales")
         assert refused.status == 403
         await page.goto("/console/operator")

@@ -318,26 +318,17 @@ def _line_figures(sale: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
-async def _deliveries_of_sale(calls: TenantCalls, sale_uuid: str) -> list[dict[str, Any]]:
-    """Every webhook delivery the sale caused: its events' subject is `sale/<id>`."""
-    if not calls.may("GET", "/webhooks/endpoints"):
+async def _deliveries_of_sale(calls: TenantCalls, sale: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every webhook delivery the sale caused, across endpoints: its events' and its
+    reservation's subject is `sale/<id>`, each fulfillment's `fulfillment/<id>`."""
+    if not calls.may("GET", "/webhooks/deliveries"):
         return []
-    answer = await calls.get("/webhooks/deliveries", subject=f"sale/{sale_uuid}", limit=100)
-    if answer.ok and isinstance(answer.body, dict) and "data" in answer.body:
-        return answer.body["data"]
-    # without the cross-endpoint list: each endpoint's own
-    endpoints = await calls.get("/webhooks/endpoints", limit=100)
-    if not endpoints.ok:
-        return []
-    lists = await asyncio.gather(
-        *(
-            calls.get(
-                f"/webhooks/endpoints/{e['id']}/deliveries", subject=f"sale/{sale_uuid}", limit=100
-            )
-            for e in endpoints.body["data"]
-        )
+    subjects = [f"sale/{sale['id']}"]
+    subjects += [f"fulfillment/{f['id']}" for f in sale.get("fulfillments", []) if f.get("id")]
+    answers = await asyncio.gather(
+        *(calls.get("/webhooks/deliveries", subject=s, limit=100) for s in subjects)
     )
-    found = [d for a in lists if a.ok for d in a.body["data"]]
+    found = [d for a in answers if a.ok for d in a.body["data"]]
     return sorted(found, key=lambda d: d["created_at"])
 
 
@@ -369,7 +360,7 @@ async def sale_page(request: Request) -> Response:
     sale_id = request.path_params["sale_id"]
     answer = await calls.get(f"/sales/{quote(sale_id, safe='')}")
     sale = _found(answer)
-    deliveries = await _deliveries_of_sale(calls, sale["id"])
+    deliveries = await _deliveries_of_sale(calls, sale)
     return render(
         request,
         "sale.html",
@@ -416,7 +407,7 @@ async def cancel(request: Request) -> Response:
         409 if answer.status == 409 else 422,
         sale=sale,
         lines=_line_figures(sale),
-        deliveries=await _deliveries_of_sale(calls, sale["id"]),
+        deliveries=await _deliveries_of_sale(calls, sale),
         conflict=conflict,
         settled=sale["status"] in SETTLED_SALE,
         cancel_reasons=CANCEL_REASONS,
