@@ -38,6 +38,7 @@ from gateway.console.sessions import (
     PATH,
     SIGN_IN_COOKIE,
     admin_fingerprint,
+    hash_id,
     local_path,
     new_session,
     same_origin,
@@ -194,6 +195,8 @@ async def sign_in(request: Request) -> Response:
             pool, opened.id_hash, opened.csrf_token, admin_fingerprint(token), lifetime.absolute
         )
         target = target or f"{PATH}/operator"
+    if previous := request.cookies.get(COOKIE):  # signing in again ends the session before
+        await store.delete_session(pool, hash_id(previous))
     response = RedirectResponse(target, status_code=303)
     _set_cookie(
         request, response, COOKIE, opened.id, max_age=int(lifetime.absolute.total_seconds())

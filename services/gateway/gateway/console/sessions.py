@@ -70,10 +70,6 @@ def admin_fingerprint(admin_token: str) -> bytes:
     return hashlib.sha256(b"fulfil-console-admin\x00" + admin_token.encode()).digest()
 
 
-def is_live(session: Session, now: datetime, lifetime: Lifetime) -> bool:
-    return now < session.expires_at and now < session.last_seen_at + lifetime.idle
-
-
 def same_token(sent: str | None, expected: str) -> bool:
     return sent is not None and hmac.compare_digest(sent.encode(), expected.encode())
 
