@@ -190,6 +190,23 @@ async def test_a_tenant_watches_a_sale_become_pending_cancels_it_and_resends_a_d
         assert "moved meanwhile" in await page.locator("#conflict").text_content()
         assert (await tenant.get(f"/sales/{moving}")).body["status"] == "pending"
 
+        # handed to shipping: its fulfillment with tracking number and label on the page
+        init = await tenant.post("/fulfillment/shipping/init", {"sale_ids": [moving]})
+        assert init.status == 200, init
+        [fulfillment] = init.body["fulfillments"]
+        await eventually(
+            lambda: tenant.get(f"/sales/{moving}"),
+            lambda sale: sale.body["fulfillments"],
+            what="the fulfillment on the sale",
+        )
+        await console.open(f"/console/sales/{moving}")
+        assert fulfillment["tracking_number"] in await page.content()
+        label = page.locator(f"a[href='/console/fulfillments/{fulfillment['id']}/label']")
+        assert await label.count() == 1
+        pdf = await console.context.request.get(f"/console/fulfillments/{fulfillment['id']}/label")
+        assert (pdf.status, pdf.headers["content-type"]) == (200, "application/pdf")
+        assert (await pdf.body()).startswith(b"%PDF")
+
         # stock: the record, its ledger, and the update form
         await console.open(f"/console/stock?sku={sku}", screenshot="stock")
         assert await page.locator("tbody tr").count() == 1

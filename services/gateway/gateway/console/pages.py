@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from fulfilkit.http.problems import Problem
+from fulfilkit.http.problems import Problem, dependency_outage
 from gateway.console import store
 from gateway.console.calls import AdminCalls, TenantCalls, Unavailable
 from gateway.console.sessions import (
@@ -59,7 +59,7 @@ SECURITY_HEADERS = {
 templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(HERE / "templates"),
     autoescape=True,
-    undefined=jinja2.StrictUndefined,
+    undefined=jinja2.ChainableUndefined,  # optional fields of answers read as empty
     trim_blocks=True,
     lstrip_blocks=True,
 )
@@ -250,6 +250,12 @@ def page(handler: Handler) -> Handler:
             return await _error_page(request, 503, "Unavailable", outage.detail)
         except Problem as problem:
             return await _error_page(request, problem.status, problem.title, problem.detail)
+        except Exception as exc:
+            if (outage := dependency_outage(exc)) is not None:  # the database, say
+                log.warning("console %s answered 503: %r", request.url.path, exc)
+                return await _error_page(request, 503, "Unavailable", outage.detail)
+            log.exception("console error on %s %s", request.method, request.url.path)
+            return await _error_page(request, 500, "Error", "An unexpected error occurred.")
 
     return answer
 
@@ -259,7 +265,7 @@ async def _error_page(request: Request, status: int, title: str, detail: str) ->
         return JSONResponse({"title": title, "detail": detail}, status_code=status)
     try:
         session = await session_of(request)
-    except Exception:  # the database is down: the error page still renders
+    except Exception:  # the database is down: the error page still renders, signed out
         session = None
     return render(request, "error.html", session, status, title=title, detail=detail)
 
