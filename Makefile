@@ -14,6 +14,7 @@ help:
 	@echo "make unit         the fast tests that need nothing running"
 	@echo "make integration  tests on a fresh Kafka and PostgreSQL, without the services running"
 	@echo "make e2e          the whole platform on a fresh Kafka and PostgreSQL (tests/e2e, fuzz, chaos)"
+	@echo "make browser      Debian's Chromium for the console's browser tests (apt-get when missing)"
 	@echo "make fuzz         schemathesis over the public API, longer than in make test (FUZZ_* settings)"
 	@echo "make lint         ruff, the architecture contracts, the docs' links, check-deploy"
 	@echo "make check-deploy compose file, Dockerfile and Kubernetes manifests, offline (needs Go once)"

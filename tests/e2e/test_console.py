@@ -131,6 +131,9 @@ async def test_a_tenant_watches_a_sale_become_pending_cancels_it_and_resends_a_d
         await expect(status).to_have_text("pending", timeout=TIMEOUT_MS)
         assert await page.evaluate("window.stillTheSamePage") is True
         assert await page.locator("#timeline tbody tr").count() == 3  # live timeline too
+        line = page.locator("tr[data-line='0']")  # and the line's figures
+        assert await line.locator("[data-cell=reserved]").text_content() == "5"
+        assert await line.locator("[data-cell=backordered]").text_content() == "0"
         await page.screenshot(path=ARTIFACTS / "sale.png", full_page=True)
 
         # the list finds it by sale_id

@@ -347,6 +347,10 @@ async def sale_live(request: Request) -> Response:
             "status": sale["status"],
             "version": sale["version"],
             "settled": sale["status"] in SETTLED_SALE,
+            "lines": [
+                {k: line[k] for k in ("reserved", "backordered", "shipped")}
+                for line in _line_figures(sale)
+            ],
             "history": [
                 {k: str(h[k] or "") for k in ("from_status", "to_status", "actor", "reason", "at")}
                 for h in sale["status_history"]

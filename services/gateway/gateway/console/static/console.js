@@ -34,6 +34,21 @@
     });
   }
 
+  function updateLines(root, lines) {
+    if (!lines) { return; }
+    lines.forEach(function (line, index) {
+      var row = root.querySelector('tr[data-line="' + index + '"]');
+      if (!row) { return; }
+      ["reserved", "backordered", "shipped"].forEach(function (name) {
+        var cell = row.querySelector('[data-cell="' + name + '"]');
+        if (cell) {
+          cell.textContent = String(line[name]);
+          cell.className = name === "backordered" && line[name] ? "warn" : "";
+        }
+      });
+    });
+  }
+
   function watch(root) {
     var url = root.getAttribute("data-live-url");
     var started = Date.now();
@@ -64,6 +79,7 @@
               setField(root, "last_status_code", live.last_status_code);
             }
             rebuildHistory(root, live.history);
+            updateLines(root, live.lines);
             if (live.settled) { root.setAttribute("data-settled", "1"); return; }
           }
           window.setTimeout(poll, delay);
