@@ -6,6 +6,7 @@ secret in any page or URL. A screenshot of each main page goes to
 `.local/test-artifacts/console/`. One browser for the module; each session its own context."""
 
 import os
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,9 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from deploy.local.services import Platform
+from fulfilkit import contracts as c
 from tests.e2e.stocking import sale_body, stocked_product
+from tests.e2e.test_dead_letters import BlockedSku
 from tests.support import Client, Receiver, eventually, ref
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -374,5 +377,50 @@ async def test_a_wrong_secret_is_refused_and_opens_no_session(browser: Browser, 
         assert "/console/sign-in" in console.page.url
         assert "unknown, revoked or wrong" in await console.page.content()
         assert not [c for c in await console.context.cookies() if c["name"] == "fulfil_console"]
+    finally:
+        await console.close()
+
+
+async def test_the_operator_replays_a_dead_letter_from_the_console(
+    browser: Browser, platform: Platform, tenant: Client, infrastructure
+):
+    sku, location, _ = await stocked_product(tenant, quantity=5)
+    blocked = BlockedSku(infrastructure.database_url, sku)
+    await blocked.install()
+    admin = Client(tenant.session, platform.gateway_url, platform.admin_token)
+    sale_id = ref("S")
+    try:
+        created = await tenant.post(
+            "/sales", sale_body(sale_id, location, (sku, 2)), headers={"Prefer": "respond-async"}
+        )
+        assert created.status == 202, created
+        key = c.sale_key(uuid.UUID(tenant.tenant_id), uuid.UUID(created.body["id"]))
+
+        async def dead_letter() -> dict | None:
+            listed = await admin.get("/admin/dead-letters", service="stock", limit=1000)
+            return next((d for d in listed.body["data"] if d["key"] == key), None)
+
+        letter = await eventually(
+            dead_letter, lambda found: found is not None, timeout=30, what="the dead letter"
+        )
+    finally:
+        await blocked.remove()
+    console = await sign_in(browser, platform, platform.admin_token, tenant.key)
+    try:
+        page = console.page
+        await console.open("/console/operator/dead-letters?service=stock")
+        row = page.locator(f"#dead-letter-{letter['id']}")
+        assert sku in await row.text_content()  # the error names the blocked SKU
+        async with page.expect_navigation():
+            await row.locator("button", has_text="Replay").click()
+        assert "The dead letter is replayed." in await page.content()
+        await eventually(
+            lambda: tenant.get(f"/sales/{sale_id}"),
+            lambda sale: sale.body["status"] == "pending",
+            timeout=30,
+            what="the replayed sale reserved",
+        )
+        await console.open("/console/operator/dead-letters?service=stock&state=replayed")
+        assert await page.locator(f"#dead-letter-{letter['id']}").count() == 1
     finally:
         await console.close()
