@@ -229,6 +229,14 @@ async def test_a_tenant_watches_a_sale_become_pending_cancels_it_and_resends_a_d
         # webhooks: endpoints, the endpoint's log, a delivery's attempts, a test event
         await console.open("/console/webhooks", screenshot="webhooks")
         assert await page.locator(f"a[href='/console/webhooks/{endpoint.body['id']}']").count()
+        across = (
+            f"/console/webhooks/deliveries?endpoint_id={endpoint.body['id']}"
+            f"&subject=sale/{created.body['id']}&status=succeeded"
+        )
+        await console.open(across, screenshot="deliveries")
+        shown = page.locator("table.deliveries tbody tr [data-field=status]")
+        assert set(await shown.all_text_contents()) == {"succeeded"}
+        assert await shown.count() >= 3  # created, backordered, pending (and the resend)
         await console.open(f"/console/webhooks/{endpoint.body['id']}")
         await page.click("text=Send a test event")
         await page.wait_for_selector("#ping-result")
