@@ -242,6 +242,16 @@ async def test_a_tenant_watches_a_sale_become_pending_cancels_it_and_resends_a_d
         await page.wait_for_selector("#ping-result")
         assert "delivered" in await page.locator("#ping-result").text_content()
         await page.screenshot(path=ARTIFACTS / "endpoint.png", full_page=True)
+        await page.fill("input[name=since][type=datetime-local]", "2020-01-01T00:00")
+        async with page.expect_navigation():
+            await page.click("button:text-is('Recover')")
+        assert "Failed deliveries are queued again." in await page.content()
+        async with page.expect_navigation() as rotated:
+            await page.click("text=Rotate the secret")
+        assert (await rotated.value).headers["cache-control"] == "no-store"
+        assert (await page.locator("#new-secret").text_content()).startswith("whsec_")
+        endpoint_now = await tenant.get(f"/webhooks/endpoints/{endpoint.body['id']}")
+        assert endpoint_now.body["previous_secret_expires_at"] is not None
         first = page.locator("table.deliveries tbody tr td a").first
         async with page.expect_navigation():
             await first.click()
