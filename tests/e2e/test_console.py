@@ -287,8 +287,19 @@ async def test_a_tenant_never_sees_another_tenants_sale_stock_or_endpoint(
         "/webhooks/endpoints", {"url": "http://127.0.0.1:9/hooks", "event_types": ["sale.*"]}
     )
     assert endpoint.status == 201, endpoint
+    mine, low = ref("SKU"), ref("wh")
+    assert (
+        await tenant.post("/products", {"sku": mine, "name": "Tea", "min_level": 5})
+    ).status == 201
+    assert (await tenant.post("/locations", {"location_id": low, "name": "Annex"})).status == 201
+    stocked = await tenant.post(
+        "/stock/stock-records", {"sku": mine, "location_id": low, "quantity": 3}
+    )
+    assert stocked.status == 201, stocked
     console = await sign_in(browser, platform, tenant.key, other_tenant.key)
     try:
+        await console.open(f"/console/stock?sku={mine}")
+        assert await console.page.locator("tbody tr.low .badge.low").count() == 1  # 3 <= 5
         for path in (
             f"/console/sales/{theirs}",
             f"/console/stock/records/{record['id']}",

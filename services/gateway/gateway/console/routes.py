@@ -41,7 +41,6 @@ from gateway.console.sessions import (
     hash_id,
     local_path,
     new_session,
-    same_origin,
     same_token,
 )
 from gateway.domain import (
@@ -124,7 +123,7 @@ def _found(answer: Answer) -> Any:
     raise PageError(answer.status, "Refused", answer.detail)
 
 
-def _back(request: Request, fields: dict[str, str], default: str, done: str) -> Redirect:
+def _back(fields: dict[str, str], default: str, done: str) -> Redirect:
     target = local_path(fields.get("next"), default)
     separator = "&" if "?" in target else "?"
     return Redirect(f"{target}{separator}done={done}")
@@ -462,15 +461,11 @@ async def stock(request: Request) -> Response:
     min_levels = {
         s: (p.body or {}).get("min_level", 0) for s, p in zip(skus, products, strict=True) if p.ok
     }
-    rows = [
-        {
-            **r,
-            "min_level": min_levels.get(r["sku"], 0),
-            "low": r["available"] <= min_levels.get(r["sku"], 0)
-            and min_levels.get(r["sku"], 0) > 0,
-        }
-        for r in records
-    ]
+    # low as stock's own alert says it: available at or below the product's min_level
+    rows = []
+    for r in records:
+        min_level = min_levels.get(r["sku"], 0)
+        rows.append({**r, "min_level": min_level, "low": r["available"] <= min_level})
     return render(
         request,
         "stock.html",
@@ -530,7 +525,7 @@ async def stock_update(request: Request) -> Response:
         errors = (answer.body or {}).get("errors") or []
         detail = "; ".join(f"{e.get('field')}: {e.get('message')}" for e in errors)
         raise PageError(answer.status, "Not updated", detail or answer.detail)
-    raise _back(request, fields, f"{PATH}/stock/records/{answer.body['id']}", "updated")
+    raise _back(fields, f"{PATH}/stock/records/{answer.body['id']}", "updated")
 
 
 # --- webhooks ------------------------------------------------------------------------------
@@ -720,7 +715,7 @@ async def resend(request: Request) -> Response:
     if answer.status == 409:
         raise PageError(409, "Not resent", answer.detail)
     _found(answer)
-    raise _back(request, fields, f"{PATH}/deliveries/{delivery_id}", "resent")
+    raise _back(fields, f"{PATH}/deliveries/{delivery_id}", "resent")
 
 
 # --- operator ------------------------------------------------------------------------------
@@ -854,6 +849,3 @@ async def run_integrity(request: Request) -> Response:
         rebuilt=rebuild and answer.ok,
         error=None if answer.ok else answer.detail,
     )
-
-
-__all__ = ["router", "same_origin"]
