@@ -23,7 +23,7 @@ help:
 	@echo "make bench        the benchmarks in bench/ (not part of make test)"
 	@echo "make chaos        infrastructure faults under load, full outages (not part of make test)"
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt deploy/install_paths.py
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements-dev.txt
 	$(PY) deploy/install_paths.py

@@ -16,7 +16,7 @@ from uuid import UUID
 
 from pydantic import BaseModel
 
-from fulfil_client import _sync_resources, list_models, models
+from fulfil_client import _sync_resources, events, list_models, models
 from fulfil_client._operations import OPERATIONS
 from fulfil_client.pagination import Paginator
 
@@ -58,19 +58,23 @@ def _render(kind: Any) -> str:
     return getattr(kind, "__name__", repr(kind))
 
 
-def _normal(text: str) -> str:
+def _normal(text: str, module: Any) -> str:
     """The generator's text for a schema, with union members and literals sorted as
     `_render` writes them."""
-    namespace = {**vars(models), "Any": Any, "Literal": typing.Literal}
+    namespace = {**vars(module), "Any": Any, "Literal": typing.Literal}
     return _render(eval(text, namespace))  # the generator's own output, no input of ours
 
 
-def model_drift(document: dict[str, Any]) -> list[str]:
+def model_drift(
+    document: dict[str, Any], module: Any = models, schemas: dict[str, Any] | None = None
+) -> list[str]:
     found: list[str] = []
-    for name, schema in sorted(document.get("components", {}).get("schemas", {}).items()):
-        model = getattr(models, generator.class_name(name), None)
+    if schemas is None:
+        schemas = document.get("components", {}).get("schemas", {})
+    for name, schema in sorted(schemas.items()):
+        model = getattr(module, generator.class_name(name), None)
         if not (isinstance(model, type) and issubclass(model, BaseModel)):
-            found.append(f"schema {name}: no model in fulfil_client.models")
+            found.append(f"schema {name}: no model in {module.__name__}")
             continue
         fields = {f.alias or n: f for n, f in model.model_fields.items()}
         properties = schema.get("properties", {})
@@ -87,7 +91,7 @@ def model_drift(document: dict[str, Any]) -> list[str]:
             text = generator.annotation(properties[prop])
             if prop not in required and "None" not in text.split(" | "):
                 text += " | None"
-            expected, actual = _normal(text), _render(field.annotation)
+            expected, actual = _normal(text, module), _render(field.annotation)
             if expected != actual:
                 found.append(f"schema {name}: field {prop!r} is {actual}, the schema {expected}")
     return found
@@ -147,6 +151,30 @@ def operation_drift(document: dict[str, Any]) -> list[str]:
 
 def drift(document: dict[str, Any]) -> list[str]:
     return operation_drift(document) + model_drift(document)
+
+
+def event_drift(document: dict[str, Any]) -> list[str]:
+    """Where `fulfil_client.events` and the AsyncAPI document disagree: an event type
+    without a model, a model reading another `data` or data version, a data schema's
+    fields."""
+    found: list[str] = []
+    served = generator.event_types(document)
+    for event_type in sorted(set(served) - set(events.EVENT_TYPES)):
+        found.append(f"event {event_type}: no model in fulfil_client.events")
+    for event_type in sorted(set(events.EVENT_TYPES) - set(served)):
+        found.append(f"event {event_type}: the client reads it, the AsyncAPI has none")
+    for event_type in sorted(set(served) & set(events.EVENT_TYPES)):
+        data, version = served[event_type]
+        model, known_version = events.EVENT_TYPES[event_type]
+        if known_version != version:
+            found.append(
+                f"event {event_type}: data version {version}, the client reads {known_version}"
+            )
+        annotation = model.model_fields["data"].annotation
+        if getattr(annotation, "__name__", None) != generator.class_name(data):
+            found.append(f"event {event_type}: data is {data}, the client reads {annotation}")
+    schemas = generator.data_schemas(document)
+    return found + model_drift(document, events, schemas)
 
 
 HAND_WRITTEN = tuple(

@@ -7,23 +7,15 @@ publishes it to the original topic (every other consumer's inbox skips it by its
 id). The dead letter stays, marked `replayed`; should the event fail again, it comes back
 as a new dead letter.
 
-    python -m fulfilkit.deadletters list --service stock [--consumer C] [--topic T]
-        [--type TYPE] [--state dead|replayed] [--limit 100] [--cursor CURSOR]
-    python -m fulfilkit.deadletters show --service stock ID
-    python -m fulfilkit.deadletters replay --service stock ID [ID ...]
-    python -m fulfilkit.deadletters purge --service stock (ID [ID ...] | --older-than TIME)
-
-Each reads `DATABASE_URL` and prints JSON, one object a line.
+From a shell: `fulfil dead-letters list|show|replay|purge --service NAME` (the command
+line, through the gateway's admin API); `python -m fulfilkit.deadletters` only points there.
 """
 
-import argparse
-import asyncio
 import base64
-import os
 import re
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
@@ -297,110 +289,18 @@ async def purge(
 # --- command line ----------------------------------------------------------------------------
 
 
-def _json_default(value: Any) -> Any:
-    if isinstance(value, UUID | datetime):
-        return value.isoformat() if isinstance(value, datetime) else str(value)
-    raise TypeError(type(value))
-
-
-def _print(value: Any) -> None:
-    sys.stdout.write(orjson.dumps(value, default=_json_default).decode() + "\n")
-
-
-async def _main(args: argparse.Namespace) -> int:
-    schema = schema_name(args.service)
-    pool = await asyncpg.create_pool(
-        os.environ.get("DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-        min_size=1,
-        max_size=1,
-        init=_jsonb,
-    )
-    try:
-        if args.command == "list":
-            page = await list_dead_letters(
-                pool,
-                schema,
-                consumer=args.consumer,
-                topic=args.topic,
-                event_type=args.type,
-                state=args.state,
-                limit=args.limit,
-                cursor=args.cursor,
-            )
-            for row in page.data:
-                _print(asdict(row))
-            if page.next_cursor is not None:
-                print(f"next page: --cursor {page.next_cursor}", file=sys.stderr)
-            return 0
-        if args.command == "show":
-            found = await get_dead_letter(pool, schema, args.id)
-            if found is None:
-                print(f"no dead letter {args.id} in {schema}", file=sys.stderr)
-                return 1
-            _print(asdict(found))
-            return 0
-        if args.command == "replay":
-            outcomes = await replay(pool, schema, args.ids)
-            for outcome in outcomes:
-                _print(asdict(outcome))
-            return 0 if all(o.outcome == "replayed" for o in outcomes) else 1
-        purged = await purge(pool, schema, ids=args.ids or None, older_than=args.older_than)
-        _print({"purged": purged})
-        return 0
-    finally:
-        await pool.close()
-
-
-async def _jsonb(conn: asyncpg.Connection) -> None:
-    await conn.set_type_codec(
-        "jsonb",
-        encoder=lambda v: orjson.dumps(v).decode(),
-        decoder=orjson.loads,
-        schema="pg_catalog",
-    )
-
-
-def _time(text: str) -> datetime:
-    value = datetime.fromisoformat(text)
-    if value.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no time zone (add +00:00 or Z)")
-    return value
+MOVED = (
+    "Dead letters are handled by the `fulfil` command line, through the gateway's admin API:\n"
+    "  fulfil dead-letters list|show|replay|purge --service NAME   (FULFIL_URL,"
+    " FULFIL_ADMIN_TOKEN)\n"
+    "`fulfil dead-letters --help` has the details."
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m fulfilkit.deadletters",
-        description="Events a service's consumer gave up on: list, show, replay, purge.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    def command(name: str, text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=text)
-        sub.add_argument("--service", required=True, help="the service (its schema): stock, ...")
-        return sub
-
-    listing = command("list", "print dead letters as JSON lines, oldest first")
-    listing.add_argument("--consumer")
-    listing.add_argument("--topic")
-    listing.add_argument("--type", help="event type, e.g. sale.created")
-    listing.add_argument("--state", choices=["dead", "replayed"])
-    listing.add_argument("--limit", type=int, default=DEFAULT_LIMIT)
-    listing.add_argument("--cursor", help="where the previous page ended")
-    show = command("show", "print one dead letter with its value, headers and error")
-    show.add_argument("id", type=int)
-    again = command("replay", "publish dead letters again, once their cause is fixed")
-    again.add_argument("ids", type=int, nargs="+")
-    gone = command("purge", "delete dead letters")
-    gone.add_argument("ids", type=int, nargs="*")
-    gone.add_argument("--older-than", type=_time, help="ISO time with zone: all that failed before")
-    args = parser.parse_args(argv)
-    if args.command == "purge" and bool(args.ids) == (args.older_than is not None):
-        parser.error("purge takes ids or --older-than, not both and not neither")
-    try:
-        return asyncio.run(_main(args))
-    except (ValueError, asyncpg.PostgresError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    """`python -m fulfilkit.deadletters`: a pointer to `fulfil dead-letters`."""
+    print(MOVED, file=sys.stderr)
+    return 2
 
 
 if __name__ == "__main__":

@@ -1,15 +1,16 @@
-"""The stock integrity check and rebuild: through the API (admin only) and the operator CLI,
-against a record corrupted directly in PostgreSQL."""
+"""The stock integrity check and rebuild: through the API (admin only) and the `fulfil`
+command line, against a record corrupted directly in PostgreSQL."""
 
 import asyncio
-import os
 import sys
 from pathlib import Path
 from uuid import UUID
 
 import asyncpg
 
+from deploy.local.services import Platform
 from tests.e2e.stocking import sale_body, stocked_product
+from tests.e2e.test_cli import fulfil
 from tests.support import Client, ref
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,29 +52,11 @@ async def ledger_sums(client: Client, record: dict) -> tuple[int, int]:
     return sum(r["quantity_change"] for r in rows), sum(r["reserved_change"] for r in rows)
 
 
-async def integrity_cli(database_url: str, *args: str) -> tuple[int, str]:
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "PYTHONPATH": os.pathsep.join(str(ROOT / p) for p in ("services/stock", "libs", ".")),
-    }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "stock.integrity",
-        *args,
-        cwd=ROOT,
-        env=env,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.STDOUT,
-    )
-    try:
-        output, _ = await asyncio.wait_for(process.communicate(), timeout=60)
-    except TimeoutError:
-        process.kill()
-        raise
-    assert process.returncode is not None
-    return process.returncode, output.decode()
+async def integrity_cli(platform: Platform, *args: str) -> tuple[int, str]:
+    """`fulfil stock integrity ...` with the admin token, its stdout and stderr together."""
+    env = {"FULFIL_URL": platform.gateway_url, "FULFIL_ADMIN_TOKEN": platform.admin_token}
+    run = await fulfil("stock", "integrity", *args, env=env)
+    return run.code, run.out + run.err
 
 
 async def test_a_fresh_tenant_is_consistent(tenant: Client):
@@ -186,26 +169,37 @@ async def test_integrity_needs_the_admin_scope(platform, tenant: Client):
 
 async def test_cli_reports_the_corrupted_record_and_rebuild_fixes_it(
     infrastructure,
+    platform: Platform,
     tenant: Client,
 ):
     record = await reserved_record(tenant, quantity=10, reserve=3)
     await corrupt_reserved(infrastructure.database_url, record["id"])
-    dsn = infrastructure.database_url
 
-    code, output = await integrity_cli(dsn, "--tenant", tenant.tenant_id)
+    code, output = await integrity_cli(platform, "check", "--tenant", tenant.tenant_id)
     assert code == 1, output
-    assert (
-        f"{record['id']} {record['location_id']}/{record['sku']}: reserved_vs_reservations"
-        f" recorded 4, expected 3" in output
-    )
-    assert "checked 1 stock records" in output
+    for text in (record["id"], record["location_id"], record["sku"], "reserved_vs_reservations"):
+        assert text in output, output
+    assert "checked 1 stock records" in output and "discrepancies remain" in output
 
-    code, output = await integrity_cli(dsn, "--tenant", tenant.tenant_id, "--rebuild")
+    code, output = await integrity_cli(platform, "rebuild", "--tenant", tenant.tenant_id)
     assert code == 0, output
-    assert "repaired 1 stock records" in output
-    assert "checked 1 stock records: 0 discrepancies" in output
+    assert "checked 1 stock records, repaired 1: ok" in output
 
-    code, output = await integrity_cli(dsn, "--tenant", tenant.tenant_id)
+    code, output = await integrity_cli(platform, "check", "--tenant", tenant.tenant_id)
     assert code == 0, output
     assert (await current(tenant, record["id"]))["reserved"] == 3
     assert (await tenant.get("/stock/integrity")).body["ok"] is True
+
+
+async def test_the_old_entry_point_points_to_fulfil():
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "stock.integrity",
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), timeout=60)
+    assert process.returncode == 2
+    assert "fulfil stock integrity check" in err.decode()

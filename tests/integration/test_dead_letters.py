@@ -266,51 +266,45 @@ async def test_a_dead_letter_the_table_refuses_is_logged_and_the_consumer_goes_o
     assert mark == "dead_lettered", "the event is still not applied twice"
 
 
-async def run_cli(database_url: str, *args: str) -> tuple[int, list[Any], str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "fulfilkit.deadletters",
-        *args,
-        env={**os.environ, "DATABASE_URL": database_url, "PYTHONPATH": str(REPO / "libs")},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await process.communicate()
-    return process.returncode or 0, [orjson.loads(line) for line in out.splitlines()], err.decode()
-
-
-async def test_the_command_line_lists_shows_replays_and_purges(setup, infrastructure):
+async def test_the_library_lists_shows_replays_and_purges(setup):
+    """What `fulfil dead-letters` reaches through the admin API, called directly."""
     schema, pool, inbox, apply = setup
-    dsn = infrastructure.database_url
     apply.refused.add(sku := ref("SKU"))
     bad = sale_created(uuid.uuid4(), sku)
     await inbox.handle([record_of(bad, 7)])
     await inbox.handle([Record(b"junk", None, 8)])
 
-    code, listed, err = await run_cli(dsn, "list", "--service", schema, "--limit", "1")
-    assert code == 0, err
-    [row] = listed
-    assert (row["event_id"], row["event_type"], row["offset"], row["state"]) == (
-        str(bad.id),
+    page = await dl.list_dead_letters(pool, schema, limit=1)
+    [row] = page.data
+    assert (row.event_id, row.event_type, row.offset, row.state) == (
+        bad.id,
         c.SALE_CREATED,
         7,
         "dead",
     )
-    assert row["error"] == f"RuntimeError: no reservation for ['{sku}']"
-    assert err.startswith("next page: --cursor "), err
-    code, [shown], _ = await run_cli(dsn, "show", "--service", schema, str(row["id"]))
-    assert (code, shown["id"], orjson.loads(shown["value"])["id"]) == (0, row["id"], str(bad.id))
+    assert row.error == f"RuntimeError: no reservation for ['{sku}']"
+    assert page.next_cursor is not None
+    shown = await dl.get_dead_letter(pool, schema, row.id)
+    assert shown is not None and orjson.loads(shown.value)["id"] == str(bad.id)
 
-    code, outcomes, _ = await run_cli(dsn, "replay", "--service", schema, str(row["id"]))
-    assert (code, [o["outcome"] for o in outcomes]) == (0, ["replayed"])
-    code, outcomes, _ = await run_cli(dsn, "replay", "--service", schema, str(row["id"]))
-    assert (code, [o["outcome"] for o in outcomes]) == (1, ["already_replayed"])
+    assert [o.outcome for o in await dl.replay(pool, schema, [row.id])] == ["replayed"]
+    assert [o.outcome for o in await dl.replay(pool, schema, [row.id])] == ["already_replayed"]
 
-    code, _, err = await run_cli(dsn, "list", "--service", "no; drop table x")
-    assert code == 2 and "not a service name" in err, err
-    code, purged, _ = await run_cli(
-        dsn, "purge", "--service", schema, "--older-than", datetime.now(UTC).isoformat()
-    )
-    assert (code, purged) == (0, [{"purged": 2}])
+    with pytest.raises(ValueError, match="not a service name"):
+        await dl.list_dead_letters(pool, "no; drop table x")
+    assert await dl.purge(pool, schema, older_than=datetime.now(UTC)) == 2
     assert (await dl.list_dead_letters(pool, schema)).data == []
+
+
+async def test_the_old_command_line_points_to_fulfil():
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "fulfilkit.deadletters",
+        env={**os.environ, "PYTHONPATH": str(REPO / "libs")},
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    _, err = await process.communicate()
+    assert process.returncode == 2
+    assert "fulfil dead-letters list|show|replay|purge" in err.decode()

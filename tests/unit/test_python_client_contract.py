@@ -12,7 +12,7 @@ import pytest
 
 from gateway.api import _admin_document
 from gateway.openapi import merge_openapi
-from tests.client_contract import drift
+from tests.client_contract import drift, event_drift
 
 SERVICES = ("fulfilment", "orders", "stock", "webhooks")
 
@@ -62,4 +62,28 @@ def test_a_different_answer_is_named(document: dict[str, Any]) -> None:
     answer["content"]["application/json"]["schema"] = {"$ref": "#/components/schemas/CancelOut"}
     assert drift(changed) == [
         "operation GET /api/v1/sales/{sale_id}: answers CancelOut, the client reads SaleOut"
+    ]
+
+
+@pytest.fixture(scope="module")
+def events_document() -> dict[str, Any]:
+    from fulfilkit.asyncapi import events_document as build
+
+    return build("localhost:9092", "v1")
+
+
+def test_the_client_reads_every_event_the_asyncapi_document_names(
+    events_document: dict[str, Any],
+) -> None:
+    assert event_drift(events_document) == []
+
+
+def test_an_event_change_is_named(events_document: dict[str, Any]) -> None:
+    changed = copy.deepcopy(events_document)
+    schemas = changed["components"]["schemas"]
+    schemas["SaleCreatedEvent"]["properties"]["dataversion"]["const"] = "3"
+    schemas["SaleSnapshot"]["properties"]["channel_ref"] = {"type": "string"}
+    assert event_drift(changed) == [
+        "event sale.created: data version 3, the client reads 2",
+        "schema SaleSnapshot: field 'channel_ref' missing from the model",
     ]

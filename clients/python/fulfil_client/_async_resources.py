@@ -147,7 +147,7 @@ class AsyncSales(AsyncResource):
         offset: int | None = None,
     ) -> AsyncPaginator[m.SaleOut]:
         """The tenant's sales, oldest first, as an iterator over every page (`limit` is the
-        page size). `sale_id` needs a platform that has the sale_id search."""
+        page size); `sale_id` finds the sales whose `sale_id` starts with it."""
         params = _pages(
             limit,
             offset,
@@ -724,6 +724,37 @@ class AsyncWebhookEndpoints(AsyncResource):
 
 
 class AsyncWebhookDeliveries(AsyncResource):
+    @operation("GET", P + "/webhooks/deliveries")
+    def list(
+        self,
+        *,
+        endpoint_id: str | None = None,
+        status: Literal["pending", "succeeded", "failed"] | None = None,
+        event_type: str | None = None,
+        subject: str | None = None,
+        event_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> AsyncPaginator[m.DeliveryOut]:
+        """Deliveries across the tenant's endpoints; `subject` is the sale's key for sale
+        events, so this lists every delivery one sale caused."""
+        params = _pages(
+            limit,
+            offset,
+            endpoint_id=endpoint_id,
+            status=status,
+            event_type=event_type,
+            subject=subject,
+            event_id=event_id,
+            since=since,
+            until=until,
+        )
+        return self._list(
+            self._call("GET", P + "/webhooks/deliveries", params=params), m.DeliveryOut
+        )
+
     @operation("GET", P + "/webhooks/deliveries/{delivery_id}")
     async def get(self, delivery_id: str) -> m.DeliveryOut:
         """A delivery with its payload and every attempt."""
@@ -815,6 +846,7 @@ class AsyncOAuthClients(AsyncResource):
             self._client._core.url(P + "/oauth/token"),
             data=form,
             headers={"Accept": "application/json"},
+            extensions={"timeout": self._client._core.timeouts()},
         )
         request = next(httpx.BasicAuth(client_id, client_secret).auth_flow(request))
         response = await self._client._http.send(request)
@@ -825,6 +857,19 @@ class AsyncOAuthClients(AsyncResource):
 
 
 class AsyncTenants(AsyncResource):
+    @operation("GET", P + "/admin/tenants")
+    def list(
+        self, *, limit: int | None = None, offset: int | None = None
+    ) -> AsyncPaginator[m.TenantDetail]:
+        """Every tenant, oldest first, with its keys counted (active and revoked)."""
+        call = self._call("GET", P + "/admin/tenants", params=_pages(limit, offset), auth="admin")
+        return self._list(call, m.TenantDetail)
+
+    @operation("GET", P + "/admin/tenants/{tenant_id}")
+    async def get(self, tenant_id: str) -> m.TenantDetail:
+        call = self._call("GET", f"{P}/admin/tenants/{_seg(tenant_id)}", auth="admin")
+        return await self._model(call, m.TenantDetail)
+
     @operation("POST", P + "/admin/tenants")
     async def create(
         self, name: str, scopes: list[str] | None = None, *, idempotency_key: str | None = None
@@ -965,9 +1010,40 @@ class AsyncDeadLetters(AsyncResource):
         await self._none(call)
 
 
-class AsyncAdmin:
+class AsyncAdminStock(AsyncResource):
+    @operation("GET", P + "/admin/stock/integrity")
+    async def check_integrity(self, tenant_id: str | None = None) -> m.IntegrityReportOut:
+        """Stock's integrity check over every tenant, or one."""
+        call = self._call(
+            "GET", P + "/admin/stock/integrity", params={"tenant_id": tenant_id}, auth="admin"
+        )
+        return await self._model(call, m.IntegrityReportOut)
+
+    @operation("POST", P + "/admin/stock/integrity/rebuild")
+    async def rebuild_integrity(self, tenant_id: str | None = None) -> m.IntegrityReportOut:
+        """Rebuilds `reserved` from the active reservations, over every tenant or one."""
+        call = self._call(
+            "POST",
+            P + "/admin/stock/integrity/rebuild",
+            params={"tenant_id": tenant_id},
+            auth="admin",
+        )
+        return await self._model(call, m.IntegrityReportOut)
+
+
+class AsyncAdmin(AsyncResource):
     """Operator calls, with the admin token."""
 
     def __init__(self, client: AsyncClient) -> None:
+        super().__init__(client)
         self.tenants = AsyncTenants(client)
         self.dead_letters = AsyncDeadLetters(client)
+        self.stock = AsyncAdminStock(client)
+
+    @operation("GET", P + "/admin/overview")
+    async def overview(self) -> m.OverviewOut:
+        """Every service at a glance: readiness, consumer lag, outbox backlog, dead letters
+        (a service that does not answer in time shows as unreachable)."""
+        return await self._model(
+            self._call("GET", P + "/admin/overview", auth="admin"), m.OverviewOut
+        )

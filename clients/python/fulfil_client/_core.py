@@ -106,7 +106,9 @@ class ClientCredentials:
         if self._token is not None and self._token.access_token == access_token:
             self._token = None
 
-    def token_request(self, base_url: httpx.URL) -> httpx.Request:
+    def token_request(
+        self, base_url: httpx.URL, timeouts: dict[str, float | None] | None = None
+    ) -> httpx.Request:
         form = {"grant_type": "client_credentials"}
         if self.scope:
             form["scope"] = self.scope
@@ -116,6 +118,7 @@ class ClientCredentials:
             base_url.join(TOKEN_PATH),
             data=form,
             headers={"Accept": "application/json", "User-Agent": USER_AGENT},
+            extensions={"timeout": timeouts} if timeouts else {},
         )
         return next(basic.auth_flow(request))
 
@@ -195,7 +198,7 @@ class Core:
         self.admin_token = admin_token
         self.credentials = credentials
         self.retry = retry or RetryPolicy()
-        self.timeout = timeout
+        self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self.headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
         if api_version:
             self.headers["X-API-Version"] = api_version
@@ -231,7 +234,23 @@ class Core:
             return call.idempotency_key
         return str(uuid.uuid4()) if call.method.upper() == "POST" else None
 
-    def build(self, call: Call, bearer: str | None, idempotency_key: str | None) -> httpx.Request:
+    def timeouts(self, remaining: float | None = None) -> dict[str, float | None]:
+        """httpx's per-request timeouts: the client's, none longer than `remaining` (what
+        is left of the call's time budget), so a call ends within its bound even when the
+        server stops answering mid-request."""
+        limits = self.timeout.as_dict()
+        if remaining is None:
+            return limits
+        cap = max(0.001, remaining)
+        return {k: cap if v is None else min(v, cap) for k, v in limits.items()}
+
+    def build(
+        self,
+        call: Call,
+        bearer: str | None,
+        idempotency_key: str | None,
+        remaining: float | None = None,
+    ) -> httpx.Request:
         headers = dict(self.headers)
         if call.json is not None:
             headers["Content-Type"] = "application/json"
@@ -246,6 +265,7 @@ class Core:
             params=clean_params(call.params),
             json=call.json,
             headers=headers,
+            extensions={"timeout": self.timeouts(remaining)},
         )
 
     def check(self, response: httpx.Response) -> httpx.Response:

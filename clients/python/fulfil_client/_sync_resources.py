@@ -146,7 +146,7 @@ class Sales(Resource):
         offset: int | None = None,
     ) -> Paginator[m.SaleOut]:
         """The tenant's sales, oldest first, as an iterator over every page (`limit` is the
-        page size). `sale_id` needs a platform that has the sale_id search."""
+        page size); `sale_id` finds the sales whose `sale_id` starts with it."""
         params = _pages(
             limit,
             offset,
@@ -719,6 +719,37 @@ class WebhookEndpoints(Resource):
 
 
 class WebhookDeliveries(Resource):
+    @operation("GET", P + "/webhooks/deliveries")
+    def list(
+        self,
+        *,
+        endpoint_id: str | None = None,
+        status: Literal["pending", "succeeded", "failed"] | None = None,
+        event_type: str | None = None,
+        subject: str | None = None,
+        event_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        limit: int | None = None,
+        offset: int | None = None,
+    ) -> Paginator[m.DeliveryOut]:
+        """Deliveries across the tenant's endpoints; `subject` is the sale's key for sale
+        events, so this lists every delivery one sale caused."""
+        params = _pages(
+            limit,
+            offset,
+            endpoint_id=endpoint_id,
+            status=status,
+            event_type=event_type,
+            subject=subject,
+            event_id=event_id,
+            since=since,
+            until=until,
+        )
+        return self._list(
+            self._call("GET", P + "/webhooks/deliveries", params=params), m.DeliveryOut
+        )
+
     @operation("GET", P + "/webhooks/deliveries/{delivery_id}")
     def get(self, delivery_id: str) -> m.DeliveryOut:
         """A delivery with its payload and every attempt."""
@@ -806,6 +837,7 @@ class OAuthClients(Resource):
             self._client._core.url(P + "/oauth/token"),
             data=form,
             headers={"Accept": "application/json"},
+            extensions={"timeout": self._client._core.timeouts()},
         )
         request = next(httpx.BasicAuth(client_id, client_secret).auth_flow(request))
         response = self._client._http.send(request)
@@ -816,6 +848,19 @@ class OAuthClients(Resource):
 
 
 class Tenants(Resource):
+    @operation("GET", P + "/admin/tenants")
+    def list(
+        self, *, limit: int | None = None, offset: int | None = None
+    ) -> Paginator[m.TenantDetail]:
+        """Every tenant, oldest first, with its keys counted (active and revoked)."""
+        call = self._call("GET", P + "/admin/tenants", params=_pages(limit, offset), auth="admin")
+        return self._list(call, m.TenantDetail)
+
+    @operation("GET", P + "/admin/tenants/{tenant_id}")
+    def get(self, tenant_id: str) -> m.TenantDetail:
+        call = self._call("GET", f"{P}/admin/tenants/{_seg(tenant_id)}", auth="admin")
+        return self._model(call, m.TenantDetail)
+
     @operation("POST", P + "/admin/tenants")
     def create(
         self, name: str, scopes: list[str] | None = None, *, idempotency_key: str | None = None
@@ -956,9 +1001,38 @@ class DeadLetters(Resource):
         self._none(call)
 
 
-class Admin:
+class AdminStock(Resource):
+    @operation("GET", P + "/admin/stock/integrity")
+    def check_integrity(self, tenant_id: str | None = None) -> m.IntegrityReportOut:
+        """Stock's integrity check over every tenant, or one."""
+        call = self._call(
+            "GET", P + "/admin/stock/integrity", params={"tenant_id": tenant_id}, auth="admin"
+        )
+        return self._model(call, m.IntegrityReportOut)
+
+    @operation("POST", P + "/admin/stock/integrity/rebuild")
+    def rebuild_integrity(self, tenant_id: str | None = None) -> m.IntegrityReportOut:
+        """Rebuilds `reserved` from the active reservations, over every tenant or one."""
+        call = self._call(
+            "POST",
+            P + "/admin/stock/integrity/rebuild",
+            params={"tenant_id": tenant_id},
+            auth="admin",
+        )
+        return self._model(call, m.IntegrityReportOut)
+
+
+class Admin(Resource):
     """Operator calls, with the admin token."""
 
     def __init__(self, client: Client) -> None:
+        super().__init__(client)
         self.tenants = Tenants(client)
         self.dead_letters = DeadLetters(client)
+        self.stock = AdminStock(client)
+
+    @operation("GET", P + "/admin/overview")
+    def overview(self) -> m.OverviewOut:
+        """Every service at a glance: readiness, consumer lag, outbox backlog, dead letters
+        (a service that does not answer in time shows as unreachable)."""
+        return self._model(self._call("GET", P + "/admin/overview", auth="admin"), m.OverviewOut)

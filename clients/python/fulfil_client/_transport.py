@@ -27,7 +27,9 @@ class Transport:
             with credentials.lock:
                 bearer = credentials.current()
                 if bearer is None:
-                    response = self.http.send(credentials.token_request(self.core.base_url))
+                    response = self.http.send(
+                        credentials.token_request(self.core.base_url, self.core.timeouts())
+                    )
                     bearer = credentials.accept(response)
         return bearer
 
@@ -39,7 +41,8 @@ class Transport:
         renewed = False
         while True:
             bearer = self._bearer(call)
-            request = core.build(call, bearer, key)
+            remaining = core.retry.max_total_seconds - (self.clock() - started)
+            request = core.build(call, bearer, key, remaining)
             response: httpx.Response | None = None
             failure: Exception | None = None
             try:
@@ -87,7 +90,7 @@ class AsyncTransport:
             async with self._token_lock:
                 bearer = credentials.current()
                 if bearer is None:
-                    request = credentials.token_request(self.core.base_url)
+                    request = credentials.token_request(self.core.base_url, self.core.timeouts())
                     bearer = credentials.accept(await self.http.send(request))
         return bearer
 
@@ -99,7 +102,8 @@ class AsyncTransport:
         renewed = False
         while True:
             bearer = await self._bearer(call)
-            request = core.build(call, bearer, key)
+            remaining = core.retry.max_total_seconds - (self.clock() - started)
+            request = core.build(call, bearer, key, remaining)
             response: httpx.Response | None = None
             failure: Exception | None = None
             try:

@@ -30,7 +30,7 @@ class Page(Generic[T]):
     next_cursor: str | None = None
     raw: dict[str, Any] = field(default_factory=dict, repr=False)
 
-    def __iter__(self) -> Iterator[T]:  # type: ignore[override]
+    def __iter__(self) -> Iterator[T]:
         return iter(self.items)
 
     def __len__(self) -> int:

@@ -11,6 +11,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "fulfil_client"
 ALLOWED = {"fulfil_client", "httpx", "pydantic", "standardwebhooks"}
+# `fulfil_client.cli` (the `fulfil` command line) may also use what its `cli` extra declares.
+CLI = PACKAGE / "cli"
+CLI_ALLOWED = ALLOWED | {"click", "rich"}
 
 
 def imported(path: Path) -> set[str]:
@@ -28,9 +31,20 @@ def test_the_client_imports_only_its_declared_dependencies() -> None:
         f"{path.name}: {name}"
         for path in PACKAGE.rglob("*.py")
         for name in imported(path)
-        if name not in ALLOWED and name not in sys.stdlib_module_names
+        if name not in (CLI_ALLOWED if CLI in path.parents else ALLOWED)
+        and name not in sys.stdlib_module_names
     }
     assert not strays
+
+
+def test_the_command_line_extra_declares_click_and_rich() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extra = project["optional-dependencies"]["cli"]
+    assert {d.split(">")[0].split("<")[0].split("=")[0].strip() for d in extra} == {
+        "click",
+        "rich",
+    }
+    assert project["scripts"]["fulfil"] == "fulfil_client.cli:main"
 
 
 def test_the_declared_dependencies_are_httpx_pydantic_and_standardwebhooks() -> None:

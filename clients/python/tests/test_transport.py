@@ -5,6 +5,8 @@ own `MockTransport`; time is a fake clock the sleeps advance."""
 from __future__ import annotations
 
 import asyncio
+import socket
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -179,6 +181,23 @@ def test_total_time_is_bounded_even_with_attempts_left() -> None:
         client(handle, clock, retry=policy).sales.get("SO-1")
     assert clock.sleeps == [20.0]  # a second wait of 20 s would pass 30 s in all
     assert len(seen) == 2
+
+
+def test_every_attempt_has_timeouts_within_what_is_left_of_the_budget() -> None:
+    clock = Clock()
+    seen, handle = recorder(
+        [
+            httpx.Response(503, headers={"Retry-After": "20"}, json=problem(503, "unavailable")),
+            httpx.Response(200, json=SALE),
+        ]
+    )
+    policy = RetryPolicy(max_total_seconds=30.0, random=lambda: 1.0)
+    client(handle, clock, retry=policy, timeout=httpx.Timeout(25.0, connect=5.0)).sales.cancel(
+        "SO-1"
+    )
+    first, second = (r.extensions["timeout"] for r in seen)
+    assert first == {"connect": 5.0, "read": 25.0, "write": 25.0, "pool": 25.0}
+    assert second == {"connect": 5.0, "read": 10.0, "write": 10.0, "pool": 10.0}
 
 
 def test_connection_errors_are_retried_then_raised_as_connection_failed() -> None:
@@ -411,3 +430,18 @@ def test_async_oauth_tokens_are_shared_by_concurrent_calls() -> None:
 
     asyncio.run(run())
     assert seen.count("/api/v1/oauth/token") == 1 and len(seen) == 6
+
+
+def test_a_server_that_never_answers_costs_a_bounded_time() -> None:
+    with socket.socket() as listener:  # accepts connections (the backlog), never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        port = listener.getsockname()[1]
+        policy = RetryPolicy(max_attempts=10, base_delay=0.05, max_total_seconds=1.0)
+        with fc.Client(f"http://127.0.0.1:{port}", api_key="fk", retry=policy) as c:
+            started = time.monotonic()
+            with pytest.raises(fc.ConnectionFailed) as caught:
+                c.sales.get("SO-1")
+            elapsed = time.monotonic() - started
+    assert 0.9 <= elapsed < 2.0
+    assert "ReadTimeout" in caught.value.detail

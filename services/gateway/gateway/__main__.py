@@ -1,6 +1,7 @@
 """`python -m gateway [serve] [--host H] [--port P]` serves the gateway with uvicorn (uvloop,
 httptools); `python -m gateway migrate` applies its migrations and exits (see
-`fulfilkit.commands`). Tenants and keys: `python -m gateway.cli`."""
+`fulfilkit.commands`). Tenants and keys: `fulfil tenants`
+(or `python -m gateway.cli` from the database, for first setup)."""
 
 import sys
 from pathlib import Path

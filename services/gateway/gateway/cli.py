@@ -1,4 +1,6 @@
-"""Operator commands against the gateway's database (DATABASE_URL), e.g. for first setup.
+"""Operator commands against the gateway's database (DATABASE_URL), for first setup: the
+first tenant before any admin client exists (the compose file's demo tenant). Day to day,
+`fulfil tenants ...` does the same through the admin API.
 
     python -m gateway.cli create-tenant NAME [--scope S ...]   prints the first API key
     python -m gateway.cli create-key TENANT [--scope S ...] [--name NAME]

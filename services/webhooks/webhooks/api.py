@@ -10,6 +10,7 @@ from fastapi import APIRouter, Query, Request, Response
 
 from fulfilkit import idempotency
 from fulfilkit.http.internal import TenantId
+from fulfilkit.http.openapi import problems
 from fulfilkit.http.pagination import Page, paginated
 from fulfilkit.http.preconditions import IfMatch, etag, expected_version
 from fulfilkit.http.strict_json import StrictJsonRoute
@@ -233,7 +234,7 @@ async def list_deliveries(
     return paginated(request, response, page, items, total)
 
 
-@router.get("/deliveries")
+@router.get("/deliveries", responses=problems(404))
 async def list_all_deliveries(
     tenant: TenantId,
     pool: Pool,

@@ -1,0 +1,3 @@
+from fulfil_client.cli import main
+
+main()
