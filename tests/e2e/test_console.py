@@ -5,7 +5,9 @@ with a key and with the admin token, a sale watched to `pending` and canceled fr
 secret in any page or URL. A screenshot of each main page goes to
 `.local/test-artifacts/console/`. One browser for the module; each session its own context."""
 
+import asyncio
 import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -38,10 +40,15 @@ TIMEOUT_MS = 20_000
 
 @pytest.fixture(scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail(
-            f"{CHROMIUM} is missing: `make browser` (deploy/install_browser.py) installs it"
+    if not Path(CHROMIUM).exists():  # `make test` and `make e2e` install it first; pytest alone:
+        installer = await asyncio.create_subprocess_exec(
+            sys.executable,
+            str(ROOT / "deploy" / "install_browser.py"),
+            stderr=asyncio.subprocess.PIPE,
         )
+        _, why = await installer.communicate()
+        if installer.returncode != 0:
+            pytest.fail(f"{CHROMIUM} is missing and could not be installed: {why.decode()}")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     async with async_playwright() as playwright:
         # launch() gives every run a fresh, temporary user data dir; nothing is downloaded
