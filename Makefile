@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: help install up down status test unit integration e2e lint check-deploy audit lock bench chaos fuzz clean
+.PHONY: help install up down status test unit integration e2e browser lint check-deploy audit lock bench chaos fuzz clean
 
 help:
 	@echo "make up           start Kafka, PostgreSQL and every service (no Docker needed)"
@@ -14,6 +14,7 @@ help:
 	@echo "make unit         the fast tests that need nothing running"
 	@echo "make integration  tests on a fresh Kafka and PostgreSQL, without the services running"
 	@echo "make e2e          the whole platform on a fresh Kafka and PostgreSQL (tests/e2e, fuzz, chaos)"
+	@echo "make browser      Debian's Chromium for the console's browser tests (apt-get when missing)"
 	@echo "make fuzz         schemathesis over the public API, longer than in make test (FUZZ_* settings)"
 	@echo "make lint         ruff, the architecture contracts, the docs' links, check-deploy"
 	@echo "make check-deploy compose file, Dockerfile and Kubernetes manifests, offline (needs Go once)"
@@ -39,8 +40,12 @@ down: $(STAMP)
 status: $(STAMP)
 	$(PY) -m deploy.local status
 
-test: $(STAMP)
+test: $(STAMP) browser
 	$(PY) -m deploy.local infra -- $(PY) -m pytest --durations=15 $(PYTEST_ARGS)
+
+# Debian's Chromium for the console's browser tests (apt-get when /usr/bin/chromium is missing)
+browser:
+	$(PYTHON) deploy/install_browser.py
 
 # The tiers by marker: `e2e` is set by path and `integration` by the `infrastructure`
 # fixture (root conftest.py); e2e tests may carry `integration` as well.
@@ -50,7 +55,7 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(PY) -m deploy.local infra -- $(PY) -m pytest -m "integration and not e2e" $(PYTEST_ARGS)
 
-e2e: $(STAMP)
+e2e: $(STAMP) browser
 	$(PY) -m deploy.local infra -- $(PY) -m pytest -m e2e $(PYTEST_ARGS)
 
 # The run inside `make test` is short and seeded; this one is longer and picks a new seed.

@@ -197,6 +197,7 @@ def print_summary(
         "\nThe platform is up.\n"
         f"  Gateway:       {platform.gateway_url}\n"
         f"  API docs:      {platform.gateway_url}/docs\n"
+        f"  Console:       {platform.gateway_url}/console  (sign in with the key or the token)\n"
         f"  Event docs:    {platform.gateway_url}/asyncapi.json\n"
         f"  Admin token:   {platform.admin_token}\n"
         f"  Demo API key:  {api_key}\n"

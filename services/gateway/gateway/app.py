@@ -1,7 +1,9 @@
 """Wiring: settings, pool and migrations (via fulfilkit), the gateway's resources, the
-middleware of the public, self-service and admin API, routes, the pruners of idempotency
-records and access tokens, and the listener for revocations."""
+middleware of the public, self-service and admin API, routes (the console's too), the pruners
+of idempotency records, access tokens and console sessions, and the listener for
+revocations."""
 
+from datetime import timedelta
 from pathlib import Path
 
 from fastapi import FastAPI
@@ -12,6 +14,9 @@ from fulfilkit.service import Runtime, ServiceDefinition, create_service
 from gateway import usecases
 from gateway.admin_guard import AdminGuardMiddleware
 from gateway.api import admin_router, docs_router, oauth_router, self_service_router
+from gateway.console import store as console_store
+from gateway.console.pages import ConsoleHeadersMiddleware
+from gateway.console.routes import router as console_router
 from gateway.forwarding import ForwardingMiddleware
 from gateway.openapi import TITLE, VERSION
 from gateway.resources import GatewayResources, open_resources
@@ -40,6 +45,15 @@ async def prune_access_tokens(runtime: Runtime[GatewayResources]) -> None:
     )
 
 
+async def prune_console_sessions(runtime: Runtime[GatewayResources]) -> None:
+    idle = timedelta(minutes=runtime.resources.settings.console_idle_minutes)
+    await prune_every(
+        PRUNE_INTERVAL_SECONDS,
+        lambda: console_store.prune_sessions(runtime.pool, idle),
+        "expired console sessions",
+    )
+
+
 async def listen_for_revocations(runtime: Runtime[GatewayResources]) -> None:
     await runtime.resources.revocations.run()
 
@@ -49,7 +63,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         name="gateway",
         settings=settings or GatewaySettings(),
         migrations=MIGRATIONS,
-        routers=[admin_router, oauth_router, self_service_router, docs_router],
+        routers=[admin_router, oauth_router, self_service_router, docs_router, console_router],
         # each wraps those before it: forwarded requests never reach the self-service guard,
         # and the version check wraps every door, so a bad version is refused before anything
         middleware=[
@@ -57,11 +71,13 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             ForwardingMiddleware,
             AdminGuardMiddleware,
             ApiVersionCheckMiddleware,
+            ConsoleHeadersMiddleware,  # every answer under /console: CSP, no framing, no-store
         ],
         background=[
             prune_idempotency_records,
             keep_keys_bounded,  # the self-service creates' keys (`gateway.idempotent_requests`)
             prune_access_tokens,
+            prune_console_sessions,
             listen_for_revocations,
         ],
         uses_kafka=False,

@@ -47,3 +47,11 @@ class GatewaySettings(ServiceSettings):
     public_base_url: str = Field(default="", pattern=r"^(https?://[^/\s?#]+)?$")
     max_request_body_bytes: int = Field(default=1_048_576, ge=1)
     openapi_cache_seconds: float = Field(default=60, ge=0)
+    # The console (/console): a session ends after this long without a request, and after
+    # this long in any case; each of its calls to a service gets this long to answer; a
+    # session's live updates (a sale moving, a delivery succeeding) are polled at most this often.
+    console_idle_minutes: float = Field(default=30, gt=0)
+    console_session_hours: float = Field(default=12, gt=0)
+    console_call_timeout_seconds: float = Field(default=10, gt=0)
+    console_polls_per_second: float = Field(default=4, gt=0)
+    console_polls_burst: int = Field(default=40, ge=1)
