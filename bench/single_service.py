@@ -18,6 +18,7 @@ class Running:
     url: str
     token: str
     bootstrap: str
+    pid: int | None = None
 
 
 def _stop_on_sigterm(*_: object) -> None:
@@ -44,7 +45,7 @@ def single_service(name: str) -> Iterator[Running]:
     try:
         service.start()
         service.wait_ready(60)
-        yield Running(service.url, token, bootstrap)
+        yield Running(service.url, token, bootstrap, service.pid)
     finally:
         service.stop()
         print(f"service log: {service.log_file}")
