@@ -22,7 +22,7 @@ READY = {
 async def send(call: UpstreamCall) -> StoredResponse:
     assert call.method == "GET" and call.path == OVERVIEW_PATH and call.tenant_id is None
     if call.service == "stock":
-        await asyncio.sleep(3600)  # hangs
+        await asyncio.Event().wait()  # never answers: the overview's bound cancels it
     if call.service == "fulfilment":
         raise Problem("unavailable", "The fulfilment service is unavailable; try again later.")
     if call.service == "webhooks":
