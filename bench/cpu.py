@@ -56,8 +56,10 @@ class CpuMeter:
             pid = kafka_pid(state_dir / "kafka")
             return [pid] if pid else []
 
+        # a service's replicas count as one component
         components: dict[str, Callable[[], list[int]]] = {
-            s.name: (lambda s=s: [s.pid] if s.pid else []) for s in platform
+            name: (lambda replicas=platform.replicas_of(name): [p.pid for p in replicas if p.pid])
+            for name in platform.processes
         }
         components.update({"kafka": kafka, "postgres": postgres, "client": lambda: [os.getpid()]})
         return cls(components)

@@ -7,6 +7,9 @@ PostgreSQL keeps fsync on (INFRA_DURABLE=1), as in production.
 
     python bench/run_all.py [--quick] [--only NAME ...] [--out DIR]
 
+`--only sales_flow_2x` runs the lifecycle bench with two processes of every service beside
+one (`sales_flow.py --replicas 2`); it is not in the default set (two platforms in turn).
+
 Each run writes a folder (default `bench/results/<UTC time>-<commit>/`, not committed):
 `run.json` (the machine, the commit, the limits, every figure and its ratio), one log per
 benchmark, `throughput.png` (work completed over time) and `latency.png` (the latency
@@ -41,6 +44,7 @@ class Benchmark:
     script: str
     args: tuple[str, ...]
     quick: tuple[str, ...]
+    default: bool = True  # run by `make bench`; the others by `--only NAME`
 
 
 BENCHMARKS = [
@@ -57,6 +61,14 @@ BENCHMARKS = [
         "webhook_delivery.py",
         ("--endpoints", "4", "--burst", "10000"),
         ("--endpoints", "4", "--burst", "1000", "--seconds", "5"),
+    ),
+    # not in the default set: two platforms one after the other, twice the processes
+    Benchmark(
+        "sales_flow_2x",
+        "sales_flow.py",
+        ("--replicas", "2", "--sales", "3000", "--warmup", "2000"),
+        ("--replicas", "2", "--sales", "500", "--warmup", "500"),
+        default=False,
     ),
 ]
 
@@ -79,6 +91,14 @@ RATIOS = [
     Ratio("sales_flow", "lifecycles/s", "loopback requests/s", 0.077),
     Ratio("sales_flow", "CPU ms per lifecycle", "loopback requests/s", None, cost=True),
     Ratio("sales_flow", "create-to-pending at half the rate p99", None, 100, at_least=False),
+    Ratio("sales_flow_2x", "lifecycles/s", "loopback requests/s", None),
+    Ratio("sales_flow_2x", "1 replica: lifecycles/s", "loopback requests/s", None),
+    Ratio("sales_flow_2x", "CPU ms per lifecycle", "loopback requests/s", None, cost=True),
+    Ratio(
+        "sales_flow_2x", "1 replica: CPU ms per lifecycle", "loopback requests/s", None, cost=True
+    ),
+    Ratio("sales_flow_2x", "create-to-pending at half the rate p99", None, None),
+    Ratio("sales_flow_2x", "1 replica: create-to-pending at half the rate p99", None, None),
     Ratio("stock_reservations", "hot SKU: reservations/s", "hot-row updates/s", 1.8),
     Ratio("stock_reservations", "many SKUs: reservations/s", "pgbench TPC-B tps", None),
     Ratio("webhook_delivery", "burst: deliveries/s", "loopback requests/s", 0.46),
@@ -245,7 +265,7 @@ def main() -> None:
         k: v for k, v in os.environ.items() if k not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL")
     }
     env["INFRA_DURABLE"] = "1"
-    chosen = [b for b in BENCHMARKS if not args.only or b.name in args.only]
+    chosen = [b for b in BENCHMARKS if (b.name in args.only if args.only else b.default)]
     console = Console(width=None if sys.stdout.isatty() else 160)
     console.print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     console.print(f"results: {out}")

@@ -13,6 +13,13 @@ prints the figures with the command line that produced them.
 With `--split-share S`, that share of the sales names no location and needs two: one line of
 a SKU stocked at `wh-1` only, one of a SKU stocked at `wh-2` only, so stock routes it and
 splits it; the others name `wh-1` as before.
+
+With `--replicas N` every service runs N processes on this machine, sharing each service's
+port (`deploy.local.replica`): the bench first runs the same load on one process of each
+(unless `--alone`), on the same Kafka and PostgreSQL, then on N, and prints the figures side
+by side. Every run ends by shipping what the fixed-rate phase created and checking the
+invariants (`bench/invariants.py`: every sale shipped once, stock integrity clean, nothing
+oversold, nothing reserved, no dead letters); it exits 1 when one does not hold.
 """
 
 import argparse
@@ -32,9 +39,13 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
+from bench import invariants
 from bench.cpu import CpuMeter
 from bench.report import Report
+from deploy.local.infra import TEST_STATE_DIR
 from deploy.local.services import SERVICES, Platform, free_ports
+from fulfilkit.contracts import DOMAIN_TOPICS
+from gateway.domain import SCOPES
 
 QUIET = {
     "LOG_LEVEL": "WARNING",
@@ -91,6 +102,12 @@ class Stocked:
         return int((n + 1) * self.split_share) > int(n * self.split_share)
 
 
+@dataclass(frozen=True)
+class Tenant:
+    id: uuid.UUID
+    units_stocked: int
+
+
 async def new_tenant(
     session: aiohttp.ClientSession,
     gateway: str,
@@ -98,13 +115,15 @@ async def new_tenant(
     skus: int,
     per_sku: int,
     split_share: float = 0.0,
-) -> tuple[Api, Stocked]:
+) -> tuple[Api, Stocked, Tenant]:
+    # every scope, `admin` included: the checks afterwards read GET /stock/integrity
     async with session.post(
         f"{gateway}/api/v1/admin/tenants",
-        json={"name": f"bench-{uuid.uuid4().hex[:8]}"},
+        json={"name": f"bench-{uuid.uuid4().hex[:8]}", "scopes": list(SCOPES)},
         headers={"Authorization": f"Bearer {admin}"},
     ) as r:
-        api = Api(session, gateway, (await r.json())["api_key"])
+        created = await r.json()
+        api = Api(session, gateway, created["api_key"])
     assert (await api.post("/locations", {"location_id": "wh-1", "name": "W"}))[0] == 201
     names = [f"SKU-{i:05d}" for i in range(skus)]
     elsewhere = [f"SPLIT-{i:05d}" for i in range(max(1, skus // 5))] if split_share else []
@@ -120,7 +139,8 @@ async def new_tenant(
             "/stock/stock-records", {"sku": sku, "location_id": at, "quantity": quantity}
         )
         assert status == 201
-    return api, Stocked(names, elsewhere, split_share)
+    tenant = Tenant(uuid.UUID(created["tenant"]["id"]), sum(q for _, _, q in stock))
+    return api, Stocked(names, elsewhere, split_share), tenant
 
 
 def sale(n: int, stocked: Stocked) -> dict:
@@ -137,6 +157,26 @@ def sale(n: int, stocked: Stocked) -> dict:
         other = stocked.elsewhere[int(n * stocked.split_share) % len(stocked.elsewhere)]
         body["lines"].append({"sku": other, "quantity": 1})
     return body
+
+
+def units(count: int, stocked: Stocked) -> int:
+    """Units the sales numbered 0 to count - 1 take."""
+    return sum(len(sale(n, stocked)["lines"]) for n in range(count))
+
+
+async def ship(api: Api, sale_ids: list[str]) -> None:
+    """Shipping init, then mark shipped, 100 a request; then wait for the stock commits."""
+    for start in range(0, len(sale_ids), 100):
+        status, answer = await api.post(
+            "/fulfillment/shipping/init", {"sale_ids": sale_ids[start : start + 100]}
+        )
+        if status != 200 or answer["errors"]:
+            raise RuntimeError(f"shipping init failed: {status} {answer}")
+        updates = [{"id": f["id"], "status": "shipped"} for f in answer["fulfillments"]]
+        status, answer = await api.post("/fulfillment/fulfillments/status", {"updates": updates})
+        if status != 200 or answer["errors"]:
+            raise RuntimeError(f"mark shipped failed: {status} {answer}")
+    await api.until_committed()
 
 
 async def create_pending(api: Api, body: dict) -> float:
@@ -256,24 +296,36 @@ async def analyze(database_url: str) -> None:
         await conn.close()
 
 
-async def at_fixed_rate(api: Api, skus: Stocked, rate: float, seconds: float) -> list[float]:
-    """Open loop: start one create every 1/rate s, whatever the answers are doing."""
+async def at_fixed_rate(
+    api: Api, skus: Stocked, rate: float, seconds: float, created: list[str]
+) -> list[float]:
+    """Open loop: start one create every 1/rate s, whatever the answers are doing. The ids
+    of the sales go to `created`."""
     tasks = []
     started = time.perf_counter()
     for n in range(int(rate * seconds)):
         delay = started + n / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(create_pending(api, sale(n, skus))))
+        body = sale(n, skus)
+        created.append(body["sale_id"])
+        tasks.append(asyncio.create_task(create_pending(api, body)))
     return list(await asyncio.gather(*tasks))
 
 
 async def at_fixed_rate_batched(
-    api: Api, skus: Stocked, rate: float, seconds: float, most: int, senders: int = 4
+    api: Api,
+    skus: Stocked,
+    rate: float,
+    seconds: float,
+    most: int,
+    created: list[str],
+    senders: int = 4,
 ) -> list[float]:
     """Sales arrive every 1/rate s; each of `senders` importers sends whatever has arrived,
     up to `most` a request, as soon as its previous request is answered. A sale's latency
-    runs from its arrival, so the time it waited for a sender counts."""
+    runs from its arrival, so the time it waited for a sender counts. The ids of the sales
+    go to `created`."""
     arrived: list[tuple[dict, float]] = []
     wake = asyncio.Event()
     latencies: list[float] = []
@@ -297,7 +349,9 @@ async def at_fixed_rate_batched(
         delay = started + n / rate - time.perf_counter()
         if delay > 0:
             await asyncio.sleep(delay)
-        arrived.append((sale(n, skus), time.perf_counter()))
+        body = sale(n, skus)
+        created.append(body["sale_id"])
+        arrived.append((body, time.perf_counter()))
         wake.set()
     await asyncio.gather(*workers)
     return latencies
@@ -310,11 +364,39 @@ def ms(values: list[float]) -> str:
     )
 
 
-async def run(args: argparse.Namespace, gateway: str, admin: str, meter: CpuMeter) -> None:
+@dataclass
+class Outcome:
+    """One run's figures (as `Report` names them), the lines it printed and what broke."""
+
+    replicas: int
+    figures: dict[str, float] = field(default_factory=dict)
+    lines: list[str] = field(default_factory=list)
+    broken: list[str] = field(default_factory=list)
+
+
+def kafka_data_dir() -> Path:
+    return Path(os.environ.get("TEST_STATE_DIR") or TEST_STATE_DIR) / "kafka" / "data"
+
+
+async def run(
+    args: argparse.Namespace, platform: Platform, meter: CpuMeter, report: Report
+) -> Outcome:
+    outcome = Outcome(platform.replicas)
+    gateway, admin = platform.gateway_url, platform.admin_token
+    database_url, bootstrap = os.environ["DATABASE_URL"], os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    prefix = "" if platform.replicas == args.replicas else f"{platform.replicas} replica: "
+
+    def figure(name: str, value: float, unit: str) -> None:
+        outcome.figures[name] = value
+        report.figure(prefix + name, value, unit)
+
+    def say(line: str) -> None:
+        outcome.lines.append(line)
+
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
         need = args.warmup + args.sales + int(args.rate or 500) * args.seconds + 100
-        api, skus = await new_tenant(
+        api, skus, tenant = await new_tenant(
             session, gateway, admin, args.skus, need // args.skus + 10, args.split_share
         )
         # The broker's JVM compiles its hot paths during the first minute or so; measured
@@ -322,66 +404,189 @@ async def run(args: argparse.Namespace, gateway: str, admin: str, meter: CpuMete
         warmup_seconds, _, _ = await lifecycles(
             api, skus, args.warmup, args.concurrency, args.waves, args.create_batch
         )
-        await analyze(os.environ["DATABASE_URL"])
+        await analyze(database_url)
+        # PostgreSQL's statistics of the warm-up reported before the count starts
+        await meter.until_quiet()
+        await asyncio.sleep(invariants.STATISTICS_DELAY_SECONDS)
         before = meter.snapshot()
+        written = await invariants.database_counters(database_url)
+        records = await invariants.end_offsets(bootstrap, list(DOMAIN_TOPICS))
+        log_bytes = invariants.kafka_log_bytes(kafka_data_dir())
         elapsed, create_latencies, pending_at = await lifecycles(
             api, skus, args.sales, args.concurrency, args.waves, args.create_batch
         )
         after = meter.snapshot()
+        # and those of the measured run, autovacuum's work after it included
+        settled_seconds = await meter.until_quiet()
+        await asyncio.sleep(invariants.STATISTICS_DELAY_SECONDS)
+        written = {
+            k: v - written[k] for k, v in (await invariants.database_counters(database_url)).items()
+        }
+        records_after = await invariants.end_offsets(bootstrap, list(DOMAIN_TOPICS))
+        log_bytes = {
+            k: v - log_bytes[k] for k, v in invariants.kafka_log_bytes(kafka_data_dir()).items()
+        }
         lifecycle_cpu = meter.per_unit(before, after, args.sales, "lifecycle")
         lifecycle_ms = meter.ms_per_unit(before, after, args.sales)
         rate = args.rate or round(args.sales / elapsed / 2)
+        groups = await invariants.consumer_groups(
+            bootstrap, [s.name for s in SERVICES if s.name != "gateway"]
+        )
+        partitions = await invariants.partitions_of(bootstrap, list(DOMAIN_TOPICS))
         # from a settled system: not while autovacuum cleans up after the burst
-        settled_seconds = await meter.until_quiet()
+        settled_seconds += await meter.until_quiet() + invariants.STATISTICS_DELAY_SECONDS
         before = meter.snapshot()
+        fixed_sales: list[str] = []
         fixed = (
-            await at_fixed_rate_batched(api, skus, rate, args.seconds, args.create_batch)
+            await at_fixed_rate_batched(
+                api, skus, rate, args.seconds, args.create_batch, fixed_sales
+            )
             if args.create_batch > 1
-            else await at_fixed_rate(api, skus, rate, args.seconds)
+            else await at_fixed_rate(api, skus, rate, args.seconds, fixed_sales)
         )
         create_cpu = meter.per_unit(before, meter.snapshot(), len(fixed), "create")
-    report = Report("sales_flow")
-    report.figure("lifecycles/s", args.sales / elapsed, "1/s")
+        # the fixed-rate sales are shipped too, so that every sale can be checked
+        await ship(api, fixed_sales)
+        expected = invariants.Expected(
+            tenant=tenant.id,
+            sales=args.warmup + args.sales + len(fixed_sales),
+            units=units(args.warmup, skus) + units(args.sales, skus) + units(len(fixed), skus),
+            stocked=tenant.units_stocked,
+        )
+        outcome.broken = await invariants.check(database_url, bootstrap, api, expected)
+    figure("lifecycles/s", args.sales / elapsed, "1/s")
     for component, cpu_ms in lifecycle_ms.items():
-        name = "CPU ms per lifecycle" + ("" if component == "all" else f", {component}")
-        report.figure(name, cpu_ms, "ms")
-    report.latency("create-to-pending under the burst", [v * 1000 for v in create_latencies])
-    report.timeline("sales pending", pending_at)
-    report.figure("fixed create rate", rate, "1/s")
-    report.latency("create-to-pending at half the rate", [v * 1000 for v in fixed])
-    report.save([sys.executable, *sys.argv])
-    print(f"command: {shlex.join([sys.executable, *sys.argv])}")
-    print(
-        f"machine: {os.cpu_count()} cores, {host.platform()}; client, services, Kafka and"
-        " PostgreSQL all on it"
+        figure(
+            "CPU ms per lifecycle" + ("" if component == "all" else f", {component}"), cpu_ms, "ms"
+        )
+    events = sum(records_after.values()) - sum(records.values())
+    figure("events per lifecycle", events / args.sales, "")
+    per = {
+        "WAL bytes per lifecycle": written["wal_bytes"],
+        "WAL records per lifecycle": written["wal_records"],
+        "WAL full-page images per lifecycle": written["wal_fpi"],
+        "transactions that wrote, per lifecycle": written["write_transactions"],
+        "commits per lifecycle": written["xact_commit"],
+        "rows written per lifecycle": written["tup_inserted"]
+        + written["tup_updated"]
+        + written["tup_deleted"],
+        **{
+            f"rows written per lifecycle, {schema}": written[f"rows written, {schema}"]
+            for schema in invariants.SCHEMAS
+        },
+        "Kafka log bytes per lifecycle, domain topics": log_bytes["domain topics"],
+        "Kafka log bytes per lifecycle, consumer offsets": log_bytes["consumer offsets"],
+    }
+    for name, total in per.items():
+        figure(name, total / args.sales, "B" if "bytes" in name else "")
+    latency_name = "create-to-pending under the burst"
+    report.latency(prefix + latency_name, [v * 1000 for v in create_latencies])
+    report.timeline(prefix + "sales pending", pending_at)
+    figure("fixed create rate", rate, "1/s")
+    report.latency(prefix + "create-to-pending at half the rate", [v * 1000 for v in fixed])
+    outcome.figures["create-to-pending under the burst p99"] = 1000 * percentile(
+        create_latencies, 0.99
     )
-    print(f"warm-up: {args.warmup} lifecycles in {warmup_seconds:.1f}s, not counted")
+    outcome.figures["create-to-pending at half the rate p50"] = 1000 * statistics.median(fixed)
+    outcome.figures["create-to-pending at half the rate p99"] = 1000 * percentile(fixed, 0.99)
+
+    processes = "one process" if platform.replicas == 1 else f"{platform.replicas} processes"
+    say(f"--- every service as {processes} ---")
+    say(f"warm-up: {args.warmup} lifecycles in {warmup_seconds:.1f}s, not counted")
     marked = "in waves of up to 100" if args.waves else "one request each"
     created = f"{args.create_batch} a request" if args.create_batch > 1 else "one request each"
-    print(
+    say(
         f"full lifecycles (create -> pending -> shipping init -> shipped -> stock committed):"
         f" {args.sales} in"
         f" {elapsed:.1f}s = {args.sales / elapsed:,.0f}/s, {args.concurrency} sales in flight,"
         f" {args.skus} SKUs, created {created}, marked shipped {marked}"
     )
     if args.split_share:
-        print(
+        say(
             f"  of which {args.split_share:.0%} named no location and were split across wh-1"
             " and wh-2 (two lines each); the others named wh-1 (one line)"
         )
-    print(f"  create-to-pending under that load: {ms(create_latencies)}")
-    print(f"  {lifecycle_cpu}")
+    say(f"  create-to-pending under that load: {ms(create_latencies)}")
+    say(f"  {lifecycle_cpu}")
+    say(
+        "  per lifecycle: "
+        + ", ".join(
+            f"{name.replace(', per lifecycle', '').replace(' per lifecycle', '')}"
+            f" {outcome.figures[name]:,.1f}"
+            for name in ("events per lifecycle", *per)
+        )
+    )
+    say("  partitions: " + ", ".join(f"{topic} {count}" for topic, count in partitions.items()))
+    say(
+        "  consumer groups: "
+        + "; ".join(
+            f"{group} {len(members)} member(s) with {'+'.join(str(len(m)) for m in members)}"
+            " partitions"
+            for group, members in groups.items()
+        )
+    )
     sent = (
         f"4 importers each sending what has arrived, up to {args.create_batch} a request,"
         " latency from arrival"
         if args.create_batch > 1
         else "one request each"
     )
-    print(
+    say(
         f"create-to-pending at a fixed {rate}/s for {args.seconds}s ({sent}), started once"
         f" the platform was quiet ({settled_seconds:.1f}s after the burst): {ms(fixed)}"
     )
-    print(f"  {create_cpu}")
+    say(f"  {create_cpu}")
+    say(
+        f"invariants over {expected.sales} sales ({expected.units} units): "
+        + ("all hold" if not outcome.broken else "BROKEN: " + "; ".join(outcome.broken))
+    )
+    return outcome
+
+
+SIDE_BY_SIDE = (
+    ("lifecycles/s", "{:,.0f}"),
+    ("CPU ms per lifecycle", "{:.2f}"),
+    *(
+        (f"CPU ms per lifecycle, {name}", "{:.2f}")
+        for name in ("gateway", "orders", "stock", "fulfilment", "webhooks", "kafka", "postgres")
+    ),
+    ("create-to-pending under the burst p99", "{:.0f} ms"),
+    ("fixed create rate", "{:.0f}/s"),
+    ("create-to-pending at half the rate p50", "{:.1f} ms"),
+    ("create-to-pending at half the rate p99", "{:.1f} ms"),
+    ("events per lifecycle", "{:.1f}"),
+    ("transactions that wrote, per lifecycle", "{:.1f}"),
+    ("commits per lifecycle", "{:.1f}"),
+    ("rows written per lifecycle", "{:.1f}"),
+    ("WAL records per lifecycle", "{:.0f}"),
+    ("WAL bytes per lifecycle", "{:,.0f}"),
+    ("Kafka log bytes per lifecycle, domain topics", "{:,.0f}"),
+)
+
+
+def side_by_side(outcomes: list[Outcome]) -> list[str]:
+    heads = [f"{o.replicas} replica" + ("s" if o.replicas > 1 else "") for o in outcomes]
+    rows = [("", *heads)] + [
+        (name, *(form.format(o.figures[name]) if name in o.figures else "" for o in outcomes))
+        for name, form in SIDE_BY_SIDE
+    ]
+    rows.append(("invariants", *("hold" if not o.broken else "BROKEN" for o in outcomes)))
+    width = max(len(r[0]) for r in rows)
+    return [f"{r[0]:<{width}}  " + "  ".join(f"{c:>12}" for c in r[1:]) for r in rows]
+
+
+def start_platform(args: argparse.Namespace, replicas: int, log_dir: Path) -> Platform:
+    ports = dict(zip([s.name for s in SERVICES], free_ports(len(SERVICES)), strict=True))
+    # the same connections in all whatever the replicas: PostgreSQL takes 300
+    quiet = QUIET | {"DB_POOL_MAX_SIZE": str(int(QUIET["DB_POOL_MAX_SIZE"]) // replicas)}
+    return Platform(
+        database_url=os.environ["DATABASE_URL"],
+        bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"],
+        log_dir=log_dir / (f"{replicas}x" if args.replicas > 1 else ""),
+        ports=ports,
+        extra_env=quiet,
+        replicas=replicas,
+    )
 
 
 def main() -> None:
@@ -418,23 +623,46 @@ def main() -> None:
         default=0.0,
         help="share of sales (0 to 1) that name no location and need two (routed, split)",
     )
+    parser.add_argument(
+        "--replicas",
+        type=int,
+        default=1,
+        help="processes of every service; above 1, the same run on one process first",
+    )
+    parser.add_argument(
+        "--alone",
+        action="store_true",
+        help="with --replicas N > 1: only the run on N, not the one-process run beside it",
+    )
     args = parser.parse_args()
     if not 0 <= args.split_share <= 1:
         parser.error("--split-share is a share, from 0 to 1")
+    if args.replicas < 1:
+        parser.error("--replicas is at least 1")
     args.waves = args.mark == "waves"
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
-    ports = dict(zip([s.name for s in SERVICES], free_ports(len(SERVICES)), strict=True))
-    with Platform(
-        database_url=os.environ["DATABASE_URL"],
-        bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"],
-        log_dir=log_dir,
-        ports=ports,
-        extra_env=QUIET,
-    ) as running:
-        asyncio.run(
-            run(args, running.gateway_url, running.admin_token, CpuMeter.for_local_run(running))
-        )
+    report = Report("sales_flow" if args.replicas == 1 else f"sales_flow_{args.replicas}x")
+    counts = [args.replicas] if args.replicas == 1 or args.alone else [1, args.replicas]
+    outcomes = []
+    for replicas in counts:
+        with start_platform(args, replicas, log_dir) as running:
+            outcomes.append(
+                asyncio.run(run(args, running, CpuMeter.for_local_run(running), report))
+            )
+    report.save([sys.executable, *sys.argv])
+    print(f"command: {shlex.join([sys.executable, *sys.argv])}")
+    print(
+        f"machine: {os.cpu_count()} cores, {host.platform()}; client, services, Kafka and"
+        " PostgreSQL all on it"
+    )
+    for outcome in outcomes:
+        print("\n".join(outcome.lines))
+    if len(outcomes) > 1:
+        print("--- side by side (the same Kafka and PostgreSQL, one run after the other) ---")
+        print("\n".join(side_by_side(outcomes)))
     print(f"service logs: {log_dir}")
+    if any(o.broken for o in outcomes):
+        sys.exit(1)
 
 
 if __name__ == "__main__":

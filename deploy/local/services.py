@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -155,7 +155,11 @@ def python_path(name: str, existing: str | None) -> str:
 
 
 class ServiceProcess:
-    """One service under uvicorn: detached, logging to `<log_dir>/<name>.log`."""
+    """One service under uvicorn: detached, logging to `<log_dir>/<name>.log`.
+
+    A replica (`shared_port` set) is one of several processes of `service`, named
+    `<service>-<n>`: it serves its own `port` and, with the others, `shared_port`
+    (`deploy.local.replica`)."""
 
     def __init__(
         self,
@@ -166,17 +170,21 @@ class ServiceProcess:
         log_dir: Path,
         *,
         pid_dir: Path | None = None,
+        service: str | None = None,
+        shared_port: int | None = None,
     ) -> None:
         self.name = name
+        self.service = service or name
         self.app = app
         self.port = port
+        self.shared_port = shared_port
         self.log_file = log_dir / f"{name}.log"
         self.pid_file = (pid_dir / f"{name}.pid") if pid_dir is not None else None
         self.env = {
             **env,
-            "SERVICE_NAME": name,
+            "SERVICE_NAME": self.service,
             "SERVICE_PORT": str(port),
-            "PYTHONPATH": python_path(name, env.get("PYTHONPATH")),
+            "PYTHONPATH": python_path(self.service, env.get("PYTHONPATH")),
         }
         self.pid: int | None = None
 
@@ -185,10 +193,12 @@ class ServiceProcess:
         return service_url(self.port)
 
     def command(self) -> list[str]:
+        shared = [] if self.shared_port is None else ["--shared-port", str(self.shared_port)]
         return [
-            python_executable(), "-m", "fulfilkit.serve", self.app, "--factory",
-            "--host", "127.0.0.1", "--port", str(self.port),
-            "--loop", "uvloop", "--http", "httptools", "--no-access-log",
+            python_executable(), "-m",
+            "fulfilkit.serve" if self.shared_port is None else "deploy.local.replica",
+            self.app, "--factory", "--host", "127.0.0.1", "--port", str(self.port),
+            "--loop", "uvloop", "--http", "httptools", "--no-access-log", *shared,
         ]  # fmt: skip
 
     def _marker(self) -> str:
@@ -260,7 +270,14 @@ class ServiceProcess:
 
 
 class Platform:
-    """All five services with one set of settings; a context manager that stops them on exit."""
+    """All five services with one set of settings; a context manager that stops them on exit.
+
+    With `replicas` above one, every service runs that many processes (`<service>-1`, ...):
+    each serves a port of its own (`replica_ports`, free ones by default) and all of them the
+    service's port in `ports`, which is the one the other services and the clients are given
+    (`deploy.local.replica`). Iterating gives every process; `platform[name]` the first of a
+    service, `replicas_of(name)` all of them.
+    """
 
     def __init__(
         self,
@@ -277,8 +294,13 @@ class Platform:
         pid_dir: Path | None = None,
         extra_env: Mapping[str, str] | None = None,
         ports: Mapping[str, int] | None = None,
+        replicas: int = 1,
+        replica_ports: Mapping[str, Sequence[int]] | None = None,
     ) -> None:
+        if replicas < 1:
+            raise ValueError(f"replicas must be at least 1, not {replicas}")
         self.ports = dict(ports or service_ports(gateway_port))
+        self.replicas = replicas
         # the gateway's credential; the services answer it
         self.internal_token = internal_token or secrets.token_urlsafe(32)
         self.internal_tokens = {
@@ -307,17 +329,41 @@ class Platform:
             name: service_dsn(database_url, name, password)
             for name, password in self.database_passwords.items()
         }
-        self.services = {
-            spec.name: ServiceProcess(
-                spec.name,
-                spec.app,
-                self.ports[spec.name],
-                self.service_env(spec.name),
-                log_dir,
-                pid_dir=pid_dir,
-            )
-            for spec in SERVICES
-        }
+        if replicas == 1:
+            self.processes = {
+                spec.name: [
+                    ServiceProcess(
+                        spec.name,
+                        spec.app,
+                        self.ports[spec.name],
+                        self.service_env(spec.name),
+                        log_dir,
+                        pid_dir=pid_dir,
+                    )
+                ]
+                for spec in SERVICES
+            }
+        else:
+            if replica_ports is None:
+                spare = iter(free_ports(len(SERVICES) * replicas))
+                replica_ports = {s.name: [next(spare) for _ in range(replicas)] for s in SERVICES}
+            self.processes = {
+                spec.name: [
+                    ServiceProcess(
+                        f"{spec.name}-{n}",
+                        spec.app,
+                        port,
+                        self.service_env(spec.name),
+                        log_dir,
+                        pid_dir=pid_dir,
+                        service=spec.name,
+                        shared_port=self.ports[spec.name],
+                    )
+                    for n, port in enumerate(replica_ports[spec.name], start=1)
+                ]
+                for spec in SERVICES
+            }
+        self.services = {name: processes[0] for name, processes in self.processes.items()}
 
     def service_env(self, name: str) -> dict[str, str]:
         """The environment of service `name` (for another process of it)."""
@@ -325,13 +371,20 @@ class Platform:
 
     @property
     def gateway_url(self) -> str:
-        return self.services["gateway"].url
+        return service_url(self.ports["gateway"])
+
+    def url(self, name: str) -> str:
+        """Where service `name` answers (any of its replicas)."""
+        return service_url(self.ports[name])
 
     def __getitem__(self, name: str) -> ServiceProcess:
         return self.services[name]
 
+    def replicas_of(self, name: str) -> list[ServiceProcess]:
+        return list(self.processes[name])
+
     def __iter__(self) -> Iterator[ServiceProcess]:
-        return iter(self.services.values())
+        return (process for processes in self.processes.values() for process in processes)
 
     def start(self, timeout: float = 60.0) -> list[str]:
         """Start the services not running yet and wait for all; returns the names started.
@@ -366,7 +419,8 @@ class Platform:
 
     def __enter__(self) -> Platform:
         try:
-            self.start()
+            # every replica imports, migrates (one at a time) and starts its consumers
+            self.start(timeout=60.0 * self.replicas)
         except BaseException:
             self.stop()
             raise
