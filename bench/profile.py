@@ -32,6 +32,7 @@ from collections import Counter
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.cpu import CpuMeter
@@ -129,6 +130,19 @@ def kafka_threads() -> Counter[str]:
     return spent
 
 
+async def database_counters(database_url: str) -> Counter[str]:
+    """Transactions committed, WAL records and bytes, and WAL flushes of the whole server."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        commits = await conn.fetchval("SELECT sum(xact_commit) FROM pg_stat_database")
+        wal = await conn.fetchrow("SELECT wal_records, wal_bytes FROM pg_stat_wal")
+    finally:
+        await conn.close()
+    return Counter(
+        {"commits": int(commits), "WAL records": wal["wal_records"], "WAL bytes": wal["wal_bytes"]}
+    )
+
+
 async def run(args: argparse.Namespace, running: Platform, out: Path) -> dict[str, object]:
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -143,6 +157,7 @@ async def run(args: argparse.Namespace, running: Platform, out: Path) -> dict[st
         requests_before = await http_requests(session, running)
         kafka_before = kafka_requests()
         threads_before = kafka_threads()
+        database_before = await database_counters(os.environ["DATABASE_URL"])
         meter = CpuMeter.for_local_run(running)
         await meter.until_quiet()
         cpu_before = meter.snapshot()
@@ -157,6 +172,7 @@ async def run(args: argparse.Namespace, running: Platform, out: Path) -> dict[st
                 spy.wait(30)
         cpu_after = meter.snapshot()
         threads_after = kafka_threads()
+        database_after = await database_counters(os.environ["DATABASE_URL"])
         kafka_after = kafka_requests()
         after = await end_offsets(bootstrap)
         requests_after = await http_requests(session, running)
@@ -167,6 +183,7 @@ async def run(args: argparse.Namespace, running: Platform, out: Path) -> dict[st
         "kafka": {k: v - kafka_before.get(k, 0) for k, v in kafka_after.items()},
         "cpu": CpuMeter.per_unit(cpu_before, cpu_after, args.sales, "lifecycle"),
         "kafka_threads": threads_after - threads_before,
+        "database": database_after - database_before,
     }
 
 
@@ -267,6 +284,10 @@ def main() -> None:
         print(f"Kafka, per lifecycle (requests by kind; broker.* are its record counters): {per}")
     else:
         print("Kafka requests: not read (needs a JDK: java with the attach API)")
+    database = counts["database"]
+    assert isinstance(database, Counter)
+    per = ", ".join(f"{k} {v / sales:,.1f}" for k, v in database.items())
+    print(f"PostgreSQL, per lifecycle: {per}")
     threads = counts["kafka_threads"]
     assert isinstance(threads, Counter)
     per = ", ".join(f"{k} {v * 1000 / sales:.2f}" for k, v in threads.most_common(10) if v)
