@@ -10,7 +10,10 @@ warms up, then runs `--sales` lifecycles while `py-spy record` samples each serv
 `--rate` Hz (idle threads left out). Writes, per service, the folded stacks
 (`<service>.txt`, which speedscope and flame-graph tools read), and prints per service the
 functions that hold the most samples (self time, and inclusive time of our own code), the
-events per lifecycle on each topic, and the HTTP requests per lifecycle through the gateway.
+events per lifecycle on each topic, the HTTP requests per lifecycle through the gateway, the
+requests Kafka answered per lifecycle by kind (read from the broker's own counters over JMX
+by `bench/KafkaRequests.java`, when a JDK is there) and the CPU per lifecycle per component.
+`--no-spy` leaves py-spy out: the counts and the CPU as the platform spends them unsampled.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import re
 import shlex
 import shutil
 import signal
@@ -28,13 +32,17 @@ from collections import Counter
 from pathlib import Path
 
 import aiohttp
+import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from bench.cpu import CpuMeter
 from bench.sales_flow import QUIET, analyze, lifecycles, new_tenant
+from deploy.local.infra import TEST_STATE_DIR, kafka_pid
 from deploy.local.services import SERVICES, Platform, free_ports
 from fulfilkit import contracts as c
 
 TOPICS = [c.SALES_TOPIC, c.STOCK_TOPIC, c.FULFILLMENT_TOPIC, c.WEBHOOKS_TOPIC]
+KAFKA_REQUESTS = Path(__file__).with_name("KafkaRequests.java")
 OURS = ("(fulfilkit/", "(gateway/", "(orders/", "(stock/", "(fulfilment/", "(webhooks/")
 
 
@@ -84,6 +92,57 @@ def short(frame: str) -> str:
     return frame
 
 
+def kafka_requests() -> dict[str, int]:
+    """Requests the local broker has answered since it started, by kind (Fetch, Produce...),
+    and its record counters; empty when they cannot be read (no JDK, say)."""
+    pid = kafka_pid(Path(os.environ.get("TEST_STATE_DIR") or TEST_STATE_DIR) / "kafka")
+    java = shutil.which("java")
+    if pid is None or java is None:
+        return {}
+    done = subprocess.run(
+        [java, str(KAFKA_REQUESTS), str(pid)], capture_output=True, text=True, timeout=120
+    )
+    counts = {}
+    for line in done.stdout.splitlines():
+        name, _, value = line.rpartition(" ")
+        if value.isdigit():
+            counts[name] = int(value)
+    return counts
+
+
+def kafka_threads() -> Counter[str]:
+    """CPU seconds of each kind of thread of the local broker's JVM (its name without
+    numbers: the request handlers, the network threads, the JIT compilers, the collector),
+    read from /proc."""
+    pid = kafka_pid(Path(os.environ.get("TEST_STATE_DIR") or TEST_STATE_DIR) / "kafka")
+    spent: Counter[str] = Counter()
+    if pid is None:
+        return spent
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip()
+            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the thread ended meanwhile
+            continue
+        kind = re.sub(r"[-_ #]*\d+$", "", name).strip("-_ ") or name
+        spent[kind] += (int(fields[11]) + int(fields[12])) / tick
+    return spent
+
+
+async def database_counters(database_url: str) -> Counter[str]:
+    """Transactions committed, WAL records and bytes, and WAL flushes of the whole server."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        commits = await conn.fetchval("SELECT sum(xact_commit) FROM pg_stat_database")
+        wal = await conn.fetchrow("SELECT wal_records, wal_bytes FROM pg_stat_wal")
+    finally:
+        await conn.close()
+    return Counter(
+        {"commits": int(commits), "WAL records": wal["wal_records"], "WAL bytes": wal["wal_bytes"]}
+    )
+
+
 async def run(args: argparse.Namespace, running: Platform, out: Path) -> dict[str, object]:
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -96,20 +155,35 @@ async def run(args: argparse.Namespace, running: Platform, out: Path) -> dict[st
         bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
         before = await end_offsets(bootstrap)
         requests_before = await http_requests(session, running)
-        spies = spy_on(running, args.rate, out)
+        kafka_before = kafka_requests()
+        threads_before = kafka_threads()
+        database_before = await database_counters(os.environ["DATABASE_URL"])
+        meter = CpuMeter.for_local_run(running)
+        await meter.until_quiet()
+        cpu_before = meter.snapshot()
+        spies = [] if args.no_spy else spy_on(running, args.rate, out)
         try:
             elapsed, _, _ = await lifecycles(api, skus, args.sales, 64, True, 20)
+            await meter.until_quiet()
         finally:
             for spy in spies:
                 spy.send_signal(signal.SIGINT)
             for spy in spies:
                 spy.wait(30)
+        cpu_after = meter.snapshot()
+        threads_after = kafka_threads()
+        database_after = await database_counters(os.environ["DATABASE_URL"])
+        kafka_after = kafka_requests()
         after = await end_offsets(bootstrap)
         requests_after = await http_requests(session, running)
     return {
         "elapsed": elapsed,
         "events": {t: after.get(t, 0) - before.get(t, 0) for t in TOPICS},
         "requests": {s: requests_after[s] - requests_before[s] for s in requests_after},
+        "kafka": {k: v - kafka_before.get(k, 0) for k, v in kafka_after.items()},
+        "cpu": CpuMeter.per_unit(cpu_before, cpu_after, args.sales, "lifecycle"),
+        "kafka_threads": threads_after - threads_before,
+        "database": database_after - database_before,
     }
 
 
@@ -159,8 +233,15 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2000)
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--no-spy", action="store_true", help="count and measure CPU without sampling"
+    )
     args = parser.parse_args()
-    if shutil.which("py-spy") is None and not Path(sys.executable).with_name("py-spy").exists():
+    if (
+        not args.no_spy
+        and shutil.which("py-spy") is None
+        and not Path(sys.executable).with_name("py-spy").exists()
+    ):
         parser.error("py-spy is not installed (it is in requirements-dev.txt: make install)")
     os.environ["PATH"] = f"{Path(sys.executable).parent}:{os.environ['PATH']}"
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-profile-"))
@@ -177,9 +258,14 @@ def main() -> None:
         counts = asyncio.run(run(args, running, out))
     sales = args.sales
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
+    sampled = "" if args.no_spy else f" while py-spy sampled every service at {args.rate} Hz"
     print(
-        f"{sales} lifecycles in {counts['elapsed']:.1f}s = {sales / counts['elapsed']:,.0f}/s"
-        f" while py-spy sampled every service at {args.rate} Hz (it slows them)"
+        f"{sales} lifecycles in {counts['elapsed']:.1f}s"
+        f" = {sales / counts['elapsed']:,.0f}/s{sampled}"
+    )
+    print(
+        f"{counts['cpu']} (until quiet after the last one"
+        f"{'; py-spy slows them' if sampled else ''})"
     )
     events = counts["events"]
     assert isinstance(events, dict)
@@ -189,6 +275,25 @@ def main() -> None:
     assert isinstance(requests, dict)
     per = ", ".join(f"{s} {n / sales:.3f}" for s, n in requests.items())
     print(f"HTTP requests answered per lifecycle: {sum(requests.values()) / sales:.3f} ({per})")
+    kafka = counts["kafka"]
+    assert isinstance(kafka, dict)
+    if kafka:
+        per = ", ".join(
+            f"{k} {n / sales:.2f}" for k, n in sorted(kafka.items(), key=lambda kv: -kv[1]) if n
+        )
+        print(f"Kafka, per lifecycle (requests by kind; broker.* are its record counters): {per}")
+    else:
+        print("Kafka requests: not read (needs a JDK: java with the attach API)")
+    database = counts["database"]
+    assert isinstance(database, Counter)
+    per = ", ".join(f"{k} {v / sales:,.1f}" for k, v in database.items())
+    print(f"PostgreSQL, per lifecycle: {per}")
+    threads = counts["kafka_threads"]
+    assert isinstance(threads, Counter)
+    per = ", ".join(f"{k} {v * 1000 / sales:.2f}" for k, v in threads.most_common(10) if v)
+    print(f"Kafka's CPU ms per lifecycle by thread: {per}")
+    if args.no_spy:
+        return
     for service in SERVICES:
         folded = out / f"{service.name}.txt"
         if not folded.exists():

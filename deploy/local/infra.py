@@ -369,6 +369,11 @@ def _java(libs: Path, layout: KafkaLayout, *args: str) -> list[str]:
         "java",
         *KAFKA_HEAP,
         "-XX:+UseG1GC",
+        # C1 only: a local broker lives for a `make up` or a benchmark, and C2 spent more CPU
+        # compiling in its first minutes (1.4 ms per sale lifecycle) than the broker spent
+        # handling requests (0.7 ms), on the two cores the platform shares; C1's code handles
+        # them as fast here (docs/benchmarks.md, "Sale lifecycle path, before and after")
+        "-XX:TieredStopAtLevel=1",
         "-Djava.awt.headless=true",
         f"-Dlog4j2.configurationFile={layout.log4j}",
         "-cp",

@@ -4,7 +4,6 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field
 
 CONTENT_TYPE = "application/cloudevents+json"
@@ -29,7 +28,9 @@ class CloudEvent(BaseModel):
     data: dict[str, Any]
 
     def to_bytes(self) -> bytes:
-        return orjson.dumps(self.model_dump(mode="json"))
+        # pydantic's own JSON in one pass: the same bytes as orjson over `model_dump(mode=
+        # "json")` (tests/unit/test_event_bytes.py), at about half the cost
+        return self.model_dump_json().encode()
 
     @classmethod
     def from_bytes(cls, raw: bytes) -> "CloudEvent":

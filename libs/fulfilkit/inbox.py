@@ -28,7 +28,7 @@ from pydantic import ValidationError
 from fulfilkit.contracts import SOURCE_OF_TOPIC, TOPIC_OF_TYPE, dlq_topic
 from fulfilkit.events import CloudEvent
 from fulfilkit.metrics import batch_consumed, event_consumed, event_dead_lettered, until_commit
-from fulfilkit.received import Event, decode_event
+from fulfilkit.received import Event, decode_event, read_envelope, type_hint
 from fulfilkit.tracing import consuming, record_traceparent
 
 log = logging.getLogger(__name__)
@@ -150,8 +150,11 @@ class Inbox:
         batch_consumed(self._schema, len(records))
         events: list[tuple[Any, Event[Any]]] = []
         for record in records:
+            raw = record.value or b""
+            if self._skips(record.topic, raw):
+                continue
             try:
-                event = decode_event(record.value or b"")
+                event = decode_event(raw)
             except (ValidationError, ValueError) as exc:
                 await self._dead_letter(record, _unreadable_reason(record, exc), _envelope(record))
                 continue
@@ -176,6 +179,33 @@ class Inbox:
                 with self._traced([(record, event)]):
                     await self._apply_alone(record, event)
 
+    def _skips(self, topic: str, raw: bytes) -> bool:
+        """A record of a type this consumer does not handle, from its topic's owner, is
+        skipped without validating it: its text hints at its type, and only then is its
+        JSON parsed to be sure of its type and source (`fulfilkit.received`)."""
+        if self._types is None:
+            return False
+        hint = type_hint(raw)
+        if hint is None or hint in self._types:
+            return False
+        envelope = read_envelope(raw)
+        if (
+            envelope is None
+            or envelope.type in self._types
+            or TOPIC_OF_TYPE.get(envelope.type) != topic
+            or SOURCE_OF_TOPIC.get(topic) != envelope.source
+        ):
+            return False  # decoded, and dead-lettered when it is foreign or unreadable
+        event_consumed(self._schema, topic, envelope.type)
+        return True
+
+    def _wants(self, event: Event[Any]) -> bool:
+        """Events of other types, or that cannot change anything here, are skipped without a
+        transaction: with no effect, there is nothing to record or to deduplicate."""
+        if self._types is not None and event.type not in self._types:
+            return False
+        return self._relevant is None or self._relevant(event)
+
     def _traced(self, events: Sequence[tuple[Any, Event[Any]]]) -> AbstractContextManager[None]:
         """One consumer span per applied batch, continuing the trace context of its events
         (the `traceparent` record header), where the events it causes find it."""
@@ -190,13 +220,6 @@ class Inbox:
                 for record, event in events
             ],
         )
-
-    def _wants(self, event: Event[Any]) -> bool:
-        """Events of other types, or that cannot change anything here, are skipped without a
-        transaction: with no effect, there is nothing to record or to deduplicate."""
-        if self._types is not None and event.type not in self._types:
-            return False
-        return self._relevant is None or self._relevant(event)
 
     async def _apply_in_transaction(self, events: list[Event[Any]]) -> None:
         with until_commit():  # what the use cases count, they count once it committed

@@ -4,10 +4,12 @@ import asyncio
 import uuid
 from typing import Any
 
+import orjson
+
 from fulfilkit import contracts as c
 from fulfilkit.events import CloudEvent, utcnow
 from fulfilkit.inbox import Inbox
-from fulfilkit.received import Event, decode_event
+from fulfilkit.received import Event, decode_event, read_envelope, type_hint
 from fulfilment.handlers import moves_fulfillments
 from stock.handlers import changes_stock
 
@@ -91,3 +93,76 @@ def test_irrelevant_events_cost_no_transaction() -> None:
     records.append(Record(sale_event(c.SALE_CREATED, "awaiting_stock")))  # not its types
     asyncio.run(inbox.handle(records))
     assert applied == []
+
+
+class Validated(Exception):
+    """Raised by a stand-in for `decode_event`: the inbox validated this record."""
+
+
+def test_a_type_it_does_not_handle_is_skipped_without_validating_it(monkeypatch) -> None:
+    def refuse(raw: bytes) -> Event[Any]:
+        raise Validated(raw)
+
+    monkeypatch.setattr("fulfilkit.inbox.decode_event", refuse)
+    inbox = Inbox(
+        NoDatabase(),
+        "fulfilment",
+        "fulfilment",
+        None,
+        None,  # type: ignore[arg-type]
+        event_types=[c.SALE_STATUS_CHANGED],
+    )
+    asyncio.run(inbox.handle([Record(sale_event(c.SALE_CREATED, "awaiting_stock"))]))
+
+
+def test_a_hint_is_not_taken_for_the_type() -> None:
+    """A `"type"` inside `data` that comes before the envelope's, or an envelope from another
+    source: the record is decoded as before (applied, or dead-lettered as foreign)."""
+    applied: list[Event[Any]] = []
+
+    async def apply(conn: object, batch: list[Event[Any]]) -> None:
+        applied.extend(batch)
+
+    class Pool:
+        def acquire(self) -> "Pool":
+            return self
+
+        async def __aenter__(self) -> "Pool":
+            return self
+
+        async def __aexit__(self, *_: object) -> None:
+            return None
+
+        def transaction(self) -> "Pool":
+            return self
+
+        async def fetch(self, sql: str, consumer: str, ids: list[Any], outcome: str) -> list:
+            return [{"event_id": i} for i in ids]
+
+    event = sale_event(c.SALE_STATUS_CHANGED, "shipped")
+    fields = event.model_dump(mode="json")
+    # the same event with `data` first, and a "type" in it before the envelope's
+    reordered = {"data": {"type": c.SALE_CREATED, **fields.pop("data")}, **fields}
+    record = Record(event)
+    record.value = orjson.dumps(reordered)
+    assert type_hint(record.value) == c.SALE_CREATED
+    inbox = Inbox(
+        Pool(),  # type: ignore[arg-type]
+        "fulfilment",
+        "fulfilment",
+        None,
+        apply,  # type: ignore[arg-type]
+        event_types=[c.SALE_STATUS_CHANGED],
+    )
+    asyncio.run(inbox.handle([record]))
+    assert [e.id for e in applied] == [event.id]
+
+
+def test_the_hint_names_the_type_of_every_event_the_platform_writes() -> None:
+    for type_ in (c.SALE_CREATED, c.SALE_STATUS_CHANGED, c.SALE_CANCELED):
+        raw = sale_event(type_, "canceled").to_bytes()
+        assert type_hint(raw) == decode_event(raw).type == read_envelope(raw).type  # type: ignore[union-attr]
+    assert read_envelope(b"not json") is None
+    assert read_envelope(b'["a list"]') is None
+    assert read_envelope(b'{"type": 1, "source": "/orders"}') is None
+    assert type_hint(b'{"type": "a\\"b"}') is None
