@@ -4,7 +4,9 @@ Starts only the stock service on the Kafka and PostgreSQL named by KAFKA_BOOTSTR
 and DATABASE_URL (`make bench` provides them), creates a location, products and stock
 records through its own API, produces N `sale.created` events to `sales.events` as fast as
 one producer can, and reads `stock.events` until every sale's `stock.reserved` has arrived.
-Prints reservations per second, send-to-reserved latency and the command line.
+Prints reservations per second, send-to-reserved latency, the CPU milliseconds per
+reservation of the service, Kafka, PostgreSQL and this client, and the command line;
+`--py-spy DIR` samples the service with py-spy during each measured scenario.
 
     python bench/stock_reservations.py --sales 20000 --scenario both
 
