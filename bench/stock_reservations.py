@@ -4,7 +4,9 @@ Starts only the stock service on the Kafka and PostgreSQL named by KAFKA_BOOTSTR
 and DATABASE_URL (`make bench` provides them), creates a location, products and stock
 records through its own API, produces N `sale.created` events to `sales.events` as fast as
 one producer can, and reads `stock.events` until every sale's `stock.reserved` has arrived.
-Prints reservations per second, send-to-reserved latency and the command line.
+Prints reservations per second, send-to-reserved latency, the CPU milliseconds per
+reservation of the service, Kafka, PostgreSQL and this client, and the command line;
+`--py-spy DIR` samples the service with py-spy during each measured scenario.
 
     python bench/stock_reservations.py --sales 20000 --scenario both
 
@@ -20,20 +22,27 @@ import os
 import platform as host
 import secrets
 import shlex
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.partitioner import DefaultPartitioner
 from single_service import single_service
 
+from bench.cpu import CpuMeter, _children
 from bench.report import Report
+from deploy.local.infra import TEST_STATE_DIR, kafka_pid, postgres_pid
 from fulfilkit import contracts as c
 from fulfilkit.events import CONTENT_TYPE, utcnow
 
@@ -59,6 +68,7 @@ class Result:
     latencies_ms: list[float]
     verified: str
     reserved_at: list[float]  # seconds from the first send
+    cpu_ms: dict[str, float]  # CPU ms per reservation: in all, and per component
 
 
 class StockApi:
@@ -212,12 +222,23 @@ def sale_created(tenant: uuid.UUID, n: int, sku: str) -> tuple[str, bytes, bytes
 async def produce(
     producer: AIOKafkaProducer, messages: list[tuple[str, bytes, bytes]]
 ) -> tuple[list[float], float]:
-    """Send every message without awaiting each; returns each send time and the last ack time."""
+    """Send every message without awaiting each; returns each send time and the last ack time.
+
+    Each key's partition is the one the producer's default partitioner picks, computed before
+    the first send: aiokafka's murmur2 is pure Python, and the load generator should spend
+    its CPU, which it shares with the service it measures, on sending."""
+    partitions = sorted(await producer.partitions_for(c.SALES_TOPIC))
+    pick = DefaultPartitioner()
+    placed = [(key, value, pick(key, partitions, None)) for _, key, value in messages]
     sent_at: list[float] = []
     futures = []
-    for _, key, value in messages:
+    for key, value, partition in placed:
         sent_at.append(time.perf_counter())
-        futures.append(await producer.send(c.SALES_TOPIC, value=value, key=key, headers=HEADERS))
+        futures.append(
+            await producer.send(
+                c.SALES_TOPIC, value=value, key=key, headers=HEADERS, partition=partition
+            )
+        )
     await asyncio.gather(*futures)
     return sent_at, time.perf_counter()
 
@@ -261,6 +282,56 @@ async def verify(api: StockApi, sold: Counter[str], quantity: int) -> str:
     )
 
 
+def cpu_meter(service_pid: int | None) -> CpuMeter:
+    """CPU time of the stock service, Kafka, PostgreSQL (every backend) and this client."""
+    state_dir = Path(os.environ.get("TEST_STATE_DIR") or TEST_STATE_DIR)
+
+    def postgres() -> list[int]:
+        postmaster = postgres_pid(state_dir / "postgres")
+        return [postmaster, *_children(postmaster)] if postmaster else []
+
+    def kafka() -> list[int]:
+        pid = kafka_pid(state_dir / "kafka")
+        return [pid] if pid else []
+
+    return CpuMeter(
+        {
+            "stock": lambda: [service_pid] if service_pid else [],
+            "kafka": kafka,
+            "postgres": postgres,
+            "client": lambda: [os.getpid()],
+        }
+    )
+
+
+class Spy:
+    """`py-spy record` on the stock service while the measured scenarios run (`--py-spy`),
+    raw folded stacks for speedscope or a flame graph; nothing when no directory is given."""
+
+    def __init__(self, out: Path | None, pid: int | None, rate: int = 100) -> None:
+        self.out, self.pid, self.rate = out, pid, rate
+        self.process: subprocess.Popen | None = None
+
+    def start(self, name: str) -> None:
+        if self.out is None or self.pid is None:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        stem = self.out / f"stock-{name.replace(' ', '-')}"
+        self.process = subprocess.Popen(
+            [spy, "record", "--pid", str(self.pid), "--rate", str(self.rate), "--format", "raw"]
+            + ["--output", f"{stem}.txt", "--nonblocking"],
+            stdout=subprocess.DEVNULL,
+            stderr=open(f"{stem}.py-spy.log", "wb"),
+        )
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.send_signal(signal.SIGINT)
+            self.process.wait(30)
+            self.process = None
+
+
 async def scenario(
     name: str,
     skus: list[str],
@@ -270,6 +341,7 @@ async def scenario(
     events: StockEvents,
     tenant: uuid.UUID,
     timeout: float,
+    spy: Spy | None = None,
 ) -> Result:
     sold = Counter(skus[n % len(skus)] for n in range(total))
     quantity = max(sold.values()) + 10
@@ -278,9 +350,18 @@ async def scenario(
     # Let the outbox relay publish the records' opening stock.changed before the clock starts.
     await events.wait_for(ids, opening_stock, timeout)
     messages = [sale_created(tenant, n, skus[n % len(skus)]) for n in range(total)]
-    elapsed, produce_time, latencies, reserved_at = await reserve(
-        producer, events, messages, timeout
-    )
+    if spy is not None:
+        spy.start(name)
+    meter = cpu_meter(spy.pid if spy is not None else None)
+    before = meter.snapshot()
+    try:
+        elapsed, produce_time, latencies, reserved_at = await reserve(
+            producer, events, messages, timeout
+        )
+    finally:
+        if spy is not None:
+            spy.stop()
+    cpu_ms = CpuMeter.ms_per_unit(before, meter.snapshot(), total)
     verified = await verify(api, sold, quantity)
     return Result(
         name,
@@ -291,10 +372,13 @@ async def scenario(
         [v * 1000 for v in latencies],
         verified,
         reserved_at,
+        cpu_ms,
     )
 
 
-async def run(args: argparse.Namespace, url: str, token: str, bootstrap: str) -> list[Result]:
+async def run(
+    args: argparse.Namespace, url: str, token: str, bootstrap: str, spy: Spy
+) -> list[Result]:
     tenant = uuid.uuid4()
     run_id = secrets.token_hex(3).upper()
     producer = AIOKafkaProducer(
@@ -332,6 +416,7 @@ async def run(args: argparse.Namespace, url: str, token: str, bootstrap: str) ->
                             events,
                             tenant,
                             args.timeout,
+                            spy,
                         )
                     )
                 if args.scenario in ("hot", "both"):
@@ -345,6 +430,7 @@ async def run(args: argparse.Namespace, url: str, token: str, bootstrap: str) ->
                             events,
                             tenant,
                             args.timeout,
+                            spy,
                         )
                     )
             finally:
@@ -369,10 +455,17 @@ def report(results: list[Result]) -> None:
             f"  producing (first send to last ack): {r.produce:.2f}s"
             f" = {r.sales / r.produce:,.0f} events/s"
         )
+        print(
+            f"  CPU ms per reservation: {r.cpu_ms['all']:.3f} in all ("
+            + ", ".join(f"{k} {v:.3f}" for k, v in r.cpu_ms.items() if k != "all")
+            + ")"
+        )
         print(f"  verified: {r.verified}")
     saved = Report("stock_reservations")
     for r in results:
         saved.figure(f"{r.name}: reservations/s", r.sales / r.elapsed, "1/s")
+        saved.figure(f"{r.name}: CPU per reservation", r.cpu_ms["all"], "ms")
+        saved.figure(f"{r.name}: stock service CPU per reservation", r.cpu_ms["stock"], "ms")
         saved.latency(f"{r.name}: send-to-reserved", r.latencies_ms)
         saved.timeline(f"{r.name}: reserved", r.reserved_at)
     saved.save([sys.executable, *sys.argv])
@@ -385,11 +478,18 @@ def main() -> None:
     parser.add_argument(
         "--timeout", type=float, default=300.0, help="seconds to wait for the events of one step"
     )
+    parser.add_argument(
+        "--py-spy",
+        type=Path,
+        metavar="DIR",
+        help="sample the stock service with py-spy during each measured scenario, into DIR",
+    )
     args = parser.parse_args()
     if args.sales < 1:
         parser.error("--sales must be at least 1")
     with single_service("stock") as service:
-        results = asyncio.run(run(args, service.url, service.token, service.bootstrap))
+        spy = Spy(args.py_spy, service.pid)
+        results = asyncio.run(run(args, service.url, service.token, service.bootstrap, spy))
     report(results)
 
 

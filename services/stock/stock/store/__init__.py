@@ -1,6 +1,6 @@
 """SQL for the stock schema, one module per aggregate: the catalogue (products, locations),
-stock records with their ledger, and reservations with the backorder queue."""
+stock records with their ledger, reservations with the backorder queue, and the outbox."""
 
-from stock.store import catalogue, inbound, records, reservations
+from stock.store import catalogue, inbound, outbox, records, reservations
 
-__all__ = ["catalogue", "inbound", "records", "reservations"]
+__all__ = ["catalogue", "inbound", "outbox", "records", "reservations"]

@@ -4,9 +4,9 @@ from collections.abc import Sequence
 
 import asyncpg
 
-from fulfilkit.outbox import Keyed, add_events
 from stock import events, store
 from stock.domain import LedgerEntry, StockRecord, newly_low
+from stock.events import Outgoing
 
 
 async def save_changes(
@@ -16,7 +16,7 @@ async def save_changes(
     actor: str,
     *,
     notes: str | None = None,
-    more_events: Sequence[Keyed] = (),
+    more_events: Sequence[Outgoing] = (),
 ) -> None:
     """Persist what the domain decided, in the caller's transaction.
 
@@ -29,7 +29,7 @@ async def save_changes(
     await store.records.insert_movements(conn, entries, actor, notes)
     outgoing = [events.stock_changed(e) for e in entries]
     outgoing += [events.stock_low(r) for r in alerts]
-    await add_events(conn, "stock", [*outgoing, *more_events])
+    await store.outbox.add_events(conn, [*outgoing, *more_events])
     freed = {
         (e.tenant_id, e.location_id) for e in entries if e.quantity_change - e.reserved_change > 0
     }

@@ -6,7 +6,6 @@ from uuid import UUID
 import asyncpg
 
 from fulfilkit.errors import Conflict, Duplicated, Invalid, NotFound
-from fulfilkit.outbox import add_events
 from stock import events, store
 from stock.bundles import component_errors, components_of
 from stock.domain import Location, Product, StockRecord
@@ -46,7 +45,7 @@ async def create_product(
             conn, tenant, sku, name, ean, unit_type, min_level, is_bulky, policies
         )
         if product is not None:
-            await add_events(conn, "stock", [events.product_created(tenant, product)])
+            await store.outbox.add_events(conn, [events.product_created(tenant, product)])
     if product is None:
         raise Duplicated(f"A product with sku {sku!r} already exists.")
     return product

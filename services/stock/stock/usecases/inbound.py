@@ -17,7 +17,6 @@ from uuid import UUID
 import asyncpg
 
 from fulfilkit.errors import Conflict, Duplicated, Invalid, NotFound
-from fulfilkit.outbox import Keyed, add_events
 from stock import events, store
 from stock.domain import StockRecord, apply_change
 from stock.inbound import (
@@ -91,7 +90,7 @@ async def create_inbound_order(
         if not await store.inbound.insert_order(conn, order):
             raise Duplicated(f"An inbound order with reference {reference!r} already exists.")
         saved = await _read(conn, tenant, order.id)
-        await add_events(conn, "stock", [events.inbound_order_created(saved)])
+        await store.outbox.add_events(conn, [events.inbound_order_created(saved)])
         await _announce(conn, None, saved)
     return saved
 
@@ -166,8 +165,8 @@ async def update_inbound_order(
             conn, replace(order, **fields), lines_changed=lines_changed
         )
         if saved.status != order.status:
-            await add_events(
-                conn, "stock", [events.inbound_order_status_changed(saved, order.status)]
+            await store.outbox.add_events(
+                conn, [events.inbound_order_status_changed(saved, order.status)]
             )
         await _announce(conn, order, saved)
     return saved
@@ -181,7 +180,9 @@ async def cancel_inbound_order(
         order = await _locked(conn, tenant, order_id, expected_version)
         canceled = _refuse_violation(cancel_order, order)
         saved = await store.inbound.save_order(conn, canceled, lines_changed=False)
-        await add_events(conn, "stock", [events.inbound_order_status_changed(saved, order.status)])
+        await store.outbox.add_events(
+            conn, [events.inbound_order_status_changed(saved, order.status)]
+        )
         await _announce(conn, order, saved)
     return saved
 
@@ -198,7 +199,9 @@ async def close_inbound_order(
         order = await _locked(conn, tenant, order_id, expected_version)
         closed = _refuse_violation(lambda o: close_order(o, reason), order)
         saved = await store.inbound.save_order(conn, closed, lines_changed=False)
-        await add_events(conn, "stock", [events.inbound_order_status_changed(saved, order.status)])
+        await store.outbox.add_events(
+            conn, [events.inbound_order_status_changed(saved, order.status)]
+        )
         await _announce(conn, order, saved)
     return saved
 
@@ -247,7 +250,9 @@ async def receive(
     created_at = await store.inbound.insert_receipt(
         conn, tenant, receipt_id, order.id, lines, actor
     )
-    more: list[Keyed] = [events.inbound_order_received(saved, receipt_id, lines, created_at)]
+    more: list[events.Outgoing] = [
+        events.inbound_order_received(saved, receipt_id, lines, created_at)
+    ]
     if saved.status != order.status:
         more.append(events.inbound_order_status_changed(saved, order.status))
     await save_changes(conn, list(records.values()), entries, actor, notes=None, more_events=more)

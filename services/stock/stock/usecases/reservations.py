@@ -15,7 +15,6 @@ import asyncpg
 
 from fulfilkit.db import in_transaction
 from fulfilkit.metrics import after_commit, reservations
-from fulfilkit.outbox import Keyed, add_events
 from stock import events, store
 from stock.domain import (
     LedgerEntry,
@@ -129,7 +128,7 @@ class _Batch:
         self.rewritten: dict[UUID, Reservation] = {}
         self.dropped: set[UUID] = set()
         self.requeued: set[tuple[UUID, UUID]] = set()
-        self.outgoing: list[Keyed] = []
+        self.outgoing: list[events.Outgoing] = []
         self.outcomes: list[str] = []  # counted once the transaction committed
         self.failures: list[tuple[int, ReservationFailed]] = []
 
@@ -545,9 +544,8 @@ async def announce_waiting(
         if isinstance(outcome, ReservationFailed) and not outcome.denied:
             failures.append(outcome)
     found = await arrivals(conn, failures)
-    await add_events(
+    await store.outbox.add_events(
         conn,
-        "stock",
         [
             events.reservation_failed(f, expected)
             for f, expected in zip(failures, found, strict=True)
