@@ -14,6 +14,7 @@ from aiohttp import web
 
 from fulfilkit.db import create_pool, migrate
 from webhooks.app import MIGRATIONS
+from webhooks.handoff import Handoff
 from webhooks.resources import Resources
 from webhooks.sealing import SecretSealer
 from webhooks.sender import Sender
@@ -50,7 +51,9 @@ async def resources() -> AsyncIterator[Resources]:
     try:
         due = asyncio.Event()
         listener = NotifyListener(settings.database_url, NOTIFY_CHANNEL, due.set)
-        yield Resources(settings, SecretSealer(settings.secret_keys), sender, due, listener)
+        sealer = SecretSealer(settings.secret_keys)
+        handoff = Handoff(sealer, settings.webhook_lease_seconds)
+        yield Resources(settings, sealer, sender, due, listener, handoff)
     finally:
         await sender.close()
 

@@ -88,8 +88,8 @@ async def test_insert_deliveries_skips_disabled_endpoints_and_pairs_already_queu
         for e in (on, off)
     ]
     async with pool.acquire() as conn, conn.transaction():
-        assert await deliveries.insert_deliveries(conn, rows) == 1
-        assert await deliveries.insert_deliveries(conn, rows) == 0
+        assert len(await deliveries.insert_deliveries(conn, rows)) == 1
+        assert await deliveries.insert_deliveries(conn, rows) == []
         await conn.execute(
             "UPDATE webhooks.deliveries SET next_attempt_at = NULL WHERE tenant_id = $1", tenant
         )
@@ -99,6 +99,41 @@ async def test_insert_deliveries_skips_disabled_endpoints_and_pairs_already_queu
     finally:
         await pool.release(subscribed)
     assert [s.endpoint_id for s in subs] == [on]
+
+
+async def test_a_delivery_inserted_leased_is_claimable_only_once_its_lease_ends(
+    pool: asyncpg.Pool,
+    tenants: Any,
+) -> None:
+    """What the consumer hands to its dispatcher is leased to it: should the process die
+    before an attempt is recorded, it is due again when the lease ends, like a claimed one."""
+    tenant = tenants()
+    hook = await endpoint(pool, tenant)
+    now = datetime.now(UTC)
+    rows = [
+        (tenant, hook, uuid4(), "stock.changed", f"msg_{n}", b"{}", "stock/a", now, None)
+        for n in range(2)
+    ]
+    async with pool.acquire() as conn, conn.transaction():
+        inserted = await deliveries.insert_deliveries(conn, rows, [True, False], LEASE)
+        assert [(r["event_id"], r["leased"]) for r in inserted] == [
+            (rows[0][2], True),
+            (rows[1][2], False),
+        ]
+        leased, due_now = (r["id"] for r in inserted)
+        [claimed] = await dispatching.claim_due(conn, 10, LEASE, only(hook))
+        assert claimed["id"] == due_now, "the leased one is not due"
+        assert await dispatching.claim_due(conn, 10, LEASE, only(hook)) == []
+        await conn.execute(  # its lease runs out
+            "UPDATE webhooks.deliveries SET next_attempt_at = now() - interval '1 ms'"
+            " WHERE id = $1",
+            leased,
+        )
+        [claimed] = await dispatching.claim_due(conn, 10, LEASE, only(hook))
+        assert claimed["id"] == leased
+        await conn.execute(
+            "UPDATE webhooks.deliveries SET next_attempt_at = NULL WHERE tenant_id = $1", tenant
+        )
 
 
 async def test_claim_due_leases_within_the_endpoint_quota_and_parks_a_disabled_endpoints(

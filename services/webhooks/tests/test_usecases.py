@@ -18,6 +18,7 @@ from standardwebhooks.webhooks import Webhook
 
 from fulfilkit import contracts as c
 from fulfilkit.errors import Conflict, Invalid, NotFound
+from fulfilkit.metrics import until_commit
 from fulfilkit.received import Event, decode_event
 from webhooks.domain import (
     PENDING,
@@ -26,6 +27,7 @@ from webhooks.domain import (
     EndpointChanges,
     NewEndpoint,
     Outcome,
+    Room,
     Target,
     decide,
 )
@@ -303,6 +305,64 @@ async def test_record_deliveries_queues_one_per_subscribed_endpoint_with_the_pub
     assert orjson.loads(payload)["data"] == published["data"]
     # Byte for byte the data as its producer serialised it.
     assert orjson.dumps(published["data"]) in payload
+
+
+class FakeHandoff:
+    """A dispatcher with `room` free places for every endpoint, taking what it is handed."""
+
+    def __init__(self, resources: Resources, room: int) -> None:
+        self._room = Room({}, room, {}, 100, 100)
+        self._secrets = resources.handoff.secrets
+        self.lease = timedelta(seconds=60)
+        self.taken: list[Target] = []
+
+    def room(self) -> Room | None:
+        return self._room
+
+    def secrets(self, destination: Any) -> list[str] | None:
+        return self._secrets(destination)
+
+    def take(self, targets: list[Target]) -> None:
+        self.taken += targets
+
+
+async def test_deliveries_the_dispatcher_has_room_for_are_leased_and_handed_over_once_committed(
+    pool: asyncpg.Pool, tenants: Any, resources: Resources
+) -> None:
+    tenant = tenants()
+    free = await create(pool, resources, tenant, new_endpoint(headers={"X-Shop": "42"}))
+    ordered = (await create(pool, resources, tenant, new_endpoint(ordered=True))).endpoint.id
+    events = [stock_changed(tenant, n)[1] for n in (1, 2, 3)]
+    handoff = FakeHandoff(resources, room=2)
+    with until_commit():
+        async with pool.acquire() as conn, conn.transaction():
+            assert await deliveries.record_deliveries(conn, events, handoff) == 6
+            rows = await conn.fetch(
+                "SELECT id, endpoint_id, event_id, next_attempt_at > now() + interval '50 s'"
+                " AS leased FROM webhooks.deliveries WHERE tenant_id = $1 ORDER BY seq",
+                tenant,
+            )
+            await park(conn, tenant)
+            assert handoff.taken == [], "nothing is handed over before the commit"
+    leased = [(r["endpoint_id"], r["event_id"]) for r in rows if r["leased"]]
+    assert leased == [(free.endpoint.id, events[0].id), (free.endpoint.id, events[1].id)], (
+        "the room's two places; an ordered endpoint's deliveries are claimed, head first"
+    )
+    assert [(t.endpoint_id, t.delivery_id) for t in handoff.taken] == [
+        (r["endpoint_id"], r["id"]) for r in rows if r["leased"]
+    ]
+    sent = handoff.taken[0]
+    assert sent.secrets == [free.secret] and sent.headers == {"X-Shop": "42"}
+    assert sent.webhook_id == f"msg_{events[0].id.hex}_{free.endpoint.id.hex[:8]}"
+    assert orjson.loads(sent.payload)["type"] == "stock.changed" and sent.attempts_made == 0
+    assert ordered not in {t.endpoint_id for t in handoff.taken}
+
+    rolled_back = FakeHandoff(resources, room=2)
+    with pytest.raises(RuntimeError), until_commit():
+        async with pool.acquire() as conn, conn.transaction():
+            await deliveries.record_deliveries(conn, [stock_changed(tenant)[1]], rolled_back)
+            raise RuntimeError("the inbox's transaction fails")
+    assert rolled_back.taken == [], "what never committed is never sent"
 
 
 async def test_deliver_posts_a_signed_delivery_and_decides_what_follows(

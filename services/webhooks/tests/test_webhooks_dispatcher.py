@@ -13,6 +13,7 @@ import pytest
 from webhooks import dispatcher as dispatching
 from webhooks.dispatcher import Dispatcher, idle_wait, target_of
 from webhooks.domain import Attempt, Outcome
+from webhooks.handoff import Handoff
 from webhooks.sealing import SecretSealer
 from webhooks.settings import WebhookSettings
 from webhooks.store import dispatching as store
@@ -337,4 +338,74 @@ async def test_a_dispatcher_that_hears_no_notifications_polls(
         await until(lambda: sender.sent == [f"http://hook/{endpoint}"])
         sender.gates[f"http://hook/{endpoint}"].set()
     finally:
+        await stop(task)
+
+
+async def test_deliveries_handed_over_are_sent_within_the_caps_and_count_against_the_room(
+    rig: tuple[FakeQueue, FakeSender],
+) -> None:
+    queue, sender = rig
+    endpoint = uuid4()
+    url = f"http://hook/{endpoint}"
+    loop, task = start(sender, listening=True, webhook_max_in_flight_per_tenant=4)
+    handoff = Handoff(loop._sealer, 60)
+    handoff.attach(loop)
+    try:
+        await until(lambda: loop.accepting)
+        room = handoff.room()
+        assert room is not None
+        assert (room.endpoint_default, room.tenant_default) == (2 * CAP, 8)
+        queue.add(endpoint, 2 * CAP)
+        rows = queue.due.pop(endpoint)
+        handoff.take([target_of(row, time.monotonic(), loop._sealer) for row in rows])
+        await until(lambda: sender.open[url] == CAP)
+        room = handoff.room()
+        assert room is not None and room.endpoints[endpoint] == 0, "its queue is full"
+        assert room.tenants[TENANT] == 8 - 2 * CAP
+        assert room.total == 2 * loop._max_in_flight - 2 * CAP
+        assert len(queue.claims) == 1, "handed over, not claimed (one claim at the start)"
+        sender.gates[url].set()
+        await until(lambda: len(loop._writer.outcomes) == 2 * CAP)  # type: ignore[attr-defined]
+        assert sender.most_open[url] == CAP
+    finally:
+        await stop(task)
+    assert handoff.room() is None, "a stopped dispatcher takes nothing"
+    handoff.take([target_of(row, time.monotonic(), loop._sealer) for row in rows])
+    assert len(sender.sent) == 2 * CAP, "and sends nothing handed to it: due when leases end"
+
+
+async def test_an_endpoint_that_answers_fast_gets_an_express_lane_claims_do_not_count(
+    rig: tuple[FakeQueue, FakeSender],
+) -> None:
+    queue, sender = rig
+    fast, slow = uuid4(), uuid4()
+    url = f"http://hook/{fast}"
+    loop, task = start(sender, listening=True)
+    handoff = Handoff(loop._sealer, 60)
+    handoff.attach(loop)
+    try:
+        await until(lambda: loop.accepting)
+        loop._pace[fast] = 40  # completed in the last second: a quarter is 10
+        loop._window_started = time.monotonic()
+        room = handoff.room()
+        assert room is not None and room.express == {fast: 10}, "none for an unknown pace"
+        queue.add(fast, 2 * CAP + 4)
+        rows = queue.due.pop(fast)
+        handoff.take([target_of(row, time.monotonic(), loop._sealer) for row in rows])
+        await until(lambda: sender.open[url] == CAP)
+        assert sender.most_open[url] == CAP, "the express lane adds no request in flight"
+        room = handoff.room()
+        assert room is not None
+        assert room.endpoints[fast] == 0 and room.express[fast] == 10 - 4
+        assert room.total == 2 * loop._max_in_flight - 2 * CAP, "claims count no express"
+        queue.add(slow, 1)
+        loop._wake.set()
+        await until(lambda: len(queue.claims) == 2)
+        assert queue.claims[-1][fast] == 0, "a claim's quota is its depth, express aside"
+        sender.gates[url].set()
+        await until(lambda: len(loop._writer.outcomes) == 2 * CAP + 4)  # type: ignore[attr-defined]
+        assert not loop._express and not loop._express_of
+        assert loop._completed[fast] == 2 * CAP + 4
+    finally:
+        sender.gates[f"http://hook/{slow}"].set()
         await stop(task)

@@ -15,8 +15,10 @@ from webhooks.domain import (
     FILTERABLE_STATUSES,
     PENDING,
     SUCCEEDED,
+    Room,
     Subscription,
     active_secrets,
+    allot,
     can_resend,
     decide,
     excerpt,
@@ -109,6 +111,22 @@ def test_plan_deliveries_stays_within_the_event_tenant() -> None:
 def test_plan_deliveries_for_a_tenant_without_endpoints_is_empty() -> None:
     event = Event(uuid4(), "sale.created", uuid4())
     assert plan_deliveries([event], [Subscription(uuid4(), uuid4(), ("*",))]) == []
+
+
+def test_allot_fits_places_first_come_within_the_endpoint_tenant_and_total_room() -> None:
+    busy, fresh, other, tenant, crowded = uuid4(), uuid4(), uuid4(), uuid4(), uuid4()
+    room = Room({busy: 1}, 3, {crowded: 0}, 4, 10)
+    assert allot([(busy, tenant)] * 2 + [(fresh, tenant)] * 4, room) == [
+        True,
+        False,  # the busy endpoint had one free place
+        True,
+        True,
+        True,
+        False,  # the tenant's four places are taken (and the endpoint's three)
+    ]
+    assert allot([(other, crowded), None, (other, tenant)], room) == [False, False, True]
+    assert allot([(fresh, tenant)] * 3, Room({}, 3, {}, 4, 2)) == [True, True, False]
+    assert allot([(fresh, tenant)], Room({}, 3, {}, 4, 0)) == [False]
 
 
 def test_webhook_id_is_stable_per_event_and_endpoint() -> None:

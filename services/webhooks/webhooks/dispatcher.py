@@ -8,7 +8,11 @@ ends), at most `WEBHOOK_IDLE_WAIT_SECONDS`, woken sooner by a notification. It p
 while limits hold due deliveries back, or while due deliveries wait on their subject's head.
 
 A delivery is leased (`next_attempt_at` pushed past the request timeout) before it is sent,
-so a crash at any point leaves it due again later: at least once, never lost.
+so a crash at any point leaves it due again later: at least once, never lost. Most new
+deliveries are not claimed at all: the consumer of this process inserts as many as this
+dispatcher has room for already leased to it and hands them over once they are committed
+(`take`, through `webhooks.handoff`); claims are for the rest, retries, leases that ran out
+and other replicas' deliveries.
 
 Limits: at most `WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT` requests to one endpoint,
 `WEBHOOK_MAX_IN_FLIGHT_PER_TENANT` to all endpoints of one tenant and `WEBHOOK_MAX_IN_FLIGHT`
@@ -32,7 +36,7 @@ from uuid import UUID
 import asyncpg
 
 from fulfilkit.service import Runtime
-from webhooks.domain import PENDING, Outcome, Target, unsent
+from webhooks.domain import PENDING, Outcome, Room, Target, unsent
 from webhooks.recorder import OutcomeWriter
 from webhooks.resources import Resources
 from webhooks.sealing import SecretSealer, SecretUnreadable
@@ -44,6 +48,12 @@ from webhooks.usecases.deliveries import deliver
 log = logging.getLogger(__name__)
 
 LEASE_MARGIN_SECONDS = 1.0
+# The express lane: deliveries handed over beyond the claim's depth, for endpoints that
+# answer fast, as many as an endpoint completed in a quarter of the last second (so what
+# waits there is sent within about that long), at most this many per endpoint and in all.
+EXPRESS_PER_ENDPOINT = 1000
+EXPRESS_IN_ALL = 2000
+PACE_WINDOW_SECONDS = 1.0
 
 
 def idle_wait(due_in: float | None, poll: float, longest: float) -> float:
@@ -112,9 +122,20 @@ class Dispatcher:
         self._unrecorded: set[UUID] = set()
         self._throttled = False
         self._ordered: set[UUID] = set()  # endpoints whose next events wait on recorded ones
+        self.accepting = False  # whether deliveries handed over (`take`) are sent
+        # Held in the express lane (handed over beyond a claim's depth): claims and their
+        # quotas do not count them.
+        self._express: set[UUID] = set()
+        self._express_of: Counter[UUID] = Counter()
+        self._tenant_express: Counter[UUID] = Counter()
+        # Requests each endpoint completed in the current and in the last whole window.
+        self._completed: Counter[UUID] = Counter()
+        self._pace: Counter[UUID] = Counter()
+        self._window_started = time.monotonic()
 
     async def run(self) -> None:
         writer = asyncio.create_task(self._writer.run())
+        self.accepting = True
         try:
             while True:
                 self._wake.clear()
@@ -137,10 +158,81 @@ class Dispatcher:
             due_in, settings.webhook_poll_interval_seconds, settings.webhook_idle_wait_seconds
         )
 
+    # --- handed over by the consumer (`webhooks.handoff`) ----------------------------------
+
+    def room(self) -> Room:
+        """Free places in the local queue, as a claim's quotas count them, and in the express
+        lane."""
+        depth = 2 * self._cap
+        busy = set(self._running) | set(self._queued)
+        tenant_depth = 2 * self._tenant_cap
+        self._roll_pace()
+        express = {e: self._express_depth(e) - self._express_of[e] for e in self._pace}
+        return Room(
+            {endpoint: depth - self._held_by(endpoint) for endpoint in busy},
+            depth,
+            {t: tenant_depth - self._tenant_claimed(t) for t in self._tenant_held},
+            tenant_depth,
+            2 * self._max_in_flight - self._claimed(),
+            {e: free for e, free in express.items() if free > 0},
+            EXPRESS_IN_ALL - len(self._express),
+        )
+
+    def take(self, targets: list[Target]) -> None:
+        """Deliveries the consumer inserted leased to this dispatcher, committed: sent as
+        claimed ones are. Those beyond a claim's depth are held in the express lane."""
+        depth, tenant_depth = 2 * self._cap, 2 * self._tenant_cap
+        for target in targets:
+            express = (
+                self._held_by(target.endpoint_id) >= depth
+                or self._tenant_claimed(target.tenant_id) >= tenant_depth
+                or self._claimed() >= 2 * self._max_in_flight
+            )
+            self._hold(target)
+            if express:
+                self._express.add(target.delivery_id)
+                self._express_of[target.endpoint_id] += 1
+                self._tenant_express[target.tenant_id] += 1
+        self._pump()
+
+    def _express_depth(self, endpoint: UUID) -> int:
+        return min(EXPRESS_PER_ENDPOINT, self._pace[endpoint] // 4)
+
+    def _roll_pace(self) -> None:
+        now = time.monotonic()
+        if now - self._window_started >= PACE_WINDOW_SECONDS:
+            recent = now - self._window_started < 2 * PACE_WINDOW_SECONDS
+            self._pace = self._completed if recent else Counter()
+            self._completed = Counter()
+            self._window_started = now
+
+    def _unexpress(self, target: Target) -> None:
+        if target.delivery_id in self._express:
+            self._express.discard(target.delivery_id)
+            for counter, key in (
+                (self._express_of, target.endpoint_id),
+                (self._tenant_express, target.tenant_id),
+            ):
+                counter[key] -= 1
+                if counter[key] <= 0:
+                    del counter[key]
+
+    def _claimed(self) -> int:
+        """Held in all, as claims count them (the express lane aside)."""
+        return self._held - len(self._express)
+
+    def _tenant_claimed(self, tenant: UUID) -> int:
+        return self._tenant_held[tenant] - self._tenant_express[tenant]
+
     # --- claiming ------------------------------------------------------------------------
 
     def _held_by(self, endpoint: UUID) -> int:
-        return self._running[endpoint] + len(self._queued.get(endpoint, ()))
+        """Running and queued, as claims count them (the express lane aside)."""
+        return (
+            self._running[endpoint]
+            + len(self._queued.get(endpoint, ()))
+            - self._express_of[endpoint]
+        )
 
     async def _claim_and_send(self) -> bool:
         """Claim and start what is due; True when there may be more due right now.
@@ -149,7 +241,7 @@ class Dispatcher:
         quota), more may be due: then the dispatcher is `throttled` and finished requests
         wake it.
         """
-        limit = min(self._settings.webhook_batch_size, 2 * self._max_in_flight - self._held)
+        limit = min(self._settings.webhook_batch_size, 2 * self._max_in_flight - self._claimed())
         if limit <= 0:
             self._throttled = True
             return False
@@ -157,7 +249,7 @@ class Dispatcher:
         busy = set(self._running) | set(self._queued)
         quota = {endpoint: depth - self._held_by(endpoint) for endpoint in busy}
         tenant_depth = 2 * self._tenant_cap
-        tenant_quota = {t: tenant_depth - n for t, n in self._tenant_held.items()}
+        tenant_quota = {t: tenant_depth - self._tenant_claimed(t) for t in self._tenant_held}
         quotas = queue.Quotas(quota, depth, tenant_quota, tenant_depth)
         try:
             rows = await queue.claim_due(self._pool, limit, self._lease, quotas)
@@ -233,6 +325,7 @@ class Dispatcher:
                 return
 
     def _drop(self, target: Target) -> None:
+        self._unexpress(target)
         self._held -= 1
         self._release_tenant(target.tenant_id, running=False)
         self._unrecorded.discard(target.delivery_id)
@@ -251,6 +344,9 @@ class Dispatcher:
     def _finished(self, task: asyncio.Task[None]) -> None:
         target = self._tasks.pop(task)
         endpoint = target.endpoint_id
+        self._unexpress(target)
+        self._roll_pace()
+        self._completed[endpoint] += 1
         self._running[endpoint] -= 1
         if self._running[endpoint] <= 0:
             del self._running[endpoint]
@@ -264,7 +360,7 @@ class Dispatcher:
         self._pump(endpoint)
         if self._throttled and (
             self._held_by(endpoint) <= self._cap
-            or self._tenant_held[target.tenant_id] <= self._tenant_cap
+            or self._tenant_claimed(target.tenant_id) <= self._tenant_cap
         ):
             self._wake.set()
 
@@ -295,7 +391,9 @@ class Dispatcher:
     async def _shutdown(self, writer: asyncio.Task[None]) -> None:
         """Let posts in flight finish within the grace period, record them, hand back the
         rest (queued ones included)."""
+        self.accepting = False
         self._queued.clear()
+        self._express.clear()
         grace = self._settings.webhook_shutdown_grace_seconds
         in_flight = set(self._tasks)
         if in_flight:
@@ -326,7 +424,11 @@ async def run_dispatcher(runtime: Runtime[Resources]) -> None:
             resources.deliveries_due,
             lambda: resources.listener.connected,
         )
-        await dispatcher.run()
+        resources.handoff.attach(dispatcher)
+        try:
+            await dispatcher.run()
+        finally:
+            resources.handoff.detach(dispatcher)
     finally:
         await pool.close()
 

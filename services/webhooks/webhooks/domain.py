@@ -261,12 +261,26 @@ class EventLike(Protocol):
 
 
 @dataclass(frozen=True)
+class Destination:
+    """Where a subscribed endpoint's deliveries go, as stored (secrets sealed): what a
+    delivery handed straight to a dispatcher is sent with."""
+
+    url: str
+    headers: Mapping[str, str]
+    secret: str
+    previous_secret: str | None  # while it still signs
+    failing: bool
+    ordered: bool
+
+
+@dataclass(frozen=True)
 class Subscription:
     endpoint_id: UUID
     tenant_id: UUID
     patterns: tuple[str, ...]
     # Event type -> the statuses that pass; a type without an entry passes whole.
     statuses: Mapping[str, frozenset[str]] = field(default_factory=dict)
+    destination: Destination | None = None
 
 
 def status_filters(filters: Mapping[str, Mapping[str, Sequence[str]]]) -> dict[str, frozenset[str]]:
@@ -300,6 +314,53 @@ def plan_deliveries(
         for sub in by_tenant.get(event.tenantid, ())
         if matches(sub.patterns, event.type) and (not sub.statuses or passes(sub.statuses, event))
     ]
+
+
+@dataclass(frozen=True)
+class Room:
+    """Free places in a dispatcher's local queue: per endpoint and per tenant (the defaults
+    for those not listed, which hold nothing) and in all, as a claim's quotas count them; then
+    the express lane, per endpoint (none for those not listed) and in all: places beyond
+    those for endpoints that answer fast, as many as they took in a recent quarter second."""
+
+    endpoints: Mapping[UUID, int]
+    endpoint_default: int
+    tenants: Mapping[UUID, int]
+    tenant_default: int
+    total: int
+    express: Mapping[UUID, int] = field(default_factory=dict)
+    express_total: int = 0
+
+
+def allot(places: Sequence[tuple[UUID, UUID] | None], room: Room) -> list[bool]:
+    """Whether each wanted place, an (endpoint, tenant) pair in order (None: not wanted),
+    fits in `room`: first come, first served, within the endpoint's, the tenant's and the
+    total free places, else within the endpoint's and the total express places."""
+    endpoints = dict(room.endpoints)
+    tenants = dict(room.tenants)
+    total = room.total
+    express = dict(room.express)
+    express_total = room.express_total
+    fits = []
+    for place in places:
+        if place is None:
+            fits.append(False)
+            continue
+        endpoint, tenant = place
+        endpoint_free = endpoints.get(endpoint, room.endpoint_default)
+        tenant_free = tenants.get(tenant, room.tenant_default)
+        if total > 0 and endpoint_free > 0 and tenant_free > 0:
+            endpoints[endpoint] = endpoint_free - 1
+            tenants[tenant] = tenant_free - 1
+            total -= 1
+            fits.append(True)
+        elif express_total > 0 and express.get(endpoint, 0) > 0:
+            express[endpoint] -= 1
+            express_total -= 1
+            fits.append(True)
+        else:
+            fits.append(False)
+    return fits
 
 
 def webhook_id(event_id: UUID, endpoint_id: UUID) -> str:

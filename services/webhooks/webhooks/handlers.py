@@ -18,9 +18,9 @@ from webhooks.resources import Resources
 from webhooks.usecases.deliveries import record_deliveries
 
 
-def deliveries_from_events(_: Runtime[Resources]) -> Apply:
+def deliveries_from_events(runtime: Runtime[Resources]) -> Apply:
     async def apply(conn: asyncpg.Connection, events: list[Event[Any]]) -> None:
-        await record_deliveries(conn, events)
+        await record_deliveries(conn, events, runtime.resources.handoff)
 
     return apply
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from fulfilkit.service import Runtime
+from webhooks.handoff import Handoff
 from webhooks.reseal import reseal
 from webhooks.sealing import SecretSealer
 from webhooks.sender import Sender
@@ -33,6 +34,8 @@ class Resources:
     # The LISTEN loop (run by `dispatcher.run_listener`); the dispatcher sleeps longer while
     # it is connected.
     listener: NotifyListener
+    # From the consumer to the dispatcher of this process (`webhooks.handoff`).
+    handoff: Handoff
 
 
 def webhook_settings(runtime: Runtime[Any]) -> WebhookSettings:
@@ -51,7 +54,8 @@ async def open_resources(runtime: Runtime[Any]) -> AsyncIterator[Resources]:
     try:
         due = asyncio.Event()
         listener = NotifyListener(settings.database_url, NOTIFY_CHANNEL, due.set)
-        yield Resources(settings, sealer, sender, due, listener)
+        handoff = Handoff(sealer, settings.webhook_lease_seconds)
+        yield Resources(settings, sealer, sender, due, listener, handoff)
     finally:
         await sender.close()
 

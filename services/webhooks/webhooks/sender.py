@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 import aiohttp
+from yarl import URL
 
 from fulfilkit.tracing import (
     TRACEPARENT,
@@ -22,6 +23,7 @@ from webhooks.signing import request_headers
 from webhooks.urls import AllowList, GuardedResolver, literal_refusal
 
 DRAIN_LIMIT_BYTES = 64 * 1024
+PARSED_URLS_KEPT = 4096
 TRACE_HEADERS = frozenset({TRACEPARENT, TRACESTATE})
 
 
@@ -41,6 +43,9 @@ class Sender:
             ttl_dns_cache=30,
             resolver=GuardedResolver(self.allow, self.resolver),
         )
+        # Per URL, parsed once: its refusal (it depends on the URL and the allow list alone;
+        # names are checked by the resolver on every connection) and its parsed form.
+        self._parsed: dict[str, tuple[str | None, URL]] = {}
         self._session = aiohttp.ClientSession(
             connector=connector,
             cookie_jar=aiohttp.DummyCookieJar(),
@@ -79,14 +84,15 @@ class Sender:
     ) -> Attempt:
         attempted_at = datetime.now(UTC)
         started = time.perf_counter()
-        if refusal := literal_refusal(url, self.allow):
+        refusal, parsed = self._parse(url)
+        if refusal:
             return Attempt(attempted_at, 0, error=refusal)
         headers = request_headers(secrets, msg_id, int(time.time()), body, _untraced(custom))
         headers.update(trace_headers())
         kept = recorded_headers(headers, custom)
         try:
             async with self._session.post(
-                url, data=body, headers=headers, allow_redirects=False
+                parsed, data=body, headers=headers, allow_redirects=False
             ) as response:
                 raw = await _read_excerpt(response)
                 return Attempt(
@@ -102,6 +108,14 @@ class Sender:
         except Exception as exc:  # any failure of one request is that attempt's error
             error = excerpt(f"{type(exc).__name__}: {exc}".encode())
         return Attempt(attempted_at, _elapsed_ms(started), error=error, request_headers=kept)
+
+    def _parse(self, url: str) -> tuple[str | None, URL]:
+        parsed = self._parsed.get(url)
+        if parsed is None:
+            if len(self._parsed) >= PARSED_URLS_KEPT:
+                self._parsed.clear()
+            parsed = self._parsed[url] = (literal_refusal(url, self.allow), URL(url))
+        return parsed
 
     async def close(self) -> None:
         await self._session.close()

@@ -10,7 +10,7 @@ class WebhookSettings(ServiceSettings):
 
     webhook_allowed_hosts: str = ""
     consumer_fetch_max_wait_ms: int = Field(default=25, ge=0)
-    consumer_fetch_min_bytes: int = Field(default=1024 * 1024, ge=1)
+    consumer_fetch_min_bytes: int = Field(default=1, ge=1)
     webhook_secret_keys: str = Field(default="", repr=False)
     webhook_secret_overlap_seconds: float = Field(default=86400, ge=0)
     webhook_timeout_seconds: float = Field(default=10, gt=0)

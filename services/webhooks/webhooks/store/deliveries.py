@@ -11,6 +11,7 @@ from webhooks.domain import (
     Delivery,
     DeliveryFilter,
     DeliveryStatus,
+    Destination,
     EndpointStats,
     LoggedAttempt,
     Subscription,
@@ -38,43 +39,71 @@ def delivery_of(row: Any, attempts: Sequence[Any] = ()) -> Delivery:
 
 
 async def subscriptions(conn: asyncpg.Connection, tenant_ids: Iterable[UUID]) -> list[Subscription]:
+    """The enabled endpoints of `tenant_ids`, each with where its deliveries go."""
     rows = await conn.fetch(
-        "SELECT id, tenant_id, event_types, filters FROM webhooks.endpoints"
-        " WHERE enabled AND tenant_id = ANY($1::uuid[])",
+        "SELECT id, tenant_id, event_types, filters, url, headers, secret, ordered,"
+        " failing_since IS NOT NULL AS failing,"
+        " CASE WHEN previous_secret_expires_at > now() THEN previous_secret END"
+        "   AS previous_secret"
+        " FROM webhooks.endpoints WHERE enabled AND tenant_id = ANY($1::uuid[])",
         list(set(tenant_ids)),
     )
     return [
-        Subscription(r["id"], r["tenant_id"], tuple(r["event_types"]), status_filters(r["filters"]))
+        Subscription(
+            r["id"],
+            r["tenant_id"],
+            tuple(r["event_types"]),
+            status_filters(r["filters"]),
+            Destination(
+                r["url"],
+                r["headers"],
+                r["secret"],
+                r["previous_secret"],
+                r["failing"],
+                r["ordered"],
+            ),
+        )
         for r in rows
     ]
 
 
-async def insert_deliveries(conn: asyncpg.Connection, rows: Sequence[tuple[Any, ...]]) -> int:
+async def insert_deliveries(
+    conn: asyncpg.Connection,
+    rows: Sequence[tuple[Any, ...]],
+    leased: Sequence[bool] | None = None,
+    lease: timedelta = timedelta(0),
+) -> list[asyncpg.Record]:
     """Rows of (tenant_id, endpoint_id, event_id, event_type, webhook_id, payload, subject,
     occurred_at, traceparent), set-wise, taking `seq` in the order given (the order events arrived).
+    Each is due at once, or, where `leased` says so, leased for `lease` (handed to a
+    dispatcher: due when the lease ends, should that dispatcher not record an attempt).
 
     An (event, endpoint) pair already delivered or queued is skipped, so replays never double.
+    Returns the inserted ones: `id`, `event_id`, `endpoint_id`, `leased`.
     """
     if not rows:
-        return 0
+        return []
     columns = list(zip(*rows, strict=True))
-    inserted = await conn.fetch(
+    return await conn.fetch(
         "INSERT INTO webhooks.deliveries"
         " (tenant_id, endpoint_id, event_id, event_type, webhook_id, payload, subject,"
         "  occurred_at, traceparent, next_attempt_at)"
         " SELECT p.tenant_id, p.endpoint_id, p.event_id, p.event_type, p.webhook_id, p.payload,"
-        "        p.subject, p.occurred_at, p.traceparent, now()"
+        "        p.subject, p.occurred_at, p.traceparent,"
+        "        CASE WHEN p.leased THEN now() + $11::interval ELSE now() END"
         " FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::bytea[],"
-        "             $7::text[], $8::timestamptz[], $9::text[]) WITH ORDINALITY"
+        "             $7::text[], $8::timestamptz[], $9::text[], $10::bool[]) WITH ORDINALITY"
         "   AS p(tenant_id, endpoint_id, event_id, event_type, webhook_id, payload, subject,"
-        "        occurred_at, traceparent, position)"
+        "        occurred_at, traceparent, leased, position)"
         " JOIN webhooks.endpoints e"
         "   ON e.id = p.endpoint_id AND e.tenant_id = p.tenant_id AND e.enabled"
         " ORDER BY p.position"
-        " ON CONFLICT (event_id, endpoint_id) DO NOTHING RETURNING id",
+        " ON CONFLICT (event_id, endpoint_id) DO NOTHING"
+        " RETURNING id, event_id, endpoint_id, next_attempt_at > now() AS leased",
         *map(list, columns),
+        list(leased) if leased is not None else [False] * len(rows),
+        lease,
     )
-    return len(inserted)
 
 
 # --- through the API ---------------------------------------------------------------------------

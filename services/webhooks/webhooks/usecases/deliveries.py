@@ -1,22 +1,28 @@
 """Use cases of deliveries: queue them from events, deliver one (an attempt and its verdict),
 record the outcomes, read them, queue finished ones again."""
 
+import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from functools import partial
+from typing import Any, Protocol
 from uuid import UUID
 
 import asyncpg
 
 from fulfilkit.errors import Conflict, Invalid, NotFound
+from fulfilkit.metrics import after_commit
 from fulfilkit.outbox import add_events
 from fulfilkit.received import Event
 from fulfilkit.tracing import incoming_traceparent
 from webhooks.domain import (
     Delivery,
     DeliveryFilter,
+    Destination,
     Outcome,
+    Room,
     Target,
+    allot,
     can_resend,
     decide,
     failing_reason,
@@ -42,11 +48,35 @@ def no_delivery() -> NotFound:
 # --- from events -----------------------------------------------------------------------------
 
 
-async def record_deliveries(conn: asyncpg.Connection, events: Sequence[Event[Any]]) -> int:
+class Handoff(Protocol):
+    """The dispatcher of this process, taking deliveries straight from the consumer."""
+
+    @property
+    def lease(self) -> timedelta: ...
+
+    def room(self) -> Room | None:
+        """Free places in its local queue now; None when it takes nothing."""
+
+    def secrets(self, destination: Destination) -> list[str] | None:
+        """The endpoint's open secrets; None when no key opens them."""
+
+    def take(self, targets: list[Target]) -> None:
+        """Deliveries leased for it, once they are committed."""
+
+
+async def record_deliveries(
+    conn: asyncpg.Connection, events: Sequence[Event[Any]], handoff: Handoff | None = None
+) -> int:
     """One delivery per subscribed endpoint of each event's tenant, in the caller's (the
-    inbox's) transaction; the dispatchers are woken when it commits. The payload carries the
-    event's data as its contract model dumps it, which is what its producer published; each
-    delivery keeps the `traceparent` its event came with."""
+    inbox's) transaction. The payload carries the event's data as its contract model dumps
+    it, which is what its producer published; each delivery keeps the `traceparent` its event
+    came with.
+
+    As many as the `handoff`'s dispatcher has room for (never those of an `ordered`
+    endpoint, whose subjects wait on their heads) are inserted leased to it and handed to it
+    once the transaction commits (`after_commit`: the inbox's), sent without a claim; should
+    it never record an attempt (the process dies), they are due when the lease ends. The
+    others are due at once, and the dispatchers are woken when the transaction commits."""
     subscriptions = await store.subscriptions(conn, (e.tenantid for e in events))
     planned = plan_deliveries(events, subscriptions)
     if not planned:
@@ -69,10 +99,52 @@ async def record_deliveries(conn: asyncpg.Connection, events: Sequence[Event[Any
         )
         for e, s in planned
     ]
-    inserted = await store.insert_deliveries(conn, rows)
-    if inserted:
+    room = handoff.room() if handoff is not None else None
+    if handoff is None or room is None:
+        inserted = await store.insert_deliveries(conn, rows)
+        if inserted:
+            await notify_dispatcher(conn)
+        return len(inserted)
+    secrets = {
+        s.endpoint_id: handoff.secrets(s.destination)
+        for _, s in planned
+        if s.destination is not None and not s.destination.ordered
+    }
+    leased = allot(
+        [(s.endpoint_id, s.tenant_id) if secrets.get(s.endpoint_id) else None for _, s in planned],
+        room,
+    )
+    claimed_at = time.monotonic()
+    inserted = await store.insert_deliveries(conn, rows, leased, handoff.lease)
+    by_pair = {(e.id, s.endpoint_id): (s, row) for (e, s), row in zip(planned, rows, strict=True)}
+    targets = []
+    for r in inserted:
+        if not r["leased"]:
+            continue
+        sub, row = by_pair[r["event_id"], r["endpoint_id"]]
+        destination = sub.destination
+        assert destination is not None
+        targets.append(
+            Target(
+                r["id"],
+                sub.endpoint_id,
+                sub.tenant_id,
+                destination.url,
+                dict(destination.headers),
+                secrets[sub.endpoint_id] or [],
+                row[4],
+                row[5],
+                0,
+                destination.failing,
+                claimed_at,
+                row[8],
+            )
+        )
+    if len(targets) < len(inserted):
         await notify_dispatcher(conn)
-    return inserted
+    if targets:
+        after_commit(partial(handoff.take, targets))
+    return len(inserted)
 
 
 # --- delivering ------------------------------------------------------------------------------
