@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from fulfilkit.contracts import DOMAIN_TOPICS, dlq_topic
 from tests.chaos.load import Ledger, Tenant
@@ -64,6 +65,28 @@ async def dead_letters(db: asyncpg.Connection, bootstrap_servers: str) -> DeadLe
             )
         if await db.fetchval("SELECT to_regclass($1)", f"{schema}.outbox_parked"):
             parked += await db.fetchval(f"SELECT count(*) FROM {schema}.outbox_parked")
+    topics = await records_in(bootstrap_servers, [dlq_topic(t) for t in DOMAIN_TOPICS])
+    return DeadLetters(inbox, topics, parked)
+
+
+async def records_in(bootstrap_servers: str, topics: list[str]) -> int:
+    """Records ever written to `topics` (the sum of their partitions' end offsets; a topic
+    that does not exist holds none). The partitions come from the admin client: a consumer
+    that subscribes to nothing knows no topic's partitions, and would always count 0."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10000)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(topics)
+    finally:
+        await admin.close()
+    partitions = [
+        TopicPartition(t["topic"], p["partition"])
+        for t in described
+        if not t.get("error_code")
+        for p in t.get("partitions") or ()
+    ]
+    if not partitions:
+        return 0
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         group_id=None,
@@ -72,16 +95,10 @@ async def dead_letters(db: asyncpg.Connection, bootstrap_servers: str) -> DeadLe
     )
     await consumer.start()
     try:
-        await consumer.topics()  # fetches the metadata partitions_for_topic reads
-        partitions = [
-            TopicPartition(dlq_topic(t), p)
-            for t in DOMAIN_TOPICS
-            for p in consumer.partitions_for_topic(dlq_topic(t)) or ()
-        ]
-        ends = await consumer.end_offsets(partitions) if partitions else {}
+        ends = await consumer.end_offsets(partitions)
     finally:
         await consumer.stop()
-    return DeadLetters(inbox, sum(ends.values()), parked)
+    return sum(ends.values())
 
 
 async def unpublished(db: asyncpg.Connection) -> dict[str, int]:
