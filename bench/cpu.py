@@ -45,7 +45,9 @@ class CpuMeter:
         self._components = components
 
     @classmethod
-    def for_local_run(cls, platform: Platform) -> "CpuMeter":
+    def with_infra(cls, services: Mapping[str, Callable[[], list[int]]]) -> "CpuMeter":
+        """`services`, plus Kafka, PostgreSQL (every backend) and this process (`client`),
+        found in the local infrastructure's state dir."""
         state_dir = Path(os.environ.get("TEST_STATE_DIR") or TEST_STATE_DIR)
 
         def postgres() -> list[int]:
@@ -56,13 +58,21 @@ class CpuMeter:
             pid = kafka_pid(state_dir / "kafka")
             return [pid] if pid else []
 
+        return cls(
+            {**services, "kafka": kafka, "postgres": postgres, "client": lambda: [os.getpid()]}
+        )
+
+    @classmethod
+    def for_local_run(cls, platform: Platform) -> "CpuMeter":
         # a service's replicas count as one component
-        components: dict[str, Callable[[], list[int]]] = {
-            name: (lambda replicas=platform.replicas_of(name): [p.pid for p in replicas if p.pid])
-            for name in platform.processes
-        }
-        components.update({"kafka": kafka, "postgres": postgres, "client": lambda: [os.getpid()]})
-        return cls(components)
+        return cls.with_infra(
+            {
+                name: (
+                    lambda replicas=platform.replicas_of(name): [p.pid for p in replicas if p.pid]
+                )
+                for name in platform.processes
+            }
+        )
 
     def snapshot(self) -> dict[str, float]:
         return {

@@ -40,9 +40,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.partitioner import DefaultPartitioner
 from single_service import single_service
 
-from bench.cpu import CpuMeter, _children
+from bench.cpu import CpuMeter
 from bench.report import Report
-from deploy.local.infra import TEST_STATE_DIR, kafka_pid, postgres_pid
 from fulfilkit import contracts as c
 from fulfilkit.events import CONTENT_TYPE, utcnow
 
@@ -284,24 +283,7 @@ async def verify(api: StockApi, sold: Counter[str], quantity: int) -> str:
 
 def cpu_meter(service_pid: int | None) -> CpuMeter:
     """CPU time of the stock service, Kafka, PostgreSQL (every backend) and this client."""
-    state_dir = Path(os.environ.get("TEST_STATE_DIR") or TEST_STATE_DIR)
-
-    def postgres() -> list[int]:
-        postmaster = postgres_pid(state_dir / "postgres")
-        return [postmaster, *_children(postmaster)] if postmaster else []
-
-    def kafka() -> list[int]:
-        pid = kafka_pid(state_dir / "kafka")
-        return [pid] if pid else []
-
-    return CpuMeter(
-        {
-            "stock": lambda: [service_pid] if service_pid else [],
-            "kafka": kafka,
-            "postgres": postgres,
-            "client": lambda: [os.getpid()],
-        }
-    )
+    return CpuMeter.with_infra({"stock": lambda: [service_pid] if service_pid else []})
 
 
 class Spy:

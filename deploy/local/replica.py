@@ -13,9 +13,7 @@ socket it is handed after the application's startup.
 
 import socket
 
-import uvicorn
-
-from fulfilkit.serve import QuietServer, parser
+from fulfilkit.serve import QuietServer, config, parser
 
 
 def bound(host: str, port: int, *, shared: bool) -> socket.socket:
@@ -37,18 +35,9 @@ def main(argv: list[str] | None = None) -> None:
         "--shared-port", type=int, required=True, help="the port every replica serves together"
     )
     args = options.parse_args(argv)
-    config = uvicorn.Config(
-        args.app,
-        factory=args.factory,
-        host=args.host,
-        port=args.port,
-        loop=args.loop,
-        http=args.http,
-        access_log=args.access_log,
-    )
     own = bound(args.host, args.port, shared=False)
     shared = bound(args.host, args.shared_port, shared=True)
-    QuietServer(config).run(sockets=[own, shared])
+    QuietServer(config(args)).run(sockets=[own, shared])
 
 
 if __name__ == "__main__":

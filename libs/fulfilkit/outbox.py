@@ -6,7 +6,8 @@ import enum
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
+from uuid import UUID
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -35,6 +36,20 @@ FAILURE_LOG_INTERVAL = 30.0
 
 Keyed = tuple[str, CloudEvent]
 
+
+class Publishable(Protocol):
+    """What the outbox keeps of an event: its id, its type and its bytes (a `CloudEvent`, or
+    an event a service encoded itself on a hot path)."""
+
+    @property
+    def id(self) -> UUID: ...
+
+    @property
+    def type(self) -> str: ...
+
+    def to_bytes(self) -> bytes: ...
+
+
 # The relay's connection is gone (and its leadership with it): start over.
 CONNECTION_ERRORS = DB_CONNECTION_ERRORS
 
@@ -58,7 +73,7 @@ def outbox_insert(schema: str, first: int, only_if: str | None = None) -> str:
 
 
 def outbox_arrays(
-    events: Sequence[Keyed],
+    events: Sequence[tuple[str, Publishable]],
 ) -> tuple[list[Any], list[str], list[str], list[bytes], list[str], list[str | None]]:
     """The six arrays `outbox_insert` reads: event ids, topics, keys, payloads, event types
     and the `traceparent` each event carries (`fulfilkit.tracing.outgoing_traceparents`:
@@ -74,7 +89,9 @@ def outbox_arrays(
     )
 
 
-async def add_events(conn: asyncpg.Connection, schema: str, events: Sequence[Keyed]) -> None:
+async def add_events(
+    conn: asyncpg.Connection, schema: str, events: Sequence[tuple[str, Publishable]]
+) -> None:
     """Write events in the caller's transaction; they are published only if it commits."""
     if not events:
         return

@@ -55,9 +55,9 @@ def parser() -> argparse.ArgumentParser:
     return options
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parser().parse_args(argv)
-    config = uvicorn.Config(
+def config(args: argparse.Namespace) -> uvicorn.Config:
+    """uvicorn's configuration from the options `parser` reads."""
+    return uvicorn.Config(
         args.app,
         factory=args.factory,
         host=args.host,
@@ -66,7 +66,10 @@ def main(argv: list[str] | None = None) -> None:
         http=args.http,
         access_log=args.access_log,
     )
-    QuietServer(config).run()
+
+
+def main(argv: list[str] | None = None) -> None:
+    QuietServer(config(parser().parse_args(argv))).run()
 
 
 if __name__ == "__main__":
