@@ -2,7 +2,9 @@
 
 Tenant A registers 30 endpoints on a receiver that accepts every request and never answers;
 a burst of A's events keeps A's share of the dispatcher full for minutes. Tenant B's
-deliveries must keep their normal latency meanwhile.
+deliveries must keep their normal latency meanwhile. The same holds when A's endpoints are
+fast and A sends a flood of events: the deliveries handed over in process and the express
+lane beyond a claim's depth must not queue B's deliveries behind A's.
 """
 
 import asyncio
@@ -91,6 +93,93 @@ async def test_blackholed_endpoints_of_one_tenant_leave_another_tenants_latency_
     finally:
         await asyncio.gather(*(a.call("DELETE", f"/webhooks/endpoints/{i}") for i in a_endpoints))
         await blackhole.stop()
+        await normal.stop()
+
+
+FLOOD_ENDPOINTS = 4
+FLOOD_RECORDS = 250  # records changed by each request: one `stock.changed` each
+FLOOD_REQUESTS = 12
+FLOOD_ANSWER_SECONDS = 0.02  # A's receiver: 4 endpoints x 10 in flight / 20 ms = 2,000/s
+
+
+async def flooded(client: Client) -> list[StockRecord]:
+    """FLOOD_RECORDS stock records of `client`, made a few at a time."""
+    records: list[StockRecord] = []
+    for start in range(0, FLOOD_RECORDS, 25):
+        count = min(25, FLOOD_RECORDS - start)
+        records += await asyncio.gather(*(StockRecord.create(client) for _ in range(count)))
+    return records
+
+
+async def planned(client: Client, endpoint_ids: list[str]) -> int:
+    """Deliveries the webhooks service has made for these endpoints so far."""
+    pages = await asyncio.gather(
+        *(client.get(f"/webhooks/endpoints/{e}/deliveries", limit=1) for e in endpoint_ids)
+    )
+    return sum(page.body["pagination"]["total_count"] for page in pages)
+
+
+async def test_a_flood_of_deliveries_to_one_tenants_endpoints_leaves_another_tenants_latency_normal(
+    tenant: Client, other_tenant: Client
+):
+    """Deliveries handed over in process and the express lane beyond a claim's depth must not
+    queue B's deliveries behind A's backlog. (A burst of A's events does delay B's events
+    while it is being consumed: they share the topic's partitions. B is measured once A's
+    events are all consumed and A's deliveries are still being sent.)"""
+
+    async def answer_soon(_: Arrival, hook: Hook) -> web.StreamResponse:
+        await asyncio.sleep(FLOOD_ANSWER_SECONDS)
+        return web.Response(text="ok")
+
+    fast = await started(answer_soon)
+    normal = await started()
+    a, b = tenant, other_tenant
+    a_endpoints: list[str] = []
+    try:
+        await register(b, normal.url, event_types=["stock.changed"])
+        b_record = await StockRecord.create(b, quantity=1)
+        await eventually(
+            polled(lambda: len(normal.received)), lambda n: n >= 1, what="B's first delivery"
+        )
+        quiet = await latencies(b_record, normal, B_SAMPLES)
+
+        records = await flooded(a)
+        for n in range(FLOOD_ENDPOINTS):
+            created = await register(a, f"{fast.url}/{n}", event_types=["stock.changed"])
+            a_endpoints.append(created["id"])
+        changes = {"stock_records": [{"id": r.id, "quantity_change": 1} for r in records]}
+        answers = await asyncio.gather(
+            *(a.post("/stock/stock-records/change", changes) for _ in range(FLOOD_REQUESTS))
+        )
+        assert all(answer.status == 200 for answer in answers), answers[0]
+        flood = FLOOD_ENDPOINTS * FLOOD_RECORDS * FLOOD_REQUESTS
+        await eventually(
+            lambda: planned(a, a_endpoints),
+            lambda n: n >= flood,
+            timeout=60,
+            interval=0.1,
+            what="every delivery of A's flood planned",
+        )
+        backlog = flood - len(fast.received)
+
+        loaded = await latencies(b_record, normal, B_SAMPLES)
+        print(
+            f"tenant B p95 latency: quiet {p95(quiet):.3f} s, loaded {p95(loaded):.3f} s;"
+            f" A's backlog {backlog} of {flood} when B's samples began,"
+            f" {flood - len(fast.received)} after"
+        )
+
+        assert len(fast.received) < flood, (
+            "A's deliveries must still be draining for the comparison to mean anything"
+        )
+        assert len(normal.received) == 1 + 2 * B_SAMPLES
+        assert p95(loaded) <= p95(quiet) + 0.5, (
+            f"B's p95 latency went from {p95(quiet):.3f} s to {p95(loaded):.3f} s "
+            f"(quiet {sorted(quiet)}, loaded in order {loaded})"
+        )
+    finally:
+        await asyncio.gather(*(a.call("DELETE", f"/webhooks/endpoints/{i}") for i in a_endpoints))
+        await fast.stop()
         await normal.stop()
 
 
