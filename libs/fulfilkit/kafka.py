@@ -160,21 +160,44 @@ def _warn_about_drift(
 _M = 0x5BD1E995
 _MASK = 0xFFFFFFFF
 _WORDS: dict[int, struct.Struct] = {}
+# The platform's keys start with a tenant's id (36 bytes) and the kind of key (`:sale:...`):
+# murmur2's state after their first 40 bytes is the same for every key of one tenant and kind
+# of one length, and is remembered (`_HEADS`, up to `_HEADS_KEPT`, dropped whole when full).
+_HEAD_WORDS = 10
+_HEADS: dict[tuple[bytes, int], int] = {}
+_HEADS_KEPT = 4096
+
+
+def _mixed(h: int, words: tuple[int, ...]) -> int:
+    for k in words:
+        k = (k * _M) & _MASK
+        h = ((h * _M) ^ ((k ^ (k >> 24)) * _M)) & _MASK
+    return h
 
 
 def murmur2(data: bytes) -> int:
     """Kafka's murmur2 of `data` (`org.apache.kafka.common.utils.Utils.murmur2`, as an unsigned
     32-bit value): what aiokafka's `partitioner.murmur2` gives, its 4-byte words unpacked at
-    once and each product masked once (2.5-3x faster)."""
+    once, each product masked once, and the state after a key's first 40 bytes remembered
+    for the next key of that length that starts with them (3-5x faster in all)."""
     length = len(data)
     h = (0x9747B28C ^ length) & _MASK
     count = length >> 2
     words = _WORDS.get(count)
     if words is None:
         words = _WORDS.setdefault(count, struct.Struct(f"<{count}I"))
-    for k in words.unpack_from(data):
-        k = (k * _M) & _MASK
-        h = ((h * _M) ^ ((k ^ (k >> 24)) * _M)) & _MASK
+    values = words.unpack_from(data)
+    if count > _HEAD_WORDS:
+        head = (data[: 4 * _HEAD_WORDS], length)
+        after = _HEADS.get(head)
+        if after is None:
+            after = _mixed(h, values[:_HEAD_WORDS])
+            if len(_HEADS) >= _HEADS_KEPT:
+                _HEADS.clear()
+            _HEADS[head] = after
+        h = _mixed(after, values[_HEAD_WORDS:])
+    else:
+        h = _mixed(h, values)
     rest = length & 3
     if rest:
         tail = length - rest

@@ -22,9 +22,15 @@ def keys() -> list[bytes]:
             c.product_key(tenant, "é-sku"),
         )
     ]
-    # every length from 0 to 40 (each tail of 0-3 bytes), bytes of every value
-    raw = [bytes(rng.randrange(256) for _ in range(n)) for n in range(41) for _ in range(25)]
-    return platform + raw + [b"", b"\x00", b"\xff" * 7, b"a" * 1001]
+    # many keys of one tenant, of one length and of others: the remembered head of a key
+    tenant = uuid.UUID(int=rng.getrandbits(128))
+    one_tenant = [
+        c.sale_key(tenant, uuid.UUID(int=rng.getrandbits(128))).encode() for _ in range(50)
+    ] + [c.stock_level_key(tenant, "wh-1", f"SKU-{n}").encode() for n in range(0, 10_000, 97)]
+    # every length from 0 to 60 (each tail of 0-3 bytes), bytes of every value; heads shared
+    raw = [bytes(rng.randrange(256) for _ in range(n)) for n in range(61) for _ in range(25)]
+    shared = [b"h" * 40 + bytes(rng.randrange(256) for _ in range(n)) for n in range(30)]
+    return platform + one_tenant + raw + shared + [b"", b"\x00", b"\xff" * 7, b"a" * 1001]
 
 
 def test_murmur2_is_aiokafkas():
