@@ -7,8 +7,10 @@ one producer can, and reads `stock.events` until every sale's `stock.reserved` h
 Prints reservations per second, send-to-reserved latency, the CPU milliseconds per
 reservation of the service, Kafka, PostgreSQL and this client, and the command line;
 `--py-spy DIR` samples the service with py-spy during each measured scenario.
+`--replicas N` runs N processes of the stock service (one consumer group, the partitions
+shared among them; one of them relays the outbox), as `deploy.local` runs replicas.
 
-    python bench/stock_reservations.py --sales 20000 --scenario both
+    python bench/stock_reservations.py --sales 20000 --scenario both [--replicas 2]
 
 Scenarios, each on fresh SKUs: `many` spreads one-unit sales over 1,000 SKUs; `hot` puts
 every one-unit sale on a single SKU. Every record holds enough stock for all its sales.
@@ -27,10 +29,12 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,10 +42,12 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.partitioner import DefaultPartitioner
-from single_service import single_service
+from single_service import Running, single_service
 
+from bench import invariants
 from bench.cpu import CpuMeter
 from bench.report import Report
+from deploy.local.services import SERVICES, ServiceProcess, free_ports, platform_env
 from fulfilkit import contracts as c
 from fulfilkit.events import CONTENT_TYPE, utcnow
 
@@ -281,9 +287,61 @@ async def verify(api: StockApi, sold: Counter[str], quantity: int) -> str:
     )
 
 
-def cpu_meter(service_pid: int | None) -> CpuMeter:
-    """CPU time of the stock service, Kafka, PostgreSQL (every backend) and this client."""
-    return CpuMeter.with_infra({"stock": lambda: [service_pid] if service_pid else []})
+def cpu_meter(service_pids: list[int]) -> CpuMeter:
+    """CPU time of the stock service (every process of it), Kafka, PostgreSQL (every backend)
+    and this client."""
+    return CpuMeter.with_infra({"stock": lambda: list(service_pids)})
+
+
+async def await_group(bootstrap: str, members: int, timeout: float) -> str:
+    """Wait until the stock service's consumer group has `members` members, each assigned
+    partitions (a rebalance during a measured scenario would stop every consumer); says
+    who holds what."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = (await invariants.consumer_groups(bootstrap, ["stock"]))["stock"]
+        if len(found) == members and all(found):
+            return f"{len(found)} members with {'+'.join(str(len(m)) for m in found)} partitions"
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the stock consumer group has {found} after {timeout:.0f}s")
+        await asyncio.sleep(0.5)
+
+
+@contextmanager
+def stock_replicas(count: int) -> Iterator[tuple[Running, list[int]]]:
+    """`count` processes of the stock service sharing one port (`deploy.local.replica`), on
+    the Kafka and PostgreSQL of the environment, started one after the other (each migrates
+    and joins the consumer group); the first one's address, and every pid."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
+    ports = dict(zip([s.name for s in SERVICES], free_ports(len(SERVICES)), strict=True))
+    token = secrets.token_urlsafe(32)
+    bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
+    env = platform_env(
+        database_url=os.environ["DATABASE_URL"],
+        bootstrap_servers=bootstrap,
+        internal_token=token,
+        admin_token=secrets.token_urlsafe(32),
+        ports=ports,
+    )
+    env["LOG_LEVEL"] = "WARNING"
+    app = next(s.app for s in SERVICES if s.name == "stock")
+    processes = [
+        ServiceProcess(
+            f"stock-{n}", app, port, env, log_dir, service="stock", shared_port=ports["stock"]
+        )
+        for n, port in enumerate(free_ports(count), start=1)
+    ]
+    try:
+        for process in processes:
+            process.start()
+            process.wait_ready(60)
+        pids = [p.pid for p in processes if p.pid is not None]
+        yield Running(processes[0].url, token, bootstrap, pids[0]), pids
+    finally:
+        for process in processes:
+            process.stop()
+        print(f"service logs: {log_dir}")
 
 
 class Spy:
@@ -324,6 +382,7 @@ async def scenario(
     tenant: uuid.UUID,
     timeout: float,
     spy: Spy | None = None,
+    pids: list[int] | None = None,
 ) -> Result:
     sold = Counter(skus[n % len(skus)] for n in range(total))
     quantity = max(sold.values()) + 10
@@ -334,7 +393,7 @@ async def scenario(
     messages = [sale_created(tenant, n, skus[n % len(skus)]) for n in range(total)]
     if spy is not None:
         spy.start(name)
-    meter = cpu_meter(spy.pid if spy is not None else None)
+    meter = cpu_meter(pids or [])
     before = meter.snapshot()
     try:
         elapsed, produce_time, latencies, reserved_at = await reserve(
@@ -359,7 +418,7 @@ async def scenario(
 
 
 async def run(
-    args: argparse.Namespace, url: str, token: str, bootstrap: str, spy: Spy
+    args: argparse.Namespace, url: str, token: str, bootstrap: str, spy: Spy, pids: list[int]
 ) -> list[Result]:
     tenant = uuid.uuid4()
     run_id = secrets.token_hex(3).upper()
@@ -368,6 +427,8 @@ async def run(
     )
     events = StockEvents(bootstrap)
     results: list[Result] = []
+    if len(pids) > 1:
+        print(f"stock consumer group: {await await_group(bootstrap, len(pids), args.timeout)}")
     async with aiohttp.ClientSession() as session:
         api = StockApi(session, url, token, tenant)
         await api.post("/locations", {"location_id": LOCATION, "name": "Bench warehouse"})
@@ -399,6 +460,7 @@ async def run(
                             tenant,
                             args.timeout,
                             spy,
+                            pids,
                         )
                     )
                 if args.scenario in ("hot", "both"):
@@ -413,6 +475,7 @@ async def run(
                             tenant,
                             args.timeout,
                             spy,
+                            pids,
                         )
                     )
             finally:
@@ -422,9 +485,10 @@ async def run(
     return results
 
 
-def report(results: list[Result]) -> None:
+def report(results: list[Result], replicas: int = 1) -> None:
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(f"machine: {os.cpu_count()} cores, {host.platform()}")
+    print(f"stock service: {replicas} process{'es' if replicas > 1 else ''}")
     for r in results:
         ms = r.latencies_ms
         print(
@@ -461,6 +525,9 @@ def main() -> None:
         "--timeout", type=float, default=300.0, help="seconds to wait for the events of one step"
     )
     parser.add_argument(
+        "--replicas", type=int, default=1, help="processes of the stock service (default 1)"
+    )
+    parser.add_argument(
         "--py-spy",
         type=Path,
         metavar="DIR",
@@ -469,10 +536,22 @@ def main() -> None:
     args = parser.parse_args()
     if args.sales < 1:
         parser.error("--sales must be at least 1")
-    with single_service("stock") as service:
-        spy = Spy(args.py_spy, service.pid)
-        results = asyncio.run(run(args, service.url, service.token, service.bootstrap, spy))
-    report(results)
+    if args.replicas < 1:
+        parser.error("--replicas must be at least 1")
+    if args.replicas == 1:
+        with single_service("stock") as service:
+            spy = Spy(args.py_spy, service.pid)
+            pids = [service.pid] if service.pid else []
+            results = asyncio.run(
+                run(args, service.url, service.token, service.bootstrap, spy, pids)
+            )
+    else:
+        with stock_replicas(args.replicas) as (service, pids):
+            spy = Spy(args.py_spy, service.pid)  # the first process only
+            results = asyncio.run(
+                run(args, service.url, service.token, service.bootstrap, spy, pids)
+            )
+    report(results, args.replicas)
 
 
 if __name__ == "__main__":

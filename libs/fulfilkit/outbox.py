@@ -26,6 +26,7 @@ from fulfilkit.contracts import TOPIC_OF_TYPE
 from fulfilkit.db import CONNECTION_ERRORS as DB_CONNECTION_ERRORS
 from fulfilkit.events import CONTENT_TYPE, CloudEvent
 from fulfilkit.faults import crash_point
+from fulfilkit.kafka import KeyPartitioner
 from fulfilkit.leader import leadership
 from fulfilkit.metrics import UNTYPED, event_published
 from fulfilkit.tracing import TRACEPARENT, outgoing_traceparents
@@ -33,6 +34,10 @@ from fulfilkit.tracing import TRACEPARENT, outgoing_traceparents
 log = logging.getLogger(__name__)
 
 FAILURE_LOG_INTERVAL = 30.0
+# A row this large or larger is sent with a `send` of its own, which checks its size against
+# the producer's limit; smaller ones go in record batches (`OutboxRelay._send`), which take
+# any row below the producer's batch size (256 KiB, `fulfilkit.kafka.make_producer`).
+LARGE_ROW = 64 * 1024
 
 Keyed = tuple[str, CloudEvent]
 
@@ -102,6 +107,26 @@ async def add_events(
     )
 
 
+OUTBOX_COLUMNS = ["event_id", "topic", "key", "payload", "event_type", "traceparent"]
+
+
+async def copy_events(
+    conn: asyncpg.Connection, schema: str, events: Sequence[tuple[str, Publishable]]
+) -> None:
+    """`add_events` by binary COPY, for a caller that writes hundreds of events at once: COPY
+    takes each row's values as they are, where an `unnest` of arrays has asyncpg check every
+    element; one more round trip (the notification) than `add_events`."""
+    if not events:
+        return
+    await conn.copy_records_to_table(
+        "outbox",
+        schema_name=schema,
+        columns=OUTBOX_COLUMNS,
+        records=list(zip(*outbox_arrays(events), strict=True)),
+    )
+    await conn.execute("SELECT pg_notify($1, '')", channel(schema))
+
+
 class OutboxRelay:
     """Publishes unpublished outbox rows in order, in batches; one active relay per schema.
 
@@ -130,6 +155,7 @@ class OutboxRelay:
         self._idle_check = idle_check
         self._linger = linger
         self._wake = asyncio.Event()
+        self._partitioner = KeyPartitioner()  # the producer's own choice (`make_producer`)
         self._sent: list[int] = []  # acknowledged by Kafka, deleted with the next query
         self._park_after = park_after
         self._failures: dict[int, int] = {}  # seq -> times Kafka refused it in a row
@@ -280,7 +306,76 @@ class OutboxRelay:
 
     async def _send(self, rows: Sequence[Any]) -> tuple[list[Any], list[tuple[Any, Exception]]]:
         """Send every row; the rows Kafka acknowledged, and those it refused with the error.
-        After an outage error no further row is sent (each would wait as long)."""
+        After an outage error no further row is sent (each would wait as long).
+
+        The rows of each partition go out in order as whole record batches (`send_batch`: one
+        future a batch instead of one a row), each row's partition picked as the producer's
+        partitioner picks it; Kafka accepts or refuses a batch as a whole, as it did the
+        batches `send` filled. A round with a row of `LARGE_ROW` bytes or more goes one
+        `send` a row, which checks each row's size against the producer's limit."""
+        batches = await self._batched(rows)
+        if batches is None:
+            return await self._send_each(rows)
+        queued: list[tuple[list[Any], asyncio.Future[Any]]] = []
+        refused: list[tuple[Any, Exception]] = []
+        for topic, partition, builder, batch_rows in batches:
+            builder.close()
+            try:
+                sent = await self._producer.send_batch(builder, topic, partition=partition)
+            except Exception as exc:
+                refused += [(row, exc) for row in batch_rows]
+                if refusal(exc) is Refusal.OUTAGE:
+                    break
+            else:
+                queued.append((batch_rows, sent))
+        results = await asyncio.gather(*(f for _, f in queued), return_exceptions=True)
+        acked = []
+        for (batch_rows, _), result in zip(queued, results, strict=True):
+            if isinstance(result, Exception):
+                refused += [(row, result) for row in batch_rows]
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                acked += batch_rows
+        self._published(acked)
+        return acked, refused
+
+    async def _batched(self, rows: Sequence[Any]) -> list[tuple[str, int, Any, list[Any]]] | None:
+        """The rows as record batches, (topic, partition, batch, its rows), those of one
+        partition in the rows' order; None when a row is `LARGE_ROW` bytes or more."""
+        partitions: dict[str, list[int]] = {}
+        filling: dict[tuple[str, int], tuple[Any, list[Any]]] = {}
+        full: list[tuple[str, int, Any, list[Any]]] = []
+        for row in rows:
+            key, payload = row["key"].encode(), row["payload"]
+            if len(key) + len(payload) >= LARGE_ROW:
+                return None
+            topic = row["topic"]
+            known = partitions.get(topic)
+            if known is None:
+                known = partitions[topic] = sorted(await self._producer.partitions_for(topic))
+            where = (topic, self._partitioner(key, known, known))
+            headers = record_headers(row["traceparent"])
+            builder, batch_rows = filling.get(where) or (None, [])
+            if builder is None or not builder.append(
+                timestamp=None, key=key, value=payload, headers=headers
+            ):
+                if builder is not None:  # full: a new one takes the row
+                    full.append((*where, builder, batch_rows))
+                builder, batch_rows = self._producer.create_batch(), []
+                filling[where] = (builder, batch_rows)
+                if not builder.append(timestamp=None, key=key, value=payload, headers=headers):
+                    return None
+            batch_rows.append(row)
+        return full + [
+            (*where, builder, batch_rows) for where, (builder, batch_rows) in filling.items()
+        ]
+
+    async def _send_each(
+        self, rows: Sequence[Any]
+    ) -> tuple[list[Any], list[tuple[Any, Exception]]]:
+        """Send every row with a `send` of its own (which refuses a row over the producer's
+        size limit before sending it)."""
         queued: list[tuple[Any, asyncio.Future[Any]]] = []
         refused: list[tuple[Any, Exception]] = []
         for row in rows:
@@ -309,8 +404,12 @@ class OutboxRelay:
                 raise result
             else:
                 acked.append(row)
-                event_published(self._schema, row["topic"], row["event_type"] or UNTYPED)
+        self._published(acked)
         return acked, refused
+
+    def _published(self, rows: Sequence[Any]) -> None:
+        for row in rows:
+            event_published(self._schema, row["topic"], row["event_type"] or UNTYPED)
 
     async def _park(
         self, db: asyncpg.Connection | asyncpg.Pool, rows: Sequence[tuple[Any, str]]

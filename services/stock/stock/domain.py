@@ -388,6 +388,8 @@ class Reservation:
     def elsewhere(self) -> list[str]:
         """The locations other than `location_id` that lines are at, most units first (then
         by location_id)."""
+        if not self.at:  # every line at `location_id`
+            return []
         units: dict[str, int] = {}
         for _, quantity, rid in self.lines:
             if (where := self.location_of(rid)) != self.location_id:

@@ -42,35 +42,51 @@ async def reservations_for(
     return found
 
 
+RESERVATION_COLUMNS = [
+    "id",
+    "tenant_id",
+    "sale",
+    "sale_id",
+    "location_id",
+    "status",
+    "version",
+    "sale_version",
+]
+LINE_COLUMNS = ["reservation_id", "stock_record_id", "sku", "quantity"]
+
+
 async def insert_reservations(conn: asyncpg.Connection, rows: Sequence[Reservation]) -> None:
+    """New reservations and their lines, by binary COPY (hundreds a batch; see
+    `records.insert_movements`); a sale reserved twice is refused by the unique (tenant,
+    sale), as an insert would be."""
     if not rows:
         return
-    await conn.execute(
-        f"INSERT INTO {S}.reservations (id, tenant_id, sale, sale_id, location_id, status,"
-        " version, sale_version) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[],"
-        " $4::text[], $5::text[], $6::text[], $7::int[], $8::int[])",
-        [r.id for r in rows],
-        [r.tenant_id for r in rows],
-        [r.sale for r in rows],
-        [r.sale_id for r in rows],
-        [r.location_id for r in rows],
-        [r.status for r in rows],
-        [r.version for r in rows],
-        [r.sale_version for r in rows],
+    await conn.copy_records_to_table(
+        "reservations",
+        schema_name=S,
+        columns=RESERVATION_COLUMNS,
+        records=[
+            (
+                r.id,
+                r.tenant_id,
+                r.sale,
+                r.sale_id,
+                r.location_id,
+                r.status,
+                r.version,
+                r.sale_version,
+            )
+            for r in rows
+        ],
     )
     await _insert_lines(conn, rows)
 
 
 async def _insert_lines(conn: asyncpg.Connection, rows: Sequence[Reservation]) -> None:
-    lines = [(r.id, line) for r in rows for line in r.lines]
+    lines = [(r.id, ln[2], ln[0], ln[1]) for r in rows for ln in r.lines]
     if lines:
-        await conn.execute(
-            f"INSERT INTO {S}.reservation_lines (reservation_id, stock_record_id, sku, quantity)"
-            " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::int[])",
-            [rid for rid, _ in lines],
-            [ln[2] for _, ln in lines],
-            [ln[0] for _, ln in lines],
-            [ln[1] for _, ln in lines],
+        await conn.copy_records_to_table(
+            "reservation_lines", schema_name=S, columns=LINE_COLUMNS, records=lines
         )
 
 
