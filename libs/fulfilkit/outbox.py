@@ -24,7 +24,7 @@ from aiokafka.errors import (
 
 from fulfilkit.contracts import TOPIC_OF_TYPE
 from fulfilkit.db import CONNECTION_ERRORS as DB_CONNECTION_ERRORS
-from fulfilkit.events import CONTENT_TYPE, CloudEvent
+from fulfilkit.events import CONTENT_TYPE, CloudEvent, Encoded
 from fulfilkit.faults import crash_point
 from fulfilkit.leader import leadership
 from fulfilkit.metrics import UNTYPED, event_published
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 FAILURE_LOG_INTERVAL = 30.0
 
-Keyed = tuple[str, CloudEvent]
+Keyed = tuple[str, CloudEvent | Encoded]
 
 
 class Publishable(Protocol):
