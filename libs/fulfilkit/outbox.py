@@ -33,6 +33,11 @@ from fulfilkit.tracing import TRACEPARENT, outgoing_traceparents
 log = logging.getLogger(__name__)
 
 FAILURE_LOG_INTERVAL = 30.0
+# How long rows Kafka acknowledged may stay in the outbox when no new row comes to publish
+# (they are deleted with the next round's query): long enough that a relay that keeps up
+# deletes them with the next notification's round, short enough that the outbox is empty
+# moments after the last commit.
+SENT_DELETE_SECONDS = 0.2
 
 Keyed = tuple[str, CloudEvent | Encoded]
 
@@ -228,6 +233,14 @@ class OutboxRelay:
                     # Busy but not full: wait a moment so that the next batch is bigger (a
                     # quiet relay, woken by one commit, still publishes it at once).
                     await asyncio.sleep(self._linger)
+                elif published < self._batch_size:
+                    # Fewer rows than a batch: the outbox held no more when it was read, and
+                    # every commit since has notified. Asking again at once would only
+                    # delete what was just published, a round trip of its own for every
+                    # batch of a relay that keeps up; the next notification's round does
+                    # that with its own query, or this one after SENT_DELETE_SECONDS.
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), SENT_DELETE_SECONDS)
         finally:
             with contextlib.suppress(Exception):
                 await conn.execute("RESET synchronous_commit")
