@@ -11,11 +11,14 @@ has the `admin` scope, for `GET /stock/integrity`):
   that left the warehouses are exactly the units the sales took;
 - reserved is back to zero everywhere, no reservation is still active;
 - nothing dead-lettered or parked: no row in any service's `dead_letters`, no inbox row
-  marked dead-lettered, no parked outbox row, no record on a `.dlq` topic; every outbox empty.
+  marked dead-lettered, no parked outbox row, no record on a `.dlq` topic; every outbox empty
+  (within `OUTBOX_DRAIN_SECONDS`: a relay deletes what it published with its next round).
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -54,6 +57,7 @@ async def check(database_url: str, bootstrap: str, api: Api, expected: Expected)
     try:
         await _check_sales(conn, expected, found)
         await _check_stock(conn, expected, found)
+        await _until_outboxes_empty(conn)
         await _check_leftovers(conn, found)
     finally:
         await conn.close()
@@ -121,6 +125,24 @@ async def _check_stock(conn: asyncpg.Connection, expected: Expected, found: list
     )
     if active:
         found.append(f"{active} reservations still active")
+
+
+# A relay deletes the rows Kafka acknowledged with the query of its next round, at most
+# `fulfilkit.outbox.SENT_DELETE_SECONDS` after its last publish: a check right after the last
+# event waits this long at most for the outboxes to empty.
+OUTBOX_DRAIN_SECONDS = 5.0
+
+
+async def _until_outboxes_empty(conn: asyncpg.Connection) -> None:
+    deadline = time.monotonic() + OUTBOX_DRAIN_SECONDS
+    while time.monotonic() < deadline:
+        left = 0
+        for schema in SCHEMAS:
+            if await _relation(conn, f"{schema}.outbox"):
+                left += await conn.fetchval(f"SELECT count(*) FROM {schema}.outbox")
+        if not left:
+            return
+        await asyncio.sleep(0.05)
 
 
 async def _check_leftovers(conn: asyncpg.Connection, found: list[str]) -> None:

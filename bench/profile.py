@@ -36,7 +36,7 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.cpu import CpuMeter
-from bench.sales_flow import QUIET, analyze, lifecycles, new_tenant
+from bench.sales_flow import QUIET, analyze, at_fixed_rate_batched, lifecycles, new_tenant
 from deploy.local.infra import TEST_STATE_DIR, kafka_pid
 from deploy.local.services import SERVICES, Platform, free_ports
 from fulfilkit import contracts as c
@@ -146,8 +146,8 @@ async def database_counters(database_url: str) -> Counter[str]:
 async def run(args: argparse.Namespace, running: Platform, out: Path) -> dict[str, object]:
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
-        need = args.warmup + args.sales + 100
-        api, skus = await new_tenant(
+        need = args.warmup + args.sales + int(args.fixed_rate * args.seconds) + 100
+        api, skus, _ = await new_tenant(
             session, running.gateway_url, running.admin_token, 100, need // 100 + 10, 0.0
         )
         await lifecycles(api, skus, args.warmup, 64, True, 20)
@@ -163,7 +163,14 @@ async def run(args: argparse.Namespace, running: Platform, out: Path) -> dict[st
         cpu_before = meter.snapshot()
         spies = [] if args.no_spy else spy_on(running, args.rate, out)
         try:
-            elapsed, _, _ = await lifecycles(api, skus, args.sales, 64, True, 20)
+            if args.fixed_rate:
+                started = asyncio.get_running_loop().time()
+                created: list[str] = []
+                await at_fixed_rate_batched(api, skus, args.fixed_rate, args.seconds, 20, created)
+                elapsed = asyncio.get_running_loop().time() - started
+                args.sales = len(created)  # the unit: one create, not a lifecycle
+            else:
+                elapsed, _, _ = await lifecycles(api, skus, args.sales, 64, True, 20)
             await meter.until_quiet()
         finally:
             for spy in spies:
@@ -233,6 +240,14 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2000)
     parser.add_argument("--rate", type=int, default=100, help="py-spy samples per second")
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--fixed-rate",
+        type=float,
+        default=0,
+        help="instead of --sales lifecycles, creates at this rate for --seconds (as sales_flow's"
+        " fixed-rate run: 4 importers, up to 20 a request); figures are then per create",
+    )
+    parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument(
         "--no-spy", action="store_true", help="count and measure CPU without sampling"
     )

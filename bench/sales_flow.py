@@ -39,11 +39,12 @@ from pathlib import Path
 import aiohttp
 import asyncpg
 
-from bench import invariants
+from bench import hops, invariants
 from bench.cpu import CpuMeter
 from bench.report import Report
 from deploy.local.infra import TEST_STATE_DIR
 from deploy.local.services import SERVICES, Platform, free_ports
+from fulfilkit import contracts as c
 from fulfilkit.contracts import DOMAIN_TOPICS
 from gateway.domain import SCOPES
 
@@ -435,6 +436,7 @@ async def run(
         partitions = await invariants.partitions_of(bootstrap, list(DOMAIN_TOPICS))
         # from a settled system: not while autovacuum cleans up after the burst
         settled_seconds += await meter.until_quiet() + invariants.STATISTICS_DELAY_SECONDS
+        start = await hops.offsets(bootstrap, [c.SALES_TOPIC, c.STOCK_TOPIC])
         before = meter.snapshot()
         fixed_sales: list[str] = []
         fixed = (
@@ -445,6 +447,9 @@ async def run(
             else await at_fixed_rate(api, skus, rate, args.seconds, fixed_sales)
         )
         create_cpu = meter.per_unit(before, meter.snapshot(), len(fixed), "create")
+        hop_lines = await hops.create_to_pending(
+            database_url, bootstrap, tenant.id, fixed_sales, start
+        )
         # the fixed-rate sales are shipped too, so that every sale can be checked
         await ship(api, fixed_sales)
         expected = invariants.Expected(
@@ -536,6 +541,8 @@ async def run(
         f" the platform was quiet ({settled_seconds:.1f}s after the burst): {ms(fixed)}"
     )
     say(f"  {create_cpu}")
+    for line in hop_lines:
+        say(f"  {line}")
     say(
         f"invariants over {expected.sales} sales ({expected.units} units): "
         + ("all hold" if not outcome.broken else "BROKEN: " + "; ".join(outcome.broken))

@@ -14,7 +14,7 @@ from uuid import UUID, uuid5
 
 from pydantic import BaseModel, Field, SerializerFunctionWrapHandler, model_serializer
 
-from fulfilkit.events import CloudEvent
+from fulfilkit.events import CloudEvent, Encoded, encode
 
 SALES_TOPIC = "sales.events"
 STOCK_TOPIC = "stock.events"
@@ -593,15 +593,19 @@ def inbound_order_key(tenant_id: UUID, inbound_order: UUID) -> str:
     return f"{tenant_id}:inbound_order:{inbound_order}"
 
 
-def make_event(
-    *, source: str, type: str, tenant_id: UUID, subject: str, data: BaseModel
-) -> CloudEvent:
+def _check_data(type: str, data: BaseModel) -> None:
     if type not in TOPIC_OF_TYPE:
         raise ValueError(f"unknown event type {type!r}")
     if not isinstance(data, DATA_MODEL_OF_TYPE[type]):  # what the AsyncAPI document promises
         raise TypeError(
             f"{type} carries {DATA_MODEL_OF_TYPE[type].__name__}, not {data.__class__.__name__}"
         )
+
+
+def make_event(
+    *, source: str, type: str, tenant_id: UUID, subject: str, data: BaseModel
+) -> CloudEvent:
+    _check_data(type, data)
     return CloudEvent(
         source=source,
         type=type,
@@ -609,4 +613,20 @@ def make_event(
         subject=subject,
         dataversion=data_version(type),
         data=data.model_dump(mode="json"),
+    )
+
+
+def encode_event(
+    *, source: str, type: str, tenant_id: UUID, subject: str, data: BaseModel
+) -> Encoded:
+    """`make_event(...)` straight to the bytes its `to_bytes()` gives, for events written to
+    an outbox and never read back as a model (`fulfilkit.events.encode`)."""
+    _check_data(type, data)
+    return encode(
+        source=source,
+        type=type,
+        tenant_id=tenant_id,
+        subject=subject,
+        dataversion=data_version(type),
+        data=data,
     )

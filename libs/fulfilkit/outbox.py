@@ -24,7 +24,7 @@ from aiokafka.errors import (
 
 from fulfilkit.contracts import TOPIC_OF_TYPE
 from fulfilkit.db import CONNECTION_ERRORS as DB_CONNECTION_ERRORS
-from fulfilkit.events import CONTENT_TYPE, CloudEvent
+from fulfilkit.events import CONTENT_TYPE, CloudEvent, Encoded
 from fulfilkit.faults import crash_point
 from fulfilkit.kafka import KeyPartitioner
 from fulfilkit.leader import leadership
@@ -39,7 +39,13 @@ FAILURE_LOG_INTERVAL = 30.0
 # any row below the producer's batch size (256 KiB, `fulfilkit.kafka.make_producer`).
 LARGE_ROW = 64 * 1024
 
-Keyed = tuple[str, CloudEvent]
+# How long rows Kafka acknowledged may stay in the outbox when no new row comes to publish
+# (they are deleted with the next round's query): long enough that a relay that keeps up
+# deletes them with the next notification's round, short enough that the outbox is empty
+# moments after the last commit.
+SENT_DELETE_SECONDS = 0.2
+
+Keyed = tuple[str, CloudEvent | Encoded]
 
 
 class Publishable(Protocol):
@@ -254,6 +260,14 @@ class OutboxRelay:
                     # Busy but not full: wait a moment so that the next batch is bigger (a
                     # quiet relay, woken by one commit, still publishes it at once).
                     await asyncio.sleep(self._linger)
+                elif published < self._batch_size:
+                    # Fewer rows than a batch: the outbox held no more when it was read, and
+                    # every commit since has notified. Asking again at once would only
+                    # delete what was just published, a round trip of its own for every
+                    # batch of a relay that keeps up; the next notification's round does
+                    # that with its own query, or this one after SENT_DELETE_SECONDS.
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), SENT_DELETE_SECONDS)
         finally:
             with contextlib.suppress(Exception):
                 await conn.execute("RESET synchronous_commit")

@@ -38,7 +38,7 @@ def snapshot(f: Fulfillment) -> c.FulfillmentSnapshot:
 
 
 def fulfillment_created(f: Fulfillment) -> Keyed:
-    event = c.make_event(
+    event = c.encode_event(
         source=SOURCE,
         type=c.FULFILLMENT_CREATED,
         tenant_id=f.tenant_id,
@@ -50,7 +50,7 @@ def fulfillment_created(f: Fulfillment) -> Keyed:
 
 def fulfillment_status_changed(f: Fulfillment, previous: str) -> Keyed:
     data = c.FulfillmentStatusChanged(**dict(snapshot(f)), previous_status=previous)  # type: ignore[arg-type]
-    event = c.make_event(
+    event = c.encode_event(
         source=SOURCE,
         type=c.FULFILLMENT_STATUS_CHANGED,
         tenant_id=f.tenant_id,

@@ -7,6 +7,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from fulfilkit import contracts as c
+from fulfilkit.events import CloudEvent
 from fulfilment import events
 from fulfilment.domain import Fulfillment
 
@@ -86,7 +87,9 @@ def test_a_provider_no_longer_built_in_is_named_by_its_code():
 
 def test_a_status_change_event_is_the_snapshot_plus_the_previous_status():
     f = fulfillment("packed")
-    _, event = events.fulfillment_status_changed(f, "picking")
+    _, encoded = events.fulfillment_status_changed(f, "picking")
+    event = CloudEvent.from_bytes(encoded.to_bytes())
+    assert (event.id, event.type) == (encoded.id, encoded.type)
     assert (event.type, event.dataversion) == (c.FULFILLMENT_STATUS_CHANGED, "2")
     assert event.data == {
         **events.snapshot(f).model_dump(mode="json"),

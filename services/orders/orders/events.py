@@ -1,4 +1,9 @@
-"""Turns sale changes into the platform's events (contracts in fulfilkit.contracts)."""
+"""Turns sale changes into the platform's events (contracts in fulfilkit.contracts).
+
+A sale's event data is validated once, into the model its type carries, and written
+straight to the event's bytes (`fulfilkit.contracts.encode_event`)."""
+
+from typing import Any
 
 from fulfilkit import contracts as c
 from fulfilkit.events import utcnow
@@ -15,12 +20,18 @@ def shop(sale: Sale) -> c.Shop:
 
 
 def snapshot(sale: Sale) -> c.SaleSnapshot:
+    return c.SaleSnapshot(**_fields(sale))
+
+
+def _fields(sale: Sale) -> dict[str, Any]:
+    """The sale as its snapshot's fields (`c.SaleSnapshot` and the models extending it),
+    for one validation into whichever of them an event carries."""
     now = utcnow()
-    return c.SaleSnapshot(
+    return dict(
         id=sale.id,
         sale_id=sale.sale_id,
         status=sale.status,
-        version=sale.version,  # type: ignore[arg-type]
+        version=sale.version,
         shop=shop(sale),
         location_id=sale.location_id,
         lines=[c.SaleLine(**ln) for ln in sale.lines],
@@ -31,19 +42,19 @@ def snapshot(sale: Sale) -> c.SaleSnapshot:
         fulfillments=sale.fulfillments,
         created_at=sale.created_at or now,
         updated_at=now,
-        priority=sale.priority,  # type: ignore[arg-type]
+        priority=sale.priority,
         instructions=sale.instructions,
-        required_dates=sale.required_dates,  # type: ignore[arg-type]
-        invoice_value=sale.invoice_value,  # type: ignore[arg-type]
-        cash_on_delivery=sale.cash_on_delivery,  # type: ignore[arg-type]
+        required_dates=sale.required_dates,
+        invoice_value=sale.invoice_value,
+        cash_on_delivery=sale.cash_on_delivery,
         properties=sale.properties,
         allow_split=sale.allow_split,
-        shipped_parts=sale.shipped_parts,  # type: ignore[arg-type]
+        shipped_parts=sale.shipped_parts,
     )
 
 
 def _event(sale: Sale, type_: str, data: c.SaleSnapshot) -> Keyed:
-    event = c.make_event(
+    event = c.encode_event(
         source=SOURCE, type=type_, tenant_id=sale.tenant_id, subject=f"sale/{sale.id}", data=data
     )
     return c.sale_key(sale.tenant_id, sale.id), event
@@ -55,9 +66,7 @@ def sale_created(sale: Sale) -> Keyed:
 
 def status_changed(change: StatusChange) -> list[Keyed]:
     data = c.SaleStatusChanged(
-        **snapshot(change.sale).model_dump(),
-        previous_status=change.previous,  # type: ignore[arg-type]
-        reason=change.reason,
+        **_fields(change.sale), previous_status=change.previous, reason=change.reason
     )
     keyed = [_event(change.sale, c.SALE_STATUS_CHANGED, data)]
     if change.sale.status == "canceled":
@@ -67,11 +76,7 @@ def status_changed(change: StatusChange) -> list[Keyed]:
 
 def sale_updated(edit: Edit) -> Keyed:
     """The sale after an edit, with the status it had before and the fields it changed."""
-    data = c.SaleUpdated(
-        **snapshot(edit.sale).model_dump(),
-        previous_status=edit.previous,  # type: ignore[arg-type]
-        changed=edit.changed,
-    )
+    data = c.SaleUpdated(**_fields(edit.sale), previous_status=edit.previous, changed=edit.changed)
     return _event(edit.sale, c.SALE_UPDATED, data)
 
 
@@ -96,6 +101,6 @@ def return_created(ret: Return) -> Keyed:
 def return_status_changed(change: ReturnChange) -> Keyed:
     data = c.ReturnStatusChanged(
         **return_snapshot(change.ret).model_dump(),
-        previous_status=change.previous,  # type: ignore[arg-type]
+        previous_status=change.previous,
     )
     return _return_event(change.ret, c.RETURN_STATUS_CHANGED, data)

@@ -14,8 +14,12 @@ from orders.domain import Edit, Sale, StatusChange
 from orders.returns import Return
 
 S = "orders"
-# Notified with a sale's id whenever its status changes, on commit (`fulfilkit.notify`).
+# Notified with a sale's id when its reservation's outcome moves it on, on commit
+# (`fulfilkit.notify`): what a create or an edit waits for. Its other changes wake nobody.
 STATUS_CHANNEL = "orders_sale_status"
+# The status changes STATUS_CHANNEL is notified of: a sale leaving `awaiting_stock` (to
+# pending, backordered or canceled), as `settled` reads it.
+AN_OUTCOME = "from_status = 'awaiting_stock'"
 SALE_COLUMNS = (
     "id, tenant_id, sale_id, status, version, shop, location_id, lines, customer,"
     " shipping_address, cancel_reason, reservation, fulfillments, created_at, updated_at,"
@@ -141,7 +145,8 @@ async def save(
     events: Sequence[Keyed],
 ) -> None:
     """Write sales, the history of their status changes and their events in one statement;
-    notify STATUS_CHANNEL with each changed sale's id and the outbox relay once."""
+    notify STATUS_CHANNEL with the id of each sale whose reservation's outcome this is
+    (`AN_OUTCOME`), and the outbox relay once."""
     if not sales:
         return
     await conn.execute(
@@ -154,9 +159,9 @@ async def save(
         " WHERE s.id = v.id RETURNING s.id),"
         f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
         " actor) SELECT h.*, $11 FROM unnest($7::uuid[], $8::text[], $9::text[], $10::text[])"
-        " AS h RETURNING sale),"
+        " AS h RETURNING sale, from_status),"
         f" events AS ({outbox_insert(S, 12)} RETURNING 1)"
-        " SELECT pg_notify($18, sale::text) FROM history"
+        f" SELECT pg_notify($18, sale::text) FROM history WHERE {AN_OUTCOME}"
         " UNION ALL SELECT pg_notify($19, '') WHERE EXISTS (SELECT FROM events)",
         [s.id for s in sales],
         [s.status for s in sales],
@@ -246,9 +251,9 @@ async def save_if_unchanged(
         " AND version = $3 - 1 AND reservation IS NOT DISTINCT FROM $4::text::jsonb"
         " AND fulfillments = $5::text::jsonb AND shipped_parts = $19::text::jsonb RETURNING id),"
         f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
-        " actor) SELECT id, $7, $2, $8, $9 FROM saved RETURNING sale),"
+        " actor) SELECT id, $7, $2, $8, $9 FROM saved RETURNING sale, from_status),"
         f" events AS ({outbox_insert(S, 10, 'EXISTS (SELECT FROM saved)')} RETURNING 1)"
-        " SELECT pg_notify($16, sale::text) FROM history"
+        f" SELECT CASE WHEN {AN_OUTCOME} THEN pg_notify($16, sale::text) END FROM history"
         " UNION ALL SELECT pg_notify($17, '') WHERE EXISTS (SELECT FROM events)",
         sale.id,
         sale.status,

@@ -122,8 +122,9 @@ async def test_a_locked_sale_waits_for_the_lock_holder(pool, tenant):
 
 
 async def test_save_writes_sales_history_and_events_and_notifies_the_status_channel(pool, tenant):
-    one, two = new(tenant, "S-1"), new(tenant, "S-2")
-    await insert(pool, one, two)
+    one, two, three = new(tenant, "S-1"), new(tenant, "S-2"), new(tenant, "S-3")
+    await insert(pool, one, two, three)
+    three.status = "pending"  # as if reserved: its claim is no outcome, and wakes nobody
     notified: list[str] = []
     async with pool.acquire() as listener:
 
@@ -132,11 +133,16 @@ async def test_save_writes_sales_history_and_events_and_notifies_the_status_chan
 
         await listener.add_listener(store.STATUS_CHANNEL, heard)
         change = transition(one, "pending", "stock_reserved")
+        claimed = transition(three, "in_fulfillment", "shipping_init")
         one.reservation = {"status": "active"}
         two.fulfillments = [{"id": "f-1", "status": "picking"}]  # no status change
         async with pool.acquire() as conn, conn.transaction():
             await store.save(
-                conn, [one, two], [change], "orders:events", [keyed(one, c.SALE_STATUS_CHANGED)]
+                conn,
+                [one, two, three],
+                [change, claimed],
+                "orders:events",
+                [keyed(one, c.SALE_STATUS_CHANGED)],
             )
         for _ in range(100):
             if notified:
@@ -160,7 +166,7 @@ async def test_save_writes_sales_history_and_events_and_notifies_the_status_chan
         [{"id": "f-1", "status": "picking"}],
     )
     assert len(other_history) == 1
-    assert await outbox(pool, tenant) == ["S-1", "S-2", "S-1"]
+    assert await outbox(pool, tenant) == ["S-1", "S-2", "S-3", "S-1"]
     async with pool.acquire() as conn:
         await store.save(conn, [], [], "tester", [])  # nothing to write
 
