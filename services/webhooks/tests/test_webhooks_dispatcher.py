@@ -117,10 +117,13 @@ class FakeSender:
 class FakeWriter:
     def __init__(self) -> None:
         self.outcomes: list[Outcome] = []
+        self.urgent: list[Outcome] = []
         self._stop = asyncio.Event()
 
-    def put(self, outcome: Outcome) -> None:
+    def put(self, outcome: Outcome, *, urgent: bool = False) -> None:
         self.outcomes.append(outcome)
+        if urgent:
+            self.urgent.append(outcome)
 
     def stop(self) -> None:
         self._stop.set()

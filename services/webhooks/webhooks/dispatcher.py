@@ -373,7 +373,9 @@ class Dispatcher:
                 del counter[tenant]
 
     async def _deliver(self, target: Target) -> None:
-        self._writer.put(await deliver(self._sender, target, self._schedule))
+        outcome = await deliver(self._sender, target, self._schedule)
+        # an ordered subject's next event waits for this record: no lingering
+        self._writer.put(outcome, urgent=target.endpoint_id in self._ordered)
         self._unrecorded.discard(target.delivery_id)
 
     # --- waking --------------------------------------------------------------------------
