@@ -12,7 +12,11 @@ Two runs, each on a fresh tenant and endpoint(s):
   number of endpoints over the time from the first send to the last delivery.
 - steady: events at a fixed rate; latency runs from the event's `time` (set as it is
   published, i.e. just after its commit) to its arrival at the receiver.
-Every delivery is counted once by `webhook-id`; a sample of signatures is verified.
+Every delivery is counted once by `webhook-id`; a sample of signatures is verified. Each
+run also prints the CPU milliseconds per delivery of the webhooks service (its processes),
+PostgreSQL, Kafka and this process (the receiver and the producer), and `--py-spy DIR`
+samples the service's processes with py-spy during each run (raw folded stacks, which
+speedscope and flame-graph tools read).
 """
 
 import argparse
@@ -20,12 +24,16 @@ import asyncio
 import os
 import platform as host
 import shlex
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 import aiohttp
 import orjson
@@ -34,6 +42,7 @@ from aiokafka import AIOKafkaProducer
 from single_service import single_service
 from standardwebhooks.webhooks import Webhook
 
+from bench.cpu import CpuMeter, _children
 from bench.report import Report
 from fulfilkit import contracts as c
 from fulfilkit.events import CONTENT_TYPE, utcnow
@@ -99,6 +108,44 @@ class WebhooksApi:
             if r.status != 201:
                 raise RuntimeError(f"cannot register an endpoint: {r.status} {await r.text()}")
             return await r.json()
+
+
+def service_meter(pid: int | None) -> CpuMeter:
+    """CPU time of the webhooks service (its process and any it started), Kafka, PostgreSQL
+    and this process."""
+    return CpuMeter.with_infra({"webhooks": lambda: [pid, *_children(pid)] if pid else []})
+
+
+class Spy:
+    """`py-spy record` on every process of the webhooks service during a run (`--py-spy`);
+    nothing when no directory is given."""
+
+    def __init__(self, out: Path | None, pid: int | None, rate: int = 100) -> None:
+        self.out, self.pid, self.rate = out, pid, rate
+        self.processes: list[subprocess.Popen] = []
+
+    def start(self, name: str) -> None:
+        if self.out is None or self.pid is None:
+            return
+        self.out.mkdir(parents=True, exist_ok=True)
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        for n, pid in enumerate([self.pid, *_children(self.pid)]):
+            stem = self.out / f"webhooks-{name}-{n}"
+            self.processes.append(
+                subprocess.Popen(
+                    [spy, "record", "--pid", str(pid), "--rate", str(self.rate)]
+                    + ["--format", "raw", "--output", f"{stem}.txt", "--nonblocking"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=open(f"{stem}.py-spy.log", "wb"),
+                )
+            )
+
+    def stop(self) -> None:
+        for process in self.processes:
+            process.send_signal(signal.SIGINT)
+        for process in self.processes:
+            process.wait(30)
+        self.processes.clear()
 
 
 def stock_changed(tenant: uuid.UUID, n: int) -> tuple[bytes, bytes]:
@@ -185,7 +232,12 @@ async def steady(
 
 
 async def run(
-    args: argparse.Namespace, url: str, token: str, bootstrap: str, report: Report
+    args: argparse.Namespace,
+    url: str,
+    token: str,
+    bootstrap: str,
+    report: Report,
+    pid: int | None = None,
 ) -> list[str]:
     receiver = Receiver()
     app = web.Application()
@@ -206,11 +258,22 @@ async def run(
             tenant = await new_tenant(api, receiver, base, args.endpoints)
             await burst(producer, receiver, tenant, WARM_UP_EVENTS, args.endpoints, args.timeout)
 
+            meter, spy = service_meter(pid), Spy(args.py_spy, pid)
             tenant = await new_tenant(api, receiver, base, args.endpoints)
+            before = meter.snapshot()
+            spy.start("burst")
             elapsed, produced = await burst(
                 producer, receiver, tenant, args.burst, args.endpoints, args.timeout
             )
+            spy.stop()
             total = args.burst * args.endpoints
+            after = meter.snapshot()
+            burst_cpu = meter.per_unit(before, after, total, "delivery")
+            report.figure(
+                "burst: webhooks CPU ms per delivery",
+                meter.ms_per_unit(before, after, total)["webhooks"],
+                "ms",
+            )
             report.figure("burst: deliveries/s", total / elapsed, "1/s")
             report.timeline(
                 "burst: delivered",
@@ -225,8 +288,11 @@ async def run(
                 f" (produced in {produced:.2f}s; {receiver.requests - total} repeated requests,"
                 f" {receiver.bad_signatures} bad signatures in a sample)"
             )
+            lines.append(f"burst: {burst_cpu}")
 
             tenant = await new_tenant(api, receiver, base, args.endpoints)
+            before = meter.snapshot()
+            spy.start("steady")
             latencies = [
                 v * 1000
                 for v in await steady(
@@ -239,6 +305,8 @@ async def run(
                     args.timeout,
                 )
             ]
+            spy.stop()
+            steady_cpu = meter.per_unit(before, meter.snapshot(), len(latencies), "delivery")
             report.latency(f"steady {args.rate}/s: commit-to-delivery", latencies)
             lines.append(
                 f"steady: {args.rate} events/s for {args.seconds:g}s x {args.endpoints}"
@@ -247,6 +315,7 @@ async def run(
                 f" ({len(latencies):,} deliveries, {receiver.bad_signatures} bad signatures"
                 f" in a sample)"
             )
+            lines.append(f"steady: {steady_cpu}")
     finally:
         await producer.stop()
         await runner.cleanup()
@@ -262,11 +331,16 @@ def main() -> None:
         "--endpoints", type=int, default=1, help="endpoints of the tenant, each gets every event"
     )
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--py-spy", type=Path, help="sample the webhooks service with py-spy, into this directory"
+    )
     args = parser.parse_args()
     report = Report("webhook_delivery")
     report.figure("endpoints", args.endpoints, "")
     with single_service("webhooks") as service:
-        lines = asyncio.run(run(args, service.url, service.token, service.bootstrap, report))
+        lines = asyncio.run(
+            run(args, service.url, service.token, service.bootstrap, report, service.pid)
+        )
     report.save([sys.executable, *sys.argv])
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     print(

@@ -117,10 +117,13 @@ class FakeSender:
 class FakeWriter:
     def __init__(self) -> None:
         self.outcomes: list[Outcome] = []
+        self.urgent: list[Outcome] = []
         self._stop = asyncio.Event()
 
-    def put(self, outcome: Outcome) -> None:
+    def put(self, outcome: Outcome, *, urgent: bool = False) -> None:
         self.outcomes.append(outcome)
+        if urgent:
+            self.urgent.append(outcome)
 
     def stop(self) -> None:
         self._stop.set()
@@ -386,6 +389,7 @@ async def test_an_endpoint_that_answers_fast_gets_an_express_lane_claims_do_not_
     try:
         await until(lambda: loop.accepting)
         loop._pace[fast] = 40  # completed in the last second: a quarter is 10
+        loop._paced_tenant[fast] = TENANT
         loop._window_started = time.monotonic()
         room = handoff.room()
         assert room is not None and room.express == {fast: 10}, "none for an unknown pace"
@@ -401,7 +405,8 @@ async def test_an_endpoint_that_answers_fast_gets_an_express_lane_claims_do_not_
         queue.add(slow, 1)
         loop._wake.set()
         await until(lambda: len(queue.claims) == 2)
-        assert queue.claims[-1][fast] == 0, "a claim's quota is its depth, express aside"
+        assert queue.claims[-1][fast] == 10 - 4, "its depth is full; its free express places"
+        assert queue.tenant_claims[-1][TENANT] == 2 * loop._tenant_cap - 2 * CAP + 10 - 4
         sender.gates[url].set()
         await until(lambda: len(loop._writer.outcomes) == 2 * CAP + 4)  # type: ignore[attr-defined]
         assert not loop._express and not loop._express_of
@@ -409,3 +414,31 @@ async def test_an_endpoint_that_answers_fast_gets_an_express_lane_claims_do_not_
     finally:
         sender.gates[f"http://hook/{slow}"].set()
         await stop(task)
+
+
+async def test_a_claim_fills_a_fast_endpoints_express_lane_beyond_its_depth(
+    rig: tuple[FakeQueue, FakeSender],
+) -> None:
+    queue, sender = rig
+    fast = uuid4()
+    url = f"http://hook/{fast}"
+    loop, task = start(sender, listening=True)
+    try:
+        await until(lambda: loop.accepting)
+        loop._pace[fast] = 80  # a quarter is 20 express places
+        loop._paced_tenant[fast] = TENANT
+        loop._window_started = time.monotonic()
+        queue.add(fast, 100)
+        loop._wake.set()
+        await until(lambda: sender.open[url] == CAP)
+        await asyncio.sleep(0.05)
+        assert sender.most_open[url] == CAP, "express adds no request in flight"
+        assert len(queue.due[fast]) == 100 - 2 * CAP - 20, "its depth, then its express places"
+        assert loop._express_of[fast] == 20 and loop._claimed() == 2 * CAP
+        assert loop._tenant_claimed(TENANT) == 2 * CAP, "the tenant's quota counts no express"
+        sender.gates[url].set()
+        await until(lambda: len(sender.sent) == 100)
+        assert sender.most_open[url] == CAP
+    finally:
+        await stop(task)
+    assert not loop._express and not loop._express_of

@@ -168,3 +168,20 @@ async def test_a_name_that_resolves_too_slowly_fails_the_attempt_with_the_reason
     assert server.requests == []
     verdict = decide(attempt.status_code, 1, (5.0,), now=datetime.now(UTC))
     assert verdict.status == "pending" and verdict.retry_in is not None, "retried"
+
+
+def test_a_child_traceparent_keeps_the_trace_and_its_sampled_flag_with_a_new_span() -> None:
+    from webhooks.sender import child_traceparent
+
+    trace, parent_span = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
+    for flags, kept in (("01", "01"), ("00", "00"), ("03", "01")):
+        child = child_traceparent(f"00-{trace}-{parent_span}-{flags}")
+        version, trace_id, span_id, child_flags = child.split("-")
+        assert (version, trace_id, child_flags) == ("00", trace, kept)
+        assert len(span_id) == 16 and span_id != parent_span and int(span_id, 16)
+    # a later version is read by its first four fields, as the specification asks
+    assert child_traceparent(f"01-{trace}-{parent_span}-01-extra").split("-")[1] == trace
+    for missing in (None, "", "garbage", f"00-{'0' * 32}-{parent_span}-01"):
+        version, trace_id, span_id, child_flags = child_traceparent(missing).split("-")
+        assert version == "00" and child_flags == "01" and len(trace_id) == 32
+        assert int(trace_id, 16) and int(span_id, 16) and trace_id != trace

@@ -57,3 +57,18 @@ def test_custom_headers_travel_but_cannot_replace_the_signature() -> None:
     assert headers["webhook-signature"] != "forged"
     assert "user-agent" not in headers and headers["User-Agent"] == "shop/2"
     Webhook(secret).verify(BODY, headers)
+
+
+def test_the_signature_is_the_reference_librarys_for_any_body_and_secrets() -> None:
+    from datetime import UTC, datetime
+
+    from webhooks.signing import signature
+
+    secrets_ = [new_secret(), new_secret()]
+    for body in (BODY, b"", '{"name":"caf\u00e9 \u2603"}'.encode(), b"x" * 10_000):
+        stamp = 1_700_000_000 + len(body)
+        expected = " ".join(
+            Webhook(s).sign("msg_9", datetime.fromtimestamp(stamp, UTC), body.decode())
+            for s in secrets_
+        )
+        assert signature(secrets_, "msg_9", stamp, body) == expected

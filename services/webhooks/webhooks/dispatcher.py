@@ -131,6 +131,9 @@ class Dispatcher:
         # Requests each endpoint completed in the current and in the last whole window.
         self._completed: Counter[UUID] = Counter()
         self._pace: Counter[UUID] = Counter()
+        # The tenant of each endpoint with a pace (what its express places count against).
+        self._completed_tenant: dict[UUID, UUID] = {}
+        self._paced_tenant: dict[UUID, UUID] = {}
         self._window_started = time.monotonic()
 
     async def run(self) -> None:
@@ -181,19 +184,37 @@ class Dispatcher:
     def take(self, targets: list[Target]) -> None:
         """Deliveries the consumer inserted leased to this dispatcher, committed: sent as
         claimed ones are. Those beyond a claim's depth are held in the express lane."""
-        depth, tenant_depth = 2 * self._cap, 2 * self._tenant_cap
         for target in targets:
-            express = (
-                self._held_by(target.endpoint_id) >= depth
-                or self._tenant_claimed(target.tenant_id) >= tenant_depth
-                or self._claimed() >= 2 * self._max_in_flight
-            )
-            self._hold(target)
-            if express:
-                self._express.add(target.delivery_id)
-                self._express_of[target.endpoint_id] += 1
-                self._tenant_express[target.tenant_id] += 1
+            self._hold_counted(target)
         self._pump()
+
+    def _hold_counted(self, target: Target) -> None:
+        """Held, in the express lane when the claim's depth (the endpoint's, the tenant's or
+        the total) is full."""
+        express = (
+            self._held_by(target.endpoint_id) >= 2 * self._cap
+            or self._tenant_claimed(target.tenant_id) >= 2 * self._tenant_cap
+            or self._claimed() >= 2 * self._max_in_flight
+        )
+        self._hold(target)
+        if express:
+            self._express.add(target.delivery_id)
+            self._express_of[target.endpoint_id] += 1
+            self._tenant_express[target.tenant_id] += 1
+
+    def _express_room(self) -> tuple[dict[UUID, int], dict[UUID, int], int]:
+        """Free express places: per fast endpoint, per tenant of those (their sum) and in all."""
+        self._roll_pace()
+        in_all = EXPRESS_IN_ALL - len(self._express)
+        endpoints: dict[UUID, int] = {}
+        tenants: Counter[UUID] = Counter()
+        for endpoint in self._pace:
+            free = min(self._express_depth(endpoint) - self._express_of[endpoint], in_all)
+            tenant = self._paced_tenant.get(endpoint)
+            if free > 0 and tenant is not None:
+                endpoints[endpoint] = free
+                tenants[tenant] += free
+        return endpoints, dict(tenants), max(in_all, 0)
 
     def _express_depth(self, endpoint: UUID) -> int:
         return min(EXPRESS_PER_ENDPOINT, self._pace[endpoint] // 4)
@@ -203,7 +224,9 @@ class Dispatcher:
         if now - self._window_started >= PACE_WINDOW_SECONDS:
             recent = now - self._window_started < 2 * PACE_WINDOW_SECONDS
             self._pace = self._completed if recent else Counter()
+            self._paced_tenant = self._completed_tenant if recent else {}
             self._completed = Counter()
+            self._completed_tenant = {}
             self._window_started = now
 
     def _unexpress(self, target: Target) -> None:
@@ -241,15 +264,26 @@ class Dispatcher:
         quota), more may be due: then the dispatcher is `throttled` and finished requests
         wake it.
         """
-        limit = min(self._settings.webhook_batch_size, 2 * self._max_in_flight - self._claimed())
+        express, tenant_express, express_in_all = self._express_room()
+        limit = min(
+            self._settings.webhook_batch_size, 2 * self._max_in_flight - self._claimed()
+        ) + min(sum(express.values()), express_in_all)
         if limit <= 0:
             self._throttled = True
             return False
         depth = 2 * self._cap
-        busy = set(self._running) | set(self._queued)
-        quota = {endpoint: depth - self._held_by(endpoint) for endpoint in busy}
+        busy = set(self._running) | set(self._queued) | set(express)
+        # An endpoint that answers fast may also fill its free express places, counted
+        # against no claim quota: a burst to it is claimed in a few large claims.
+        quota = {
+            endpoint: depth - self._held_by(endpoint) + express.get(endpoint, 0)
+            for endpoint in busy
+        }
         tenant_depth = 2 * self._tenant_cap
-        tenant_quota = {t: tenant_depth - self._tenant_claimed(t) for t in self._tenant_held}
+        tenant_quota = {
+            t: tenant_depth - self._tenant_claimed(t) + tenant_express.get(t, 0)
+            for t in self._tenant_held.keys() | tenant_express.keys()
+        }
         quotas = queue.Quotas(quota, depth, tenant_quota, tenant_depth)
         try:
             rows = await queue.claim_due(self._pool, limit, self._lease, quotas)
@@ -266,7 +300,7 @@ class Dispatcher:
                 self._ordered.add(row["endpoint_id"])
             if row["enabled"]:
                 try:
-                    self._hold(target_of(row, now, self._sealer))
+                    self._hold_counted(target_of(row, now, self._sealer))
                 except SecretUnreadable as exc:
                     self._fail_unsent(row, str(exc))
         self._pump()
@@ -347,6 +381,7 @@ class Dispatcher:
         self._unexpress(target)
         self._roll_pace()
         self._completed[endpoint] += 1
+        self._completed_tenant[endpoint] = target.tenant_id
         self._running[endpoint] -= 1
         if self._running[endpoint] <= 0:
             del self._running[endpoint]
@@ -373,7 +408,9 @@ class Dispatcher:
                 del counter[tenant]
 
     async def _deliver(self, target: Target) -> None:
-        self._writer.put(await deliver(self._sender, target, self._schedule))
+        outcome = await deliver(self._sender, target, self._schedule)
+        # an ordered subject's next event waits for this record: no lingering
+        self._writer.put(outcome, urgent=target.endpoint_id in self._ordered)
         self._unrecorded.discard(target.delivery_id)
 
     # --- waking --------------------------------------------------------------------------

@@ -425,6 +425,8 @@ def recorded_headers(sent: Mapping[str, str], custom: Mapping[str, str]) -> dict
     """The headers of an attempt as the delivery log keeps them: without the signature
     (derived from the secret) and with every custom header's value masked (they may carry
     credentials)."""
+    if not custom:
+        return {name: value for name, value in sent.items() if name.lower() != SIGNATURE_HEADER}
     custom_names = {name.lower() for name in custom}
     return {
         name: MASKED if name.lower() in custom_names else value

@@ -1,6 +1,7 @@
 """One signed POST to an endpoint: keep-alive, no redirects, no cookies, guarded DNS, bounded
 time and a bounded read of the answer."""
 
+import random
 import time
 from datetime import UTC, datetime
 from uuid import UUID
@@ -12,9 +13,11 @@ from fulfilkit.tracing import (
     TRACEPARENT,
     TRACESTATE,
     SpanKind,
+    exporting,
     parse_traceparent,
     span,
     trace_headers,
+    usable_traceparent,
 )
 from webhooks.domain import Attempt, excerpt, recorded_headers
 from webhooks.resolving import BoundedResolver, on_behalf_of
@@ -64,7 +67,13 @@ class Sender:
     ) -> Attempt:
         """`tenant`: whose share of name resolution a lookup for this request takes.
         `traceparent`: the event's; the request's `traceparent` header names a child span of
-        it (a new trace when there is none), with or without an exporter."""
+        it (a new trace when there is none), with or without an exporter. Without one, the
+        child's `traceparent` is written straight away (`child_traceparent`): the span would
+        record nothing, and making it current costs more than the header."""
+        if not exporting():
+            with on_behalf_of(tenant):
+                trace = {TRACEPARENT: child_traceparent(traceparent)}
+                return await self._post(url, custom, secrets, msg_id, body, trace)
         with (
             on_behalf_of(tenant),
             span(
@@ -74,13 +83,19 @@ class Sender:
                 attributes={"http.request.method": "POST"},
             ) as attempt_span,
         ):
-            attempt = await self._post(url, custom, secrets, msg_id, body)
+            attempt = await self._post(url, custom, secrets, msg_id, body, trace_headers())
             if attempt.status_code:
                 attempt_span.set_attribute("http.response.status_code", attempt.status_code)
             return attempt
 
     async def _post(
-        self, url: str, custom: dict[str, str], secrets: list[str], msg_id: str, body: bytes
+        self,
+        url: str,
+        custom: dict[str, str],
+        secrets: list[str],
+        msg_id: str,
+        body: bytes,
+        trace: dict[str, str],
     ) -> Attempt:
         attempted_at = datetime.now(UTC)
         started = time.perf_counter()
@@ -88,7 +103,7 @@ class Sender:
         if refusal:
             return Attempt(attempted_at, 0, error=refusal)
         headers = request_headers(secrets, msg_id, int(time.time()), body, _untraced(custom))
-        headers.update(trace_headers())
+        headers.update(trace)
         kept = recorded_headers(headers, custom)
         try:
             async with self._session.post(
@@ -133,6 +148,22 @@ async def _read_excerpt(response: aiohttp.ClientResponse) -> bytes:
         if seen > DRAIN_LIMIT_BYTES:
             break
     return bytes(kept)
+
+
+def child_traceparent(parent: str | None) -> str:
+    """The `traceparent` of a new child span of `parent` (its trace id and sampled flag, a
+    random span id), or of a new sampled trace when `parent` is missing or malformed: what
+    `fulfilkit.tracing.span` makes current without an exporter, as `trace_headers` writes it."""
+    text = usable_traceparent(parent)
+    span_id = 0
+    while not span_id:
+        span_id = random.getrandbits(64)
+    if text is None:
+        trace_id = 0
+        while not trace_id:
+            trace_id = random.getrandbits(128)
+        return f"00-{trace_id:032x}-{span_id:016x}-01"
+    return f"00-{text[3:35]}-{span_id:016x}-{int(text[53:55], 16) & 1:02x}"
 
 
 def _untraced(custom: dict[str, str]) -> dict[str, str]:

@@ -1,9 +1,9 @@
 """Standard Webhooks signing: `whsec_` secrets and the `webhook-*` headers."""
 
 import base64
+import hmac
 import secrets
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from functools import lru_cache
 
 from standardwebhooks.webhooks import Webhook
@@ -18,15 +18,20 @@ def new_secret() -> str:
 
 
 @lru_cache(maxsize=4096)
-def _signer(secret: str) -> Webhook:
-    return Webhook(secret)
+def _key(secret: str) -> bytes:
+    """The HMAC key of a `whsec_` secret, decoded as the Standard Webhooks library decodes it
+    (its constructor refuses an empty one)."""
+    return Webhook(secret)._whsecret
 
 
 def signature(secrets_: Sequence[str], msg_id: str, timestamp: int, body: bytes) -> str:
-    """`v1,<sig>` per secret, space-separated, as `webhook-signature` carries them."""
-    when = datetime.fromtimestamp(timestamp, UTC)
-    text = body.decode()
-    return " ".join(_signer(s).sign(msg_id, when, text) for s in secrets_)
+    """`v1,<sig>` per secret, space-separated, as `webhook-signature` carries them: HMAC-SHA256
+    of `<msg_id>.<timestamp>.<body>`, what `standardwebhooks.Webhook.sign` computes (tested
+    against it), in one call on the body's bytes instead of its text."""
+    signed = b"%s.%d.%s" % (msg_id.encode(), timestamp, body)
+    return " ".join(
+        "v1," + base64.b64encode(hmac.digest(_key(s), signed, "sha256")).decode() for s in secrets_
+    )
 
 
 def request_headers(

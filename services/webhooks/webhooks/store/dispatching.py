@@ -179,12 +179,13 @@ async def failing_since(conn: asyncpg.Connection, endpoint_ids: set[UUID]) -> di
     return {r["id"]: r["failing_since"] for r in rows}
 
 
+# The outcomes come as one JSON array of rows (`json_to_recordset`): one parameter that the
+# client encodes in one C call, where nine arrays cost asyncpg about 7 us per row to encode.
 RECORD_SQL = """
 WITH r AS (
-    SELECT * FROM unnest($1::uuid[], $2::text[], $3::float8[], $4::timestamptz[], $5::int[],
-                         $6::text[], $7::int[], $8::text[], $9::text[])
-        AS r(id, status, retry_in, attempted_at, status_code, error, latency_ms, response_body,
-             request_headers)
+    SELECT * FROM json_to_recordset($1::text::json)
+        AS r(id uuid, status text, retry_in float8, attempted_at timestamptz, status_code int,
+             error text, latency_ms int, response_body text, request_headers jsonb)
 ), updated AS (
     UPDATE webhooks.deliveries d SET status = r.status,
         attempt_count = d.attempt_count + 1, last_attempt_at = r.attempted_at,
@@ -228,28 +229,34 @@ WITH r AS (
 INSERT INTO webhooks.attempts
     (delivery_id, attempted_at, status_code, latency_ms, response_body, error, request_headers)
 SELECT r.id, r.attempted_at, r.status_code, r.latency_ms, r.response_body, r.error,
-       r.request_headers::jsonb
+       r.request_headers
 FROM r JOIN updated USING (id)
 """
 
 
-async def record_outcomes(conn: asyncpg.Connection, outcomes: Sequence[Outcome]) -> int:
+async def record_outcomes(db: Executor, outcomes: Sequence[Outcome]) -> int:
     """Finish or reschedule each delivery and log its attempt, in one statement; deliveries
     no longer pending (resent, pruned, deleted) are skipped."""
-    status = await conn.execute(
-        RECORD_SQL,
-        [o.delivery_id for o in outcomes],
-        [o.verdict.status for o in outcomes],
-        [o.verdict.retry_in for o in outcomes],
-        [o.attempt.attempted_at for o in outcomes],
-        [o.attempt.status_code for o in outcomes],
-        [o.attempt.error for o in outcomes],
-        [o.attempt.latency_ms for o in outcomes],
-        [o.attempt.response_body for o in outcomes],
-        [_headers_json(o.attempt.request_headers) for o in outcomes],
-    )
+    status = await db.execute(RECORD_SQL, outcome_rows(outcomes))
     return int(status.split()[-1])
 
 
-def _headers_json(headers: dict[str, str] | None) -> str | None:
-    return None if headers is None else orjson.dumps(headers).decode()
+def outcome_rows(outcomes: Sequence[Outcome]) -> str:
+    """The outcomes as `RECORD_SQL` reads them: a JSON array of objects (text carries no NUL:
+    `excerpt` replaced it, and PostgreSQL refuses it in text)."""
+    return orjson.dumps(
+        [
+            {
+                "id": str(o.delivery_id),  # asyncpg's own UUID type, which orjson does not know
+                "status": o.verdict.status,
+                "retry_in": o.verdict.retry_in,
+                "attempted_at": o.attempt.attempted_at,
+                "status_code": o.attempt.status_code,
+                "error": o.attempt.error,
+                "latency_ms": o.attempt.latency_ms,
+                "response_body": o.attempt.response_body,
+                "request_headers": o.attempt.request_headers,
+            }
+            for o in outcomes
+        ]
+    ).decode()

@@ -194,6 +194,12 @@ async def record_outcomes(
     failing = {
         o.endpoint_id for o in batch if not o.attempt.succeeded and not o.endpoint_failing
     } - succeeded
+    if not recovered and all(o.attempt.succeeded for o in batch):
+        # Nothing but the outcomes to write (every attempt succeeded, no endpoint recovered,
+        # none to disable): one statement, atomic by itself, without a transaction block's
+        # round trips.
+        await dispatching.record_outcomes(pool, batch)
+        return marked
     async with pool.acquire() as conn, conn.transaction():
         if recovered or failing:
             await dispatching.note_endpoint_health(conn, recovered, failing)
