@@ -34,10 +34,6 @@ from fulfilkit.tracing import TRACEPARENT, outgoing_traceparents
 log = logging.getLogger(__name__)
 
 FAILURE_LOG_INTERVAL = 30.0
-# A row this large or larger is sent with a `send` of its own, which checks its size against
-# the producer's limit; smaller ones go in record batches (`OutboxRelay._send`), which take
-# any row below the producer's batch size (256 KiB, `fulfilkit.kafka.make_producer`).
-LARGE_ROW = 64 * 1024
 
 # How long rows Kafka acknowledged may stay in the outbox when no new row comes to publish
 # (they are deleted with the next round's query): long enough that a relay that keeps up
@@ -131,6 +127,12 @@ async def copy_events(
         records=list(zip(*outbox_arrays(events), strict=True)),
     )
     await conn.execute("SELECT pg_notify($1, '')", channel(schema))
+
+
+# A row this large or larger is sent with a `send` of its own, which checks its size against
+# the producer's limit; smaller ones go in record batches (`OutboxRelay._send`), which take
+# any row below the producer's batch size (256 KiB, `fulfilkit.kafka.make_producer`).
+LARGE_ROW = 64 * 1024
 
 
 class OutboxRelay:
