@@ -19,8 +19,10 @@ Limits: at most `WEBHOOK_MAX_IN_FLIGHT_PER_ENDPOINT` requests to one endpoint,
 in all, so neither a slow endpoint nor a tenant with many slow endpoints can take every slot.
 So that the database round trip of a claim is not on the path of every request, the loop
 holds as many claimed deliveries again per endpoint and per tenant, queued here: a finished
-request starts the endpoint's next one at once. A queued delivery whose lease could run out
-before its request finished is dropped unsent; it is due again when the lease ends.
+request starts the endpoint's next one at once. An endpoint that answers fast may hold more
+in its express lane (below), filled by hand-overs and by claims alike. A queued delivery
+whose lease could run out before its request finished is dropped unsent; it is due again
+when the lease ends.
 """
 
 import asyncio
