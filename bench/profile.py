@@ -14,6 +14,9 @@ events per lifecycle on each topic, the HTTP requests per lifecycle through the 
 requests Kafka answered per lifecycle by kind (read from the broker's own counters over JMX
 by `bench/KafkaRequests.java`, when a JDK is there) and the CPU per lifecycle per component.
 `--no-spy` leaves py-spy out: the counts and the CPU as the platform spends them unsampled.
+`--fixed-rate R --seconds S` samples `sales_flow.py`'s fixed-rate run instead (creates
+arriving at R a second for S seconds, sent by 4 importers up to 20 a request) and gives
+every figure per create.
 """
 
 from __future__ import annotations
@@ -188,7 +191,7 @@ async def run(args: argparse.Namespace, running: Platform, out: Path) -> dict[st
         "events": {t: after.get(t, 0) - before.get(t, 0) for t in TOPICS},
         "requests": {s: requests_after[s] - requests_before[s] for s in requests_after},
         "kafka": {k: v - kafka_before.get(k, 0) for k, v in kafka_after.items()},
-        "cpu": CpuMeter.per_unit(cpu_before, cpu_after, args.sales, "lifecycle"),
+        "cpu": CpuMeter.per_unit(cpu_before, cpu_after, args.sales, args.unit),
         "kafka_threads": threads_after - threads_before,
         "database": database_after - database_before,
     }
@@ -252,6 +255,7 @@ def main() -> None:
         "--no-spy", action="store_true", help="count and measure CPU without sampling"
     )
     args = parser.parse_args()
+    args.unit = "create" if args.fixed_rate else "lifecycle"  # what the figures are per
     if (
         not args.no_spy
         and shutil.which("py-spy") is None
@@ -275,7 +279,7 @@ def main() -> None:
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
     sampled = "" if args.no_spy else f" while py-spy sampled every service at {args.rate} Hz"
     print(
-        f"{sales} lifecycles in {counts['elapsed']:.1f}s"
+        f"{sales} {args.unit}s in {counts['elapsed']:.1f}s"
         f" = {sales / counts['elapsed']:,.0f}/s{sampled}"
     )
     print(
@@ -285,28 +289,28 @@ def main() -> None:
     events = counts["events"]
     assert isinstance(events, dict)
     per = ", ".join(f"{t} {n / sales:.2f}" for t, n in events.items())
-    print(f"events per lifecycle: {sum(events.values()) / sales:.2f} ({per})")
+    print(f"events per {args.unit}: {sum(events.values()) / sales:.2f} ({per})")
     requests = counts["requests"]
     assert isinstance(requests, dict)
     per = ", ".join(f"{s} {n / sales:.3f}" for s, n in requests.items())
-    print(f"HTTP requests answered per lifecycle: {sum(requests.values()) / sales:.3f} ({per})")
+    print(f"HTTP requests answered per {args.unit}: {sum(requests.values()) / sales:.3f} ({per})")
     kafka = counts["kafka"]
     assert isinstance(kafka, dict)
     if kafka:
         per = ", ".join(
             f"{k} {n / sales:.2f}" for k, n in sorted(kafka.items(), key=lambda kv: -kv[1]) if n
         )
-        print(f"Kafka, per lifecycle (requests by kind; broker.* are its record counters): {per}")
+        print(f"Kafka, per {args.unit} (requests by kind; broker.* are its record counters): {per}")
     else:
         print("Kafka requests: not read (needs a JDK: java with the attach API)")
     database = counts["database"]
     assert isinstance(database, Counter)
     per = ", ".join(f"{k} {v / sales:,.1f}" for k, v in database.items())
-    print(f"PostgreSQL, per lifecycle: {per}")
+    print(f"PostgreSQL, per {args.unit}: {per}")
     threads = counts["kafka_threads"]
     assert isinstance(threads, Counter)
     per = ", ".join(f"{k} {v * 1000 / sales:.2f}" for k, v in threads.most_common(10) if v)
-    print(f"Kafka's CPU ms per lifecycle by thread: {per}")
+    print(f"Kafka's CPU ms per {args.unit} by thread: {per}")
     if args.no_spy:
         return
     for service in SERVICES:
