@@ -59,7 +59,7 @@ async def test_rows_go_out_in_batches_in_order_per_key_on_the_default_partition(
         found = [
             r
             for r in await read_all(infrastructure.bootstrap_servers, TOPIC, timeout=60)
-            if r.key.decode().startswith(str(run))
+            if r.key is not None and r.key.decode().startswith(str(run))
         ]
         by_key: dict[str, list[int]] = defaultdict(list)
         partitions = sorted(await producer.partitions_for(TOPIC))
