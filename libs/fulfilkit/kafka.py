@@ -28,6 +28,11 @@ log = logging.getLogger(__name__)
 # rebalance) may wait behind a held fetch for up to this long.
 IDLE_FETCH_WAIT_MS = 2000
 FETCHER_RECHECK_MS = 1000
+# How long a fetch may wait at the broker while some partitions sit out of it. aiokafka
+# leaves a partition whose fetched records the consumer has not taken yet out of the next
+# fetch, and sends one fetch at a time to a broker: a record that reaches such a partition
+# after the consumer took its records waits until the fetch in flight comes back.
+PARTIAL_FETCH_WAIT_MS = 20
 
 
 DAY_MS = 86_400_000
@@ -329,7 +334,10 @@ def fetch_long_when_idle(
 ) -> None:
     """After a fetch that brought nothing, ask the broker for any record (`fetch.min.bytes`
     1) with a wait of `idle_wait_ms`; after one that brought records, for the consumer's own
-    `fetch_min_bytes` and `fetch_max_wait_ms` again.
+    `fetch_min_bytes` and `fetch_max_wait_ms` again. While fetched records wait to be taken,
+    their partitions sit out of the next fetch, which then waits `PARTIAL_FETCH_WAIT_MS` at
+    most: a record for those partitions would otherwise wait for it (up to `idle_wait_ms`
+    after a burst).
 
     A consumer that lets the broker gather records (a large `fetch_min_bytes`, a short
     `fetch_max_wait_ms`: fewer, bigger batches under load) would otherwise fetch every
@@ -343,9 +351,13 @@ def fetch_long_when_idle(
         return
     fetch = fetcher._proc_fetch_request
 
+    partial = (min(busy[0], PARTIAL_FETCH_WAIT_MS), busy[1])
+
     async def fetch_then_adapt(assignment: Any, node_id: int, request: Any) -> bool:
         got_records = await fetch(assignment, node_id, request)
-        fetcher._fetch_max_wait_ms, fetcher._fetch_min_bytes = busy if got_records else idle
+        fetcher._fetch_max_wait_ms, fetcher._fetch_min_bytes = (
+            partial if fetcher._records else busy if got_records else idle
+        )
         return got_records
 
     fetcher._proc_fetch_request = fetch_then_adapt

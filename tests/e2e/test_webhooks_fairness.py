@@ -13,7 +13,15 @@ import time
 
 from aiohttp import web
 
-from tests.e2e.webhook_tools import Arrival, Hook, StockRecord, polled, register, started
+from tests.e2e.webhook_tools import (
+    Arrival,
+    Hook,
+    StockRecord,
+    deliveries,
+    polled,
+    register,
+    started,
+)
 from tests.support import Client, eventually
 
 BLACKHOLED_ENDPOINTS = 30
@@ -119,6 +127,15 @@ async def planned(client: Client, endpoint_ids: list[str]) -> int:
     return sum(page.body["pagination"]["total_count"] for page in pages)
 
 
+async def timeline(client: Client, endpoint_id: str, count: int) -> list[tuple[str, str, str]]:
+    """The first of the last `count` deliveries of an endpoint: when each event occurred, was
+    planned and last sent."""
+    return [
+        (d["occurred_at"][11:], d["created_at"][11:], (d["last_attempt_at"] or "")[11:])
+        for d in reversed(await deliveries(client, endpoint_id, limit=count))
+    ][:3]
+
+
 async def test_a_flood_of_deliveries_to_one_tenants_endpoints_leaves_another_tenants_latency_normal(
     tenant: Client, other_tenant: Client
 ):
@@ -136,7 +153,7 @@ async def test_a_flood_of_deliveries_to_one_tenants_endpoints_leaves_another_ten
     a, b = tenant, other_tenant
     a_endpoints: list[str] = []
     try:
-        await register(b, normal.url, event_types=["stock.changed"])
+        b_endpoint = (await register(b, normal.url, event_types=["stock.changed"]))["id"]
         b_record = await StockRecord.create(b, quantity=1)
         await eventually(
             polled(lambda: len(normal.received)), lambda n: n >= 1, what="B's first delivery"
@@ -164,7 +181,8 @@ async def test_a_flood_of_deliveries_to_one_tenants_endpoints_leaves_another_ten
 
         loaded = await latencies(b_record, normal, B_SAMPLES)
         print(
-            f"tenant B p95 latency: quiet {p95(quiet):.3f} s, loaded {p95(loaded):.3f} s;"
+            f"tenant B latency, median / max: quiet {statistics.median(quiet):.3f} /"
+            f" {max(quiet):.3f} s, loaded {statistics.median(loaded):.3f} / {max(loaded):.3f} s;"
             f" A's backlog {backlog} of {flood} when B's samples began,"
             f" {flood - len(fast.received)} after"
         )
@@ -173,9 +191,18 @@ async def test_a_flood_of_deliveries_to_one_tenants_endpoints_leaves_another_ten
             "A's deliveries must still be draining for the comparison to mean anything"
         )
         assert len(normal.received) == 1 + 2 * B_SAMPLES
-        assert p95(loaded) <= p95(quiet) + 0.5, (
-            f"B's p95 latency went from {p95(quiet):.3f} s to {p95(loaded):.3f} s "
-            f"(quiet {sorted(quiet)}, loaded in order {loaded})"
+        # Were B's deliveries queued behind A's backlog, every sample would wait for it. The
+        # slowest catches a consumer that lets B's partition sit out of a fetch held at the
+        # broker (it waited 1.4-1.6 s: `fulfilkit.kafka.PARTIAL_FETCH_WAIT_MS`).
+        assert statistics.median(loaded) <= statistics.median(quiet) + 0.25, (
+            f"B's median latency went from {statistics.median(quiet):.3f} s to"
+            f" {statistics.median(loaded):.3f} s (quiet {sorted(quiet)}, loaded in order"
+            f" {loaded}); B's first deliveries under the flood (occurred, planned, last sent):"
+            f" {await timeline(b, b_endpoint, B_SAMPLES)}"
+        )
+        assert max(loaded) <= max(quiet) + 0.5, (
+            f"B waited {max(loaded):.3f} s (loaded in order {loaded}); first deliveries"
+            f" (occurred, planned, last sent): {await timeline(b, b_endpoint, B_SAMPLES)}"
         )
     finally:
         await asyncio.gather(*(a.call("DELETE", f"/webhooks/endpoints/{i}") for i in a_endpoints))
