@@ -29,7 +29,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections import Counter
@@ -42,12 +41,12 @@ import aiohttp
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.partitioner import DefaultPartitioner
-from single_service import Running, single_service
+from single_service import Running, setting, single_service
 
 from bench import invariants
 from bench.cpu import CpuMeter
 from bench.report import Report
-from deploy.local.services import SERVICES, ServiceProcess, free_ports, platform_env
+from deploy.local.services import ServiceProcess, free_ports
 from fulfilkit import contracts as c
 from fulfilkit.events import CONTENT_TYPE, utcnow
 
@@ -312,20 +311,9 @@ def stock_replicas(count: int) -> Iterator[tuple[Running, list[int]]]:
     """`count` processes of the stock service sharing one port (`deploy.local.replica`), on
     the Kafka and PostgreSQL of the environment, started one after the other (each migrates
     and joins the consumer group); the first one's address, and every pid."""
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
-    ports = dict(zip([s.name for s in SERVICES], free_ports(len(SERVICES)), strict=True))
-    token = secrets.token_urlsafe(32)
-    bootstrap = os.environ["KAFKA_BOOTSTRAP_SERVERS"]
-    env = platform_env(
-        database_url=os.environ["DATABASE_URL"],
-        bootstrap_servers=bootstrap,
-        internal_token=token,
-        admin_token=secrets.token_urlsafe(32),
-        ports=ports,
-    )
-    env["LOG_LEVEL"] = "WARNING"
-    app = next(s.app for s in SERVICES if s.name == "stock")
+    at = setting()
+    log_dir, ports, env, token, bootstrap = at.log_dir, at.ports, at.env, at.token, at.bootstrap
+    app = at.app("stock")
     processes = [
         ServiceProcess(
             f"stock-{n}", app, port, env, log_dir, service="stock", shared_port=ports["stock"]
