@@ -235,9 +235,17 @@ def after_commit(count: Callable[[], None]) -> None:
         pending.append(count)
 
 
+def committing_later() -> bool:
+    """Whether the caller runs inside `until_commit`: what it gives `after_commit` runs once
+    the transaction that block opened has committed, not at once."""
+    return _deferred.get() is not None
+
+
 @contextlib.contextmanager
 def until_commit() -> Iterator[None]:
-    """Wraps a transaction: what `after_commit` was given inside counts only if it commits."""
+    """Wraps a transaction: what `after_commit` was given inside counts only if it commits.
+    The block opens the transaction and ends after its commit (never the other way round):
+    `fulfilkit.outbox.relay_wake` counts on it to wake the relay after the commit."""
     pending: list[Callable[[], None]] = []
     token = _deferred.set(pending)
     try:

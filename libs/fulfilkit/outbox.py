@@ -5,7 +5,7 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -28,7 +28,7 @@ from fulfilkit.events import CONTENT_TYPE, CloudEvent, Encoded
 from fulfilkit.faults import crash_point
 from fulfilkit.kafka import KeyPartitioner
 from fulfilkit.leader import leadership
-from fulfilkit.metrics import UNTYPED, event_published
+from fulfilkit.metrics import UNTYPED, after_commit, committing_later, event_published
 from fulfilkit.tracing import TRACEPARENT, outgoing_traceparents
 
 log = logging.getLogger(__name__)
@@ -102,11 +102,15 @@ async def add_events(
     """Write events in the caller's transaction; they are published only if it commits."""
     if not events:
         return
-    await conn.execute(
-        f"WITH added AS ({outbox_insert(schema, 1)} RETURNING 1) SELECT pg_notify($7, '')",
-        *outbox_arrays(events),
-        channel(schema),
-    )
+    with relay_wake(conn, schema) as notify:
+        if notify:
+            await conn.execute(
+                f"WITH added AS ({outbox_insert(schema, 1)} RETURNING 1) SELECT pg_notify($7, '')",
+                *outbox_arrays(events),
+                channel(schema),
+            )
+        else:
+            await conn.execute(outbox_insert(schema, 1), *outbox_arrays(events))
 
 
 OUTBOX_COLUMNS = ["event_id", "topic", "key", "payload", "event_type", "traceparent"]
@@ -117,16 +121,63 @@ async def copy_events(
 ) -> None:
     """`add_events` by binary COPY, for a caller that writes hundreds of events at once: COPY
     takes each row's values as they are, where an `unnest` of arrays has asyncpg check every
-    element; one more round trip (the notification) than `add_events`."""
+    element; one more round trip (the notification) than `add_events`, unless the relay is
+    woken in this process (`relay_wake`)."""
     if not events:
         return
-    await conn.copy_records_to_table(
-        "outbox",
-        schema_name=schema,
-        columns=OUTBOX_COLUMNS,
-        records=list(zip(*outbox_arrays(events), strict=True)),
-    )
-    await conn.execute("SELECT pg_notify($1, '')", channel(schema))
+    with relay_wake(conn, schema) as notify:
+        await conn.copy_records_to_table(
+            "outbox",
+            schema_name=schema,
+            columns=OUTBOX_COLUMNS,
+            records=list(zip(*outbox_arrays(events), strict=True)),
+        )
+        if notify:
+            await conn.execute("SELECT pg_notify($1, '')", channel(schema))
+
+
+# --- waking the relay -------------------------------------------------------------------------
+#
+# A commit that adds outbox rows wakes the relay that leads the schema's outbox. In another
+# process that takes a `NOTIFY` (`pg_notify(channel(schema), '')` in the statement), which
+# PostgreSQL queues under a lock it takes at commit, ordering every notifying commit of the
+# server, and delivers to the listening connection. When this process's own relay leads, an
+# in-process wake after the commit does the same without either. The relay leading each
+# schema's outbox from this process, if one does (`OutboxRelay.run` sets and clears it):
+_LEADERS: dict[str, "OutboxRelay"] = {}
+# Notifications sent after a commit whose relay stopped leading meanwhile (kept till done).
+_NOTIFYING: set[asyncio.Task[None]] = set()
+
+
+def leads(schema: str) -> bool:
+    """Whether a relay of this process leads `schema`'s outbox right now."""
+    return schema in _LEADERS
+
+
+@contextlib.contextmanager
+def relay_wake(conn: asyncpg.Connection, schema: str, adds: bool = True) -> Iterator[bool]:
+    """Around a statement that adds rows to `schema`'s outbox on `conn` (none when `adds` is
+    false: nothing to wake for): yields whether the statement must notify `channel(schema)`
+    itself. It need not (False) when this process's relay leads and the commit is known
+    here: the statement commits by itself (no transaction is open on `conn`: the relay is
+    woken when the block ends), or its transaction runs inside
+    `fulfilkit.metrics.until_commit` (the inbox's, `fulfilkit.db.in_transaction`'s: woken
+    once that commits). A relay that stopped leading meanwhile (its connection lost, say)
+    notifies through its pool instead, for whoever leads now; a leader that took over in
+    between finds the rows with its first round, or at worst after its `idle_check`."""
+    leader = _LEADERS.get(schema) if adds else None
+    if leader is None or leader.loop is not asyncio.get_running_loop():
+        yield True  # no relay leads here (one of another event loop cannot be woken from it)
+        return
+    if not conn.is_in_transaction():
+        yield False
+        leader.rows_committed()  # the statement committed (an error skips this)
+        return
+    if not committing_later():
+        yield True  # a transaction whose commit this process cannot see: notify as before
+        return
+    yield False
+    after_commit(leader.rows_committed)
 
 
 # A row this large or larger is sent with a `send` of its own, which checks its size against
@@ -163,6 +214,7 @@ class OutboxRelay:
         self._idle_check = idle_check
         self._linger = linger
         self._wake = asyncio.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None  # the loop it leads from
         self._partitioner = KeyPartitioner()  # the producer's own choice (`make_producer`)
         self._sent: list[int] = []  # acknowledged by Kafka, deleted with the next query
         self._park_after = park_after
@@ -201,14 +253,45 @@ class OutboxRelay:
         ) as conn:
             # A lost connection ends an idle wait at once: the next query raises, and the
             # relay queues up for the lock again instead of sleeping on a dead listener.
-            conn.add_termination_listener(self._on_notify)
+            conn.add_termination_listener(self._on_lost)
+            self.loop = asyncio.get_running_loop()
+            _LEADERS[self._schema] = self  # commits in this process wake it (`relay_wake`)
             try:
                 await self._loop(conn)
             finally:
-                conn.remove_termination_listener(self._on_notify)
+                self._step_down()
+                conn.remove_termination_listener(self._on_lost)
+
+    @property
+    def leading(self) -> bool:
+        return _LEADERS.get(self._schema) is self
+
+    def _step_down(self) -> None:
+        """Commits from now on notify, for whoever leads next."""
+        if self.leading:
+            del _LEADERS[self._schema]
 
     def _on_notify(self, *_: object) -> None:
         self._wake.set()
+
+    def _on_lost(self, *_: object) -> None:
+        self._step_down()
+        self._wake.set()
+
+    def rows_committed(self) -> None:
+        """Rows were committed to the outbox without a notification, counting on this relay:
+        look for them, as a notification would make it; if it no longer leads, notify
+        whoever does now (a failure is left to that leader's `idle_check`)."""
+        if self.leading:
+            self._wake.set()
+            return
+        task = asyncio.get_running_loop().create_task(self._notify())
+        _NOTIFYING.add(task)
+        task.add_done_callback(_NOTIFYING.discard)
+
+    async def _notify(self) -> None:
+        with contextlib.suppress(Exception):
+            await self._pool.execute("SELECT pg_notify($1, '')", channel(self._schema))
 
     def _failing(self, error: Exception) -> None:
         """One line when publishing starts failing, then one every `FAILURE_LOG_INTERVAL`."""

@@ -30,7 +30,7 @@ from fulfilkit.http.middleware import (
     UnhandledErrorMiddleware,
 )
 from fulfilkit.http.problems import install_problem_handlers
-from fulfilkit.inbox import Apply, Inbox, Relevant
+from fulfilkit.inbox import Apply, Inbox, RecordingApply, Relevant
 from fulfilkit.kafka import check_message_size, ensure_topics, make_producer, subscribe
 from fulfilkit.logs import broker_noise, configure_logging
 from fulfilkit.metrics import (
@@ -65,9 +65,12 @@ class Consumer:
 
     topics: Sequence[str]
     event_types: Sequence[str]
-    apply: Callable[["Runtime[Any]"], Apply]
+    apply: Callable[["Runtime[Any]"], Apply | RecordingApply]
     # Skips, before any database work, events of these types that `apply` would ignore.
     relevant: Relevant | None = None
+    # `apply` is a `RecordingApply`: it records the batch in the inbox in its own first
+    # statement (`fulfilkit.inbox.Unrecorded`), a round trip fewer per batch.
+    records_inbox: bool = False
 
 
 R = TypeVar("R")
@@ -214,6 +217,7 @@ async def _start_consumers(spec: ServiceDefinition, runtime: Runtime[Any]) -> No
                 event_types=consumer.event_types,
                 relevant=consumer.relevant,
                 max_attempts=s.consumer_max_attempts,
+                records_inbox=consumer.records_inbox,
             )
             subscribe(
                 runtime.broker,

@@ -4,12 +4,12 @@ changes out."""
 from typing import Any
 
 from fulfilkit import contracts as c
-from fulfilkit.inbox import Apply
+from fulfilkit.inbox import RecordingApply
 from fulfilkit.service import Consumer, Runtime
 from orders import usecases
 
 
-def outcomes(runtime: Runtime[Any]) -> Apply:
+def outcomes(runtime: Runtime[Any]) -> RecordingApply:
     return usecases.apply_outcomes
 
 
@@ -26,5 +26,6 @@ CONSUMERS = [
             c.PRODUCT_CREATED,  # orders' copy of the catalogue
         ],
         apply=outcomes,
+        records_inbox=True,  # with the lock of the sales, in one statement
     ),
 ]

@@ -8,7 +8,8 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from fulfilkit.outbox import Keyed, add_events, outbox_arrays, outbox_insert
+from fulfilkit.inbox import Unrecorded
+from fulfilkit.outbox import Keyed, add_events, outbox_arrays, outbox_insert, relay_wake
 from fulfilkit.outbox import channel as outbox_channel
 from orders.domain import Edit, Sale, StatusChange
 from orders.returns import Return
@@ -66,55 +67,83 @@ async def insert_sales_of_known_skus(
     SKUs the catalogue lacks)."""
     if not sales:
         return set(), set()
-    row = await conn.fetchrow(
-        f"WITH missing AS (SELECT m.sku FROM unnest($19::text[]) AS m(sku) WHERE NOT EXISTS"
-        f" (SELECT FROM {S}.catalogue c WHERE c.tenant_id = $9 AND c.sku = m.sku)),"
-        " new AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[],"
-        " $5::text[], $6::text[], $7::text[], $8::timestamptz[], $12::uuid[], $20::text[],"
-        " $21::text[], $22::timestamptz[], $23::timestamptz[], $24::text[], $25::text[],"
-        " $26::text[], $27::bool[]) AS n(id, sale_id, shop, location_id, lines, customer,"
-        " shipping_address, created_at, event_id, priority, instructions, ship_by, deliver_by,"
-        " invoice_value, cash_on_delivery, properties, allow_split)"
+    with relay_wake(conn, S) as notify:
+        row = await conn.fetchrow(
+            _INSERT_SALES_NOTIFYING if notify else _INSERT_SALES,
+            _new_sales(sales, created),
+            sales[0].tenant_id,
+            sales[0].status,
+            actor,
+            *outbox_arrays(created),
+            list(skus),
+            *((outbox_channel(S),) if notify else ()),
+        )
+    return set(row["inserted"] or ()), set(row["missing"] or ())
+
+
+def _new_sales(sales: Sequence[Sale], created: Sequence[Keyed]) -> str:
+    """The new sales' columns as one JSON array of objects (`jsonb_to_recordset`): one
+    parameter for asyncpg to bind, where an array a column made it check every element of
+    each. Its JSON values are those `_json` wrote, the dates the API took (with their offset)."""
+    return orjson.dumps(
+        [
+            {
+                "id": s.id,
+                "sale_id": s.sale_id,
+                "shop": s.shop,
+                "location_id": s.location_id,
+                "lines": s.lines,
+                "customer": s.customer,
+                "shipping_address": s.shipping_address,
+                "created_at": s.created_at,
+                "event_id": event.id,
+                "priority": s.priority,
+                "instructions": s.instructions,
+                "ship_by": s.ship_by,
+                "deliver_by": s.deliver_by,
+                "invoice_value": s.invoice_value,
+                "cash_on_delivery": s.cash_on_delivery,
+                "properties": s.properties,
+                "allow_split": s.allow_split,
+            }
+            for s, (_, event) in zip(sales, created, strict=True)
+        ]
+    ).decode()
+
+
+def _insert_sales(notify: bool) -> str:
+    return (
+        "WITH missing AS (SELECT m.sku FROM unnest($11::text[]) AS m(sku) WHERE NOT EXISTS"
+        f" (SELECT FROM {S}.catalogue c WHERE c.tenant_id = $2 AND c.sku = m.sku)),"
+        " new AS (SELECT * FROM jsonb_to_recordset($1::text::jsonb) AS n(id uuid, sale_id text,"
+        " shop jsonb, location_id text, lines jsonb, customer jsonb, shipping_address jsonb,"
+        " created_at timestamptz, event_id uuid, priority text, instructions text,"
+        " ship_by timestamptz, deliver_by timestamptz, invoice_value jsonb,"
+        " cash_on_delivery jsonb, properties jsonb, allow_split bool)"
         " WHERE NOT EXISTS (SELECT FROM missing)),"
         f" added AS (INSERT INTO {S}.sales (id, tenant_id, sale_id, status, version, shop,"
         " location_id, lines, customer, shipping_address, created_at, updated_at, priority,"
         " instructions, ship_by, deliver_by, invoice_value, cash_on_delivery, properties,"
         " allow_split)"
-        " SELECT id, $9, sale_id, $10, 1, shop::jsonb, location_id, lines::jsonb,"
-        " customer::jsonb, shipping_address::jsonb, created_at, created_at, priority,"
-        " instructions, ship_by, deliver_by, invoice_value::jsonb, cash_on_delivery::jsonb,"
-        " properties::jsonb, allow_split FROM new"
+        " SELECT id, $2, sale_id, $3, 1, shop, location_id, lines, customer, shipping_address,"
+        " created_at, created_at, priority, instructions, ship_by, deliver_by, invoice_value,"
+        " cash_on_delivery, properties, allow_split FROM new"
         " ORDER BY sale_id ON CONFLICT (tenant_id, sale_id) DO NOTHING RETURNING id, created_at),"
         f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
-        " actor, at) SELECT id, NULL, $10, 'created', $11, created_at FROM added),"
-        f" events AS ({outbox_insert(S, 12, ONLY_ADDED_SALES_EVENTS)}),"
-        " notified AS (SELECT id, pg_notify($18, '') FROM added)"
-        " SELECT (SELECT array_agg(id) FROM notified) AS inserted,"
-        " (SELECT array_agg(sku) FROM missing) AS missing",
-        [s.id for s in sales],
-        [s.sale_id for s in sales],
-        [_json(s.shop) for s in sales],
-        [s.location_id for s in sales],
-        [_json(s.lines) for s in sales],
-        [_json(s.customer) for s in sales],
-        [_json(s.shipping_address) for s in sales],
-        [s.created_at for s in sales],
-        sales[0].tenant_id,
-        sales[0].status,
-        actor,
-        *outbox_arrays(created),
-        outbox_channel(S),
-        list(skus),
-        [s.priority for s in sales],
-        [s.instructions for s in sales],
-        [s.ship_by for s in sales],
-        [s.deliver_by for s in sales],
-        [_json(s.invoice_value) for s in sales],
-        [_json(s.cash_on_delivery) for s in sales],
-        [_json(s.properties) for s in sales],
-        [s.allow_split for s in sales],
+        " actor, at) SELECT id, NULL, $3, 'created', $4, created_at FROM added),"
+        f" events AS ({outbox_insert(S, 5, ONLY_ADDED_SALES_EVENTS)}),"
+        + (
+            " notified AS (SELECT id, pg_notify($12, '') FROM added)"
+            if notify
+            else " notified AS (SELECT id FROM added)"
+        )
+        + " SELECT (SELECT array_agg(id) FROM notified) AS inserted,"
+        " (SELECT array_agg(sku) FROM missing) AS missing"
     )
-    return set(row["inserted"] or ()), set(row["missing"] or ())
+
+
+_INSERT_SALES = _insert_sales(notify=False)
+_INSERT_SALES_NOTIFYING = _insert_sales(notify=True)
 
 
 async def lock_sales(conn: asyncpg.Connection, ids: Iterable[UUID]) -> dict[UUID, Sale]:
@@ -123,6 +152,35 @@ async def lock_sales(conn: asyncpg.Connection, ids: Iterable[UUID]) -> dict[UUID
         sorted(set(ids)),
     )
     return {r["id"]: _sale(r) for r in rows}
+
+
+async def record_and_lock(
+    conn: asyncpg.Connection, unrecorded: Unrecorded, sales_of: Sequence[UUID | None]
+) -> tuple[set[UUID], dict[UUID, Sale]]:
+    """Record a consumer batch's events in the inbox and lock the sales of those it recorded
+    (`sales_of[i]` is the sale of `unrecorded.ids[i]`'s event, None for one about no sale),
+    in id order, in one statement: (the ids recorded, the sales locked). The lock comes after
+    the insert, as it did in two statements: it reads what the insert returned."""
+    rows = await conn.fetch(
+        f"WITH fresh AS ({unrecorded.cte(1)}),"
+        f" locked AS (SELECT {SALE_COLUMNS} FROM {S}.sales WHERE id IN (SELECT e.sale"
+        " FROM unnest($2::uuid[], $3::uuid[]) AS e(id, sale) JOIN fresh f ON f.event_id = e.id)"
+        " ORDER BY id FOR UPDATE)"
+        " SELECT f.event_id AS fresh, l.* FROM fresh f LEFT JOIN locked l ON false"
+        " UNION ALL SELECT NULL, l.* FROM locked l",
+        *unrecorded.params(),
+        list(sales_of),
+    )
+    fresh: set[UUID] = set()
+    sales: dict[UUID, Sale] = {}
+    for row in rows:
+        if (event_id := row["fresh"]) is not None:
+            fresh.add(event_id)
+        else:
+            fields = dict(row)
+            del fields["fresh"]
+            sales[fields["id"]] = Sale(**fields)
+    return fresh, sales
 
 
 async def lock_sales_by_sale_id(
@@ -149,36 +207,38 @@ async def save(
     (`AN_OUTCOME`), and the outbox relay once."""
     if not sales:
         return
-    await conn.execute(
-        f"WITH saved AS (UPDATE {S}.sales AS s SET status = v.status, version = v.version,"
-        " reservation = v.reservation::jsonb, fulfillments = v.fulfillments::jsonb,"
-        " cancel_reason = v.cancel_reason, shipped_parts = v.shipped_parts::jsonb,"
-        " updated_at = now() FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[],"
-        " $5::text[], $6::text[], $20::text[])"
-        " AS v(id, status, version, reservation, fulfillments, cancel_reason, shipped_parts)"
-        " WHERE s.id = v.id RETURNING s.id),"
-        f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
-        " actor) SELECT h.*, $11 FROM unnest($7::uuid[], $8::text[], $9::text[], $10::text[])"
-        " AS h RETURNING sale, from_status),"
-        f" events AS ({outbox_insert(S, 12)} RETURNING 1)"
-        f" SELECT pg_notify($18, sale::text) FROM history WHERE {AN_OUTCOME}"
-        " UNION ALL SELECT pg_notify($19, '') WHERE EXISTS (SELECT FROM events)",
-        [s.id for s in sales],
-        [s.status for s in sales],
-        [s.version for s in sales],
-        [_json(s.reservation) for s in sales],
-        [_json(s.fulfillments) for s in sales],
-        [s.cancel_reason for s in sales],
-        [c.sale.id for c in changes],
-        [c.previous for c in changes],
-        [c.sale.status for c in changes],
-        [c.reason for c in changes],
-        actor,
-        *outbox_arrays(events),
-        STATUS_CHANNEL,
-        outbox_channel(S),
-        [_json(s.shipped_parts) for s in sales],
-    )
+    with relay_wake(conn, S, adds=bool(events)) as notify:
+        await conn.execute(
+            f"WITH saved AS (UPDATE {S}.sales AS s SET status = v.status, version = v.version,"
+            " reservation = v.reservation::jsonb, fulfillments = v.fulfillments::jsonb,"
+            " cancel_reason = v.cancel_reason, shipped_parts = v.shipped_parts::jsonb,"
+            " updated_at = now() FROM unnest($1::uuid[], $2::text[], $3::int[], $4::text[],"
+            " $5::text[], $6::text[], $20::text[])"
+            " AS v(id, status, version, reservation, fulfillments, cancel_reason, shipped_parts)"
+            " WHERE s.id = v.id RETURNING s.id),"
+            f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
+            " actor) SELECT h.*, $11 FROM unnest($7::uuid[], $8::text[], $9::text[], $10::text[])"
+            " AS h RETURNING sale, from_status),"
+            f" events AS ({outbox_insert(S, 12)} RETURNING 1)"
+            f" SELECT pg_notify($18, sale::text) FROM history WHERE {AN_OUTCOME}"
+            " UNION ALL SELECT pg_notify($19, '') WHERE $21::bool AND EXISTS (SELECT FROM events)",
+            [s.id for s in sales],
+            [s.status for s in sales],
+            [s.version for s in sales],
+            [_json(s.reservation) for s in sales],
+            [_json(s.fulfillments) for s in sales],
+            [s.cancel_reason for s in sales],
+            [c.sale.id for c in changes],
+            [c.previous for c in changes],
+            [c.sale.status for c in changes],
+            [c.reason for c in changes],
+            actor,
+            *outbox_arrays(events),
+            STATUS_CHANNEL,
+            outbox_channel(S),
+            [_json(s.shipped_parts) for s in sales],
+            notify,
+        )
 
 
 async def save_edit(conn: asyncpg.Connection, edit: Edit, actor: str, event: Keyed) -> None:
@@ -187,41 +247,44 @@ async def save_edit(conn: asyncpg.Connection, edit: Edit, actor: str, event: Key
     STATUS_CHANNEL: an edit is not an outcome a waiting request wants, and the PATCH that
     waits for the new reservation's outcome expects its sale before this commits."""
     sale = edit.sale
-    await conn.execute(
-        f"WITH saved AS (UPDATE {S}.sales SET status = $2, version = $3, lines = $4::text::jsonb,"
-        " location_id = $5, customer = $6::text::jsonb, shipping_address = $7::text::jsonb,"
-        " priority = $8, instructions = $9, ship_by = $10, deliver_by = $11,"
-        " invoice_value = $12::text::jsonb, cash_on_delivery = $13::text::jsonb,"
-        " properties = $14::text::jsonb,"
-        " reservation = $15::text::jsonb, reservation_version = $16, allow_split = $20,"
-        " updated_at = now() WHERE id = $1 RETURNING id),"
-        f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
-        " actor) SELECT id, $17, $2, $18, $19 FROM saved),"
-        f" events AS ({outbox_insert(S, 21)} RETURNING 1)"
-        " SELECT pg_notify($27, '') WHERE EXISTS (SELECT FROM events)",
-        sale.id,
-        sale.status,
-        sale.version,
-        _json(sale.lines),
-        sale.location_id,
-        _json(sale.customer),
-        _json(sale.shipping_address),
-        sale.priority,
-        sale.instructions,
-        sale.ship_by,
-        sale.deliver_by,
-        _json(sale.invoice_value),
-        _json(sale.cash_on_delivery),
-        _json(sale.properties),
-        _json(sale.reservation),
-        sale.reservation_version,
-        edit.previous,
-        edit.status_change.reason,
-        actor,
-        sale.allow_split,
-        *outbox_arrays([event]),
-        outbox_channel(S),
-    )
+    with relay_wake(conn, S) as notify:
+        await conn.execute(
+            f"WITH saved AS (UPDATE {S}.sales SET status = $2, version = $3,"
+            " lines = $4::text::jsonb, location_id = $5, customer = $6::text::jsonb,"
+            " shipping_address = $7::text::jsonb,"
+            " priority = $8, instructions = $9, ship_by = $10, deliver_by = $11,"
+            " invoice_value = $12::text::jsonb, cash_on_delivery = $13::text::jsonb,"
+            " properties = $14::text::jsonb,"
+            " reservation = $15::text::jsonb, reservation_version = $16, allow_split = $20,"
+            " updated_at = now() WHERE id = $1 RETURNING id),"
+            f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
+            " actor) SELECT id, $17, $2, $18, $19 FROM saved),"
+            f" events AS ({outbox_insert(S, 21)} RETURNING 1)"
+            " SELECT pg_notify($27, '') WHERE $28::bool AND EXISTS (SELECT FROM events)",
+            sale.id,
+            sale.status,
+            sale.version,
+            _json(sale.lines),
+            sale.location_id,
+            _json(sale.customer),
+            _json(sale.shipping_address),
+            sale.priority,
+            sale.instructions,
+            sale.ship_by,
+            sale.deliver_by,
+            _json(sale.invoice_value),
+            _json(sale.cash_on_delivery),
+            _json(sale.properties),
+            _json(sale.reservation),
+            sale.reservation_version,
+            edit.previous,
+            edit.status_change.reason,
+            actor,
+            sale.allow_split,
+            *outbox_arrays([event]),
+            outbox_channel(S),
+            notify,
+        )
 
 
 async def get_sale(conn: asyncpg.Connection, tenant_id: UUID, sale_id: str) -> Sale | None:
@@ -245,31 +308,34 @@ async def save_if_unchanged(
     fulfillments and shipped parts, which change without a new version; the parts as read
     are `shipped_parts_read`), in one statement. False otherwise."""
     sale = change.sale
-    notified = await conn.fetch(
-        f"WITH saved AS (UPDATE {S}.sales SET status = $2, version = $3, cancel_reason = $6,"
-        " shipped_parts = $18::text::jsonb, updated_at = now() WHERE id = $1"
-        " AND version = $3 - 1 AND reservation IS NOT DISTINCT FROM $4::text::jsonb"
-        " AND fulfillments = $5::text::jsonb AND shipped_parts = $19::text::jsonb RETURNING id),"
-        f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
-        " actor) SELECT id, $7, $2, $8, $9 FROM saved RETURNING sale, from_status),"
-        f" events AS ({outbox_insert(S, 10, 'EXISTS (SELECT FROM saved)')} RETURNING 1)"
-        f" SELECT CASE WHEN {AN_OUTCOME} THEN pg_notify($16, sale::text) END FROM history"
-        " UNION ALL SELECT pg_notify($17, '') WHERE EXISTS (SELECT FROM events)",
-        sale.id,
-        sale.status,
-        sale.version,
-        _json(sale.reservation),
-        _json(sale.fulfillments),
-        sale.cancel_reason,
-        change.previous,
-        change.reason,
-        actor,
-        *outbox_arrays(events),
-        STATUS_CHANNEL,
-        outbox_channel(S),
-        _json(sale.shipped_parts),
-        _json(list(shipped_parts_read)),
-    )
+    with relay_wake(conn, S) as notify:
+        notified = await conn.fetch(
+            f"WITH saved AS (UPDATE {S}.sales SET status = $2, version = $3, cancel_reason = $6,"
+            " shipped_parts = $18::text::jsonb, updated_at = now() WHERE id = $1"
+            " AND version = $3 - 1 AND reservation IS NOT DISTINCT FROM $4::text::jsonb"
+            " AND fulfillments = $5::text::jsonb AND shipped_parts = $19::text::jsonb"
+            " RETURNING id),"
+            f" history AS (INSERT INTO {S}.status_history (sale, from_status, to_status, reason,"
+            " actor) SELECT id, $7, $2, $8, $9 FROM saved RETURNING sale, from_status),"
+            f" events AS ({outbox_insert(S, 10, 'EXISTS (SELECT FROM saved)')} RETURNING 1)"
+            f" SELECT CASE WHEN {AN_OUTCOME} THEN pg_notify($16, sale::text) END FROM history"
+            " UNION ALL SELECT pg_notify($17, '') WHERE $20::bool AND EXISTS (SELECT FROM events)",
+            sale.id,
+            sale.status,
+            sale.version,
+            _json(sale.reservation),
+            _json(sale.fulfillments),
+            sale.cancel_reason,
+            change.previous,
+            change.reason,
+            actor,
+            *outbox_arrays(events),
+            STATUS_CHANNEL,
+            outbox_channel(S),
+            _json(sale.shipped_parts),
+            _json(list(shipped_parts_read)),
+            notify,
+        )
     return bool(notified)
 
 

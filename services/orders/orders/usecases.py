@@ -16,7 +16,8 @@ import asyncpg
 from fulfilkit import contracts as c
 from fulfilkit.errors import Conflict, DomainError, Duplicated, Invalid, NotFound
 from fulfilkit.events import utcnow
-from fulfilkit.metrics import after_commit, sale_transitions
+from fulfilkit.inbox import Unrecorded
+from fulfilkit.metrics import after_commit, sale_transitions, until_commit
 from fulfilkit.notify import Waiter
 from fulfilkit.received import Event
 from orders import events, store
@@ -385,31 +386,33 @@ async def ship_parts(
     refused: list[tuple[str, str | None, DomainError]] = []
     changes: list[StatusChange] = []
     touched: dict[UUID, Sale] = {}
-    async with pool.acquire() as conn, conn.transaction():
-        sales = await store.lock_sales_by_sale_id(conn, tenant, [s for s, _ in parts])
-        for sale_id, where in parts:
-            sale = sales.get(sale_id)
-            if sale is None:
-                refused.append((sale_id, where, _no_sale(sale_id)))
-                continue
-            shipped_before = len(sale.shipped_parts)
-            try:
-                change = ship_part(sale, where, now)
-            except IllegalTransition:
-                refused.append((sale_id, where, _cannot_ship(sale)))
-                continue
-            except NotAPart:
-                detail = (
-                    f"The sale ships nothing from {where!r}; it ships from"
-                    f" {', '.join(ship_locations(sale))}."
-                )
-                refused.append((sale_id, where, Conflict(detail, sale_status=sale.status)))
-                continue
-            changes += [change] if change else []
-            if change or len(sale.shipped_parts) != shipped_before:
-                touched[sale.id] = sale
-            done.setdefault(sale_id, sale)
-        await _save(conn, list(touched.values()), changes, actor)
+    # the relay is woken in this process once it committed (`fulfilkit.outbox.relay_wake`)
+    with until_commit():
+        async with pool.acquire() as conn, conn.transaction():
+            sales = await store.lock_sales_by_sale_id(conn, tenant, [s for s, _ in parts])
+            for sale_id, where in parts:
+                sale = sales.get(sale_id)
+                if sale is None:
+                    refused.append((sale_id, where, _no_sale(sale_id)))
+                    continue
+                shipped_before = len(sale.shipped_parts)
+                try:
+                    change = ship_part(sale, where, now)
+                except IllegalTransition:
+                    refused.append((sale_id, where, _cannot_ship(sale)))
+                    continue
+                except NotAPart:
+                    detail = (
+                        f"The sale ships nothing from {where!r}; it ships from"
+                        f" {', '.join(ship_locations(sale))}."
+                    )
+                    refused.append((sale_id, where, Conflict(detail, sale_status=sale.status)))
+                    continue
+                changes += [change] if change else []
+                if change or len(sale.shipped_parts) != shipped_before:
+                    touched[sale.id] = sale
+                done.setdefault(sale_id, sale)
+            await _save(conn, list(touched.values()), changes, actor)
     sale_transitions((ch.previous, ch.sale.status) for ch in changes)
     return PartsShipped(list(done.values()), refused)
 
@@ -457,34 +460,43 @@ async def _change_each(
     refuse it (`illegal` says why). Every change is saved in the same transaction."""
     changed = Changed([], [])
     changes: list[StatusChange] = []
-    async with pool.acquire() as conn, conn.transaction():
-        sales = await store.lock_sales_by_sale_id(conn, tenant, sale_ids)
-        for sale_id in dict.fromkeys(sale_ids):
-            sale = sales.get(sale_id)
-            if sale is None:
-                changed.refused.append((sale_id, missing(sale_id)))
-                continue
-            try:
-                change = decide(sale)
-            except IllegalTransition:
-                changed.refused.append((sale_id, illegal(sale)))
-                continue
-            changes += [change] if change else []
-            changed.done.append(sale)
-        await _save(conn, [ch.sale for ch in changes], changes, actor)
+    with until_commit():  # the relay is woken in this process once it committed
+        async with pool.acquire() as conn, conn.transaction():
+            sales = await store.lock_sales_by_sale_id(conn, tenant, sale_ids)
+            for sale_id in dict.fromkeys(sale_ids):
+                sale = sales.get(sale_id)
+                if sale is None:
+                    changed.refused.append((sale_id, missing(sale_id)))
+                    continue
+                try:
+                    change = decide(sale)
+                except IllegalTransition:
+                    changed.refused.append((sale_id, illegal(sale)))
+                    continue
+                changes += [change] if change else []
+                changed.done.append(sale)
+            await _save(conn, [ch.sale for ch in changes], changes, actor)
     sale_transitions((ch.previous, ch.sale.status) for ch in changes)
     return changed
 
 
-async def apply_outcomes(conn: asyncpg.Connection, batch: list[Event[Any]]) -> None:
+async def apply_outcomes(
+    conn: asyncpg.Connection, batch: list[Event[Any]], unrecorded: Unrecorded
+) -> None:
     """Apply stock's reservation outcomes and fulfilment's progress to their sales, in the
-    inbox's transaction (which records each event as applied once). An event about a sale
-    this tenant does not have changes nothing. A new product of stock's catalogue joins
+    inbox's transaction, recording the batch in the inbox with the lock of its sales in one
+    statement (`store.record_and_lock`): an event recorded before is skipped. An event about a
+    sale this tenant does not have changes nothing. A new product of stock's catalogue joins
     orders' copy of it."""
+    fresh, sales = await store.record_and_lock(
+        conn,
+        unrecorded,
+        [None if isinstance(e.data, c.ProductSnapshot) else c.sale_of(e.data) for e in batch],
+    )
+    batch = [e for e in batch if e.id in fresh]
     products = [(e.tenantid, e.data.sku) for e in batch if isinstance(e.data, c.ProductSnapshot)]
     await store.add_to_catalogue(conn, products)
     about_sales = [e for e in batch if not isinstance(e.data, c.ProductSnapshot)]
-    sales = await store.lock_sales(conn, (c.sale_of(e.data) for e in about_sales))
     changes: list[StatusChange] = []
     for event in about_sales:
         sale = sales.get(c.sale_of(event.data))

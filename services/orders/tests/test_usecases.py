@@ -12,6 +12,7 @@ import pytest
 
 from fulfilkit import contracts as c
 from fulfilkit.errors import Conflict, Duplicated, Invalid, NotFound
+from fulfilkit.inbox import Unrecorded
 from fulfilkit.notify import Waiter
 from fulfilkit.received import Event, decode_event
 from orders import store, usecases
@@ -125,8 +126,10 @@ def fulfillment(sale, status: str = "waiting_for_picking", fid: uuid.UUID | None
 
 
 async def apply(pool, *events: Event[Any]) -> None:
+    """Apply as the consumer does, as a consumer of its own each time (never a duplicate)."""
+    unrecorded = Unrecorded(store.S, f"test-{uuid.uuid4()}", [e.id for e in events])
     async with pool.acquire() as conn, conn.transaction():
-        await usecases.apply_outcomes(conn, list(events))
+        await usecases.apply_outcomes(conn, list(events), unrecorded)
 
 
 async def status_of(pool, tenant, sale_id: str) -> str:
@@ -533,6 +536,36 @@ async def test_reservation_outcomes_move_waiting_sales_and_are_kept_on_them(pool
         if t == c.SALE_STATUS_CHANGED
     ]
     assert changed == [("S-1", "pending", "stock_reserved"), ("S-2", "backordered", "stock_short")]
+
+
+async def test_an_outcome_recorded_before_is_skipped_and_locks_nothing(pool, tenant):
+    """The inbox's insert and the lock of the sales are one statement: an event the consumer
+    recorded before changes nothing, beside a new one of the same batch."""
+    one, two = await create(pool, tenant, "S-1", "S-2")
+    first = event(tenant, c.STOCK_RESERVED, reservation(one))
+    consumer = f"test-{uuid.uuid4()}"
+    async with pool.acquire() as conn, conn.transaction():
+        await usecases.apply_outcomes(conn, [first], Unrecorded(store.S, consumer, [first.id]))
+    once, history_once = await usecases.get_sale(pool, tenant, "S-1")
+    second = event(tenant, c.STOCK_RESERVED, reservation(two))
+    new_product = event(tenant, c.PRODUCT_CREATED, product("NEW"))
+    batch = [first, second, new_product]
+    async with pool.acquire() as conn, conn.transaction():
+        await usecases.apply_outcomes(
+            conn, batch, Unrecorded(store.S, consumer, [e.id for e in batch])
+        )
+    again, history_again = await usecases.get_sale(pool, tenant, "S-1")
+    assert (again.version, again.updated_at, history_again) == (
+        once.version,
+        once.updated_at,
+        history_once,
+    )
+    assert await status_of(pool, tenant, "S-2") == "pending"
+    assert await store.known_skus(pool, tenant, {"NEW"}) == {"NEW"}
+    recorded = await pool.fetchval(
+        "SELECT count(*) FROM orders.inbox WHERE consumer = $1", consumer
+    )
+    assert recorded == 3
 
 
 async def test_a_late_reservation_outcome_is_kept_but_moves_nothing(pool, tenant):
