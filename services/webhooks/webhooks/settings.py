@@ -17,6 +17,9 @@ class WebhookSettings(ServiceSettings):
     webhook_max_in_flight_per_endpoint: int = Field(default=10, ge=1)
     webhook_max_in_flight: int = Field(default=256, ge=1)
     webhook_max_in_flight_per_tenant: int = Field(default=64, ge=1)
+    # Processes that claim and send deliveries, started by the service beside its own (whose
+    # dispatcher sends those its consumer hands over, and claims too).
+    webhook_delivery_processes: int = Field(default=1, ge=0)
     webhook_max_endpoints_per_tenant: int = Field(default=50, ge=1)
     webhook_dns_timeout_seconds: float = Field(default=5, gt=0)
     webhook_dns_max_concurrent: int = Field(default=8, ge=1)
@@ -59,6 +62,43 @@ class WebhookSettings(ServiceSettings):
         if self.webhook_lease_seconds <= self.webhook_timeout_seconds + 5:
             raise ValueError("WEBHOOK_LEASE_SECONDS must exceed WEBHOOK_TIMEOUT_SECONDS + 5")
         return self
+
+    @model_validator(mode="after")
+    def _caps_divide_among_dispatchers(self) -> "WebhookSettings":
+        smallest = min(
+            self.webhook_max_in_flight_per_endpoint,
+            self.webhook_max_in_flight_per_tenant,
+            self.webhook_max_in_flight,
+        )
+        if self.dispatchers > smallest:
+            raise ValueError(
+                "WEBHOOK_DELIVERY_PROCESSES + 1 must not exceed any WEBHOOK_MAX_IN_FLIGHT* cap:"
+                " the service's dispatcher and each delivery process take an equal share of"
+                " every cap"
+            )
+        return self
+
+    @property
+    def dispatchers(self) -> int:
+        """The service's own dispatcher and those of its delivery processes."""
+        return 1 + self.webhook_delivery_processes
+
+    def dispatcher_share(self) -> "WebhookSettings":
+        """What one of the `dispatchers` may hold in flight: an equal share of each cap, so
+        that all of them together stay within it (the rest of the division is left unused)."""
+        dispatchers = self.dispatchers
+        if dispatchers == 1:
+            return self
+        return self.model_copy(
+            update={
+                "webhook_max_in_flight_per_endpoint": (
+                    self.webhook_max_in_flight_per_endpoint // dispatchers
+                ),
+                "webhook_max_in_flight_per_tenant": self.webhook_max_in_flight_per_tenant
+                // dispatchers,
+                "webhook_max_in_flight": self.webhook_max_in_flight // dispatchers,
+            }
+        )
 
     @property
     def retry_schedule(self) -> tuple[float, ...]:
