@@ -8,28 +8,41 @@ import sys
 import pytest
 
 from fulfilkit.metrics import WEBHOOK_DELIVERIES
-from webhooks.delivery_process import EXIT_PARENT_GONE, MODULE, count_reported
+from webhooks.deliverers import MODULE, count_reported
+from webhooks.delivery_process import EXIT_PARENT_GONE
 from webhooks.settings import WebhookSettings
 
 
-def test_every_dispatcher_takes_an_equal_share_of_every_cap():
+def test_the_dispatchers_shares_of_every_cap_stay_within_it():
     settings = WebhookSettings(
         webhook_delivery_processes=2,
         webhook_max_in_flight_per_endpoint=10,
         webhook_max_in_flight_per_tenant=64,
         webhook_max_in_flight=256,
     )
-    share = settings.dispatcher_share()
+    own, process = settings.dispatcher_share(own=True), settings.dispatcher_share(own=False)
     assert settings.dispatchers == 3  # the service's own and two delivery processes
-    assert share.webhook_max_in_flight_per_endpoint == 3
-    assert share.webhook_max_in_flight_per_tenant == 21
-    assert share.webhook_max_in_flight == 85
-    assert 3 * share.webhook_max_in_flight_per_endpoint <= 10
+    caps = ("webhook_max_in_flight_per_endpoint", "webhook_max_in_flight_per_tenant",
+            "webhook_max_in_flight")  # fmt: skip
+    assert [getattr(own, cap) for cap in caps] == [2, 12, 51]
+    assert [getattr(process, cap) for cap in caps] == [4, 26, 102]
+    for cap in caps:
+        assert getattr(own, cap) + 2 * getattr(process, cap) <= getattr(settings, cap)
+
+
+@pytest.mark.parametrize("processes", [1, 2, 3])
+def test_every_dispatcher_has_at_least_one_place_of_the_smallest_caps(processes: int):
+    settings = WebhookSettings(
+        webhook_delivery_processes=processes, webhook_max_in_flight_per_endpoint=processes + 1
+    )
+    own, process = settings.dispatcher_share(own=True), settings.dispatcher_share(own=False)
+    assert own.webhook_max_in_flight_per_endpoint == 1
+    assert process.webhook_max_in_flight_per_endpoint == 1
 
 
 def test_without_delivery_processes_the_caps_stay_whole():
     settings = WebhookSettings(webhook_delivery_processes=0)
-    assert settings.dispatcher_share() is settings
+    assert settings.dispatcher_share(own=True) is settings
 
 
 def test_more_dispatchers_than_a_cap_allows_are_refused():

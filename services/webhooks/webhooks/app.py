@@ -8,7 +8,7 @@ from fulfilkit.idempotency import keep_keys_bounded
 from fulfilkit.metrics import GaugeQuery
 from fulfilkit.service import ServiceDefinition, create_service
 from webhooks.api import router
-from webhooks.delivery_process import run_delivery_processes
+from webhooks.deliverers import run_delivery_processes
 from webhooks.dispatcher import run_dispatcher, run_listener
 from webhooks.handlers import CONSUMERS
 from webhooks.resources import open_resources

@@ -6,9 +6,10 @@ a claim). The processes it starts beside itself (`python -m webhooks.delivery_pr
 its environment) claim and send the rest, so that a burst is not sent by the one event loop
 that also runs the consumer's batches, and the service uses more than one core. Each is a
 dispatcher as the service's own is (`webhooks.dispatcher`: claims, leases, the express lane,
-ordered subjects, outcomes) with its own `LISTEN` for new deliveries; every dispatcher, the
-service's included, takes an equal share of every in-flight cap
-(`WebhookSettings.dispatcher_share`), so that together they stay within each cap.
+ordered subjects, outcomes) with its own `LISTEN` for new deliveries. Every dispatcher takes
+a share of every in-flight cap (`WebhookSettings.dispatcher_share`), so that together they
+stay within each cap: the service's own a fifth (a steady flow needs few requests in
+flight), each delivery process an equal part of the rest.
 
 The service watches its delivery processes as one background loop (`delivery_processes` in
 `/ready`): when one exits, every one is stopped and started again by the loop's supervisor.
@@ -23,7 +24,6 @@ service's `/metrics` as lines of totals on its standard output, once a second.
 """
 
 import asyncio
-import contextlib
 import functools
 import gc
 import logging
@@ -38,11 +38,9 @@ import uvloop
 
 from fulfilkit.logs import configure_logging
 from fulfilkit.metrics import WEBHOOK_DELIVERIES
-from fulfilkit.service import Runtime
 from fulfilkit.supervise import Supervisor
 from fulfilkit.tracing import setup_tracing
 from webhooks.dispatcher import dispatch
-from webhooks.resources import Resources
 from webhooks.sealing import SecretSealer
 from webhooks.sender import Sender
 from webhooks.settings import WebhookSettings
@@ -51,90 +49,8 @@ from webhooks.wakeup import NotifyListener
 
 log = logging.getLogger(__name__)
 
-MODULE = "webhooks.delivery_process"
 REPORT_SECONDS = 1.0
 EXIT_PARENT_GONE = 70
-STOP_MARGIN_SECONDS = 15.0  # beyond the shutdown grace, before a process is killed
-
-
-# --- in the service's process ------------------------------------------------------------------
-
-
-async def run_delivery_processes(runtime: Runtime[Resources]) -> None:
-    """Start `WEBHOOK_DELIVERY_PROCESSES` delivery processes and watch them; raises when one
-    exits (the supervisor starts them all again), stops them when cancelled."""
-    settings = runtime.resources.settings
-    processes: list[asyncio.subprocess.Process] = []
-    watchers: list[asyncio.Task[int]] = []
-    try:
-        for _ in range(settings.webhook_delivery_processes):
-            processes.append(await _start())
-            watchers.append(asyncio.create_task(_watch(processes[-1])))
-        done, _ = await asyncio.wait(watchers, return_when=asyncio.FIRST_COMPLETED)
-        code = next(iter(done)).result()
-        raise RuntimeError(f"a webhook delivery process exited (status {code})")
-    finally:
-        await _stop(processes, settings.webhook_shutdown_grace_seconds + STOP_MARGIN_SECONDS)
-        for watcher in watchers:
-            watcher.cancel()
-        await asyncio.gather(*watchers, return_exceptions=True)
-
-
-async def _start() -> asyncio.subprocess.Process:
-    """Same interpreter and environment; its log lines go where the service's go."""
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        MODULE,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=None,
-    )
-
-
-async def _watch(process: asyncio.subprocess.Process) -> int:
-    """Counts the attempts the process reports until it closes its output; its exit status."""
-    counted: dict[str, float] = {}
-    assert process.stdout is not None
-    async for line in process.stdout:
-        count_reported(line, counted)
-    return await process.wait()
-
-
-def count_reported(line: bytes, counted: dict[str, float]) -> None:
-    """Adds to this process's counter what a delivery process's `line` of totals has beyond
-    `counted` (what its earlier lines had), and remembers the totals."""
-    try:
-        totals = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        log.warning("a webhook delivery process wrote %r", line[:200])
-        return
-    if not isinstance(totals, dict):
-        return
-    for outcome, total in totals.items():
-        if isinstance(outcome, str) and isinstance(total, int | float):
-            if (more := total - counted.get(outcome, 0)) > 0:
-                WEBHOOK_DELIVERIES.labels(outcome).inc(more)
-            counted[outcome] = total
-
-
-async def _stop(processes: list[asyncio.subprocess.Process], timeout: float) -> None:
-    running = [p for p in processes if p.returncode is None]
-    for process in running:
-        with contextlib.suppress(ProcessLookupError):
-            process.terminate()
-    try:
-        await asyncio.wait_for(asyncio.gather(*(p.wait() for p in running)), timeout)
-    except TimeoutError:
-        for process in running:
-            if process.returncode is None:
-                log.error("webhook delivery process %d did not stop; killing it", process.pid)
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-        await asyncio.gather(*(p.wait() for p in running))
-
-
-# --- in a delivery process ---------------------------------------------------------------------
 
 
 def attempt_totals() -> dict[str, float]:
@@ -189,7 +105,7 @@ async def serve(settings: WebhookSettings) -> None:
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    share = settings.dispatcher_share()
+    share = settings.dispatcher_share(own=False)
     sealer = SecretSealer(settings.secret_keys)
     sender = Sender(share)
     due = asyncio.Event()

@@ -457,7 +457,7 @@ async def run_dispatcher(runtime: Runtime[Resources]) -> None:
     delivery processes take the rest (`WebhookSettings.dispatcher_share`)."""
     resources = runtime.resources
     await dispatch(
-        resources.settings.dispatcher_share(),
+        resources.settings.dispatcher_share(own=True),
         resources.sender,
         resources.sealer,
         resources.deliveries_due,

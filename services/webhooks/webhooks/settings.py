@@ -4,6 +4,9 @@ from fulfilkit.settings import ServiceSettings
 from webhooks.domain import parse_schedule
 from webhooks.sealing import DEVELOPMENT_KEY, parse_keys
 
+# With delivery processes, the service's own dispatcher takes this part of each in-flight cap.
+OWN_SHARE_DIVISOR = 5
+
 
 class WebhookSettings(ServiceSettings):
     """The webhooks service's settings; every field is read from the upper-case env var."""
@@ -73,8 +76,7 @@ class WebhookSettings(ServiceSettings):
         if self.dispatchers > smallest:
             raise ValueError(
                 "WEBHOOK_DELIVERY_PROCESSES + 1 must not exceed any WEBHOOK_MAX_IN_FLIGHT* cap:"
-                " the service's dispatcher and each delivery process take an equal share of"
-                " every cap"
+                " the service's dispatcher and each delivery process take a share of every cap"
             )
         return self
 
@@ -83,22 +85,22 @@ class WebhookSettings(ServiceSettings):
         """The service's own dispatcher and those of its delivery processes."""
         return 1 + self.webhook_delivery_processes
 
-    def dispatcher_share(self) -> "WebhookSettings":
-        """What one of the `dispatchers` may hold in flight: an equal share of each cap, so
-        that all of them together stay within it (the rest of the division is left unused)."""
-        dispatchers = self.dispatchers
-        if dispatchers == 1:
+    def dispatcher_share(self, *, own: bool) -> "WebhookSettings":
+        """What one dispatcher may hold in flight, so that all of them together stay within
+        each cap: the service's `own` a fifth of each cap (at least 1; it sends what its
+        consumer hands over, a steady flow), each delivery process an equal part of the rest
+        (what the division leaves over goes unused)."""
+        processes = self.webhook_delivery_processes
+        if processes == 0:
             return self
-        return self.model_copy(
-            update={
-                "webhook_max_in_flight_per_endpoint": (
-                    self.webhook_max_in_flight_per_endpoint // dispatchers
-                ),
-                "webhook_max_in_flight_per_tenant": self.webhook_max_in_flight_per_tenant
-                // dispatchers,
-                "webhook_max_in_flight": self.webhook_max_in_flight // dispatchers,
-            }
-        )
+        caps = ("webhook_max_in_flight_per_endpoint", "webhook_max_in_flight_per_tenant",
+                "webhook_max_in_flight")  # fmt: skip
+        shares = {}
+        for name in caps:
+            cap = getattr(self, name)
+            service_share = max(1, cap // OWN_SHARE_DIVISOR)
+            shares[name] = service_share if own else (cap - service_share) // processes
+        return self.model_copy(update=shares)
 
     @property
     def retry_schedule(self) -> tuple[float, ...]:
