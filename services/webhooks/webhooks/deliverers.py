@@ -19,12 +19,13 @@ log = logging.getLogger(__name__)
 
 MODULE = "webhooks.delivery_process"
 STOP_MARGIN_SECONDS = 15.0  # beyond the shutdown grace, before a process is killed
+READY_TIMEOUT_SECONDS = 30.0
 
 
 class DeliveryProcesses:
-    """The service's delivery processes: started with its resources (so that their start
-    overlaps the service's own: a backlog waiting in Kafka finds them ready), watched by
-    `run_delivery_processes`, stopped before its resources close."""
+    """The service's delivery processes: started with its resources, before its consumer (a
+    backlog waiting in Kafka finds them dispatching), watched by `run_delivery_processes`,
+    stopped before its resources close."""
 
     def __init__(self, count: int, stop_timeout: float) -> None:
         self._count = count
@@ -33,11 +34,26 @@ class DeliveryProcesses:
         self._watchers: list[asyncio.Task[int]] = []
 
     async def start(self) -> None:
-        """Starts those not running."""
+        """Starts those not running, and waits (at most `READY_TIMEOUT_SECONDS`) until each
+        says it is dispatching: a service starting on a backlog then sends it at full speed
+        from its first record, instead of from its own dispatcher's share alone."""
+        ready: list[asyncio.Event] = []
         while len(self._processes) < self._count:
             process = await _start()
+            ready.append(asyncio.Event())
             self._processes.append(process)
-            self._watchers.append(asyncio.create_task(_watch(process)))
+            self._watchers.append(asyncio.create_task(_watch(process, ready[-1])))
+        if ready:
+            waits = [asyncio.create_task(r.wait()) for r in ready]
+            _, late = await asyncio.wait(waits, timeout=READY_TIMEOUT_SECONDS)
+            for wait in late:
+                wait.cancel()
+            if late:
+                log.warning(
+                    "%d webhook delivery processes not ready within %.0f s; going on",
+                    len(late),
+                    READY_TIMEOUT_SECONDS,
+                )
 
     async def watch(self) -> None:
         """Until one exits: then every one is stopped, and this raises (its supervisor calls it
@@ -87,11 +103,13 @@ async def _start() -> asyncio.subprocess.Process:
     )
 
 
-async def _watch(process: asyncio.subprocess.Process) -> int:
-    """Counts the attempts the process reports until it closes its output; its exit status."""
+async def _watch(process: asyncio.subprocess.Process, ready: asyncio.Event) -> int:
+    """Counts the attempts the process reports until it closes its output; its exit status.
+    Its first line (totals, none yet) says that it is dispatching: `ready` is set."""
     counted: dict[str, float] = {}
     assert process.stdout is not None
     async for line in process.stdout:
+        ready.set()
         count_reported(line, counted)
     return await process.wait()
 

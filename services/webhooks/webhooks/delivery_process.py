@@ -20,7 +20,8 @@ as a crash would: what it had leased is due again when the lease ends, and it ne
 sending beside the service's next processes.
 
 The attempts a delivery process counts (`fulfil_webhooks_delivery_attempts_total`) reach the
-service's `/metrics` as lines of totals on its standard output, once a second.
+service's `/metrics` as lines of totals on its standard output, once a second; the first
+line, written as soon as it dispatches, tells the starting service that it is ready.
 """
 
 import asyncio
@@ -69,9 +70,10 @@ class _AttemptReport:
     def __init__(self) -> None:
         self._reported: Mapping[str, Any] = {}
 
-    def write(self) -> None:
+    def write(self, *, always: bool = False) -> None:
+        """`always`: even when nothing changed (the first line says the process is ready)."""
         totals = attempt_totals()
-        if totals != self._reported:
+        if always or totals != self._reported:
             sys.stdout.buffer.write(orjson.dumps(totals) + b"\n")
             sys.stdout.buffer.flush()
             self._reported = totals
@@ -124,6 +126,7 @@ async def serve(settings: WebhookSettings) -> None:
     # What exists now lives as long as the process: out of the collector's full passes.
     gc.collect()
     gc.freeze()
+    report.write(always=True)  # dispatching: the service goes on starting
     try:
         await stop.wait()
     finally:
