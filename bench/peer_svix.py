@@ -47,7 +47,15 @@ import asyncpg
 from aiohttp import web
 from aiokafka import AIOKafkaProducer
 from single_service import single_service
-from webhook_delivery import HEADERS, Receiver, WebhooksApi, burst, new_tenant, stock_changed
+from webhook_delivery import (
+    HEADERS,
+    Receiver,
+    WebhooksApi,
+    api_session,
+    burst,
+    new_tenant,
+    stock_changed,
+)
 
 from bench.cpu import _children, _cpu_seconds
 from bench.report import percentile
@@ -301,7 +309,7 @@ async def ours_round(args: argparse.Namespace) -> Figures:
     )
     await producer.start()
     try:
-        async with aiohttp.ClientSession() as session, receiving() as (rx, base):
+        async with api_session() as session, receiving() as (rx, base):
             with single_service("webhooks") as service:
                 api = WebhooksApi(session, service.url, service.token)
                 tenant = await new_tenant(api, rx, base, args.endpoints)

@@ -110,6 +110,13 @@ class WebhooksApi:
             return await r.json()
 
 
+def api_session() -> aiohttp.ClientSession:
+    """For the service's API, called now and then: an idle connection is closed here before
+    uvicorn closes it (after 5 s), or the next call may go out on a closing connection
+    (`ServerDisconnectedError`)."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(keepalive_timeout=2))
+
+
 def service_meter(pid: int | None) -> CpuMeter:
     """CPU time of the webhooks service (its process and any it started), Kafka, PostgreSQL
     and this process."""
@@ -253,7 +260,7 @@ async def run(
     await producer.start()
     lines = []
     try:
-        async with aiohttp.ClientSession() as session:
+        async with api_session() as session:
             api = WebhooksApi(session, url, token)
             tenant = await new_tenant(api, receiver, base, args.endpoints)
             await burst(producer, receiver, tenant, WARM_UP_EVENTS, args.endpoints, args.timeout)

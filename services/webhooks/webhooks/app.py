@@ -8,6 +8,7 @@ from fulfilkit.idempotency import keep_keys_bounded
 from fulfilkit.metrics import GaugeQuery
 from fulfilkit.service import ServiceDefinition, create_service
 from webhooks.api import router
+from webhooks.deliverers import run_delivery_processes
 from webhooks.dispatcher import run_dispatcher, run_listener
 from webhooks.handlers import CONSUMERS
 from webhooks.resources import open_resources
@@ -37,14 +38,19 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 
 
 def create_app(settings: WebhookSettings | None = None) -> FastAPI:
+    settings = settings or WebhookSettings()
+    # Deliveries are sent by this process's dispatcher and by those of its delivery processes.
+    sending = [run_dispatcher, run_listener]
+    if settings.webhook_delivery_processes:
+        sending.append(run_delivery_processes)
     return create_service(
         ServiceDefinition(
             name="webhooks",
-            settings=settings or WebhookSettings(),
+            settings=settings,
             migrations=MIGRATIONS,
             routers=[router],
             consumers=CONSUMERS,
-            background=[run_dispatcher, run_listener, run_pruner, keep_keys_bounded],
+            background=[*sending, run_pruner, keep_keys_bounded],
             resources=open_resources,
             gauges=GAUGES,
         ),

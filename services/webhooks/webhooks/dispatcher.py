@@ -39,6 +39,7 @@ import asyncpg
 
 from fulfilkit.service import Runtime
 from webhooks.domain import PENDING, Outcome, Room, Target, unsent
+from webhooks.handoff import Handoff
 from webhooks.recorder import OutcomeWriter
 from webhooks.resources import Resources
 from webhooks.sealing import SecretSealer, SecretUnreadable
@@ -451,23 +452,41 @@ class Dispatcher:
 
 async def run_dispatcher(runtime: Runtime[Resources]) -> None:
     """The dispatcher on a pool of its own, with the service's sender (which outlives it, so
-    a dispatcher restarted by its supervisor sends through the same open session)."""
+    a dispatcher restarted by its supervisor sends through the same open session), taking the
+    deliveries the consumer of this process hands over; its share of the in-flight caps when
+    delivery processes take the rest (`WebhookSettings.dispatcher_share`)."""
     resources = runtime.resources
-    pool = await _dispatch_pool(resources.settings)
+    await dispatch(
+        resources.settings.dispatcher_share(own=True),
+        resources.sender,
+        resources.sealer,
+        resources.deliveries_due,
+        lambda: resources.listener.connected,
+        resources.handoff,
+    )
+
+
+async def dispatch(
+    settings: WebhookSettings,
+    sender: Sender,
+    sealer: SecretSealer,
+    wake: asyncio.Event,
+    listening: Callable[[], bool],
+    handoff: Handoff | None = None,
+) -> None:
+    """A dispatcher on a pool of its own until cancelled; `handoff`: the way the consumer of
+    this process hands deliveries over (None in a process of its own, which claims them
+    all)."""
+    pool = await _dispatch_pool(settings)
     try:
-        dispatcher = Dispatcher(
-            pool,
-            resources.sender,
-            resources.settings,
-            resources.sealer,
-            resources.deliveries_due,
-            lambda: resources.listener.connected,
-        )
-        resources.handoff.attach(dispatcher)
+        dispatcher = Dispatcher(pool, sender, settings, sealer, wake, listening)
+        if handoff is not None:
+            handoff.attach(dispatcher)
         try:
             await dispatcher.run()
         finally:
-            resources.handoff.detach(dispatcher)
+            if handoff is not None:
+                handoff.detach(dispatcher)
     finally:
         await pool.close()
 

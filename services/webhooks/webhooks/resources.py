@@ -1,16 +1,18 @@
 """What the webhooks service opens at start: the secret sealer, the HTTP sender shared by the
-API (URL checks, test pings) and the dispatcher, and the signal that deliveries are due."""
+API (URL checks, test pings) and the dispatcher, the signal that deliveries are due, and its
+delivery processes."""
 
 import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
 from fulfilkit.service import Runtime
+from webhooks.deliverers import DeliveryProcesses, delivery_processes
 from webhooks.handoff import Handoff
 from webhooks.reseal import reseal
 from webhooks.sealing import SecretSealer
@@ -36,6 +38,8 @@ class Resources:
     listener: NotifyListener
     # From the consumer to the dispatcher of this process (`webhooks.handoff`).
     handoff: Handoff
+    # Processes of their own that claim and send deliveries too (`webhooks.deliverers`).
+    delivery_processes: DeliveryProcesses | None = field(default=None)
 
 
 def webhook_settings(runtime: Runtime[Any]) -> WebhookSettings:
@@ -51,12 +55,15 @@ async def open_resources(runtime: Runtime[Any]) -> AsyncIterator[Resources]:
     if sealed := await reseal(runtime.pool, sealer, plaintext_only=True):
         log.info("encrypted %d stored webhook secrets", sealed)
     sender = Sender(settings)
+    processes = delivery_processes(settings)
     try:
+        await processes.start()
         due = asyncio.Event()
         listener = NotifyListener(settings.database_url, NOTIFY_CHANNEL, due.set)
         handoff = Handoff(sealer, settings.webhook_lease_seconds)
-        yield Resources(settings, sealer, sender, due, listener, handoff)
+        yield Resources(settings, sealer, sender, due, listener, handoff, processes)
     finally:
+        await processes.stop()
         await sender.close()
 
 

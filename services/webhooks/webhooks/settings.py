@@ -4,6 +4,9 @@ from fulfilkit.settings import ServiceSettings
 from webhooks.domain import parse_schedule
 from webhooks.sealing import DEVELOPMENT_KEY, parse_keys
 
+# With delivery processes, the service's own dispatcher takes this part of each in-flight cap.
+OWN_SHARE_DIVISOR = 5
+
 
 class WebhookSettings(ServiceSettings):
     """The webhooks service's settings; every field is read from the upper-case env var."""
@@ -17,6 +20,9 @@ class WebhookSettings(ServiceSettings):
     webhook_max_in_flight_per_endpoint: int = Field(default=10, ge=1)
     webhook_max_in_flight: int = Field(default=256, ge=1)
     webhook_max_in_flight_per_tenant: int = Field(default=64, ge=1)
+    # Processes that claim and send deliveries, started by the service beside its own (whose
+    # dispatcher sends those its consumer hands over, and claims too).
+    webhook_delivery_processes: int = Field(default=1, ge=0)
     webhook_max_endpoints_per_tenant: int = Field(default=50, ge=1)
     webhook_dns_timeout_seconds: float = Field(default=5, gt=0)
     webhook_dns_max_concurrent: int = Field(default=8, ge=1)
@@ -59,6 +65,42 @@ class WebhookSettings(ServiceSettings):
         if self.webhook_lease_seconds <= self.webhook_timeout_seconds + 5:
             raise ValueError("WEBHOOK_LEASE_SECONDS must exceed WEBHOOK_TIMEOUT_SECONDS + 5")
         return self
+
+    @model_validator(mode="after")
+    def _caps_divide_among_dispatchers(self) -> "WebhookSettings":
+        smallest = min(
+            self.webhook_max_in_flight_per_endpoint,
+            self.webhook_max_in_flight_per_tenant,
+            self.webhook_max_in_flight,
+        )
+        if self.dispatchers > smallest:
+            raise ValueError(
+                "WEBHOOK_DELIVERY_PROCESSES + 1 must not exceed any WEBHOOK_MAX_IN_FLIGHT* cap:"
+                " the service's dispatcher and each delivery process take a share of every cap"
+            )
+        return self
+
+    @property
+    def dispatchers(self) -> int:
+        """The service's own dispatcher and those of its delivery processes."""
+        return 1 + self.webhook_delivery_processes
+
+    def dispatcher_share(self, *, own: bool) -> "WebhookSettings":
+        """What one dispatcher may hold in flight, so that all of them together stay within
+        each cap: the service's `own` a fifth of each cap (at least 1; it sends what its
+        consumer hands over, a steady flow), each delivery process an equal part of the rest
+        (what the division leaves over goes unused)."""
+        processes = self.webhook_delivery_processes
+        if processes == 0:
+            return self
+        caps = ("webhook_max_in_flight_per_endpoint", "webhook_max_in_flight_per_tenant",
+                "webhook_max_in_flight")  # fmt: skip
+        shares = {}
+        for name in caps:
+            cap = getattr(self, name)
+            service_share = max(1, cap // OWN_SHARE_DIVISOR)
+            shares[name] = service_share if own else (cap - service_share) // processes
+        return self.model_copy(update=shares)
 
     @property
     def retry_schedule(self) -> tuple[float, ...]:
