@@ -34,6 +34,7 @@ import os
 import shlex
 import sys
 import tempfile
+import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -210,6 +211,27 @@ async def statements(conn: asyncpg.Connection) -> list[asyncpg.Record]:
 # The run
 
 
+async def until_orders_know(database_url: str, tenant: object, skus: int) -> None:
+    """Wait until orders' copy of the catalogue has the tenant's SKUs, so that no sale of the
+    warm-up is refused for a SKU the copy lacks (`SALE_CATALOGUE_WAIT_SECONDS`); when it
+    never comes (say, processes of an earlier run still consume from the same broker),
+    say how many events wait in stock's outbox."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        deadline = time.monotonic() + 30
+        query = "SELECT count(*) FROM orders.catalogue WHERE tenant_id = $1"
+        while await conn.fetchval(query, tenant) < skus:
+            if time.monotonic() > deadline:
+                waiting = await conn.fetchval("SELECT count(*) FROM stock.outbox")
+                raise RuntimeError(
+                    "orders did not learn the tenant's products within 30 s"
+                    f" ({waiting} events wait in stock's outbox)"
+                )
+            await asyncio.sleep(0.1)
+    finally:
+        await conn.close()
+
+
 def platform_for(log_dir: Path) -> Platform:
     ports = dict(zip([s.name for s in SERVICES], free_ports(len(SERVICES)), strict=True))
     return Platform(
@@ -234,9 +256,10 @@ async def run(args: argparse.Namespace, platform: Platform, report: Report) -> l
     n = args.sales
     async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
         need = args.warmup + args.sales + 100
-        api, skus, _ = await new_tenant(
+        api, skus, tenant = await new_tenant(
             session, platform.gateway_url, platform.admin_token, args.skus, need // args.skus + 10
         )
+        await until_orders_know(database_url, tenant.id, len(skus.skus))
         await lifecycles(api, skus, args.warmup, args.concurrency, True, args.create_batch)
         await analyze(database_url)
         await meter.until_quiet()
