@@ -59,7 +59,13 @@ async def shipping_init(
     settings = cast(FulfilmentSettings, runtime.settings)
     with orders_answers():
         outcome = await usecases.init_shipping(
-            runtime.pool, resources.orders, settings, tenant, actor, body.sale_ids
+            runtime.pool,
+            resources.orders,
+            settings,
+            tenant,
+            actor,
+            body.sale_ids,
+            settled=resources.settled,
         )
     return ShippingInitOut(
         fulfillments=[fulfillment_out(f) for f in outcome.fulfillments],
@@ -115,7 +121,7 @@ async def change_statuses(
     updates = [usecases.StatusUpdate(u.id, u.status) for u in body.updates]
     with orders_answers():
         outcome = await usecases.update_fulfillment_statuses(
-            runtime.pool, resources.orders, tenant, actor, updates
+            runtime.pool, resources.orders, tenant, actor, updates, settled=resources.settled
         )
     return StatusUpdatesOut(
         fulfillments=[fulfillment_out(f) for f in outcome.fulfillments],
@@ -142,6 +148,7 @@ async def change_status(
             tenant,
             actor,
             [usecases.StatusUpdate(fulfillment_id, body.status)],
+            settled=resources.settled,
         )
     for refused in outcome.refused:
         if refused.code == "not_found":

@@ -5,11 +5,12 @@ from typing import Any, cast
 import asyncpg
 
 from fulfilkit import contracts as c
-from fulfilkit.inbox import Apply
+from fulfilkit.inbox import Apply, Relevant
 from fulfilkit.received import Event
 from fulfilkit.service import Consumer, Runtime
 from fulfilment.resources import FulfilmentResources
 from fulfilment.settings import FulfilmentSettings
+from fulfilment.settled import Settled
 from fulfilment.usecases import follow_sales
 
 
@@ -27,11 +28,22 @@ def moves_fulfillments(event: Event[Any]) -> bool:
     return event.type == c.SALE_CANCELED or event.data.status in ("in_fulfillment", "shipped")
 
 
-CONSUMERS = [
-    Consumer(
-        topics=[c.SALES_TOPIC],
-        event_types=[c.SALE_STATUS_CHANGED, c.SALE_CANCELED],
-        apply=sale_events,
-        relevant=moves_fulfillments,
-    ),
-]
+def needs_work(settled: Settled) -> Relevant:
+    """`moves_fulfillments`, less the claims and shipments whose fulfillments this process
+    has already committed as the event says (`fulfilment.settled`)."""
+
+    def relevant(event: Event[Any]) -> bool:
+        return moves_fulfillments(event) and not settled.done(event)
+
+    return relevant
+
+
+def consumers(settled: Settled) -> list[Consumer]:
+    return [
+        Consumer(
+            topics=[c.SALES_TOPIC],
+            event_types=[c.SALE_STATUS_CHANGED, c.SALE_CANCELED],
+            apply=sale_events,
+            relevant=needs_work(settled),
+        ),
+    ]

@@ -57,16 +57,15 @@ async def get_many(
     return {r["id"]: Fulfillment(**dict(r)) for r in rows}
 
 
-async def insert_many(conn: asyncpg.Connection, items: Sequence[Fulfillment]) -> list[UUID]:
-    """Insert new fulfillments; a part of a sale (its location) that already has one keeps
-    it. Returns the ids added."""
-    rows = await conn.fetch(
-        f"INSERT INTO {S}.fulfillments ({COLUMNS})"
-        " SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[],"
-        " $6::text[], $7::text[], $8::text[], $9::text[], $10::bool[], $11::int[],"
-        " $12::timestamptz[], $13::text[], $14::text[], $15::timestamptz[], $16::text[],"
-        " $17::smallint[]) ON CONFLICT (tenant_id, sale, location) DO NOTHING"
-        " RETURNING id",
+INSERT_COLUMNS = (
+    "$1::uuid[], $2::uuid[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::text[],"
+    " $8::text[], $9::text[], $10::bool[], $11::int[], $12::timestamptz[], $13::text[],"
+    " $14::text[], $15::timestamptz[], $16::text[], $17::smallint[]"
+)
+
+
+def _insert_arrays(items: Sequence[Fulfillment]) -> list[list[Any]]:
+    return [
         [f.id for f in items],
         [f.tenant_id for f in items],
         [f.fulfillment_id for f in items],
@@ -84,8 +83,41 @@ async def insert_many(conn: asyncpg.Connection, items: Sequence[Fulfillment]) ->
         [f.sale_date_created for f in items],
         [f.location_name for f in items],
         [f.part for f in items],
+    ]
+
+
+async def create(
+    conn: asyncpg.Connection, items: Sequence[tuple[Fulfillment, ShippingDetails, Keyed]]
+) -> list[Fulfillment]:
+    """New fulfillments with their shipping details and events, in one statement (atomic
+    without a transaction around it): a part of a sale (its location) that already has a
+    fulfillment keeps it, and the new one's details and event are not written. Returns the
+    fulfillments added, as stored. Each item's details and event are its fulfillment's."""
+    if not items:
+        return []
+    details = [d for _, d, _ in items]
+    events = [e for _, _, e in items]
+    written = "e.event_id IN (SELECT x.event FROM unnest($1::uuid[], $22::uuid[]) AS x(id, event)"
+    rows = await conn.fetch(
+        f"WITH added AS (INSERT INTO {S}.fulfillments ({COLUMNS})"
+        f" SELECT * FROM unnest({INSERT_COLUMNS})"
+        f" ON CONFLICT (tenant_id, sale, location) DO NOTHING RETURNING {COLUMNS}),"
+        f" details AS (INSERT INTO {S}.shipping_details (id, customer, shipping_address, sender)"
+        " SELECT v.id, v.customer::jsonb, v.address::jsonb, v.sender::jsonb"
+        " FROM unnest($18::uuid[], $19::text[], $20::text[], $21::text[])"
+        " AS v(id, customer, address, sender) WHERE v.id IN (SELECT id FROM added)"
+        " ON CONFLICT (id) DO NOTHING),"
+        f" event AS ({outbox_insert(S, 22, written + ' JOIN added USING (id))')})"
+        f" SELECT {COLUMNS}, pg_notify($28, '') FROM added",
+        *_insert_arrays([f for f, _, _ in items]),
+        [d.fulfillment for d in details],
+        [_json(d.customer) for d in details],
+        [_json(d.shipping_address) for d in details],
+        [_json(d.sender) for d in details],
+        *outbox_arrays(events),
+        outbox_channel(S),
     )
-    return [r["id"] for r in rows]
+    return [Fulfillment(**{k: v for k, v in r.items() if k != "pg_notify"}) for r in rows]
 
 
 async def live_for_sales(
@@ -114,41 +146,35 @@ async def save_statuses(conn: asyncpg.Connection, items: Sequence[Fulfillment]) 
         )
 
 
-async def save_status_if_unchanged(
-    db: asyncpg.Pool | asyncpg.Connection, moved: Fulfillment, event: Keyed
-) -> bool:
-    """Compare-and-set: write `moved` and its (already built) event only if the stored row
-    is still the version before it, in one statement. False when it changed."""
-    row = await db.fetchrow(
-        f"WITH moved AS (UPDATE {S}.fulfillments SET status = $3, version = $4,"
-        " updated_at = now() WHERE tenant_id = $1 AND id = $2 AND version = $4 - 1 RETURNING id),"
-        f" event AS ({outbox_insert(S, 5, 'EXISTS (SELECT FROM moved)')})"
-        " SELECT pg_notify($11, '') FROM moved",
-        moved.tenant_id,
-        moved.id,
-        moved.status,
-        moved.version,
-        *outbox_arrays([event]),
+async def save_statuses_if_unchanged(
+    conn: asyncpg.Connection, tenant_id: UUID, moves: Sequence[tuple[Fulfillment, Keyed]]
+) -> set[UUID]:
+    """Compare-and-set for many: write each moved fulfillment and its (already built) event
+    only if its stored row is still the version before it, in one statement. Rows are
+    locked in id order (as every locking path here does), so two such writers never
+    deadlock. Returns the ids written; the others changed since they were read."""
+    if not moves:
+        return set()
+    moved = [f for f, _ in moves]
+    written = "e.event_id IN (SELECT x.event FROM unnest($2::uuid[], $5::uuid[]) AS x(id, event)"
+    rows = await conn.fetch(
+        f"WITH v AS (SELECT * FROM unnest($2::uuid[], $3::text[], $4::int[])"
+        " AS v(id, status, version)),"
+        f" locked AS (SELECT f.id FROM {S}.fulfillments f JOIN v ON v.id = f.id"
+        " WHERE f.tenant_id = $1 AND f.version = v.version - 1 ORDER BY f.id FOR UPDATE OF f),"
+        f" moved AS (UPDATE {S}.fulfillments f SET status = v.status, version = v.version,"
+        " updated_at = now() FROM v WHERE f.id = v.id AND f.id IN (SELECT id FROM locked)"
+        " RETURNING f.id),"
+        f" event AS ({outbox_insert(S, 5, written + ' JOIN moved USING (id))')})"
+        " SELECT id, pg_notify($11, '') FROM moved",
+        tenant_id,
+        [f.id for f in moved],
+        [f.status for f in moved],
+        [f.version for f in moved],
+        *outbox_arrays([e for _, e in moves]),
         outbox_channel(S),
     )
-    return row is not None
-
-
-async def insert_shipping_details(
-    conn: asyncpg.Connection, details: Sequence[ShippingDetails]
-) -> None:
-    """Where new fulfillments ship to, as their sales said; a fulfillment keeps its first."""
-    if details:
-        await conn.execute(
-            f"INSERT INTO {S}.shipping_details (id, customer, shipping_address, sender)"
-            " SELECT id, customer::jsonb, address::jsonb, sender::jsonb"
-            " FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[])"
-            " AS v(id, customer, address, sender) ON CONFLICT (id) DO NOTHING",
-            [d.fulfillment for d in details],
-            [_json(d.customer) for d in details],
-            [_json(d.shipping_address) for d in details],
-            [_json(d.sender) for d in details],
-        )
+    return {r["id"] for r in rows}
 
 
 async def with_shipping_details(

@@ -15,7 +15,6 @@ from uuid import UUID
 import asyncpg
 
 from fulfilkit import contracts as c
-from fulfilkit.db import in_transaction
 from fulfilkit.errors import NotFound
 from fulfilkit.events import utcnow
 from fulfilkit.faults import crash_point
@@ -37,6 +36,7 @@ from fulfilment.domain import (
 from fulfilment.orders_client import OrdersClient
 from fulfilment.providers import PROVIDERS, display_name
 from fulfilment.settings import FulfilmentSettings
+from fulfilment.settled import Settled
 
 SCHEMA = "fulfilment"
 
@@ -83,12 +83,15 @@ async def init_shipping(
     tenant: UUID,
     actor: str,
     sale_ids: Sequence[str],
+    *,
+    settled: Settled,
 ) -> Outcome:
     """Claim each pending sale for shipping and give it one fulfillment per location it
     ships from (one for a sale reserved at one location); report the others.
 
     A sale that already has its fulfillments keeps them (asking again answers the same), so
-    only the others are claimed on orders.
+    only the others are claimed on orders. What it answers is committed, and noted in
+    `settled`.
     """
     sale_ids = list(dict.fromkeys(sale_ids))
     refused = [
@@ -106,10 +109,11 @@ async def init_shipping(
         refused += [
             Refusal(e.sale_id, e.code, e.detail, {"status": e.status}) for e in answer.errors
         ]
-        existing |= await in_transaction(
-            pool, lambda conn: _ensure_fulfillments(conn, settings, tenant, answer.claimed)
-        )
-    return Outcome([f for s in sale_ids for f in existing.get(s, [])], refused)
+        async with pool.acquire() as conn:  # the claimed sales had none when read
+            existing |= await _ensure_fulfillments(conn, settings, tenant, answer.claimed, {})
+    outcome = Outcome([f for s in sale_ids for f in existing.get(s, [])], refused)
+    settled.committed(outcome.fulfillments)
+    return outcome
 
 
 async def update_fulfillment_statuses(
@@ -118,13 +122,17 @@ async def update_fulfillment_statuses(
     tenant: UUID,
     actor: str,
     updates: Sequence[StatusUpdate],
+    *,
+    settled: Settled,
 ) -> Outcome:
-    """Move each fulfillment forward to its status; report those that cannot move.
+    """Move each fulfillment forward to its status; report those that cannot move. What
+    moved is noted in `settled` once committed.
 
     To mark fulfillments shipped, orders ships their parts of their sales first (one ask for
     the batch; a sale is shipped once every part is): a part that cannot ship (its sale
     canceled, say) leaves its fulfillment where it was and never leaves the warehouse. One
-    read decides, then one locking transaction decides again and moves what still can.
+    read decides; one statement then moves what nobody changed since (compare-and-set on
+    its version), and a locking transaction decides again about the rest.
     """
     refused = [_not_found(u.fulfillment) for u in updates if _uuid(u.fulfillment) is None]
     targets = {fid: u.status for u in updates if (fid := _uuid(u.fulfillment)) is not None}
@@ -165,39 +173,38 @@ async def update_fulfillment_statuses(
                 )
     if not wanted:
         return Outcome([], refused)
-    if len(wanted) == 1:
-        [(fid, target)] = wanted.items()
-        if (alone := await _move_unless_changed(pool, found[fid], target)) is not None:
-            return Outcome([alone], refused)
-    moved: dict[UUID, Fulfillment] = {}
-    async with pool.acquire() as conn, conn.transaction():
-        locked = await store.get_many(conn, tenant, list(wanted), lock=True)
-        by_target: dict[str, list[Fulfillment]] = {}
-        for fid, target in wanted.items():
-            current = locked[fid]  # fulfillments are never deleted
-            if (why := why_not(current.status, target)) is not None:
-                refused.append(
-                    Refusal(str(fid), "conflict", why, {"fulfillment_status": current.status})
-                )
-            else:
-                by_target.setdefault(target, []).append(current)
-        for target, fulfillments in by_target.items():
-            after = {f.id: f for f in await _move(conn, fulfillments, target)}
-            moved |= {f.id: after.get(f.id, f) for f in fulfillments}
+    # Usually nobody changed them since they were read: each moves in one statement, by
+    # compare-and-set. Those that did change are decided again under their locks.
+    moves = {
+        fid: (after, events.fulfillment_status_changed(after, found[fid].status))
+        for fid, target in wanted.items()
+        if (after := advance(found[fid], target)) is not None
+    }
+    async with pool.acquire() as conn:
+        written = await store.save_statuses_if_unchanged(conn, tenant, list(moves.values()))
+    moved: dict[UUID, Fulfillment] = {
+        fid: moves[fid][0] if fid in moves else found[fid]
+        for fid in wanted
+        if fid in written or fid not in moves  # there already: nothing to write
+    }
+    wanted = {fid: target for fid, target in wanted.items() if fid not in moved}
+    if wanted:
+        async with pool.acquire() as conn, conn.transaction():
+            locked = await store.get_many(conn, tenant, list(wanted), lock=True)
+            by_target: dict[str, list[Fulfillment]] = {}
+            for fid, target in wanted.items():
+                current = locked[fid]  # fulfillments are never deleted
+                if (why := why_not(current.status, target)) is not None:
+                    refused.append(
+                        Refusal(str(fid), "conflict", why, {"fulfillment_status": current.status})
+                    )
+                else:
+                    by_target.setdefault(target, []).append(current)
+            for target, fulfillments in by_target.items():
+                after = {f.id: f for f in await _move(conn, fulfillments, target)}
+                moved |= {f.id: after.get(f.id, f) for f in fulfillments}
+    settled.committed(moved.values())
     return Outcome([moved[fid] for fid in targets if fid in moved], refused)
-
-
-async def _move_unless_changed(
-    pool: asyncpg.Pool, read: Fulfillment, target: str
-) -> Fulfillment | None:
-    """The usual single move in one statement instead of a locking transaction: `read`
-    moved to `target` if nobody changed it since. None when somebody did: it is decided
-    again under its lock then."""
-    after = advance(read, target)  # it can move: checked when read
-    if after is None:
-        return read
-    event = events.fulfillment_status_changed(after, read.status)
-    return after if await store.save_status_if_unchanged(pool, after, event) else None
 
 
 async def get_fulfillment(pool: asyncpg.Pool, tenant: UUID, fulfillment: str) -> Fulfillment:
@@ -273,15 +280,20 @@ async def _ensure_fulfillments(
     settings: FulfilmentSettings,
     tenant: UUID,
     sales: Sequence[c.SaleSnapshot],
+    existing: dict[str, list[Fulfillment]] | None = None,
 ) -> dict[str, list[Fulfillment]]:
     """The fulfillments of each claimed sale, one per part (location it ships from), created
-    where missing; by sale_id.
+    where missing; by sale_id. `existing` is what the caller read of the sales' fulfillments
+    (a sale it does not name had none); read here when not given.
 
     A unique index keeps one fulfillment per part, so concurrent callers (the request and
-    the consumer) end with the same ones, and a canceled one is never replaced.
+    the consumer) end with the same ones, and a canceled one is never replaced: a part
+    someone else created meanwhile is read again. The fulfillments, their details and their
+    events are written by one statement, so no transaction is needed around this.
     """
     sales = list({s.id: s for s in sales}.values())
-    existing = await store.by_sale_ids(conn, tenant, [s.sale_id for s in sales])
+    if existing is None:
+        existing = await store.by_sale_ids(conn, tenant, [s.sale_id for s in sales])
     have = {(f.sale, f.location) for found in existing.values() for f in found}
     # One insertion order everywhere, so concurrent callers never deadlock on the index.
     missing = sorted(
@@ -332,12 +344,17 @@ async def _ensure_fulfillments(
     if not created:
         return existing
     created.sort(key=lambda fd: (str(fd[0].sale), fd[0].location))
-    added = set(await store.insert_many(conn, [f for f, _ in created]))
-    await store.insert_shipping_details(conn, [d for f, d in created if f.id in added])
-    await add_events(
-        conn, SCHEMA, [events.fulfillment_created(f) for f, _ in created if f.id in added]
-    )
-    return await store.by_sale_ids(conn, tenant, [s.sale_id for s in sales])
+    added = await store.create(conn, [(f, d, events.fulfillment_created(f)) for f, d in created])
+    found = {sale_id: list(fs) for sale_id, fs in existing.items()}
+    for f in added:
+        found.setdefault(f.sale_id, []).append(f)
+    taken = {f.id for f in added}
+    lost = {f.sale_id for f, _ in created if f.id not in taken}
+    if lost:  # created meanwhile by someone else: read as they are
+        found |= await store.by_sale_ids(conn, tenant, sorted(lost))
+    for fs in found.values():
+        fs.sort(key=lambda f: f.part)
+    return found
 
 
 async def _move(

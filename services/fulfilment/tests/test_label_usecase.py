@@ -13,10 +13,11 @@ from fulfilkit import contracts as c
 from fulfilkit.errors import NotFound
 from fulfilkit.events import utcnow
 from fulfilkit.received import decode_event
-from fulfilment import labels, store, usecases
-from fulfilment.domain import Fulfillment, fulfillment_number
+from fulfilment import events, labels, store, usecases
+from fulfilment.domain import Fulfillment, ShippingDetails, fulfillment_number
 from fulfilment.labels import Party
 from fulfilment.settings import FulfilmentSettings
+from fulfilment.settled import Settled
 
 pytestmark = pytest.mark.integration
 
@@ -77,7 +78,7 @@ async def test_a_label_prints_where_shipping_init_said_the_sale_goes(pool, order
         location={"name": "Main warehouse", "address": {"street": "1 Dock Rd", "city": "Bergen"}},
     )
     outcome = await usecases.init_shipping(
-        pool, orders.client(session), SETTINGS, tenant, ACTOR, [sale.sale_id]
+        pool, orders.client(session), SETTINGS, tenant, ACTOR, [sale.sale_id], settled=Settled()
     )
     [f] = outcome.fulfillments
 
@@ -102,7 +103,7 @@ async def test_a_sale_without_an_address_still_gets_a_label_saying_so(pool, orde
     tenant = uuid.uuid4()
     sale = claimable(orders, tenant, location={"name": "Depot", "address": None})
     outcome = await usecases.init_shipping(
-        pool, orders.client(session), SETTINGS, tenant, ACTOR, [sale.sale_id]
+        pool, orders.client(session), SETTINGS, tenant, ACTOR, [sale.sale_id], settled=Settled()
     )
     [f] = outcome.fulfillments
 
@@ -153,7 +154,7 @@ async def test_a_reservation_that_names_no_location_leaves_its_id_as_sender(pool
     sale = claimable(orders, tenant, shipping_address=ADDRESS)
     [f] = (
         await usecases.init_shipping(
-            pool, orders.client(session), SETTINGS, tenant, ACTOR, [sale.sale_id]
+            pool, orders.client(session), SETTINGS, tenant, ACTOR, [sale.sale_id], settled=Settled()
         )
     ).fulfillments
 
@@ -165,7 +166,7 @@ async def test_no_label_before_shipping_init_nor_for_another_tenant(pool, orders
     sale = claimable(orders, tenant, shipping_address=ADDRESS)
     [f] = (
         await usecases.init_shipping(
-            pool, orders.client(session), SETTINGS, tenant, ACTOR, [sale.sale_id]
+            pool, orders.client(session), SETTINGS, tenant, ACTOR, [sale.sale_id], settled=Settled()
         )
     ).fulfillments
 
@@ -198,8 +199,12 @@ async def test_a_fulfillment_recorded_before_addresses_were_has_a_label_without_
         sale_date_created=utcnow(),
         location_name="wh-1",
     )
-    async with pool.acquire() as conn:
-        await store.insert_many(conn, [older])
+    async with pool.acquire() as conn:  # as before shipping details were kept
+        await store.create(
+            conn,
+            [(older, ShippingDetails(older.id, None, None), events.fulfillment_created(older))],
+        )
+        await conn.execute("DELETE FROM fulfilment.shipping_details WHERE id = $1", older.id)
 
     label = await usecases.label_of(pool, tenant, str(older.id))
 

@@ -9,7 +9,7 @@ import pytest
 from fulfilkit.events import utcnow
 from fulfilkit.received import decode_event
 from fulfilment import events, store
-from fulfilment.domain import Fulfillment, fulfillment_number
+from fulfilment.domain import Fulfillment, ShippingDetails, fulfillment_number
 
 pytestmark = pytest.mark.integration
 
@@ -38,7 +38,12 @@ def new(tenant: uuid.UUID, sale: uuid.UUID | None = None, status: str = "waiting
 
 async def insert(pool: asyncpg.Pool, *items: Fulfillment) -> list[uuid.UUID]:
     async with pool.acquire() as conn:
-        return await store.insert_many(conn, items)
+        added = await store.create(
+            conn,
+            [(f, ShippingDetails(f.id, None, None), events.fulfillment_created(f)) for f in items],
+        )
+    assert added == [f for f in items if f.id in {a.id for a in added}], "as stored"
+    return [f.id for f in added]
 
 
 async def test_insert_many_keeps_the_first_fulfillment_of_a_sale_s_part(pool):
@@ -128,25 +133,47 @@ async def test_locking_reads_hold_the_rows_until_the_transaction_ends(pool):
         assert await store.live_for_sales(conn, [(tenant, f.sale)], lock=True) == [f]
 
 
-async def test_save_status_if_unchanged_writes_only_over_the_version_it_read(pool):
+async def test_save_statuses_if_unchanged_writes_only_over_the_version_it_read(pool):
     tenant = uuid.uuid4()
-    f = new(tenant)
-    await insert(pool, f)
+    f, g = new(tenant), new(tenant)
+    await insert(pool, f, g)
+    await pool.execute("DELETE FROM fulfilment.outbox WHERE key LIKE $1", f"{tenant}:%")
     picking = dataclasses.replace(f, status="picking", version=2)
     packed_from_stale_read = dataclasses.replace(f, status="packed", version=2)
-
-    assert await store.save_status_if_unchanged(
-        pool, picking, events.fulfillment_status_changed(picking, f.status)
-    )
-    assert not await store.save_status_if_unchanged(
-        pool,
-        packed_from_stale_read,
-        events.fulfillment_status_changed(packed_from_stale_read, f.status),
-    )
+    g_picking = dataclasses.replace(g, status="picking", version=2)
 
     async with pool.acquire() as conn:
+        assert await store.save_statuses_if_unchanged(
+            conn, tenant, [(picking, events.fulfillment_status_changed(picking, f.status))]
+        ) == {f.id}
+        assert await store.save_statuses_if_unchanged(
+            conn,
+            tenant,
+            [
+                (
+                    packed_from_stale_read,
+                    events.fulfillment_status_changed(packed_from_stale_read, f.status),
+                ),
+                (g_picking, events.fulfillment_status_changed(g_picking, g.status)),
+            ],
+        ) == {g.id}, "the stale one is left, the other written"
+        assert (
+            await store.save_statuses_if_unchanged(
+                conn,
+                uuid.uuid4(),
+                [(g_picking, events.fulfillment_status_changed(g_picking, g.status))],
+            )
+            == set()
+        ), "another tenant's is not written"
         assert await store.get(conn, tenant, f.id) == picking
+        assert await store.get(conn, tenant, g.id) == g_picking
     published = await pool.fetch(
-        "SELECT payload FROM fulfilment.outbox WHERE key LIKE $1", f"{tenant}:%"
+        "SELECT payload FROM fulfilment.outbox WHERE key LIKE $1 ORDER BY seq", f"{tenant}:%"
     )
-    assert [decode_event(r["payload"]).data.status for r in published] == ["picking"]
+    assert [
+        (decode_event(r["payload"]).data.id, decode_event(r["payload"]).data.status)
+        for r in published
+    ] == [
+        (f.id, "picking"),
+        (g.id, "picking"),
+    ]

@@ -13,6 +13,7 @@ from fulfilkit.received import Event, decode_event
 from fulfilment import store, usecases
 from fulfilment.orders_client import OrdersClient, OrdersRefused, OrdersUnavailable
 from fulfilment.settings import FulfilmentSettings
+from fulfilment.settled import Settled
 from fulfilment.usecases import Refusal, StatusUpdate
 
 pytestmark = pytest.mark.integration
@@ -41,7 +42,13 @@ async def rows(pool: asyncpg.Pool, tenant: uuid.UUID) -> dict[str, tuple[str, in
 async def shipping(pool, orders, session, tenant, count: int) -> list:
     sales = [orders.add(tenant) for _ in range(count)]
     outcome = await usecases.init_shipping(
-        pool, orders.client(session), SETTINGS, tenant, ACTOR, [s.sale_id for s in sales]
+        pool,
+        orders.client(session),
+        SETTINGS,
+        tenant,
+        ACTOR,
+        [s.sale_id for s in sales],
+        settled=Settled(),
     )
     assert outcome.refused == []
     return outcome.fulfillments
@@ -58,7 +65,7 @@ async def test_init_shipping_claims_each_sale_and_gives_it_one_fulfillment(pool,
     asked = [post.sale_id, "not a sale id", freight.sale_id, canceled.sale_id, "S-missing"]
 
     outcome = await usecases.init_shipping(
-        pool, orders.client(session), SETTINGS, tenant, ACTOR, asked
+        pool, orders.client(session), SETTINGS, tenant, ACTOR, asked, settled=Settled()
     )
 
     assert [(f.sale_id, f.sale, f.status) for f in outcome.fulfillments] == [
@@ -107,7 +114,13 @@ async def test_init_shipping_again_answers_the_same_without_asking_orders(pool, 
     orders.requests.clear()
 
     again = await usecases.init_shipping(
-        pool, orders.client(session), SETTINGS, tenant, ACTOR, [f.sale_id for f in first]
+        pool,
+        orders.client(session),
+        SETTINGS,
+        tenant,
+        ACTOR,
+        [f.sale_id for f in first],
+        settled=Settled(),
     )
 
     assert again.fulfillments == first and again.refused == []
@@ -127,7 +140,7 @@ async def test_init_shipping_writes_nothing_when_orders_does_not_claim(
 
     with pytest.raises(error):
         await usecases.init_shipping(
-            pool, orders.client(session), SETTINGS, tenant, ACTOR, [sale.sale_id]
+            pool, orders.client(session), SETTINGS, tenant, ACTOR, [sale.sale_id], settled=Settled()
         )
 
     assert await rows(pool, tenant) == {}
@@ -141,7 +154,7 @@ async def test_an_answer_of_orders_that_is_not_a_claim_writes_nothing(pool, orde
 
     with pytest.raises(OrdersUnavailable, match="unreadable"):
         await usecases.init_shipping(
-            pool, orders.client(session), SETTINGS, tenant, ACTOR, [sale.sale_id]
+            pool, orders.client(session), SETTINGS, tenant, ACTOR, [sale.sale_id], settled=Settled()
         )
 
     assert await rows(pool, tenant) == {}
@@ -150,7 +163,9 @@ async def test_an_answer_of_orders_that_is_not_a_claim_writes_nothing(pool, orde
 async def test_init_shipping_says_when_orders_cannot_be_reached(pool, session):
     nobody = OrdersClient(session, "http://127.0.0.1:9", "token")  # nothing listens there
     with pytest.raises(OrdersUnavailable, match="cannot be reached"):
-        await usecases.init_shipping(pool, nobody, SETTINGS, uuid.uuid4(), ACTOR, ["S-1"])
+        await usecases.init_shipping(
+            pool, nobody, SETTINGS, uuid.uuid4(), ACTOR, ["S-1"], settled=Settled()
+        )
 
 
 # update_fulfillment_statuses
@@ -173,6 +188,7 @@ async def test_marking_fulfillments_shipped_ships_their_sales_on_orders_first(
             StatusUpdate(str(b.id), "picking"),
             StatusUpdate(str(c_.id), "shipped"),
         ],
+        settled=Settled(),
     )
 
     assert outcome.refused == []
@@ -211,7 +227,7 @@ async def test_what_cannot_move_is_reported_and_stays_while_the_rest_moves(pool,
     [theirs] = await shipping(pool, orders, session, other, 1)
     client = orders.client(session)
     await usecases.update_fulfillment_statuses(
-        pool, client, tenant, ACTOR, [StatusUpdate(str(ahead.id), "packed")]
+        pool, client, tenant, ACTOR, [StatusUpdate(str(ahead.id), "packed")], settled=Settled()
     )
     orders.sales[(tenant, canceled.sale_id)].status = "canceled"
 
@@ -227,6 +243,7 @@ async def test_what_cannot_move_is_reported_and_stays_while_the_rest_moves(pool,
             StatusUpdate(str(theirs.id), "packed"),
             StatusUpdate(str(fine.id), "delivered"),
         ],
+        settled=Settled(),
     )
 
     assert outcome.fulfillments == []
@@ -266,13 +283,13 @@ async def test_a_fulfillment_already_there_is_answered_as_it_is(pool, orders, se
     client = orders.client(session)
     [shipped] = (
         await usecases.update_fulfillment_statuses(
-            pool, client, tenant, ACTOR, [StatusUpdate(str(f.id), "shipped")]
+            pool, client, tenant, ACTOR, [StatusUpdate(str(f.id), "shipped")], settled=Settled()
         )
     ).fulfillments
     published = len(await outbox(pool, tenant))
 
     again = await usecases.update_fulfillment_statuses(
-        pool, client, tenant, ACTOR, [StatusUpdate(str(f.id), "shipped")]
+        pool, client, tenant, ACTOR, [StatusUpdate(str(f.id), "shipped")], settled=Settled()
     )
 
     assert again.fulfillments == [shipped] and again.refused == []
@@ -286,7 +303,12 @@ async def test_a_move_writes_nothing_when_orders_cannot_ship(pool, orders, sessi
 
     with pytest.raises(OrdersUnavailable, match="orders answered 500 to a shipment"):
         await usecases.update_fulfillment_statuses(
-            pool, orders.client(session), tenant, ACTOR, [StatusUpdate(str(f.id), "shipped")]
+            pool,
+            orders.client(session),
+            tenant,
+            ACTOR,
+            [StatusUpdate(str(f.id), "shipped")],
+            settled=Settled(),
         )
 
     assert await rows(pool, tenant) == {f.sale_id: ("waiting_for_picking", 1)}
@@ -362,7 +384,12 @@ async def test_follow_sales_finishes_shipments_and_cancellations(pool, orders, s
     tenant = uuid.uuid4()
     to_ship, to_cancel, shipped = await shipping(pool, orders, session, tenant, 3)
     await usecases.update_fulfillment_statuses(
-        pool, orders.client(session), tenant, ACTOR, [StatusUpdate(str(shipped.id), "shipped")]
+        pool,
+        orders.client(session),
+        tenant,
+        ACTOR,
+        [StatusUpdate(str(shipped.id), "shipped")],
+        settled=Settled(),
     )
 
     await follow(
@@ -429,7 +456,13 @@ async def test_init_shipping_gives_a_split_sale_one_fulfillment_per_location(poo
     single = orders.add(tenant)
 
     outcome = await usecases.init_shipping(
-        pool, orders.client(session), SETTINGS, tenant, ACTOR, [split.sale_id, single.sale_id]
+        pool,
+        orders.client(session),
+        SETTINGS,
+        tenant,
+        ACTOR,
+        [split.sale_id, single.sale_id],
+        settled=Settled(),
     )
 
     assert outcome.refused == []
@@ -456,7 +489,13 @@ async def test_init_shipping_gives_a_split_sale_one_fulfillment_per_location(poo
 
     orders.requests.clear()
     again = await usecases.init_shipping(
-        pool, orders.client(session), SETTINGS, tenant, ACTOR, [single.sale_id, split.sale_id]
+        pool,
+        orders.client(session),
+        SETTINGS,
+        tenant,
+        ACTOR,
+        [single.sale_id, split.sale_id],
+        settled=Settled(),
     )
     assert again.fulfillments == [outcome.fulfillments[2], *outcome.fulfillments[:2]]
     assert orders.requests == [], "a sale with its fulfillments is not claimed again"
@@ -499,13 +538,19 @@ async def test_marking_a_part_shipped_ships_that_part_of_the_sale(pool, orders, 
     split = orders.add(tenant, location_id=None, reservation=split_reservation())
     here, there = (
         await usecases.init_shipping(
-            pool, orders.client(session), SETTINGS, tenant, ACTOR, [split.sale_id]
+            pool,
+            orders.client(session),
+            SETTINGS,
+            tenant,
+            ACTOR,
+            [split.sale_id],
+            settled=Settled(),
         )
     ).fulfillments
     client = orders.client(session)
 
     first = await usecases.update_fulfillment_statuses(
-        pool, client, tenant, ACTOR, [StatusUpdate(str(there.id), "shipped")]
+        pool, client, tenant, ACTOR, [StatusUpdate(str(there.id), "shipped")], settled=Settled()
     )
 
     assert [(f.id, f.status) for f in first.fulfillments] == [(there.id, "shipped")]
@@ -517,7 +562,7 @@ async def test_marking_a_part_shipped_ships_that_part_of_the_sale(pool, orders, 
     }
 
     last = await usecases.update_fulfillment_statuses(
-        pool, client, tenant, ACTOR, [StatusUpdate(str(here.id), "shipped")]
+        pool, client, tenant, ACTOR, [StatusUpdate(str(here.id), "shipped")], settled=Settled()
     )
 
     assert [(f.id, f.status) for f in last.fulfillments] == [(here.id, "shipped")]
@@ -530,7 +575,13 @@ async def test_a_wave_ships_both_parts_of_a_sale_in_one_ask(pool, orders, sessio
     split = orders.add(tenant, location_id=None, reservation=split_reservation())
     here, there = (
         await usecases.init_shipping(
-            pool, orders.client(session), SETTINGS, tenant, ACTOR, [split.sale_id]
+            pool,
+            orders.client(session),
+            SETTINGS,
+            tenant,
+            ACTOR,
+            [split.sale_id],
+            settled=Settled(),
         )
     ).fulfillments
 
@@ -540,6 +591,7 @@ async def test_a_wave_ships_both_parts_of_a_sale_in_one_ask(pool, orders, sessio
         tenant,
         ACTOR,
         [StatusUpdate(str(here.id), "shipped"), StatusUpdate(str(there.id), "shipped")],
+        settled=Settled(),
     )
 
     assert outcome.refused == []
@@ -556,7 +608,13 @@ async def test_the_parts_of_a_canceled_split_sale_are_refused_and_stay(pool, ord
     split = orders.add(tenant, location_id=None, reservation=split_reservation())
     here, there = (
         await usecases.init_shipping(
-            pool, orders.client(session), SETTINGS, tenant, ACTOR, [split.sale_id]
+            pool,
+            orders.client(session),
+            SETTINGS,
+            tenant,
+            ACTOR,
+            [split.sale_id],
+            settled=Settled(),
         )
     ).fulfillments
     orders.sales[(tenant, split.sale_id)].status = "canceled"
@@ -567,6 +625,7 @@ async def test_the_parts_of_a_canceled_split_sale_are_refused_and_stay(pool, ord
         tenant,
         ACTOR,
         [StatusUpdate(str(there.id), "shipped"), StatusUpdate(str(here.id), "packed")],
+        settled=Settled(),
     )
 
     assert [(f.id, f.status) for f in outcome.fulfillments] == [(here.id, "packed")]
@@ -591,11 +650,22 @@ async def test_a_split_sale_shipped_moves_every_part_its_requests_left(pool, ord
     split = orders.add(tenant, location_id=None, reservation=split_reservation())
     here, _ = (
         await usecases.init_shipping(
-            pool, orders.client(session), SETTINGS, tenant, ACTOR, [split.sale_id]
+            pool,
+            orders.client(session),
+            SETTINGS,
+            tenant,
+            ACTOR,
+            [split.sale_id],
+            settled=Settled(),
         )
     ).fulfillments
     await usecases.update_fulfillment_statuses(
-        pool, orders.client(session), tenant, ACTOR, [StatusUpdate(str(here.id), "shipped")]
+        pool,
+        orders.client(session),
+        tenant,
+        ACTOR,
+        [StatusUpdate(str(here.id), "shipped")],
+        settled=Settled(),
     )
 
     # the last part was shipped on orders, and fulfilment died before recording it
