@@ -18,6 +18,7 @@ from standardwebhooks.webhooks import Webhook
 
 from fulfilkit import contracts as c
 from fulfilkit.errors import Conflict, Invalid, NotFound
+from fulfilkit.inbox import Unrecorded
 from fulfilkit.metrics import until_commit
 from fulfilkit.received import Event, decode_event
 from webhooks.domain import (
@@ -32,6 +33,7 @@ from webhooks.domain import (
     decide,
 )
 from webhooks.resources import Resources
+from webhooks.store import SCHEMA
 from webhooks.usecases import deliveries, endpoints
 
 pytestmark = pytest.mark.integration
@@ -305,6 +307,38 @@ async def test_record_deliveries_queues_one_per_subscribed_endpoint_with_the_pub
     assert orjson.loads(payload)["data"] == published["data"]
     # Byte for byte the data as its producer serialised it.
     assert orjson.dumps(published["data"]) in payload
+
+
+async def test_only_events_some_endpoint_wants_are_recorded_in_the_inbox(
+    pool: asyncpg.Pool, tenants: Any, resources: Resources
+) -> None:
+    """As the inbox applies a batch (`records_inbox`): an event no endpoint subscribes to
+    writes nothing at all; one that is wanted is recorded once and planned once."""
+    tenant, quiet = tenants(), tenants()
+    await create(pool, resources, tenant, new_endpoint(event_types=["stock.*"]))
+    wanted, unwanted = stock_changed(tenant)[1], stock_changed(quiet)[1]
+    ids = [wanted.id, unwanted.id]
+
+    async def apply(events: list[Event[Any]]) -> int:
+        unrecorded = Unrecorded(SCHEMA, "deliveries", [e.id for e in events])
+        async with pool.acquire() as conn, conn.transaction():
+            inserted = await deliveries.record_deliveries(conn, events, None, unrecorded)
+            await park(conn, tenant)
+        return inserted
+
+    async def inboxed() -> set[UUID]:
+        rows = await pool.fetch(
+            "SELECT event_id FROM webhooks.inbox WHERE event_id = ANY($1::uuid[])", ids
+        )
+        return {r["event_id"] for r in rows}
+
+    assert await apply([unwanted]) == 0
+    assert await inboxed() == set(), "an event no endpoint wants leaves no inbox row"
+    assert await apply([wanted, unwanted]) == 1
+    assert await inboxed() == {wanted.id}
+    assert await apply([wanted, unwanted]) == 0, "a replayed event is not planned twice"
+    assert [r["event_id"] for r in await delivery_rows(pool, tenant)] == [wanted.id]
+    assert await delivery_rows(pool, quiet) == []
 
 
 class FakeHandoff:

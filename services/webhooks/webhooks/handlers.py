@@ -11,16 +11,18 @@ from fulfilkit.contracts import (
     STOCK_TOPIC,
     WEBHOOKS_TOPIC,
 )
-from fulfilkit.inbox import Apply
+from fulfilkit.inbox import RecordingApply, Unrecorded
 from fulfilkit.received import Event
 from fulfilkit.service import Consumer, Runtime
 from webhooks.resources import Resources
 from webhooks.usecases.deliveries import record_deliveries
 
 
-def deliveries_from_events(runtime: Runtime[Resources]) -> Apply:
-    async def apply(conn: asyncpg.Connection, events: list[Event[Any]]) -> None:
-        await record_deliveries(conn, events, runtime.resources.handoff)
+def deliveries_from_events(runtime: Runtime[Resources]) -> RecordingApply:
+    async def apply(
+        conn: asyncpg.Connection, events: list[Event[Any]], unrecorded: Unrecorded
+    ) -> None:
+        await record_deliveries(conn, events, runtime.resources.handoff, unrecorded)
 
     return apply
 
@@ -30,5 +32,6 @@ CONSUMERS = [
         topics=[SALES_TOPIC, STOCK_TOPIC, FULFILLMENT_TOPIC, WEBHOOKS_TOPIC],
         event_types=EVENT_TYPES,
         apply=deliveries_from_events,
+        records_inbox=True,  # only events some endpoint wants are recorded
     )
 ]

@@ -3,6 +3,7 @@ record the outcomes, read them, queue finished ones again."""
 
 import time
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
@@ -11,6 +12,7 @@ from uuid import UUID
 import asyncpg
 
 from fulfilkit.errors import Conflict, Invalid, NotFound
+from fulfilkit.inbox import Unrecorded
 from fulfilkit.metrics import after_commit
 from fulfilkit.outbox import add_events
 from fulfilkit.received import Event
@@ -65,7 +67,10 @@ class Handoff(Protocol):
 
 
 async def record_deliveries(
-    conn: asyncpg.Connection, events: Sequence[Event[Any]], handoff: Handoff | None = None
+    conn: asyncpg.Connection,
+    events: Sequence[Event[Any]],
+    handoff: Handoff | None = None,
+    unrecorded: Unrecorded | None = None,
 ) -> int:
     """One delivery per subscribed endpoint of each event's tenant, in the caller's (the
     inbox's) transaction. The payload carries the event's data as its contract model dumps
@@ -76,9 +81,20 @@ async def record_deliveries(
     endpoint, whose subjects wait on their heads) are inserted leased to it and handed to it
     once the transaction commits (`after_commit`: the inbox's), sent without a claim; should
     it never record an attempt (the process dies), they are due when the lease ends. The
-    others are due at once, and the dispatchers are woken when the transaction commits."""
+    others are due at once, and the dispatchers are woken when the transaction commits.
+
+    Given the batch `unrecorded` (the inbox's `RecordingApply`), it records in the inbox only
+    the events some endpoint subscribes to, and plans only those not recorded before: an
+    event no endpoint wants writes nothing, so a batch of them is a read-only transaction.
+    Such an event consumed again (a replay, a rebalance) is planned for the endpoints
+    subscribed by then, as a consumer running behind would plan it."""
     subscriptions = await store.subscriptions(conn, (e.tenantid for e in events))
     planned = plan_deliveries(events, subscriptions)
+    if planned and unrecorded is not None:
+        wanted = list(dict.fromkeys(e.id for e, _ in planned))
+        first = replace(unrecorded, ids=wanted)
+        fresh = {r["event_id"] for r in await conn.fetch(first.cte(1), *first.params())}
+        planned = [(e, s) for e, s in planned if e.id in fresh]
     if not planned:
         return 0
     payloads = {
