@@ -64,15 +64,13 @@ class CpuMeter:
 
     @classmethod
     def for_local_run(cls, platform: Platform) -> "CpuMeter":
-        # a service's replicas count as one component
-        return cls.with_infra(
-            {
-                name: (
-                    lambda replicas=platform.replicas_of(name): [p.pid for p in replicas if p.pid]
-                )
-                for name in platform.processes
-            }
-        )
+        # a service's replicas count as one component, with the processes each started
+        # itself (webhooks' delivery processes)
+        def of(name: str) -> Callable[[], list[int]]:
+            replicas = platform.replicas_of(name)
+            return lambda: [pid for p in replicas if p.pid for pid in (p.pid, *_children(p.pid))]
+
+        return cls.with_infra({name: of(name) for name in platform.processes})
 
     def snapshot(self) -> dict[str, float]:
         return {
