@@ -27,6 +27,10 @@ TEST_SETTINGS = {
     "WEBHOOK_RETRY_SCHEDULE_SECONDS": "0.2,0.4,0.8",
     "WEBHOOK_TIMEOUT_SECONDS": "5",
     "WEBHOOK_LEASE_SECONDS": "12",
+    # the deployment with the most moving parts (a delivery process sharing the caps):
+    # crashes, fairness and database faults are tested on it; the services' own tests cover
+    # the service's process alone, the default
+    "WEBHOOK_DELIVERY_PROCESSES": "1",
     "CONSUMER_MAX_ATTEMPTS": "2",
     "SHIPPING_PROVIDER_RULES": '{"channel:freight": "fulfil-freight"}',
 }

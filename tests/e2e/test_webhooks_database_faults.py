@@ -1,7 +1,7 @@
 """The dispatchers outlive a lost database connection: their LISTEN connections and their
 pools' connections are terminated by the server, and deliveries go on, woken by LISTEN again.
 There are two dispatchers, each with its own LISTEN: the service's and that of its one
-delivery process (`WEBHOOK_DELIVERY_PROCESSES`, 1 by default)."""
+delivery process (`WEBHOOK_DELIVERY_PROCESSES=1` in the end-to-end platform)."""
 
 import asyncpg
 

@@ -1,4 +1,4 @@
-"""Deliveries also sent from processes of their own (`WEBHOOK_DELIVERY_PROCESSES`, default 1).
+"""Deliveries also sent from processes of their own (`WEBHOOK_DELIVERY_PROCESSES`, default 0).
 
 The service's process serves the API, turns events into deliveries and sends, with its own
 dispatcher, those its consumer hands over (`webhooks.handoff`: a steady flow never waits for

@@ -21,8 +21,9 @@ class WebhookSettings(ServiceSettings):
     webhook_max_in_flight: int = Field(default=256, ge=1)
     webhook_max_in_flight_per_tenant: int = Field(default=64, ge=1)
     # Processes that claim and send deliveries, started by the service beside its own (whose
-    # dispatcher sends those its consumer hands over, and claims too).
-    webhook_delivery_processes: int = Field(default=1, ge=0)
+    # dispatcher sends those its consumer hands over, and claims too). None by default: on a
+    # quiet 2-core machine they sent a burst no faster, at more CPU a delivery (the claims).
+    webhook_delivery_processes: int = Field(default=0, ge=0)
     webhook_max_endpoints_per_tenant: int = Field(default=50, ge=1)
     webhook_dns_timeout_seconds: float = Field(default=5, gt=0)
     webhook_dns_max_concurrent: int = Field(default=8, ge=1)
