@@ -7,7 +7,7 @@ from uuid import UUID
 import asyncpg
 import orjson
 
-from fulfilkit.outbox import Keyed, outbox_arrays, outbox_insert
+from fulfilkit.outbox import Keyed, outbox_arrays, outbox_insert, relay_wake
 from fulfilkit.outbox import channel as outbox_channel
 from fulfilment.domain import Fulfillment, ShippingDetails
 
@@ -98,26 +98,33 @@ async def create(
     details = [d for _, d, _ in items]
     events = [e for _, _, e in items]
     written = "e.event_id IN (SELECT x.event FROM unnest($1::uuid[], $22::uuid[]) AS x(id, event)"
-    rows = await conn.fetch(
-        f"WITH added AS (INSERT INTO {S}.fulfillments ({COLUMNS})"
-        f" SELECT * FROM unnest({INSERT_COLUMNS})"
-        f" ON CONFLICT (tenant_id, sale, location) DO NOTHING RETURNING {COLUMNS}),"
-        f" details AS (INSERT INTO {S}.shipping_details (id, customer, shipping_address, sender)"
-        " SELECT v.id, v.customer::jsonb, v.address::jsonb, v.sender::jsonb"
-        " FROM unnest($18::uuid[], $19::text[], $20::text[], $21::text[])"
-        " AS v(id, customer, address, sender) WHERE v.id IN (SELECT id FROM added)"
-        " ON CONFLICT (id) DO NOTHING),"
-        f" event AS ({outbox_insert(S, 22, written + ' JOIN added USING (id))')})"
-        f" SELECT {COLUMNS}, pg_notify($28, '') FROM added",
-        *_insert_arrays([f for f, _, _ in items]),
-        [d.fulfillment for d in details],
-        [_json(d.customer) for d in details],
-        [_json(d.shipping_address) for d in details],
-        [_json(d.sender) for d in details],
-        *outbox_arrays(events),
-        outbox_channel(S),
-    )
+    with relay_wake(conn, S) as notify:
+        rows = await conn.fetch(
+            f"WITH added AS (INSERT INTO {S}.fulfillments ({COLUMNS})"
+            f" SELECT * FROM unnest({INSERT_COLUMNS})"
+            f" ON CONFLICT (tenant_id, sale, location) DO NOTHING RETURNING {COLUMNS}),"
+            f" details AS (INSERT INTO {S}.shipping_details (id, customer, shipping_address,"
+            " sender) SELECT v.id, v.customer::jsonb, v.address::jsonb, v.sender::jsonb"
+            " FROM unnest($18::uuid[], $19::text[], $20::text[], $21::text[])"
+            " AS v(id, customer, address, sender) WHERE v.id IN (SELECT id FROM added)"
+            " ON CONFLICT (id) DO NOTHING),"
+            f" event AS ({outbox_insert(S, 22, written + ' JOIN added USING (id))')})"
+            f" SELECT {COLUMNS}{_notifying(28, notify)} FROM added",
+            *_insert_arrays([f for f, _, _ in items]),
+            [d.fulfillment for d in details],
+            [_json(d.customer) for d in details],
+            [_json(d.shipping_address) for d in details],
+            [_json(d.sender) for d in details],
+            *outbox_arrays(events),
+            *((outbox_channel(S),) if notify else ()),
+        )
     return [Fulfillment(**{k: v for k, v in r.items() if k != "pg_notify"}) for r in rows]
+
+
+def _notifying(param: int, notify: bool) -> str:
+    """The column that wakes the outbox's relay through `NOTIFY` (its channel at `$param`),
+    when `relay_wake` says the statement must."""
+    return f", pg_notify(${param}, '')" if notify else ""
 
 
 async def live_for_sales(
@@ -157,23 +164,25 @@ async def save_statuses_if_unchanged(
         return set()
     moved = [f for f, _ in moves]
     written = "e.event_id IN (SELECT x.event FROM unnest($2::uuid[], $5::uuid[]) AS x(id, event)"
-    rows = await conn.fetch(
-        f"WITH v AS (SELECT * FROM unnest($2::uuid[], $3::text[], $4::int[])"
-        " AS v(id, status, version)),"
-        f" locked AS (SELECT f.id FROM {S}.fulfillments f JOIN v ON v.id = f.id"
-        " WHERE f.tenant_id = $1 AND f.version = v.version - 1 ORDER BY f.id FOR UPDATE OF f),"
-        f" moved AS (UPDATE {S}.fulfillments f SET status = v.status, version = v.version,"
-        " updated_at = now() FROM v WHERE f.id = v.id AND f.id IN (SELECT id FROM locked)"
-        " RETURNING f.id),"
-        f" event AS ({outbox_insert(S, 5, written + ' JOIN moved USING (id))')})"
-        " SELECT id, pg_notify($11, '') FROM moved",
-        tenant_id,
-        [f.id for f in moved],
-        [f.status for f in moved],
-        [f.version for f in moved],
-        *outbox_arrays([e for _, e in moves]),
-        outbox_channel(S),
-    )
+    with relay_wake(conn, S) as notify:
+        rows = await conn.fetch(
+            f"WITH v AS (SELECT * FROM unnest($2::uuid[], $3::text[], $4::int[])"
+            " AS v(id, status, version)),"
+            f" locked AS (SELECT f.id FROM {S}.fulfillments f JOIN v ON v.id = f.id"
+            " WHERE f.tenant_id = $1 AND f.version = v.version - 1"
+            " ORDER BY f.id FOR UPDATE OF f),"
+            f" moved AS (UPDATE {S}.fulfillments f SET status = v.status, version = v.version,"
+            " updated_at = now() FROM v WHERE f.id = v.id AND f.id IN (SELECT id FROM locked)"
+            " RETURNING f.id),"
+            f" event AS ({outbox_insert(S, 5, written + ' JOIN moved USING (id))')})"
+            f" SELECT id{_notifying(11, notify)} FROM moved",
+            tenant_id,
+            [f.id for f in moved],
+            [f.status for f in moved],
+            [f.version for f in moved],
+            *outbox_arrays([e for _, e in moves]),
+            *((outbox_channel(S),) if notify else ()),
+        )
     return {r["id"] for r in rows}
 
 
