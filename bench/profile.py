@@ -39,9 +39,9 @@ import asyncpg
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from bench.cpu import CpuMeter
-from bench.sales_flow import QUIET, analyze, at_fixed_rate_batched, lifecycles, new_tenant
+from bench.sales_flow import analyze, at_fixed_rate_batched, lifecycles, new_tenant, platform
 from deploy.local.infra import TEST_STATE_DIR, kafka_pid
-from deploy.local.services import SERVICES, Platform, free_ports
+from deploy.local.services import SERVICES, Platform
 from fulfilkit import contracts as c
 
 TOPICS = [c.SALES_TOPIC, c.STOCK_TOPIC, c.FULFILLMENT_TOPIC, c.WEBHOOKS_TOPIC]
@@ -266,14 +266,7 @@ def main() -> None:
     out = args.out or Path(tempfile.mkdtemp(prefix="bench-profile-"))
     out.mkdir(parents=True, exist_ok=True)
     log_dir = out / "logs"
-    ports = dict(zip([s.name for s in SERVICES], free_ports(len(SERVICES)), strict=True))
-    with Platform(
-        database_url=os.environ["DATABASE_URL"],
-        bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"],
-        log_dir=log_dir,
-        ports=ports,
-        extra_env=QUIET,
-    ) as running:
+    with platform(log_dir) as running:
         counts = asyncio.run(run(args, running, out))
     sales = args.sales
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")

@@ -44,9 +44,9 @@ import asyncpg
 from bench import invariants
 from bench.cpu import CpuMeter
 from bench.report import Report
-from bench.sales_flow import QUIET, analyze, lifecycles, new_tenant
+from bench.sales_flow import analyze, lifecycles, new_tenant, platform
 from deploy.local.infra import postgres_state_dir, restart_postgres, stop_postgres
-from deploy.local.services import SERVICES, Platform, free_ports
+from deploy.local.services import Platform
 from fulfilkit.contracts import DOMAIN_TOPICS
 from fulfilkit.db_roles import ROLE_PREFIX
 
@@ -230,17 +230,6 @@ async def until_orders_know(database_url: str, tenant: object, skus: int) -> Non
             await asyncio.sleep(0.1)
     finally:
         await conn.close()
-
-
-def platform_for(log_dir: Path) -> Platform:
-    ports = dict(zip([s.name for s in SERVICES], free_ports(len(SERVICES)), strict=True))
-    return Platform(
-        database_url=os.environ["DATABASE_URL"],
-        bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"],
-        log_dir=log_dir,
-        ports=ports,
-        extra_env=QUIET,
-    )
 
 
 def service_of(table: str) -> str:
@@ -427,7 +416,7 @@ def main() -> None:
     asyncio.run(prepare_server(os.environ["DATABASE_URL"], args.statements))
     report = Report("rows")
     log_dir = Path(tempfile.mkdtemp(prefix="bench-logs-"))
-    with platform_for(log_dir) as running:
+    with platform(log_dir) as running:
         lines = asyncio.run(run(args, running, report))
     report.save([sys.executable, *sys.argv])
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")

@@ -582,18 +582,24 @@ def side_by_side(outcomes: list[Outcome]) -> list[str]:
     return [f"{r[0]:<{width}}  " + "  ".join(f"{c:>12}" for c in r[1:]) for r in rows]
 
 
-def start_platform(args: argparse.Namespace, replicas: int, log_dir: Path) -> Platform:
+def platform(log_dir: Path, replicas: int = 1) -> Platform:
+    """Every service (`replicas` processes of each) on the Kafka and PostgreSQL of the
+    environment, on free ports, logging quietly to `log_dir`."""
     ports = dict(zip([s.name for s in SERVICES], free_ports(len(SERVICES)), strict=True))
     # the same connections in all whatever the replicas: PostgreSQL takes 300
     quiet = QUIET | {"DB_POOL_MAX_SIZE": str(int(QUIET["DB_POOL_MAX_SIZE"]) // replicas)}
     return Platform(
         database_url=os.environ["DATABASE_URL"],
         bootstrap_servers=os.environ["KAFKA_BOOTSTRAP_SERVERS"],
-        log_dir=log_dir / (f"{replicas}x" if args.replicas > 1 else ""),
+        log_dir=log_dir,
         ports=ports,
         extra_env=quiet,
         replicas=replicas,
     )
+
+
+def start_platform(args: argparse.Namespace, replicas: int, log_dir: Path) -> Platform:
+    return platform(log_dir / (f"{replicas}x" if args.replicas > 1 else ""), replicas)
 
 
 def main() -> None:
