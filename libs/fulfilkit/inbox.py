@@ -10,6 +10,11 @@ An event whose type does not belong to the topic it came on, or whose source is 
 service owning that topic, is dead-lettered unread: whoever can write to a topic must not
 be able to speak for another service (or, through it, for a tenant).
 
+An apply that is also a `Screening` says, from the envelopes of a batch (tenant and type,
+parsed with orjson, not validated), which events it may want, with what it reads outside any
+transaction once the batch was fetched; the others are skipped there: never validated, no
+transaction. The screen may keep more than the apply acts on, never less.
+
 Every dead letter is also kept in `<schema>.dead_letters` (with the record, the error and
 whether it can be replayed), where `fulfilkit.deadletters` lists, replays and purges them.
 """
@@ -20,7 +25,7 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 import asyncpg
@@ -30,7 +35,7 @@ from pydantic import ValidationError
 from fulfilkit.contracts import SOURCE_OF_TOPIC, TOPIC_OF_TYPE, dlq_topic
 from fulfilkit.events import CloudEvent
 from fulfilkit.metrics import batch_consumed, event_consumed, event_dead_lettered, until_commit
-from fulfilkit.received import Event, decode_event, read_envelope, type_hint
+from fulfilkit.received import Envelope, Event, decode_event, read_envelope, type_hint
 from fulfilkit.tracing import consuming, record_traceparent
 
 log = logging.getLogger(__name__)
@@ -65,6 +70,20 @@ class Unrecorded:
 # An apply that records the batch in the inbox itself (`Unrecorded`), given every event of
 # the batch once (a duplicate left out): it must apply only the events its insert recorded.
 RecordingApply = Callable[[asyncpg.Connection, list[Event[Any]], Unrecorded], Awaitable[None]]
+
+
+@runtime_checkable
+class Screening(Protocol):
+    """An apply (`Apply` or `RecordingApply`) that screens a batch before it is validated."""
+
+    async def wanted(self, pool: asyncpg.Pool, envelopes: Sequence[Envelope]) -> Sequence[bool]:
+        """Whether each event (by its envelope: a known type of the topic it came on, from
+        the topic's owner, with a `tenantid`) may be one this apply acts on, in order. What it
+        reads, it reads in statements of their own (no transaction) that start after the
+        batch was fetched: so it sees whatever committed before the events were published.
+        An event it does not want is skipped unvalidated; raising consumes the batch again."""
+        ...
+
 
 INFRASTRUCTURE_ERRORS: tuple[type[BaseException], ...] = (
     asyncpg.DeadlockDetectedError,
@@ -178,10 +197,13 @@ class Inbox:
         self._relevant = relevant
         self._max_attempts = max_attempts
         self._records_inbox = records_inbox
+        self._screening = apply if isinstance(apply, Screening) else None
 
     async def handle(self, records: Sequence[Any]) -> None:
         """Apply one polled batch of Kafka ConsumerRecords."""
         batch_consumed(self._schema, len(records))
+        if self._screening is not None:
+            records = await self._screened(records, self._screening)
         events: list[tuple[Any, Event[Any]]] = []
         for record in records:
             raw = record.value or b""
@@ -212,6 +234,39 @@ class Inbox:
             for record, event in events:
                 with self._traced([(record, event)]):
                     await self._apply_alone(record, event)
+
+    async def _screened(self, records: Sequence[Any], screening: Screening) -> Sequence[Any]:
+        """The records left once `screening` turned down what it does not want, in order.
+        Only records whose envelope is of a type this consumer handles, belonging to the
+        topic they came on, from its owner and with a tenant are screened; the others go on
+        as before (skipped, applied or dead-lettered as `handle` decides)."""
+        envelopes = [self._screenable(record) for record in records]
+        asked = [e for e in envelopes if e is not None]
+        if not asked:
+            return records
+        answers = list(await screening.wanted(self._pool, asked))
+        if len(answers) != len(asked):
+            raise ValueError(f"screened {len(asked)} events, got {len(answers)} answers")
+        wanted = iter(answers)
+        kept = []
+        for record, envelope in zip(records, envelopes, strict=True):
+            if envelope is None or next(wanted):
+                kept.append(record)
+            else:
+                event_consumed(self._schema, record.topic, envelope.type)
+        return kept
+
+    def _screenable(self, record: Any) -> Envelope | None:
+        envelope = read_envelope(record.value or b"")
+        if (
+            envelope is None
+            or envelope.tenantid is None
+            or (self._types is not None and envelope.type not in self._types)
+            or TOPIC_OF_TYPE.get(envelope.type) != record.topic
+            or SOURCE_OF_TOPIC.get(record.topic) != envelope.source
+        ):
+            return None
+        return envelope
 
     def _skips(self, topic: str, raw: bytes) -> bool:
         """A record of a type this consumer does not handle, from its topic's owner, is

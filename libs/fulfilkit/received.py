@@ -9,6 +9,9 @@ a record's type from its text without parsing it; when that type is one the cons
 `read_envelope` parses the JSON (orjson, a third of the cost of validating the event) to be
 sure of the type and source, and the event is never validated. Every other record is
 decoded by `decode_event`, as before.
+
+A consumer can also ask, from the envelopes alone (`Envelope.tenantid` and `type`), which
+events of a batch it wants at all (`fulfilkit.inbox.Screening`); only those are validated.
 """
 
 import re
@@ -89,19 +92,21 @@ def type_hint(raw: bytes) -> str | None:
 
 
 class Envelope:
-    """A record's value parsed as JSON (not validated), with the two fields a consumer reads
-    to know that it does not want an event: `type` and `source`, both text."""
+    """A record's value parsed as JSON (not validated), with the fields a consumer reads to
+    know that it does not want an event: `type` and `source`, both text, and `tenantid`
+    (None when it is missing or no UUID)."""
 
-    __slots__ = ("source", "type")
+    __slots__ = ("source", "tenantid", "type")
 
-    def __init__(self, event_type: str, source: str) -> None:
+    def __init__(self, event_type: str, source: str, tenantid: UUID | None = None) -> None:
         self.type = event_type
         self.source = source
+        self.tenantid = tenantid
 
 
 def read_envelope(raw: bytes) -> Envelope | None:
-    """The type and source of a record's value, or None when it is no JSON object with both
-    in text (`decode_event` then says what is wrong with it)."""
+    """The type, source and tenant of a record's value, or None when it is no JSON object
+    with a type and a source in text (`decode_event` then says what is wrong with it)."""
     try:
         fields = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -111,4 +116,13 @@ def read_envelope(raw: bytes) -> Envelope | None:
     event_type, source = fields.get("type"), fields.get("source")
     if not isinstance(event_type, str) or not isinstance(source, str):
         return None
-    return Envelope(event_type, source)
+    return Envelope(event_type, source, _uuid(fields.get("tenantid")))
+
+
+def _uuid(value: Any) -> UUID | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return UUID(value)
+    except ValueError:
+        return None

@@ -1,5 +1,6 @@
 """Events in, deliveries out: every subscribed endpoint of the event's tenant gets one."""
 
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -11,20 +12,32 @@ from fulfilkit.contracts import (
     STOCK_TOPIC,
     WEBHOOKS_TOPIC,
 )
-from fulfilkit.inbox import RecordingApply, Unrecorded
-from fulfilkit.received import Event
+from fulfilkit.inbox import Unrecorded
+from fulfilkit.received import Envelope, Event
 from fulfilkit.service import Consumer, Runtime
 from webhooks.resources import Resources
-from webhooks.usecases.deliveries import record_deliveries
+from webhooks.usecases.deliveries import record_deliveries, wanted
 
 
-def deliveries_from_events(runtime: Runtime[Resources]) -> RecordingApply:
-    async def apply(
-        conn: asyncpg.Connection, events: list[Event[Any]], unrecorded: Unrecorded
+class DeliveriesFromEvents:
+    """The inbox's apply (a `RecordingApply`) and its `Screening`: an event whose tenant has
+    no enabled endpoint subscribed to its type is skipped before it is validated, with no
+    transaction (`wanted`)."""
+
+    def __init__(self, runtime: Runtime[Resources]) -> None:
+        self._runtime = runtime
+
+    async def __call__(
+        self, conn: asyncpg.Connection, events: list[Event[Any]], unrecorded: Unrecorded
     ) -> None:
-        await record_deliveries(conn, events, runtime.resources.handoff, unrecorded)
+        await record_deliveries(conn, events, self._runtime.resources.handoff, unrecorded)
 
-    return apply
+    async def wanted(self, pool: asyncpg.Pool, envelopes: Sequence[Envelope]) -> list[bool]:
+        return await wanted(pool, envelopes)
+
+
+def deliveries_from_events(runtime: Runtime[Resources]) -> DeliveriesFromEvents:
+    return DeliveriesFromEvents(runtime)
 
 
 CONSUMERS = [

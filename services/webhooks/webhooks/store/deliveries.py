@@ -67,6 +67,20 @@ async def subscriptions(conn: asyncpg.Connection, tenant_ids: Iterable[UUID]) ->
     ]
 
 
+async def subscribed_types(db: Executor, tenant_ids: Iterable[UUID]) -> dict[UUID, list[str]]:
+    """The event type patterns of each of `tenant_ids`' enabled endpoints, by tenant (one
+    list of patterns per endpoint, flattened); a tenant without any is absent."""
+    rows = await db.fetch(
+        "SELECT tenant_id, event_types FROM webhooks.endpoints"
+        " WHERE enabled AND tenant_id = ANY($1::uuid[])",
+        list(set(tenant_ids)),
+    )
+    patterns: dict[UUID, list[str]] = {}
+    for r in rows:
+        patterns.setdefault(r["tenant_id"], []).extend(r["event_types"])
+    return patterns
+
+
 async def insert_deliveries(
     conn: asyncpg.Connection,
     rows: Sequence[tuple[Any, ...]],

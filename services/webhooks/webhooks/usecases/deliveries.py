@@ -30,6 +30,7 @@ from webhooks.domain import (
     failing_reason,
     failing_too_long,
     gone_reason,
+    matches,
     plan_deliveries,
     recover_window_error,
     webhook_id,
@@ -64,6 +65,32 @@ class Handoff(Protocol):
 
     def take(self, targets: list[Target]) -> None:
         """Deliveries leased for it, once they are committed."""
+
+
+class Envelope(Protocol):
+    """What `wanted` reads of an event before it is validated."""
+
+    @property
+    def type(self) -> str: ...
+    @property
+    def tenantid(self) -> UUID | None: ...
+
+
+async def wanted(pool: asyncpg.Pool, envelopes: Sequence[Envelope]) -> list[bool]:
+    """Whether some enabled endpoint of each event's tenant subscribes to its type, read in
+    one statement outside any transaction (the inbox's `Screening`): an event no endpoint
+    wants is then skipped unvalidated, with no transaction. Filters on the target status are
+    not read here (they need the event's data): an event they would filter out is wanted,
+    and `record_deliveries` plans nothing for it.
+
+    Called once the batch was fetched from Kafka, the statement sees every endpoint whose
+    subscription committed before the events did (they were published after they committed,
+    and fetched after that), whichever replica runs it (`docs/webhooks.md`)."""
+    tenants = {e.tenantid for e in envelopes if e.tenantid is not None}
+    patterns = await store.subscribed_types(pool, tenants) if tenants else {}
+    return [
+        e.tenantid is not None and matches(patterns.get(e.tenantid, ()), e.type) for e in envelopes
+    ]
 
 
 async def record_deliveries(
