@@ -93,19 +93,26 @@ def type_hint(raw: bytes) -> str | None:
 
 class Envelope:
     """A record's value parsed as JSON (not validated), with the fields a consumer reads to
-    know that it does not want an event: `type` and `source`, both text, and `tenantid`
-    (None when it is missing or no UUID)."""
+    know that it does not want an event: `type` and `source`, both text, and `tenantid` and
+    `id` (None when missing or no UUID)."""
 
-    __slots__ = ("source", "tenantid", "type")
+    __slots__ = ("id", "source", "tenantid", "type")
 
-    def __init__(self, event_type: str, source: str, tenantid: UUID | None = None) -> None:
+    def __init__(
+        self,
+        event_type: str,
+        source: str,
+        tenantid: UUID | None = None,
+        event_id: UUID | None = None,
+    ) -> None:
         self.type = event_type
         self.source = source
         self.tenantid = tenantid
+        self.id = event_id
 
 
 def read_envelope(raw: bytes) -> Envelope | None:
-    """The type, source and tenant of a record's value, or None when it is no JSON object
+    """The type, source, tenant and id of a record's value, or None when it is no JSON object
     with a type and a source in text (`decode_event` then says what is wrong with it)."""
     try:
         fields = orjson.loads(raw)
@@ -116,7 +123,7 @@ def read_envelope(raw: bytes) -> Envelope | None:
     event_type, source = fields.get("type"), fields.get("source")
     if not isinstance(event_type, str) or not isinstance(source, str):
         return None
-    return Envelope(event_type, source, _uuid(fields.get("tenantid")))
+    return Envelope(event_type, source, _uuid(fields.get("tenantid")), _uuid(fields.get("id")))
 
 
 def _uuid(value: Any) -> UUID | None:

@@ -170,11 +170,11 @@ async def subscribe(
 
 
 def envelope(event: CloudEvent) -> Envelope:
-    return Envelope(event.type, event.source, event.tenantid)
+    return Envelope(event.type, event.source, event.tenantid, event.id)
 
 
 @pytest.mark.integration
-async def test_wanted_reads_the_enabled_subscriptions_of_the_batchs_tenants(
+async def test_the_screen_reads_the_enabled_subscriptions_of_the_batchs_tenants(
     pool: asyncpg.Pool, tenants: Any, resources: Resources
 ) -> None:
     stock, sales, paused, none = tenants(), tenants(), tenants(), tenants()
@@ -185,14 +185,13 @@ async def test_wanted_reads_the_enabled_subscriptions_of_the_batchs_tenants(
         "UPDATE webhooks.endpoints SET enabled = false WHERE id = $1", off.endpoint.id
     )
     batch = [stock_event(t) for t in (stock, sales, paused, none)]
-    assert await deliveries.wanted(pool, [envelope(e) for e in batch]) == [
-        True,
-        False,
-        False,
-        False,
-    ]
+    screened = await deliveries.screen(pool, [envelope(e) for e in batch])
+    assert screened.wanted == [True, False, False, False]
+    assert {s.tenant_id for s in screened.subscriptions} == {stock, sales}
+    assert screened.subscriptions_for([decode_event(batch[0].to_bytes())]) is not None
+    assert screened.subscriptions_for([decode_event(stock_event(stock).to_bytes())]) is None
     no_tenant = Envelope(c.STOCK_CHANGED, "/stock", None)
-    assert await deliveries.wanted(pool, [no_tenant]) == [False]
+    assert (await deliveries.screen(pool, [no_tenant])).wanted == [False]
 
 
 def consumer(pool: asyncpg.Pool, resources: Resources) -> Inbox:
@@ -226,7 +225,16 @@ async def test_the_consumer_records_only_what_an_endpoint_wants(
     await inbox.handle(records)
     assert decoded == [] and await delivered(pool, [wanted.id, unwanted.id]) == []
     await pool.execute("UPDATE webhooks.endpoints SET enabled = true WHERE id = $1", hook)
+    reads = []
+    read = deliveries.store.subscriptions
+
+    async def counted(db: Any, tenant_ids: Any) -> Any:
+        reads.append(db)
+        return await read(db, tenant_ids)
+
+    monkeypatch.setattr(deliveries.store, "subscriptions", counted)
     await inbox.handle(records)  # consumed again (a replay): planned for today's endpoints
+    assert reads == [pool], "one read, by the screen, outside the transaction"
     assert decoded == [wanted.to_bytes()]
     assert await delivered(pool, [wanted.id, unwanted.id]) == [(wanted.id, hook)]
     inboxed = await pool.fetch(

@@ -38,9 +38,9 @@ def delivery_of(row: Any, attempts: Sequence[Any] = ()) -> Delivery:
 # --- from events -----------------------------------------------------------------------------
 
 
-async def subscriptions(conn: asyncpg.Connection, tenant_ids: Iterable[UUID]) -> list[Subscription]:
+async def subscriptions(db: Executor, tenant_ids: Iterable[UUID]) -> list[Subscription]:
     """The enabled endpoints of `tenant_ids`, each with where its deliveries go."""
-    rows = await conn.fetch(
+    rows = await db.fetch(
         "SELECT id, tenant_id, event_types, filters, url, headers, secret, ordered,"
         " failing_since IS NOT NULL AS failing,"
         " CASE WHEN previous_secret_expires_at > now() THEN previous_secret END"
@@ -65,20 +65,6 @@ async def subscriptions(conn: asyncpg.Connection, tenant_ids: Iterable[UUID]) ->
         )
         for r in rows
     ]
-
-
-async def subscribed_types(db: Executor, tenant_ids: Iterable[UUID]) -> dict[UUID, list[str]]:
-    """The event type patterns of each of `tenant_ids`' enabled endpoints, by tenant (one
-    list of patterns per endpoint, flattened); a tenant without any is absent."""
-    rows = await db.fetch(
-        "SELECT tenant_id, event_types FROM webhooks.endpoints"
-        " WHERE enabled AND tenant_id = ANY($1::uuid[])",
-        list(set(tenant_ids)),
-    )
-    patterns: dict[UUID, list[str]] = {}
-    for r in rows:
-        patterns.setdefault(r["tenant_id"], []).extend(r["event_types"])
-    return patterns
 
 
 async def insert_deliveries(

@@ -3,7 +3,7 @@ record the outcomes, read them, queue finished ones again."""
 
 import time
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
@@ -23,6 +23,7 @@ from webhooks.domain import (
     Destination,
     Outcome,
     Room,
+    Subscription,
     Target,
     allot,
     can_resend,
@@ -68,29 +69,56 @@ class Handoff(Protocol):
 
 
 class Envelope(Protocol):
-    """What `wanted` reads of an event before it is validated."""
+    """What `screen` reads of an event before it is validated."""
 
+    @property
+    def id(self) -> UUID | None: ...
     @property
     def type(self) -> str: ...
     @property
     def tenantid(self) -> UUID | None: ...
 
 
-async def wanted(pool: asyncpg.Pool, envelopes: Sequence[Envelope]) -> list[bool]:
+@dataclass(frozen=True)
+class Screened:
+    """What `screen` found for a batch: whether each event is wanted, in order, and the
+    subscriptions of the batch's tenants, which the inbox's transaction plans the wanted
+    events (`ids`) of that batch with (`subscriptions_for`)."""
+
+    wanted: list[bool]
+    ids: frozenset[UUID]
+    subscriptions: list[Subscription]
+
+    def subscriptions_for(self, events: Sequence[Event[Any]]) -> list[Subscription] | None:
+        """This batch's subscriptions when every one of `events` was screened here, else
+        None (to be read again)."""
+        return self.subscriptions if all(e.id in self.ids for e in events) else None
+
+
+async def screen(pool: asyncpg.Pool, envelopes: Sequence[Envelope]) -> Screened:
     """Whether some enabled endpoint of each event's tenant subscribes to its type, read in
     one statement outside any transaction (the inbox's `Screening`): an event no endpoint
     wants is then skipped unvalidated, with no transaction. Filters on the target status are
-    not read here (they need the event's data): an event they would filter out is wanted,
+    not applied here (they need the event's data): an event they would filter out is wanted,
     and `record_deliveries` plans nothing for it.
 
     Called once the batch was fetched from Kafka, the statement sees every endpoint whose
     subscription committed before the events did (they were published after they committed,
-    and fetched after that), whichever replica runs it (`docs/webhooks.md`)."""
+    and fetched after that), whichever replica runs it (`docs/webhooks.md`). So the wanted
+    events are planned with what it read, and the inbox's transaction reads nothing more."""
     tenants = {e.tenantid for e in envelopes if e.tenantid is not None}
-    patterns = await store.subscribed_types(pool, tenants) if tenants else {}
-    return [
-        e.tenantid is not None and matches(patterns.get(e.tenantid, ()), e.type) for e in envelopes
-    ]
+    subscriptions = await store.subscriptions(pool, tenants) if tenants else []
+    patterns: dict[UUID, list[str]] = {}
+    for s in subscriptions:
+        patterns.setdefault(s.tenant_id, []).extend(s.patterns)
+    return Screened(
+        [
+            e.tenantid is not None and matches(patterns.get(e.tenantid, ()), e.type)
+            for e in envelopes
+        ],
+        frozenset(e.id for e in envelopes if e.id is not None),
+        subscriptions,
+    )
 
 
 async def record_deliveries(
@@ -98,6 +126,7 @@ async def record_deliveries(
     events: Sequence[Event[Any]],
     handoff: Handoff | None = None,
     unrecorded: Unrecorded | None = None,
+    subscriptions: Sequence[Subscription] | None = None,
 ) -> int:
     """One delivery per subscribed endpoint of each event's tenant, in the caller's (the
     inbox's) transaction. The payload carries the event's data as its contract model dumps
@@ -114,8 +143,12 @@ async def record_deliveries(
     the events some endpoint subscribes to, and plans only those not recorded before: an
     event no endpoint wants writes nothing, so a batch of them is a read-only transaction.
     Such an event consumed again (a replay, a rebalance) is planned for the endpoints
-    subscribed by then, as a consumer running behind would plan it."""
-    subscriptions = await store.subscriptions(conn, (e.tenantid for e in events))
+    subscribed by then, as a consumer running behind would plan it.
+
+    Given the `subscriptions` of the events' tenants (as `screen` read them once the batch
+    was fetched), it plans with those instead of reading them."""
+    if subscriptions is None:
+        subscriptions = await store.subscriptions(conn, (e.tenantid for e in events))
     planned = plan_deliveries(events, subscriptions)
     if planned and unrecorded is not None:
         wanted = list(dict.fromkeys(e.id for e, _ in planned))
