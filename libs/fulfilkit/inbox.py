@@ -257,7 +257,7 @@ class Inbox:
         return kept
 
     def _screenable(self, record: Any) -> Envelope | None:
-        envelope = read_envelope(record.value or b"")
+        envelope = read_envelope(record.value or b"", ids=True)
         if (
             envelope is None
             or envelope.tenantid is None

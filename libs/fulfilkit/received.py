@@ -111,9 +111,10 @@ class Envelope:
         self.id = event_id
 
 
-def read_envelope(raw: bytes) -> Envelope | None:
-    """The type, source, tenant and id of a record's value, or None when it is no JSON object
-    with a type and a source in text (`decode_event` then says what is wrong with it)."""
+def read_envelope(raw: bytes, *, ids: bool = False) -> Envelope | None:
+    """The type and source of a record's value (and with `ids` its tenant and id), or None
+    when it is no JSON object with a type and a source in text (`decode_event` then says
+    what is wrong with it)."""
     try:
         fields = orjson.loads(raw)
     except orjson.JSONDecodeError:
@@ -123,6 +124,8 @@ def read_envelope(raw: bytes) -> Envelope | None:
     event_type, source = fields.get("type"), fields.get("source")
     if not isinstance(event_type, str) or not isinstance(source, str):
         return None
+    if not ids:
+        return Envelope(event_type, source)
     return Envelope(event_type, source, _uuid(fields.get("tenantid")), _uuid(fields.get("id")))
 
 

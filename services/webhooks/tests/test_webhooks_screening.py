@@ -17,7 +17,7 @@ import pytest
 from fulfilkit import contracts as c
 from fulfilkit.events import CloudEvent
 from fulfilkit.inbox import Inbox, Screening
-from fulfilkit.received import Envelope, Event, decode_event
+from fulfilkit.received import Envelope, Event, decode_event, read_envelope
 from webhooks.domain import NewEndpoint
 from webhooks.handlers import DeliveriesFromEvents
 from webhooks.resources import Resources
@@ -286,3 +286,11 @@ async def test_an_event_committed_after_a_subscription_reaches_it_on_any_replica
     finally:
         for p in pools:
             await p.close()
+
+
+def test_the_envelope_carries_the_tenant_and_id_only_when_asked() -> None:
+    event = stock_event(uuid4())
+    asked = read_envelope(event.to_bytes(), ids=True)
+    assert asked is not None and (asked.tenantid, asked.id) == (event.tenantid, event.id)
+    plain = read_envelope(event.to_bytes())
+    assert plain is not None and (plain.type, plain.tenantid, plain.id) == (event.type, None, None)
