@@ -1,6 +1,7 @@
 """Who is calling: API keys and OAuth2 access tokens looked up by hash, with a short,
 bounded cache that revocations empty at once (`gateway.revocations`)."""
 
+import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -23,6 +24,10 @@ class KeyCache:
     only ever evicts other unknown keys, never a key in use. A revocation is forgotten at once
     when its notification arrives (`forget`); without notifications (their channel down) a key
     revoked through another gateway process keeps working here for at most `ttl_seconds`.
+
+    One look-up per key at a time: requests that miss the cache while the key is being looked
+    up wait for that look-up (`looking_up`) instead of asking the database again, so a client
+    opening many connections at once, or the moment its entry expires, costs one query.
     """
 
     def __init__(
@@ -39,6 +44,7 @@ class KeyCache:
         self._found: LruCache[Caller] = LruCache(max_entries)
         self._missing: LruCache[bool] = LruCache(max_missing)
         self._revocations = 0  # moves with every forget: a look-up it overtook is not kept
+        self._lookups: dict[bytes, asyncio.Future[Caller | None]] = {}
 
     def cached(self, secret: str) -> tuple[bool, Caller | None]:
         """(known, caller) from memory alone: known is False when only the database can tell."""
@@ -51,12 +57,30 @@ class KeyCache:
             return True, found
         return self._missing.get(key_hash, now) is not None, None
 
+    def looking_up(self, secret: str) -> bool:
+        """Whether a look-up of `secret` is under way: waiting for it costs no database work."""
+        return bool(self._lookups) and hash_api_key(secret) in self._lookups
+
     async def caller(self, secret: str) -> Caller | None:
         known, caller = self.cached(secret)
         if known:
             return caller
         key_hash = hash_api_key(secret)
-        revocations = self._revocations
+        lookup = self._lookups.get(key_hash)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._look_up(secret, key_hash, self._revocations))
+            self._lookups[key_hash] = lookup
+            lookup.add_done_callback(lambda done: self._finished(key_hash, done))
+        # shielded: a request that goes away does not cancel the look-up others wait for
+        return await asyncio.shield(lookup)
+
+    def _finished(self, key_hash: bytes, lookup: "asyncio.Future[Caller | None]") -> None:
+        self._lookups.pop(key_hash, None)
+        if not lookup.cancelled():
+            lookup.exception()  # retrieved: whoever waited has it, and nobody may be left
+
+    async def _look_up(self, secret: str, key_hash: bytes, revocations: int) -> Caller | None:
+        """`revocations` as it was when the request asked: one arriving since may be this key's."""
         ttl = self._ttl
         caller: Caller | None = None
         if is_access_token(secret):

@@ -76,6 +76,9 @@ def too_large(limit: int) -> Problem:
     return Problem("too_large", f"The request body is larger than {limit} bytes.")
 
 
+UNKNOWN_KEY = "The API key or access token is unknown, expired or revoked."
+
+
 async def caller_of(resources: GatewayResources, scope: Scope, authorization: str | None) -> Caller:
     """The key's caller. Requests without a valid key are limited per client address before
     any database work; a key found in the cache costs nothing more."""
@@ -84,6 +87,14 @@ async def caller_of(resources: GatewayResources, scope: Scope, authorization: st
     if caller is not None:
         return caller
     address = client_address(scope)
+    if token is not None and not known and resources.keys.looking_up(token):
+        # the same key is being looked up for another request: waiting costs the database
+        # nothing, so it takes nothing from the address (a client opening many connections
+        # at once with a valid key is not refused as if its key were wrong)
+        caller = await resources.keys.caller(token)
+        if caller is None:
+            raise invalid_token(UNKNOWN_KEY)
+        return caller
     wait = resources.unauthenticated.wait_seconds(address)
     if wait > 0:
         raise Problem(
@@ -96,7 +107,7 @@ async def caller_of(resources: GatewayResources, scope: Scope, authorization: st
     if not known:
         caller = await resources.keys.caller(token)
     if caller is None:
-        raise invalid_token("The API key or access token is unknown, expired or revoked.")
+        raise invalid_token(UNKNOWN_KEY)
     resources.unauthenticated.give_back(address)  # a valid key not cached yet
     return caller
 

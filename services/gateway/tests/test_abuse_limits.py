@@ -1,6 +1,7 @@
 """Fail closed at the gateway: requests without a valid key and failed admin attempts are
 limited per client address, and the admin API refuses oversized bodies before parsing."""
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -42,6 +43,32 @@ async def test_requests_without_a_valid_key_are_limited_per_address(
     assert (await gateway.call("GET", "/api/v1/sales", key=tenant["api_key"]))[0] == 200
     assert_problem(
         await gateway.call("GET", "/api/v1/sales", key=later["api_key"]), 429, "rate_limit"
+    )
+
+
+async def test_a_valid_key_used_on_many_connections_at_once_is_not_refused(
+    start_gateway: StartGateway,
+) -> None:
+    """A client opening many connections at once with a key this gateway has not looked up yet
+    (its first requests, or the moment its cache entry expires) is one look-up, not a burst of
+    requests "without a valid API key" from its address."""
+    gateway = await start_gateway(
+        unauthenticated_rate_limit_per_second=0.01, unauthenticated_rate_limit_burst=1
+    )
+    tenant = await gateway.new_tenant()
+
+    answers = await asyncio.gather(
+        *(gateway.call("GET", "/api/v1/sales", key=tenant["api_key"]) for _ in range(40))
+    )
+
+    assert [status for status, _, _ in answers] == [200] * 40, [
+        body for status, body, _ in answers if status != 200
+    ]
+    # the address's allowance is untouched: one wrong key is still answered as such
+    assert_problem(
+        await gateway.call("GET", "/api/v1/sales", key=f"fk_unknown-{ref('k')}"),
+        401,
+        "invalid_token",
     )
 
 

@@ -1,3 +1,4 @@
+import asyncio
 from types import SimpleNamespace
 from uuid import uuid4
 
@@ -240,6 +241,68 @@ async def test_requests_without_a_valid_key_are_limited_before_any_database_look
     with pytest.raises(Problem) as refused:
         await caller_of(state, other, "Bearer fk_unknown-3")  # type: ignore[arg-type]
     assert refused.value.code == "invalid_token"
+
+
+class GatedPool(FakePool):
+    """A FakePool whose look-ups wait until the test opens the gate, or fail when it says so."""
+
+    def __init__(self, keys: dict[bytes, ApiKey]) -> None:
+        super().__init__(keys)
+        self.gate = asyncio.Event()
+        self.failure: Exception | None = None
+
+    async def fetchrow(self, query: str, key_hash: bytes) -> dict | None:
+        self.lookups += 1
+        await self.gate.wait()
+        if self.failure is not None:
+            raise self.failure
+        key = self.keys.get(key_hash)
+        return None if key is None else {**key.__dict__, "scopes": list(key.scopes)}
+
+
+async def test_waiting_requests_share_a_keys_look_up_and_take_no_token() -> None:
+    issued = new_api_key(["sales:read"])
+    stored = ApiKey(issued.id, uuid4(), issued.prefix, issued.scopes, None, None)  # type: ignore[arg-type]
+    pool = GatedPool({issued.key_hash: stored})
+    state = SimpleNamespace(
+        keys=KeyCache(pool, ttl_seconds=60),  # type: ignore[arg-type]
+        unauthenticated=RateLimiter(rate_per_second=0.001, burst=1),
+    )
+    scope = {"type": "http", "client": ("198.51.100.9", 4321)}
+    waiting = [
+        asyncio.ensure_future(caller_of(state, scope, f"Bearer {issued.secret}"))  # type: ignore[arg-type]
+        for _ in range(20)
+    ]
+    await asyncio.sleep(0)  # every request has reached the look-up
+    pool.gate.set()
+    callers = await asyncio.gather(*waiting)
+
+    assert {c.key_id for c in callers} == {issued.id}
+    assert pool.lookups == 1
+    with pytest.raises(Problem) as refused:  # the address's one token is still there
+        await caller_of(state, scope, "Bearer fk_unknown-0")  # type: ignore[arg-type]
+    assert refused.value.code == "invalid_token"
+
+
+async def test_a_failed_shared_look_up_fails_its_waiters_and_is_asked_again() -> None:
+    issued = new_api_key(["sales:read"])
+    stored = ApiKey(issued.id, uuid4(), issued.prefix, issued.scopes, None, None)  # type: ignore[arg-type]
+    pool = GatedPool({issued.key_hash: stored})
+    cache = KeyCache(pool, ttl_seconds=60)  # type: ignore[arg-type]
+    first = asyncio.ensure_future(cache.caller(issued.secret))
+    await asyncio.sleep(0)
+    assert cache.looking_up(issued.secret)
+    others = [asyncio.ensure_future(cache.caller(issued.secret)) for _ in range(3)]
+    first.cancel()  # the request that started it went away: the others still get an answer
+    pool.failure = ConnectionResetError("database gone")
+    pool.gate.set()
+
+    results = await asyncio.gather(*others, return_exceptions=True)
+    assert all(isinstance(r, ConnectionResetError) for r in results), results
+    assert not cache.looking_up(issued.secret) and pool.lookups == 1
+    pool.failure = None
+    caller = await cache.caller(issued.secret)
+    assert caller is not None and caller.key_id == issued.id and pool.lookups == 2
 
 
 def test_a_forwarded_requests_span_is_named_by_a_bounded_template() -> None:
