@@ -1,6 +1,11 @@
 """Sale events built and published by hand, to drive the stock service directly on Kafka."""
 
+import asyncio
+import time
 import uuid
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from fulfilkit import contracts as c
 from fulfilkit.events import CloudEvent, utcnow
@@ -57,3 +62,36 @@ async def publish(bootstrap: str, events: list[CloudEvent]) -> None:
         c.SALES_TOPIC,
         [(c.sale_key(e.tenantid, uuid.UUID(e.data["id"])).encode(), e.to_bytes()) for e in events],
     )
+
+
+async def consumed(
+    bootstrap: str, group: str = "stock", topic: str = c.SALES_TOPIC, timeout: float = 30.0
+) -> None:
+    """Wait until `group`'s consumer has applied `topic` as far as it reaches now: its
+    committed offsets (committed only after the batch applied) at the topic's ends. What a
+    consumer applies without an inbox row (stock's sale events) shows no other sign of a
+    replay that changed nothing."""
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await reader.start()
+    await admin.start()
+    try:
+        await reader.topics()  # the topic's partitions are known from here on
+        partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
+        ends = await reader.end_offsets(partitions)
+        deadline = time.monotonic() + timeout
+        while True:
+            committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+            behind = {
+                tp: end
+                for tp, end in ends.items()
+                if end > 0 and (tp not in committed or committed[tp].offset < end)
+            }
+            if not behind:
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError(f"{group} did not consume {topic} to {behind}")
+            await asyncio.sleep(0.05)
+    finally:
+        await admin.close()
+        await reader.stop()

@@ -10,7 +10,7 @@ from typing import Any
 import asyncpg
 
 from fulfilkit import contracts as c
-from tests.e2e.sale_events import event, publish
+from tests.e2e.sale_events import consumed, event, publish
 from tests.e2e.test_routing import allocated, records
 from tests.e2e.test_routing import location as routing_location
 from tests.e2e.test_routing import product as routed_product
@@ -276,7 +276,7 @@ async def test_stock_ignores_an_edit_not_newer_than_what_it_reserved(
     ]
     replays = [event(c.SALE_UPDATED, tenant.tenant_id, data) for data in stale]
     await publish(infrastructure.bootstrap_servers, replays)
-    await applied(infrastructure.database_url, "stock", [e.id for e in replays])
+    await consumed(infrastructure.bootstrap_servers)  # stock records no inbox row for them
     assert await figures(tenant, mug) == [(10, 3, 7)]
     read = (await tenant.get(f"/sales/{sale_['sale_id']}")).body
     assert (read["status"], read["version"], read["reservation"]) == (

@@ -1,16 +1,24 @@
-"""Kafka-side entry points: sale events in, one use-case call per batch."""
+"""Kafka-side entry points: sale events in, one use-case call per batch.
+
+The consumer records in its inbox only the events whose effect is not idempotent on its
+own, the returns' receipts (`apply_returns_once`): reserving, releasing and committing a
+sale's stock is idempotent per sale (`reserve_sales`: a reservation's status and the
+version of the edit it answers decide what a replay changes, which is nothing), so a sale's
+event applied twice, in the same batch again or redelivered after a crash, leaves stock as
+once, without an inbox row."""
 
 from typing import Any
+from uuid import UUID
 
 import asyncpg
 
 from fulfilkit import contracts as c
-from fulfilkit.inbox import Apply
+from fulfilkit.inbox import RecordingApply, Unrecorded
 from fulfilkit.received import Event
 from fulfilkit.service import Consumer, Runtime
 from stock.domain import SaleToReserve
 from stock.usecases.reservations import SaleChange, SaleChangeKind, reserve_sales
-from stock.usecases.returns import ReceivedReturn, ReturnLine, apply_returns
+from stock.usecases.returns import ReceivedReturn, ReturnLine, apply_returns_once
 
 # A status change reaches `apply` only when it is to shipped, an edit only when it changed
 # what to reserve (`changes_stock`).
@@ -66,18 +74,20 @@ def received_return(event: Event[c.ReturnStatusChanged]) -> ReceivedReturn:
     )
 
 
-def sale_events(runtime: Runtime[None]) -> Apply:
-    async def apply(conn: asyncpg.Connection, batch: list[Event[Any]]) -> None:
+def sale_events(runtime: Runtime[None]) -> RecordingApply:
+    async def apply(
+        conn: asyncpg.Connection, batch: list[Event[Any]], unrecorded: Unrecorded
+    ) -> None:
         sales: list[SaleChange] = []
-        returns: list[ReceivedReturn] = []
+        returns: list[tuple[UUID, ReceivedReturn]] = []
         for e in batch:  # one pass: a batch of sales pays one type check per event more
             if e.type == c.RETURN_STATUS_CHANGED:
                 if e.data.status == "received":
-                    returns.append(received_return(e))
+                    returns.append((e.id, received_return(e)))
             elif changes_stock(e):
                 sales.append(sale_change(e))
         # units back first: a sale of this batch waiting for them may take them at once
-        await apply_returns(conn, returns)
+        await apply_returns_once(conn, returns, unrecorded)
         await reserve_sales(conn, sales)
 
     return apply
@@ -95,5 +105,6 @@ CONSUMERS = [
         ],
         apply=sale_events,
         relevant=changes_stock,
+        records_inbox=True,  # only the returns' receipts (`apply_returns_once`)
     ),
 ]

@@ -1,5 +1,5 @@
 """Returned units coming back into stock, from orders' `return.status_changed` to
-`received` (through the inbox: each return applied exactly once).
+`received` (through the inbox: each return applied exactly once, `apply_returns_once`).
 
 In one transaction per batch: each `restock` line raises on-hand at its location (ledger
 reason `return`, reference `return:<return id>`; a missing stock record is created, as a
@@ -17,11 +17,12 @@ lines applies leaves only the log line.
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from uuid import UUID
 
 import asyncpg
 
+from fulfilkit.inbox import Unrecorded
 from stock import store
 from stock.domain import LedgerEntry, RecordKey, StockRecord, apply_change
 from stock.usecases._changes import save_changes
@@ -75,8 +76,24 @@ def _line_entry(record: StockRecord, line: ReturnLine, reference: str) -> Ledger
     return apply_change(record, "discard", 0, 0, reference)
 
 
+async def apply_returns_once(
+    conn: asyncpg.Connection,
+    returns: Sequence[tuple[UUID, ReceivedReturn]],
+    unrecorded: Unrecorded,
+) -> None:
+    """Apply the received returns (each with the id of its event) that the inbox has not
+    recorded before, recording them, in the caller's transaction: raising on-hand is not
+    idempotent, so a return's event applies once however often it comes. (The consumer's
+    other events, the sales', need no inbox row: `reserve_sales` is idempotent per sale.)"""
+    if not returns:
+        return
+    fresh = await store.inbox.record(conn, replace(unrecorded, ids=[i for i, _ in returns]))
+    await apply_returns(conn, [r for i, r in returns if i in fresh])
+
+
 async def apply_returns(conn: asyncpg.Connection, returns: Sequence[ReceivedReturn]) -> None:
-    """Apply received returns in the caller's (the inbox's) transaction."""
+    """Apply received returns in the caller's transaction, each as often as it is given
+    (`apply_returns_once` applies each once)."""
     if not returns:
         return
     keys = [(r.tenant_id, line.location_id, line.sku) for r in returns for line in r.lines]
