@@ -185,7 +185,8 @@ async def test_events_a_service_ignores_leave_no_trace_in_its_inbox(
     infrastructure,
 ):
     """Stock acts on a sale's creation and shipment, fulfilment on its claim and shipment;
-    the other status changes are dropped before any transaction, so not recorded. So is a
+    the other status changes are dropped before any transaction, so not recorded. Stock
+    records none of them: its reservations are idempotent per sale (`stock.handlers`). So is a
     claim or shipment whose work fulfilment's own request has already committed
     (`fulfilment.settled`): which of those two the consumer still saw first is a race."""
     sku, location, _ = await stocked_product(tenant, quantity=5)
@@ -257,12 +258,8 @@ async def test_events_a_service_ignores_leave_no_trace_in_its_inbox(
             return {key for key, event_id in ids.items() if event_id in found}
 
         status_changed = c.SALE_STATUS_CHANGED
-        stock = await eventually(
-            lambda: recorded("stock"),
-            lambda r: (status_changed, "shipped") in r,
-            what="stock committed the shipment",
-        )
-        assert stock == {(c.SALE_CREATED, "awaiting_stock"), (status_changed, "shipped")}
+        await consumed(infrastructure.bootstrap_servers)  # stock's group, past the late cancel
+        assert await recorded("stock") == set()  # idempotent per sale: it records none
         await eventually(
             lambda: db.fetchval(
                 "SELECT count(*) FROM fulfilment.inbox WHERE event_id = $1", late_cancel.id
