@@ -66,6 +66,15 @@ class Unrecorded:
     def params(self) -> tuple[str, list[UUID]]:
         return self.consumer, self.ids
 
+    async def record(self, conn: asyncpg.Connection, ids: Sequence[UUID]) -> set[UUID]:
+        """Records `ids` (those of the batch the apply must apply once) in a statement of its
+        own, in the caller's transaction: the ids not recorded before, to apply, and only
+        those. For an apply whose other events are idempotent without an inbox row."""
+        if not ids:
+            return set()
+        rows = await conn.fetch(self.cte(1), self.consumer, list(ids))
+        return {r["event_id"] for r in rows}
+
 
 # An apply that records the batch in the inbox itself (`Unrecorded`), given every event of
 # the batch once (a duplicate left out): it must apply only the events its insert recorded.

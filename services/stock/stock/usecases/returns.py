@@ -17,7 +17,7 @@ lines applies leaves only the log line.
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
@@ -87,7 +87,7 @@ async def apply_returns_once(
     other events, the sales', need no inbox row: `reserve_sales` is idempotent per sale.)"""
     if not returns:
         return
-    fresh = await store.inbox.record(conn, replace(unrecorded, ids=[i for i, _ in returns]))
+    fresh = await unrecorded.record(conn, [i for i, _ in returns])
     await apply_returns(conn, [r for i, r in returns if i in fresh])
 
 

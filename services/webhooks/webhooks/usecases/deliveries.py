@@ -3,7 +3,7 @@ record the outcomes, read them, queue finished ones again."""
 
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Protocol
@@ -15,7 +15,7 @@ from fulfilkit.errors import Conflict, Invalid, NotFound
 from fulfilkit.inbox import Unrecorded
 from fulfilkit.metrics import after_commit
 from fulfilkit.outbox import add_events
-from fulfilkit.received import Event
+from fulfilkit.received import Envelope, Event
 from fulfilkit.tracing import incoming_traceparent
 from webhooks.domain import (
     Delivery,
@@ -66,17 +66,6 @@ class Handoff(Protocol):
 
     def take(self, targets: list[Target]) -> None:
         """Deliveries leased for it, once they are committed."""
-
-
-class Envelope(Protocol):
-    """What `screen` reads of an event before it is validated."""
-
-    @property
-    def id(self) -> UUID | None: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def tenantid(self) -> UUID | None: ...
 
 
 @dataclass(frozen=True)
@@ -151,9 +140,7 @@ async def record_deliveries(
         subscriptions = await store.subscriptions(conn, (e.tenantid for e in events))
     planned = plan_deliveries(events, subscriptions)
     if planned and unrecorded is not None:
-        wanted = list(dict.fromkeys(e.id for e, _ in planned))
-        first = replace(unrecorded, ids=wanted)
-        fresh = {r["event_id"] for r in await conn.fetch(first.cte(1), *first.params())}
+        fresh = await unrecorded.record(conn, list(dict.fromkeys(e.id for e, _ in planned)))
         planned = [(e, s) for e, s in planned if e.id in fresh]
     if not planned:
         return 0
