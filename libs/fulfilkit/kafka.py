@@ -4,7 +4,6 @@ import asyncio
 import logging
 import random
 import struct
-import time
 from collections.abc import Iterable, Mapping
 from itertools import chain
 from typing import Any, cast
@@ -19,6 +18,7 @@ from faststream.kafka.message import KafkaMessage
 from faststream.kafka.subscriber.usecase import BatchSubscriber
 
 from fulfilkit.inbox import Inbox
+from fulfilkit.offsets import AppliedOffsets
 
 log = logging.getLogger(__name__)
 
@@ -380,7 +380,7 @@ def subscribe(
     An idle consumer waits up to `poll_timeout_ms` for records and is woken as soon as they
     arrive (`LongPollBatchSubscriber`): the timeout sets how often an idle consumer wakes, not
     how late an event is handled."""
-    last_commit = [0.0]
+    offsets = AppliedOffsets(commit_interval)
 
     subscriber = broker.subscriber(
         *topics,
@@ -403,20 +403,22 @@ def subscribe(
 
     @subscriber
     async def consume(message: KafkaMessage) -> None:
-        records = message.raw_message
+        raw = message.raw_message
+        records = raw if isinstance(raw, tuple) else (raw,)
         try:
-            await inbox.handle(records if isinstance(records, tuple) else (records,))
+            await inbox.handle(records)
         except Exception as exc:  # data errors were dead-lettered inside; this is infrastructure
             log.warning("consumer %s cannot apply batch, will retry: %r", group_id, exc)
             await asyncio.sleep(retry_backoff)
             await message.nack()
             return
         # The inbox already made this batch's effects permanent and idempotent, so offsets
-        # need not be committed after every batch: committing at most every interval saves
-        # a broker round trip per batch, and a crash only replays what the inbox skips.
-        now = time.monotonic()
-        if now - last_commit[0] >= commit_interval:
-            last_commit[0] = now
+        # need not be committed after every batch: a crash replays only what applying again
+        # changes nothing with.
+        consumer = message.consumer
+        if isinstance(consumer, AIOKafkaConsumer):
+            await offsets.applied(consumer, records)
+        else:  # the in-memory test broker's stand-in
             await message.ack()
 
     return cast(LongPollBatchSubscriber, subscriber)

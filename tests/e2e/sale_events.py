@@ -76,8 +76,13 @@ async def consumed(
     await reader.start()
     await admin.start()
     try:
-        await reader.topics()  # the topic's partitions are known from here on
-        partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
+        # From the admin client: a consumer that subscribes to nothing need not know the
+        # topic's partitions (`topics()` does not add them to its metadata), and waiting on
+        # no partition would return at once.
+        [described] = await admin.describe_topics([topic])
+        partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
+        if not partitions:
+            raise AssertionError(f"{topic} has no partitions: {described}")
         ends = await reader.end_offsets(partitions)
         deadline = time.monotonic() + timeout
         while True:
