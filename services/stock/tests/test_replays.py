@@ -129,6 +129,11 @@ async def published(
     return TopicPartition(c.SALES_TOPIC, partition), offsets[0][1], offsets[-1][1] + 1
 
 
+def member(bootstrap: str, group: str) -> AIOKafkaConsumer:
+    """A consumer of `group` that commits only when told to."""
+    return AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+
+
 async def read(consumer: AIOKafkaConsumer, tp: TopicPartition, end: int) -> list[Any]:
     """The records from the consumer's position up to `end` (real ConsumerRecords)."""
     records: list[Any] = []
@@ -168,11 +173,7 @@ async def test_sale_events_applied_twice_change_nothing_and_leave_no_inbox_row(
     group = ref("stock-replays")
 
     # One consumer of the group applies both batches and dies before committing offsets
-    dying = AIOKafkaConsumer(
-        bootstrap_servers=infrastructure.bootstrap_servers,
-        group_id=group,
-        enable_auto_commit=False,
-    )
+    dying = member(infrastructure.bootstrap_servers, group)
     await dying.start()
     try:
         dying.assign([tp])
@@ -199,11 +200,7 @@ async def test_sale_events_applied_twice_change_nothing_and_leave_no_inbox_row(
     assert await inbox_rows(pool, [e.id for e in first + second]) == {returned.id}
 
     # The next consumer of the group is handed the records again, from the committed offset
-    successor = AIOKafkaConsumer(
-        bootstrap_servers=infrastructure.bootstrap_servers,
-        group_id=group,
-        enable_auto_commit=False,
-    )
+    successor = member(infrastructure.bootstrap_servers, group)
     await successor.start()
     try:
         successor.assign([tp])
